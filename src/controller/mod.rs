@@ -1,0 +1,1 @@
+//! One task per app, a concurrency limit, level-triggered reconcile cycles.

@@ -1,0 +1,1 @@
+//! Health per resource and per app, derived from live facts each time.

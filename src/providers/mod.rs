@@ -1,0 +1,3 @@
+//! Typed clients for the real APIs; the only code that knows wire formats.
+
+pub mod nomad;

@@ -1,0 +1,1 @@
+//! The Nomad HTTP client.

@@ -1,0 +1,1 @@
+//! The status page, JSON API and health endpoint (axum).
