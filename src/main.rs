@@ -93,7 +93,9 @@ async fn devstack(args: DevstackArgs) -> anyhow::Result<ExitCode> {
     }
     let stack = Devstack::start(config).await?;
     print!("{}", stack.env_exports());
-    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl-C")?;
     stack.shutdown().await;
     Ok(ExitCode::SUCCESS)
 }

@@ -161,7 +161,10 @@ mod tests {
 
     #[test]
     fn go_durations_parse_like_time_parse_duration() {
-        assert_eq!(parse_go_duration("300000ms"), Some(Duration::from_secs(300)));
+        assert_eq!(
+            parse_go_duration("300000ms"),
+            Some(Duration::from_secs(300))
+        );
         assert_eq!(parse_go_duration("5m"), Some(Duration::from_secs(300)));
         assert_eq!(parse_go_duration("1h2m3s"), Some(Duration::from_secs(3723)));
         assert_eq!(parse_go_duration("1.5s"), Some(Duration::from_millis(1500)));
@@ -181,12 +184,23 @@ mod tests {
     async fn blocking_wait_returns_on_bump_or_timeout() {
         let clock = std::sync::Arc::new(IndexClock::new(5));
         // Index already past: immediate.
-        assert_eq!(clock.wait_past(4, Duration::from_secs(10), || clock.current()).await, 5);
+        assert_eq!(
+            clock
+                .wait_past(4, Duration::from_secs(10), || clock.current())
+                .await,
+            5
+        );
         // Timeout: returns the unchanged index.
-        assert_eq!(clock.wait_past(5, Duration::from_secs(1), || clock.current()).await, 5);
+        assert_eq!(
+            clock
+                .wait_past(5, Duration::from_secs(1), || clock.current())
+                .await,
+            5
+        );
         let c2 = clock.clone();
         let waiter = tokio::spawn(async move {
-            c2.wait_past(5, Duration::from_secs(300), || c2.current()).await
+            c2.wait_past(5, Duration::from_secs(300), || c2.current())
+                .await
         });
         tokio::time::sleep(Duration::from_millis(10)).await;
         clock.bump();

@@ -156,8 +156,11 @@ impl Devstack {
         let consul_listener = bind(System::Consul, config.consul_addr).await?;
         let vault_listener = bind(System::Vault, config.vault_addr).await?;
         let local = |l: &TcpListener, system, addr| {
-            l.local_addr()
-                .map_err(|source| DevstackError::Bind { system, addr, source })
+            l.local_addr().map_err(|source| DevstackError::Bind {
+                system,
+                addr,
+                source,
+            })
         };
         let nomad_addr = local(&nomad_listener, System::Nomad, config.nomad_addr)?;
         let consul_addr = local(&consul_listener, System::Consul, config.consul_addr)?;
