@@ -35,3 +35,8 @@ pub struct Loaded {
 pub fn load(_revision: &Revision) -> Loaded {
     Loaded::default()
 }
+
+/// Implicit ordering edges `(dependent, dependency)` inside an app (STUB until the desired branch lands).
+pub fn resource_dependencies(_app: &App) -> Vec<(ResourceId, ResourceId)> {
+    Vec::new()
+}
