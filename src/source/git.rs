@@ -1,0 +1,611 @@
+//! [`GitSource`]: a bare local mirror of one remote, fetched with git2, whose trees are read
+//! straight from the object database (never a working copy, so a push cannot race a read).
+
+use std::cell::Cell;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use git2::{
+    AutotagOption, Cred, CredentialType, ErrorClass, ErrorCode, FetchOptions, FetchPrune,
+    ObjectType, Oid, RemoteCallbacks, Repository, TreeWalkMode, TreeWalkResult,
+};
+
+use super::Revision;
+
+/// The ref the remote's `HEAD` is fetched into when the configured reference is `"HEAD"`.
+const REMOTE_HEAD_REF: &str = "refs/drover/remote-head";
+
+/// Username sent with an HTTPS token when none is configured; GitHub, GitLab (any non-empty
+/// username with a token), Gitea and Bitbucket access tokens all accept it as a password.
+const DEFAULT_TOKEN_USERNAME: &str = "x-access-token";
+
+/// How often libgit2 may ask for credentials in one fetch before we give up (it asks again after
+/// every rejection, so without a limit a wrong token loops forever).
+const MAX_CREDENTIAL_ATTEMPTS: u32 = 3;
+
+/// Where the credentials for a remote come from. The secrets themselves are read at fetch time
+/// (so a rotated token file is picked up) and never stored here or logged.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct GitAuth {
+    /// Username for HTTPS or SSH; defaults to `x-access-token` (HTTPS token) or the URL's user
+    /// (SSH, else `git`).
+    pub username: Option<String>,
+    /// File holding an HTTPS token (sent as the password); surrounding whitespace is trimmed.
+    pub token_file: Option<PathBuf>,
+    /// Environment variable holding an HTTPS token (sent as the password).
+    pub token_env: Option<String>,
+    /// Private key file for SSH remotes.
+    pub ssh_key_file: Option<PathBuf>,
+    /// Environment variable holding the SSH key's passphrase, if it has one.
+    pub ssh_key_passphrase_env: Option<String>,
+}
+
+impl fmt::Debug for GitAuth {
+    // Only say which sources are configured: even paths and variable names hint at secrets.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let set = |v: bool| if v { "<set>" } else { "<unset>" };
+        f.debug_struct("GitAuth")
+            .field("username", &self.username)
+            .field("token_file", &set(self.token_file.is_some()))
+            .field("token_env", &set(self.token_env.is_some()))
+            .field("ssh_key_file", &set(self.ssh_key_file.is_some()))
+            .field(
+                "ssh_key_passphrase_env",
+                &set(self.ssh_key_passphrase_env.is_some()),
+            )
+            .finish()
+    }
+}
+
+impl GitAuth {
+    fn has_token(&self) -> bool {
+        self.token_file.is_some() || self.token_env.is_some()
+    }
+
+    /// The HTTPS token, read now from its file or variable.
+    fn token(&self) -> Result<Option<String>, String> {
+        if let Some(path) = &self.token_file {
+            let raw = std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read token file {}: {e}", path.display()))?;
+            let token = raw.trim();
+            if token.is_empty() {
+                return Err(format!("token file {} is empty", path.display()));
+            }
+            return Ok(Some(token.to_string()));
+        }
+        if let Some(var) = &self.token_env {
+            return match std::env::var(var) {
+                Ok(v) if !v.trim().is_empty() => Ok(Some(v.trim().to_string())),
+                _ => Err(format!(
+                    "environment variable {var} (git token) is unset or empty"
+                )),
+            };
+        }
+        Ok(None)
+    }
+
+    fn passphrase(&self) -> Result<Option<String>, String> {
+        match &self.ssh_key_passphrase_env {
+            None => Ok(None),
+            Some(var) => std::env::var(var)
+                .map(Some)
+                .map_err(|_| format!("environment variable {var} (ssh key passphrase) is unset")),
+        }
+    }
+}
+
+/// What to follow: a remote and one reference in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceConfig {
+    /// A local path, or a `file://`, `git://`, `http(s)://`, `ssh://` or scp-like
+    /// (`git@host:org/repo.git`) URL.
+    pub url: String,
+    /// A branch, a tag, a full ref (`refs/...`), or `"HEAD"` for the remote's default branch.
+    pub reference: String,
+    /// How often to fetch (default 60 s; the watcher adds ±10 % jitter).
+    pub poll_interval: Duration,
+    /// Credentials for the remote.
+    pub auth: GitAuth,
+}
+
+impl SourceConfig {
+    /// A config following the remote's `HEAD` every 60 s without credentials.
+    pub fn new(url: impl Into<String>) -> Self {
+        SourceConfig {
+            url: url.into(),
+            ..SourceConfig::default()
+        }
+    }
+}
+
+impl Default for SourceConfig {
+    fn default() -> Self {
+        SourceConfig {
+            url: String::new(),
+            reference: "HEAD".to_string(),
+            poll_interval: Duration::from_secs(60),
+            auth: GitAuth::default(),
+        }
+    }
+}
+
+/// Fetching or reading Git failed. URLs in messages never carry credentials.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// The local mirror could not be created or opened.
+    #[error("cannot open git mirror at {path}")]
+    Mirror {
+        /// The mirror directory.
+        path: String,
+        /// libgit2's error.
+        #[source]
+        source: git2::Error,
+    },
+    /// Fetching from the remote failed. The libgit2 message is kept as text (scrubbed of
+    /// credentials) rather than as a source, because libgit2 may echo the URL.
+    #[error("fetch {url}: {message}")]
+    Fetch {
+        /// The remote URL, without credentials.
+        url: String,
+        /// What went wrong, scrubbed of credentials.
+        message: String,
+        /// Whether retrying later may succeed (network, timeouts, server errors).
+        transient: bool,
+    },
+    /// Credentials are configured but could not be read, or the remote rejected them.
+    #[error("authentication for {url}: {message}")]
+    Auth {
+        /// The remote URL, without credentials.
+        url: String,
+        /// What went wrong (never the secret itself).
+        message: String,
+    },
+    /// The reference does not exist (unknown branch or tag, or an empty repository).
+    #[error("{reference:?} not found in {url} (unknown branch or tag, or empty repository)")]
+    RefNotFound {
+        /// The remote URL, without credentials.
+        url: String,
+        /// The branch, tag, ref or commit asked for.
+        reference: String,
+    },
+    /// Reading a commit or its tree from the mirror failed.
+    #[error("cannot read {what} from the git mirror")]
+    Read {
+        /// The commit or object being read.
+        what: String,
+        /// libgit2's error.
+        #[source]
+        source: git2::Error,
+    },
+    /// A local repository operation (seeding, committing) failed.
+    #[error("git {action} in {path}")]
+    Local {
+        /// What was being done.
+        action: String,
+        /// The repository path.
+        path: String,
+        /// libgit2's error.
+        #[source]
+        source: git2::Error,
+    },
+    /// Copying files for a local repository failed.
+    #[error("cannot {action} {path}")]
+    Io {
+        /// What was being done.
+        action: String,
+        /// The file or folder.
+        path: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The fetch was cancelled (shutdown or timeout).
+    #[error("fetch {url} cancelled")]
+    Cancelled {
+        /// The remote URL, without credentials.
+        url: String,
+    },
+}
+
+impl SourceError {
+    /// Whether a later attempt may succeed without a configuration change.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            SourceError::Fetch { transient, .. } => *transient,
+            SourceError::Cancelled { .. } => true,
+            _ => false,
+        }
+    }
+}
+
+/// The URL as it may be shown: any password or token in it replaced by `***`.
+pub fn redact_url(raw: &str) -> String {
+    match url::Url::parse(raw) {
+        Ok(mut u) if u.password().is_some() => {
+            // set_password only fails for cannot-be-a-base URLs, which carry no password.
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => raw.to_string(),
+    }
+}
+
+/// One remote, mirrored into a bare repository under drover's data dir. Cheap to clone: it holds
+/// only the config and the mirror's path, and opens the repository per call.
+#[derive(Debug, Clone)]
+pub struct GitSource {
+    config: SourceConfig,
+    mirror: PathBuf,
+    cancel: Arc<AtomicBool>,
+}
+
+impl GitSource {
+    /// Create (or reopen) the bare mirror at `mirror_dir` for `config.url`.
+    pub fn open(config: SourceConfig, mirror_dir: &Path) -> Result<GitSource, SourceError> {
+        let mirror_err = |source| SourceError::Mirror {
+            path: mirror_dir.display().to_string(),
+            source,
+        };
+        if let Err(source) = std::fs::create_dir_all(mirror_dir) {
+            return Err(SourceError::Io {
+                action: "create".to_string(),
+                path: mirror_dir.display().to_string(),
+                source,
+            });
+        }
+        match Repository::open_bare(mirror_dir) {
+            Ok(_) => {}
+            Err(e) if e.code() == ErrorCode::NotFound => {
+                Repository::init_bare(mirror_dir).map_err(mirror_err)?;
+            }
+            Err(e) => return Err(mirror_err(e)),
+        }
+        let mut config = config;
+        if config.reference.trim().is_empty() {
+            config.reference = "HEAD".to_string();
+        }
+        Ok(GitSource {
+            config,
+            mirror: mirror_dir.to_path_buf(),
+            cancel: Arc::new(AtomicBool::new(false)),
+        })
+    }
+
+    /// The configuration this source follows.
+    pub fn config(&self) -> &SourceConfig {
+        &self.config
+    }
+
+    /// The remote URL without credentials, for messages.
+    pub fn display_url(&self) -> String {
+        redact_url(&self.config.url)
+    }
+
+    /// Ask a running [`GitSource::fetch`] (on any clone) to stop at its next progress callback.
+    pub fn cancel(&self) {
+        self.cancel.store(true, Ordering::SeqCst);
+    }
+
+    fn repo(&self) -> Result<Repository, SourceError> {
+        Repository::open_bare(&self.mirror).map_err(|source| SourceError::Mirror {
+            path: self.mirror.display().to_string(),
+            source,
+        })
+    }
+
+    /// Fetch the configured reference (plus all branches and tags, force-updated and pruned, so
+    /// force-pushes and deletions are seen), resolve it to a commit and read its whole tree.
+    pub fn fetch(&self) -> Result<Revision, SourceError> {
+        self.cancel.store(false, Ordering::SeqCst);
+        let repo = self.repo()?;
+        let url = self.display_url();
+        let mut refspecs = vec![
+            "+refs/heads/*:refs/heads/*".to_string(),
+            "+refs/tags/*:refs/tags/*".to_string(),
+        ];
+        let follows_head = self.config.reference == "HEAD";
+        if follows_head {
+            refspecs.push(format!("+HEAD:{REMOTE_HEAD_REF}"));
+        }
+
+        let auth_problem: std::cell::RefCell<Option<String>> = std::cell::RefCell::new(None);
+        let attempts = Cell::new(0u32);
+        let mut callbacks = RemoteCallbacks::new();
+        callbacks.credentials(|_url, username_from_url, allowed| {
+            attempts.set(attempts.get() + 1);
+            let result = self.credentials(username_from_url, allowed, attempts.get());
+            if let Err(message) = &result {
+                *auth_problem.borrow_mut() = Some(message.clone());
+            }
+            result.map_err(|m| git2::Error::from_str(&m))
+        });
+        let cancel = Arc::clone(&self.cancel);
+        callbacks.transfer_progress(move |_| !cancel.load(Ordering::SeqCst));
+        let cancel = Arc::clone(&self.cancel);
+        callbacks.sideband_progress(move |_| !cancel.load(Ordering::SeqCst));
+
+        let mut options = FetchOptions::new();
+        options
+            .remote_callbacks(callbacks)
+            .prune(FetchPrune::On)
+            .download_tags(AutotagOption::None);
+        let mut proxy = git2::ProxyOptions::new();
+        proxy.auto();
+        options.proxy_options(proxy);
+
+        let mut remote = repo
+            .remote_anonymous(&self.config.url)
+            .map_err(|e| self.fetch_error(&e))?;
+        let fetched = remote.fetch(&refspecs, Some(&mut options), None);
+        drop(remote);
+        drop(options);
+        if let Err(e) = fetched {
+            if self.cancel.load(Ordering::SeqCst) {
+                return Err(SourceError::Cancelled { url });
+            }
+            if let Some(message) = auth_problem.into_inner() {
+                return Err(SourceError::Auth { url, message });
+            }
+            if e.code() == ErrorCode::Auth {
+                return Err(SourceError::Auth {
+                    url,
+                    message: scrub(e.message(), &self.config.url),
+                });
+            }
+            // An empty remote advertises no HEAD; libgit2 then cannot match the HEAD refspec.
+            return Err(self.fetch_error(&e));
+        }
+
+        let wanted = if follows_head {
+            REMOTE_HEAD_REF.to_string()
+        } else {
+            self.config.reference.clone()
+        };
+        let oid = self.resolve_in(&repo, &wanted, false)?;
+        read_revision(&repo, oid)
+    }
+
+    /// Read an older (or any) commit or ref from the mirror, without network access.
+    pub fn revision_at(&self, commit_or_ref: &str) -> Result<Revision, SourceError> {
+        let repo = self.repo()?;
+        let oid = self.resolve_in(&repo, commit_or_ref, true)?;
+        read_revision(&repo, oid)
+    }
+
+    /// The full commit id a commit (full or abbreviated), branch, tag or ref names in the mirror.
+    pub fn resolve(&self, commit_or_ref: &str) -> Result<String, SourceError> {
+        let repo = self.repo()?;
+        self.resolve_in(&repo, commit_or_ref, true)
+            .map(|oid| oid.to_string())
+    }
+
+    fn resolve_in(
+        &self,
+        repo: &Repository,
+        name: &str,
+        allow_revspec: bool,
+    ) -> Result<Oid, SourceError> {
+        let not_found = || SourceError::RefNotFound {
+            url: self.display_url(),
+            reference: name.to_string(),
+        };
+        let name = name.trim();
+        if name.is_empty() {
+            return Err(not_found());
+        }
+        let candidates: Vec<String> = if name == "HEAD" {
+            vec![REMOTE_HEAD_REF.to_string()]
+        } else if name.starts_with("refs/") {
+            vec![name.to_string()]
+        } else {
+            vec![format!("refs/heads/{name}"), format!("refs/tags/{name}")]
+        };
+        for candidate in &candidates {
+            match repo.find_reference(candidate) {
+                Ok(reference) => {
+                    let commit =
+                        reference
+                            .peel_to_commit()
+                            .map_err(|source| SourceError::Read {
+                                what: candidate.clone(),
+                                source,
+                            })?;
+                    return Ok(commit.id());
+                }
+                Err(e) if e.code() == ErrorCode::NotFound || e.code() == ErrorCode::InvalidSpec => {
+                }
+                Err(source) => {
+                    return Err(SourceError::Read {
+                        what: candidate.clone(),
+                        source,
+                    });
+                }
+            }
+        }
+        if allow_revspec {
+            // A commit id (full or abbreviated) or an expression like `main~1`.
+            if let Ok(object) = repo.revparse_single(name)
+                && let Ok(commit) = object.peel_to_commit()
+            {
+                return Ok(commit.id());
+            }
+        }
+        Err(not_found())
+    }
+
+    fn credentials(
+        &self,
+        username_from_url: Option<&str>,
+        allowed: CredentialType,
+        attempt: u32,
+    ) -> Result<Cred, String> {
+        let auth = &self.config.auth;
+        if attempt > MAX_CREDENTIAL_ATTEMPTS {
+            return Err("credentials rejected by the remote".to_string());
+        }
+        if allowed.contains(CredentialType::SSH_KEY)
+            && let Some(key) = &auth.ssh_key_file
+        {
+            let user = auth
+                .username
+                .as_deref()
+                .or(username_from_url)
+                .unwrap_or("git");
+            let passphrase = auth.passphrase()?;
+            return Cred::ssh_key(user, None, key, passphrase.as_deref())
+                .map_err(|e| format!("ssh key {}: {}", key.display(), e.message()));
+        }
+        if allowed.contains(CredentialType::USER_PASS_PLAINTEXT) && auth.has_token() {
+            let token = auth.token()?.unwrap_or_default();
+            let user = auth
+                .username
+                .as_deref()
+                .or(username_from_url)
+                .unwrap_or(DEFAULT_TOKEN_USERNAME);
+            return Cred::userpass_plaintext(user, &token).map_err(|e| e.message().to_string());
+        }
+        if allowed.contains(CredentialType::USERNAME) {
+            let user = auth
+                .username
+                .as_deref()
+                .or(username_from_url)
+                .unwrap_or("git");
+            return Cred::username(user).map_err(|e| e.message().to_string());
+        }
+        Err("the remote asks for credentials, but none are configured".to_string())
+    }
+
+    fn fetch_error(&self, e: &git2::Error) -> SourceError {
+        let transient = matches!(
+            e.class(),
+            ErrorClass::Net | ErrorClass::Http | ErrorClass::Ssh | ErrorClass::Os | ErrorClass::Ssl
+        ) && e.code() != ErrorCode::Auth
+            && e.code() != ErrorCode::Certificate;
+        let message = scrub(e.message(), &self.config.url);
+        // libgit2 words a missing advertised ref (an empty repo's HEAD) as "not found".
+        if e.class() == ErrorClass::Reference || message.contains("couldn't find remote ref") {
+            return SourceError::RefNotFound {
+                url: self.display_url(),
+                reference: self.config.reference.clone(),
+            };
+        }
+        SourceError::Fetch {
+            url: self.display_url(),
+            message,
+            transient,
+        }
+    }
+}
+
+/// `message` with the raw URL (and its password, if any) replaced by the redacted URL.
+fn scrub(message: &str, raw_url: &str) -> String {
+    let mut out = message.replace(raw_url, &redact_url(raw_url));
+    if let Ok(u) = url::Url::parse(raw_url)
+        && let Some(password) = u.password()
+        && !password.is_empty()
+    {
+        out = out.replace(password, "***");
+    }
+    out
+}
+
+/// Read a commit's whole tree into memory. Symlinks and submodules are skipped, as
+/// [`Revision::from_dir`] skips what is not a regular file.
+pub(crate) fn read_revision(repo: &Repository, oid: Oid) -> Result<Revision, SourceError> {
+    let read_err = |what: String| move |source| SourceError::Read { what, source };
+    let commit = repo
+        .find_commit(oid)
+        .map_err(read_err(format!("commit {oid}")))?;
+    let tree = commit.tree().map_err(read_err(format!("tree of {oid}")))?;
+    let mut files = BTreeMap::new();
+    let mut failure: Option<SourceError> = None;
+    tree.walk(TreeWalkMode::PreOrder, |dir, entry| {
+        if entry.kind() != Some(ObjectType::Blob) || entry.filemode() == 0o120000 {
+            return TreeWalkResult::Ok;
+        }
+        let name = String::from_utf8_lossy(entry.name_bytes());
+        let path = format!("{dir}{name}");
+        match repo.find_blob(entry.id()) {
+            Ok(blob) => {
+                files.insert(path, blob.content().to_vec());
+                TreeWalkResult::Ok
+            }
+            Err(source) => {
+                failure = Some(SourceError::Read { what: path, source });
+                TreeWalkResult::Abort
+            }
+        }
+    })
+    .or_else(|e| {
+        // An aborted walk reports an error; the recorded failure is the useful one.
+        if failure.is_some() { Ok(()) } else { Err(e) }
+    })
+    .map_err(read_err(format!("tree of {oid}")))?;
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    let mut revision = Revision::from_files(&oid.to_string(), files);
+    revision.message =
+        String::from_utf8_lossy(commit.summary_bytes().unwrap_or_default()).into_owned();
+    Ok(revision)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_of_auth_shows_no_paths_or_variable_names() {
+        let auth = GitAuth {
+            username: Some("bot".into()),
+            token_file: Some(PathBuf::from("/secret/token-file")),
+            token_env: Some("MY_TOKEN_VAR".into()),
+            ssh_key_file: Some(PathBuf::from("/secret/id_ed25519")),
+            ssh_key_passphrase_env: None,
+        };
+        let shown = format!("{auth:?}");
+        assert!(!shown.contains("/secret"), "{shown}");
+        assert!(!shown.contains("MY_TOKEN_VAR"), "{shown}");
+        assert!(
+            shown.contains("<set>") && shown.contains("<unset>"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn redacts_password_in_urls() {
+        assert_eq!(
+            redact_url("https://bot:s3cr3t@example.org/org/repo.git"),
+            "https://bot:***@example.org/org/repo.git"
+        );
+        assert_eq!(
+            redact_url("git@github.com:org/repo.git"),
+            "git@github.com:org/repo.git"
+        );
+        assert_eq!(redact_url("/srv/repo"), "/srv/repo");
+        let msg = scrub(
+            "failed to reach https://bot:s3cr3t@example.org/x (s3cr3t)",
+            "https://bot:s3cr3t@example.org/x",
+        );
+        assert!(!msg.contains("s3cr3t"), "{msg}");
+    }
+
+    #[test]
+    fn token_from_file_is_trimmed_and_empty_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        std::fs::write(&path, "  abc123\n").unwrap();
+        let auth = GitAuth {
+            token_file: Some(path.clone()),
+            ..GitAuth::default()
+        };
+        assert_eq!(auth.token().unwrap().as_deref(), Some("abc123"));
+        std::fs::write(&path, "\n").unwrap();
+        let err = auth.token().unwrap_err();
+        assert!(!err.contains("abc123"));
+    }
+}
