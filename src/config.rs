@@ -169,7 +169,9 @@ impl Settings {
             })?;
             nomad.token = Some(crate::telemetry::Redacted(token.trim().to_string()));
         }
-        let data_dir = file.data_dir.unwrap_or_else(|| PathBuf::from("drover-data"));
+        let data_dir = file
+            .data_dir
+            .unwrap_or_else(|| PathBuf::from("drover-data"));
         let source = SourceConfig {
             url: file.repo.url,
             reference: file.repo.reference.unwrap_or_else(|| "HEAD".into()),

@@ -7,8 +7,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::schedule::{self, ControllerHandle, DesiredRevision, RevisionReader};
 use super::Context;
+use super::schedule::{self, ControllerHandle, DesiredRevision, RevisionReader};
 use crate::config::Settings;
 use crate::live::LiveStore;
 use crate::providers::nomad::{NomadClient, NomadError};
@@ -82,10 +82,19 @@ pub async fn start(settings: Settings, shutdown: CancellationToken) -> Result<Ru
     // level-triggered cycle redoes whatever is still needed, guarded by markers and CAS.
     for sync in store.unfinished_syncs().await.unwrap_or_default() {
         let _ = store
-            .finish_sync(sync.id, "interrupted", Some("drover stopped during this sync"), &[])
+            .finish_sync(
+                sync.id,
+                "interrupted",
+                Some("drover stopped during this sync"),
+                &[],
+            )
             .await;
         let _ = store
-            .add_event(Some(&sync.app), "warning", "a sync was interrupted by a restart; resuming")
+            .add_event(
+                Some(&sync.app),
+                "warning",
+                "a sync was interrupted by a restart; resuming",
+            )
             .await;
     }
     let source = GitSource::open(settings.source.clone(), &settings.data_dir.join("mirror"))?;
@@ -125,9 +134,8 @@ pub async fn start(settings: Settings, shutdown: CancellationToken) -> Result<Ru
     }));
 
     let reader_source = source.clone();
-    let pins: RevisionReader = Arc::new(move |rev: &str| {
-        reader_source.revision_at(rev).ok().map(Arc::new)
-    });
+    let pins: RevisionReader =
+        Arc::new(move |rev: &str| reader_source.revision_at(rev).ok().map(Arc::new));
     let (controller, join) = schedule::spawn(ctx.clone(), desired_rx, Some(pins), shutdown.clone());
     tasks.push(join);
 

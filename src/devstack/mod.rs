@@ -9,6 +9,7 @@ pub mod consul;
 pub mod control;
 pub mod faults;
 pub mod nomad;
+pub mod s3;
 pub mod seed;
 pub mod vault;
 

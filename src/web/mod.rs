@@ -61,7 +61,11 @@ async fn sync_app(State(state): State<WebState>, Path(name): Path<String>) -> Re
     // Fetch first so a manual sync applies the newest commit.
     state.source.trigger();
     if state.controller.request_sync(&name) {
-        (StatusCode::ACCEPTED, Json(json!({ "app": name, "sync": "requested" }))).into_response()
+        (
+            StatusCode::ACCEPTED,
+            Json(json!({ "app": name, "sync": "requested" })),
+        )
+            .into_response()
     } else {
         error(StatusCode::NOT_FOUND, format!("no app named {name}"))
     }
@@ -119,7 +123,11 @@ async fn rollback(
     let _ = state
         .ctx
         .store
-        .add_event(Some(&name), "info", &format!("pinned to {commit} (rollback)"))
+        .add_event(
+            Some(&name),
+            "info",
+            &format!("pinned to {commit} (rollback)"),
+        )
         .await;
     state.controller.request_sync(&name);
     Json(json!({ "app": name, "pinned": commit })).into_response()
@@ -128,7 +136,11 @@ async fn rollback(
 async fn unpin(State(state): State<WebState>, Path(name): Path<String>) -> Response {
     match state.ctx.store.unpin(&name).await {
         Ok(was_pinned) => {
-            let _ = state.ctx.store.add_event(Some(&name), "info", "unpinned").await;
+            let _ = state
+                .ctx
+                .store
+                .add_event(Some(&name), "info", "unpinned")
+                .await;
             state.controller.request_sync(&name);
             Json(json!({ "app": name, "was_pinned": was_pinned })).into_response()
         }
@@ -150,7 +162,10 @@ async fn source_status(State(state): State<WebState>) -> Json<Value> {
 
 async fn refresh(State(state): State<WebState>) -> impl IntoResponse {
     state.source.trigger();
-    (StatusCode::ACCEPTED, Json(json!({ "refresh": "requested" })))
+    (
+        StatusCode::ACCEPTED,
+        Json(json!({ "refresh": "requested" })),
+    )
 }
 
 async fn events(State(state): State<WebState>) -> Response {
@@ -167,7 +182,9 @@ async fn events(State(state): State<WebState>) -> Response {
 }
 
 fn secs(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// A plain server-rendered status page that refreshes itself.
