@@ -310,6 +310,17 @@ impl GitSource {
     /// Fetch the configured reference (plus all branches and tags, force-updated and pruned, so
     /// force-pushes and deletions are seen), resolve it to a commit and read its whole tree.
     pub fn fetch(&self) -> Result<Revision, SourceError> {
+        let (repo, oid) = self.fetch_oid()?;
+        read_revision(&repo, oid)
+    }
+
+    /// Like [`GitSource::fetch`], but only resolve the reference to a commit id: the cheap check
+    /// when the tree of a known commit need not be read again.
+    pub fn fetch_commit(&self) -> Result<String, SourceError> {
+        self.fetch_oid().map(|(_, oid)| oid.to_string())
+    }
+
+    fn fetch_oid(&self) -> Result<(Repository, Oid), SourceError> {
         self.cancel.store(false, Ordering::SeqCst);
         let repo = self.repo()?;
         let url = self.display_url();
@@ -418,7 +429,7 @@ impl GitSource {
                 },
                 other => other,
             })?;
-        read_revision(&repo, oid)
+        Ok((repo, oid))
     }
 
     /// Read an older (or any) commit or ref from the mirror, without network access.
