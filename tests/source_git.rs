@@ -109,7 +109,7 @@ impl Drop for KillOnDrop {
 }
 
 /// Fail (never skip) when a git helper program is missing, naming the package to install.
-fn require_git_program(name: &str) {
+fn require_git_program(name: &str) -> PathBuf {
     let exec_path = git(Path::new("."), &["--exec-path"]);
     let program = Path::new(&exec_path).join(name);
     assert!(
@@ -118,6 +118,7 @@ fn require_git_program(name: &str) {
          git-http-backend in /usr/lib/git-core; Fedora/RHEL: `git-daemon`)",
         program.display()
     );
+    program
 }
 
 fn wait_for_port(port: u16) {
@@ -186,11 +187,11 @@ fn mirror_survives_reopen_and_reads_without_network() {
 fn git_daemon_remote_is_fetched() {
     let up = Upstream::new();
     let id = up.commit(&[("apps/a/app.yaml", "name: a\n")], "via daemon");
-    require_git_program("git-daemon");
+    // Run git-daemon itself, not the `git` wrapper: killing the wrapper would leave it running.
+    let program = require_git_program("git-daemon");
     let port = free_port();
-    let spawned = Command::new("git")
+    let spawned = Command::new(program)
         .args([
-            "daemon",
             &format!("--base-path={}", up.root.display()),
             "--export-all",
             &format!("--port={port}"),
@@ -302,6 +303,7 @@ fn empty_repository_and_unknown_branch_are_errors() {
     let (head, _d1) = up.source(bare, "HEAD");
     let err = head.fetch().unwrap_err();
     assert!(matches!(err, SourceError::RefNotFound { .. }), "{err}");
+    assert!(err.to_string().contains("\"HEAD\""), "{err}");
 
     up.commit(&[("f", "x")], "x");
     let (branch, _d2) = up.source(bare, "no-such-branch");
@@ -569,7 +571,7 @@ mod http {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn smart_http_without_auth() {
-        require_git_program("git-http-backend");
+        let _ = require_git_program("git-http-backend");
         let up = Upstream::new();
         let id = up.commit(&[("apps/h/app.yaml", "name: h\n")], "over http");
         let (addr, stop) = serve(up.root.clone(), None).await;
@@ -689,4 +691,152 @@ mod http {
         }
         out
     }
+}
+
+// ---- SSH key auth against a real OpenSSH server on loopback ----
+
+/// An `sshd` on a free loopback port that accepts one client key; killed on drop.
+struct SshServer {
+    _process: KillOnDrop,
+    port: u16,
+    host_key_line: String,
+}
+
+fn ssh_keygen(path: &Path) {
+    let status = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "drover-test", "-f"])
+        .arg(path)
+        .status()
+        .expect("ssh-keygen runs (Debian package openssh-client)");
+    assert!(status.success());
+}
+
+fn start_sshd(dir: &Path, authorized_pub: &Path) -> SshServer {
+    let sshd = Path::new("/usr/sbin/sshd");
+    assert!(
+        sshd.exists(),
+        "/usr/sbin/sshd is missing: install the Debian/Ubuntu package `openssh-server`"
+    );
+    // As root, sshd insists on its privilege-separation directory.
+    let _ = std::fs::create_dir_all("/run/sshd");
+    let host_key = dir.join("host_key");
+    ssh_keygen(&host_key);
+    let authorized = dir.join("authorized_keys");
+    std::fs::copy(authorized_pub, &authorized).unwrap();
+    let port = free_port();
+    let config = dir.join("sshd_config");
+    std::fs::write(
+        &config,
+        format!(
+            "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nAuthorizedKeysFile {}\n\
+             PidFile {}\nStrictModes no\nUsePAM no\nPasswordAuthentication no\n\
+             KbdInteractiveAuthentication no\nPubkeyAuthentication yes\n\
+             PermitRootLogin prohibit-password\n",
+            host_key.display(),
+            authorized.display(),
+            dir.join("sshd.pid").display()
+        ),
+    )
+    .unwrap();
+    let child = Command::new(sshd)
+        .args(["-D", "-e", "-f"])
+        .arg(&config)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("sshd starts");
+    let process = KillOnDrop(child);
+    wait_for_port(port);
+    let public = std::fs::read_to_string(dir.join("host_key.pub")).unwrap();
+    let mut fields = public.split_whitespace();
+    let host_key_line = format!(
+        "[127.0.0.1]:{port} {} {}\n",
+        fields.next().unwrap(),
+        fields.next().unwrap()
+    );
+    SshServer {
+        _process: process,
+        port,
+        host_key_line,
+    }
+}
+
+fn current_user() -> String {
+    let out = Command::new("id").arg("-un").output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn ssh_key_auth_with_known_hosts_file() {
+    let up = Upstream::new();
+    let id = up.commit(&[("apps/s/app.yaml", "name: s\n")], "over ssh");
+    let keys = tempfile::tempdir().unwrap();
+    let client_key = keys.path().join("id_ed25519");
+    ssh_keygen(&client_key);
+    let server = start_sshd(keys.path(), &keys.path().join("id_ed25519.pub"));
+    let known_hosts = keys.path().join("known_hosts");
+    std::fs::write(&known_hosts, &server.host_key_line).unwrap();
+
+    let url = format!(
+        "ssh://{}@127.0.0.1:{}{}",
+        current_user(),
+        server.port,
+        up.bare.display()
+    );
+    let open = |auth: GitAuth, known: &Path| {
+        let data = tempfile::tempdir().unwrap();
+        let config = SourceConfig {
+            auth,
+            ..SourceConfig::new(&url)
+        };
+        let source = GitSource::open(config, data.path())
+            .unwrap()
+            .with_known_hosts(known.to_path_buf());
+        (source, data)
+    };
+
+    let (source, _d1) = open(
+        GitAuth {
+            ssh_key_file: Some(client_key.clone()),
+            ..GitAuth::default()
+        },
+        &known_hosts,
+    );
+    let rev = source.fetch().unwrap();
+    assert_eq!(rev.id, id);
+    assert_eq!(rev.file("apps/s/app.yaml"), Some(&b"name: s\n"[..]));
+
+    // A key the server does not know: an authentication error, not a hang or a panic.
+    let other_key = keys.path().join("other_key");
+    ssh_keygen(&other_key);
+    let (wrong, _d2) = open(
+        GitAuth {
+            ssh_key_file: Some(other_key),
+            ..GitAuth::default()
+        },
+        &known_hosts,
+    );
+    let err = wrong.fetch().unwrap_err();
+    assert!(matches!(err, SourceError::Auth { .. }), "{err}");
+
+    // The host listed with another key is refused (man-in-the-middle guard).
+    let bad_hosts = keys.path().join("bad_known_hosts");
+    let other_pub = std::fs::read_to_string(keys.path().join("other_key.pub")).unwrap();
+    let blob = other_pub.split_whitespace().nth(1).unwrap();
+    std::fs::write(
+        &bad_hosts,
+        format!("[127.0.0.1]:{} ssh-ed25519 {blob}\n", server.port),
+    )
+    .unwrap();
+    let (mitm, _d3) = open(
+        GitAuth {
+            ssh_key_file: Some(client_key),
+            ..GitAuth::default()
+        },
+        &bad_hosts,
+    );
+    let err = mitm.fetch().unwrap_err();
+    assert!(err.to_string().contains("does not match"), "{err}");
+    assert!(!err.is_transient());
 }

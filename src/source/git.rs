@@ -241,6 +241,7 @@ pub struct GitSource {
     config: SourceConfig,
     mirror: PathBuf,
     cancel: Arc<AtomicBool>,
+    known_hosts: Option<PathBuf>,
 }
 
 impl GitSource {
@@ -272,7 +273,16 @@ impl GitSource {
             config,
             mirror: mirror_dir.to_path_buf(),
             cancel: Arc::new(AtomicBool::new(false)),
+            known_hosts: None,
         })
+    }
+
+    /// Trust the SSH host keys listed in `file` (OpenSSH `known_hosts` format, plain host names)
+    /// in addition to `~/.ssh/known_hosts`, which libgit2 always consults. A host listed there
+    /// with a different key is refused.
+    pub fn with_known_hosts(mut self, file: PathBuf) -> Self {
+        self.known_hosts = Some(file);
+        self
     }
 
     /// The configuration this source follows.
@@ -300,6 +310,17 @@ impl GitSource {
     /// Fetch the configured reference (plus all branches and tags, force-updated and pruned, so
     /// force-pushes and deletions are seen), resolve it to a commit and read its whole tree.
     pub fn fetch(&self) -> Result<Revision, SourceError> {
+        let (repo, oid) = self.fetch_oid()?;
+        read_revision(&repo, oid)
+    }
+
+    /// Like [`GitSource::fetch`], but only resolve the reference to a commit id: the cheap check
+    /// when the tree of a known commit need not be read again.
+    pub fn fetch_commit(&self) -> Result<String, SourceError> {
+        self.fetch_oid().map(|(_, oid)| oid.to_string())
+    }
+
+    fn fetch_oid(&self) -> Result<(Repository, Oid), SourceError> {
         self.cancel.store(false, Ordering::SeqCst);
         let repo = self.repo()?;
         let url = self.display_url();
@@ -313,6 +334,7 @@ impl GitSource {
         }
 
         let auth_problem: std::cell::RefCell<Option<String>> = std::cell::RefCell::new(None);
+        let host_key_problem: std::cell::RefCell<Option<String>> = std::cell::RefCell::new(None);
         let attempts = Cell::new(0u32);
         let mut callbacks = RemoteCallbacks::new();
         callbacks.credentials(|_url, username_from_url, allowed| {
@@ -323,6 +345,22 @@ impl GitSource {
             }
             result.map_err(|m| git2::Error::from_str(&m))
         });
+        if let Some(file) = &self.known_hosts {
+            let port = ssh_port(&self.config.url);
+            let host_key_problem = &host_key_problem;
+            callbacks.certificate_check(move |cert, host| {
+                match cert.as_hostkey().and_then(|k| k.hostkey()) {
+                    Some(key) => {
+                        let checked = check_known_host(file, host, port, key);
+                        if let Err(e) = &checked {
+                            *host_key_problem.borrow_mut() = Some(e.message().to_string());
+                        }
+                        checked
+                    }
+                    None => Ok(git2::CertificateCheckStatus::CertificatePassthrough),
+                }
+            });
+        }
         let cancel = Arc::clone(&self.cancel);
         callbacks.transfer_progress(move |_| !cancel.load(Ordering::SeqCst));
         let cancel = Arc::clone(&self.cancel);
@@ -337,6 +375,15 @@ impl GitSource {
         proxy.auto();
         options.proxy_options(proxy);
 
+        if let Some(path) = local_path(&self.config.url)
+            && !path.exists()
+        {
+            return Err(SourceError::Fetch {
+                url,
+                message: "no repository at this path".to_string(),
+                transient: true,
+            });
+        }
         let mut remote = repo
             .remote_anonymous(&self.config.url)
             .map_err(|e| self.fetch_error(&e))?;
@@ -346,6 +393,14 @@ impl GitSource {
         if let Err(e) = fetched {
             if self.cancel.load(Ordering::SeqCst) {
                 return Err(SourceError::Cancelled { url });
+            }
+            if let Some(message) = host_key_problem.into_inner() {
+                // libgit2 replaces our reason with a generic one; keep ours.
+                return Err(SourceError::Fetch {
+                    url,
+                    message,
+                    transient: false,
+                });
             }
             if let Some(message) = auth_problem.into_inner() {
                 return Err(SourceError::Auth { url, message });
@@ -365,8 +420,16 @@ impl GitSource {
         } else {
             self.config.reference.clone()
         };
-        let oid = self.resolve_in(&repo, &wanted, false)?;
-        read_revision(&repo, oid)
+        let oid = self
+            .resolve_in(&repo, &wanted, false)
+            .map_err(|e| match e {
+                SourceError::RefNotFound { url, .. } => SourceError::RefNotFound {
+                    url,
+                    reference: self.config.reference.clone(),
+                },
+                other => other,
+            })?;
+        Ok((repo, oid))
     }
 
     /// Read an older (or any) commit or ref from the mirror, without network access.
@@ -485,7 +548,13 @@ impl GitSource {
             ErrorClass::Net | ErrorClass::Http | ErrorClass::Ssh | ErrorClass::Os | ErrorClass::Ssl
         ) && e.code() != ErrorCode::Auth
             && e.code() != ErrorCode::Certificate;
-        let message = scrub(e.message(), &self.config.url);
+        let mut message = scrub(e.message(), &self.config.url);
+        if e.code() == ErrorCode::Certificate && e.class() == ErrorClass::Ssh {
+            message.push_str(
+                " (the SSH host key is not trusted: add it to ~/.ssh/known_hosts, e.g. with \
+                 ssh-keyscan, or to the configured known_hosts file)",
+            );
+        }
         // libgit2 words a missing advertised ref (an empty repo's HEAD) as "not found".
         if e.class() == ErrorClass::Reference || message.contains("couldn't find remote ref") {
             return SourceError::RefNotFound {
@@ -499,6 +568,110 @@ impl GitSource {
             transient,
         }
     }
+}
+
+/// The local directory a path or `file://` URL names; `None` for network URLs.
+fn local_path(raw: &str) -> Option<PathBuf> {
+    if let Ok(u) = url::Url::parse(raw)
+        && u.scheme().len() > 1
+    {
+        return if u.scheme() == "file" {
+            u.to_file_path().ok()
+        } else {
+            None
+        };
+    }
+    // scp-like `user@host:path` (a colon before any slash) is a network address.
+    let colon = raw.find(':');
+    let slash = raw.find('/');
+    match (colon, slash) {
+        (Some(c), Some(s)) if c < s => None,
+        (Some(_), None) => None,
+        _ => Some(PathBuf::from(raw)),
+    }
+}
+
+/// The SSH port a URL connects to (22 unless `ssh://host:port/` says otherwise).
+fn ssh_port(raw: &str) -> u16 {
+    url::Url::parse(raw)
+        .ok()
+        .filter(|u| u.scheme() == "ssh")
+        .and_then(|u| u.port())
+        .unwrap_or(22)
+}
+
+/// Decide a host key against a `known_hosts` file: accept a listed key, refuse a host listed
+/// only with other keys, and leave unlisted hosts to libgit2's own `~/.ssh/known_hosts` check.
+/// Hashed entries, wildcards and markers (`@revoked`, `@cert-authority`) are not interpreted here
+/// and fall through to libgit2 likewise.
+fn check_known_host(
+    file: &Path,
+    host: &str,
+    port: u16,
+    key: &[u8],
+) -> Result<git2::CertificateCheckStatus, git2::Error> {
+    let text = std::fs::read_to_string(file).map_err(|e| {
+        git2::Error::from_str(&format!("cannot read known_hosts {}: {e}", file.display()))
+    })?;
+    let wanted = if port == 22 {
+        host.to_string()
+    } else {
+        format!("[{host}]:{port}")
+    };
+    let presented = base64_encode(key);
+    let mut listed = false;
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with('@') {
+            continue;
+        }
+        let mut fields = line.split_whitespace();
+        let (Some(hosts), Some(_kind), Some(blob)) = (fields.next(), fields.next(), fields.next())
+        else {
+            continue;
+        };
+        if !hosts.split(',').any(|h| h == wanted) {
+            continue;
+        }
+        listed = true;
+        if blob == presented {
+            return Ok(git2::CertificateCheckStatus::CertificateOk);
+        }
+    }
+    if listed {
+        Err(git2::Error::new(
+            ErrorCode::Certificate,
+            ErrorClass::Ssh,
+            format!(
+                "host key for {wanted} does not match {} (possible man-in-the-middle)",
+                file.display()
+            ),
+        ))
+    } else {
+        Ok(git2::CertificateCheckStatus::CertificatePassthrough)
+    }
+}
+
+/// Standard padded base64, as `known_hosts` stores keys.
+fn base64_encode(bytes: &[u8]) -> String {
+    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(TABLE[((n >> (18 - 6 * i)) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
 
 /// `message` with the raw URL (and its password, if any) replaced by the redacted URL.
@@ -592,6 +765,125 @@ mod tests {
             "https://bot:s3cr3t@example.org/x",
         );
         assert!(!msg.contains("s3cr3t"), "{msg}");
+    }
+
+    #[test]
+    fn base64_matches_rfc4648_vectors() {
+        for (input, expected) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(base64_encode(input.as_bytes()), expected);
+        }
+    }
+
+    #[test]
+    fn local_paths_are_told_from_network_urls() {
+        assert_eq!(
+            local_path("/srv/repo.git"),
+            Some(PathBuf::from("/srv/repo.git"))
+        );
+        assert_eq!(local_path("./repo"), Some(PathBuf::from("./repo")));
+        assert_eq!(local_path("file:///srv/r"), Some(PathBuf::from("/srv/r")));
+        assert_eq!(local_path("git@github.com:org/repo.git"), None);
+        assert_eq!(local_path("https://example.org/r.git"), None);
+        assert_eq!(local_path("ssh://git@example.org:2222/r.git"), None);
+        assert_eq!(ssh_port("ssh://git@example.org:2222/r.git"), 2222);
+        assert_eq!(ssh_port("git@github.com:org/repo.git"), 22);
+    }
+
+    #[test]
+    fn known_hosts_accepts_listed_key_refuses_other_key_and_passes_unlisted() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("known_hosts");
+        let key = b"\x00\x00\x00\x0bssh-ed25519-fake-key-bytes";
+        std::fs::write(
+            &file,
+            format!(
+                "# comment\n|1|hashed= ssh-ed25519 AAAA\n[127.0.0.1]:2222,other ssh-ed25519 {} c\ngithub.com ssh-ed25519 AAAAother\n",
+                base64_encode(key)
+            ),
+        )
+        .unwrap();
+        assert!(matches!(
+            check_known_host(&file, "127.0.0.1", 2222, key),
+            Ok(git2::CertificateCheckStatus::CertificateOk)
+        ));
+        // Same host on another port is not the listed entry.
+        assert!(matches!(
+            check_known_host(&file, "127.0.0.1", 22, key),
+            Ok(git2::CertificateCheckStatus::CertificatePassthrough)
+        ));
+        let err = check_known_host(&file, "github.com", 22, key)
+            .err()
+            .unwrap();
+        assert_eq!(err.code(), ErrorCode::Certificate);
+        assert!(check_known_host(&dir.path().join("missing"), "x", 22, key).is_err());
+    }
+
+    fn credtype(cred: &Cred) -> u32 {
+        cred.credtype()
+    }
+
+    #[test]
+    fn credentials_pick_ssh_key_token_or_username() {
+        let dir = tempfile::tempdir().unwrap();
+        let token = dir.path().join("token");
+        std::fs::write(&token, "t0k").unwrap();
+        let source = |auth: GitAuth| GitSource {
+            config: SourceConfig {
+                auth,
+                ..SourceConfig::new("ssh://git@example.org/r.git")
+            },
+            mirror: dir.path().to_path_buf(),
+            cancel: Arc::new(AtomicBool::new(false)),
+            known_hosts: None,
+        };
+        let ssh = source(GitAuth {
+            ssh_key_file: Some(dir.path().join("id_ed25519")),
+            token_file: Some(token.clone()),
+            ..GitAuth::default()
+        });
+        let all = CredentialType::SSH_KEY
+            | CredentialType::USER_PASS_PLAINTEXT
+            | CredentialType::USERNAME;
+        let cred = ssh.credentials(Some("git"), all, 1).unwrap();
+        assert_eq!(credtype(&cred), CredentialType::SSH_KEY.bits());
+        let cred = ssh
+            .credentials(None, CredentialType::USER_PASS_PLAINTEXT, 1)
+            .unwrap();
+        assert_eq!(credtype(&cred), CredentialType::USER_PASS_PLAINTEXT.bits());
+        let cred = ssh.credentials(None, CredentialType::USERNAME, 1).unwrap();
+        assert_eq!(credtype(&cred), CredentialType::USERNAME.bits());
+        // libgit2 asks again after each rejection; we stop after a few attempts.
+        let err = ssh
+            .credentials(None, all, MAX_CREDENTIAL_ATTEMPTS + 1)
+            .err()
+            .unwrap();
+        assert!(err.contains("rejected"), "{err}");
+
+        let none = source(GitAuth::default());
+        let err = none
+            .credentials(None, CredentialType::USER_PASS_PLAINTEXT, 1)
+            .err()
+            .unwrap();
+        assert!(err.contains("none are configured"), "{err}");
+
+        let missing_passphrase = source(GitAuth {
+            ssh_key_file: Some(dir.path().join("id_ed25519")),
+            ssh_key_passphrase_env: Some("DROVER_TEST_SURELY_UNSET_VAR".into()),
+            ..GitAuth::default()
+        });
+        let err = missing_passphrase
+            .credentials(None, CredentialType::SSH_KEY, 1)
+            .err()
+            .unwrap();
+        assert!(err.contains("DROVER_TEST_SURELY_UNSET_VAR"), "{err}");
     }
 
     #[test]

@@ -107,13 +107,14 @@ async fn run(
 ) {
     let url = source.display_url();
     // A fetch that outlived its timeout; it is awaited before another starts on the same mirror.
-    let mut pending: Option<JoinHandle<Result<Revision, SourceError>>> = None;
+    let mut pending: Option<JoinHandle<Result<Option<Revision>, SourceError>>> = None;
     loop {
         let mut handle = match pending.take() {
             Some(handle) => handle,
             None => {
                 let fetcher = source.clone();
-                tokio::task::spawn_blocking(move || fetcher.fetch())
+                let known = tx.borrow().revision.as_ref().map(|r| r.id.clone());
+                tokio::task::spawn_blocking(move || fetch_if_changed(&fetcher, known.as_deref()))
             }
         };
         let outcome = tokio::select! {
@@ -144,14 +145,31 @@ async fn run(
     tracing::debug!(%url, "git watcher stopped");
 }
 
-fn publish(tx: &watch::Sender<SourceStatus>, outcome: Result<Revision, String>) {
+/// Fetch, and read the tree only when the commit differs from `known` (`None` = unchanged), so
+/// an unchanged poll costs one fetch negotiation and no blob reads.
+fn fetch_if_changed(
+    source: &GitSource,
+    known: Option<&str>,
+) -> Result<Option<Revision>, SourceError> {
+    let id = source.fetch_commit()?;
+    if known == Some(id.as_str()) {
+        return Ok(None);
+    }
+    source.revision_at(&id).map(Some)
+}
+
+/// Record a fetch outcome; `Ok(None)` means the known revision is still current.
+fn publish(tx: &watch::Sender<SourceStatus>, outcome: Result<Option<Revision>, String>) {
     let now = SystemTime::now();
     tx.send_if_modified(|status| {
         status.last_fetch = Some(now);
         match outcome {
-            Ok(revision) => {
+            Ok(fetched) => {
                 let changed_error = status.last_error.take().is_some();
                 let changed_failures = std::mem::take(&mut status.consecutive_failures) != 0;
+                let Some(revision) = fetched else {
+                    return changed_error || changed_failures;
+                };
                 let same = status
                     .revision
                     .as_ref()
@@ -201,7 +219,7 @@ mod tests {
     #[test]
     fn failure_keeps_revision_and_success_clears_error() {
         let (tx, mut rx) = watch::channel(SourceStatus::default());
-        publish(&tx, Ok(Revision::from_files("aaa", BTreeMap::new())));
+        publish(&tx, Ok(Some(Revision::from_files("aaa", BTreeMap::new()))));
         assert!(rx.has_changed().unwrap());
         let first = rx.borrow_and_update().revision.clone().unwrap();
 
@@ -213,17 +231,26 @@ mod tests {
         assert_eq!(status.last_error.as_deref(), Some("fetch x: boom"));
 
         // Same revision again: error cleared (a change), but the Arc is the same one.
-        publish(&tx, Ok(Revision::from_files("aaa", BTreeMap::new())));
+        publish(&tx, Ok(Some(Revision::from_files("aaa", BTreeMap::new()))));
         assert!(rx.has_changed().unwrap());
         let status = rx.borrow_and_update().clone();
         assert!(status.last_error.is_none());
         assert_eq!(status.consecutive_failures, 0);
         assert!(Arc::ptr_eq(&first, status.revision.as_ref().unwrap()));
 
-        // Unchanged poll: subscribers are not woken, but last_fetch moves.
+        // Unchanged poll (tree re-read or not): subscribers are not woken, but last_fetch moves.
         let before = status.last_fetch;
-        publish(&tx, Ok(Revision::from_files("aaa", BTreeMap::new())));
+        publish(&tx, Ok(Some(Revision::from_files("aaa", BTreeMap::new()))));
+        publish(&tx, Ok(None));
         assert!(!rx.has_changed().unwrap());
         assert!(rx.borrow().last_fetch >= before);
+        assert_eq!(rx.borrow().revision.as_ref().unwrap().id, "aaa");
+
+        // An error, then "unchanged": the error clears and subscribers are woken.
+        publish(&tx, Err("boom".into()));
+        rx.borrow_and_update();
+        publish(&tx, Ok(None));
+        assert!(rx.has_changed().unwrap());
+        assert!(rx.borrow().last_error.is_none());
     }
 }
