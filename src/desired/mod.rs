@@ -253,8 +253,3 @@ pub fn render_diagnostics(diags: &[Diagnostic]) -> String {
     }
     out
 }
-
-/// Implicit ordering edges `(dependent, dependency)` inside an app (STUB until the desired branch lands).
-pub fn resource_dependencies(_app: &App) -> Vec<(ResourceId, ResourceId)> {
-    Vec::new()
-}
