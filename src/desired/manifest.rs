@@ -92,6 +92,8 @@ pub(crate) struct Draft {
     pub depends_on: Vec<(String, usize, usize)>,
     /// Position of `name:` (or 0,0).
     pub name_pos: (usize, usize),
+    /// Every resource this app declares, even when the app has errors (for duplicate checks).
+    pub claims: Vec<(super::ResourceId, Origin)>,
 }
 
 fn yaml_error(file: &str, e: yaml::YamlError) -> Diagnostic {
@@ -207,6 +209,7 @@ pub(crate) fn load_app(rev: &Revision, folder: &str, defaults: &RepoDefaults) ->
         diags: Vec::new(),
         depends_on: Vec::new(),
         name_pos: (0, 0),
+        claims: Vec::new(),
     };
     let text = match text_of(rev, &file) {
         Ok(t) => t,
@@ -314,6 +317,10 @@ pub(crate) fn load_app(rev: &Revision, folder: &str, defaults: &RepoDefaults) ->
         None => Vec::new(),
     };
     duplicate_ids_within(&mut ctx, &resources);
+    draft.claims = resources
+        .iter()
+        .map(|r| (r.id.clone(), r.origin.clone()))
+        .collect();
 
     if ctx.diags.is_empty() && name_ok {
         draft.app = Some(App {
