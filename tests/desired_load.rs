@@ -1003,3 +1003,38 @@ fn misnamed_manifest_gets_a_hint() {
         Some("did you mean \"app.yaml\"?")
     );
 }
+
+#[test]
+fn seaweedfs_driver_examples_load() {
+    // The CSI driver's own Nomad examples: three jobspecs and a `nomad volume create` spec.
+    let base = "drivers/seaweedfs-csi-driver/deploy/nomad";
+    let files: Vec<(String, String)> = [
+        "example-seaweedfs-app.hcl",
+        "seaweedfs-csi.hcl",
+        "seaweedfs.hcl",
+        "example-seaweedfs-volume.hcl",
+    ]
+    .iter()
+    .map(|f| (format!("apps/seaweedfs/{f}"), brmartin(&format!("{base}/{f}"))))
+    .chain([(
+        "apps/seaweedfs/app.yaml".to_string(),
+        "resources:\n  - nomad_job: { file: seaweedfs.hcl }\n  - nomad_job: { file: seaweedfs-csi.hcl }\n  - csi_volume: { file: example-seaweedfs-volume.hcl }\n  - nomad_job: { file: example-seaweedfs-app.hcl }\n".to_string(),
+    )])
+    .collect();
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    let loaded = desired::load(&rev(&refs));
+    let app = ok(&loaded, "seaweedfs");
+    let ids: Vec<String> = app.resources.iter().map(|r| r.id.to_string()).collect();
+    assert_eq!(ids.len(), 4, "{ids:?}");
+    assert_eq!(ids[2], "csi_volume/default/example-seaweedfs-volume");
+    // The example app mounts the example volume: an implicit edge.
+    assert!(
+        desired::resource_dependencies(app)
+            .contains(&(app.resources[3].id.clone(), app.resources[2].id.clone())),
+        "{:?}",
+        desired::resource_dependencies(app)
+    );
+}

@@ -1,5 +1,7 @@
 //! `app.yaml` and the root `drover.yaml`: spanned YAML read into typed [`App`]s, every error kept.
 
+use std::sync::LazyLock;
+
 use regex::Regex;
 
 use super::check::{Ctx, join, key_hint};
@@ -154,18 +156,24 @@ pub(crate) fn repo_defaults(rev: &Revision, diags: &mut Vec<Diagnostic>) -> Repo
     out
 }
 
-fn valid_app_name(name: &str) -> bool {
-    static_regex(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$").is_match(name)
+fn literal_regex(pattern: &str) -> Regex {
+    Regex::new(pattern).unwrap_or_else(|e| unreachable!("literal regex {pattern}: {e}"))
 }
 
-fn static_regex(pattern: &str) -> Regex {
-    // Patterns are literals in this file; a failure is a programming error caught by tests.
-    Regex::new(pattern).unwrap_or_else(|_| Regex::new("$^").unwrap_or_else(|_| unreachable!()))
+static APP_NAME: LazyLock<Regex> =
+    LazyLock::new(|| literal_regex(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"));
+static NAMESPACE: LazyLock<Regex> = LazyLock::new(|| literal_regex(r"^[a-zA-Z0-9-]{1,128}$"));
+static BUCKET: LazyLock<Regex> =
+    LazyLock::new(|| literal_regex(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"));
+static VARIABLE: LazyLock<Regex> = LazyLock::new(|| literal_regex(r"^[A-Za-z_][A-Za-z0-9_-]*$"));
+
+fn valid_app_name(name: &str) -> bool {
+    APP_NAME.is_match(name)
 }
 
 fn namespace(ctx: &mut Ctx, node: &Node, field: &str) -> Option<String> {
     let ns = ctx.nonempty(node, field)?;
-    if !static_regex(r"^[a-zA-Z0-9-]{1,128}$").is_match(&ns) {
+    if !NAMESPACE.is_match(&ns) {
         ctx.err_hint(
             node,
             field,
@@ -695,7 +703,7 @@ pub(crate) fn one_of(
 }
 
 fn valid_bucket_name(name: &str) -> bool {
-    static_regex(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$").is_match(name) && !name.contains("..")
+    BUCKET.is_match(name) && !name.contains("..")
 }
 
 fn bucket(ctx: &mut Ctx, node: &Node, field: &str) -> Option<BucketSpec> {
@@ -1013,7 +1021,7 @@ pub(crate) fn variables_map(
     };
     for (k, v) in pairs {
         let key = k.key_text();
-        if !static_regex(r"^[A-Za-z_][A-Za-z0-9_-]*$").is_match(&key) {
+        if !VARIABLE.is_match(&key) {
             ctx.err(
                 k,
                 &join(field, &key),
