@@ -1038,3 +1038,25 @@ fn seaweedfs_driver_examples_load() {
         desired::resource_dependencies(app)
     );
 }
+
+#[test]
+fn filesystem_functions_are_refused_like_the_parse_api_does() {
+    // api-facts 1.2: /v1/jobs/parse runs with filesystem functions disabled (AllowFS=false).
+    let job = "job \"web\" {\n  group \"g\" {\n    task \"t\" {\n      template {\n        data = file(\"config.yml\")\n        destination = \"local/c\"\n      }\n      env { X = \"${filebase64(\"k\")}\" }\n    }\n  }\n}\n";
+    let loaded = desired::load(&rev(&[
+        (
+            "apps/a/app.yaml",
+            "resources:\n  - nomad_job: { file: j.nomad.hcl }\n",
+        ),
+        ("apps/a/j.nomad.hcl", job),
+    ]));
+    let d = errs(&loaded, "a");
+    assert_eq!(d.len(), 2, "{d:?}");
+    assert_eq!((d[0].line, d[0].column), (5, 16));
+    assert!(
+        d[0].message.starts_with("file() reads local files"),
+        "{}",
+        d[0]
+    );
+    assert!(d[1].message.starts_with("filebase64()"), "{}", d[1]);
+}
