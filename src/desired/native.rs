@@ -962,14 +962,34 @@ pub(crate) fn csi_volume_file(
     vars: Option<&Node>,
     field: &str,
 ) -> Option<(CsiVolumeSpec, Origin)> {
-    let vars: BTreeMap<String, serde_json::Value> = vars
+    let var_list = vars
         .map(|n| manifest::variables_map(ctx, n, &join(field, "variables")))
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(k, v, _, _)| (k, v))
+        .unwrap_or_default();
+    let vars: BTreeMap<String, serde_json::Value> = var_list
+        .iter()
+        .map(|(k, v, _, _)| (k.clone(), v.clone()))
         .collect();
     let (path, text) = read(ctx, rev, dir, file_node, &join(field, "file"))?;
     let before = ctx.diags.len();
+    // A variable the file never references is most likely a typo.
+    let referenced: Vec<String> = VAR_REF
+        .captures_iter(&text)
+        .filter_map(|c| c.get(1).or(c.get(2)).map(|m| m.as_str().to_string()))
+        .collect();
+    for (name, _, line, col) in &var_list {
+        if !referenced.contains(name) {
+            let refs: Vec<&str> = referenced.iter().map(String::as_str).collect();
+            ctx.push(Diagnostic {
+                hint: super::check::suggest(name, &refs).map(|s| format!("did you mean \"{s}\"?")),
+                ..diag(
+                    &ctx.file.clone(),
+                    (*line, *col),
+                    &format!("{field}.variables.{name}"),
+                    format!("{path} does not use var.{name}"),
+                )
+            });
+        }
+    }
     let (norm, map, missing) = normalize_volume_hcl(&text, &vars);
     for (name, line, col) in &missing {
         ctx.push(Diagnostic {
