@@ -311,7 +311,8 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let unit = unit.trim().to_ascii_lowercase();
+    let written_unit = unit.trim();
+    let unit = written_unit.to_ascii_lowercase();
     let number: f64 = num
         .parse()
         .map_err(|_| format!("\"{text}\" is not a size"))?;
@@ -327,7 +328,11 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         "gi" | "gib" => 1024f64.powi(3),
         "ti" | "tib" => 1024f64.powi(4),
         "pi" | "pib" => 1024f64.powi(5),
-        _ => return Err(format!("unknown size unit \"{}\" in \"{text}\"", unit)),
+        _ => {
+            return Err(format!(
+                "unknown size unit \"{written_unit}\" in \"{text}\""
+            ));
+        }
     };
     let bytes = (number * factor).round();
     if !bytes.is_finite() || bytes < 0.0 || bytes > u64::MAX as f64 {

@@ -1,5 +1,7 @@
 //! `app.yaml` and the root `drover.yaml`: spanned YAML read into typed [`App`]s, every error kept.
 
+use std::sync::LazyLock;
+
 use regex::Regex;
 
 use super::check::{Ctx, join, key_hint};
@@ -92,6 +94,8 @@ pub(crate) struct Draft {
     pub depends_on: Vec<(String, usize, usize)>,
     /// Position of `name:` (or 0,0).
     pub name_pos: (usize, usize),
+    /// Every resource this app declares, even when the app has errors (for duplicate checks).
+    pub claims: Vec<(super::ResourceId, Origin)>,
 }
 
 fn yaml_error(file: &str, e: yaml::YamlError) -> Diagnostic {
@@ -152,18 +156,24 @@ pub(crate) fn repo_defaults(rev: &Revision, diags: &mut Vec<Diagnostic>) -> Repo
     out
 }
 
-fn valid_app_name(name: &str) -> bool {
-    static_regex(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$").is_match(name)
+fn literal_regex(pattern: &str) -> Regex {
+    Regex::new(pattern).unwrap_or_else(|e| unreachable!("literal regex {pattern}: {e}"))
 }
 
-fn static_regex(pattern: &str) -> Regex {
-    // Patterns are literals in this file; a failure is a programming error caught by tests.
-    Regex::new(pattern).unwrap_or_else(|_| Regex::new("$^").unwrap_or_else(|_| unreachable!()))
+static APP_NAME: LazyLock<Regex> =
+    LazyLock::new(|| literal_regex(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"));
+static NAMESPACE: LazyLock<Regex> = LazyLock::new(|| literal_regex(r"^[a-zA-Z0-9-]{1,128}$"));
+static BUCKET: LazyLock<Regex> =
+    LazyLock::new(|| literal_regex(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"));
+static VARIABLE: LazyLock<Regex> = LazyLock::new(|| literal_regex(r"^[A-Za-z_][A-Za-z0-9_-]*$"));
+
+fn valid_app_name(name: &str) -> bool {
+    APP_NAME.is_match(name)
 }
 
 fn namespace(ctx: &mut Ctx, node: &Node, field: &str) -> Option<String> {
     let ns = ctx.nonempty(node, field)?;
-    if !static_regex(r"^[a-zA-Z0-9-]{1,128}$").is_match(&ns) {
+    if !NAMESPACE.is_match(&ns) {
         ctx.err_hint(
             node,
             field,
@@ -207,6 +217,7 @@ pub(crate) fn load_app(rev: &Revision, folder: &str, defaults: &RepoDefaults) ->
         diags: Vec::new(),
         depends_on: Vec::new(),
         name_pos: (0, 0),
+        claims: Vec::new(),
     };
     let text = match text_of(rev, &file) {
         Ok(t) => t,
@@ -314,6 +325,10 @@ pub(crate) fn load_app(rev: &Revision, folder: &str, defaults: &RepoDefaults) ->
         None => Vec::new(),
     };
     duplicate_ids_within(&mut ctx, &resources);
+    draft.claims = resources
+        .iter()
+        .map(|r| (r.id.clone(), r.origin.clone()))
+        .collect();
 
     if ctx.diags.is_empty() && name_ok {
         draft.app = Some(App {
@@ -688,7 +703,7 @@ pub(crate) fn one_of(
 }
 
 fn valid_bucket_name(name: &str) -> bool {
-    static_regex(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$").is_match(name) && !name.contains("..")
+    BUCKET.is_match(name) && !name.contains("..")
 }
 
 fn bucket(ctx: &mut Ctx, node: &Node, field: &str) -> Option<BucketSpec> {
@@ -1006,7 +1021,7 @@ pub(crate) fn variables_map(
     };
     for (k, v) in pairs {
         let key = k.key_text();
-        if !static_regex(r"^[A-Za-z_][A-Za-z0-9_-]*$").is_match(&key) {
+        if !VARIABLE.is_match(&key) {
             ctx.err(
                 k,
                 &join(field, &key),

@@ -181,12 +181,10 @@ fn repo_checks(drafts: &mut [manifest::Draft]) {
     // The same resource claimed by two apps: an error on both.
     let mut owners: BTreeMap<ResourceId, Vec<(usize, Origin)>> = BTreeMap::new();
     for (i, d) in drafts.iter().enumerate() {
-        if let Some(app) = &d.app {
-            for r in &app.resources {
-                let list = owners.entry(r.id.clone()).or_default();
-                if !list.iter().any(|(j, _)| *j == i) {
-                    list.push((i, r.origin.clone()));
-                }
+        for (id, origin) in &d.claims {
+            let list = owners.entry(id.clone()).or_default();
+            if !list.iter().any(|(j, _)| *j == i) {
+                list.push((i, origin.clone()));
             }
         }
     }
@@ -209,6 +207,16 @@ fn repo_checks(drafts: &mut [manifest::Draft]) {
     }
     for (d, more) in drafts.iter_mut().zip(extra) {
         d.diags.extend(more);
+        // Shown in reading order: the app.yaml first, then each native file top to bottom.
+        let manifest = d.file.clone();
+        d.diags.sort_by(|a, b| {
+            (a.file != manifest, &a.file, a.line, a.column).cmp(&(
+                b.file != manifest,
+                &b.file,
+                b.line,
+                b.column,
+            ))
+        });
     }
 }
 

@@ -324,6 +324,24 @@ pub(crate) fn hcl_job_info(ctx: &mut Ctx, path: &str, text: &str) -> Option<JobI
         report_templating(ctx, path, text, &findings);
         return None;
     }
+    // `/v1/jobs/parse` runs with filesystem functions disabled (AllowFS=false): a jobspec that
+    // reads local files parses with the nomad CLI but never through the API.
+    let mut fs_calls = Vec::new();
+    body_fs_calls(&body, &mut fs_calls);
+    if !fs_calls.is_empty() {
+        for (name, span) in fs_calls {
+            ctx.push(Diagnostic {
+                hint: Some("inline the content (a heredoc, or a template block's data) or use an HCL2 variable set in app.yaml".to_string()),
+                ..diag(
+                    path,
+                    span_pos(text, span),
+                    "",
+                    format!("{name}() reads local files, which Nomad's job parse API does not allow"),
+                )
+            });
+        }
+        return None;
+    }
     let mut jobs = Vec::new();
     let mut declared = Vec::new();
     for s in body.iter() {
@@ -381,6 +399,59 @@ pub(crate) fn hcl_job_info(ctx: &mut Ctx, path: &str, text: &str) -> Option<JobI
         namespace,
         declared,
     })
+}
+
+const FS_FUNCTIONS: &[&str] = &[
+    "file",
+    "fileexists",
+    "fileset",
+    "filebase64",
+    "templatefile",
+    "abspath",
+    "pathexpand",
+];
+
+fn body_fs_calls(body: &Body, out: &mut Vec<(String, Option<std::ops::Range<usize>>)>) {
+    for s in body.iter() {
+        match s {
+            Structure::Attribute(a) => expr_fs_calls(&a.value, out),
+            Structure::Block(b) => body_fs_calls(&b.body, out),
+        }
+    }
+}
+
+fn template_fs_calls(
+    t: &hcl::edit::template::Template,
+    out: &mut Vec<(String, Option<std::ops::Range<usize>>)>,
+) {
+    for e in t.iter() {
+        if let hcl::edit::template::Element::Interpolation(i) = e {
+            expr_fs_calls(&i.expr, out);
+        }
+    }
+}
+
+fn expr_fs_calls(expr: &EditExpr, out: &mut Vec<(String, Option<std::ops::Range<usize>>)>) {
+    match expr {
+        EditExpr::FuncCall(f) => {
+            let name = f.name.name.as_str();
+            if f.name.namespace.is_empty() && FS_FUNCTIONS.contains(&name) {
+                out.push((name.to_string(), expr.span()));
+            }
+            f.args.iter().for_each(|a| expr_fs_calls(a, out));
+        }
+        EditExpr::Array(a) => a.iter().for_each(|e| expr_fs_calls(e, out)),
+        EditExpr::Object(o) => o.iter().for_each(|(_, v)| expr_fs_calls(v.expr(), out)),
+        EditExpr::Parenthesis(p) => expr_fs_calls(p.inner(), out),
+        EditExpr::Conditional(c) => {
+            expr_fs_calls(&c.cond_expr, out);
+            expr_fs_calls(&c.true_expr, out);
+            expr_fs_calls(&c.false_expr, out);
+        }
+        EditExpr::StringTemplate(t) => template_fs_calls(t, out),
+        EditExpr::HeredocTemplate(h) => template_fs_calls(&h.template, out),
+        _ => {}
+    }
 }
 
 /// A construct of another templating tool found in a file.
@@ -891,14 +962,34 @@ pub(crate) fn csi_volume_file(
     vars: Option<&Node>,
     field: &str,
 ) -> Option<(CsiVolumeSpec, Origin)> {
-    let vars: BTreeMap<String, serde_json::Value> = vars
+    let var_list = vars
         .map(|n| manifest::variables_map(ctx, n, &join(field, "variables")))
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(k, v, _, _)| (k, v))
+        .unwrap_or_default();
+    let vars: BTreeMap<String, serde_json::Value> = var_list
+        .iter()
+        .map(|(k, v, _, _)| (k.clone(), v.clone()))
         .collect();
     let (path, text) = read(ctx, rev, dir, file_node, &join(field, "file"))?;
     let before = ctx.diags.len();
+    // A variable the file never references is most likely a typo.
+    let referenced: Vec<String> = VAR_REF
+        .captures_iter(&text)
+        .filter_map(|c| c.get(1).or(c.get(2)).map(|m| m.as_str().to_string()))
+        .collect();
+    for (name, _, line, col) in &var_list {
+        if !referenced.contains(name) {
+            let refs: Vec<&str> = referenced.iter().map(String::as_str).collect();
+            ctx.push(Diagnostic {
+                hint: super::check::suggest(name, &refs).map(|s| format!("did you mean \"{s}\"?")),
+                ..diag(
+                    &ctx.file.clone(),
+                    (*line, *col),
+                    &format!("{field}.variables.{name}"),
+                    format!("{path} does not use var.{name}"),
+                )
+            });
+        }
+    }
     let (norm, map, missing) = normalize_volume_hcl(&text, &vars);
     for (name, line, col) in &missing {
         ctx.push(Diagnostic {
