@@ -442,10 +442,24 @@ async fn trigger_fetches_immediately_and_old_revisions_stay_readable() {
     .await;
     assert_eq!(status.revision.unwrap().file("f"), Some(&b"2"[..]));
 
+    // refresh() returns only after a fetch that began after the call: the push is in it.
+    for round in 3..6 {
+        let pushed = up.commit(&[("f", &round.to_string())], "more");
+        let status = tokio::time::timeout(Duration::from_secs(20), watcher.refresh())
+            .await
+            .expect("refresh finishes");
+        assert_eq!(status.revision.unwrap().id, pushed);
+    }
+
     // Rollback reads the older commit from the watcher's mirror.
     let old = watcher.source().revision_at(&first).unwrap();
     assert_eq!(old.file("f"), Some(&b"1"[..]));
     shutdown.cancel();
+    // After shutdown, refresh() does not hang.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    tokio::time::timeout(Duration::from_secs(5), watcher.refresh())
+        .await
+        .expect("refresh after shutdown returns");
 }
 
 // ---- smart HTTP through `git http-backend` behind a loopback CGI bridge ----
