@@ -717,8 +717,21 @@ struct SshServer {
 }
 
 fn ssh_keygen(path: &Path) {
+    ssh_keygen_with_passphrase(path, "");
+}
+
+fn ssh_keygen_with_passphrase(path: &Path, passphrase: &str) {
     let status = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-C", "drover-test", "-f"])
+        .args([
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            passphrase,
+            "-C",
+            "drover-test",
+            "-f",
+        ])
         .arg(path)
         .status()
         .expect("ssh-keygen runs (Debian package openssh-client)");
@@ -820,6 +833,35 @@ fn ssh_key_auth_with_known_hosts_file() {
     let rev = source.fetch().unwrap();
     assert_eq!(rev.id, id);
     assert_eq!(rev.file("apps/s/app.yaml"), Some(&b"name: s\n"[..]));
+
+    // A passphrase-protected key, its passphrase read from an environment variable. (PATH is
+    // used because it is always set and tests may not set variables: `unsafe_code` is
+    // forbidden.)
+    let locked_key = keys.path().join("locked_key");
+    let passphrase = std::env::var("PATH").unwrap();
+    ssh_keygen_with_passphrase(&locked_key, &passphrase);
+    let mut authorized = std::fs::read_to_string(keys.path().join("authorized_keys")).unwrap();
+    authorized.push_str(&std::fs::read_to_string(keys.path().join("locked_key.pub")).unwrap());
+    std::fs::write(keys.path().join("authorized_keys"), authorized).unwrap();
+    let (locked, _d4) = open(
+        GitAuth {
+            ssh_key_file: Some(locked_key),
+            ssh_key_passphrase_env: Some("PATH".into()),
+            ..GitAuth::default()
+        },
+        &known_hosts,
+    );
+    assert_eq!(locked.fetch().unwrap().id, id);
+    let (wrong_passphrase, _d5) = open(
+        GitAuth {
+            ssh_key_file: Some(keys.path().join("locked_key")),
+            ssh_key_passphrase_env: Some("HOME".into()),
+            ..GitAuth::default()
+        },
+        &known_hosts,
+    );
+    let err = wrong_passphrase.fetch().unwrap_err();
+    assert!(matches!(err, SourceError::Auth { .. }), "{err}");
 
     // A key the server does not know: an authentication error, not a hang or a panic.
     let other_key = keys.path().join("other_key");

@@ -417,7 +417,9 @@ impl GitSource {
             if let Some(message) = auth_problem.into_inner() {
                 return Err(SourceError::Auth { url, message });
             }
-            if e.code() == ErrorCode::Auth {
+            // libssh2 reports a refused key or a wrong passphrase as a generic SSH error.
+            let ssh_auth = e.class() == ErrorClass::Ssh && e.message().contains("authenticate");
+            if e.code() == ErrorCode::Auth || ssh_auth {
                 return Err(SourceError::Auth {
                     url,
                     message: scrub(e.message(), &self.config.url),
