@@ -442,10 +442,24 @@ async fn trigger_fetches_immediately_and_old_revisions_stay_readable() {
     .await;
     assert_eq!(status.revision.unwrap().file("f"), Some(&b"2"[..]));
 
+    // refresh() returns only after a fetch that began after the call: the push is in it.
+    for round in 3..6 {
+        let pushed = up.commit(&[("f", &round.to_string())], "more");
+        let status = tokio::time::timeout(Duration::from_secs(20), watcher.refresh())
+            .await
+            .expect("refresh finishes");
+        assert_eq!(status.revision.unwrap().id, pushed);
+    }
+
     // Rollback reads the older commit from the watcher's mirror.
     let old = watcher.source().revision_at(&first).unwrap();
     assert_eq!(old.file("f"), Some(&b"1"[..]));
     shutdown.cancel();
+    // After shutdown, refresh() does not hang.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    tokio::time::timeout(Duration::from_secs(5), watcher.refresh())
+        .await
+        .expect("refresh after shutdown returns");
 }
 
 // ---- smart HTTP through `git http-backend` behind a loopback CGI bridge ----
@@ -703,8 +717,21 @@ struct SshServer {
 }
 
 fn ssh_keygen(path: &Path) {
+    ssh_keygen_with_passphrase(path, "");
+}
+
+fn ssh_keygen_with_passphrase(path: &Path, passphrase: &str) {
     let status = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-C", "drover-test", "-f"])
+        .args([
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            passphrase,
+            "-C",
+            "drover-test",
+            "-f",
+        ])
         .arg(path)
         .status()
         .expect("ssh-keygen runs (Debian package openssh-client)");
@@ -806,6 +833,35 @@ fn ssh_key_auth_with_known_hosts_file() {
     let rev = source.fetch().unwrap();
     assert_eq!(rev.id, id);
     assert_eq!(rev.file("apps/s/app.yaml"), Some(&b"name: s\n"[..]));
+
+    // A passphrase-protected key, its passphrase read from an environment variable. (PATH is
+    // used because it is always set and tests may not set variables: `unsafe_code` is
+    // forbidden.)
+    let locked_key = keys.path().join("locked_key");
+    let passphrase = std::env::var("PATH").unwrap();
+    ssh_keygen_with_passphrase(&locked_key, &passphrase);
+    let mut authorized = std::fs::read_to_string(keys.path().join("authorized_keys")).unwrap();
+    authorized.push_str(&std::fs::read_to_string(keys.path().join("locked_key.pub")).unwrap());
+    std::fs::write(keys.path().join("authorized_keys"), authorized).unwrap();
+    let (locked, _d4) = open(
+        GitAuth {
+            ssh_key_file: Some(locked_key),
+            ssh_key_passphrase_env: Some("PATH".into()),
+            ..GitAuth::default()
+        },
+        &known_hosts,
+    );
+    assert_eq!(locked.fetch().unwrap().id, id);
+    let (wrong_passphrase, _d5) = open(
+        GitAuth {
+            ssh_key_file: Some(keys.path().join("locked_key")),
+            ssh_key_passphrase_env: Some("HOME".into()),
+            ..GitAuth::default()
+        },
+        &known_hosts,
+    );
+    let err = wrong_passphrase.fetch().unwrap_err();
+    assert!(matches!(err, SourceError::Auth { .. }), "{err}");
 
     // A key the server does not know: an authentication error, not a hang or a panic.
     let other_key = keys.path().join("other_key");

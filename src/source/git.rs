@@ -99,7 +99,7 @@ impl GitAuth {
 }
 
 /// What to follow: a remote and one reference in it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct SourceConfig {
     /// A local path, or a `file://`, `git://`, `http(s)://`, `ssh://` or scp-like
     /// (`git@host:org/repo.git`) URL.
@@ -119,6 +119,18 @@ impl SourceConfig {
             url: url.into(),
             ..SourceConfig::default()
         }
+    }
+}
+
+impl fmt::Debug for SourceConfig {
+    // The URL may embed a token (`https://user:token@host/...`).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SourceConfig")
+            .field("url", &redact_url(&self.url))
+            .field("reference", &self.reference)
+            .field("poll_interval", &self.poll_interval)
+            .field("auth", &self.auth)
+            .finish()
     }
 }
 
@@ -405,7 +417,9 @@ impl GitSource {
             if let Some(message) = auth_problem.into_inner() {
                 return Err(SourceError::Auth { url, message });
             }
-            if e.code() == ErrorCode::Auth {
+            // libssh2 reports a refused key or a wrong passphrase as a generic SSH error.
+            let ssh_auth = e.class() == ErrorClass::Ssh && e.message().contains("authenticate");
+            if e.code() == ErrorCode::Auth || ssh_auth {
                 return Err(SourceError::Auth {
                     url,
                     message: scrub(e.message(), &self.config.url),
@@ -745,6 +759,19 @@ mod tests {
         assert!(!shown.contains("MY_TOKEN_VAR"), "{shown}");
         assert!(
             shown.contains("<set>") && shown.contains("<unset>"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn debug_of_config_and_source_hides_a_token_in_the_url() {
+        let config = SourceConfig::new("https://bot:s3cr3t@example.org/r.git");
+        assert!(!format!("{config:?}").contains("s3cr3t"));
+        let dir = tempfile::tempdir().unwrap();
+        let source = GitSource::open(config, dir.path()).unwrap();
+        let shown = format!("{source:?}");
+        assert!(
+            !shown.contains("s3cr3t") && shown.contains("example.org"),
             "{shown}"
         );
     }

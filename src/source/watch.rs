@@ -2,6 +2,7 @@
 //! publish the newest good revision. A failed fetch never takes the last good revision away.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use rand::Rng;
@@ -41,6 +42,10 @@ pub struct SourceWatcher {
     trigger: Arc<Notify>,
     source: GitSource,
     task: JoinHandle<()>,
+    /// Number of fetches started so far.
+    started: Arc<AtomicU64>,
+    /// Number (by start order) of the last fetch whose outcome is published.
+    completed: watch::Receiver<u64>,
 }
 
 impl SourceWatcher {
@@ -55,18 +60,24 @@ impl SourceWatcher {
     ) -> SourceWatcher {
         let (tx, rx) = watch::channel(SourceStatus::default());
         let trigger = Arc::new(Notify::new());
+        let started = Arc::new(AtomicU64::new(0));
+        let (completed_tx, completed) = watch::channel(0);
         let task = tokio::spawn(run(
             source.clone(),
             poll_interval.max(MIN_POLL_INTERVAL),
             shutdown,
             tx,
             Arc::clone(&trigger),
+            Arc::clone(&started),
+            completed_tx,
         ));
         SourceWatcher {
             status: rx,
             trigger,
             source,
             task,
+            started,
+            completed,
         }
     }
 
@@ -79,6 +90,18 @@ impl SourceWatcher {
     /// starts coalesce into one; a trigger during a fetch causes one more fetch after it.
     pub fn trigger(&self) {
         self.trigger.notify_one();
+    }
+
+    /// Trigger a fetch and wait until one that started after this call has finished, then
+    /// return the status (`drover sync`, tests: "push, then sync what was pushed"). Returns the
+    /// current status at once if the watcher has stopped. Callers bound the wait with a timeout.
+    pub async fn refresh(&self) -> SourceStatus {
+        let after = self.started.load(Ordering::SeqCst);
+        let mut completed = self.completed.clone();
+        self.trigger();
+        // A fetch already running may predate the caller's push: wait for the next one.
+        let _ = completed.wait_for(|done| *done > after).await;
+        self.status.borrow().clone()
     }
 
     /// The watched source, for reading older revisions (rollback) from the same mirror.
@@ -104,6 +127,8 @@ async fn run(
     shutdown: CancellationToken,
     tx: watch::Sender<SourceStatus>,
     trigger: Arc<Notify>,
+    started: Arc<AtomicU64>,
+    completed: watch::Sender<u64>,
 ) {
     let url = source.display_url();
     // A fetch that outlived its timeout; it is awaited before another starts on the same mirror.
@@ -112,6 +137,7 @@ async fn run(
         let mut handle = match pending.take() {
             Some(handle) => handle,
             None => {
+                started.fetch_add(1, Ordering::SeqCst);
                 let fetcher = source.clone();
                 let known = tx.borrow().revision.as_ref().map(|r| r.id.clone());
                 tokio::task::spawn_blocking(move || fetch_if_changed(&fetcher, known.as_deref()))
@@ -134,6 +160,10 @@ async fn run(
             },
         };
         publish(&tx, outcome);
+        if pending.is_none() {
+            // The fetch numbered `started` is over (a timed-out one is still pending).
+            completed.send_replace(started.load(Ordering::SeqCst));
+        }
 
         tokio::select! {
             biased;

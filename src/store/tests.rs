@@ -401,3 +401,33 @@ fn time_round_trips_in_milliseconds() {
     assert_eq!(to_millis(UNIX_EPOCH - Duration::from_secs(5)), 0);
     assert_eq!(from_millis(-5), UNIX_EPOCH);
 }
+
+#[tokio::test]
+async fn two_handles_on_one_file_see_each_others_writes() {
+    // `drover history` reads the file while `drover serve` writes it (WAL allows both).
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("drover.db");
+    let writer = Store::open(&path).unwrap();
+    let reader = Store::open(&path).unwrap();
+    let id = writer.begin_sync("web", "r1", "git").await.unwrap();
+    assert_eq!(reader.unfinished_syncs().await.unwrap()[0].id, id);
+    writer
+        .finish_sync(
+            id,
+            "succeeded",
+            None,
+            &["update nomad_job/default/web".into()],
+        )
+        .await
+        .unwrap();
+    let last = reader.last_sync("web").await.unwrap().unwrap();
+    assert_eq!(last.result.as_deref(), Some("succeeded"));
+    reader
+        .add_event(Some("web"), "info", "from the other handle")
+        .await
+        .unwrap();
+    assert_eq!(
+        writer.events(Some("web"), 1).await.unwrap()[0].message,
+        "from the other handle"
+    );
+}
