@@ -99,14 +99,24 @@ pub async fn start(options: DemoOptions) -> Result<Demo, DemoError> {
             path: "nomad".into(),
             version: 2,
         }],
-        vault_secrets: vec![SeedVaultSecret {
-            mount: "nomad".into(),
-            path: "default/overseerr".into(),
-            data: BTreeMap::from([
-                ("MINIO_ACCESS_KEY".to_string(), DEMO_S3_ACCESS_KEY.into()),
-                ("MINIO_SECRET_KEY".to_string(), secret_key.clone().into()),
-            ]),
-        }],
+        vault_secrets: vec![
+            SeedVaultSecret {
+                mount: "nomad".into(),
+                path: "default/overseerr".into(),
+                data: BTreeMap::from([
+                    ("MINIO_ACCESS_KEY".to_string(), DEMO_S3_ACCESS_KEY.into()),
+                    ("MINIO_SECRET_KEY".to_string(), secret_key.clone().into()),
+                ]),
+            },
+            SeedVaultSecret {
+                mount: "nomad".into(),
+                path: "default/minio".into(),
+                data: BTreeMap::from([
+                    ("MINIO_ROOT_USER".to_string(), DEMO_S3_ACCESS_KEY.into()),
+                    ("MINIO_ROOT_PASSWORD".to_string(), secret_key.clone().into()),
+                ]),
+            },
+        ],
         ..Seed::default()
     };
     let devstack = Devstack::start(DevstackConfig {
