@@ -87,6 +87,11 @@ pub async fn reconcile(
         Err(message) => return failure(ctx, app, revision, message, memory),
     };
     let triage = plan::triage(app, &live, &markers, &owned);
+    let waiting_on = unhealthy_dependencies(ctx, app);
+    if let (Some(dep), Mode::Auto | Mode::Manual) = (&waiting_on, mode) {
+        // Nothing will be applied yet: show the triage without asking the server.
+        return waiting_for_dependency(ctx, app, revision, &triage, dep, memory);
+    }
     let plan = match plan::explain(&ctx.nomad, app, revision, &triage, edges, settings.colour).await
     {
         Ok(plan) => plan,
@@ -102,7 +107,6 @@ pub async fn reconcile(
         }
     };
 
-    let waiting_on = unhealthy_dependencies(ctx, app);
     let policy = match mode {
         Mode::Auto if app.sync.auto => Some(ApplyPolicy {
             heal_drift: app.sync.self_heal,
@@ -452,4 +456,62 @@ fn failure(
 fn backoff(base: Duration, failures: u32, max: Duration) -> Duration {
     base.saturating_mul(2u32.saturating_pow(failures.saturating_sub(1).min(10)))
         .min(max)
+}
+
+fn waiting_for_dependency(
+    ctx: &Context,
+    app: &App,
+    revision: &str,
+    triage: &[plan::Triage],
+    dependency: &str,
+    memory: &AppMemory,
+) -> Outcome {
+    let mut status = AppStatus::unknown(
+        &app.name,
+        revision,
+        &format!("waiting for dependency {dependency}"),
+    );
+    status.auto_sync = app.sync.auto;
+    status.last_sync = memory.last_sync.clone();
+    status
+        .errors
+        .push(format!("waiting for app {dependency} to be Healthy"));
+    let pending = triage.iter().any(|t| {
+        matches!(
+            t.verdict,
+            plan::Verdict::Create | plan::Verdict::Suspect | plan::Verdict::Delete
+        )
+    });
+    status.sync = if pending {
+        SyncStatus::OutOfSync
+    } else {
+        SyncStatus::Synced
+    };
+    status.resources = triage
+        .iter()
+        .map(|t| ResourceStatus {
+            id: t.id.to_string(),
+            change: match t.verdict {
+                plan::Verdict::Create => "create",
+                plan::Verdict::Suspect => "check",
+                plan::Verdict::Delete => "delete",
+                plan::Verdict::Unchanged => "unchanged",
+                plan::Verdict::NotManaged => "not-managed",
+            }
+            .to_string(),
+            reason: serde_json::to_value(t.reason)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default(),
+            health: Health::Unknown,
+            message: format!("waiting for {dependency}"),
+            diff: None,
+        })
+        .collect();
+    Outcome {
+        status,
+        plan: None,
+        report: None,
+        requeue: ctx.settings.progress_interval,
+    }
 }
