@@ -586,3 +586,92 @@ resources:
     let _: &Value = alloc;
     env.shutdown().await;
 }
+
+async fn api_post(env: &TestEnv, path: &str, body: Value) -> (u16, Value) {
+    let addr = env
+        .drover
+        .as_ref()
+        .map(|d| d.web_addr)
+        .unwrap_or_else(|| panic!("running"));
+    let r = env
+        .http
+        .post(format!("http://{addr}{path}"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{path}: {e}"));
+    let code = r.status().as_u16();
+    (code, r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn auto_sync_off_waits_for_a_manual_sync() {
+    let mut env = TestEnv::new().await;
+    env.write(
+        "apps/web/app.yaml",
+        &app_yaml("web", "sync: { auto: false }\n"),
+    );
+    env.write("apps/web/job.nomad.hcl", &web_jobspec("web", "nginx:1.27"));
+    env.commit("web, manual sync");
+    env.start_drover().await;
+    let status = env
+        .wait_app("web", "OutOfSync", |s| sync_of(s) == "OutOfSync")
+        .await;
+    assert!(
+        status
+            .resources
+            .iter()
+            .any(|r| r.change == "create" && r.diff.is_some()),
+        "{status:#?}"
+    );
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(
+        env.job("web").await.is_none(),
+        "auto: false never applies by itself"
+    );
+    let (code, _) = api_post(&env, "/api/apps/web/sync", json!({})).await;
+    assert_eq!(code, 202);
+    env.wait_synced_healthy("web", None).await;
+    assert!(env.job("web").await.is_some());
+    env.shutdown().await;
+}
+
+#[tokio::test]
+async fn rollback_pins_an_older_revision_until_unpinned() {
+    let mut env = TestEnv::new().await;
+    env.write("apps/web/app.yaml", &app_yaml("web", ""));
+    env.write("apps/web/job.nomad.hcl", &web_jobspec("web", "nginx:1.26"));
+    let v1 = env.commit("v1");
+    env.start_drover().await;
+    env.wait_synced_healthy("web", Some(&v1)).await;
+    env.write("apps/web/job.nomad.hcl", &web_jobspec("web", "nginx:1.27"));
+    let v2 = env.commit("v2");
+    env.wait_synced_healthy("web", Some(&v2)).await;
+
+    let (code, body) = api_post(
+        &env,
+        "/api/apps/web/rollback",
+        json!({ "revision": &v1[..8] }),
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["pinned"], v1.as_str());
+    let status = env.wait_synced_healthy("web", Some(&v1)).await;
+    assert_eq!(status.pinned.as_deref(), Some(v1.as_str()));
+    let image = |j: Option<Value>| {
+        j.unwrap_or_default()["TaskGroups"][0]["Tasks"][0]["Config"]["image"].clone()
+    };
+    assert_eq!(image(env.job("web").await), "nginx:1.26");
+
+    // While pinned, new commits are not applied.
+    env.write("apps/web/job.nomad.hcl", &web_jobspec("web", "nginx:1.28"));
+    let v3 = env.commit("v3");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(image(env.job("web").await), "nginx:1.26");
+
+    let (code, _) = api_post(&env, "/api/apps/web/unpin", json!({})).await;
+    assert_eq!(code, 200);
+    env.wait_synced_healthy("web", Some(&v3)).await;
+    assert_eq!(image(env.job("web").await), "nginx:1.28");
+    env.shutdown().await;
+}
