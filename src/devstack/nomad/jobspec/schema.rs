@@ -943,12 +943,16 @@ fn convert(v: Value, k: K, range: std::ops::Range<usize>) -> Result<Value, Diag>
             Value::String(s) => parse_duration(s).map(Value::from).ok_or_else(|| {
                 Diag::new(
                     range,
-                    "Unsuitable duration value",
-                    format!("time: invalid duration {s:?}"),
+                    "Unsuitable value type",
+                    format!("Unsuitable duration value: time: invalid duration {s:?}"),
                 )
             }),
             Value::Number(_) => Ok(v),
-            _ => Err(unsuitable(range, "string")),
+            _ => Err(Diag::new(
+                range,
+                "Unsuitable value type",
+                "Unsuitable value: expected a string but found another type",
+            )),
         },
         StrList => match v {
             Value::Array(a) => a
