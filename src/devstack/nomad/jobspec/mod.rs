@@ -622,4 +622,4 @@ fn normalize_constraints(v: &mut Value) {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
