@@ -165,17 +165,7 @@ pub fn parse(hcl: &str, variables: &str) -> Result<Value, ParseError> {
         iter: Vec::new(),
         locals_ready: true,
     };
-    if job.labels.len() != 1 {
-        let r = job.ident.span().unwrap_or(0..0);
-        return Err(render(
-            hcl,
-            &Diag::new(
-                r,
-                "Missing name for job",
-                "All job blocks must have 1 labels (name).",
-            ),
-        ));
-    }
+    schema::block_label_ok(job, 1, &sc).map_err(|d| render(hcl, &d))?;
     let mut out = schema::decode(&job.body, &schema::JOB, &mut sc).map_err(|d| render(hcl, &d))?;
     out.insert(
         "ID".into(),

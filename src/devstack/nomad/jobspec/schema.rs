@@ -717,7 +717,7 @@ pub(crate) fn empty(s: &S) -> Map<String, Value> {
     m
 }
 
-fn block_label_ok(b: &Block, want: usize, sc: &Scope) -> Result<(), Diag> {
+pub(crate) fn block_label_ok(b: &Block, want: usize, sc: &Scope) -> Result<(), Diag> {
     let have = b.labels.len();
     if have == want {
         return Ok(());
@@ -754,10 +754,18 @@ pub(crate) fn decode(body: &Body, s: &S, sc: &mut Scope) -> Result<Map<String, V
                 let krange = sc.base + krange.start..sc.base + krange.end;
                 let field = s.fields.iter().find(|f| f.0 == key && takes_attr(f.2));
                 let Some(field) = field else {
+                    let hint = if s.fields.iter().any(|f| f.0 == key && takes_block(f.2)) {
+                        format!(" Did you mean to define a block of type \"{key}\"?")
+                    } else {
+                        suggest(
+                            key,
+                            s.fields.iter().filter(|f| takes_attr(f.2)).map(|f| f.0),
+                        )
+                    };
                     return Err(Diag::new(
                         krange,
                         "Unsupported argument",
-                        format!("An argument named \"{key}\" is not expected here."),
+                        format!("An argument named \"{key}\" is not expected here.{hint}"),
                     ));
                 };
                 if let Some((_, prev)) = seen.iter().find(|(k, _)| k == key) {
@@ -783,10 +791,20 @@ pub(crate) fn decode(body: &Body, s: &S, sc: &mut Scope) -> Result<Map<String, V
                 let field = s.fields.iter().find(|f| f.0 == ident && takes_block(f.2));
                 let Some(field) = field else {
                     let r = b.ident.span().unwrap_or(0..0);
+                    let hint = if s.fields.iter().any(|f| f.0 == ident && takes_attr(f.2)) {
+                        format!(
+                            " Did you mean to define argument \"{ident}\"? If so, use the equals sign to assign it a value."
+                        )
+                    } else {
+                        suggest(
+                            ident,
+                            s.fields.iter().filter(|f| takes_block(f.2)).map(|f| f.0),
+                        )
+                    };
                     return Err(Diag::new(
                         sc.base + r.start..sc.base + r.end,
                         "Unsupported block type",
-                        format!("Blocks of type \"{ident}\" are not expected here."),
+                        format!("Blocks of type \"{ident}\" are not expected here.{hint}"),
                     ));
                 };
                 let key = if field.1.is_empty() { field.0 } else { field.1 };
@@ -851,6 +869,17 @@ pub(crate) fn decode(body: &Body, s: &S, sc: &mut Scope) -> Result<Map<String, V
         }
     }
     Ok(out)
+}
+
+/// HCL's "Did you mean" hint: the closest candidate within edit distance 2.
+fn suggest<'a>(given: &str, candidates: impl Iterator<Item = &'a str>) -> String {
+    candidates
+        .filter(|c| !c.is_empty())
+        .map(|c| (strsim::levenshtein(given, c), c))
+        .filter(|(d, _)| *d < 3)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| format!(" Did you mean \"{c}\"?"))
+        .unwrap_or_default()
 }
 
 fn sc_text_root<'a>(sc: &Scope<'a>) -> &'a str {

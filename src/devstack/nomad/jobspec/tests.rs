@@ -330,7 +330,7 @@ fn parse_errors_carry_input_hcl_positions() {
     let e = parse("job \"x\" {\n  groop \"g\" {}\n}\n", "").unwrap_err();
     assert_eq!(
         e.message,
-        "input.hcl:2,3-8: Unsupported block type; Blocks of type \"groop\" are not expected here."
+        "input.hcl:2,3-8: Unsupported block type; Blocks of type \"groop\" are not expected here. Did you mean \"group\"?"
     );
     let e = parse("job \"x\" {\n  group \"g\" {\n    task \"t\" {\n      kill_timeout = \"5 parsecs\"\n    }\n  }\n}\n", "").unwrap_err();
     assert!(
@@ -347,6 +347,31 @@ fn parse_errors_carry_input_hcl_positions() {
         e.message
             .contains("Call to function \"file\" failed: filesystem function disabled"),
         "{e}"
+    );
+    let e = parse(
+        "job \"x\" {\n  group \"g\" {\n    task \"t\" {\n      drivr = \"docker\"\n    }\n  }\n}\n",
+        "",
+    )
+    .unwrap_err();
+    assert_eq!(
+        e.message,
+        "input.hcl:4,7-12: Unsupported argument; An argument named \"drivr\" is not expected here. Did you mean \"driver\"?"
+    );
+    let e = parse("job \"x\" {\n  group \"g\" {\n    task \"t\" {\n      resources = { cpu = 1 }\n    }\n  }\n}\n", "").unwrap_err();
+    assert!(
+        e.message
+            .ends_with("Did you mean to define a block of type \"resources\"?"),
+        "{e}"
+    );
+    let e = parse("job x y {\n}\n", "").unwrap_err();
+    assert_eq!(
+        e.message,
+        "input.hcl:1,7-8: Extraneous label for job; Only 1 labels (name) are expected for job blocks."
+    );
+    let e = parse("job \"x\" {\n  group {\n  }\n}\n", "").unwrap_err();
+    assert_eq!(
+        e.message,
+        "input.hcl:2,3-8: Missing name for group; All group blocks must have 1 labels (name)."
     );
     let e = parse("job \"x\" {\n  group \"g\" {\n", "").unwrap_err();
     assert!(e.message.starts_with("input.hcl:"), "{e}");
