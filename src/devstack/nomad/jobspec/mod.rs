@@ -469,6 +469,15 @@ fn normalize(job: &mut Value) {
                     normalize_constraints(d);
                 }
             }
+            for sp in arr_mut(t, "ScalingPolicies") {
+                let ty = match sp["Type"].as_str().unwrap_or("") {
+                    "cpu" => "vertical_cpu",
+                    "mem" => "vertical_mem",
+                    other => other,
+                }
+                .to_string();
+                sp["Type"] = Value::String(ty);
+            }
             for tpl in arr_mut(t, "Templates") {
                 normalize_template(tpl);
             }

@@ -433,3 +433,51 @@ fn ports_constraints_and_durations() {
     assert_eq!(rp["Interval"], 5_400_000_000_000_i64);
     assert_eq!(rp["Delay"], 500_000_000);
 }
+
+#[test]
+fn dynamic_blocks_expand() {
+    let hcl = r#"locals {
+  ports = { http = 80, metrics = 9100 }
+}
+job "x" {
+  group "g" {
+    network {
+      dynamic "port" {
+        for_each = local.ports
+        labels   = [port.key]
+        content {
+          to = port.value
+        }
+      }
+    }
+    task "t" {
+      driver = "docker"
+      scaling "cpu" {
+        max = 500
+      }
+    }
+  }
+}
+"#;
+    let j = parse(hcl, "").unwrap();
+    assert_eq!(
+        j["TaskGroups"][0]["Networks"][0]["DynamicPorts"],
+        json!([{"Label": "http", "Value": 0, "To": 80, "HostNetwork": ""},
+               {"Label": "metrics", "Value": 0, "To": 9100, "HostNetwork": ""}])
+    );
+    let sp = &j["TaskGroups"][0]["Tasks"][0]["ScalingPolicies"][0];
+    assert_eq!(sp["Type"], "vertical_cpu");
+    assert_eq!(sp["Max"], 500);
+}
+
+#[test]
+fn escaped_interpolation_stays_literal_once() {
+    let j = parse(&read("modules/nextcloud/jobspec.nomad.hcl"), "").unwrap();
+    let tags = j["TaskGroups"][0]["Services"][0]["Tags"]
+        .as_array()
+        .unwrap();
+    assert!(
+        tags.iter().any(|t| t == "traefik.http.middlewares.nextcloud-redirectregex.redirectRegex.replacement=https://${1}/remote.php/dav"),
+        "{tags:?}"
+    );
+}
