@@ -471,10 +471,10 @@ impl<'a> Scope<'a> {
         for a in f.args.iter() {
             args.push(self.eval(a)?);
         }
-        if f.args.expand_final() {
-            if let Some(Value::Array(last)) = args.pop() {
-                args.extend(last);
-            }
+        if f.args.expand_final()
+            && let Some(Value::Array(last)) = args.pop()
+        {
+            args.extend(last);
         }
         super::funcs::call(name, args).map_err(|e| match e {
             super::funcs::FuncErr::Unknown => self.err(

@@ -60,7 +60,7 @@ fn render(src: &str, d: &Diag) -> ParseError {
     }
 }
 
-fn syntax_error(src: &str, e: &hcl::edit::parser::Error) -> ParseError {
+fn syntax_error(e: &hcl::edit::parser::Error) -> ParseError {
     let loc = e.location();
     let msg = e
         .message()
@@ -76,13 +76,6 @@ fn syntax_error(src: &str, e: &hcl::edit::parser::Error) -> ParseError {
             loc.column() + 1
         ),
     }
-    .with_src(src)
-}
-
-impl ParseError {
-    fn with_src(self, _src: &str) -> ParseError {
-        self
-    }
 }
 
 /// Parse an HCL2 jobspec with an optional HCL2 var-file body into an uncanonicalized `api.Job`.
@@ -94,11 +87,11 @@ pub fn parse(hcl: &str, variables: &str) -> Result<Value, ParseError> {
             ),
         });
     }
-    let body = hcl::edit::parser::parse_body(hcl).map_err(|e| syntax_error(hcl, &e))?;
+    let body = hcl::edit::parser::parse_body(hcl).map_err(|e| syntax_error(&e))?;
     let vars_body = if variables.trim().is_empty() {
         Body::new()
     } else {
-        hcl::edit::parser::parse_body(variables).map_err(|e| syntax_error(variables, &e))?
+        hcl::edit::parser::parse_body(variables).map_err(|e| syntax_error(&e))?
     };
 
     let mut var_blocks: Vec<&Block> = Vec::new();
@@ -157,9 +150,7 @@ pub fn parse(hcl: &str, variables: &str) -> Result<Value, ParseError> {
     }
 
     let vars = input_variables(hcl, &var_blocks, variables, &vars_body)?;
-    let empty = Map::new();
     let locals = eval_locals(hcl, &local_blocks, &vars)?;
-    let _ = &empty;
 
     let Some(job) = job else {
         return Err(ParseError {
@@ -174,17 +165,7 @@ pub fn parse(hcl: &str, variables: &str) -> Result<Value, ParseError> {
         iter: Vec::new(),
         locals_ready: true,
     };
-    if job.labels.len() != 1 {
-        let r = job.ident.span().unwrap_or(0..0);
-        return Err(render(
-            hcl,
-            &Diag::new(
-                r,
-                "Missing name for job",
-                "All job blocks must have 1 labels (name).",
-            ),
-        ));
-    }
+    schema::block_label_ok(job, 1, &sc).map_err(|d| render(hcl, &d))?;
     let mut out = schema::decode(&job.body, &schema::JOB, &mut sc).map_err(|d| render(hcl, &d))?;
     out.insert(
         "ID".into(),
@@ -224,6 +205,9 @@ fn looks_like_levant(hcl: &str) -> bool {
     false
 }
 
+/// A `variable` block: name, default, type text, and the range of its header.
+type Declared = (String, Option<Value>, Option<String>, Range<usize>);
+
 /// Declared `variable` blocks plus the var-file body → the `var` object.
 fn input_variables(
     hcl: &str,
@@ -232,7 +216,7 @@ fn input_variables(
     var_body: &Body,
 ) -> Result<Map<String, Value>, ParseError> {
     let no_vars = Map::new();
-    let mut declared: Vec<(String, Option<Value>, Option<String>, Range<usize>)> = Vec::new();
+    let mut declared: Vec<Declared> = Vec::new();
     for b in blocks {
         if b.labels.len() != 1 {
             let r = b.ident.span().unwrap_or(0..0);
@@ -412,10 +396,10 @@ fn eval_locals(
                 }
             }
         }
-        if next.len() == pending.len() {
-            if let Some(d) = first_err {
-                return Err(render(hcl, &d));
-            }
+        if next.len() == pending.len()
+            && let Some(d) = first_err
+        {
+            return Err(render(hcl, &d));
         }
         pending = next;
     }
@@ -439,10 +423,10 @@ fn normalize(job: &mut Value) {
         let id = obj.get("ID").cloned().unwrap_or(Value::Null);
         obj.insert("Name".into(), id);
     }
-    if let Some(Value::Object(p)) = obj.get_mut("Periodic") {
-        if p.get("Spec").is_some_and(|s| !s.is_null()) {
-            p.insert("SpecType".into(), Value::String("cron".into()));
-        }
+    if let Some(Value::Object(p)) = obj.get_mut("Periodic")
+        && p.get("Spec").is_some_and(|s| !s.is_null())
+    {
+        p.insert("SpecType".into(), Value::String("cron".into()));
     }
     let job_vault = obj.remove("vault").map(|mut v| {
         normalize_vault(&mut v);
@@ -468,13 +452,12 @@ fn normalize(job: &mut Value) {
         for n in arr_mut(g, "Networks") {
             normalize_ports(n);
         }
-        if let Some(Value::Object(sc)) = g.get_mut("Scaling") {
-            if sc
+        if let Some(Value::Object(sc)) = g.get_mut("Scaling")
+            && sc
                 .get("Type")
                 .is_none_or(|t| t.as_str().is_none_or(str::is_empty))
-            {
-                sc.insert("Type".into(), Value::String("horizontal".into()));
-            }
+        {
+            sc.insert("Type".into(), Value::String("horizontal".into()));
         }
         for t in arr_mut(g, "Tasks") {
             normalize_constraints(t);
@@ -486,6 +469,15 @@ fn normalize(job: &mut Value) {
                     normalize_constraints(d);
                 }
             }
+            for sp in arr_mut(t, "ScalingPolicies") {
+                let ty = match sp["Type"].as_str().unwrap_or("") {
+                    "cpu" => "vertical_cpu",
+                    "mem" => "vertical_mem",
+                    other => other,
+                }
+                .to_string();
+                sp["Type"] = Value::String(ty);
+            }
             for tpl in arr_mut(t, "Templates") {
                 normalize_template(tpl);
             }
@@ -495,12 +487,12 @@ fn normalize(job: &mut Value) {
             let Some(to) = t.as_object_mut() else {
                 continue;
             };
-            if to.get("Vault").is_none_or(Value::is_null) {
-                if let Some(v) = group_vault.as_ref().or(job_vault.as_ref()) {
-                    let mut v = v.clone();
-                    normalize_vault(&mut v);
-                    to.insert("Vault".into(), v);
-                }
+            if to.get("Vault").is_none_or(Value::is_null)
+                && let Some(v) = group_vault.as_ref().or(job_vault.as_ref())
+            {
+                let mut v = v.clone();
+                normalize_vault(&mut v);
+                to.insert("Vault".into(), v);
             }
             // An identity named "" or "default" is the task's default identity.
             if let Some(Value::Array(ids)) = to.get_mut("Identities") {
@@ -602,21 +594,21 @@ fn normalize_constraints(v: &mut Value) {
                 "set_contains_all",
                 "set_contains_any",
             ] {
-                if let Some(Value::String(s)) = o.remove(short) {
-                    if !s.is_empty() {
-                        o.insert("Operand".into(), Value::String(short.into()));
-                        o.insert("RTarget".into(), Value::String(s));
-                    }
+                if let Some(Value::String(s)) = o.remove(short)
+                    && !s.is_empty()
+                {
+                    o.insert("Operand".into(), Value::String(short.into()));
+                    o.insert("RTarget".into(), Value::String(s));
                 }
             }
             if let Some(Value::Bool(true)) = o.remove("distinct_hosts") {
                 o.insert("Operand".into(), Value::String("distinct_hosts".into()));
             }
-            if let Some(Value::String(p)) = o.remove("distinct_property") {
-                if !p.is_empty() {
-                    o.insert("Operand".into(), Value::String("distinct_property".into()));
-                    o.insert("LTarget".into(), Value::String(p));
-                }
+            if let Some(Value::String(p)) = o.remove("distinct_property")
+                && !p.is_empty()
+            {
+                o.insert("Operand".into(), Value::String("distinct_property".into()));
+                o.insert("LTarget".into(), Value::String(p));
             }
             if o.get("Operand")
                 .and_then(Value::as_str)
@@ -629,4 +621,4 @@ fn normalize_constraints(v: &mut Value) {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -175,7 +175,8 @@ pub(crate) static TASK: S = S {
         F("shutdown_delay", "ShutdownDelay", Dur, V),
         F("kill_signal", "KillSignal", Str, V),
         F("kind", "Kind", Str, V),
-        F("", "ScalingPolicies", None, P),
+        // `scaling "cpu"|"mem"` blocks; the label becomes the vertical policy type.
+        F("scaling", "ScalingPolicies", Labeled(&SCALING, "Type"), P),
         F("", "Identity", None, P),
         F("identity", "Identities", List(&IDENTITY), P),
         F("", "Actions", None, P),
@@ -717,28 +718,8 @@ pub(crate) fn empty(s: &S) -> Map<String, Value> {
     m
 }
 
-fn block_label_ok(b: &Block, want: usize, sc: &Scope) -> Result<(), Diag> {
-    let have = b.labels.len();
-    if have == want {
-        return Ok(());
-    }
-    let ident = b.ident.value().as_str();
-    let range = b.ident.span().unwrap_or(0..0);
-    let range = sc.base + range.start..sc.base + range.end;
-    if have < want {
-        Err(Diag::new(
-            range,
-            &format!("Missing name for {ident}"),
-            format!("All {ident} blocks must have {want} labels (name)."),
-        ))
-    } else {
-        let extra = b.labels[want].span().unwrap_or(0..0);
-        Err(Diag::new(
-            sc.base + extra.start..sc.base + extra.end,
-            &format!("Extraneous label for {ident}"),
-            format!("Only {want} labels (name) are expected for {ident} blocks."),
-        ))
-    }
+pub(crate) fn block_label_ok(b: &Block, want: usize, sc: &Scope) -> Result<(), Diag> {
+    labels_ok(&BlockRef::of(b, sc), want)
 }
 
 /// Decode a body against a schema. Unknown arguments and blocks are errors, like Nomad's
@@ -754,10 +735,18 @@ pub(crate) fn decode(body: &Body, s: &S, sc: &mut Scope) -> Result<Map<String, V
                 let krange = sc.base + krange.start..sc.base + krange.end;
                 let field = s.fields.iter().find(|f| f.0 == key && takes_attr(f.2));
                 let Some(field) = field else {
+                    let hint = if s.fields.iter().any(|f| f.0 == key && takes_block(f.2)) {
+                        format!(" Did you mean to define a block of type \"{key}\"?")
+                    } else {
+                        suggest(
+                            key,
+                            s.fields.iter().filter(|f| takes_attr(f.2)).map(|f| f.0),
+                        )
+                    };
                     return Err(Diag::new(
                         krange,
                         "Unsupported argument",
-                        format!("An argument named \"{key}\" is not expected here."),
+                        format!("An argument named \"{key}\" is not expected here.{hint}"),
                     ));
                 };
                 if let Some((_, prev)) = seen.iter().find(|(k, _)| k == key) {
@@ -778,79 +767,261 @@ pub(crate) fn decode(body: &Body, s: &S, sc: &mut Scope) -> Result<Map<String, V
                 let name = if field.1.is_empty() { field.0 } else { field.1 };
                 out.insert(name.to_string(), conv);
             }
+            Structure::Block(b) if b.ident.value().as_str() == "dynamic" => {
+                expand_dynamic(b, s, &mut out, sc)?;
+            }
             Structure::Block(b) => {
-                let ident = b.ident.value().as_str();
-                let field = s.fields.iter().find(|f| f.0 == ident && takes_block(f.2));
-                let Some(field) = field else {
-                    let r = b.ident.span().unwrap_or(0..0);
-                    return Err(Diag::new(
-                        sc.base + r.start..sc.base + r.end,
-                        "Unsupported block type",
-                        format!("Blocks of type \"{ident}\" are not expected here."),
-                    ));
-                };
-                let key = if field.1.is_empty() { field.0 } else { field.1 };
-                match field.2 {
-                    Block(inner) => {
-                        block_label_ok(b, 0, sc)?;
-                        if out.get(key).is_some_and(|v| !v.is_null()) {
-                            let r = b.ident.span().unwrap_or(0..0);
-                            return Err(Diag::new(
-                                sc.base + r.start..sc.base + r.end,
-                                "Duplicate block",
-                                format!("Only one {ident:?} block is allowed."),
-                            ));
-                        }
-                        out.insert(key.to_string(), Value::Object(decode(&b.body, inner, sc)?));
-                    }
-                    List(inner) => {
-                        block_label_ok(b, 0, sc)?;
-                        let v = Value::Object(decode(&b.body, inner, sc)?);
-                        push(&mut out, key, v);
-                    }
-                    Labeled(inner, label_field) => {
-                        block_label_ok(b, 1, sc)?;
-                        let mut m = decode(&b.body, inner, sc)?;
-                        m.insert(
-                            label_field.to_string(),
-                            Value::String(b.labels[0].as_str().to_string()),
-                        );
-                        push(&mut out, key, Value::Object(m));
-                    }
-                    LabeledMap(inner, label_field) => {
-                        block_label_ok(b, 1, sc)?;
-                        let label = b.labels[0].as_str().to_string();
-                        let mut m = decode(&b.body, inner, sc)?;
-                        m.insert(label_field.to_string(), Value::String(label.clone()));
-                        if !out.get(key).is_some_and(Value::is_object) {
-                            out.insert(key.to_string(), Value::Object(Map::new()));
-                        }
-                        if let Some(Value::Object(map)) = out.get_mut(key) {
-                            map.insert(label, Value::Object(m));
-                        }
-                    }
-                    StrMap | StrListMap => {
-                        block_label_ok(b, 0, sc)?;
-                        let raw = decode_any(&b.body, sc)?;
-                        let r = b.ident.span().unwrap_or(0..0);
-                        let conv = convert(
-                            Value::Object(raw),
-                            field.2,
-                            sc.base + r.start..sc.base + r.end,
-                        )?;
-                        merge_into(&mut out, key, conv);
-                    }
-                    AnyMap => {
-                        block_label_ok(b, 0, sc)?;
-                        let raw = decode_any(&b.body, sc)?;
-                        merge_into(&mut out, key, Value::Object(raw));
-                    }
-                    _ => {}
-                }
+                let br = BlockRef::of(b, sc);
+                decode_block(&br, s, &mut out, sc)?;
             }
         }
     }
     Ok(out)
+}
+
+/// A block header and body, from the source or from a `dynamic` block's expansion.
+pub(crate) struct BlockRef<'b> {
+    ident: String,
+    ident_range: std::ops::Range<usize>,
+    labels: Vec<(String, std::ops::Range<usize>)>,
+    body: &'b Body,
+}
+
+impl<'b> BlockRef<'b> {
+    fn of(b: &'b Block, sc: &Scope) -> BlockRef<'b> {
+        let shift = |r: std::ops::Range<usize>| sc.base + r.start..sc.base + r.end;
+        BlockRef {
+            ident: b.ident.value().to_string(),
+            ident_range: shift(b.ident.span().unwrap_or(0..0)),
+            labels: b
+                .labels
+                .iter()
+                .map(|l| (l.as_str().to_string(), shift(l.span().unwrap_or(0..0))))
+                .collect(),
+            body: &b.body,
+        }
+    }
+}
+
+/// `dynamic "x" { for_each, iterator, labels, content {} }`: one `x` block per element, with
+/// the iterator symbol (`<name>.key`, `<name>.value`) in scope, like HCL's dynblock extension.
+fn expand_dynamic(
+    b: &Block,
+    s: &S,
+    out: &mut Map<String, Value>,
+    sc: &mut Scope,
+) -> Result<(), Diag> {
+    let shift = |r: std::ops::Range<usize>| sc.base + r.start..sc.base + r.end;
+    let range = shift(b.ident.span().unwrap_or(0..0));
+    let Some(label) = b.labels.first() else {
+        return Err(Diag::new(
+            range,
+            "Missing name for dynamic",
+            "All dynamic blocks must have 1 labels (name).",
+        ));
+    };
+    let block_type = label.as_str().to_string();
+    let label_range = shift(label.span().unwrap_or(0..0));
+    let mut iter_name = block_type.clone();
+    let mut for_each = Option::None;
+    let mut labels_expr = Option::None;
+    let mut content = Option::None;
+    for st in b.body.iter() {
+        match st {
+            Structure::Attribute(a) => match a.key.value().as_str() {
+                "for_each" => for_each = Some(&a.value),
+                "labels" => labels_expr = Some(&a.value),
+                "iterator" => {
+                    if let Some(id) = a.value.as_variable() {
+                        iter_name = id.to_string();
+                    }
+                }
+                other => {
+                    return Err(Diag::new(
+                        shift(a.key.span().unwrap_or(0..0)),
+                        "Unsupported argument",
+                        format!("An argument named \"{other}\" is not expected here."),
+                    ));
+                }
+            },
+            Structure::Block(cb) if cb.ident.value().as_str() == "content" => content = Some(cb),
+            Structure::Block(cb) => {
+                return Err(Diag::new(
+                    shift(cb.ident.span().unwrap_or(0..0)),
+                    "Unsupported block type",
+                    format!(
+                        "Blocks of type \"{}\" are not expected here.",
+                        cb.ident.value()
+                    ),
+                ));
+            }
+        }
+    }
+    let (Some(for_each), Some(content)) = (for_each, content) else {
+        return Err(Diag::new(
+            range,
+            "Missing required argument",
+            "A dynamic block requires a for_each argument and a content block.",
+        ));
+    };
+    let items: Vec<(Value, Value)> = match sc.eval(for_each)? {
+        Value::Array(a) => a
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| (Value::from(i as u64), v))
+            .collect(),
+        Value::Object(o) => o.into_iter().map(|(k, v)| (Value::String(k), v)).collect(),
+        Value::Null => Vec::new(),
+        _ => {
+            return Err(Diag::new(
+                range,
+                "Invalid dynamic for_each value",
+                "Cannot use a primitive value in for_each. An iterable collection is required.",
+            ));
+        }
+    };
+    for (k, v) in items {
+        let depth = sc.iter.len();
+        let mut it = Map::new();
+        it.insert("key".into(), k);
+        it.insert("value".into(), v);
+        sc.iter.push((iter_name.clone(), Value::Object(it)));
+        let labels = match labels_expr {
+            Some(e) => match sc.eval(e) {
+                Ok(Value::Array(ls)) => ls
+                    .iter()
+                    .map(|l| (to_str(l).unwrap_or_default(), label_range.clone()))
+                    .collect(),
+                Ok(_) => Vec::new(),
+                Err(d) => {
+                    sc.iter.truncate(depth);
+                    return Err(d);
+                }
+            },
+            Option::None => Vec::new(),
+        };
+        let br = BlockRef {
+            ident: block_type.clone(),
+            ident_range: label_range.clone(),
+            labels,
+            body: &content.body,
+        };
+        let r = decode_block(&br, s, out, sc);
+        sc.iter.truncate(depth);
+        r?;
+    }
+    Ok(())
+}
+
+fn decode_block(
+    b: &BlockRef,
+    s: &S,
+    out: &mut Map<String, Value>,
+    sc: &mut Scope,
+) -> Result<(), Diag> {
+    let ident = b.ident.as_str();
+    let field = s.fields.iter().find(|f| f.0 == ident && takes_block(f.2));
+    let Some(field) = field else {
+        let hint = if s.fields.iter().any(|f| f.0 == ident && takes_attr(f.2)) {
+            format!(
+                " Did you mean to define argument \"{ident}\"? If so, use the equals sign to assign it a value."
+            )
+        } else {
+            suggest(
+                ident,
+                s.fields.iter().filter(|f| takes_block(f.2)).map(|f| f.0),
+            )
+        };
+        return Err(Diag::new(
+            b.ident_range.clone(),
+            "Unsupported block type",
+            format!("Blocks of type \"{ident}\" are not expected here.{hint}"),
+        ));
+    };
+    let key = if field.1.is_empty() { field.0 } else { field.1 };
+    match field.2 {
+        Block(inner) => {
+            labels_ok(b, 0)?;
+            if out.get(key).is_some_and(|v| !v.is_null()) {
+                return Err(Diag::new(
+                    b.ident_range.clone(),
+                    "Duplicate block",
+                    format!("Only one {ident:?} block is allowed."),
+                ));
+            }
+            out.insert(key.to_string(), Value::Object(decode(b.body, inner, sc)?));
+        }
+        List(inner) => {
+            labels_ok(b, 0)?;
+            let v = Value::Object(decode(b.body, inner, sc)?);
+            push(out, key, v);
+        }
+        Labeled(inner, label_field) => {
+            labels_ok(b, 1)?;
+            let mut m = decode(b.body, inner, sc)?;
+            m.insert(
+                label_field.to_string(),
+                Value::String(b.labels[0].0.clone()),
+            );
+            push(out, key, Value::Object(m));
+        }
+        LabeledMap(inner, label_field) => {
+            labels_ok(b, 1)?;
+            let label = b.labels[0].0.clone();
+            let mut m = decode(b.body, inner, sc)?;
+            m.insert(label_field.to_string(), Value::String(label.clone()));
+            if !out.get(key).is_some_and(Value::is_object) {
+                out.insert(key.to_string(), Value::Object(Map::new()));
+            }
+            if let Some(Value::Object(map)) = out.get_mut(key) {
+                map.insert(label, Value::Object(m));
+            }
+        }
+        StrMap | StrListMap => {
+            labels_ok(b, 0)?;
+            let raw = decode_any(b.body, sc)?;
+            let conv = convert(Value::Object(raw), field.2, b.ident_range.clone())?;
+            merge_into(out, key, conv);
+        }
+        AnyMap => {
+            labels_ok(b, 0)?;
+            let raw = decode_any(b.body, sc)?;
+            merge_into(out, key, Value::Object(raw));
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn labels_ok(b: &BlockRef, want: usize) -> Result<(), Diag> {
+    let have = b.labels.len();
+    let ident = &b.ident;
+    if have == want {
+        Ok(())
+    } else if have < want {
+        Err(Diag::new(
+            b.ident_range.clone(),
+            &format!("Missing name for {ident}"),
+            format!("All {ident} blocks must have {want} labels (name)."),
+        ))
+    } else {
+        Err(Diag::new(
+            b.labels[want].1.clone(),
+            &format!("Extraneous label for {ident}"),
+            format!("Only {want} labels (name) are expected for {ident} blocks."),
+        ))
+    }
+}
+
+/// HCL's "Did you mean" hint: the closest candidate within edit distance 2.
+fn suggest<'a>(given: &str, candidates: impl Iterator<Item = &'a str>) -> String {
+    candidates
+        .filter(|c| !c.is_empty())
+        .map(|c| (strsim::levenshtein(given, c), c))
+        .filter(|(d, _)| *d < 3)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| format!(" Did you mean \"{c}\"?"))
+        .unwrap_or_default()
 }
 
 fn sc_text_root<'a>(sc: &Scope<'a>) -> &'a str {
@@ -943,12 +1114,16 @@ fn convert(v: Value, k: K, range: std::ops::Range<usize>) -> Result<Value, Diag>
             Value::String(s) => parse_duration(s).map(Value::from).ok_or_else(|| {
                 Diag::new(
                     range,
-                    "Unsuitable duration value",
-                    format!("time: invalid duration {s:?}"),
+                    "Unsuitable value type",
+                    format!("Unsuitable duration value: time: invalid duration {s:?}"),
                 )
             }),
             Value::Number(_) => Ok(v),
-            _ => Err(unsuitable(range, "string")),
+            _ => Err(Diag::new(
+                range,
+                "Unsuitable value type",
+                "Unsuitable value: expected a string but found another type",
+            )),
         },
         StrList => match v {
             Value::Array(a) => a
