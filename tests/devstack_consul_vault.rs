@@ -1357,3 +1357,83 @@ async fn vault_jwt_login_needs_configured_role_and_well_formed_jwt() {
     assert_eq!(r.status(), 400);
     ds.shutdown().await;
 }
+
+#[tokio::test]
+async fn vault_patch_requires_merge_patch_content_type() {
+    // KV v2 PATCH needs `Content-Type: application/merge-patch+json`, otherwise 415.
+    let ds = start().await;
+    let c = client();
+    vault(
+        &c,
+        &ds,
+        "POST",
+        "secret/data/p",
+        Some(json!({"data": {"a": "1"}})),
+    )
+    .await;
+    let (s, b) = vault(
+        &c,
+        &ds,
+        "PATCH",
+        "secret/data/p",
+        Some(json!({"data": {"b": "2"}})),
+    )
+    .await;
+    assert_eq!(s, 415, "{b}");
+    let r = c
+        .patch(format!("{}/v1/secret/data/missing", ds.vault_url()))
+        .header("X-Vault-Token", ds.root_token())
+        .header("Content-Type", "application/merge-patch+json")
+        .body(r#"{"data":{"b":"2"}}"#)
+        .send()
+        .await
+        .expect("req");
+    assert_eq!(r.status(), 404, "patching a missing secret");
+    ds.shutdown().await;
+}
+
+#[tokio::test]
+async fn consul_catalog_register_connect_proxy_and_health_connect() {
+    // §2.2: /v1/health/connect/:name returns the connect-proxy instances for a service;
+    // /v1/catalog/register and /deregister answer true.
+    let ds = start().await;
+    let c = client();
+    let base = ds.consul_url();
+    let (s, b) = put_json(
+        &c,
+        format!("{base}/v1/catalog/register"),
+        json!({"Node": "ext", "Address": "10.1.1.1",
+               "Service": {"ID": "web-sidecar-proxy", "Service": "web-sidecar-proxy", "Kind": "connect-proxy",
+                           "Port": 21000, "Proxy": {"DestinationServiceName": "web"}},
+               "Check": {"CheckID": "c1", "Name": "proxy", "Status": "passing"}}),
+    )
+    .await;
+    assert_eq!((s.as_u16(), b.as_str()), (200, "true"));
+    let (_, entries) = get_json(&c, format!("{base}/v1/health/connect/web?passing")).await;
+    assert_eq!(entries.as_array().map(Vec::len), Some(1));
+    assert_eq!(entries[0]["Service"]["Kind"], "connect-proxy");
+    assert_eq!(
+        entries[0]["Service"]["Proxy"]["DestinationServiceName"],
+        "web"
+    );
+    let (_, node) = get_json(&c, format!("{base}/v1/catalog/node/ext")).await;
+    assert!(node["Services"]["web-sidecar-proxy"].is_object(), "{node}");
+    let (_, nodes) = get_json(&c, format!("{base}/v1/catalog/nodes")).await;
+    assert!(
+        nodes
+            .as_array()
+            .is_some_and(|n| n.iter().any(|x| x["Node"] == "ext"))
+    );
+    let (_, b) = put_json(
+        &c,
+        format!("{base}/v1/catalog/deregister"),
+        json!({"Node": "ext", "ServiceID": "web-sidecar-proxy"}),
+    )
+    .await;
+    assert_eq!(b, "true");
+    let (_, entries) = get_json(&c, format!("{base}/v1/health/connect/web?passing=false")).await;
+    assert_eq!(entries, json!([]));
+    let (_, unknown) = get_json(&c, format!("{base}/v1/catalog/node/nope")).await;
+    assert_eq!(unknown, Value::Null);
+    ds.shutdown().await;
+}

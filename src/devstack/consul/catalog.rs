@@ -287,7 +287,10 @@ fn health_entries(
     params: &Params,
     keep: impl Fn(&ServiceInstance) -> bool,
 ) -> Vec<Value> {
-    let passing_only = params.contains_key("passing");
+    // `?passing` (or `?passing=true`) filters; `?passing=false` does not.
+    let passing_only = params
+        .get("passing")
+        .is_some_and(|v| !matches!(v.as_str(), "false" | "0" | "f" | "F" | "FALSE" | "False"));
     inner
         .services
         .values()

@@ -250,6 +250,19 @@ fn data(mount: &mut Mount, req: &Req, path: &str) -> Response {
             let current = existing.map_or(0, |s| s.current);
             let cas_required = mount.cas_required || existing.is_some_and(|s| s.cas_required);
             if req.method == Method::PATCH {
+                let content_type = req
+                    .headers
+                    .get(axum::http::header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("");
+                if !content_type.starts_with("application/merge-patch+json") {
+                    return errors(
+                        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                        &[&format!(
+                            "PATCH requires Content-Type of application/merge-patch+json, provided {content_type}"
+                        )],
+                    );
+                }
                 let live = existing
                     .and_then(|s| s.versions.get(&s.current))
                     .filter(|v| !v.destroyed && !is_deleted(v, now))
