@@ -1,0 +1,464 @@
+//! Config entries (agent/config_endpoint.go): PUT with `cas` answering bare `true`/`false`,
+//! snake_case aliases, server-side normalization and validation as 500 text.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value, json};
+
+use super::{ConfigRec, Inner, Params, block_on, json_read, text_error, with_index};
+use crate::devstack::DevState;
+
+type St = State<Arc<DevState>>;
+
+/// The kinds this simulator stores.
+const KINDS: &[&str] = &[
+    "service-defaults",
+    "service-intentions",
+    "service-resolver",
+    "service-router",
+    "service-splitter",
+    "proxy-defaults",
+    "ingress-gateway",
+    "terminating-gateway",
+    "mesh",
+    "api-gateway",
+    "http-route",
+    "tcp-route",
+    "inline-certificate",
+    "exported-services",
+    "sameness-group",
+    "jwt-provider",
+];
+
+/// Keys whose values are user maps (names as keys) or opaque config: their keys are kept.
+const OPAQUE_KEYS: &[&str] = &["Meta", "Config", "Arguments", "Subsets", "Failover"];
+/// Keys whose children are user-named maps whose *values* still get their keys converted.
+const NAMED_MAP_KEYS: &[&str] = &["Subsets", "Failover"];
+
+/// `snake_case` (or lower-case) key → PascalCase, with Consul's initialisms.
+fn pascal(key: &str) -> String {
+    if !key.contains('_') && key.chars().next().is_some_and(|c| c.is_ascii_uppercase()) {
+        return key.to_string();
+    }
+    key.split('_')
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.to_ascii_lowercase().as_str() {
+            "id" => "ID".to_string(),
+            "http" => "HTTP".to_string(),
+            "grpc" => "GRPC".to_string(),
+            "tcp" => "TCP".to_string(),
+            "tls" => "TLS".to_string(),
+            "sni" => "SNI".to_string(),
+            "jwt" => "JWT".to_string(),
+            "ttl" => "TTL".to_string(),
+            "ip" => "IP".to_string(),
+            "ips" => "IPs".to_string(),
+            "acl" => "ACL".to_string(),
+            "url" => "URL".to_string(),
+            _ => {
+                let mut c = p.chars();
+                match c.next() {
+                    Some(f) => f.to_ascii_uppercase().to_string() + c.as_str(),
+                    None => String::new(),
+                }
+            }
+        })
+        .collect()
+}
+
+fn convert_keys(v: Value) -> Value {
+    match v {
+        Value::Object(map) => {
+            let mut out = Map::new();
+            for (k, v) in map {
+                let key = pascal(&k);
+                let value = if NAMED_MAP_KEYS.contains(&key.as_str()) {
+                    match v {
+                        Value::Object(m) => Value::Object(
+                            m.into_iter().map(|(n, x)| (n, convert_keys(x))).collect(),
+                        ),
+                        other => other,
+                    }
+                } else if OPAQUE_KEYS.contains(&key.as_str()) {
+                    v
+                } else {
+                    convert_keys(v)
+                };
+                out.insert(key, value);
+            }
+            Value::Object(out)
+        }
+        Value::Array(a) => Value::Array(a.into_iter().map(convert_keys).collect()),
+        other => other,
+    }
+}
+
+fn s<'a>(m: &'a Map<String, Value>, k: &str) -> &'a str {
+    m.get(k).and_then(Value::as_str).unwrap_or("")
+}
+
+/// The destination's protocol: its service-defaults, else proxy-defaults' `Config.protocol`, else tcp.
+fn protocol_of(inner: &Inner, service: &str) -> String {
+    if let Some(sd) = inner
+        .config
+        .get(&("service-defaults".to_string(), service.to_string()))
+    {
+        let p = s(&sd.body, "Protocol");
+        if !p.is_empty() {
+            return p.to_ascii_lowercase();
+        }
+    }
+    if let Some(pd) = inner
+        .config
+        .get(&("proxy-defaults".to_string(), "global".to_string()))
+        && let Some(p) = pd
+            .body
+            .get("Config")
+            .and_then(|c| c.get("protocol"))
+            .and_then(Value::as_str)
+    {
+        return p.to_ascii_lowercase();
+    }
+    "tcp".to_string()
+}
+
+/// Intention precedence without namespaces: exact→exact 9, `*`→exact 8, exact→`*` 6, `*`→`*` 5.
+fn precedence(source: &str, destination: &str) -> u64 {
+    match (destination == "*", source == "*") {
+        (false, false) => 9,
+        (false, true) => 8,
+        (true, false) => 6,
+        (true, true) => 5,
+    }
+}
+
+fn normalize_intentions(inner: &Inner, entry: &mut Map<String, Value>) -> Result<(), String> {
+    let name = s(entry, "Name").to_string();
+    let sources = match entry.get_mut("Sources") {
+        Some(Value::Array(a)) if !a.is_empty() => a,
+        _ => return Err("At least one source is required".into()),
+    };
+    let mut seen = Vec::new();
+    let mut has_l7 = false;
+    for (i, src) in sources.iter_mut().enumerate() {
+        let Value::Object(src) = src else {
+            return Err(format!("Sources[{i}] must be an object"));
+        };
+        let sname = s(src, "Name").to_string();
+        if sname.is_empty() {
+            return Err(format!("Sources[{i}].Name is required"));
+        }
+        let key = format!("{}/{}", s(src, "Peer"), sname);
+        if seen.contains(&key) {
+            return Err(format!("Sources[{i}] defines {sname:?} more than once"));
+        }
+        seen.push(key);
+        let action = s(src, "Action").to_ascii_lowercase();
+        let perms = src
+            .get("Permissions")
+            .and_then(Value::as_array)
+            .map_or(0, Vec::len);
+        if perms > 0 {
+            if !action.is_empty() {
+                return Err(format!(
+                    "Sources[{i}].Action must be omitted if Permissions are specified"
+                ));
+            }
+            if name == "*" {
+                return Err(format!(
+                    "Sources[{i}].Permissions cannot be specified on intentions with wildcarded destinations"
+                ));
+            }
+            has_l7 = true;
+            if let Some(Value::Array(ps)) = src.get_mut("Permissions") {
+                for (j, p) in ps.iter_mut().enumerate() {
+                    let Value::Object(p) = p else {
+                        return Err(format!("Sources[{i}].Permissions[{j}] must be an object"));
+                    };
+                    let pa = s(p, "Action").to_ascii_lowercase();
+                    if pa != "allow" && pa != "deny" {
+                        return Err(format!(
+                            "Sources[{i}].Permissions[{j}].Action must be set to 'allow' or 'deny'"
+                        ));
+                    }
+                    p.insert("Action".into(), json!(pa));
+                    if let Some(Value::Array(methods)) =
+                        p.get_mut("HTTP").and_then(|h| h.get_mut("Methods"))
+                    {
+                        for m in methods.iter_mut() {
+                            if let Some(t) = m.as_str() {
+                                *m = json!(t.to_ascii_uppercase());
+                            }
+                        }
+                    }
+                }
+            }
+        } else {
+            if action != "allow" && action != "deny" {
+                return Err(format!(
+                    "Sources[{i}].Action must be set to 'allow' or 'deny'"
+                ));
+            }
+            src.insert("Action".into(), json!(action));
+        }
+        if s(src, "Type").is_empty() {
+            src.insert("Type".into(), json!("consul"));
+        }
+        src.insert("Precedence".into(), json!(precedence(&sname, &name)));
+    }
+    // Stable sort: highest precedence first, original order otherwise.
+    sources.sort_by_key(|src| {
+        std::cmp::Reverse(src.get("Precedence").and_then(Value::as_u64).unwrap_or(0))
+    });
+    if has_l7 {
+        let protocol = protocol_of(inner, &name);
+        if !matches!(protocol.as_str(), "http" | "http2" | "grpc") {
+            return Err(format!(
+                "service {name:?} has protocol {protocol:?}, which is incompatible with L7 intentions permissions"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Decode, convert aliases, validate and normalize an entry. `Err((status, text))`.
+fn prepare(inner: &Inner, body: &[u8]) -> Result<Map<String, Value>, (StatusCode, String)> {
+    let bad = |m: String| {
+        (
+            StatusCode::BAD_REQUEST,
+            format!("Request decoding failed: {m}"),
+        )
+    };
+    let raw: Value = serde_json::from_slice(body).map_err(|e| bad(e.to_string()))?;
+    let Value::Object(mut entry) = convert_keys(raw) else {
+        return Err(bad("body is not a JSON object".into()));
+    };
+    entry.remove("CreateIndex");
+    entry.remove("ModifyIndex");
+    let kind = s(&entry, "Kind").to_string();
+    if kind.is_empty() {
+        return Err(bad(
+            "Payload does not contain a kind/Kind key at the top level".into(),
+        ));
+    }
+    if !KINDS.contains(&kind.as_str()) {
+        return Err(bad(format!("invalid config entry kind: {kind}")));
+    }
+    let err500 = |m: String| (StatusCode::INTERNAL_SERVER_ERROR, m);
+    if kind == "mesh" && s(&entry, "Name").is_empty() {
+        entry.insert("Name".into(), json!("mesh"));
+    }
+    let name = s(&entry, "Name").to_string();
+    if name.is_empty() {
+        return Err(err500("Name is required".into()));
+    }
+    if kind == "proxy-defaults" && name != "global" {
+        return Err(err500(format!(
+            "invalid name ({name:?}), only \"global\" is supported"
+        )));
+    }
+    if kind == "mesh" && name != "mesh" {
+        return Err(err500(format!(
+            "invalid name ({name:?}), only \"mesh\" is supported"
+        )));
+    }
+    if let Some(meta) = entry.get("Meta") {
+        match meta {
+            Value::Object(m) if m.len() > 64 => {
+                return Err(err500("Meta exceeds maximum element count 64".into()));
+            }
+            Value::Object(_) | Value::Null => {}
+            _ => return Err(bad("Meta must be a map of strings".into())),
+        }
+    }
+    match kind.as_str() {
+        "service-defaults" => {
+            let p = s(&entry, "Protocol").to_ascii_lowercase();
+            if !p.is_empty() {
+                entry.insert("Protocol".into(), json!(p));
+            }
+            for k in ["TransparentProxy", "MeshGateway", "Expose"] {
+                entry.entry(k).or_insert_with(|| json!({}));
+            }
+        }
+        "proxy-defaults" => {
+            for k in ["TransparentProxy", "MeshGateway", "Expose"] {
+                entry.entry(k).or_insert_with(|| json!({}));
+            }
+        }
+        "service-intentions" => {
+            if entry
+                .get("Sources")
+                .is_some_and(|v| !v.is_array() && !v.is_null())
+            {
+                return Err(bad("Sources must be a list".into()));
+            }
+            normalize_intentions(inner, &mut entry).map_err(err500)?;
+        }
+        _ => {}
+    }
+    Ok(entry)
+}
+
+fn cas_param(params: &Params) -> Result<Option<u64>, Box<Response>> {
+    match params.get("cas") {
+        None => Ok(None),
+        Some(c) => c.parse::<u64>().map(Some).map_err(|_| {
+            Box::new(text_error(
+                StatusCode::BAD_REQUEST,
+                format!("Request decoding failed: invalid cas index {c:?}"),
+            ))
+        }),
+    }
+}
+
+/// `PUT /v1/config[?cas=N]` → `true`, or `false` when the CAS check fails.
+pub(super) async fn apply(
+    State(st): St,
+    Query(params): Query<Params>,
+    body: axum::body::Bytes,
+) -> Response {
+    let cas = match cas_param(&params) {
+        Ok(c) => c,
+        Err(r) => return *r,
+    };
+    let mut inner = st.consul.lock();
+    let entry = match prepare(&inner, &body) {
+        Ok(e) => e,
+        Err((status, msg)) => return text_error(status, msg),
+    };
+    let key = (s(&entry, "Kind").to_string(), s(&entry, "Name").to_string());
+    let existing = inner.config.get(&key);
+    if let Some(cas) = cas {
+        let ok = match existing {
+            None => cas == 0,
+            Some(e) => cas != 0 && e.modify_index == cas,
+        };
+        if !ok {
+            return Json(false).into_response();
+        }
+    }
+    let idx = st.consul.index.bump();
+    let create_index = existing.map_or(idx, |e| e.create_index);
+    inner.config.insert(
+        key,
+        ConfigRec {
+            body: entry,
+            create_index,
+            modify_index: idx,
+        },
+    );
+    inner.config_index = idx;
+    Json(true).into_response()
+}
+
+fn entry_json(rec: &ConfigRec) -> Value {
+    let mut m = rec.body.clone();
+    m.insert("CreateIndex".into(), json!(rec.create_index));
+    m.insert("ModifyIndex".into(), json!(rec.modify_index));
+    Value::Object(m)
+}
+
+/// `GET /v1/config/:kind/:name`.
+pub(super) async fn read(
+    State(st): St,
+    Path((kind, name)): Path<(String, String)>,
+    Query(params): Query<Params>,
+) -> Response {
+    let idx = block_on(&st, &params, |i| i.config_index).await;
+    let inner = st.consul.lock();
+    match inner.config.get(&(kind.clone(), name.clone())) {
+        Some(rec) => json_read(idx, entry_json(rec)),
+        None => with_index(
+            text_error(
+                StatusCode::NOT_FOUND,
+                format!("Config entry not found for {kind:?} / {name:?}"),
+            ),
+            idx,
+        ),
+    }
+}
+
+/// `GET /v1/config/:kind` → every entry of the kind (blocking).
+pub(super) async fn list(
+    State(st): St,
+    Path(kind): Path<String>,
+    Query(params): Query<Params>,
+) -> Response {
+    if !KINDS.contains(&kind.as_str()) {
+        return text_error(
+            StatusCode::BAD_REQUEST,
+            format!("invalid config entry kind: {kind}"),
+        );
+    }
+    let idx = block_on(&st, &params, |i| i.config_index).await;
+    let inner = st.consul.lock();
+    let out: Vec<Value> = inner
+        .config
+        .iter()
+        .filter(|((k, _), _)| *k == kind)
+        .map(|(_, rec)| entry_json(rec))
+        .collect();
+    json_read(idx, json!(out))
+}
+
+/// `DELETE /v1/config/:kind/:name[?cas=N]` → `{}`, or `true`/`false` with cas.
+pub(super) async fn delete(
+    State(st): St,
+    Path((kind, name)): Path<(String, String)>,
+    Query(params): Query<Params>,
+) -> Response {
+    let cas = match cas_param(&params) {
+        Ok(c) => c,
+        Err(r) => return *r,
+    };
+    let mut inner = st.consul.lock();
+    let key = (kind, name);
+    if let Some(cas) = cas {
+        let ok = inner
+            .config
+            .get(&key)
+            .is_some_and(|e| e.modify_index == cas);
+        if !ok {
+            return Json(false).into_response();
+        }
+    }
+    if inner.config.remove(&key).is_some() {
+        inner.config_index = st.consul.index.bump();
+    }
+    match cas {
+        Some(_) => Json(true).into_response(),
+        None => Json(json!({})).into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snake_case_aliases_become_pascal_case() {
+        assert_eq!(pascal("kind"), "Kind");
+        assert_eq!(pascal("local_connect_timeout_ms"), "LocalConnectTimeoutMs");
+        assert_eq!(pascal("external_sni"), "ExternalSNI");
+        assert_eq!(pascal("mutual_tls_mode"), "MutualTLSMode");
+        assert_eq!(pascal("PathPrefix"), "PathPrefix");
+        let v = convert_keys(
+            json!({"kind":"proxy-defaults","config":{"protocol":"http"},"meta":{"a_b":"1"}}),
+        );
+        assert_eq!(v["Config"]["protocol"], "http");
+        assert_eq!(v["Meta"]["a_b"], "1");
+    }
+
+    #[test]
+    fn intention_precedence_table() {
+        assert_eq!(precedence("web", "db"), 9);
+        assert_eq!(precedence("*", "db"), 8);
+        assert_eq!(precedence("web", "*"), 6);
+        assert_eq!(precedence("*", "*"), 5);
+    }
+}
