@@ -675,3 +675,48 @@ async fn rollback_pins_an_older_revision_until_unpinned() {
     assert_eq!(image(env.job("web").await), "nginx:1.28");
     env.shutdown().await;
 }
+
+#[tokio::test]
+async fn transient_nomad_errors_are_retried_and_the_sync_completes() {
+    let mut env = TestEnv::new().await;
+    env.write("apps/web/app.yaml", &app_yaml("web", ""));
+    env.write("apps/web/job.nomad.hcl", &web_jobspec("web", "nginx:1.27"));
+    env.commit("web");
+    // The first plan answers 500 "No cluster leader" twice (retried inside the client with
+    // backoff) and the first register answers 503 (retried by the next cycle).
+    env.control(
+        "/faults",
+        json!({"system": "nomad", "path": "^/v1/job/web/plan$", "kind": "no_leader", "count": 2}),
+    )
+    .await;
+    env.control(
+        "/faults",
+        json!({"system": "nomad", "method": "POST", "path": "^/v1/jobs$", "kind": "error", "status": 503, "count": 1}),
+    )
+    .await;
+    env.start_drover().await;
+    env.wait_synced_healthy("web", None).await;
+    let requests = env.nomad_requests().await;
+    let plans = requests
+        .iter()
+        .filter(|(_, p)| p == "/v1/job/web/plan")
+        .count();
+    assert!(
+        plans >= 3,
+        "two leaderless answers were retried: {plans} plan calls"
+    );
+    let history = env.running_history("web").await;
+    assert!(
+        history
+            .iter()
+            .any(|h| h.result.as_deref() == Some("failed")),
+        "{history:?}"
+    );
+    assert!(
+        history
+            .iter()
+            .any(|h| h.result.as_deref() == Some("succeeded")),
+        "{history:?}"
+    );
+    env.shutdown().await;
+}

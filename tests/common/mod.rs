@@ -266,8 +266,8 @@ impl TestEnv {
             .flatten()
             .map(|e| {
                 (
-                    e["method"].as_str().unwrap_or_default().to_string(),
-                    e["path"].as_str().unwrap_or_default().to_string(),
+                    e["Method"].as_str().unwrap_or_default().to_string(),
+                    e["Path"].as_str().unwrap_or_default().to_string(),
                 )
             })
             .collect()
