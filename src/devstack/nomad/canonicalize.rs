@@ -309,21 +309,23 @@ fn canonicalize_task(t: &mut Value, group_restart: &Value, svc_prefix: &str) {
         def(v, "Env", json!(true));
         def(v, "DisableFile", json!(false));
         def(v, "Namespace", json!(""));
-        def(v, "ChangeMode", json!("restart"));
-        if is_unset(v.get("ChangeSignal")) {
-            let sig = if s(v, "ChangeMode") == "signal" {
-                "SIGHUP"
-            } else {
-                ""
-            };
-            v.insert("ChangeSignal".into(), json!(sig));
+        if s(v, "Cluster").is_empty() {
+            v.insert("Cluster".into(), json!("default"));
         }
-        def(v, "AllowTokenRenewal", json!(true));
+        def(v, "ChangeMode", json!("restart"));
+        def(v, "ChangeSignal", json!("SIGHUP"));
+        def(v, "AllowTokenExpiration", json!(false));
     }
-    if let Some(Value::Object(c)) = o.get_mut("CSIPluginConfig")
-        && c.get("HealthTimeout").and_then(Value::as_i64).unwrap_or(0) == 0
-    {
-        c.insert("HealthTimeout".into(), json!(30 * SEC));
+    if let Some(Value::Object(c)) = o.get_mut("CSIPluginConfig") {
+        if s(c, "MountDir").is_empty() {
+            c.insert("MountDir".into(), json!("/csi"));
+        }
+        if s(c, "StagePublishBaseDir").is_empty() {
+            c.insert("StagePublishBaseDir".into(), json!("/local/csi"));
+        }
+        if c.get("HealthTimeout").and_then(Value::as_i64).unwrap_or(0) == 0 {
+            c.insert("HealthTimeout".into(), json!(30 * SEC));
+        }
     }
     canon_weights(o, "Affinities");
     let task_name = s(o, "Name").to_string();
@@ -346,6 +348,13 @@ fn canonicalize_task(t: &mut Value, group_restart: &Value, svc_prefix: &str) {
             def(to, "Envvars", json!(false));
             def(to, "ErrMissingKey", json!(false));
             def(to, "Once", json!(false));
+            def(to, "VaultGrace", json!(0));
+            if let Some(Value::Object(cs)) = to.get_mut("ChangeScript") {
+                def(cs, "Command", json!(""));
+                def(cs, "Args", json!([]));
+                def(cs, "Timeout", json!(5 * SEC));
+                def(cs, "FailOnError", json!(false));
+            }
         }
     }
     for a in each_mut(t, "Artifacts") {
@@ -384,6 +393,21 @@ fn canonicalize_task(t: &mut Value, group_restart: &Value, svc_prefix: &str) {
     }
 }
 
+/// `CheckRestart.Merge`: the check's non-zero settings override the service's.
+fn merge_check_restart(svc: &Value, own: &Value) -> Value {
+    let mut out = svc.clone();
+    if own["Limit"].as_i64().unwrap_or(0) > 0 {
+        out["Limit"] = own["Limit"].clone();
+    }
+    if !own["Grace"].is_null() {
+        out["Grace"] = own["Grace"].clone();
+    }
+    if own["IgnoreWarnings"].as_bool().unwrap_or(false) {
+        out["IgnoreWarnings"] = json!(true);
+    }
+    out
+}
+
 fn canon_service(svc: &mut Value, default_name: &str) {
     let Some(o) = svc.as_object_mut() else { return };
     if s(o, "Name").is_empty() {
@@ -404,6 +428,13 @@ fn canon_service(svc: &mut Value, default_name: &str) {
             o.insert(k.into(), Value::Null);
         }
     }
+    if let Some(Value::Object(w)) = o.get_mut("Weights") {
+        for k in ["Passing", "Warning"] {
+            if w.get(k).and_then(Value::as_i64).unwrap_or(0) <= 0 {
+                w.insert(k.into(), json!(1));
+            }
+        }
+    }
     let on_update = s(o, "OnUpdate").to_string();
     let svc_cr = o.get("CheckRestart").cloned().filter(|v| !v.is_null());
     if let Some(Value::Array(checks)) = o.get_mut("Checks") {
@@ -412,9 +443,9 @@ fn canon_service(svc: &mut Value, default_name: &str) {
                 continue;
             };
             let cr = match (&svc_cr, co.get("CheckRestart").filter(|v| !v.is_null())) {
-                (Some(sv), own) => Some(merged(sv, own)),
-                (None, Some(own)) => Some(own.clone()),
-                (None, None) => None,
+                (Some(sv), Some(own)) => Some(merge_check_restart(sv, own)),
+                (Some(sv), None) => Some(sv.clone()),
+                (None, own) => own.cloned(),
             };
             if let Some(mut cr) = cr {
                 if let Some(cro) = cr.as_object_mut() {
@@ -422,7 +453,11 @@ fn canon_service(svc: &mut Value, default_name: &str) {
                 }
                 co.insert("CheckRestart".into(), cr);
             }
-            for k in ["SuccessBeforePassing", "FailuresBeforeCritical"] {
+            for k in [
+                "SuccessBeforePassing",
+                "FailuresBeforeCritical",
+                "FailuresBeforeWarning",
+            ] {
                 if co.get(k).and_then(Value::as_i64).unwrap_or(0) < 0 {
                     co.insert(k.into(), json!(0));
                 }

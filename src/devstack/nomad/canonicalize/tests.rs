@@ -269,3 +269,38 @@ fn validate_reports_nomad_multierror_text() {
     let e = validate(&bad).unwrap_err();
     assert!(e.starts_with("3 errors occurred:\n\t* Invalid job type: \"daemon\"\n\t* Missing job datacenters\n\t* Task group web"), "{e}");
 }
+
+fn example(rel: &str) -> String {
+    let p = format!(
+        "{}/../shared/examples/brmartin/{rel}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("example {p} must exist: {e}"))
+}
+
+#[test]
+fn canonicalize_vault_and_csi_plugin_defaults() {
+    let mut j = parse(&example("modules/overseerr/jobspec.nomad.hcl"), "").unwrap();
+    canonicalize(&mut j);
+    let v = &j["TaskGroups"][0]["Tasks"][0]["Vault"];
+    assert_eq!(
+        v,
+        &json!({"Policies": null, "Role": "", "Namespace": "", "Cluster": "default", "Env": true,
+            "DisableFile": false, "ChangeMode": "restart", "ChangeSignal": "SIGHUP",
+            "AllowTokenExpiration": false})
+    );
+    let mut p = parse(&example("modules/plugin-csi/jobspec-nodes.nomad.hcl"), "").unwrap();
+    canonicalize(&mut p);
+    assert_eq!(p["Type"], "system");
+    let c = &p["TaskGroups"][0]["Tasks"][0]["CSIPluginConfig"];
+    assert_eq!(
+        c,
+        &json!({"ID": "martinibar", "Type": "node", "MountDir": "/csi",
+            "StagePublishBaseDir": "/local/csi", "HealthTimeout": 30_000_000_000_i64})
+    );
+    assert_eq!(
+        p["TaskGroups"][0]["ReschedulePolicy"],
+        Value::Null,
+        "system jobs get no reschedule policy"
+    );
+}

@@ -167,10 +167,14 @@ pub fn parse(hcl: &str, variables: &str) -> Result<Value, ParseError> {
     };
     schema::block_label_ok(job, 1, &sc).map_err(|d| render(hcl, &d))?;
     let mut out = schema::decode(&job.body, &schema::JOB, &mut sc).map_err(|d| render(hcl, &d))?;
-    out.insert(
-        "ID".into(),
-        Value::String(job.labels[0].as_str().to_string()),
-    );
+    // An `id` argument wins over the label; the label always names the job by default.
+    let label = Value::String(job.labels[0].as_str().to_string());
+    if out.get("ID").is_none_or(Value::is_null) {
+        out.insert("ID".into(), label.clone());
+    }
+    if out.get("Name").is_none_or(Value::is_null) {
+        out.insert("Name".into(), label);
+    }
     let mut job_v = Value::Object(out);
     normalize(&mut job_v);
     Ok(job_v)

@@ -55,7 +55,7 @@ pub(crate) static JOB: S = S {
     fields: &[
         F("region", "Region", Str, P),
         F("namespace", "Namespace", Str, P),
-        F("", "ID", None, P),
+        F("id", "ID", Str, P),
         F("name", "Name", Str, P),
         F("type", "Type", Str, P),
         F("priority", "Priority", Int, P),
@@ -82,7 +82,7 @@ pub(crate) static JOB: S = S {
         F("migrate", "Migrate", Block(&MIGRATE), P),
         F("meta", "Meta", StrMap, P),
         F("ui", "UI", None, P),
-        F("", "ConsulToken", None, P),
+        F("consul_token", "ConsulToken", Str, P),
         F("vault_token", "VaultToken", Str, P),
         F("", "ConsulNamespace", None, P),
         F("", "VaultNamespace", None, P),
@@ -177,9 +177,10 @@ pub(crate) static TASK: S = S {
         F("kind", "Kind", Str, V),
         // `scaling "cpu"|"mem"` blocks; the label becomes the vertical policy type.
         F("scaling", "ScalingPolicies", Labeled(&SCALING, "Type"), P),
+        F("secret", "Secrets", Labeled(&SECRET, "Name"), P),
         F("", "Identity", None, P),
         F("identity", "Identities", List(&IDENTITY), P),
-        F("", "Actions", None, P),
+        F("action", "Actions", Labeled(&ACTION, "Name"), P),
         F("", "Schedule", None, P),
     ],
 };
@@ -364,11 +365,36 @@ pub(crate) static SERVICE: S = S {
         F("tagged_addresses", "TaggedAddresses", StrMap, P),
         F("task", "TaskName", Str, V),
         F("on_update", "OnUpdate", Str, V),
-        F("", "Identity", None, P),
-        F("", "Weights", None, P),
+        F("identity", "Identity", Block(&IDENTITY), P),
+        F("weights", "Weights", Block(&WEIGHTS), P),
         F("provider", "Provider", Str, V),
         F("cluster", "Cluster", Str, V),
-        F("", "Kind", None, V),
+        F("kind", "Kind", Str, V),
+    ],
+};
+
+pub(crate) static WEIGHTS: S = S {
+    fields: &[
+        F("passing", "Passing", Int, V),
+        F("warning", "Warning", Int, V),
+    ],
+};
+
+pub(crate) static SECRET: S = S {
+    fields: &[
+        F("", "Name", None, V),
+        F("provider", "Provider", Str, V),
+        F("path", "Path", Str, V),
+        F("config", "Config", AnyMap, P),
+        F("env", "Env", StrMap, P),
+    ],
+};
+
+pub(crate) static ACTION: S = S {
+    fields: &[
+        F("", "Name", None, V),
+        F("command", "Command", Str, V),
+        F("args", "Args", StrList, P),
     ],
 };
 
@@ -575,7 +601,7 @@ pub(crate) static VAULT: S = S {
         F("disable_file", "DisableFile", Bool, P),
         F("change_mode", "ChangeMode", Str, P),
         F("change_signal", "ChangeSignal", Str, P),
-        F("allow_token_renewal", "AllowTokenRenewal", Bool, P),
+        F("allow_token_expiration", "AllowTokenExpiration", Bool, P),
     ],
 };
 
@@ -691,7 +717,7 @@ pub(crate) static IDENTITY: S = S {
         F("env", "Env", Bool, V),
         F("file", "File", Bool, V),
         F("filepath", "Filepath", Str, V),
-        F("", "ServiceName", None, V),
+        F("service_name", "ServiceName", Str, V),
         F("ttl", "TTL", Dur, V),
     ],
 };

@@ -481,3 +481,10 @@ fn escaped_interpolation_stays_literal_once() {
         "{tags:?}"
     );
 }
+
+#[test]
+fn id_argument_overrides_the_label() {
+    let j = parse("job \"label\" {\n  id = \"other\"\n  group \"g\" {\n    task \"t\" { driver = \"docker\" }\n  }\n}\n", "").unwrap();
+    assert_eq!(j["ID"], "other");
+    assert_eq!(j["Name"], "label");
+}
