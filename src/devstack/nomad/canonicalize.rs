@@ -396,14 +396,16 @@ fn canonicalize_task(t: &mut Value, group_restart: &Value, svc_prefix: &str) {
 /// `CheckRestart.Merge`: the check's non-zero settings override the service's.
 fn merge_check_restart(svc: &Value, own: &Value) -> Value {
     let mut out = svc.clone();
-    if own["Limit"].as_i64().unwrap_or(0) > 0 {
-        out["Limit"] = own["Limit"].clone();
-    }
-    if !own["Grace"].is_null() {
-        out["Grace"] = own["Grace"].clone();
-    }
-    if own["IgnoreWarnings"].as_bool().unwrap_or(false) {
-        out["IgnoreWarnings"] = json!(true);
+    if let Some(o) = out.as_object_mut() {
+        if own["Limit"].as_i64().unwrap_or(0) > 0 {
+            o.insert("Limit".into(), own["Limit"].clone());
+        }
+        if !own["Grace"].is_null() {
+            o.insert("Grace".into(), own["Grace"].clone());
+        }
+        if own["IgnoreWarnings"].as_bool().unwrap_or(false) {
+            o.insert("IgnoreWarnings".into(), json!(true));
+        }
     }
     out
 }

@@ -568,7 +568,9 @@ pub fn annotate(diff: &mut Value, desired_tg_updates: &Value) {
                     updates.insert(dst.to_string(), json!(n));
                 }
             }
-            g["Updates"] = Value::Object(updates);
+            if let Some(go) = g.as_object_mut() {
+                go.insert("Updates".into(), Value::Object(updates));
+            }
         }
         if let Some(fields) = g.get_mut("Fields").and_then(Value::as_array_mut)
             && let Some(c) = fields.iter_mut().find(|f| f["Name"] == "Count")
@@ -600,7 +602,11 @@ pub fn annotate(diff: &mut Value, desired_tg_updates: &Value) {
 fn push_annotation(v: &mut Value, a: &str) {
     match v.get_mut("Annotations") {
         Some(Value::Array(arr)) => arr.push(json!(a)),
-        _ => v["Annotations"] = json!([a]),
+        _ => {
+            if let Some(o) = v.as_object_mut() {
+                o.insert("Annotations".into(), json!([a]));
+            }
+        }
     }
 }
 

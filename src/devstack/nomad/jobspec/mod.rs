@@ -31,8 +31,11 @@ const FILE: &str = "input.hcl";
 
 /// 1-based line and column of a byte offset (columns count characters, like HCL's).
 fn line_col(src: &str, off: usize) -> (usize, usize) {
-    let off = off.min(src.len());
-    let before = src.get(..off).unwrap_or(src);
+    let mut off = off.min(src.len());
+    while !src.is_char_boundary(off) {
+        off -= 1;
+    }
+    let before = &src[..off];
     let line = before.matches('\n').count() + 1;
     let col = before
         .rsplit('\n')
@@ -480,7 +483,9 @@ fn normalize(job: &mut Value) {
                     other => other,
                 }
                 .to_string();
-                sp["Type"] = Value::String(ty);
+                if let Some(o) = sp.as_object_mut() {
+                    o.insert("Type".into(), Value::String(ty));
+                }
             }
             for tpl in arr_mut(t, "Templates") {
                 normalize_template(tpl);
