@@ -510,6 +510,8 @@ fn canon_service(svc: &mut Value, default_name: &str) {
 /// when empty, `NodePool="default"`, the agent region, injected Connect sidecar tasks, implicit
 /// constraints, and every server field present (nil collections as `null`).
 pub fn admit(job: &mut Value, region: &str) {
+    use crate::devstack::nomad::jobspec::schema;
+    schema::fill_shape(job, &schema::JOB);
     canonicalize(job);
     let Some(o) = job.as_object_mut() else { return };
     if empty_coll(o.get("Datacenters")) {
@@ -642,6 +644,10 @@ fn inject_connect_sidecars(g: &mut Value) {
                     to.insert(k.clone(), v.clone());
                 }
             }
+        }
+        {
+            use crate::devstack::nomad::jobspec::schema;
+            schema::fill_shape(&mut task, &schema::TASK);
         }
         canonicalize_task(&mut task, &restart, "");
         tasks.push(task);

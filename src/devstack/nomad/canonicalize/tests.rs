@@ -304,3 +304,24 @@ fn canonicalize_vault_and_csi_plugin_defaults() {
         "system jobs get no reschedule policy"
     );
 }
+
+/// A sparse JSON job from the register API gets the same stored shape as a parsed jobspec.
+#[test]
+fn admit_fills_the_full_shape_of_sparse_json_jobs() {
+    let mut sparse = json!({"ID": "x", "TaskGroups": [{"Name": "g", "Tasks": [{"Name": "t", "Driver": "docker",
+        "Config": {"image": "nginx"}}]}]});
+    admit(&mut sparse, "global");
+    let mut parsed = parse(
+        "job \"x\" {\n  group \"g\" {\n    task \"t\" {\n      driver = \"docker\"\n      config {\n        image = \"nginx\"\n      }\n    }\n  }\n}\n",
+        "",
+    )
+    .unwrap();
+    admit(&mut parsed, "global");
+    assert_eq!(sparse, parsed);
+    assert!(
+        sparse["TaskGroups"][0]["Tasks"][0]
+            .as_object()
+            .unwrap()
+            .contains_key("Templates")
+    );
+}

@@ -1245,3 +1245,39 @@ pub fn parse_duration(s: &str) -> Option<i64> {
     let ns = total.round() as i64;
     Some(if neg { -ns } else { ns })
 }
+
+/// Add every Go field of the schema that a JSON job (e.g. one submitted to the register API)
+/// left out, recursively, so stored jobs have the full shape whatever the client omitted.
+pub(crate) fn fill_shape(v: &mut Value, s: &S) {
+    let Some(o) = v.as_object_mut() else { return };
+    for f in s.fields {
+        if f.1.is_empty() || f.1 == "Ports" {
+            continue;
+        }
+        if !o.contains_key(f.1) {
+            o.insert(f.1.to_string(), if f.3 { Value::Null } else { zero(f.2) });
+            continue;
+        }
+        let Some(child) = o.get_mut(f.1) else {
+            continue;
+        };
+        match f.2 {
+            Block(inner) => fill_shape(child, inner),
+            List(inner) | Labeled(inner, _) => {
+                if let Some(a) = child.as_array_mut() {
+                    for x in a {
+                        fill_shape(x, inner);
+                    }
+                }
+            }
+            LabeledMap(inner, _) => {
+                if let Some(m) = child.as_object_mut() {
+                    for x in m.values_mut() {
+                        fill_shape(x, inner);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
