@@ -680,6 +680,7 @@ const DESTRUCTIVE_TASK_FIELDS: &[&str] = &[
     "Identity",
     "Identities",
     "DispatchPayload",
+    "Secrets",
     "Kind",
 ];
 
@@ -724,6 +725,23 @@ pub fn update_kind(old_group: &Value, new_group: &Value) -> UpdateKind {
     } else {
         UpdateKind::InPlace
     }
+}
+
+/// [`update_kind`] for group `group` of two whole jobs: a change of the job's `Meta` is also
+/// destructive, since Nomad compares the job, group and task meta combined.
+pub fn job_group_update_kind(old_job: &Value, new_job: &Value, group: &str) -> UpdateKind {
+    let find = |j: &Value| {
+        j["TaskGroups"]
+            .as_array()
+            .and_then(|a| a.iter().find(|g| g["Name"] == group))
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    let (og, ng) = (find(old_job), find(new_job));
+    if og.is_null() || ng.is_null() || old_job["Meta"] != new_job["Meta"] {
+        return UpdateKind::Destructive;
+    }
+    update_kind(&og, &ng)
 }
 
 fn tasks_updated(a: &Value, b: &Value) -> bool {

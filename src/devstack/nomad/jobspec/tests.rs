@@ -488,3 +488,14 @@ fn id_argument_overrides_the_label() {
     assert_eq!(j["ID"], "other");
     assert_eq!(j["Name"], "label");
 }
+
+/// `[[runners]]` inside a heredoc is TOML, not a Levant marker.
+#[test]
+fn toml_double_brackets_in_heredocs_are_not_levant() {
+    let j = parse(&read("modules/gitlab-runner/jobspec.nomad.hcl"), "").unwrap();
+    let text = serde_json::to_string(&j).unwrap();
+    assert!(
+        text.contains("[[runners]]\\n  name = \\\"nomad-amd64\\\""),
+        "{text}"
+    );
+}
