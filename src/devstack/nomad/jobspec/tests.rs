@@ -499,3 +499,18 @@ fn toml_double_brackets_in_heredocs_are_not_levant() {
         "{text}"
     );
 }
+
+#[test]
+fn heredoc_escapes_and_flush_rules() {
+    let hcl = "job \"x\" {\n  meta {\n    a = <<-EOT\n      line $${NOT} %%{x}\n        indented ${NOMAD_ALLOC_ID}\n    \n      end\n    EOT\n    b = <<EOT\n  keep\nEOT\n    c = \"x ${~ \"  y  \" ~} z\"\n  }\n  group \"g\" {\n    task \"t\" { driver = \"docker\" }\n  }\n}\n";
+    let j = parse(hcl, "").unwrap();
+    assert_eq!(
+        j["Meta"]["a"],
+        "line ${NOT} %{x}\n  indented ${NOMAD_ALLOC_ID}\n    \nend\n"
+    );
+    assert_eq!(j["Meta"]["b"], "  keep\n");
+    assert_eq!(
+        j["Meta"]["c"], "x  y  z",
+        "strip markers trim the literals, not the value"
+    );
+}
