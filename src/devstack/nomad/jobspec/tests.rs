@@ -514,3 +514,21 @@ fn heredoc_escapes_and_flush_rules() {
         "strip markers trim the literals, not the value"
     );
 }
+
+/// A Terraform `templatefile` jobspec fails on its directives instead of half-parsing.
+#[test]
+fn terraform_template_directives_are_errors() {
+    let hcl = "job \"x\" {\n  meta {\n    a = \"%{ if enable_x }on%{ endif }\"\n  }\n}\n";
+    let e = parse(hcl, "").unwrap_err();
+    assert!(
+        e.message
+            .starts_with("input.hcl:3,16-24: Invalid template if condition;"),
+        "{e}"
+    );
+    let hcl = "job \"x\" {\n  meta {\n    a = \"%{ for d in dcs }${d}%{ endfor }\"\n  }\n}\n";
+    let e = parse(hcl, "").unwrap_err();
+    assert!(
+        e.message.contains("Iteration over non-iterable value"),
+        "{e}"
+    );
+}
