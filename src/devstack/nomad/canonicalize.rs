@@ -552,9 +552,28 @@ pub fn admit(job: &mut Value, region: &str) {
     o.insert("ConsulToken".into(), json!(""));
     o.insert("VaultToken".into(), json!(""));
     o.entry("VersionTag").or_insert(Value::Null);
+    nil_empty_maps(job, &["Meta"]);
     for g in each_mut(job, "TaskGroups") {
+        nil_empty_maps(g, &["Meta"]);
+        for t in each_mut(g, "Tasks") {
+            nil_empty_maps(t, &["Meta", "Config", "Env"]);
+        }
         inject_connect_sidecars(g);
         implicit_constraints(g);
+    }
+}
+
+/// The server's `Canonicalize` treats empty maps as nil so `meta {}` and no meta compare equal.
+fn nil_empty_maps(v: &mut Value, keys: &[&str]) {
+    if let Some(o) = v.as_object_mut() {
+        for k in keys {
+            if o.get(*k)
+                .and_then(Value::as_object)
+                .is_some_and(Map::is_empty)
+            {
+                o.insert((*k).to_string(), Value::Null);
+            }
+        }
     }
 }
 

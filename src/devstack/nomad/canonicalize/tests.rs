@@ -325,3 +325,13 @@ fn admit_fills_the_full_shape_of_sparse_json_jobs() {
             .contains_key("Templates")
     );
 }
+
+#[test]
+fn admit_treats_empty_meta_env_and_config_as_nil() {
+    let mut a = parse("job \"x\" {\n  meta {}\n  group \"g\" {\n    meta {}\n    task \"t\" {\n      driver = \"docker\"\n      env {}\n      config {}\n    }\n  }\n}\n", "").unwrap();
+    let mut b = parse("job \"x\" {\n  group \"g\" {\n    task \"t\" {\n      driver = \"docker\"\n    }\n  }\n}\n", "").unwrap();
+    assert_eq!(a["Meta"], json!({}), "parse keeps the empty block");
+    admit(&mut a, "global");
+    admit(&mut b, "global");
+    assert_eq!(a, b);
+}
