@@ -753,6 +753,7 @@ pub(crate) fn block_label_ok(b: &Block, want: usize, sc: &Scope) -> Result<(), D
 pub(crate) fn decode(body: &Body, s: &S, sc: &mut Scope) -> Result<Map<String, Value>, Diag> {
     let mut out = empty(s);
     let mut seen: Vec<(String, std::ops::Range<usize>)> = Vec::new();
+    let mut seen_blocks: Vec<(String, std::ops::Range<usize>)> = Vec::new();
     for st in body.iter() {
         match st {
             Structure::Attribute(a) => {
@@ -794,11 +795,11 @@ pub(crate) fn decode(body: &Body, s: &S, sc: &mut Scope) -> Result<Map<String, V
                 out.insert(name.to_string(), conv);
             }
             Structure::Block(b) if b.ident.value().as_str() == "dynamic" => {
-                expand_dynamic(b, s, &mut out, sc)?;
+                expand_dynamic(b, s, &mut out, &mut seen_blocks, sc)?;
             }
             Structure::Block(b) => {
                 let br = BlockRef::of(b, sc);
-                decode_block(&br, s, &mut out, sc)?;
+                decode_block(&br, s, &mut out, &mut seen_blocks, sc)?;
             }
         }
     }
@@ -835,6 +836,7 @@ fn expand_dynamic(
     b: &Block,
     s: &S,
     out: &mut Map<String, Value>,
+    seen_blocks: &mut Vec<(String, std::ops::Range<usize>)>,
     sc: &mut Scope,
 ) -> Result<(), Diag> {
     let shift = |r: std::ops::Range<usize>| sc.base + r.start..sc.base + r.end;
@@ -932,7 +934,7 @@ fn expand_dynamic(
             labels,
             body: &content.body,
         };
-        let r = decode_block(&br, s, out, sc);
+        let r = decode_block(&br, s, out, seen_blocks, sc);
         sc.iter.truncate(depth);
         r?;
     }
@@ -943,6 +945,7 @@ fn decode_block(
     b: &BlockRef,
     s: &S,
     out: &mut Map<String, Value>,
+    seen_blocks: &mut Vec<(String, std::ops::Range<usize>)>,
     sc: &mut Scope,
 ) -> Result<(), Diag> {
     let ident = b.ident.as_str();
@@ -968,13 +971,17 @@ fn decode_block(
     match field.2 {
         Block(inner) => {
             labels_ok(b, 0)?;
-            if out.get(key).is_some_and(|v| !v.is_null()) {
+            if let Some((_, prev)) = seen_blocks.iter().find(|(k, _)| k == ident) {
                 return Err(Diag::new(
                     b.ident_range.clone(),
-                    "Duplicate block",
-                    format!("Only one {ident:?} block is allowed."),
+                    &format!("Duplicate {ident} block"),
+                    format!(
+                        "Only one {ident} block is allowed. Another was defined at {}.",
+                        super::pos_string(sc.text, prev)
+                    ),
                 ));
             }
+            seen_blocks.push((ident.to_string(), b.ident_range.clone()));
             out.insert(key.to_string(), Value::Object(decode(b.body, inner, sc)?));
         }
         List(inner) => {

@@ -532,3 +532,12 @@ fn terraform_template_directives_are_errors() {
         "{e}"
     );
 }
+
+#[test]
+fn duplicate_single_blocks_name_the_first_one() {
+    let e = parse("job \"x\" {\n  group \"g\" {\n    task \"t\" {\n      resources {}\n      resources {}\n    }\n  }\n}\n", "").unwrap_err();
+    assert_eq!(
+        e.message,
+        "input.hcl:5,7-16: Duplicate resources block; Only one resources block is allowed. Another was defined at input.hcl:4,7-16."
+    );
+}
