@@ -710,23 +710,54 @@ fn implicit_constraints(g: &mut Value) {
     let uses_vault = tasks
         .iter()
         .any(|t| t.get("Vault").is_some_and(|v| !v.is_null()));
-    let consul_svc = |svcs: Option<&Value>| {
+    let provider_svc = |svcs: Option<&Value>, provider: &str| {
         svcs.and_then(Value::as_array).is_some_and(|a| {
             a.iter().any(|s| {
-                s.get("Provider")
-                    .and_then(Value::as_str)
-                    .unwrap_or("consul")
-                    == "consul"
+                let p = s.get("Provider").and_then(Value::as_str).unwrap_or("");
+                (if p.is_empty() { "consul" } else { p }) == provider
             })
         })
     };
-    let uses_consul =
-        consul_svc(g.get("Services")) || tasks.iter().any(|t| consul_svc(t.get("Services")));
+    let uses = |provider: &str| {
+        provider_svc(g.get("Services"), provider)
+            || tasks
+                .iter()
+                .any(|t| provider_svc(t.get("Services"), provider))
+    };
+    let (uses_consul, uses_nomad_sd) = (uses("consul"), uses("nomad"));
     let mut add = Vec::new();
     if uses_vault {
         add.push(
             json!({"LTarget": "${attr.vault.version}", "RTarget": ">= 0.6.1", "Operand": "semver"}),
         );
+    }
+    // Signals the tasks rely on (template/vault change_mode "signal", kill_signal).
+    let mut signals: Vec<String> = Vec::new();
+    for t in &tasks {
+        let mut want = |sig: &Value| {
+            if let Some(sig) = sig.as_str().filter(|x| !x.is_empty()) {
+                let sig = sig.to_uppercase();
+                if !signals.contains(&sig) {
+                    signals.push(sig);
+                }
+            }
+        };
+        if t["Vault"]["ChangeMode"] == "signal" {
+            want(&t["Vault"]["ChangeSignal"]);
+        }
+        for tpl in t["Templates"].as_array().into_iter().flatten() {
+            if tpl["ChangeMode"] == "signal" {
+                want(&tpl["ChangeSignal"]);
+            }
+        }
+        want(&t["KillSignal"]);
+    }
+    if !signals.is_empty() {
+        signals.sort();
+        add.push(json!({"LTarget": "${attr.os.signals}", "RTarget": signals.join(","), "Operand": "set_contains"}));
+    }
+    if uses_nomad_sd {
+        add.push(json!({"LTarget": "${attr.nomad.service_discovery}", "RTarget": "true", "Operand": "="}));
     }
     if uses_consul {
         add.push(json!({"LTarget": "${attr.consul.version}", "RTarget": ">= 1.8.0", "Operand": "semver"}));

@@ -335,3 +335,29 @@ fn admit_treats_empty_meta_env_and_config_as_nil() {
     admit(&mut b, "global");
     assert_eq!(a, b);
 }
+
+/// The server's implied constraints: signals for change_mode "signal", Nomad service discovery.
+#[test]
+fn admit_adds_signal_and_nomad_service_constraints() {
+    let mut j = parse(&example("modules/dummy/jobspec.hcl"), "").unwrap();
+    admit(&mut j, "global");
+    let cons = &j["TaskGroups"][0]["Constraints"];
+    assert_eq!(
+        cons,
+        &json!([{"LTarget": "${attr.nomad.service_discovery}", "RTarget": "true", "Operand": "="}]),
+        "provider = nomad services need native service discovery, not consul"
+    );
+    let mut j = parse(MINIMAL, "").unwrap();
+    admit(&mut j, "global");
+    let cons = j["TaskGroups"][0]["Constraints"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(
+        cons,
+        vec![
+            json!({"LTarget": "${attr.os.signals}", "RTarget": "SIGHUP", "Operand": "set_contains"}),
+            json!({"LTarget": "${attr.consul.version}", "RTarget": ">= 1.8.0", "Operand": "semver"}),
+        ]
+    );
+}
