@@ -309,21 +309,23 @@ fn canonicalize_task(t: &mut Value, group_restart: &Value, svc_prefix: &str) {
         def(v, "Env", json!(true));
         def(v, "DisableFile", json!(false));
         def(v, "Namespace", json!(""));
-        def(v, "ChangeMode", json!("restart"));
-        if is_unset(v.get("ChangeSignal")) {
-            let sig = if s(v, "ChangeMode") == "signal" {
-                "SIGHUP"
-            } else {
-                ""
-            };
-            v.insert("ChangeSignal".into(), json!(sig));
+        if s(v, "Cluster").is_empty() {
+            v.insert("Cluster".into(), json!("default"));
         }
-        def(v, "AllowTokenRenewal", json!(true));
+        def(v, "ChangeMode", json!("restart"));
+        def(v, "ChangeSignal", json!("SIGHUP"));
+        def(v, "AllowTokenExpiration", json!(false));
     }
-    if let Some(Value::Object(c)) = o.get_mut("CSIPluginConfig")
-        && c.get("HealthTimeout").and_then(Value::as_i64).unwrap_or(0) == 0
-    {
-        c.insert("HealthTimeout".into(), json!(30 * SEC));
+    if let Some(Value::Object(c)) = o.get_mut("CSIPluginConfig") {
+        if s(c, "MountDir").is_empty() {
+            c.insert("MountDir".into(), json!("/csi"));
+        }
+        if s(c, "StagePublishBaseDir").is_empty() {
+            c.insert("StagePublishBaseDir".into(), json!("/local/csi"));
+        }
+        if c.get("HealthTimeout").and_then(Value::as_i64).unwrap_or(0) == 0 {
+            c.insert("HealthTimeout".into(), json!(30 * SEC));
+        }
     }
     canon_weights(o, "Affinities");
     let task_name = s(o, "Name").to_string();
@@ -346,6 +348,13 @@ fn canonicalize_task(t: &mut Value, group_restart: &Value, svc_prefix: &str) {
             def(to, "Envvars", json!(false));
             def(to, "ErrMissingKey", json!(false));
             def(to, "Once", json!(false));
+            def(to, "VaultGrace", json!(0));
+            if let Some(Value::Object(cs)) = to.get_mut("ChangeScript") {
+                def(cs, "Command", json!(""));
+                def(cs, "Args", json!([]));
+                def(cs, "Timeout", json!(5 * SEC));
+                def(cs, "FailOnError", json!(false));
+            }
         }
     }
     for a in each_mut(t, "Artifacts") {
@@ -384,6 +393,23 @@ fn canonicalize_task(t: &mut Value, group_restart: &Value, svc_prefix: &str) {
     }
 }
 
+/// `CheckRestart.Merge`: the check's non-zero settings override the service's.
+fn merge_check_restart(svc: &Value, own: &Value) -> Value {
+    let mut out = svc.clone();
+    if let Some(o) = out.as_object_mut() {
+        if own["Limit"].as_i64().unwrap_or(0) > 0 {
+            o.insert("Limit".into(), own["Limit"].clone());
+        }
+        if !own["Grace"].is_null() {
+            o.insert("Grace".into(), own["Grace"].clone());
+        }
+        if own["IgnoreWarnings"].as_bool().unwrap_or(false) {
+            o.insert("IgnoreWarnings".into(), json!(true));
+        }
+    }
+    out
+}
+
 fn canon_service(svc: &mut Value, default_name: &str) {
     let Some(o) = svc.as_object_mut() else { return };
     if s(o, "Name").is_empty() {
@@ -404,6 +430,13 @@ fn canon_service(svc: &mut Value, default_name: &str) {
             o.insert(k.into(), Value::Null);
         }
     }
+    if let Some(Value::Object(w)) = o.get_mut("Weights") {
+        for k in ["Passing", "Warning"] {
+            if w.get(k).and_then(Value::as_i64).unwrap_or(0) <= 0 {
+                w.insert(k.into(), json!(1));
+            }
+        }
+    }
     let on_update = s(o, "OnUpdate").to_string();
     let svc_cr = o.get("CheckRestart").cloned().filter(|v| !v.is_null());
     if let Some(Value::Array(checks)) = o.get_mut("Checks") {
@@ -412,9 +445,9 @@ fn canon_service(svc: &mut Value, default_name: &str) {
                 continue;
             };
             let cr = match (&svc_cr, co.get("CheckRestart").filter(|v| !v.is_null())) {
-                (Some(sv), own) => Some(merged(sv, own)),
-                (None, Some(own)) => Some(own.clone()),
-                (None, None) => None,
+                (Some(sv), Some(own)) => Some(merge_check_restart(sv, own)),
+                (Some(sv), None) => Some(sv.clone()),
+                (None, own) => own.cloned(),
             };
             if let Some(mut cr) = cr {
                 if let Some(cro) = cr.as_object_mut() {
@@ -422,7 +455,11 @@ fn canon_service(svc: &mut Value, default_name: &str) {
                 }
                 co.insert("CheckRestart".into(), cr);
             }
-            for k in ["SuccessBeforePassing", "FailuresBeforeCritical"] {
+            for k in [
+                "SuccessBeforePassing",
+                "FailuresBeforeCritical",
+                "FailuresBeforeWarning",
+            ] {
                 if co.get(k).and_then(Value::as_i64).unwrap_or(0) < 0 {
                     co.insert(k.into(), json!(0));
                 }
@@ -473,6 +510,8 @@ fn canon_service(svc: &mut Value, default_name: &str) {
 /// when empty, `NodePool="default"`, the agent region, injected Connect sidecar tasks, implicit
 /// constraints, and every server field present (nil collections as `null`).
 pub fn admit(job: &mut Value, region: &str) {
+    use crate::devstack::nomad::jobspec::schema;
+    schema::fill_shape(job, &schema::JOB);
     canonicalize(job);
     let Some(o) = job.as_object_mut() else { return };
     if empty_coll(o.get("Datacenters")) {
@@ -513,9 +552,28 @@ pub fn admit(job: &mut Value, region: &str) {
     o.insert("ConsulToken".into(), json!(""));
     o.insert("VaultToken".into(), json!(""));
     o.entry("VersionTag").or_insert(Value::Null);
+    nil_empty_maps(job, &["Meta"]);
     for g in each_mut(job, "TaskGroups") {
+        nil_empty_maps(g, &["Meta"]);
+        for t in each_mut(g, "Tasks") {
+            nil_empty_maps(t, &["Meta", "Config", "Env"]);
+        }
         inject_connect_sidecars(g);
         implicit_constraints(g);
+    }
+}
+
+/// The server's `Canonicalize` treats empty maps as nil so `meta {}` and no meta compare equal.
+fn nil_empty_maps(v: &mut Value, keys: &[&str]) {
+    if let Some(o) = v.as_object_mut() {
+        for k in keys {
+            if o.get(*k)
+                .and_then(Value::as_object)
+                .is_some_and(Map::is_empty)
+            {
+                o.insert((*k).to_string(), Value::Null);
+            }
+        }
     }
 }
 
@@ -606,6 +664,10 @@ fn inject_connect_sidecars(g: &mut Value) {
                 }
             }
         }
+        {
+            use crate::devstack::nomad::jobspec::schema;
+            schema::fill_shape(&mut task, &schema::TASK);
+        }
         canonicalize_task(&mut task, &restart, "");
         tasks.push(task);
     }
@@ -648,23 +710,54 @@ fn implicit_constraints(g: &mut Value) {
     let uses_vault = tasks
         .iter()
         .any(|t| t.get("Vault").is_some_and(|v| !v.is_null()));
-    let consul_svc = |svcs: Option<&Value>| {
+    let provider_svc = |svcs: Option<&Value>, provider: &str| {
         svcs.and_then(Value::as_array).is_some_and(|a| {
             a.iter().any(|s| {
-                s.get("Provider")
-                    .and_then(Value::as_str)
-                    .unwrap_or("consul")
-                    == "consul"
+                let p = s.get("Provider").and_then(Value::as_str).unwrap_or("");
+                (if p.is_empty() { "consul" } else { p }) == provider
             })
         })
     };
-    let uses_consul =
-        consul_svc(g.get("Services")) || tasks.iter().any(|t| consul_svc(t.get("Services")));
+    let uses = |provider: &str| {
+        provider_svc(g.get("Services"), provider)
+            || tasks
+                .iter()
+                .any(|t| provider_svc(t.get("Services"), provider))
+    };
+    let (uses_consul, uses_nomad_sd) = (uses("consul"), uses("nomad"));
     let mut add = Vec::new();
     if uses_vault {
         add.push(
             json!({"LTarget": "${attr.vault.version}", "RTarget": ">= 0.6.1", "Operand": "semver"}),
         );
+    }
+    // Signals the tasks rely on (template/vault change_mode "signal", kill_signal).
+    let mut signals: Vec<String> = Vec::new();
+    for t in &tasks {
+        let mut want = |sig: &Value| {
+            if let Some(sig) = sig.as_str().filter(|x| !x.is_empty()) {
+                let sig = sig.to_uppercase();
+                if !signals.contains(&sig) {
+                    signals.push(sig);
+                }
+            }
+        };
+        if t["Vault"]["ChangeMode"] == "signal" {
+            want(&t["Vault"]["ChangeSignal"]);
+        }
+        for tpl in t["Templates"].as_array().into_iter().flatten() {
+            if tpl["ChangeMode"] == "signal" {
+                want(&tpl["ChangeSignal"]);
+            }
+        }
+        want(&t["KillSignal"]);
+    }
+    if !signals.is_empty() {
+        signals.sort();
+        add.push(json!({"LTarget": "${attr.os.signals}", "RTarget": signals.join(","), "Operand": "set_contains"}));
+    }
+    if uses_nomad_sd {
+        add.push(json!({"LTarget": "${attr.nomad.service_discovery}", "RTarget": "true", "Operand": "="}));
     }
     if uses_consul {
         add.push(json!({"LTarget": "${attr.consul.version}", "RTarget": ">= 1.8.0", "Operand": "semver"}));

@@ -568,7 +568,9 @@ pub fn annotate(diff: &mut Value, desired_tg_updates: &Value) {
                     updates.insert(dst.to_string(), json!(n));
                 }
             }
-            g["Updates"] = Value::Object(updates);
+            if let Some(go) = g.as_object_mut() {
+                go.insert("Updates".into(), Value::Object(updates));
+            }
         }
         if let Some(fields) = g.get_mut("Fields").and_then(Value::as_array_mut)
             && let Some(c) = fields.iter_mut().find(|f| f["Name"] == "Count")
@@ -600,7 +602,11 @@ pub fn annotate(diff: &mut Value, desired_tg_updates: &Value) {
 fn push_annotation(v: &mut Value, a: &str) {
     match v.get_mut("Annotations") {
         Some(Value::Array(arr)) => arr.push(json!(a)),
-        _ => v["Annotations"] = json!([a]),
+        _ => {
+            if let Some(o) = v.as_object_mut() {
+                o.insert("Annotations".into(), json!([a]));
+            }
+        }
     }
 }
 
@@ -674,6 +680,7 @@ const DESTRUCTIVE_TASK_FIELDS: &[&str] = &[
     "Identity",
     "Identities",
     "DispatchPayload",
+    "Secrets",
     "Kind",
 ];
 
@@ -718,6 +725,23 @@ pub fn update_kind(old_group: &Value, new_group: &Value) -> UpdateKind {
     } else {
         UpdateKind::InPlace
     }
+}
+
+/// [`update_kind`] for group `group` of two whole jobs: a change of the job's `Meta` is also
+/// destructive, since Nomad compares the job, group and task meta combined.
+pub fn job_group_update_kind(old_job: &Value, new_job: &Value, group: &str) -> UpdateKind {
+    let find = |j: &Value| {
+        j["TaskGroups"]
+            .as_array()
+            .and_then(|a| a.iter().find(|g| g["Name"] == group))
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    let (og, ng) = (find(old_job), find(new_job));
+    if og.is_null() || ng.is_null() || old_job["Meta"] != new_job["Meta"] {
+        return UpdateKind::Destructive;
+    }
+    update_kind(&og, &ng)
 }
 
 fn tasks_updated(a: &Value, b: &Value) -> bool {

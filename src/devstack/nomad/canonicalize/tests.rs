@@ -269,3 +269,95 @@ fn validate_reports_nomad_multierror_text() {
     let e = validate(&bad).unwrap_err();
     assert!(e.starts_with("3 errors occurred:\n\t* Invalid job type: \"daemon\"\n\t* Missing job datacenters\n\t* Task group web"), "{e}");
 }
+
+fn example(rel: &str) -> String {
+    let p = format!(
+        "{}/../shared/examples/brmartin/{rel}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("example {p} must exist: {e}"))
+}
+
+#[test]
+fn canonicalize_vault_and_csi_plugin_defaults() {
+    let mut j = parse(&example("modules/overseerr/jobspec.nomad.hcl"), "").unwrap();
+    canonicalize(&mut j);
+    let v = &j["TaskGroups"][0]["Tasks"][0]["Vault"];
+    assert_eq!(
+        v,
+        &json!({"Policies": null, "Role": "", "Namespace": "", "Cluster": "default", "Env": true,
+            "DisableFile": false, "ChangeMode": "restart", "ChangeSignal": "SIGHUP",
+            "AllowTokenExpiration": false})
+    );
+    let mut p = parse(&example("modules/plugin-csi/jobspec-nodes.nomad.hcl"), "").unwrap();
+    canonicalize(&mut p);
+    assert_eq!(p["Type"], "system");
+    let c = &p["TaskGroups"][0]["Tasks"][0]["CSIPluginConfig"];
+    assert_eq!(
+        c,
+        &json!({"ID": "martinibar", "Type": "node", "MountDir": "/csi",
+            "StagePublishBaseDir": "/local/csi", "HealthTimeout": 30_000_000_000_i64})
+    );
+    assert_eq!(
+        p["TaskGroups"][0]["ReschedulePolicy"],
+        Value::Null,
+        "system jobs get no reschedule policy"
+    );
+}
+
+/// A sparse JSON job from the register API gets the same stored shape as a parsed jobspec.
+#[test]
+fn admit_fills_the_full_shape_of_sparse_json_jobs() {
+    let mut sparse = json!({"ID": "x", "TaskGroups": [{"Name": "g", "Tasks": [{"Name": "t", "Driver": "docker",
+        "Config": {"image": "nginx"}}]}]});
+    admit(&mut sparse, "global");
+    let mut parsed = parse(
+        "job \"x\" {\n  group \"g\" {\n    task \"t\" {\n      driver = \"docker\"\n      config {\n        image = \"nginx\"\n      }\n    }\n  }\n}\n",
+        "",
+    )
+    .unwrap();
+    admit(&mut parsed, "global");
+    assert_eq!(sparse, parsed);
+    assert!(
+        sparse["TaskGroups"][0]["Tasks"][0]
+            .as_object()
+            .unwrap()
+            .contains_key("Templates")
+    );
+}
+
+#[test]
+fn admit_treats_empty_meta_env_and_config_as_nil() {
+    let mut a = parse("job \"x\" {\n  meta {}\n  group \"g\" {\n    meta {}\n    task \"t\" {\n      driver = \"docker\"\n      env {}\n      config {}\n    }\n  }\n}\n", "").unwrap();
+    let mut b = parse("job \"x\" {\n  group \"g\" {\n    task \"t\" {\n      driver = \"docker\"\n    }\n  }\n}\n", "").unwrap();
+    assert_eq!(a["Meta"], json!({}), "parse keeps the empty block");
+    admit(&mut a, "global");
+    admit(&mut b, "global");
+    assert_eq!(a, b);
+}
+
+/// The server's implied constraints: signals for change_mode "signal", Nomad service discovery.
+#[test]
+fn admit_adds_signal_and_nomad_service_constraints() {
+    let mut j = parse(&example("modules/dummy/jobspec.hcl"), "").unwrap();
+    admit(&mut j, "global");
+    let cons = &j["TaskGroups"][0]["Constraints"];
+    assert_eq!(
+        cons,
+        &json!([{"LTarget": "${attr.nomad.service_discovery}", "RTarget": "true", "Operand": "="}]),
+        "provider = nomad services need native service discovery, not consul"
+    );
+    let mut j = parse(MINIMAL, "").unwrap();
+    admit(&mut j, "global");
+    let cons = j["TaskGroups"][0]["Constraints"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(
+        cons,
+        vec![
+            json!({"LTarget": "${attr.os.signals}", "RTarget": "SIGHUP", "Operand": "set_contains"}),
+            json!({"LTarget": "${attr.consul.version}", "RTarget": ">= 1.8.0", "Operand": "semver"}),
+        ]
+    );
+}

@@ -358,3 +358,21 @@ fn example_jobspecs_diff_cleanly() {
         assert!(!spec_changed(&j, &j.clone()));
     }
 }
+
+#[test]
+fn job_meta_change_is_destructive_for_every_group() {
+    let old = admitted(BASE);
+    let new = edit("owner = \"alice\"", "owner = \"bob\"");
+    assert_eq!(
+        update_kind(&old["TaskGroups"][0], &new["TaskGroups"][0]),
+        UpdateKind::Ignore
+    );
+    assert_eq!(
+        job_group_update_kind(&old, &new, "web"),
+        UpdateKind::Destructive
+    );
+    assert_eq!(
+        job_group_update_kind(&old, &old.clone(), "web"),
+        UpdateKind::Ignore
+    );
+}

@@ -394,7 +394,14 @@ impl<'a> Scope<'a> {
                     match d.as_ref() {
                         Directive::If(ifd) => {
                             let c = self.eval(&ifd.if_expr.cond_expr)?;
-                            let tpl = if as_bool(&c).unwrap_or(false) {
+                            let Some(cond) = as_bool(&c) else {
+                                return Err(self.err(
+                                    &ifd.if_expr.cond_expr,
+                                    "Invalid template if condition",
+                                    "The condition must be of type bool.",
+                                ));
+                            };
+                            let tpl = if cond {
                                 Some(&ifd.if_expr.template)
                             } else {
                                 ifd.else_expr.as_ref().map(|e| &e.template)
@@ -416,7 +423,13 @@ impl<'a> Scope<'a> {
                                 Value::Object(o) => {
                                     o.into_iter().map(|(k, v)| (Value::String(k), v)).collect()
                                 }
-                                _ => Vec::new(),
+                                _ => {
+                                    return Err(self.err(
+                                        &fd.for_expr.collection_expr,
+                                        "Iteration over non-iterable value",
+                                        "A value of type string cannot be used as the collection in a 'for' expression.",
+                                    ));
+                                }
                             };
                             for (k, v) in items {
                                 let depth = self.iter.len();

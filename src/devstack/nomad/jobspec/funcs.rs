@@ -91,6 +91,9 @@ pub(crate) fn call(name: &str, a: Vec<Value>) -> Result<Value, FuncErr> {
         "strrev" => str_v(s(&a, 0)?.chars().rev().collect()),
         "indent" => {
             let (k, x) = (n(&a, 0)? as usize, s(&a, 1)?);
+            if k > 1024 {
+                return fail("indentation must be at most 1024 spaces");
+            }
             let pad = " ".repeat(k);
             str_v(x.replace('\n', &format!("\n{pad}")))
         }
@@ -326,6 +329,9 @@ pub(crate) fn call(name: &str, a: Vec<Value>) -> Result<Value, FuncErr> {
         }
         "parseint" => {
             let base = n(&a, 1)? as u32;
+            if !(2..=36).contains(&base) {
+                return fail("base must be a whole number between 2 and 36");
+            }
             i64::from_str_radix(&s(&a, 0)?, base)
                 .map(Value::from)
                 .or_else(|_| fail("cannot parse as integer"))

@@ -31,8 +31,11 @@ const FILE: &str = "input.hcl";
 
 /// 1-based line and column of a byte offset (columns count characters, like HCL's).
 fn line_col(src: &str, off: usize) -> (usize, usize) {
-    let off = off.min(src.len());
-    let before = src.get(..off).unwrap_or(src);
+    let mut off = off.min(src.len());
+    while !src.is_char_boundary(off) {
+        off -= 1;
+    }
+    let before = &src[..off];
     let line = before.matches('\n').count() + 1;
     let col = before
         .rsplit('\n')
@@ -167,10 +170,14 @@ pub fn parse(hcl: &str, variables: &str) -> Result<Value, ParseError> {
     };
     schema::block_label_ok(job, 1, &sc).map_err(|d| render(hcl, &d))?;
     let mut out = schema::decode(&job.body, &schema::JOB, &mut sc).map_err(|d| render(hcl, &d))?;
-    out.insert(
-        "ID".into(),
-        Value::String(job.labels[0].as_str().to_string()),
-    );
+    // An `id` argument wins over the label; the label always names the job by default.
+    let label = Value::String(job.labels[0].as_str().to_string());
+    if out.get("ID").is_none_or(Value::is_null) {
+        out.insert("ID".into(), label.clone());
+    }
+    if out.get("Name").is_none_or(Value::is_null) {
+        out.insert("Name".into(), label);
+    }
     let mut job_v = Value::Object(out);
     normalize(&mut job_v);
     Ok(job_v)
@@ -476,7 +483,9 @@ fn normalize(job: &mut Value) {
                     other => other,
                 }
                 .to_string();
-                sp["Type"] = Value::String(ty);
+                if let Some(o) = sp.as_object_mut() {
+                    o.insert("Type".into(), Value::String(ty));
+                }
             }
             for tpl in arr_mut(t, "Templates") {
                 normalize_template(tpl);

@@ -55,7 +55,7 @@ pub(crate) static JOB: S = S {
     fields: &[
         F("region", "Region", Str, P),
         F("namespace", "Namespace", Str, P),
-        F("", "ID", None, P),
+        F("id", "ID", Str, P),
         F("name", "Name", Str, P),
         F("type", "Type", Str, P),
         F("priority", "Priority", Int, P),
@@ -82,7 +82,7 @@ pub(crate) static JOB: S = S {
         F("migrate", "Migrate", Block(&MIGRATE), P),
         F("meta", "Meta", StrMap, P),
         F("ui", "UI", None, P),
-        F("", "ConsulToken", None, P),
+        F("consul_token", "ConsulToken", Str, P),
         F("vault_token", "VaultToken", Str, P),
         F("", "ConsulNamespace", None, P),
         F("", "VaultNamespace", None, P),
@@ -177,9 +177,10 @@ pub(crate) static TASK: S = S {
         F("kind", "Kind", Str, V),
         // `scaling "cpu"|"mem"` blocks; the label becomes the vertical policy type.
         F("scaling", "ScalingPolicies", Labeled(&SCALING, "Type"), P),
+        F("secret", "Secrets", Labeled(&SECRET, "Name"), P),
         F("", "Identity", None, P),
         F("identity", "Identities", List(&IDENTITY), P),
-        F("", "Actions", None, P),
+        F("action", "Actions", Labeled(&ACTION, "Name"), P),
         F("", "Schedule", None, P),
     ],
 };
@@ -364,11 +365,36 @@ pub(crate) static SERVICE: S = S {
         F("tagged_addresses", "TaggedAddresses", StrMap, P),
         F("task", "TaskName", Str, V),
         F("on_update", "OnUpdate", Str, V),
-        F("", "Identity", None, P),
-        F("", "Weights", None, P),
+        F("identity", "Identity", Block(&IDENTITY), P),
+        F("weights", "Weights", Block(&WEIGHTS), P),
         F("provider", "Provider", Str, V),
         F("cluster", "Cluster", Str, V),
-        F("", "Kind", None, V),
+        F("kind", "Kind", Str, V),
+    ],
+};
+
+pub(crate) static WEIGHTS: S = S {
+    fields: &[
+        F("passing", "Passing", Int, V),
+        F("warning", "Warning", Int, V),
+    ],
+};
+
+pub(crate) static SECRET: S = S {
+    fields: &[
+        F("", "Name", None, V),
+        F("provider", "Provider", Str, V),
+        F("path", "Path", Str, V),
+        F("config", "Config", AnyMap, P),
+        F("env", "Env", StrMap, P),
+    ],
+};
+
+pub(crate) static ACTION: S = S {
+    fields: &[
+        F("", "Name", None, V),
+        F("command", "Command", Str, V),
+        F("args", "Args", StrList, P),
     ],
 };
 
@@ -575,7 +601,7 @@ pub(crate) static VAULT: S = S {
         F("disable_file", "DisableFile", Bool, P),
         F("change_mode", "ChangeMode", Str, P),
         F("change_signal", "ChangeSignal", Str, P),
-        F("allow_token_renewal", "AllowTokenRenewal", Bool, P),
+        F("allow_token_expiration", "AllowTokenExpiration", Bool, P),
     ],
 };
 
@@ -691,7 +717,7 @@ pub(crate) static IDENTITY: S = S {
         F("env", "Env", Bool, V),
         F("file", "File", Bool, V),
         F("filepath", "Filepath", Str, V),
-        F("", "ServiceName", None, V),
+        F("service_name", "ServiceName", Str, V),
         F("ttl", "TTL", Dur, V),
     ],
 };
@@ -727,6 +753,7 @@ pub(crate) fn block_label_ok(b: &Block, want: usize, sc: &Scope) -> Result<(), D
 pub(crate) fn decode(body: &Body, s: &S, sc: &mut Scope) -> Result<Map<String, Value>, Diag> {
     let mut out = empty(s);
     let mut seen: Vec<(String, std::ops::Range<usize>)> = Vec::new();
+    let mut seen_blocks: Vec<(String, std::ops::Range<usize>)> = Vec::new();
     for st in body.iter() {
         match st {
             Structure::Attribute(a) => {
@@ -768,11 +795,11 @@ pub(crate) fn decode(body: &Body, s: &S, sc: &mut Scope) -> Result<Map<String, V
                 out.insert(name.to_string(), conv);
             }
             Structure::Block(b) if b.ident.value().as_str() == "dynamic" => {
-                expand_dynamic(b, s, &mut out, sc)?;
+                expand_dynamic(b, s, &mut out, &mut seen_blocks, sc)?;
             }
             Structure::Block(b) => {
                 let br = BlockRef::of(b, sc);
-                decode_block(&br, s, &mut out, sc)?;
+                decode_block(&br, s, &mut out, &mut seen_blocks, sc)?;
             }
         }
     }
@@ -809,6 +836,7 @@ fn expand_dynamic(
     b: &Block,
     s: &S,
     out: &mut Map<String, Value>,
+    seen_blocks: &mut Vec<(String, std::ops::Range<usize>)>,
     sc: &mut Scope,
 ) -> Result<(), Diag> {
     let shift = |r: std::ops::Range<usize>| sc.base + r.start..sc.base + r.end;
@@ -906,7 +934,7 @@ fn expand_dynamic(
             labels,
             body: &content.body,
         };
-        let r = decode_block(&br, s, out, sc);
+        let r = decode_block(&br, s, out, seen_blocks, sc);
         sc.iter.truncate(depth);
         r?;
     }
@@ -917,6 +945,7 @@ fn decode_block(
     b: &BlockRef,
     s: &S,
     out: &mut Map<String, Value>,
+    seen_blocks: &mut Vec<(String, std::ops::Range<usize>)>,
     sc: &mut Scope,
 ) -> Result<(), Diag> {
     let ident = b.ident.as_str();
@@ -942,13 +971,17 @@ fn decode_block(
     match field.2 {
         Block(inner) => {
             labels_ok(b, 0)?;
-            if out.get(key).is_some_and(|v| !v.is_null()) {
+            if let Some((_, prev)) = seen_blocks.iter().find(|(k, _)| k == ident) {
                 return Err(Diag::new(
                     b.ident_range.clone(),
-                    "Duplicate block",
-                    format!("Only one {ident:?} block is allowed."),
+                    &format!("Duplicate {ident} block"),
+                    format!(
+                        "Only one {ident} block is allowed. Another was defined at {}.",
+                        super::pos_string(sc.text, prev)
+                    ),
                 ));
             }
+            seen_blocks.push((ident.to_string(), b.ident_range.clone()));
             out.insert(key.to_string(), Value::Object(decode(b.body, inner, sc)?));
         }
         List(inner) => {
@@ -1218,4 +1251,40 @@ pub fn parse_duration(s: &str) -> Option<i64> {
     }
     let ns = total.round() as i64;
     Some(if neg { -ns } else { ns })
+}
+
+/// Add every Go field of the schema that a JSON job (e.g. one submitted to the register API)
+/// left out, recursively, so stored jobs have the full shape whatever the client omitted.
+pub(crate) fn fill_shape(v: &mut Value, s: &S) {
+    let Some(o) = v.as_object_mut() else { return };
+    for f in s.fields {
+        if f.1.is_empty() || f.1 == "Ports" {
+            continue;
+        }
+        if !o.contains_key(f.1) {
+            o.insert(f.1.to_string(), if f.3 { Value::Null } else { zero(f.2) });
+            continue;
+        }
+        let Some(child) = o.get_mut(f.1) else {
+            continue;
+        };
+        match f.2 {
+            Block(inner) => fill_shape(child, inner),
+            List(inner) | Labeled(inner, _) => {
+                if let Some(a) = child.as_array_mut() {
+                    for x in a {
+                        fill_shape(x, inner);
+                    }
+                }
+            }
+            LabeledMap(inner, _) => {
+                if let Some(m) = child.as_object_mut() {
+                    for x in m.values_mut() {
+                        fill_shape(x, inner);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
 }

@@ -481,3 +481,63 @@ fn escaped_interpolation_stays_literal_once() {
         "{tags:?}"
     );
 }
+
+#[test]
+fn id_argument_overrides_the_label() {
+    let j = parse("job \"label\" {\n  id = \"other\"\n  group \"g\" {\n    task \"t\" { driver = \"docker\" }\n  }\n}\n", "").unwrap();
+    assert_eq!(j["ID"], "other");
+    assert_eq!(j["Name"], "label");
+}
+
+/// `[[runners]]` inside a heredoc is TOML, not a Levant marker.
+#[test]
+fn toml_double_brackets_in_heredocs_are_not_levant() {
+    let j = parse(&read("modules/gitlab-runner/jobspec.nomad.hcl"), "").unwrap();
+    let text = serde_json::to_string(&j).unwrap();
+    assert!(
+        text.contains("[[runners]]\\n  name = \\\"nomad-amd64\\\""),
+        "{text}"
+    );
+}
+
+#[test]
+fn heredoc_escapes_and_flush_rules() {
+    let hcl = "job \"x\" {\n  meta {\n    a = <<-EOT\n      line $${NOT} %%{x}\n        indented ${NOMAD_ALLOC_ID}\n    \n      end\n    EOT\n    b = <<EOT\n  keep\nEOT\n    c = \"x ${~ \"  y  \" ~} z\"\n  }\n  group \"g\" {\n    task \"t\" { driver = \"docker\" }\n  }\n}\n";
+    let j = parse(hcl, "").unwrap();
+    assert_eq!(
+        j["Meta"]["a"],
+        "line ${NOT} %{x}\n  indented ${NOMAD_ALLOC_ID}\n    \nend\n"
+    );
+    assert_eq!(j["Meta"]["b"], "  keep\n");
+    assert_eq!(
+        j["Meta"]["c"], "x  y  z",
+        "strip markers trim the literals, not the value"
+    );
+}
+
+/// A Terraform `templatefile` jobspec fails on its directives instead of half-parsing.
+#[test]
+fn terraform_template_directives_are_errors() {
+    let hcl = "job \"x\" {\n  meta {\n    a = \"%{ if enable_x }on%{ endif }\"\n  }\n}\n";
+    let e = parse(hcl, "").unwrap_err();
+    assert!(
+        e.message
+            .starts_with("input.hcl:3,16-24: Invalid template if condition;"),
+        "{e}"
+    );
+    let hcl = "job \"x\" {\n  meta {\n    a = \"%{ for d in dcs }${d}%{ endfor }\"\n  }\n}\n";
+    let e = parse(hcl, "").unwrap_err();
+    assert!(
+        e.message.contains("Iteration over non-iterable value"),
+        "{e}"
+    );
+}
+
+#[test]
+fn duplicate_single_blocks_name_the_first_one() {
+    let e = parse("job \"x\" {\n  group \"g\" {\n    task \"t\" {\n      resources {}\n      resources {}\n    }\n  }\n}\n", "").unwrap_err();
+    assert_eq!(
+        e.message,
+        "input.hcl:5,7-16: Duplicate resources block; Only one resources block is allowed. Another was defined at input.hcl:4,7-16."
+    );
+}
