@@ -438,6 +438,27 @@ async fn consul_intentions_validation_errors_are_500_text() {
             json!({"Kind": "service-intentions", "Name": "db", "Sources": [{"Name": "a", "Action": "maybe"}]}),
             "Sources[0].Action must be set to 'allow' or 'deny'",
         ),
+        // Action is compared exactly: Consul does not lower-case it.
+        (
+            json!({"Kind": "service-intentions", "Name": "db", "Sources": [{"Name": "a", "Action": "Allow"}]}),
+            "Sources[0].Action must be set to 'allow' or 'deny'",
+        ),
+        (
+            json!({"Kind": "service-intentions", "Name": "*", "Sources": [{"Name": "a", "Permissions": [{"Action": "allow", "HTTP": {"PathPrefix": "/"}}]}]}),
+            "Sources[0].Permissions cannot be specified on intentions with wildcarded destinations",
+        ),
+        (
+            json!({"Kind": "service-intentions", "Name": "db", "Sources": [{"Name": "a", "Permissions": [{"Action": "allow"}]}]}),
+            "Sources[0].Permissions[0].HTTP is required",
+        ),
+        (
+            json!({"Kind": "service-intentions", "Name": "db", "Sources": [{"Name": "a", "Permissions": [{"Action": "allow", "HTTP": {"Methods": ["get", "GET"]}}]}]}),
+            "Sources[0].Permissions[0].HTTP.Methods contains \"GET\" more than once",
+        ),
+        (
+            json!({"Kind": "service-intentions", "Name": "web*", "Sources": [{"Name": "a", "Action": "allow"}]}),
+            "Name: wildcard character '*' cannot be used with partial values",
+        ),
     ];
     for (body, want) in cases {
         let (s, b) = put_json(&c, url.clone(), body).await;
@@ -558,11 +579,10 @@ async fn consul_kv_put_get_raw_recurse_keys_and_cas() {
         .await
         .expect("req");
     assert_eq!(r.status(), 400);
-    assert!(
-        r.text()
-            .await
-            .expect("body")
-            .starts_with("Conflicting flags: ")
+    // agent/kvs_endpoint.go conflictingFlags: every query parameter, encoded and sorted.
+    assert_eq!(
+        r.text().await.expect("body"),
+        "Conflicting flags: acquire=x&cas=1\n"
     );
     let r = c
         .put(format!("{base}/big"))
@@ -578,6 +598,19 @@ async fn consul_kv_put_get_raw_recurse_keys_and_cas() {
         .await
         .expect("req");
     assert_eq!(r.status(), 400, "extension keys rejected");
+    assert_eq!(
+        r.text().await.expect("body"),
+        "key contains suspicious file extension '.json' that may be cached by proxies"
+    );
+    let r = c
+        .get(format!("{base}/conf.json"))
+        .send()
+        .await
+        .expect("req");
+    assert_eq!(r.status(), 400, "validated on GET too");
+    let (s, keys) = get_json(&c, format!("{base}/?keys")).await;
+    assert_eq!(s, 200);
+    assert!(keys.as_array().is_some_and(|k| k.len() == 2), "{keys}");
     let r = c
         .delete(format!("{base}/app?recurse"))
         .send()
