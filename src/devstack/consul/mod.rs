@@ -400,10 +400,11 @@ pub(crate) async fn block_on(
 ) -> u64 {
     let (min, wait) = blocking(params);
     let consul = &state.consul;
-    consul
-        .index
-        .wait_past(min, wait, || table(&consul.lock()))
-        .await
+    // A shutdown ends every long poll at once, so stopping the devstack never waits minutes.
+    tokio::select! {
+        idx = consul.index.wait_past(min, wait, || table(&consul.lock())) => idx,
+        _ = state.shutdown.cancelled() => table(&consul.lock()),
+    }
 }
 
 /// Add the read headers: `X-Consul-Index` (never 0), `X-Consul-KnownLeader`, `X-Consul-LastContact`.
