@@ -1193,6 +1193,31 @@ async fn vault_permission_denied_is_403_multierror() {
     assert_eq!((s.as_u16(), b), (403, want.clone()));
     let (s, _) = vault_as(&c, &ds, &token, "GET", "secret/data/other", None).await;
     assert_eq!(s, 403);
+    // The ui/mounts preflight needs some capability under the mount, else 403 preflight text.
+    let (s, _) = vault_as(
+        &c,
+        &ds,
+        &token,
+        "GET",
+        "sys/internal/ui/mounts/secret/app/x",
+        None,
+    )
+    .await;
+    assert_eq!(s, 200);
+    let (s, b) = vault_as(
+        &c,
+        &ds,
+        "bogus",
+        "GET",
+        "sys/internal/ui/mounts/secret/app/x",
+        None,
+    )
+    .await;
+    assert_eq!(s, 403);
+    assert_eq!(
+        b["errors"][0],
+        "preflight capability check returned 403, please ensure client's policies grant access to path \"secret/app/x/\""
+    );
     let (s, me) = vault_as(&c, &ds, &token, "GET", "auth/token/lookup-self", None).await;
     assert_eq!(s, 200);
     assert_eq!(me["data"]["policies"], json!(["app-read", "default"]));
