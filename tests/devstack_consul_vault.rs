@@ -1495,3 +1495,34 @@ async fn consul_catalog_register_connect_proxy_and_health_connect() {
     assert_eq!(unknown, Value::Null);
     ds.shutdown().await;
 }
+
+#[tokio::test]
+async fn consul_seed_nodes_are_catalog_nodes_with_serf_health() {
+    // Seed nodes are Nomad clients and also Consul catalog nodes (seed format).
+    let seed = drover::devstack::seed::Seed::from_yaml(
+        "nodes:\n  - name: hestia\n    address: 192.168.1.5\n  - name: heracles\n    arch: arm64\n",
+    )
+    .expect("seed");
+    let ds = Devstack::start(DevstackConfig {
+        time_scale: 0.01,
+        seed: Some(seed),
+        ..Default::default()
+    })
+    .await
+    .expect("start");
+    let c = client();
+    let (_, nodes) = get_json(&c, format!("{}/v1/catalog/nodes", ds.consul_url())).await;
+    let find = |name: &str| {
+        nodes
+            .as_array()
+            .and_then(|a| a.iter().find(|n| n["Node"] == name).cloned())
+            .unwrap_or(Value::Null)
+    };
+    assert_eq!(find("hestia")["Address"], "192.168.1.5");
+    assert_eq!(find("heracles")["Address"], "10.0.0.2");
+    assert_eq!(find("heracles")["Datacenter"], "dc1");
+    let (_, checks) = get_json(&c, format!("{}/v1/health/node/hestia", ds.consul_url())).await;
+    assert_eq!(checks[0]["CheckID"], "serfHealth");
+    assert_eq!(checks[0]["Status"], "passing");
+    ds.shutdown().await;
+}

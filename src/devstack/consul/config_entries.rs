@@ -342,8 +342,12 @@ fn prepare(inner: &Inner, body: &[u8]) -> Result<Map<String, Value>, (StatusCode
         return Err(bad(format!("invalid config entry kind: {kind}")));
     }
     let err500 = |m: String| (StatusCode::INTERNAL_SERVER_ERROR, m);
+    // Both singletons default their name when it is left out.
     if kind == "mesh" && s(&entry, "Name").is_empty() {
         entry.insert("Name".into(), json!("mesh"));
+    }
+    if kind == "proxy-defaults" && s(&entry, "Name").is_empty() {
+        entry.insert("Name".into(), json!("global"));
     }
     let name = s(&entry, "Name").to_string();
     if name.is_empty() {
