@@ -502,6 +502,35 @@ async fn consul_l7_intentions_need_http_protocol_on_the_destination() {
         got["Sources"][0]["Permissions"][0]["HTTP"]["Methods"],
         json!(["GET", "POST"])
     );
+    // Once L7 intentions exist, the destination cannot go back to tcp.
+    let (s, b) = put_json(
+        &c,
+        format!("{}/v1/config", ds.consul_url()),
+        json!({"Kind": "service-defaults", "Name": "api", "Protocol": "tcp"}),
+    )
+    .await;
+    assert_eq!(s, 500);
+    assert_eq!(
+        b,
+        "service \"api\" has protocol \"tcp\", which is incompatible with L7 intentions permissions"
+    );
+    // Routers and splitters need an HTTP-like protocol too.
+    let router = json!({"Kind": "service-router", "Name": "web", "Routes": [
+        {"Match": {"HTTP": {"PathPrefix": "/admin"}}, "Destination": {"Service": "admin"}}]});
+    let (s, b) = put_json(&c, format!("{}/v1/config", ds.consul_url()), router.clone()).await;
+    assert_eq!(s, 500);
+    assert_eq!(
+        b,
+        "discovery chain \"web\" uses a protocol \"tcp\" that does not permit advanced routing or splitting behavior"
+    );
+    put_json(
+        &c,
+        format!("{}/v1/config", ds.consul_url()),
+        json!({"Kind": "service-defaults", "Name": "web", "Protocol": "http"}),
+    )
+    .await;
+    let (s, b) = put_json(&c, format!("{}/v1/config", ds.consul_url()), router).await;
+    assert_eq!((s.as_u16(), b.as_str()), (200, "true"));
     ds.shutdown().await;
 }
 

@@ -101,6 +101,26 @@ fn s<'a>(m: &'a Map<String, Value>, k: &str) -> &'a str {
     m.get(k).and_then(Value::as_str).unwrap_or("")
 }
 
+fn is_http_like(protocol: &str) -> bool {
+    matches!(protocol, "http" | "http2" | "grpc")
+}
+
+/// Whether the service's intentions entry has any source with L7 permissions.
+fn has_l7_intentions(inner: &Inner, service: &str) -> bool {
+    inner
+        .config
+        .get(&("service-intentions".to_string(), service.to_string()))
+        .and_then(|e| e.body.get("Sources"))
+        .and_then(Value::as_array)
+        .is_some_and(|sources| {
+            sources.iter().any(|src| {
+                src.get("Permissions")
+                    .and_then(Value::as_array)
+                    .is_some_and(|p| !p.is_empty())
+            })
+        })
+}
+
 /// The destination's protocol: its service-defaults, else proxy-defaults' `Config.protocol`, else tcp.
 fn protocol_of(inner: &Inner, service: &str) -> String {
     if let Some(sd) = inner
@@ -304,7 +324,7 @@ fn normalize_intentions(inner: &Inner, entry: &mut Map<String, Value>) -> Result
     });
     if has_l7 {
         let protocol = protocol_of(inner, &name);
-        if !matches!(protocol.as_str(), "http" | "http2" | "grpc") {
+        if !is_http_like(&protocol) {
             return Err(format!(
                 "service {name:?} has protocol {protocol:?}, which is incompatible with L7 intentions permissions"
             ));
@@ -376,10 +396,25 @@ fn prepare(inner: &Inner, body: &[u8]) -> Result<Map<String, Value>, (StatusCode
         "service-defaults" => {
             let p = s(&entry, "Protocol").to_ascii_lowercase();
             if !p.is_empty() {
-                entry.insert("Protocol".into(), json!(p));
+                entry.insert("Protocol".into(), json!(p.clone()));
             }
             for k in ["TransparentProxy", "MeshGateway", "Expose"] {
                 entry.entry(k).or_insert_with(|| json!({}));
+            }
+            // The graph check: a service with L7 intentions must stay HTTP-like.
+            let effective = if p.is_empty() { "tcp".to_string() } else { p };
+            if !is_http_like(&effective) && has_l7_intentions(inner, &name) {
+                return Err(err500(format!(
+                    "service {name:?} has protocol {effective:?}, which is incompatible with L7 intentions permissions"
+                )));
+            }
+        }
+        "service-router" | "service-splitter" => {
+            let protocol = protocol_of(inner, &name);
+            if !is_http_like(&protocol) {
+                return Err(err500(format!(
+                    "discovery chain {name:?} uses a protocol {protocol:?} that does not permit advanced routing or splitting behavior"
+                )));
             }
         }
         "proxy-defaults" => {
