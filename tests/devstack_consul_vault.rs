@@ -755,6 +755,11 @@ async fn consul_session_renew_404_after_ttl_expiry() {
     )
     .await;
     assert_eq!(s, 500, "TTL below 10s is rejected: {b}");
+    // agent/consul/session_endpoint.go formats the TTL with %d (nanoseconds).
+    assert_eq!(
+        b,
+        "Invalid Session TTL '5000000000', must be between [10s=24h0m0s]"
+    );
     let id = session(
         &c,
         &base,

@@ -492,16 +492,22 @@ pub(super) async fn session_create(State(st): St, body: axum::body::Bytes) -> Re
         match parse_go_duration(&ttl_text) {
             Some(d) if d.is_zero() => None,
             Some(d) if d >= Duration::from_secs(10) && d <= Duration::from_secs(86400) => Some(d),
-            Some(_) => {
+            // Consul formats the duration with %d: nanoseconds.
+            Some(d) => {
                 return text_error(
                     StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("Invalid Session TTL '{ttl_text}', must be between [10s=24h0m0s]"),
+                    format!(
+                        "Invalid Session TTL '{}', must be between [10s=24h0m0s]",
+                        d.as_nanos()
+                    ),
                 );
             }
             None => {
                 return text_error(
-                    StatusCode::BAD_REQUEST,
-                    format!("Request decode failed: invalid TTL {ttl_text:?}"),
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!(
+                        "Session TTL '{ttl_text}' invalid: time: invalid duration {ttl_text:?}"
+                    ),
                 );
             }
         }
