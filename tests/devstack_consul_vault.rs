@@ -967,7 +967,8 @@ async fn vault_kv2_write_read_versions_and_envelope() {
     assert_eq!(s, 404);
     let (_, meta) = vault(&c, &ds, "GET", "secret/metadata/app", None).await;
     assert_eq!(meta["data"]["current_version"], 2);
-    assert_eq!(meta["data"]["oldest_version"], 1);
+    // KeyMetadata.AddVersion leaves oldest_version at 0 until versions are pruned.
+    assert_eq!(meta["data"]["oldest_version"], 0);
     assert!(meta["data"]["versions"]["2"]["created_time"].is_string());
     // PATCH (merge-patch) makes a new version keeping other keys.
     let r = c
@@ -1558,5 +1559,44 @@ async fn consul_seed_nodes_are_catalog_nodes_with_serf_health() {
     let (_, checks) = get_json(&c, format!("{}/v1/health/node/hestia", ds.consul_url())).await;
     assert_eq!(checks[0]["CheckID"], "serfHealth");
     assert_eq!(checks[0]["Status"], "passing");
+    ds.shutdown().await;
+}
+
+#[tokio::test]
+async fn vault_max_versions_prunes_oldest_and_moves_oldest_version() {
+    // path_data.go AddVersion: keep max(secret, mount) versions (default 10); oldest_version
+    // becomes the first kept version once pruning starts.
+    let ds = start().await;
+    let c = client();
+    let (s, _) = vault(
+        &c,
+        &ds,
+        "POST",
+        "secret/metadata/m",
+        Some(json!({"max_versions": 2})),
+    )
+    .await;
+    assert_eq!(s, 204);
+    for i in 1..=4 {
+        vault(
+            &c,
+            &ds,
+            "POST",
+            "secret/data/m",
+            Some(json!({"data": {"i": i}})),
+        )
+        .await;
+    }
+    let (_, meta) = vault(&c, &ds, "GET", "secret/metadata/m", None).await;
+    assert_eq!(meta["data"]["current_version"], 4);
+    assert_eq!(meta["data"]["oldest_version"], 3);
+    let versions: Vec<&String> = meta["data"]["versions"]
+        .as_object()
+        .expect("versions")
+        .keys()
+        .collect();
+    assert_eq!(versions, vec!["3", "4"]);
+    let (s, _) = vault(&c, &ds, "GET", "secret/data/m?version=1", None).await;
+    assert_eq!(s, 404);
     ds.shutdown().await;
 }
