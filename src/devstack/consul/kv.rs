@@ -469,8 +469,9 @@ pub(super) async fn session_create(State(st): St, body: axum::body::Bytes) -> Re
             .cloned()
             .unwrap_or(Value::Null)
     };
+    // Bounded at 60 s (Consul's MaxLockDelay) so a huge value cannot overflow a timer.
     let lock_delay = match parse_lock_delay(&field("LockDelay")) {
-        Ok(d) => d,
+        Ok(d) => d.min(Duration::from_secs(60)),
         Err(e) => return text_error(StatusCode::BAD_REQUEST, e),
     };
     let behavior = field("Behavior").as_str().unwrap_or("release").to_string();
