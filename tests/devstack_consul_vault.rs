@@ -438,6 +438,27 @@ async fn consul_intentions_validation_errors_are_500_text() {
             json!({"Kind": "service-intentions", "Name": "db", "Sources": [{"Name": "a", "Action": "maybe"}]}),
             "Sources[0].Action must be set to 'allow' or 'deny'",
         ),
+        // Action is compared exactly: Consul does not lower-case it.
+        (
+            json!({"Kind": "service-intentions", "Name": "db", "Sources": [{"Name": "a", "Action": "Allow"}]}),
+            "Sources[0].Action must be set to 'allow' or 'deny'",
+        ),
+        (
+            json!({"Kind": "service-intentions", "Name": "*", "Sources": [{"Name": "a", "Permissions": [{"Action": "allow", "HTTP": {"PathPrefix": "/"}}]}]}),
+            "Sources[0].Permissions cannot be specified on intentions with wildcarded destinations",
+        ),
+        (
+            json!({"Kind": "service-intentions", "Name": "db", "Sources": [{"Name": "a", "Permissions": [{"Action": "allow"}]}]}),
+            "Sources[0].Permissions[0].HTTP is required",
+        ),
+        (
+            json!({"Kind": "service-intentions", "Name": "db", "Sources": [{"Name": "a", "Permissions": [{"Action": "allow", "HTTP": {"Methods": ["get", "GET"]}}]}]}),
+            "Sources[0].Permissions[0].HTTP.Methods contains \"GET\" more than once",
+        ),
+        (
+            json!({"Kind": "service-intentions", "Name": "web*", "Sources": [{"Name": "a", "Action": "allow"}]}),
+            "Name: wildcard character '*' cannot be used with partial values",
+        ),
     ];
     for (body, want) in cases {
         let (s, b) = put_json(&c, url.clone(), body).await;
@@ -481,6 +502,35 @@ async fn consul_l7_intentions_need_http_protocol_on_the_destination() {
         got["Sources"][0]["Permissions"][0]["HTTP"]["Methods"],
         json!(["GET", "POST"])
     );
+    // Once L7 intentions exist, the destination cannot go back to tcp.
+    let (s, b) = put_json(
+        &c,
+        format!("{}/v1/config", ds.consul_url()),
+        json!({"Kind": "service-defaults", "Name": "api", "Protocol": "tcp"}),
+    )
+    .await;
+    assert_eq!(s, 500);
+    assert_eq!(
+        b,
+        "service \"api\" has protocol \"tcp\", which is incompatible with L7 intentions permissions"
+    );
+    // Routers and splitters need an HTTP-like protocol too.
+    let router = json!({"Kind": "service-router", "Name": "web", "Routes": [
+        {"Match": {"HTTP": {"PathPrefix": "/admin"}}, "Destination": {"Service": "admin"}}]});
+    let (s, b) = put_json(&c, format!("{}/v1/config", ds.consul_url()), router.clone()).await;
+    assert_eq!(s, 500);
+    assert_eq!(
+        b,
+        "discovery chain \"web\" uses a protocol \"tcp\" that does not permit advanced routing or splitting behavior"
+    );
+    put_json(
+        &c,
+        format!("{}/v1/config", ds.consul_url()),
+        json!({"Kind": "service-defaults", "Name": "web", "Protocol": "http"}),
+    )
+    .await;
+    let (s, b) = put_json(&c, format!("{}/v1/config", ds.consul_url()), router).await;
+    assert_eq!((s.as_u16(), b.as_str()), (200, "true"));
     ds.shutdown().await;
 }
 
@@ -558,11 +608,10 @@ async fn consul_kv_put_get_raw_recurse_keys_and_cas() {
         .await
         .expect("req");
     assert_eq!(r.status(), 400);
-    assert!(
-        r.text()
-            .await
-            .expect("body")
-            .starts_with("Conflicting flags: ")
+    // agent/kvs_endpoint.go conflictingFlags: every query parameter, encoded and sorted.
+    assert_eq!(
+        r.text().await.expect("body"),
+        "Conflicting flags: acquire=x&cas=1\n"
     );
     let r = c
         .put(format!("{base}/big"))
@@ -578,6 +627,19 @@ async fn consul_kv_put_get_raw_recurse_keys_and_cas() {
         .await
         .expect("req");
     assert_eq!(r.status(), 400, "extension keys rejected");
+    assert_eq!(
+        r.text().await.expect("body"),
+        "key contains suspicious file extension '.json' that may be cached by proxies"
+    );
+    let r = c
+        .get(format!("{base}/conf.json"))
+        .send()
+        .await
+        .expect("req");
+    assert_eq!(r.status(), 400, "validated on GET too");
+    let (s, keys) = get_json(&c, format!("{base}/?keys")).await;
+    assert_eq!(s, 200);
+    assert!(keys.as_array().is_some_and(|k| k.len() == 2), "{keys}");
     let r = c
         .delete(format!("{base}/app?recurse"))
         .send()
@@ -693,6 +755,11 @@ async fn consul_session_renew_404_after_ttl_expiry() {
     )
     .await;
     assert_eq!(s, 500, "TTL below 10s is rejected: {b}");
+    // agent/consul/session_endpoint.go formats the TTL with %d (nanoseconds).
+    assert_eq!(
+        b,
+        "Invalid Session TTL '5000000000', must be between [10s=24h0m0s]"
+    );
     let id = session(
         &c,
         &base,
@@ -900,7 +967,8 @@ async fn vault_kv2_write_read_versions_and_envelope() {
     assert_eq!(s, 404);
     let (_, meta) = vault(&c, &ds, "GET", "secret/metadata/app", None).await;
     assert_eq!(meta["data"]["current_version"], 2);
-    assert_eq!(meta["data"]["oldest_version"], 1);
+    // KeyMetadata.AddVersion leaves oldest_version at 0 until versions are pruned.
+    assert_eq!(meta["data"]["oldest_version"], 0);
     assert!(meta["data"]["versions"]["2"]["created_time"].is_string());
     // PATCH (merge-patch) makes a new version keeping other keys.
     let r = c
@@ -1160,6 +1228,31 @@ async fn vault_permission_denied_is_403_multierror() {
     assert_eq!((s.as_u16(), b), (403, want.clone()));
     let (s, _) = vault_as(&c, &ds, &token, "GET", "secret/data/other", None).await;
     assert_eq!(s, 403);
+    // The ui/mounts preflight needs some capability under the mount, else 403 preflight text.
+    let (s, _) = vault_as(
+        &c,
+        &ds,
+        &token,
+        "GET",
+        "sys/internal/ui/mounts/secret/app/x",
+        None,
+    )
+    .await;
+    assert_eq!(s, 200);
+    let (s, b) = vault_as(
+        &c,
+        &ds,
+        "bogus",
+        "GET",
+        "sys/internal/ui/mounts/secret/app/x",
+        None,
+    )
+    .await;
+    assert_eq!(s, 403);
+    assert_eq!(
+        b["errors"][0],
+        "preflight capability check returned 403, please ensure client's policies grant access to path \"secret/app/x/\""
+    );
     let (s, me) = vault_as(&c, &ds, &token, "GET", "auth/token/lookup-self", None).await;
     assert_eq!(s, 200);
     assert_eq!(me["data"]["policies"], json!(["app-read", "default"]));
@@ -1435,5 +1528,75 @@ async fn consul_catalog_register_connect_proxy_and_health_connect() {
     assert_eq!(entries, json!([]));
     let (_, unknown) = get_json(&c, format!("{base}/v1/catalog/node/nope")).await;
     assert_eq!(unknown, Value::Null);
+    ds.shutdown().await;
+}
+
+#[tokio::test]
+async fn consul_seed_nodes_are_catalog_nodes_with_serf_health() {
+    // Seed nodes are Nomad clients and also Consul catalog nodes (seed format).
+    let seed = drover::devstack::seed::Seed::from_yaml(
+        "nodes:\n  - name: hestia\n    address: 192.168.1.5\n  - name: heracles\n    arch: arm64\n",
+    )
+    .expect("seed");
+    let ds = Devstack::start(DevstackConfig {
+        time_scale: 0.01,
+        seed: Some(seed),
+        ..Default::default()
+    })
+    .await
+    .expect("start");
+    let c = client();
+    let (_, nodes) = get_json(&c, format!("{}/v1/catalog/nodes", ds.consul_url())).await;
+    let find = |name: &str| {
+        nodes
+            .as_array()
+            .and_then(|a| a.iter().find(|n| n["Node"] == name).cloned())
+            .unwrap_or(Value::Null)
+    };
+    assert_eq!(find("hestia")["Address"], "192.168.1.5");
+    assert_eq!(find("heracles")["Address"], "10.0.0.2");
+    assert_eq!(find("heracles")["Datacenter"], "dc1");
+    let (_, checks) = get_json(&c, format!("{}/v1/health/node/hestia", ds.consul_url())).await;
+    assert_eq!(checks[0]["CheckID"], "serfHealth");
+    assert_eq!(checks[0]["Status"], "passing");
+    ds.shutdown().await;
+}
+
+#[tokio::test]
+async fn vault_max_versions_prunes_oldest_and_moves_oldest_version() {
+    // path_data.go AddVersion: keep max(secret, mount) versions (default 10); oldest_version
+    // becomes the first kept version once pruning starts.
+    let ds = start().await;
+    let c = client();
+    let (s, _) = vault(
+        &c,
+        &ds,
+        "POST",
+        "secret/metadata/m",
+        Some(json!({"max_versions": 2})),
+    )
+    .await;
+    assert_eq!(s, 204);
+    for i in 1..=4 {
+        vault(
+            &c,
+            &ds,
+            "POST",
+            "secret/data/m",
+            Some(json!({"data": {"i": i}})),
+        )
+        .await;
+    }
+    let (_, meta) = vault(&c, &ds, "GET", "secret/metadata/m", None).await;
+    assert_eq!(meta["data"]["current_version"], 4);
+    assert_eq!(meta["data"]["oldest_version"], 3);
+    let versions: Vec<&String> = meta["data"]["versions"]
+        .as_object()
+        .expect("versions")
+        .keys()
+        .collect();
+    assert_eq!(versions, vec!["3", "4"]);
+    let (s, _) = vault(&c, &ds, "GET", "secret/data/m?version=1", None).await;
+    assert_eq!(s, 404);
     ds.shutdown().await;
 }

@@ -404,3 +404,24 @@ async fn control_seed_secret_reset_and_health() {
     assert_eq!(r.status(), 400);
     ds.shutdown().await;
 }
+
+#[tokio::test]
+async fn shutdown_ends_pending_consul_long_polls() {
+    // A blocking read with a long wait must not keep `Devstack::shutdown` waiting.
+    let ds = start().await;
+    let c = client();
+    let url = format!("{}/v1/kv/x", ds.consul_url());
+    let idx = c.get(&url).send().await.expect("req").headers()["X-Consul-Index"]
+        .to_str()
+        .expect("ascii")
+        .to_string();
+    let poll =
+        tokio::spawn(async move { c.get(format!("{url}?index={idx}&wait=10m")).send().await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = Instant::now();
+    tokio::time::timeout(Duration::from_secs(5), ds.shutdown())
+        .await
+        .expect("shutdown is prompt");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let _ = poll.await;
+}

@@ -101,6 +101,26 @@ fn s<'a>(m: &'a Map<String, Value>, k: &str) -> &'a str {
     m.get(k).and_then(Value::as_str).unwrap_or("")
 }
 
+fn is_http_like(protocol: &str) -> bool {
+    matches!(protocol, "http" | "http2" | "grpc")
+}
+
+/// Whether the service's intentions entry has any source with L7 permissions.
+fn has_l7_intentions(inner: &Inner, service: &str) -> bool {
+    inner
+        .config
+        .get(&("service-intentions".to_string(), service.to_string()))
+        .and_then(|e| e.body.get("Sources"))
+        .and_then(Value::as_array)
+        .is_some_and(|sources| {
+            sources.iter().any(|src| {
+                src.get("Permissions")
+                    .and_then(Value::as_array)
+                    .is_some_and(|p| !p.is_empty())
+            })
+        })
+}
+
 /// The destination's protocol: its service-defaults, else proxy-defaults' `Config.protocol`, else tcp.
 fn protocol_of(inner: &Inner, service: &str) -> String {
     if let Some(sd) = inner
@@ -136,8 +156,91 @@ fn precedence(source: &str, destination: &str) -> u64 {
     }
 }
 
+const HTTP_METHODS: &[&str] = &[
+    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+];
+
+fn partial_wildcard(name: &str) -> bool {
+    name != "*" && name.contains('*')
+}
+
+/// One L7 permission, after normalization (methods upper-cased), validated in Consul's order.
+fn check_permission(i: usize, j: usize, p: &mut Map<String, Value>) -> Result<(), String> {
+    let pa = s(p, "Action");
+    if pa != "allow" && pa != "deny" {
+        return Err(format!(
+            "Sources[{i}].Permissions[{j}].Action must be set to 'allow' or 'deny'"
+        ));
+    }
+    let prefix = format!("Sources[{i}].Permissions[{j}].HTTP");
+    let Some(Value::Object(http)) = p.get_mut("HTTP") else {
+        return Err(format!("{prefix} is required"));
+    };
+    let mut path_parts = 0;
+    for key in ["PathExact", "PathPrefix"] {
+        let v = s(http, key);
+        if !v.is_empty() {
+            path_parts += 1;
+            if !v.starts_with('/') {
+                return Err(format!("{prefix}.{key} doesn't start with '/': {v:?}"));
+            }
+        }
+    }
+    if !s(http, "PathRegex").is_empty() {
+        path_parts += 1;
+    }
+    if path_parts > 1 {
+        return Err(format!(
+            "{prefix} should only contain at most one of PathExact, PathPrefix, or PathRegex"
+        ));
+    }
+    let mut parts = path_parts;
+    if let Some(Value::Array(headers)) = http.get("Header") {
+        for (k, h) in headers.iter().enumerate() {
+            if h.get("Name")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .is_empty()
+            {
+                return Err(format!("{prefix}.Header[{k}] missing required Name field"));
+            }
+            parts += 1;
+        }
+    }
+    if let Some(Value::Array(methods)) = http.get_mut("Methods")
+        && !methods.is_empty()
+    {
+        let mut seen: Vec<String> = Vec::new();
+        for m in methods.iter_mut() {
+            let upper = m.as_str().unwrap_or("").to_ascii_uppercase();
+            if !HTTP_METHODS.contains(&upper.as_str()) {
+                return Err(format!(
+                    "{prefix}.Methods contains an invalid method {upper:?}"
+                ));
+            }
+            if seen.contains(&upper) {
+                return Err(format!(
+                    "{prefix}.Methods contains {upper:?} more than once"
+                ));
+            }
+            seen.push(upper.clone());
+            *m = json!(upper);
+        }
+        parts += 1;
+    }
+    if parts == 0 {
+        return Err(format!("{prefix} should not be empty"));
+    }
+    Ok(())
+}
+
+/// Normalize (Type, Precedence, upper-cased methods, stable sort) and validate in the order of
+/// Consul's `ServiceIntentionsConfigEntry.validate`, then the L7 protocol check.
 fn normalize_intentions(inner: &Inner, entry: &mut Map<String, Value>) -> Result<(), String> {
     let name = s(entry, "Name").to_string();
+    if partial_wildcard(&name) {
+        return Err("Name: wildcard character '*' cannot be used with partial values".into());
+    }
     let sources = match entry.get_mut("Sources") {
         Some(Value::Array(a)) if !a.is_empty() => a,
         _ => return Err("At least one source is required".into()),
@@ -148,67 +251,72 @@ fn normalize_intentions(inner: &Inner, entry: &mut Map<String, Value>) -> Result
         let Value::Object(src) = src else {
             return Err(format!("Sources[{i}] must be an object"));
         };
-        let sname = s(src, "Name").to_string();
-        if sname.is_empty() {
-            return Err(format!("Sources[{i}].Name is required"));
-        }
-        let key = format!("{}/{}", s(src, "Peer"), sname);
-        if seen.contains(&key) {
-            return Err(format!("Sources[{i}] defines {sname:?} more than once"));
-        }
-        seen.push(key);
-        let action = s(src, "Action").to_ascii_lowercase();
-        let perms = src
-            .get("Permissions")
-            .and_then(Value::as_array)
-            .map_or(0, Vec::len);
-        if perms > 0 {
-            if !action.is_empty() {
-                return Err(format!(
-                    "Sources[{i}].Action must be omitted if Permissions are specified"
-                ));
-            }
-            if name == "*" {
-                return Err(format!(
-                    "Sources[{i}].Permissions cannot be specified on intentions with wildcarded destinations"
-                ));
-            }
-            has_l7 = true;
-            if let Some(Value::Array(ps)) = src.get_mut("Permissions") {
-                for (j, p) in ps.iter_mut().enumerate() {
-                    let Value::Object(p) = p else {
-                        return Err(format!("Sources[{i}].Permissions[{j}] must be an object"));
-                    };
-                    let pa = s(p, "Action").to_ascii_lowercase();
-                    if pa != "allow" && pa != "deny" {
-                        return Err(format!(
-                            "Sources[{i}].Permissions[{j}].Action must be set to 'allow' or 'deny'"
-                        ));
-                    }
-                    p.insert("Action".into(), json!(pa));
-                    if let Some(Value::Array(methods)) =
-                        p.get_mut("HTTP").and_then(|h| h.get_mut("Methods"))
-                    {
-                        for m in methods.iter_mut() {
-                            if let Some(t) = m.as_str() {
-                                *m = json!(t.to_ascii_uppercase());
-                            }
-                        }
-                    }
-                }
-            }
-        } else {
-            if action != "allow" && action != "deny" {
-                return Err(format!(
-                    "Sources[{i}].Action must be set to 'allow' or 'deny'"
-                ));
-            }
-            src.insert("Action".into(), json!(action));
-        }
         if s(src, "Type").is_empty() {
             src.insert("Type".into(), json!("consul"));
         }
+        let sname = s(src, "Name").to_string();
         src.insert("Precedence".into(), json!(precedence(&sname, &name)));
+        if sname.is_empty() {
+            return Err(format!("Sources[{i}].Name is required"));
+        }
+        if partial_wildcard(&sname) {
+            return Err(format!(
+                "Sources[{i}].Name: wildcard character '*' cannot be used with partial values"
+            ));
+        }
+        let action = s(src, "Action").to_string();
+        let perm_count = src
+            .get("Permissions")
+            .and_then(Value::as_array)
+            .map_or(0, Vec::len);
+        if perm_count == 0 && action != "allow" && action != "deny" {
+            return Err(format!(
+                "Sources[{i}].Action must be set to 'allow' or 'deny'"
+            ));
+        }
+        if perm_count > 0 && !action.is_empty() {
+            return Err(format!(
+                "Sources[{i}].Action must be omitted if Permissions are specified"
+            ));
+        }
+        if name == "*" && perm_count > 0 {
+            return Err(format!(
+                "Sources[{i}].Permissions cannot be specified on intentions with wildcarded destinations"
+            ));
+        }
+        if s(src, "Type") != "consul" {
+            return Err(format!("Sources[{i}].Type must be set to 'consul'"));
+        }
+        if let Some(Value::Array(ps)) = src.get_mut("Permissions") {
+            for (j, p) in ps.iter_mut().enumerate() {
+                let Value::Object(p) = p else {
+                    return Err(format!("Sources[{i}].Permissions[{j}] must be an object"));
+                };
+                check_permission(i, j, p)?;
+            }
+        }
+        has_l7 |= perm_count > 0;
+        let key = (
+            s(src, "Peer").to_string(),
+            s(src, "SamenessGroup").to_string(),
+            sname.clone(),
+        );
+        if seen.contains(&key) {
+            return Err(if !key.0.is_empty() {
+                format!(
+                    "Sources[{i}] defines peer({:?}) {sname:?} more than once",
+                    key.0
+                )
+            } else if !key.1.is_empty() {
+                format!(
+                    "Sources[{i}] defines sameness-group({:?}) {sname:?} more than once",
+                    key.1
+                )
+            } else {
+                format!("Sources[{i}] defines {sname:?} more than once")
+            });
+        }
+        seen.push(key);
     }
     // Stable sort: highest precedence first, original order otherwise.
     sources.sort_by_key(|src| {
@@ -216,7 +324,7 @@ fn normalize_intentions(inner: &Inner, entry: &mut Map<String, Value>) -> Result
     });
     if has_l7 {
         let protocol = protocol_of(inner, &name);
-        if !matches!(protocol.as_str(), "http" | "http2" | "grpc") {
+        if !is_http_like(&protocol) {
             return Err(format!(
                 "service {name:?} has protocol {protocol:?}, which is incompatible with L7 intentions permissions"
             ));
@@ -239,6 +347,11 @@ fn prepare(inner: &Inner, body: &[u8]) -> Result<Map<String, Value>, (StatusCode
     };
     entry.remove("CreateIndex");
     entry.remove("ModifyIndex");
+    match entry.get("Kind") {
+        None => {}
+        Some(Value::String(_)) => {}
+        Some(_) => return Err(bad("Kind value in payload is not a string".into())),
+    }
     let kind = s(&entry, "Kind").to_string();
     if kind.is_empty() {
         return Err(bad(
@@ -249,8 +362,12 @@ fn prepare(inner: &Inner, body: &[u8]) -> Result<Map<String, Value>, (StatusCode
         return Err(bad(format!("invalid config entry kind: {kind}")));
     }
     let err500 = |m: String| (StatusCode::INTERNAL_SERVER_ERROR, m);
+    // Both singletons default their name when it is left out.
     if kind == "mesh" && s(&entry, "Name").is_empty() {
         entry.insert("Name".into(), json!("mesh"));
+    }
+    if kind == "proxy-defaults" && s(&entry, "Name").is_empty() {
+        entry.insert("Name".into(), json!("global"));
     }
     let name = s(&entry, "Name").to_string();
     if name.is_empty() {
@@ -279,10 +396,25 @@ fn prepare(inner: &Inner, body: &[u8]) -> Result<Map<String, Value>, (StatusCode
         "service-defaults" => {
             let p = s(&entry, "Protocol").to_ascii_lowercase();
             if !p.is_empty() {
-                entry.insert("Protocol".into(), json!(p));
+                entry.insert("Protocol".into(), json!(p.clone()));
             }
             for k in ["TransparentProxy", "MeshGateway", "Expose"] {
                 entry.entry(k).or_insert_with(|| json!({}));
+            }
+            // The graph check: a service with L7 intentions must stay HTTP-like.
+            let effective = if p.is_empty() { "tcp".to_string() } else { p };
+            if !is_http_like(&effective) && has_l7_intentions(inner, &name) {
+                return Err(err500(format!(
+                    "service {name:?} has protocol {effective:?}, which is incompatible with L7 intentions permissions"
+                )));
+            }
+        }
+        "service-router" | "service-splitter" => {
+            let protocol = protocol_of(inner, &name);
+            if !is_http_like(&protocol) {
+                return Err(err500(format!(
+                    "discovery chain {name:?} uses a protocol {protocol:?} that does not permit advanced routing or splitting behavior"
+                )));
             }
         }
         "proxy-defaults" => {

@@ -20,9 +20,13 @@ type St = State<Arc<DevState>>;
 
 /// Consul's default `kv_max_value_size`.
 const MAX_VALUE_SIZE: usize = 512 * 1024;
-/// Extensions recent Consul rejects at the end of a key.
+/// Extensions recent Consul rejects at the end of a key (cache-deception guard).
 const REJECTED_EXTENSIONS: &[&str] = &[
-    ".json", ".js", ".txt", ".html", ".htm", ".xml", ".css", ".php", ".exe", ".sh",
+    ".js", ".css", ".html", ".htm", ".xml", ".json", ".txt", ".log", ".php", ".asp", ".jsp",
+    ".cgi", ".pl", ".py", ".rb", ".sh", ".exe", ".dll", ".bat", ".cmd", ".com", ".scr", ".vbs",
+    ".pdf", ".doc", ".docx", ".xls", ".xlsx", ".ppt", ".pptx", ".zip", ".rar", ".tar", ".gz",
+    ".7z", ".bz2", ".jpg", ".jpeg", ".png", ".gif", ".svg", ".ico", ".bmp", ".mp3", ".mp4", ".avi",
+    ".mov", ".wmv", ".flv", ".swf", ".woff", ".woff2", ".ttf", ".eot", ".otf",
 ];
 
 fn base64_encode(data: &[u8]) -> String {
@@ -46,25 +50,51 @@ fn base64_encode(data: &[u8]) -> String {
     out
 }
 
-/// Key rules of recent Consul: no leading `/`, `[A-Za-z0-9,-_./]` only, no `../`, no web extensions.
+/// Key rules of recent Consul (agent/kvs_endpoint.go `validateKVKey`), applied to every
+/// non-empty key on GET, PUT and DELETE: no leading `/`, no `../`, no web-file extensions.
 fn validate_key(key: &str) -> Result<(), String> {
     if key.starts_with('/') {
-        return Err(format!("Invalid key name {key:?}: must not start with '/'"));
+        return Err("key must not begin with a '/'".into());
     }
-    if key.contains("../") || key == ".." {
-        return Err(format!("Invalid key name {key:?}: path traversal"));
-    }
-    if !key
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, ',' | '-' | '_' | '.' | '/'))
-    {
-        return Err(format!("Invalid key name {key:?}: invalid characters"));
+    if key.contains("../") || key.contains("..\\") {
+        return Err("key contains invalid path traversal sequence".into());
     }
     let lower = key.to_ascii_lowercase();
-    if REJECTED_EXTENSIONS.iter().any(|e| lower.ends_with(e)) {
-        return Err(format!("Invalid key name {key:?}: extension not allowed"));
+    for ext in REJECTED_EXTENSIONS {
+        if lower.ends_with(ext) {
+            return Err(format!(
+                "key contains suspicious file extension '{ext}' that may be cached by proxies"
+            ));
+        }
+    }
+    if [".js?", ".css?", ".html?", ".htm?"]
+        .iter()
+        .any(|e| lower.contains(e))
+    {
+        return Err(
+            "key contains suspicious file extension with parameters that may be cached".into(),
+        );
+    }
+    if lower.starts_with("..") || lower.contains("/..") {
+        return Err("key contains path traversal sequence after normalization".into());
     }
     Ok(())
+}
+
+/// `Conflicting flags: <all query parameters, sorted>` when more than one of `flags` is set.
+fn conflicting(params: &Params, flags: &[&str]) -> Option<Response> {
+    if flags.iter().filter(|f| params.contains_key(**f)).count() < 2 {
+        return None;
+    }
+    let mut pairs: Vec<(&String, &String)> = params.iter().collect();
+    pairs.sort();
+    let encoded: String = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish();
+    Some(text_error(
+        StatusCode::BAD_REQUEST,
+        format!("Conflicting flags: {encoded}\n"),
+    ))
 }
 
 fn kv_json(key: &str, r: &KvRec) -> Value {
@@ -87,6 +117,14 @@ fn not_found(idx: u64) -> Response {
 }
 
 async fn get_impl(st: &DevState, key: String, params: Params) -> Response {
+    if !key.is_empty()
+        && let Err(e) = validate_key(&key)
+    {
+        return text_error(StatusCode::BAD_REQUEST, e);
+    }
+    if key.is_empty() && !params.contains_key("keys") && !params.contains_key("recurse") {
+        return text_error(StatusCode::BAD_REQUEST, "Missing key name");
+    }
     let idx = block_on(st, &params, |i: &Inner| i.kv_index).await;
     let inner = st.consul.lock();
     if params.contains_key("keys") {
@@ -102,7 +140,8 @@ async fn get_impl(st: &DevState, key: String, params: Params) -> Response {
                 keys.push(item);
             }
         }
-        if keys.is_empty() {
+        // The root gives an empty list rather than a 404.
+        if keys.is_empty() && !key.is_empty() {
             return not_found(idx);
         }
         return json_read(idx, json!(keys));
@@ -125,9 +164,15 @@ async fn get_impl(st: &DevState, key: String, params: Params) -> Response {
     };
     if params.contains_key("raw") {
         let mut r = rec.value.clone().into_response();
-        r.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; charset=utf-8"),
+        let h = r.headers_mut();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        h.insert(
+            "X-Content-Type-Options",
+            HeaderValue::from_static("nosniff"),
+        );
+        h.insert(
+            "Content-Security-Policy",
+            HeaderValue::from_static("sandbox"),
         );
         return with_index(r, idx);
     }
@@ -171,20 +216,8 @@ pub(super) async fn put_key(
     if let Err(e) = validate_key(&key) {
         return text_error(StatusCode::BAD_REQUEST, e);
     }
-    let flags_set = ["cas", "acquire", "release"]
-        .iter()
-        .filter(|f| params.contains_key(**f))
-        .count();
-    if flags_set > 1 {
-        let mut pairs: Vec<String> = ["acquire", "cas", "release"]
-            .iter()
-            .filter_map(|f| params.get(*f).map(|v| format!("{f}={v}")))
-            .collect();
-        pairs.sort();
-        return text_error(
-            StatusCode::BAD_REQUEST,
-            format!("Conflicting flags: {}", pairs.join("&")),
-        );
+    if let Some(r) = conflicting(&params, &["cas", "acquire", "release"]) {
+        return r;
     }
     if body.len() > MAX_VALUE_SIZE {
         return text_error(
@@ -262,6 +295,14 @@ pub(super) async fn put_key(
 }
 
 async fn delete_impl(st: &DevState, key: String, params: Params) -> Response {
+    if !key.is_empty()
+        && let Err(e) = validate_key(&key)
+    {
+        return text_error(StatusCode::BAD_REQUEST, e);
+    }
+    if let Some(r) = conflicting(&params, &["recurse", "cas"]) {
+        return r;
+    }
     let cas = match parse_u64(&params, "cas") {
         Ok(c) => c,
         Err(r) => return *r,
@@ -327,11 +368,11 @@ fn session_json(s: &SessionRec) -> Value {
 fn parse_lock_delay(v: &Value) -> Result<Duration, String> {
     match v {
         Value::String(s) => parse_go_duration(s)
-            .ok_or_else(|| format!("Request decoding failed: invalid LockDelay {s:?}")),
+            .ok_or_else(|| format!("Request decode failed: invalid LockDelay {s:?}")),
         Value::Number(n) => {
             let n = n
                 .as_u64()
-                .ok_or_else(|| "Request decoding failed: invalid LockDelay".to_string())?;
+                .ok_or_else(|| "Request decode failed: invalid LockDelay".to_string())?;
             Ok(if n < 1000 {
                 Duration::from_secs(n)
             } else {
@@ -339,7 +380,7 @@ fn parse_lock_delay(v: &Value) -> Result<Duration, String> {
             })
         }
         Value::Null => Ok(Duration::from_secs(15)),
-        _ => Err("Request decoding failed: invalid LockDelay".to_string()),
+        _ => Err("Request decode failed: invalid LockDelay".to_string()),
     }
 }
 
@@ -411,13 +452,13 @@ pub(super) async fn session_create(State(st): St, body: axum::body::Bytes) -> Re
             Ok(_) => {
                 return text_error(
                     StatusCode::BAD_REQUEST,
-                    "Request decoding failed: body is not an object",
+                    "Request decode failed: body is not an object",
                 );
             }
             Err(e) => {
                 return text_error(
                     StatusCode::BAD_REQUEST,
-                    format!("Request decoding failed: {e}"),
+                    format!("Request decode failed: {e}"),
                 );
             }
         }
@@ -428,8 +469,9 @@ pub(super) async fn session_create(State(st): St, body: axum::body::Bytes) -> Re
             .cloned()
             .unwrap_or(Value::Null)
     };
+    // Bounded at 60 s (Consul's MaxLockDelay) so a huge value cannot overflow a timer.
     let lock_delay = match parse_lock_delay(&field("LockDelay")) {
-        Ok(d) => d,
+        Ok(d) => d.min(Duration::from_secs(60)),
         Err(e) => return text_error(StatusCode::BAD_REQUEST, e),
     };
     let behavior = field("Behavior").as_str().unwrap_or("release").to_string();
@@ -451,16 +493,22 @@ pub(super) async fn session_create(State(st): St, body: axum::body::Bytes) -> Re
         match parse_go_duration(&ttl_text) {
             Some(d) if d.is_zero() => None,
             Some(d) if d >= Duration::from_secs(10) && d <= Duration::from_secs(86400) => Some(d),
-            Some(_) => {
+            // Consul formats the duration with %d: nanoseconds.
+            Some(d) => {
                 return text_error(
                     StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("Invalid Session TTL '{ttl_text}', must be between [10s=24h0m0s]"),
+                    format!(
+                        "Invalid Session TTL '{}', must be between [10s=24h0m0s]",
+                        d.as_nanos()
+                    ),
                 );
             }
             None => {
                 return text_error(
-                    StatusCode::BAD_REQUEST,
-                    format!("Request decoding failed: invalid TTL {ttl_text:?}"),
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!(
+                        "Session TTL '{ttl_text}' invalid: time: invalid duration {ttl_text:?}"
+                    ),
                 );
             }
         }
@@ -625,6 +673,7 @@ mod tests {
         assert!(validate_key("/x").is_err());
         assert!(validate_key("a/../b").is_err());
         assert!(validate_key("conf.json").is_err());
-        assert!(validate_key("a b").is_err());
+        assert!(validate_key("a/..").is_err());
+        assert!(validate_key("app.JS").is_err());
     }
 }

@@ -224,6 +224,14 @@ impl ConsulState {
         inner.kv_index = idx;
         inner.session_index = idx;
         if let Some(seed) = &config.seed {
+            // Seed nodes are Nomad clients, each also a Consul catalog node (default 10.0.0.N).
+            for (i, n) in seed.nodes.iter().flatten().enumerate() {
+                let address = n
+                    .address
+                    .clone()
+                    .unwrap_or_else(|| format!("10.0.0.{}", i + 1));
+                catalog::upsert_node(&mut inner, &n.name, &address, &n.datacenter, idx);
+            }
             for t in seed.acl_tokens.iter().filter(|t| t.system == "consul") {
                 inner.tokens.insert(
                     t.secret_id.clone(),
@@ -400,10 +408,11 @@ pub(crate) async fn block_on(
 ) -> u64 {
     let (min, wait) = blocking(params);
     let consul = &state.consul;
-    consul
-        .index
-        .wait_past(min, wait, || table(&consul.lock()))
-        .await
+    // A shutdown ends every long poll at once, so stopping the devstack never waits minutes.
+    tokio::select! {
+        idx = consul.index.wait_past(min, wait, || table(&consul.lock())) => idx,
+        _ = state.shutdown.cancelled() => table(&consul.lock()),
+    }
 }
 
 /// Add the read headers: `X-Consul-Index` (never 0), `X-Consul-KnownLeader`, `X-Consul-LastContact`.

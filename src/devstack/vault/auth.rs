@@ -98,7 +98,14 @@ fn auth_response(t: &Token) -> Response {
 
 fn lookup_json(t: &Token) -> Value {
     let created = t.created.unix_timestamp();
-    let expire = (t.ttl > 0).then(|| super::ts(t.created + time::Duration::seconds(t.ttl as i64)));
+    let expire = (t.ttl > 0)
+        .then(|| {
+            i64::try_from(t.ttl)
+                .ok()
+                .and_then(|secs| t.created.checked_add(time::Duration::seconds(secs)))
+                .map(super::ts)
+        })
+        .flatten();
     json!({
         "accessor": t.accessor,
         "creation_time": created,

@@ -51,28 +51,27 @@ fn write_version(mount: &mut Mount, path: &str, data: Map<String, Value>) -> Val
     });
     secret.current += 1;
     let number = secret.current;
-    secret.versions.insert(
-        number,
-        Version {
-            data: Some(data),
-            created: now,
-            deleted: None,
-            destroyed: false,
-        },
-    );
+    let version = Version {
+        data: Some(data),
+        created: now,
+        deleted: None,
+        destroyed: false,
+    };
+    let meta = version_meta(&version, number, &secret.custom_metadata);
+    secret.versions.insert(number, version);
     secret.updated = now;
-    let max = [secret.max_versions, mount_max]
-        .into_iter()
-        .find(|m| *m > 0)
-        .unwrap_or(DEFAULT_MAX_VERSIONS);
-    while secret.versions.len() as u64 > max {
-        if let Some(first) = secret.versions.keys().next().copied() {
-            secret.versions.remove(&first);
-        }
+    // KeyMetadata.AddVersion: the window is max(secret, mount) or 10; `oldest_version` stays 0
+    // until the first pruning.
+    let max = match secret.max_versions.max(mount_max) {
+        0 => DEFAULT_MAX_VERSIONS,
+        m => m,
+    };
+    if secret.current - secret.oldest >= max {
+        let delete_up_to = secret.current - max;
+        secret.versions.retain(|n, _| *n > delete_up_to);
+        secret.oldest = delete_up_to + 1;
     }
-    secret.oldest = secret.versions.keys().next().copied().unwrap_or(0);
-    let v = &secret.versions[&number];
-    version_meta(v, number, &secret.custom_metadata)
+    meta
 }
 
 /// Seed or control-API write: a new KV v2 version, or a KV v1 overwrite.
@@ -263,11 +262,12 @@ fn data(mount: &mut Mount, req: &Req, path: &str) -> Response {
                         )],
                     );
                 }
-                let live = existing
-                    .and_then(|s| s.versions.get(&s.current))
-                    .filter(|v| !v.destroyed && !is_deleted(v, now))
-                    .and_then(|v| v.data.clone());
-                let Some(mut merged) = live else {
+                // Order of path_data.go pathDataPatch: data present, secret exists, CAS,
+                // then a deleted/destroyed current version answers 404 with its metadata.
+                let Some(Value::Object(patch)) = body.get("data") else {
+                    return errors(StatusCode::BAD_REQUEST, &["no data provided"]);
+                };
+                let Some(secret) = existing else {
                     return not_found();
                 };
                 if let Some(c) = cas
@@ -278,9 +278,17 @@ fn data(mount: &mut Mount, req: &Req, path: &str) -> Response {
                 if cas_required && cas.is_none() {
                     return cas_missing();
                 }
-                let Some(Value::Object(patch)) = body.get("data") else {
-                    return errors(StatusCode::BAD_REQUEST, &["no data provided"]);
+                let Some(v) = secret.versions.get(&secret.current) else {
+                    return not_found();
                 };
+                if v.destroyed || is_deleted(v, now) {
+                    let body = envelope(
+                        version_meta(v, secret.current, &secret.custom_metadata),
+                        "kv",
+                    );
+                    return (StatusCode::NOT_FOUND, axum::Json(body)).into_response();
+                }
+                let mut merged = v.data.clone().unwrap_or_default();
                 merge_patch(&mut merged, patch);
                 let meta = write_version(mount, path, merged);
                 return ok(envelope(meta, "kv"));

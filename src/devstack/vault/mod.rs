@@ -298,7 +298,7 @@ fn unauthenticated(path: &str) -> bool {
     matches!(
         path,
         "sys/health" | "sys/seal-status" | "sys/leader" | "auth/approle/login" | "auth/jwt/login"
-    )
+    ) || path.starts_with("sys/internal/ui/mounts")
 }
 
 /// Paths every valid token may use (Vault's `default` policy).
@@ -306,7 +306,7 @@ fn default_allowed(path: &str) -> bool {
     matches!(
         path,
         "auth/token/lookup-self" | "auth/token/renew-self" | "auth/token/revoke-self"
-    ) || path.starts_with("sys/internal/ui/mounts")
+    )
 }
 
 /// Token and policy check before the handler: `None` lets the request through, otherwise
@@ -528,26 +528,48 @@ fn sys(st: &DevState, req: &Req) -> Response {
     }
     if let Some(target) = path.strip_prefix("sys/internal/ui/mounts/") {
         let inner = st.vault.lock();
-        return match inner.find_mount(target) {
-            Some((name, _)) => {
-                let mut m = inner
-                    .mounts
-                    .get(&name)
-                    .map(mount_json)
-                    .unwrap_or(Value::Null);
-                if let Some(obj) = m.as_object_mut() {
-                    obj.insert("path".into(), json!(format!("{name}/")));
-                }
-                ok(envelope(m, "system"))
-            }
-            // Vault answers 403 rather than 404 so mounts cannot be enumerated.
-            None => errors(
+        // Vault answers 403 rather than 404 so mounts cannot be enumerated, and also when the
+        // token has no capability anywhere under the mount.
+        let preflight = || {
+            errors(
                 StatusCode::FORBIDDEN,
                 &[&format!(
                     "preflight capability check returned 403, please ensure client's policies grant access to path \"{target}/\""
                 )],
-            ),
+            )
         };
+        let Some((name, _)) = inner.find_mount(target) else {
+            return preflight();
+        };
+        let token = request_token(&req.headers).and_then(|t| inner.tokens.get(&t));
+        let Some(token) = token else {
+            return preflight();
+        };
+        if !token.policies.iter().any(|p| p == "root") {
+            let prefix = format!("{name}/");
+            let access = token
+                .policies
+                .iter()
+                .filter_map(|p| inner.policies.get(p))
+                .flat_map(|(_, rules)| rules.iter())
+                .any(|r| {
+                    let pat = r.pattern.trim_end_matches('*');
+                    (pat.starts_with(&prefix) || prefix.starts_with(pat))
+                        && r.capabilities.iter().any(|c| c != "deny")
+                });
+            if !access {
+                return preflight();
+            }
+        }
+        let mut m = inner
+            .mounts
+            .get(&name)
+            .map(mount_json)
+            .unwrap_or(Value::Null);
+        if let Some(obj) = m.as_object_mut() {
+            obj.insert("path".into(), json!(format!("{name}/")));
+        }
+        return ok(envelope(m, "system"));
     }
     let policy_name = path
         .strip_prefix("sys/policies/acl/")
