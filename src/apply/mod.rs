@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::desired::{ResourceId, ResourceKind};
 use crate::plan::nomad_job::OWNER_META_KEY;
-use crate::plan::{Change, Payload, Plan, Step};
+use crate::plan::{Change, Payload, Plan, Reason, Step};
 use crate::providers::nomad::{NomadClient, RegisterOptions};
 use crate::store::{Marker, Store};
 
@@ -185,6 +185,14 @@ async fn apply_step(
     };
     match (&step.change, &step.payload) {
         (Change::Unchanged, Payload::Confirm { live_index }) => {
+            // A job equal to desired already carries this app's owner meta: it is ours (the
+            // store was lost or the marker never written). Volumes carry no mark: never adopted.
+            if step.reason == Reason::Unmanaged
+                && step.id.kind == ResourceKind::NomadJob
+                && let Err(e) = store.record_owned(&plan.app, &resource).await
+            {
+                return failed(&e, false);
+            }
             match store.set_marker(&marker(*live_index)).await {
                 Ok(()) => StepResult::Confirmed,
                 Err(e) => failed(&e, false),

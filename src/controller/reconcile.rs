@@ -118,6 +118,12 @@ pub async fn reconcile(
         }),
         Mode::Auto | Mode::DryRun => None,
     };
+    let prune_refused = policy.is_some_and(|p| p.prune)
+        && prune_share_exceeded(app, &plan, settings.max_prune_share);
+    let policy = policy.map(|policy| ApplyPolicy {
+        prune: policy.prune && !prune_refused,
+        ..policy
+    });
     let mut report = None;
     if let Some(policy) = policy
         && waiting_on.is_none()
@@ -168,6 +174,17 @@ pub async fn reconcile(
     }
     if let Some(dep) = &waiting_on {
         errors.push(format!("waiting for app {dep} to be Healthy"));
+    }
+    if prune_refused {
+        let message = format!(
+            "prune refused: the sync would delete more than {:.0}% of the app's resources",
+            settings.max_prune_share * 100.0
+        );
+        let _ = ctx
+            .store
+            .add_event(Some(&app.name), "error", &message)
+            .await;
+        errors.push(message);
     }
     let requeue = if memory.failures > 0 {
         backoff(
@@ -514,4 +531,20 @@ fn waiting_for_dependency(
         report: None,
         requeue: ctx.settings.progress_interval,
     }
+}
+
+/// A sync that would delete more than `max_share` of an app's resources (and more than one) is
+/// refused: a half-written or broken app.yaml must not empty the cluster.
+fn prune_share_exceeded(app: &App, plan: &Plan, max_share: f64) -> bool {
+    let deletes = plan
+        .steps
+        .iter()
+        .filter(|s| s.change == Change::Delete)
+        .count();
+    let total = app.resources.len() + deletes;
+    let exceeded = deletes > 1 && deletes as f64 > max_share * total as f64;
+    if exceeded {
+        tracing::warn!(app = %app.name, deletes, total, "prune refused: too many deletions at once");
+    }
+    exceeded
 }
