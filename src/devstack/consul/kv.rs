@@ -196,12 +196,14 @@ pub(super) async fn put_root() -> Response {
 }
 
 fn parse_u64(params: &Params, name: &str) -> Result<Option<u64>, Box<Response>> {
+    // Presence counts: `?cas` with no value is a parse error, as in Consul.
     match params.get(name) {
         None => Ok(None),
+        // A plain Go strconv error, which Consul answers with 500.
         Some(v) => v.parse::<u64>().map(Some).map_err(|_| {
             Box::new(text_error(
-                StatusCode::BAD_REQUEST,
-                format!("Invalid {name} index: {v:?}"),
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("strconv.ParseUint: parsing {v:?}: invalid syntax"),
             ))
         }),
     }
