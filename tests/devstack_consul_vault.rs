@@ -174,6 +174,9 @@ async fn consul_health_includes_serf_health_and_passing_filters_on_every_check()
     consul.set_node_health("node-1", "critical");
     let (_, passing) = get_json(&c, format!("{url}?passing=1")).await;
     assert_eq!(passing, json!([]));
+    // ?passing is parsed like Go's strconv.ParseBool.
+    let (s, b) = get_json(&c, format!("{url}?passing=maybe")).await;
+    assert_eq!((s.as_u16(), b), (400, json!("Invalid value for ?passing")));
     ds.shutdown().await;
 }
 
