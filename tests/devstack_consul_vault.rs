@@ -668,7 +668,8 @@ async fn consul_session_lock_acquire_contention_release_and_lock_delay() {
     let c = client();
     let base = ds.consul_url();
     let s1 = session(&c, &base, json!({"Name": "drover", "LockDelay": "15s"})).await;
-    let s2 = session(&c, &base, json!({"Name": "other"})).await;
+    // 60 s lock delay (Consul's maximum) × 0.01 = a 600 ms window, wide enough for a busy CI.
+    let s2 = session(&c, &base, json!({"Name": "other", "LockDelay": "60s"})).await;
     let key = format!("{base}/v1/kv/drover/leader");
     let r = c
         .put(format!("{key}?acquire={s1}"))
@@ -717,7 +718,7 @@ async fn consul_session_lock_acquire_contention_release_and_lock_delay() {
     assert_eq!(r.text().await.expect("body"), "true");
     let (_, got) = get_json(&c, key.clone()).await;
     assert_eq!(got[0]["LockIndex"], 2);
-    // Destroying the holder releases the lock and starts its lock delay (15s × 0.01 = 150 ms).
+    // Destroying the holder releases the lock and starts its lock delay.
     let s3 = session(&c, &base, json!({"LockDelay": 15})).await;
     let r = c
         .put(format!("{base}/v1/session/destroy/{s2}"))
@@ -734,7 +735,7 @@ async fn consul_session_lock_acquire_contention_release_and_lock_delay() {
         .await
         .expect("req");
     assert_eq!(r.text().await.expect("body"), "false", "lock delay active");
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
     let r = c
         .put(format!("{key}?acquire={s3}"))
         .body("x")
@@ -766,7 +767,7 @@ async fn consul_session_renew_404_after_ttl_expiry() {
     let id = session(
         &c,
         &base,
-        json!({"TTL": "10s", "Behavior": "delete", "LockDelay": "0s"}),
+        json!({"TTL": "60s", "Behavior": "delete", "LockDelay": "0s"}),
     )
     .await;
     let key = format!("{base}/v1/kv/drover/leader");
@@ -777,7 +778,7 @@ async fn consul_session_renew_404_after_ttl_expiry() {
         .await
         .expect("req");
     assert_eq!(r.text().await.expect("body"), "true");
-    // Renew within the TTL (10s × 0.01 = 100 ms; invalidated after 200 ms).
+    // Renew within the TTL (60s × 0.01 = 600 ms; invalidated after about 2×TTL = 1.2 s).
     let r = c
         .put(format!("{base}/v1/session/renew/{id}"))
         .send()
@@ -786,8 +787,17 @@ async fn consul_session_renew_404_after_ttl_expiry() {
     assert_eq!(r.status(), 200);
     let renewed: Value = r.json().await.expect("json");
     assert_eq!(renewed[0]["ID"], id.as_str());
-    assert_eq!(renewed[0]["TTL"], "10s");
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    // The TTL string comes back as given.
+    assert_eq!(renewed[0]["TTL"], "60s");
+    // Wait (bounded) for the server to invalidate it, without renewing.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, info) = get_json(&c, format!("{base}/v1/session/info/{id}")).await;
+        if info == json!([]) || std::time::Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let r = c
         .put(format!("{base}/v1/session/renew/{id}"))
         .send()

@@ -14,7 +14,7 @@ use super::{
     AGENT_NODE, Inner, KvRec, Params, SessionRec, block_on, json_read, text_error, with_index,
 };
 use crate::devstack::DevState;
-use crate::devstack::clock::{format_go_duration, parse_go_duration};
+use crate::devstack::clock::parse_go_duration;
 
 type St = State<Arc<DevState>>;
 
@@ -551,7 +551,8 @@ pub(super) async fn session_create(State(st): St, body: axum::body::Bytes) -> Re
                 node,
                 lock_delay,
                 behavior,
-                ttl: ttl.map(format_go_duration).unwrap_or_default(),
+                // Consul keeps the TTL string as given.
+                ttl: ttl_text.clone(),
                 node_checks,
                 service_checks,
                 deadline,
@@ -578,10 +579,11 @@ pub(super) async fn session_renew(State(st): St, Path(id): Path<String>) -> Resp
     if expired {
         invalidate(&st.consul, &mut inner, &id);
     }
-    let scaled_ttl = inner
-        .sessions
-        .get(&id)
-        .map(|s| parse_go_duration(&s.ttl).map(|t| st.consul.scaled(t * 2)));
+    let scaled_ttl = inner.sessions.get(&id).map(|s| {
+        parse_go_duration(&s.ttl)
+            .filter(|t| !t.is_zero())
+            .map(|t| st.consul.scaled(t * 2))
+    });
     let Some(ttl) = scaled_ttl else {
         return text_error(
             StatusCode::NOT_FOUND,
