@@ -463,6 +463,19 @@ async fn consul_intentions_validation_errors_are_500_text() {
             "Name: wildcard character '*' cannot be used with partial values",
         ),
     ];
+    // Meta is limited to 64 keys on every kind.
+    let meta: serde_json::Map<String, Value> =
+        (0..65).map(|i| (format!("k{i}"), json!("v"))).collect();
+    let (s, b) = put_json(
+        &c,
+        url.clone(),
+        json!({"Kind": "service-defaults", "Name": "db", "Meta": meta}),
+    )
+    .await;
+    assert_eq!(
+        (s.as_u16(), b.as_str()),
+        (500, "Meta exceeds maximum element count 64")
+    );
     for (body, want) in cases {
         let (s, b) = put_json(&c, url.clone(), body).await;
         assert_eq!(s, 500, "{b}");
