@@ -174,6 +174,9 @@ async fn consul_health_includes_serf_health_and_passing_filters_on_every_check()
     consul.set_node_health("node-1", "critical");
     let (_, passing) = get_json(&c, format!("{url}?passing=1")).await;
     assert_eq!(passing, json!([]));
+    // ?passing is parsed like Go's strconv.ParseBool.
+    let (s, b) = get_json(&c, format!("{url}?passing=maybe")).await;
+    assert_eq!((s.as_u16(), b), (400, json!("Invalid value for ?passing")));
     ds.shutdown().await;
 }
 
@@ -460,6 +463,19 @@ async fn consul_intentions_validation_errors_are_500_text() {
             "Name: wildcard character '*' cannot be used with partial values",
         ),
     ];
+    // Meta is limited to 64 keys on every kind.
+    let meta: serde_json::Map<String, Value> =
+        (0..65).map(|i| (format!("k{i}"), json!("v"))).collect();
+    let (s, b) = put_json(
+        &c,
+        url.clone(),
+        json!({"Kind": "service-defaults", "Name": "db", "Meta": meta}),
+    )
+    .await;
+    assert_eq!(
+        (s.as_u16(), b.as_str()),
+        (500, "Meta exceeds maximum element count 64")
+    );
     for (body, want) in cases {
         let (s, b) = put_json(&c, url.clone(), body).await;
         assert_eq!(s, 500, "{b}");
@@ -665,7 +681,8 @@ async fn consul_session_lock_acquire_contention_release_and_lock_delay() {
     let c = client();
     let base = ds.consul_url();
     let s1 = session(&c, &base, json!({"Name": "drover", "LockDelay": "15s"})).await;
-    let s2 = session(&c, &base, json!({"Name": "other"})).await;
+    // 60 s lock delay (Consul's maximum) × 0.01 = a 600 ms window, wide enough for a busy CI.
+    let s2 = session(&c, &base, json!({"Name": "other", "LockDelay": "60s"})).await;
     let key = format!("{base}/v1/kv/drover/leader");
     let r = c
         .put(format!("{key}?acquire={s1}"))
@@ -714,7 +731,7 @@ async fn consul_session_lock_acquire_contention_release_and_lock_delay() {
     assert_eq!(r.text().await.expect("body"), "true");
     let (_, got) = get_json(&c, key.clone()).await;
     assert_eq!(got[0]["LockIndex"], 2);
-    // Destroying the holder releases the lock and starts its lock delay (15s × 0.01 = 150 ms).
+    // Destroying the holder releases the lock and starts its lock delay.
     let s3 = session(&c, &base, json!({"LockDelay": 15})).await;
     let r = c
         .put(format!("{base}/v1/session/destroy/{s2}"))
@@ -731,7 +748,7 @@ async fn consul_session_lock_acquire_contention_release_and_lock_delay() {
         .await
         .expect("req");
     assert_eq!(r.text().await.expect("body"), "false", "lock delay active");
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
     let r = c
         .put(format!("{key}?acquire={s3}"))
         .body("x")
@@ -763,7 +780,7 @@ async fn consul_session_renew_404_after_ttl_expiry() {
     let id = session(
         &c,
         &base,
-        json!({"TTL": "10s", "Behavior": "delete", "LockDelay": "0s"}),
+        json!({"TTL": "60s", "Behavior": "delete", "LockDelay": "0s"}),
     )
     .await;
     let key = format!("{base}/v1/kv/drover/leader");
@@ -774,7 +791,7 @@ async fn consul_session_renew_404_after_ttl_expiry() {
         .await
         .expect("req");
     assert_eq!(r.text().await.expect("body"), "true");
-    // Renew within the TTL (10s × 0.01 = 100 ms; invalidated after 200 ms).
+    // Renew within the TTL (60s × 0.01 = 600 ms; invalidated after about 2×TTL = 1.2 s).
     let r = c
         .put(format!("{base}/v1/session/renew/{id}"))
         .send()
@@ -783,8 +800,17 @@ async fn consul_session_renew_404_after_ttl_expiry() {
     assert_eq!(r.status(), 200);
     let renewed: Value = r.json().await.expect("json");
     assert_eq!(renewed[0]["ID"], id.as_str());
-    assert_eq!(renewed[0]["TTL"], "10s");
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    // The TTL string comes back as given.
+    assert_eq!(renewed[0]["TTL"], "60s");
+    // Wait (bounded) for the server to invalidate it, without renewing.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, info) = get_json(&c, format!("{base}/v1/session/info/{id}")).await;
+        if info == json!([]) || std::time::Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let r = c
         .put(format!("{base}/v1/session/renew/{id}"))
         .send()

@@ -282,15 +282,25 @@ fn entry_checks(inner: &Inner, r: &ServiceRec) -> Vec<Value> {
     checks
 }
 
+/// `?passing` read as Go's `strconv.ParseBool`, an empty value meaning true.
+fn passing_param(params: &Params) -> Result<bool, Box<Response>> {
+    match params.get("passing").map(String::as_str) {
+        None => Ok(false),
+        Some("" | "1" | "t" | "T" | "TRUE" | "true" | "True") => Ok(true),
+        Some("0" | "f" | "F" | "FALSE" | "false" | "False") => Ok(false),
+        Some(_) => Err(Box::new(text_error(
+            StatusCode::BAD_REQUEST,
+            "Invalid value for ?passing",
+        ))),
+    }
+}
+
 fn health_entries(
     inner: &Inner,
     params: &Params,
+    passing_only: bool,
     keep: impl Fn(&ServiceInstance) -> bool,
 ) -> Vec<Value> {
-    // `?passing` (or `?passing=true`) filters; `?passing=false` does not.
-    let passing_only = params
-        .get("passing")
-        .is_some_and(|v| !matches!(v.as_str(), "false" | "0" | "f" | "F" | "FALSE" | "False"));
     inner
         .services
         .values()
@@ -315,11 +325,15 @@ pub(super) async fn health_service(
     Path(name): Path<String>,
     Query(params): Query<Params>,
 ) -> Response {
+    let passing = match passing_param(&params) {
+        Ok(p) => p,
+        Err(r) => return *r,
+    };
     let idx = block_on(&st, &params, |i| i.catalog_index).await;
     let inner = st.consul.lock();
     json_read(
         idx,
-        json!(health_entries(&inner, &params, |s| s.name == name)),
+        json!(health_entries(&inner, &params, passing, |s| s.name == name)),
     )
 }
 
@@ -328,11 +342,15 @@ pub(super) async fn health_connect(
     Path(name): Path<String>,
     Query(params): Query<Params>,
 ) -> Response {
+    let passing = match passing_param(&params) {
+        Ok(p) => p,
+        Err(r) => return *r,
+    };
     let idx = block_on(&st, &params, |i| i.catalog_index).await;
     let inner = st.consul.lock();
     json_read(
         idx,
-        json!(health_entries(&inner, &params, |s| {
+        json!(health_entries(&inner, &params, passing, |s| {
             s.kind == "connect-proxy" && s.proxy_destination.as_deref() == Some(name.as_str())
         })),
     )

@@ -436,13 +436,14 @@ fn prepare(inner: &Inner, body: &[u8]) -> Result<Map<String, Value>, (StatusCode
     Ok(entry)
 }
 
+/// `?cas=N` (an empty value means no CAS); a bad number is a plain Go error, so 500.
 fn cas_param(params: &Params) -> Result<Option<u64>, Box<Response>> {
-    match params.get("cas") {
+    match params.get("cas").filter(|c| !c.is_empty()) {
         None => Ok(None),
         Some(c) => c.parse::<u64>().map(Some).map_err(|_| {
             Box::new(text_error(
-                StatusCode::BAD_REQUEST,
-                format!("Request decoding failed: invalid cas index {c:?}"),
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("strconv.ParseUint: parsing {c:?}: invalid syntax"),
             ))
         }),
     }
@@ -544,6 +545,12 @@ pub(super) async fn delete(
     Path((kind, name)): Path<(String, String)>,
     Query(params): Query<Params>,
 ) -> Response {
+    if !KINDS.contains(&kind.as_str()) {
+        return text_error(
+            StatusCode::BAD_REQUEST,
+            format!("invalid config entry kind: {kind}"),
+        );
+    }
     let cas = match cas_param(&params) {
         Ok(c) => c,
         Err(r) => return *r,

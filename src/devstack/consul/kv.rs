@@ -14,7 +14,7 @@ use super::{
     AGENT_NODE, Inner, KvRec, Params, SessionRec, block_on, json_read, text_error, with_index,
 };
 use crate::devstack::DevState;
-use crate::devstack::clock::{format_go_duration, parse_go_duration};
+use crate::devstack::clock::parse_go_duration;
 
 type St = State<Arc<DevState>>;
 
@@ -196,12 +196,14 @@ pub(super) async fn put_root() -> Response {
 }
 
 fn parse_u64(params: &Params, name: &str) -> Result<Option<u64>, Box<Response>> {
+    // Presence counts: `?cas` with no value is a parse error, as in Consul.
     match params.get(name) {
         None => Ok(None),
+        // A plain Go strconv error, which Consul answers with 500.
         Some(v) => v.parse::<u64>().map(Some).map_err(|_| {
             Box::new(text_error(
-                StatusCode::BAD_REQUEST,
-                format!("Invalid {name} index: {v:?}"),
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("strconv.ParseUint: parsing {v:?}: invalid syntax"),
             ))
         }),
     }
@@ -549,7 +551,8 @@ pub(super) async fn session_create(State(st): St, body: axum::body::Bytes) -> Re
                 node,
                 lock_delay,
                 behavior,
-                ttl: ttl.map(format_go_duration).unwrap_or_default(),
+                // Consul keeps the TTL string as given.
+                ttl: ttl_text.clone(),
                 node_checks,
                 service_checks,
                 deadline,
@@ -576,10 +579,11 @@ pub(super) async fn session_renew(State(st): St, Path(id): Path<String>) -> Resp
     if expired {
         invalidate(&st.consul, &mut inner, &id);
     }
-    let scaled_ttl = inner
-        .sessions
-        .get(&id)
-        .map(|s| parse_go_duration(&s.ttl).map(|t| st.consul.scaled(t * 2)));
+    let scaled_ttl = inner.sessions.get(&id).map(|s| {
+        parse_go_duration(&s.ttl)
+            .filter(|t| !t.is_zero())
+            .map(|t| st.consul.scaled(t * 2))
+    });
     let Some(ttl) = scaled_ttl else {
         return text_error(
             StatusCode::NOT_FOUND,

@@ -626,10 +626,10 @@ fn sys_mount(st: &DevState, req: &Req, mount: &str) -> Response {
                     &["invalid version: must be 1 or 2"],
                 );
             }
-            if inner.mounts.contains_key(&mount) || inner.find_mount(&mount).is_some() {
+            if let Some((existing, _)) = inner.find_mount(&mount) {
                 return errors(
                     StatusCode::BAD_REQUEST,
-                    &[&format!("path is already in use at {mount}/")],
+                    &[&format!("path is already in use at {existing}/")],
                 );
             }
             let mut m = Mount::new(version);
