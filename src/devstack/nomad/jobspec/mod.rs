@@ -1,0 +1,633 @@
+//! HCL2 jobspec → `api.Job` JSON, following Nomad's jobspec2 rules (`POST /v1/jobs/parse`).
+//!
+//! Syntax comes from `hcl-edit` (spans kept for diagnostics); evaluation, the block schemas and
+//! jobspec2's normalisation are ours. Output is the uncanonicalized `api.Job`: every Go field
+//! present, unset pointers `null`.
+
+mod eval;
+mod funcs;
+pub(crate) mod schema;
+
+use std::ops::Range;
+
+use hcl::edit::Span;
+use hcl::edit::structure::{Block, Body, Structure};
+use serde_json::{Map, Value};
+
+use eval::{Diag, Scope};
+
+pub use schema::parse_duration as parse_go_duration;
+
+/// A parse failure, rendered like Nomad's diagnostics (`input.hcl:12,5-9: Unsupported argument; …`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ParseError {
+    /// The diagnostic text, without the `Failed to parse job: ` prefix the endpoint adds.
+    pub message: String,
+}
+
+/// The file name Nomad's parse endpoint gives the jobspec.
+const FILE: &str = "input.hcl";
+
+/// 1-based line and column of a byte offset (columns count characters, like HCL's).
+fn line_col(src: &str, off: usize) -> (usize, usize) {
+    let mut off = off.min(src.len());
+    while !src.is_char_boundary(off) {
+        off -= 1;
+    }
+    let before = &src[..off];
+    let line = before.matches('\n').count() + 1;
+    let col = before
+        .rsplit('\n')
+        .next()
+        .map(|l| l.chars().count())
+        .unwrap_or(0)
+        + 1;
+    (line, col)
+}
+
+/// HCL's range notation: `input.hcl:L,C-C` or `input.hcl:L,C-L,C`.
+pub(crate) fn pos_string(src: &str, r: &Range<usize>) -> String {
+    let (l1, c1) = line_col(src, r.start);
+    let (l2, c2) = line_col(src, r.end.max(r.start));
+    if l1 == l2 {
+        format!("{FILE}:{l1},{c1}-{c2}")
+    } else {
+        format!("{FILE}:{l1},{c1}-{l2},{c2}")
+    }
+}
+
+fn render(src: &str, d: &Diag) -> ParseError {
+    ParseError {
+        message: format!("{}: {}; {}", pos_string(src, &d.range), d.summary, d.detail),
+    }
+}
+
+fn syntax_error(e: &hcl::edit::parser::Error) -> ParseError {
+    let loc = e.location();
+    let msg = e
+        .message()
+        .lines()
+        .next()
+        .unwrap_or("invalid syntax")
+        .to_string();
+    ParseError {
+        message: format!(
+            "{FILE}:{},{}-{}: Invalid syntax; {msg}",
+            loc.line(),
+            loc.column(),
+            loc.column() + 1
+        ),
+    }
+}
+
+/// Parse an HCL2 jobspec with an optional HCL2 var-file body into an uncanonicalized `api.Job`.
+pub fn parse(hcl: &str, variables: &str) -> Result<Value, ParseError> {
+    if hcl.contains("[[") && looks_like_levant(hcl) {
+        return Err(ParseError {
+            message: format!(
+                "{FILE}: this file uses Levant/Nomad Pack `[[ ]]` template markers; render it before parsing"
+            ),
+        });
+    }
+    let body = hcl::edit::parser::parse_body(hcl).map_err(|e| syntax_error(&e))?;
+    let vars_body = if variables.trim().is_empty() {
+        Body::new()
+    } else {
+        hcl::edit::parser::parse_body(variables).map_err(|e| syntax_error(&e))?
+    };
+
+    let mut var_blocks: Vec<&Block> = Vec::new();
+    let mut local_blocks: Vec<&Block> = Vec::new();
+    let mut job: Option<&Block> = None;
+    for st in body.iter() {
+        match st {
+            Structure::Attribute(a) => {
+                let r = a.key.span().unwrap_or(0..0);
+                return Err(render(
+                    hcl,
+                    &Diag::new(
+                        r,
+                        "Unsupported argument",
+                        format!(
+                            "An argument named \"{}\" is not expected here.",
+                            a.key.value()
+                        ),
+                    ),
+                ));
+            }
+            Structure::Block(b) => match b.ident.value().as_str() {
+                "variable" => var_blocks.push(b),
+                "locals" => local_blocks.push(b),
+                "job" => {
+                    if let Some(prev) = job {
+                        let r = b.ident.span().unwrap_or(0..0);
+                        let p = prev.ident.span().unwrap_or(0..0);
+                        return Err(render(
+                            hcl,
+                            &Diag::new(
+                                r,
+                                "Duplicate job block",
+                                format!(
+                                    "Only one block of type \"job\" is allowed. Previous definition was at {}.",
+                                    pos_string(hcl, &p)
+                                ),
+                            ),
+                        ));
+                    }
+                    job = Some(b);
+                }
+                other => {
+                    let r = b.ident.span().unwrap_or(0..0);
+                    return Err(render(
+                        hcl,
+                        &Diag::new(
+                            r,
+                            "Unsupported block type",
+                            format!("Blocks of type \"{other}\" are not expected here."),
+                        ),
+                    ));
+                }
+            },
+        }
+    }
+
+    let vars = input_variables(hcl, &var_blocks, variables, &vars_body)?;
+    let locals = eval_locals(hcl, &local_blocks, &vars)?;
+
+    let Some(job) = job else {
+        return Err(ParseError {
+            message: format!("{FILE}:1,1-1: Missing job block; A job block is required"),
+        });
+    };
+    let mut sc = Scope {
+        text: hcl,
+        base: 0,
+        vars: &vars,
+        locals: &locals,
+        iter: Vec::new(),
+        locals_ready: true,
+    };
+    schema::block_label_ok(job, 1, &sc).map_err(|d| render(hcl, &d))?;
+    let mut out = schema::decode(&job.body, &schema::JOB, &mut sc).map_err(|d| render(hcl, &d))?;
+    // An `id` argument wins over the label; the label always names the job by default.
+    let label = Value::String(job.labels[0].as_str().to_string());
+    if out.get("ID").is_none_or(Value::is_null) {
+        out.insert("ID".into(), label.clone());
+    }
+    if out.get("Name").is_none_or(Value::is_null) {
+        out.insert("Name".into(), label);
+    }
+    let mut job_v = Value::Object(out);
+    normalize(&mut job_v);
+    Ok(job_v)
+}
+
+/// `[[ ... ]]` outside heredocs marks a Levant or Nomad Pack template.
+fn looks_like_levant(hcl: &str) -> bool {
+    let mut in_heredoc: Option<String> = None;
+    for line in hcl.lines() {
+        let t = line.trim();
+        if let Some(delim) = &in_heredoc {
+            if t == delim {
+                in_heredoc = None;
+            }
+            continue;
+        }
+        if let Some(pos) = line.find("<<") {
+            let rest = line[pos + 2..].trim_start_matches('-');
+            let delim: String = rest
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            if !delim.is_empty() {
+                in_heredoc = Some(delim);
+                continue;
+            }
+        }
+        if line.contains("[[") && line.contains("]]") {
+            return true;
+        }
+    }
+    false
+}
+
+/// A `variable` block: name, default, type text, and the range of its header.
+type Declared = (String, Option<Value>, Option<String>, Range<usize>);
+
+/// Declared `variable` blocks plus the var-file body → the `var` object.
+fn input_variables(
+    hcl: &str,
+    blocks: &[&Block],
+    var_src: &str,
+    var_body: &Body,
+) -> Result<Map<String, Value>, ParseError> {
+    let no_vars = Map::new();
+    let mut declared: Vec<Declared> = Vec::new();
+    for b in blocks {
+        if b.labels.len() != 1 {
+            let r = b.ident.span().unwrap_or(0..0);
+            return Err(render(
+                hcl,
+                &Diag::new(
+                    r,
+                    "Missing name for variable",
+                    "All variable blocks must have 1 labels (name).",
+                ),
+            ));
+        }
+        let name = b.labels[0].as_str().to_string();
+        let mut default = None;
+        let mut ty = None;
+        let mut sc = Scope {
+            text: hcl,
+            base: 0,
+            vars: &no_vars,
+            locals: &no_vars,
+            iter: Vec::new(),
+            locals_ready: false,
+        };
+        for st in b.body.iter() {
+            match st {
+                Structure::Attribute(a) => match a.key.value().as_str() {
+                    "default" => default = Some(sc.eval(&a.value).map_err(|d| render(hcl, &d))?),
+                    "type" => {
+                        let r = a.value.span().unwrap_or(0..0);
+                        ty = Some(hcl.get(r).unwrap_or("").trim().to_string());
+                    }
+                    "description" | "sensitive" | "nullable" => {}
+                    other => {
+                        let r = a.key.span().unwrap_or(0..0);
+                        return Err(render(
+                            hcl,
+                            &Diag::new(
+                                r,
+                                "Unsupported argument",
+                                format!("An argument named \"{other}\" is not expected here."),
+                            ),
+                        ));
+                    }
+                },
+                Structure::Block(vb) if vb.ident.value().as_str() == "validation" => {}
+                Structure::Block(vb) => {
+                    let r = vb.ident.span().unwrap_or(0..0);
+                    return Err(render(
+                        hcl,
+                        &Diag::new(
+                            r,
+                            "Unsupported block type",
+                            format!(
+                                "Blocks of type \"{}\" are not expected here.",
+                                vb.ident.value()
+                            ),
+                        ),
+                    ));
+                }
+            }
+        }
+        let def_range = {
+            let s = b.ident.span().unwrap_or(0..0);
+            let e = b.labels[0].span().map(|r| r.end).unwrap_or(s.end);
+            s.start..e
+        };
+        declared.push((name, default, ty, def_range));
+    }
+
+    let mut given: Map<String, Value> = Map::new();
+    for st in var_body.iter() {
+        let Structure::Attribute(a) = st else {
+            let r = st.span().unwrap_or(0..0);
+            return Err(render(
+                var_src,
+                &Diag::new(r, "Unexpected block", "Blocks are not allowed here."),
+            ));
+        };
+        let name = a.key.value().to_string();
+        let r = a.key.span().unwrap_or(0..0);
+        if !declared.iter().any(|(n, ..)| *n == name) {
+            return Err(render(
+                var_src,
+                &Diag::new(
+                    r,
+                    "Undefined variable",
+                    format!(
+                        "A \"{name}\" variable was passed in but was not found in known variables. To declare variable \"{name}\", place this block in your job files:\nvariable \"{name}\" {{\n  type = string\n}}"
+                    ),
+                ),
+            ));
+        }
+        let mut sc = Scope {
+            text: var_src,
+            base: 0,
+            vars: &no_vars,
+            locals: &no_vars,
+            iter: Vec::new(),
+            locals_ready: false,
+        };
+        let v = sc.eval(&a.value).map_err(|d| render(var_src, &d))?;
+        given.insert(name, v);
+    }
+
+    let mut out = Map::new();
+    for (name, default, ty, range) in declared {
+        let v = match given.remove(&name).or(default) {
+            Some(v) => v,
+            None => {
+                return Err(render(
+                    hcl,
+                    &Diag::new(
+                        range,
+                        &format!("Unset variable \"{name}\""),
+                        "A used variable must be set or have a default value; see https://developer.hashicorp.com/nomad/docs/job-specification/hcl2/variables for details.",
+                    ),
+                ));
+            }
+        };
+        let v = match ty.as_deref() {
+            Some("string") => eval::to_str(&v).map(Value::String).unwrap_or(v),
+            Some("number") => eval::as_f64(&v).map(eval::num_f).unwrap_or(v),
+            Some("bool") => eval::as_bool(&v).map(Value::Bool).unwrap_or(v),
+            _ => v,
+        };
+        out.insert(name, v);
+    }
+    Ok(out)
+}
+
+/// `locals {}` blocks, evaluated in dependency order by repeated passes.
+fn eval_locals(
+    hcl: &str,
+    blocks: &[&Block],
+    vars: &Map<String, Value>,
+) -> Result<Map<String, Value>, ParseError> {
+    let mut pending: Vec<&hcl::edit::structure::Attribute> = Vec::new();
+    for b in blocks {
+        for st in b.body.iter() {
+            match st {
+                Structure::Attribute(a) => pending.push(a),
+                Structure::Block(ib) => {
+                    let r = ib.ident.span().unwrap_or(0..0);
+                    return Err(render(
+                        hcl,
+                        &Diag::new(
+                            r,
+                            "Unsupported block type",
+                            "Blocks are not allowed in locals.",
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    let mut locals = Map::new();
+    while !pending.is_empty() {
+        let mut next = Vec::new();
+        let mut first_err = None;
+        for a in &pending {
+            let snapshot = locals.clone();
+            let mut sc = Scope {
+                text: hcl,
+                base: 0,
+                vars,
+                locals: &snapshot,
+                iter: Vec::new(),
+                locals_ready: true,
+            };
+            match sc.eval(&a.value) {
+                Ok(v) => {
+                    locals.insert(a.key.value().to_string(), v);
+                }
+                Err(d) => {
+                    first_err.get_or_insert(d);
+                    next.push(*a);
+                }
+            }
+        }
+        if next.len() == pending.len()
+            && let Some(d) = first_err
+        {
+            return Err(render(hcl, &d));
+        }
+        pending = next;
+    }
+    Ok(locals)
+}
+
+fn arr_mut<'a>(v: &'a mut Value, key: &str) -> impl Iterator<Item = &'a mut Value> {
+    v.get_mut(key)
+        .and_then(Value::as_array_mut)
+        .map(|a| a.iter_mut())
+        .into_iter()
+        .flatten()
+}
+
+/// jobspec2's `normalizeJob` plus the decoder's block fix-ups.
+fn normalize(job: &mut Value) {
+    let Some(obj) = job.as_object_mut() else {
+        return;
+    };
+    if obj.get("Name").is_none_or(Value::is_null) {
+        let id = obj.get("ID").cloned().unwrap_or(Value::Null);
+        obj.insert("Name".into(), id);
+    }
+    if let Some(Value::Object(p)) = obj.get_mut("Periodic")
+        && p.get("Spec").is_some_and(|s| !s.is_null())
+    {
+        p.insert("SpecType".into(), Value::String("cron".into()));
+    }
+    let job_vault = obj.remove("vault").map(|mut v| {
+        normalize_vault(&mut v);
+        v
+    });
+    if let Some(Value::Array(tasks)) = obj.remove("task") {
+        let mut alone = Vec::new();
+        for t in tasks {
+            let mut g = schema::empty(&schema::GROUP);
+            g.insert("Name".into(), t.get("Name").cloned().unwrap_or(Value::Null));
+            g.insert("Tasks".into(), Value::Array(vec![t]));
+            alone.push(Value::Object(g));
+        }
+        if let Some(Value::Array(existing)) = obj.get("TaskGroups") {
+            alone.extend(existing.iter().cloned());
+        }
+        obj.insert("TaskGroups".into(), Value::Array(alone));
+    }
+    normalize_constraints(job);
+    for g in arr_mut(job, "TaskGroups") {
+        let group_vault = g.as_object_mut().and_then(|o| o.remove("vault"));
+        normalize_constraints(g);
+        for n in arr_mut(g, "Networks") {
+            normalize_ports(n);
+        }
+        if let Some(Value::Object(sc)) = g.get_mut("Scaling")
+            && sc
+                .get("Type")
+                .is_none_or(|t| t.as_str().is_none_or(str::is_empty))
+        {
+            sc.insert("Type".into(), Value::String("horizontal".into()));
+        }
+        for t in arr_mut(g, "Tasks") {
+            normalize_constraints(t);
+            if let Some(res) = t.get_mut("Resources") {
+                for n in arr_mut(res, "Networks") {
+                    normalize_ports(n);
+                }
+                for d in arr_mut(res, "Devices") {
+                    normalize_constraints(d);
+                }
+            }
+            for sp in arr_mut(t, "ScalingPolicies") {
+                let ty = match sp["Type"].as_str().unwrap_or("") {
+                    "cpu" => "vertical_cpu",
+                    "mem" => "vertical_mem",
+                    other => other,
+                }
+                .to_string();
+                if let Some(o) = sp.as_object_mut() {
+                    o.insert("Type".into(), Value::String(ty));
+                }
+            }
+            for tpl in arr_mut(t, "Templates") {
+                normalize_template(tpl);
+            }
+            if let Some(tv) = t.get_mut("Vault") {
+                normalize_vault(tv);
+            }
+            let Some(to) = t.as_object_mut() else {
+                continue;
+            };
+            if to.get("Vault").is_none_or(Value::is_null)
+                && let Some(v) = group_vault.as_ref().or(job_vault.as_ref())
+            {
+                let mut v = v.clone();
+                normalize_vault(&mut v);
+                to.insert("Vault".into(), v);
+            }
+            // An identity named "" or "default" is the task's default identity.
+            if let Some(Value::Array(ids)) = to.get_mut("Identities") {
+                let pos = ids.iter().position(|i| {
+                    matches!(
+                        i.get("Name").and_then(Value::as_str),
+                        Some("") | Some("default")
+                    )
+                });
+                if let Some(pos) = pos {
+                    let default = ids.remove(pos);
+                    let empty = ids.is_empty();
+                    to.insert("Identity".into(), default);
+                    if empty {
+                        to.insert("Identities".into(), Value::Null);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn normalize_vault(v: &mut Value) {
+    let Some(o) = v.as_object_mut() else { return };
+    for (k, d) in [
+        ("Env", Value::Bool(true)),
+        ("DisableFile", Value::Bool(false)),
+        ("ChangeMode", Value::String("restart".into())),
+    ] {
+        if o.get(k).is_none_or(Value::is_null) {
+            o.insert(k.into(), d);
+        }
+    }
+}
+
+fn normalize_template(t: &mut Value) {
+    let Some(o) = t.as_object_mut() else { return };
+    for (k, d) in [
+        ("ChangeMode", Value::String("restart".into())),
+        ("Perms", Value::String("0644".into())),
+        ("Splay", Value::from(5_000_000_000_i64)),
+        ("ErrMissingKey", Value::Bool(false)),
+    ] {
+        if o.get(k).is_none_or(Value::is_null) {
+            o.insert(k.into(), d);
+        }
+    }
+    if let Some(Value::Object(cs)) = o.get_mut("ChangeScript") {
+        for (k, d) in [
+            ("Args", Value::Array(Vec::new())),
+            ("Timeout", Value::from(5_000_000_000_i64)),
+            ("FailOnError", Value::Bool(false)),
+        ] {
+            if cs.get(k).is_none_or(Value::is_null) {
+                cs.insert(k.into(), d);
+            }
+        }
+    }
+}
+
+/// `port` blocks → `ReservedPorts` (static > 0) and `DynamicPorts`.
+fn normalize_ports(n: &mut Value) {
+    let Some(o) = n.as_object_mut() else { return };
+    let Some(Value::Array(ports)) = o.remove("Ports") else {
+        return;
+    };
+    let (reserved, dynamic): (Vec<Value>, Vec<Value>) = ports
+        .into_iter()
+        .partition(|p| p.get("Value").and_then(Value::as_i64).unwrap_or(0) > 0);
+    o.insert(
+        "ReservedPorts".into(),
+        if reserved.is_empty() {
+            Value::Null
+        } else {
+            Value::Array(reserved)
+        },
+    );
+    o.insert(
+        "DynamicPorts".into(),
+        if dynamic.is_empty() {
+            Value::Null
+        } else {
+            Value::Array(dynamic)
+        },
+    );
+}
+
+/// Constraint/affinity shorthands (`distinct_hosts = true`, `version = "..."`, …) and the
+/// `=` default operand, like jobspec2's custom constraint decoders.
+fn normalize_constraints(v: &mut Value) {
+    for key in ["Constraints", "Affinities"] {
+        for c in arr_mut(v, key) {
+            let Some(o) = c.as_object_mut() else { continue };
+            for short in [
+                "version",
+                "semver",
+                "regexp",
+                "set_contains",
+                "set_contains_all",
+                "set_contains_any",
+            ] {
+                if let Some(Value::String(s)) = o.remove(short)
+                    && !s.is_empty()
+                {
+                    o.insert("Operand".into(), Value::String(short.into()));
+                    o.insert("RTarget".into(), Value::String(s));
+                }
+            }
+            if let Some(Value::Bool(true)) = o.remove("distinct_hosts") {
+                o.insert("Operand".into(), Value::String("distinct_hosts".into()));
+            }
+            if let Some(Value::String(p)) = o.remove("distinct_property")
+                && !p.is_empty()
+            {
+                o.insert("Operand".into(), Value::String("distinct_property".into()));
+                o.insert("LTarget".into(), Value::String(p));
+            }
+            if o.get("Operand")
+                .and_then(Value::as_str)
+                .is_none_or(str::is_empty)
+            {
+                o.insert("Operand".into(), Value::String("=".into()));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests;

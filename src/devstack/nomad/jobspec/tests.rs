@@ -1,0 +1,543 @@
+//! Parser tests against the real jobspecs in `shared/examples/brmartin`.
+
+use serde_json::{Value, json};
+
+use super::*;
+
+const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/examples/brmartin");
+
+fn read(rel: &str) -> String {
+    let p = format!("{EXAMPLES}/{rel}");
+    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("example {p} must exist: {e}"))
+}
+
+/// Every real jobspec (modules and the seaweedfs deploy files), minus volume specs.
+pub(crate) fn example_jobspecs() -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let modules =
+        std::fs::read_dir(format!("{EXAMPLES}/modules")).expect("examples/modules must exist");
+    for m in modules {
+        let m = m.unwrap().path();
+        for f in std::fs::read_dir(&m).unwrap() {
+            let f = f.unwrap().path();
+            let name = f.file_name().unwrap().to_string_lossy().to_string();
+            if name.ends_with(".hcl") && !name.starts_with("volume-") {
+                out.push((
+                    f.display().to_string(),
+                    std::fs::read_to_string(&f).unwrap(),
+                ));
+            }
+        }
+    }
+    for name in [
+        "example-seaweedfs-app.hcl",
+        "seaweedfs-csi.hcl",
+        "seaweedfs.hcl",
+    ] {
+        let rel = format!("drivers/seaweedfs-csi-driver/deploy/nomad/{name}");
+        out.push((rel.clone(), read(&rel)));
+    }
+    out.sort();
+    assert!(
+        out.len() >= 30,
+        "expected the brmartin jobspecs, found {}",
+        out.len()
+    );
+    out
+}
+
+/// Var-file values the Terraform modules pass for declared variables without defaults.
+pub(crate) fn vars_for(hcl: &str) -> &'static str {
+    if hcl.contains("variable \"elastic_version\"") {
+        "elastic_version = \"8.15.0\"\n"
+    } else {
+        ""
+    }
+}
+
+#[test]
+fn every_example_jobspec_parses() {
+    let mut failures = Vec::new();
+    for (path, hcl) in example_jobspecs() {
+        match parse(&hcl, vars_for(&hcl)) {
+            Ok(j) => {
+                assert!(j["ID"].is_string(), "{path}");
+                assert!(
+                    j["TaskGroups"].as_array().is_some_and(|g| !g.is_empty()),
+                    "{path}"
+                );
+            }
+            Err(e) => failures.push(format!("{path}: {e}")),
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+fn find<'a>(arr: &'a Value, name: &str) -> &'a Value {
+    arr.as_array()
+        .and_then(|a| a.iter().find(|x| x["Name"] == name))
+        .unwrap_or_else(|| panic!("no element named {name}"))
+}
+
+const OVERSEERR_TEMPLATE: &str = r#"{{ with secret "nomad/default/overseerr" }}
+dbs:
+  - path: /alloc/data/db/db.sqlite3
+    replicas:
+      - name: overseerr
+        type: s3
+        bucket: overseerr-litestream
+        path: db
+        endpoint: http://minio-minio.virtual.consul
+        access-key-id: {{ .Data.data.MINIO_ACCESS_KEY }}
+        secret-access-key: {{ .Data.data.MINIO_SECRET_KEY }}
+        force-path-style: true
+{{ end }}
+"#;
+
+/// The Overseerr jobspec through parse (api-facts §1.2, §1.7 key names) and admit.
+#[test]
+fn overseerr_parses_to_nomad_shapes() {
+    let j = parse(&read("modules/overseerr/jobspec.nomad.hcl"), "").unwrap();
+    assert_eq!(j["ID"], "overseerr");
+    assert_eq!(j["Name"], "overseerr");
+    assert_eq!(j["Datacenters"], json!(["dc1"]));
+    // Unset pointer fields are null without canonicalize.
+    for k in [
+        "Priority",
+        "Type",
+        "Region",
+        "Namespace",
+        "Update",
+        "Status",
+    ] {
+        assert_eq!(j[k], Value::Null, "{k}");
+    }
+    let g = &j["TaskGroups"][0];
+    assert_eq!(g["Name"], "overseerr");
+    assert_eq!(g["Count"], Value::Null);
+    let net = &g["Networks"][0];
+    assert_eq!(net["Mode"], "bridge");
+    assert_eq!(net["ReservedPorts"], Value::Null);
+    assert_eq!(
+        net["DynamicPorts"],
+        json!([{"Label": "overseerr", "Value": 0, "To": 5055, "HostNetwork": ""},
+               {"Label": "envoy_metrics", "Value": 0, "To": 9102, "HostNetwork": ""}])
+    );
+    assert_eq!(
+        g["EphemeralDisk"],
+        json!({"Sticky": true, "Migrate": true, "SizeMB": 200})
+    );
+    assert_eq!(
+        g["Volumes"]["config"],
+        json!({"Name": "config", "Type": "csi", "Source": "glusterfs_overseerr_config", "ReadOnly": false,
+            "Sticky": false, "AccessMode": "single-node-writer", "AttachmentMode": "file-system",
+            "MountOptions": null, "PerAlloc": false})
+    );
+    let tasks = &g["Tasks"];
+    let restore = find(tasks, "litestream-restore");
+    assert_eq!(
+        restore["Lifecycle"],
+        json!({"Hook": "prestart", "Sidecar": false})
+    );
+    assert_eq!(restore["Config"]["image"], "litestream/litestream:0.5");
+    assert_eq!(restore["Config"]["entrypoint"], json!(["/bin/sh"]));
+    let script = restore["Config"]["args"][1].as_str().unwrap();
+    assert!(
+        script.starts_with("set -e\n\nDB_DIR=\"/alloc/data/db\"\n"),
+        "{script:?}"
+    );
+    assert!(
+        script.contains("\nif [ -f \"$DB_FILE\" ]; then\n  echo \"Database already exists"),
+        "{script:?}"
+    );
+    // A whitespace-only heredoc line keeps its spaces (Go HCL's flush rule).
+    assert!(
+        script.contains("echo \"Restoring database from S3...\"\n          \nif litestream"),
+        "{script:?}"
+    );
+    assert!(script.ends_with("echo \"Restore complete\"\n"));
+    assert_eq!(restore["Templates"][0]["EmbeddedTmpl"], OVERSEERR_TEMPLATE);
+    assert_eq!(restore["Templates"][0]["DestPath"], "local/litestream.yml");
+    assert_eq!(restore["Templates"][0]["ChangeMode"], "restart");
+    assert_eq!(restore["Templates"][0]["Envvars"], Value::Null);
+    assert_eq!(restore["Vault"]["Env"], true);
+    assert_eq!(restore["Vault"]["DisableFile"], false);
+    assert_eq!(restore["Vault"]["ChangeMode"], "restart");
+    assert_eq!(restore["Vault"]["Policies"], Value::Null);
+    assert_eq!(restore["Resources"]["MemoryMaxMB"], 512);
+    assert_eq!(restore["Resources"]["MemoryMB"], 256);
+    assert_eq!(restore["Resources"]["CPU"], 100);
+    let replicate = find(tasks, "litestream");
+    assert_eq!(
+        replicate["Lifecycle"],
+        json!({"Hook": "poststart", "Sidecar": true})
+    );
+    let main = find(tasks, "overseerr");
+    assert_eq!(main["Lifecycle"], Value::Null);
+    assert_eq!(main["Env"], json!({"TZ": "Europe/London"}));
+    assert_eq!(main["Resources"]["MemoryMaxMB"], 512);
+    assert_eq!(
+        main["VolumeMounts"],
+        json!([{"Volume": "config", "Destination": "/app/config", "ReadOnly": null,
+            "PropagationMode": null, "SELinuxLabel": null}])
+    );
+    let svc = &g["Services"][0];
+    assert_eq!(svc["Name"], "overseerr");
+    assert_eq!(svc["PortLabel"], "5055");
+    assert_eq!(svc["Provider"], "consul");
+    assert_eq!(
+        svc["Meta"],
+        json!({"envoy_metrics_port": "${NOMAD_HOST_PORT_envoy_metrics}"})
+    );
+    assert_eq!(
+        svc["Tags"],
+        json!([
+            "traefik.enable=true",
+            "traefik.http.routers.overseerr.rule=Host(`overseerr.brmartin.co.uk`)",
+            "traefik.http.routers.overseerr.entrypoints=websecure",
+            "traefik.consulcatalog.connect=true"
+        ])
+    );
+    let check = &svc["Checks"][0];
+    assert_eq!(check["Name"], "overseerr-alive");
+    assert_eq!(check["Type"], "http");
+    assert_eq!(check["Path"], "/api/v1/status");
+    assert_eq!(check["Expose"], true);
+    assert_eq!(check["Interval"], 30_000_000_000_i64);
+    assert_eq!(check["Timeout"], 5_000_000_000_i64);
+    let proxy = &svc["Connect"]["SidecarService"]["Proxy"];
+    assert_eq!(
+        proxy["TransparentProxy"],
+        json!({"UID": "", "OutboundPort": 0, "ExcludeInboundPorts": null, "ExcludeOutboundPorts": null,
+            "ExcludeOutboundCIDRs": null, "ExcludeUIDs": null, "NoDNS": false})
+    );
+    assert_eq!(proxy["Upstreams"], Value::Null);
+    assert_eq!(svc["Connect"]["SidecarTask"], Value::Null);
+}
+
+#[test]
+fn overseerr_admit_injects_connect_sidecar() {
+    let mut j = parse(&read("modules/overseerr/jobspec.nomad.hcl"), "").unwrap();
+    crate::devstack::nomad::canonicalize::admit(&mut j, "global");
+    let g = &j["TaskGroups"][0];
+    let tasks = g["Tasks"].as_array().unwrap();
+    assert_eq!(tasks.len(), 4);
+    let proxy = find(&g["Tasks"], "connect-proxy-overseerr");
+    assert_eq!(proxy["Kind"], "connect-proxy:overseerr");
+    assert_eq!(proxy["Driver"], "docker");
+    assert_eq!(
+        proxy["Lifecycle"],
+        json!({"Hook": "prestart", "Sidecar": true})
+    );
+    assert_eq!(
+        g["Services"][0]["Connect"]["SidecarService"]["Port"],
+        "connect-proxy-overseerr"
+    );
+    let cons = g["Constraints"].as_array().unwrap();
+    assert!(
+        cons.iter().any(|c| c["LTarget"] == "${attr.vault.version}"),
+        "vault tasks imply a vault constraint"
+    );
+    assert!(
+        cons.iter()
+            .any(|c| c["LTarget"] == "${attr.consul.version}")
+    );
+    // Admitting twice does not inject a second sidecar.
+    let mut again = j.clone();
+    crate::devstack::nomad::canonicalize::admit(&mut again, "global");
+    assert_eq!(again, j);
+}
+
+#[test]
+fn variables_default_override_missing_and_undeclared() {
+    let hcl = "variable \"v\" {\n  type    = string\n  default = \"one\"\n}\n\njob \"x\" {\n  meta {\n    v = var.v\n    up = upper(\"${var.v}-x\")\n  }\n  group \"g\" {\n    task \"t\" {\n      driver = \"docker\"\n    }\n  }\n}\n";
+    assert_eq!(
+        parse(hcl, "").unwrap()["Meta"],
+        json!({"v": "one", "up": "ONE-X"})
+    );
+    assert_eq!(parse(hcl, "v = \"two\"\n").unwrap()["Meta"]["v"], "two");
+    let e = parse(hcl, "w = \"two\"\n").unwrap_err();
+    assert!(
+        e.message
+            .starts_with("input.hcl:1,1-2: Undefined variable; A \"w\" variable was passed in"),
+        "{e}"
+    );
+    let elk = read("modules/elk/jobspec.nomad.hcl");
+    let e = parse(&elk, "").unwrap_err();
+    assert_eq!(
+        e.message,
+        "input.hcl:1,1-27: Unset variable \"elastic_version\"; A used variable must be set or have a default value; see https://developer.hashicorp.com/nomad/docs/job-specification/hcl2/variables for details."
+    );
+    let ok = parse(&elk, "elastic_version = \"8.15.0\"").unwrap();
+    let image = ok["TaskGroups"][0]["Tasks"][0]["Config"]["image"]
+        .as_str()
+        .unwrap();
+    assert_eq!(
+        image,
+        "docker.elastic.co/elasticsearch/elasticsearch:8.15.0"
+    );
+}
+
+#[test]
+fn locals_and_runtime_interpolations() {
+    let hcl = r#"locals {
+  b = "${local.a}-b"
+  a = "a"
+}
+job "x" {
+  group "g" {
+    task "t" {
+      driver = "docker"
+      env {
+        A    = local.b
+        HOST = "${attr.unique.hostname}:${NOMAD_PORT_http}"
+        DC   = "${node.datacenter}"
+        J    = jsonencode({ k = 1 })
+        F    = format("%s-%d", "x", 3)
+      }
+    }
+  }
+}
+"#;
+    let j = parse(hcl, "").unwrap();
+    assert_eq!(
+        j["TaskGroups"][0]["Tasks"][0]["Env"],
+        json!({"A": "a-b", "HOST": "${attr.unique.hostname}:${NOMAD_PORT_http}", "DC": "${node.datacenter}",
+            "J": "{\"k\":1}", "F": "x-3"})
+    );
+}
+
+#[test]
+fn top_level_task_is_wrapped_in_a_group() {
+    let j = parse(
+        "job \"x\" {\n  task \"solo\" {\n    driver = \"exec\"\n  }\n}\n",
+        "",
+    )
+    .unwrap();
+    let g = &j["TaskGroups"][0];
+    assert_eq!(g["Name"], "solo");
+    assert_eq!(g["Tasks"][0]["Name"], "solo");
+    assert_eq!(g["Count"], Value::Null);
+}
+
+#[test]
+fn parse_errors_carry_input_hcl_positions() {
+    let e = parse("job \"x\" {\n  group \"g\" {\n    foo = 1\n  }\n}\n", "").unwrap_err();
+    assert_eq!(
+        e.message,
+        "input.hcl:3,5-8: Unsupported argument; An argument named \"foo\" is not expected here."
+    );
+    let e = parse("job \"x\" {\n  groop \"g\" {}\n}\n", "").unwrap_err();
+    assert_eq!(
+        e.message,
+        "input.hcl:2,3-8: Unsupported block type; Blocks of type \"groop\" are not expected here. Did you mean \"group\"?"
+    );
+    let e = parse("job \"x\" {\n  group \"g\" {\n    task \"t\" {\n      kill_timeout = \"5 parsecs\"\n    }\n  }\n}\n", "").unwrap_err();
+    assert!(
+        e.message
+            .starts_with("input.hcl:4,22-33: Unsuitable value type;"),
+        "{e}"
+    );
+    let e = parse(
+        "job \"x\" {\n  meta = { a = file(\"/etc/passwd\") }\n}\n",
+        "",
+    )
+    .unwrap_err();
+    assert!(
+        e.message
+            .contains("Call to function \"file\" failed: filesystem function disabled"),
+        "{e}"
+    );
+    let e = parse(
+        "job \"x\" {\n  group \"g\" {\n    task \"t\" {\n      drivr = \"docker\"\n    }\n  }\n}\n",
+        "",
+    )
+    .unwrap_err();
+    assert_eq!(
+        e.message,
+        "input.hcl:4,7-12: Unsupported argument; An argument named \"drivr\" is not expected here. Did you mean \"driver\"?"
+    );
+    let e = parse("job \"x\" {\n  group \"g\" {\n    task \"t\" {\n      resources = { cpu = 1 }\n    }\n  }\n}\n", "").unwrap_err();
+    assert!(
+        e.message
+            .ends_with("Did you mean to define a block of type \"resources\"?"),
+        "{e}"
+    );
+    let e = parse("job x y {\n}\n", "").unwrap_err();
+    assert_eq!(
+        e.message,
+        "input.hcl:1,7-8: Extraneous label for job; Only 1 labels (name) are expected for job blocks."
+    );
+    let e = parse("job \"x\" {\n  group {\n  }\n}\n", "").unwrap_err();
+    assert_eq!(
+        e.message,
+        "input.hcl:2,3-8: Missing name for group; All group blocks must have 1 labels (name)."
+    );
+    let e = parse("job \"x\" {\n  group \"g\" {\n", "").unwrap_err();
+    assert!(e.message.starts_with("input.hcl:"), "{e}");
+    let e = parse("", "").unwrap_err();
+    assert!(e.message.contains("Missing job block"), "{e}");
+}
+
+#[test]
+fn levant_templates_are_rejected_clearly() {
+    let e = parse(
+        "job [[ .name ]] {\n  datacenters = [[ .dcs | toJson ]]\n}\n",
+        "",
+    )
+    .unwrap_err();
+    assert!(e.message.contains("Levant"), "{e}");
+}
+
+#[test]
+fn ports_constraints_and_durations() {
+    let j = parse(
+        r#"job "x" {
+  constraint {
+    distinct_hosts = true
+  }
+  constraint {
+    attribute = "${attr.kernel.name}"
+    value     = "linux"
+  }
+  group "g" {
+    network {
+      port "s" { static = 8080 }
+      port "d" {}
+    }
+    restart {
+      interval = "1h30m"
+      delay    = "500ms"
+    }
+    task "t" { driver = "docker" }
+  }
+}"#,
+        "",
+    )
+    .unwrap();
+    assert_eq!(
+        j["Constraints"],
+        json!([{"LTarget": "", "RTarget": "", "Operand": "distinct_hosts"},
+               {"LTarget": "${attr.kernel.name}", "RTarget": "linux", "Operand": "="}])
+    );
+    let n = &j["TaskGroups"][0]["Networks"][0];
+    assert_eq!(
+        n["ReservedPorts"],
+        json!([{"Label": "s", "Value": 8080, "To": 0, "HostNetwork": ""}])
+    );
+    assert_eq!(
+        n["DynamicPorts"],
+        json!([{"Label": "d", "Value": 0, "To": 0, "HostNetwork": ""}])
+    );
+    let rp = &j["TaskGroups"][0]["RestartPolicy"];
+    assert_eq!(rp["Interval"], 5_400_000_000_000_i64);
+    assert_eq!(rp["Delay"], 500_000_000);
+}
+
+#[test]
+fn dynamic_blocks_expand() {
+    let hcl = r#"locals {
+  ports = { http = 80, metrics = 9100 }
+}
+job "x" {
+  group "g" {
+    network {
+      dynamic "port" {
+        for_each = local.ports
+        labels   = [port.key]
+        content {
+          to = port.value
+        }
+      }
+    }
+    task "t" {
+      driver = "docker"
+      scaling "cpu" {
+        max = 500
+      }
+    }
+  }
+}
+"#;
+    let j = parse(hcl, "").unwrap();
+    assert_eq!(
+        j["TaskGroups"][0]["Networks"][0]["DynamicPorts"],
+        json!([{"Label": "http", "Value": 0, "To": 80, "HostNetwork": ""},
+               {"Label": "metrics", "Value": 0, "To": 9100, "HostNetwork": ""}])
+    );
+    let sp = &j["TaskGroups"][0]["Tasks"][0]["ScalingPolicies"][0];
+    assert_eq!(sp["Type"], "vertical_cpu");
+    assert_eq!(sp["Max"], 500);
+}
+
+#[test]
+fn escaped_interpolation_stays_literal_once() {
+    let j = parse(&read("modules/nextcloud/jobspec.nomad.hcl"), "").unwrap();
+    let tags = j["TaskGroups"][0]["Services"][0]["Tags"]
+        .as_array()
+        .unwrap();
+    assert!(
+        tags.iter().any(|t| t == "traefik.http.middlewares.nextcloud-redirectregex.redirectRegex.replacement=https://${1}/remote.php/dav"),
+        "{tags:?}"
+    );
+}
+
+#[test]
+fn id_argument_overrides_the_label() {
+    let j = parse("job \"label\" {\n  id = \"other\"\n  group \"g\" {\n    task \"t\" { driver = \"docker\" }\n  }\n}\n", "").unwrap();
+    assert_eq!(j["ID"], "other");
+    assert_eq!(j["Name"], "label");
+}
+
+/// `[[runners]]` inside a heredoc is TOML, not a Levant marker.
+#[test]
+fn toml_double_brackets_in_heredocs_are_not_levant() {
+    let j = parse(&read("modules/gitlab-runner/jobspec.nomad.hcl"), "").unwrap();
+    let text = serde_json::to_string(&j).unwrap();
+    assert!(
+        text.contains("[[runners]]\\n  name = \\\"nomad-amd64\\\""),
+        "{text}"
+    );
+}
+
+#[test]
+fn heredoc_escapes_and_flush_rules() {
+    let hcl = "job \"x\" {\n  meta {\n    a = <<-EOT\n      line $${NOT} %%{x}\n        indented ${NOMAD_ALLOC_ID}\n    \n      end\n    EOT\n    b = <<EOT\n  keep\nEOT\n    c = \"x ${~ \"  y  \" ~} z\"\n  }\n  group \"g\" {\n    task \"t\" { driver = \"docker\" }\n  }\n}\n";
+    let j = parse(hcl, "").unwrap();
+    assert_eq!(
+        j["Meta"]["a"],
+        "line ${NOT} %{x}\n  indented ${NOMAD_ALLOC_ID}\n    \nend\n"
+    );
+    assert_eq!(j["Meta"]["b"], "  keep\n");
+    assert_eq!(
+        j["Meta"]["c"], "x  y  z",
+        "strip markers trim the literals, not the value"
+    );
+}
+
+/// A Terraform `templatefile` jobspec fails on its directives instead of half-parsing.
+#[test]
+fn terraform_template_directives_are_errors() {
+    let hcl = "job \"x\" {\n  meta {\n    a = \"%{ if enable_x }on%{ endif }\"\n  }\n}\n";
+    let e = parse(hcl, "").unwrap_err();
+    assert!(
+        e.message
+            .starts_with("input.hcl:3,16-24: Invalid template if condition;"),
+        "{e}"
+    );
+    let hcl = "job \"x\" {\n  meta {\n    a = \"%{ for d in dcs }${d}%{ endfor }\"\n  }\n}\n";
+    let e = parse(hcl, "").unwrap_err();
+    assert!(
+        e.message.contains("Iteration over non-iterable value"),
+        "{e}"
+    );
+}
+
+#[test]
+fn duplicate_single_blocks_name_the_first_one() {
+    let e = parse("job \"x\" {\n  group \"g\" {\n    task \"t\" {\n      resources {}\n      resources {}\n    }\n  }\n}\n", "").unwrap_err();
+    assert_eq!(
+        e.message,
+        "input.hcl:5,7-16: Duplicate resources block; Only one resources block is allowed. Another was defined at input.hcl:4,7-16."
+    );
+}
