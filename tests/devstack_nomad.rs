@@ -1,0 +1,1117 @@
+//! HTTP-level tests of the simulated Nomad server against the facts in api-facts.md §1 and §6.
+
+use std::time::Duration;
+
+use drover::devstack::{Devstack, DevstackConfig};
+use serde_json::{Value, json};
+
+struct Api {
+    ds: Devstack,
+    http: reqwest::Client,
+}
+
+impl Api {
+    async fn start() -> Api {
+        Api::start_with(DevstackConfig {
+            time_scale: 0.01,
+            ..Default::default()
+        })
+        .await
+    }
+
+    async fn start_with(config: DevstackConfig) -> Api {
+        // reqwest is built without a default rustls provider.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let ds = Devstack::start(config).await.expect("devstack starts");
+        Api {
+            ds,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{}", self.ds.nomad_url(), path)
+    }
+
+    async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, String, reqwest::header::HeaderMap) {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut rb = self.http.request(m, self.url(path));
+        if let Some(b) = body {
+            rb = rb.body(b.to_string());
+        }
+        let resp = rb.send().await.expect("request");
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        (status, resp.text().await.unwrap(), headers)
+    }
+
+    async fn get(&self, path: &str) -> (u16, Value) {
+        let (s, t, _) = self.send("GET", path, None).await;
+        (s, serde_json::from_str(&t).unwrap_or(Value::String(t)))
+    }
+
+    async fn ok(&self, path: &str) -> Value {
+        let (s, v) = self.get(path).await;
+        assert_eq!(s, 200, "GET {path}: {v}");
+        v
+    }
+
+    async fn put(&self, path: &str, body: Value) -> (u16, Value) {
+        let (s, t, _) = self.send("PUT", path, Some(body)).await;
+        (s, serde_json::from_str(&t).unwrap_or(Value::String(t)))
+    }
+
+    async fn register(&self, job: Value) -> Value {
+        let (s, v) = self.put("/v1/jobs", json!({ "Job": job })).await;
+        assert_eq!(s, 200, "register: {v}");
+        v
+    }
+
+    async fn control(&self, path: &str, body: Value) -> Value {
+        let (s, t, _) = self
+            .send("POST", &format!("/_devstack{path}"), Some(body))
+            .await;
+        assert_eq!(s, 200, "control {path}: {t}");
+        serde_json::from_str(&t).unwrap()
+    }
+
+    /// Poll until `f` says yes (simulated time is scaled by 0.01).
+    async fn until<F: Fn(&Value) -> bool>(&self, path: &str, what: &str, f: F) -> Value {
+        for _ in 0..300 {
+            let (s, v) = self.get(path).await;
+            if s == 200 && f(&v) {
+                return v;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let (_, v) = self.get(path).await;
+        panic!("timed out waiting for {what} at {path}: {v}");
+    }
+}
+
+fn web_job(id: &str) -> Value {
+    json!({
+        "ID": id, "Name": id, "Type": "service",
+        "TaskGroups": [{
+            "Name": "web", "Count": 1,
+            "Networks": [{"DynamicPorts": [{"Label": "http", "To": 8080}]}],
+            "Services": [{"Name": format!("{id}-web"), "PortLabel": "http", "Tags": ["traefik.enable=true"],
+                "Checks": [{"Name": "alive", "Type": "http", "Path": "/health", "Interval": 10_000_000_000u64, "Timeout": 2_000_000_000u64}]}],
+            "Update": {"MaxParallel": 1, "MinHealthyTime": 1_000_000_000u64, "HealthyDeadline": 60_000_000_000u64,
+                "ProgressDeadline": 120_000_000_000u64, "AutoRevert": true, "HealthCheck": "checks"},
+            "Tasks": [{"Name": "server", "Driver": "docker", "Config": {"image": "nginx:1.27"},
+                "Resources": {"CPU": 100, "MemoryMB": 128}}]
+        }]
+    })
+}
+
+fn batch_job(id: &str) -> Value {
+    json!({"ID": id, "Type": "batch", "TaskGroups": [{"Name": "run", "Count": 1,
+        "Tasks": [{"Name": "once", "Driver": "docker", "Config": {"image": "busybox"}}]}]})
+}
+
+// §1.7 / §6.4: GET returns the server struct with defaults: Datacenters ["*"], NodePool, Update
+// object with integer-nanosecond durations, nulls for empty collections; §1.3 register response.
+#[tokio::test]
+async fn register_response_and_job_get_carry_server_defaults() {
+    let api = Api::start().await;
+    let job = json!({"ID": "plain", "TaskGroups": [{"Name": "g",
+        "Tasks": [{"Name": "t", "Driver": "docker", "Config": {"image": "x"}}]}]});
+    let (status, text, headers) = api.send("PUT", "/v1/jobs", Some(json!({"Job": job}))).await;
+    assert_eq!(status, 200, "{text}");
+    let resp: Value = serde_json::from_str(&text).unwrap();
+    for k in [
+        "EvalID",
+        "EvalCreateIndex",
+        "JobModifyIndex",
+        "Warnings",
+        "Index",
+        "LastContact",
+        "KnownLeader",
+        "NextToken",
+    ] {
+        assert!(resp.get(k).is_some(), "register response lacks {k}: {resp}");
+    }
+    assert_eq!(
+        headers["x-nomad-index"].to_str().unwrap(),
+        resp["Index"].to_string()
+    );
+    assert_eq!(resp["JobModifyIndex"], resp["EvalCreateIndex"]);
+
+    let (status, text, headers) = api.send("GET", "/v1/job/plain", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(headers["x-nomad-knownleader"], "true");
+    assert_eq!(headers["x-nomad-lastcontact"], "0");
+    let j: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(j["Datacenters"], json!(["*"]));
+    assert_eq!(j["NodePool"], "default");
+    assert_eq!(j["Namespace"], "default");
+    assert_eq!(j["Region"], "global");
+    assert_eq!(j["Type"], "service");
+    assert_eq!(j["Priority"], 50);
+    assert_eq!(j["Version"], 0);
+    assert_eq!(j["Update"]["MinHealthyTime"], json!(10_000_000_000u64));
+    assert_eq!(j["Update"]["HealthyDeadline"], json!(300_000_000_000u64));
+    assert!(j["Constraints"].is_null() && j["Meta"].is_null() && j["Periodic"].is_null());
+    assert_eq!(j["CreateIndex"], j["JobModifyIndex"]);
+    assert_eq!(j["TaskGroups"][0]["Count"], 1);
+    assert_eq!(j["TaskGroups"][0]["Tasks"][0]["Resources"]["MemoryMB"], 300);
+    assert_eq!(
+        j["TaskGroups"][0]["Tasks"][0]["KillTimeout"],
+        json!(5_000_000_000u64)
+    );
+
+    // §1.6 list stub shape.
+    let list = api.ok("/v1/jobs").await;
+    let stub = &list[0];
+    for k in [
+        "ID",
+        "ParentID",
+        "Name",
+        "Namespace",
+        "Datacenters",
+        "NodePool",
+        "Type",
+        "Priority",
+        "Periodic",
+        "ParameterizedJob",
+        "Stop",
+        "Status",
+        "StatusDescription",
+        "JobSummary",
+        "CreateIndex",
+        "ModifyIndex",
+        "JobModifyIndex",
+        "SubmitTime",
+    ] {
+        assert!(stub.get(k).is_some(), "stub lacks {k}: {stub}");
+    }
+    assert_eq!(stub["Periodic"], false);
+    assert!(stub.get("Meta").is_none(), "Meta omitted without meta=true");
+    let summary = &stub["JobSummary"]["Summary"]["g"];
+    for k in [
+        "Queued", "Complete", "Failed", "Running", "Starting", "Lost", "Unknown",
+    ] {
+        assert!(summary.get(k).is_some(), "summary lacks {k}");
+    }
+    // ?pretty indents.
+    let (_, pretty, _) = api.send("GET", "/v1/job/plain?pretty", None).await;
+    assert!(pretty.contains("\n  \"ID\""), "{pretty}");
+    // §1.6 prefix filter.
+    assert_eq!(api.ok("/v1/jobs?prefix=zzz").await, json!([]));
+    api.ds.shutdown().await;
+}
+
+// §1.1/§1.12: plain-text errors and Nomad's status codes.
+#[tokio::test]
+async fn errors_are_plain_text_with_nomads_status_codes() {
+    let api = Api::start().await;
+    let (s, t, h) = api.send("GET", "/v1/job/nope", None).await;
+    assert_eq!((s, t.as_str()), (404, "job not found"));
+    assert!(
+        h["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let (s, t, _) = api.send("GET", "/v1/no/such/endpoint", None).await;
+    assert_eq!((s, t.as_str()), (404, ""));
+    let (s, t, _) = api.send("PUT", "/v1/jobs", None).await;
+    assert_eq!((s, t.as_str()), (400, "Request body is empty"));
+    let (s, t, _) = api.send("PUT", "/v1/jobs", Some(json!({}))).await;
+    assert_eq!((s, t.as_str()), (400, "Job must be specified"));
+    let (s, t, _) = api
+        .send("PUT", "/v1/jobs", Some(json!({"Job": {"Name": "x"}})))
+        .await;
+    assert_eq!((s, t.as_str()), (400, "Job ID hasn't been provided"));
+    let (s, t, _) = api
+        .send("PUT", "/v1/job/other", Some(json!({"Job": web_job("x")})))
+        .await;
+    assert_eq!((s, t.as_str()), (400, "Job ID does not match name"));
+    // §1.10: volume register is PUT only.
+    let (s, t, _) = api
+        .send("POST", "/v1/volume/csi/v1", Some(json!({"Volumes": []})))
+        .await;
+    assert_eq!((s, t.as_str()), (405, "Invalid method"));
+    // §1.3: validation errors are 500 multierror text.
+    let bad = json!({"ID": "bad", "TaskGroups": [{"Name": "g", "Tasks": []}]});
+    let (s, t, _) = api.send("PUT", "/v1/jobs", Some(json!({"Job": bad}))).await;
+    assert_eq!(s, 500);
+    assert!(
+        t.starts_with("1 error occurred:\n\t* Task group g validation failed"),
+        "{t}"
+    );
+    // §1.1 bad blocking params.
+    let (s, t, _) = api.send("GET", "/v1/jobs?index=1&wait=soon", None).await;
+    assert_eq!((s, t.as_str()), (400, "Invalid wait time"));
+    let (s, t, _) = api.send("GET", "/v1/jobs?index=x", None).await;
+    assert_eq!((s, t.as_str()), (400, "Invalid index"));
+    // §1.6: unknown job: allocations [] and deployment null, delete 200 with empty EvalID.
+    assert_eq!(api.ok("/v1/job/nope/allocations").await, json!([]));
+    assert_eq!(api.ok("/v1/job/nope/deployment").await, Value::Null);
+    let (s, t, _) = api.send("DELETE", "/v1/job/nope", None).await;
+    assert_eq!(s, 200);
+    let v: Value = serde_json::from_str(&t).unwrap();
+    assert_eq!(v["EvalID"], "");
+    assert_eq!(v["JobModifyIndex"], 0);
+    let (s, t, _) = api.send("GET", "/v1/job/nope/versions", None).await;
+    assert_eq!((s, t.as_str()), (404, "job versions not found"));
+    api.ds.shutdown().await;
+}
+
+// §1.3: EnforceIndex conflicts are 500 with the exact `Enforcing job modify index` texts.
+#[tokio::test]
+async fn enforce_index_conflicts_are_500_with_exact_texts() {
+    let api = Api::start().await;
+    let (s, t, _) = api
+        .send(
+            "PUT",
+            "/v1/jobs",
+            Some(json!({"Job": web_job("e"), "EnforceIndex": true, "JobModifyIndex": 41})),
+        )
+        .await;
+    assert_eq!(
+        (s, t.as_str()),
+        (500, "Enforcing job modify index 41: job does not exist")
+    );
+    let (s, t, _) = api
+        .send(
+            "PUT",
+            "/v1/jobs",
+            Some(json!({"Job": web_job("e"), "EnforceIndex": true, "JobModifyIndex": 0})),
+        )
+        .await;
+    assert_eq!(s, 200, "{t}");
+    let jmi = api.ok("/v1/job/e").await["JobModifyIndex"]
+        .as_u64()
+        .unwrap();
+    let (s, t, _) = api
+        .send(
+            "PUT",
+            "/v1/jobs",
+            Some(json!({"Job": web_job("e"), "EnforceIndex": true, "JobModifyIndex": 0})),
+        )
+        .await;
+    assert_eq!(
+        (s, t.as_str()),
+        (500, "Enforcing job modify index 0: job already exists")
+    );
+    let (s, t, _) = api
+        .send(
+            "PUT",
+            "/v1/jobs",
+            Some(json!({"Job": web_job("e"), "EnforceIndex": true, "JobModifyIndex": jmi - 1})),
+        )
+        .await;
+    assert_eq!(s, 500);
+    assert_eq!(
+        t,
+        format!(
+            "Enforcing job modify index {}: job exists with conflicting job modify index: {jmi}",
+            jmi - 1
+        )
+    );
+    let (s, _, _) = api
+        .send(
+            "PUT",
+            "/v1/jobs",
+            Some(json!({"Job": web_job("e"), "EnforceIndex": true, "JobModifyIndex": jmi})),
+        )
+        .await;
+    assert_eq!(s, 200);
+    // §1.3 type change is 500.
+    let mut b = web_job("e");
+    b["Type"] = json!("batch");
+    let (s, t, _) = api.send("PUT", "/v1/jobs", Some(json!({"Job": b}))).await;
+    assert_eq!(
+        (s, t.as_str()),
+        (500, "cannot update job from type \"service\" to \"batch\"")
+    );
+    api.ds.shutdown().await;
+}
+
+// §1.1/§6.6: a blocked `/v1/jobs?index=N` returns when a job registers; a timeout is 200 with
+// the unchanged index.
+#[tokio::test]
+async fn blocking_job_list_wakes_on_register_and_times_out_with_same_index() {
+    let api = Api::start().await;
+    let (_, _, h) = api.send("GET", "/v1/jobs", None).await;
+    let index: u64 = h["x-nomad-index"].to_str().unwrap().parse().unwrap();
+    let started = std::time::Instant::now();
+    let (s, _, h2) = api
+        .send("GET", &format!("/v1/jobs?index={index}&wait=150ms"), None)
+        .await;
+    assert_eq!(s, 200);
+    assert!(started.elapsed() >= Duration::from_millis(140));
+    assert_eq!(h2["x-nomad-index"].to_str().unwrap(), index.to_string());
+
+    let url = api.url(&format!("/v1/jobs?index={index}&wait=5s"));
+    let http = api.http.clone();
+    let waiter = tokio::spawn(async move {
+        let r = http.get(url).send().await.unwrap();
+        let idx: u64 = r.headers()["x-nomad-index"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        (idx, r.json::<Value>().await.unwrap())
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        !waiter.is_finished(),
+        "blocking query returned before any change"
+    );
+    let started = std::time::Instant::now();
+    api.register(batch_job("wake")).await;
+    let (idx, list) = waiter.await.unwrap();
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert!(idx > index);
+    assert_eq!(list[0]["ID"], "wake");
+    api.ds.shutdown().await;
+}
+
+// §1.4/§6.2/§6.3: version bump rules.
+#[tokio::test]
+async fn version_rules_unchanged_meta_stop_purge() {
+    let api = Api::start().await;
+    let first = api.register(batch_job("v")).await;
+    let j0 = api.ok("/v1/job/v").await;
+    assert_eq!(j0["Version"], 0);
+    // Let the scheduler touch the job status (bumps ModifyIndex only).
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let again = api.register(batch_job("v")).await;
+    let j1 = api.ok("/v1/job/v").await;
+    assert_eq!(j1["Version"], 0, "unchanged re-register keeps the version");
+    assert_ne!(
+        again["EvalID"], first["EvalID"],
+        "but creates a new evaluation"
+    );
+    assert_eq!(
+        again["JobModifyIndex"], j1["ModifyIndex"],
+        "JobModifyIndex = stored ModifyIndex"
+    );
+    assert_eq!(j1["JobModifyIndex"], j0["JobModifyIndex"]);
+
+    let mut meta = batch_job("v");
+    meta["Meta"] = json!({"owner": "drover"});
+    let r = api.register(meta).await;
+    let j2 = api.ok("/v1/job/v").await;
+    assert_eq!(j2["Version"], 1, "a Meta change is a new version");
+    assert_eq!(r["JobModifyIndex"], j2["JobModifyIndex"]);
+    assert!(j2["JobModifyIndex"].as_u64() > j1["JobModifyIndex"].as_u64());
+
+    let (s, _, _) = api.send("DELETE", "/v1/job/v", None).await;
+    assert_eq!(s, 200);
+    let j3 = api.ok("/v1/job/v").await;
+    assert_eq!(j3["Version"], 2, "stop creates a version");
+    assert_eq!(j3["Stop"], true);
+    let versions = api.ok("/v1/job/v/versions?diffs=true").await;
+    let vs: Vec<u64> = versions["Versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["Version"].as_u64().unwrap())
+        .collect();
+    assert_eq!(vs, vec![2, 1, 0], "newest first");
+    assert!(versions.get("Index").is_some() && versions["Diffs"].is_array());
+    api.until("/v1/job/v", "dead after stop", |j| j["Status"] == "dead")
+        .await;
+
+    let (s, _, _) = api.send("DELETE", "/v1/job/v?purge=true", None).await;
+    assert_eq!(s, 200);
+    let (s, _) = api.get("/v1/job/v").await;
+    assert_eq!(s, 404);
+    api.ds.shutdown().await;
+}
+
+// §1.6 versions keep 6, submission by version, revert creates a version, EnforcePriorVersion.
+#[tokio::test]
+async fn versions_keep_six_and_revert_and_submission() {
+    let api = Api::start().await;
+    for i in 0..8 {
+        let mut j = batch_job("r");
+        j["Meta"] = json!({"n": i.to_string()});
+        let (s, v) = api
+            .put("/v1/jobs", json!({"Job": j, "Submission": {"Source": format!("job \"r\" {{ # {i}\n}}"), "Format": "hcl2", "VariableFlags": null, "Variables": ""}}))
+            .await;
+        assert_eq!(s, 200, "{v}");
+    }
+    let versions = api.ok("/v1/job/r/versions").await;
+    assert_eq!(versions["Versions"].as_array().unwrap().len(), 6);
+    assert_eq!(versions["Versions"][0]["Version"], 7);
+    let sub = api.ok("/v1/job/r/submission?version=6").await;
+    assert!(sub["Source"].as_str().unwrap().contains("# 6"));
+    assert_eq!(sub["Format"], "hcl2");
+    let (s, t, _) = api
+        .send(
+            "PUT",
+            "/v1/job/r/revert",
+            Some(json!({"JobID": "r", "JobVersion": 5, "EnforcePriorVersion": 6})),
+        )
+        .await;
+    assert_eq!(
+        (s, t.as_str()),
+        (500, "Current job has version 7; enforcing version 6")
+    );
+    let (s, t, _) = api
+        .send(
+            "PUT",
+            "/v1/job/r/revert",
+            Some(json!({"JobID": "r", "JobVersion": 7})),
+        )
+        .await;
+    assert_eq!((s, t.as_str()), (500, "can't revert to current version"));
+    let (s, v) = api
+        .put(
+            "/v1/job/r/revert",
+            json!({"JobID": "r", "JobVersion": 5, "EnforcePriorVersion": 7}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let j = api.ok("/v1/job/r").await;
+    assert_eq!(j["Version"], 8);
+    assert_eq!(j["Meta"]["n"], "5");
+    api.ds.shutdown().await;
+}
+
+// §1.5: plan returns DesiredTGUpdates from a dry run, JobModifyIndex 0 for a new job and the
+// current one otherwise, and persists nothing.
+#[tokio::test]
+async fn plan_annotations_and_job_modify_index() {
+    let api = Api::start().await;
+    let (s, plan) = api
+        .put("/v1/job/p/plan", json!({"Job": web_job("p"), "Diff": true}))
+        .await;
+    assert_eq!(s, 200, "{plan}");
+    assert_eq!(plan["JobModifyIndex"], 0);
+    assert_eq!(plan["Annotations"]["DesiredTGUpdates"]["web"]["Place"], 1);
+    assert!(plan["FailedTGAllocs"].is_null());
+    assert!(plan.get("Index").is_some());
+    assert_eq!(api.ok("/v1/jobs").await, json!([]), "plan persists nothing");
+
+    api.register(web_job("p")).await;
+    api.until("/v1/job/p/allocations", "alloc placed", |v| {
+        v.as_array().is_some_and(|a| a.len() == 1)
+    })
+    .await;
+    let jmi = api.ok("/v1/job/p").await["JobModifyIndex"].clone();
+    let (_, same) = api
+        .put("/v1/job/p/plan", json!({"Job": web_job("p"), "Diff": true}))
+        .await;
+    assert_eq!(same["JobModifyIndex"], jmi);
+    assert_eq!(same["Annotations"]["DesiredTGUpdates"]["web"]["Ignore"], 1);
+    assert_eq!(same["Annotations"]["DesiredTGUpdates"]["web"]["Place"], 0);
+
+    let mut image = web_job("p");
+    image["TaskGroups"][0]["Tasks"][0]["Config"]["image"] = json!("nginx:1.28");
+    let (_, destructive) = api
+        .put("/v1/job/p/plan", json!({"Job": image, "Diff": true}))
+        .await;
+    assert_eq!(
+        destructive["Annotations"]["DesiredTGUpdates"]["web"]["DestructiveUpdate"],
+        1
+    );
+
+    let mut count = web_job("p");
+    count["TaskGroups"][0]["Count"] = json!(3);
+    let (_, more) = api.put("/v1/job/p/plan", json!({"Job": count})).await;
+    assert_eq!(more["Annotations"]["DesiredTGUpdates"]["web"]["Place"], 2);
+    assert_eq!(more["Annotations"]["DesiredTGUpdates"]["web"]["Ignore"], 1);
+
+    // An unsatisfiable constraint shows up in FailedTGAllocs.
+    let mut arch = web_job("q");
+    arch["Constraints"] =
+        json!([{"LTarget": "${attr.cpu.arch}", "RTarget": "riscv", "Operand": "="}]);
+    let (_, failed) = api.put("/v1/job/q/plan", json!({"Job": arch})).await;
+    let m = &failed["FailedTGAllocs"]["web"];
+    assert_eq!(m["NodesEvaluated"], 3);
+    assert_eq!(m["ConstraintFiltered"]["${attr.cpu.arch} = riscv"], 3);
+    api.ds.shutdown().await;
+}
+
+// §1.8: a service job runs, turns healthy, its deployment succeeds and the version is stable;
+// Consul receives the services.
+#[tokio::test]
+async fn deployment_succeeds_and_allocs_become_healthy() {
+    let api = Api::start().await;
+    api.register(web_job("d")).await;
+    let d = api
+        .until("/v1/job/d/deployment", "successful deployment", |d| {
+            d["Status"] == "successful"
+        })
+        .await;
+    assert_eq!(d["StatusDescription"], "Deployment completed successfully");
+    assert_eq!(d["TaskGroups"]["web"]["HealthyAllocs"], 1);
+    assert_eq!(d["TaskGroups"]["web"]["DesiredTotal"], 1);
+    let allocs = api.ok("/v1/job/d/allocations").await;
+    let a = &allocs[0];
+    assert_eq!(a["ClientStatus"], "running");
+    assert_eq!(a["DeploymentStatus"]["Healthy"], true);
+    assert_eq!(a["TaskStates"]["server"]["State"], "running");
+    assert_eq!(a["Name"], "d.web[0]");
+    let full = api
+        .ok(&format!("/v1/allocation/{}", a["ID"].as_str().unwrap()))
+        .await;
+    assert_eq!(full["Job"]["ID"], "d");
+    let j = api
+        .until("/v1/job/d", "stable", |j| j["Stable"] == true)
+        .await;
+    assert_eq!(j["Status"], "running");
+    let summary = api.ok("/v1/job/d/summary").await;
+    assert_eq!(summary["Summary"]["web"]["Running"], 1);
+    api.ds.shutdown().await;
+}
+
+// §1.6: a failing allocation fails the deployment; auto_revert rolls back to the stable version
+// with the exact description.
+#[tokio::test]
+async fn failed_alloc_fails_deployment_and_auto_reverts() {
+    let api = Api::start().await;
+    api.register(web_job("ar")).await;
+    api.until("/v1/job/ar", "v0 stable", |j| j["Stable"] == true)
+        .await;
+    let mut v1 = web_job("ar");
+    v1["TaskGroups"][0]["Tasks"][0]["Config"]["image"] = json!("nginx:broken");
+    api.register(v1).await;
+    let allocs = api
+        .until("/v1/job/ar/allocations", "v1 alloc", |v| {
+            v.as_array()
+                .unwrap()
+                .iter()
+                .any(|a| a["JobVersion"] == 1 && a["ClientStatus"] == "running")
+        })
+        .await;
+    let id = allocs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["JobVersion"] == 1)
+        .unwrap()["ID"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    api.control(
+        &format!("/nomad/allocation/{id}/fail"),
+        json!({"task": "server"}),
+    )
+    .await;
+    let deps = api
+        .until("/v1/job/ar/deployments", "failed deployment", |v| {
+            v.as_array()
+                .unwrap()
+                .iter()
+                .any(|d| d["Status"] == "failed")
+        })
+        .await;
+    let failed = deps
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["Status"] == "failed")
+        .unwrap();
+    assert_eq!(
+        failed["StatusDescription"],
+        "Failed due to unhealthy allocations - rolling back to job version 0"
+    );
+    let j = api
+        .until("/v1/job/ar", "reverted", |j| j["Version"] == 2)
+        .await;
+    assert_eq!(
+        j["TaskGroups"][0]["Tasks"][0]["Config"]["image"],
+        "nginx:1.27"
+    );
+    let a = api.ok(&format!("/v1/allocation/{id}")).await;
+    assert_eq!(a["ClientStatus"], "failed");
+    assert_eq!(a["TaskStates"]["server"]["Failed"], true);
+    assert_eq!(a["DeploymentStatus"]["Healthy"], false);
+    api.ds.shutdown().await;
+}
+
+// Drain: allocations on the node are stopped and replaced on other nodes.
+#[tokio::test]
+async fn draining_a_node_reschedules_allocations_elsewhere() {
+    let api = Api::start().await;
+    let mut j = web_job("dr");
+    j["TaskGroups"][0]["Count"] = json!(2);
+    api.register(j).await;
+    let allocs = api
+        .until("/v1/job/dr/allocations", "2 running", |v| {
+            v.as_array()
+                .unwrap()
+                .iter()
+                .filter(|a| a["ClientStatus"] == "running")
+                .count()
+                == 2
+        })
+        .await;
+    let node = allocs[0]["NodeName"].as_str().unwrap().to_string();
+    api.control(&format!("/nomad/node/{node}/drain"), json!({}))
+        .await;
+    let after = api
+        .until("/v1/job/dr/allocations", "replacements running", |v| {
+            let live: Vec<&Value> = v
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|a| a["DesiredStatus"] == "run" && a["ClientStatus"] == "running")
+                .collect();
+            live.len() == 2 && live.iter().all(|a| a["NodeName"] != json!(node))
+        })
+        .await;
+    assert!(
+        after
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["NodeName"] == json!(node) && a["DesiredStatus"] == "stop")
+    );
+    let n = api.ok(&format!("/v1/node/{node}")).await;
+    assert_eq!(n["SchedulingEligibility"], "ineligible");
+    // Lost node: allocs become lost and are replaced.
+    let other = after
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["DesiredStatus"] == "run")
+        .unwrap()["NodeName"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    api.control(&format!("/nomad/node/{other}/lost"), json!({}))
+        .await;
+    api.until("/v1/job/dr/allocations", "lost replaced", |v| {
+        let arr = v.as_array().unwrap();
+        arr.iter().any(|a| a["ClientStatus"] == "lost")
+            && arr
+                .iter()
+                .filter(|a| a["ClientStatus"] == "running" && a["DesiredStatus"] == "run")
+                .count()
+                == 2
+    })
+    .await;
+    api.ds.shutdown().await;
+}
+
+// Batch jobs run to completion; fail-next makes the next placement fail.
+#[tokio::test]
+async fn batch_job_completes_and_fail_next_fails() {
+    let api = Api::start().await;
+    api.register(batch_job("b")).await;
+    api.until("/v1/job/b/allocations", "complete", |v| {
+        v[0]["ClientStatus"] == "complete"
+    })
+    .await;
+    let j = api
+        .until("/v1/job/b", "dead", |j| j["Status"] == "dead")
+        .await;
+    assert_eq!(j["Type"], "batch");
+    let s = api.ok("/v1/job/b/summary").await;
+    assert_eq!(s["Summary"]["run"]["Complete"], 1);
+
+    api.control("/nomad/job/bf/fail-next", json!({})).await;
+    api.register(batch_job("bf")).await;
+    let a = api
+        .until("/v1/job/bf/allocations", "failed", |v| {
+            v[0]["ClientStatus"] == "failed"
+        })
+        .await;
+    assert_eq!(a[0]["TaskStates"]["once"]["Failed"], true);
+    api.ds.shutdown().await;
+}
+
+fn volume(id: &str, plugin: &str) -> Value {
+    json!({"Volumes": [{"ID": id, "Name": id, "PluginID": plugin,
+        "RequestedCapabilities": [{"AccessMode": "single-node-writer", "AttachmentMode": "file-system"}],
+        "MountOptions": {"FSType": "ext4", "MountFlags": ["noatime"]}, "Secrets": {"k": "v"}}]})
+}
+
+fn csi_job(id: &str, vol: &str) -> Value {
+    let mut j = batch_job(id);
+    j["Type"] = json!("service");
+    j["TaskGroups"][0]["Volumes"] = json!({"data": {"Name": "data", "Type": "csi", "Source": vol,
+        "ReadOnly": false, "AccessMode": "single-node-writer", "AttachmentMode": "file-system"}});
+    j
+}
+
+// §1.10: CSI create needs a healthy controller; single-node-writer blocks a second writer;
+// deleting a claimed volume is `volume in use`; unknown deregister is 500 `volume not found: id`.
+#[tokio::test]
+async fn csi_volumes_plugins_and_claims() {
+    let api = Api::start().await;
+    assert_eq!(api.ok("/v1/volumes").await, json!([]), "no type → []");
+    let (s, v) = api
+        .put("/v1/volume/csi/data/create", volume("data", "gluster"))
+        .await;
+    assert_eq!(
+        (s, v),
+        (500, json!("no CSI plugin named: gluster could be found"))
+    );
+    api.control(
+        "/nomad/csi/plugin",
+        json!({"id": "gluster", "controller": true, "healthy": false}),
+    )
+    .await;
+    let (s, v) = api
+        .put("/v1/volume/csi/data/create", volume("data", "gluster"))
+        .await;
+    assert_eq!(
+        (s, v),
+        (500, json!("no healthy controllers for CSI plugin: gluster"))
+    );
+    api.control(
+        "/nomad/csi/plugin",
+        json!({"id": "gluster", "controller": true, "healthy": true}),
+    )
+    .await;
+    let (s, v) = api
+        .put("/v1/volume/csi/data/create", volume("data", "gluster"))
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let (s, v) = api
+        .put(
+            "/v1/volume/csi/x",
+            json!({"Volumes": [{"ID": "", "PluginID": ""}]}),
+        )
+        .await;
+    assert_eq!(s, 500);
+    assert_eq!(
+        v,
+        json!(
+            "validation: missing volume id, missing plugin id, must include at least one capability block"
+        )
+    );
+    let got = api.ok("/v1/volume/csi/data").await;
+    assert!(got["Secrets"].is_null());
+    assert_eq!(got["MountOptions"]["MountFlags"], json!(["[REDACTED]"]));
+    let list = api.ok("/v1/volumes?type=csi").await;
+    assert_eq!(list[0]["ID"], "data");
+    assert_eq!(list[0]["Schedulable"], true);
+    let plugins = api.ok("/v1/plugins?type=csi").await;
+    assert_eq!(plugins[0]["ID"], "gluster");
+    assert_eq!(plugins[0]["ControllersHealthy"], 1);
+    // Re-register with another plugin is refused.
+    let (s, v) = api
+        .put("/v1/volume/csi/data", volume("data", "other"))
+        .await;
+    assert_eq!(s, 500, "{v}");
+
+    api.register(csi_job("w1", "data")).await;
+    api.until("/v1/job/w1/allocations", "writer running", |v| {
+        v[0]["ClientStatus"] == "running"
+    })
+    .await;
+    let got = api.ok("/v1/volume/csi/data").await;
+    assert_eq!(got["WriteAllocs"].as_object().unwrap().len(), 1);
+    assert_eq!(got["Allocations"].as_array().unwrap().len(), 1);
+    api.register(csi_job("w2", "data")).await;
+    let evals = api
+        .until("/v1/job/w2/evaluations", "blocked eval", |v| {
+            v.as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["Status"] == "blocked")
+        })
+        .await;
+    let failed = evals
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| !e["FailedTGAllocs"].is_null())
+        .unwrap();
+    assert_eq!(
+        failed["FailedTGAllocs"]["run"]["ConstraintFiltered"]["CSI volume data has exhausted its available writer claims"],
+        3
+    );
+    let (s, t, _) = api.send("DELETE", "/v1/volume/csi/data", None).await;
+    assert_eq!((s, t.as_str()), (500, "volume in use: data"));
+    let (s, t, _) = api.send("DELETE", "/v1/volume/csi/ghost", None).await;
+    assert_eq!((s, t.as_str()), (500, "volume not found: ghost"));
+    // A job needing a missing volume fails placement with Nomad's metric key.
+    let (_, plan) = api
+        .put("/v1/job/m/plan", json!({"Job": csi_job("m", "missing")}))
+        .await;
+    assert_eq!(
+        plan["FailedTGAllocs"]["run"]["ConstraintFiltered"]["missing CSI Volume missing"],
+        3
+    );
+    // Stopping the writer releases the claim; the blocked job then places.
+    api.send("DELETE", "/v1/job/w1", None).await;
+    api.until("/v1/job/w2/allocations", "second writer", |v| {
+        v.as_array()
+            .is_some_and(|a| a.iter().any(|x| x["ClientStatus"] == "running"))
+    })
+    .await;
+    api.send("DELETE", "/v1/job/w2", None).await;
+    api.until("/v1/volume/csi/data", "unclaimed", |v| {
+        v["WriteAllocs"].as_object().is_some_and(|m| m.is_empty())
+    })
+    .await;
+    let (s, t, _) = api.send("DELETE", "/v1/volume/csi/data/delete", None).await;
+    assert_eq!((s, t.as_str()), (200, ""));
+    api.ds.shutdown().await;
+}
+
+// §1.11: variables CAS conflicts are 409 with the current variable; locks acquire/release.
+#[tokio::test]
+async fn variables_cas_and_locks() {
+    let api = Api::start().await;
+    let (s, t, _) = api.send("GET", "/v1/var/app/config", None).await;
+    assert_eq!((s, t.as_str()), (404, "variable not found"));
+    let (s, t, _) = api
+        .send(
+            "PUT",
+            "/v1/var/app/config",
+            Some(json!({"Path": "app/config"})),
+        )
+        .await;
+    assert_eq!(
+        (s, t.as_str()),
+        (400, "variable missing required Items object")
+    );
+    let (s, v) = api
+        .put("/v1/var/app/config?cas=0", json!({"Items": {"a": "1"}}))
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let idx = v["ModifyIndex"].as_u64().unwrap();
+    let (s, v) = api
+        .put("/v1/var/app/config?cas=0", json!({"Items": {"a": "2"}}))
+        .await;
+    assert_eq!(s, 409);
+    assert_eq!(v["Items"]["a"], "1");
+    assert_eq!(v["ModifyIndex"], idx);
+    let (s, _) = api
+        .put(
+            &format!("/v1/var/app/config?cas={idx}"),
+            json!({"Items": {"a": "2"}}),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let list = api.ok("/v1/vars?prefix=app").await;
+    assert_eq!(list[0]["Path"], "app/config");
+    assert!(list[0].get("Items").is_none());
+
+    let (s, v) = api
+        .put(
+            "/v1/var/app/lock?lock-acquire",
+            json!({"Items": {"leader": "me"}, "Lock": {"TTL": "15s"}}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["Lock"]["TTL"], "15s");
+    let lock_id = v["Lock"]["ID"].as_str().unwrap().to_string();
+    let (s, _) = api
+        .put(
+            "/v1/var/app/lock?lock-acquire",
+            json!({"Lock": {"TTL": "15s"}}),
+        )
+        .await;
+    assert_eq!(s, 409, "a held lock cannot be acquired again");
+    let (s, _) = api
+        .put("/v1/var/app/lock?lock-acquire&cas=1", json!({"Lock": {}}))
+        .await;
+    assert_eq!(s, 400);
+    let (s, v) = api
+        .put(
+            "/v1/var/app/lock?lock-renew",
+            json!({"Lock": {"ID": lock_id}}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let (s, v) = api
+        .put(
+            "/v1/var/app/lock?lock-release",
+            json!({"Lock": {"ID": "wrong"}}),
+        )
+        .await;
+    assert_eq!(s, 409, "{v}");
+    let (s, v) = api
+        .put(
+            "/v1/var/app/lock?lock-release",
+            json!({"Lock": {"ID": lock_id}}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert!(v.get("Lock").is_none());
+    let (s, t, _) = api
+        .send(
+            "PUT",
+            "/v1/var/app/lock?lock-release",
+            Some(json!({"Lock": {"ID": lock_id}})),
+        )
+        .await;
+    assert_eq!((s, t.as_str()), (409, "variable doesn't hold a lock"));
+    let (s, t, _) = api.send("DELETE", "/v1/var/app/config?cas=1", None).await;
+    assert_eq!(s, 409, "{t}");
+    let (s, t, _) = api.send("DELETE", "/v1/var/app/config", None).await;
+    assert_eq!((s, t.as_str()), (204, ""));
+    api.ds.shutdown().await;
+}
+
+// Vault templates: a task reading a secret that is missing stays pending with a Template event.
+#[tokio::test]
+async fn vault_template_waits_for_missing_secret() {
+    let api = Api::start().await;
+    let mut j = web_job("vt");
+    j["TaskGroups"][0]["Tasks"][0]["Templates"] = json!([{"DestPath": "secrets/env", "Envvars": true,
+        "EmbeddedTmpl": "{{ with secret \"nomad/default/nothere\" }}X={{ .Data.data.x }}{{ end }}"}]);
+    api.register(j).await;
+    let a = api
+        .until("/v1/job/vt/allocations", "template event", |v| {
+            v[0]["TaskStates"]["server"]["Events"]
+                .as_array()
+                .is_some_and(|e| {
+                    e.iter().any(|ev| {
+                        ev["Type"] == "Template"
+                            && ev["DisplayMessage"] == "Missing: vault.read(nomad/default/nothere)"
+                    })
+                })
+        })
+        .await;
+    assert_eq!(a[0]["ClientStatus"], "pending");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        api.ok("/v1/job/vt/allocations").await[0]["ClientStatus"],
+        "pending"
+    );
+    api.ds.shutdown().await;
+}
+
+// Status, agent, nodes, namespaces.
+#[tokio::test]
+async fn status_agent_nodes_and_namespaces() {
+    let api = Api::start().await;
+    assert_eq!(api.ok("/v1/status/leader").await, json!("127.0.0.1:4647"));
+    assert_eq!(api.ok("/v1/agent/self").await["config"]["Region"], "global");
+    assert_eq!(api.ok("/v1/regions").await, json!(["global"]));
+    let nodes = api.ok("/v1/nodes").await;
+    let names: Vec<&str> = nodes
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["Name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, vec!["hestia", "heracles", "nyx"]);
+    let hestia = api.ok("/v1/node/hestia").await;
+    assert_eq!(hestia["Attributes"]["cpu.arch"], "amd64");
+    let (s, _, _) = api
+        .send(
+            "PUT",
+            "/v1/namespace/media",
+            Some(json!({"Description": "media"})),
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(api.ok("/v1/namespace/media").await["Description"], "media");
+    let mut j = batch_job("nsjob");
+    j["Namespace"] = json!("media");
+    api.register(j).await;
+    assert_eq!(
+        api.ok("/v1/jobs").await,
+        json!([]),
+        "default namespace only"
+    );
+    let all = api.ok("/v1/jobs?namespace=*").await;
+    assert_eq!(all[0]["Namespace"], "media");
+    let (s, _) = api.get("/v1/job/nsjob?namespace=media").await;
+    assert_eq!(s, 200);
+    // arm64-only job lands on an arm64 node.
+    let mut arm = web_job("arm");
+    arm["Constraints"] =
+        json!([{"LTarget": "${attr.cpu.arch}", "RTarget": "arm64", "Operand": "="}]);
+    api.register(arm).await;
+    let a = api
+        .until("/v1/job/arm/allocations", "placed", |v| {
+            v.as_array().is_some_and(|a| !a.is_empty())
+        })
+        .await;
+    assert!(matches!(
+        a[0]["NodeName"].as_str(),
+        Some("heracles") | Some("nyx")
+    ));
+    api.ds.shutdown().await;
+}
+
+// §1.1 ACL: 403 texts, and namespace=* filters silently.
+#[tokio::test]
+async fn acl_tokens_gate_requests() {
+    let seed = drover::devstack::seed::Seed::from_yaml(
+        "namespaces: [media]\nacl_tokens:\n  - secret_id: reader\n    system: nomad\n    namespaces: [media]\n    capabilities: [read-job, list-jobs]\n",
+    )
+    .unwrap();
+    let api = Api::start_with(DevstackConfig {
+        time_scale: 0.01,
+        nomad_acl: true,
+        seed: Some(seed),
+        ..Default::default()
+    })
+    .await;
+    let root = api.ds.root_token().to_string();
+    let (s, t, _) = api.send("GET", "/v1/jobs", None).await;
+    assert_eq!((s, t.as_str()), (403, "Permission denied"));
+    let r = api
+        .http
+        .get(api.url("/v1/jobs"))
+        .header("X-Nomad-Token", "bogus")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    assert_eq!(r.text().await.unwrap(), "ACL token not found");
+    let mut j = batch_job("secret");
+    j["Namespace"] = json!("media");
+    let r = api
+        .http
+        .put(api.url("/v1/jobs"))
+        .bearer_auth(&root)
+        .json(&json!({"Job": j}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let stored = api
+        .http
+        .get(api.url("/v1/job/secret?namespace=media"))
+        .bearer_auth(&root)
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    assert!(
+        !stored["NomadTokenID"].as_str().unwrap().is_empty(),
+        "NomadTokenID is the accessor"
+    );
+    let r = api
+        .http
+        .get(api.url("/v1/jobs?namespace=*"))
+        .header("X-Nomad-Token", "reader")
+        .send()
+        .await
+        .unwrap();
+    let list: Value = r.json().await.unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    let r = api
+        .http
+        .get(api.url("/v1/jobs"))
+        .header("X-Nomad-Token", "reader")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403, "default namespace not granted");
+    let r = api
+        .http
+        .put(api.url("/v1/jobs?namespace=media"))
+        .header("X-Nomad-Token", "reader")
+        .json(&json!({"Job": batch_job("x")}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    api.ds.shutdown().await;
+}
