@@ -150,12 +150,17 @@ async fn a_job_stopped_edited_or_purged_behind_droverss_back_is_healed() {
     // Stopped through the API (nomad job stop).
     let (code, _) = env.nomad_send(Method::DELETE, "/v1/job/web", None).await;
     assert_eq!(code, 200);
-    env.wait_app("web", "healed after stop", |s| {
-        sync_of(s) == "Synced" && health_of(s) == "Healthy"
+    assert_eq!(env.job("web").await.unwrap_or_default()["Stop"], true);
+    tokio::time::timeout(common::WAIT, async {
+        while env.job("web").await.unwrap_or_default()["Stop"] != false {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     })
-    .await;
-    let job = env.job("web").await.unwrap_or_default();
-    assert_eq!(job["Stop"], false, "stop must be undone");
+    .await
+    .unwrap_or_else(|_| panic!("stop was not undone"));
+    // Stop made version 1; the heal made version 2.
+    assert_eq!(version(&env, "web").await, 2);
+    env.wait_synced_healthy("web", None).await;
 
     // Edited through the API: a new image.
     let mut edited = env.job("web").await.unwrap_or_default();
