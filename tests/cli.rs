@@ -143,6 +143,7 @@ async fn demo_shows_the_media_stack_synced_and_healthy_and_picks_up_a_commit() {
         .spawn()
         .unwrap_or_else(|e| panic!("{e}"));
     let base = format!("http://127.0.0.1:{port}");
+    drover::providers::install_crypto_provider();
     let client = reqwest::Client::new();
     let apps = |body: &serde_json::Value, want_rev: Option<&str>| -> bool {
         let list = body.as_array().cloned().unwrap_or_default();
