@@ -67,6 +67,8 @@ fn issue(
         path: path.to_string(),
         created: OffsetDateTime::now_utc(),
         ttl,
+        creation_ttl: ttl,
+        renewed: OffsetDateTime::now_utc(),
         meta,
         orphan: true,
     };
@@ -97,22 +99,23 @@ fn auth_response(t: &Token) -> Response {
 }
 
 fn lookup_json(t: &Token) -> Value {
-    let created = t.created.unix_timestamp();
-    let expire = (t.ttl > 0)
+    let now = OffsetDateTime::now_utc();
+    let expires = (t.ttl > 0)
         .then(|| {
             i64::try_from(t.ttl)
                 .ok()
-                .and_then(|secs| t.created.checked_add(time::Duration::seconds(secs)))
-                .map(super::ts)
+                .and_then(|secs| t.renewed.checked_add(time::Duration::seconds(secs)))
         })
         .flatten();
-    json!({
+    // `ttl` counts down from the last renewal; a root token (ttl 0) never expires.
+    let remaining = expires.map_or(0, |e| (e - now).whole_seconds().max(0));
+    let mut v = json!({
         "accessor": t.accessor,
-        "creation_time": created,
-        "creation_ttl": t.ttl,
+        "creation_time": t.created.unix_timestamp(),
+        "creation_ttl": t.creation_ttl,
         "display_name": t.display_name,
         "entity_id": "",
-        "expire_time": expire,
+        "expire_time": expires.map(super::ts),
         "explicit_max_ttl": 0,
         "id": t.id,
         "issue_time": super::ts(t.created),
@@ -122,9 +125,36 @@ fn lookup_json(t: &Token) -> Value {
         "path": t.path,
         "policies": t.policies,
         "renewable": t.ttl > 0,
-        "ttl": t.ttl,
+        "ttl": remaining,
         "type": "service",
-    })
+    });
+    // Vault adds `last_renewal_time` (unix seconds) once a token has been renewed.
+    if t.renewed != t.created
+        && let Some(obj) = v.as_object_mut()
+    {
+        obj.insert(
+            "last_renewal_time".into(),
+            json!(t.renewed.unix_timestamp()),
+        );
+    }
+    v
+}
+
+/// Renew a token's lease: `increment` (seconds or a duration string) or its creation TTL.
+/// `Err` is Vault's 400 for a token that cannot be renewed (root, ttl 0).
+fn renew(st: &DevState, id: &str, body: &Map<String, Value>) -> Result<Token, Box<Response>> {
+    let mut inner = st.vault.lock();
+    let Some(t) = inner.tokens.get_mut(id) else {
+        return Err(Box::new(bad("token not found")));
+    };
+    if t.creation_ttl == 0 {
+        return Err(Box::new(bad("lease is not renewable")));
+    }
+    t.ttl = ttl_of(body.get("increment"))
+        .filter(|i| *i > 0)
+        .unwrap_or(t.creation_ttl);
+    t.renewed = OffsetDateTime::now_utc();
+    Ok(t.clone())
 }
 
 fn caller(st: &DevState, req: &Req) -> Option<Token> {
@@ -166,9 +196,22 @@ pub(super) fn handle(st: &DevState, req: &Req) -> Response {
             };
         }
         ("POST" | "PUT", "auth/token/renew-self") => {
-            return match caller(st, req) {
-                Some(t) => auth_response(&t),
-                None => denied(),
+            let Some(id) = request_token(&req.headers) else {
+                return denied();
+            };
+            return match renew(st, &id, &body) {
+                Ok(t) => auth_response(&t),
+                Err(r) => *r,
+            };
+        }
+        ("POST" | "PUT", "auth/token/renew") => {
+            let id = body.get("token").and_then(Value::as_str).unwrap_or("");
+            if id.is_empty() {
+                return bad("missing token");
+            }
+            return match renew(st, id, &body) {
+                Ok(t) => auth_response(&t),
+                Err(r) => *r,
             };
         }
         ("POST" | "PUT", "auth/token/revoke-self") => {

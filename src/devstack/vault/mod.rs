@@ -81,7 +81,12 @@ pub(crate) struct Token {
     pub display_name: String,
     pub path: String,
     pub created: OffsetDateTime,
+    /// Lease length granted by the last issue or renew, in seconds (0: never expires).
     pub ttl: u64,
+    /// The TTL the token was created with (`creation_ttl`); renewals do not change it.
+    pub creation_ttl: u64,
+    /// When the current lease started: issue time, then each renewal.
+    pub renewed: OffsetDateTime,
     pub meta: Option<Map<String, Value>>,
     pub orphan: bool,
 }
@@ -113,6 +118,8 @@ pub(crate) struct Inner {
     pub policies: BTreeMap<String, (String, Vec<policy::PathRule>)>,
     pub approles: BTreeMap<String, AppRole>,
     pub jwt_roles: BTreeMap<String, JwtRole>,
+    /// Enabled auth methods, `sys/auth`: path without slashes → (type, accessor).
+    pub auth_mounts: BTreeMap<String, (String, String)>,
 }
 
 impl Inner {
@@ -154,6 +161,10 @@ impl VaultState {
         let mut inner = self.lock();
         *inner = Inner::default();
         inner.mounts.insert("secret".into(), Mount::new(2));
+        inner.auth_mounts.insert(
+            "token".into(),
+            ("token".into(), "auth_token_devstack".into()),
+        );
         inner.tokens.insert(
             config.root_token.clone(),
             Token {
@@ -164,6 +175,8 @@ impl VaultState {
                 path: "auth/token/root".into(),
                 created: OffsetDateTime::now_utc(),
                 ttl: 0,
+                creation_ttl: 0,
+                renewed: OffsetDateTime::now_utc(),
                 meta: None,
                 orphan: true,
             },
@@ -526,6 +539,12 @@ fn sys(st: &DevState, req: &Req) -> Response {
     if let Some(mount) = path.strip_prefix("sys/mounts/") {
         return sys_mount(st, req, mount);
     }
+    if path == "sys/auth" && method == "GET" {
+        return sys_auth_list(st);
+    }
+    if let Some(mount) = path.strip_prefix("sys/auth/") {
+        return sys_auth(st, req, mount);
+    }
     if let Some(target) = path.strip_prefix("sys/internal/ui/mounts/") {
         let inner = st.vault.lock();
         // Vault answers 403 rather than 404 so mounts cannot be enumerated, and also when the
@@ -652,6 +671,84 @@ fn sys_mount(st: &DevState, req: &Req, mount: &str) -> Response {
                 &[&format!("No secret engine mount at {mount}/")],
             ),
         },
+        _ => errors(StatusCode::METHOD_NOT_ALLOWED, &["unsupported operation"]),
+    }
+}
+
+fn auth_mount_json(kind: &str, accessor: &str) -> Value {
+    json!({
+        "accessor": accessor,
+        "config": {"default_lease_ttl": 0, "force_no_cache": false, "max_lease_ttl": 0, "token_type": "default-service"},
+        "description": if kind == "token" { "token based credentials" } else { "" },
+        "external_entropy_access": false,
+        "local": false,
+        "options": null,
+        "plugin_version": "",
+        "running_plugin_version": format!("v1.18.0+builtin.vault"),
+        "running_sha256": "",
+        "seal_wrap": false,
+        "type": kind,
+        "uuid": uuid::Uuid::new_v4().to_string(),
+    })
+}
+
+/// `GET sys/auth`: enabled auth methods, keyed `<path>/`, at the top level and under `data`.
+fn sys_auth_list(st: &DevState) -> Response {
+    let inner = st.vault.lock();
+    let mut mounts = Map::new();
+    for (path, (kind, accessor)) in &inner.auth_mounts {
+        mounts.insert(format!("{path}/"), auth_mount_json(kind, accessor));
+    }
+    let mut body = envelope(Value::Object(mounts.clone()), "system");
+    if let Some(obj) = body.as_object_mut() {
+        for (k, v) in mounts {
+            obj.insert(k, v);
+        }
+    }
+    ok(body)
+}
+
+/// `POST|DELETE sys/auth/<path>`: enable or disable an auth method (approle, jwt, ...).
+fn sys_auth(st: &DevState, req: &Req, mount: &str) -> Response {
+    let mount = mount.trim_matches('/').to_string();
+    let mut inner = st.vault.lock();
+    match req.method.as_str() {
+        "POST" | "PUT" => {
+            let body = match req.json() {
+                Ok(b) => b,
+                Err(r) => return *r,
+            };
+            let kind = body.get("type").and_then(Value::as_str).unwrap_or("");
+            if kind.is_empty() {
+                return errors(StatusCode::BAD_REQUEST, &["missing backend type"]);
+            }
+            if !matches!(kind, "approle" | "jwt" | "oidc" | "token" | "userpass") {
+                return errors(
+                    StatusCode::BAD_REQUEST,
+                    &[&format!("plugin not found in the catalog: {kind}")],
+                );
+            }
+            if inner.auth_mounts.contains_key(&mount) {
+                return errors(
+                    StatusCode::BAD_REQUEST,
+                    &[&format!("path is already in use at {mount}/")],
+                );
+            }
+            let accessor = format!(
+                "auth_{kind}_{}",
+                &uuid::Uuid::new_v4().simple().to_string()[..8]
+            );
+            inner
+                .auth_mounts
+                .insert(mount, (kind.to_string(), accessor));
+            no_content()
+        }
+        "DELETE" => {
+            if mount != "token" {
+                inner.auth_mounts.remove(&mount);
+            }
+            no_content()
+        }
         _ => errors(StatusCode::METHOD_NOT_ALLOWED, &["unsupported operation"]),
     }
 }
