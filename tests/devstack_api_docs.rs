@@ -1520,17 +1520,27 @@ async fn vault_kv2_patch_needs_merge_patch_content_type() {
 }
 
 #[tokio::test]
-async fn vault_kv_config_read_and_write() {
-    // https://developer.hashicorp.com/vault/api-docs/secret/kv/kv-v2 (Configure/Read KV engine configuration)
+async fn vault_kv_config_read_and_write_with_delete_version_after() {
+    // https://developer.hashicorp.com/vault/api-docs/secret/kv/kv-v2 (Configure the KV engine: sample
+    // payload max_versions 5, delete_version_after "3h25m19s"; Read KV engine configuration)
     let ds = start().await;
     let c = client();
     let (base, tok) = (ds.vault_url(), ds.root_token().to_string());
+    let r = send(
+        &c,
+        "GET",
+        format!("{base}/v1/secret/config"),
+        Some(&tok),
+        None,
+    )
+    .await;
+    assert_eq!(r.json["data"]["delete_version_after"], "0s");
     let w = send(
         &c,
         "POST",
         format!("{base}/v1/secret/config"),
         Some(&tok),
-        Some(json!({"max_versions": 5, "cas_required": false})),
+        Some(json!({"max_versions": 5, "cas_required": false, "delete_version_after": "3h25m19s"})),
     )
     .await;
     assert_eq!(w.status, StatusCode::NO_CONTENT);
@@ -1547,6 +1557,108 @@ async fn vault_kv_config_read_and_write() {
         sorted(&["cas_required", "delete_version_after", "max_versions"])
     );
     assert_eq!(r.json["data"]["max_versions"], 5);
+    assert_eq!(r.json["data"]["delete_version_after"], "3h25m19s");
+
+    // A version written now carries a deletion_time in the future and still reads as 200.
+    let wr = send(
+        &c,
+        "POST",
+        format!("{base}/v1/secret/data/timed"),
+        Some(&tok),
+        Some(json!({"data": {"a": "b"}})),
+    )
+    .await;
+    let deletion = wr.json["data"]["deletion_time"]
+        .as_str()
+        .expect("deletion_time");
+    assert!(!deletion.is_empty());
+    assert!(
+        deletion
+            > wr.json["data"]["created_time"]
+                .as_str()
+                .expect("created_time")
+    );
+    let rd = send(
+        &c,
+        "GET",
+        format!("{base}/v1/secret/data/timed"),
+        Some(&tok),
+        None,
+    )
+    .await;
+    assert_eq!(rd.status, StatusCode::OK);
+    assert_eq!(rd.json["data"]["data"]["a"], "b");
+
+    // Per-secret metadata setting, printed as a Go duration.
+    send(
+        &c,
+        "POST",
+        format!("{base}/v1/secret/metadata/timed"),
+        Some(&tok),
+        Some(json!({"delete_version_after": "90s"})),
+    )
+    .await;
+    let m = send(
+        &c,
+        "GET",
+        format!("{base}/v1/secret/metadata/timed"),
+        Some(&tok),
+        None,
+    )
+    .await;
+    assert_eq!(m.json["data"]["delete_version_after"], "1m30s");
+}
+
+#[tokio::test]
+async fn vault_kv2_subkeys_lists_key_structure_without_values() {
+    // https://developer.hashicorp.com/vault/api-docs/secret/kv/kv-v2 (Read secret subkeys)
+    let ds = start().await;
+    let c = client();
+    let (base, tok) = (ds.vault_url(), ds.root_token().to_string());
+    send(
+        &c,
+        "POST",
+        format!("{base}/v1/secret/data/nested"),
+        Some(&tok),
+        Some(json!({"data": {"foo": "abc", "bar": {"baz": "def", "quux": {"corge": "x"}}}})),
+    )
+    .await;
+    let r = send(
+        &c,
+        "GET",
+        format!("{base}/v1/secret/subkeys/nested"),
+        Some(&tok),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(
+        r.json["data"]["subkeys"],
+        json!({"foo": null, "bar": {"baz": null, "quux": {"corge": null}}})
+    );
+    assert_eq!(r.json["data"]["metadata"]["version"], 1);
+    let d1 = send(
+        &c,
+        "GET",
+        format!("{base}/v1/secret/subkeys/nested?depth=1"),
+        Some(&tok),
+        None,
+    )
+    .await;
+    assert_eq!(
+        d1.json["data"]["subkeys"],
+        json!({"foo": null, "bar": null})
+    );
+    let miss = send(
+        &c,
+        "GET",
+        format!("{base}/v1/secret/subkeys/none"),
+        Some(&tok),
+        None,
+    )
+    .await;
+    assert_eq!(miss.status, StatusCode::NOT_FOUND);
+    assert_eq!(miss.json, json!({"errors": []}));
 }
 
 // =============================================================================================
@@ -1584,6 +1696,19 @@ async fn vault_sys_mounts_lists_kv_v2_with_options() {
     }
     assert!(r.json["data"]["secret/"].is_object());
     assert!(r.json["data"]["sys/"].is_object());
+    // https://developer.hashicorp.com/vault/api-docs/system/mounts (Read mount configuration: tune)
+    let tune = send(
+        &c,
+        "GET",
+        format!("{base}/v1/sys/mounts/my-mount/tune"),
+        Some(&tok),
+        None,
+    )
+    .await;
+    assert_eq!(tune.status, StatusCode::OK);
+    assert_eq!(tune.json["data"]["options"]["version"], "2");
+    assert!(tune.json["data"]["default_lease_ttl"].is_u64());
+    assert!(tune.json["data"]["max_lease_ttl"].is_u64());
     // Enabling over an existing path is a 400.
     let dup = send(
         &c,
@@ -1814,6 +1939,18 @@ async fn vault_token_create_lookup_renew() {
     assert_eq!(me.json["data"]["creation_ttl"], 3600);
     assert!(me.json["data"]["ttl"].as_u64().expect("ttl") <= 3600);
     assert!(me.json["data"]["expire_time"].is_string());
+
+    // Lookup of an unknown token is 403 `bad token` (vault token_store.go handleLookup).
+    let unknown = send(
+        &c,
+        "POST",
+        format!("{base}/v1/auth/token/lookup"),
+        Some(&root),
+        Some(json!({"token": "hvs.nope"})),
+    )
+    .await;
+    assert_eq!(unknown.status, StatusCode::FORBIDDEN);
+    assert_eq!(unknown.json, json!({"errors": ["bad token"]}));
 
     // Lookup by body token.
     let lk = send(

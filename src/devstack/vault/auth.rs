@@ -190,9 +190,10 @@ pub(super) fn handle(st: &DevState, req: &Req) -> Response {
         ("POST" | "PUT", "auth/token/lookup") => {
             let id = body.get("token").and_then(Value::as_str).unwrap_or("");
             let found = st.vault.lock().tokens.get(id).cloned();
+            // An unknown token is 403 `bad token` (token_store.go handleLookup).
             return match found {
                 Some(t) => ok(envelope(lookup_json(&t), "token")),
-                None => bad("bad token"),
+                None => errors(StatusCode::FORBIDDEN, &["bad token"]),
             };
         }
         ("POST" | "PUT", "auth/token/renew-self") => {

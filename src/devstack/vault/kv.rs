@@ -39,6 +39,7 @@ fn is_deleted(v: &Version, now: OffsetDateTime) -> bool {
 fn write_version(mount: &mut Mount, path: &str, data: Map<String, Value>) -> Value {
     let now = OffsetDateTime::now_utc();
     let mount_max = mount.max_versions;
+    let mount_after = mount.delete_version_after;
     let secret = mount.v2.entry(path.to_string()).or_insert_with(|| Secret {
         versions: BTreeMap::new(),
         current: 0,
@@ -48,13 +49,23 @@ fn write_version(mount: &mut Mount, path: &str, data: Map<String, Value>) -> Val
         max_versions: 0,
         cas_required: false,
         custom_metadata: None,
+        delete_version_after: 0,
     });
     secret.current += 1;
     let number = secret.current;
+    // A version written under `delete_version_after` carries its future deletion time.
+    let after = match secret.delete_version_after {
+        0 => mount_after,
+        d => d,
+    };
+    let deleted = (after > 0)
+        .then(|| i64::try_from(after).ok())
+        .flatten()
+        .and_then(|secs| now.checked_add(time::Duration::seconds(secs)));
     let version = Version {
         data: Some(data),
         created: now,
-        deleted: None,
+        deleted,
         destroyed: false,
     };
     let meta = version_meta(&version, number, &secret.custom_metadata);
@@ -147,6 +158,7 @@ pub(super) fn handle(st: &DevState, req: &Req) -> Response {
     };
     match op {
         "data" if !path.is_empty() => data(mount, req, path),
+        "subkeys" if !path.is_empty() => subkeys(mount, req, path),
         "metadata" => metadata(mount, req, path),
         "delete" | "undelete" | "destroy" if !path.is_empty() => versions_op(mount, req, op, path),
         "config" if path.is_empty() => config(mount, req),
@@ -332,6 +344,94 @@ fn data(mount: &mut Mount, req: &Req, path: &str) -> Response {
     }
 }
 
+/// Seconds as Go's `time.Duration.String()` prints them (`0s`, `45s`, `1m30s`, `3h25m19s`).
+fn go_duration(secs: u64) -> String {
+    let (h, m, s) = (secs / 3600, (secs % 3600) / 60, secs % 60);
+    if h > 0 {
+        format!("{h}h{m}m{s}s")
+    } else if m > 0 {
+        format!("{m}m{s}s")
+    } else {
+        format!("{s}s")
+    }
+}
+
+/// A duration parameter: seconds as a number, or a Go duration string. `Err` is Vault's 400.
+fn duration_param(v: Option<&Value>) -> Result<Option<u64>, Box<Response>> {
+    let invalid = || {
+        Box::new(errors(
+            StatusCode::BAD_REQUEST,
+            &["error converting input for field \"delete_version_after\": time: invalid duration"],
+        ))
+    };
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => n.as_u64().map(Some).ok_or_else(invalid),
+        Some(Value::String(s)) => s
+            .parse::<u64>()
+            .ok()
+            .or_else(|| crate::devstack::clock::parse_go_duration(s).map(|d| d.as_secs()))
+            .map(Some)
+            .ok_or_else(invalid),
+        Some(_) => Err(invalid()),
+    }
+}
+
+/// The key structure of a value with the leaves replaced by `null`, `depth` levels deep
+/// (0: unlimited), as `GET <mount>/subkeys/<path>` reports it.
+fn subkey_tree(data: &Map<String, Value>, depth: u64, level: u64) -> Value {
+    Value::Object(
+        data.iter()
+            .map(|(k, v)| {
+                let child = match v {
+                    Value::Object(m) if depth == 0 || level < depth => {
+                        subkey_tree(m, depth, level + 1)
+                    }
+                    _ => Value::Null,
+                };
+                (k.clone(), child)
+            })
+            .collect(),
+    )
+}
+
+/// `GET <mount>/subkeys/<path>[?version=N&depth=D]`: key names without values.
+fn subkeys(mount: &Mount, req: &Req, path: &str) -> Response {
+    if req.method != Method::GET {
+        return errors(StatusCode::METHOD_NOT_ALLOWED, &["unsupported operation"]);
+    }
+    let Some(secret) = mount.v2.get(path) else {
+        return not_found();
+    };
+    let wanted = req
+        .params
+        .get("version")
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|v| *v > 0)
+        .unwrap_or(secret.current);
+    let depth = req
+        .params
+        .get("depth")
+        .and_then(|d| d.parse::<u64>().ok())
+        .unwrap_or(0);
+    let Some(v) = secret.versions.get(&wanted) else {
+        return not_found();
+    };
+    let meta = version_meta(v, wanted, &secret.custom_metadata);
+    match &v.data {
+        Some(d) if !v.destroyed && !is_deleted(v, OffsetDateTime::now_utc()) => ok(envelope(
+            json!({"subkeys": subkey_tree(d, depth, 1), "metadata": meta}),
+            "kv",
+        )),
+        // Like a data read: deleted or destroyed is 404 with the metadata.
+        _ => (
+            StatusCode::NOT_FOUND,
+            axum::Json(envelope(json!({"subkeys": null, "metadata": meta}), "kv")),
+        )
+            .into_response(),
+    }
+}
+
 fn cas_mismatch() -> Response {
     errors(
         StatusCode::BAD_REQUEST,
@@ -439,7 +539,7 @@ fn metadata(mount: &mut Mount, req: &Req, path: &str) -> Response {
                     "created_time": ts(secret.created),
                     "current_version": secret.current,
                     "custom_metadata": secret.custom_metadata,
-                    "delete_version_after": "0s",
+                    "delete_version_after": go_duration(secret.delete_version_after),
                     "max_versions": secret.max_versions,
                     "oldest_version": secret.oldest,
                     "updated_time": ts(secret.updated),
@@ -463,12 +563,18 @@ fn metadata(mount: &mut Mount, req: &Req, path: &str) -> Response {
                 max_versions: 0,
                 cas_required: false,
                 custom_metadata: None,
+                delete_version_after: 0,
             });
             if let Some(m) = body.get("max_versions").and_then(Value::as_u64) {
                 secret.max_versions = m;
             }
             if let Some(c) = body.get("cas_required").and_then(Value::as_bool) {
                 secret.cas_required = c;
+            }
+            match duration_param(body.get("delete_version_after")) {
+                Ok(Some(d)) => secret.delete_version_after = d,
+                Ok(None) => {}
+                Err(r) => return *r,
             }
             match body.get("custom_metadata") {
                 Some(Value::Object(m)) => secret.custom_metadata = Some(m.clone()),
@@ -496,7 +602,7 @@ fn config(mount: &mut Mount, req: &Req) -> Response {
         "GET" => ok(envelope(
             json!({
                 "cas_required": mount.cas_required,
-                "delete_version_after": "0s",
+                "delete_version_after": go_duration(mount.delete_version_after),
                 "max_versions": mount.max_versions,
             }),
             "kv",
@@ -511,6 +617,11 @@ fn config(mount: &mut Mount, req: &Req) -> Response {
             }
             if let Some(c) = body.get("cas_required").and_then(Value::as_bool) {
                 mount.cas_required = c;
+            }
+            match duration_param(body.get("delete_version_after")) {
+                Ok(Some(d)) => mount.delete_version_after = d,
+                Ok(None) => {}
+                Err(r) => return *r,
             }
             no_content()
         }

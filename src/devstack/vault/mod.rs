@@ -42,6 +42,8 @@ pub(crate) struct Secret {
     pub max_versions: u64,
     pub cas_required: bool,
     pub custom_metadata: Option<Map<String, Value>>,
+    /// `delete_version_after` in seconds; 0 defers to the mount's setting.
+    pub delete_version_after: u64,
 }
 
 /// A secrets engine mount (only KV is simulated).
@@ -53,6 +55,8 @@ pub(crate) struct Mount {
     pub description: String,
     pub cas_required: bool,
     pub max_versions: u64,
+    /// Mount-wide `delete_version_after` in seconds (0: versions are never auto-deleted).
+    pub delete_version_after: u64,
     pub v2: BTreeMap<String, Secret>,
     pub v1: BTreeMap<String, Map<String, Value>>,
 }
@@ -66,6 +70,7 @@ impl Mount {
             description: String::new(),
             cas_required: false,
             max_versions: 0,
+            delete_version_after: 0,
             v2: BTreeMap::new(),
             v1: BTreeMap::new(),
         }
@@ -536,6 +541,13 @@ fn sys(st: &DevState, req: &Req) -> Response {
         }
         _ => {}
     }
+    if let Some(mount) = path
+        .strip_prefix("sys/mounts/")
+        .and_then(|m| m.strip_suffix("/tune"))
+        && method == "GET"
+    {
+        return sys_mount_tune(st, mount);
+    }
     if let Some(mount) = path.strip_prefix("sys/mounts/") {
         return sys_mount(st, req, mount);
     }
@@ -672,6 +684,28 @@ fn sys_mount(st: &DevState, req: &Req, mount: &str) -> Response {
             ),
         },
         _ => errors(StatusCode::METHOD_NOT_ALLOWED, &["unsupported operation"]),
+    }
+}
+
+/// `GET sys/mounts/<path>/tune`: the mount's tunables, `options.version` among them.
+fn sys_mount_tune(st: &DevState, mount: &str) -> Response {
+    let inner = st.vault.lock();
+    let mount = mount.trim_matches('/');
+    match inner.mounts.get(mount) {
+        Some(m) => ok(envelope(
+            json!({
+                "default_lease_ttl": 2_764_800,
+                "max_lease_ttl": 2_764_800,
+                "force_no_cache": false,
+                "description": m.description,
+                "options": {"version": m.version.to_string()},
+            }),
+            "system",
+        )),
+        None => errors(
+            StatusCode::BAD_REQUEST,
+            &[&format!("cannot fetch sysview for path \"{mount}/\"")],
+        ),
     }
 }
 
