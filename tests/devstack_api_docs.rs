@@ -2103,3 +2103,179 @@ async fn vault_approle_role_secret_id_login() {
     assert_eq!(auths.json["data"]["approle/"]["type"], "approle");
     assert_eq!(auths.json["data"]["token/"]["type"], "token");
 }
+
+#[tokio::test]
+async fn vault_approle_role_read_list_and_secret_id_lifecycle() {
+    // https://developer.hashicorp.com/vault/api-docs/auth/approle (List roles, Read AppRole,
+    // Generate new secret ID, List secret ID accessors, Read AppRole secret ID, Destroy,
+    // Create custom AppRole secret ID)
+    let ds = start().await;
+    let c = client();
+    let (base, root) = (ds.vault_url(), ds.root_token().to_string());
+    let role = send(
+        &c,
+        "POST",
+        format!("{base}/v1/auth/approle/role/application1"),
+        Some(&root),
+        Some(json!({"token_ttl": "10m", "token_max_ttl": "15m", "token_policies": ["default"], "period": 0, "bind_secret_id": true})),
+    )
+    .await;
+    assert_eq!(role.status, StatusCode::NO_CONTENT);
+    let read = send(
+        &c,
+        "GET",
+        format!("{base}/v1/auth/approle/role/application1"),
+        Some(&root),
+        None,
+    )
+    .await;
+    assert_eq!(read.status, StatusCode::OK);
+    let d = &read.json["data"];
+    assert_eq!(d["token_ttl"], 600);
+    assert_eq!(d["token_max_ttl"], 900);
+    assert_eq!(d["token_policies"], json!(["default"]));
+    assert_eq!(d["bind_secret_id"], true);
+    assert_eq!(d["secret_id_bound_cidrs"], json!([]));
+    assert!(
+        d["secret_id_ttl"].is_u64() && d["secret_id_num_uses"].is_u64() && d["period"].is_u64()
+    );
+
+    let roles = send(
+        &c,
+        "LIST",
+        format!("{base}/v1/auth/approle/role"),
+        Some(&root),
+        None,
+    )
+    .await;
+    assert_eq!(roles.status, StatusCode::OK);
+    assert_eq!(roles.json["data"]["keys"], json!(["application1"]));
+
+    // Generate with the documented payload: ttl and num_uses are echoed.
+    let sid = send(
+        &c,
+        "POST",
+        format!("{base}/v1/auth/approle/role/application1/secret-id"),
+        Some(&root),
+        Some(json!({"metadata": "{ \"tag1\": \"production\" }", "ttl": 600, "num_uses": 2})),
+    )
+    .await;
+    assert_eq!(sid.status, StatusCode::OK);
+    assert_eq!(sid.json["data"]["secret_id_ttl"], 600);
+    assert_eq!(sid.json["data"]["secret_id_num_uses"], 2);
+    let secret_id = sid.json["data"]["secret_id"]
+        .as_str()
+        .expect("secret_id")
+        .to_string();
+    let accessor = sid.json["data"]["secret_id_accessor"]
+        .as_str()
+        .expect("accessor")
+        .to_string();
+
+    let accessors = send(
+        &c,
+        "LIST",
+        format!("{base}/v1/auth/approle/role/application1/secret-id"),
+        Some(&root),
+        None,
+    )
+    .await;
+    assert_eq!(accessors.json["data"]["keys"], json!([accessor]));
+
+    let lookup = send(
+        &c,
+        "POST",
+        format!("{base}/v1/auth/approle/role/application1/secret-id/lookup"),
+        Some(&root),
+        Some(json!({"secret_id": secret_id})),
+    )
+    .await;
+    assert_eq!(lookup.status, StatusCode::OK);
+    let l = &lookup.json["data"];
+    assert_eq!(l["metadata"], json!({"tag1": "production"}));
+    assert_eq!(l["secret_id_accessor"], json!(accessor));
+    assert_eq!(l["cidr_list"], json!([]));
+    assert_eq!(l["token_bound_cidrs"], json!([]));
+    assert!(l["creation_time"].is_string() && l["expiration_time"].is_string());
+
+    // Login: the secret ID's metadata lands on the token next to role_name; uses are counted.
+    let rid = send(
+        &c,
+        "GET",
+        format!("{base}/v1/auth/approle/role/application1/role-id"),
+        Some(&root),
+        None,
+    )
+    .await;
+    let role_id = rid.json["data"]["role_id"]
+        .as_str()
+        .expect("role_id")
+        .to_string();
+    let creds = json!({"role_id": role_id, "secret_id": secret_id});
+    let login = send(
+        &c,
+        "POST",
+        format!("{base}/v1/auth/approle/login"),
+        None,
+        Some(creds.clone()),
+    )
+    .await;
+    assert_eq!(login.status, StatusCode::OK);
+    assert_eq!(login.json["auth"]["lease_duration"], 600);
+    assert_eq!(
+        login.json["auth"]["metadata"],
+        json!({"tag1": "production", "role_name": "application1"})
+    );
+    let second = send(
+        &c,
+        "POST",
+        format!("{base}/v1/auth/approle/login"),
+        None,
+        Some(creds.clone()),
+    )
+    .await;
+    assert_eq!(second.status, StatusCode::OK);
+    let third = send(
+        &c,
+        "POST",
+        format!("{base}/v1/auth/approle/login"),
+        None,
+        Some(creds),
+    )
+    .await;
+    assert_eq!(
+        third.status,
+        StatusCode::BAD_REQUEST,
+        "num_uses 2 allows two logins"
+    );
+
+    // Custom secret ID, then destroy it.
+    let custom = send(
+        &c,
+        "POST",
+        format!("{base}/v1/auth/approle/role/application1/custom-secret-id"),
+        Some(&root),
+        Some(json!({"secret_id": "testsecretid", "ttl": 600, "num_uses": 50})),
+    )
+    .await;
+    assert_eq!(custom.json["data"]["secret_id"], "testsecretid");
+    assert_eq!(custom.json["data"]["secret_id_num_uses"], 50);
+    let destroy = send(
+        &c,
+        "POST",
+        format!("{base}/v1/auth/approle/role/application1/secret-id/destroy"),
+        Some(&root),
+        Some(json!({"secret_id": "testsecretid"})),
+    )
+    .await;
+    assert_eq!(destroy.status, StatusCode::NO_CONTENT);
+    let gone = send(
+        &c,
+        "POST",
+        format!("{base}/v1/auth/approle/login"),
+        None,
+        Some(json!({"role_id": role_id, "secret_id": "testsecretid"})),
+    )
+    .await;
+    assert_eq!(gone.status, StatusCode::BAD_REQUEST);
+}

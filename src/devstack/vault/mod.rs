@@ -102,7 +102,37 @@ pub(crate) struct AppRole {
     pub role_id: String,
     pub policies: Vec<String>,
     pub ttl: u64,
-    pub secret_ids: Vec<String>,
+    /// `token_max_ttl` in seconds (0: the system maximum).
+    pub max_ttl: u64,
+    /// Default `secret_id_ttl` (seconds) and `secret_id_num_uses` for new secret IDs.
+    pub secret_id_ttl: u64,
+    pub secret_id_num_uses: u64,
+    pub secret_ids: Vec<SecretId>,
+}
+
+/// One AppRole secret ID with its accessor and limits.
+#[derive(Debug, Clone)]
+pub(crate) struct SecretId {
+    pub id: String,
+    pub accessor: String,
+    /// Seconds until it expires (0: never).
+    pub ttl: u64,
+    /// Logins left (0: unlimited).
+    pub num_uses: u64,
+    /// Set on tokens issued with it, next to `role_name`.
+    pub metadata: Map<String, Value>,
+    pub created: OffsetDateTime,
+}
+
+impl SecretId {
+    /// Whether its TTL has run out.
+    pub fn expired(&self, now: OffsetDateTime) -> bool {
+        self.ttl > 0
+            && i64::try_from(self.ttl)
+                .ok()
+                .and_then(|t| self.created.checked_add(time::Duration::seconds(t)))
+                .is_some_and(|end| end <= now)
+    }
 }
 
 /// A JWT auth role.
