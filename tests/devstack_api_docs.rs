@@ -764,6 +764,53 @@ async fn consul_config_apply_read_list_delete_with_cas() {
 }
 
 #[tokio::test]
+async fn consul_service_defaults_read_has_server_struct_fields() {
+    // https://developer.hashicorp.com/consul/api-docs/config (Get Configuration sample: Kind, Name,
+    // Protocol, CreateIndex, ModifyIndex); agent/structs/config_entry.go: Protocol has no omitempty,
+    // the struct-valued TransparentProxy/MeshGateway/Expose encode as {}
+    let ds = start().await;
+    let c = client();
+    let base = ds.consul_url();
+    let put = send(
+        &c,
+        "PUT",
+        format!("{base}/v1/config"),
+        None,
+        Some(json!({"Kind": "service-defaults", "Name": "api"})),
+    )
+    .await;
+    assert_eq!(put.json, json!(true));
+    let get = send(
+        &c,
+        "GET",
+        format!("{base}/v1/config/service-defaults/api"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(get.json["Protocol"], "");
+    assert_eq!(get.json["TransparentProxy"], json!({}));
+    assert_eq!(get.json["MeshGateway"], json!({}));
+    assert_eq!(get.json["Expose"], json!({}));
+    assert!(get.json["CreateIndex"].is_u64() && get.json["ModifyIndex"].is_u64());
+    // omitempty fields stay out.
+    for k in [
+        "Mode",
+        "MutualTLSMode",
+        "ExternalSNI",
+        "UpstreamConfig",
+        "Destination",
+        "Meta",
+    ] {
+        assert!(
+            get.json.get(k).is_none(),
+            "{k} should be omitted: {}",
+            get.json
+        );
+    }
+}
+
+#[tokio::test]
 async fn consul_config_accepts_snake_case_and_answers_pascal_case() {
     // https://developer.hashicorp.com/consul/docs/connect/config-entries (snake_case or CamelCase keys)
     let ds = start().await;
