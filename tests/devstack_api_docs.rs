@@ -329,12 +329,32 @@ async fn consul_kv_cas_put_and_delete_answer_true_or_false() {
     )
     .await;
     assert_eq!(del_stale.json, json!(false));
+    // Unlike PUT, cas=0 never deletes an existing key.
+    let del_zero = send(
+        &c,
+        "DELETE",
+        format!("{base}/v1/kv/cas-key?cas=0"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(del_zero.json, json!(false));
     let get = send(&c, "GET", format!("{base}/v1/kv/cas-key"), None, None).await;
     let modify = get.json[0]["ModifyIndex"].as_u64().expect("ModifyIndex");
     let del = send(
         &c,
         "DELETE",
         format!("{base}/v1/kv/cas-key?cas={modify}"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(del.json, json!(true));
+    // A CAS delete of a missing key is true whatever the index (state store kvsDeleteCASTxn).
+    let del = send(
+        &c,
+        "DELETE",
+        format!("{base}/v1/kv/cas-key?cas=12345"),
         None,
         None,
     )

@@ -327,8 +327,9 @@ async fn delete_impl(st: &DevState, key: String, params: Params) -> Response {
         return text_error(StatusCode::BAD_REQUEST, "Missing key name");
     }
     if let Some(cas) = cas {
+        // kvsDeleteCASTxn: a missing key counts as deleted (true) whatever the index.
         let ok = match inner.kv.get(&key) {
-            None => cas == 0,
+            None => true,
             Some(e) => e.modify_index == cas,
         };
         if !ok {
