@@ -1485,6 +1485,48 @@ async fn vault_kv2_metadata_read_write_list_delete() {
     .await;
     assert_eq!(r.json["data"]["metadata"]["custom_metadata"]["foo"], "abc");
 
+    // Patch Metadata: merge-patch content type required; custom_metadata merges key by key.
+    let wrong = send(
+        &c,
+        "PATCH",
+        format!("{base}/v1/secret/metadata/my-secret"),
+        Some(&tok),
+        Some(json!({"max_versions": 3})),
+    )
+    .await;
+    assert_eq!(wrong.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let patch = |path: &str, body: &'static str| {
+        c.patch(format!("{base}/v1/secret/metadata/{path}"))
+            .header("X-Vault-Token", &tok)
+            .header("Content-Type", "application/merge-patch+json")
+            .body(body)
+            .send()
+    };
+    let p = patch(
+        "my-secret",
+        r#"{"max_versions": 3, "custom_metadata": {"bar": "456", "baz": "x"}}"#,
+    )
+    .await
+    .expect("patch");
+    assert_eq!(p.status(), StatusCode::NO_CONTENT);
+    let m = send(
+        &c,
+        "GET",
+        format!("{base}/v1/secret/metadata/my-secret"),
+        Some(&tok),
+        None,
+    )
+    .await;
+    assert_eq!(m.json["data"]["max_versions"], 3);
+    assert_eq!(
+        m.json["data"]["custom_metadata"],
+        json!({"foo": "abc", "bar": "456", "baz": "x"})
+    );
+    let p = patch("no-such-secret", r#"{"max_versions": 3}"#)
+        .await
+        .expect("patch");
+    assert_eq!(p.status(), StatusCode::NOT_FOUND);
+
     // List: LIST verb and GET ?list=true; folders end in `/`.
     let l = send(
         &c,
@@ -1687,7 +1729,7 @@ async fn vault_kv2_subkeys_lists_key_structure_without_values() {
         "POST",
         format!("{base}/v1/secret/data/nested"),
         Some(&tok),
-        Some(json!({"data": {"foo": "abc", "bar": {"baz": "def", "quux": {"corge": "x"}}}})),
+        Some(json!({"data": {"foo": "abc", "bar": {"baz": "def", "quux": {"corge": "x"}}, "empty": {}}})),
     )
     .await;
     let r = send(
@@ -1701,7 +1743,7 @@ async fn vault_kv2_subkeys_lists_key_structure_without_values() {
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(
         r.json["data"]["subkeys"],
-        json!({"foo": null, "bar": {"baz": null, "quux": {"corge": null}}})
+        json!({"foo": null, "bar": {"baz": null, "quux": {"corge": null}}, "empty": null})
     );
     assert_eq!(r.json["data"]["metadata"]["version"], 1);
     let d1 = send(
@@ -1714,7 +1756,7 @@ async fn vault_kv2_subkeys_lists_key_structure_without_values() {
     .await;
     assert_eq!(
         d1.json["data"]["subkeys"],
-        json!({"foo": null, "bar": null})
+        json!({"foo": null, "bar": null, "empty": null})
     );
     let miss = send(
         &c,

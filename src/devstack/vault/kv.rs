@@ -54,9 +54,11 @@ fn write_version(mount: &mut Mount, path: &str, data: Map<String, Value>) -> Val
     secret.current += 1;
     let number = secret.current;
     // A version written under `delete_version_after` carries its future deletion time.
-    let after = match secret.delete_version_after {
-        0 => mount_after,
-        d => d,
+    // The secret's setting applies, but never beyond the mount's.
+    let after = match (secret.delete_version_after, mount_after) {
+        (0, m) => m,
+        (d, 0) => d,
+        (d, m) => d.min(m),
     };
     let deleted = (after > 0)
         .then(|| i64::try_from(after).ok())
@@ -261,18 +263,8 @@ fn data(mount: &mut Mount, req: &Req, path: &str) -> Response {
             let current = existing.map_or(0, |s| s.current);
             let cas_required = mount.cas_required || existing.is_some_and(|s| s.cas_required);
             if req.method == Method::PATCH {
-                let content_type = req
-                    .headers
-                    .get(axum::http::header::CONTENT_TYPE)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("");
-                if !content_type.starts_with("application/merge-patch+json") {
-                    return errors(
-                        StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                        &[&format!(
-                            "PATCH requires Content-Type of application/merge-patch+json, provided {content_type}"
-                        )],
-                    );
+                if let Some(r) = require_merge_patch(req) {
+                    return r;
                 }
                 // Order of path_data.go pathDataPatch: data present, secret exists, CAS,
                 // then a deleted/destroyed current version answers 404 with its metadata.
@@ -384,7 +376,8 @@ fn subkey_tree(data: &Map<String, Value>, depth: u64, level: u64) -> Value {
         data.iter()
             .map(|(k, v)| {
                 let child = match v {
-                    Value::Object(m) if depth == 0 || level < depth => {
+                    // A map without subkeys is a leaf too.
+                    Value::Object(m) if !m.is_empty() && (depth == 0 || level < depth) => {
                         subkey_tree(m, depth, level + 1)
                     }
                     _ => Value::Null,
@@ -430,6 +423,24 @@ fn subkeys(mount: &Mount, req: &Req, path: &str) -> Response {
         )
             .into_response(),
     }
+}
+
+/// PATCH answers 415 unless the body is declared `application/merge-patch+json`.
+fn require_merge_patch(req: &Req) -> Option<Response> {
+    let content_type = req
+        .headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if content_type.starts_with("application/merge-patch+json") {
+        return None;
+    }
+    Some(errors(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        &[&format!(
+            "PATCH requires Content-Type of application/merge-patch+json, provided {content_type}"
+        )],
+    ))
 }
 
 fn cas_mismatch() -> Response {
@@ -553,6 +564,16 @@ fn metadata(mount: &mut Mount, req: &Req, path: &str) -> Response {
                 Ok(b) => b,
                 Err(r) => return *r,
             };
+            let patch = req.method == Method::PATCH;
+            if patch {
+                // Patch Metadata: JSON merge patch of an existing entry only.
+                if let Some(r) = require_merge_patch(req) {
+                    return r;
+                }
+                if !mount.v2.contains_key(path) {
+                    return not_found();
+                }
+            }
             let now = OffsetDateTime::now_utc();
             let secret = mount.v2.entry(path.to_string()).or_insert_with(|| Secret {
                 versions: BTreeMap::new(),
@@ -577,6 +598,11 @@ fn metadata(mount: &mut Mount, req: &Req, path: &str) -> Response {
                 Err(r) => return *r,
             }
             match body.get("custom_metadata") {
+                Some(Value::Object(m)) if patch => {
+                    let mut merged = secret.custom_metadata.clone().unwrap_or_default();
+                    merge_patch(&mut merged, m);
+                    secret.custom_metadata = Some(merged);
+                }
                 Some(Value::Object(m)) => secret.custom_metadata = Some(m.clone()),
                 Some(Value::Null) | None => {}
                 Some(_) => {
