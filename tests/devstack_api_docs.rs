@@ -2099,6 +2099,66 @@ async fn vault_token_create_lookup_renew() {
     assert_eq!(rn.json["auth"]["lease_duration"], 3600);
     assert_eq!(rn.json["auth"]["renewable"], true);
 
+    // By accessor: lookup hides the ID; renew answers an empty client_token.
+    let accessor = me.json["data"]["accessor"]
+        .as_str()
+        .expect("accessor")
+        .to_string();
+    let la = send(
+        &c,
+        "POST",
+        format!("{base}/v1/auth/token/lookup-accessor"),
+        Some(&root),
+        Some(json!({"accessor": accessor})),
+    )
+    .await;
+    assert_eq!(la.status, StatusCode::OK);
+    assert_eq!(la.json["data"]["id"], "");
+    assert_eq!(la.json["data"]["accessor"], json!(accessor));
+    let ra = send(
+        &c,
+        "POST",
+        format!("{base}/v1/auth/token/renew-accessor"),
+        Some(&root),
+        Some(json!({"accessor": accessor})),
+    )
+    .await;
+    assert_eq!(ra.status, StatusCode::OK);
+    assert_eq!(ra.json["auth"]["client_token"], "");
+    assert_eq!(ra.json["auth"]["renewable"], true);
+
+    // Revoke by body token: 204.
+    let other = send(
+        &c,
+        "POST",
+        format!("{base}/v1/auth/token/create"),
+        Some(&root),
+        Some(json!({"policies": ["web"]})),
+    )
+    .await;
+    let other = other.json["auth"]["client_token"]
+        .as_str()
+        .expect("token")
+        .to_string();
+    let rv = send(
+        &c,
+        "POST",
+        format!("{base}/v1/auth/token/revoke"),
+        Some(&root),
+        Some(json!({"token": other})),
+    )
+    .await;
+    assert_eq!(rv.status, StatusCode::NO_CONTENT);
+    let gone = send(
+        &c,
+        "GET",
+        format!("{base}/v1/auth/token/lookup-self"),
+        Some(&other),
+        None,
+    )
+    .await;
+    assert_eq!(gone.status, StatusCode::FORBIDDEN);
+
     // Revoke-self: 204, then the token is gone (403).
     let rv = send(
         &c,

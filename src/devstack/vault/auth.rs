@@ -158,6 +158,19 @@ fn renew(st: &DevState, id: &str, body: &Map<String, Value>) -> Result<Token, Bo
     Ok(t.clone())
 }
 
+/// The token an accessor belongs to.
+fn by_accessor(st: &DevState, accessor: &str) -> Option<Token> {
+    if accessor.is_empty() {
+        return None;
+    }
+    st.vault
+        .lock()
+        .tokens
+        .values()
+        .find(|t| t.accessor == accessor)
+        .cloned()
+}
+
 fn caller(st: &DevState, req: &Req) -> Option<Token> {
     let id = request_token(&req.headers)?;
     st.vault.lock().tokens.get(&id).cloned()
@@ -215,6 +228,47 @@ pub(super) fn handle(st: &DevState, req: &Req) -> Response {
                 Ok(t) => auth_response(&t),
                 Err(r) => *r,
             };
+        }
+        ("POST" | "PUT", "auth/token/lookup-accessor") => {
+            let accessor = body.get("accessor").and_then(Value::as_str).unwrap_or("");
+            return match by_accessor(st, accessor) {
+                // By accessor the token ID itself is never shown.
+                Some(t) => {
+                    let mut data = lookup_json(&t);
+                    data["id"] = json!("");
+                    ok(envelope(data, "token"))
+                }
+                None => bad("invalid accessor"),
+            };
+        }
+        ("POST" | "PUT", "auth/token/renew-accessor") => {
+            let accessor = body.get("accessor").and_then(Value::as_str).unwrap_or("");
+            let Some(t) = by_accessor(st, accessor) else {
+                return bad("invalid accessor");
+            };
+            return match renew(st, &t.id, &body) {
+                Ok(mut t) => {
+                    t.id = String::new();
+                    auth_response(&t)
+                }
+                Err(r) => *r,
+            };
+        }
+        ("POST" | "PUT", "auth/token/revoke" | "auth/token/revoke-orphan") => {
+            let id = body.get("token").and_then(Value::as_str).unwrap_or("");
+            if id.is_empty() {
+                return bad("missing token");
+            }
+            st.vault.lock().tokens.remove(id);
+            return no_content();
+        }
+        ("POST" | "PUT", "auth/token/revoke-accessor") => {
+            let accessor = body.get("accessor").and_then(Value::as_str).unwrap_or("");
+            let Some(t) = by_accessor(st, accessor) else {
+                return bad("invalid accessor");
+            };
+            st.vault.lock().tokens.remove(&t.id);
+            return no_content();
         }
         ("POST" | "PUT", "auth/token/revoke-self") => {
             if let Some(id) = request_token(&req.headers) {
