@@ -1102,6 +1102,27 @@ async fn consul_catalog_register_then_health_service_has_node_service_checks() {
     )
     .await;
     assert_eq!(tagged.json, json!([]));
+    // `tag` may repeat: an instance must carry every tag given (catalog and health).
+    for path in ["catalog/service", "health/service"] {
+        let both = send(
+            &c,
+            "GET",
+            format!("{base}/v1/{path}/redis?tag=primary&tag=v1"),
+            None,
+            None,
+        )
+        .await;
+        assert_eq!(both.json.as_array().expect("array").len(), 1, "{path}");
+        let mixed = send(
+            &c,
+            "GET",
+            format!("{base}/v1/{path}/redis?tag=primary&tag=v2"),
+            None,
+            None,
+        )
+        .await;
+        assert_eq!(mixed.json, json!([]), "{path}");
+    }
 
     let h = send(
         &c,
