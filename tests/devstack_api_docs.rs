@@ -2469,3 +2469,60 @@ async fn vault_approle_role_read_list_and_secret_id_lifecycle() {
     .await;
     assert_eq!(gone.status, StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn vault_capabilities_self_reports_per_path() {
+    // https://developer.hashicorp.com/vault/api-docs/system/capabilities-self (paths → capability lists)
+    let ds = start().await;
+    let c = client();
+    let (base, root) = (ds.vault_url(), ds.root_token().to_string());
+    let pol = send(
+        &c,
+        "PUT",
+        format!("{base}/v1/sys/policies/acl/web"),
+        Some(&root),
+        Some(
+            json!({"policy": "path \"secret/data/web/*\" { capabilities = [\"read\", \"list\"] }"}),
+        ),
+    )
+    .await;
+    assert_eq!(pol.status, StatusCode::NO_CONTENT);
+    let tok = send(
+        &c,
+        "POST",
+        format!("{base}/v1/auth/token/create"),
+        Some(&root),
+        Some(json!({"policies": ["web"]})),
+    )
+    .await;
+    let tok = tok.json["auth"]["client_token"]
+        .as_str()
+        .expect("token")
+        .to_string();
+    let caps = send(
+        &c,
+        "POST",
+        format!("{base}/v1/sys/capabilities-self"),
+        Some(&tok),
+        Some(json!({"paths": ["secret/data/web/app", "secret/data/other"]})),
+    )
+    .await;
+    assert_eq!(caps.status, StatusCode::OK, "{}", caps.text);
+    assert_eq!(
+        caps.json["data"]["secret/data/web/app"],
+        json!(["list", "read"])
+    );
+    assert_eq!(caps.json["data"]["secret/data/other"], json!(["deny"]));
+    assert_eq!(caps.json["secret/data/web/app"], json!(["list", "read"]));
+
+    let one = send(
+        &c,
+        "POST",
+        format!("{base}/v1/sys/capabilities-self"),
+        Some(&root),
+        Some(json!({"paths": ["secret/data/x"]})),
+    )
+    .await;
+    assert_eq!(one.json["capabilities"], json!(["root"]));
+    assert_eq!(one.json["secret/data/x"], json!(["root"]));
+}

@@ -353,7 +353,10 @@ fn unauthenticated(path: &str) -> bool {
 fn default_allowed(path: &str) -> bool {
     matches!(
         path,
-        "auth/token/lookup-self" | "auth/token/renew-self" | "auth/token/revoke-self"
+        "auth/token/lookup-self"
+            | "auth/token/renew-self"
+            | "auth/token/revoke-self"
+            | "sys/capabilities-self"
     )
 }
 
@@ -581,6 +584,9 @@ fn sys(st: &DevState, req: &Req) -> Response {
     if let Some(mount) = path.strip_prefix("sys/mounts/") {
         return sys_mount(st, req, mount);
     }
+    if matches!(path, "sys/capabilities-self" | "sys/capabilities") && method != "GET" {
+        return sys_capabilities(st, req, path == "sys/capabilities-self");
+    }
     if path == "sys/auth" && method == "GET" {
         return sys_auth_list(st);
     }
@@ -737,6 +743,82 @@ fn sys_mount_tune(st: &DevState, mount: &str) -> Response {
             &[&format!("cannot fetch sysview for path \"{mount}/\"")],
         ),
     }
+}
+
+/// `POST sys/capabilities-self` (the caller's token) or `sys/capabilities` (`token` in the
+/// body): the capabilities on each of `paths`, under `data` and at the top level.
+fn sys_capabilities(st: &DevState, req: &Req, own: bool) -> Response {
+    let body = match req.json() {
+        Ok(b) => b,
+        Err(r) => return *r,
+    };
+    let token_id = if own {
+        request_token(&req.headers).unwrap_or_default()
+    } else {
+        body.get("token")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    let paths: Vec<String> = match body.get("paths").or_else(|| body.get("path")) {
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(|p| p.as_str().map(str::to_string))
+            .collect(),
+        Some(Value::String(p)) => p.split(',').map(|s| s.trim().to_string()).collect(),
+        _ => Vec::new(),
+    };
+    if paths.is_empty() {
+        return errors(StatusCode::BAD_REQUEST, &["paths must be supplied"]);
+    }
+    let inner = st.vault.lock();
+    let Some(token) = inner.tokens.get(&token_id) else {
+        return errors(StatusCode::BAD_REQUEST, &["invalid token"]);
+    };
+    let root = token.policies.iter().any(|p| p == "root");
+    let rules: Vec<&policy::PathRule> = token
+        .policies
+        .iter()
+        .filter_map(|p| inner.policies.get(p))
+        .flat_map(|(_, r)| r.iter())
+        .collect();
+    let mut data = Map::new();
+    for path in &paths {
+        let caps: Vec<String> = if root {
+            vec!["root".to_string()]
+        } else {
+            let matching: Vec<&&policy::PathRule> = rules
+                .iter()
+                .filter(|r| policy::matches(&r.pattern, path.trim_start_matches('/')))
+                .collect();
+            let mut caps: Vec<String> = matching
+                .iter()
+                .flat_map(|r| r.capabilities.iter().cloned())
+                .collect();
+            caps.sort();
+            caps.dedup();
+            // No grant, or an explicit deny, reads as ["deny"].
+            if caps.is_empty() || caps.iter().any(|c| c == "deny") {
+                vec!["deny".to_string()]
+            } else {
+                caps
+            }
+        };
+        data.insert(path.clone(), json!(caps));
+    }
+    // With one path, `capabilities` repeats its list (the older single-path answer).
+    if let Some(first) = paths.first().and_then(|p| data.get(p)).cloned()
+        && paths.len() == 1
+    {
+        data.insert("capabilities".into(), first);
+    }
+    let mut out = envelope(Value::Object(data.clone()), "system");
+    if let Some(obj) = out.as_object_mut() {
+        for (k, v) in data {
+            obj.insert(k, v);
+        }
+    }
+    ok(out)
 }
 
 fn auth_mount_json(kind: &str, accessor: &str) -> Value {
