@@ -2526,3 +2526,24 @@ async fn vault_capabilities_self_reports_per_path() {
     assert_eq!(one.json["capabilities"], json!(["root"]));
     assert_eq!(one.json["secret/data/x"], json!(["root"]));
 }
+
+#[tokio::test]
+async fn consul_pretty_query_indents_json() {
+    // https://developer.hashicorp.com/consul/api-docs/api-structure (Formatted JSON Output: ?pretty)
+    let ds = start().await;
+    let c = client();
+    let base = ds.consul_url();
+    put_raw(&c, format!("{base}/v1/kv/p"), "x").await;
+    let plain = send(&c, "GET", format!("{base}/v1/kv/p"), None, None).await;
+    assert!(!plain.text.contains('\n'));
+    let pretty = send(&c, "GET", format!("{base}/v1/kv/p?pretty"), None, None).await;
+    assert_eq!(pretty.status, StatusCode::OK);
+    assert!(
+        pretty.text.starts_with("[\n    {\n        \""),
+        "{}",
+        pretty.text
+    );
+    assert!(pretty.text.ends_with("]\n"));
+    assert_eq!(pretty.json, plain.json);
+    assert!(pretty.index() >= 1);
+}
