@@ -2547,3 +2547,105 @@ async fn consul_pretty_query_indents_json() {
     assert_eq!(pretty.json, plain.json);
     assert!(pretty.index() >= 1);
 }
+
+#[tokio::test]
+async fn consul_catalog_datacenters_and_deregister_check_or_service() {
+    // https://developer.hashicorp.com/consul/api-docs/catalog (List Datacenters; Register Entity:
+    // CheckID defaults to Name; Deregister Entity: CheckID removes only that check)
+    let ds = start().await;
+    let c = client();
+    let base = ds.consul_url();
+    let dcs = send(
+        &c,
+        "GET",
+        format!("{base}/v1/catalog/datacenters"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(dcs.json, json!(["dc1"]));
+
+    let reg = send(
+        &c,
+        "PUT",
+        format!("{base}/v1/catalog/register"),
+        None,
+        Some(json!({
+            "Node": "t2.320",
+            "Address": "192.168.10.10",
+            "Service": {"ID": "redis1", "Service": "redis", "Port": 8000},
+            "Check": {"Name": "redis-alive", "Status": "passing", "ServiceID": "redis1"}
+        })),
+    )
+    .await;
+    assert_eq!(reg.json, json!(true));
+    let checks = send(
+        &c,
+        "GET",
+        format!("{base}/v1/health/checks/redis"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(checks.json[0]["CheckID"], "redis-alive");
+
+    let dereg = send(
+        &c,
+        "PUT",
+        format!("{base}/v1/catalog/deregister"),
+        None,
+        Some(json!({"Datacenter": "dc1", "Node": "t2.320", "CheckID": "redis-alive"})),
+    )
+    .await;
+    assert_eq!(dereg.json, json!(true));
+    let checks = send(
+        &c,
+        "GET",
+        format!("{base}/v1/health/checks/redis"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(checks.json, json!([]));
+    let svc = send(
+        &c,
+        "GET",
+        format!("{base}/v1/catalog/service/redis"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(
+        svc.json.as_array().expect("array").len(),
+        1,
+        "the service stays"
+    );
+
+    let dereg = send(
+        &c,
+        "PUT",
+        format!("{base}/v1/catalog/deregister"),
+        None,
+        Some(json!({"Node": "t2.320", "ServiceID": "redis1"})),
+    )
+    .await;
+    assert_eq!(dereg.json, json!(true));
+    let svc = send(
+        &c,
+        "GET",
+        format!("{base}/v1/catalog/service/redis"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(svc.json, json!([]));
+    let nodes = send(&c, "GET", format!("{base}/v1/catalog/nodes"), None, None).await;
+    assert!(
+        nodes
+            .json
+            .as_array()
+            .expect("array")
+            .iter()
+            .any(|n| n["Node"] == "t2.320")
+    );
+}

@@ -467,8 +467,12 @@ pub(super) async fn register(State(st): St, body: axum::body::Bytes) -> Response
             let status = Some(str_field(&c, "Status"))
                 .filter(|s| !s.is_empty())
                 .unwrap_or_else(|| "critical".into());
+            // CheckID defaults to the check's Name.
+            let check_id = Some(str_field(&c, "CheckID"))
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| str_field(&c, "Name"));
             checks.push(ServiceCheck {
-                check_id: str_field(&c, "CheckID"),
+                check_id,
                 name: str_field(&c, "Name"),
                 check_type: str_field(&c, "Type"),
                 status,
@@ -536,9 +540,23 @@ pub(super) async fn deregister(State(st): St, body: axum::body::Bytes) -> Respon
         return text_error(StatusCode::BAD_REQUEST, "Must provide node");
     }
     let service_id = str_field(&v, "ServiceID");
+    let check_id = str_field(&v, "CheckID");
     let mut inner = st.consul.lock();
     let idx = st.consul.index.bump();
-    if service_id.is_empty() {
+    if !check_id.is_empty() && service_id.is_empty() {
+        // Only that check goes; the node and its services stay.
+        for svc in inner
+            .services
+            .values_mut()
+            .filter(|s| s.instance.node == node)
+        {
+            let before = svc.instance.checks.len();
+            svc.instance.checks.retain(|c| c.check_id != check_id);
+            if svc.instance.checks.len() != before {
+                svc.modify_index = idx;
+            }
+        }
+    } else if service_id.is_empty() {
         if node != AGENT_NODE {
             inner.nodes.remove(&node);
             inner.services.retain(|_, s| s.instance.node != node);
@@ -577,6 +595,11 @@ pub(super) async fn agent_self(State(st): St) -> Response {
         "xDS": {},
     }))
     .into_response()
+}
+
+/// `GET /v1/catalog/datacenters`: the one simulated datacenter.
+pub(super) async fn datacenters() -> Response {
+    Json([DATACENTER]).into_response()
 }
 
 pub(super) async fn leader() -> Response {

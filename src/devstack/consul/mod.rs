@@ -344,6 +344,7 @@ impl ConsulState {
 /// The `/v1/...` routes of the Consul API.
 pub fn router() -> Router<Arc<DevState>> {
     Router::new()
+        .route("/v1/catalog/datacenters", get(catalog::datacenters))
         .route("/v1/catalog/services", get(catalog::services))
         .route("/v1/catalog/service/{name}", get(catalog::service))
         .route("/v1/catalog/nodes", get(catalog::nodes))
