@@ -564,6 +564,57 @@ async fn deployment_succeeds_and_allocs_become_healthy() {
     assert_eq!(j["Status"], "running");
     let summary = api.ok("/v1/job/d/summary").await;
     assert_eq!(summary["Summary"]["web"]["Running"], 1);
+
+    // Consul follows the allocation (checked when the devstack Consul serves its catalog).
+    let consul = format!("{}/v1/health/service/d-web", api.ds.consul_url());
+    let mut entries = Value::Null;
+    for _ in 0..200 {
+        let r = api.http.get(&consul).send().await.unwrap();
+        if r.status().as_u16() == 404 {
+            break; // Consul API not served in this build.
+        }
+        entries = r.json().await.unwrap();
+        let passing = entries[0]["Checks"].as_array().is_some_and(|c| {
+            c.iter()
+                .filter(|c| c["ServiceID"] != "")
+                .all(|c| c["Status"] == "passing")
+        });
+        if passing {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    if !entries.is_null() {
+        let svc = &entries[0]["Service"];
+        let alloc_id = a["ID"].as_str().unwrap();
+        assert_eq!(
+            svc["ID"],
+            format!("_nomad-task-{alloc_id}-group-web-d-web-http")
+        );
+        assert_eq!(svc["Tags"], json!(["traefik.enable=true"]));
+        assert_eq!(svc["Meta"]["external-source"], "nomad");
+        assert_eq!(entries[0]["Node"]["Node"], a["NodeName"]);
+        // Stopping the job removes the instance.
+        api.send("DELETE", "/v1/job/d", None).await;
+        let mut gone = false;
+        for _ in 0..200 {
+            let v: Value = api
+                .http
+                .get(&consul)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if v == json!([]) {
+                gone = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(gone, "service deregistered after stop");
+    }
     api.ds.shutdown().await;
 }
 
@@ -959,7 +1010,7 @@ async fn vault_template_waits_for_missing_secret() {
     let mut j = web_job("vt");
     j["TaskGroups"][0]["Tasks"][0]["Templates"] = json!([{"DestPath": "secrets/env", "Envvars": true,
         "EmbeddedTmpl": "{{ with secret \"nomad/default/nothere\" }}X={{ .Data.data.x }}{{ end }}"}]);
-    api.register(j).await;
+    api.register(j.clone()).await;
     let a = api
         .until("/v1/job/vt/allocations", "template event", |v| {
             v[0]["TaskStates"]["server"]["Events"]
@@ -977,6 +1028,27 @@ async fn vault_template_waits_for_missing_secret() {
     assert_eq!(
         api.ok("/v1/job/vt/allocations").await[0]["ClientStatus"],
         "pending"
+    );
+
+    // update.healthy_deadline: the waiting alloc turns unhealthy and fails the deployment;
+    // with no stable version there is nothing to revert to.
+    let mut short = web_job("vd");
+    short["TaskGroups"][0]["Tasks"][0]["Templates"] =
+        j["TaskGroups"][0]["Tasks"][0]["Templates"].clone();
+    short["TaskGroups"][0]["Update"]["HealthyDeadline"] = json!(5_000_000_000u64);
+    api.register(short).await;
+    let d = api
+        .until("/v1/job/vd/deployment", "failed", |d| {
+            d["Status"] == "failed"
+        })
+        .await;
+    assert_eq!(
+        d["StatusDescription"],
+        "Failed due to unhealthy allocations - no stable job version to auto revert to"
+    );
+    assert_eq!(
+        api.ok("/v1/job/vd/allocations").await[0]["DeploymentStatus"]["Healthy"],
+        false
     );
     api.ds.shutdown().await;
 }

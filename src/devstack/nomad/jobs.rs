@@ -502,7 +502,7 @@ pub(crate) async fn register(st: &Arc<DevState>, req: &Req, url_id: Option<&str>
     Ok(write_reply(req, up.index, &register_response(&up)))
 }
 
-/// `PreserveCounts`: keep the live counts of existing groups.
+/// `PreserveCounts`: groups with a `scaling` block keep their current count.
 fn preserve(old: &Value, job: &mut Value) {
     let counts: Vec<(String, Value)> = old["TaskGroups"]
         .as_array()
@@ -513,6 +513,9 @@ fn preserve(old: &Value, job: &mut Value) {
     if let Some(groups) = job["TaskGroups"].as_array_mut() {
         for g in groups {
             let name = s(g, "Name").to_string();
+            if g.get("Scaling").is_none_or(|x| x.is_null()) {
+                continue;
+            }
             if let Some((_, c)) = counts.iter().find(|(n, _)| *n == name) {
                 g["Count"] = c.clone();
             }

@@ -1053,6 +1053,7 @@ fn process_eval(state: &Arc<DevState>, inner: &mut Inner, eval_id: &str, now: In
                     memory,
                     ports,
                     claims,
+                    placed_at: now,
                     ready_at: None,
                     running_at: None,
                     fail_on_start: fail_next,
@@ -1327,6 +1328,18 @@ fn advance_allocs(
                     changed = true;
                 }
             }
+        }
+        // update.healthy_deadline: an allocation of a deployment that is not healthy in time
+        // (e.g. a template still waiting for Vault) is marked unhealthy.
+        let deadline = dur(&group["Update"], "HealthyDeadline");
+        if a.healthy.is_none()
+            && !a.deployment_id.is_empty()
+            && !deadline.is_zero()
+            && now > a.placed_at + cfg.scaled(deadline)
+        {
+            a.healthy = Some(false);
+            a.health_time = Some(now_rfc3339());
+            changed = true;
         }
         if a.client_status == "running" && !a.consul_registered && a.job_type == "service" {
             let address = nodes.get(&a.node_id).cloned().unwrap_or_default();
