@@ -1108,6 +1108,76 @@ async fn status_agent_nodes_and_namespaces() {
     api.ds.shutdown().await;
 }
 
+// Node drain/eligibility over the HTTP API, and job scaling (a scale re-registers the job).
+#[tokio::test]
+async fn node_drain_api_and_job_scale() {
+    let api = Api::start().await;
+    let nyx = api.ok("/v1/node/nyx").await;
+    let id = nyx["ID"].as_str().unwrap().to_string();
+    let (s, v) = api
+        .put(
+            &format!("/v1/node/{id}/drain"),
+            json!({"DrainSpec": {"Deadline": 3_600_000_000_000u64}}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert!(v["NodeModifyIndex"].as_u64().unwrap() > 0);
+    let n = api
+        .until(&format!("/v1/node/{id}"), "drain done", |n| {
+            n["Drain"] == false
+        })
+        .await;
+    assert_eq!(n["SchedulingEligibility"], "ineligible");
+    let (s, _) = api
+        .put(
+            &format!("/v1/node/{id}/eligibility"),
+            json!({"Eligibility": "eligible"}),
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        api.ok("/v1/node/nyx").await["SchedulingEligibility"],
+        "eligible"
+    );
+    let (s, t, _) = api
+        .send(
+            "PUT",
+            &format!("/v1/node/{id}/eligibility"),
+            Some(json!({"Eligibility": "maybe"})),
+        )
+        .await;
+    assert_eq!(s, 400, "{t}");
+
+    let mut j = web_job("sc");
+    j["TaskGroups"][0]["Scaling"] = json!({"Min": 1, "Max": 5, "Enabled": true});
+    api.register(j.clone()).await;
+    let (s, v) = api
+        .put(
+            "/v1/job/sc/scale",
+            json!({"Count": 3, "Target": {"Group": "web"}}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let job = api.ok("/v1/job/sc").await;
+    assert_eq!(job["Version"], 1);
+    assert_eq!(job["TaskGroups"][0]["Count"], 3);
+    api.until("/v1/job/sc/allocations", "3 allocs", |v| {
+        v.as_array().is_some_and(|a| a.len() == 3)
+    })
+    .await;
+    let st = api.ok("/v1/job/sc/scale").await;
+    assert_eq!(st["TaskGroups"]["web"]["Desired"], 3);
+    // PreserveCounts keeps the scaled count of a group with a scaling block.
+    let mut again = j.clone();
+    again["Meta"] = json!({"x": "y"});
+    let (s, _) = api
+        .put("/v1/jobs", json!({"Job": again, "PreserveCounts": true}))
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(api.ok("/v1/job/sc").await["TaskGroups"][0]["Count"], 3);
+    api.ds.shutdown().await;
+}
+
 // §1.1 ACL: 403 texts, and namespace=* filters silently.
 #[tokio::test]
 async fn acl_tokens_gate_requests() {
