@@ -541,6 +541,8 @@ struct GroupPlan {
     inplace: Vec<String>,
     ignore: Vec<String>,
     destructive: Vec<String>,
+    /// Destructive updates held back by `update.max_parallel` (reported as Ignore).
+    deferred: Vec<String>,
     migrate: u64,
 }
 
@@ -632,6 +634,26 @@ fn reconcile(
                 UpdateKind::Destructive => {
                     plan.destructive.push(a.id.clone());
                 }
+            }
+        }
+        // Rolling update: at most `max_parallel` replacements in flight (not yet healthy).
+        let max_parallel = g["Update"]["MaxParallel"].as_u64().unwrap_or(0);
+        if s(job, "Type") == "service" && max_parallel > 0 {
+            let in_flight = allocs
+                .iter()
+                .filter(|a| {
+                    a.task_group == gname
+                        && !a.terminal()
+                        && !a.previous_allocation.is_empty()
+                        && a.healthy != Some(true)
+                        && a.job["Version"] == job["Version"]
+                        && a.job["JobModifyIndex"] == job["JobModifyIndex"]
+                })
+                .count() as u64;
+            let room = max_parallel.saturating_sub(in_flight) as usize;
+            if plan.destructive.len() > room {
+                let held = plan.destructive.split_off(room);
+                plan.deferred.extend(held);
             }
         }
         let mut next = 0u64;
@@ -738,7 +760,7 @@ pub(crate) fn dry_run(
         }
         desired.insert(
             gname.clone(),
-            json!({"Ignore": p.ignore.len(), "Place": p.place.len(), "Migrate": p.migrate,
+            json!({"Ignore": p.ignore.len() + p.deferred.len(), "Place": p.place.len(), "Migrate": p.migrate,
                 "Stop": p.stop.len(), "InPlaceUpdate": p.inplace.len(),
                 "DestructiveUpdate": p.destructive.len(), "Canary": 0, "Preemptions": 0,
                 "Disconnect": 0, "Reconnect": 0, "RescheduleNow": 0, "RescheduleLater": 0}),
@@ -1632,6 +1654,17 @@ fn update_deployments(state: &Arc<DevState>, inner: &mut Inner, now: Instant) {
         let done = groups.values().all(|g| g.healthy >= g.desired_total);
         if !(counts_changed || unhealthy || deadline || done) {
             continue;
+        }
+        if progressed && !done && !unhealthy {
+            // The deployment watcher asks for the next batch of a rolling update.
+            let key = (d.namespace.clone(), d.job_id.clone());
+            if let Some(job) = inner.jobs.get(&key).map(|e| e.job.clone()) {
+                let index = nomad.write(inner, &["evals"]);
+                let eid = jobs::create_eval(inner, index, &job, "deployment-watcher", 0);
+                if let Some(e) = inner.evals.get_mut(&eid) {
+                    e.deployment_id = d.id.clone();
+                }
+            }
         }
         let index = nomad.write(inner, &["deployment"]);
         if let Some(dm) = inner.deployments.get_mut(&id) {
