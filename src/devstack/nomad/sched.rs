@@ -79,6 +79,7 @@ pub(crate) fn step(state: &Arc<DevState>) {
         update_deployments(state, &mut inner, now);
         finish_drains(nomad, &mut inner);
         update_job_statuses(nomad, &mut inner);
+        garbage_collect(nomad, &mut inner);
     }
     for a in actions {
         match a {
@@ -90,6 +91,52 @@ pub(crate) fn step(state: &Arc<DevState>) {
             ConsulAction::Deregister(id) => state.consul.deregister_alloc(&id),
             ConsulAction::Checks(id, status) => state.consul.set_alloc_checks(&id, status),
         }
+    }
+}
+
+/// Terminal allocations and finished evaluations kept per job (Nomad GCs them over time).
+const KEEP_TERMINAL: usize = 20;
+
+/// Keep memory bounded in a long-running devstack: drop the oldest terminal allocations and
+/// finished evaluations beyond [`KEEP_TERMINAL`] per job.
+fn garbage_collect(nomad: &NomadState, inner: &mut Inner) {
+    let mut allocs: BTreeMap<(String, String), Vec<(u64, String)>> = BTreeMap::new();
+    for a in inner.allocs.values().filter(|a| a.terminal() && !a.consul_registered) {
+        allocs
+            .entry((a.namespace.clone(), a.job_id.clone()))
+            .or_default()
+            .push((a.modify_index, a.id.clone()));
+    }
+    let mut evals: BTreeMap<(String, String), Vec<(u64, String)>> = BTreeMap::new();
+    for e in inner
+        .evals
+        .values()
+        .filter(|e| matches!(e.status.as_str(), "complete" | "failed" | "canceled"))
+    {
+        evals
+            .entry((e.namespace.clone(), e.job_id.clone()))
+            .or_default()
+            .push((e.modify_index, e.id.clone()));
+    }
+    let excess = |m: BTreeMap<(String, String), Vec<(u64, String)>>| -> Vec<String> {
+        m.into_values()
+            .flat_map(|mut v| {
+                v.sort();
+                let n = v.len().saturating_sub(KEEP_TERMINAL);
+                v.into_iter().take(n).map(|(_, id)| id).collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    let (old_allocs, old_evals) = (excess(allocs), excess(evals));
+    if old_allocs.is_empty() && old_evals.is_empty() {
+        return;
+    }
+    nomad.write(inner, &["allocs", "evals", "job_summary"]);
+    for id in old_allocs {
+        inner.allocs.remove(&id);
+    }
+    for id in old_evals {
+        inner.evals.remove(&id);
     }
 }
 
