@@ -1235,6 +1235,58 @@ async fn node_drain_api_and_job_scale() {
     api.ds.shutdown().await;
 }
 
+// Garbage input is answered with an error status, never a dropped connection.
+#[tokio::test]
+async fn garbage_bodies_get_error_statuses() {
+    let api = Api::start().await;
+    let bodies = [
+        (
+            "PUT",
+            "/v1/jobs",
+            json!({"Job": {"ID": "g", "TaskGroups": [1, "x", null]}}),
+        ),
+        (
+            "PUT",
+            "/v1/jobs",
+            json!({"Job": {"ID": "g", "TaskGroups": {"a": 1}}}),
+        ),
+        ("PUT", "/v1/jobs", json!({"Job": "nope"})),
+        (
+            "PUT",
+            "/v1/job/g/plan",
+            json!({"Job": {"ID": "g", "TaskGroups": [{"Tasks": [7]}]}}),
+        ),
+        ("PUT", "/v1/volume/csi/x", json!({"Volumes": [1, null]})),
+        ("PUT", "/v1/volume/csi/x/create", json!({"Volumes": "x"})),
+        ("PUT", "/v1/var/a", json!({"Items": [1, 2]})),
+        (
+            "PUT",
+            "/v1/var/a?lock-acquire",
+            json!({"Lock": {"TTL": "soon"}}),
+        ),
+        ("PUT", "/v1/job/g/revert", json!({"JobID": 5})),
+        ("PUT", "/v1/job/g/scale", json!({"Count": "x"})),
+        ("PUT", "/v1/node/hestia/drain", json!({"DrainSpec": 3})),
+        ("PUT", "/v1/jobs/parse", json!({"JobHCL": 12})),
+    ];
+    for (m, path, body) in bodies {
+        let (s, t, _) = api.send(m, path, Some(body)).await;
+        assert!((400..600).contains(&s) || s == 200, "{m} {path}: {s} {t}");
+    }
+    let (s, _, _) = api.send("PUT", "/v1/jobs", Some(json!("[[["))).await;
+    assert_eq!(s, 400);
+    let (s, t, _) = api.send("PUT", "/v1/jobs", None).await;
+    assert_eq!((s, t.as_str()), (400, "Request body is empty"));
+    assert_eq!(api.ok("/v1/status/leader").await, json!("127.0.0.1:4647"));
+    // The scheduler survived whatever was admitted.
+    api.register(batch_job("after")).await;
+    api.until("/v1/job/after/allocations", "complete", |v| {
+        v[0]["ClientStatus"] == "complete"
+    })
+    .await;
+    api.ds.shutdown().await;
+}
+
 // §1.1 ACL: 403 texts, and namespace=* filters silently.
 #[tokio::test]
 async fn acl_tokens_gate_requests() {

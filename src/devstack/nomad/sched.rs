@@ -54,7 +54,11 @@ pub(crate) fn spawn(state: Arc<DevState>) {
                     state.consul.register_node(&name, &address, &dc);
                 }
             }
-            step(&state);
+            // A bug must not silently stop the simulated cluster: log and keep ticking.
+            let stepped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| step(&state)));
+            if stepped.is_err() {
+                tracing::error!("devstack nomad scheduler step panicked");
+            }
         }
     });
 }
@@ -101,7 +105,11 @@ const KEEP_TERMINAL: usize = 20;
 /// finished evaluations beyond [`KEEP_TERMINAL`] per job.
 fn garbage_collect(nomad: &NomadState, inner: &mut Inner) {
     let mut allocs: BTreeMap<(String, String), Vec<(u64, String)>> = BTreeMap::new();
-    for a in inner.allocs.values().filter(|a| a.terminal() && !a.consul_registered) {
+    for a in inner
+        .allocs
+        .values()
+        .filter(|a| a.terminal() && !a.consul_registered)
+    {
         allocs
             .entry((a.namespace.clone(), a.job_id.clone()))
             .or_default()
