@@ -1287,6 +1287,31 @@ async fn garbage_bodies_get_error_statuses() {
     api.ds.shutdown().await;
 }
 
+// `POST /v1/validate/job` answers 200 with the validation errors in the body.
+#[tokio::test]
+async fn validate_job_endpoint_reports_errors_in_body() {
+    let api = Api::start().await;
+    let (s, ok) = api
+        .put("/v1/validate/job", json!({"Job": web_job("ok")}))
+        .await;
+    assert_eq!(s, 200, "{ok}");
+    assert_eq!(ok["Error"], "");
+    assert!(ok["ValidationErrors"].is_null());
+    let bad = json!({"ID": "bad", "TaskGroups": [{"Name": "g", "Tasks": []}]});
+    let (s, v) = api.put("/v1/validate/job", json!({"Job": bad})).await;
+    assert_eq!(s, 200);
+    assert!(
+        v["Error"]
+            .as_str()
+            .unwrap()
+            .contains("Task group g validation failed"),
+        "{v}"
+    );
+    assert!(!v["ValidationErrors"].as_array().unwrap().is_empty());
+    assert_eq!(api.ok("/v1/jobs").await, json!([]));
+    api.ds.shutdown().await;
+}
+
 // §1.1 ACL: 403 texts, and namespace=* filters silently.
 #[tokio::test]
 async fn acl_tokens_gate_requests() {

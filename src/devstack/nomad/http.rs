@@ -461,6 +461,7 @@ async fn route(st: &Arc<DevState>, req: &Req) -> ApiResult {
         ["job", id, "scale"] if put => jobs::scale(st, req, id).await,
         ["job", id, "evaluate"] if put => jobs::evaluate(st, req, id).await,
         ["job", _, _] => Err(ApiError::method()),
+        ["validate", "job"] if put => jobs::validate(st, req).await,
         ["deployments"] if get => misc::deployments(st, req).await,
         ["deployment", id] if get => misc::deployment(st, req, id).await,
         ["deployment", "fail", id] if put => misc::deployment_fail(st, req, id).await,

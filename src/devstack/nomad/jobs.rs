@@ -834,15 +834,23 @@ pub(crate) async fn allocations(st: &Arc<DevState>, req: &Req, id: &str) -> ApiR
     let ns = req.namespace();
     require(st, req, &ns, "read-job")?;
     let id = id.to_string();
+    let all = req.flag("all");
     blocking(
         st,
         req,
         |i| i.table_index(&["allocs"]),
         |inner, _| {
+            // Without `all`, only allocations of the current job instance (not of a purged job
+            // with the same ID).
+            let create = inner
+                .jobs
+                .get(&(ns.clone(), id.clone()))
+                .map(|e| e.job["CreateIndex"].clone());
             let list: Vec<Value> = inner
                 .allocs
                 .values()
                 .filter(|a| a.namespace == ns && a.job_id == id)
+                .filter(|a| all || create.as_ref().is_none_or(|c| a.job["CreateIndex"] == *c))
                 .map(misc::alloc_stub)
                 .collect();
             Ok(Value::Array(list))
@@ -1045,4 +1053,37 @@ pub(crate) async fn evaluate(st: &Arc<DevState>, req: &Req, id: &str) -> ApiResu
 /// How allocations of `group` follow a job change (job meta changes are destructive too).
 pub(crate) fn group_update_kind(old_job: &Value, new_job: &Value, group: &str) -> UpdateKind {
     super::diff::job_group_update_kind(old_job, new_job, group)
+}
+
+/// `PUT|POST /v1/validate/job`: admission and validation without registering; 200 with the
+/// errors in the body.
+pub(crate) async fn validate(st: &Arc<DevState>, req: &Req) -> ApiResult {
+    let body = req.json()?;
+    let mut job = match field(&body, "Job") {
+        Some(j) if j.is_object() => j.clone(),
+        _ => return Err(ApiError::bad("Job must be specified")),
+    };
+    let ns = pick_namespace(req, &body, &job);
+    let c = super::http::caller(st, req)?;
+    if !(c.can(&ns, "read-job") || c.can(&ns, "submit-job")) {
+        return Err(ApiError::forbidden("Permission denied"));
+    }
+    let region = pick_region(req, &body, &job);
+    let (errors, text) = match admit(&mut job, &region, &ns) {
+        Ok(()) => (Vec::new(), String::new()),
+        Err(e) => {
+            let list: Vec<String> = e
+                .msg
+                .lines()
+                .filter_map(|l| l.strip_prefix("\t* "))
+                .map(String::from)
+                .collect();
+            (list, e.msg)
+        }
+    };
+    let index = st.nomad.clock.current();
+    let out = json!({"DriverConfigValidated": true,
+        "ValidationErrors": if errors.is_empty() { Value::Null } else { json!(errors) },
+        "Error": text, "Warnings": ""});
+    Ok(write_reply(req, index, &out))
 }
