@@ -1316,7 +1316,7 @@ async fn validate_job_endpoint_reports_errors_in_body() {
 #[tokio::test]
 async fn acl_tokens_gate_requests() {
     let seed = drover::devstack::seed::Seed::from_yaml(
-        "namespaces: [media]\nacl_tokens:\n  - secret_id: reader\n    system: nomad\n    namespaces: [media]\n    capabilities: [read-job, list-jobs]\n",
+        "namespaces: [media]\nacl_tokens:\n  - secret_id: reader\n    system: nomad\n    namespaces: [media]\n    capabilities: [read-job, list-jobs]\n  - secret_id: ops\n    system: nomad\n    management: true\n",
     )
     .unwrap();
     let api = Api::start_with(DevstackConfig {
@@ -1389,6 +1389,44 @@ async fn acl_tokens_gate_requests() {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 403);
+    // §1.4: an identical job registered with another token is a new version (NomadTokenID).
+    let reg = |token: &'static str| {
+        let api = &api;
+        async move {
+            let mut j = batch_job("tok");
+            j["Namespace"] = json!("media");
+            let r = api
+                .http
+                .put(api.url("/v1/jobs"))
+                .header("X-Nomad-Token", token)
+                .json(&json!({"Job": j}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status().as_u16(), 200);
+        }
+    };
+    let version = |token: String| {
+        let api = &api;
+        async move {
+            api.http
+                .get(api.url("/v1/job/tok?namespace=media"))
+                .header("X-Nomad-Token", token)
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()["Version"]
+                .clone()
+        }
+    };
+    reg("ops").await;
+    reg("ops").await;
+    assert_eq!(version(root.clone()).await, 0);
+    let root_static: &'static str = Box::leak(root.clone().into_boxed_str());
+    reg(root_static).await;
+    assert_eq!(version(root.clone()).await, 1);
     api.ds.shutdown().await;
 }
 

@@ -314,9 +314,8 @@ pub(crate) fn caller(st: &DevState, req: &Req) -> Result<Caller, ApiError> {
     let token = req.token();
     let known = token.as_ref().and_then(|t| inner.tokens.get(t)).cloned();
     if !st.config.nomad_acl {
-        return Ok(Caller::Management(
-            known.map(|t| t.accessor_id).unwrap_or_default(),
-        ));
+        // With ACLs disabled no token is resolved, so jobs get no NomadTokenID.
+        return Ok(Caller::Management(String::new()));
     }
     match (token, known) {
         (None, _) => Ok(Caller::Anonymous),
