@@ -568,6 +568,8 @@ async fn deployment_succeeds_and_allocs_become_healthy() {
     assert_eq!(j["Status"], "running");
     let summary = api.ok("/v1/job/d/summary").await;
     assert_eq!(summary["Summary"]["web"]["Running"], 1);
+    // §1.1: the summary moves with allocation churn.
+    assert!(summary["ModifyIndex"].as_u64() > summary["CreateIndex"].as_u64());
 
     // Consul follows the allocation (checked when the devstack Consul serves its catalog).
     let consul = format!("{}/v1/health/service/d-web", api.ds.consul_url());

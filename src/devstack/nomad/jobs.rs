@@ -58,9 +58,16 @@ pub(crate) fn summary_json(inner: &Inner, e: &JobEntry) -> Value {
                 "Running": counts[2], "Starting": counts[1], "Lost": counts[5], "Unknown": counts[6]}),
         );
     }
+    // The summary changes whenever one of the job's allocations does.
+    let modify = inner
+        .allocs
+        .values()
+        .filter(|a| a.namespace == ns && a.job_id == id)
+        .map(|a| a.modify_index)
+        .fold(e.summary_index, u64::max);
     json!({"JobID": id, "Namespace": ns, "Summary": groups,
         "Children": {"Pending": 0, "Running": 0, "Dead": 0},
-        "CreateIndex": e.summary_create, "ModifyIndex": e.summary_index})
+        "CreateIndex": e.summary_create, "ModifyIndex": modify})
 }
 
 fn stub(inner: &Inner, e: &JobEntry, with_meta_field: bool) -> Value {
