@@ -1314,6 +1314,61 @@ async fn validate_job_endpoint_reports_errors_in_body() {
     api.ds.shutdown().await;
 }
 
+// §1.3 namespace precedence (query, body, job) and region mapping; §1.6 `meta=true` stubs.
+#[tokio::test]
+async fn register_namespace_precedence_and_meta_stubs() {
+    let api = Api::start().await;
+    for ns in ["a", "b", "c"] {
+        let (s, _, _) = api
+            .send("PUT", &format!("/v1/namespace/{ns}"), Some(json!({})))
+            .await;
+        assert_eq!(s, 200);
+    }
+    let mut j = batch_job("prec");
+    j["Namespace"] = json!("c");
+    j["Region"] = json!("global");
+    j["Meta"] = json!({"drover.owner": "app"});
+    let (s, v) = api
+        .put(
+            "/v1/jobs?namespace=a",
+            json!({"Job": j.clone(), "Namespace": "b"}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let got = api.ok("/v1/job/prec?namespace=a").await;
+    assert_eq!(
+        got["Namespace"], "a",
+        "query namespace wins and overwrites the job's"
+    );
+    assert_eq!(got["Region"], "global");
+    let (s, _) = api
+        .put("/v1/jobs", json!({"Job": j.clone(), "Namespace": "b"}))
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(api.ok("/v1/job/prec?namespace=b").await["Namespace"], "b");
+    let (s, _) = api.put("/v1/jobs", json!({"Job": j})).await;
+    assert_eq!(s, 200);
+    assert_eq!(api.ok("/v1/job/prec?namespace=c").await["Namespace"], "c");
+    let stubs = api.ok("/v1/jobs?namespace=*&meta=true").await;
+    assert_eq!(stubs.as_array().unwrap().len(), 3);
+    assert!(
+        stubs
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["Meta"]["drover.owner"] == "app")
+    );
+    let (s, t, _) = api
+        .send(
+            "PUT",
+            "/v1/jobs?namespace=nope",
+            Some(json!({"Job": batch_job("x")})),
+        )
+        .await;
+    assert_eq!(s, 500, "{t}");
+    api.ds.shutdown().await;
+}
+
 // §1.1 ACL: 403 texts, and namespace=* filters silently.
 #[tokio::test]
 async fn acl_tokens_gate_requests() {
