@@ -525,7 +525,10 @@ async fn plan_annotations_and_job_modify_index() {
     count["TaskGroups"][0]["Count"] = json!(3);
     let (_, more) = api.put("/v1/job/p/plan", json!({"Job": count})).await;
     assert_eq!(more["Annotations"]["DesiredTGUpdates"]["web"]["Place"], 2);
-    assert_eq!(more["Annotations"]["DesiredTGUpdates"]["web"]["Ignore"], 1);
+    assert_eq!(
+        more["Annotations"]["DesiredTGUpdates"]["web"]["InPlaceUpdate"],
+        1
+    );
 
     // An unsatisfiable constraint shows up in FailedTGAllocs.
     let mut arch = web_job("q");
@@ -1602,7 +1605,7 @@ async fn plan_diff_types_and_annotations_on_real_jobspec() {
     let p = plan(count).await;
     let tg = &p["Diff"]["TaskGroups"][0];
     assert_eq!(tg["Updates"]["create"], 2);
-    assert_eq!(tg["Updates"]["ignore"], 1);
+    assert_eq!(tg["Updates"]["in-place update"], 1);
     let count_field = tg["Fields"]
         .as_array()
         .unwrap()

@@ -684,8 +684,9 @@ fn reconcile(
                 continue;
             }
             match jobs::group_update_kind(&a.job, job, &gname) {
-                UpdateKind::Ignore => plan.ignore.push(a.id.clone()),
-                UpdateKind::InPlace => plan.inplace.push(a.id.clone()),
+                // A new JobModifyIndex always touches the alloc: in place unless destructive
+                // (scheduler genericAllocUpdateFn; a count change shows `in-place update`).
+                UpdateKind::Ignore | UpdateKind::InPlace => plan.inplace.push(a.id.clone()),
                 UpdateKind::Destructive => {
                     plan.destructive.push(a.id.clone());
                 }
