@@ -596,7 +596,8 @@ struct GroupPlan {
     inplace: Vec<String>,
     ignore: Vec<String>,
     destructive: Vec<String>,
-    /// Destructive updates held back by `update.max_parallel` (reported as Ignore).
+    /// Reported as Ignore and left untouched: destructive updates held back by
+    /// `update.max_parallel`, and completed batch allocations.
     deferred: Vec<String>,
     migrate: u64,
 }
@@ -668,6 +669,7 @@ fn reconcile(
         for a in &completed {
             used.insert(name_index(&a.name));
             kept += 1;
+            plan.deferred.push(a.id.clone());
         }
         for a in live {
             let idx = name_index(&a.name);
