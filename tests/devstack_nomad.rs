@@ -799,7 +799,8 @@ async fn draining_a_node_reschedules_allocations_elsewhere() {
         .await;
     api.until("/v1/job/dr/allocations", "lost replaced", |v| {
         let arr = v.as_array().unwrap();
-        arr.iter().any(|a| a["ClientStatus"] == "lost")
+        arr.iter()
+            .any(|a| a["ClientStatus"] == "lost" && a["DesiredStatus"] == "stop")
             && arr
                 .iter()
                 .filter(|a| a["ClientStatus"] == "running" && a["DesiredStatus"] == "run")

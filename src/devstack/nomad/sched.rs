@@ -1834,6 +1834,7 @@ pub(crate) fn lose_node(nomad: &NomadState, inner: &mut Inner, idx: usize) -> u6
     for a in inner.allocs.values_mut() {
         if a.node_id == node_id && !a.terminal() {
             a.client_status = "lost".to_string();
+            a.desired_status = "stop".to_string();
             a.client_description = "alloc is lost since its node is down".to_string();
             a.desired_description = "alloc is lost since its node is down".to_string();
             for ts in a.task_states.values_mut() {
