@@ -1130,7 +1130,7 @@ async fn status_agent_nodes_and_namespaces() {
         .iter()
         .map(|n| n["Name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, vec!["hestia", "heracles", "nyx"]);
+    assert_eq!(names, vec!["Hestia", "Heracles", "Nyx"]);
     let hestia = api.ok("/v1/node/hestia").await;
     assert_eq!(hestia["Attributes"]["cpu.arch"], "amd64");
     let (s, _, _) = api
@@ -1166,7 +1166,7 @@ async fn status_agent_nodes_and_namespaces() {
         .await;
     assert!(matches!(
         a[0]["NodeName"].as_str(),
-        Some("heracles") | Some("nyx")
+        Some("Heracles") | Some("Nyx")
     ));
     api.ds.shutdown().await;
 }
@@ -1803,5 +1803,227 @@ async fn every_brmartin_jobspec_parses_and_registers() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     assert!(count >= 25, "only {count} jobspecs");
+    api.ds.shutdown().await;
+}
+
+/// Every jobspec file of the user's modules (volume specs aside), as (path, HCL).
+fn module_jobspecs() -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut dirs: Vec<_> = std::fs::read_dir(MODULES)
+        .unwrap()
+        .map(|d| d.unwrap().path())
+        .collect();
+    dirs.sort();
+    for dir in dirs {
+        let Ok(files) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        let mut files: Vec<_> = files.map(|f| f.unwrap().path()).collect();
+        files.sort();
+        for f in files {
+            let name = f.file_name().unwrap().to_string_lossy().to_string();
+            if name.ends_with(".hcl") && !name.starts_with("volume-") {
+                out.push((
+                    f.display().to_string(),
+                    std::fs::read_to_string(&f).unwrap(),
+                ));
+            }
+        }
+    }
+    out
+}
+
+fn captures(re: &str, text: &str) -> Vec<String> {
+    regex::Regex::new(re)
+        .unwrap()
+        .captures_iter(text)
+        .map(|c| c[1].to_string())
+        .collect()
+}
+
+// The issue's bar: every jobspec of the user's repository parses, registers, plans and runs to
+// healthy — with its CSI volumes created, its Vault secrets and Nomad variables present (a
+// template waits for missing ones), on nodes named like the user's (jobs pin `Hestia`).
+#[tokio::test]
+async fn every_brmartin_jobspec_runs_to_healthy() {
+    let specs = module_jobspecs();
+    let mut secrets: Vec<String> = specs
+        .iter()
+        .flat_map(|(_, h)| captures(r#"secret\s+"([^"]+)""#, h))
+        .collect();
+    secrets.sort();
+    secrets.dedup();
+    let mut seed = String::from(
+        "nodes:\n  - {name: Hestia, arch: amd64, cpu_mhz: 200000, memory_mb: 524288}\n  - {name: Heracles, arch: arm64, cpu_mhz: 200000, memory_mb: 524288}\n  - {name: Nyx, arch: arm64, cpu_mhz: 200000, memory_mb: 524288}\ncsi_plugins:\n  - {id: glusterfs}\nvault_mounts:\n  - {path: nomad, version: 2}\nvault_secrets:\n",
+    );
+    for p in &secrets {
+        let rest = p.trim_start_matches("nomad/");
+        let rest = rest.strip_prefix("data/").unwrap_or(rest);
+        seed.push_str(&format!(
+            "  - {{mount: nomad, path: \"{rest}\", data: {{KEY: value}}}}\n"
+        ));
+    }
+    let api = Api::start_with(DevstackConfig {
+        time_scale: 0.01,
+        seed: Some(drover::devstack::seed::Seed::from_yaml(&seed).unwrap()),
+        ..Default::default()
+    })
+    .await;
+    let vault_ready = secrets
+        .iter()
+        .all(|p| api.ds.state().vault.template_read(p).is_some());
+    let mut jobs: Vec<(String, Value, bool)> = Vec::new();
+    let mut volumes_made = std::collections::BTreeSet::new();
+    for (path, hcl) in &specs {
+        let job = api.parse(hcl).await;
+        let ns = job["Namespace"].as_str().unwrap_or("default").to_string();
+        let id = job["ID"].as_str().unwrap().to_string();
+        if ns != "default" {
+            let (s, _, _) = api
+                .send("PUT", &format!("/v1/namespace/{ns}"), Some(json!({})))
+                .await;
+            assert_eq!(s, 200);
+        }
+        for g in job["TaskGroups"].as_array().unwrap() {
+            for v in g["Volumes"]
+                .as_object()
+                .into_iter()
+                .flat_map(|m| m.values())
+            {
+                if v["Type"] != "csi" {
+                    continue;
+                }
+                let src = v["Source"].as_str().unwrap().to_string();
+                if !volumes_made.insert((ns.clone(), src.clone())) {
+                    continue;
+                }
+                let mode = v["AccessMode"]
+                    .as_str()
+                    .filter(|m| !m.is_empty())
+                    .unwrap_or("single-node-writer");
+                let attach = v["AttachmentMode"]
+                    .as_str()
+                    .filter(|m| !m.is_empty())
+                    .unwrap_or("file-system");
+                let (s, r) = api
+                    .put(
+                        &format!("/v1/volume/csi/{src}/create?namespace={ns}"),
+                        json!({"Volumes": [{"ID": src, "Name": src, "PluginID": "glusterfs",
+                            "RequestedCapabilities": [{"AccessMode": mode, "AttachmentMode": attach}]}]}),
+                    )
+                    .await;
+                assert_eq!(s, 200, "{path}: volume {src}: {r}");
+            }
+        }
+        for var in captures(r#"nomadVar\s+"([^"@]+)""#, hcl) {
+            let (s, r) = api
+                .put(
+                    &format!("/v1/var/{var}?namespace={ns}"),
+                    json!({"Items": {"KEY": "value"}}),
+                )
+                .await;
+            assert_eq!(s, 200, "{path}: var {var}: {r}");
+        }
+        let (s, plan) = api
+            .put(
+                &format!("/v1/job/{id}/plan?namespace={ns}"),
+                json!({"Job": job, "Diff": true}),
+            )
+            .await;
+        assert_eq!(s, 200, "{path}: plan {plan}");
+        let key = format!("{id}?namespace={ns}");
+        // Two files may define the same job (dummy/): the later one updates it.
+        let seen = jobs.iter().any(|(k, _, _)| *k == key);
+        assert_eq!(
+            plan["Diff"]["Type"],
+            if seen { "Edited" } else { "Added" },
+            "{path}"
+        );
+        assert!(
+            plan["FailedTGAllocs"].is_null(),
+            "{path}: {}",
+            plan["FailedTGAllocs"]
+        );
+        let (s, r) = api
+            .put(&format!("/v1/jobs?namespace={ns}"), json!({"Job": job}))
+            .await;
+        assert_eq!(s, 200, "{path}: register {r}");
+        let waits_on_vault = hcl.contains("secret \"") && !vault_ready;
+        jobs.retain(|(k, _, _)| *k != key);
+        jobs.push((key, job, waits_on_vault));
+    }
+    for (q, job, waits_on_vault) in &jobs {
+        let id = q.split('?').next().unwrap();
+        let ns_q = &q[id.len()..];
+        let periodic = !job["Periodic"].is_null() || !job["ParameterizedJob"].is_null();
+        if periodic {
+            api.until(&format!("/v1/job/{q}"), "periodic running", |j| {
+                j["Status"] == "running"
+            })
+            .await;
+            continue;
+        }
+        if *waits_on_vault {
+            api.until(
+                &format!("/v1/job/{id}/allocations{ns_q}"),
+                "waiting on Vault",
+                |v| {
+                    v.as_array().is_some_and(|a| {
+                        a.iter()
+                            .any(|x| x.to_string().contains("Missing: vault.read("))
+                    })
+                },
+            )
+            .await;
+            continue;
+        }
+        match job["Type"].as_str().unwrap() {
+            "batch" => {
+                api.until(
+                    &format!("/v1/job/{id}/allocations{ns_q}"),
+                    "batch complete",
+                    |v| {
+                        v.as_array().is_some_and(|a| {
+                            !a.is_empty() && a.iter().all(|x| x["ClientStatus"] == "complete")
+                        })
+                    },
+                )
+                .await;
+            }
+            "system" => {
+                api.until(
+                    &format!("/v1/job/{id}/allocations{ns_q}"),
+                    "system running",
+                    |v| {
+                        v.as_array().is_some_and(|a| {
+                            !a.is_empty() && a.iter().all(|x| x["ClientStatus"] == "running")
+                        })
+                    },
+                )
+                .await;
+            }
+            _ => {
+                api.until(
+                    &format!("/v1/job/{id}/deployment{ns_q}"),
+                    "deployment successful",
+                    |d| d["Status"] == "successful",
+                )
+                .await;
+                let allocs = api.ok(&format!("/v1/job/{id}/allocations{ns_q}")).await;
+                for a in allocs
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|a| a["DesiredStatus"] == "run")
+                {
+                    assert_eq!(a["DeploymentStatus"]["Healthy"], true, "{id}");
+                    for (task, ts) in a["TaskStates"].as_object().unwrap() {
+                        assert_eq!(ts["Failed"], false, "{id}/{task}");
+                    }
+                }
+            }
+        }
+    }
+    assert!(jobs.len() >= 25, "only {} jobspecs", jobs.len());
     api.ds.shutdown().await;
 }

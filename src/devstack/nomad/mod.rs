@@ -300,11 +300,16 @@ impl Inner {
             .max(1)
     }
 
-    /// Find a node by ID, ID prefix or name.
+    /// Find a node by ID, name, ID prefix or (for convenience) case-insensitive name.
     pub fn node_index(&self, key: &str) -> Option<usize> {
         self.nodes
             .iter()
             .position(|n| n.id == key || n.name == key)
+            .or_else(|| {
+                self.nodes
+                    .iter()
+                    .position(|n| n.name.eq_ignore_ascii_case(key))
+            })
             .or_else(|| {
                 let matches: Vec<usize> = self
                     .nodes
@@ -445,8 +450,10 @@ impl NomadState {
     }
 }
 
+/// The user's cluster: node names as Nomad reports them (jobs constrain
+/// `${node.unique.name} = Hestia`).
 fn default_nodes() -> Vec<super::seed::SeedNode> {
-    [("hestia", "amd64"), ("heracles", "arm64"), ("nyx", "arm64")]
+    [("Hestia", "amd64"), ("Heracles", "arm64"), ("Nyx", "arm64")]
         .into_iter()
         .map(|(name, arch)| super::seed::SeedNode {
             name: name.to_string(),

@@ -245,6 +245,18 @@ fn resolve(target: &str, node: &super::Node) -> Option<String> {
         "node.pool" => Some(node.pool.clone()),
         "attr.unique.network.ip-address" => Some(node.address.clone()),
         "attr.driver.docker" => Some("1".to_string()),
+        // What a client with Consul, Vault and Nomad service discovery fingerprints.
+        "attr.nomad.service_discovery" | "attr.consul.connect" => Some("true".to_string()),
+        "attr.nomad.version" => Some("1.10.0".to_string()),
+        "attr.consul.version" => Some("1.20.0".to_string()),
+        "attr.consul.grpc" => Some("8502".to_string()),
+        "attr.vault.version" => Some("1.18.0".to_string()),
+        "attr.os.signals" => Some(
+            "SIGABRT,SIGALRM,SIGBUS,SIGCHLD,SIGCONT,SIGFPE,SIGHUP,SIGILL,SIGINT,SIGIO,SIGIOT,\
+             SIGKILL,SIGPIPE,SIGPROF,SIGQUIT,SIGSEGV,SIGSTOP,SIGSYS,SIGTERM,SIGTRAP,SIGTSTP,\
+             SIGTTIN,SIGTTOU,SIGURG,SIGUSR1,SIGUSR2,SIGVTALRM,SIGWINCH,SIGXCPU,SIGXFSZ"
+                .to_string(),
+        ),
         other => other
             .strip_prefix("meta.")
             .and_then(|k| node.meta.get(k).cloned()),
@@ -1281,6 +1293,20 @@ pub(crate) fn template_secrets(template: &str) -> Vec<String> {
         .collect()
 }
 
+/// Nomad variable paths a template reads with `{{ with nomadVar "p" }}` (an `@ns` suffix
+/// names another namespace).
+pub(crate) fn template_nomad_vars(template: &str) -> Vec<(String, Option<String>)> {
+    let Ok(re) = regex::Regex::new(r#"nomadVar\s+"([^"@]+)(?:@([^".]+)[^"]*)?""#) else {
+        return Vec::new();
+    };
+    re.captures_iter(template)
+        .filter_map(|c| {
+            let path = c.get(1)?.as_str().to_string();
+            Some((path, c.get(2).map(|m| m.as_str().to_string())))
+        })
+        .collect()
+}
+
 fn alloc_group(a: &Alloc) -> Value {
     arr(&a.job, "TaskGroups")
         .into_iter()
@@ -1297,6 +1323,7 @@ fn advance_allocs(
     let cfg = &state.config;
     let nomad = &state.nomad;
     let ids: Vec<String> = inner.allocs.keys().cloned().collect();
+    let var_keys: BTreeSet<(String, String)> = inner.vars.keys().cloned().collect();
     let mut changed_any = false;
     let mut failure_evals: Vec<(String, String, Duration)> = Vec::new();
     let nodes: BTreeMap<String, String> = inner
@@ -1319,12 +1346,24 @@ fn advance_allocs(
         let mut changed = false;
         if a.ready_at.is_none() {
             // Templates wait for their Vault secrets.
+            // (task, event message) for every dependency a template still waits on.
             let mut missing: Vec<(String, String)> = Vec::new();
             for t in arr(&group, "Tasks") {
+                let task = s(&t, "Name").to_string();
                 for tpl in arr(&t, "Templates") {
-                    for p in template_secrets(s(&tpl, "EmbeddedTmpl")) {
+                    let body = s(&tpl, "EmbeddedTmpl");
+                    for p in template_secrets(body) {
                         if state.vault.template_read(&p).is_none() {
-                            missing.push((s(&t, "Name").to_string(), p));
+                            missing.push((task.clone(), format!("Missing: vault.read({p})")));
+                        }
+                    }
+                    for (p, ns) in template_nomad_vars(body) {
+                        let ns = ns.unwrap_or_else(|| a.namespace.clone());
+                        if !var_keys.contains(&(ns.clone(), p.clone())) {
+                            missing.push((
+                                task.clone(),
+                                format!("Missing: nomad.var.block({p}@{ns}.{})", super::REGION),
+                            ));
                         }
                     }
                 }
@@ -1337,8 +1376,7 @@ fn advance_allocs(
                 }
                 changed = true;
             } else {
-                for (task, p) in missing {
-                    let msg = format!("Missing: vault.read({p})");
+                for (task, msg) in missing {
                     if let Some(ts) = a.task_states.get_mut(&task)
                         && !ts.events.iter().any(|e| e["DisplayMessage"] == json!(msg))
                     {
@@ -1926,6 +1964,18 @@ mod tests {
         assert_eq!(
             template_secrets("{{ with secret \"nomad/default/overseerr\" }}x{{ end }}"),
             vec!["nomad/default/overseerr".to_string()]
+        );
+    }
+
+    #[test]
+    fn template_nomad_var_paths_are_found() {
+        assert_eq!(
+            template_nomad_vars("{{ with nomadVar \"nomad/jobs/n8n/n8n/n8n\" }}{{ .x }}{{ end }}"),
+            vec![("nomad/jobs/n8n/n8n/n8n".to_string(), None)]
+        );
+        assert_eq!(
+            template_nomad_vars("{{ with nomadVar \"a/b@ops.global\" }}{{ end }}"),
+            vec![("a/b".to_string(), Some("ops".to_string()))]
         );
     }
 
