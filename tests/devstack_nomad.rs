@@ -1063,6 +1063,41 @@ async fn variables_cas_and_locks() {
     assert_eq!(s, 409, "{t}");
     let (s, t, _) = api.send("DELETE", "/v1/var/app/config", None).await;
     assert_eq!((s, t.as_str()), (204, ""));
+
+    // §1.11 a lock whose TTL (scaled) runs out without renewal is released.
+    let (s, v) = api
+        .put(
+            "/v1/var/app/ttl?lock-acquire",
+            json!({"Items": {"a": "b"}, "Lock": {"TTL": "10s"}}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let (s, _) = api
+        .put(
+            "/v1/var/app/ttl?lock-acquire",
+            json!({"Lock": {"TTL": "10s"}}),
+        )
+        .await;
+    assert_eq!(s, 409);
+    api.until("/v1/var/app/ttl", "lock expired", |v| {
+        v.get("Lock").is_none()
+    })
+    .await;
+    let (s, v) = api
+        .put(
+            "/v1/var/app/ttl?lock-acquire",
+            json!({"Lock": {"TTL": "10s"}}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let (s, t, _) = api
+        .send(
+            "PUT",
+            "/v1/var/app/ttl?lock-acquire",
+            Some(json!({"Lock": {"TTL": "1s"}})),
+        )
+        .await;
+    assert_eq!(s, 400, "TTL below 10s: {t}");
     api.ds.shutdown().await;
 }
 
