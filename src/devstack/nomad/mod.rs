@@ -388,7 +388,7 @@ impl NomadState {
                 address: n
                     .address
                     .clone()
-                    .unwrap_or_else(|| format!("10.0.0.{}", i + 10)),
+                    .unwrap_or_else(|| format!("10.0.0.{}", i + 1)),
                 status: "ready".to_string(),
                 eligible: true,
                 drain: false,
