@@ -564,6 +564,57 @@ async fn deployment_succeeds_and_allocs_become_healthy() {
     assert_eq!(j["Status"], "running");
     let summary = api.ok("/v1/job/d/summary").await;
     assert_eq!(summary["Summary"]["web"]["Running"], 1);
+
+    // Consul follows the allocation (checked when the devstack Consul serves its catalog).
+    let consul = format!("{}/v1/health/service/d-web", api.ds.consul_url());
+    let mut entries = Value::Null;
+    for _ in 0..200 {
+        let r = api.http.get(&consul).send().await.unwrap();
+        if r.status().as_u16() == 404 {
+            break; // Consul API not served in this build.
+        }
+        entries = r.json().await.unwrap();
+        let passing = entries[0]["Checks"].as_array().is_some_and(|c| {
+            c.iter()
+                .filter(|c| c["ServiceID"] != "")
+                .all(|c| c["Status"] == "passing")
+        });
+        if passing {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    if !entries.is_null() {
+        let svc = &entries[0]["Service"];
+        let alloc_id = a["ID"].as_str().unwrap();
+        assert_eq!(
+            svc["ID"],
+            format!("_nomad-task-{alloc_id}-group-web-d-web-http")
+        );
+        assert_eq!(svc["Tags"], json!(["traefik.enable=true"]));
+        assert_eq!(svc["Meta"]["external-source"], "nomad");
+        assert_eq!(entries[0]["Node"]["Node"], a["NodeName"]);
+        // Stopping the job removes the instance.
+        api.send("DELETE", "/v1/job/d", None).await;
+        let mut gone = false;
+        for _ in 0..200 {
+            let v: Value = api
+                .http
+                .get(&consul)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if v == json!([]) {
+                gone = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(gone, "service deregistered after stop");
+    }
     api.ds.shutdown().await;
 }
 
@@ -959,7 +1010,7 @@ async fn vault_template_waits_for_missing_secret() {
     let mut j = web_job("vt");
     j["TaskGroups"][0]["Tasks"][0]["Templates"] = json!([{"DestPath": "secrets/env", "Envvars": true,
         "EmbeddedTmpl": "{{ with secret \"nomad/default/nothere\" }}X={{ .Data.data.x }}{{ end }}"}]);
-    api.register(j).await;
+    api.register(j.clone()).await;
     let a = api
         .until("/v1/job/vt/allocations", "template event", |v| {
             v[0]["TaskStates"]["server"]["Events"]
@@ -977,6 +1028,27 @@ async fn vault_template_waits_for_missing_secret() {
     assert_eq!(
         api.ok("/v1/job/vt/allocations").await[0]["ClientStatus"],
         "pending"
+    );
+
+    // update.healthy_deadline: the waiting alloc turns unhealthy and fails the deployment;
+    // with no stable version there is nothing to revert to.
+    let mut short = web_job("vd");
+    short["TaskGroups"][0]["Tasks"][0]["Templates"] =
+        j["TaskGroups"][0]["Tasks"][0]["Templates"].clone();
+    short["TaskGroups"][0]["Update"]["HealthyDeadline"] = json!(5_000_000_000u64);
+    api.register(short).await;
+    let d = api
+        .until("/v1/job/vd/deployment", "failed", |d| {
+            d["Status"] == "failed"
+        })
+        .await;
+    assert_eq!(
+        d["StatusDescription"],
+        "Failed due to unhealthy allocations - no stable job version to auto revert to"
+    );
+    assert_eq!(
+        api.ok("/v1/job/vd/allocations").await[0]["DeploymentStatus"]["Healthy"],
+        false
     );
     api.ds.shutdown().await;
 }
@@ -1033,6 +1105,76 @@ async fn status_agent_nodes_and_namespaces() {
         a[0]["NodeName"].as_str(),
         Some("heracles") | Some("nyx")
     ));
+    api.ds.shutdown().await;
+}
+
+// Node drain/eligibility over the HTTP API, and job scaling (a scale re-registers the job).
+#[tokio::test]
+async fn node_drain_api_and_job_scale() {
+    let api = Api::start().await;
+    let nyx = api.ok("/v1/node/nyx").await;
+    let id = nyx["ID"].as_str().unwrap().to_string();
+    let (s, v) = api
+        .put(
+            &format!("/v1/node/{id}/drain"),
+            json!({"DrainSpec": {"Deadline": 3_600_000_000_000u64}}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert!(v["NodeModifyIndex"].as_u64().unwrap() > 0);
+    let n = api
+        .until(&format!("/v1/node/{id}"), "drain done", |n| {
+            n["Drain"] == false
+        })
+        .await;
+    assert_eq!(n["SchedulingEligibility"], "ineligible");
+    let (s, _) = api
+        .put(
+            &format!("/v1/node/{id}/eligibility"),
+            json!({"Eligibility": "eligible"}),
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        api.ok("/v1/node/nyx").await["SchedulingEligibility"],
+        "eligible"
+    );
+    let (s, t, _) = api
+        .send(
+            "PUT",
+            &format!("/v1/node/{id}/eligibility"),
+            Some(json!({"Eligibility": "maybe"})),
+        )
+        .await;
+    assert_eq!(s, 400, "{t}");
+
+    let mut j = web_job("sc");
+    j["TaskGroups"][0]["Scaling"] = json!({"Min": 1, "Max": 5, "Enabled": true});
+    api.register(j.clone()).await;
+    let (s, v) = api
+        .put(
+            "/v1/job/sc/scale",
+            json!({"Count": 3, "Target": {"Group": "web"}}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let job = api.ok("/v1/job/sc").await;
+    assert_eq!(job["Version"], 1);
+    assert_eq!(job["TaskGroups"][0]["Count"], 3);
+    api.until("/v1/job/sc/allocations", "3 allocs", |v| {
+        v.as_array().is_some_and(|a| a.len() == 3)
+    })
+    .await;
+    let st = api.ok("/v1/job/sc/scale").await;
+    assert_eq!(st["TaskGroups"]["web"]["Desired"], 3);
+    // PreserveCounts keeps the scaled count of a group with a scaling block.
+    let mut again = j.clone();
+    again["Meta"] = json!({"x": "y"});
+    let (s, _) = api
+        .put("/v1/jobs", json!({"Job": again, "PreserveCounts": true}))
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(api.ok("/v1/job/sc").await["TaskGroups"][0]["Count"], 3);
     api.ds.shutdown().await;
 }
 
@@ -1113,5 +1255,320 @@ async fn acl_tokens_gate_requests() {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 403);
+    api.ds.shutdown().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Real jobspecs (HCL via /v1/jobs/parse).
+
+const MODULES: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../shared/examples/brmartin/modules"
+);
+
+fn module(rel: &str) -> String {
+    std::fs::read_to_string(format!("{MODULES}/{rel}")).unwrap()
+}
+
+/// Var-file values the Terraform modules pass for variables without defaults.
+fn vars_for(hcl: &str) -> &'static str {
+    if hcl.contains("variable \"elastic_version\"") {
+        "elastic_version = \"8.15.0\"\n"
+    } else {
+        ""
+    }
+}
+
+impl Api {
+    async fn parse(&self, hcl: &str) -> Value {
+        let (s, v) = self
+            .put(
+                "/v1/jobs/parse",
+                json!({"JobHCL": hcl, "Canonicalize": true, "Variables": vars_for(hcl)}),
+            )
+            .await;
+        assert_eq!(s, 200, "parse: {v}");
+        v
+    }
+}
+
+// §1.2: parse errors are 400 with the `Failed to parse job:` prefix and `input.hcl` positions.
+#[tokio::test]
+async fn parse_endpoint_errors() {
+    let api = Api::start().await;
+    let (s, t, _) = api
+        .send("POST", "/v1/jobs/parse", Some(json!({"JobHCL": ""})))
+        .await;
+    assert_eq!((s, t.as_str()), (400, "Job spec is empty"));
+    let (s, t, _) = api
+        .send(
+            "POST",
+            "/v1/jobs/parse",
+            Some(json!({"JobHCL": "job \"x\" {\n  bogus = 1\n}\n"})),
+        )
+        .await;
+    assert_eq!(s, 400);
+    assert!(t.starts_with("Failed to parse job: input.hcl:2,"), "{t}");
+    api.ds.shutdown().await;
+}
+
+// §1.5: plan diffs on a real jobspec: None when unchanged, Edited with `forces create/destroy
+// update` and the `Updates` keys, Added/Deleted fields, `forces create` on Count.
+#[tokio::test]
+async fn plan_diff_types_and_annotations_on_real_jobspec() {
+    let api = Api::start().await;
+    let job = api.parse(&module("dummy/jobspec.nomad.hcl")).await;
+    let (_, added) = api
+        .put(
+            "/v1/job/hello-world/plan",
+            json!({"Job": job, "Diff": true}),
+        )
+        .await;
+    assert_eq!(added["Diff"]["Type"], "Added");
+    assert_eq!(added["JobModifyIndex"], 0);
+    assert_eq!(added["Diff"]["TaskGroups"][0]["Updates"]["create"], 1);
+    let mut with_meta = job.clone();
+    with_meta["Meta"] = json!({"owner": "drover"});
+    api.register(with_meta.clone()).await;
+    api.until("/v1/job/hello-world/allocations", "running", |v| {
+        v.as_array()
+            .is_some_and(|a| a.iter().any(|x| x["ClientStatus"] == "running"))
+    })
+    .await;
+    let plan = |j: Value| {
+        let api = &api;
+        async move {
+            let (s, p) = api
+                .put("/v1/job/hello-world/plan", json!({"Job": j, "Diff": true}))
+                .await;
+            assert_eq!(s, 200, "{p}");
+            p
+        }
+    };
+    let none = plan(with_meta.clone()).await;
+    assert_eq!(none["Diff"]["Type"], "None");
+    assert_eq!(none["Diff"]["TaskGroups"][0]["Updates"]["ignore"], 1);
+
+    let mut image = with_meta.clone();
+    image["TaskGroups"][0]["Tasks"][0]["Config"]["image"] = json!("busybox:1.38.0");
+    let p = plan(image).await;
+    assert_eq!(p["Diff"]["Type"], "Edited");
+    let tg = &p["Diff"]["TaskGroups"][0];
+    assert_eq!(tg["Updates"]["create/destroy update"], 1);
+    let web = tg["Tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["Name"] == "web")
+        .unwrap();
+    assert_eq!(web["Type"], "Edited");
+    assert_eq!(web["Annotations"], json!(["forces create/destroy update"]));
+    assert_eq!(
+        p["Annotations"]["DesiredTGUpdates"]["servers"]["DestructiveUpdate"],
+        1
+    );
+
+    let mut count = with_meta.clone();
+    count["TaskGroups"][0]["Count"] = json!(3);
+    let p = plan(count).await;
+    let tg = &p["Diff"]["TaskGroups"][0];
+    assert_eq!(tg["Updates"]["create"], 2);
+    assert_eq!(tg["Updates"]["ignore"], 1);
+    let count_field = tg["Fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["Name"] == "Count")
+        .unwrap();
+    assert_eq!(count_field["Type"], "Edited");
+    assert_eq!(count_field["Annotations"], json!(["forces create"]));
+
+    let p = plan(job.clone()).await;
+    let meta = p["Diff"]["Fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["Name"] == "Meta[owner]")
+        .unwrap();
+    assert_eq!(meta["Type"], "Deleted");
+    assert_eq!(meta["Old"], "drover");
+    assert_eq!(meta["New"], "");
+    api.ds.shutdown().await;
+}
+
+fn overseerr_seed() -> drover::devstack::seed::Seed {
+    drover::devstack::seed::Seed::from_yaml(
+        "vault_mounts:\n  - path: nomad\n    version: 2\nvault_secrets:\n  - mount: nomad\n    path: default/overseerr\n    data: {MINIO_ACCESS_KEY: ak, MINIO_SECRET_KEY: sk}\n",
+    )
+    .unwrap()
+}
+
+// The user's Overseerr job end to end: parse, plan (missing CSI volume), register, the CSI
+// plugin from the real plugin-csi-glusterfs jobs, volume create, the blocked eval places, the
+// Vault template renders, prestart dead/Failed=false, litestream sidecar running, deployment
+// successful.
+#[tokio::test]
+async fn overseerr_runs_end_to_end_with_csi_plugin_jobs_and_vault() {
+    let api = Api::start_with(DevstackConfig {
+        time_scale: 0.01,
+        seed: Some(overseerr_seed()),
+        ..Default::default()
+    })
+    .await;
+    let hcl = module("overseerr/jobspec.nomad.hcl");
+    let job = api.parse(&hcl).await;
+    assert_eq!(job["ID"], "overseerr");
+    let (s, plan) = api
+        .put("/v1/job/overseerr/plan", json!({"Job": job, "Diff": true}))
+        .await;
+    assert_eq!(s, 200, "{plan}");
+    assert_eq!(plan["Diff"]["Type"], "Added");
+    assert_eq!(
+        plan["FailedTGAllocs"]["overseerr"]["ConstraintFiltered"]["missing CSI Volume glusterfs_overseerr_config"],
+        3
+    );
+    let (s, reg) = api
+        .put(
+            "/v1/jobs",
+            json!({"Job": job, "Submission": {"Source": hcl, "Format": "hcl2"}}),
+        )
+        .await;
+    assert_eq!(s, 200, "{reg}");
+    api.until("/v1/job/overseerr/evaluations", "blocked eval", |v| {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["Status"] == "blocked")
+    })
+    .await;
+    let summary = api.ok("/v1/job/overseerr/summary").await;
+    assert_eq!(summary["Summary"]["overseerr"]["Queued"], 1, "{summary}");
+
+    // The CSI plugin comes from the user's plugin jobs (controller + system node job).
+    for file in ["jobspec-controller.nomad.hcl", "jobspec-nodes.nomad.hcl"] {
+        let pj = api
+            .parse(&module(&format!("plugin-csi-glusterfs/{file}")))
+            .await;
+        api.register(pj).await;
+    }
+    api.until("/v1/plugin/csi/glusterfs", "plugin healthy", |p| {
+        p["ControllersHealthy"].as_u64() >= Some(1) && p["NodesHealthy"].as_u64() >= Some(3)
+    })
+    .await;
+    let (s, v) = api
+        .put(
+            "/v1/volume/csi/glusterfs_overseerr_config/create",
+            json!({"Volumes": [{"ID": "glusterfs_overseerr_config", "Name": "glusterfs_overseerr_config",
+                "PluginID": "glusterfs", "RequestedCapabilities": [{"AccessMode": "single-node-writer", "AttachmentMode": "file-system"}]}]}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+
+    let vault_ready = api
+        .ds
+        .state()
+        .vault
+        .template_read("nomad/default/overseerr")
+        .is_some();
+    if !vault_ready {
+        // The devstack Vault is not serving seeded secrets yet: the template must wait.
+        api.until("/v1/job/overseerr/allocations", "template waits", |v| {
+            v.as_array().is_some_and(|a| {
+                a.iter().any(|x| {
+                    x["TaskStates"]["litestream-restore"]["Events"]
+                        .as_array()
+                        .is_some_and(|e| {
+                            e.iter().any(|ev| {
+                                ev["DisplayMessage"]
+                                    == "Missing: vault.read(nomad/default/overseerr)"
+                            })
+                        })
+                })
+            })
+        })
+        .await;
+        api.ds.shutdown().await;
+        return;
+    }
+    let d = api
+        .until("/v1/job/overseerr/deployment", "successful", |d| {
+            d["Status"] == "successful"
+        })
+        .await;
+    assert_eq!(d["TaskGroups"]["overseerr"]["HealthyAllocs"], 1);
+    let allocs = api.ok("/v1/job/overseerr/allocations").await;
+    let a = allocs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["ClientStatus"] == "running")
+        .unwrap();
+    let ts = &a["TaskStates"];
+    assert_eq!(ts["litestream-restore"]["State"], "dead");
+    assert_eq!(ts["litestream-restore"]["Failed"], false);
+    assert_eq!(ts["litestream"]["State"], "running");
+    assert_eq!(ts["overseerr"]["State"], "running");
+    let vol = api.ok("/v1/volume/csi/glusterfs_overseerr_config").await;
+    assert_eq!(vol["WriteAllocs"].as_object().unwrap().len(), 1);
+    let sub = api.ok("/v1/job/overseerr/submission?version=0").await;
+    assert_eq!(sub["Source"], hcl);
+    api.ds.shutdown().await;
+}
+
+// Every jobspec in brmartin/modules parses over HTTP and registers.
+#[tokio::test]
+async fn every_brmartin_jobspec_parses_and_registers() {
+    let api = Api::start().await;
+    let mut count = 0;
+    let mut failures = Vec::new();
+    let mut dirs: Vec<_> = std::fs::read_dir(MODULES)
+        .unwrap()
+        .map(|d| d.unwrap().path())
+        .collect();
+    dirs.sort();
+    for dir in dirs {
+        let Ok(files) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for f in files {
+            let f = f.unwrap().path();
+            let name = f.file_name().unwrap().to_string_lossy().to_string();
+            if !name.ends_with(".hcl") || name.starts_with("volume-") {
+                continue;
+            }
+            let hcl = std::fs::read_to_string(&f).unwrap();
+            // A file may hold several jobs (plugin-csi-glusterfs); register each.
+            let (s, v) = api
+                .put(
+                    "/v1/jobs/parse",
+                    json!({"JobHCL": hcl, "Canonicalize": true, "Variables": vars_for(&hcl)}),
+                )
+                .await;
+            if s != 200 {
+                failures.push(format!("{}: parse {s}: {v}", f.display()));
+                continue;
+            }
+            let ns = v["Namespace"].as_str().unwrap_or("default").to_string();
+            if ns != "default" {
+                // Nomad refuses jobs in unknown namespaces; the Terraform modules create them.
+                let (s, t, _) = api
+                    .send(
+                        "PUT",
+                        &format!("/v1/namespace/{ns}"),
+                        Some(json!({"Name": ns})),
+                    )
+                    .await;
+                assert_eq!(s, 200, "{t}");
+            }
+            let (s, r) = api.put("/v1/jobs", json!({"Job": v})).await;
+            if s != 200 {
+                failures.push(format!("{}: register {s}: {r}", f.display()));
+                continue;
+            }
+            count += 1;
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(count >= 25, "only {count} jobspecs");
     api.ds.shutdown().await;
 }

@@ -7,7 +7,8 @@ use axum::http::StatusCode;
 use serde_json::{Value, json};
 
 use super::super::DevState;
-use super::fallback::{self, UpdateKind};
+use super::diff::UpdateKind;
+use super::fallback;
 use super::http::{
     ApiError, ApiResult, Req, blocking, field, list_namespaces, ns_ok, obj, require, with_meta,
     write_reply,
@@ -252,7 +253,7 @@ impl NomadState {
         let existing = inner.jobs.get(&key).map(|e| e.job.clone());
         let make_eval = !no_eval(&job);
         if let Some(old) = existing.as_ref()
-            && !fallback::spec_changed(old, &job)
+            && !super::diff::spec_changed(old, &job)
         {
             let index = self.write(inner, &["evals"]);
             let (eval_id, eval_index) = if make_eval {
@@ -377,7 +378,7 @@ pub(crate) fn admit(job: &mut Value, region: &str, namespace: &str) -> Result<()
     }
     super::canonicalize::admit(job, region);
     fallback::admit_defaults(job, region, namespace);
-    fallback::validate(job).map_err(ApiError::internal)
+    super::canonicalize::validate(job).map_err(ApiError::internal)
 }
 
 fn check_job_request(body: &Value, url_id: Option<&str>) -> Result<Value, ApiError> {
@@ -501,7 +502,7 @@ pub(crate) async fn register(st: &Arc<DevState>, req: &Req, url_id: Option<&str>
     Ok(write_reply(req, up.index, &register_response(&up)))
 }
 
-/// `PreserveCounts`: keep the live counts of existing groups.
+/// `PreserveCounts`: groups with a `scaling` block keep their current count.
 fn preserve(old: &Value, job: &mut Value) {
     let counts: Vec<(String, Value)> = old["TaskGroups"]
         .as_array()
@@ -512,6 +513,9 @@ fn preserve(old: &Value, job: &mut Value) {
     if let Some(groups) = job["TaskGroups"].as_array_mut() {
         for g in groups {
             let name = s(g, "Name").to_string();
+            if g.get("Scaling").is_none_or(|x| x.is_null()) {
+                continue;
+            }
             if let Some((_, c)) = counts.iter().find(|(n, _)| *n == name) {
                 g["Count"] = c.clone();
             }
@@ -563,41 +567,6 @@ pub(crate) async fn deregister(st: &Arc<DevState>, req: &Req, id: &str) -> ApiRe
     Ok(write_reply(req, up.index, &body))
 }
 
-/// Put `Updates` (non-zero DesiredTGUpdates under Nomad's keys) on each group diff.
-fn annotate_updates(diff: &mut Value, desired: &serde_json::Map<String, Value>) {
-    let Some(groups) = diff.get_mut("TaskGroups").and_then(|g| g.as_array_mut()) else {
-        return;
-    };
-    for g in groups {
-        let name = s(g, "Name").to_string();
-        let Some(d) = desired.get(&name) else {
-            continue;
-        };
-        let mut updates = serde_json::Map::new();
-        for (key, label) in [
-            ("Ignore", "ignore"),
-            ("Place", "create"),
-            ("Migrate", "migrate"),
-            ("Stop", "destroy"),
-            ("InPlaceUpdate", "in-place update"),
-            ("DestructiveUpdate", "create/destroy update"),
-            ("Canary", "canary"),
-        ] {
-            let n = u(d, key);
-            if n > 0 {
-                updates.insert(label.to_string(), json!(n));
-            }
-        }
-        if g.get("Updates").is_none_or(|x| x.is_null()) {
-            g["Updates"] = if updates.is_empty() {
-                Value::Null
-            } else {
-                Value::Object(updates)
-            };
-        }
-    }
-}
-
 /// `PUT|POST /v1/job/:id/plan`.
 pub(crate) async fn plan(st: &Arc<DevState>, req: &Req, id: &str) -> ApiResult {
     let body = req.json()?;
@@ -630,7 +599,7 @@ pub(crate) async fn plan(st: &Arc<DevState>, req: &Req, id: &str) -> ApiResult {
     if want_diff {
         let old_for_diff = existing.as_ref();
         diff = super::diff::job_diff(old_for_diff, &job);
-        annotate_updates(&mut diff, &desired);
+        super::diff::annotate(&mut diff, &Value::Object(desired.clone()));
     }
     let index = inner.table_index(&["jobs", "allocs", "evals"]);
     let out = with_meta(
@@ -1069,7 +1038,7 @@ pub(crate) async fn evaluate(st: &Arc<DevState>, req: &Req, id: &str) -> ApiResu
     Ok(write_reply(req, index, &register_response(&up)))
 }
 
-/// Whether a group change replaces allocations (re-exported for the scheduler).
-pub(crate) fn group_update_kind(old: &Value, new: &Value) -> UpdateKind {
-    fallback::update_kind(old, new)
+/// How allocations of `group` follow a job change (job meta changes are destructive too).
+pub(crate) fn group_update_kind(old_job: &Value, new_job: &Value, group: &str) -> UpdateKind {
+    super::diff::job_group_update_kind(old_job, new_job, group)
 }

@@ -103,6 +103,8 @@ pub(crate) struct Alloc {
     pub ports: Vec<(String, u64, u64)>,
     /// Claimed CSI volumes: (namespace, volume id, write claim).
     pub claims: Vec<(String, String, bool)>,
+    /// When the simulated client received it (the health deadline counts from here).
+    pub placed_at: Instant,
     /// When templates rendered and tasks began starting.
     pub ready_at: Option<Instant>,
     /// When the main tasks started running.

@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use super::super::DevState;
 use super::super::clock::format_go_duration;
 use super::super::consul::{ServiceCheck, ServiceInstance};
-use super::fallback::UpdateKind;
+use super::diff::UpdateKind;
 use super::{
     Alloc, Deployment, DeploymentGroup, Inner, NomadState, TaskState, csi, jobs, new_id, now_ns,
     now_rfc3339,
@@ -283,6 +283,29 @@ fn group_resources(group: &Value) -> (u64, u64) {
     (cpu, mem)
 }
 
+/// How many nodes a system job's group runs on: ready, eligible nodes in its datacenters and
+/// pool that satisfy its constraints.
+fn system_node_count(inner: &Inner, job: &Value, group: &Value) -> u64 {
+    let dcs: Vec<String> = arr(job, "Datacenters")
+        .iter()
+        .filter_map(|d| d.as_str().map(String::from))
+        .collect();
+    let pool = s(job, "NodePool");
+    let mut constraints = arr(job, "Constraints");
+    constraints.extend(arr(group, "Constraints"));
+    for t in arr(group, "Tasks") {
+        constraints.extend(arr(&t, "Constraints"));
+    }
+    inner
+        .nodes
+        .iter()
+        .filter(|n| n.status == "ready" && n.eligible && !n.drain)
+        .filter(|n| pool == "all" || pool.is_empty() || pool == n.pool)
+        .filter(|n| dcs.iter().any(|d| glob_match(d, &n.datacenter)))
+        .filter(|n| constraints.iter().all(|c| check_constraint(c, n).is_ok()))
+        .count() as u64
+}
+
 /// CSI claims an allocation takes: (namespace, volume id, write).
 type Claims = Vec<(String, String, bool)>;
 
@@ -371,9 +394,11 @@ fn select_node(
     for t in arr(group, "Tasks") {
         constraints.extend(arr(&t, "Constraints"));
     }
-    let distinct = constraints
-        .iter()
-        .any(|c| s(c, "Operand") == "distinct_hosts");
+    // System jobs run one allocation per feasible node.
+    let distinct = matches!(s(job, "Type"), "system" | "sysbatch")
+        || constraints
+            .iter()
+            .any(|c| s(c, "Operand") == "distinct_hosts");
     let (cpu, mem) = group_resources(group);
     let vols = csi_volumes(group, name_index);
     metric.failures += 1;
@@ -559,7 +584,11 @@ fn reconcile(
     for g in &groups {
         let gname = s(g, "Name").to_string();
         let plan = out.entry(gname.clone()).or_default();
-        let count = g["Count"].as_u64().unwrap_or(1);
+        let count = if matches!(s(job, "Type"), "system" | "sysbatch") {
+            system_node_count(inner, job, g)
+        } else {
+            g["Count"].as_u64().unwrap_or(1)
+        };
         let mut live: Vec<&&Alloc> = allocs
             .iter()
             .filter(|a| a.task_group == gname && !a.terminal())
@@ -597,11 +626,7 @@ fn reconcile(
                 plan.ignore.push(a.id.clone());
                 continue;
             }
-            let old_group = arr(&a.job, "TaskGroups")
-                .into_iter()
-                .find(|og| s(og, "Name") == gname)
-                .unwrap_or(Value::Null);
-            match jobs::group_update_kind(&old_group, g) {
+            match jobs::group_update_kind(&a.job, job, &gname) {
                 UpdateKind::Ignore => plan.ignore.push(a.id.clone()),
                 UpdateKind::InPlace => plan.inplace.push(a.id.clone()),
                 UpdateKind::Destructive => {
@@ -651,7 +676,7 @@ pub(crate) fn dry_run(
     let id = s(job, "ID");
     let mut candidate = job.clone();
     // A changed spec is inserted at JobModifyIndex+1 so every alloc compares as out of date.
-    let changed = existing.is_none_or(|old| super::fallback::spec_changed(old, job));
+    let changed = existing.is_none_or(|old| super::diff::spec_changed(old, job));
     if let Some(old) = existing {
         if changed {
             candidate["Version"] = json!(old["Version"].as_u64().unwrap_or(0) + 1);
@@ -1028,6 +1053,7 @@ fn process_eval(state: &Arc<DevState>, inner: &mut Inner, eval_id: &str, now: In
                     memory,
                     ports,
                     claims,
+                    placed_at: now,
                     ready_at: None,
                     running_at: None,
                     fail_on_start: fail_next,
@@ -1302,6 +1328,18 @@ fn advance_allocs(
                     changed = true;
                 }
             }
+        }
+        // update.healthy_deadline: an allocation of a deployment that is not healthy in time
+        // (e.g. a template still waiting for Vault) is marked unhealthy.
+        let deadline = dur(&group["Update"], "HealthyDeadline");
+        if a.healthy.is_none()
+            && !a.deployment_id.is_empty()
+            && !deadline.is_zero()
+            && now > a.placed_at + cfg.scaled(deadline)
+        {
+            a.healthy = Some(false);
+            a.health_time = Some(now_rfc3339());
+            changed = true;
         }
         if a.client_status == "running" && !a.consul_registered && a.job_type == "service" {
             let address = nodes.get(&a.node_id).cloned().unwrap_or_default();
