@@ -12,10 +12,6 @@ fn sync_of(s: &drover::controller::AppStatus) -> String {
     format!("{:?}", s.sync)
 }
 
-fn health_of(s: &drover::controller::AppStatus) -> String {
-    format!("{:?}", s.health)
-}
-
 async fn version(env: &TestEnv, id: &str) -> u64 {
     env.job(id)
         .await
