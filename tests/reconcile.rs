@@ -721,3 +721,38 @@ async fn transient_nomad_errors_are_retried_and_the_sync_completes() {
     );
     env.shutdown().await;
 }
+
+#[tokio::test]
+async fn with_nomad_acls_a_bad_token_is_reported_and_the_root_token_syncs() {
+    let mut env = TestEnv::with_config(drover::devstack::DevstackConfig {
+        time_scale: 0.01,
+        nomad_acl: true,
+        seed: Some(common::default_seed()),
+        ..drover::devstack::DevstackConfig::default()
+    })
+    .await;
+    env.write("apps/web/app.yaml", &app_yaml("web", ""));
+    env.write("apps/web/job.nomad.hcl", &web_jobspec("web", "nginx:1.27"));
+    env.commit("web");
+    env.nomad_token = Some("not-a-token".into());
+    env.start_drover().await;
+    // 403 is never retried as transient; the app reports it.
+    let status = env
+        .wait_app("web", "forbidden", |s| {
+            s.errors.iter().any(|e| e.contains("403"))
+        })
+        .await;
+    assert!(
+        status
+            .errors
+            .iter()
+            .any(|e| e.contains("ACL token not found")),
+        "{:?}",
+        status.errors
+    );
+    env.stop_drover().await;
+    env.nomad_token = Some(env.devstack.root_token().to_string());
+    env.start_drover().await;
+    env.wait_synced_healthy("web", None).await;
+    env.shutdown().await;
+}
