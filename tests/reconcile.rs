@@ -756,3 +756,55 @@ async fn with_nomad_acls_a_bad_token_is_reported_and_the_root_token_syncs() {
     env.wait_synced_healthy("web", None).await;
     env.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_resource_removed_from_an_app_is_pruned_but_volumes_are_never_destroyed() {
+    let mut env = TestEnv::new().await;
+    env.write(
+        "apps/media/app.yaml",
+        r#"name: media
+sync: { prune: true }
+resources:
+  - nomad_job: { file: a.nomad.hcl }
+  - nomad_job: { file: b.nomad.hcl }
+  - csi_volume:
+      id: media_data
+      plugin_id: glusterfs
+      capabilities: [{ access_mode: single-node-writer, attachment_mode: file-system }]
+"#,
+    );
+    env.write(
+        "apps/media/a.nomad.hcl",
+        &web_jobspec("media-a", "nginx:1.27"),
+    );
+    env.write(
+        "apps/media/b.nomad.hcl",
+        &web_jobspec("media-b", "nginx:1.27"),
+    );
+    env.commit("media with two jobs and a volume");
+    env.start_drover().await;
+    env.wait_synced_healthy("media", None).await;
+    assert!(env.job("media-b").await.is_some());
+
+    env.write(
+        "apps/media/app.yaml",
+        "name: media\nsync: { prune: true }\nresources:\n  - nomad_job: { file: a.nomad.hcl }\n",
+    );
+    env.remove("apps/media/b.nomad.hcl");
+    let rev = env.commit("drop job b and the volume");
+    tokio::time::timeout(common::WAIT, async {
+        while env.job("media-b").await.is_some() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("media-b was not pruned"));
+    env.wait_synced_healthy("media", Some(&rev)).await;
+    let (code, _) = env.nomad("/v1/volume/csi/media_data").await;
+    assert_eq!(
+        code, 200,
+        "a volume that leaves Git is kept (its data is never destroyed by a prune)"
+    );
+    assert!(env.job("media-a").await.is_some());
+    env.shutdown().await;
+}
