@@ -147,13 +147,10 @@ async fn a_job_stopped_edited_or_purged_behind_droverss_back_is_healed() {
     let (code, _) = env.nomad_send(Method::DELETE, "/v1/job/web", None).await;
     assert_eq!(code, 200);
     assert_eq!(env.job("web").await.unwrap_or_default()["Stop"], true);
-    tokio::time::timeout(common::WAIT, async {
-        while env.job("web").await.unwrap_or_default()["Stop"] != false {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+    env.wait_job("web", "stop undone", |j| {
+        j.is_some_and(|j| j["Stop"] == false)
     })
-    .await
-    .unwrap_or_else(|_| panic!("stop was not undone"));
+    .await;
     // Stop made version 1; the heal made version 2.
     assert_eq!(version(&env, "web").await, 2);
     env.wait_synced_healthy("web", None).await;
@@ -165,30 +162,18 @@ async fn a_job_stopped_edited_or_purged_behind_droverss_back_is_healed() {
         .nomad_send(Method::POST, "/v1/jobs", Some(json!({ "Job": edited })))
         .await;
     assert_eq!(code, 200, "{body}");
-    tokio::time::timeout(common::WAIT, async {
-        loop {
-            let job = env.job("web").await.unwrap_or_default();
-            if job["TaskGroups"][0]["Tasks"][0]["Config"]["image"] == "nginx:1.27" {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+    env.wait_job("web", "edit healed", |j| {
+        j.is_some_and(|j| j["TaskGroups"][0]["Tasks"][0]["Config"]["image"] == "nginx:1.27")
     })
-    .await
-    .unwrap_or_else(|_| panic!("edit was not healed"));
+    .await;
 
     // Purged.
     let (code, _) = env
         .nomad_send(Method::DELETE, "/v1/job/web?purge=true", None)
         .await;
     assert_eq!(code, 200);
-    tokio::time::timeout(common::WAIT, async {
-        while env.job("web").await.is_none() {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("purged job was not recreated"));
+    env.wait_job("web", "recreated after purge", |j| j.is_some())
+        .await;
     env.wait_synced_healthy("web", None).await;
     env.shutdown().await;
 }
@@ -499,13 +484,8 @@ async fn removed_apps_are_pruned_per_their_last_policy_and_ownership() {
     env.remove("apps/adopted");
     env.commit("remove three of six apps");
     env.start_drover().await;
-    tokio::time::timeout(common::WAIT, async {
-        while env.job("pruned").await.is_some() {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("the app with prune: true was not pruned"));
+    env.wait_job("pruned", "pruned (prune: true)", |j| j.is_none())
+        .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(
         env.job("kept").await.is_some(),
@@ -792,13 +772,7 @@ resources:
     );
     env.remove("apps/media/b.nomad.hcl");
     let rev = env.commit("drop job b and the volume");
-    tokio::time::timeout(common::WAIT, async {
-        while env.job("media-b").await.is_some() {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("media-b was not pruned"));
+    env.wait_job("media-b", "pruned", |j| j.is_none()).await;
     env.wait_synced_healthy("media", Some(&rev)).await;
     let (code, _) = env.nomad("/v1/volume/csi/media_data").await;
     assert_eq!(

@@ -288,6 +288,26 @@ impl TestEnv {
         (status == 200).then_some(body)
     }
 
+    /// Poll the live job until `ok` holds (`None`: the job does not exist), or panic.
+    pub async fn wait_job(
+        &self,
+        id: &str,
+        what: &str,
+        ok: impl Fn(Option<&Value>) -> bool,
+    ) -> Option<Value> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let job = self.job(id).await;
+            if ok(job.as_ref()) {
+                return job;
+            }
+            if tokio::time::Instant::now() > deadline {
+                panic!("timed out waiting for job {id}: {what}; last seen: {job:#?}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     pub async fn shutdown(mut self) {
         self.stop_drover().await;
         self.devstack.shutdown().await;
