@@ -382,18 +382,22 @@ async fn version_rules_unchanged_meta_stop_purge() {
     let first = api.register(batch_job("v")).await;
     let j0 = api.ok("/v1/job/v").await;
     assert_eq!(j0["Version"], 0);
-    // Let the scheduler touch the job status (bumps ModifyIndex only).
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Status changes (pending → running → dead) bump only ModifyIndex.
+    let settled = api
+        .until("/v1/job/v", "dead", |j| j["Status"] == "dead")
+        .await;
+    assert!(settled["ModifyIndex"].as_u64() > settled["JobModifyIndex"].as_u64());
+    assert_eq!(settled["JobModifyIndex"], j0["JobModifyIndex"]);
     let again = api.register(batch_job("v")).await;
+    assert_eq!(
+        again["JobModifyIndex"], settled["ModifyIndex"],
+        "JobModifyIndex = stored ModifyIndex"
+    );
     let j1 = api.ok("/v1/job/v").await;
     assert_eq!(j1["Version"], 0, "unchanged re-register keeps the version");
     assert_ne!(
         again["EvalID"], first["EvalID"],
         "but creates a new evaluation"
-    );
-    assert_eq!(
-        again["JobModifyIndex"], j1["ModifyIndex"],
-        "JobModifyIndex = stored ModifyIndex"
     );
     assert_eq!(j1["JobModifyIndex"], j0["JobModifyIndex"]);
 
@@ -628,6 +632,10 @@ async fn failed_alloc_fails_deployment_and_auto_reverts() {
         .await;
     let mut v1 = web_job("ar");
     v1["TaskGroups"][0]["Tasks"][0]["Config"]["image"] = json!("nginx:broken");
+    // A long min_healthy_time keeps the alloc undecided while the test fails it.
+    v1["TaskGroups"][0]["Update"]["MinHealthyTime"] = json!(200_000_000_000u64);
+    v1["TaskGroups"][0]["Update"]["HealthyDeadline"] = json!(500_000_000_000u64);
+    v1["TaskGroups"][0]["Update"]["ProgressDeadline"] = json!(900_000_000_000u64);
     api.register(v1).await;
     let allocs = api
         .until("/v1/job/ar/allocations", "v1 alloc", |v| {
@@ -680,6 +688,55 @@ async fn failed_alloc_fails_deployment_and_auto_reverts() {
     assert_eq!(a["ClientStatus"], "failed");
     assert_eq!(a["TaskStates"]["server"]["Failed"], true);
     assert_eq!(a["DeploymentStatus"]["Healthy"], false);
+    api.ds.shutdown().await;
+}
+
+// §1.5 rolling update: with max_parallel 1 a destructive change of 3 allocations plans as
+// `1 create/destroy update, 2 ignore` and then rolls through one at a time to success.
+#[tokio::test]
+async fn rolling_update_respects_max_parallel() {
+    let api = Api::start().await;
+    let mut j = web_job("roll");
+    j["TaskGroups"][0]["Count"] = json!(3);
+    api.register(j.clone()).await;
+    api.until("/v1/job/roll", "stable v0", |j| j["Stable"] == true)
+        .await;
+    j["TaskGroups"][0]["Tasks"][0]["Config"]["image"] = json!("nginx:1.28");
+    let (_, plan) = api
+        .put("/v1/job/roll/plan", json!({"Job": j, "Diff": true}))
+        .await;
+    let u = &plan["Annotations"]["DesiredTGUpdates"]["web"];
+    assert_eq!(
+        (u["DestructiveUpdate"].as_u64(), u["Ignore"].as_u64()),
+        (Some(1), Some(2)),
+        "{u}"
+    );
+    api.register(j).await;
+    let d = api
+        .until("/v1/job/roll/deployment", "v1 successful", |d| {
+            d["JobVersion"] == 1 && d["Status"] == "successful"
+        })
+        .await;
+    assert_eq!(d["TaskGroups"]["web"]["HealthyAllocs"], 3);
+    let allocs = api.ok("/v1/job/roll/allocations").await;
+    let live: Vec<&Value> = allocs
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["DesiredStatus"] == "run")
+        .collect();
+    assert_eq!(live.len(), 3);
+    assert!(live.iter().all(|a| a["JobVersion"] == 1));
+    let evals = api.ok("/v1/job/roll/evaluations").await;
+    assert!(
+        evals
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["TriggeredBy"] == "deployment-watcher")
+            .count()
+            >= 2
+    );
     api.ds.shutdown().await;
 }
 
@@ -1175,6 +1232,58 @@ async fn node_drain_api_and_job_scale() {
         .await;
     assert_eq!(s, 200);
     assert_eq!(api.ok("/v1/job/sc").await["TaskGroups"][0]["Count"], 3);
+    api.ds.shutdown().await;
+}
+
+// Garbage input is answered with an error status, never a dropped connection.
+#[tokio::test]
+async fn garbage_bodies_get_error_statuses() {
+    let api = Api::start().await;
+    let bodies = [
+        (
+            "PUT",
+            "/v1/jobs",
+            json!({"Job": {"ID": "g", "TaskGroups": [1, "x", null]}}),
+        ),
+        (
+            "PUT",
+            "/v1/jobs",
+            json!({"Job": {"ID": "g", "TaskGroups": {"a": 1}}}),
+        ),
+        ("PUT", "/v1/jobs", json!({"Job": "nope"})),
+        (
+            "PUT",
+            "/v1/job/g/plan",
+            json!({"Job": {"ID": "g", "TaskGroups": [{"Tasks": [7]}]}}),
+        ),
+        ("PUT", "/v1/volume/csi/x", json!({"Volumes": [1, null]})),
+        ("PUT", "/v1/volume/csi/x/create", json!({"Volumes": "x"})),
+        ("PUT", "/v1/var/a", json!({"Items": [1, 2]})),
+        (
+            "PUT",
+            "/v1/var/a?lock-acquire",
+            json!({"Lock": {"TTL": "soon"}}),
+        ),
+        ("PUT", "/v1/job/g/revert", json!({"JobID": 5})),
+        ("PUT", "/v1/job/g/scale", json!({"Count": "x"})),
+        ("PUT", "/v1/node/hestia/drain", json!({"DrainSpec": 3})),
+        ("PUT", "/v1/jobs/parse", json!({"JobHCL": 12})),
+    ];
+    for (m, path, body) in bodies {
+        let (s, t, _) = api.send(m, path, Some(body)).await;
+        assert!((400..600).contains(&s) || s == 200, "{m} {path}: {s} {t}");
+    }
+    let (s, _, _) = api.send("PUT", "/v1/jobs", Some(json!("[[["))).await;
+    assert_eq!(s, 400);
+    let (s, t, _) = api.send("PUT", "/v1/jobs", None).await;
+    assert_eq!((s, t.as_str()), (400, "Request body is empty"));
+    assert_eq!(api.ok("/v1/status/leader").await, json!("127.0.0.1:4647"));
+    // The scheduler survived whatever was admitted.
+    api.register(batch_job("after")).await;
+    api.until("/v1/job/after/allocations", "complete", |v| {
+        v[0]["ClientStatus"] == "complete"
+    })
+    .await;
     api.ds.shutdown().await;
 }
 

@@ -516,8 +516,10 @@ fn preserve(old: &Value, job: &mut Value) {
             if g.get("Scaling").is_none_or(|x| x.is_null()) {
                 continue;
             }
-            if let Some((_, c)) = counts.iter().find(|(n, _)| *n == name) {
-                g["Count"] = c.clone();
+            if let Some((_, c)) = counts.iter().find(|(n, _)| *n == name)
+                && let Some(o) = g.as_object_mut()
+            {
+                o.insert("Count".into(), c.clone());
             }
         }
     }
@@ -1002,8 +1004,10 @@ pub(crate) async fn scale(st: &Arc<DevState>, req: &Req, id: &str) -> ApiResult 
     let mut found = false;
     if let Some(groups) = job["TaskGroups"].as_array_mut() {
         for g in groups {
-            if s(g, "Name") == group {
-                g["Count"] = json!(count);
+            if s(g, "Name") == group
+                && let Some(o) = g.as_object_mut()
+            {
+                o.insert("Count".into(), json!(count));
                 found = true;
             }
         }

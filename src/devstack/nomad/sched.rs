@@ -54,7 +54,11 @@ pub(crate) fn spawn(state: Arc<DevState>) {
                     state.consul.register_node(&name, &address, &dc);
                 }
             }
-            step(&state);
+            // A bug must not silently stop the simulated cluster: log and keep ticking.
+            let stepped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| step(&state)));
+            if stepped.is_err() {
+                tracing::error!("devstack nomad scheduler step panicked");
+            }
         }
     });
 }
@@ -79,6 +83,7 @@ pub(crate) fn step(state: &Arc<DevState>) {
         update_deployments(state, &mut inner, now);
         finish_drains(nomad, &mut inner);
         update_job_statuses(nomad, &mut inner);
+        garbage_collect(nomad, &mut inner);
     }
     for a in actions {
         match a {
@@ -90,6 +95,56 @@ pub(crate) fn step(state: &Arc<DevState>) {
             ConsulAction::Deregister(id) => state.consul.deregister_alloc(&id),
             ConsulAction::Checks(id, status) => state.consul.set_alloc_checks(&id, status),
         }
+    }
+}
+
+/// Terminal allocations and finished evaluations kept per job (Nomad GCs them over time).
+const KEEP_TERMINAL: usize = 20;
+
+/// Keep memory bounded in a long-running devstack: drop the oldest terminal allocations and
+/// finished evaluations beyond [`KEEP_TERMINAL`] per job.
+fn garbage_collect(nomad: &NomadState, inner: &mut Inner) {
+    let mut allocs: BTreeMap<(String, String), Vec<(u64, String)>> = BTreeMap::new();
+    for a in inner
+        .allocs
+        .values()
+        .filter(|a| a.terminal() && !a.consul_registered)
+    {
+        allocs
+            .entry((a.namespace.clone(), a.job_id.clone()))
+            .or_default()
+            .push((a.modify_index, a.id.clone()));
+    }
+    let mut evals: BTreeMap<(String, String), Vec<(u64, String)>> = BTreeMap::new();
+    for e in inner
+        .evals
+        .values()
+        .filter(|e| matches!(e.status.as_str(), "complete" | "failed" | "canceled"))
+    {
+        evals
+            .entry((e.namespace.clone(), e.job_id.clone()))
+            .or_default()
+            .push((e.modify_index, e.id.clone()));
+    }
+    let excess = |m: BTreeMap<(String, String), Vec<(u64, String)>>| -> Vec<String> {
+        m.into_values()
+            .flat_map(|mut v| {
+                v.sort();
+                let n = v.len().saturating_sub(KEEP_TERMINAL);
+                v.into_iter().take(n).map(|(_, id)| id).collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    let (old_allocs, old_evals) = (excess(allocs), excess(evals));
+    if old_allocs.is_empty() && old_evals.is_empty() {
+        return;
+    }
+    nomad.write(inner, &["allocs", "evals", "job_summary"]);
+    for id in old_allocs {
+        inner.allocs.remove(&id);
+    }
+    for id in old_evals {
+        inner.evals.remove(&id);
     }
 }
 
@@ -541,6 +596,8 @@ struct GroupPlan {
     inplace: Vec<String>,
     ignore: Vec<String>,
     destructive: Vec<String>,
+    /// Destructive updates held back by `update.max_parallel` (reported as Ignore).
+    deferred: Vec<String>,
     migrate: u64,
 }
 
@@ -632,6 +689,26 @@ fn reconcile(
                 UpdateKind::Destructive => {
                     plan.destructive.push(a.id.clone());
                 }
+            }
+        }
+        // Rolling update: at most `max_parallel` replacements in flight (not yet healthy).
+        let max_parallel = g["Update"]["MaxParallel"].as_u64().unwrap_or(0);
+        if s(job, "Type") == "service" && max_parallel > 0 {
+            let in_flight = allocs
+                .iter()
+                .filter(|a| {
+                    a.task_group == gname
+                        && !a.terminal()
+                        && !a.previous_allocation.is_empty()
+                        && a.healthy != Some(true)
+                        && a.job["Version"] == job["Version"]
+                        && a.job["JobModifyIndex"] == job["JobModifyIndex"]
+                })
+                .count() as u64;
+            let room = max_parallel.saturating_sub(in_flight) as usize;
+            if plan.destructive.len() > room {
+                let held = plan.destructive.split_off(room);
+                plan.deferred.extend(held);
             }
         }
         let mut next = 0u64;
@@ -738,7 +815,7 @@ pub(crate) fn dry_run(
         }
         desired.insert(
             gname.clone(),
-            json!({"Ignore": p.ignore.len(), "Place": p.place.len(), "Migrate": p.migrate,
+            json!({"Ignore": p.ignore.len() + p.deferred.len(), "Place": p.place.len(), "Migrate": p.migrate,
                 "Stop": p.stop.len(), "InPlaceUpdate": p.inplace.len(),
                 "DestructiveUpdate": p.destructive.len(), "Canary": 0, "Preemptions": 0,
                 "Disconnect": 0, "Reconnect": 0, "RescheduleNow": 0, "RescheduleLater": 0}),
@@ -1632,6 +1709,17 @@ fn update_deployments(state: &Arc<DevState>, inner: &mut Inner, now: Instant) {
         let done = groups.values().all(|g| g.healthy >= g.desired_total);
         if !(counts_changed || unhealthy || deadline || done) {
             continue;
+        }
+        if progressed && !done && !unhealthy {
+            // The deployment watcher asks for the next batch of a rolling update.
+            let key = (d.namespace.clone(), d.job_id.clone());
+            if let Some(job) = inner.jobs.get(&key).map(|e| e.job.clone()) {
+                let index = nomad.write(inner, &["evals"]);
+                let eid = jobs::create_eval(inner, index, &job, "deployment-watcher", 0);
+                if let Some(e) = inner.evals.get_mut(&eid) {
+                    e.deployment_id = d.id.clone();
+                }
+            }
         }
         let index = nomad.write(inner, &["deployment"]);
         if let Some(dm) = inner.deployments.get_mut(&id) {
