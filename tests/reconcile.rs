@@ -782,3 +782,55 @@ resources:
     assert!(env.job("media-a").await.is_some());
     env.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_volume_waits_for_its_csi_plugin_and_the_job_for_its_volume() {
+    let mut seed = common::default_seed();
+    seed.csi_plugins.clear();
+    let mut env = TestEnv::with_seed(seed).await;
+    env.write(
+        "apps/app/app.yaml",
+        r#"name: app
+resources:
+  - csi_volume:
+      id: app_data
+      plugin_id: glusterfs
+      capabilities: [{ access_mode: single-node-writer, attachment_mode: file-system }]
+  - nomad_job: { file: job.nomad.hcl }
+"#,
+    );
+    let jobspec = web_jobspec("app", "nginx:1.27").replace(
+        "    task \"server\" {",
+        "    volume \"data\" {\n      type            = \"csi\"\n      source          = \"app_data\"\n      access_mode     = \"single-node-writer\"\n      attachment_mode = \"file-system\"\n    }\n\n    task \"server\" {",
+    );
+    env.write("apps/app/job.nomad.hcl", &jobspec);
+    env.commit("app with a CSI volume");
+    env.start_drover().await;
+    let status = env
+        .wait_app("app", "waiting for the plugin", |s| {
+            s.resources.iter().any(|r| {
+                r.message
+                    .contains("CSI plugin glusterfs is not running yet")
+            })
+        })
+        .await;
+    assert_eq!(sync_of(&status), "OutOfSync");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        env.job("app").await.is_none(),
+        "the job waits for its volume's wave"
+    );
+    let (code, _) = env.nomad("/v1/volume/csi/app_data").await;
+    assert_eq!(code, 404);
+
+    env.control(
+        "/nomad/csi/plugin",
+        json!({"id": "glusterfs", "controller": true, "healthy": true}),
+    )
+    .await;
+    env.wait_synced_healthy("app", None).await;
+    let (code, volume) = env.nomad("/v1/volume/csi/app_data").await;
+    assert_eq!(code, 200);
+    assert_eq!(volume["PluginID"], "glusterfs");
+    env.shutdown().await;
+}
