@@ -1,1 +1,253 @@
-//! Settings: drover.yaml plus the NOMAD_*/CONSUL_HTTP_*/VAULT_* environment, like HashiCorp's CLIs.
+//! Settings: `drover.yaml` plus the `NOMAD_*` environment, like HashiCorp's CLIs.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::controller::ControllerSettings;
+use crate::providers::nomad::NomadConfig;
+use crate::source::{GitAuth, SourceConfig};
+
+/// A bad `drover.yaml`.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The YAML is invalid or has unknown keys.
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file.
+        path: String,
+        /// serde's message, with line and column.
+        message: String,
+    },
+}
+
+/// `drover.yaml` as written (snake_case; unknown keys are errors).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSettings {
+    /// The desired-state repository.
+    pub repo: RepoSettings,
+    /// Where the SQLite store and Git mirror live (default `./drover-data`).
+    #[serde(default)]
+    pub data_dir: Option<PathBuf>,
+    /// Status page and API address (default `127.0.0.1:8080`).
+    #[serde(default)]
+    pub listen: Option<SocketAddr>,
+    /// Apps reconciled at once (default 4).
+    #[serde(default)]
+    pub concurrency: Option<usize>,
+    /// Requeue of settled apps (default `3m`).
+    #[serde(default, with = "opt_duration")]
+    pub resync_interval: Option<Duration>,
+    /// Requeue while converging (default `5s`).
+    #[serde(default, with = "opt_duration")]
+    pub progress_interval: Option<Duration>,
+    /// Refuse pruning when more than this share of apps leaves Git at once (default 0.5).
+    #[serde(default)]
+    pub max_prune_share: Option<f64>,
+    /// Nomad settings; the `NOMAD_*` environment fills what is not set here.
+    #[serde(default)]
+    pub nomad: NomadSettings,
+}
+
+/// `repo:`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RepoSettings {
+    /// Path or URL (file, git, http(s), ssh).
+    pub url: String,
+    /// Branch, tag or `HEAD` (default).
+    #[serde(default, rename = "ref")]
+    pub reference: Option<String>,
+    /// Poll interval (default `60s`, jittered).
+    #[serde(default, with = "opt_duration")]
+    pub poll_interval: Option<Duration>,
+    /// Credentials.
+    #[serde(default)]
+    pub auth: AuthSettings,
+}
+
+/// `repo.auth:` — where secrets are, never the secrets.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSettings {
+    /// Username (HTTPS or SSH).
+    #[serde(default)]
+    pub username: Option<String>,
+    /// File holding an HTTPS token.
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+    /// Environment variable holding an HTTPS token.
+    #[serde(default)]
+    pub token_env: Option<String>,
+    /// SSH private key file.
+    #[serde(default)]
+    pub ssh_key_file: Option<PathBuf>,
+    /// Environment variable holding the key's passphrase.
+    #[serde(default)]
+    pub ssh_key_passphrase_env: Option<String>,
+}
+
+/// `nomad:` — overrides of the `NOMAD_*` environment.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NomadSettings {
+    /// API address.
+    #[serde(default)]
+    pub address: Option<String>,
+    /// Default namespace.
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// Region.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// File holding the ACL token (the token itself only ever comes from a file or `NOMAD_TOKEN`).
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+}
+
+/// Everything `drover serve` needs, resolved.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Git source.
+    pub source: SourceConfig,
+    /// Data directory (store, mirror).
+    pub data_dir: PathBuf,
+    /// Web listen address.
+    pub listen: SocketAddr,
+    /// Nomad client.
+    pub nomad: NomadConfig,
+    /// Controller tuning.
+    pub controller: ControllerSettings,
+}
+
+impl Settings {
+    /// Read `drover.yaml` and merge the environment.
+    pub fn load(path: &Path) -> Result<Settings, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let file: FileSettings =
+            serde_yaml_ng::from_str(&text).map_err(|e| ConfigError::Parse {
+                path: path.display().to_string(),
+                message: e.to_string(),
+            })?;
+        Settings::from_file_settings(file, |k| std::env::var(k).ok())
+    }
+
+    /// Resolve parsed settings with an environment lookup.
+    pub fn from_file_settings(
+        file: FileSettings,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Settings, ConfigError> {
+        let mut nomad = NomadConfig::from_lookup(&env);
+        if let Some(address) = file.nomad.address {
+            nomad.address = address.trim_end_matches('/').to_string();
+        }
+        if let Some(ns) = file.nomad.namespace {
+            nomad.namespace = ns;
+        }
+        if file.nomad.region.is_some() {
+            nomad.region = file.nomad.region;
+        }
+        if let Some(path) = file.nomad.token_file {
+            let token = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+                path: path.display().to_string(),
+                source,
+            })?;
+            nomad.token = Some(crate::telemetry::Redacted(token.trim().to_string()));
+        }
+        let data_dir = file
+            .data_dir
+            .unwrap_or_else(|| PathBuf::from("drover-data"));
+        let source = SourceConfig {
+            url: file.repo.url,
+            reference: file.repo.reference.unwrap_or_else(|| "HEAD".into()),
+            poll_interval: file.repo.poll_interval.unwrap_or(Duration::from_secs(60)),
+            auth: GitAuth {
+                username: file.repo.auth.username,
+                token_file: file.repo.auth.token_file,
+                token_env: file.repo.auth.token_env,
+                ssh_key_file: file.repo.auth.ssh_key_file,
+                ssh_key_passphrase_env: file.repo.auth.ssh_key_passphrase_env,
+            },
+        };
+        let defaults = ControllerSettings::default();
+        let controller = ControllerSettings {
+            concurrency: file.concurrency.unwrap_or(defaults.concurrency),
+            resync_interval: file.resync_interval.unwrap_or(defaults.resync_interval),
+            progress_interval: file.progress_interval.unwrap_or(defaults.progress_interval),
+            max_prune_share: file.max_prune_share.unwrap_or(defaults.max_prune_share),
+            data_dir: data_dir.clone(),
+            ..defaults
+        };
+        Ok(Settings {
+            source,
+            data_dir,
+            listen: file
+                .listen
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+            nomad,
+            controller,
+        })
+    }
+}
+
+mod opt_duration {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        let text: Option<String> = Option::deserialize(d)?;
+        text.map(|t| {
+            humantime::parse_duration(&t)
+                .map_err(|e| serde::de::Error::custom(format!("invalid duration {t:?}: {e}")))
+        })
+        .transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn yaml_with_durations_and_env_fallback() {
+        let file: FileSettings = serde_yaml_ng::from_str(
+            "repo: { url: /srv/repo, ref: main, poll_interval: 30s }\nlisten: 127.0.0.1:9000\nresync_interval: 2m\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let s = Settings::from_file_settings(file, |k| {
+            (k == "NOMAD_ADDR").then(|| "http://10.1.1.1:4646".to_string())
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.source.reference, "main");
+        assert_eq!(s.source.poll_interval, Duration::from_secs(30));
+        assert_eq!(s.controller.resync_interval, Duration::from_secs(120));
+        assert_eq!(s.nomad.address, "http://10.1.1.1:4646");
+        assert_eq!(s.listen.port(), 9000);
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_with_position() {
+        let err = serde_yaml_ng::from_str::<FileSettings>("repo: { url: x }\nconcurency: 3\n")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("concurency"), "{err}");
+        assert!(err.contains("line 2"), "{err}");
+    }
+}

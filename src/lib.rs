@@ -11,6 +11,7 @@
 pub mod apply;
 pub mod config;
 pub mod controller;
+pub mod demo;
 pub mod desired;
 pub mod devstack;
 pub mod health;

@@ -1,13 +1,26 @@
 //! The `drover` command line: the one place for `anyhow`. Exit codes: 0 ok, 1 error, 2 changes.
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
-use anyhow::Context as _;
+use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
 
+use drover::config::Settings;
+use drover::controller::reconcile::{AppMemory, Mode, reconcile};
+use drover::controller::schedule::DesiredRevision;
+use drover::controller::{Context, ControllerSettings};
 use drover::devstack::{Devstack, DevstackConfig};
+use drover::live::LiveStore;
+use drover::providers::nomad::{NomadClient, NomadConfig};
+use drover::source::{GitSource, Revision, SourceConfig};
+use drover::store::Store;
 
 /// GitOps for Nomad, Consul, Vault and S3: make the cluster match a Git repository.
 #[derive(Debug, Parser)]
@@ -19,8 +32,52 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the demo: devstack, S3, a local Git repo of the example media stack, and drover.
+    Demo(DemoArgs),
+    /// Run drover: watch the repository and keep the cluster equal to it.
+    Serve(ServeArgs),
     /// Serve the embedded Nomad, Consul and Vault APIs on loopback until Ctrl-C.
     Devstack(DevstackArgs),
+    /// Check a desired-state folder and list every error (exit 1 when there are errors).
+    Validate(ValidateArgs),
+    /// Show what a sync would change (exit 2 when there are changes, like terraform -detailed-exitcode).
+    Plan(PlanArgs),
+    /// Ask the running drover to sync an app now (or show its pending diff with --dry-run).
+    Sync(SyncArgs),
+    /// Show every app's sync status and health from the running drover.
+    Status(ServerArgs),
+    /// Show an app's sync history.
+    History(AppArgs),
+    /// Apply an older revision's desired state for an app and pin it there.
+    Rollback(RollbackArgs),
+    /// Remove an app's rollback pin: it follows the branch again.
+    Unpin(AppArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct DemoArgs {
+    /// Status page address.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Folder for the demo's Git repo, data and S3 objects (default: a new temporary folder).
+    #[arg(long)]
+    work_dir: Option<PathBuf>,
+    /// The example desired-state repository.
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/desired-state"))]
+    example: PathBuf,
+    /// Devstack time scale (smaller is faster).
+    #[arg(long, default_value_t = 0.5)]
+    time_scale: f64,
+    /// Git poll interval.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    poll_interval: Duration,
+}
+
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// drover.yaml.
+    #[arg(short, long, default_value = "drover.yaml")]
+    config: PathBuf,
 }
 
 #[derive(Debug, clap::Args)]
@@ -43,9 +100,75 @@ struct DevstackArgs {
     /// Enforce Nomad ACLs (X-Nomad-Token).
     #[arg(long)]
     nomad_acl: bool,
+    /// Enforce Consul ACLs (X-Consul-Token).
+    #[arg(long)]
+    consul_acl: bool,
     /// Multiply every simulated delay by this factor.
     #[arg(long, default_value_t = 1.0)]
     time_scale: f64,
+}
+
+#[derive(Debug, clap::Args)]
+struct ValidateArgs {
+    /// The desired-state folder (with apps/*/app.yaml).
+    dir: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+struct PlanArgs {
+    /// The desired-state folder.
+    #[arg(required_unless_present = "git")]
+    dir: Option<PathBuf>,
+    /// Plan a Git repository (path or URL) instead of a folder.
+    #[arg(long, conflicts_with = "dir")]
+    git: Option<String>,
+    /// Branch or tag of --git.
+    #[arg(long = "ref", default_value = "HEAD")]
+    reference: String,
+    /// Only this app.
+    #[arg(long)]
+    app: Option<String>,
+    /// A drover data dir whose last-applied markers to use (read-only).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+struct ServerArgs {
+    /// The running drover's address.
+    #[arg(long, env = "DROVER_ADDR", default_value = "http://127.0.0.1:8080")]
+    server: String,
+}
+
+#[derive(Debug, clap::Args)]
+struct SyncArgs {
+    #[command(flatten)]
+    server: ServerArgs,
+    /// Only this app (default: all).
+    #[arg(long)]
+    app: Option<String>,
+    /// Show the pending diff instead of syncing.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+#[derive(Debug, clap::Args)]
+struct AppArgs {
+    #[command(flatten)]
+    server: ServerArgs,
+    /// The app.
+    app: String,
+}
+
+#[derive(Debug, clap::Args)]
+struct RollbackArgs {
+    #[command(flatten)]
+    server: ServerArgs,
+    /// The app.
+    app: String,
+    /// A commit (full or short) or tag.
+    #[arg(long)]
+    to: String,
 }
 
 fn main() -> ExitCode {
@@ -69,8 +192,71 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Demo(args) => demo(args).await,
+        Command::Serve(args) => serve(args).await,
         Command::Devstack(args) => devstack(args).await,
+        Command::Validate(args) => validate(args),
+        Command::Plan(args) => plan(args).await,
+        Command::Sync(args) => sync(args).await,
+        Command::Status(args) => status(args).await,
+        Command::History(args) => history(args).await,
+        Command::Rollback(args) => rollback(args).await,
+        Command::Unpin(args) => unpin(args).await,
     }
+}
+
+async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
+    let work_dir = match args.work_dir {
+        Some(dir) => dir,
+        None => tempfile::Builder::new()
+            .prefix("drover-demo-")
+            .tempdir()
+            .context("creating a temporary folder")?
+            .keep(),
+    };
+    let demo = drover::demo::start(drover::demo::DemoOptions {
+        example_dir: args.example,
+        work_dir: work_dir.clone(),
+        listen: args.listen,
+        time_scale: args.time_scale,
+        poll_interval: args.poll_interval,
+    })
+    .await?;
+    println!("drover demo is running.\n");
+    println!("  Status page:  {}", demo.status_url());
+    println!("  Git repo:     {}", demo.repo.display());
+    println!(
+        "  S3 server:    {} (access key {})",
+        demo.s3.url(),
+        demo.s3.access_key
+    );
+    println!("\nPoint the HashiCorp CLIs at the devstack:\n");
+    print!("{}", demo.devstack.env_exports());
+    println!(
+        "\nEdit a file under {}/apps, then `git commit -am \"...\"` there: drover applies it within one poll ({}).",
+        demo.repo.display(),
+        humantime::format_duration(args.poll_interval)
+    );
+    println!("Ctrl-C stops everything.");
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl-C")?;
+    demo.stop().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let settings = Settings::load(&args.config)?;
+    let running = drover::controller::runtime::start(settings, CancellationToken::new()).await?;
+    println!(
+        "drover is serving its status page on http://{}/",
+        running.web_addr
+    );
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl-C")?;
+    running.stop().await;
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn devstack(args: DevstackArgs) -> anyhow::Result<ExitCode> {
@@ -79,6 +265,7 @@ async fn devstack(args: DevstackArgs) -> anyhow::Result<ExitCode> {
         consul_addr: args.consul_addr,
         vault_addr: args.vault_addr,
         nomad_acl: args.nomad_acl,
+        consul_acl: args.consul_acl,
         time_scale: args.time_scale,
         ..DevstackConfig::default()
     };
@@ -97,5 +284,311 @@ async fn devstack(args: DevstackArgs) -> anyhow::Result<ExitCode> {
         .await
         .context("waiting for Ctrl-C")?;
     stack.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
+    let revision = Revision::from_dir(&args.dir)?;
+    let loaded = drover::desired::load(&revision);
+    let mut errors = 0;
+    for diagnostic in &loaded.repo_errors {
+        println!("{diagnostic}");
+        errors += 1;
+    }
+    for app in &loaded.apps {
+        match &app.result {
+            Ok(a) => println!("ok    {} ({} resources)", a.name, a.resources.len()),
+            Err(diagnostics) => {
+                println!("error {}: {} problem(s)", app.name, diagnostics.len());
+                for d in diagnostics {
+                    println!("  {d}");
+                }
+                errors += diagnostics.len();
+            }
+        }
+    }
+    if errors > 0 {
+        println!("\n{errors} error(s)");
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn plan(args: PlanArgs) -> anyhow::Result<ExitCode> {
+    let revision = match (&args.dir, &args.git) {
+        (Some(dir), _) => Revision::from_dir(dir)?,
+        (None, Some(url)) => {
+            let mirror = tempfile::tempdir().context("creating a temporary mirror")?;
+            let source = GitSource::open(
+                SourceConfig {
+                    url: url.clone(),
+                    reference: args.reference.clone(),
+                    ..SourceConfig::default()
+                },
+                mirror.path(),
+            )?;
+            tokio::task::spawn_blocking(move || source.fetch()).await??
+        }
+        (None, None) => bail!("give a folder or --git URL"),
+    };
+    let desired = DesiredRevision::load(Arc::new(revision));
+    let nomad = NomadClient::new(NomadConfig::from_env())?;
+    let live = LiveStore::default();
+    live.load_once(&nomad)
+        .await
+        .context("reading live state from Nomad")?;
+    let store = match &args.data_dir {
+        Some(dir) => Store::open(&dir.join("drover.db"))?,
+        None => Store::open_in_memory()?,
+    };
+    let ctx = Context::new(
+        nomad,
+        store,
+        live,
+        ControllerSettings {
+            colour: std::io::stdout().is_terminal(),
+            ..ControllerSettings::default()
+        },
+    );
+    let mut changes = false;
+    let mut failed = !desired.loaded.repo_errors.is_empty();
+    for d in &desired.loaded.repo_errors {
+        println!("{d}");
+    }
+    for loaded in &desired.loaded.apps {
+        if args.app.as_ref().is_some_and(|a| a != &loaded.name) {
+            continue;
+        }
+        let edges = loaded
+            .result
+            .as_ref()
+            .map(drover::desired::resource_dependencies)
+            .unwrap_or_default();
+        let outcome = reconcile(
+            &ctx,
+            loaded,
+            &desired.revision.id,
+            &edges,
+            Mode::DryRun,
+            &mut AppMemory::default(),
+        )
+        .await;
+        println!("app {}:", loaded.name);
+        for e in &outcome.status.errors {
+            println!("  error: {e}");
+            failed = true;
+        }
+        if let Some(plan) = outcome.plan {
+            for step in &plan.steps {
+                match &step.change {
+                    drover::plan::Change::Create { diff }
+                    | drover::plan::Change::Update { diff } => {
+                        changes = true;
+                        println!("  {} {}:", step.change.verb(), step.id);
+                        for line in diff.lines() {
+                            println!("    {line}");
+                        }
+                    }
+                    drover::plan::Change::Delete => {
+                        changes = true;
+                        println!("  delete {} (if prune is on)", step.id);
+                    }
+                    other => println!("  {} {}", other.verb(), step.id),
+                }
+            }
+        }
+    }
+    Ok(if failed {
+        ExitCode::from(1)
+    } else if changes {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn http() -> anyhow::Result<reqwest::Client> {
+    drover::providers::install_crypto_provider();
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .context("building HTTP client")
+}
+
+async fn api(
+    method: reqwest::Method,
+    server: &str,
+    path: &str,
+    body: Option<Value>,
+) -> anyhow::Result<Value> {
+    let url = format!("{}{}", server.trim_end_matches('/'), path);
+    let mut request = http()?.request(method, &url);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request
+        .send()
+        .await
+        .with_context(|| format!("cannot reach drover at {server} (is `drover serve` running?)"))?;
+    let status = response.status();
+    let value: Value = response.json().await.unwrap_or(Value::Null);
+    if !status.is_success() {
+        bail!(
+            "{url}: {status}: {}",
+            value.get("error").and_then(Value::as_str).unwrap_or("")
+        );
+    }
+    Ok(value)
+}
+
+async fn sync(args: SyncArgs) -> anyhow::Result<ExitCode> {
+    let apps = api(reqwest::Method::GET, &args.server.server, "/api/apps", None).await?;
+    let names: Vec<String> = apps
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.get("name").and_then(Value::as_str).map(str::to_string))
+                .filter(|n| args.app.as_ref().is_none_or(|a| a == n))
+                .collect()
+        })
+        .unwrap_or_default();
+    if let Some(app) = &args.app
+        && names.is_empty()
+    {
+        bail!("no app named {app}");
+    }
+    if args.dry_run {
+        let mut changes = false;
+        for status in apps.as_array().into_iter().flatten() {
+            let name = status.get("name").and_then(Value::as_str).unwrap_or("");
+            if !names.iter().any(|n| n == name) {
+                continue;
+            }
+            println!(
+                "app {name}: {}",
+                status.get("sync").and_then(Value::as_str).unwrap_or("")
+            );
+            for r in status
+                .get("resources")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                if let Some(diff) = r.get("diff").and_then(Value::as_str) {
+                    changes = true;
+                    println!(
+                        "  {} {}:",
+                        r["change"].as_str().unwrap_or(""),
+                        r["id"].as_str().unwrap_or("")
+                    );
+                    for line in diff.lines() {
+                        println!("    {line}");
+                    }
+                }
+            }
+        }
+        return Ok(if changes {
+            ExitCode::from(2)
+        } else {
+            ExitCode::SUCCESS
+        });
+    }
+    for name in &names {
+        api(
+            reqwest::Method::POST,
+            &args.server.server,
+            &format!("/api/apps/{name}/sync"),
+            None,
+        )
+        .await?;
+        println!("sync requested: {name}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn status(args: ServerArgs) -> anyhow::Result<ExitCode> {
+    let apps = api(reqwest::Method::GET, &args.server, "/api/apps", None).await?;
+    println!(
+        "{:<24} {:<12} {:<12} {:<14} PHASE",
+        "APP", "SYNC", "HEALTH", "REVISION"
+    );
+    for s in apps.as_array().into_iter().flatten() {
+        let revision = s["revision"].as_str().unwrap_or("");
+        println!(
+            "{:<24} {:<12} {:<12} {:<14} {}",
+            s["name"].as_str().unwrap_or(""),
+            s["sync"].as_str().unwrap_or(""),
+            s["health"].as_str().unwrap_or(""),
+            revision.get(..12).unwrap_or(revision),
+            s["phase"].as_str().unwrap_or("")
+        );
+        for e in s["errors"].as_array().into_iter().flatten() {
+            println!("    ! {}", e.as_str().unwrap_or(""));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn history(args: AppArgs) -> anyhow::Result<ExitCode> {
+    let records = api(
+        reqwest::Method::GET,
+        &args.server.server,
+        &format!("/api/apps/{}/history", args.app),
+        None,
+    )
+    .await?;
+    println!(
+        "{:<6} {:<14} {:<12} {:<8} CHANGES",
+        "ID", "REVISION", "RESULT", "TRIGGER"
+    );
+    for r in records.as_array().into_iter().flatten() {
+        let revision = r["revision"].as_str().unwrap_or("");
+        let changes: Vec<&str> = r["changes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        println!(
+            "{:<6} {:<14} {:<12} {:<8} {}",
+            r["id"].as_i64().unwrap_or_default(),
+            revision.get(..12).unwrap_or(revision),
+            r["result"].as_str().unwrap_or("running"),
+            r["trigger"].as_str().unwrap_or(""),
+            changes.join(", ")
+        );
+        if let Some(message) = r["message"].as_str() {
+            println!("       {message}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn rollback(args: RollbackArgs) -> anyhow::Result<ExitCode> {
+    let answer = api(
+        reqwest::Method::POST,
+        &args.server.server,
+        &format!("/api/apps/{}/rollback", args.app),
+        Some(serde_json::json!({ "revision": args.to })),
+    )
+    .await?;
+    println!(
+        "{} pinned to {}; `drover unpin {}` follows the branch again",
+        args.app,
+        answer["pinned"].as_str().unwrap_or(""),
+        args.app
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn unpin(args: AppArgs) -> anyhow::Result<ExitCode> {
+    api(
+        reqwest::Method::POST,
+        &args.server.server,
+        &format!("/api/apps/{}/unpin", args.app),
+        None,
+    )
+    .await?;
+    println!("{} follows the branch again", args.app);
     Ok(ExitCode::SUCCESS)
 }

@@ -1,1 +1,110 @@
 //! One task per app, a concurrency limit, level-triggered reconcile cycles.
+//!
+//! Start reading at [`reconcile::reconcile`]: load → plan → apply → assess → publish.
+
+pub mod reconcile;
+pub mod runtime;
+pub mod schedule;
+mod status;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Semaphore, watch};
+
+pub use status::{AppStatus, ResourceStatus, SyncOutcome, SyncStatus};
+
+use crate::live::LiveStore;
+use crate::providers::nomad::NomadClient;
+use crate::store::Store;
+
+/// Controller tuning.
+#[derive(Debug, Clone)]
+pub struct ControllerSettings {
+    /// At most this many apps reconcile at once.
+    pub concurrency: usize,
+    /// Requeue of a settled app (correctness does not depend on triggers).
+    pub resync_interval: Duration,
+    /// Requeue while something converges (deployments, plugin waits).
+    pub progress_interval: Duration,
+    /// Longest backoff after failures.
+    pub max_backoff: Duration,
+    /// Colour diffs (a TTY).
+    pub colour: bool,
+    /// Refuse to prune when more than this share of known apps left Git at once.
+    pub max_prune_share: f64,
+    /// Where the Git mirror lives (to read older revisions for rollback and prune policy).
+    pub data_dir: PathBuf,
+}
+
+impl Default for ControllerSettings {
+    fn default() -> Self {
+        ControllerSettings {
+            concurrency: 4,
+            resync_interval: Duration::from_secs(180),
+            progress_interval: Duration::from_secs(5),
+            max_backoff: Duration::from_secs(300),
+            colour: false,
+            max_prune_share: 0.5,
+            data_dir: PathBuf::from("drover-data"),
+        }
+    }
+}
+
+/// Everything a reconcile needs, shared by all app tasks; no globals.
+#[derive(Clone)]
+pub struct Context {
+    /// Nomad client.
+    pub nomad: NomadClient,
+    /// History, markers, ownership, pins.
+    pub store: Store,
+    /// The live cache.
+    pub live: LiveStore,
+    /// Tuning.
+    pub settings: Arc<ControllerSettings>,
+    /// The one read model of app status for web, CLI, metrics and alerts.
+    pub statuses: watch::Sender<BTreeMap<String, AppStatus>>,
+    /// Limits concurrent reconciles.
+    pub permits: Arc<Semaphore>,
+}
+
+impl Context {
+    /// A context with an empty status map.
+    pub fn new(
+        nomad: NomadClient,
+        store: Store,
+        live: LiveStore,
+        settings: ControllerSettings,
+    ) -> Context {
+        let permits = Arc::new(Semaphore::new(settings.concurrency.max(1)));
+        Context {
+            nomad,
+            store,
+            live,
+            settings: Arc::new(settings),
+            statuses: watch::Sender::new(BTreeMap::new()),
+            permits,
+        }
+    }
+
+    /// Publish one app's status.
+    pub fn publish(&self, status: AppStatus) {
+        self.statuses.send_modify(|all| {
+            all.insert(status.name.clone(), status);
+        });
+    }
+
+    /// Forget an app's status (it left Git and was pruned).
+    pub fn unpublish(&self, app: &str) {
+        self.statuses.send_modify(|all| {
+            all.remove(app);
+        });
+    }
+
+    /// The current status of an app.
+    pub fn status_of(&self, app: &str) -> Option<AppStatus> {
+        self.statuses.borrow().get(app).cloned()
+    }
+}

@@ -4,12 +4,22 @@
 //! OWNER: desired helper. `app.rs` and `diagnostic.rs` types are the contract with `plan/`.
 
 mod app;
+mod check;
+mod deps;
 mod diagnostic;
+mod manifest;
+mod native;
+mod yaml;
 
 pub use app::*;
+pub use check::{parse_duration_secs, parse_size};
+pub use deps::{JobRefs, job_refs, resource_dependencies, secret_path_matches};
 pub use diagnostic::Diagnostic;
 
-use crate::source::Revision;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use crate::source::{Revision, RevisionError};
 
 /// The outcome of loading one app folder.
 #[derive(Debug, Clone)]
@@ -31,7 +41,223 @@ pub struct Loaded {
     pub repo_errors: Vec<Diagnostic>,
 }
 
+impl Loaded {
+    /// Every diagnostic: repo-level first, then each app's.
+    pub fn diagnostics(&self) -> Vec<Diagnostic> {
+        let mut out = self.repo_errors.clone();
+        for app in &self.apps {
+            if let Err(d) = &app.result {
+                out.extend(d.iter().cloned());
+            }
+        }
+        out
+    }
+
+    /// Whether nothing at all is wrong.
+    pub fn is_clean(&self) -> bool {
+        self.repo_errors.is_empty() && self.apps.iter().all(|a| a.result.is_ok())
+    }
+
+    /// The app called `name`, if any.
+    pub fn app(&self, name: &str) -> Option<&LoadedApp> {
+        self.apps.iter().find(|a| a.name == name)
+    }
+}
+
 /// Load every app of a revision.
-pub fn load(_revision: &Revision) -> Loaded {
-    Loaded::default()
+pub fn load(revision: &Revision) -> Loaded {
+    let mut repo_errors = Vec::new();
+    let defaults = manifest::repo_defaults(revision, &mut repo_errors);
+    let mut folders = BTreeSet::new();
+    for path in revision.paths_under("apps") {
+        if let Some(folder) = path
+            .strip_prefix("apps/")
+            .and_then(|r| r.strip_suffix("/app.yaml"))
+            .filter(|f| !f.contains('/'))
+        {
+            folders.insert(folder.to_string());
+        }
+    }
+    for path in revision.paths_under("apps") {
+        if let Some(d) = manifest::misnamed_manifest_hint(path) {
+            let folder = path
+                .trim_start_matches("apps/")
+                .split('/')
+                .next()
+                .unwrap_or("");
+            if !folders.contains(folder) {
+                repo_errors.push(d);
+            }
+        }
+    }
+    let mut drafts: Vec<manifest::Draft> = folders
+        .iter()
+        .map(|f| manifest::load_app(revision, f, &defaults))
+        .collect();
+    repo_checks(&mut drafts);
+    let mut apps: Vec<LoadedApp> = drafts
+        .into_iter()
+        .map(|d| LoadedApp {
+            name: d.name,
+            dir: d.dir,
+            result: match (d.app, d.diags.is_empty()) {
+                (Some(app), true) => Ok(app),
+                (_, _) => Err(d.diags),
+            },
+        })
+        .collect();
+    apps.sort_by(|a, b| a.name.cmp(&b.name).then(a.dir.cmp(&b.dir)));
+    Loaded { apps, repo_errors }
+}
+
+fn at(file: &str, (line, column): (usize, usize), field: &str, message: String) -> Diagnostic {
+    Diagnostic {
+        file: file.to_string(),
+        line,
+        column,
+        field: Some(field.to_string()),
+        message,
+        hint: None,
+    }
+}
+
+/// Checks across apps: unique names, `depends_on` targets and cycles, resources claimed twice.
+fn repo_checks(drafts: &mut [manifest::Draft]) {
+    let names: Vec<String> = drafts.iter().map(|d| d.name.clone()).collect();
+    let mut extra: Vec<Vec<Diagnostic>> = vec![Vec::new(); drafts.len()];
+    for (i, d) in drafts.iter().enumerate() {
+        for (j, other) in drafts.iter().enumerate() {
+            if i != j && d.name == other.name {
+                extra[i].push(at(
+                    &d.file,
+                    d.name_pos,
+                    "name",
+                    format!("app name \"{}\" is also used by {}", d.name, other.dir),
+                ));
+            }
+        }
+        for (dep, line, col) in &d.depends_on {
+            if !names.contains(dep) {
+                let valid: Vec<&str> = names.iter().map(String::as_str).collect();
+                extra[i].push(Diagnostic {
+                    hint: check::suggest(dep, &valid).map(|s| format!("did you mean \"{s}\"?")),
+                    ..at(
+                        &d.file,
+                        (*line, *col),
+                        "depends_on",
+                        format!(
+                            "depends_on names \"{dep}\", which is not an app in this repository"
+                        ),
+                    )
+                });
+            }
+        }
+    }
+    // Cycles: an app is in a cycle when it can reach itself through depends_on.
+    let graph: BTreeMap<&str, Vec<&str>> = drafts
+        .iter()
+        .map(|d| {
+            (
+                d.name.as_str(),
+                d.depends_on.iter().map(|(n, _, _)| n.as_str()).collect(),
+            )
+        })
+        .collect();
+    for (i, d) in drafts.iter().enumerate() {
+        if let Some(path) = cycle_from(&graph, &d.name) {
+            let pos = d
+                .depends_on
+                .iter()
+                .find(|(n, _, _)| Some(n.as_str()) == path.get(1).copied())
+                .map_or((0, 0), |(_, l, c)| (*l, *c));
+            extra[i].push(at(
+                &d.file,
+                pos,
+                "depends_on",
+                format!("depends_on forms a cycle: {}", path.join(" → ")),
+            ));
+        }
+    }
+    // The same resource claimed by two apps: an error on both.
+    let mut owners: BTreeMap<ResourceId, Vec<(usize, Origin)>> = BTreeMap::new();
+    for (i, d) in drafts.iter().enumerate() {
+        for (id, origin) in &d.claims {
+            let list = owners.entry(id.clone()).or_default();
+            if !list.iter().any(|(j, _)| *j == i) {
+                list.push((i, origin.clone()));
+            }
+        }
+    }
+    for (id, list) in owners.iter().filter(|(_, l)| l.len() > 1) {
+        for (i, origin) in list {
+            let others: Vec<String> = list
+                .iter()
+                .filter(|(j, _)| j != i)
+                .map(|(j, o)| format!("{} ({}:{})", drafts[*j].name, o.file, o.line))
+                .collect();
+            extra[*i].push(Diagnostic {
+                file: origin.file.clone(),
+                line: origin.line,
+                column: 0,
+                field: None,
+                message: format!("{id} is also declared by app {}", others.join(", ")),
+                hint: Some("a resource belongs to exactly one app".to_string()),
+            });
+        }
+    }
+    for (d, more) in drafts.iter_mut().zip(extra) {
+        d.diags.extend(more);
+        // Shown in reading order: the app.yaml first, then each native file top to bottom.
+        let manifest = d.file.clone();
+        d.diags.sort_by(|a, b| {
+            (a.file != manifest, &a.file, a.line, a.column).cmp(&(
+                b.file != manifest,
+                &b.file,
+                b.line,
+                b.column,
+            ))
+        });
+    }
+}
+
+fn cycle_from<'a>(graph: &BTreeMap<&'a str, Vec<&'a str>>, start: &'a str) -> Option<Vec<&'a str>> {
+    // Depth-first search for a path back to `start`.
+    let mut stack: Vec<(&'a str, Vec<&'a str>)> = vec![(start, vec![start])];
+    let mut seen = BTreeSet::new();
+    while let Some((node, path)) = stack.pop() {
+        for next in graph.get(node).into_iter().flatten() {
+            if *next == start {
+                let mut p = path.clone();
+                p.push(start);
+                return Some(p);
+            }
+            if seen.insert(*next) {
+                let mut p = path.clone();
+                p.push(next);
+                stack.push((next, p));
+            }
+        }
+    }
+    None
+}
+
+/// Read a directory from disk and load it (`drover validate <dir>`).
+pub fn validate_dir(path: &Path) -> Result<Loaded, RevisionError> {
+    Ok(load(&Revision::from_dir(path)?))
+}
+
+/// Diagnostics as the CLI prints them: one per line (`file:line:col: field: message (hint)`),
+/// then a count.
+pub fn render_diagnostics(diags: &[Diagnostic]) -> String {
+    let mut out = String::new();
+    for d in diags {
+        out.push_str(&d.to_string());
+        out.push('\n');
+    }
+    match diags.len() {
+        0 => out.push_str("no errors\n"),
+        1 => out.push_str("1 error\n"),
+        n => out.push_str(&format!("{n} errors\n")),
+    }
+    out
 }

@@ -9,6 +9,7 @@ pub mod consul;
 pub mod control;
 pub mod faults;
 pub mod nomad;
+pub mod s3;
 pub mod seed;
 pub mod vault;
 
@@ -112,9 +113,10 @@ impl DevState {
     pub fn reset(&self) {
         self.faults.clear();
         self.requests.clear();
-        self.nomad.reset(&self.config);
+        // Consul and Vault first: Nomad's reset registers its nodes in Consul.
         self.consul.reset(&self.config);
         self.vault.reset(&self.config);
+        self.nomad.reset(&self.config);
     }
 }
 

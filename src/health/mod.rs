@@ -1,1 +1,307 @@
-//! Health per resource and per app, derived from live facts each time.
+//! Health per resource and per app, derived from live facts each time (DESIGN principle 8).
+
+use serde::Serialize;
+
+use crate::live::LiveSnapshot;
+use crate::providers::nomad::types::{AllocListStub, Deployment, JobListStub};
+use crate::providers::nomad::{NomadClient, NomadError};
+
+/// How a resource or app is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub enum Health {
+    /// Running as desired.
+    Healthy,
+    /// Stopped on purpose.
+    Suspended,
+    /// Not decided yet (nothing observed).
+    Unknown,
+    /// Converging: a deployment or allocations are in progress.
+    Progressing,
+    /// Failed allocations or a failed deployment.
+    Degraded,
+    /// Absent from the cluster.
+    Missing,
+}
+
+impl Health {
+    /// The worse of two (an app is as healthy as its least healthy resource).
+    pub fn worst(self, other: Health) -> Health {
+        self.max(other)
+    }
+
+    /// A state that will not change without something happening (no need to poll).
+    pub fn is_settled(self) -> bool {
+        matches!(
+            self,
+            Health::Healthy | Health::Degraded | Health::Missing | Health::Suspended
+        )
+    }
+}
+
+/// A resource's health and the fact that decided it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Assessment {
+    /// The verdict.
+    pub health: Health,
+    /// Why, for people (`deployment failed: Failed due to unhealthy allocations`).
+    pub message: String,
+}
+
+impl Assessment {
+    fn new(health: Health, message: impl Into<String>) -> Self {
+        Assessment {
+            health,
+            message: message.into(),
+        }
+    }
+}
+
+/// Health of a job: from its stub, latest deployment and allocations (two reads).
+pub async fn job(
+    nomad: &NomadClient,
+    live: &LiveSnapshot,
+    namespace: &str,
+    id: &str,
+) -> Result<Assessment, NomadError> {
+    let Some(stub) = live.job(namespace, id) else {
+        return Ok(Assessment::new(Health::Missing, "job not found"));
+    };
+    if stub.stop {
+        return Ok(Assessment::new(Health::Suspended, "job is stopped"));
+    }
+    let deployment = if stub.job_type == "service" {
+        nomad.latest_deployment(namespace, id).await?
+    } else {
+        None
+    };
+    let allocations = nomad.job_allocations(namespace, id).await?;
+    Ok(judge_job(stub, deployment.as_ref(), &allocations))
+}
+
+/// The pure part of [`job`].
+pub fn judge_job(
+    stub: &JobListStub,
+    deployment: Option<&Deployment>,
+    allocations: &[AllocListStub],
+) -> Assessment {
+    if matches!(stub.job_type.as_str(), "batch" | "sysbatch") {
+        let failed = allocations
+            .iter()
+            .filter(|a| a.client_status == "failed" && a.desired_status == "run")
+            .count();
+        let complete = allocations
+            .iter()
+            .filter(|a| a.client_status == "complete")
+            .count();
+        return if failed > 0 && stub.status == "dead" {
+            Assessment::new(Health::Degraded, format!("{failed} allocation(s) failed"))
+        } else if stub.status == "dead" && complete > 0 {
+            Assessment::new(Health::Healthy, "completed")
+        } else if stub.status == "running" && allocations.is_empty() {
+            // Periodic and parameterized parents are `running` with no allocations of their own.
+            Assessment::new(Health::Healthy, "waiting for launches")
+        } else {
+            Assessment::new(Health::Progressing, format!("status {}", stub.status))
+        };
+    }
+    let current_deployment =
+        deployment.filter(|d| d.job_spec_modify_index == stub.job_modify_index);
+    if let Some(d) = current_deployment {
+        match d.status.as_str() {
+            "failed" => {
+                return Assessment::new(
+                    Health::Degraded,
+                    format!("deployment failed: {}", d.status_description),
+                );
+            }
+            "running" | "pending" | "initializing" | "blocked" | "unblocking" | "paused" => {
+                let (healthy, total) = d
+                    .task_groups
+                    .as_ref()
+                    .map(|g| {
+                        g.values().fold((0, 0), |(h, t), s| {
+                            (h + s.healthy_allocs, t + s.desired_total)
+                        })
+                    })
+                    .unwrap_or((0, 0));
+                return Assessment::new(
+                    Health::Progressing,
+                    format!("deployment {}: {healthy}/{total} healthy", d.status),
+                );
+            }
+            _ => {}
+        }
+    }
+    let live_allocs: Vec<&AllocListStub> = allocations
+        .iter()
+        .filter(|a| a.desired_status == "run")
+        .collect();
+    let failed = live_allocs
+        .iter()
+        .filter(|a| matches!(a.client_status.as_str(), "failed" | "lost"))
+        .count();
+    let unhealthy = live_allocs
+        .iter()
+        .filter(|a| a.deployment_status.and_then(|d| d.healthy) == Some(false))
+        .count();
+    let pending = live_allocs
+        .iter()
+        .filter(|a| a.client_status == "pending")
+        .count();
+    let running = live_allocs
+        .iter()
+        .filter(|a| a.client_status == "running")
+        .count();
+    if failed > 0 || unhealthy > 0 {
+        Assessment::new(
+            Health::Degraded,
+            format!("{} allocation(s) failed or unhealthy", failed + unhealthy),
+        )
+    } else if pending > 0 {
+        Assessment::new(
+            Health::Progressing,
+            format!("{pending} allocation(s) pending"),
+        )
+    } else if running > 0 {
+        Assessment::new(Health::Healthy, format!("{running} allocation(s) running"))
+    } else {
+        Assessment::new(Health::Progressing, "no allocations placed yet")
+    }
+}
+
+/// Health of a CSI volume, from the volume list alone.
+pub fn csi_volume(live: &LiveSnapshot, namespace: &str, id: &str) -> Assessment {
+    match live.volume(namespace, id) {
+        None => Assessment::new(Health::Missing, "volume not found"),
+        Some(v) if v.schedulable => Assessment::new(Health::Healthy, "schedulable"),
+        Some(_) => Assessment::new(Health::Degraded, "not schedulable"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::providers::nomad::types::{AllocDeploymentStatus, DeploymentGroup};
+
+    fn stub(kind: &str, status: &str) -> JobListStub {
+        JobListStub {
+            id: "web".into(),
+            name: "web".into(),
+            namespace: "default".into(),
+            job_type: kind.into(),
+            stop: false,
+            status: status.into(),
+            modify_index: 12,
+            job_modify_index: 10,
+            create_index: 1,
+            meta: None,
+            summary: None,
+        }
+    }
+
+    fn alloc(client: &str, healthy: Option<bool>) -> AllocListStub {
+        AllocListStub {
+            id: "a".into(),
+            name: "web.web[0]".into(),
+            job_id: "web".into(),
+            job_version: 0,
+            task_group: "web".into(),
+            node_name: "n".into(),
+            desired_status: "run".into(),
+            client_status: client.into(),
+            deployment_status: Some(AllocDeploymentStatus { healthy }),
+            task_states: None,
+        }
+    }
+
+    fn deployment(status: &str, spec_index: u64) -> Deployment {
+        Deployment {
+            id: "d".into(),
+            job_id: "web".into(),
+            job_version: 1,
+            job_spec_modify_index: spec_index,
+            status: status.into(),
+            status_description: "Failed due to unhealthy allocations".into(),
+            task_groups: Some(
+                [(
+                    "web".to_string(),
+                    DeploymentGroup {
+                        desired_total: 2,
+                        placed_allocs: 2,
+                        healthy_allocs: 1,
+                        unhealthy_allocs: 0,
+                    },
+                )]
+                .into(),
+            ),
+        }
+    }
+
+    #[test]
+    fn deployment_of_the_current_spec_decides_service_health() {
+        let s = stub("service", "running");
+        let a = [alloc("running", Some(true))];
+        assert_eq!(
+            judge_job(&s, Some(&deployment("running", 10)), &a).health,
+            Health::Progressing
+        );
+        assert_eq!(
+            judge_job(&s, Some(&deployment("failed", 10)), &a).health,
+            Health::Degraded
+        );
+        assert_eq!(
+            judge_job(&s, Some(&deployment("successful", 10)), &a).health,
+            Health::Healthy
+        );
+        // A failed deployment of an older spec does not count.
+        assert_eq!(
+            judge_job(&s, Some(&deployment("failed", 3)), &a).health,
+            Health::Healthy
+        );
+    }
+
+    #[test]
+    fn allocations_decide_without_a_deployment() {
+        let s = stub("service", "running");
+        assert_eq!(
+            judge_job(&s, None, &[alloc("pending", None)]).health,
+            Health::Progressing
+        );
+        assert_eq!(
+            judge_job(&s, None, &[alloc("failed", None)]).health,
+            Health::Degraded
+        );
+        assert_eq!(
+            judge_job(&s, None, &[alloc("running", Some(false))]).health,
+            Health::Degraded
+        );
+        assert_eq!(judge_job(&s, None, &[]).health, Health::Progressing);
+    }
+
+    #[test]
+    fn batch_jobs_are_healthy_when_complete() {
+        let done = [alloc("complete", None)];
+        assert_eq!(
+            judge_job(&stub("batch", "dead"), None, &done).health,
+            Health::Healthy
+        );
+        assert_eq!(
+            judge_job(&stub("batch", "running"), None, &[alloc("running", None)]).health,
+            Health::Progressing
+        );
+        assert_eq!(
+            judge_job(&stub("batch", "dead"), None, &[alloc("failed", None)]).health,
+            Health::Degraded
+        );
+    }
+
+    #[test]
+    fn worst_orders_missing_over_degraded_over_progressing() {
+        assert_eq!(
+            Health::Healthy.worst(Health::Progressing),
+            Health::Progressing
+        );
+        assert_eq!(Health::Degraded.worst(Health::Missing), Health::Missing);
+        assert_eq!(Health::Suspended.worst(Health::Healthy), Health::Suspended);
+    }
+}

@@ -1,1 +1,269 @@
 //! Pure planning: triage desired × live × last-applied, then ask the server about suspects only.
+//!
+//! Step 1 ([`triage`]) is a pure function of data: it marks each resource Unchanged, Create,
+//! Suspect or Delete by comparing the desired spec hash with the last-applied marker, and the live
+//! modify index with the recorded one. Step 2 ([`explain`]) sends only suspects and creations to
+//! the server (Nomad's parse and plan endpoints) for the verdict and the human diff.
+
+pub mod csi_volume;
+mod explain;
+pub mod nomad_job;
+pub mod order;
+pub mod render;
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::Value;
+
+pub use explain::{PlanError, explain};
+
+use crate::desired::{App, ResourceId, ResourceKind, ResourceSpec};
+use crate::live::LiveSnapshot;
+
+/// The last-applied marker of a resource (from the store).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppliedMarker {
+    /// Desired spec hash when drover last applied (or confirmed) it.
+    pub spec_hash: String,
+    /// The live modify index right after (e.g. the job's `JobModifyIndex`).
+    pub live_index: u64,
+    /// The revision it came from.
+    pub revision: String,
+}
+
+/// Why a resource needs attention.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// Not in the cluster and never applied.
+    New,
+    /// Git changed since the last apply.
+    GitChanged,
+    /// Changed in the cluster behind drover's back.
+    LiveChanged,
+    /// Stopped in the cluster behind drover's back.
+    Stopped,
+    /// Deleted or purged in the cluster behind drover's back.
+    Missing,
+    /// Exists in the cluster but drover never applied it (adoption).
+    Unmanaged,
+    /// drover owns it but it left Git.
+    RemovedFromGit,
+    /// Nothing to do.
+    InSync,
+}
+
+impl Reason {
+    /// The cluster moved away from what drover applied (self-heal territory).
+    pub fn is_drift(self) -> bool {
+        matches!(
+            self,
+            Reason::LiveChanged | Reason::Stopped | Reason::Missing
+        )
+    }
+}
+
+/// The triage verdict for one resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Nothing to ask the server.
+    Unchanged,
+    /// Absent: create it.
+    Create,
+    /// Might differ: ask the server.
+    Suspect,
+    /// Owned and gone from Git: delete if pruning.
+    Delete,
+    /// A kind this version does not apply yet.
+    NotManaged,
+}
+
+/// Triage of one resource.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Triage {
+    /// The resource.
+    pub id: ResourceId,
+    /// What to do about it.
+    pub verdict: Verdict,
+    /// Why.
+    pub reason: Reason,
+}
+
+/// What a step does.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "type")]
+pub enum Change {
+    /// Create it.
+    Create {
+        /// Human-readable diff (`nomad job plan` style).
+        diff: String,
+    },
+    /// Update it.
+    Update {
+        /// Human-readable diff (`nomad job plan` style).
+        diff: String,
+    },
+    /// Delete it (prune).
+    Delete,
+    /// Already as desired.
+    Unchanged,
+    /// Declared but not applied by this version of drover (a later release applies it).
+    NotManaged,
+}
+
+impl Change {
+    /// Whether applying this step writes to the cluster.
+    pub fn is_write(&self) -> bool {
+        matches!(
+            self,
+            Change::Create { .. } | Change::Update { .. } | Change::Delete
+        )
+    }
+
+    /// `create`, `update`, `delete`, `unchanged`, `not-managed`.
+    pub fn verb(&self) -> &'static str {
+        match self {
+            Change::Create { .. } => "create",
+            Change::Update { .. } => "update",
+            Change::Delete => "delete",
+            Change::Unchanged => "unchanged",
+            Change::NotManaged => "not-managed",
+        }
+    }
+}
+
+/// What apply sends for a step (decided by plan, executed by apply).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Payload {
+    /// Register this job with `EnforceIndex` = `enforce_index`.
+    NomadJob {
+        /// The job as parsed by the server, with drover's ownership meta.
+        job: Value,
+        /// The `JobModifyIndex` the plan saw (0: must not exist).
+        enforce_index: u64,
+        /// The original jobspec for `Submission`.
+        #[serde(skip)]
+        source: String,
+        /// `hcl2` or `json`.
+        format: String,
+        /// Var-file body for `Submission`.
+        #[serde(skip)]
+        variables: String,
+    },
+    /// Create or register this CSI volume.
+    CsiVolume {
+        /// One element of `Volumes` (secrets included: never serialized for display).
+        #[serde(skip)]
+        volume: Value,
+        /// `PUT /v1/volume/csi/:id` instead of `/create`.
+        register: bool,
+        /// The plugin that must be healthy first.
+        plugin_id: String,
+    },
+    /// Delete: the namespace and how.
+    Delete {
+        /// For volumes: only deregister (registered, not created, volumes).
+        deregister_only: bool,
+    },
+    /// Nothing to send; record the marker with this live index (a suspect that was unchanged).
+    Confirm {
+        /// The live modify index to record.
+        live_index: u64,
+    },
+    /// Nothing to send.
+    None,
+}
+
+/// One step of a plan.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Step {
+    /// The resource.
+    pub id: ResourceId,
+    /// Resources in lower waves are applied (and healthy) first.
+    pub wave: u32,
+    /// What changes.
+    pub change: Change,
+    /// Why.
+    pub reason: Reason,
+    /// What apply sends.
+    pub payload: Payload,
+    /// The desired spec hash to record once applied (`""` for deletions).
+    pub spec_hash: String,
+}
+
+/// The plan of one app at one revision.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Plan {
+    /// App name.
+    pub app: String,
+    /// Revision the desired state came from.
+    pub revision: String,
+    /// Steps in wave order.
+    pub steps: Vec<Step>,
+}
+
+impl Plan {
+    /// Whether anything would be written.
+    pub fn has_changes(&self) -> bool {
+        self.steps.iter().any(|s| s.change.is_write())
+    }
+
+    /// Steps that write.
+    pub fn writes(&self) -> impl Iterator<Item = &Step> {
+        self.steps.iter().filter(|s| s.change.is_write())
+    }
+}
+
+/// Resources an app owns (from the store) that are not in its desired state any more.
+#[derive(Debug, Clone, Default)]
+pub struct Owned {
+    /// Resource IDs the store says this app created.
+    pub resources: Vec<ResourceId>,
+    /// Of those, the ones whose last applied spec said `prevent_destroy`: never deleted.
+    pub protected: Vec<ResourceId>,
+}
+
+/// Step 1: triage every desired resource and every owned-but-undesired one. Pure.
+pub fn triage(
+    app: &App,
+    live: &LiveSnapshot,
+    markers: &BTreeMap<ResourceId, AppliedMarker>,
+    owned: &Owned,
+) -> Vec<Triage> {
+    let mut out = Vec::new();
+    for resource in &app.resources {
+        let marker = markers.get(&resource.id);
+        let hash = resource.spec_hash();
+        let (verdict, reason) = match &resource.spec {
+            ResourceSpec::NomadJob(_) => nomad_job::triage(&resource.id, &hash, live, marker),
+            ResourceSpec::CsiVolume(_) => csi_volume::triage(&resource.id, &hash, live, marker),
+            _ => (Verdict::NotManaged, Reason::InSync),
+        };
+        out.push(Triage {
+            id: resource.id.clone(),
+            verdict,
+            reason,
+        });
+    }
+    for id in &owned.resources {
+        if app.resources.iter().any(|r| &r.id == id) || owned.protected.contains(id) {
+            continue;
+        }
+        let exists = match id.kind {
+            ResourceKind::NomadJob => live.job(&id.scope, &id.name).is_some(),
+            ResourceKind::CsiVolume => live.volume(&id.scope, &id.name).is_some(),
+            _ => false,
+        };
+        if exists {
+            out.push(Triage {
+                id: id.clone(),
+                verdict: Verdict::Delete,
+                reason: Reason::RemovedFromGit,
+            });
+        }
+    }
+    out
+}

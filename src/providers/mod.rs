@@ -1,3 +1,14 @@
 //! Typed clients for the real APIs; the only code that knows wire formats.
 
 pub mod nomad;
+
+use std::sync::Once;
+
+/// Install rustls' ring crypto provider once, before any HTTPS-capable client is built
+/// (reqwest is built without aws-lc; without a provider it panics on first use).
+pub fn install_crypto_provider() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}

@@ -1,1 +1,11 @@
-//! The Nomad HTTP client.
+//! The Nomad HTTP client: configuration like the `nomad` CLI, typed responses, retries on
+//! transient failures only, blocking queries.
+
+mod client;
+mod config;
+mod error;
+pub mod types;
+
+pub use client::{Indexed, NomadClient, QueryOptions, RegisterOptions};
+pub use config::NomadConfig;
+pub use error::NomadError;

@@ -1,0 +1,550 @@
+//! `reconcile(app)`: load → plan → apply → assess → publish. Level-triggered: it never learns
+//! whether a commit, drift or a timer woke it, and recomputes everything from facts.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, SystemTime};
+
+use super::{AppStatus, Context, ResourceStatus, SyncOutcome, SyncStatus};
+use crate::apply::{self, ApplyPolicy, ApplyReport, StepResult};
+use crate::desired::{App, LoadedApp, ResourceId, ResourceKind};
+use crate::health::{self, Assessment, Health};
+use crate::live::LiveSnapshot;
+use crate::plan::{self, AppliedMarker, Change, Owned, Plan};
+
+/// Why this reconcile may write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// The controller's own cycle: writes only if `sync.auto`, drift only if `self_heal`.
+    Auto,
+    /// `drover sync`: writes whatever the plan says (prune still needs `sync.prune`).
+    Manual,
+    /// `drover plan` / `--dry-run`: never writes.
+    DryRun,
+}
+
+/// What an app task remembers between cycles: caches only, never facts (a restart loses nothing).
+#[derive(Debug, Default)]
+pub struct AppMemory {
+    health: HashMap<ResourceId, (String, Assessment)>,
+    failures: u32,
+    last_sync: Option<SyncOutcome>,
+}
+
+/// The result of one reconcile.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The status to publish.
+    pub status: AppStatus,
+    /// The plan, when one was made.
+    pub plan: Option<Plan>,
+    /// What apply did, when it ran.
+    pub report: Option<ApplyReport>,
+    /// When to reconcile again without a trigger.
+    pub requeue: Duration,
+}
+
+/// Reconcile one app at one revision.
+pub async fn reconcile(
+    ctx: &Context,
+    loaded: &LoadedApp,
+    revision: &str,
+    edges: &[(ResourceId, ResourceId)],
+    mode: Mode,
+    memory: &mut AppMemory,
+) -> Outcome {
+    let settings = &ctx.settings;
+    let app = match &loaded.result {
+        Ok(app) => app,
+        Err(diagnostics) => {
+            let mut status = AppStatus::unknown(&loaded.name, revision, "invalid spec");
+            status.sync = SyncStatus::InvalidSpec;
+            status.errors = diagnostics.iter().map(ToString::to_string).collect();
+            status.last_sync = memory.last_sync.clone();
+            return Outcome {
+                status,
+                plan: None,
+                report: None,
+                requeue: settings.resync_interval,
+            };
+        }
+    };
+    let live = ctx.live.snapshot();
+    if !live.ready() {
+        let mut status = AppStatus::unknown(&app.name, revision, "waiting for live state");
+        if let Some(error) = &live.last_error {
+            status.errors.push(error.clone());
+        }
+        return Outcome {
+            status,
+            plan: None,
+            report: None,
+            requeue: settings.progress_interval,
+        };
+    }
+
+    let (markers, owned) = match read_markers(ctx, app).await {
+        Ok(found) => found,
+        Err(message) => return failure(ctx, app, revision, message, memory),
+    };
+    let triage = plan::triage(app, &live, &markers, &owned);
+    let waiting_on = unhealthy_dependencies(ctx, app);
+    if let (Some(dep), Mode::Auto | Mode::Manual) = (&waiting_on, mode) {
+        // Nothing will be applied yet: show the triage without asking the server.
+        return waiting_for_dependency(ctx, app, revision, &triage, dep, memory);
+    }
+    let plan = match plan::explain(&ctx.nomad, app, revision, &triage, edges, settings.colour).await
+    {
+        Ok(plan) => plan,
+        Err(error) => {
+            let mut message = error.to_string();
+            let mut source = std::error::Error::source(&error);
+            while let Some(cause) = source {
+                message.push_str(": ");
+                message.push_str(&cause.to_string());
+                source = cause.source();
+            }
+            return failure(ctx, app, revision, message, memory);
+        }
+    };
+
+    let policy = match mode {
+        Mode::Auto if app.sync.auto => Some(ApplyPolicy {
+            heal_drift: app.sync.self_heal,
+            prune: app.sync.prune,
+        }),
+        Mode::Manual => Some(ApplyPolicy {
+            heal_drift: true,
+            prune: app.sync.prune,
+        }),
+        Mode::Auto | Mode::DryRun => None,
+    };
+    let prune_refused = policy.is_some_and(|p| p.prune)
+        && prune_share_exceeded(app, &plan, settings.max_prune_share);
+    let policy = policy.map(|policy| ApplyPolicy {
+        prune: policy.prune && !prune_refused,
+        ..policy
+    });
+    let mut report = None;
+    if let Some(policy) = policy
+        && waiting_on.is_none()
+        && plan
+            .steps
+            .iter()
+            .any(|s| s.change.is_write() || matches!(s.payload, plan::Payload::Confirm { .. }))
+    {
+        report = Some(run_apply(ctx, &plan, policy, mode, memory).await);
+    }
+
+    let live = ctx.live.snapshot();
+    let resources = assess(ctx, &plan, report.as_ref(), &live, memory).await;
+    let health = resources
+        .iter()
+        .filter(|r| r.change != "not-managed")
+        .map(|r| r.health)
+        .fold(Health::Healthy, Health::worst);
+    let pending_writes = plan.steps.iter().zip(0..).any(|(step, i)| {
+        step.change.is_write()
+            && !report
+                .as_ref()
+                .and_then(|r| r.steps.get(i))
+                .is_some_and(|s| s.result.wrote())
+    });
+    let sync = if pending_writes {
+        SyncStatus::OutOfSync
+    } else {
+        SyncStatus::Synced
+    };
+    let phase = match (&waiting_on, report.as_ref()) {
+        (Some(dep), _) => format!("waiting for dependency {dep}"),
+        (None, Some(r)) if r.failed() => "sync failed".to_string(),
+        (None, Some(r)) if r.waiting() => "waiting".to_string(),
+        _ if pending_writes && !app.sync.auto => "out of sync (auto-sync off)".to_string(),
+        _ if pending_writes => "out of sync".to_string(),
+        _ if health == Health::Healthy => "synced".to_string(),
+        _ => "waiting for health".to_string(),
+    };
+    let mut errors: Vec<String> = report
+        .as_ref()
+        .map(ApplyReport::problems)
+        .unwrap_or_default();
+    if report.as_ref().is_some_and(ApplyReport::failed) {
+        memory.failures = memory.failures.saturating_add(1);
+    } else {
+        memory.failures = 0;
+    }
+    if let Some(dep) = &waiting_on {
+        errors.push(format!("waiting for app {dep} to be Healthy"));
+    }
+    if prune_refused {
+        let message = format!(
+            "prune refused: the sync would delete more than {:.0}% of the app's resources",
+            settings.max_prune_share * 100.0
+        );
+        let _ = ctx
+            .store
+            .add_event(Some(&app.name), "error", &message)
+            .await;
+        errors.push(message);
+    }
+    let requeue = if memory.failures > 0 {
+        backoff(
+            settings.progress_interval,
+            memory.failures,
+            settings.max_backoff,
+        )
+    } else if !health.is_settled()
+        || report.as_ref().is_some_and(ApplyReport::waiting)
+        || waiting_on.is_some()
+    {
+        settings.progress_interval
+    } else {
+        settings.resync_interval
+    };
+    let status = AppStatus {
+        name: app.name.clone(),
+        revision: revision.to_string(),
+        pinned: None,
+        sync,
+        health,
+        phase,
+        resources,
+        errors,
+        last_sync: memory.last_sync.clone(),
+        auto_sync: app.sync.auto,
+        observed_at: SystemTime::now(),
+    };
+    Outcome {
+        status,
+        plan: Some(plan),
+        report,
+        requeue,
+    }
+}
+
+async fn read_markers(
+    ctx: &Context,
+    app: &App,
+) -> Result<(BTreeMap<ResourceId, AppliedMarker>, Owned), String> {
+    let markers = ctx
+        .store
+        .markers(&app.name)
+        .await
+        .map_err(|e| format!("reading markers: {e}"))?;
+    let markers = markers
+        .into_iter()
+        .filter_map(|m| {
+            ResourceId::parse(&m.resource).map(|id| {
+                (
+                    id,
+                    AppliedMarker {
+                        spec_hash: m.spec_hash,
+                        live_index: m.live_index,
+                        revision: m.revision,
+                    },
+                )
+            })
+        })
+        .collect();
+    let owned: Vec<ResourceId> = ctx
+        .store
+        .owned(&app.name)
+        .await
+        .map_err(|e| format!("reading ownership: {e}"))?
+        .iter()
+        .filter_map(|r| ResourceId::parse(r))
+        .collect();
+    // A volume that left Git keeps the `prevent_destroy` it had: without its last spec at hand,
+    // every owned volume that left Git is protected.
+    let protected = owned
+        .iter()
+        .filter(|id| id.kind == ResourceKind::CsiVolume)
+        .filter(|id| !app.resources.iter().any(|r| &r.id == *id))
+        .cloned()
+        .collect();
+    Ok((
+        markers,
+        Owned {
+            resources: owned,
+            protected,
+        },
+    ))
+}
+
+fn unhealthy_dependencies(ctx: &Context, app: &App) -> Option<String> {
+    let statuses = ctx.statuses.borrow();
+    app.depends_on
+        .iter()
+        .find(|dep| {
+            statuses
+                .get(*dep)
+                .is_none_or(|s| s.health != Health::Healthy)
+        })
+        .cloned()
+}
+
+async fn run_apply(
+    ctx: &Context,
+    plan: &Plan,
+    policy: ApplyPolicy,
+    mode: Mode,
+    memory: &mut AppMemory,
+) -> ApplyReport {
+    let writes = plan.has_changes();
+    let trigger = match mode {
+        Mode::Manual => "manual",
+        _ => "auto",
+    };
+    let sync_id = if writes {
+        ctx.store
+            .begin_sync(&plan.app, &plan.revision, trigger)
+            .await
+            .ok()
+    } else {
+        None
+    };
+    let report = apply::apply(&ctx.nomad, &ctx.store, plan, policy).await;
+    if report.steps.iter().any(|s| s.result.wrote()) {
+        ctx.live.poke();
+    }
+    if writes {
+        let result = if report
+            .steps
+            .iter()
+            .any(|s| matches!(s.result, StepResult::Conflict { .. }))
+        {
+            "conflict"
+        } else if report.failed() {
+            "failed"
+        } else if report.waiting() {
+            "waiting"
+        } else if report.changes().is_empty() {
+            "no-op"
+        } else {
+            "succeeded"
+        };
+        let problems = report.problems();
+        let message = (!problems.is_empty()).then(|| problems.join("; "));
+        if let Some(id) = sync_id {
+            let _ = ctx
+                .store
+                .finish_sync(id, result, message.as_deref(), &report.changes())
+                .await;
+        }
+        for problem in &problems {
+            let _ = ctx
+                .store
+                .add_event(Some(&plan.app), "warning", problem)
+                .await;
+        }
+        if result != "no-op" {
+            tracing::info!(app = %plan.app, revision = %plan.revision, result, changes = ?report.changes(), "sync finished");
+            memory.last_sync = Some(SyncOutcome {
+                result: result.to_string(),
+                revision: plan.revision.clone(),
+                changes: report.changes(),
+                problems,
+                at: SystemTime::now(),
+            });
+        }
+    }
+    report
+}
+
+async fn assess(
+    ctx: &Context,
+    plan: &Plan,
+    report: Option<&ApplyReport>,
+    live: &LiveSnapshot,
+    memory: &mut AppMemory,
+) -> Vec<ResourceStatus> {
+    let mut out = Vec::new();
+    for (i, step) in plan.steps.iter().enumerate() {
+        let applied = report.and_then(|r| r.steps.get(i)).map(|s| &s.result);
+        let just_wrote = applied.is_some_and(StepResult::wrote);
+        let kind = step.id.kind;
+        let assessment = match kind {
+            _ if just_wrote && step.change != Change::Delete => Assessment {
+                health: Health::Progressing,
+                message: "just applied".into(),
+            },
+            ResourceKind::NomadJob => job_health(ctx, live, &step.id, memory).await,
+            ResourceKind::CsiVolume => health::csi_volume(live, &step.id.scope, &step.id.name),
+            _ => Assessment {
+                health: Health::Unknown,
+                message: "not applied by this version".into(),
+            },
+        };
+        let diff = match (&step.change, applied) {
+            (Change::Create { diff } | Change::Update { diff }, result)
+                if !result.is_some_and(StepResult::wrote) =>
+            {
+                Some(diff.clone())
+            }
+            _ => None,
+        };
+        let mut message = assessment.message;
+        if let Some(result) = applied {
+            match result {
+                StepResult::Skipped { reason } | StepResult::Waiting { reason } => {
+                    message = format!("{message}; {reason}");
+                }
+                StepResult::Failed { message: m, .. } | StepResult::Conflict { message: m } => {
+                    message = format!("{message}; {m}");
+                }
+                _ => {}
+            }
+        }
+        out.push(ResourceStatus {
+            id: step.id.to_string(),
+            change: step.change.verb().to_string(),
+            reason: serde_json::to_value(step.reason)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default(),
+            health: assessment.health,
+            message,
+            diff,
+        });
+    }
+    out
+}
+
+/// A job's health, re-read only when its stub changed or it has not settled.
+async fn job_health(
+    ctx: &Context,
+    live: &LiveSnapshot,
+    id: &ResourceId,
+    memory: &mut AppMemory,
+) -> Assessment {
+    let fingerprint = live
+        .job(&id.scope, &id.name)
+        .map(|s| {
+            format!(
+                "{}:{}:{}:{:?}",
+                s.modify_index, s.job_modify_index, s.stop, s.summary
+            )
+        })
+        .unwrap_or_default();
+    if let Some((seen, cached)) = memory.health.get(id)
+        && *seen == fingerprint
+        && cached.health.is_settled()
+    {
+        return cached.clone();
+    }
+    let assessment = match health::job(&ctx.nomad, live, &id.scope, &id.name).await {
+        Ok(a) => a,
+        Err(e) => Assessment {
+            health: Health::Unknown,
+            message: format!("health unknown: {e}"),
+        },
+    };
+    memory
+        .health
+        .insert(id.clone(), (fingerprint, assessment.clone()));
+    assessment
+}
+
+fn failure(
+    ctx: &Context,
+    app: &App,
+    revision: &str,
+    message: String,
+    memory: &mut AppMemory,
+) -> Outcome {
+    memory.failures = memory.failures.saturating_add(1);
+    tracing::warn!(app = %app.name, error = %message, "reconcile failed");
+    let mut status = AppStatus::unknown(&app.name, revision, "plan failed");
+    status.errors.push(message);
+    status.auto_sync = app.sync.auto;
+    status.last_sync = memory.last_sync.clone();
+    status.sync = SyncStatus::Unknown;
+    Outcome {
+        status,
+        plan: None,
+        report: None,
+        requeue: backoff(
+            ctx.settings.progress_interval,
+            memory.failures,
+            ctx.settings.max_backoff,
+        ),
+    }
+}
+
+fn backoff(base: Duration, failures: u32, max: Duration) -> Duration {
+    base.saturating_mul(2u32.saturating_pow(failures.saturating_sub(1).min(10)))
+        .min(max)
+}
+
+fn waiting_for_dependency(
+    ctx: &Context,
+    app: &App,
+    revision: &str,
+    triage: &[plan::Triage],
+    dependency: &str,
+    memory: &AppMemory,
+) -> Outcome {
+    let mut status = AppStatus::unknown(
+        &app.name,
+        revision,
+        &format!("waiting for dependency {dependency}"),
+    );
+    status.auto_sync = app.sync.auto;
+    status.last_sync = memory.last_sync.clone();
+    status
+        .errors
+        .push(format!("waiting for app {dependency} to be Healthy"));
+    let pending = triage.iter().any(|t| {
+        matches!(
+            t.verdict,
+            plan::Verdict::Create | plan::Verdict::Suspect | plan::Verdict::Delete
+        )
+    });
+    status.sync = if pending {
+        SyncStatus::OutOfSync
+    } else {
+        SyncStatus::Synced
+    };
+    status.resources = triage
+        .iter()
+        .map(|t| ResourceStatus {
+            id: t.id.to_string(),
+            change: match t.verdict {
+                plan::Verdict::Create => "create",
+                plan::Verdict::Suspect => "check",
+                plan::Verdict::Delete => "delete",
+                plan::Verdict::Unchanged => "unchanged",
+                plan::Verdict::NotManaged => "not-managed",
+            }
+            .to_string(),
+            reason: serde_json::to_value(t.reason)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default(),
+            health: Health::Unknown,
+            message: format!("waiting for {dependency}"),
+            diff: None,
+        })
+        .collect();
+    Outcome {
+        status,
+        plan: None,
+        report: None,
+        requeue: ctx.settings.progress_interval,
+    }
+}
+
+/// A sync that would delete more than `max_share` of an app's resources (and more than one) is
+/// refused: a half-written or broken app.yaml must not empty the cluster.
+fn prune_share_exceeded(app: &App, plan: &Plan, max_share: f64) -> bool {
+    let deletes = plan
+        .steps
+        .iter()
+        .filter(|s| s.change == Change::Delete)
+        .count();
+    let total = app.resources.len() + deletes;
+    let exceeded = deletes > 1 && deletes as f64 > max_share * total as f64;
+    if exceeded {
+        tracing::warn!(app = %app.name, deletes, total, "prune refused: too many deletions at once");
+    }
+    exceeded
+}

@@ -1,0 +1,175 @@
+//! `drover serve` wired together: store, Git watcher, live watchers, controller and web server.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::Context;
+use super::schedule::{self, ControllerHandle, DesiredRevision, RevisionReader};
+use crate::config::Settings;
+use crate::live::LiveStore;
+use crate::providers::nomad::{NomadClient, NomadError};
+use crate::source::{GitSource, SourceError, SourceWatcher};
+use crate::store::{Store, StoreError};
+
+/// Starting the server failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The data directory could not be created.
+    #[error("cannot create data dir {path}")]
+    DataDir {
+        /// The directory.
+        path: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The store could not be opened.
+    #[error("opening the store")]
+    Store(#[from] StoreError),
+    /// The Git mirror could not be opened.
+    #[error("opening the Git source")]
+    Source(#[from] SourceError),
+    /// The Nomad client could not be built.
+    #[error("building the Nomad client")]
+    Nomad(#[from] NomadError),
+    /// The web listener could not bind.
+    #[error("cannot listen on {addr}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A running drover.
+pub struct Running {
+    /// Where the status page and API listen.
+    pub web_addr: SocketAddr,
+    /// The controller context (statuses, store, live cache).
+    pub ctx: Context,
+    /// Manual sync requests.
+    pub controller: ControllerHandle,
+    /// The Git watcher.
+    pub source: Arc<SourceWatcher>,
+    shutdown: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Running {
+    /// Stop everything and wait for it.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+}
+
+/// Start drover with `settings` until `shutdown` is cancelled.
+pub async fn start(settings: Settings, shutdown: CancellationToken) -> Result<Running, StartError> {
+    std::fs::create_dir_all(&settings.data_dir).map_err(|source| StartError::DataDir {
+        path: settings.data_dir.display().to_string(),
+        source,
+    })?;
+    let store = Store::open(&settings.data_dir.join("drover.db"))?;
+    // A crash in the middle of a sync left it open: close it as interrupted; the next
+    // level-triggered cycle redoes whatever is still needed, guarded by markers and CAS.
+    for sync in store.unfinished_syncs().await.unwrap_or_default() {
+        let _ = store
+            .finish_sync(
+                sync.id,
+                "interrupted",
+                Some("drover stopped during this sync"),
+                &[],
+            )
+            .await;
+        let _ = store
+            .add_event(
+                Some(&sync.app),
+                "warning",
+                "a sync was interrupted by a restart; resuming",
+            )
+            .await;
+    }
+    let source = GitSource::open(settings.source.clone(), &settings.data_dir.join("mirror"))?;
+    let watcher = Arc::new(SourceWatcher::spawn(
+        source.clone(),
+        settings.source.poll_interval,
+        shutdown.clone(),
+    ));
+    let nomad = NomadClient::new(settings.nomad.clone())?;
+    let live = LiveStore::default();
+    live.spawn_watchers(nomad.clone(), shutdown.clone());
+    let ctx = Context::new(nomad, store, live, settings.controller.clone());
+
+    let (desired_tx, desired_rx) = watch::channel(None::<DesiredRevision>);
+    let mut tasks = Vec::new();
+    let mut source_rx = watcher.subscribe();
+    let stop = shutdown.clone();
+    tasks.push(tokio::spawn(async move {
+        let mut current: Option<String> = None;
+        loop {
+            let revision = source_rx.borrow_and_update().revision.clone();
+            if let Some(revision) = revision
+                && current.as_deref() != Some(revision.id.as_str())
+            {
+                current = Some(revision.id.clone());
+                let loaded = tokio::task::spawn_blocking(move || DesiredRevision::load(revision)).await;
+                if let Ok(loaded) = loaded {
+                    tracing::info!(revision = %loaded.revision.short_id(), apps = loaded.loaded.apps.len(), "new revision");
+                    desired_tx.send_replace(Some(loaded));
+                }
+            }
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                changed = source_rx.changed() => if changed.is_err() { return },
+            }
+        }
+    }));
+
+    let reader_source = source.clone();
+    let pins: RevisionReader =
+        Arc::new(move |rev: &str| reader_source.revision_at(rev).ok().map(Arc::new));
+    let (controller, join) = schedule::spawn(ctx.clone(), desired_rx, Some(pins), shutdown.clone());
+    tasks.push(join);
+
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .map_err(|source| StartError::Listen {
+            addr: settings.listen,
+            source,
+        })?;
+    let web_addr = listener.local_addr().map_err(|source| StartError::Listen {
+        addr: settings.listen,
+        source,
+    })?;
+    let app = crate::web::router(crate::web::WebState {
+        ctx: ctx.clone(),
+        controller: controller.clone(),
+        source: watcher.clone(),
+    });
+    let stop = shutdown.clone();
+    tasks.push(tokio::spawn(async move {
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await;
+        if let Err(error) = served {
+            tracing::error!(%error, "web server stopped");
+        }
+    }));
+    tracing::info!(%web_addr, "drover serving");
+    Ok(Running {
+        web_addr,
+        ctx,
+        controller,
+        source: watcher,
+        shutdown,
+        tasks,
+    })
+}

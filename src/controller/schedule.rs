@@ -1,0 +1,417 @@
+//! The controller loop: one task per app (never two reconciles of one app at once), woken by a
+//! new revision, a live change, a manual sync or its own requeue timer; a concurrency limit.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::reconcile::{AppMemory, Mode, reconcile};
+use super::{AppStatus, Context, SyncStatus};
+use crate::desired::{self, Loaded, LoadedApp, ResourceId};
+use crate::source::Revision;
+
+/// A revision and the apps loaded from it.
+#[derive(Debug, Clone)]
+pub struct DesiredRevision {
+    /// The commit.
+    pub revision: Arc<Revision>,
+    /// Its apps (each valid or with its errors).
+    pub loaded: Arc<Loaded>,
+}
+
+impl DesiredRevision {
+    /// Load every app of a revision.
+    pub fn load(revision: Arc<Revision>) -> DesiredRevision {
+        let loaded = Arc::new(desired::load(&revision));
+        DesiredRevision { revision, loaded }
+    }
+
+    /// One app.
+    pub fn app(&self, name: &str) -> Option<&LoadedApp> {
+        self.loaded.apps.iter().find(|a| a.name == name)
+    }
+}
+
+/// Resolves pinned revisions (rollback): a commit ID → its tree.
+pub type RevisionReader = Arc<dyn Fn(&str) -> Option<Arc<Revision>> + Send + Sync>;
+
+/// Handle of a running controller.
+#[derive(Clone)]
+pub struct ControllerHandle {
+    apps: Arc<Mutex<BTreeMap<String, AppHandle>>>,
+}
+
+#[derive(Clone)]
+struct AppHandle {
+    wake: Arc<Notify>,
+    manual: Arc<Mutex<bool>>,
+}
+
+impl ControllerHandle {
+    /// Ask for a manual sync of `app` (applies even with `sync.auto: false`). False if unknown.
+    pub fn request_sync(&self, app: &str) -> bool {
+        let apps = match self.apps.lock() {
+            Ok(a) => a,
+            Err(p) => p.into_inner(),
+        };
+        match apps.get(app) {
+            Some(handle) => {
+                if let Ok(mut manual) = handle.manual.lock() {
+                    *manual = true;
+                }
+                handle.wake.notify_one();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Wake every app now.
+    pub fn wake_all(&self) {
+        let apps = match self.apps.lock() {
+            Ok(a) => a,
+            Err(p) => p.into_inner(),
+        };
+        for handle in apps.values() {
+            handle.wake.notify_one();
+        }
+    }
+}
+
+/// Start the controller. `desired` carries each new revision; the controller runs until
+/// `shutdown`. Apps that left Git are handed to [`prune_removed`].
+pub fn spawn(
+    ctx: Context,
+    desired: watch::Receiver<Option<DesiredRevision>>,
+    pins: Option<RevisionReader>,
+    shutdown: CancellationToken,
+) -> (ControllerHandle, JoinHandle<()>) {
+    let handle = ControllerHandle {
+        apps: Arc::new(Mutex::new(BTreeMap::new())),
+    };
+    let h = handle.clone();
+    let join = tokio::spawn(async move { run(ctx, desired, pins, h, shutdown).await });
+    (handle, join)
+}
+
+async fn run(
+    ctx: Context,
+    mut desired: watch::Receiver<Option<DesiredRevision>>,
+    pins: Option<RevisionReader>,
+    handle: ControllerHandle,
+    shutdown: CancellationToken,
+) {
+    let mut live_changes = ctx.live.subscribe();
+    let mut tasks: BTreeMap<String, JoinHandle<()>> = BTreeMap::new();
+    let mut revision_changed = true;
+    loop {
+        if revision_changed {
+            let current = desired.borrow_and_update().clone();
+            if let Some(current) = current {
+                on_revision(
+                    &ctx, &current, &desired, &pins, &handle, &mut tasks, &shutdown,
+                )
+                .await;
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            changed = desired.changed() => {
+                if changed.is_err() { break }
+                revision_changed = true;
+            }
+            changed = live_changes.changed() => {
+                if changed.is_err() { break }
+                // Drift or progress in the cluster: every app re-checks from the cache, and
+                // removed apps are retried once live state is known.
+                handle.wake_all();
+                revision_changed = false;
+                let current = desired.borrow().clone();
+                if let Some(current) = current {
+                    prune_removed(&ctx, &current, &pins).await;
+                }
+            }
+        }
+    }
+    for (_, task) in tasks {
+        task.abort();
+    }
+}
+
+/// A new revision: start tasks for new apps, wake all, let removed apps' tasks end, prune.
+async fn on_revision(
+    ctx: &Context,
+    current: &DesiredRevision,
+    desired: &watch::Receiver<Option<DesiredRevision>>,
+    pins: &Option<RevisionReader>,
+    handle: &ControllerHandle,
+    tasks: &mut BTreeMap<String, JoinHandle<()>>,
+    shutdown: &CancellationToken,
+) {
+    let names: BTreeSet<String> = current.loaded.apps.iter().map(|a| a.name.clone()).collect();
+    for name in &names {
+        if tasks.get(name).is_none_or(JoinHandle::is_finished) {
+            let app_handle = AppHandle {
+                wake: Arc::new(Notify::new()),
+                manual: Arc::new(Mutex::new(false)),
+            };
+            if let Ok(mut apps) = handle.apps.lock() {
+                apps.insert(name.clone(), app_handle.clone());
+            }
+            let task = tokio::spawn(app_task(
+                ctx.clone(),
+                name.clone(),
+                desired.clone(),
+                pins.clone(),
+                app_handle,
+                shutdown.clone(),
+            ));
+            tasks.insert(name.clone(), task);
+        }
+    }
+    handle.wake_all();
+    tasks.retain(|name, _| names.contains(name));
+    if let Ok(mut apps) = handle.apps.lock() {
+        apps.retain(|name, _| names.contains(name));
+    }
+    prune_removed(ctx, current, pins).await;
+}
+
+async fn app_task(
+    ctx: Context,
+    name: String,
+    desired: watch::Receiver<Option<DesiredRevision>>,
+    pins: Option<RevisionReader>,
+    handle: AppHandle,
+    shutdown: CancellationToken,
+) {
+    let mut memory = AppMemory::default();
+    let mut requeue = Duration::ZERO;
+    let mut pinned_cache: Option<DesiredRevision> = None;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = handle.wake.notified() => {}
+            _ = tokio::time::sleep(requeue) => {}
+        }
+        let Some(head) = desired.borrow().clone() else {
+            requeue = ctx.settings.progress_interval;
+            continue;
+        };
+        if head.app(&name).is_none() {
+            return;
+        }
+        let pin = ctx.store.pinned(&name).await.ok().flatten();
+        let source = match (&pin, &pins) {
+            (Some(rev), Some(reader)) if !head.revision.id.starts_with(rev.as_str()) => {
+                match &pinned_cache {
+                    Some(cached) if cached.revision.id.starts_with(rev.as_str()) => cached.clone(),
+                    _ => match tokio::task::spawn_blocking({
+                        let reader = reader.clone();
+                        let rev = rev.clone();
+                        move || reader(&rev)
+                    })
+                    .await
+                    .ok()
+                    .flatten()
+                    {
+                        Some(revision) => {
+                            let loaded = DesiredRevision::load(revision);
+                            pinned_cache = Some(loaded.clone());
+                            loaded
+                        }
+                        None => {
+                            let mut status =
+                                AppStatus::unknown(&name, rev, "pinned revision unavailable");
+                            status
+                                .errors
+                                .push(format!("pinned revision {rev} cannot be read"));
+                            ctx.publish(status);
+                            requeue = ctx.settings.progress_interval;
+                            continue;
+                        }
+                    },
+                }
+            }
+            _ => head.clone(),
+        };
+        let Some(loaded) = source.app(&name).or_else(|| head.app(&name)).cloned() else {
+            return;
+        };
+        let manual = handle
+            .manual
+            .lock()
+            .map(|mut m| std::mem::take(&mut *m))
+            .unwrap_or(false);
+        let mode = if manual { Mode::Manual } else { Mode::Auto };
+        let edges = match &loaded.result {
+            Ok(app) => desired::resource_dependencies(app),
+            Err(_) => Vec::<(ResourceId, ResourceId)>::new(),
+        };
+        let permit = ctx.permits.clone().acquire_owned().await;
+        let outcome = reconcile(
+            &ctx,
+            &loaded,
+            &source.revision.id,
+            &edges,
+            mode,
+            &mut memory,
+        )
+        .await;
+        drop(permit);
+        let mut status = outcome.status;
+        status.pinned = pin;
+        ctx.publish(status);
+        requeue = outcome.requeue;
+    }
+}
+
+/// Apps drover knows (store) that are gone from Git: pruned only when Git is trustworthy, the
+/// app's last policy said `prune: true`, and not too many apps vanish at once.
+pub async fn prune_removed(
+    ctx: &Context,
+    current: &DesiredRevision,
+    pins: &Option<RevisionReader>,
+) {
+    if !ctx.live.snapshot().ready() {
+        return;
+    }
+    let Ok(known) = ctx.store.known_apps().await else {
+        return;
+    };
+    let present: BTreeSet<&str> = current
+        .loaded
+        .apps
+        .iter()
+        .map(|a| a.name.as_str())
+        .collect();
+    let removed: Vec<&String> = known
+        .iter()
+        .filter(|a| !present.contains(a.as_str()))
+        .collect();
+    if removed.is_empty() {
+        return;
+    }
+    if current.loaded.apps.is_empty() || !current.loaded.repo_errors.is_empty() {
+        let message = format!(
+            "revision {} has no loadable apps or repo-level errors; not pruning {} app(s)",
+            current.revision.short_id(),
+            removed.len()
+        );
+        tracing::warn!("{message}");
+        let _ = ctx.store.add_event(None, "warning", &message).await;
+        return;
+    }
+    let share = removed.len() as f64 / known.len().max(1) as f64;
+    if removed.len() > 1 && share > ctx.settings.max_prune_share {
+        let message = format!(
+            "{} of {} apps left Git at once (more than {:.0}%); not pruning: check the repository",
+            removed.len(),
+            known.len(),
+            ctx.settings.max_prune_share * 100.0
+        );
+        tracing::warn!("{message}");
+        let _ = ctx.store.add_event(None, "error", &message).await;
+        return;
+    }
+    for app in removed {
+        prune_app(ctx, app, pins).await;
+    }
+}
+
+async fn prune_app(ctx: &Context, app: &str, pins: &Option<RevisionReader>) {
+    // The app's last policy comes from the revision it was last applied from.
+    let markers = ctx.store.markers(app).await.unwrap_or_default();
+    let last_revision = markers
+        .iter()
+        .max_by_key(|m| m.applied_at)
+        .map(|m| m.revision.clone());
+    let last_app = match (last_revision, pins) {
+        (Some(rev), Some(reader)) => {
+            let reader = reader.clone();
+            tokio::task::spawn_blocking(move || reader(&rev))
+                .await
+                .ok()
+                .flatten()
+                .map(DesiredRevision::load)
+                .and_then(|d| d.app(app).and_then(|a| a.result.clone().ok()))
+        }
+        _ => None,
+    };
+    let Some(last) = last_app else {
+        let mut status = AppStatus::unknown(app, "", "removed from Git (not pruned)");
+        status.errors.push(
+            "the app left Git but its last applied revision cannot be read; nothing deleted".into(),
+        );
+        status.sync = SyncStatus::OutOfSync;
+        ctx.publish(status);
+        return;
+    };
+    if !last.sync.prune {
+        let mut status = AppStatus::unknown(app, "", "removed from Git (prune off)");
+        status.sync = SyncStatus::OutOfSync;
+        ctx.publish(status);
+        return;
+    }
+    // Plan against an empty desired state; protected volumes keep their last prevent_destroy.
+    let empty = desired::App {
+        resources: Vec::new(),
+        ..last.clone()
+    };
+    let live = ctx.live.snapshot();
+    if !live.ready() {
+        return;
+    }
+    let owned: Vec<ResourceId> = ctx
+        .store
+        .owned(app)
+        .await
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|r| ResourceId::parse(r))
+        .collect();
+    let protected = last
+        .resources
+        .iter()
+        .filter(|r| matches!(&r.spec, desired::ResourceSpec::CsiVolume(v) if v.prevent_destroy))
+        .map(|r| r.id.clone())
+        .collect();
+    let owned = crate::plan::Owned {
+        resources: owned,
+        protected,
+    };
+    let triage = crate::plan::triage(&empty, &live, &BTreeMap::new(), &owned);
+    let Ok(plan) = crate::plan::explain(&ctx.nomad, &empty, "", &triage, &[], false).await else {
+        return;
+    };
+    let report = crate::apply::apply(
+        &ctx.nomad,
+        &ctx.store,
+        &plan,
+        crate::apply::ApplyPolicy {
+            heal_drift: true,
+            prune: true,
+        },
+    )
+    .await;
+    for line in report.changes() {
+        let _ = ctx
+            .store
+            .add_event(Some(app), "info", &format!("pruned: {line}"))
+            .await;
+    }
+    tracing::info!(app, changes = ?report.changes(), "pruned app removed from Git");
+    if !report.failed() {
+        let remaining = ctx.store.owned(app).await.unwrap_or_default();
+        if remaining.iter().all(|r| {
+            ResourceId::parse(r)
+                .is_some_and(|id| id.kind == crate::desired::ResourceKind::CsiVolume)
+        }) {
+            ctx.unpublish(app);
+        }
+    }
+}

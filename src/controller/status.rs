@@ -1,0 +1,114 @@
+//! `AppStatus`: sync status × health, the revision and the last outcome, per app.
+
+use std::time::SystemTime;
+
+use serde::Serialize;
+
+use crate::health::Health;
+
+/// Whether the cluster matches Git.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum SyncStatus {
+    /// Everything matches.
+    Synced,
+    /// Something differs (and was not, or could not be, applied).
+    OutOfSync,
+    /// The app's files have errors; nothing was applied.
+    InvalidSpec,
+    /// Not yet known (live state still loading, dependencies not ready).
+    Unknown,
+}
+
+/// The result of the last sync that wrote or failed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SyncOutcome {
+    /// `succeeded`, `failed`, `conflict`, `waiting`.
+    pub result: String,
+    /// The revision it applied.
+    pub revision: String,
+    /// Lines like `update nomad_job/default/web`.
+    pub changes: Vec<String>,
+    /// Problems, one per line.
+    pub problems: Vec<String>,
+    /// When it finished.
+    #[serde(with = "unix_seconds")]
+    pub at: SystemTime,
+}
+
+/// One resource's state in an app.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ResourceStatus {
+    /// `nomad_job/default/web`.
+    pub id: String,
+    /// `create`, `update`, `delete`, `unchanged`, `not-managed`.
+    pub change: String,
+    /// Why it needs attention (`git_changed`, `live_changed`, …).
+    pub reason: String,
+    /// Its health.
+    pub health: Health,
+    /// What decided the health.
+    pub message: String,
+    /// The pending diff, if it is out of sync (secrets never appear here).
+    pub diff: Option<String>,
+}
+
+/// The one read model of an app, published on every reconcile.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AppStatus {
+    /// App name.
+    pub name: String,
+    /// The revision in force (a pin, or the branch head).
+    pub revision: String,
+    /// Pinned revision (rollback), if any.
+    pub pinned: Option<String>,
+    /// Sync status.
+    pub sync: SyncStatus,
+    /// Health.
+    pub health: Health,
+    /// What the controller is doing (`synced`, `waiting for dependency minio`, …); derived.
+    pub phase: String,
+    /// Per resource.
+    pub resources: Vec<ResourceStatus>,
+    /// Errors (spec diagnostics, planning failures).
+    pub errors: Vec<String>,
+    /// The last sync that wrote or failed.
+    pub last_sync: Option<SyncOutcome>,
+    /// Automatic sync on.
+    pub auto_sync: bool,
+    /// When this status was computed.
+    #[serde(with = "unix_seconds")]
+    pub observed_at: SystemTime,
+}
+
+impl AppStatus {
+    /// A status with nothing known yet.
+    pub fn unknown(name: &str, revision: &str, phase: &str) -> AppStatus {
+        AppStatus {
+            name: name.to_string(),
+            revision: revision.to_string(),
+            pinned: None,
+            sync: SyncStatus::Unknown,
+            health: Health::Unknown,
+            phase: phase.to_string(),
+            resources: Vec::new(),
+            errors: Vec::new(),
+            last_sync: None,
+            auto_sync: true,
+            observed_at: SystemTime::now(),
+        }
+    }
+}
+
+mod unix_seconds {
+    use std::time::{SystemTime, UNIX_EPOCH};
+
+    use serde::Serializer;
+
+    pub fn serialize<S: Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(
+            t.duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+        )
+    }
+}

@@ -1,0 +1,214 @@
+//! Implicit ordering inside an app, read from the resources themselves: a job waits for the CSI
+//! volumes it mounts and the Vault secrets its templates read; service-defaults come before the
+//! other config entries of the same service.
+
+use std::sync::LazyLock;
+
+use hcl::edit::expr::Expression as EditExpr;
+use hcl::edit::structure::{Body, Structure};
+use regex::Regex;
+
+use super::{App, JobFormat, NomadJobSpec, ResourceId, ResourceKind, ResourceSpec};
+
+static SECRET: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r#"\bsecrets?\s+"([^"]+)""#).unwrap_or_else(|_| unreachable!("literal regex"))
+});
+
+/// What a job refers to: CSI volume sources and Vault secret paths read by its templates.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct JobRefs {
+    /// `volume "x" { type = "csi", source = "..." }` sources.
+    pub csi_sources: Vec<String>,
+    /// `{{ with secret "mount/path" }}` paths, as written.
+    pub secret_paths: Vec<String>,
+}
+
+/// Scan a jobspec (HCL2 text, or API JSON) for the volumes and secrets it uses.
+pub fn job_refs(job: &NomadJobSpec) -> JobRefs {
+    let mut refs = JobRefs::default();
+    match job.format {
+        JobFormat::Hcl2 => {
+            if let Ok(body) = hcl::edit::parser::parse_body(&job.source) {
+                walk(&body, &mut refs);
+            }
+        }
+        JobFormat::Json => {
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&job.source) {
+                walk_json(&v, &mut refs);
+            }
+        }
+    }
+    refs.csi_sources.sort();
+    refs.csi_sources.dedup();
+    refs.secret_paths.sort();
+    refs.secret_paths.dedup();
+    refs
+}
+
+fn literal_str(expr: &EditExpr) -> Option<String> {
+    match expr {
+        EditExpr::String(s) => Some(s.value().to_string()),
+        _ => None,
+    }
+}
+
+fn text_of(expr: &EditExpr) -> Option<String> {
+    match expr {
+        EditExpr::String(s) => Some(s.value().to_string()),
+        EditExpr::HeredocTemplate(h) => Some(h.template.to_string()),
+        EditExpr::StringTemplate(t) => Some(t.to_string()),
+        _ => None,
+    }
+}
+
+fn walk(body: &Body, refs: &mut JobRefs) {
+    for s in body.iter() {
+        let Structure::Block(b) = s else { continue };
+        match b.ident.as_str() {
+            "volume" => {
+                let ty = b
+                    .body
+                    .get_attribute("type")
+                    .and_then(|a| literal_str(&a.value));
+                if ty.as_deref() == Some("csi")
+                    && let Some(src) = b
+                        .body
+                        .get_attribute("source")
+                        .and_then(|a| literal_str(&a.value))
+                {
+                    refs.csi_sources.push(src);
+                }
+            }
+            "template" => {
+                if let Some(data) = b.body.get_attribute("data").and_then(|a| text_of(&a.value)) {
+                    secrets_in(&data, refs);
+                }
+            }
+            _ => walk(&b.body, refs),
+        }
+    }
+}
+
+fn secrets_in(text: &str, refs: &mut JobRefs) {
+    for c in SECRET.captures_iter(text) {
+        if let Some(m) = c.get(1) {
+            refs.secret_paths.push(m.as_str().to_string());
+        }
+    }
+}
+
+fn walk_json(v: &serde_json::Value, refs: &mut JobRefs) {
+    match v {
+        serde_json::Value::Object(map) => {
+            if map.get("Type").and_then(|t| t.as_str()) == Some("csi")
+                && let Some(src) = map.get("Source").and_then(|s| s.as_str())
+            {
+                refs.csi_sources.push(src.to_string());
+            }
+            if let Some(data) = map.get("EmbeddedTmpl").and_then(|s| s.as_str()) {
+                secrets_in(data, refs);
+            }
+            map.values().for_each(|v| walk_json(v, refs));
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|v| walk_json(v, refs)),
+        _ => {}
+    }
+}
+
+/// Whether a consul-template secret path (`nomad/default/overseerr`, or KV v2's
+/// `nomad/data/default/overseerr`) names this mount and path.
+pub fn secret_path_matches(template_path: &str, mount: &str, path: &str) -> bool {
+    let Some(rest) = template_path
+        .strip_prefix(mount)
+        .and_then(|r| r.strip_prefix('/'))
+    else {
+        return false;
+    };
+    let rest = rest.split('?').next().unwrap_or(rest);
+    rest == path || rest.strip_prefix("data/") == Some(path)
+}
+
+/// Implicit ordering edges inside an app: `(a, b)` means `a` must wait for `b`.
+pub fn resource_dependencies(app: &App) -> Vec<(ResourceId, ResourceId)> {
+    let mut edges = Vec::new();
+    for r in &app.resources {
+        match &r.spec {
+            ResourceSpec::NomadJob(job) => {
+                let refs = job_refs(job);
+                for other in &app.resources {
+                    let hit = match &other.spec {
+                        ResourceSpec::CsiVolume(v) => {
+                            other.id.scope == r.id.scope && refs.csi_sources.contains(&v.id)
+                        }
+                        ResourceSpec::VaultSecret(s) => refs
+                            .secret_paths
+                            .iter()
+                            .any(|p| secret_path_matches(p, &s.mount, &s.path)),
+                        _ => false,
+                    };
+                    if hit {
+                        edges.push((r.id.clone(), other.id.clone()));
+                    }
+                }
+            }
+            ResourceSpec::ConsulConfigEntry(e) if e.kind != "service-defaults" => {
+                for other in &app.resources {
+                    if let ResourceSpec::ConsulConfigEntry(d) = &other.spec
+                        && d.kind == "service-defaults"
+                        && d.name == e.name
+                    {
+                        edges.push((r.id.clone(), other.id.clone()));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    edges.retain(|(a, b)| a != b && a.kind != ResourceKind::Bucket);
+    edges.sort();
+    edges.dedup();
+    edges
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kv2_paths_match_with_and_without_data() {
+        assert!(secret_path_matches(
+            "nomad/default/overseerr",
+            "nomad",
+            "default/overseerr"
+        ));
+        assert!(secret_path_matches(
+            "nomad/data/default/overseerr",
+            "nomad",
+            "default/overseerr"
+        ));
+        assert!(!secret_path_matches(
+            "nomad/default/other",
+            "nomad",
+            "default/overseerr"
+        ));
+        assert!(!secret_path_matches(
+            "nomadx/default/overseerr",
+            "nomad",
+            "default/overseerr"
+        ));
+    }
+
+    #[test]
+    fn refs_from_hcl() {
+        let job = NomadJobSpec {
+            file: "j.nomad.hcl".into(),
+            format: JobFormat::Hcl2,
+            source: "job \"a\" {\n group \"g\" {\n  volume \"c\" {\n   type = \"csi\"\n   source = \"vol1\"\n  }\n  volume \"h\" {\n   type = \"host\"\n   source = \"hostvol\"\n  }\n  task \"t\" {\n   template {\n    data = <<EOF\n{{ with secret \"kv/app\" }}{{ end }}\nEOF\n   }\n  }\n }\n}\n".into(),
+            variables: String::new(),
+            job_id: "a".into(),
+        };
+        let refs = job_refs(&job);
+        assert_eq!(refs.csi_sources, vec!["vol1"]);
+        assert_eq!(refs.secret_paths, vec!["kv/app"]);
+    }
+}

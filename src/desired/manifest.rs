@@ -1,0 +1,1052 @@
+//! `app.yaml` and the root `drover.yaml`: spanned YAML read into typed [`App`]s, every error kept.
+
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+use super::check::{Ctx, join, key_hint};
+use super::native;
+use super::yaml::{self, Node, Value};
+use super::{
+    App, BucketSpec, ChartRef, CsiVolumeSpec, Diagnostic, Hook, HookPhase, MountOptions, Origin,
+    Probe, Resource, ResourceId, ResourceKind, ResourceSpec, SecretString, SyncPolicy,
+    VaultSecretSpec, VolumeCapability, VolumeMode,
+};
+use crate::source::Revision;
+
+const APP_KEYS: &[&str] = &[
+    "name",
+    "namespace",
+    "depends_on",
+    "sync",
+    "chart",
+    "resources",
+    "probes",
+    "hooks",
+];
+const SYNC_KEYS: &[&str] = &["auto", "self_heal", "prune"];
+const KIND_KEYS: &[&str] = &[
+    "nomad_job",
+    "csi_volume",
+    "bucket",
+    "vault_secret",
+    "consul_config_entry",
+];
+pub(crate) const JOB_KEYS: &[&str] = &["file", "variables", "var_files"];
+const VOLUME_INLINE_KEYS: &[&str] = &[
+    "id",
+    "name",
+    "plugin_id",
+    "external_id",
+    "capacity_min",
+    "capacity_max",
+    "capabilities",
+    "mount_options",
+    "parameters",
+    "secrets",
+    "context",
+    "snapshot_id",
+    "clone_id",
+    "prevent_destroy",
+];
+const VOLUME_FILE_KEYS: &[&str] = &["file", "variables", "prevent_destroy"];
+const ACCESS_MODES: &[&str] = &[
+    "single-node-reader-only",
+    "single-node-writer",
+    "multi-node-reader-only",
+    "multi-node-single-writer",
+    "multi-node-multi-writer",
+];
+const ATTACHMENT_MODES: &[&str] = &["file-system", "block-device"];
+
+/// Repo-wide defaults from the root `drover.yaml`.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct RepoDefaults {
+    /// Namespace for apps that set none.
+    pub namespace: String,
+    /// Sync policy for apps that set none (an app's `sync:` keys override one by one).
+    pub sync: SyncPolicy,
+}
+
+impl Default for RepoDefaults {
+    fn default() -> Self {
+        RepoDefaults {
+            namespace: "default".to_string(),
+            sync: SyncPolicy::default(),
+        }
+    }
+}
+
+/// One app after its own files were read, before repo-wide checks.
+#[derive(Debug)]
+pub(crate) struct Draft {
+    /// The app name (or the folder name when unreadable).
+    pub name: String,
+    /// `apps/<folder>`.
+    pub dir: String,
+    /// The app.yaml path.
+    pub file: String,
+    /// The typed app if its own files had no error.
+    pub app: Option<App>,
+    /// Errors so far.
+    pub diags: Vec<Diagnostic>,
+    /// Each `depends_on` entry with its position.
+    pub depends_on: Vec<(String, usize, usize)>,
+    /// Position of `name:` (or 0,0).
+    pub name_pos: (usize, usize),
+    /// Every resource this app declares, even when the app has errors (for duplicate checks).
+    pub claims: Vec<(super::ResourceId, Origin)>,
+}
+
+fn yaml_error(file: &str, e: yaml::YamlError) -> Diagnostic {
+    Diagnostic {
+        file: file.to_string(),
+        line: e.line,
+        column: e.col,
+        field: None,
+        message: format!("invalid YAML: {}", e.message),
+        hint: None,
+    }
+}
+
+fn text_of(rev: &Revision, path: &str) -> Result<String, String> {
+    let bytes = rev.file(path).ok_or_else(|| format!("{path} not found"))?;
+    String::from_utf8(bytes.to_vec()).map_err(|_| format!("{path} is not UTF-8 text"))
+}
+
+/// Read the root `drover.yaml` (optional).
+pub(crate) fn repo_defaults(rev: &Revision, diags: &mut Vec<Diagnostic>) -> RepoDefaults {
+    let mut out = RepoDefaults::default();
+    let path = "drover.yaml";
+    if rev.file(path).is_none() {
+        return out;
+    }
+    let mut ctx = Ctx::new(path);
+    let text = match text_of(rev, path) {
+        Ok(t) => t,
+        Err(message) => {
+            diags.push(Diagnostic {
+                file: path.to_string(),
+                line: 0,
+                column: 0,
+                field: None,
+                message,
+                hint: None,
+            });
+            return out;
+        }
+    };
+    match yaml::parse(&text) {
+        Err(e) => ctx.push(yaml_error(path, e)),
+        Ok(None) => {}
+        Ok(Some(root)) => {
+            if let Some(f) = ctx.fields(&root, "", &["namespace", "sync"]) {
+                if let Some(n) = f.get("namespace")
+                    && let Some(ns) = namespace(&mut ctx, n, "namespace")
+                {
+                    out.namespace = ns;
+                }
+                if let Some(n) = f.get("sync") {
+                    out.sync = sync_policy(&mut ctx, n, out.sync);
+                }
+            }
+        }
+    }
+    diags.extend(ctx.diags);
+    out
+}
+
+fn literal_regex(pattern: &str) -> Regex {
+    Regex::new(pattern).unwrap_or_else(|e| unreachable!("literal regex {pattern}: {e}"))
+}
+
+static APP_NAME: LazyLock<Regex> =
+    LazyLock::new(|| literal_regex(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"));
+static NAMESPACE: LazyLock<Regex> = LazyLock::new(|| literal_regex(r"^[a-zA-Z0-9-]{1,128}$"));
+static BUCKET: LazyLock<Regex> =
+    LazyLock::new(|| literal_regex(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"));
+static VARIABLE: LazyLock<Regex> = LazyLock::new(|| literal_regex(r"^[A-Za-z_][A-Za-z0-9_-]*$"));
+
+fn valid_app_name(name: &str) -> bool {
+    APP_NAME.is_match(name)
+}
+
+fn namespace(ctx: &mut Ctx, node: &Node, field: &str) -> Option<String> {
+    let ns = ctx.nonempty(node, field)?;
+    if !NAMESPACE.is_match(&ns) {
+        ctx.err_hint(
+            node,
+            field,
+            format!("\"{ns}\" is not a valid Nomad namespace"),
+            Some("use letters, digits and dashes".to_string()),
+        );
+        return None;
+    }
+    Some(ns)
+}
+
+fn sync_policy(ctx: &mut Ctx, node: &Node, base: SyncPolicy) -> SyncPolicy {
+    let mut out = base;
+    if let Some(f) = ctx.fields(node, "sync", SYNC_KEYS) {
+        if let Some(v) = f.get("auto").and_then(|n| ctx.boolean(n, "sync.auto")) {
+            out.auto = v;
+        }
+        if let Some(v) = f
+            .get("self_heal")
+            .and_then(|n| ctx.boolean(n, "sync.self_heal"))
+        {
+            out.self_heal = v;
+        }
+        if let Some(v) = f.get("prune").and_then(|n| ctx.boolean(n, "sync.prune")) {
+            out.prune = v;
+        }
+    }
+    out
+}
+
+/// Read one app folder's `app.yaml` and the native files it references.
+pub(crate) fn load_app(rev: &Revision, folder: &str, defaults: &RepoDefaults) -> Draft {
+    let dir = format!("apps/{folder}");
+    let file = format!("{dir}/app.yaml");
+    let mut ctx = Ctx::new(&file);
+    let mut draft = Draft {
+        name: folder.to_string(),
+        dir: dir.clone(),
+        file: file.clone(),
+        app: None,
+        diags: Vec::new(),
+        depends_on: Vec::new(),
+        name_pos: (0, 0),
+        claims: Vec::new(),
+    };
+    let text = match text_of(rev, &file) {
+        Ok(t) => t,
+        Err(message) => {
+            draft.diags.push(Diagnostic {
+                file,
+                line: 0,
+                column: 0,
+                field: None,
+                message,
+                hint: None,
+            });
+            return draft;
+        }
+    };
+    let root = match yaml::parse(&text) {
+        Err(e) => {
+            draft.diags.push(yaml_error(&file, e));
+            return draft;
+        }
+        Ok(None) => Node {
+            value: Value::Map(Vec::new()),
+            line: 1,
+            col: 1,
+        },
+        Ok(Some(root)) => root,
+    };
+    let Some(f) = ctx.fields(&root, "", APP_KEYS) else {
+        draft.diags = ctx.diags;
+        return draft;
+    };
+
+    let mut name_ok = true;
+    let name = match f.get("name") {
+        Some(n) => {
+            draft.name_pos = (n.line, n.col);
+            match ctx.nonempty(n, "name") {
+                Some(name) if valid_app_name(&name) => name,
+                Some(name) => {
+                    ctx.err_hint(
+                        n,
+                        "name",
+                        format!("\"{name}\" is not a valid app name"),
+                        Some("use lowercase letters, digits and dashes (at most 63), starting and ending with a letter or digit".to_string()),
+                    );
+                    name_ok = false;
+                    name
+                }
+                None => {
+                    name_ok = false;
+                    folder.to_string()
+                }
+            }
+        }
+        None => {
+            if !valid_app_name(folder) {
+                ctx.err_hint(
+                    &root,
+                    "name",
+                    format!("the folder name \"{folder}\" is not a valid app name"),
+                    Some("set name: in app.yaml, or rename the folder to lowercase letters, digits and dashes".to_string()),
+                );
+                name_ok = false;
+            }
+            folder.to_string()
+        }
+    };
+    draft.name = name.clone();
+
+    let namespace = match f.get("namespace") {
+        Some(n) => namespace(&mut ctx, n, "namespace").unwrap_or_default(),
+        None => defaults.namespace.clone(),
+    };
+    let sync = match f.get("sync") {
+        Some(n) => sync_policy(&mut ctx, n, defaults.sync),
+        None => defaults.sync,
+    };
+    let mut depends_on = Vec::new();
+    if let Some(n) = f.get("depends_on")
+        && let Some(items) = ctx.list(n, "depends_on")
+    {
+        for (i, item) in items.iter().enumerate() {
+            let field = format!("depends_on[{i}]");
+            if let Some(dep) = ctx.nonempty(item, &field) {
+                if depends_on.contains(&dep) {
+                    ctx.err(item, &field, format!("\"{dep}\" is listed twice"));
+                    continue;
+                }
+                draft.depends_on.push((dep.clone(), item.line, item.col));
+                depends_on.push(dep);
+            }
+        }
+    }
+    let chart = f.get("chart").and_then(|n| chart(&mut ctx, n));
+    let resources = match f.get("resources") {
+        Some(n) => resources(&mut ctx, rev, &dir, &namespace, n),
+        None => Vec::new(),
+    };
+    let probes = match f.get("probes") {
+        Some(n) => probes(&mut ctx, n),
+        None => Vec::new(),
+    };
+    let hooks = match f.get("hooks") {
+        Some(n) => hooks(&mut ctx, rev, &dir, &namespace, n),
+        None => Vec::new(),
+    };
+    duplicate_ids_within(&mut ctx, &resources);
+    draft.claims = resources
+        .iter()
+        .map(|r| (r.id.clone(), r.origin.clone()))
+        .collect();
+
+    if ctx.diags.is_empty() && name_ok {
+        draft.app = Some(App {
+            name,
+            dir,
+            namespace,
+            depends_on,
+            sync,
+            chart,
+            resources,
+            probes,
+            hooks,
+        });
+    }
+    draft.diags = ctx.diags;
+    draft
+}
+
+fn duplicate_ids_within(ctx: &mut Ctx, resources: &[Resource]) {
+    for (i, r) in resources.iter().enumerate() {
+        if let Some(first) = resources[..i].iter().find(|o| o.id == r.id) {
+            ctx.push(Diagnostic {
+                file: r.origin.file.clone(),
+                line: r.origin.line,
+                column: 0,
+                field: Some(format!("resources[{i}]")),
+                message: format!("{} is declared twice in this app", r.id),
+                hint: Some(format!(
+                    "first declared at {}:{}",
+                    first.origin.file, first.origin.line
+                )),
+            });
+        }
+    }
+}
+
+fn chart(ctx: &mut Ctx, node: &Node) -> Option<ChartRef> {
+    let f = ctx.fields(node, "chart", &["name", "values"])?;
+    let name = match f.get("name") {
+        Some(n) => ctx.nonempty(n, "chart.name")?,
+        None => {
+            ctx.err(node, "chart.name", "a chart needs a name");
+            return None;
+        }
+    };
+    let values = match f.get("values") {
+        Some(n) if matches!(n.value, Value::Map(_)) => n.to_json(),
+        Some(n) if matches!(n.value, Value::Null) => serde_json::json!({}),
+        Some(n) => {
+            ctx.err(n, "chart.values", "expected a mapping of values");
+            return None;
+        }
+        None => serde_json::json!({}),
+    };
+    Some(ChartRef { name, values })
+}
+
+/// The single key of a "one of" item (`- nomad_job: {...}`), reported when zero or several.
+fn one_key<'a>(
+    ctx: &mut Ctx,
+    item: &'a Node,
+    field: &str,
+    allowed: &[&str],
+    what: &str,
+) -> Option<(String, &'a Node)> {
+    let f = ctx.fields(item, field, allowed)?;
+    let keys: Vec<String> = f.keys().map(str::to_string).collect();
+    match keys.as_slice() {
+        [one] => f.get(one).map(|v| (one.clone(), v)),
+        [] => {
+            if matches!(&item.value, Value::Map(p) if p.is_empty()) {
+                ctx.err_hint(
+                    item,
+                    field,
+                    format!("empty {what}"),
+                    Some(format!("use one of: {}", allowed.join(", "))),
+                );
+            }
+            None
+        }
+        many => {
+            ctx.err_hint(
+                item,
+                field,
+                format!(
+                    "{what} has {} kind keys ({}); each item takes exactly one",
+                    many.len(),
+                    many.join(", ")
+                ),
+                Some("split it into separate list items".to_string()),
+            );
+            None
+        }
+    }
+}
+
+fn resources(
+    ctx: &mut Ctx,
+    rev: &Revision,
+    dir: &str,
+    namespace: &str,
+    node: &Node,
+) -> Vec<Resource> {
+    let mut out = Vec::new();
+    let Some(items) = ctx.list(node, "resources") else {
+        return out;
+    };
+    for (i, item) in items.iter().enumerate() {
+        let field = format!("resources[{i}]");
+        let Some((kind, value)) = one_key(ctx, item, &field, KIND_KEYS, "a resource") else {
+            continue;
+        };
+        let field = join(&field, &kind);
+        let here = Origin {
+            file: ctx.file.clone(),
+            line: item.line,
+        };
+        let made = match kind.as_str() {
+            "nomad_job" => {
+                native::nomad_job(ctx, rev, dir, namespace, value, &field).map(|(spec, origin)| {
+                    Resource {
+                        id: ResourceId {
+                            kind: ResourceKind::NomadJob,
+                            scope: namespace.to_string(),
+                            name: spec.job_id.clone(),
+                        },
+                        spec: ResourceSpec::NomadJob(spec),
+                        origin,
+                    }
+                })
+            }
+            "csi_volume" => {
+                csi_volume(ctx, rev, dir, namespace, value, &field).map(|(spec, origin)| Resource {
+                    id: ResourceId {
+                        kind: ResourceKind::CsiVolume,
+                        scope: namespace.to_string(),
+                        name: spec.id.clone(),
+                    },
+                    spec: ResourceSpec::CsiVolume(spec),
+                    origin: origin.unwrap_or(here),
+                })
+            }
+            "bucket" => bucket(ctx, value, &field).map(|spec| Resource {
+                id: ResourceId {
+                    kind: ResourceKind::Bucket,
+                    scope: String::new(),
+                    name: spec.name.clone(),
+                },
+                spec: ResourceSpec::Bucket(spec),
+                origin: here,
+            }),
+            "vault_secret" => vault_secret(ctx, value, &field).map(|spec| Resource {
+                id: ResourceId {
+                    kind: ResourceKind::VaultSecret,
+                    scope: spec.mount.clone(),
+                    name: spec.path.clone(),
+                },
+                spec: ResourceSpec::VaultSecret(spec),
+                origin: here,
+            }),
+            _ => {
+                native::config_entry(ctx, rev, dir, value, &field).map(|(spec, origin)| Resource {
+                    id: ResourceId {
+                        kind: ResourceKind::ConsulConfigEntry,
+                        scope: spec.kind.clone(),
+                        name: spec.name.clone(),
+                    },
+                    spec: ResourceSpec::ConsulConfigEntry(spec),
+                    origin: origin.unwrap_or(here),
+                })
+            }
+        };
+        out.extend(made);
+    }
+    out
+}
+
+fn csi_volume(
+    ctx: &mut Ctx,
+    rev: &Revision,
+    dir: &str,
+    namespace: &str,
+    node: &Node,
+    field: &str,
+) -> Option<(CsiVolumeSpec, Option<Origin>)> {
+    let is_file =
+        matches!(&node.value, Value::Map(p) if p.iter().any(|(k, _)| k.key_text() == "file"));
+    if is_file {
+        let f = ctx.fields(node, field, VOLUME_FILE_KEYS)?;
+        let prevent_destroy = f
+            .get("prevent_destroy")
+            .and_then(|n| ctx.boolean(n, &join(field, "prevent_destroy")))
+            .unwrap_or(false);
+        let vars = f.get("variables");
+        let file_node = f.get("file")?;
+        let (mut spec, origin) =
+            native::csi_volume_file(ctx, rev, dir, namespace, file_node, vars, field)?;
+        spec.prevent_destroy = prevent_destroy;
+        return Some((spec, Some(origin)));
+    }
+    let f = ctx.fields(node, field, VOLUME_INLINE_KEYS)?;
+    let before = ctx.diags.len();
+    let req = |ctx: &mut Ctx, key: &str| -> Option<String> {
+        match f.get(key) {
+            Some(n) => ctx.nonempty(n, &join(field, key)),
+            None => {
+                ctx.err(node, &join(field, key), format!("{key} is required"));
+                None
+            }
+        }
+    };
+    let id = req(ctx, "id");
+    let plugin_id = req(ctx, "plugin_id");
+    let opt = |ctx: &mut Ctx, key: &str| -> Option<String> {
+        f.get(key).and_then(|n| ctx.nonempty(n, &join(field, key)))
+    };
+    let name = opt(ctx, "name");
+    let external_id = opt(ctx, "external_id");
+    let snapshot_id = opt(ctx, "snapshot_id");
+    let clone_id = opt(ctx, "clone_id");
+    let capacity_min = f
+        .get("capacity_min")
+        .and_then(|n| ctx.size(n, &join(field, "capacity_min")));
+    let capacity_max = f
+        .get("capacity_max")
+        .and_then(|n| ctx.size(n, &join(field, "capacity_max")));
+    let mut capabilities = Vec::new();
+    if let Some(n) = f.get("capabilities")
+        && let Some(items) = ctx.list(n, &join(field, "capabilities"))
+    {
+        for (i, item) in items.iter().enumerate() {
+            let cf = format!("{field}.capabilities[{i}]");
+            let Some(c) = ctx.fields(item, &cf, &["access_mode", "attachment_mode"]) else {
+                continue;
+            };
+            let access = c.get("access_mode").and_then(|n| {
+                let v = ctx.nonempty(n, &join(&cf, "access_mode"))?;
+                one_of(ctx, n, &join(&cf, "access_mode"), &v, ACCESS_MODES)
+            });
+            let attach = c.get("attachment_mode").and_then(|n| {
+                let v = ctx.nonempty(n, &join(&cf, "attachment_mode"))?;
+                one_of(ctx, n, &join(&cf, "attachment_mode"), &v, ATTACHMENT_MODES)
+            });
+            match (access, attach) {
+                (Some(access_mode), Some(attachment_mode)) => capabilities.push(VolumeCapability {
+                    access_mode,
+                    attachment_mode,
+                }),
+                (a, b) => {
+                    if a.is_none() && c.get("access_mode").is_none() {
+                        ctx.err(item, &join(&cf, "access_mode"), "access_mode is required");
+                    }
+                    if b.is_none() && c.get("attachment_mode").is_none() {
+                        ctx.err(
+                            item,
+                            &join(&cf, "attachment_mode"),
+                            "attachment_mode is required",
+                        );
+                    }
+                }
+            }
+        }
+    }
+    let mount_options = f.get("mount_options").and_then(|n| {
+        let mf = join(field, "mount_options");
+        let m = ctx.fields(n, &mf, &["fs_type", "mount_flags"])?;
+        Some(MountOptions {
+            fs_type: m
+                .get("fs_type")
+                .and_then(|n| ctx.string(n, &join(&mf, "fs_type")))
+                .unwrap_or_default(),
+            mount_flags: m
+                .get("mount_flags")
+                .map(|n| ctx.string_list(n, &join(&mf, "mount_flags")))
+                .unwrap_or_default(),
+        })
+    });
+    let map = |ctx: &mut Ctx, key: &str| {
+        f.get(key)
+            .map(|n| ctx.string_map(n, &join(field, key)))
+            .unwrap_or_default()
+    };
+    let parameters = map(ctx, "parameters");
+    let secrets = map(ctx, "secrets")
+        .into_iter()
+        .map(|(k, v)| (k, SecretString(v)))
+        .collect();
+    let context = map(ctx, "context");
+    let prevent_destroy = f
+        .get("prevent_destroy")
+        .and_then(|n| ctx.boolean(n, &join(field, "prevent_destroy")))
+        .unwrap_or(false);
+    if ctx.diags.len() > before {
+        return None;
+    }
+    let id = id?;
+    let spec = CsiVolumeSpec {
+        name: name.unwrap_or_else(|| id.clone()),
+        id,
+        namespace: namespace.to_string(),
+        plugin_id: plugin_id?,
+        mode: if external_id.is_some() {
+            VolumeMode::Register
+        } else {
+            VolumeMode::Create
+        },
+        external_id,
+        capacity_min,
+        capacity_max,
+        capabilities,
+        mount_options,
+        parameters,
+        secrets,
+        context,
+        snapshot_id,
+        clone_id,
+        prevent_destroy,
+    };
+    let problems = volume_problems(&spec);
+    for p in &problems {
+        ctx.err(node, field, p.clone());
+    }
+    problems.is_empty().then_some((spec, None))
+}
+
+/// Checks shared by inline and file volumes.
+pub(crate) fn volume_problems(spec: &CsiVolumeSpec) -> Vec<String> {
+    let mut out = Vec::new();
+    if spec.capabilities.is_empty() {
+        out.push(
+            "a CSI volume needs at least one capability (access_mode and attachment_mode)"
+                .to_string(),
+        );
+    }
+    if let (Some(min), Some(max)) = (spec.capacity_min, spec.capacity_max)
+        && min > max
+    {
+        out.push(format!(
+            "capacity_min ({min} bytes) is larger than capacity_max ({max} bytes)"
+        ));
+    }
+    if spec.snapshot_id.is_some() && spec.clone_id.is_some() {
+        out.push("snapshot_id and clone_id cannot both be set".to_string());
+    }
+    if spec.mode == VolumeMode::Register && (spec.snapshot_id.is_some() || spec.clone_id.is_some())
+    {
+        out.push(
+            "a registered volume (external_id) cannot have snapshot_id or clone_id".to_string(),
+        );
+    }
+    out
+}
+
+/// Accept `value` only if it is one of `valid`, hinting at the nearest.
+pub(crate) fn one_of(
+    ctx: &mut Ctx,
+    node: &Node,
+    field: &str,
+    value: &str,
+    valid: &[&str],
+) -> Option<String> {
+    if valid.contains(&value) {
+        return Some(value.to_string());
+    }
+    ctx.err_hint(
+        node,
+        field,
+        format!("\"{value}\" is not one of {}", valid.join(", ")),
+        super::check::suggest(value, valid).map(|s| format!("did you mean \"{s}\"?")),
+    );
+    None
+}
+
+fn valid_bucket_name(name: &str) -> bool {
+    BUCKET.is_match(name) && !name.contains("..")
+}
+
+fn bucket(ctx: &mut Ctx, node: &Node, field: &str) -> Option<BucketSpec> {
+    let f = ctx.fields(
+        node,
+        field,
+        &[
+            "name",
+            "versioning",
+            "lifecycle",
+            "policy",
+            "tags",
+            "prevent_destroy",
+        ],
+    )?;
+    let before = ctx.diags.len();
+    let name = match f.get("name") {
+        Some(n) => {
+            let name = ctx.nonempty(n, &join(field, "name"))?;
+            if !valid_bucket_name(&name) {
+                ctx.err_hint(
+                    n,
+                    &join(field, "name"),
+                    format!("\"{name}\" is not a valid S3 bucket name"),
+                    Some("3-63 lowercase letters, digits, dots and dashes".to_string()),
+                );
+            }
+            Some(name)
+        }
+        None => {
+            ctx.err(node, &join(field, "name"), "name is required");
+            None
+        }
+    };
+    let versioning = f
+        .get("versioning")
+        .and_then(|n| ctx.boolean(n, &join(field, "versioning")));
+    let lifecycle = f.get("lifecycle").map(Node::to_json);
+    let policy = match f.get("policy") {
+        Some(n) => match &n.value {
+            Value::Str(s) => match serde_json::from_str(s) {
+                Ok(v) => Some(v),
+                Err(e) => {
+                    ctx.err(
+                        n,
+                        &join(field, "policy"),
+                        format!("policy is not JSON: {e}"),
+                    );
+                    None
+                }
+            },
+            Value::Map(_) => Some(n.to_json()),
+            _ => {
+                ctx.err(
+                    n,
+                    &join(field, "policy"),
+                    "expected a policy document (a mapping or a JSON string)",
+                );
+                None
+            }
+        },
+        None => None,
+    };
+    let tags = f
+        .get("tags")
+        .map(|n| ctx.string_map(n, &join(field, "tags")))
+        .unwrap_or_default();
+    let prevent_destroy = f
+        .get("prevent_destroy")
+        .and_then(|n| ctx.boolean(n, &join(field, "prevent_destroy")))
+        .unwrap_or(false);
+    if ctx.diags.len() > before {
+        return None;
+    }
+    Some(BucketSpec {
+        name: name?,
+        versioning,
+        lifecycle,
+        policy,
+        tags,
+        prevent_destroy,
+    })
+}
+
+fn vault_secret(ctx: &mut Ctx, node: &Node, field: &str) -> Option<VaultSecretSpec> {
+    let f = ctx.fields(node, field, &["mount", "path", "keys"])?;
+    let before = ctx.diags.len();
+    let mut req = |key: &str| -> Option<String> {
+        match f.get(key) {
+            Some(n) => {
+                let v = ctx.nonempty(n, &join(field, key))?;
+                if v.starts_with('/') || v.ends_with('/') {
+                    ctx.err(
+                        n,
+                        &join(field, key),
+                        format!("\"{v}\" must not start or end with /"),
+                    );
+                }
+                Some(v)
+            }
+            None => {
+                ctx.err(node, &join(field, key), format!("{key} is required"));
+                None
+            }
+        }
+    };
+    let mount = req("mount");
+    let path = req("path");
+    let keys = f
+        .get("keys")
+        .map(|n| ctx.string_list(n, &join(field, "keys")))
+        .unwrap_or_default();
+    if ctx.diags.len() > before {
+        return None;
+    }
+    Some(VaultSecretSpec {
+        mount: mount?,
+        path: path?,
+        keys,
+    })
+}
+
+fn probes(ctx: &mut Ctx, node: &Node) -> Vec<Probe> {
+    let mut out = Vec::new();
+    let Some(items) = ctx.list(node, "probes") else {
+        return out;
+    };
+    for (i, item) in items.iter().enumerate() {
+        let field = format!("probes[{i}]");
+        let Some((kind, value)) = one_key(
+            ctx,
+            item,
+            &field,
+            &["http", "tls", "backup_freshness"],
+            "a probe",
+        ) else {
+            continue;
+        };
+        let field = join(&field, &kind);
+        let before = ctx.diags.len();
+        let probe = match kind.as_str() {
+            "http" => (|| {
+                let f = ctx.fields(value, &field, &["url", "expect_status"])?;
+                let url = match f.get("url") {
+                    Some(n) => {
+                        let u = ctx.nonempty(n, &join(&field, "url"))?;
+                        match url::Url::parse(&u) {
+                            Ok(p) if matches!(p.scheme(), "http" | "https") => Some(u),
+                            _ => {
+                                ctx.err(
+                                    n,
+                                    &join(&field, "url"),
+                                    format!("\"{u}\" is not an http(s) URL"),
+                                );
+                                None
+                            }
+                        }
+                    }
+                    None => {
+                        ctx.err(value, &join(&field, "url"), "url is required");
+                        None
+                    }
+                };
+                let status = match f.get("expect_status") {
+                    Some(n) => match ctx.unsigned(n, &join(&field, "expect_status")) {
+                        Some(s @ 100..=599) => Some(s as u16),
+                        Some(s) => {
+                            ctx.err(
+                                n,
+                                &join(&field, "expect_status"),
+                                format!("{s} is not an HTTP status code"),
+                            );
+                            None
+                        }
+                        None => None,
+                    },
+                    None => Some(200),
+                };
+                Some(Probe::Http {
+                    url: url?,
+                    expect_status: status?,
+                })
+            })(),
+            "tls" => (|| {
+                let f = ctx.fields(value, &field, &["host", "warn_days"])?;
+                let host = match f.get("host") {
+                    Some(n) => ctx.nonempty(n, &join(&field, "host")),
+                    None => {
+                        ctx.err(value, &join(&field, "host"), "host is required");
+                        None
+                    }
+                };
+                let warn_days = match f.get("warn_days") {
+                    Some(n) => ctx
+                        .unsigned(n, &join(&field, "warn_days"))
+                        .map(|d| u32::try_from(d).unwrap_or(u32::MAX)),
+                    None => Some(30),
+                };
+                Some(Probe::Tls {
+                    host: host?,
+                    warn_days: warn_days?,
+                })
+            })(),
+            _ => (|| {
+                let f = ctx.fields(value, &field, &["bucket", "prefix", "max_age"])?;
+                let bucket = match f.get("bucket") {
+                    Some(n) => ctx.nonempty(n, &join(&field, "bucket")),
+                    None => {
+                        ctx.err(value, &join(&field, "bucket"), "bucket is required");
+                        None
+                    }
+                };
+                let prefix = f
+                    .get("prefix")
+                    .and_then(|n| ctx.string(n, &join(&field, "prefix")))
+                    .unwrap_or_default();
+                let max_age = match f.get("max_age") {
+                    Some(n) => ctx.duration_secs(n, &join(&field, "max_age")),
+                    None => {
+                        ctx.err(value, &join(&field, "max_age"), "max_age is required");
+                        None
+                    }
+                };
+                Some(Probe::BackupFreshness {
+                    bucket: bucket?,
+                    prefix,
+                    max_age_secs: max_age?,
+                })
+            })(),
+        };
+        if ctx.diags.len() == before {
+            out.extend(probe);
+        }
+    }
+    out
+}
+
+fn hooks(ctx: &mut Ctx, rev: &Revision, dir: &str, namespace: &str, node: &Node) -> Vec<Hook> {
+    let mut out = Vec::new();
+    let Some(items) = ctx.list(node, "hooks") else {
+        return out;
+    };
+    for (i, item) in items.iter().enumerate() {
+        let field = format!("hooks[{i}]");
+        let Some((phase, value)) = one_key(ctx, item, &field, &["pre_sync", "post_sync"], "a hook")
+        else {
+            continue;
+        };
+        let field = join(&field, &phase);
+        let Some(f) = ctx.fields(value, &field, &["nomad_job", "once"]) else {
+            continue;
+        };
+        let once = f
+            .get("once")
+            .and_then(|n| ctx.boolean(n, &join(&field, "once")))
+            .unwrap_or(false);
+        let Some(job) = f.get("nomad_job") else {
+            ctx.err(
+                value,
+                &join(&field, "nomad_job"),
+                "a hook needs a nomad_job: { file: ... }",
+            );
+            continue;
+        };
+        // A hook's job lives in the app's namespace like its other jobs.
+        if let Some((spec, _)) =
+            native::nomad_job(ctx, rev, dir, namespace, job, &join(&field, "nomad_job"))
+        {
+            out.push(Hook {
+                phase: if phase == "pre_sync" {
+                    HookPhase::PreSync
+                } else {
+                    HookPhase::PostSync
+                },
+                job: spec,
+                once,
+            });
+        }
+    }
+    out
+}
+
+/// Map an unknown `apps/<x>/app.yml` to a hint (the file is ignored otherwise).
+pub(crate) fn misnamed_manifest_hint(path: &str) -> Option<Diagnostic> {
+    let rest = path.strip_prefix("apps/")?;
+    let (_folder, file) = rest.split_once('/')?;
+    if file.contains('/') {
+        return None;
+    }
+    let hint_for = ["app.yml", "App.yaml", "app.yaml.yaml", "application.yaml"];
+    hint_for.contains(&file).then(|| Diagnostic {
+        file: path.to_string(),
+        line: 0,
+        column: 0,
+        field: None,
+        message: "this folder has no app.yaml, so it is not loaded".to_string(),
+        hint: Some("did you mean \"app.yaml\"?".to_string()),
+    })
+}
+
+/// Render app.yaml `variables:` into (name → HCL value) pairs, keeping positions for errors.
+pub(crate) fn variables_map(
+    ctx: &mut Ctx,
+    node: &Node,
+    field: &str,
+) -> Vec<(String, serde_json::Value, usize, usize)> {
+    let mut out = Vec::new();
+    let Value::Map(pairs) = &node.value else {
+        ctx.err(
+            node,
+            field,
+            format!("expected a mapping, found {}", node.value.type_name()),
+        );
+        return out;
+    };
+    for (k, v) in pairs {
+        let key = k.key_text();
+        if !VARIABLE.is_match(&key) {
+            ctx.err(
+                k,
+                &join(field, &key),
+                format!("\"{key}\" is not a valid variable name"),
+            );
+            continue;
+        }
+        if matches!(v.value, Value::Null) {
+            ctx.err(v, &join(field, &key), "a variable value cannot be null");
+            continue;
+        }
+        out.push((key, v.to_json(), k.line, k.col));
+    }
+    out
+}
+
+/// Unknown-key hint helper re-exported for native files (HCL keys).
+pub(crate) fn hint(typo: &str, valid: &[&str]) -> String {
+    key_hint(typo, valid)
+}
+
+/// A string → string map from JSON (volume variables and HCL parameters).
+pub(crate) fn json_to_text(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}

@@ -1,0 +1,430 @@
+//! Token, AppRole and JWT auth: lookup-self, create, renew-self, revoke-self, role config, login.
+
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde_json::{Map, Value, json};
+use time::OffsetDateTime;
+
+use super::{
+    AppRole, JwtRole, Req, Token, envelope, errors, no_content, no_route, ok, request_token,
+};
+use crate::devstack::DevState;
+
+/// Default TTL of tokens this simulator issues (Vault's 768h system default).
+const DEFAULT_TTL: u64 = 2_764_800;
+
+fn strings(v: Option<&Value>) -> Vec<String> {
+    match v {
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(|x| x.as_str().map(str::to_string))
+            .collect(),
+        Some(Value::String(s)) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// A TTL as seconds (number) or a Go duration string.
+fn ttl_of(v: Option<&Value>) -> Option<u64> {
+    match v {
+        Some(Value::Number(n)) => n.as_u64(),
+        Some(Value::String(s)) if !s.is_empty() => s
+            .parse::<u64>()
+            .ok()
+            .or_else(|| crate::devstack::clock::parse_go_duration(s).map(|d| d.as_secs())),
+        _ => None,
+    }
+}
+
+/// Token policies as Vault reports them: sorted, with `default` unless `root`.
+fn with_default(mut policies: Vec<String>) -> Vec<String> {
+    if !policies.iter().any(|p| p == "root") && !policies.iter().any(|p| p == "default") {
+        policies.push("default".into());
+    }
+    policies.sort();
+    policies.dedup();
+    policies
+}
+
+fn issue(
+    st: &DevState,
+    policies: Vec<String>,
+    ttl: u64,
+    display_name: &str,
+    path: &str,
+    meta: Option<Map<String, Value>>,
+) -> Token {
+    let token = Token {
+        id: format!("hvs.{}", uuid::Uuid::new_v4().simple()),
+        accessor: uuid::Uuid::new_v4().simple().to_string(),
+        policies: with_default(policies),
+        display_name: display_name.to_string(),
+        path: path.to_string(),
+        created: OffsetDateTime::now_utc(),
+        ttl,
+        meta,
+        orphan: true,
+    };
+    st.vault
+        .lock()
+        .tokens
+        .insert(token.id.clone(), token.clone());
+    token
+}
+
+fn auth_response(t: &Token) -> Response {
+    let mut body = envelope(Value::Null, "");
+    body["auth"] = json!({
+        "client_token": t.id,
+        "accessor": t.accessor,
+        "policies": t.policies,
+        "token_policies": t.policies,
+        "metadata": t.meta,
+        "lease_duration": t.ttl,
+        "renewable": t.ttl > 0,
+        "entity_id": "",
+        "token_type": "service",
+        "orphan": t.orphan,
+        "mfa_requirement": null,
+        "num_uses": 0,
+    });
+    ok(body)
+}
+
+fn lookup_json(t: &Token) -> Value {
+    let created = t.created.unix_timestamp();
+    let expire = (t.ttl > 0)
+        .then(|| {
+            i64::try_from(t.ttl)
+                .ok()
+                .and_then(|secs| t.created.checked_add(time::Duration::seconds(secs)))
+                .map(super::ts)
+        })
+        .flatten();
+    json!({
+        "accessor": t.accessor,
+        "creation_time": created,
+        "creation_ttl": t.ttl,
+        "display_name": t.display_name,
+        "entity_id": "",
+        "expire_time": expire,
+        "explicit_max_ttl": 0,
+        "id": t.id,
+        "issue_time": super::ts(t.created),
+        "meta": t.meta,
+        "num_uses": 0,
+        "orphan": t.orphan,
+        "path": t.path,
+        "policies": t.policies,
+        "renewable": t.ttl > 0,
+        "ttl": t.ttl,
+        "type": "service",
+    })
+}
+
+fn caller(st: &DevState, req: &Req) -> Option<Token> {
+    let id = request_token(&req.headers)?;
+    st.vault.lock().tokens.get(&id).cloned()
+}
+
+fn bad(message: &str) -> Response {
+    errors(StatusCode::BAD_REQUEST, &[message])
+}
+
+/// Requests under `auth/`.
+pub(super) fn handle(st: &DevState, req: &Req) -> Response {
+    let path = req.path.as_str();
+    let method = req.method.as_str();
+    let body = match req.json() {
+        Ok(b) => b,
+        Err(r) => return *r,
+    };
+    let denied = || {
+        errors(
+            StatusCode::FORBIDDEN,
+            &[crate::devstack::faults::VAULT_PERMISSION_DENIED],
+        )
+    };
+    match (method, path) {
+        ("GET", "auth/token/lookup-self") => {
+            return match caller(st, req) {
+                Some(t) => ok(envelope(lookup_json(&t), "token")),
+                None => denied(),
+            };
+        }
+        ("POST" | "PUT", "auth/token/lookup") => {
+            let id = body.get("token").and_then(Value::as_str).unwrap_or("");
+            let found = st.vault.lock().tokens.get(id).cloned();
+            return match found {
+                Some(t) => ok(envelope(lookup_json(&t), "token")),
+                None => bad("bad token"),
+            };
+        }
+        ("POST" | "PUT", "auth/token/renew-self") => {
+            return match caller(st, req) {
+                Some(t) => auth_response(&t),
+                None => denied(),
+            };
+        }
+        ("POST" | "PUT", "auth/token/revoke-self") => {
+            if let Some(id) = request_token(&req.headers) {
+                st.vault.lock().tokens.remove(&id);
+            }
+            return no_content();
+        }
+        ("POST" | "PUT", "auth/token/create" | "auth/token/create-orphan") => {
+            let Some(parent) = caller(st, req) else {
+                return denied();
+            };
+            let requested = strings(body.get("policies"));
+            let parent_root = parent.policies.iter().any(|p| p == "root");
+            let policies = if requested.is_empty() {
+                parent.policies.clone()
+            } else {
+                requested
+            };
+            if !parent_root
+                && policies
+                    .iter()
+                    .any(|p| p != "default" && !parent.policies.contains(p))
+            {
+                return bad("child policies must be subset of parent");
+            }
+            let ttl = ttl_of(body.get("ttl")).unwrap_or(if policies.iter().any(|p| p == "root") {
+                0
+            } else {
+                DEFAULT_TTL
+            });
+            let meta = body.get("meta").and_then(Value::as_object).cloned();
+            let name = body
+                .get("display_name")
+                .and_then(Value::as_str)
+                .map(|n| format!("token-{n}"))
+                .unwrap_or_else(|| "token".into());
+            let t = issue(st, policies, ttl, &name, "auth/token/create", meta);
+            return auth_response(&t);
+        }
+        ("POST" | "PUT", "auth/approle/login") => return approle_login(st, &body),
+        ("POST" | "PUT", "auth/jwt/login") => return jwt_login(st, &body),
+        _ => {}
+    }
+    if let Some(rest) = path.strip_prefix("auth/approle/role/") {
+        return approle_role(st, req, rest, &body);
+    }
+    if let Some(name) = path.strip_prefix("auth/jwt/role/") {
+        if !matches!(method, "POST" | "PUT") {
+            let inner = st.vault.lock();
+            return match inner.jwt_roles.get(name) {
+                Some(r) => ok(envelope(
+                    json!({"token_policies": r.policies, "bound_audiences": r.bound_audiences, "token_ttl": r.ttl, "role_type": "jwt"}),
+                    "jwt",
+                )),
+                None => errors(StatusCode::NOT_FOUND, &[]),
+            };
+        }
+        let mut policies = strings(body.get("token_policies"));
+        policies.extend(strings(body.get("policies")));
+        let role = JwtRole {
+            policies,
+            ttl: ttl_of(body.get("token_ttl")).unwrap_or(DEFAULT_TTL),
+            bound_audiences: strings(body.get("bound_audiences")),
+        };
+        st.vault.lock().jwt_roles.insert(name.to_string(), role);
+        return no_content();
+    }
+    no_route(path)
+}
+
+fn approle_role(st: &DevState, req: &Req, rest: &str, body: &Map<String, Value>) -> Response {
+    let method = req.method.as_str();
+    let (name, sub) = match rest.split_once('/') {
+        Some((n, s)) => (n, s),
+        None => (rest, ""),
+    };
+    let mut inner = st.vault.lock();
+    match (method, sub) {
+        ("POST" | "PUT", "") => {
+            let mut policies = strings(body.get("token_policies"));
+            policies.extend(strings(body.get("policies")));
+            let ttl = ttl_of(body.get("token_ttl")).unwrap_or(DEFAULT_TTL);
+            let role = inner
+                .approles
+                .entry(name.to_string())
+                .or_insert_with(|| AppRole {
+                    role_id: uuid::Uuid::new_v4().to_string(),
+                    policies: Vec::new(),
+                    ttl,
+                    secret_ids: Vec::new(),
+                });
+            role.policies = policies;
+            role.ttl = ttl;
+            no_content()
+        }
+        ("GET", "") => match inner.approles.get(name) {
+            Some(r) => ok(envelope(
+                json!({"token_policies": r.policies, "policies": r.policies, "token_ttl": r.ttl, "bind_secret_id": true}),
+                "approle",
+            )),
+            None => errors(StatusCode::NOT_FOUND, &[]),
+        },
+        ("DELETE", "") => {
+            inner.approles.remove(name);
+            no_content()
+        }
+        ("GET", "role-id") => match inner.approles.get(name) {
+            Some(r) => ok(envelope(json!({"role_id": r.role_id}), "approle")),
+            None => bad(&format!("role {name} does not exist")),
+        },
+        ("POST" | "PUT", "role-id") => {
+            let Some(r) = inner.approles.get_mut(name) else {
+                return bad(&format!("role {name} does not exist"));
+            };
+            if let Some(id) = body.get("role_id").and_then(Value::as_str) {
+                r.role_id = id.to_string();
+            }
+            no_content()
+        }
+        ("POST" | "PUT", "secret-id") => {
+            let Some(r) = inner.approles.get_mut(name) else {
+                return bad(&format!("role \"{name}\" does not exist"));
+            };
+            let secret = uuid::Uuid::new_v4().to_string();
+            r.secret_ids.push(secret.clone());
+            ok(envelope(
+                json!({
+                    "secret_id": secret,
+                    "secret_id_accessor": uuid::Uuid::new_v4().to_string(),
+                    "secret_id_num_uses": 0,
+                    "secret_id_ttl": 0,
+                }),
+                "approle",
+            ))
+        }
+        _ => no_route(&req.path),
+    }
+}
+
+fn approle_login(st: &DevState, body: &Map<String, Value>) -> Response {
+    let role_id = body.get("role_id").and_then(Value::as_str).unwrap_or("");
+    let secret_id = body.get("secret_id").and_then(Value::as_str).unwrap_or("");
+    if role_id.is_empty() {
+        return bad("missing role_id");
+    }
+    let found = {
+        let inner = st.vault.lock();
+        inner
+            .approles
+            .iter()
+            .find(|(_, r)| r.role_id == role_id && r.secret_ids.iter().any(|s| s == secret_id))
+            .map(|(n, r)| (n.clone(), r.clone()))
+    };
+    let Some((name, role)) = found else {
+        return bad("invalid role or secret ID");
+    };
+    let mut meta = Map::new();
+    meta.insert("role_name".into(), json!(name));
+    let t = issue(
+        st,
+        role.policies,
+        role.ttl,
+        "approle",
+        "auth/approle/login",
+        Some(meta),
+    );
+    auth_response(&t)
+}
+
+fn base64url_decode(s: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut buf: u32 = 0;
+    let mut bits = 0;
+    for c in s.trim_end_matches('=').bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'-' | b'+' => 62,
+            b'_' | b'/' => 63,
+            _ => return None,
+        };
+        buf = (buf << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((buf >> bits) as u8);
+            buf &= (1 << bits) - 1;
+        }
+    }
+    Some(out)
+}
+
+/// The JWT's claims if it has three segments and a JSON header and payload (no signature check).
+fn jwt_claims(jwt: &str) -> Option<Map<String, Value>> {
+    let parts: Vec<&str> = jwt.split('.').collect();
+    if parts.len() != 3 {
+        return None;
+    }
+    let header: Value = serde_json::from_slice(&base64url_decode(parts[0])?).ok()?;
+    header.get("alg")?;
+    match serde_json::from_slice(&base64url_decode(parts[1])?).ok()? {
+        Value::Object(m) => Some(m),
+        _ => None,
+    }
+}
+
+fn jwt_login(st: &DevState, body: &Map<String, Value>) -> Response {
+    let role_name = body.get("role").and_then(Value::as_str).unwrap_or("");
+    let jwt = body.get("jwt").and_then(Value::as_str).unwrap_or("");
+    if jwt.is_empty() {
+        return bad("missing token");
+    }
+    if role_name.is_empty() {
+        return bad("missing role");
+    }
+    let role = st.vault.lock().jwt_roles.get(role_name).cloned();
+    let Some(role) = role else {
+        return bad(&format!("role {role_name:?} could not be found"));
+    };
+    let Some(claims) = jwt_claims(jwt) else {
+        return bad("error validating token: invalid JWT");
+    };
+    if !role.bound_audiences.is_empty() {
+        let auds = strings(claims.get("aud"));
+        if !auds.iter().any(|a| role.bound_audiences.contains(a)) {
+            return bad(
+                "error validating claims: invalid audience (aud) claim: audience claim does not match any expected audience",
+            );
+        }
+    }
+    let mut meta = Map::new();
+    meta.insert("role".into(), json!(role_name));
+    let t = issue(
+        st,
+        role.policies,
+        role.ttl,
+        "jwt",
+        "auth/jwt/login",
+        Some(meta),
+    );
+    auth_response(&t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jwt_shape_is_checked() {
+        // {"alg":"none"} . {"sub":"x","aud":"vault"} . sig
+        let jwt = "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4IiwiYXVkIjoidmF1bHQifQ.c2ln";
+        let claims = jwt_claims(jwt).unwrap_or_default();
+        assert_eq!(claims.get("aud"), Some(&json!("vault")));
+        assert!(jwt_claims("not-a-jwt").is_none());
+        assert!(jwt_claims("a.b.c").is_none());
+    }
+}

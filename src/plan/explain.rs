@@ -1,0 +1,257 @@
+//! Step 2 of planning: the server's verdict for creations and suspects (Nomad parse + plan for
+//! jobs, a volume read for CSI volumes), turned into [`Plan`] steps.
+
+use super::{
+    Change, Payload, Plan, Reason, Step, Triage, Verdict, csi_volume, nomad_job, order, render,
+};
+use crate::desired::{App, JobFormat, ResourceId, ResourceSpec, VolumeMode};
+use crate::providers::nomad::types::DiffType;
+use crate::providers::nomad::{NomadClient, NomadError};
+
+/// Planning one app failed; the app reports it and the others go on.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    /// Nomad rejected the jobspec (`Failed to parse job: …`), mapped to the user's file.
+    #[error("{message}")]
+    Parse {
+        /// The user's jobspec path.
+        file: String,
+        /// Nomad's diagnostics with `input.hcl:L,C-C` replaced by `file:L:C`.
+        message: String,
+    },
+    /// A JSON jobspec is not JSON.
+    #[error("{file}: invalid JSON jobspec: {message}")]
+    Json {
+        /// The jobspec path.
+        file: String,
+        /// The decoder message.
+        message: String,
+    },
+    /// A Nomad call failed while planning a resource.
+    #[error("planning {resource}")]
+    Nomad {
+        /// The resource being planned.
+        resource: ResourceId,
+        /// The call's error.
+        #[source]
+        source: NomadError,
+    },
+    /// The resources depend on each other in a cycle.
+    #[error(transparent)]
+    Cycle(#[from] order::CycleError),
+}
+
+impl PlanError {
+    /// Worth retrying later without a Git change.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, PlanError::Nomad { source, .. } if source.is_transient())
+    }
+}
+
+/// Ask the server about every triaged resource that needs it and build the plan.
+pub async fn explain(
+    nomad: &NomadClient,
+    app: &App,
+    revision: &str,
+    triage: &[Triage],
+    edges: &[(ResourceId, ResourceId)],
+    colour: bool,
+) -> Result<Plan, PlanError> {
+    let waves = order::waves(app, edges)?;
+    let max_wave = waves.values().copied().max().unwrap_or(0);
+    let mut steps = Vec::new();
+    for t in triage {
+        let resource = app.resources.iter().find(|r| r.id == t.id);
+        let spec_hash = resource.map(|r| r.spec_hash()).unwrap_or_default();
+        let wave = waves.get(&t.id).copied().unwrap_or(max_wave + 1);
+        let (change, payload) = match (t.verdict, resource) {
+            (Verdict::Unchanged, _) => (Change::Unchanged, Payload::None),
+            (Verdict::NotManaged, _) => (Change::NotManaged, Payload::None),
+            (Verdict::Delete, _) => (
+                Change::Delete,
+                Payload::Delete {
+                    // Pruning never destroys storage: a pruned volume is only deregistered.
+                    deregister_only: true,
+                },
+            ),
+            (Verdict::Create | Verdict::Suspect, Some(resource)) => match &resource.spec {
+                ResourceSpec::NomadJob(spec) => {
+                    let job = match spec.format {
+                        JobFormat::Hcl2 => nomad
+                            .parse_job(&spec.source, Some(&spec.variables), false)
+                            .await
+                            .map_err(|e| parse_error(&spec.file, &t.id, e))?,
+                        JobFormat::Json => {
+                            nomad_job::json_job(&spec.source).map_err(|message| {
+                                PlanError::Json {
+                                    file: spec.file.clone(),
+                                    message,
+                                }
+                            })?
+                        }
+                    };
+                    let job = nomad_job::prepare(job, &t.id, &app.name);
+                    let planned =
+                        nomad
+                            .plan_job(&job)
+                            .await
+                            .map_err(|source| PlanError::Nomad {
+                                resource: t.id.clone(),
+                                source,
+                            })?;
+                    let unchanged = planned
+                        .diff
+                        .as_ref()
+                        .is_some_and(|d| d.diff_type == DiffType::None);
+                    if unchanged && t.reason != Reason::Missing {
+                        (
+                            Change::Unchanged,
+                            Payload::Confirm {
+                                live_index: planned.job_modify_index,
+                            },
+                        )
+                    } else {
+                        let diff = planned
+                            .diff
+                            .as_ref()
+                            .map(|d| render::job_diff(d, colour))
+                            .unwrap_or_default();
+                        let change = if planned.job_modify_index == 0 {
+                            Change::Create { diff }
+                        } else {
+                            Change::Update { diff }
+                        };
+                        (
+                            change,
+                            Payload::NomadJob {
+                                job,
+                                enforce_index: planned.job_modify_index,
+                                source: spec.source.clone(),
+                                format: nomad_job::submission_format(spec).to_string(),
+                                variables: spec.variables.clone(),
+                            },
+                        )
+                    }
+                }
+                ResourceSpec::CsiVolume(spec) => {
+                    let volume = csi_volume::request_body(spec);
+                    let payload = Payload::CsiVolume {
+                        volume,
+                        register: spec.mode == VolumeMode::Register,
+                        plugin_id: spec.plugin_id.clone(),
+                    };
+                    if t.verdict == Verdict::Create {
+                        let diff = format!(
+                            "+ CSI Volume: \"{}\" (plugin \"{}\")\n",
+                            spec.id, spec.plugin_id
+                        );
+                        (Change::Create { diff }, payload)
+                    } else {
+                        let live = nomad
+                            .read_csi_volume(&t.id.scope, &t.id.name)
+                            .await
+                            .map_err(|source| PlanError::Nomad {
+                                resource: t.id.clone(),
+                                source,
+                            })?;
+                        match live {
+                            None => (
+                                Change::Create {
+                                    diff: format!("+ CSI Volume: \"{}\"\n", spec.id),
+                                },
+                                payload,
+                            ),
+                            Some(live) => {
+                                let lines = csi_volume::diff_against_live(spec, &live);
+                                if lines.is_empty() {
+                                    (Change::Unchanged, Payload::Confirm { live_index: 0 })
+                                } else {
+                                    let diff = format!(
+                                        "+/- CSI Volume: \"{}\"\n{}\n",
+                                        spec.id,
+                                        lines.join("\n")
+                                    );
+                                    (Change::Update { diff }, payload)
+                                }
+                            }
+                        }
+                    }
+                }
+                _ => (Change::NotManaged, Payload::None),
+            },
+            (Verdict::Create | Verdict::Suspect, None) => (Change::Unchanged, Payload::None),
+        };
+        steps.push(Step {
+            id: t.id.clone(),
+            wave,
+            change,
+            reason: t.reason,
+            payload,
+            spec_hash,
+        });
+    }
+    // Deletions go last, in reverse dependency order (jobs before the volumes they mount).
+    steps.sort_by_key(|s| match s.change {
+        Change::Delete => (u32::MAX, u32::MAX - delete_rank(&s.id)),
+        _ => (s.wave, 0),
+    });
+    Ok(Plan {
+        app: app.name.clone(),
+        revision: revision.to_string(),
+        steps,
+    })
+}
+
+fn delete_rank(id: &ResourceId) -> u32 {
+    match id.kind {
+        crate::desired::ResourceKind::NomadJob => 1,
+        _ => 0,
+    }
+}
+
+/// Map Nomad's `Failed to parse job: input.hcl:12,5-9: …` onto the user's file.
+fn parse_error(file: &str, id: &ResourceId, error: NomadError) -> PlanError {
+    match error.body() {
+        Some(body) if error.status() == Some(400) => {
+            let text = body.strip_prefix("Failed to parse job: ").unwrap_or(body);
+            let message = relocate_diagnostics(text, file);
+            PlanError::Parse {
+                file: file.to_string(),
+                message,
+            }
+        }
+        _ => PlanError::Nomad {
+            resource: id.clone(),
+            source: error,
+        },
+    }
+}
+
+/// `input.hcl:12,5-9: msg` → `apps/web/job.nomad.hcl:12:5: msg` (Nomad parses under the name
+/// `input.hcl`; the user needs their own file and line).
+pub(crate) fn relocate_diagnostics(text: &str, file: &str) -> String {
+    static LOCATION: std::sync::LazyLock<Option<regex::Regex>> =
+        std::sync::LazyLock::new(|| regex::Regex::new(r"input\.hcl:(\d+),(\d+)(?:-\d+)?").ok());
+    match LOCATION.as_ref() {
+        Some(re) => re
+            .replace_all(text, |c: &regex::Captures| {
+                format!("{file}:{}:{}", &c[1], &c[2])
+            })
+            .replace("input.hcl", file),
+        None => text.replace("input.hcl", file),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nomad_parse_diagnostics_point_at_the_users_file() {
+        let text = "input.hcl:12,5-9: Unsupported argument; An argument named \"foo\" is not expected here.";
+        assert_eq!(
+            relocate_diagnostics(text, "apps/web/job.nomad.hcl"),
+            "apps/web/job.nomad.hcl:12:5: Unsupported argument; An argument named \"foo\" is not expected here."
+        );
+    }
+}

@@ -1,0 +1,220 @@
+//! The `drover` binary: exit codes and output of validate, plan, status and the demo.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{TestEnv, app_yaml, web_jobspec};
+
+fn drover() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_drover"))
+}
+
+fn desired_state() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("desired-state")
+}
+
+#[test]
+fn validate_accepts_the_example_repo_and_exits_zero() {
+    let out = drover()
+        .args(["validate"])
+        .arg(desired_state())
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("ok    overseerr"), "{stdout}");
+}
+
+#[test]
+fn validate_lists_every_error_with_file_line_and_exits_one() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let app = dir.path().join("apps/web");
+    std::fs::create_dir_all(&app).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        app.join("app.yaml"),
+        "name: web\nsyncc: {}\nresources:\n  - nomad_job: { file: missing.nomad.hcl }\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let out = drover()
+        .arg("validate")
+        .arg(dir.path())
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("apps/web/app.yaml:2:"),
+        "names file and line: {stdout}"
+    );
+    assert!(stdout.contains("sync"), "suggests the valid key: {stdout}");
+    assert!(
+        stdout.contains("missing.nomad.hcl"),
+        "the second error too: {stdout}"
+    );
+}
+
+#[test]
+fn every_command_has_help() {
+    for cmd in [
+        "demo", "serve", "devstack", "validate", "plan", "sync", "status", "history", "rollback",
+        "unpin",
+    ] {
+        let out = drover()
+            .args([cmd, "--help"])
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(out.status.success(), "{cmd} --help");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("Usage"),
+            "{cmd}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn plan_exits_two_with_changes_and_zero_once_synced() {
+    let mut env = TestEnv::new().await;
+    env.write("apps/web/app.yaml", &app_yaml("web", ""));
+    env.write("apps/web/job.nomad.hcl", &web_jobspec("web", "nginx:1.27"));
+    env.commit("web");
+    let plan = |env: &TestEnv| {
+        drover()
+            .arg("plan")
+            .arg(&env.repo)
+            .env("NOMAD_ADDR", env.devstack.nomad_url())
+            .env_remove("NOMAD_TOKEN")
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let out = tokio::task::block_in_place(|| plan(&env));
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("create nomad_job/default/web"), "{stdout}");
+    assert!(
+        stdout.contains("+ Job: \"web\""),
+        "nomad job plan style diff: {stdout}"
+    );
+
+    env.start_drover().await;
+    env.wait_synced_healthy("web", None).await;
+    let out = tokio::task::block_in_place(|| plan(&env));
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "no changes once synced: {stdout}"
+    );
+    env.shutdown().await;
+}
+
+/// The newcomer's command: the demo comes up Synced and Healthy and applies a new commit.
+#[tokio::test(flavor = "multi_thread")]
+async fn demo_shows_the_media_stack_synced_and_healthy_and_picks_up_a_commit() {
+    let work = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+        l.local_addr().map(|a| a.port()).unwrap_or(0)
+    };
+    let mut child = drover()
+        .args([
+            "demo",
+            "--time-scale",
+            "0.02",
+            "--poll-interval",
+            "300ms",
+            "--listen",
+        ])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--work-dir")
+        .arg(work.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let base = format!("http://127.0.0.1:{port}");
+    drover::providers::install_crypto_provider();
+    let client = reqwest::Client::new();
+    let apps = |body: &serde_json::Value, want_rev: Option<&str>| -> bool {
+        let list = body.as_array().cloned().unwrap_or_default();
+        list.len() == 3
+            && list.iter().all(|a| {
+                a["sync"] == "Synced"
+                    && a["health"] == "Healthy"
+                    && want_rev.is_none_or(|r| a["revision"] == r)
+            })
+    };
+    let wait = |want_rev: Option<String>| {
+        let client = client.clone();
+        let base = base.clone();
+        async move {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+            loop {
+                if let Ok(r) = client.get(format!("{base}/api/apps")).send().await
+                    && let Ok(body) = r.json::<serde_json::Value>().await
+                {
+                    if apps(&body, want_rev.as_deref()) {
+                        return body;
+                    }
+                    if tokio::time::Instant::now() > deadline {
+                        return body;
+                    }
+                } else if tokio::time::Instant::now() > deadline {
+                    return serde_json::Value::Null;
+                }
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+        }
+    };
+    let body = wait(None).await;
+    assert!(apps(&body, None), "demo apps not Synced+Healthy: {body:#}");
+    let page = client
+        .get(format!("{base}/"))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .text()
+        .await
+        .unwrap_or_default();
+    assert!(page.contains("overseerr"), "status page lists the apps");
+
+    // A commit made with plain git in the printed repo is applied within a poll.
+    let repo = work.path().join("repo");
+    let job = repo.join("apps/overseerr/jobspec.nomad.hcl");
+    let text = std::fs::read_to_string(&job).unwrap_or_default();
+    std::fs::write(
+        &job,
+        text.replacen("TZ = \"Europe/London\"", "TZ = \"UTC\"", 1),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let git = |args: &[&str]| {
+        let out = Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@t"])
+            .args(args)
+            .current_dir(&repo)
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    git(&["commit", "-am", "overseerr: UTC"]);
+    let head = git(&["rev-parse", "HEAD"]);
+    let body = wait(Some(head.clone())).await;
+    assert!(apps(&body, Some(&head)), "new commit not applied: {body:#}");
+    let _ = child.kill();
+    let _ = child.wait();
+}

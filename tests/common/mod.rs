@@ -1,0 +1,377 @@
+//! TestEnv: the devstack, a real Git repository and drover on loopback ports chosen at run time.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use drover::config::Settings;
+use drover::controller::runtime::{self, Running};
+use drover::controller::{AppStatus, ControllerSettings};
+use drover::devstack::seed::{Seed, SeedCsiPlugin, SeedVaultMount, SeedVaultSecret};
+use drover::devstack::{Devstack, DevstackConfig};
+use drover::providers::nomad::NomadConfig;
+use drover::source::SourceConfig;
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+/// How long any wait in a test may take before it fails.
+pub const WAIT: Duration = Duration::from_secs(30);
+
+pub struct TestEnv {
+    pub devstack: Devstack,
+    pub repo: PathBuf,
+    pub data: PathBuf,
+    _dirs: tempfile::TempDir,
+    pub drover: Option<Running>,
+    pub http: reqwest::Client,
+    /// The Nomad token drover uses (`None`: no token).
+    pub nomad_token: Option<String>,
+}
+
+/// The devstack seed every test starts with: the glusterfs CSI plugin and the Overseerr secret.
+pub fn default_seed() -> Seed {
+    Seed {
+        csi_plugins: vec![SeedCsiPlugin {
+            id: "glusterfs".into(),
+            provider: None,
+            controller: true,
+            healthy: true,
+        }],
+        vault_mounts: vec![SeedVaultMount {
+            path: "nomad".into(),
+            version: 2,
+        }],
+        vault_secrets: vec![SeedVaultSecret {
+            mount: "nomad".into(),
+            path: "default/overseerr".into(),
+            data: [
+                ("MINIO_ACCESS_KEY".to_string(), json!("access")),
+                ("MINIO_SECRET_KEY".to_string(), json!("secret")),
+            ]
+            .into(),
+        }],
+        ..Seed::default()
+    }
+}
+
+impl TestEnv {
+    /// A devstack (fast simulated time) and an empty Git repository with one commit.
+    pub async fn new() -> TestEnv {
+        Self::with_seed(default_seed()).await
+    }
+
+    pub async fn with_seed(seed: Seed) -> TestEnv {
+        Self::with_config(DevstackConfig {
+            time_scale: 0.01,
+            seed: Some(seed),
+            ..DevstackConfig::default()
+        })
+        .await
+    }
+
+    pub async fn with_config(config: DevstackConfig) -> TestEnv {
+        drover::providers::install_crypto_provider();
+        let devstack = Devstack::start(config)
+            .await
+            .unwrap_or_else(|e| panic!("devstack: {e}"));
+        let dirs = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        let repo = dirs.path().join("repo");
+        let data = dirs.path().join("data");
+        std::fs::create_dir_all(repo.join("apps")).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(repo.join("README.md"), "test repo\n").unwrap_or_else(|e| panic!("{e}"));
+        drover::source::init_repo_from_dir(&repo, &repo)
+            .unwrap_or_else(|e| panic!("git init: {e}"));
+        TestEnv {
+            devstack,
+            repo,
+            data,
+            _dirs: dirs,
+            drover: None,
+            http: reqwest::Client::new(),
+            nomad_token: None,
+        }
+    }
+
+    /// Write a file in the repository's working copy (not committed).
+    pub fn write(&self, path: &str, content: &str) {
+        let full = self.repo.join(path);
+        if let Some(parent) = full.parent() {
+            std::fs::create_dir_all(parent).unwrap_or_else(|e| panic!("{e}"));
+        }
+        std::fs::write(full, content).unwrap_or_else(|e| panic!("write {path}: {e}"));
+    }
+
+    /// Remove a file or folder from the working copy.
+    pub fn remove(&self, path: &str) {
+        let full = self.repo.join(path);
+        if full.is_dir() {
+            std::fs::remove_dir_all(full).unwrap_or_else(|e| panic!("{e}"));
+        } else {
+            std::fs::remove_file(full).unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+
+    /// Commit everything; returns the commit ID.
+    pub fn commit(&self, message: &str) -> String {
+        drover::source::commit_all(&self.repo, message).unwrap_or_else(|e| panic!("commit: {e}"))
+    }
+
+    pub fn settings(&self) -> Settings {
+        Settings {
+            source: SourceConfig {
+                url: self.repo.display().to_string(),
+                reference: drover::source::SEED_BRANCH.into(),
+                poll_interval: Duration::from_millis(200),
+                ..SourceConfig::default()
+            },
+            data_dir: self.data.clone(),
+            listen: "127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}")),
+            nomad: NomadConfig {
+                address: self.devstack.nomad_url(),
+                token: self.nomad_token.clone().map(drover::telemetry::Redacted),
+                request_timeout: Duration::from_secs(5),
+                max_retries: 3,
+                ..NomadConfig::default()
+            },
+            controller: ControllerSettings {
+                progress_interval: Duration::from_millis(200),
+                resync_interval: Duration::from_secs(2),
+                max_backoff: Duration::from_secs(2),
+                data_dir: self.data.clone(),
+                ..ControllerSettings::default()
+            },
+        }
+    }
+
+    /// Start drover against the devstack and the repository.
+    pub async fn start_drover(&mut self) {
+        let running = runtime::start(self.settings(), CancellationToken::new())
+            .await
+            .unwrap_or_else(|e| panic!("drover: {e:?}"));
+        self.drover = Some(running);
+    }
+
+    /// Stop drover (as a restart would).
+    pub async fn stop_drover(&mut self) {
+        if let Some(running) = self.drover.take() {
+            running.stop().await;
+        }
+    }
+
+    fn running(&self) -> &Running {
+        self.drover
+            .as_ref()
+            .unwrap_or_else(|| panic!("drover is not running"))
+    }
+
+    pub fn status(&self, app: &str) -> Option<AppStatus> {
+        self.running().ctx.status_of(app)
+    }
+
+    /// Wait until `app`'s status satisfies `ok`, or panic with the last status seen.
+    pub async fn wait_app(
+        &self,
+        app: &str,
+        what: &str,
+        ok: impl Fn(&AppStatus) -> bool,
+    ) -> AppStatus {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        let mut rx = self.running().ctx.statuses.subscribe();
+        loop {
+            if let Some(status) = rx.borrow_and_update().get(app).cloned()
+                && ok(&status)
+            {
+                return status;
+            }
+            let timeout = tokio::time::sleep_until(deadline);
+            tokio::select! {
+                _ = rx.changed() => {}
+                _ = timeout => {
+                    panic!("timed out waiting for {app} to be {what}; last status: {:#?}", rx.borrow().get(app));
+                }
+            }
+        }
+    }
+
+    /// Wait until `app` is Synced and Healthy at `revision` (any revision if `None`).
+    pub async fn wait_synced_healthy(&self, app: &str, revision: Option<&str>) -> AppStatus {
+        self.wait_app(app, "Synced+Healthy", |s| {
+            format!("{:?}", s.sync) == "Synced"
+                && format!("{:?}", s.health) == "Healthy"
+                && revision.is_none_or(|r| s.revision == r)
+        })
+        .await
+    }
+
+    /// GET a Nomad path, JSON (panics on a non-2xx unless `allow_404`).
+    pub async fn nomad(&self, path: &str) -> (u16, Value) {
+        let r = self
+            .http
+            .get(format!("{}{}", self.devstack.nomad_url(), path))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        let status = r.status().as_u16();
+        let body = r.text().await.unwrap_or_default();
+        (
+            status,
+            serde_json::from_str(&body).unwrap_or(Value::String(body)),
+        )
+    }
+
+    /// Send to Nomad with a method and JSON body.
+    pub async fn nomad_send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut r = self
+            .http
+            .request(method, format!("{}{}", self.devstack.nomad_url(), path));
+        if let Some(body) = body {
+            r = r.json(&body);
+        }
+        let r = r.send().await.unwrap_or_else(|e| panic!("{path}: {e}"));
+        let status = r.status().as_u16();
+        let body = r.text().await.unwrap_or_default();
+        (
+            status,
+            serde_json::from_str(&body).unwrap_or(Value::String(body)),
+        )
+    }
+
+    /// POST to the devstack's control API.
+    pub async fn control(&self, path: &str, body: Value) -> Value {
+        let r = self
+            .http
+            .post(format!("{}/_devstack{}", self.devstack.nomad_url(), path))
+            .json(&body)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("control {path}: {e}"));
+        let status = r.status();
+        let text = r.text().await.unwrap_or_default();
+        assert!(status.is_success(), "control {path}: {status}: {text}");
+        serde_json::from_str(&text).unwrap_or(Value::Null)
+    }
+
+    /// Requests Nomad served so far: `(method, path)`.
+    pub async fn nomad_requests(&self) -> Vec<(String, String)> {
+        let r = self
+            .http
+            .get(format!(
+                "{}/_devstack/requests?system=nomad",
+                self.devstack.nomad_url()
+            ))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("request log: {e}"));
+        let v: Value = r.json().await.unwrap_or(Value::Null);
+        let entries = v.get("entries").cloned().unwrap_or(v);
+        entries
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|e| {
+                (
+                    e["Method"].as_str().unwrap_or_default().to_string(),
+                    e["Path"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect()
+    }
+
+    /// The live job, or `None` on 404.
+    pub async fn job(&self, id: &str) -> Option<Value> {
+        let (status, body) = self.nomad(&format!("/v1/job/{id}")).await;
+        (status == 200).then_some(body)
+    }
+
+    /// Poll the live job until `ok` holds (`None`: the job does not exist), or panic.
+    pub async fn wait_job(
+        &self,
+        id: &str,
+        what: &str,
+        ok: impl Fn(Option<&Value>) -> bool,
+    ) -> Option<Value> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let job = self.job(id).await;
+            if ok(job.as_ref()) {
+                return job;
+            }
+            if tokio::time::Instant::now() > deadline {
+                panic!("timed out waiting for job {id}: {what}; last seen: {job:#?}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub async fn shutdown(mut self) {
+        self.stop_drover().await;
+        self.devstack.shutdown().await;
+    }
+}
+
+/// A small service jobspec (HCL2) whose image tag is a variable.
+pub fn web_jobspec(id: &str, image: &str) -> String {
+    format!(
+        r#"variable "image" {{
+  type    = string
+  default = "{image}"
+}}
+
+job "{id}" {{
+  datacenters = ["dc1"]
+
+  group "web" {{
+    network {{
+      port "http" {{
+        to = 8080
+      }}
+    }}
+
+    update {{
+      min_healthy_time = "1s"
+      healthy_deadline = "30s"
+    }}
+
+    task "server" {{
+      driver = "docker"
+
+      config {{
+        image = var.image
+        ports = ["http"]
+      }}
+
+      resources {{
+        cpu    = 100
+        memory = 64
+      }}
+    }}
+
+    service {{
+      name = "{id}"
+      port = "http"
+      tags = ["traefik.enable=true"]
+    }}
+  }}
+}}
+"#
+    )
+}
+
+/// An app.yaml with one nomad_job resource.
+pub fn app_yaml(name: &str, extra: &str) -> String {
+    format!("name: {name}\nresources:\n  - nomad_job: {{ file: job.nomad.hcl }}\n{extra}")
+}
+
+/// Path of a file in the shared examples (beside the repository, in CI too).
+pub fn example(path: &str) -> PathBuf {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/examples/brmartin")
+        .join(path);
+    assert!(p.exists(), "missing shared example {}", p.display());
+    p
+}

@@ -1,0 +1,427 @@
+//! HTTP-level tests of the devstack control API: fault injection in each system's dialect,
+//! the request log, seeding and reset (docs/devstack-control.md).
+
+use std::time::{Duration, Instant};
+
+use drover::devstack::{Devstack, DevstackConfig, System};
+use reqwest::Client;
+use serde_json::{Value, json};
+
+async fn start() -> Devstack {
+    Devstack::start(DevstackConfig {
+        time_scale: 0.01,
+        ..Default::default()
+    })
+    .await
+    .expect("devstack starts")
+}
+
+fn client() -> Client {
+    // reqwest is built with `rustls-no-provider`: a provider must exist even for plain http.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .expect("client")
+}
+
+async fn add_fault(c: &Client, base: &str, fault: Value) -> String {
+    let r = c
+        .post(format!("{base}/_devstack/faults"))
+        .json(&fault)
+        .send()
+        .await
+        .expect("req");
+    assert_eq!(r.status(), 200);
+    r.json::<Value>().await.expect("json")["ID"]
+        .as_str()
+        .expect("ID")
+        .to_string()
+}
+
+#[tokio::test]
+async fn count_limited_error_fault_fires_n_times_then_recovers() {
+    // Control API: `count` limits how often a fault fires; afterwards the real answer returns.
+    let ds = start().await;
+    let c = client();
+    let base = ds.consul_url();
+    add_fault(
+        &c,
+        &base,
+        json!({"system": "consul", "path": "^/v1/kv/.*", "kind": "error", "status": 503, "body": "try later", "count": 2}),
+    )
+    .await;
+    let url = format!("{base}/v1/kv/a");
+    for _ in 0..2 {
+        let r = c.get(&url).send().await.expect("req");
+        assert_eq!(r.status(), 503);
+        assert_eq!(r.text().await.expect("body"), "try later");
+    }
+    let r = c.get(&url).send().await.expect("req");
+    assert_eq!(r.status(), 404, "recovered: the real KV miss");
+    let listed: Value = c
+        .get(format!("{base}/_devstack/faults"))
+        .send()
+        .await
+        .expect("req")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(listed[0]["Fired"], 2);
+    ds.shutdown().await;
+}
+
+#[tokio::test]
+async fn probability_one_always_fires_and_other_systems_are_untouched() {
+    // A fault with probability 1.0 fires on every match; `system` limits it to one server.
+    let ds = start().await;
+    let c = client();
+    add_fault(
+        &c,
+        &ds.vault_url(),
+        json!({"system": "vault", "path": "/v1/secret/*", "kind": "error", "status": 500, "probability": 1.0}),
+    )
+    .await;
+    for _ in 0..3 {
+        let r = c
+            .get(format!("{}/v1/secret/data/x", ds.vault_url()))
+            .header("X-Vault-Token", ds.root_token())
+            .send()
+            .await
+            .expect("req");
+        assert_eq!(r.status(), 500);
+        // Vault dialect: a JSON errors list.
+        assert_eq!(
+            r.json::<Value>().await.expect("json"),
+            json!({"errors": ["injected fault"]})
+        );
+    }
+    let r = c
+        .get(format!("{}/v1/status/leader", ds.consul_url()))
+        .send()
+        .await
+        .expect("req");
+    assert_eq!(r.status(), 200);
+    // probability 0 never fires
+    c.delete(format!("{}/_devstack/faults", ds.vault_url()))
+        .send()
+        .await
+        .expect("req");
+    add_fault(
+        &c,
+        &ds.consul_url(),
+        json!({"path": "/v1/status/", "kind": "error", "probability": 0.0}),
+    )
+    .await;
+    let r = c
+        .get(format!("{}/v1/status/leader", ds.consul_url()))
+        .send()
+        .await
+        .expect("req");
+    assert_eq!(r.status(), 200);
+    ds.shutdown().await;
+}
+
+#[tokio::test]
+async fn no_leader_fault_speaks_each_systems_dialect() {
+    // §0: Nomad/Consul `No cluster leader` 500 text; Vault 503 JSON (sealed / no active node).
+    let ds = start().await;
+    let c = client();
+    add_fault(&c, &ds.consul_url(), json!({"kind": "no_leader"})).await;
+    let r = c
+        .get(format!("{}/v1/jobs", ds.nomad_url()))
+        .send()
+        .await
+        .expect("req");
+    assert_eq!(r.status(), 500);
+    assert_eq!(r.text().await.expect("body"), "No cluster leader");
+    let r = c
+        .get(format!("{}/v1/catalog/services", ds.consul_url()))
+        .send()
+        .await
+        .expect("req");
+    assert_eq!(r.status(), 500);
+    assert_eq!(r.text().await.expect("body"), "No cluster leader");
+    let r = c
+        .get(format!("{}/v1/sys/health", ds.vault_url()))
+        .send()
+        .await
+        .expect("req");
+    assert_eq!(r.status(), 503);
+    assert_eq!(
+        r.json::<Value>().await.expect("json"),
+        json!({"errors": ["local node not active but active cluster node not found"]})
+    );
+    c.delete(format!("{}/_devstack/faults", ds.nomad_url()))
+        .send()
+        .await
+        .expect("req");
+    add_fault(
+        &c,
+        &ds.vault_url(),
+        json!({"system": "vault", "kind": "sealed"}),
+    )
+    .await;
+    let r = c
+        .get(format!("{}/v1/sys/health", ds.vault_url()))
+        .send()
+        .await
+        .expect("req");
+    assert_eq!(r.status(), 503);
+    assert_eq!(
+        r.json::<Value>().await.expect("json"),
+        json!({"errors": ["Vault is sealed"]})
+    );
+    ds.shutdown().await;
+}
+
+#[tokio::test]
+async fn forbidden_fault_uses_each_systems_403_body() {
+    // §0/§3.1: Consul 403 `Permission denied` text; Vault 403 multierror JSON.
+    let ds = start().await;
+    let c = client();
+    let id = add_fault(
+        &c,
+        &ds.consul_url(),
+        json!({"kind": "forbidden", "method": "GET"}),
+    )
+    .await;
+    let r = c
+        .get(format!("{}/v1/kv/x", ds.consul_url()))
+        .send()
+        .await
+        .expect("req");
+    assert_eq!(r.status(), 403);
+    assert_eq!(r.text().await.expect("body"), "Permission denied");
+    let r = c
+        .get(format!("{}/v1/secret/data/x", ds.vault_url()))
+        .header("X-Vault-Token", ds.root_token())
+        .send()
+        .await
+        .expect("req");
+    assert_eq!(r.status(), 403);
+    assert_eq!(
+        r.json::<Value>().await.expect("json"),
+        json!({"errors": ["1 error occurred:\n\t* permission denied\n\n"]})
+    );
+    // Method filter: a PUT is not faulted.
+    let r = c
+        .put(format!("{}/v1/kv/x", ds.consul_url()))
+        .body("1")
+        .send()
+        .await
+        .expect("req");
+    assert_eq!(r.status(), 200);
+    let r = c
+        .delete(format!("{}/_devstack/faults/{id}", ds.consul_url()))
+        .send()
+        .await
+        .expect("req");
+    assert_eq!(r.status(), 200);
+    let r = c
+        .get(format!("{}/v1/kv/x", ds.consul_url()))
+        .send()
+        .await
+        .expect("req");
+    assert_eq!(r.status(), 200);
+    ds.shutdown().await;
+}
+
+#[tokio::test]
+async fn latency_fault_delays_at_least_the_given_time() {
+    // `latency` delays by latency_ms, then serves the real answer.
+    let ds = start().await;
+    let c = client();
+    add_fault(
+        &c,
+        &ds.consul_url(),
+        json!({"system": "consul", "path": "/v1/status/leader", "kind": "latency", "latency_ms": 300}),
+    )
+    .await;
+    let started = Instant::now();
+    let r = c
+        .get(format!("{}/v1/status/leader", ds.consul_url()))
+        .send()
+        .await
+        .expect("req");
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.json::<Value>().await.expect("json"),
+        json!("127.0.0.1:8300")
+    );
+    ds.shutdown().await;
+}
+
+#[tokio::test]
+async fn timeout_fault_hangs_until_the_client_gives_up() {
+    // `timeout` never answers: a client with a short timeout fails; the server stays healthy.
+    let ds = start().await;
+    let c = client();
+    add_fault(
+        &c,
+        &ds.consul_url(),
+        json!({"path": "/v1/kv/", "kind": "timeout", "count": 1}),
+    )
+    .await;
+    let short = Client::builder()
+        .timeout(Duration::from_millis(300))
+        .build()
+        .expect("client");
+    let started = Instant::now();
+    let err = short
+        .get(format!("{}/v1/kv/x", ds.consul_url()))
+        .send()
+        .await
+        .expect_err("times out");
+    assert!(err.is_timeout(), "{err}");
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    let r = c
+        .get(format!("{}/v1/kv/x", ds.consul_url()))
+        .send()
+        .await
+        .expect("req");
+    assert_eq!(r.status(), 404);
+    ds.shutdown().await;
+}
+
+#[tokio::test]
+async fn request_log_counts_api_calls_but_not_control_calls() {
+    // Request log: every API request recorded with a sequence number; control routes never logged;
+    // token values never logged.
+    let ds = start().await;
+    let c = client();
+    for _ in 0..3 {
+        c.get(format!("{}/v1/kv/a?token=secret-token", ds.consul_url()))
+            .send()
+            .await
+            .expect("req");
+    }
+    c.get(format!("{}/v1/sys/health", ds.vault_url()))
+        .send()
+        .await
+        .expect("req");
+    let log = &ds.state().requests;
+    assert_eq!(
+        log.count_matching(Some(System::Consul), Some("GET"), "/v1/kv/"),
+        3
+    );
+    assert_eq!(log.count_matching(Some(System::Vault), None, "/v1/sys/"), 1);
+    assert_eq!(log.count_matching(None, None, "/_devstack"), 0);
+    let entries: Value = c
+        .get(format!(
+            "{}/_devstack/requests?system=consul",
+            ds.nomad_url()
+        ))
+        .send()
+        .await
+        .expect("req")
+        .json()
+        .await
+        .expect("json");
+    let entries = entries.as_array().expect("array");
+    assert_eq!(entries.len(), 3);
+    assert_eq!(entries[0]["Status"], 404);
+    assert_eq!(entries[0]["Query"], "token=REDACTED");
+    assert!(
+        !serde_json::to_string(entries)
+            .expect("json")
+            .contains("secret-token")
+    );
+    let first = entries[0]["Seq"].as_u64().expect("seq");
+    let since: Value = c
+        .get(format!(
+            "{}/_devstack/requests?since={first}",
+            ds.nomad_url()
+        ))
+        .send()
+        .await
+        .expect("req")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(since.as_array().map(Vec::len), Some(3));
+    c.delete(format!("{}/_devstack/requests", ds.nomad_url()))
+        .send()
+        .await
+        .expect("req");
+    assert_eq!(log.entries().len(), 0);
+    ds.shutdown().await;
+}
+
+#[tokio::test]
+async fn control_seed_secret_reset_and_health() {
+    // POST /_devstack/vault/secret seeds KV v2 (new mount created); reset forgets it; health answers.
+    let ds = start().await;
+    let c = client();
+    let r = c
+        .post(format!("{}/_devstack/vault/secret", ds.vault_url()))
+        .json(&json!({"mount": "nomad", "path": "default/app", "data": {"K": "v"}}))
+        .send()
+        .await
+        .expect("req");
+    assert_eq!(r.status(), 200);
+    let r = c
+        .get(format!("{}/v1/nomad/data/default/app", ds.vault_url()))
+        .header("X-Vault-Token", ds.root_token())
+        .send()
+        .await
+        .expect("req");
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.json::<Value>().await.expect("json")["data"]["data"]["K"],
+        "v"
+    );
+    add_fault(&c, &ds.consul_url(), json!({"kind": "no_leader"})).await;
+    let r = c
+        .post(format!("{}/_devstack/reset", ds.consul_url()))
+        .send()
+        .await
+        .expect("req");
+    assert_eq!(r.status(), 200, "control routes are never faulted");
+    let r = c
+        .get(format!("{}/v1/nomad/data/default/app", ds.vault_url()))
+        .header("X-Vault-Token", ds.root_token())
+        .send()
+        .await
+        .expect("req");
+    assert_eq!(r.status(), 404, "reset forgot the mount and the fault");
+    let h: Value = c
+        .get(format!("{}/_devstack/health", ds.vault_url()))
+        .send()
+        .await
+        .expect("req")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(h["status"], "ok");
+    let r = c
+        .post(format!("{}/_devstack/faults", ds.vault_url()))
+        .json(&json!({"kind": "explode"}))
+        .send()
+        .await
+        .expect("req");
+    assert_eq!(r.status(), 400);
+    ds.shutdown().await;
+}
+
+#[tokio::test]
+async fn shutdown_ends_pending_consul_long_polls() {
+    // A blocking read with a long wait must not keep `Devstack::shutdown` waiting.
+    let ds = start().await;
+    let c = client();
+    let url = format!("{}/v1/kv/x", ds.consul_url());
+    let idx = c.get(&url).send().await.expect("req").headers()["X-Consul-Index"]
+        .to_str()
+        .expect("ascii")
+        .to_string();
+    let poll =
+        tokio::spawn(async move { c.get(format!("{url}?index={idx}&wait=10m")).send().await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = Instant::now();
+    tokio::time::timeout(Duration::from_secs(5), ds.shutdown())
+        .await
+        .expect("shutdown is prompt");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let _ = poll.await;
+}

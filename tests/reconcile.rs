@@ -1,0 +1,836 @@
+//! End-to-end tests of the reconcile loop: a real Git repo, the devstack, drover on loopback.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{TestEnv, app_yaml, example, web_jobspec};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+fn sync_of(s: &drover::controller::AppStatus) -> String {
+    format!("{:?}", s.sync)
+}
+
+async fn version(env: &TestEnv, id: &str) -> u64 {
+    env.job(id)
+        .await
+        .and_then(|j| j["Version"].as_u64())
+        .unwrap_or_else(|| panic!("job {id} missing"))
+}
+
+async fn job_modify_index(env: &TestEnv, id: &str) -> u64 {
+    env.job(id)
+        .await
+        .and_then(|j| j["JobModifyIndex"].as_u64())
+        .unwrap_or_else(|| panic!("job {id} missing"))
+}
+
+fn registers_of(requests: &[(String, String)]) -> usize {
+    requests
+        .iter()
+        .filter(|(m, p)| {
+            (m == "POST" || m == "PUT")
+                && (p == "/v1/jobs" || p.starts_with("/v1/job/") && !p.ends_with("/plan"))
+        })
+        .count()
+}
+
+#[tokio::test]
+async fn first_sync_of_several_apps_reaches_synced_and_healthy_then_costs_no_plans() {
+    let mut env = TestEnv::new().await;
+    for name in ["alpha", "beta", "gamma"] {
+        env.write(&format!("apps/{name}/app.yaml"), &app_yaml(name, ""));
+        env.write(
+            &format!("apps/{name}/job.nomad.hcl"),
+            &web_jobspec(name, "nginx:1.27"),
+        );
+    }
+    let rev = env.commit("three apps");
+    env.start_drover().await;
+    for name in ["alpha", "beta", "gamma"] {
+        env.wait_synced_healthy(name, Some(&rev)).await;
+        let job = env
+            .job(name)
+            .await
+            .unwrap_or_else(|| panic!("{name} not registered"));
+        assert_eq!(job["Meta"]["drover.app"], name, "ownership meta");
+        assert_eq!(job["Version"], 0);
+    }
+    // Steady state: further cycles ask Nomad for no plans and register nothing.
+    let before = env.nomad_requests().await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after = env.nomad_requests().await;
+    let new: Vec<_> = after[before.len().min(after.len())..].to_vec();
+    let plans = new.iter().filter(|(_, p)| p.ends_with("/plan")).count();
+    assert_eq!(plans, 0, "unchanged cycles must not plan: {new:?}");
+    assert_eq!(
+        registers_of(&new),
+        0,
+        "unchanged cycles must not register: {new:?}"
+    );
+    env.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_git_change_makes_one_new_job_version_and_nothing_else_changes() {
+    let mut env = TestEnv::new().await;
+    for name in ["front", "back"] {
+        env.write(&format!("apps/{name}/app.yaml"), &app_yaml(name, ""));
+        env.write(
+            &format!("apps/{name}/job.nomad.hcl"),
+            &web_jobspec(name, "nginx:1.27"),
+        );
+    }
+    let first = env.commit("two apps");
+    env.start_drover().await;
+    env.wait_synced_healthy("front", Some(&first)).await;
+    env.wait_synced_healthy("back", Some(&first)).await;
+    let back_index = job_modify_index(&env, "back").await;
+
+    env.write(
+        "apps/front/job.nomad.hcl",
+        &web_jobspec("front", "nginx:1.28"),
+    );
+    let second = env.commit("front: nginx 1.28");
+    env.wait_synced_healthy("front", Some(&second)).await;
+    env.wait_synced_healthy("back", Some(&second)).await;
+    assert_eq!(version(&env, "front").await, 1);
+    let job = env.job("front").await.unwrap_or_default();
+    assert_eq!(
+        job["TaskGroups"][0]["Tasks"][0]["Config"]["image"],
+        "nginx:1.28"
+    );
+    assert_eq!(
+        version(&env, "back").await,
+        0,
+        "back must not get a new version"
+    );
+    assert_eq!(job_modify_index(&env, "back").await, back_index);
+    // History records the change with its revision.
+    let history = env.running_history("front").await;
+    assert!(
+        history
+            .iter()
+            .any(|h| h.revision == second && h.result.as_deref() == Some("succeeded")),
+        "{history:?}"
+    );
+    env.shutdown().await;
+}
+
+impl TestEnv {
+    async fn running_history(&self, app: &str) -> Vec<drover::store::SyncRecord> {
+        self.drover
+            .as_ref()
+            .unwrap_or_else(|| panic!("not running"))
+            .ctx
+            .store
+            .history(app, 20)
+            .await
+            .unwrap_or_default()
+    }
+}
+
+#[tokio::test]
+async fn a_job_stopped_edited_or_purged_behind_droverss_back_is_healed() {
+    let mut env = TestEnv::new().await;
+    env.write(
+        "apps/web/app.yaml",
+        &app_yaml("web", "sync: { self_heal: true }\n"),
+    );
+    env.write("apps/web/job.nomad.hcl", &web_jobspec("web", "nginx:1.27"));
+    env.commit("web");
+    env.start_drover().await;
+    env.wait_synced_healthy("web", None).await;
+
+    // Stopped through the API (nomad job stop).
+    let (code, _) = env.nomad_send(Method::DELETE, "/v1/job/web", None).await;
+    assert_eq!(code, 200);
+    assert_eq!(env.job("web").await.unwrap_or_default()["Stop"], true);
+    env.wait_job("web", "stop undone", |j| {
+        j.is_some_and(|j| j["Stop"] == false)
+    })
+    .await;
+    // Stop made version 1; the heal made version 2.
+    assert_eq!(version(&env, "web").await, 2);
+    env.wait_synced_healthy("web", None).await;
+
+    // Edited through the API: a new image.
+    let mut edited = env.job("web").await.unwrap_or_default();
+    edited["TaskGroups"][0]["Tasks"][0]["Config"]["image"] = json!("evil:latest");
+    let (code, body) = env
+        .nomad_send(Method::POST, "/v1/jobs", Some(json!({ "Job": edited })))
+        .await;
+    assert_eq!(code, 200, "{body}");
+    env.wait_job("web", "edit healed", |j| {
+        j.is_some_and(|j| j["TaskGroups"][0]["Tasks"][0]["Config"]["image"] == "nginx:1.27")
+    })
+    .await;
+
+    // Purged.
+    let (code, _) = env
+        .nomad_send(Method::DELETE, "/v1/job/web?purge=true", None)
+        .await;
+    assert_eq!(code, 200);
+    env.wait_job("web", "recreated after purge", |j| j.is_some())
+        .await;
+    env.wait_synced_healthy("web", None).await;
+    env.shutdown().await;
+}
+
+#[tokio::test]
+async fn drift_is_reported_with_its_diff_and_left_alone_when_self_heal_is_off() {
+    let mut env = TestEnv::new().await;
+    env.write(
+        "apps/web/app.yaml",
+        &app_yaml("web", "sync: { self_heal: false }\n"),
+    );
+    env.write("apps/web/job.nomad.hcl", &web_jobspec("web", "nginx:1.27"));
+    env.commit("web");
+    env.start_drover().await;
+    env.wait_synced_healthy("web", None).await;
+
+    let (code, _) = env.nomad_send(Method::DELETE, "/v1/job/web", None).await;
+    assert_eq!(code, 200);
+    let status = env
+        .wait_app("web", "OutOfSync", |s| sync_of(s) == "OutOfSync")
+        .await;
+    let diff = status
+        .resources
+        .iter()
+        .find_map(|r| r.diff.clone())
+        .unwrap_or_default();
+    assert!(diff.contains("Stop"), "the diff shows the stop: {diff}");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let job = env.job("web").await.unwrap_or_default();
+    assert_eq!(
+        job["Stop"], true,
+        "self_heal off: drover must not undo the stop"
+    );
+    env.shutdown().await;
+}
+
+#[tokio::test]
+async fn bad_yaml_unknown_keys_and_bad_hcl_break_only_their_own_app() {
+    let mut env = TestEnv::new().await;
+    env.write("apps/good/app.yaml", &app_yaml("good", ""));
+    env.write(
+        "apps/good/job.nomad.hcl",
+        &web_jobspec("good", "nginx:1.27"),
+    );
+    env.write("apps/badyaml/app.yaml", "name: badyaml\nresources: [\n");
+    env.write(
+        "apps/typo/app.yaml",
+        "name: typo\nsync: { self_heel: true }\nresources: []\n",
+    );
+    env.write("apps/badhcl/app.yaml", &app_yaml("badhcl", ""));
+    env.write(
+        "apps/badhcl/job.nomad.hcl",
+        "job \"badhcl\" {\n  group \"g\" {\n    task \"t\" {\n      driver = \n",
+    );
+    env.commit("one good app, three broken ones");
+    env.start_drover().await;
+    env.wait_synced_healthy("good", None).await;
+    let bad_yaml = env
+        .wait_app("badyaml", "InvalidSpec", |s| sync_of(s) == "InvalidSpec")
+        .await;
+    assert!(
+        bad_yaml
+            .errors
+            .iter()
+            .any(|e| e.contains("apps/badyaml/app.yaml:")),
+        "{:?}",
+        bad_yaml.errors
+    );
+    let typo = env
+        .wait_app("typo", "InvalidSpec", |s| sync_of(s) == "InvalidSpec")
+        .await;
+    assert!(
+        typo.errors
+            .iter()
+            .any(|e| e.contains("self_heel") && e.contains("self_heal")),
+        "a did-you-mean hint: {:?}",
+        typo.errors
+    );
+    let hcl = env
+        .wait_app("badhcl", "InvalidSpec", |s| sync_of(s) == "InvalidSpec")
+        .await;
+    assert!(
+        hcl.errors
+            .iter()
+            .any(|e| e.contains("apps/badhcl/job.nomad.hcl:")),
+        "{:?}",
+        hcl.errors
+    );
+    assert!(env.job("badhcl").await.is_none());
+    env.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_unreachable_repository_keeps_the_last_good_revision() {
+    let mut env = TestEnv::new().await;
+    env.write("apps/web/app.yaml", &app_yaml("web", ""));
+    env.write("apps/web/job.nomad.hcl", &web_jobspec("web", "nginx:1.27"));
+    let rev = env.commit("web");
+    env.start_drover().await;
+    env.wait_synced_healthy("web", Some(&rev)).await;
+    // The remote disappears.
+    let moved = env.repo.with_extension("moved");
+    std::fs::rename(&env.repo, &moved).unwrap_or_else(|e| panic!("{e}"));
+    let source = env
+        .drover
+        .as_ref()
+        .map(|d| d.source.subscribe())
+        .unwrap_or_else(|| panic!("running"));
+    tokio::time::timeout(common::WAIT, async {
+        let mut rx = source.clone();
+        loop {
+            if rx.borrow_and_update().last_error.is_some() {
+                break;
+            }
+            let _ = rx.changed().await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("fetch error never reported"));
+    let status = source.borrow().clone();
+    assert_eq!(
+        status.revision.as_ref().map(|r| r.id.clone()),
+        Some(rev.clone())
+    );
+    // The app stays at the last good revision and nothing is deleted.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let s = env.status("web").unwrap_or_else(|| panic!("status"));
+    assert_eq!(s.revision, rev);
+    assert!(env.job("web").await.is_some());
+    std::fs::rename(&moved, &env.repo).unwrap_or_else(|e| panic!("{e}"));
+    env.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_enforce_index_conflict_is_reported_not_overwritten() {
+    let mut env = TestEnv::new().await;
+    env.write("apps/web/app.yaml", &app_yaml("web", ""));
+    env.write("apps/web/job.nomad.hcl", &web_jobspec("web", "nginx:1.27"));
+    env.commit("web");
+    env.start_drover().await;
+    env.wait_synced_healthy("web", None).await;
+
+    // drover's next register is held for a second; meanwhile someone else registers.
+    env.control(
+        "/faults",
+        json!({"system": "nomad", "method": "POST", "path": "^/v1/jobs$", "kind": "latency", "latency_ms": 1500, "count": 1}),
+    )
+    .await;
+    env.write("apps/web/job.nomad.hcl", &web_jobspec("web", "nginx:1.28"));
+    env.commit("nginx 1.28");
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let mut other = env.job("web").await.unwrap_or_default();
+    other["Meta"]["changed-by"] = json!("operator");
+    let (code, body) = env
+        .nomad_send(Method::PUT, "/v1/job/web", Some(json!({ "Job": other })))
+        .await;
+    assert_eq!(code, 200, "{body}");
+    let status = env
+        .wait_app("web", "conflict reported", |s| {
+            s.last_sync.as_ref().is_some_and(|l| l.result == "conflict")
+                || s.errors
+                    .iter()
+                    .any(|e| e.contains("Enforcing job modify index"))
+        })
+        .await;
+    assert!(
+        status.errors.iter().any(|e| e.contains("conflict")) || status.last_sync.is_some(),
+        "{status:#?}"
+    );
+    let history = env.running_history("web").await;
+    assert!(
+        history
+            .iter()
+            .any(|h| h.result.as_deref() == Some("conflict")),
+        "{history:?}"
+    );
+    env.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_restart_after_register_before_the_marker_does_not_register_again() {
+    let mut env = TestEnv::new().await;
+    env.write("apps/web/app.yaml", &app_yaml("web", ""));
+    env.write("apps/web/job.nomad.hcl", &web_jobspec("web", "nginx:1.27"));
+    env.commit("web");
+    env.start_drover().await;
+    env.wait_synced_healthy("web", None).await;
+    let store = env
+        .drover
+        .as_ref()
+        .map(|d| d.ctx.store.clone())
+        .unwrap_or_else(|| panic!("running"));
+    env.stop_drover().await;
+    // A crash between the register and the marker write: the marker is lost, and a sync was open.
+    store
+        .delete_marker("web", "nomad_job/default/web")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    store
+        .begin_sync("web", "deadbeef", "auto")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    drop(store);
+    let before = env.nomad_requests().await.len();
+    env.start_drover().await;
+    env.wait_synced_healthy("web", None).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let requests = env.nomad_requests().await;
+    let new = &requests[before.min(requests.len())..];
+    assert_eq!(
+        registers_of(new),
+        0,
+        "no duplicate registration after restart: {new:?}"
+    );
+    assert!(
+        new.iter().any(|(_, p)| p == "/v1/job/web/plan"),
+        "the server decides: one plan"
+    );
+    assert_eq!(version(&env, "web").await, 0);
+    let history = env.running_history("web").await;
+    assert!(
+        history
+            .iter()
+            .any(|h| h.result.as_deref() == Some("interrupted")),
+        "{history:?}"
+    );
+    env.shutdown().await;
+}
+
+#[tokio::test]
+async fn most_apps_leaving_git_at_once_is_refused_not_pruned() {
+    let mut env = TestEnv::new().await;
+    for name in ["keep", "gone1", "gone2", "gone3"] {
+        env.write(
+            &format!("apps/{name}/app.yaml"),
+            &app_yaml(name, "sync: { prune: true }\n"),
+        );
+        env.write(
+            &format!("apps/{name}/job.nomad.hcl"),
+            &web_jobspec(name, "nginx:1.27"),
+        );
+    }
+    env.commit("four apps");
+    env.start_drover().await;
+    for app in ["keep", "gone1", "gone2", "gone3"] {
+        env.wait_synced_healthy(app, None).await;
+    }
+    for app in ["gone1", "gone2", "gone3"] {
+        env.remove(&format!("apps/{app}"));
+    }
+    env.commit("remove three of four apps");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for app in ["gone1", "gone2", "gone3"] {
+        assert!(
+            env.job(app).await.is_some(),
+            "the guard stops a mass deletion of {app}"
+        );
+    }
+    let events = env
+        .drover
+        .as_ref()
+        .unwrap_or_else(|| panic!("running"))
+        .ctx
+        .store
+        .events(None, 50)
+        .await
+        .unwrap_or_default();
+    assert!(
+        events.iter().any(|e| e.message.contains("not pruning")),
+        "{events:?}"
+    );
+    env.shutdown().await;
+}
+
+#[tokio::test]
+async fn removed_apps_are_pruned_per_their_last_policy_and_ownership() {
+    let mut env = TestEnv::new().await;
+    for (name, extra) in [
+        ("a1", ""),
+        ("a2", ""),
+        ("a3", ""),
+        ("pruned", "sync: { prune: true }\n"),
+        ("kept", "sync: { prune: false }\n"),
+        ("adopted", "sync: { prune: true }\n"),
+    ] {
+        env.write(&format!("apps/{name}/app.yaml"), &app_yaml(name, extra));
+        env.write(
+            &format!("apps/{name}/job.nomad.hcl"),
+            &web_jobspec(name, "nginx:1.27"),
+        );
+    }
+    env.commit("six apps");
+    env.start_drover().await;
+    for app in ["a1", "a2", "a3", "pruned", "kept", "adopted"] {
+        env.wait_synced_healthy(app, None).await;
+    }
+    env.stop_drover().await;
+    // Taken over by hand: the ownership meta names someone else.
+    let mut taken = env.job("adopted").await.unwrap_or_default();
+    taken["Meta"]["drover.app"] = json!("someone-else");
+    let (code, body) = env
+        .nomad_send(Method::POST, "/v1/jobs", Some(json!({ "Job": taken })))
+        .await;
+    assert_eq!(code, 200, "{body}");
+
+    env.remove("apps/pruned");
+    env.remove("apps/kept");
+    env.remove("apps/adopted");
+    env.commit("remove three of six apps");
+    env.start_drover().await;
+    env.wait_job("pruned", "pruned (prune: true)", |j| j.is_none())
+        .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        env.job("kept").await.is_some(),
+        "prune: false keeps the job"
+    );
+    assert!(
+        env.job("adopted").await.is_some(),
+        "a job whose meta names another owner is kept"
+    );
+    for app in ["a1", "a2", "a3"] {
+        assert!(env.job(app).await.is_some());
+    }
+
+    // An empty repository never deletes anything.
+    for app in ["a1", "a2", "a3"] {
+        env.remove(&format!("apps/{app}"));
+    }
+    env.commit("empty");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for app in ["a1", "a2", "a3"] {
+        assert!(
+            env.job(app).await.is_some(),
+            "emptying Git must not delete {app}"
+        );
+    }
+    env.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_real_overseerr_jobspec_syncs_to_healthy_with_its_volume_created_first() {
+    let mut env = TestEnv::new().await;
+    let jobspec = std::fs::read_to_string(example("modules/overseerr/jobspec.nomad.hcl"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    env.write("apps/overseerr/jobspec.nomad.hcl", &jobspec);
+    env.write(
+        "apps/overseerr/app.yaml",
+        r#"name: overseerr
+resources:
+  - csi_volume:
+      id: glusterfs_overseerr_config
+      plugin_id: glusterfs
+      capacity_min: 100MiB
+      capacity_max: 1GiB
+      capabilities: [{ access_mode: single-node-writer, attachment_mode: file-system }]
+      prevent_destroy: true
+  - nomad_job: { file: jobspec.nomad.hcl }
+  - vault_secret: { mount: nomad, path: default/overseerr, keys: [MINIO_ACCESS_KEY, MINIO_SECRET_KEY] }
+"#,
+    );
+    env.commit("overseerr");
+    env.start_drover().await;
+    let status = env.wait_synced_healthy("overseerr", None).await;
+    let requests = env.nomad_requests().await;
+    let create = requests
+        .iter()
+        .position(|(m, p)| m == "PUT" && p == "/v1/volume/csi/glusterfs_overseerr_config/create");
+    let register = requests
+        .iter()
+        .position(|(m, p)| m == "POST" && p == "/v1/jobs");
+    assert!(create.is_some(), "volume created: {requests:?}");
+    assert!(
+        create < register,
+        "the volume is created before the job is registered"
+    );
+    let (code, volume) = env.nomad("/v1/volume/csi/glusterfs_overseerr_config").await;
+    assert_eq!(code, 200);
+    assert_eq!(volume["RequestedCapacityMin"], 104857600);
+    assert!(
+        status
+            .resources
+            .iter()
+            .any(|r| r.id == "nomad_job/default/overseerr")
+    );
+    let (_, allocs) = env.nomad("/v1/job/overseerr/allocations").await;
+    let alloc = &allocs[0];
+    assert_eq!(alloc["TaskStates"]["litestream-restore"]["State"], "dead");
+    assert_eq!(alloc["TaskStates"]["litestream-restore"]["Failed"], false);
+    assert_eq!(alloc["TaskStates"]["litestream"]["State"], "running");
+    let _: &Value = alloc;
+    env.shutdown().await;
+}
+
+async fn api_post(env: &TestEnv, path: &str, body: Value) -> (u16, Value) {
+    let addr = env
+        .drover
+        .as_ref()
+        .map(|d| d.web_addr)
+        .unwrap_or_else(|| panic!("running"));
+    let r = env
+        .http
+        .post(format!("http://{addr}{path}"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{path}: {e}"));
+    let code = r.status().as_u16();
+    (code, r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn auto_sync_off_waits_for_a_manual_sync() {
+    let mut env = TestEnv::new().await;
+    env.write(
+        "apps/web/app.yaml",
+        &app_yaml("web", "sync: { auto: false }\n"),
+    );
+    env.write("apps/web/job.nomad.hcl", &web_jobspec("web", "nginx:1.27"));
+    env.commit("web, manual sync");
+    env.start_drover().await;
+    let status = env
+        .wait_app("web", "OutOfSync", |s| sync_of(s) == "OutOfSync")
+        .await;
+    assert!(
+        status
+            .resources
+            .iter()
+            .any(|r| r.change == "create" && r.diff.is_some()),
+        "{status:#?}"
+    );
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(
+        env.job("web").await.is_none(),
+        "auto: false never applies by itself"
+    );
+    let (code, _) = api_post(&env, "/api/apps/web/sync", json!({})).await;
+    assert_eq!(code, 202);
+    env.wait_synced_healthy("web", None).await;
+    assert!(env.job("web").await.is_some());
+    env.shutdown().await;
+}
+
+#[tokio::test]
+async fn rollback_pins_an_older_revision_until_unpinned() {
+    let mut env = TestEnv::new().await;
+    env.write("apps/web/app.yaml", &app_yaml("web", ""));
+    env.write("apps/web/job.nomad.hcl", &web_jobspec("web", "nginx:1.26"));
+    let v1 = env.commit("v1");
+    env.start_drover().await;
+    env.wait_synced_healthy("web", Some(&v1)).await;
+    env.write("apps/web/job.nomad.hcl", &web_jobspec("web", "nginx:1.27"));
+    let v2 = env.commit("v2");
+    env.wait_synced_healthy("web", Some(&v2)).await;
+
+    let (code, body) = api_post(
+        &env,
+        "/api/apps/web/rollback",
+        json!({ "revision": &v1[..8] }),
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["pinned"], v1.as_str());
+    let status = env.wait_synced_healthy("web", Some(&v1)).await;
+    assert_eq!(status.pinned.as_deref(), Some(v1.as_str()));
+    let image = |j: Option<Value>| {
+        j.unwrap_or_default()["TaskGroups"][0]["Tasks"][0]["Config"]["image"].clone()
+    };
+    assert_eq!(image(env.job("web").await), "nginx:1.26");
+
+    // While pinned, new commits are not applied.
+    env.write("apps/web/job.nomad.hcl", &web_jobspec("web", "nginx:1.28"));
+    let v3 = env.commit("v3");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(image(env.job("web").await), "nginx:1.26");
+
+    let (code, _) = api_post(&env, "/api/apps/web/unpin", json!({})).await;
+    assert_eq!(code, 200);
+    env.wait_synced_healthy("web", Some(&v3)).await;
+    assert_eq!(image(env.job("web").await), "nginx:1.28");
+    env.shutdown().await;
+}
+
+#[tokio::test]
+async fn transient_nomad_errors_are_retried_and_the_sync_completes() {
+    let mut env = TestEnv::new().await;
+    env.write("apps/web/app.yaml", &app_yaml("web", ""));
+    env.write("apps/web/job.nomad.hcl", &web_jobspec("web", "nginx:1.27"));
+    env.commit("web");
+    // The first plan answers 500 "No cluster leader" twice (retried inside the client with
+    // backoff) and the first register answers 503 (retried by the next cycle).
+    env.control(
+        "/faults",
+        json!({"system": "nomad", "path": "^/v1/job/web/plan$", "kind": "no_leader", "count": 2}),
+    )
+    .await;
+    env.control(
+        "/faults",
+        json!({"system": "nomad", "method": "POST", "path": "^/v1/jobs$", "kind": "error", "status": 503, "count": 1}),
+    )
+    .await;
+    env.start_drover().await;
+    env.wait_synced_healthy("web", None).await;
+    let requests = env.nomad_requests().await;
+    let plans = requests
+        .iter()
+        .filter(|(_, p)| p == "/v1/job/web/plan")
+        .count();
+    assert!(
+        plans >= 3,
+        "two leaderless answers were retried: {plans} plan calls"
+    );
+    let history = env.running_history("web").await;
+    assert!(
+        history
+            .iter()
+            .any(|h| h.result.as_deref() == Some("failed")),
+        "{history:?}"
+    );
+    assert!(
+        history
+            .iter()
+            .any(|h| h.result.as_deref() == Some("succeeded")),
+        "{history:?}"
+    );
+    env.shutdown().await;
+}
+
+#[tokio::test]
+async fn with_nomad_acls_a_bad_token_is_reported_and_the_root_token_syncs() {
+    let mut env = TestEnv::with_config(drover::devstack::DevstackConfig {
+        time_scale: 0.01,
+        nomad_acl: true,
+        seed: Some(common::default_seed()),
+        ..drover::devstack::DevstackConfig::default()
+    })
+    .await;
+    env.write("apps/web/app.yaml", &app_yaml("web", ""));
+    env.write("apps/web/job.nomad.hcl", &web_jobspec("web", "nginx:1.27"));
+    env.commit("web");
+    env.nomad_token = Some("not-a-token".into());
+    env.start_drover().await;
+    // 403 is never retried as transient; the app reports it.
+    let status = env
+        .wait_app("web", "forbidden", |s| {
+            s.errors.iter().any(|e| e.contains("403"))
+        })
+        .await;
+    assert!(
+        status
+            .errors
+            .iter()
+            .any(|e| e.contains("ACL token not found")),
+        "{:?}",
+        status.errors
+    );
+    env.stop_drover().await;
+    env.nomad_token = Some(env.devstack.root_token().to_string());
+    env.start_drover().await;
+    env.wait_synced_healthy("web", None).await;
+    env.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_resource_removed_from_an_app_is_pruned_but_volumes_are_never_destroyed() {
+    let mut env = TestEnv::new().await;
+    env.write(
+        "apps/media/app.yaml",
+        r#"name: media
+sync: { prune: true }
+resources:
+  - nomad_job: { file: a.nomad.hcl }
+  - nomad_job: { file: b.nomad.hcl }
+  - csi_volume:
+      id: media_data
+      plugin_id: glusterfs
+      capabilities: [{ access_mode: single-node-writer, attachment_mode: file-system }]
+"#,
+    );
+    env.write(
+        "apps/media/a.nomad.hcl",
+        &web_jobspec("media-a", "nginx:1.27"),
+    );
+    env.write(
+        "apps/media/b.nomad.hcl",
+        &web_jobspec("media-b", "nginx:1.27"),
+    );
+    env.commit("media with two jobs and a volume");
+    env.start_drover().await;
+    env.wait_synced_healthy("media", None).await;
+    assert!(env.job("media-b").await.is_some());
+
+    env.write(
+        "apps/media/app.yaml",
+        "name: media\nsync: { prune: true }\nresources:\n  - nomad_job: { file: a.nomad.hcl }\n",
+    );
+    env.remove("apps/media/b.nomad.hcl");
+    let rev = env.commit("drop job b and the volume");
+    env.wait_job("media-b", "pruned", |j| j.is_none()).await;
+    env.wait_synced_healthy("media", Some(&rev)).await;
+    let (code, _) = env.nomad("/v1/volume/csi/media_data").await;
+    assert_eq!(
+        code, 200,
+        "a volume that leaves Git is kept (its data is never destroyed by a prune)"
+    );
+    assert!(env.job("media-a").await.is_some());
+    env.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_volume_waits_for_its_csi_plugin_and_the_job_for_its_volume() {
+    let mut seed = common::default_seed();
+    seed.csi_plugins.clear();
+    let mut env = TestEnv::with_seed(seed).await;
+    env.write(
+        "apps/app/app.yaml",
+        r#"name: app
+resources:
+  - csi_volume:
+      id: app_data
+      plugin_id: glusterfs
+      capabilities: [{ access_mode: single-node-writer, attachment_mode: file-system }]
+  - nomad_job: { file: job.nomad.hcl }
+"#,
+    );
+    let jobspec = web_jobspec("app", "nginx:1.27").replace(
+        "    task \"server\" {",
+        "    volume \"data\" {\n      type            = \"csi\"\n      source          = \"app_data\"\n      access_mode     = \"single-node-writer\"\n      attachment_mode = \"file-system\"\n    }\n\n    task \"server\" {",
+    );
+    env.write("apps/app/job.nomad.hcl", &jobspec);
+    env.commit("app with a CSI volume");
+    env.start_drover().await;
+    let status = env
+        .wait_app("app", "waiting for the plugin", |s| {
+            s.resources.iter().any(|r| {
+                r.message
+                    .contains("CSI plugin glusterfs is not running yet")
+            })
+        })
+        .await;
+    assert_eq!(sync_of(&status), "OutOfSync");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        env.job("app").await.is_none(),
+        "the job waits for its volume's wave"
+    );
+    let (code, _) = env.nomad("/v1/volume/csi/app_data").await;
+    assert_eq!(code, 404);
+
+    env.control(
+        "/nomad/csi/plugin",
+        json!({"id": "glusterfs", "controller": true, "healthy": true}),
+    )
+    .await;
+    env.wait_synced_healthy("app", None).await;
+    let (code, volume) = env.nomad("/v1/volume/csi/app_data").await;
+    assert_eq!(code, 200);
+    assert_eq!(volume["PluginID"], "glusterfs");
+    env.shutdown().await;
+}
