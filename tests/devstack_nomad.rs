@@ -219,6 +219,10 @@ async fn errors_are_plain_text_with_nomads_status_codes() {
             .unwrap()
             .starts_with("text/plain")
     );
+    let (s, t, _) = api.send("GET", "/v1/job/nope/unknown-suffix", None).await;
+    assert_eq!((s, t.as_str()), (404, "job not found"));
+    let (s, t, _) = api.send("GET", "/v1/job/nope/plan", None).await;
+    assert_eq!((s, t.as_str()), (405, "Invalid method"));
     let (s, t, _) = api.send("GET", "/v1/no/such/endpoint", None).await;
     assert_eq!((s, t.as_str()), (404, ""));
     let (s, t, _) = api.send("PUT", "/v1/jobs", None).await;

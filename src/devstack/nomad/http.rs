@@ -459,7 +459,20 @@ async fn route(st: &Arc<DevState>, req: &Req) -> ApiResult {
         ["job", id, "scale"] if get => jobs::scale_status(st, req, id).await,
         ["job", id, "scale"] if put => jobs::scale(st, req, id).await,
         ["job", id, "evaluate"] if put => jobs::evaluate(st, req, id).await,
-        ["job", _, _] => Err(ApiError::method()),
+        [
+            "job",
+            _,
+            "plan" | "versions" | "submission" | "revert" | "stable" | "summary",
+        ]
+        | [
+            "job",
+            _,
+            "allocations" | "evaluations" | "deployment" | "deployments" | "scale",
+        ]
+        | ["job", _, "evaluate"] => Err(ApiError::method()),
+        // Nomad treats any other suffix as part of the job ID (`/v1/job/a/b` reads job `a/b`).
+        ["job", rest @ ..] if get => jobs::get(st, req, &rest.join("/")).await,
+        ["job", _, ..] => Err(ApiError::method()),
         ["validate", "job"] if put => jobs::validate(st, req).await,
         ["deployments"] if get => misc::deployments(st, req).await,
         ["deployment", id] if get => misc::deployment(st, req, id).await,
