@@ -42,6 +42,7 @@ struct Phase {
     wall: Duration,
     requests: Kinds,
     drover_cpu: Duration,
+    devstack_cpu: Duration,
     process_cpu: Duration,
     /// Reconcile cycles observed (status publishes with a new `observed_at`; a lower bound).
     cycles: u64,
@@ -53,6 +54,7 @@ impl Phase {
             "wall_ms": self.wall.as_millis() as u64,
             "requests": self.requests.json(),
             "drover_cpu_ms": self.drover_cpu.as_millis() as u64,
+            "devstack_cpu_ms": self.devstack_cpu.as_millis() as u64,
             "process_cpu_ms": self.process_cpu.as_millis() as u64,
             "reconcile_cycles": self.cycles,
         })
@@ -93,6 +95,7 @@ struct Mark {
     seq: u64,
     at: Instant,
     drover_cpu: Duration,
+    devstack_cpu: Duration,
     process_cpu: Duration,
     cycles: u64,
 }
@@ -111,6 +114,7 @@ impl Bench {
             seq: self.log.last_seq().await,
             at: Instant::now(),
             drover_cpu: Cpu::threads_with_prefix("drover"),
+            devstack_cpu: Cpu::threads_with_prefix("devstack"),
             process_cpu: Cpu::process(),
             cycles: self.cycles.get(),
         }
@@ -120,6 +124,7 @@ impl Bench {
     async fn phase(&self, name: &'static str, mark: &Mark, exclude: &[u64]) -> Phase {
         let wall = mark.at.elapsed();
         let drover_cpu = Cpu::threads_with_prefix("drover").saturating_sub(mark.drover_cpu);
+        let devstack_cpu = Cpu::threads_with_prefix("devstack").saturating_sub(mark.devstack_cpu);
         let process_cpu = Cpu::process().saturating_sub(mark.process_cpu);
         let cycles = self.cycles.get() - mark.cycles;
         let entries = self.log.since(mark.seq).await;
@@ -129,6 +134,7 @@ impl Bench {
             wall,
             requests,
             drover_cpu,
+            devstack_cpu,
             process_cpu,
             cycles,
         }
@@ -395,7 +401,7 @@ fn print_table(results: &[SizeResult]) {
         println!("settings: {}", first.tuning);
     }
     println!(
-        "{:>3} {:<19} {:>8} {:>6} {:>5} {:>4} {:>5} {:>4} {:>4} {:>6} {:>6} {:>5} {:>6} {:>9} {:>9}",
+        "{:>3} {:<19} {:>8} {:>6} {:>5} {:>4} {:>5} {:>4} {:>4} {:>6} {:>6} {:>5} {:>6} {:>9} {:>9} {:>9}",
         "N",
         "phase",
         "wall",
@@ -410,13 +416,14 @@ fn print_table(results: &[SizeResult]) {
         "total",
         "cycles",
         "drover cpu",
+        "devstack",
         "proc cpu"
     );
     for r in results {
         for p in &r.phases {
             let k = &p.requests;
             println!(
-                "{:>3} {:<19} {:>7.2}s {:>6} {:>5} {:>4} {:>5} {:>4} {:>4} {:>6} {:>6} {:>5} {:>6} {:>8}ms {:>7}ms",
+                "{:>3} {:<19} {:>7.2}s {:>6} {:>5} {:>4} {:>5} {:>4} {:>4} {:>6} {:>6} {:>5} {:>6} {:>8}ms {:>7}ms {:>7}ms",
                 r.n,
                 p.name,
                 p.wall.as_secs_f64(),
@@ -431,6 +438,7 @@ fn print_table(results: &[SizeResult]) {
                 k.total(),
                 p.cycles,
                 p.drover_cpu.as_millis(),
+                p.devstack_cpu.as_millis(),
                 p.process_cpu.as_millis()
             );
         }
