@@ -30,6 +30,10 @@ use tokio_util::sync::CancellationToken;
 const SIZES: [usize; 2] = [10, 50];
 /// The steady-state window.
 const STEADY_WINDOW: Duration = Duration::from_secs(10);
+/// Under `cargo test --benches` (no `--bench` argument): one small run that checks the same
+/// assertions quickly and writes no report.
+const SMOKE_SIZES: [usize; 1] = [3];
+const SMOKE_WINDOW: Duration = Duration::from_secs(3);
 /// Quiet time after a phase before the next one starts (deployments finish, watchers settle).
 const SETTLE: Duration = Duration::from_secs(2);
 /// Longest any phase may take.
@@ -224,7 +228,13 @@ fn healed_since(s: &AppStatus, after: SystemTime) -> bool {
 }
 
 /// One N: first sync, steady state, a Git change, drift. Returns the phases and failed checks.
-fn run_size(n: usize, dev_rt: &Runtime, drover_rt: &Runtime, main_rt: &Runtime) -> SizeResult {
+fn run_size(
+    n: usize,
+    window: Duration,
+    dev_rt: &Runtime,
+    drover_rt: &Runtime,
+    main_rt: &Runtime,
+) -> SizeResult {
     let env = dev_rt.block_on(TestEnv::new());
     let apps: Vec<String> = (0..n).map(|i| format!("app-{i:02}")).collect();
     for app in &apps {
@@ -275,13 +285,20 @@ fn run_size(n: usize, dev_rt: &Runtime, drover_rt: &Runtime, main_rt: &Runtime) 
                 synced_healthy(s) && s.revision == first_rev
             })
             .await;
-        phases.push(bench.phase("first sync", &mark, &[]).await);
+        let first = bench.phase("first sync", &mark, &[]).await;
+        if first.requests.register > n as u64 {
+            findings.push(format!(
+                "N={n}, first sync: {} registers for {n} new jobs (a job created twice)",
+                first.requests.register
+            ));
+        }
+        phases.push(first);
         tokio::time::sleep(SETTLE).await;
 
         // 2. Steady state: nothing changes for a window.
         let mark = bench.mark().await;
-        tokio::time::sleep(STEADY_WINDOW).await;
-        let steady = bench.phase("steady 10s", &mark, &[]).await;
+        tokio::time::sleep(window).await;
+        let steady = bench.phase("steady state", &mark, &[]).await;
         if steady.requests.plan > 0 || steady.requests.register > 0 {
             failures.push(format!(
                 "N={n}: steady state made {} plan and {} register request(s)",
@@ -446,6 +463,20 @@ fn print_table(results: &[SizeResult]) {
     println!();
 }
 
+fn write_report(report: &Value) {
+    let path = output_path();
+    if let Some(parent) = path.parent() {
+        let _ = std::fs::create_dir_all(parent);
+    }
+    match serde_json::to_string_pretty(report) {
+        Ok(text) => match std::fs::write(&path, text + "\n") {
+            Ok(()) => println!("wrote {}", path.display()),
+            Err(e) => eprintln!("cannot write {}: {e}", path.display()),
+        },
+        Err(e) => eprintln!("cannot encode the report: {e}"),
+    }
+}
+
 fn output_path() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
@@ -463,9 +494,15 @@ fn main() -> ExitCode {
         .unwrap_or_else(|e| panic!("runtime: {e}"));
     let started = Instant::now();
     let mut results = Vec::new();
-    for n in SIZES {
+    let full = std::env::args().any(|a| a == "--bench");
+    let (sizes, window) = if full {
+        (&SIZES[..], STEADY_WINDOW)
+    } else {
+        (&SMOKE_SIZES[..], SMOKE_WINDOW)
+    };
+    for &n in sizes {
         eprintln!("reconcile bench: N={n} ...");
-        results.push(run_size(n, &dev_rt, &drover_rt, &main_rt));
+        results.push(run_size(n, window, &dev_rt, &drover_rt, &main_rt));
     }
     print_table(&results);
     for finding in results.iter().flat_map(|r| &r.findings) {
@@ -474,6 +511,7 @@ fn main() -> ExitCode {
     let report = json!({
         "bench": "reconcile",
         "total_wall_ms": started.elapsed().as_millis() as u64,
+        "steady_window_ms": window.as_millis() as u64,
         "cpu_source": Cpu::source(),
         "sizes": results.iter().map(|r| json!({
             "apps": r.n,
@@ -483,16 +521,12 @@ fn main() -> ExitCode {
             "findings": r.findings,
         })).collect::<Vec<_>>(),
     });
-    let path = output_path();
-    if let Some(parent) = path.parent() {
-        let _ = std::fs::create_dir_all(parent);
-    }
-    match serde_json::to_string_pretty(&report) {
-        Ok(text) => match std::fs::write(&path, text + "\n") {
-            Ok(()) => println!("wrote {}", path.display()),
-            Err(e) => eprintln!("cannot write {}: {e}", path.display()),
-        },
-        Err(e) => eprintln!("cannot encode the report: {e}"),
+    if full {
+        write_report(&report);
+    } else {
+        println!(
+            "smoke run (no --bench argument): no report written; `cargo bench --bench reconcile` measures"
+        );
     }
     let failures: Vec<&String> = results.iter().flat_map(|r| &r.failures).collect();
     if failures.is_empty() {
