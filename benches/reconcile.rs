@@ -1,0 +1,541 @@
+//! `cargo bench --bench reconcile`: the reconcile loop's work, counted (Nomad requests by kind,
+//! CPU time), for N apps through first sync, steady state, a Git change and drift.
+//!
+//! Work is counted rather than timed: the machine is noisy, request counts are not. The devstack
+//! and drover run on separate runtimes with named threads, so drover's own CPU time is read from
+//! its threads in `/proc/self/task` apart from the simulated cluster's.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+#[path = "support/measure.rs"]
+mod measure;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use common::{TestEnv, app_yaml, web_jobspec};
+use drover::controller::runtime::{self, Running};
+use drover::controller::{AppStatus, SyncStatus};
+use drover::health::Health;
+use measure::{Cpu, Kinds, RequestLog};
+use serde_json::{Value, json};
+use tokio::runtime::Runtime;
+use tokio_util::sync::CancellationToken;
+
+/// App counts measured.
+const SIZES: [usize; 2] = [10, 50];
+/// The steady-state window.
+const STEADY_WINDOW: Duration = Duration::from_secs(10);
+/// Under `cargo test --benches` (no `--bench` argument): one small run that checks the same
+/// assertions quickly and writes no report.
+const SMOKE_SIZES: [usize; 1] = [3];
+const SMOKE_WINDOW: Duration = Duration::from_secs(3);
+/// Quiet time after a phase before the next one starts (deployments finish, watchers settle).
+const SETTLE: Duration = Duration::from_secs(2);
+/// Longest any phase may take.
+const PHASE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// One phase's measurements.
+#[derive(Debug, Clone, Default)]
+struct Phase {
+    name: &'static str,
+    wall: Duration,
+    requests: Kinds,
+    drover_cpu: Duration,
+    devstack_cpu: Duration,
+    process_cpu: Duration,
+    /// Reconcile cycles observed (status publishes with a new `observed_at`; a lower bound).
+    cycles: u64,
+}
+
+impl Phase {
+    fn json(&self) -> Value {
+        json!({
+            "wall_ms": self.wall.as_millis() as u64,
+            "requests": self.requests.json(),
+            "drover_cpu_ms": self.drover_cpu.as_millis() as u64,
+            "devstack_cpu_ms": self.devstack_cpu.as_millis() as u64,
+            "process_cpu_ms": self.process_cpu.as_millis() as u64,
+            "reconcile_cycles": self.cycles,
+        })
+    }
+}
+
+/// Counts status publishes with a new `observed_at`, per app: how many reconcile cycles ran.
+#[derive(Clone, Default)]
+struct CycleCounter(Arc<AtomicU64>);
+
+impl CycleCounter {
+    fn spawn(&self, running: &Running, rt: &Runtime) {
+        let mut rx = running.ctx.statuses.subscribe();
+        let count = self.0.clone();
+        rt.spawn(async move {
+            let mut seen: BTreeMap<String, SystemTime> = BTreeMap::new();
+            loop {
+                for (name, status) in rx.borrow_and_update().iter() {
+                    if seen.get(name) != Some(&status.observed_at) {
+                        seen.insert(name.clone(), status.observed_at);
+                        count.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                if rx.changed().await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+
+    fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// The start of a measured phase.
+struct Mark {
+    seq: u64,
+    at: Instant,
+    drover_cpu: Duration,
+    devstack_cpu: Duration,
+    process_cpu: Duration,
+    cycles: u64,
+}
+
+struct Bench {
+    env: TestEnv,
+    running: Option<Running>,
+    log: RequestLog,
+    cycles: CycleCounter,
+    apps: Vec<String>,
+}
+
+impl Bench {
+    async fn mark(&self) -> Mark {
+        Mark {
+            seq: self.log.last_seq().await,
+            at: Instant::now(),
+            drover_cpu: Cpu::threads_with_prefix("drover"),
+            devstack_cpu: Cpu::threads_with_prefix("devstack"),
+            process_cpu: Cpu::process(),
+            cycles: self.cycles.get(),
+        }
+    }
+
+    /// Close a phase: everything Nomad served since `mark`, minus the bench's own requests.
+    async fn phase(&self, name: &'static str, mark: &Mark, exclude: &[u64]) -> Phase {
+        let wall = mark.at.elapsed();
+        let drover_cpu = Cpu::threads_with_prefix("drover").saturating_sub(mark.drover_cpu);
+        let devstack_cpu = Cpu::threads_with_prefix("devstack").saturating_sub(mark.devstack_cpu);
+        let process_cpu = Cpu::process().saturating_sub(mark.process_cpu);
+        let cycles = self.cycles.get() - mark.cycles;
+        let entries = self.log.since(mark.seq).await;
+        let requests = Kinds::count(entries.iter().filter(|e| !exclude.contains(&e.seq)));
+        Phase {
+            name,
+            wall,
+            requests,
+            drover_cpu,
+            devstack_cpu,
+            process_cpu,
+            cycles,
+        }
+    }
+
+    /// Called the moment `job`'s app first reports Synced+Healthy after a write: a finding if
+    /// drover has not read the job's deployment or allocations since its register (that health
+    /// then came from before the write).
+    async fn healthy_unread(&self, job: &str, since: u64) -> Option<String> {
+        let entries = self.log.since(since).await;
+        let register = entries
+            .iter()
+            .find(|e| e.method == "POST" && e.path == "/v1/jobs")?;
+        let deployment = format!("/v1/job/{job}/deployment");
+        let allocations = format!("/v1/job/{job}/allocations");
+        let read = entries.iter().any(|e| {
+            e.seq > register.seq
+                && e.method == "GET"
+                && (e.path == deployment || e.path == allocations)
+        });
+        (!read).then(|| {
+            format!(
+                "{job} reported Synced+Healthy after its register (seq {}) without reading its deployment or allocations since",
+                register.seq
+            )
+        })
+    }
+
+    fn running(&self) -> &Running {
+        self.running
+            .as_ref()
+            .unwrap_or_else(|| panic!("drover is not running"))
+    }
+
+    /// Wait until every app satisfies `ok`.
+    async fn wait_all(&self, what: &str, ok: impl Fn(&AppStatus) -> bool) {
+        let mut rx = self.running().ctx.statuses.subscribe();
+        let deadline = tokio::time::Instant::now() + PHASE_TIMEOUT;
+        loop {
+            let pending: Vec<String> = {
+                let all = rx.borrow_and_update();
+                self.apps
+                    .iter()
+                    .filter(|a| !all.get(*a).is_some_and(&ok))
+                    .cloned()
+                    .collect()
+            };
+            if pending.is_empty() {
+                return;
+            }
+            tokio::select! {
+                _ = rx.changed() => {}
+                _ = tokio::time::sleep_until(deadline) => {
+                    let all = rx.borrow();
+                    let first = all.get(&pending[0]);
+                    panic!("timed out waiting for {what}: {} app(s) pending, e.g. {}: {first:#?}", pending.len(), pending[0]);
+                }
+            }
+        }
+    }
+
+    /// Wait until `app` satisfies `ok`.
+    async fn wait_one(&self, app: &str, what: &str, ok: impl Fn(&AppStatus) -> bool) {
+        let deadline = tokio::time::Instant::now() + PHASE_TIMEOUT;
+        let mut rx = self.running().ctx.statuses.subscribe();
+        loop {
+            if rx.borrow_and_update().get(app).is_some_and(&ok) {
+                return;
+            }
+            tokio::select! {
+                _ = rx.changed() => {}
+                _ = tokio::time::sleep_until(deadline) => {
+                    panic!("timed out waiting for {app} to be {what}: {:#?}", rx.borrow().get(app));
+                }
+            }
+        }
+    }
+}
+
+fn synced_healthy(s: &AppStatus) -> bool {
+    s.sync == SyncStatus::Synced && s.health == Health::Healthy
+}
+
+/// Synced and Healthy after a sync that finished after `after`.
+fn healed_since(s: &AppStatus, after: SystemTime) -> bool {
+    synced_healthy(s) && s.last_sync.as_ref().is_some_and(|l| l.at >= after)
+}
+
+/// One N: first sync, steady state, a Git change, drift. Returns the phases and failed checks.
+fn run_size(
+    n: usize,
+    window: Duration,
+    dev_rt: &Runtime,
+    drover_rt: &Runtime,
+    main_rt: &Runtime,
+) -> SizeResult {
+    let env = dev_rt.block_on(TestEnv::new());
+    let apps: Vec<String> = (0..n).map(|i| format!("app-{i:02}")).collect();
+    for app in &apps {
+        env.write(
+            &format!("apps/{app}/app.yaml"),
+            &app_yaml(app, "sync: { self_heal: true }\n"),
+        );
+        env.write(
+            &format!("apps/{app}/job.nomad.hcl"),
+            &web_jobspec(app, "nginx:1.27"),
+        );
+    }
+    let first_rev = env.commit(&format!("{n} apps"));
+    let log = RequestLog::new(&env.devstack.nomad_url());
+    let mut bench = Bench {
+        env,
+        running: None,
+        log,
+        cycles: CycleCounter::default(),
+        apps: apps.clone(),
+    };
+    let mut failures = Vec::new();
+    let mut findings = Vec::new();
+    let mut phases = Vec::new();
+    let settings = bench.env.settings();
+    let tuning = json!({
+        "concurrency": settings.controller.concurrency,
+        "resync_interval_ms": settings.controller.resync_interval.as_millis() as u64,
+        "progress_interval_ms": settings.controller.progress_interval.as_millis() as u64,
+        "git_poll_interval_ms": settings.source.poll_interval.as_millis() as u64,
+        "devstack_time_scale": 0.01,
+    });
+
+    main_rt.block_on(async {
+        // 1. First sync.
+        let mark = bench.mark().await;
+        let settings = bench.env.settings();
+        // Spawned on drover's runtime so that its tasks (and CPU time) live there.
+        let running = drover_rt
+            .spawn(runtime::start(settings, CancellationToken::new()))
+            .await
+            .unwrap_or_else(|e| panic!("drover task: {e}"))
+            .unwrap_or_else(|e| panic!("drover: {e:?}"));
+        bench.cycles.spawn(&running, drover_rt);
+        bench.running = Some(running);
+        bench
+            .wait_all("Synced+Healthy", |s| {
+                synced_healthy(s) && s.revision == first_rev
+            })
+            .await;
+        let first = bench.phase("first sync", &mark, &[]).await;
+        if first.requests.register > n as u64 {
+            findings.push(format!(
+                "N={n}, first sync: {} registers for {n} new jobs (a job created twice)",
+                first.requests.register
+            ));
+        }
+        phases.push(first);
+        tokio::time::sleep(SETTLE).await;
+
+        // 2. Steady state: nothing changes for a window.
+        let mark = bench.mark().await;
+        tokio::time::sleep(window).await;
+        let steady = bench.phase("steady state", &mark, &[]).await;
+        if steady.requests.plan > 0 || steady.requests.register > 0 {
+            failures.push(format!(
+                "N={n}: steady state made {} plan and {} register request(s)",
+                steady.requests.plan, steady.requests.register
+            ));
+        }
+        // Settled apps are judged from the cache: only the watchers' blocking lists may appear.
+        let polls = steady.requests.total() - steady.requests.blocking_list;
+        if polls > 0 {
+            failures.push(format!(
+                "N={n}: steady state made {polls} request(s) besides blocking lists: {:?}",
+                steady.requests.by_endpoint
+            ));
+        }
+        phases.push(steady);
+
+        // 3. One app's jobspec changes in Git.
+        let changed = &apps[0];
+        let mark = bench.mark().await;
+        let started = SystemTime::now();
+        bench.env.write(
+            &format!("apps/{changed}/job.nomad.hcl"),
+            &web_jobspec(changed, "nginx:1.28"),
+        );
+        let second_rev = bench.env.commit(&format!("{changed}: nginx 1.28"));
+        bench
+            .wait_one(changed, "synced after the change", |s| {
+                healed_since(s, started) && s.revision == second_rev
+            })
+            .await;
+        if let Some(finding) = bench.healthy_unread(changed, mark.seq).await {
+            findings.push(format!("N={n}, git change: {finding}"));
+        }
+        bench
+            .wait_all("at the new revision", |s| {
+                synced_healthy(s) && s.revision == second_rev
+            })
+            .await;
+        let change = bench.phase("git change (1 app)", &mark, &[]).await;
+        if change.requests.plan > 2 || change.requests.register != 1 {
+            failures.push(format!(
+                "N={n}: a change to one app made {} plan and {} register request(s) (want <= 2 and 1)",
+                change.requests.plan, change.requests.register
+            ));
+        }
+        phases.push(change);
+        tokio::time::sleep(SETTLE).await;
+
+        // 4. Drift: one job stopped through the API; self-heal re-registers it.
+        let drifted = &apps[apps.len() / 2];
+        let mark = bench.mark().await;
+        let started = SystemTime::now();
+        let (code, body) = bench
+            .env
+            .nomad_send(reqwest::Method::DELETE, &format!("/v1/job/{drifted}"), None)
+            .await;
+        assert_eq!(code, 200, "stop {drifted}: {body}");
+        let own = bench.log.own_request(mark.seq, "DELETE", drifted).await;
+        bench
+            .wait_one(drifted, "healed", |s| healed_since(s, started))
+            .await;
+        if let Some(finding) = bench.healthy_unread(drifted, mark.seq).await {
+            findings.push(format!("N={n}, drift: {finding}"));
+        }
+        let drift = bench.phase("drift heal (1 job)", &mark, &own).await;
+        if drift.requests.register == 0 {
+            failures.push(format!("N={n}: the stopped job was not re-registered"));
+        }
+        phases.push(drift);
+        let stopped = bench
+            .env
+            .job(drifted)
+            .await
+            .is_none_or(|j| j["Stop"] != false);
+        if stopped {
+            failures.push(format!("N={n}: {drifted} is still stopped after the heal"));
+        }
+    });
+
+    if let Some(running) = bench.running.take() {
+        drover_rt.block_on(running.stop());
+    }
+    dev_rt.block_on(bench.env.shutdown());
+    SizeResult {
+        n,
+        tuning,
+        phases,
+        failures,
+        findings,
+    }
+}
+
+struct SizeResult {
+    n: usize,
+    /// The controller settings the run used (TestEnv's: short intervals).
+    tuning: Value,
+    phases: Vec<Phase>,
+    failures: Vec<String>,
+    /// Observations that do not fail the bench (see docs/benchmarks.md).
+    findings: Vec<String>,
+}
+
+fn runtime(name: &'static str, workers: usize) -> Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .thread_name(name)
+        // Blocking threads that exit take their CPU time with them: keep them for the run.
+        .thread_keep_alive(Duration::from_secs(3600))
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("runtime {name}: {e}"))
+}
+
+fn print_table(results: &[SizeResult]) {
+    println!();
+    if let Some(first) = results.first() {
+        println!("settings: {}", first.tuning);
+    }
+    println!(
+        "{:>3} {:<19} {:>8} {:>6} {:>5} {:>4} {:>5} {:>4} {:>4} {:>6} {:>6} {:>5} {:>6} {:>9} {:>9} {:>9}",
+        "N",
+        "phase",
+        "wall",
+        "parse",
+        "plan",
+        "reg",
+        "list",
+        "blk",
+        "dep",
+        "alloc",
+        "other",
+        "total",
+        "cycles",
+        "drover cpu",
+        "devstack",
+        "proc cpu"
+    );
+    for r in results {
+        for p in &r.phases {
+            let k = &p.requests;
+            println!(
+                "{:>3} {:<19} {:>7.2}s {:>6} {:>5} {:>4} {:>5} {:>4} {:>4} {:>6} {:>6} {:>5} {:>6} {:>8}ms {:>7}ms {:>7}ms",
+                r.n,
+                p.name,
+                p.wall.as_secs_f64(),
+                k.parse,
+                k.plan,
+                k.register,
+                k.list,
+                k.blocking_list,
+                k.deployment,
+                k.allocations,
+                k.other,
+                k.total(),
+                p.cycles,
+                p.drover_cpu.as_millis(),
+                p.devstack_cpu.as_millis(),
+                p.process_cpu.as_millis()
+            );
+        }
+    }
+    println!();
+}
+
+fn write_report(report: &Value) {
+    let path = output_path();
+    if let Some(parent) = path.parent() {
+        let _ = std::fs::create_dir_all(parent);
+    }
+    match serde_json::to_string_pretty(report) {
+        Ok(text) => match std::fs::write(&path, text + "\n") {
+            Ok(()) => println!("wrote {}", path.display()),
+            Err(e) => eprintln!("cannot write {}: {e}", path.display()),
+        },
+        Err(e) => eprintln!("cannot encode the report: {e}"),
+    }
+}
+
+fn output_path() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
+    target.join("bench-reconcile.json")
+}
+
+fn main() -> ExitCode {
+    // `cargo bench` passes `--bench`; a filter argument is not supported (the run is short).
+    let dev_rt = runtime("devstack", 1);
+    let drover_rt = runtime("drover", 2);
+    let main_rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("runtime: {e}"));
+    let started = Instant::now();
+    let mut results = Vec::new();
+    let full = std::env::args().any(|a| a == "--bench");
+    let (sizes, window) = if full {
+        (&SIZES[..], STEADY_WINDOW)
+    } else {
+        (&SMOKE_SIZES[..], SMOKE_WINDOW)
+    };
+    for &n in sizes {
+        eprintln!("reconcile bench: N={n} ...");
+        results.push(run_size(n, window, &dev_rt, &drover_rt, &main_rt));
+    }
+    print_table(&results);
+    for finding in results.iter().flat_map(|r| &r.findings) {
+        println!("FINDING: {finding}");
+    }
+    let report = json!({
+        "bench": "reconcile",
+        "total_wall_ms": started.elapsed().as_millis() as u64,
+        "steady_window_ms": window.as_millis() as u64,
+        "cpu_source": Cpu::source(),
+        "sizes": results.iter().map(|r| json!({
+            "apps": r.n,
+            "settings": r.tuning,
+            "phases": r.phases.iter().map(|p| (p.name.to_string(), p.json())).collect::<serde_json::Map<_, _>>(),
+            "failures": r.failures,
+            "findings": r.findings,
+        })).collect::<Vec<_>>(),
+    });
+    if full {
+        write_report(&report);
+    } else {
+        println!(
+            "smoke run (no --bench argument): no report written; `cargo bench --bench reconcile` measures"
+        );
+    }
+    let failures: Vec<&String> = results.iter().flat_map(|r| &r.failures).collect();
+    if failures.is_empty() {
+        println!("all checks passed");
+        ExitCode::SUCCESS
+    } else {
+        for f in failures {
+            eprintln!("FAILED: {f}");
+        }
+        ExitCode::FAILURE
+    }
+}
