@@ -2649,3 +2649,138 @@ async fn consul_catalog_datacenters_and_deregister_check_or_service() {
             .any(|n| n["Node"] == "t2.320")
     );
 }
+
+#[tokio::test]
+async fn consul_agent_service_register_list_ttl_check_deregister() {
+    // https://developer.hashicorp.com/consul/api-docs/agent/service (Register Service, List Services,
+    // Deregister Service) and https://developer.hashicorp.com/consul/api-docs/agent/check (TTL Check Pass)
+    let ds = start().await;
+    let c = client();
+    let base = ds.consul_url();
+    let reg = send(
+        &c,
+        "PUT",
+        format!("{base}/v1/agent/service/register"),
+        None,
+        Some(json!({
+            "ID": "redis1",
+            "Name": "redis",
+            "Tags": ["primary", "v1"],
+            "Address": "127.0.0.1",
+            "Port": 8000,
+            "Meta": {"redis_version": "4.0"},
+            "Check": {"TTL": "15s"}
+        })),
+    )
+    .await;
+    assert_eq!(reg.status, StatusCode::OK, "{}", reg.text);
+    assert_eq!(reg.text, "");
+
+    let list = send(&c, "GET", format!("{base}/v1/agent/services"), None, None).await;
+    let s = &list.json["redis1"];
+    assert_eq!(s["ID"], "redis1");
+    assert_eq!(s["Service"], "redis");
+    assert_eq!(s["Tags"], json!(["primary", "v1"]));
+    assert_eq!(s["Meta"], json!({"redis_version": "4.0"}));
+    assert_eq!(s["Port"], 8000);
+    assert_eq!(s["Weights"], json!({"Passing": 1, "Warning": 1}));
+    let one = send(
+        &c,
+        "GET",
+        format!("{base}/v1/agent/service/redis1"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(one.json["Service"], "redis");
+
+    // The service is in the catalog; its TTL check starts critical and is named service:<id>.
+    let h = send(
+        &c,
+        "GET",
+        format!("{base}/v1/health/checks/redis"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(h.json[0]["CheckID"], "service:redis1");
+    assert_eq!(h.json[0]["Status"], "critical");
+    let passing = send(
+        &c,
+        "GET",
+        format!("{base}/v1/health/service/redis?passing"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(passing.json, json!([]));
+
+    let pass = send(
+        &c,
+        "PUT",
+        format!("{base}/v1/agent/check/pass/service:redis1?note=ok"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(pass.status, StatusCode::OK);
+    let checks = send(&c, "GET", format!("{base}/v1/agent/checks"), None, None).await;
+    assert_eq!(checks.json["service:redis1"]["Status"], "passing");
+    assert_eq!(checks.json["service:redis1"]["Output"], "ok");
+    let passing = send(
+        &c,
+        "GET",
+        format!("{base}/v1/health/service/redis?passing"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(passing.json.as_array().expect("array").len(), 1);
+
+    let upd = send(
+        &c,
+        "PUT",
+        format!("{base}/v1/agent/check/update/service:redis1"),
+        None,
+        Some(json!({"Status": "warning", "Output": "slow"})),
+    )
+    .await;
+    assert_eq!(upd.status, StatusCode::OK);
+    let h = send(
+        &c,
+        "GET",
+        format!("{base}/v1/health/checks/redis"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(h.json[0]["Status"], "warning");
+
+    let dereg = send(
+        &c,
+        "PUT",
+        format!("{base}/v1/agent/service/deregister/redis1"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(dereg.status, StatusCode::OK);
+    let cat = send(
+        &c,
+        "GET",
+        format!("{base}/v1/catalog/service/redis"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(cat.json, json!([]));
+    let again = send(
+        &c,
+        "PUT",
+        format!("{base}/v1/agent/service/deregister/redis1"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(again.status, StatusCode::NOT_FOUND);
+}

@@ -166,7 +166,7 @@ fn serf_check_json(n: &NodeRec) -> Value {
     })
 }
 
-fn service_check_json(r: &ServiceRec, c: &ServiceCheck) -> Value {
+pub(super) fn service_check_json(r: &ServiceRec, c: &ServiceCheck) -> Value {
     let s = &r.instance;
     let (http, tcp, grpc) = match c.check_type.as_str() {
         "http" => (c.http.clone(), String::new(), String::new()),

@@ -1,6 +1,7 @@
 //! The simulated Consul server: catalog and health (fed by Nomad allocations), config entries
 //! with CAS, KV with sessions, blocking queries with `X-Consul-Index`, optional ACL.
 
+mod agent;
 mod catalog;
 mod config_entries;
 mod kv;
@@ -352,6 +353,16 @@ pub fn router() -> Router<Arc<DevState>> {
         .route("/v1/catalog/register", put(catalog::register))
         .route("/v1/catalog/deregister", put(catalog::deregister))
         .route("/v1/agent/self", get(catalog::agent_self))
+        .route("/v1/agent/services", get(agent::services))
+        .route("/v1/agent/service/register", put(agent::service_register))
+        .route(
+            "/v1/agent/service/deregister/{id}",
+            put(agent::service_deregister),
+        )
+        .route("/v1/agent/service/{id}", get(agent::service))
+        .route("/v1/agent/checks", get(agent::checks))
+        .route("/v1/agent/check/update/{id}", put(agent::check_update))
+        .route("/v1/agent/check/{verb}/{id}", put(agent::check_ttl))
         .route("/v1/status/leader", get(catalog::leader))
         .route("/v1/status/peers", get(catalog::peers))
         .route("/v1/health/service/{name}", get(catalog::health_service))
