@@ -1870,6 +1870,19 @@ async fn vault_sys_internal_ui_mounts_tells_kv_version() {
     assert_eq!(r.json["data"]["type"], "kv");
     assert_eq!(r.json["data"]["options"]["version"], "2");
 
+    // Without a path: every secret engine and auth method.
+    let all = send(
+        &c,
+        "GET",
+        format!("{base}/v1/sys/internal/ui/mounts"),
+        Some(&tok),
+        None,
+    )
+    .await;
+    assert_eq!(all.status, StatusCode::OK);
+    assert_eq!(all.json["data"]["secret"]["secret/"]["type"], "kv");
+    assert_eq!(all.json["data"]["auth"]["token/"]["type"], "token");
+
     // A KV v1 mount reports version "1".
     send(
         &c,
@@ -2783,4 +2796,22 @@ async fn consul_agent_service_register_list_ttl_check_deregister() {
     )
     .await;
     assert_eq!(again.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn consul_wrong_method_is_405_with_allow() {
+    // api-facts §2.1: a wrong method is 405 with an `Allow` header
+    let ds = start().await;
+    let c = client();
+    let r = send(
+        &c,
+        "DELETE",
+        format!("{}/v1/catalog/services", ds.consul_url()),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+    let allow = r.header("allow").expect("Allow header");
+    assert!(allow.contains("GET"), "{allow}");
 }

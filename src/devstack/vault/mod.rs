@@ -593,6 +593,21 @@ fn sys(st: &DevState, req: &Req) -> Response {
     if let Some(mount) = path.strip_prefix("sys/auth/") {
         return sys_auth(st, req, mount);
     }
+    if path == "sys/internal/ui/mounts" && method == "GET" {
+        // The UI's mount list: secret engines and auth methods, keyed `<path>/`.
+        let inner = st.vault.lock();
+        let secret: Map<String, Value> = inner
+            .mounts
+            .iter()
+            .map(|(name, m)| (format!("{name}/"), mount_json(m)))
+            .collect();
+        let auth: Map<String, Value> = inner
+            .auth_mounts
+            .iter()
+            .map(|(p, (kind, accessor))| (format!("{p}/"), auth_mount_json(kind, accessor)))
+            .collect();
+        return ok(envelope(json!({"auth": auth, "secret": secret}), "system"));
+    }
     if let Some(target) = path.strip_prefix("sys/internal/ui/mounts/") {
         let inner = st.vault.lock();
         // Vault answers 403 rather than 404 so mounts cannot be enumerated, and also when the
