@@ -2815,3 +2815,24 @@ async fn consul_wrong_method_is_405_with_allow() {
     let allow = r.header("allow").expect("Allow header");
     assert!(allow.contains("GET"), "{allow}");
 }
+
+#[tokio::test]
+async fn consul_unknown_dc_is_no_path_to_datacenter() {
+    // https://developer.hashicorp.com/consul/api-docs/kv (dc: "If the DC is invalid, the error
+    // \"No path to datacenter\" is returned")
+    let ds = start().await;
+    let c = client();
+    let base = ds.consul_url();
+    let bad = send(&c, "GET", format!("{base}/v1/kv/x?dc=dc9"), None, None).await;
+    assert_eq!(bad.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(bad.text, "No path to datacenter");
+    let ok = send(
+        &c,
+        "GET",
+        format!("{base}/v1/catalog/services?dc=dc1"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(ok.status, StatusCode::OK);
+}

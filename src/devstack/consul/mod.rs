@@ -393,15 +393,29 @@ pub fn router() -> Router<Arc<DevState>> {
         .route("/v1/session/info/{id}", get(kv::session_info))
         .route("/v1/session/node/{node}", get(kv::session_node))
         .route("/v1/session/list", get(kv::session_list))
-        .layer(axum::middleware::from_fn(pretty_json))
+        .layer(axum::middleware::from_fn(common_query))
 }
 
-/// `?pretty`: Consul re-encodes a JSON answer with a four-space indent and a final newline.
-async fn pretty_json(request: Request, next: axum::middleware::Next) -> Response {
-    let pretty = request
+/// Query parameters every Consul endpoint reads: `?dc=` other than this datacenter is a 500
+/// `No path to datacenter`; `?pretty` re-encodes a JSON answer with a four-space indent and a
+/// final newline.
+async fn common_query(request: Request, next: axum::middleware::Next) -> Response {
+    let pairs: Vec<(String, String)> = request
         .uri()
         .query()
-        .is_some_and(|q| url::form_urlencoded::parse(q.as_bytes()).any(|(k, _)| k == "pretty"));
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .into_owned()
+                .collect()
+        })
+        .unwrap_or_default();
+    if pairs
+        .iter()
+        .any(|(k, v)| k == "dc" && !v.is_empty() && v != DATACENTER)
+    {
+        return text_error(StatusCode::INTERNAL_SERVER_ERROR, "No path to datacenter");
+    }
+    let pretty = pairs.iter().any(|(k, _)| k == "pretty");
     let response = next.run(request).await;
     let is_json = response
         .headers()
