@@ -2836,3 +2836,17 @@ async fn consul_unknown_dc_is_no_path_to_datacenter() {
     .await;
     assert_eq!(ok.status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn consul_config_unknown_kind_is_500_on_read_and_list() {
+    // agent/consul/config_endpoint.go: List and Get fail `invalid config entry kind: <kind>` as a
+    // plain RPC error (500 text)
+    let ds = start().await;
+    let c = client();
+    let base = ds.consul_url();
+    for path in ["/v1/config/bogus-kind", "/v1/config/bogus-kind/web"] {
+        let r = send(&c, "GET", format!("{base}{path}"), None, None).await;
+        assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR, "{path}");
+        assert_eq!(r.text, "invalid config entry kind: bogus-kind", "{path}");
+    }
+}

@@ -501,6 +501,13 @@ pub(super) async fn read(
     Path((kind, name)): Path<(String, String)>,
     Query(params): Query<Params>,
 ) -> Response {
+    // The Get RPC builds an entry of the kind first: an unknown kind is a 500.
+    if !KINDS.contains(&kind.as_str()) {
+        return text_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("invalid config entry kind: {kind}"),
+        );
+    }
     let idx = block_on(&st, &params, |i| i.config_index).await;
     let inner = st.consul.lock();
     match inner.config.get(&(kind.clone(), name.clone())) {
@@ -521,9 +528,10 @@ pub(super) async fn list(
     Path(kind): Path<String>,
     Query(params): Query<Params>,
 ) -> Response {
+    // The List RPC rejects the kind: a plain RPC error, so 500.
     if !KINDS.contains(&kind.as_str()) {
         return text_error(
-            StatusCode::BAD_REQUEST,
+            StatusCode::INTERNAL_SERVER_ERROR,
             format!("invalid config entry kind: {kind}"),
         );
     }
