@@ -2850,3 +2850,43 @@ async fn consul_config_unknown_kind_is_500_on_read_and_list() {
         assert_eq!(r.text, "invalid config entry kind: bogus-kind", "{path}");
     }
 }
+
+#[tokio::test]
+async fn vault_token_created_not_renewable_cannot_renew() {
+    // https://developer.hashicorp.com/vault/api-docs/auth/token (Create token: renewable (bool: true))
+    let ds = start().await;
+    let c = client();
+    let (base, root) = (ds.vault_url(), ds.root_token().to_string());
+    let created = send(
+        &c,
+        "POST",
+        format!("{base}/v1/auth/token/create"),
+        Some(&root),
+        Some(json!({"policies": ["web"], "ttl": "1h", "renewable": false})),
+    )
+    .await;
+    assert_eq!(created.json["auth"]["renewable"], false);
+    let tok = created.json["auth"]["client_token"]
+        .as_str()
+        .expect("token")
+        .to_string();
+    let me = send(
+        &c,
+        "GET",
+        format!("{base}/v1/auth/token/lookup-self"),
+        Some(&tok),
+        None,
+    )
+    .await;
+    assert_eq!(me.json["data"]["renewable"], false);
+    let renew = send(
+        &c,
+        "POST",
+        format!("{base}/v1/auth/token/renew-self"),
+        Some(&tok),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(renew.status, StatusCode::BAD_REQUEST);
+    assert!(renew.json["errors"][0].is_string());
+}

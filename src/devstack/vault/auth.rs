@@ -70,6 +70,7 @@ fn issue(
         ttl,
         creation_ttl: ttl,
         renewed: OffsetDateTime::now_utc(),
+        renewable: ttl > 0,
         meta,
         orphan: true,
     };
@@ -89,7 +90,7 @@ fn auth_response(t: &Token) -> Response {
         "token_policies": t.policies,
         "metadata": t.meta,
         "lease_duration": t.ttl,
-        "renewable": t.ttl > 0,
+        "renewable": t.renewable,
         "entity_id": "",
         "token_type": "service",
         "orphan": t.orphan,
@@ -125,7 +126,7 @@ fn lookup_json(t: &Token) -> Value {
         "orphan": t.orphan,
         "path": t.path,
         "policies": t.policies,
-        "renewable": t.ttl > 0,
+        "renewable": t.renewable,
         "ttl": remaining,
         "type": "service",
     });
@@ -148,7 +149,7 @@ fn renew(st: &DevState, id: &str, body: &Map<String, Value>) -> Result<Token, Bo
     let Some(t) = inner.tokens.get_mut(id) else {
         return Err(Box::new(bad("token not found")));
     };
-    if t.creation_ttl == 0 {
+    if t.creation_ttl == 0 || !t.renewable {
         return Err(Box::new(bad("lease is not renewable")));
     }
     t.ttl = ttl_of(body.get("increment"))
@@ -305,7 +306,13 @@ pub(super) fn handle(st: &DevState, req: &Req) -> Response {
                 .and_then(Value::as_str)
                 .map(|n| format!("token-{n}"))
                 .unwrap_or_else(|| "token".into());
-            let t = issue(st, policies, ttl, &name, "auth/token/create", meta);
+            let mut t = issue(st, policies, ttl, &name, "auth/token/create", meta);
+            if body.get("renewable").and_then(Value::as_bool) == Some(false) {
+                t.renewable = false;
+                if let Some(stored) = st.vault.lock().tokens.get_mut(&t.id) {
+                    stored.renewable = false;
+                }
+            }
             return auth_response(&t);
         }
         ("POST" | "PUT", "auth/approle/login") => return approle_login(st, &body),

@@ -92,6 +92,8 @@ pub(crate) struct Token {
     pub creation_ttl: u64,
     /// When the current lease started: issue time, then each renewal.
     pub renewed: OffsetDateTime,
+    /// `renewable: false` at creation forbids renewals.
+    pub renewable: bool,
     pub meta: Option<Map<String, Value>>,
     pub orphan: bool,
 }
@@ -212,6 +214,7 @@ impl VaultState {
                 ttl: 0,
                 creation_ttl: 0,
                 renewed: OffsetDateTime::now_utc(),
+                renewable: false,
                 meta: None,
                 orphan: true,
             },
