@@ -2890,3 +2890,60 @@ async fn vault_token_created_not_renewable_cannot_renew() {
     assert_eq!(renew.status, StatusCode::BAD_REQUEST);
     assert!(renew.json["errors"][0].is_string());
 }
+
+#[tokio::test]
+async fn consul_session_checks_must_be_registered_on_the_node() {
+    // https://developer.hashicorp.com/consul/api-docs/session (Create Session: Node must be
+    // registered; Checks name health checks of that node)
+    let ds = start().await;
+    let c = client();
+    let base = ds.consul_url();
+    let no_node = send(
+        &c,
+        "PUT",
+        format!("{base}/v1/session/create"),
+        None,
+        Some(json!({"Node": "foobar"})),
+    )
+    .await;
+    assert_eq!(no_node.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(no_node.text, "Missing node registration");
+    let no_check = send(
+        &c,
+        "PUT",
+        format!("{base}/v1/session/create"),
+        None,
+        Some(json!({"Checks": ["serfHealth", "a"]})),
+    )
+    .await;
+    assert_eq!(no_check.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(no_check.text, "Missing check 'a' registration");
+    // A check the agent has registered is accepted.
+    send(
+        &c,
+        "PUT",
+        format!("{base}/v1/agent/service/register"),
+        None,
+        Some(json!({"Name": "web", "Check": {"CheckID": "a", "TTL": "30s"}})),
+    )
+    .await;
+    let ok = send(
+        &c,
+        "PUT",
+        format!("{base}/v1/session/create"),
+        None,
+        Some(json!({"Checks": ["serfHealth", "a"]})),
+    )
+    .await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.text);
+    let id = ok.json["ID"].as_str().expect("ID").to_string();
+    let info = send(
+        &c,
+        "GET",
+        format!("{base}/v1/session/info/{id}"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(info.json[0]["NodeChecks"], json!(["serfHealth", "a"]));
+}

@@ -547,6 +547,20 @@ pub(super) async fn session_create(State(st): St, body: axum::body::Bytes) -> Re
                 "Missing node registration",
             );
         }
+        // Every node check must exist on that node (serfHealth always does).
+        let missing = node_checks.iter().find(|check| {
+            check.as_str() != "serfHealth"
+                && !inner.services.values().any(|svc| {
+                    svc.instance.node == node
+                        && svc.instance.checks.iter().any(|c| &c.check_id == *check)
+                })
+        });
+        if let Some(check) = missing {
+            return text_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("Missing check '{check}' registration"),
+            );
+        }
         let idx = st.consul.index.bump();
         let deadline = ttl.map(|t| tokio::time::Instant::now() + st.consul.scaled(t * 2));
         inner.sessions.insert(
