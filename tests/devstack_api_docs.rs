@@ -2918,13 +2918,31 @@ async fn consul_session_checks_must_be_registered_on_the_node() {
     .await;
     assert_eq!(no_check.status, StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(no_check.text, "Missing check 'a' registration");
-    // A check the agent has registered is accepted.
+    // A registered check that is critical (a new TTL check) is refused too.
     send(
         &c,
         "PUT",
         format!("{base}/v1/agent/service/register"),
         None,
         Some(json!({"Name": "web", "Check": {"CheckID": "a", "TTL": "30s"}})),
+    )
+    .await;
+    let critical = send(
+        &c,
+        "PUT",
+        format!("{base}/v1/session/create"),
+        None,
+        Some(json!({"Checks": ["serfHealth", "a"]})),
+    )
+    .await;
+    assert_eq!(critical.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(critical.text, "Check 'a' is in critical state");
+    send(
+        &c,
+        "PUT",
+        format!("{base}/v1/agent/check/pass/a"),
+        None,
+        None,
     )
     .await;
     let ok = send(

@@ -243,6 +243,9 @@ fn set_check(st: &DevState, check_id: &str, status: &str, output: &str) -> bool 
     }
     if found {
         inner.catalog_index = idx;
+        if status == "critical" {
+            super::kv::invalidate_for_check(&st.consul, &mut inner, AGENT_NODE, check_id);
+        }
     }
     found
 }

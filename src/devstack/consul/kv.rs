@@ -393,7 +393,27 @@ fn parse_lock_delay(v: &Value) -> Result<Duration, String> {
 }
 
 /// Remove a session: release its locks (or delete its keys) and start their lock delay.
-fn invalidate(consul: &super::ConsulState, inner: &mut Inner, id: &str) -> bool {
+/// Invalidate every session on `node` that names `check_id` among its node checks (a check
+/// that turns critical ends the sessions bound to it).
+pub(super) fn invalidate_for_check(
+    consul: &super::ConsulState,
+    inner: &mut Inner,
+    node: &str,
+    check_id: &str,
+) {
+    let ids: Vec<String> = inner
+        .sessions
+        .values()
+        .filter(|s| s.node == node && s.node_checks.iter().any(|c| c == check_id))
+        .map(|s| s.id.clone())
+        .collect();
+    for id in ids {
+        invalidate(consul, inner, &id);
+        tracing::debug!(session = %id, check = check_id, "consul session invalidated by a critical check");
+    }
+}
+
+pub(super) fn invalidate(consul: &super::ConsulState, inner: &mut Inner, id: &str) -> bool {
     let Some(session) = inner.sessions.remove(id) else {
         return false;
     };
@@ -547,19 +567,34 @@ pub(super) async fn session_create(State(st): St, body: axum::body::Bytes) -> Re
                 "Missing node registration",
             );
         }
-        // Every node check must exist on that node (serfHealth always does).
-        let missing = node_checks.iter().find(|check| {
-            check.as_str() != "serfHealth"
-                && !inner.services.values().any(|svc| {
-                    svc.instance.node == node
-                        && svc.instance.checks.iter().any(|c| &c.check_id == *check)
-                })
-        });
-        if let Some(check) = missing {
-            return text_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("Missing check '{check}' registration"),
-            );
+        // Every node check must exist on that node (serfHealth always does) and not be critical.
+        for check in &node_checks {
+            let status = if check == "serfHealth" {
+                inner.nodes.get(&node).map(|n| n.serf_status.clone())
+            } else {
+                inner
+                    .services
+                    .values()
+                    .filter(|svc| svc.instance.node == node)
+                    .flat_map(|svc| svc.instance.checks.iter())
+                    .find(|c| &c.check_id == check)
+                    .map(|c| c.status.clone())
+            };
+            match status {
+                None => {
+                    return text_error(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        format!("Missing check '{check}' registration"),
+                    );
+                }
+                Some(s) if s == "critical" => {
+                    return text_error(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        format!("Check '{check}' is in critical state"),
+                    );
+                }
+                Some(_) => {}
+            }
         }
         let idx = st.consul.index.bump();
         let deadline = ttl.map(|t| tokio::time::Instant::now() + st.consul.scaled(t * 2));

@@ -310,14 +310,26 @@ impl ConsulState {
         }
         if changed {
             let idx = self.index.bump();
+            let mut critical: Vec<(String, String)> = Vec::new();
             for svc in inner
                 .services
                 .values_mut()
                 .filter(|s| s.instance.alloc_id == alloc_id)
             {
                 svc.modify_index = idx;
+                if status == "critical" {
+                    critical.extend(
+                        svc.instance
+                            .checks
+                            .iter()
+                            .map(|c| (svc.instance.node.clone(), c.check_id.clone())),
+                    );
+                }
             }
             inner.catalog_index = idx;
+            for (node, check) in critical {
+                kv::invalidate_for_check(self, &mut inner, &node, &check);
+            }
         }
     }
 
@@ -339,6 +351,9 @@ impl ConsulState {
             n.modify_index = idx;
         }
         inner.catalog_index = idx;
+        if status == "critical" {
+            kv::invalidate_for_check(self, &mut inner, node, "serfHealth");
+        }
     }
 }
 
