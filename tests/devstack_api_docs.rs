@@ -2965,3 +2965,109 @@ async fn consul_session_checks_must_be_registered_on_the_node() {
     .await;
     assert_eq!(info.json[0]["NodeChecks"], json!(["serfHealth", "a"]));
 }
+
+#[tokio::test]
+async fn vault_policy_read_shapes_and_list_secret_and_folder_of_same_name() {
+    // https://developer.hashicorp.com/vault/api-docs/system/policies (Read ACL policy: name, policy)
+    // and /system/policy (Read policy: name, rules); kv-v2 List Secrets sample ["foo", "foo/"]
+    let ds = start().await;
+    let c = client();
+    let (base, tok) = (ds.vault_url(), ds.root_token().to_string());
+    let text = "path \"secret/*\" { capabilities = [\"read\"] }";
+    let w = send(
+        &c,
+        "PUT",
+        format!("{base}/v1/sys/policies/acl/deploy"),
+        Some(&tok),
+        Some(json!({"policy": text})),
+    )
+    .await;
+    assert_eq!(w.status, StatusCode::NO_CONTENT);
+    let acl = send(
+        &c,
+        "GET",
+        format!("{base}/v1/sys/policies/acl/deploy"),
+        Some(&tok),
+        None,
+    )
+    .await;
+    assert_eq!(acl.json["data"], json!({"name": "deploy", "policy": text}));
+    let old = send(
+        &c,
+        "GET",
+        format!("{base}/v1/sys/policy/deploy"),
+        Some(&tok),
+        None,
+    )
+    .await;
+    assert_eq!(old.json["data"], json!({"name": "deploy", "rules": text}));
+    let miss = send(
+        &c,
+        "GET",
+        format!("{base}/v1/sys/policies/acl/nope"),
+        Some(&tok),
+        None,
+    )
+    .await;
+    assert_eq!(miss.status, StatusCode::NOT_FOUND);
+
+    for p in ["foo", "foo/bar"] {
+        send(
+            &c,
+            "POST",
+            format!("{base}/v1/secret/data/{p}"),
+            Some(&tok),
+            Some(json!({"data": {"k": "v"}})),
+        )
+        .await;
+    }
+    let l = send(
+        &c,
+        "LIST",
+        format!("{base}/v1/secret/metadata/"),
+        Some(&tok),
+        None,
+    )
+    .await;
+    assert_eq!(l.json["data"]["keys"], json!(["foo", "foo/"]));
+}
+
+#[tokio::test]
+async fn vault_kv2_cas_required_on_mount_or_secret() {
+    // https://developer.hashicorp.com/vault/api-docs/secret/kv/kv-v2 (cas_required: "If true all keys
+    // will require the cas parameter"; path_data.go "check-and-set parameter required for this call")
+    let ds = start().await;
+    let c = client();
+    let (base, tok) = (ds.vault_url(), ds.root_token().to_string());
+    send(
+        &c,
+        "POST",
+        format!("{base}/v1/secret/metadata/guarded"),
+        Some(&tok),
+        Some(json!({"cas_required": true})),
+    )
+    .await;
+    let no_cas = send(
+        &c,
+        "POST",
+        format!("{base}/v1/secret/data/guarded"),
+        Some(&tok),
+        Some(json!({"data": {"a": "1"}})),
+    )
+    .await;
+    assert_eq!(no_cas.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        no_cas.json,
+        json!({"errors": ["check-and-set parameter required for this call"]})
+    );
+    let with_cas = send(
+        &c,
+        "POST",
+        format!("{base}/v1/secret/data/guarded"),
+        Some(&tok),
+        Some(json!({"options": {"cas": 0}, "data": {"a": "1"}})),
+    )
+    .await;
+    assert_eq!(with_cas.status, StatusCode::OK);
+    assert_eq!(with_cas.json["data"]["version"], 1);
+}

@@ -660,7 +660,7 @@ fn sys(st: &DevState, req: &Req) -> Response {
         .strip_prefix("sys/policies/acl/")
         .or_else(|| path.strip_prefix("sys/policy/"));
     if let Some(name) = policy_name {
-        return sys_policy(st, req, name);
+        return sys_policy(st, req, name, path.starts_with("sys/policies/acl/"));
     }
     if (path == "sys/policies/acl" || path == "sys/policy")
         && (is_list(&req.method, &req.params) || method == "GET")
@@ -917,7 +917,9 @@ fn sys_auth(st: &DevState, req: &Req, mount: &str) -> Response {
     }
 }
 
-fn sys_policy(st: &DevState, req: &Req, name: &str) -> Response {
+/// One ACL policy. `sys/policies/acl/<name>` reads `{name, policy}`, the older
+/// `sys/policy/<name>` reads `{name, rules}`.
+fn sys_policy(st: &DevState, req: &Req, name: &str, acl_path: bool) -> Response {
     let mut inner = st.vault.lock();
     match req.method.as_str() {
         "POST" | "PUT" => {
@@ -950,7 +952,11 @@ fn sys_policy(st: &DevState, req: &Req, name: &str) -> Response {
         }
         "GET" => match inner.policies.get(name) {
             Some((text, _)) => ok(envelope(
-                json!({"name": name, "policy": text, "rules": text}),
+                if acl_path {
+                    json!({"name": name, "policy": text})
+                } else {
+                    json!({"name": name, "rules": text})
+                },
                 "system",
             )),
             None => errors(StatusCode::NOT_FOUND, &[]),
