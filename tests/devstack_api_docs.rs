@@ -1092,6 +1092,12 @@ async fn consul_catalog_register_then_health_service_has_node_service_checks() {
     assert_eq!(e["ServiceID"], "redis1");
     assert_eq!(e["ServicePort"], 8000);
     assert_eq!(e["ServiceWeights"], json!({"Passing": 1, "Warning": 1}));
+    // agent/structs ServiceNode: the peer field is `PeerName`, omitempty; there is no
+    // `ServicePeerName`.
+    assert!(
+        e.get("ServicePeerName").is_none() && e.get("PeerName").is_none(),
+        "{e}"
+    );
 
     let tagged = send(
         &c,

@@ -83,10 +83,14 @@ fn service_json(r: &ServiceRec) -> Value {
         "CreateIndex": r.create_index,
         "ModifyIndex": r.modify_index,
     });
-    if !s.kind.is_empty()
-        && let Some(obj) = v.as_object_mut()
-    {
-        obj.insert("Kind".into(), json!(s.kind));
+    if let Some(obj) = v.as_object_mut() {
+        // NodeService: Kind and Port are omitempty.
+        if !s.kind.is_empty() {
+            obj.insert("Kind".into(), json!(s.kind));
+        }
+        if s.port == 0 {
+            obj.remove("Port");
+        }
     }
     v
 }
@@ -119,7 +123,6 @@ fn catalog_service_json(n: Option<&NodeRec>, r: &ServiceRec) -> Value {
         "ServiceName": s.name,
         "ServiceTags": s.tags,
         "ServiceAddress": s.address,
-        "ServiceTaggedAddresses": null,
         "ServiceWeights": {"Passing": 1, "Warning": 1},
         "ServiceMeta": s.meta,
         "ServicePort": s.port,
@@ -127,7 +130,7 @@ fn catalog_service_json(n: Option<&NodeRec>, r: &ServiceRec) -> Value {
         "ServiceEnableTagOverride": false,
         "ServiceProxy": proxy_json(s),
         "ServiceConnect": {},
-        "ServicePeerName": "",
+        "ServiceLocality": null,
         "CreateIndex": r.create_index,
         "ModifyIndex": r.modify_index,
     });
