@@ -3077,3 +3077,58 @@ async fn vault_kv2_cas_required_on_mount_or_secret() {
     assert_eq!(with_cas.status, StatusCode::OK);
     assert_eq!(with_cas.json["data"]["version"], 1);
 }
+
+#[tokio::test]
+async fn consul_check_definition_omits_empty_fields() {
+    // agent/structs HealthCheckDefinition: every field is omitempty; durations are Go strings
+    // (https://developer.hashicorp.com/consul/api-docs/health, List Checks for Service)
+    let ds = start().await;
+    let c = client();
+    let base = ds.consul_url();
+    send(
+        &c,
+        "PUT",
+        format!("{base}/v1/agent/service/register"),
+        None,
+        Some(json!({
+            "Name": "web",
+            "Port": 80,
+            "Check": {"HTTP": "http://127.0.0.1:80/health", "Interval": "10s", "Timeout": "2s"}
+        })),
+    )
+    .await;
+    let h = send(
+        &c,
+        "GET",
+        format!("{base}/v1/health/checks/web"),
+        None,
+        None,
+    )
+    .await;
+    let check = &h.json[0];
+    assert_eq!(
+        check["Definition"],
+        json!({"HTTP": "http://127.0.0.1:80/health", "Interval": "10s", "Timeout": "2s"})
+    );
+    assert_eq!(check["Type"], "http");
+    assert_eq!(check["Interval"], "10s");
+    assert_eq!(check["ServiceTags"], json!([]));
+    // The node's serfHealth check has an empty definition.
+    let svc = send(
+        &c,
+        "GET",
+        format!("{base}/v1/health/service/web"),
+        None,
+        None,
+    )
+    .await;
+    let serf = svc.json[0]["Checks"]
+        .as_array()
+        .expect("Checks")
+        .iter()
+        .find(|c| c["CheckID"] == "serfHealth")
+        .cloned()
+        .expect("serfHealth");
+    assert_eq!(serf["Definition"], json!({}));
+    assert_eq!(serf["ServiceTags"], json!([]));
+}

@@ -169,6 +169,23 @@ fn serf_check_json(n: &NodeRec) -> Value {
     })
 }
 
+/// HealthCheckDefinition: every field is omitempty, durations print as Go strings.
+fn check_definition(http: &str, tcp: &str, grpc: &str, c: &ServiceCheck) -> Value {
+    let mut d = serde_json::Map::new();
+    for (k, v) in [
+        ("HTTP", http),
+        ("TCP", tcp),
+        ("GRPC", grpc),
+        ("Interval", c.interval.as_str()),
+        ("Timeout", c.timeout.as_str()),
+    ] {
+        if !v.is_empty() && v != "0s" {
+            d.insert(k.to_string(), json!(v));
+        }
+    }
+    Value::Object(d)
+}
+
 pub(super) fn service_check_json(r: &ServiceRec, c: &ServiceCheck) -> Value {
     let s = &r.instance;
     let (http, tcp, grpc) = match c.check_type.as_str() {
@@ -191,23 +208,7 @@ pub(super) fn service_check_json(r: &ServiceRec, c: &ServiceCheck) -> Value {
         "Interval": c.interval,
         "Timeout": c.timeout,
         "ExposedPort": 0,
-        "Definition": {
-            "HTTP": http,
-            "Header": null,
-            "Method": "",
-            "Body": "",
-            "TLSServerName": "",
-            "TLSSkipVerify": false,
-            "TCP": tcp,
-            "TCPUseTLS": false,
-            "UDP": "",
-            "GRPC": grpc,
-            "OSService": "",
-            "GRPCUseTLS": false,
-            "Interval": c.interval,
-            "Timeout": c.timeout,
-            "DeregisterCriticalServiceAfter": "0s",
-        },
+        "Definition": check_definition(&http, &tcp, &grpc, c),
         "CreateIndex": r.create_index,
         "ModifyIndex": r.modify_index,
     })
