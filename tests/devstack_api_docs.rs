@@ -3132,3 +3132,105 @@ async fn consul_check_definition_omits_empty_fields() {
     assert_eq!(serf["Definition"], json!({}));
     assert_eq!(serf["ServiceTags"], json!([]));
 }
+
+#[tokio::test]
+async fn consul_lock_contention_lock_delay_and_delete_behavior() {
+    // https://developer.hashicorp.com/consul/docs/dynamic-app-config/sessions (acquire fails while
+    // another session holds the lock; lock-delay after invalidation; Behavior "delete")
+    let ds = start().await; // time_scale 0.01: a 60 s lock delay lasts 600 ms
+    let c = client();
+    let base = ds.consul_url();
+    let new_session = |body: Value| {
+        let c = c.clone();
+        let base = base.clone();
+        async move {
+            let r = send(
+                &c,
+                "PUT",
+                format!("{base}/v1/session/create"),
+                None,
+                Some(body),
+            )
+            .await;
+            r.json["ID"].as_str().expect("ID").to_string()
+        }
+    };
+    let a = new_session(json!({"Name": "a", "LockDelay": "60s"})).await;
+    let b = new_session(json!({"Name": "b"})).await;
+    let url = |q: String| format!("{base}/v1/kv/service/leader?{q}");
+    assert_eq!(
+        put_raw(&c, url(format!("acquire={a}")), "a").await.json,
+        json!(true)
+    );
+    // Re-acquiring by the holder is true and keeps LockIndex; another session gets false.
+    assert_eq!(
+        put_raw(&c, url(format!("acquire={a}")), "a2").await.json,
+        json!(true)
+    );
+    assert_eq!(
+        put_raw(&c, url(format!("acquire={b}")), "b").await.json,
+        json!(false)
+    );
+    let get = send(
+        &c,
+        "GET",
+        format!("{base}/v1/kv/service/leader"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(get.json[0]["LockIndex"], 1);
+    assert_eq!(get.json[0]["Value"], "YTI=");
+    // Releasing by a non-holder is false.
+    assert_eq!(
+        put_raw(&c, url(format!("release={b}")), "b").await.json,
+        json!(false)
+    );
+
+    // Destroying the holder releases the lock but the lock delay blocks a new holder for a while.
+    send(
+        &c,
+        "PUT",
+        format!("{base}/v1/session/destroy/{a}"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(
+        put_raw(&c, url(format!("acquire={b}")), "b").await.json,
+        json!(false)
+    );
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(
+        put_raw(&c, url(format!("acquire={b}")), "b").await.json,
+        json!(true)
+    );
+    let get = send(
+        &c,
+        "GET",
+        format!("{base}/v1/kv/service/leader"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(get.json[0]["LockIndex"], 2);
+
+    // Behavior "delete": invalidation removes the held key.
+    let d = new_session(json!({"Behavior": "delete", "LockDelay": "0s"})).await;
+    assert_eq!(
+        put_raw(&c, format!("{base}/v1/kv/ephemeral?acquire={d}"), "x")
+            .await
+            .json,
+        json!(true)
+    );
+    send(
+        &c,
+        "PUT",
+        format!("{base}/v1/session/destroy/{d}"),
+        None,
+        None,
+    )
+    .await;
+    let gone = send(&c, "GET", format!("{base}/v1/kv/ephemeral"), None, None).await;
+    assert_eq!(gone.status, StatusCode::NOT_FOUND);
+}
