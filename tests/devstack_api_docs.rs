@@ -3200,7 +3200,7 @@ async fn consul_lock_contention_lock_delay_and_delete_behavior() {
         put_raw(&c, url(format!("acquire={b}")), "b").await.json,
         json!(false)
     );
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    tokio::time::sleep(Duration::from_millis(900)).await;
     assert_eq!(
         put_raw(&c, url(format!("acquire={b}")), "b").await.json,
         json!(true)
