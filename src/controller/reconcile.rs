@@ -431,7 +431,7 @@ async fn job_health(
     {
         return cached.clone();
     }
-    let assessment = match health::job(&ctx.nomad, live, &id.scope, &id.name).await {
+    let assessment = match health::job(&ctx.nomad, &id.scope, &id.name).await {
         Ok(a) => a,
         Err(e) => Assessment {
             health: Health::Unknown,
