@@ -96,13 +96,7 @@ pub async fn reconcile(
     {
         Ok(plan) => plan,
         Err(error) => {
-            let mut message = error.to_string();
-            let mut source = std::error::Error::source(&error);
-            while let Some(cause) = source {
-                message.push_str(": ");
-                message.push_str(&cause.to_string());
-                source = cause.source();
-            }
+            let message = crate::telemetry::error_chain(&error);
             return failure(ctx, app, revision, message, memory);
         }
     };
