@@ -258,7 +258,7 @@ async fn apply_step(
                 Err(e) => return failed(&e, e.is_transient()),
             }
             match nomad
-                .put_csi_volume(&step.id.scope, volume, *register)
+                .put_csi_volume(&step.id.scope, volume.expose(), *register)
                 .await
             {
                 Ok(_) => record_write(store, &plan.app, &resource, marker(0)).await,

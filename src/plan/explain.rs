@@ -136,7 +136,7 @@ pub async fn explain(
                 ResourceSpec::CsiVolume(spec) => {
                     let volume = csi_volume::request_body(spec);
                     let payload = Payload::CsiVolume {
-                        volume,
+                        volume: crate::telemetry::Redacted(volume),
                         register: spec.mode == VolumeMode::Register,
                         plugin_id: spec.plugin_id.clone(),
                     };
