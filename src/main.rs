@@ -551,7 +551,7 @@ async fn history(args: AppArgs) -> anyhow::Result<ExitCode> {
             .collect();
         println!(
             "{:<6} {:<14} {:<12} {:<8} {}",
-            r["id"],
+            r["id"].as_i64().unwrap_or_default(),
             revision.get(..12).unwrap_or(revision),
             r["result"].as_str().unwrap_or("running"),
             r["trigger"].as_str().unwrap_or(""),

@@ -219,6 +219,10 @@ async fn errors_are_plain_text_with_nomads_status_codes() {
             .unwrap()
             .starts_with("text/plain")
     );
+    let (s, t, _) = api.send("GET", "/v1/job/nope/unknown-suffix", None).await;
+    assert_eq!((s, t.as_str()), (404, "job not found"));
+    let (s, t, _) = api.send("GET", "/v1/job/nope/plan", None).await;
+    assert_eq!((s, t.as_str()), (405, "Invalid method"));
     let (s, t, _) = api.send("GET", "/v1/no/such/endpoint", None).await;
     assert_eq!((s, t.as_str()), (404, ""));
     let (s, t, _) = api.send("PUT", "/v1/jobs", None).await;
@@ -382,18 +386,22 @@ async fn version_rules_unchanged_meta_stop_purge() {
     let first = api.register(batch_job("v")).await;
     let j0 = api.ok("/v1/job/v").await;
     assert_eq!(j0["Version"], 0);
-    // Let the scheduler touch the job status (bumps ModifyIndex only).
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Status changes (pending → running → dead) bump only ModifyIndex.
+    let settled = api
+        .until("/v1/job/v", "dead", |j| j["Status"] == "dead")
+        .await;
+    assert!(settled["ModifyIndex"].as_u64() > settled["JobModifyIndex"].as_u64());
+    assert_eq!(settled["JobModifyIndex"], j0["JobModifyIndex"]);
     let again = api.register(batch_job("v")).await;
+    assert_eq!(
+        again["JobModifyIndex"], settled["ModifyIndex"],
+        "JobModifyIndex = stored ModifyIndex"
+    );
     let j1 = api.ok("/v1/job/v").await;
     assert_eq!(j1["Version"], 0, "unchanged re-register keeps the version");
     assert_ne!(
         again["EvalID"], first["EvalID"],
         "but creates a new evaluation"
-    );
-    assert_eq!(
-        again["JobModifyIndex"], j1["ModifyIndex"],
-        "JobModifyIndex = stored ModifyIndex"
     );
     assert_eq!(j1["JobModifyIndex"], j0["JobModifyIndex"]);
 
@@ -521,7 +529,10 @@ async fn plan_annotations_and_job_modify_index() {
     count["TaskGroups"][0]["Count"] = json!(3);
     let (_, more) = api.put("/v1/job/p/plan", json!({"Job": count})).await;
     assert_eq!(more["Annotations"]["DesiredTGUpdates"]["web"]["Place"], 2);
-    assert_eq!(more["Annotations"]["DesiredTGUpdates"]["web"]["Ignore"], 1);
+    assert_eq!(
+        more["Annotations"]["DesiredTGUpdates"]["web"]["InPlaceUpdate"],
+        1
+    );
 
     // An unsatisfiable constraint shows up in FailedTGAllocs.
     let mut arch = web_job("q");
@@ -564,6 +575,59 @@ async fn deployment_succeeds_and_allocs_become_healthy() {
     assert_eq!(j["Status"], "running");
     let summary = api.ok("/v1/job/d/summary").await;
     assert_eq!(summary["Summary"]["web"]["Running"], 1);
+    // §1.1: the summary moves with allocation churn.
+    assert!(summary["ModifyIndex"].as_u64() > summary["CreateIndex"].as_u64());
+
+    // Consul follows the allocation (checked when the devstack Consul serves its catalog).
+    let consul = format!("{}/v1/health/service/d-web", api.ds.consul_url());
+    let mut entries = Value::Null;
+    for _ in 0..200 {
+        let r = api.http.get(&consul).send().await.unwrap();
+        if r.status().as_u16() == 404 {
+            break; // Consul API not served in this build.
+        }
+        entries = r.json().await.unwrap();
+        let passing = entries[0]["Checks"].as_array().is_some_and(|c| {
+            c.iter()
+                .filter(|c| c["ServiceID"] != "")
+                .all(|c| c["Status"] == "passing")
+        });
+        if passing {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    if !entries.is_null() {
+        let svc = &entries[0]["Service"];
+        let alloc_id = a["ID"].as_str().unwrap();
+        assert_eq!(
+            svc["ID"],
+            format!("_nomad-task-{alloc_id}-group-web-d-web-http")
+        );
+        assert_eq!(svc["Tags"], json!(["traefik.enable=true"]));
+        assert_eq!(svc["Meta"]["external-source"], "nomad");
+        assert_eq!(entries[0]["Node"]["Node"], a["NodeName"]);
+        // Stopping the job removes the instance.
+        api.send("DELETE", "/v1/job/d", None).await;
+        let mut gone = false;
+        for _ in 0..200 {
+            let v: Value = api
+                .http
+                .get(&consul)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if v == json!([]) {
+                gone = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(gone, "service deregistered after stop");
+    }
     api.ds.shutdown().await;
 }
 
@@ -577,6 +641,10 @@ async fn failed_alloc_fails_deployment_and_auto_reverts() {
         .await;
     let mut v1 = web_job("ar");
     v1["TaskGroups"][0]["Tasks"][0]["Config"]["image"] = json!("nginx:broken");
+    // A long min_healthy_time keeps the alloc undecided while the test fails it.
+    v1["TaskGroups"][0]["Update"]["MinHealthyTime"] = json!(200_000_000_000u64);
+    v1["TaskGroups"][0]["Update"]["HealthyDeadline"] = json!(500_000_000_000u64);
+    v1["TaskGroups"][0]["Update"]["ProgressDeadline"] = json!(900_000_000_000u64);
     api.register(v1).await;
     let allocs = api
         .until("/v1/job/ar/allocations", "v1 alloc", |v| {
@@ -629,6 +697,55 @@ async fn failed_alloc_fails_deployment_and_auto_reverts() {
     assert_eq!(a["ClientStatus"], "failed");
     assert_eq!(a["TaskStates"]["server"]["Failed"], true);
     assert_eq!(a["DeploymentStatus"]["Healthy"], false);
+    api.ds.shutdown().await;
+}
+
+// §1.5 rolling update: with max_parallel 1 a destructive change of 3 allocations plans as
+// `1 create/destroy update, 2 ignore` and then rolls through one at a time to success.
+#[tokio::test]
+async fn rolling_update_respects_max_parallel() {
+    let api = Api::start().await;
+    let mut j = web_job("roll");
+    j["TaskGroups"][0]["Count"] = json!(3);
+    api.register(j.clone()).await;
+    api.until("/v1/job/roll", "stable v0", |j| j["Stable"] == true)
+        .await;
+    j["TaskGroups"][0]["Tasks"][0]["Config"]["image"] = json!("nginx:1.28");
+    let (_, plan) = api
+        .put("/v1/job/roll/plan", json!({"Job": j, "Diff": true}))
+        .await;
+    let u = &plan["Annotations"]["DesiredTGUpdates"]["web"];
+    assert_eq!(
+        (u["DestructiveUpdate"].as_u64(), u["Ignore"].as_u64()),
+        (Some(1), Some(2)),
+        "{u}"
+    );
+    api.register(j).await;
+    let d = api
+        .until("/v1/job/roll/deployment", "v1 successful", |d| {
+            d["JobVersion"] == 1 && d["Status"] == "successful"
+        })
+        .await;
+    assert_eq!(d["TaskGroups"]["web"]["HealthyAllocs"], 3);
+    let allocs = api.ok("/v1/job/roll/allocations").await;
+    let live: Vec<&Value> = allocs
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["DesiredStatus"] == "run")
+        .collect();
+    assert_eq!(live.len(), 3);
+    assert!(live.iter().all(|a| a["JobVersion"] == 1));
+    let evals = api.ok("/v1/job/roll/evaluations").await;
+    assert!(
+        evals
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["TriggeredBy"] == "deployment-watcher")
+            .count()
+            >= 2
+    );
     api.ds.shutdown().await;
 }
 
@@ -686,7 +803,8 @@ async fn draining_a_node_reschedules_allocations_elsewhere() {
         .await;
     api.until("/v1/job/dr/allocations", "lost replaced", |v| {
         let arr = v.as_array().unwrap();
-        arr.iter().any(|a| a["ClientStatus"] == "lost")
+        arr.iter()
+            .any(|a| a["ClientStatus"] == "lost" && a["DesiredStatus"] == "stop")
             && arr
                 .iter()
                 .filter(|a| a["ClientStatus"] == "running" && a["DesiredStatus"] == "run")
@@ -949,6 +1067,41 @@ async fn variables_cas_and_locks() {
     assert_eq!(s, 409, "{t}");
     let (s, t, _) = api.send("DELETE", "/v1/var/app/config", None).await;
     assert_eq!((s, t.as_str()), (204, ""));
+
+    // §1.11 a lock whose TTL (scaled) runs out without renewal is released.
+    let (s, v) = api
+        .put(
+            "/v1/var/app/ttl?lock-acquire",
+            json!({"Items": {"a": "b"}, "Lock": {"TTL": "10s"}}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let (s, _) = api
+        .put(
+            "/v1/var/app/ttl?lock-acquire",
+            json!({"Lock": {"TTL": "10s"}}),
+        )
+        .await;
+    assert_eq!(s, 409);
+    api.until("/v1/var/app/ttl", "lock expired", |v| {
+        v.get("Lock").is_none()
+    })
+    .await;
+    let (s, v) = api
+        .put(
+            "/v1/var/app/ttl?lock-acquire",
+            json!({"Lock": {"TTL": "10s"}}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let (s, t, _) = api
+        .send(
+            "PUT",
+            "/v1/var/app/ttl?lock-acquire",
+            Some(json!({"Lock": {"TTL": "1s"}})),
+        )
+        .await;
+    assert_eq!(s, 400, "TTL below 10s: {t}");
     api.ds.shutdown().await;
 }
 
@@ -959,7 +1112,7 @@ async fn vault_template_waits_for_missing_secret() {
     let mut j = web_job("vt");
     j["TaskGroups"][0]["Tasks"][0]["Templates"] = json!([{"DestPath": "secrets/env", "Envvars": true,
         "EmbeddedTmpl": "{{ with secret \"nomad/default/nothere\" }}X={{ .Data.data.x }}{{ end }}"}]);
-    api.register(j).await;
+    api.register(j.clone()).await;
     let a = api
         .until("/v1/job/vt/allocations", "template event", |v| {
             v[0]["TaskStates"]["server"]["Events"]
@@ -978,6 +1131,27 @@ async fn vault_template_waits_for_missing_secret() {
         api.ok("/v1/job/vt/allocations").await[0]["ClientStatus"],
         "pending"
     );
+
+    // update.healthy_deadline: the waiting alloc turns unhealthy and fails the deployment;
+    // with no stable version there is nothing to revert to.
+    let mut short = web_job("vd");
+    short["TaskGroups"][0]["Tasks"][0]["Templates"] =
+        j["TaskGroups"][0]["Tasks"][0]["Templates"].clone();
+    short["TaskGroups"][0]["Update"]["HealthyDeadline"] = json!(5_000_000_000u64);
+    api.register(short).await;
+    let d = api
+        .until("/v1/job/vd/deployment", "failed", |d| {
+            d["Status"] == "failed"
+        })
+        .await;
+    assert_eq!(
+        d["StatusDescription"],
+        "Failed due to unhealthy allocations - no stable job version to auto revert to"
+    );
+    assert_eq!(
+        api.ok("/v1/job/vd/allocations").await[0]["DeploymentStatus"]["Healthy"],
+        false
+    );
     api.ds.shutdown().await;
 }
 
@@ -995,7 +1169,7 @@ async fn status_agent_nodes_and_namespaces() {
         .iter()
         .map(|n| n["Name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, vec!["hestia", "heracles", "nyx"]);
+    assert_eq!(names, vec!["Hestia", "Heracles", "Nyx"]);
     let hestia = api.ok("/v1/node/hestia").await;
     assert_eq!(hestia["Attributes"]["cpu.arch"], "amd64");
     let (s, _, _) = api
@@ -1031,8 +1205,210 @@ async fn status_agent_nodes_and_namespaces() {
         .await;
     assert!(matches!(
         a[0]["NodeName"].as_str(),
-        Some("heracles") | Some("nyx")
+        Some("Heracles") | Some("Nyx")
     ));
+    api.ds.shutdown().await;
+}
+
+// Node drain/eligibility over the HTTP API, and job scaling (a scale re-registers the job).
+#[tokio::test]
+async fn node_drain_api_and_job_scale() {
+    let api = Api::start().await;
+    let nyx = api.ok("/v1/node/nyx").await;
+    let id = nyx["ID"].as_str().unwrap().to_string();
+    let (s, v) = api
+        .put(
+            &format!("/v1/node/{id}/drain"),
+            json!({"DrainSpec": {"Deadline": 3_600_000_000_000u64}}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert!(v["NodeModifyIndex"].as_u64().unwrap() > 0);
+    let n = api
+        .until(&format!("/v1/node/{id}"), "drain done", |n| {
+            n["Drain"] == false
+        })
+        .await;
+    assert_eq!(n["SchedulingEligibility"], "ineligible");
+    let (s, _) = api
+        .put(
+            &format!("/v1/node/{id}/eligibility"),
+            json!({"Eligibility": "eligible"}),
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        api.ok("/v1/node/nyx").await["SchedulingEligibility"],
+        "eligible"
+    );
+    let (s, t, _) = api
+        .send(
+            "PUT",
+            &format!("/v1/node/{id}/eligibility"),
+            Some(json!({"Eligibility": "maybe"})),
+        )
+        .await;
+    assert_eq!(s, 400, "{t}");
+
+    let mut j = web_job("sc");
+    j["TaskGroups"][0]["Scaling"] = json!({"Min": 1, "Max": 5, "Enabled": true});
+    api.register(j.clone()).await;
+    let (s, v) = api
+        .put(
+            "/v1/job/sc/scale",
+            json!({"Count": 3, "Target": {"Group": "web"}}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let job = api.ok("/v1/job/sc").await;
+    assert_eq!(job["Version"], 1);
+    assert_eq!(job["TaskGroups"][0]["Count"], 3);
+    api.until("/v1/job/sc/allocations", "3 allocs", |v| {
+        v.as_array().is_some_and(|a| a.len() == 3)
+    })
+    .await;
+    let st = api.ok("/v1/job/sc/scale").await;
+    assert_eq!(st["TaskGroups"]["web"]["Desired"], 3);
+    // PreserveCounts keeps the scaled count of a group with a scaling block.
+    let mut again = j.clone();
+    again["Meta"] = json!({"x": "y"});
+    let (s, _) = api
+        .put("/v1/jobs", json!({"Job": again, "PreserveCounts": true}))
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(api.ok("/v1/job/sc").await["TaskGroups"][0]["Count"], 3);
+    api.ds.shutdown().await;
+}
+
+// Garbage input is answered with an error status, never a dropped connection.
+#[tokio::test]
+async fn garbage_bodies_get_error_statuses() {
+    let api = Api::start().await;
+    let bodies = [
+        (
+            "PUT",
+            "/v1/jobs",
+            json!({"Job": {"ID": "g", "TaskGroups": [1, "x", null]}}),
+        ),
+        (
+            "PUT",
+            "/v1/jobs",
+            json!({"Job": {"ID": "g", "TaskGroups": {"a": 1}}}),
+        ),
+        ("PUT", "/v1/jobs", json!({"Job": "nope"})),
+        (
+            "PUT",
+            "/v1/job/g/plan",
+            json!({"Job": {"ID": "g", "TaskGroups": [{"Tasks": [7]}]}}),
+        ),
+        ("PUT", "/v1/volume/csi/x", json!({"Volumes": [1, null]})),
+        ("PUT", "/v1/volume/csi/x/create", json!({"Volumes": "x"})),
+        ("PUT", "/v1/var/a", json!({"Items": [1, 2]})),
+        (
+            "PUT",
+            "/v1/var/a?lock-acquire",
+            json!({"Lock": {"TTL": "soon"}}),
+        ),
+        ("PUT", "/v1/job/g/revert", json!({"JobID": 5})),
+        ("PUT", "/v1/job/g/scale", json!({"Count": "x"})),
+        ("PUT", "/v1/node/hestia/drain", json!({"DrainSpec": 3})),
+        ("PUT", "/v1/jobs/parse", json!({"JobHCL": 12})),
+    ];
+    for (m, path, body) in bodies {
+        let (s, t, _) = api.send(m, path, Some(body)).await;
+        assert!((400..600).contains(&s) || s == 200, "{m} {path}: {s} {t}");
+    }
+    let (s, _, _) = api.send("PUT", "/v1/jobs", Some(json!("[[["))).await;
+    assert_eq!(s, 400);
+    let (s, t, _) = api.send("PUT", "/v1/jobs", None).await;
+    assert_eq!((s, t.as_str()), (400, "Request body is empty"));
+    assert_eq!(api.ok("/v1/status/leader").await, json!("127.0.0.1:4647"));
+    // The scheduler survived whatever was admitted.
+    api.register(batch_job("after")).await;
+    api.until("/v1/job/after/allocations", "complete", |v| {
+        v[0]["ClientStatus"] == "complete"
+    })
+    .await;
+    api.ds.shutdown().await;
+}
+
+// `POST /v1/validate/job` answers 200 with the validation errors in the body.
+#[tokio::test]
+async fn validate_job_endpoint_reports_errors_in_body() {
+    let api = Api::start().await;
+    let (s, ok) = api
+        .put("/v1/validate/job", json!({"Job": web_job("ok")}))
+        .await;
+    assert_eq!(s, 200, "{ok}");
+    assert_eq!(ok["Error"], "");
+    assert!(ok["ValidationErrors"].is_null());
+    let bad = json!({"ID": "bad", "TaskGroups": [{"Name": "g", "Tasks": []}]});
+    let (s, v) = api.put("/v1/validate/job", json!({"Job": bad})).await;
+    assert_eq!(s, 200);
+    assert!(
+        v["Error"]
+            .as_str()
+            .unwrap()
+            .contains("Task group g validation failed"),
+        "{v}"
+    );
+    assert!(!v["ValidationErrors"].as_array().unwrap().is_empty());
+    assert_eq!(api.ok("/v1/jobs").await, json!([]));
+    api.ds.shutdown().await;
+}
+
+// §1.3 namespace precedence (query, body, job) and region mapping; §1.6 `meta=true` stubs.
+#[tokio::test]
+async fn register_namespace_precedence_and_meta_stubs() {
+    let api = Api::start().await;
+    for ns in ["a", "b", "c"] {
+        let (s, _, _) = api
+            .send("PUT", &format!("/v1/namespace/{ns}"), Some(json!({})))
+            .await;
+        assert_eq!(s, 200);
+    }
+    let mut j = batch_job("prec");
+    j["Namespace"] = json!("c");
+    j["Region"] = json!("global");
+    j["Meta"] = json!({"drover.owner": "app"});
+    let (s, v) = api
+        .put(
+            "/v1/jobs?namespace=a",
+            json!({"Job": j.clone(), "Namespace": "b"}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let got = api.ok("/v1/job/prec?namespace=a").await;
+    assert_eq!(
+        got["Namespace"], "a",
+        "query namespace wins and overwrites the job's"
+    );
+    assert_eq!(got["Region"], "global");
+    let (s, _) = api
+        .put("/v1/jobs", json!({"Job": j.clone(), "Namespace": "b"}))
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(api.ok("/v1/job/prec?namespace=b").await["Namespace"], "b");
+    let (s, _) = api.put("/v1/jobs", json!({"Job": j})).await;
+    assert_eq!(s, 200);
+    assert_eq!(api.ok("/v1/job/prec?namespace=c").await["Namespace"], "c");
+    let stubs = api.ok("/v1/jobs?namespace=*&meta=true").await;
+    assert_eq!(stubs.as_array().unwrap().len(), 3);
+    assert!(
+        stubs
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["Meta"]["drover.owner"] == "app")
+    );
+    let (s, t, _) = api
+        .send(
+            "PUT",
+            "/v1/jobs?namespace=nope",
+            Some(json!({"Job": batch_job("x")})),
+        )
+        .await;
+    assert_eq!(s, 500, "{t}");
     api.ds.shutdown().await;
 }
 
@@ -1040,7 +1416,7 @@ async fn status_agent_nodes_and_namespaces() {
 #[tokio::test]
 async fn acl_tokens_gate_requests() {
     let seed = drover::devstack::seed::Seed::from_yaml(
-        "namespaces: [media]\nacl_tokens:\n  - secret_id: reader\n    system: nomad\n    namespaces: [media]\n    capabilities: [read-job, list-jobs]\n",
+        "namespaces: [media]\nacl_tokens:\n  - secret_id: reader\n    system: nomad\n    namespaces: [media]\n    capabilities: [read-job, list-jobs]\n  - secret_id: ops\n    system: nomad\n    management: true\n",
     )
     .unwrap();
     let api = Api::start_with(DevstackConfig {
@@ -1113,5 +1489,580 @@ async fn acl_tokens_gate_requests() {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 403);
+    // §1.4: an identical job registered with another token is a new version (NomadTokenID).
+    let reg = |token: &'static str| {
+        let api = &api;
+        async move {
+            let mut j = batch_job("tok");
+            j["Namespace"] = json!("media");
+            let r = api
+                .http
+                .put(api.url("/v1/jobs"))
+                .header("X-Nomad-Token", token)
+                .json(&json!({"Job": j}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status().as_u16(), 200);
+        }
+    };
+    let version = |token: String| {
+        let api = &api;
+        async move {
+            api.http
+                .get(api.url("/v1/job/tok?namespace=media"))
+                .header("X-Nomad-Token", token)
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()["Version"]
+                .clone()
+        }
+    };
+    reg("ops").await;
+    reg("ops").await;
+    assert_eq!(version(root.clone()).await, 0);
+    let root_static: &'static str = Box::leak(root.clone().into_boxed_str());
+    reg(root_static).await;
+    assert_eq!(version(root.clone()).await, 1);
+    api.ds.shutdown().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Real jobspecs (HCL via /v1/jobs/parse).
+
+const MODULES: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../shared/examples/brmartin/modules"
+);
+
+fn module(rel: &str) -> String {
+    std::fs::read_to_string(format!("{MODULES}/{rel}")).unwrap()
+}
+
+/// Var-file values the Terraform modules pass for variables without defaults.
+fn vars_for(hcl: &str) -> &'static str {
+    if hcl.contains("variable \"elastic_version\"") {
+        "elastic_version = \"8.15.0\"\n"
+    } else {
+        ""
+    }
+}
+
+impl Api {
+    async fn parse(&self, hcl: &str) -> Value {
+        let (s, v) = self
+            .put(
+                "/v1/jobs/parse",
+                json!({"JobHCL": hcl, "Canonicalize": true, "Variables": vars_for(hcl)}),
+            )
+            .await;
+        assert_eq!(s, 200, "parse: {v}");
+        v
+    }
+}
+
+// §1.2: parse errors are 400 with the `Failed to parse job:` prefix and `input.hcl` positions.
+#[tokio::test]
+async fn parse_endpoint_errors() {
+    let api = Api::start().await;
+    let (s, t, _) = api
+        .send("POST", "/v1/jobs/parse", Some(json!({"JobHCL": ""})))
+        .await;
+    assert_eq!((s, t.as_str()), (400, "Job spec is empty"));
+    let (s, t, _) = api
+        .send(
+            "POST",
+            "/v1/jobs/parse",
+            Some(json!({"JobHCL": "job \"x\" {\n  bogus = 1\n}\n"})),
+        )
+        .await;
+    assert_eq!(s, 400);
+    assert!(t.starts_with("Failed to parse job: input.hcl:2,"), "{t}");
+    api.ds.shutdown().await;
+}
+
+// §1.5: plan diffs on a real jobspec: None when unchanged, Edited with `forces create/destroy
+// update` and the `Updates` keys, Added/Deleted fields, `forces create` on Count.
+#[tokio::test]
+async fn plan_diff_types_and_annotations_on_real_jobspec() {
+    let api = Api::start().await;
+    let job = api.parse(&module("dummy/jobspec.nomad.hcl")).await;
+    let (_, added) = api
+        .put(
+            "/v1/job/hello-world/plan",
+            json!({"Job": job, "Diff": true}),
+        )
+        .await;
+    assert_eq!(added["Diff"]["Type"], "Added");
+    assert_eq!(added["JobModifyIndex"], 0);
+    assert_eq!(added["Diff"]["TaskGroups"][0]["Updates"]["create"], 1);
+    let mut with_meta = job.clone();
+    with_meta["Meta"] = json!({"owner": "drover"});
+    api.register(with_meta.clone()).await;
+    api.until("/v1/job/hello-world/allocations", "running", |v| {
+        v.as_array()
+            .is_some_and(|a| a.iter().any(|x| x["ClientStatus"] == "running"))
+    })
+    .await;
+    let plan = |j: Value| {
+        let api = &api;
+        async move {
+            let (s, p) = api
+                .put("/v1/job/hello-world/plan", json!({"Job": j, "Diff": true}))
+                .await;
+            assert_eq!(s, 200, "{p}");
+            p
+        }
+    };
+    let none = plan(with_meta.clone()).await;
+    assert_eq!(none["Diff"]["Type"], "None");
+    assert_eq!(none["Diff"]["TaskGroups"][0]["Updates"]["ignore"], 1);
+
+    let mut image = with_meta.clone();
+    image["TaskGroups"][0]["Tasks"][0]["Config"]["image"] = json!("busybox:1.38.0");
+    let p = plan(image).await;
+    assert_eq!(p["Diff"]["Type"], "Edited");
+    let tg = &p["Diff"]["TaskGroups"][0];
+    assert_eq!(tg["Updates"]["create/destroy update"], 1);
+    let web = tg["Tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["Name"] == "web")
+        .unwrap();
+    assert_eq!(web["Type"], "Edited");
+    assert_eq!(web["Annotations"], json!(["forces create/destroy update"]));
+    assert_eq!(
+        p["Annotations"]["DesiredTGUpdates"]["servers"]["DestructiveUpdate"],
+        1
+    );
+
+    let mut count = with_meta.clone();
+    count["TaskGroups"][0]["Count"] = json!(3);
+    let p = plan(count).await;
+    let tg = &p["Diff"]["TaskGroups"][0];
+    assert_eq!(tg["Updates"]["create"], 2);
+    assert_eq!(tg["Updates"]["in-place update"], 1);
+    let count_field = tg["Fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["Name"] == "Count")
+        .unwrap();
+    assert_eq!(count_field["Type"], "Edited");
+    assert_eq!(count_field["Annotations"], json!(["forces create"]));
+
+    let p = plan(job.clone()).await;
+    let meta = p["Diff"]["Fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["Name"] == "Meta[owner]")
+        .unwrap();
+    assert_eq!(meta["Type"], "Deleted");
+    assert_eq!(meta["Old"], "drover");
+    assert_eq!(meta["New"], "");
+    api.ds.shutdown().await;
+}
+
+fn overseerr_seed() -> drover::devstack::seed::Seed {
+    drover::devstack::seed::Seed::from_yaml(
+        "vault_mounts:\n  - path: nomad\n    version: 2\nvault_secrets:\n  - mount: nomad\n    path: default/overseerr\n    data: {MINIO_ACCESS_KEY: ak, MINIO_SECRET_KEY: sk}\n",
+    )
+    .unwrap()
+}
+
+// The user's Overseerr job end to end: parse, plan (missing CSI volume), register, the CSI
+// plugin from the real plugin-csi-glusterfs jobs, volume create, the blocked eval places, the
+// Vault template renders, prestart dead/Failed=false, litestream sidecar running, deployment
+// successful.
+#[tokio::test]
+async fn overseerr_runs_end_to_end_with_csi_plugin_jobs_and_vault() {
+    let api = Api::start_with(DevstackConfig {
+        time_scale: 0.01,
+        seed: Some(overseerr_seed()),
+        ..Default::default()
+    })
+    .await;
+    let hcl = module("overseerr/jobspec.nomad.hcl");
+    let job = api.parse(&hcl).await;
+    assert_eq!(job["ID"], "overseerr");
+    let (s, plan) = api
+        .put("/v1/job/overseerr/plan", json!({"Job": job, "Diff": true}))
+        .await;
+    assert_eq!(s, 200, "{plan}");
+    assert_eq!(plan["Diff"]["Type"], "Added");
+    assert_eq!(
+        plan["FailedTGAllocs"]["overseerr"]["ConstraintFiltered"]["missing CSI Volume glusterfs_overseerr_config"],
+        3
+    );
+    let (s, reg) = api
+        .put(
+            "/v1/jobs",
+            json!({"Job": job, "Submission": {"Source": hcl, "Format": "hcl2"}}),
+        )
+        .await;
+    assert_eq!(s, 200, "{reg}");
+    api.until("/v1/job/overseerr/evaluations", "blocked eval", |v| {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["Status"] == "blocked")
+    })
+    .await;
+    let summary = api.ok("/v1/job/overseerr/summary").await;
+    assert_eq!(summary["Summary"]["overseerr"]["Queued"], 1, "{summary}");
+
+    // The CSI plugin comes from the user's plugin jobs (controller + system node job).
+    for file in ["jobspec-controller.nomad.hcl", "jobspec-nodes.nomad.hcl"] {
+        let pj = api
+            .parse(&module(&format!("plugin-csi-glusterfs/{file}")))
+            .await;
+        api.register(pj).await;
+    }
+    api.until("/v1/plugin/csi/glusterfs", "plugin healthy", |p| {
+        p["ControllersHealthy"].as_u64() >= Some(1) && p["NodesHealthy"].as_u64() >= Some(3)
+    })
+    .await;
+    let (s, v) = api
+        .put(
+            "/v1/volume/csi/glusterfs_overseerr_config/create",
+            json!({"Volumes": [{"ID": "glusterfs_overseerr_config", "Name": "glusterfs_overseerr_config",
+                "PluginID": "glusterfs", "RequestedCapabilities": [{"AccessMode": "single-node-writer", "AttachmentMode": "file-system"}]}]}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+
+    let vault_ready = api
+        .ds
+        .state()
+        .vault
+        .template_read("nomad/default/overseerr")
+        .is_some();
+    if !vault_ready {
+        // The devstack Vault is not serving seeded secrets yet: the template must wait.
+        api.until("/v1/job/overseerr/allocations", "template waits", |v| {
+            v.as_array().is_some_and(|a| {
+                a.iter().any(|x| {
+                    x["TaskStates"]["litestream-restore"]["Events"]
+                        .as_array()
+                        .is_some_and(|e| {
+                            e.iter().any(|ev| {
+                                ev["DisplayMessage"]
+                                    == "Missing: vault.read(nomad/default/overseerr)"
+                            })
+                        })
+                })
+            })
+        })
+        .await;
+        api.ds.shutdown().await;
+        return;
+    }
+    let d = api
+        .until("/v1/job/overseerr/deployment", "successful", |d| {
+            d["Status"] == "successful"
+        })
+        .await;
+    assert_eq!(d["TaskGroups"]["overseerr"]["HealthyAllocs"], 1);
+    let allocs = api.ok("/v1/job/overseerr/allocations").await;
+    let a = allocs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["ClientStatus"] == "running")
+        .unwrap();
+    let ts = &a["TaskStates"];
+    assert_eq!(ts["litestream-restore"]["State"], "dead");
+    assert_eq!(ts["litestream-restore"]["Failed"], false);
+    assert_eq!(ts["litestream"]["State"], "running");
+    assert_eq!(ts["overseerr"]["State"], "running");
+    let vol = api.ok("/v1/volume/csi/glusterfs_overseerr_config").await;
+    assert_eq!(vol["WriteAllocs"].as_object().unwrap().len(), 1);
+    let sub = api.ok("/v1/job/overseerr/submission?version=0").await;
+    assert_eq!(sub["Source"], hcl);
+    api.ds.shutdown().await;
+}
+
+// Every jobspec in brmartin/modules parses over HTTP and registers.
+#[tokio::test]
+async fn every_brmartin_jobspec_parses_and_registers() {
+    let api = Api::start().await;
+    let mut count = 0;
+    let mut failures = Vec::new();
+    let mut dirs: Vec<_> = std::fs::read_dir(MODULES)
+        .unwrap()
+        .map(|d| d.unwrap().path())
+        .collect();
+    dirs.sort();
+    for dir in dirs {
+        let Ok(files) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for f in files {
+            let f = f.unwrap().path();
+            let name = f.file_name().unwrap().to_string_lossy().to_string();
+            if !name.ends_with(".hcl") || name.starts_with("volume-") {
+                continue;
+            }
+            let hcl = std::fs::read_to_string(&f).unwrap();
+            // A file may hold several jobs (plugin-csi-glusterfs); register each.
+            let (s, v) = api
+                .put(
+                    "/v1/jobs/parse",
+                    json!({"JobHCL": hcl, "Canonicalize": true, "Variables": vars_for(&hcl)}),
+                )
+                .await;
+            if s != 200 {
+                failures.push(format!("{}: parse {s}: {v}", f.display()));
+                continue;
+            }
+            let ns = v["Namespace"].as_str().unwrap_or("default").to_string();
+            if ns != "default" {
+                // Nomad refuses jobs in unknown namespaces; the Terraform modules create them.
+                let (s, t, _) = api
+                    .send(
+                        "PUT",
+                        &format!("/v1/namespace/{ns}"),
+                        Some(json!({"Name": ns})),
+                    )
+                    .await;
+                assert_eq!(s, 200, "{t}");
+            }
+            let (s, r) = api.put("/v1/jobs", json!({"Job": v})).await;
+            if s != 200 {
+                failures.push(format!("{}: register {s}: {r}", f.display()));
+                continue;
+            }
+            count += 1;
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(count >= 25, "only {count} jobspecs");
+    api.ds.shutdown().await;
+}
+
+/// Every jobspec file of the user's modules (volume specs aside), as (path, HCL).
+fn module_jobspecs() -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut dirs: Vec<_> = std::fs::read_dir(MODULES)
+        .unwrap()
+        .map(|d| d.unwrap().path())
+        .collect();
+    dirs.sort();
+    for dir in dirs {
+        let Ok(files) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        let mut files: Vec<_> = files.map(|f| f.unwrap().path()).collect();
+        files.sort();
+        for f in files {
+            let name = f.file_name().unwrap().to_string_lossy().to_string();
+            if name.ends_with(".hcl") && !name.starts_with("volume-") {
+                out.push((
+                    f.display().to_string(),
+                    std::fs::read_to_string(&f).unwrap(),
+                ));
+            }
+        }
+    }
+    out
+}
+
+fn captures(re: &str, text: &str) -> Vec<String> {
+    regex::Regex::new(re)
+        .unwrap()
+        .captures_iter(text)
+        .map(|c| c[1].to_string())
+        .collect()
+}
+
+// The issue's bar: every jobspec of the user's repository parses, registers, plans and runs to
+// healthy — with its CSI volumes created, its Vault secrets and Nomad variables present (a
+// template waits for missing ones), on nodes named like the user's (jobs pin `Hestia`).
+#[tokio::test]
+async fn every_brmartin_jobspec_runs_to_healthy() {
+    let specs = module_jobspecs();
+    let mut secrets: Vec<String> = specs
+        .iter()
+        .flat_map(|(_, h)| captures(r#"secret\s+"([^"]+)""#, h))
+        .collect();
+    secrets.sort();
+    secrets.dedup();
+    let mut seed = String::from(
+        "nodes:\n  - {name: Hestia, arch: amd64, cpu_mhz: 200000, memory_mb: 524288}\n  - {name: Heracles, arch: arm64, cpu_mhz: 200000, memory_mb: 524288}\n  - {name: Nyx, arch: arm64, cpu_mhz: 200000, memory_mb: 524288}\ncsi_plugins:\n  - {id: glusterfs}\nvault_mounts:\n  - {path: nomad, version: 2}\nvault_secrets:\n",
+    );
+    for p in &secrets {
+        let rest = p.trim_start_matches("nomad/");
+        let rest = rest.strip_prefix("data/").unwrap_or(rest);
+        seed.push_str(&format!(
+            "  - {{mount: nomad, path: \"{rest}\", data: {{KEY: value}}}}\n"
+        ));
+    }
+    let api = Api::start_with(DevstackConfig {
+        time_scale: 0.01,
+        seed: Some(drover::devstack::seed::Seed::from_yaml(&seed).unwrap()),
+        ..Default::default()
+    })
+    .await;
+    let vault_ready = secrets
+        .iter()
+        .all(|p| api.ds.state().vault.template_read(p).is_some());
+    let mut jobs: Vec<(String, Value, bool)> = Vec::new();
+    let mut volumes_made = std::collections::BTreeSet::new();
+    for (path, hcl) in &specs {
+        let job = api.parse(hcl).await;
+        let ns = job["Namespace"].as_str().unwrap_or("default").to_string();
+        let id = job["ID"].as_str().unwrap().to_string();
+        if ns != "default" {
+            let (s, _, _) = api
+                .send("PUT", &format!("/v1/namespace/{ns}"), Some(json!({})))
+                .await;
+            assert_eq!(s, 200);
+        }
+        for g in job["TaskGroups"].as_array().unwrap() {
+            for v in g["Volumes"]
+                .as_object()
+                .into_iter()
+                .flat_map(|m| m.values())
+            {
+                if v["Type"] != "csi" {
+                    continue;
+                }
+                let src = v["Source"].as_str().unwrap().to_string();
+                if !volumes_made.insert((ns.clone(), src.clone())) {
+                    continue;
+                }
+                let mode = v["AccessMode"]
+                    .as_str()
+                    .filter(|m| !m.is_empty())
+                    .unwrap_or("single-node-writer");
+                let attach = v["AttachmentMode"]
+                    .as_str()
+                    .filter(|m| !m.is_empty())
+                    .unwrap_or("file-system");
+                let (s, r) = api
+                    .put(
+                        &format!("/v1/volume/csi/{src}/create?namespace={ns}"),
+                        json!({"Volumes": [{"ID": src, "Name": src, "PluginID": "glusterfs",
+                            "RequestedCapabilities": [{"AccessMode": mode, "AttachmentMode": attach}]}]}),
+                    )
+                    .await;
+                assert_eq!(s, 200, "{path}: volume {src}: {r}");
+            }
+        }
+        for var in captures(r#"nomadVar\s+"([^"@]+)""#, hcl) {
+            let (s, r) = api
+                .put(
+                    &format!("/v1/var/{var}?namespace={ns}"),
+                    json!({"Items": {"KEY": "value"}}),
+                )
+                .await;
+            assert_eq!(s, 200, "{path}: var {var}: {r}");
+        }
+        let (s, plan) = api
+            .put(
+                &format!("/v1/job/{id}/plan?namespace={ns}"),
+                json!({"Job": job, "Diff": true}),
+            )
+            .await;
+        assert_eq!(s, 200, "{path}: plan {plan}");
+        let key = format!("{id}?namespace={ns}");
+        // Two files may define the same job (dummy/): the later one updates it.
+        let seen = jobs.iter().any(|(k, _, _)| *k == key);
+        assert_eq!(
+            plan["Diff"]["Type"],
+            if seen { "Edited" } else { "Added" },
+            "{path}"
+        );
+        assert!(
+            plan["FailedTGAllocs"].is_null(),
+            "{path}: {}",
+            plan["FailedTGAllocs"]
+        );
+        let (s, r) = api
+            .put(&format!("/v1/jobs?namespace={ns}"), json!({"Job": job}))
+            .await;
+        assert_eq!(s, 200, "{path}: register {r}");
+        let waits_on_vault = hcl.contains("secret \"") && !vault_ready;
+        jobs.retain(|(k, _, _)| *k != key);
+        jobs.push((key, job, waits_on_vault));
+    }
+    for (q, job, waits_on_vault) in &jobs {
+        let id = q.split('?').next().unwrap();
+        let ns_q = &q[id.len()..];
+        let periodic = !job["Periodic"].is_null() || !job["ParameterizedJob"].is_null();
+        if periodic {
+            api.until(&format!("/v1/job/{q}"), "periodic running", |j| {
+                j["Status"] == "running"
+            })
+            .await;
+            continue;
+        }
+        if *waits_on_vault {
+            api.until(
+                &format!("/v1/job/{id}/allocations{ns_q}"),
+                "waiting on Vault",
+                |v| {
+                    v.as_array().is_some_and(|a| {
+                        a.iter()
+                            .any(|x| x.to_string().contains("Missing: vault.read("))
+                    })
+                },
+            )
+            .await;
+            continue;
+        }
+        match job["Type"].as_str().unwrap() {
+            "batch" => {
+                api.until(
+                    &format!("/v1/job/{id}/allocations{ns_q}"),
+                    "batch complete",
+                    |v| {
+                        v.as_array().is_some_and(|a| {
+                            !a.is_empty() && a.iter().all(|x| x["ClientStatus"] == "complete")
+                        })
+                    },
+                )
+                .await;
+            }
+            "system" => {
+                api.until(
+                    &format!("/v1/job/{id}/allocations{ns_q}"),
+                    "system running",
+                    |v| {
+                        v.as_array().is_some_and(|a| {
+                            !a.is_empty() && a.iter().all(|x| x["ClientStatus"] == "running")
+                        })
+                    },
+                )
+                .await;
+            }
+            _ => {
+                api.until(
+                    &format!("/v1/job/{id}/deployment{ns_q}"),
+                    "deployment successful",
+                    |d| d["Status"] == "successful",
+                )
+                .await;
+                let allocs = api.ok(&format!("/v1/job/{id}/allocations{ns_q}")).await;
+                for a in allocs
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|a| a["DesiredStatus"] == "run")
+                {
+                    assert_eq!(a["DeploymentStatus"]["Healthy"], true, "{id}");
+                    for (task, ts) in a["TaskStates"].as_object().unwrap() {
+                        assert_eq!(ts["Failed"], false, "{id}/{task}");
+                    }
+                }
+            }
+        }
+    }
+    assert!(jobs.len() >= 25, "only {} jobspecs", jobs.len());
     api.ds.shutdown().await;
 }

@@ -12,10 +12,6 @@ fn sync_of(s: &drover::controller::AppStatus) -> String {
     format!("{:?}", s.sync)
 }
 
-fn health_of(s: &drover::controller::AppStatus) -> String {
-    format!("{:?}", s.health)
-}
-
 async fn version(env: &TestEnv, id: &str) -> u64 {
     env.job(id)
         .await
@@ -151,13 +147,10 @@ async fn a_job_stopped_edited_or_purged_behind_droverss_back_is_healed() {
     let (code, _) = env.nomad_send(Method::DELETE, "/v1/job/web", None).await;
     assert_eq!(code, 200);
     assert_eq!(env.job("web").await.unwrap_or_default()["Stop"], true);
-    tokio::time::timeout(common::WAIT, async {
-        while env.job("web").await.unwrap_or_default()["Stop"] != false {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+    env.wait_job("web", "stop undone", |j| {
+        j.is_some_and(|j| j["Stop"] == false)
     })
-    .await
-    .unwrap_or_else(|_| panic!("stop was not undone"));
+    .await;
     // Stop made version 1; the heal made version 2.
     assert_eq!(version(&env, "web").await, 2);
     env.wait_synced_healthy("web", None).await;
@@ -169,30 +162,18 @@ async fn a_job_stopped_edited_or_purged_behind_droverss_back_is_healed() {
         .nomad_send(Method::POST, "/v1/jobs", Some(json!({ "Job": edited })))
         .await;
     assert_eq!(code, 200, "{body}");
-    tokio::time::timeout(common::WAIT, async {
-        loop {
-            let job = env.job("web").await.unwrap_or_default();
-            if job["TaskGroups"][0]["Tasks"][0]["Config"]["image"] == "nginx:1.27" {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+    env.wait_job("web", "edit healed", |j| {
+        j.is_some_and(|j| j["TaskGroups"][0]["Tasks"][0]["Config"]["image"] == "nginx:1.27")
     })
-    .await
-    .unwrap_or_else(|_| panic!("edit was not healed"));
+    .await;
 
     // Purged.
     let (code, _) = env
         .nomad_send(Method::DELETE, "/v1/job/web?purge=true", None)
         .await;
     assert_eq!(code, 200);
-    tokio::time::timeout(common::WAIT, async {
-        while env.job("web").await.is_none() {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("purged job was not recreated"));
+    env.wait_job("web", "recreated after purge", |j| j.is_some())
+        .await;
     env.wait_synced_healthy("web", None).await;
     env.shutdown().await;
 }
@@ -503,13 +484,8 @@ async fn removed_apps_are_pruned_per_their_last_policy_and_ownership() {
     env.remove("apps/adopted");
     env.commit("remove three of six apps");
     env.start_drover().await;
-    tokio::time::timeout(common::WAIT, async {
-        while env.job("pruned").await.is_some() {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("the app with prune: true was not pruned"));
+    env.wait_job("pruned", "pruned (prune: true)", |j| j.is_none())
+        .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(
         env.job("kept").await.is_some(),
@@ -723,5 +699,138 @@ async fn transient_nomad_errors_are_retried_and_the_sync_completes() {
             .any(|h| h.result.as_deref() == Some("succeeded")),
         "{history:?}"
     );
+    env.shutdown().await;
+}
+
+#[tokio::test]
+async fn with_nomad_acls_a_bad_token_is_reported_and_the_root_token_syncs() {
+    let mut env = TestEnv::with_config(drover::devstack::DevstackConfig {
+        time_scale: 0.01,
+        nomad_acl: true,
+        seed: Some(common::default_seed()),
+        ..drover::devstack::DevstackConfig::default()
+    })
+    .await;
+    env.write("apps/web/app.yaml", &app_yaml("web", ""));
+    env.write("apps/web/job.nomad.hcl", &web_jobspec("web", "nginx:1.27"));
+    env.commit("web");
+    env.nomad_token = Some("not-a-token".into());
+    env.start_drover().await;
+    // 403 is never retried as transient; the app reports it.
+    let status = env
+        .wait_app("web", "forbidden", |s| {
+            s.errors.iter().any(|e| e.contains("403"))
+        })
+        .await;
+    assert!(
+        status
+            .errors
+            .iter()
+            .any(|e| e.contains("ACL token not found")),
+        "{:?}",
+        status.errors
+    );
+    env.stop_drover().await;
+    env.nomad_token = Some(env.devstack.root_token().to_string());
+    env.start_drover().await;
+    env.wait_synced_healthy("web", None).await;
+    env.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_resource_removed_from_an_app_is_pruned_but_volumes_are_never_destroyed() {
+    let mut env = TestEnv::new().await;
+    env.write(
+        "apps/media/app.yaml",
+        r#"name: media
+sync: { prune: true }
+resources:
+  - nomad_job: { file: a.nomad.hcl }
+  - nomad_job: { file: b.nomad.hcl }
+  - csi_volume:
+      id: media_data
+      plugin_id: glusterfs
+      capabilities: [{ access_mode: single-node-writer, attachment_mode: file-system }]
+"#,
+    );
+    env.write(
+        "apps/media/a.nomad.hcl",
+        &web_jobspec("media-a", "nginx:1.27"),
+    );
+    env.write(
+        "apps/media/b.nomad.hcl",
+        &web_jobspec("media-b", "nginx:1.27"),
+    );
+    env.commit("media with two jobs and a volume");
+    env.start_drover().await;
+    env.wait_synced_healthy("media", None).await;
+    assert!(env.job("media-b").await.is_some());
+
+    env.write(
+        "apps/media/app.yaml",
+        "name: media\nsync: { prune: true }\nresources:\n  - nomad_job: { file: a.nomad.hcl }\n",
+    );
+    env.remove("apps/media/b.nomad.hcl");
+    let rev = env.commit("drop job b and the volume");
+    env.wait_job("media-b", "pruned", |j| j.is_none()).await;
+    env.wait_synced_healthy("media", Some(&rev)).await;
+    let (code, _) = env.nomad("/v1/volume/csi/media_data").await;
+    assert_eq!(
+        code, 200,
+        "a volume that leaves Git is kept (its data is never destroyed by a prune)"
+    );
+    assert!(env.job("media-a").await.is_some());
+    env.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_volume_waits_for_its_csi_plugin_and_the_job_for_its_volume() {
+    let mut seed = common::default_seed();
+    seed.csi_plugins.clear();
+    let mut env = TestEnv::with_seed(seed).await;
+    env.write(
+        "apps/app/app.yaml",
+        r#"name: app
+resources:
+  - csi_volume:
+      id: app_data
+      plugin_id: glusterfs
+      capabilities: [{ access_mode: single-node-writer, attachment_mode: file-system }]
+  - nomad_job: { file: job.nomad.hcl }
+"#,
+    );
+    let jobspec = web_jobspec("app", "nginx:1.27").replace(
+        "    task \"server\" {",
+        "    volume \"data\" {\n      type            = \"csi\"\n      source          = \"app_data\"\n      access_mode     = \"single-node-writer\"\n      attachment_mode = \"file-system\"\n    }\n\n    task \"server\" {",
+    );
+    env.write("apps/app/job.nomad.hcl", &jobspec);
+    env.commit("app with a CSI volume");
+    env.start_drover().await;
+    let status = env
+        .wait_app("app", "waiting for the plugin", |s| {
+            s.resources.iter().any(|r| {
+                r.message
+                    .contains("CSI plugin glusterfs is not running yet")
+            })
+        })
+        .await;
+    assert_eq!(sync_of(&status), "OutOfSync");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        env.job("app").await.is_none(),
+        "the job waits for its volume's wave"
+    );
+    let (code, _) = env.nomad("/v1/volume/csi/app_data").await;
+    assert_eq!(code, 404);
+
+    env.control(
+        "/nomad/csi/plugin",
+        json!({"id": "glusterfs", "controller": true, "healthy": true}),
+    )
+    .await;
+    env.wait_synced_healthy("app", None).await;
+    let (code, volume) = env.nomad("/v1/volume/csi/app_data").await;
+    assert_eq!(code, 200);
+    assert_eq!(volume["PluginID"], "glusterfs");
     env.shutdown().await;
 }

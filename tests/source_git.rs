@@ -121,6 +121,10 @@ fn require_git_program(name: &str) -> PathBuf {
     program
 }
 
+#[expect(
+    clippy::disallowed_methods,
+    reason = "a synchronous helper waiting for a child process to listen"
+)]
 fn wait_for_port(port: u16) {
     for _ in 0..100 {
         if TcpStream::connect(("127.0.0.1", port)).is_ok() {

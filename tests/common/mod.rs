@@ -24,6 +24,8 @@ pub struct TestEnv {
     _dirs: tempfile::TempDir,
     pub drover: Option<Running>,
     pub http: reqwest::Client,
+    /// The Nomad token drover uses (`None`: no token).
+    pub nomad_token: Option<String>,
 }
 
 /// The devstack seed every test starts with: the glusterfs CSI plugin and the Overseerr secret.
@@ -59,14 +61,19 @@ impl TestEnv {
     }
 
     pub async fn with_seed(seed: Seed) -> TestEnv {
-        drover::providers::install_crypto_provider();
-        let devstack = Devstack::start(DevstackConfig {
+        Self::with_config(DevstackConfig {
             time_scale: 0.01,
             seed: Some(seed),
             ..DevstackConfig::default()
         })
         .await
-        .unwrap_or_else(|e| panic!("devstack: {e}"));
+    }
+
+    pub async fn with_config(config: DevstackConfig) -> TestEnv {
+        drover::providers::install_crypto_provider();
+        let devstack = Devstack::start(config)
+            .await
+            .unwrap_or_else(|e| panic!("devstack: {e}"));
         let dirs = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
         let repo = dirs.path().join("repo");
         let data = dirs.path().join("data");
@@ -81,6 +88,7 @@ impl TestEnv {
             _dirs: dirs,
             drover: None,
             http: reqwest::Client::new(),
+            nomad_token: None,
         }
     }
 
@@ -120,6 +128,7 @@ impl TestEnv {
             listen: "127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}")),
             nomad: NomadConfig {
                 address: self.devstack.nomad_url(),
+                token: self.nomad_token.clone().map(drover::telemetry::Redacted),
                 request_timeout: Duration::from_secs(5),
                 max_retries: 3,
                 ..NomadConfig::default()
@@ -277,6 +286,26 @@ impl TestEnv {
     pub async fn job(&self, id: &str) -> Option<Value> {
         let (status, body) = self.nomad(&format!("/v1/job/{id}")).await;
         (status == 200).then_some(body)
+    }
+
+    /// Poll the live job until `ok` holds (`None`: the job does not exist), or panic.
+    pub async fn wait_job(
+        &self,
+        id: &str,
+        what: &str,
+        ok: impl Fn(Option<&Value>) -> bool,
+    ) -> Option<Value> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let job = self.job(id).await;
+            if ok(job.as_ref()) {
+                return job;
+            }
+            if tokio::time::Instant::now() > deadline {
+                panic!("timed out waiting for job {id}: {what}; last seen: {job:#?}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     pub async fn shutdown(mut self) {

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
@@ -210,11 +210,19 @@ fn service_check_json(r: &ServiceRec, c: &ServiceCheck) -> Value {
     })
 }
 
-fn tag_ok(params: &Params, s: &ServiceInstance) -> bool {
-    match params.get("tag") {
-        Some(t) => s.tags.iter().any(|x| x == t),
-        None => true,
-    }
+/// Every `?tag=` value; the parameter may repeat, and an instance must carry all of them.
+fn tags_of(raw: Option<&str>) -> Vec<String> {
+    raw.map(|q| {
+        url::form_urlencoded::parse(q.as_bytes())
+            .filter(|(k, _)| k == "tag")
+            .map(|(_, v)| v.into_owned())
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+fn tag_ok(tags: &[String], s: &ServiceInstance) -> bool {
+    tags.iter().all(|t| s.tags.contains(t))
 }
 
 pub(super) async fn services(State(st): St, Query(params): Query<Params>) -> Response {
@@ -233,13 +241,15 @@ pub(super) async fn service(
     State(st): St,
     Path(name): Path<String>,
     Query(params): Query<Params>,
+    RawQuery(raw): RawQuery,
 ) -> Response {
+    let tags = tags_of(raw.as_deref());
     let idx = block_on(&st, &params, |i| i.catalog_index).await;
     let inner = st.consul.lock();
     let out: Vec<Value> = inner
         .services
         .values()
-        .filter(|s| s.instance.name == name && tag_ok(&params, &s.instance))
+        .filter(|s| s.instance.name == name && tag_ok(&tags, &s.instance))
         .map(|s| catalog_service_json(inner.nodes.get(&s.instance.node), s))
         .collect();
     json_read(idx, json!(out))
@@ -297,14 +307,14 @@ fn passing_param(params: &Params) -> Result<bool, Box<Response>> {
 
 fn health_entries(
     inner: &Inner,
-    params: &Params,
+    tags: &[String],
     passing_only: bool,
     keep: impl Fn(&ServiceInstance) -> bool,
 ) -> Vec<Value> {
     inner
         .services
         .values()
-        .filter(|s| keep(&s.instance) && tag_ok(params, &s.instance))
+        .filter(|s| keep(&s.instance) && tag_ok(tags, &s.instance))
         .filter_map(|s| {
             let checks = entry_checks(inner, s);
             // `?passing`: every check, the node's serfHealth included, must be passing.
@@ -324,7 +334,9 @@ pub(super) async fn health_service(
     State(st): St,
     Path(name): Path<String>,
     Query(params): Query<Params>,
+    RawQuery(raw): RawQuery,
 ) -> Response {
+    let tags = tags_of(raw.as_deref());
     let passing = match passing_param(&params) {
         Ok(p) => p,
         Err(r) => return *r,
@@ -333,7 +345,7 @@ pub(super) async fn health_service(
     let inner = st.consul.lock();
     json_read(
         idx,
-        json!(health_entries(&inner, &params, passing, |s| s.name == name)),
+        json!(health_entries(&inner, &tags, passing, |s| s.name == name)),
     )
 }
 
@@ -341,7 +353,9 @@ pub(super) async fn health_connect(
     State(st): St,
     Path(name): Path<String>,
     Query(params): Query<Params>,
+    RawQuery(raw): RawQuery,
 ) -> Response {
+    let tags = tags_of(raw.as_deref());
     let passing = match passing_param(&params) {
         Ok(p) => p,
         Err(r) => return *r,
@@ -350,7 +364,7 @@ pub(super) async fn health_connect(
     let inner = st.consul.lock();
     json_read(
         idx,
-        json!(health_entries(&inner, &params, passing, |s| {
+        json!(health_entries(&inner, &tags, passing, |s| {
             s.kind == "connect-proxy" && s.proxy_destination.as_deref() == Some(name.as_str())
         })),
     )

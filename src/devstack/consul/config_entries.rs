@@ -395,9 +395,8 @@ fn prepare(inner: &Inner, body: &[u8]) -> Result<Map<String, Value>, (StatusCode
     match kind.as_str() {
         "service-defaults" => {
             let p = s(&entry, "Protocol").to_ascii_lowercase();
-            if !p.is_empty() {
-                entry.insert("Protocol".into(), json!(p.clone()));
-            }
+            // `Protocol` has no omitempty in ServiceConfigEntry: an unset one reads as "".
+            entry.insert("Protocol".into(), json!(p.clone()));
             for k in ["TransparentProxy", "MeshGateway", "Expose"] {
                 entry.entry(k).or_insert_with(|| json!({}));
             }

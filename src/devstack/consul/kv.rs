@@ -128,7 +128,12 @@ async fn get_impl(st: &DevState, key: String, params: Params) -> Response {
     let idx = block_on(st, &params, |i: &Inner| i.kv_index).await;
     let inner = st.consul.lock();
     if params.contains_key("keys") {
-        let sep = params.get("separator").cloned().unwrap_or_default();
+        // Consul still reads its historic misspelling `seperator`; `separator` wins.
+        let sep = params
+            .get("separator")
+            .or_else(|| params.get("seperator"))
+            .cloned()
+            .unwrap_or_default();
         let mut keys: Vec<String> = Vec::new();
         for k in inner.kv.keys().filter(|k| k.starts_with(&key)) {
             let rest = &k[key.len()..];
@@ -322,8 +327,9 @@ async fn delete_impl(st: &DevState, key: String, params: Params) -> Response {
         return text_error(StatusCode::BAD_REQUEST, "Missing key name");
     }
     if let Some(cas) = cas {
+        // kvsDeleteCASTxn: a missing key counts as deleted (true) whatever the index.
         let ok = match inner.kv.get(&key) {
-            None => cas == 0,
+            None => true,
             Some(e) => e.modify_index == cas,
         };
         if !ok {

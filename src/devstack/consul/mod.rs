@@ -381,6 +381,43 @@ pub fn router() -> Router<Arc<DevState>> {
         .route("/v1/session/info/{id}", get(kv::session_info))
         .route("/v1/session/node/{node}", get(kv::session_node))
         .route("/v1/session/list", get(kv::session_list))
+        .layer(axum::middleware::from_fn(pretty_json))
+}
+
+/// `?pretty`: Consul re-encodes a JSON answer with a four-space indent and a final newline.
+async fn pretty_json(request: Request, next: axum::middleware::Next) -> Response {
+    let pretty = request
+        .uri()
+        .query()
+        .is_some_and(|q| url::form_urlencoded::parse(q.as_bytes()).any(|(k, _)| k == "pretty"));
+    let response = next.run(request).await;
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|c| c.starts_with("application/json"));
+    if !pretty || !is_json {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, 64 * 1024 * 1024).await else {
+        return text_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "failed to read response body",
+        );
+    };
+    let Ok(value) = serde_json::from_slice::<Value>(&bytes) else {
+        return Response::from_parts(parts, axum::body::Body::from(bytes));
+    };
+    let mut out = Vec::new();
+    let formatter = serde_json::ser::PrettyFormatter::with_indent(b"    ");
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, formatter);
+    if serde::Serialize::serialize(&value, &mut ser).is_err() {
+        return Response::from_parts(parts, axum::body::Body::from(bytes));
+    }
+    out.push(b'\n');
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, axum::body::Body::from(out))
 }
 
 /// Query parameters as a map; flags like `?passing` map to `""`.

@@ -134,6 +134,7 @@ async fn heal_alloc(State(st): State<Arc<DevState>>, Path(id): Path<String>) -> 
         a.client_status = "running".to_string();
         a.client_description = "Tasks are running".to_string();
         a.running_at = Some(Instant::now());
+        a.placed_at = Instant::now();
         a.consul_registered = false;
         a.consul_passing = false;
         a.healthy = None;

@@ -500,6 +500,11 @@ async fn upsert(st: &Arc<DevState>, req: &Req, create: bool) -> ApiResult {
         let inner = nomad.lock();
         let plugins = plugins_view(&inner);
         for v in &vols {
+            if !v.is_object() {
+                return Err(ApiError::internal(
+                    "validation: missing volume id, missing plugin id, must include at least one capability block",
+                ));
+            }
             let mut v = v.clone();
             let ns = qns
                 .clone()

@@ -314,9 +314,8 @@ pub(crate) fn caller(st: &DevState, req: &Req) -> Result<Caller, ApiError> {
     let token = req.token();
     let known = token.as_ref().and_then(|t| inner.tokens.get(t)).cloned();
     if !st.config.nomad_acl {
-        return Ok(Caller::Management(
-            known.map(|t| t.accessor_id).unwrap_or_default(),
-        ));
+        // With ACLs disabled no token is resolved, so jobs get no NomadTokenID.
+        return Ok(Caller::Management(String::new()));
     }
     match (token, known) {
         (None, _) => Ok(Caller::Anonymous),
@@ -460,7 +459,21 @@ async fn route(st: &Arc<DevState>, req: &Req) -> ApiResult {
         ["job", id, "scale"] if get => jobs::scale_status(st, req, id).await,
         ["job", id, "scale"] if put => jobs::scale(st, req, id).await,
         ["job", id, "evaluate"] if put => jobs::evaluate(st, req, id).await,
-        ["job", _, _] => Err(ApiError::method()),
+        [
+            "job",
+            _,
+            "plan" | "versions" | "submission" | "revert" | "stable" | "summary",
+        ]
+        | [
+            "job",
+            _,
+            "allocations" | "evaluations" | "deployment" | "deployments" | "scale",
+        ]
+        | ["job", _, "evaluate"] => Err(ApiError::method()),
+        // Nomad treats any other suffix as part of the job ID (`/v1/job/a/b` reads job `a/b`).
+        ["job", rest @ ..] if get => jobs::get(st, req, &rest.join("/")).await,
+        ["job", _, ..] => Err(ApiError::method()),
+        ["validate", "job"] if put => jobs::validate(st, req).await,
         ["deployments"] if get => misc::deployments(st, req).await,
         ["deployment", id] if get => misc::deployment(st, req, id).await,
         ["deployment", "fail", id] if put => misc::deployment_fail(st, req, id).await,

@@ -7,7 +7,8 @@ use axum::http::StatusCode;
 use serde_json::{Value, json};
 
 use super::super::DevState;
-use super::fallback::{self, UpdateKind};
+use super::diff::UpdateKind;
+use super::fallback;
 use super::http::{
     ApiError, ApiResult, Req, blocking, field, list_namespaces, ns_ok, obj, require, with_meta,
     write_reply,
@@ -57,9 +58,16 @@ pub(crate) fn summary_json(inner: &Inner, e: &JobEntry) -> Value {
                 "Running": counts[2], "Starting": counts[1], "Lost": counts[5], "Unknown": counts[6]}),
         );
     }
+    // The summary changes whenever one of the job's allocations does.
+    let modify = inner
+        .allocs
+        .values()
+        .filter(|a| a.namespace == ns && a.job_id == id)
+        .map(|a| a.modify_index)
+        .fold(e.summary_index, u64::max);
     json!({"JobID": id, "Namespace": ns, "Summary": groups,
         "Children": {"Pending": 0, "Running": 0, "Dead": 0},
-        "CreateIndex": e.summary_create, "ModifyIndex": e.summary_index})
+        "CreateIndex": e.summary_create, "ModifyIndex": modify})
 }
 
 fn stub(inner: &Inner, e: &JobEntry, with_meta_field: bool) -> Value {
@@ -252,7 +260,7 @@ impl NomadState {
         let existing = inner.jobs.get(&key).map(|e| e.job.clone());
         let make_eval = !no_eval(&job);
         if let Some(old) = existing.as_ref()
-            && !fallback::spec_changed(old, &job)
+            && !super::diff::spec_changed(old, &job)
         {
             let index = self.write(inner, &["evals"]);
             let (eval_id, eval_index) = if make_eval {
@@ -377,7 +385,7 @@ pub(crate) fn admit(job: &mut Value, region: &str, namespace: &str) -> Result<()
     }
     super::canonicalize::admit(job, region);
     fallback::admit_defaults(job, region, namespace);
-    fallback::validate(job).map_err(ApiError::internal)
+    super::canonicalize::validate(job).map_err(ApiError::internal)
 }
 
 fn check_job_request(body: &Value, url_id: Option<&str>) -> Result<Value, ApiError> {
@@ -501,7 +509,7 @@ pub(crate) async fn register(st: &Arc<DevState>, req: &Req, url_id: Option<&str>
     Ok(write_reply(req, up.index, &register_response(&up)))
 }
 
-/// `PreserveCounts`: keep the live counts of existing groups.
+/// `PreserveCounts`: groups with a `scaling` block keep their current count.
 fn preserve(old: &Value, job: &mut Value) {
     let counts: Vec<(String, Value)> = old["TaskGroups"]
         .as_array()
@@ -512,8 +520,13 @@ fn preserve(old: &Value, job: &mut Value) {
     if let Some(groups) = job["TaskGroups"].as_array_mut() {
         for g in groups {
             let name = s(g, "Name").to_string();
-            if let Some((_, c)) = counts.iter().find(|(n, _)| *n == name) {
-                g["Count"] = c.clone();
+            if g.get("Scaling").is_none_or(|x| x.is_null()) {
+                continue;
+            }
+            if let Some((_, c)) = counts.iter().find(|(n, _)| *n == name)
+                && let Some(o) = g.as_object_mut()
+            {
+                o.insert("Count".into(), c.clone());
             }
         }
     }
@@ -563,41 +576,6 @@ pub(crate) async fn deregister(st: &Arc<DevState>, req: &Req, id: &str) -> ApiRe
     Ok(write_reply(req, up.index, &body))
 }
 
-/// Put `Updates` (non-zero DesiredTGUpdates under Nomad's keys) on each group diff.
-fn annotate_updates(diff: &mut Value, desired: &serde_json::Map<String, Value>) {
-    let Some(groups) = diff.get_mut("TaskGroups").and_then(|g| g.as_array_mut()) else {
-        return;
-    };
-    for g in groups {
-        let name = s(g, "Name").to_string();
-        let Some(d) = desired.get(&name) else {
-            continue;
-        };
-        let mut updates = serde_json::Map::new();
-        for (key, label) in [
-            ("Ignore", "ignore"),
-            ("Place", "create"),
-            ("Migrate", "migrate"),
-            ("Stop", "destroy"),
-            ("InPlaceUpdate", "in-place update"),
-            ("DestructiveUpdate", "create/destroy update"),
-            ("Canary", "canary"),
-        ] {
-            let n = u(d, key);
-            if n > 0 {
-                updates.insert(label.to_string(), json!(n));
-            }
-        }
-        if g.get("Updates").is_none_or(|x| x.is_null()) {
-            g["Updates"] = if updates.is_empty() {
-                Value::Null
-            } else {
-                Value::Object(updates)
-            };
-        }
-    }
-}
-
 /// `PUT|POST /v1/job/:id/plan`.
 pub(crate) async fn plan(st: &Arc<DevState>, req: &Req, id: &str) -> ApiResult {
     let body = req.json()?;
@@ -630,7 +608,7 @@ pub(crate) async fn plan(st: &Arc<DevState>, req: &Req, id: &str) -> ApiResult {
     if want_diff {
         let old_for_diff = existing.as_ref();
         diff = super::diff::job_diff(old_for_diff, &job);
-        annotate_updates(&mut diff, &desired);
+        super::diff::annotate(&mut diff, &Value::Object(desired.clone()));
     }
     let index = inner.table_index(&["jobs", "allocs", "evals"]);
     let out = with_meta(
@@ -863,15 +841,23 @@ pub(crate) async fn allocations(st: &Arc<DevState>, req: &Req, id: &str) -> ApiR
     let ns = req.namespace();
     require(st, req, &ns, "read-job")?;
     let id = id.to_string();
+    let all = req.flag("all");
     blocking(
         st,
         req,
         |i| i.table_index(&["allocs"]),
         |inner, _| {
+            // Without `all`, only allocations of the current job instance (not of a purged job
+            // with the same ID).
+            let create = inner
+                .jobs
+                .get(&(ns.clone(), id.clone()))
+                .map(|e| e.job["CreateIndex"].clone());
             let list: Vec<Value> = inner
                 .allocs
                 .values()
                 .filter(|a| a.namespace == ns && a.job_id == id)
+                .filter(|a| all || create.as_ref().is_none_or(|c| a.job["CreateIndex"] == *c))
                 .map(misc::alloc_stub)
                 .collect();
             Ok(Value::Array(list))
@@ -1033,8 +1019,10 @@ pub(crate) async fn scale(st: &Arc<DevState>, req: &Req, id: &str) -> ApiResult 
     let mut found = false;
     if let Some(groups) = job["TaskGroups"].as_array_mut() {
         for g in groups {
-            if s(g, "Name") == group {
-                g["Count"] = json!(count);
+            if s(g, "Name") == group
+                && let Some(o) = g.as_object_mut()
+            {
+                o.insert("Count".into(), json!(count));
                 found = true;
             }
         }
@@ -1069,7 +1057,40 @@ pub(crate) async fn evaluate(st: &Arc<DevState>, req: &Req, id: &str) -> ApiResu
     Ok(write_reply(req, index, &register_response(&up)))
 }
 
-/// Whether a group change replaces allocations (re-exported for the scheduler).
-pub(crate) fn group_update_kind(old: &Value, new: &Value) -> UpdateKind {
-    fallback::update_kind(old, new)
+/// How allocations of `group` follow a job change (job meta changes are destructive too).
+pub(crate) fn group_update_kind(old_job: &Value, new_job: &Value, group: &str) -> UpdateKind {
+    super::diff::job_group_update_kind(old_job, new_job, group)
+}
+
+/// `PUT|POST /v1/validate/job`: admission and validation without registering; 200 with the
+/// errors in the body.
+pub(crate) async fn validate(st: &Arc<DevState>, req: &Req) -> ApiResult {
+    let body = req.json()?;
+    let mut job = match field(&body, "Job") {
+        Some(j) if j.is_object() => j.clone(),
+        _ => return Err(ApiError::bad("Job must be specified")),
+    };
+    let ns = pick_namespace(req, &body, &job);
+    let c = super::http::caller(st, req)?;
+    if !(c.can(&ns, "read-job") || c.can(&ns, "submit-job")) {
+        return Err(ApiError::forbidden("Permission denied"));
+    }
+    let region = pick_region(req, &body, &job);
+    let (errors, text) = match admit(&mut job, &region, &ns) {
+        Ok(()) => (Vec::new(), String::new()),
+        Err(e) => {
+            let list: Vec<String> = e
+                .msg
+                .lines()
+                .filter_map(|l| l.strip_prefix("\t* "))
+                .map(String::from)
+                .collect();
+            (list, e.msg)
+        }
+    };
+    let index = st.nomad.clock.current();
+    let out = json!({"DriverConfigValidated": true,
+        "ValidationErrors": if errors.is_empty() { Value::Null } else { json!(errors) },
+        "Error": text, "Warnings": ""});
+    Ok(write_reply(req, index, &out))
 }

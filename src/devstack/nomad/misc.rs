@@ -172,7 +172,9 @@ pub(crate) fn deployment_json(d: &Deployment) -> Value {
 fn node_attributes(n: &Node) -> Value {
     json!({"cpu.arch": n.arch, "kernel.name": "linux", "os.name": "ubuntu",
         "unique.hostname": n.name, "unique.network.ip-address": n.address,
-        "driver.docker": "1", "nomad.version": "1.10.0", "cpu.totalcompute": n.cpu.to_string(),
+        "driver.docker": "1", "nomad.version": "1.10.0", "nomad.service_discovery": "true",
+        "consul.version": "1.20.0", "consul.connect": "true", "consul.grpc": "8502",
+        "vault.version": "1.18.0", "cpu.totalcompute": n.cpu.to_string(),
         "memory.totalbytes": (n.memory * 1024 * 1024).to_string()})
 }
 

@@ -103,6 +103,8 @@ pub(crate) struct Alloc {
     pub ports: Vec<(String, u64, u64)>,
     /// Claimed CSI volumes: (namespace, volume id, write claim).
     pub claims: Vec<(String, String, bool)>,
+    /// When the simulated client received it (the health deadline counts from here).
+    pub placed_at: Instant,
     /// When templates rendered and tasks began starting.
     pub ready_at: Option<Instant>,
     /// When the main tasks started running.
@@ -298,11 +300,16 @@ impl Inner {
             .max(1)
     }
 
-    /// Find a node by ID, ID prefix or name.
+    /// Find a node by ID, name, ID prefix or (for convenience) case-insensitive name.
     pub fn node_index(&self, key: &str) -> Option<usize> {
         self.nodes
             .iter()
             .position(|n| n.id == key || n.name == key)
+            .or_else(|| {
+                self.nodes
+                    .iter()
+                    .position(|n| n.name.eq_ignore_ascii_case(key))
+            })
             .or_else(|| {
                 let matches: Vec<usize> = self
                     .nodes
@@ -381,7 +388,7 @@ impl NomadState {
                 address: n
                     .address
                     .clone()
-                    .unwrap_or_else(|| format!("10.0.0.{}", i + 10)),
+                    .unwrap_or_else(|| format!("10.0.0.{}", i + 1)),
                 status: "ready".to_string(),
                 eligible: true,
                 drain: false,
@@ -443,8 +450,10 @@ impl NomadState {
     }
 }
 
+/// The user's cluster: node names as Nomad reports them (jobs constrain
+/// `${node.unique.name} = Hestia`).
 fn default_nodes() -> Vec<super::seed::SeedNode> {
-    [("hestia", "amd64"), ("heracles", "arm64"), ("nyx", "arm64")]
+    [("Hestia", "amd64"), ("Heracles", "arm64"), ("Nyx", "arm64")]
         .into_iter()
         .map(|(name, arch)| super::seed::SeedNode {
             name: name.to_string(),

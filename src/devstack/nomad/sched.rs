@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use super::super::DevState;
 use super::super::clock::format_go_duration;
 use super::super::consul::{ServiceCheck, ServiceInstance};
-use super::fallback::UpdateKind;
+use super::diff::UpdateKind;
 use super::{
     Alloc, Deployment, DeploymentGroup, Inner, NomadState, TaskState, csi, jobs, new_id, now_ns,
     now_rfc3339,
@@ -54,7 +54,11 @@ pub(crate) fn spawn(state: Arc<DevState>) {
                     state.consul.register_node(&name, &address, &dc);
                 }
             }
-            step(&state);
+            // A bug must not silently stop the simulated cluster: log and keep ticking.
+            let stepped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| step(&state)));
+            if stepped.is_err() {
+                tracing::error!("devstack nomad scheduler step panicked");
+            }
         }
     });
 }
@@ -79,6 +83,7 @@ pub(crate) fn step(state: &Arc<DevState>) {
         update_deployments(state, &mut inner, now);
         finish_drains(nomad, &mut inner);
         update_job_statuses(nomad, &mut inner);
+        garbage_collect(nomad, &mut inner);
     }
     for a in actions {
         match a {
@@ -90,6 +95,56 @@ pub(crate) fn step(state: &Arc<DevState>) {
             ConsulAction::Deregister(id) => state.consul.deregister_alloc(&id),
             ConsulAction::Checks(id, status) => state.consul.set_alloc_checks(&id, status),
         }
+    }
+}
+
+/// Terminal allocations and finished evaluations kept per job (Nomad GCs them over time).
+const KEEP_TERMINAL: usize = 20;
+
+/// Keep memory bounded in a long-running devstack: drop the oldest terminal allocations and
+/// finished evaluations beyond [`KEEP_TERMINAL`] per job.
+fn garbage_collect(nomad: &NomadState, inner: &mut Inner) {
+    let mut allocs: BTreeMap<(String, String), Vec<(u64, String)>> = BTreeMap::new();
+    for a in inner
+        .allocs
+        .values()
+        .filter(|a| a.terminal() && !a.consul_registered)
+    {
+        allocs
+            .entry((a.namespace.clone(), a.job_id.clone()))
+            .or_default()
+            .push((a.modify_index, a.id.clone()));
+    }
+    let mut evals: BTreeMap<(String, String), Vec<(u64, String)>> = BTreeMap::new();
+    for e in inner
+        .evals
+        .values()
+        .filter(|e| matches!(e.status.as_str(), "complete" | "failed" | "canceled"))
+    {
+        evals
+            .entry((e.namespace.clone(), e.job_id.clone()))
+            .or_default()
+            .push((e.modify_index, e.id.clone()));
+    }
+    let excess = |m: BTreeMap<(String, String), Vec<(u64, String)>>| -> Vec<String> {
+        m.into_values()
+            .flat_map(|mut v| {
+                v.sort();
+                let n = v.len().saturating_sub(KEEP_TERMINAL);
+                v.into_iter().take(n).map(|(_, id)| id).collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    let (old_allocs, old_evals) = (excess(allocs), excess(evals));
+    if old_allocs.is_empty() && old_evals.is_empty() {
+        return;
+    }
+    nomad.write(inner, &["allocs", "evals", "job_summary"]);
+    for id in old_allocs {
+        inner.allocs.remove(&id);
+    }
+    for id in old_evals {
+        inner.evals.remove(&id);
     }
 }
 
@@ -190,6 +245,18 @@ fn resolve(target: &str, node: &super::Node) -> Option<String> {
         "node.pool" => Some(node.pool.clone()),
         "attr.unique.network.ip-address" => Some(node.address.clone()),
         "attr.driver.docker" => Some("1".to_string()),
+        // What a client with Consul, Vault and Nomad service discovery fingerprints.
+        "attr.nomad.service_discovery" | "attr.consul.connect" => Some("true".to_string()),
+        "attr.nomad.version" => Some("1.10.0".to_string()),
+        "attr.consul.version" => Some("1.20.0".to_string()),
+        "attr.consul.grpc" => Some("8502".to_string()),
+        "attr.vault.version" => Some("1.18.0".to_string()),
+        "attr.os.signals" => Some(
+            "SIGABRT,SIGALRM,SIGBUS,SIGCHLD,SIGCONT,SIGFPE,SIGHUP,SIGILL,SIGINT,SIGIO,SIGIOT,\
+             SIGKILL,SIGPIPE,SIGPROF,SIGQUIT,SIGSEGV,SIGSTOP,SIGSYS,SIGTERM,SIGTRAP,SIGTSTP,\
+             SIGTTIN,SIGTTOU,SIGURG,SIGUSR1,SIGUSR2,SIGVTALRM,SIGWINCH,SIGXCPU,SIGXFSZ"
+                .to_string(),
+        ),
         other => other
             .strip_prefix("meta.")
             .and_then(|k| node.meta.get(k).cloned()),
@@ -283,6 +350,29 @@ fn group_resources(group: &Value) -> (u64, u64) {
     (cpu, mem)
 }
 
+/// How many nodes a system job's group runs on: ready, eligible nodes in its datacenters and
+/// pool that satisfy its constraints.
+fn system_node_count(inner: &Inner, job: &Value, group: &Value) -> u64 {
+    let dcs: Vec<String> = arr(job, "Datacenters")
+        .iter()
+        .filter_map(|d| d.as_str().map(String::from))
+        .collect();
+    let pool = s(job, "NodePool");
+    let mut constraints = arr(job, "Constraints");
+    constraints.extend(arr(group, "Constraints"));
+    for t in arr(group, "Tasks") {
+        constraints.extend(arr(&t, "Constraints"));
+    }
+    inner
+        .nodes
+        .iter()
+        .filter(|n| n.status == "ready" && n.eligible && !n.drain)
+        .filter(|n| pool == "all" || pool.is_empty() || pool == n.pool)
+        .filter(|n| dcs.iter().any(|d| glob_match(d, &n.datacenter)))
+        .filter(|n| constraints.iter().all(|c| check_constraint(c, n).is_ok()))
+        .count() as u64
+}
+
 /// CSI claims an allocation takes: (namespace, volume id, write).
 type Claims = Vec<(String, String, bool)>;
 
@@ -371,9 +461,11 @@ fn select_node(
     for t in arr(group, "Tasks") {
         constraints.extend(arr(&t, "Constraints"));
     }
-    let distinct = constraints
-        .iter()
-        .any(|c| s(c, "Operand") == "distinct_hosts");
+    // System jobs run one allocation per feasible node.
+    let distinct = matches!(s(job, "Type"), "system" | "sysbatch")
+        || constraints
+            .iter()
+            .any(|c| s(c, "Operand") == "distinct_hosts");
     let (cpu, mem) = group_resources(group);
     let vols = csi_volumes(group, name_index);
     metric.failures += 1;
@@ -516,6 +608,9 @@ struct GroupPlan {
     inplace: Vec<String>,
     ignore: Vec<String>,
     destructive: Vec<String>,
+    /// Reported as Ignore and left untouched: destructive updates held back by
+    /// `update.max_parallel`, and completed batch allocations.
+    deferred: Vec<String>,
     migrate: u64,
 }
 
@@ -559,7 +654,11 @@ fn reconcile(
     for g in &groups {
         let gname = s(g, "Name").to_string();
         let plan = out.entry(gname.clone()).or_default();
-        let count = g["Count"].as_u64().unwrap_or(1);
+        let count = if matches!(s(job, "Type"), "system" | "sysbatch") {
+            system_node_count(inner, job, g)
+        } else {
+            g["Count"].as_u64().unwrap_or(1)
+        };
         let mut live: Vec<&&Alloc> = allocs
             .iter()
             .filter(|a| a.task_group == gname && !a.terminal())
@@ -582,6 +681,7 @@ fn reconcile(
         for a in &completed {
             used.insert(name_index(&a.name));
             kept += 1;
+            plan.deferred.push(a.id.clone());
         }
         for a in live {
             let idx = name_index(&a.name);
@@ -597,16 +697,33 @@ fn reconcile(
                 plan.ignore.push(a.id.clone());
                 continue;
             }
-            let old_group = arr(&a.job, "TaskGroups")
-                .into_iter()
-                .find(|og| s(og, "Name") == gname)
-                .unwrap_or(Value::Null);
-            match jobs::group_update_kind(&old_group, g) {
-                UpdateKind::Ignore => plan.ignore.push(a.id.clone()),
-                UpdateKind::InPlace => plan.inplace.push(a.id.clone()),
+            match jobs::group_update_kind(&a.job, job, &gname) {
+                // A new JobModifyIndex always touches the alloc: in place unless destructive
+                // (scheduler genericAllocUpdateFn; a count change shows `in-place update`).
+                UpdateKind::Ignore | UpdateKind::InPlace => plan.inplace.push(a.id.clone()),
                 UpdateKind::Destructive => {
                     plan.destructive.push(a.id.clone());
                 }
+            }
+        }
+        // Rolling update: at most `max_parallel` replacements in flight (not yet healthy).
+        let max_parallel = g["Update"]["MaxParallel"].as_u64().unwrap_or(0);
+        if s(job, "Type") == "service" && max_parallel > 0 {
+            let in_flight = allocs
+                .iter()
+                .filter(|a| {
+                    a.task_group == gname
+                        && !a.terminal()
+                        && !a.previous_allocation.is_empty()
+                        && a.healthy != Some(true)
+                        && a.job["Version"] == job["Version"]
+                        && a.job["JobModifyIndex"] == job["JobModifyIndex"]
+                })
+                .count() as u64;
+            let room = max_parallel.saturating_sub(in_flight) as usize;
+            if plan.destructive.len() > room {
+                let held = plan.destructive.split_off(room);
+                plan.deferred.extend(held);
             }
         }
         let mut next = 0u64;
@@ -651,7 +768,7 @@ pub(crate) fn dry_run(
     let id = s(job, "ID");
     let mut candidate = job.clone();
     // A changed spec is inserted at JobModifyIndex+1 so every alloc compares as out of date.
-    let changed = existing.is_none_or(|old| super::fallback::spec_changed(old, job));
+    let changed = existing.is_none_or(|old| super::diff::spec_changed(old, job));
     if let Some(old) = existing {
         if changed {
             candidate["Version"] = json!(old["Version"].as_u64().unwrap_or(0) + 1);
@@ -713,7 +830,7 @@ pub(crate) fn dry_run(
         }
         desired.insert(
             gname.clone(),
-            json!({"Ignore": p.ignore.len(), "Place": p.place.len(), "Migrate": p.migrate,
+            json!({"Ignore": p.ignore.len() + p.deferred.len(), "Place": p.place.len(), "Migrate": p.migrate,
                 "Stop": p.stop.len(), "InPlaceUpdate": p.inplace.len(),
                 "DestructiveUpdate": p.destructive.len(), "Canary": 0, "Preemptions": 0,
                 "Disconnect": 0, "Reconnect": 0, "RescheduleNow": 0, "RescheduleLater": 0}),
@@ -1028,6 +1145,7 @@ fn process_eval(state: &Arc<DevState>, inner: &mut Inner, eval_id: &str, now: In
                     memory,
                     ports,
                     claims,
+                    placed_at: now,
                     ready_at: None,
                     running_at: None,
                     fail_on_start: fail_next,
@@ -1175,6 +1293,20 @@ pub(crate) fn template_secrets(template: &str) -> Vec<String> {
         .collect()
 }
 
+/// Nomad variable paths a template reads with `{{ with nomadVar "p" }}` (an `@ns` suffix
+/// names another namespace).
+pub(crate) fn template_nomad_vars(template: &str) -> Vec<(String, Option<String>)> {
+    let Ok(re) = regex::Regex::new(r#"nomadVar\s+"([^"@]+)(?:@([^".]+)[^"]*)?""#) else {
+        return Vec::new();
+    };
+    re.captures_iter(template)
+        .filter_map(|c| {
+            let path = c.get(1)?.as_str().to_string();
+            Some((path, c.get(2).map(|m| m.as_str().to_string())))
+        })
+        .collect()
+}
+
 fn alloc_group(a: &Alloc) -> Value {
     arr(&a.job, "TaskGroups")
         .into_iter()
@@ -1191,6 +1323,7 @@ fn advance_allocs(
     let cfg = &state.config;
     let nomad = &state.nomad;
     let ids: Vec<String> = inner.allocs.keys().cloned().collect();
+    let var_keys: BTreeSet<(String, String)> = inner.vars.keys().cloned().collect();
     let mut changed_any = false;
     let mut failure_evals: Vec<(String, String, Duration)> = Vec::new();
     let nodes: BTreeMap<String, String> = inner
@@ -1213,12 +1346,24 @@ fn advance_allocs(
         let mut changed = false;
         if a.ready_at.is_none() {
             // Templates wait for their Vault secrets.
+            // (task, event message) for every dependency a template still waits on.
             let mut missing: Vec<(String, String)> = Vec::new();
             for t in arr(&group, "Tasks") {
+                let task = s(&t, "Name").to_string();
                 for tpl in arr(&t, "Templates") {
-                    for p in template_secrets(s(&tpl, "EmbeddedTmpl")) {
+                    let body = s(&tpl, "EmbeddedTmpl");
+                    for p in template_secrets(body) {
                         if state.vault.template_read(&p).is_none() {
-                            missing.push((s(&t, "Name").to_string(), p));
+                            missing.push((task.clone(), format!("Missing: vault.read({p})")));
+                        }
+                    }
+                    for (p, ns) in template_nomad_vars(body) {
+                        let ns = ns.unwrap_or_else(|| a.namespace.clone());
+                        if !var_keys.contains(&(ns.clone(), p.clone())) {
+                            missing.push((
+                                task.clone(),
+                                format!("Missing: nomad.var.block({p}@{ns}.{})", super::REGION),
+                            ));
                         }
                     }
                 }
@@ -1231,8 +1376,7 @@ fn advance_allocs(
                 }
                 changed = true;
             } else {
-                for (task, p) in missing {
-                    let msg = format!("Missing: vault.read({p})");
+                for (task, msg) in missing {
                     if let Some(ts) = a.task_states.get_mut(&task)
                         && !ts.events.iter().any(|e| e["DisplayMessage"] == json!(msg))
                     {
@@ -1302,6 +1446,18 @@ fn advance_allocs(
                     changed = true;
                 }
             }
+        }
+        // update.healthy_deadline: an allocation of a deployment that is not healthy in time
+        // (e.g. a template still waiting for Vault) is marked unhealthy.
+        let deadline = dur(&group["Update"], "HealthyDeadline");
+        if a.healthy.is_none()
+            && !a.deployment_id.is_empty()
+            && !deadline.is_zero()
+            && now > a.placed_at + cfg.scaled(deadline)
+        {
+            a.healthy = Some(false);
+            a.health_time = Some(now_rfc3339());
+            changed = true;
         }
         if a.client_status == "running" && !a.consul_registered && a.job_type == "service" {
             let address = nodes.get(&a.node_id).cloned().unwrap_or_default();
@@ -1595,6 +1751,17 @@ fn update_deployments(state: &Arc<DevState>, inner: &mut Inner, now: Instant) {
         if !(counts_changed || unhealthy || deadline || done) {
             continue;
         }
+        if progressed && !done && !unhealthy {
+            // The deployment watcher asks for the next batch of a rolling update.
+            let key = (d.namespace.clone(), d.job_id.clone());
+            if let Some(job) = inner.jobs.get(&key).map(|e| e.job.clone()) {
+                let index = nomad.write(inner, &["evals"]);
+                let eid = jobs::create_eval(inner, index, &job, "deployment-watcher", 0);
+                if let Some(e) = inner.evals.get_mut(&eid) {
+                    e.deployment_id = d.id.clone();
+                }
+            }
+        }
         let index = nomad.write(inner, &["deployment"]);
         if let Some(dm) = inner.deployments.get_mut(&id) {
             dm.groups = groups.clone();
@@ -1705,6 +1872,7 @@ pub(crate) fn lose_node(nomad: &NomadState, inner: &mut Inner, idx: usize) -> u6
     for a in inner.allocs.values_mut() {
         if a.node_id == node_id && !a.terminal() {
             a.client_status = "lost".to_string();
+            a.desired_status = "stop".to_string();
             a.client_description = "alloc is lost since its node is down".to_string();
             a.desired_description = "alloc is lost since its node is down".to_string();
             for ts in a.task_states.values_mut() {
@@ -1796,6 +1964,18 @@ mod tests {
         assert_eq!(
             template_secrets("{{ with secret \"nomad/default/overseerr\" }}x{{ end }}"),
             vec!["nomad/default/overseerr".to_string()]
+        );
+    }
+
+    #[test]
+    fn template_nomad_var_paths_are_found() {
+        assert_eq!(
+            template_nomad_vars("{{ with nomadVar \"nomad/jobs/n8n/n8n/n8n\" }}{{ .x }}{{ end }}"),
+            vec![("nomad/jobs/n8n/n8n/n8n".to_string(), None)]
+        );
+        assert_eq!(
+            template_nomad_vars("{{ with nomadVar \"a/b@ops.global\" }}{{ end }}"),
+            vec![("a/b".to_string(), Some("ops".to_string()))]
         );
     }
 

@@ -226,9 +226,6 @@ fn put(st: &Arc<DevState>, req: &Req, ns: &str, path: &str) -> ApiResult {
             Ok(write_reply(req, index, &out))
         }
         Some("lock-acquire") => {
-            if held.is_some() {
-                return conflict(req, existing.as_ref(), ns, path);
-            }
             let ttl_s = lock_req
                 .as_ref()
                 .and_then(|l| field(l, "TTL"))
@@ -247,6 +244,10 @@ fn put(st: &Arc<DevState>, req: &Req, ns: &str, path: &str) -> ApiResult {
                 .ok_or_else(|| ApiError::bad(format!("invalid lock TTL {ttl_s:?}")))?;
             if ttl < Duration::from_secs(10) || ttl > Duration::from_secs(86400) {
                 return Err(ApiError::bad("lock TTL must be between 10s and 24h0m0s"));
+            }
+            // Arguments are checked before the conflict, as the HTTP layer does.
+            if held.is_some() {
+                return conflict(req, existing.as_ref(), ns, path);
             }
             let index = nomad.write(&mut inner, &["vars"]);
             let t = now_ns();

@@ -6,7 +6,8 @@ use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 
 use super::{
-    AppRole, JwtRole, Req, Token, envelope, errors, no_content, no_route, ok, request_token,
+    AppRole, JwtRole, Req, SecretId, Token, envelope, errors, no_content, no_route, ok,
+    request_token,
 };
 use crate::devstack::DevState;
 
@@ -67,6 +68,8 @@ fn issue(
         path: path.to_string(),
         created: OffsetDateTime::now_utc(),
         ttl,
+        creation_ttl: ttl,
+        renewed: OffsetDateTime::now_utc(),
         meta,
         orphan: true,
     };
@@ -97,22 +100,23 @@ fn auth_response(t: &Token) -> Response {
 }
 
 fn lookup_json(t: &Token) -> Value {
-    let created = t.created.unix_timestamp();
-    let expire = (t.ttl > 0)
+    let now = OffsetDateTime::now_utc();
+    let expires = (t.ttl > 0)
         .then(|| {
             i64::try_from(t.ttl)
                 .ok()
-                .and_then(|secs| t.created.checked_add(time::Duration::seconds(secs)))
-                .map(super::ts)
+                .and_then(|secs| t.renewed.checked_add(time::Duration::seconds(secs)))
         })
         .flatten();
-    json!({
+    // `ttl` counts down from the last renewal; a root token (ttl 0) never expires.
+    let remaining = expires.map_or(0, |e| (e - now).whole_seconds().max(0));
+    let mut v = json!({
         "accessor": t.accessor,
-        "creation_time": created,
-        "creation_ttl": t.ttl,
+        "creation_time": t.created.unix_timestamp(),
+        "creation_ttl": t.creation_ttl,
         "display_name": t.display_name,
         "entity_id": "",
-        "expire_time": expire,
+        "expire_time": expires.map(super::ts),
         "explicit_max_ttl": 0,
         "id": t.id,
         "issue_time": super::ts(t.created),
@@ -122,9 +126,49 @@ fn lookup_json(t: &Token) -> Value {
         "path": t.path,
         "policies": t.policies,
         "renewable": t.ttl > 0,
-        "ttl": t.ttl,
+        "ttl": remaining,
         "type": "service",
-    })
+    });
+    // Vault adds `last_renewal_time` (unix seconds) once a token has been renewed.
+    if t.renewed != t.created
+        && let Some(obj) = v.as_object_mut()
+    {
+        obj.insert(
+            "last_renewal_time".into(),
+            json!(t.renewed.unix_timestamp()),
+        );
+    }
+    v
+}
+
+/// Renew a token's lease: `increment` (seconds or a duration string) or its creation TTL.
+/// `Err` is Vault's 400 for a token that cannot be renewed (root, ttl 0).
+fn renew(st: &DevState, id: &str, body: &Map<String, Value>) -> Result<Token, Box<Response>> {
+    let mut inner = st.vault.lock();
+    let Some(t) = inner.tokens.get_mut(id) else {
+        return Err(Box::new(bad("token not found")));
+    };
+    if t.creation_ttl == 0 {
+        return Err(Box::new(bad("lease is not renewable")));
+    }
+    t.ttl = ttl_of(body.get("increment"))
+        .filter(|i| *i > 0)
+        .unwrap_or(t.creation_ttl);
+    t.renewed = OffsetDateTime::now_utc();
+    Ok(t.clone())
+}
+
+/// The token an accessor belongs to.
+fn by_accessor(st: &DevState, accessor: &str) -> Option<Token> {
+    if accessor.is_empty() {
+        return None;
+    }
+    st.vault
+        .lock()
+        .tokens
+        .values()
+        .find(|t| t.accessor == accessor)
+        .cloned()
 }
 
 fn caller(st: &DevState, req: &Req) -> Option<Token> {
@@ -160,16 +204,71 @@ pub(super) fn handle(st: &DevState, req: &Req) -> Response {
         ("POST" | "PUT", "auth/token/lookup") => {
             let id = body.get("token").and_then(Value::as_str).unwrap_or("");
             let found = st.vault.lock().tokens.get(id).cloned();
+            // An unknown token is 403 `bad token` (token_store.go handleLookup).
             return match found {
                 Some(t) => ok(envelope(lookup_json(&t), "token")),
-                None => bad("bad token"),
+                None => errors(StatusCode::FORBIDDEN, &["bad token"]),
             };
         }
         ("POST" | "PUT", "auth/token/renew-self") => {
-            return match caller(st, req) {
-                Some(t) => auth_response(&t),
-                None => denied(),
+            let Some(id) = request_token(&req.headers) else {
+                return denied();
             };
+            return match renew(st, &id, &body) {
+                Ok(t) => auth_response(&t),
+                Err(r) => *r,
+            };
+        }
+        ("POST" | "PUT", "auth/token/renew") => {
+            let id = body.get("token").and_then(Value::as_str).unwrap_or("");
+            if id.is_empty() {
+                return bad("missing token");
+            }
+            return match renew(st, id, &body) {
+                Ok(t) => auth_response(&t),
+                Err(r) => *r,
+            };
+        }
+        ("POST" | "PUT", "auth/token/lookup-accessor") => {
+            let accessor = body.get("accessor").and_then(Value::as_str).unwrap_or("");
+            return match by_accessor(st, accessor) {
+                // By accessor the token ID itself is never shown.
+                Some(t) => {
+                    let mut data = lookup_json(&t);
+                    data["id"] = json!("");
+                    ok(envelope(data, "token"))
+                }
+                None => bad("invalid accessor"),
+            };
+        }
+        ("POST" | "PUT", "auth/token/renew-accessor") => {
+            let accessor = body.get("accessor").and_then(Value::as_str).unwrap_or("");
+            let Some(t) = by_accessor(st, accessor) else {
+                return bad("invalid accessor");
+            };
+            return match renew(st, &t.id, &body) {
+                Ok(mut t) => {
+                    t.id = String::new();
+                    auth_response(&t)
+                }
+                Err(r) => *r,
+            };
+        }
+        ("POST" | "PUT", "auth/token/revoke" | "auth/token/revoke-orphan") => {
+            let id = body.get("token").and_then(Value::as_str).unwrap_or("");
+            if id.is_empty() {
+                return bad("missing token");
+            }
+            st.vault.lock().tokens.remove(id);
+            return no_content();
+        }
+        ("POST" | "PUT", "auth/token/revoke-accessor") => {
+            let accessor = body.get("accessor").and_then(Value::as_str).unwrap_or("");
+            let Some(t) = by_accessor(st, accessor) else {
+                return bad("invalid accessor");
+            };
+            st.vault.lock().tokens.remove(&t.id);
+            return no_content();
         }
         ("POST" | "PUT", "auth/token/revoke-self") => {
             if let Some(id) = request_token(&req.headers) {
@@ -213,6 +312,14 @@ pub(super) fn handle(st: &DevState, req: &Req) -> Response {
         ("POST" | "PUT", "auth/jwt/login") => return jwt_login(st, &body),
         _ => {}
     }
+    if path == "auth/approle/role" && super::is_list(&req.method, &req.params) {
+        let inner = st.vault.lock();
+        if inner.approles.is_empty() {
+            return errors(StatusCode::NOT_FOUND, &[]);
+        }
+        let keys: Vec<&String> = inner.approles.keys().collect();
+        return ok(envelope(json!({ "keys": keys }), "approle"));
+    }
     if let Some(rest) = path.strip_prefix("auth/approle/role/") {
         return approle_role(st, req, rest, &body);
     }
@@ -240,34 +347,121 @@ pub(super) fn handle(st: &DevState, req: &Req) -> Response {
     no_route(path)
 }
 
+fn secret_id_lookup_json(sid: &SecretId) -> Value {
+    let expiration = if sid.ttl == 0 {
+        "0001-01-01T00:00:00Z".to_string()
+    } else {
+        i64::try_from(sid.ttl)
+            .ok()
+            .and_then(|t| sid.created.checked_add(time::Duration::seconds(t)))
+            .map(super::ts)
+            .unwrap_or_default()
+    };
+    json!({
+        "cidr_list": [],
+        "creation_time": super::ts(sid.created),
+        "expiration_time": expiration,
+        "last_updated_time": super::ts(sid.created),
+        "metadata": sid.metadata,
+        "secret_id_accessor": sid.accessor,
+        "secret_id_num_uses": sid.num_uses,
+        "secret_id_ttl": sid.ttl,
+        "token_bound_cidrs": [],
+    })
+}
+
+/// A new secret ID for `role` from a `secret-id` or `custom-secret-id` body.
+fn new_secret_id(
+    role: &AppRole,
+    body: &Map<String, Value>,
+    custom: Option<String>,
+) -> Result<SecretId, String> {
+    // `metadata` is a JSON object encoded as a string.
+    let metadata = match body.get("metadata") {
+        Some(Value::String(text)) if !text.trim().is_empty() => {
+            match serde_json::from_str::<Value>(text) {
+                Ok(Value::Object(m)) => m,
+                _ => return Err("failed to parse metadata: invalid JSON object".into()),
+            }
+        }
+        Some(Value::Object(m)) => m.clone(),
+        _ => Map::new(),
+    };
+    Ok(SecretId {
+        id: custom.unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+        accessor: uuid::Uuid::new_v4().to_string(),
+        ttl: ttl_of(body.get("ttl")).unwrap_or(role.secret_id_ttl),
+        num_uses: body
+            .get("num_uses")
+            .and_then(Value::as_u64)
+            .unwrap_or(role.secret_id_num_uses),
+        metadata,
+        created: OffsetDateTime::now_utc(),
+    })
+}
+
 fn approle_role(st: &DevState, req: &Req, rest: &str, body: &Map<String, Value>) -> Response {
     let method = req.method.as_str();
     let (name, sub) = match rest.split_once('/') {
         Some((n, s)) => (n, s),
         None => (rest, ""),
     };
+    let list = super::is_list(&req.method, &req.params);
     let mut inner = st.vault.lock();
     match (method, sub) {
         ("POST" | "PUT", "") => {
             let mut policies = strings(body.get("token_policies"));
             policies.extend(strings(body.get("policies")));
-            let ttl = ttl_of(body.get("token_ttl")).unwrap_or(DEFAULT_TTL);
             let role = inner
                 .approles
                 .entry(name.to_string())
                 .or_insert_with(|| AppRole {
                     role_id: uuid::Uuid::new_v4().to_string(),
                     policies: Vec::new(),
-                    ttl,
+                    ttl: DEFAULT_TTL,
+                    max_ttl: 0,
+                    secret_id_ttl: 0,
+                    secret_id_num_uses: 0,
                     secret_ids: Vec::new(),
                 });
-            role.policies = policies;
-            role.ttl = ttl;
+            // An update changes only the fields it names.
+            if body.contains_key("token_policies") || body.contains_key("policies") {
+                role.policies = policies;
+            }
+            if let Some(t) = ttl_of(body.get("token_ttl")) {
+                role.ttl = t;
+            }
+            if let Some(t) = ttl_of(body.get("token_max_ttl")) {
+                role.max_ttl = t;
+            }
+            if let Some(t) = ttl_of(body.get("secret_id_ttl")) {
+                role.secret_id_ttl = t;
+            }
+            if let Some(n) = body.get("secret_id_num_uses").and_then(Value::as_u64) {
+                role.secret_id_num_uses = n;
+            }
             no_content()
         }
         ("GET", "") => match inner.approles.get(name) {
             Some(r) => ok(envelope(
-                json!({"token_policies": r.policies, "policies": r.policies, "token_ttl": r.ttl, "bind_secret_id": true}),
+                json!({
+                    "bind_secret_id": true,
+                    "local_secret_ids": false,
+                    "period": 0,
+                    "policies": r.policies,
+                    "secret_id_bound_cidrs": [],
+                    "secret_id_num_uses": r.secret_id_num_uses,
+                    "secret_id_ttl": r.secret_id_ttl,
+                    "token_bound_cidrs": [],
+                    "token_explicit_max_ttl": 0,
+                    "token_max_ttl": r.max_ttl,
+                    "token_no_default_policy": false,
+                    "token_num_uses": 0,
+                    "token_period": 0,
+                    "token_policies": r.policies,
+                    "token_ttl": r.ttl,
+                    "token_type": "default",
+                }),
                 "approle",
             )),
             None => errors(StatusCode::NOT_FOUND, &[]),
@@ -289,21 +483,91 @@ fn approle_role(st: &DevState, req: &Req, rest: &str, body: &Map<String, Value>)
             }
             no_content()
         }
-        ("POST" | "PUT", "secret-id") => {
+        (_, "secret-id") if list => {
+            let Some(r) = inner.approles.get(name) else {
+                return bad(&format!("role \"{name}\" does not exist"));
+            };
+            if r.secret_ids.is_empty() {
+                return errors(StatusCode::NOT_FOUND, &[]);
+            }
+            let keys: Vec<&str> = r.secret_ids.iter().map(|s| s.accessor.as_str()).collect();
+            ok(envelope(json!({ "keys": keys }), "approle"))
+        }
+        ("POST" | "PUT", "secret-id" | "custom-secret-id") => {
             let Some(r) = inner.approles.get_mut(name) else {
                 return bad(&format!("role \"{name}\" does not exist"));
             };
-            let secret = uuid::Uuid::new_v4().to_string();
-            r.secret_ids.push(secret.clone());
-            ok(envelope(
-                json!({
-                    "secret_id": secret,
-                    "secret_id_accessor": uuid::Uuid::new_v4().to_string(),
-                    "secret_id_num_uses": 0,
-                    "secret_id_ttl": 0,
-                }),
-                "approle",
-            ))
+            let custom = if sub == "custom-secret-id" {
+                match body.get("secret_id").and_then(Value::as_str) {
+                    Some(s) if !s.is_empty() => Some(s.to_string()),
+                    _ => return bad("missing secret_id"),
+                }
+            } else {
+                None
+            };
+            let sid = match new_secret_id(r, body, custom) {
+                Ok(s) => s,
+                Err(e) => return bad(&e),
+            };
+            let out = json!({
+                "secret_id": sid.id,
+                "secret_id_accessor": sid.accessor,
+                "secret_id_num_uses": sid.num_uses,
+                "secret_id_ttl": sid.ttl,
+            });
+            r.secret_ids.push(sid);
+            ok(envelope(out, "approle"))
+        }
+        ("POST" | "PUT", "secret-id/lookup" | "secret-id-accessor/lookup") => {
+            let Some(r) = inner.approles.get(name) else {
+                return bad(&format!("role \"{name}\" does not exist"));
+            };
+            let by_accessor = sub.starts_with("secret-id-accessor");
+            let wanted = body
+                .get(if by_accessor {
+                    "secret_id_accessor"
+                } else {
+                    "secret_id"
+                })
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            let now = OffsetDateTime::now_utc();
+            let found = r.secret_ids.iter().find(|s| {
+                !s.expired(now)
+                    && if by_accessor {
+                        s.accessor == wanted
+                    } else {
+                        s.id == wanted
+                    }
+            });
+            match found {
+                Some(sid) => ok(envelope(secret_id_lookup_json(sid), "approle")),
+                // An unknown secret ID reads as no content.
+                None => no_content(),
+            }
+        }
+        ("POST" | "PUT" | "DELETE", "secret-id/destroy" | "secret-id-accessor/destroy") => {
+            let Some(r) = inner.approles.get_mut(name) else {
+                return bad(&format!("role \"{name}\" does not exist"));
+            };
+            let by_accessor = sub.starts_with("secret-id-accessor");
+            let wanted = body
+                .get(if by_accessor {
+                    "secret_id_accessor"
+                } else {
+                    "secret_id"
+                })
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
+            r.secret_ids.retain(|s| {
+                if by_accessor {
+                    s.accessor != wanted
+                } else {
+                    s.id != wanted
+                }
+            });
+            no_content()
         }
         _ => no_route(&req.path),
     }
@@ -315,18 +579,33 @@ fn approle_login(st: &DevState, body: &Map<String, Value>) -> Response {
     if role_id.is_empty() {
         return bad("missing role_id");
     }
+    let now = OffsetDateTime::now_utc();
     let found = {
-        let inner = st.vault.lock();
-        inner
-            .approles
-            .iter()
-            .find(|(_, r)| r.role_id == role_id && r.secret_ids.iter().any(|s| s == secret_id))
-            .map(|(n, r)| (n.clone(), r.clone()))
+        let mut inner = st.vault.lock();
+        inner.approles.iter_mut().find_map(|(n, r)| {
+            if r.role_id != role_id {
+                return None;
+            }
+            let pos = r
+                .secret_ids
+                .iter()
+                .position(|s| s.id == secret_id && !s.expired(now))?;
+            let sid = r.secret_ids[pos].clone();
+            // A secret ID with a use limit is consumed; the last use removes it.
+            if sid.num_uses > 0 {
+                if sid.num_uses == 1 {
+                    r.secret_ids.remove(pos);
+                } else {
+                    r.secret_ids[pos].num_uses -= 1;
+                }
+            }
+            Some((n.clone(), r.clone(), sid))
+        })
     };
-    let Some((name, role)) = found else {
+    let Some((name, role, sid)) = found else {
         return bad("invalid role or secret ID");
     };
-    let mut meta = Map::new();
+    let mut meta = sid.metadata;
     meta.insert("role_name".into(), json!(name));
     let t = issue(
         st,

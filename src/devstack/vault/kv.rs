@@ -39,6 +39,7 @@ fn is_deleted(v: &Version, now: OffsetDateTime) -> bool {
 fn write_version(mount: &mut Mount, path: &str, data: Map<String, Value>) -> Value {
     let now = OffsetDateTime::now_utc();
     let mount_max = mount.max_versions;
+    let mount_after = mount.delete_version_after;
     let secret = mount.v2.entry(path.to_string()).or_insert_with(|| Secret {
         versions: BTreeMap::new(),
         current: 0,
@@ -48,13 +49,25 @@ fn write_version(mount: &mut Mount, path: &str, data: Map<String, Value>) -> Val
         max_versions: 0,
         cas_required: false,
         custom_metadata: None,
+        delete_version_after: 0,
     });
     secret.current += 1;
     let number = secret.current;
+    // A version written under `delete_version_after` carries its future deletion time.
+    // The secret's setting applies, but never beyond the mount's.
+    let after = match (secret.delete_version_after, mount_after) {
+        (0, m) => m,
+        (d, 0) => d,
+        (d, m) => d.min(m),
+    };
+    let deleted = (after > 0)
+        .then(|| i64::try_from(after).ok())
+        .flatten()
+        .and_then(|secs| now.checked_add(time::Duration::seconds(secs)));
     let version = Version {
         data: Some(data),
         created: now,
-        deleted: None,
+        deleted,
         destroyed: false,
     };
     let meta = version_meta(&version, number, &secret.custom_metadata);
@@ -147,6 +160,7 @@ pub(super) fn handle(st: &DevState, req: &Req) -> Response {
     };
     match op {
         "data" if !path.is_empty() => data(mount, req, path),
+        "subkeys" if !path.is_empty() => subkeys(mount, req, path),
         "metadata" => metadata(mount, req, path),
         "delete" | "undelete" | "destroy" if !path.is_empty() => versions_op(mount, req, op, path),
         "config" if path.is_empty() => config(mount, req),
@@ -249,18 +263,8 @@ fn data(mount: &mut Mount, req: &Req, path: &str) -> Response {
             let current = existing.map_or(0, |s| s.current);
             let cas_required = mount.cas_required || existing.is_some_and(|s| s.cas_required);
             if req.method == Method::PATCH {
-                let content_type = req
-                    .headers
-                    .get(axum::http::header::CONTENT_TYPE)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("");
-                if !content_type.starts_with("application/merge-patch+json") {
-                    return errors(
-                        StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                        &[&format!(
-                            "PATCH requires Content-Type of application/merge-patch+json, provided {content_type}"
-                        )],
-                    );
+                if let Some(r) = require_merge_patch(req) {
+                    return r;
                 }
                 // Order of path_data.go pathDataPatch: data present, secret exists, CAS,
                 // then a deleted/destroyed current version answers 404 with its metadata.
@@ -330,6 +334,113 @@ fn data(mount: &mut Mount, req: &Req, path: &str) -> Response {
         }
         _ => errors(StatusCode::METHOD_NOT_ALLOWED, &["unsupported operation"]),
     }
+}
+
+/// Seconds as Go's `time.Duration.String()` prints them (`0s`, `45s`, `1m30s`, `3h25m19s`).
+fn go_duration(secs: u64) -> String {
+    let (h, m, s) = (secs / 3600, (secs % 3600) / 60, secs % 60);
+    if h > 0 {
+        format!("{h}h{m}m{s}s")
+    } else if m > 0 {
+        format!("{m}m{s}s")
+    } else {
+        format!("{s}s")
+    }
+}
+
+/// A duration parameter: seconds as a number, or a Go duration string. `Err` is Vault's 400.
+fn duration_param(v: Option<&Value>) -> Result<Option<u64>, Box<Response>> {
+    let invalid = || {
+        Box::new(errors(
+            StatusCode::BAD_REQUEST,
+            &["error converting input for field \"delete_version_after\": time: invalid duration"],
+        ))
+    };
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => n.as_u64().map(Some).ok_or_else(invalid),
+        Some(Value::String(s)) => s
+            .parse::<u64>()
+            .ok()
+            .or_else(|| crate::devstack::clock::parse_go_duration(s).map(|d| d.as_secs()))
+            .map(Some)
+            .ok_or_else(invalid),
+        Some(_) => Err(invalid()),
+    }
+}
+
+/// The key structure of a value with the leaves replaced by `null`, `depth` levels deep
+/// (0: unlimited), as `GET <mount>/subkeys/<path>` reports it.
+fn subkey_tree(data: &Map<String, Value>, depth: u64, level: u64) -> Value {
+    Value::Object(
+        data.iter()
+            .map(|(k, v)| {
+                let child = match v {
+                    // A map without subkeys is a leaf too.
+                    Value::Object(m) if !m.is_empty() && (depth == 0 || level < depth) => {
+                        subkey_tree(m, depth, level + 1)
+                    }
+                    _ => Value::Null,
+                };
+                (k.clone(), child)
+            })
+            .collect(),
+    )
+}
+
+/// `GET <mount>/subkeys/<path>[?version=N&depth=D]`: key names without values.
+fn subkeys(mount: &Mount, req: &Req, path: &str) -> Response {
+    if req.method != Method::GET {
+        return errors(StatusCode::METHOD_NOT_ALLOWED, &["unsupported operation"]);
+    }
+    let Some(secret) = mount.v2.get(path) else {
+        return not_found();
+    };
+    let wanted = req
+        .params
+        .get("version")
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|v| *v > 0)
+        .unwrap_or(secret.current);
+    let depth = req
+        .params
+        .get("depth")
+        .and_then(|d| d.parse::<u64>().ok())
+        .unwrap_or(0);
+    let Some(v) = secret.versions.get(&wanted) else {
+        return not_found();
+    };
+    let meta = version_meta(v, wanted, &secret.custom_metadata);
+    match &v.data {
+        Some(d) if !v.destroyed && !is_deleted(v, OffsetDateTime::now_utc()) => ok(envelope(
+            json!({"subkeys": subkey_tree(d, depth, 1), "metadata": meta}),
+            "kv",
+        )),
+        // Like a data read: deleted or destroyed is 404 with the metadata.
+        _ => (
+            StatusCode::NOT_FOUND,
+            axum::Json(envelope(json!({"subkeys": null, "metadata": meta}), "kv")),
+        )
+            .into_response(),
+    }
+}
+
+/// PATCH answers 415 unless the body is declared `application/merge-patch+json`.
+fn require_merge_patch(req: &Req) -> Option<Response> {
+    let content_type = req
+        .headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if content_type.starts_with("application/merge-patch+json") {
+        return None;
+    }
+    Some(errors(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        &[&format!(
+            "PATCH requires Content-Type of application/merge-patch+json, provided {content_type}"
+        )],
+    ))
 }
 
 fn cas_mismatch() -> Response {
@@ -439,7 +550,7 @@ fn metadata(mount: &mut Mount, req: &Req, path: &str) -> Response {
                     "created_time": ts(secret.created),
                     "current_version": secret.current,
                     "custom_metadata": secret.custom_metadata,
-                    "delete_version_after": "0s",
+                    "delete_version_after": go_duration(secret.delete_version_after),
                     "max_versions": secret.max_versions,
                     "oldest_version": secret.oldest,
                     "updated_time": ts(secret.updated),
@@ -453,6 +564,16 @@ fn metadata(mount: &mut Mount, req: &Req, path: &str) -> Response {
                 Ok(b) => b,
                 Err(r) => return *r,
             };
+            let patch = req.method == Method::PATCH;
+            if patch {
+                // Patch Metadata: JSON merge patch of an existing entry only.
+                if let Some(r) = require_merge_patch(req) {
+                    return r;
+                }
+                if !mount.v2.contains_key(path) {
+                    return not_found();
+                }
+            }
             let now = OffsetDateTime::now_utc();
             let secret = mount.v2.entry(path.to_string()).or_insert_with(|| Secret {
                 versions: BTreeMap::new(),
@@ -463,6 +584,7 @@ fn metadata(mount: &mut Mount, req: &Req, path: &str) -> Response {
                 max_versions: 0,
                 cas_required: false,
                 custom_metadata: None,
+                delete_version_after: 0,
             });
             if let Some(m) = body.get("max_versions").and_then(Value::as_u64) {
                 secret.max_versions = m;
@@ -470,7 +592,17 @@ fn metadata(mount: &mut Mount, req: &Req, path: &str) -> Response {
             if let Some(c) = body.get("cas_required").and_then(Value::as_bool) {
                 secret.cas_required = c;
             }
+            match duration_param(body.get("delete_version_after")) {
+                Ok(Some(d)) => secret.delete_version_after = d,
+                Ok(None) => {}
+                Err(r) => return *r,
+            }
             match body.get("custom_metadata") {
+                Some(Value::Object(m)) if patch => {
+                    let mut merged = secret.custom_metadata.clone().unwrap_or_default();
+                    merge_patch(&mut merged, m);
+                    secret.custom_metadata = Some(merged);
+                }
                 Some(Value::Object(m)) => secret.custom_metadata = Some(m.clone()),
                 Some(Value::Null) | None => {}
                 Some(_) => {
@@ -496,7 +628,7 @@ fn config(mount: &mut Mount, req: &Req) -> Response {
         "GET" => ok(envelope(
             json!({
                 "cas_required": mount.cas_required,
-                "delete_version_after": "0s",
+                "delete_version_after": go_duration(mount.delete_version_after),
                 "max_versions": mount.max_versions,
             }),
             "kv",
@@ -511,6 +643,11 @@ fn config(mount: &mut Mount, req: &Req) -> Response {
             }
             if let Some(c) = body.get("cas_required").and_then(Value::as_bool) {
                 mount.cas_required = c;
+            }
+            match duration_param(body.get("delete_version_after")) {
+                Ok(Some(d)) => mount.delete_version_after = d,
+                Ok(None) => {}
+                Err(r) => return *r,
             }
             no_content()
         }

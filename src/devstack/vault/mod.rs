@@ -42,6 +42,8 @@ pub(crate) struct Secret {
     pub max_versions: u64,
     pub cas_required: bool,
     pub custom_metadata: Option<Map<String, Value>>,
+    /// `delete_version_after` in seconds; 0 defers to the mount's setting.
+    pub delete_version_after: u64,
 }
 
 /// A secrets engine mount (only KV is simulated).
@@ -53,6 +55,8 @@ pub(crate) struct Mount {
     pub description: String,
     pub cas_required: bool,
     pub max_versions: u64,
+    /// Mount-wide `delete_version_after` in seconds (0: versions are never auto-deleted).
+    pub delete_version_after: u64,
     pub v2: BTreeMap<String, Secret>,
     pub v1: BTreeMap<String, Map<String, Value>>,
 }
@@ -66,6 +70,7 @@ impl Mount {
             description: String::new(),
             cas_required: false,
             max_versions: 0,
+            delete_version_after: 0,
             v2: BTreeMap::new(),
             v1: BTreeMap::new(),
         }
@@ -81,7 +86,12 @@ pub(crate) struct Token {
     pub display_name: String,
     pub path: String,
     pub created: OffsetDateTime,
+    /// Lease length granted by the last issue or renew, in seconds (0: never expires).
     pub ttl: u64,
+    /// The TTL the token was created with (`creation_ttl`); renewals do not change it.
+    pub creation_ttl: u64,
+    /// When the current lease started: issue time, then each renewal.
+    pub renewed: OffsetDateTime,
     pub meta: Option<Map<String, Value>>,
     pub orphan: bool,
 }
@@ -92,7 +102,37 @@ pub(crate) struct AppRole {
     pub role_id: String,
     pub policies: Vec<String>,
     pub ttl: u64,
-    pub secret_ids: Vec<String>,
+    /// `token_max_ttl` in seconds (0: the system maximum).
+    pub max_ttl: u64,
+    /// Default `secret_id_ttl` (seconds) and `secret_id_num_uses` for new secret IDs.
+    pub secret_id_ttl: u64,
+    pub secret_id_num_uses: u64,
+    pub secret_ids: Vec<SecretId>,
+}
+
+/// One AppRole secret ID with its accessor and limits.
+#[derive(Debug, Clone)]
+pub(crate) struct SecretId {
+    pub id: String,
+    pub accessor: String,
+    /// Seconds until it expires (0: never).
+    pub ttl: u64,
+    /// Logins left (0: unlimited).
+    pub num_uses: u64,
+    /// Set on tokens issued with it, next to `role_name`.
+    pub metadata: Map<String, Value>,
+    pub created: OffsetDateTime,
+}
+
+impl SecretId {
+    /// Whether its TTL has run out.
+    pub fn expired(&self, now: OffsetDateTime) -> bool {
+        self.ttl > 0
+            && i64::try_from(self.ttl)
+                .ok()
+                .and_then(|t| self.created.checked_add(time::Duration::seconds(t)))
+                .is_some_and(|end| end <= now)
+    }
 }
 
 /// A JWT auth role.
@@ -113,6 +153,8 @@ pub(crate) struct Inner {
     pub policies: BTreeMap<String, (String, Vec<policy::PathRule>)>,
     pub approles: BTreeMap<String, AppRole>,
     pub jwt_roles: BTreeMap<String, JwtRole>,
+    /// Enabled auth methods, `sys/auth`: path without slashes → (type, accessor).
+    pub auth_mounts: BTreeMap<String, (String, String)>,
 }
 
 impl Inner {
@@ -154,6 +196,10 @@ impl VaultState {
         let mut inner = self.lock();
         *inner = Inner::default();
         inner.mounts.insert("secret".into(), Mount::new(2));
+        inner.auth_mounts.insert(
+            "token".into(),
+            ("token".into(), "auth_token_devstack".into()),
+        );
         inner.tokens.insert(
             config.root_token.clone(),
             Token {
@@ -164,6 +210,8 @@ impl VaultState {
                 path: "auth/token/root".into(),
                 created: OffsetDateTime::now_utc(),
                 ttl: 0,
+                creation_ttl: 0,
+                renewed: OffsetDateTime::now_utc(),
                 meta: None,
                 orphan: true,
             },
@@ -305,7 +353,10 @@ fn unauthenticated(path: &str) -> bool {
 fn default_allowed(path: &str) -> bool {
     matches!(
         path,
-        "auth/token/lookup-self" | "auth/token/renew-self" | "auth/token/revoke-self"
+        "auth/token/lookup-self"
+            | "auth/token/renew-self"
+            | "auth/token/revoke-self"
+            | "sys/capabilities-self"
     )
 }
 
@@ -523,8 +574,24 @@ fn sys(st: &DevState, req: &Req) -> Response {
         }
         _ => {}
     }
+    if let Some(mount) = path
+        .strip_prefix("sys/mounts/")
+        .and_then(|m| m.strip_suffix("/tune"))
+        && method == "GET"
+    {
+        return sys_mount_tune(st, mount);
+    }
     if let Some(mount) = path.strip_prefix("sys/mounts/") {
         return sys_mount(st, req, mount);
+    }
+    if matches!(path, "sys/capabilities-self" | "sys/capabilities") && method != "GET" {
+        return sys_capabilities(st, req, path == "sys/capabilities-self");
+    }
+    if path == "sys/auth" && method == "GET" {
+        return sys_auth_list(st);
+    }
+    if let Some(mount) = path.strip_prefix("sys/auth/") {
+        return sys_auth(st, req, mount);
     }
     if let Some(target) = path.strip_prefix("sys/internal/ui/mounts/") {
         let inner = st.vault.lock();
@@ -652,6 +719,182 @@ fn sys_mount(st: &DevState, req: &Req, mount: &str) -> Response {
                 &[&format!("No secret engine mount at {mount}/")],
             ),
         },
+        _ => errors(StatusCode::METHOD_NOT_ALLOWED, &["unsupported operation"]),
+    }
+}
+
+/// `GET sys/mounts/<path>/tune`: the mount's tunables, `options.version` among them.
+fn sys_mount_tune(st: &DevState, mount: &str) -> Response {
+    let inner = st.vault.lock();
+    let mount = mount.trim_matches('/');
+    match inner.mounts.get(mount) {
+        Some(m) => ok(envelope(
+            json!({
+                "default_lease_ttl": 2_764_800,
+                "max_lease_ttl": 2_764_800,
+                "force_no_cache": false,
+                "description": m.description,
+                "options": {"version": m.version.to_string()},
+            }),
+            "system",
+        )),
+        None => errors(
+            StatusCode::BAD_REQUEST,
+            &[&format!("cannot fetch sysview for path \"{mount}/\"")],
+        ),
+    }
+}
+
+/// `POST sys/capabilities-self` (the caller's token) or `sys/capabilities` (`token` in the
+/// body): the capabilities on each of `paths`, under `data` and at the top level.
+fn sys_capabilities(st: &DevState, req: &Req, own: bool) -> Response {
+    let body = match req.json() {
+        Ok(b) => b,
+        Err(r) => return *r,
+    };
+    let token_id = if own {
+        request_token(&req.headers).unwrap_or_default()
+    } else {
+        body.get("token")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    let paths: Vec<String> = match body.get("paths").or_else(|| body.get("path")) {
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(|p| p.as_str().map(str::to_string))
+            .collect(),
+        Some(Value::String(p)) => p.split(',').map(|s| s.trim().to_string()).collect(),
+        _ => Vec::new(),
+    };
+    if paths.is_empty() {
+        return errors(StatusCode::BAD_REQUEST, &["paths must be supplied"]);
+    }
+    let inner = st.vault.lock();
+    let Some(token) = inner.tokens.get(&token_id) else {
+        return errors(StatusCode::BAD_REQUEST, &["invalid token"]);
+    };
+    let root = token.policies.iter().any(|p| p == "root");
+    let rules: Vec<&policy::PathRule> = token
+        .policies
+        .iter()
+        .filter_map(|p| inner.policies.get(p))
+        .flat_map(|(_, r)| r.iter())
+        .collect();
+    let mut data = Map::new();
+    for path in &paths {
+        let caps: Vec<String> = if root {
+            vec!["root".to_string()]
+        } else {
+            let matching: Vec<&&policy::PathRule> = rules
+                .iter()
+                .filter(|r| policy::matches(&r.pattern, path.trim_start_matches('/')))
+                .collect();
+            let mut caps: Vec<String> = matching
+                .iter()
+                .flat_map(|r| r.capabilities.iter().cloned())
+                .collect();
+            caps.sort();
+            caps.dedup();
+            // No grant, or an explicit deny, reads as ["deny"].
+            if caps.is_empty() || caps.iter().any(|c| c == "deny") {
+                vec!["deny".to_string()]
+            } else {
+                caps
+            }
+        };
+        data.insert(path.clone(), json!(caps));
+    }
+    // With one path, `capabilities` repeats its list (the older single-path answer).
+    if let Some(first) = paths.first().and_then(|p| data.get(p)).cloned()
+        && paths.len() == 1
+    {
+        data.insert("capabilities".into(), first);
+    }
+    let mut out = envelope(Value::Object(data.clone()), "system");
+    if let Some(obj) = out.as_object_mut() {
+        for (k, v) in data {
+            obj.insert(k, v);
+        }
+    }
+    ok(out)
+}
+
+fn auth_mount_json(kind: &str, accessor: &str) -> Value {
+    json!({
+        "accessor": accessor,
+        "config": {"default_lease_ttl": 0, "force_no_cache": false, "max_lease_ttl": 0, "token_type": "default-service"},
+        "description": if kind == "token" { "token based credentials" } else { "" },
+        "external_entropy_access": false,
+        "local": false,
+        "options": null,
+        "plugin_version": "",
+        "running_plugin_version": format!("v1.18.0+builtin.vault"),
+        "running_sha256": "",
+        "seal_wrap": false,
+        "type": kind,
+        "uuid": uuid::Uuid::new_v4().to_string(),
+    })
+}
+
+/// `GET sys/auth`: enabled auth methods, keyed `<path>/`, at the top level and under `data`.
+fn sys_auth_list(st: &DevState) -> Response {
+    let inner = st.vault.lock();
+    let mut mounts = Map::new();
+    for (path, (kind, accessor)) in &inner.auth_mounts {
+        mounts.insert(format!("{path}/"), auth_mount_json(kind, accessor));
+    }
+    let mut body = envelope(Value::Object(mounts.clone()), "system");
+    if let Some(obj) = body.as_object_mut() {
+        for (k, v) in mounts {
+            obj.insert(k, v);
+        }
+    }
+    ok(body)
+}
+
+/// `POST|DELETE sys/auth/<path>`: enable or disable an auth method (approle, jwt, ...).
+fn sys_auth(st: &DevState, req: &Req, mount: &str) -> Response {
+    let mount = mount.trim_matches('/').to_string();
+    let mut inner = st.vault.lock();
+    match req.method.as_str() {
+        "POST" | "PUT" => {
+            let body = match req.json() {
+                Ok(b) => b,
+                Err(r) => return *r,
+            };
+            let kind = body.get("type").and_then(Value::as_str).unwrap_or("");
+            if kind.is_empty() {
+                return errors(StatusCode::BAD_REQUEST, &["missing backend type"]);
+            }
+            if !matches!(kind, "approle" | "jwt" | "oidc" | "token" | "userpass") {
+                return errors(
+                    StatusCode::BAD_REQUEST,
+                    &[&format!("plugin not found in the catalog: {kind}")],
+                );
+            }
+            if inner.auth_mounts.contains_key(&mount) {
+                return errors(
+                    StatusCode::BAD_REQUEST,
+                    &[&format!("path is already in use at {mount}/")],
+                );
+            }
+            let accessor = format!(
+                "auth_{kind}_{}",
+                &uuid::Uuid::new_v4().simple().to_string()[..8]
+            );
+            inner
+                .auth_mounts
+                .insert(mount, (kind.to_string(), accessor));
+            no_content()
+        }
+        "DELETE" => {
+            if mount != "token" {
+                inner.auth_mounts.remove(&mount);
+            }
+            no_content()
+        }
         _ => errors(StatusCode::METHOD_NOT_ALLOWED, &["unsupported operation"]),
     }
 }
