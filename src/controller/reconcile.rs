@@ -355,6 +355,10 @@ async fn assess(
     for (i, step) in plan.steps.iter().enumerate() {
         let applied = report.and_then(|r| r.steps.get(i)).map(|s| &s.result);
         let just_wrote = applied.is_some_and(StepResult::wrote);
+        if just_wrote {
+            // The cached verdict was about the previous version.
+            memory.health.remove(&step.id);
+        }
         let kind = step.id.kind;
         let assessment = match kind {
             _ if just_wrote && step.change != Change::Delete => Assessment {
