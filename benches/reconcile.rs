@@ -293,6 +293,20 @@ fn run_size(
             ));
         }
         phases.push(first);
+        // Outside any window: a second create of an identical job must not make a new version.
+        let mut versioned = Vec::new();
+        for app in &apps {
+            let version = bench.env.job(app).await.and_then(|j| j["Version"].as_u64());
+            if version != Some(0) {
+                versioned.push(format!("{app}: {version:?}"));
+            }
+        }
+        if !versioned.is_empty() {
+            findings.push(format!(
+                "N={n}, first sync: job version not 0 after the first sync: {}",
+                versioned.join(", ")
+            ));
+        }
         tokio::time::sleep(SETTLE).await;
 
         // 2. Steady state: nothing changes for a window.

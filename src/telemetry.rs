@@ -39,3 +39,15 @@ impl<T> Redacted<T> {
         &self.0
     }
 }
+
+/// An error and all its causes on one line (`planning x: nomad POST /v1/jobs: 500: ...`).
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
+}

@@ -1412,6 +1412,50 @@ async fn register_namespace_precedence_and_meta_stubs() {
     api.ds.shutdown().await;
 }
 
+// The control API's reset re-seeds Nomad: jobs gone, nodes back, the index restarts, and the
+// scheduler keeps working.
+#[tokio::test]
+async fn control_reset_reseeds_nomad() {
+    let api = Api::start().await;
+    api.register(batch_job("before")).await;
+    api.until("/v1/job/before/allocations", "complete", |v| {
+        v[0]["ClientStatus"] == "complete"
+    })
+    .await;
+    api.control("/nomad/node/Nyx/lost", json!({})).await;
+    let (_, _, h) = api.send("GET", "/v1/jobs", None).await;
+    let before: u64 = h["x-nomad-index"].to_str().unwrap().parse().unwrap();
+    let (s, t, _) = api.send("POST", "/_devstack/reset", Some(json!({}))).await;
+    assert_eq!(s, 200, "{t}");
+    assert_eq!(api.ok("/v1/jobs").await, json!([]));
+    let nodes = api.ok("/v1/nodes").await;
+    assert!(
+        nodes
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|n| n["Status"] == "ready")
+    );
+    let (_, _, h) = api.send("GET", "/v1/nodes", None).await;
+    let after: u64 = h["x-nomad-index"].to_str().unwrap().parse().unwrap();
+    assert!(
+        after > before,
+        "indexes only grow, across a reset too ({after} vs {before})"
+    );
+    let (_, _, h) = api.send("GET", "/v1/jobs", None).await;
+    let jobs_index: u64 = h["x-nomad-index"].to_str().unwrap().parse().unwrap();
+    assert!(
+        jobs_index > before,
+        "the emptied job list has a newer index"
+    );
+    api.register(batch_job("after")).await;
+    api.until("/v1/job/after/allocations", "complete", |v| {
+        v[0]["ClientStatus"] == "complete"
+    })
+    .await;
+    api.ds.shutdown().await;
+}
+
 // §1.1 ACL: 403 texts, and namespace=* filters silently.
 #[tokio::test]
 async fn acl_tokens_gate_requests() {

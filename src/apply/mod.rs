@@ -258,7 +258,7 @@ async fn apply_step(
                 Err(e) => return failed(&e, e.is_transient()),
             }
             match nomad
-                .put_csi_volume(&step.id.scope, volume, *register)
+                .put_csi_volume(&step.id.scope, volume.expose(), *register)
                 .await
             {
                 Ok(_) => record_write(store, &plan.app, &resource, marker(0)).await,
@@ -350,14 +350,10 @@ async fn record_write(store: &Store, app: &str, resource: &str, marker: Marker) 
 }
 
 fn failed(error: &dyn std::error::Error, transient: bool) -> StepResult {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
+    StepResult::Failed {
+        message: crate::telemetry::error_chain(error),
+        transient,
     }
-    StepResult::Failed { message, transient }
 }
 
 /// A group with a `scaling` block belongs to the autoscaler's count (DESIGN rule 8).

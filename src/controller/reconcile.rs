@@ -96,13 +96,7 @@ pub async fn reconcile(
     {
         Ok(plan) => plan,
         Err(error) => {
-            let mut message = error.to_string();
-            let mut source = std::error::Error::source(&error);
-            while let Some(cause) = source {
-                message.push_str(": ");
-                message.push_str(&cause.to_string());
-                source = cause.source();
-            }
+            let message = crate::telemetry::error_chain(&error);
             return failure(ctx, app, revision, message, memory);
         }
     };
@@ -361,6 +355,10 @@ async fn assess(
     for (i, step) in plan.steps.iter().enumerate() {
         let applied = report.and_then(|r| r.steps.get(i)).map(|s| &s.result);
         let just_wrote = applied.is_some_and(StepResult::wrote);
+        if just_wrote {
+            // The cached verdict was about the previous version.
+            memory.health.remove(&step.id);
+        }
         let kind = step.id.kind;
         let assessment = match kind {
             _ if just_wrote && step.change != Change::Delete => Assessment {
@@ -431,7 +429,7 @@ async fn job_health(
     {
         return cached.clone();
     }
-    let assessment = match health::job(&ctx.nomad, live, &id.scope, &id.name).await {
+    let assessment = match health::job(&ctx.nomad, &id.scope, &id.name).await {
         Ok(a) => a,
         Err(e) => Assessment {
             health: Health::Unknown,

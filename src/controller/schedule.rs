@@ -3,7 +3,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
@@ -190,16 +189,19 @@ async fn app_task(
     shutdown: CancellationToken,
 ) {
     let mut memory = AppMemory::default();
-    let mut requeue = Duration::ZERO;
+    let mut deadline = tokio::time::Instant::now();
     let mut pinned_cache: Option<DesiredRevision> = None;
+    // What the last reconcile saw; a wake that changes none of it is skipped (the requeue timer
+    // and manual syncs always run).
+    let mut last_seen: Option<String> = None;
     loop {
-        tokio::select! {
+        let timer = tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = handle.wake.notified() => {}
-            _ = tokio::time::sleep(requeue) => {}
-        }
+            _ = handle.wake.notified() => false,
+            _ = tokio::time::sleep_until(deadline) => true,
+        };
         let Some(head) = desired.borrow().clone() else {
-            requeue = ctx.settings.progress_interval;
+            deadline = tokio::time::Instant::now() + ctx.settings.progress_interval;
             continue;
         };
         if head.app(&name).is_none() {
@@ -231,7 +233,7 @@ async fn app_task(
                                 .errors
                                 .push(format!("pinned revision {rev} cannot be read"));
                             ctx.publish(status);
-                            requeue = ctx.settings.progress_interval;
+                            deadline = tokio::time::Instant::now() + ctx.settings.progress_interval;
                             continue;
                         }
                     },
@@ -247,6 +249,11 @@ async fn app_task(
             .lock()
             .map(|mut m| std::mem::take(&mut *m))
             .unwrap_or(false);
+        let seen = observed(&ctx, &loaded, &source.revision.id, pin.as_deref());
+        if !timer && !manual && last_seen.as_ref() == Some(&seen) {
+            continue;
+        }
+        last_seen = Some(seen);
         let mode = if manual { Mode::Manual } else { Mode::Auto };
         let edges = match &loaded.result {
             Ok(app) => desired::resource_dependencies(app),
@@ -266,8 +273,35 @@ async fn app_task(
         let mut status = outcome.status;
         status.pinned = pin;
         ctx.publish(status);
-        requeue = outcome.requeue;
+        deadline = tokio::time::Instant::now() + outcome.requeue;
     }
+}
+
+/// Everything a reconcile of `loaded` depends on that a wake can change: the revision, the pin,
+/// the live stubs of its resources and the health of the apps it depends on.
+fn observed(ctx: &Context, loaded: &LoadedApp, revision: &str, pin: Option<&str>) -> String {
+    use std::fmt::Write as _;
+    let mut seen = format!("{revision}|{pin:?}");
+    if let Ok(app) = &loaded.result {
+        let live = ctx.live.snapshot();
+        let _ = write!(seen, "|ready={}", live.ready());
+        for r in &app.resources {
+            match r.id.kind {
+                crate::desired::ResourceKind::NomadJob => {
+                    let _ = write!(seen, "|{:?}", live.job(&r.id.scope, &r.id.name));
+                }
+                crate::desired::ResourceKind::CsiVolume => {
+                    let _ = write!(seen, "|{:?}", live.volume(&r.id.scope, &r.id.name));
+                }
+                _ => {}
+            }
+        }
+        let statuses = ctx.statuses.borrow();
+        for dep in &app.depends_on {
+            let _ = write!(seen, "|{dep}={:?}", statuses.get(dep).map(|s| s.health));
+        }
+    }
+    seen
 }
 
 /// Apps drover knows (store) that are gone from Git: pruned only when Git is trustworthy, the

@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use crate::live::LiveSnapshot;
-use crate::providers::nomad::types::{AllocListStub, Deployment, JobListStub};
+use crate::providers::nomad::types::{AllocListStub, Deployment};
 use crate::providers::nomad::{NomadClient, NomadError};
 
 /// How a resource or app is doing.
@@ -56,35 +56,67 @@ impl Assessment {
     }
 }
 
-/// Health of a job: from its stub, latest deployment and allocations (two reads).
-pub async fn job(
-    nomad: &NomadClient,
-    live: &LiveSnapshot,
-    namespace: &str,
-    id: &str,
-) -> Result<Assessment, NomadError> {
-    let Some(stub) = live.job(namespace, id) else {
+/// What health needs to know about the job itself (read from the server, not the cache, so a
+/// job drover just registered is judged at its new version).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobFacts {
+    /// `service`, `batch`, `system`, `sysbatch`.
+    pub job_type: String,
+    /// `pending`, `running`, `dead`.
+    pub status: String,
+    /// The current version.
+    pub version: u64,
+    /// Whether the job is stopped.
+    pub stop: bool,
+}
+
+impl JobFacts {
+    /// From a `GET /v1/job/:id` body.
+    pub fn from_job(job: &serde_json::Value) -> JobFacts {
+        let text = |k: &str| {
+            job.get(k)
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
+                .to_string()
+        };
+        JobFacts {
+            job_type: text("Type"),
+            status: text("Status"),
+            version: job.get("Version").and_then(|v| v.as_u64()).unwrap_or(0),
+            stop: job.get("Stop").and_then(|v| v.as_bool()).unwrap_or(false),
+        }
+    }
+}
+
+/// Health of a job: from the job, its latest deployment and its allocations (three reads; only
+/// for jobs that have not settled, see the controller's cache).
+pub async fn job(nomad: &NomadClient, namespace: &str, id: &str) -> Result<Assessment, NomadError> {
+    let Some(job) = nomad.read_job(namespace, id).await? else {
         return Ok(Assessment::new(Health::Missing, "job not found"));
     };
-    if stub.stop {
+    let facts = JobFacts::from_job(&job);
+    if facts.stop {
         return Ok(Assessment::new(Health::Suspended, "job is stopped"));
     }
-    let deployment = if stub.job_type == "service" {
+    let deployment = if facts.job_type == "service" {
         nomad.latest_deployment(namespace, id).await?
     } else {
         None
     };
     let allocations = nomad.job_allocations(namespace, id).await?;
-    Ok(judge_job(stub, deployment.as_ref(), &allocations))
+    Ok(judge_job(&facts, deployment.as_ref(), &allocations))
 }
 
 /// The pure part of [`job`].
 pub fn judge_job(
-    stub: &JobListStub,
+    job: &JobFacts,
     deployment: Option<&Deployment>,
     allocations: &[AllocListStub],
 ) -> Assessment {
-    if matches!(stub.job_type.as_str(), "batch" | "sysbatch") {
+    if job.stop {
+        return Assessment::new(Health::Suspended, "job is stopped");
+    }
+    if matches!(job.job_type.as_str(), "batch" | "sysbatch") {
         let failed = allocations
             .iter()
             .filter(|a| a.client_status == "failed" && a.desired_status == "run")
@@ -93,20 +125,19 @@ pub fn judge_job(
             .iter()
             .filter(|a| a.client_status == "complete")
             .count();
-        return if failed > 0 && stub.status == "dead" {
+        return if failed > 0 && job.status == "dead" {
             Assessment::new(Health::Degraded, format!("{failed} allocation(s) failed"))
-        } else if stub.status == "dead" && complete > 0 {
+        } else if job.status == "dead" && complete > 0 {
             Assessment::new(Health::Healthy, "completed")
-        } else if stub.status == "running" && allocations.is_empty() {
+        } else if job.status == "running" && allocations.is_empty() {
             // Periodic and parameterized parents are `running` with no allocations of their own.
             Assessment::new(Health::Healthy, "waiting for launches")
         } else {
-            Assessment::new(Health::Progressing, format!("status {}", stub.status))
+            Assessment::new(Health::Progressing, format!("status {}", job.status))
         };
     }
-    let current_deployment =
-        deployment.filter(|d| d.job_spec_modify_index == stub.job_modify_index);
-    if let Some(d) = current_deployment {
+    // Only the deployment of the current version counts: an older one says nothing about it.
+    if let Some(d) = deployment.filter(|d| d.job_version == job.version) {
         match d.status.as_str() {
             "failed" => {
                 return Assessment::new(
@@ -136,6 +167,10 @@ pub fn judge_job(
         .iter()
         .filter(|a| a.desired_status == "run")
         .collect();
+    let outdated = live_allocs
+        .iter()
+        .filter(|a| a.job_version < job.version)
+        .count();
     let failed = live_allocs
         .iter()
         .filter(|a| matches!(a.client_status.as_str(), "failed" | "lost"))
@@ -156,6 +191,15 @@ pub fn judge_job(
         Assessment::new(
             Health::Degraded,
             format!("{} allocation(s) failed or unhealthy", failed + unhealthy),
+        )
+    } else if outdated > 0 {
+        // Allocations of an older version still run: the new version is not placed yet.
+        Assessment::new(
+            Health::Progressing,
+            format!(
+                "{outdated} allocation(s) still on an older version than {}",
+                job.version
+            ),
         )
     } else if pending > 0 {
         Assessment::new(
@@ -183,19 +227,12 @@ mod tests {
     use super::*;
     use crate::providers::nomad::types::{AllocDeploymentStatus, DeploymentGroup};
 
-    fn stub(kind: &str, status: &str) -> JobListStub {
-        JobListStub {
-            id: "web".into(),
-            name: "web".into(),
-            namespace: "default".into(),
+    fn stub(kind: &str, status: &str) -> JobFacts {
+        JobFacts {
             job_type: kind.into(),
-            stop: false,
             status: status.into(),
-            modify_index: 12,
-            job_modify_index: 10,
-            create_index: 1,
-            meta: None,
-            summary: None,
+            version: 1,
+            stop: false,
         }
     }
 
@@ -204,7 +241,7 @@ mod tests {
             id: "a".into(),
             name: "web.web[0]".into(),
             job_id: "web".into(),
-            job_version: 0,
+            job_version: 1,
             task_group: "web".into(),
             node_name: "n".into(),
             desired_status: "run".into(),
@@ -214,12 +251,12 @@ mod tests {
         }
     }
 
-    fn deployment(status: &str, spec_index: u64) -> Deployment {
+    fn deployment(status: &str, version: u64) -> Deployment {
         Deployment {
             id: "d".into(),
             job_id: "web".into(),
-            job_version: 1,
-            job_spec_modify_index: spec_index,
+            job_version: version,
+            job_spec_modify_index: 10,
             status: status.into(),
             status_description: "Failed due to unhealthy allocations".into(),
             task_groups: Some(
@@ -242,22 +279,42 @@ mod tests {
         let s = stub("service", "running");
         let a = [alloc("running", Some(true))];
         assert_eq!(
-            judge_job(&s, Some(&deployment("running", 10)), &a).health,
+            judge_job(&s, Some(&deployment("running", 1)), &a).health,
             Health::Progressing
         );
         assert_eq!(
-            judge_job(&s, Some(&deployment("failed", 10)), &a).health,
+            judge_job(&s, Some(&deployment("failed", 1)), &a).health,
             Health::Degraded
         );
         assert_eq!(
-            judge_job(&s, Some(&deployment("successful", 10)), &a).health,
+            judge_job(&s, Some(&deployment("successful", 1)), &a).health,
             Health::Healthy
         );
-        // A failed deployment of an older spec does not count.
+        // A failed deployment of an older version does not count.
         assert_eq!(
-            judge_job(&s, Some(&deployment("failed", 3)), &a).health,
+            judge_job(&s, Some(&deployment("failed", 0)), &a).health,
             Health::Healthy
         );
+    }
+
+    #[test]
+    fn allocations_of_an_older_version_mean_the_new_one_is_not_placed_yet() {
+        // Right after a register the old allocations still run and the deployment of the new
+        // version may not exist yet: that is not Healthy.
+        let s = stub("service", "running");
+        let mut old = alloc("running", Some(true));
+        old.job_version = 0;
+        assert_eq!(
+            judge_job(&s, Some(&deployment("successful", 0)), &[old]).health,
+            Health::Progressing
+        );
+    }
+
+    #[test]
+    fn a_stopped_job_is_suspended() {
+        let mut s = stub("service", "dead");
+        s.stop = true;
+        assert_eq!(judge_job(&s, None, &[]).health, Health::Suspended);
     }
 
     #[test]

@@ -1,9 +1,7 @@
 //! Step 2 of planning: the server's verdict for creations and suspects (Nomad parse + plan for
 //! jobs, a volume read for CSI volumes), turned into [`Plan`] steps.
 
-use super::{
-    Change, Payload, Plan, Reason, Step, Triage, Verdict, csi_volume, nomad_job, order, render,
-};
+use super::{Change, Payload, Plan, Step, Triage, Verdict, csi_volume, nomad_job, order, render};
 use crate::desired::{App, JobFormat, ResourceId, ResourceSpec, VolumeMode};
 use crate::providers::nomad::types::DiffType;
 use crate::providers::nomad::{NomadClient, NomadError};
@@ -103,7 +101,9 @@ pub async fn explain(
                         .diff
                         .as_ref()
                         .is_some_and(|d| d.diff_type == DiffType::None);
-                    if unchanged && t.reason != Reason::Missing {
+                    // "Missing" in a stale cache but unchanged on the server: it exists (drover
+                    // registered it a moment ago). Registering again would only add an evaluation.
+                    if unchanged {
                         (
                             Change::Unchanged,
                             Payload::Confirm {
@@ -136,7 +136,7 @@ pub async fn explain(
                 ResourceSpec::CsiVolume(spec) => {
                     let volume = csi_volume::request_body(spec);
                     let payload = Payload::CsiVolume {
-                        volume,
+                        volume: crate::telemetry::Redacted(volume),
                         register: spec.mode == VolumeMode::Register,
                         plugin_id: spec.plugin_id.clone(),
                     };

@@ -155,9 +155,10 @@ pub enum Payload {
     },
     /// Create or register this CSI volume.
     CsiVolume {
-        /// One element of `Volumes` (secrets included: never serialized for display).
+        /// One element of `Volumes`. It holds the plugin secrets, so it never prints (`Debug`
+        /// shows `<redacted>`) and is never serialized.
         #[serde(skip)]
-        volume: Value,
+        volume: crate::telemetry::Redacted<Value>,
         /// `PUT /v1/volume/csi/:id` instead of `/create`.
         register: bool,
         /// The plugin that must be healthy first.
@@ -266,4 +267,23 @@ pub fn triage(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csi_secrets_in_a_plan_never_print_or_serialize() {
+        let payload = Payload::CsiVolume {
+            volume: crate::telemetry::Redacted(
+                serde_json::json!({"Secrets": {"password": "hunter2"}}),
+            ),
+            register: false,
+            plugin_id: "glusterfs".into(),
+        };
+        assert!(!format!("{payload:?}").contains("hunter2"));
+        let json = serde_json::to_string(&payload).unwrap_or_default();
+        assert!(!json.contains("hunter2"), "{json}");
+    }
 }

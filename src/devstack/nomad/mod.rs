@@ -353,9 +353,23 @@ impl NomadState {
         *inner = Inner::default();
         self.generation
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        self.clock.reset(1);
-        let index = self.write(&mut inner, &["namespaces", "nodes", "csi_plugins"]);
-        let now = now_ns();
+        // Indexes only grow, across resets too: a client blocked at index N must see the reset
+        // as a change, never as time going backwards.
+        let index = self.write(
+            &mut inner,
+            &[
+                "namespaces",
+                "nodes",
+                "csi_plugins",
+                "csi_volumes",
+                "jobs",
+                "job_summary",
+                "allocs",
+                "evals",
+                "deployment",
+                "vars",
+            ],
+        );
         let mut names = vec!["default".to_string()];
         if let Some(seed) = &config.seed {
             names.extend(seed.namespaces.iter().cloned());
@@ -371,7 +385,6 @@ impl NomadState {
                 misc::namespace_json(&name, description, None, index, index),
             );
         }
-        let _ = now;
         let seeded = config.seed.as_ref().and_then(|s| s.nodes.clone());
         let nodes: Vec<super::seed::SeedNode> = seeded.unwrap_or_else(default_nodes);
         for (i, n) in nodes.iter().enumerate() {

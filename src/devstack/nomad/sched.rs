@@ -40,7 +40,7 @@ pub(crate) fn spawn(state: Arc<DevState>) {
         let tick = state
             .config
             .scaled(Duration::from_millis(250))
-            .clamp(Duration::from_millis(2), Duration::from_millis(250));
+            .clamp(Duration::from_millis(5), Duration::from_millis(250));
         let mut generation = u64::MAX;
         loop {
             tokio::select! {
@@ -1340,6 +1340,15 @@ fn advance_allocs(
                 actions.push(ConsulAction::Deregister(a.id.clone()));
                 a.consul_registered = false;
             }
+            continue;
+        }
+        // Steady state (running, health decided, Consul in sync): nothing to advance.
+        let steady = a.running_at.is_some()
+            && a.healthy.is_some()
+            && a.job_type == "service"
+            && a.consul_registered
+            && a.consul_passing;
+        if steady {
             continue;
         }
         let group = alloc_group(a);
