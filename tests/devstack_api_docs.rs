@@ -3234,3 +3234,120 @@ async fn consul_lock_contention_lock_delay_and_delete_behavior() {
     let gone = send(&c, "GET", format!("{base}/v1/kv/ephemeral"), None, None).await;
     assert_eq!(gone.status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn consul_intentions_exact_api_edits_the_config_entry() {
+    // https://developer.hashicorp.com/consul/api-docs/connect/intentions (Upsert Intention by Name,
+    // Read Specific Intention by Name, List Intentions, Check Intention Result, Delete by Name)
+    let ds = start().await;
+    let c = client();
+    let base = ds.consul_url();
+    let put = send(
+        &c,
+        "PUT",
+        format!("{base}/v1/connect/intentions/exact?source=web&destination=db"),
+        None,
+        Some(json!({"Action": "allow", "Description": "web talks to db"})),
+    )
+    .await;
+    assert_eq!(put.status, StatusCode::OK, "{}", put.text);
+    assert_eq!(put.json, json!(true));
+    send(
+        &c,
+        "PUT",
+        format!("{base}/v1/connect/intentions/exact?source=*&destination=db"),
+        None,
+        Some(json!({"Action": "deny"})),
+    )
+    .await;
+
+    let get = send(
+        &c,
+        "GET",
+        format!("{base}/v1/connect/intentions/exact?source=web&destination=db"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(get.status, StatusCode::OK);
+    assert_eq!(get.json["SourceName"], "web");
+    assert_eq!(get.json["DestinationName"], "db");
+    assert_eq!(get.json["Action"], "allow");
+    assert_eq!(get.json["Precedence"], 9);
+    assert_eq!(get.json["SourceType"], "consul");
+    assert_eq!(get.json["Description"], "web talks to db");
+
+    // The same data is the service-intentions config entry, sorted by precedence.
+    let entry = send(
+        &c,
+        "GET",
+        format!("{base}/v1/config/service-intentions/db"),
+        None,
+        None,
+    )
+    .await;
+    let names: Vec<&str> = entry.json["Sources"]
+        .as_array()
+        .expect("Sources")
+        .iter()
+        .map(|s| s["Name"].as_str().expect("Name"))
+        .collect();
+    assert_eq!(names, ["web", "*"]);
+
+    let list = send(
+        &c,
+        "GET",
+        format!("{base}/v1/connect/intentions"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(list.json.as_array().expect("array").len(), 2);
+
+    let allowed = send(
+        &c,
+        "GET",
+        format!("{base}/v1/connect/intentions/check?source=web&destination=db"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(allowed.json, json!({"Allowed": true}));
+    let denied = send(
+        &c,
+        "GET",
+        format!("{base}/v1/connect/intentions/check?source=api&destination=db"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(denied.json, json!({"Allowed": false}));
+
+    let del = send(
+        &c,
+        "DELETE",
+        format!("{base}/v1/connect/intentions/exact?source=web&destination=db"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(del.json, json!(true));
+    let miss = send(
+        &c,
+        "GET",
+        format!("{base}/v1/connect/intentions/exact?source=web&destination=db"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(miss.status, StatusCode::NOT_FOUND);
+    let missing_param = send(
+        &c,
+        "GET",
+        format!("{base}/v1/connect/intentions/exact?source=web"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(missing_param.status, StatusCode::BAD_REQUEST);
+}

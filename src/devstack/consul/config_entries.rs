@@ -334,7 +334,10 @@ fn normalize_intentions(inner: &Inner, entry: &mut Map<String, Value>) -> Result
 }
 
 /// Decode, convert aliases, validate and normalize an entry. `Err((status, text))`.
-fn prepare(inner: &Inner, body: &[u8]) -> Result<Map<String, Value>, (StatusCode, String)> {
+pub(super) fn prepare(
+    inner: &Inner,
+    body: &[u8],
+) -> Result<Map<String, Value>, (StatusCode, String)> {
     let bad = |m: String| {
         (
             StatusCode::BAD_REQUEST,

@@ -4,6 +4,7 @@
 mod agent;
 mod catalog;
 mod config_entries;
+mod intentions;
 mod kv;
 
 use std::collections::{BTreeMap, HashMap};
@@ -390,6 +391,14 @@ pub fn router() -> Router<Arc<DevState>> {
             put(config_entries::apply).post(config_entries::apply),
         )
         .route("/v1/config/{kind}", get(config_entries::list))
+        .route("/v1/connect/intentions", get(intentions::list))
+        .route(
+            "/v1/connect/intentions/exact",
+            get(intentions::exact_get)
+                .put(intentions::exact_put)
+                .delete(intentions::exact_delete),
+        )
+        .route("/v1/connect/intentions/check", get(intentions::check))
         .route(
             "/v1/config/{kind}/{name}",
             get(config_entries::read).delete(config_entries::delete),
