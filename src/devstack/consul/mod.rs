@@ -1,5 +1,6 @@
-//! The simulated Consul server: catalog and health (fed by Nomad allocations), config entries
-//! with CAS, KV with sessions, blocking queries with `X-Consul-Index`, optional ACL.
+//! The simulated Consul server: catalog and health (fed by Nomad allocations and the agent
+//! endpoints), config entries with CAS and the intentions API over them, KV with sessions,
+//! blocking queries with `X-Consul-Index`, `?pretty` and `?dc`, optional ACL.
 
 mod agent;
 mod catalog;

@@ -1,5 +1,6 @@
-//! The simulated Vault server: KV v2 and v1 mounts, sys/mounts, token lookup, AppRole and JWT
-//! login, a small ACL policy model, Vault's JSON error bodies.
+//! The simulated Vault server: KV v2 and v1 mounts, sys/mounts, sys/auth, sys/capabilities,
+//! token create/lookup/renew/revoke, AppRole and JWT login, a small ACL policy model, Vault's
+//! JSON error bodies.
 
 mod auth;
 mod kv;
