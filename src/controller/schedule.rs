@@ -107,6 +107,8 @@ async fn run(
     let mut live_changes = ctx.live.subscribe();
     let mut tasks: BTreeMap<String, JoinHandle<()>> = BTreeMap::new();
     let mut revision_changed = true;
+    // Pruning of removed apps waits for live state and retries failures on later live changes.
+    let mut prune_pending = false;
     loop {
         if revision_changed {
             let current = desired.borrow_and_update().clone();
@@ -115,6 +117,7 @@ async fn run(
                     &ctx, &current, &desired, &pins, &handle, &mut tasks, &shutdown,
                 )
                 .await;
+                prune_pending = prune_removed(&ctx, &current, &pins).await;
             }
         }
         tokio::select! {
@@ -125,13 +128,13 @@ async fn run(
             }
             changed = live_changes.changed() => {
                 if changed.is_err() { break }
-                // Drift or progress in the cluster: every app re-checks from the cache, and
-                // removed apps are retried once live state is known.
+                // Drift or progress in the cluster: apps whose resources changed re-check from
+                // the cache (the others skip the wake), and pending prunes are retried.
                 handle.wake_all();
                 revision_changed = false;
                 let current = desired.borrow().clone();
-                if let Some(current) = current {
-                    prune_removed(&ctx, &current, &pins).await;
+                if let (true, Some(current)) = (prune_pending, current) {
+                    prune_pending = prune_removed(&ctx, &current, &pins).await;
                 }
             }
         }
@@ -141,7 +144,7 @@ async fn run(
     }
 }
 
-/// A new revision: start tasks for new apps, wake all, let removed apps' tasks end, prune.
+/// A new revision: start tasks for new apps, wake all, let removed apps' tasks end.
 async fn on_revision(
     ctx: &Context,
     current: &DesiredRevision,
@@ -177,7 +180,6 @@ async fn on_revision(
     if let Ok(mut apps) = handle.apps.lock() {
         apps.retain(|name, _| names.contains(name));
     }
-    prune_removed(ctx, current, pins).await;
 }
 
 async fn app_task(
@@ -305,17 +307,18 @@ fn observed(ctx: &Context, loaded: &LoadedApp, revision: &str, pin: Option<&str>
 }
 
 /// Apps drover knows (store) that are gone from Git: pruned only when Git is trustworthy, the
-/// app's last policy said `prune: true`, and not too many apps vanish at once.
+/// app's last policy said `prune: true`, and not too many apps vanish at once. Returns whether
+/// to try again on the next live change (live state not ready yet, or a prune failed).
 pub async fn prune_removed(
     ctx: &Context,
     current: &DesiredRevision,
     pins: &Option<RevisionReader>,
-) {
+) -> bool {
     if !ctx.live.snapshot().ready() {
-        return;
+        return true;
     }
     let Ok(known) = ctx.store.known_apps().await else {
-        return;
+        return true;
     };
     let present: BTreeSet<&str> = current
         .loaded
@@ -328,7 +331,7 @@ pub async fn prune_removed(
         .filter(|a| !present.contains(a.as_str()))
         .collect();
     if removed.is_empty() {
-        return;
+        return false;
     }
     if current.loaded.apps.is_empty() || !current.loaded.repo_errors.is_empty() {
         let message = format!(
@@ -338,7 +341,7 @@ pub async fn prune_removed(
         );
         tracing::warn!("{message}");
         let _ = ctx.store.add_event(None, "warning", &message).await;
-        return;
+        return false;
     }
     let share = removed.len() as f64 / known.len().max(1) as f64;
     if removed.len() > 1 && share > ctx.settings.max_prune_share {
@@ -350,14 +353,17 @@ pub async fn prune_removed(
         );
         tracing::warn!("{message}");
         let _ = ctx.store.add_event(None, "error", &message).await;
-        return;
+        return false;
     }
+    let mut retry = false;
     for app in removed {
-        prune_app(ctx, app, pins).await;
+        retry |= prune_app(ctx, app, pins).await;
     }
+    retry
 }
 
-async fn prune_app(ctx: &Context, app: &str, pins: &Option<RevisionReader>) {
+/// Prune one removed app; returns whether to try again later.
+async fn prune_app(ctx: &Context, app: &str, pins: &Option<RevisionReader>) -> bool {
     // The app's last policy comes from the revision it was last applied from.
     let markers = ctx.store.markers(app).await.unwrap_or_default();
     let last_revision = markers
@@ -383,13 +389,13 @@ async fn prune_app(ctx: &Context, app: &str, pins: &Option<RevisionReader>) {
         );
         status.sync = SyncStatus::OutOfSync;
         ctx.publish(status);
-        return;
+        return false;
     };
     if !last.sync.prune {
         let mut status = AppStatus::unknown(app, "", "removed from Git (prune off)");
         status.sync = SyncStatus::OutOfSync;
         ctx.publish(status);
-        return;
+        return false;
     }
     // Plan against an empty desired state; protected volumes keep their last prevent_destroy.
     let empty = desired::App {
@@ -398,7 +404,7 @@ async fn prune_app(ctx: &Context, app: &str, pins: &Option<RevisionReader>) {
     };
     let live = ctx.live.snapshot();
     if !live.ready() {
-        return;
+        return true;
     }
     let owned: Vec<ResourceId> = ctx
         .store
@@ -420,7 +426,7 @@ async fn prune_app(ctx: &Context, app: &str, pins: &Option<RevisionReader>) {
     };
     let triage = crate::plan::triage(&empty, &live, &BTreeMap::new(), &owned);
     let Ok(plan) = crate::plan::explain(&ctx.nomad, &empty, "", &triage, &[], false).await else {
-        return;
+        return true;
     };
     let report = crate::apply::apply(
         &ctx.nomad,
@@ -439,13 +445,14 @@ async fn prune_app(ctx: &Context, app: &str, pins: &Option<RevisionReader>) {
             .await;
     }
     tracing::info!(app, changes = ?report.changes(), "pruned app removed from Git");
-    if !report.failed() {
-        let remaining = ctx.store.owned(app).await.unwrap_or_default();
-        if remaining.iter().all(|r| {
-            ResourceId::parse(r)
-                .is_some_and(|id| id.kind == crate::desired::ResourceKind::CsiVolume)
-        }) {
-            ctx.unpublish(app);
-        }
+    if report.failed() {
+        return true;
     }
+    let remaining = ctx.store.owned(app).await.unwrap_or_default();
+    if remaining.iter().all(|r| {
+        ResourceId::parse(r).is_some_and(|id| id.kind == crate::desired::ResourceKind::CsiVolume)
+    }) {
+        ctx.unpublish(app);
+    }
+    false
 }
