@@ -3351,3 +3351,26 @@ async fn consul_intentions_exact_api_edits_the_config_entry() {
     .await;
     assert_eq!(missing_param.status, StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn consul_catalog_and_health_report_effective_consistency() {
+    // https://developer.hashicorp.com/consul/api-docs/features/consistency (X-Consul-Effective-Consistency;
+    // default mode, ?stale, ?consistent)
+    let ds = start().await;
+    let c = client();
+    let base = ds.consul_url();
+    for (query, mode) in [
+        ("", "leader"),
+        ("?stale", "stale"),
+        ("?consistent", "consistent"),
+    ] {
+        for path in ["/v1/catalog/services", "/v1/health/service/consul"] {
+            let r = send(&c, "GET", format!("{base}{path}{query}"), None, None).await;
+            assert_eq!(
+                r.header("X-Consul-Effective-Consistency"),
+                Some(mode),
+                "{path}{query}"
+            );
+        }
+    }
+}

@@ -423,7 +423,7 @@ pub fn router() -> Router<Arc<DevState>> {
 
 /// Query parameters every Consul endpoint reads: `?dc=` other than this datacenter is a 500
 /// `No path to datacenter`; `?pretty` re-encodes a JSON answer with a four-space indent and a
-/// final newline.
+/// final newline; catalog and health reads answer `X-Consul-Effective-Consistency`.
 async fn common_query(request: Request, next: axum::middleware::Next) -> Response {
     let pairs: Vec<(String, String)> = request
         .uri()
@@ -441,7 +441,29 @@ async fn common_query(request: Request, next: axum::middleware::Next) -> Respons
         return text_error(StatusCode::INTERNAL_SERVER_ERROR, "No path to datacenter");
     }
     let pretty = pairs.iter().any(|(k, _)| k == "pretty");
-    let response = next.run(request).await;
+    // Catalog and health reads report the consistency mode they ran in.
+    let path = request.uri().path();
+    let consistency = (request.method() == axum::http::Method::GET
+        && (path.starts_with("/v1/health/")
+            || (path.starts_with("/v1/catalog/") && path != "/v1/catalog/datacenters")))
+        .then(|| {
+            if pairs.iter().any(|(k, _)| k == "consistent") {
+                "consistent"
+            } else if pairs.iter().any(|(k, _)| k == "stale") {
+                "stale"
+            } else {
+                "leader"
+            }
+        });
+    let mut response = next.run(request).await;
+    if let Some(mode) = consistency
+        && response.status().is_success()
+    {
+        response.headers_mut().insert(
+            "X-Consul-Effective-Consistency",
+            HeaderValue::from_static(mode),
+        );
+    }
     let is_json = response
         .headers()
         .get(header::CONTENT_TYPE)
