@@ -5,27 +5,13 @@
 
 use std::time::{Duration, Instant};
 
-use drover::devstack::{Devstack, DevstackConfig};
 use reqwest::header::HeaderMap;
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{Value, json};
 
-async fn start() -> Devstack {
-    Devstack::start(DevstackConfig {
-        time_scale: 0.01,
-        ..Default::default()
-    })
-    .await
-    .expect("devstack starts")
-}
+mod common;
 
-fn client() -> Client {
-    drover::providers::install_crypto_provider();
-    Client::builder()
-        .timeout(Duration::from_secs(20))
-        .build()
-        .expect("client")
-}
+use common::{fast_devstack as start, http_client as client};
 
 /// One answer: status, headers, raw body and the body parsed as JSON (`Null` if it is not).
 struct Answer {

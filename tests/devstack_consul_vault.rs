@@ -9,23 +9,9 @@ use drover::devstack::{Devstack, DevstackConfig};
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{Value, json};
 
-async fn start() -> Devstack {
-    Devstack::start(DevstackConfig {
-        time_scale: 0.01,
-        ..Default::default()
-    })
-    .await
-    .expect("devstack starts")
-}
+mod common;
 
-fn client() -> Client {
-    // reqwest is built with `rustls-no-provider`: a provider must exist even for plain http.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    Client::builder()
-        .timeout(Duration::from_secs(20))
-        .build()
-        .expect("client")
-}
+use common::{fast_devstack as start, http_client as client};
 
 fn instance(alloc: &str, name: &str, node: &str, tags: &[&str], status: &str) -> ServiceInstance {
     ServiceInstance {

@@ -3,27 +3,13 @@
 
 use std::time::{Duration, Instant};
 
-use drover::devstack::{Devstack, DevstackConfig, System};
+use drover::devstack::System;
 use reqwest::Client;
 use serde_json::{Value, json};
 
-async fn start() -> Devstack {
-    Devstack::start(DevstackConfig {
-        time_scale: 0.01,
-        ..Default::default()
-    })
-    .await
-    .expect("devstack starts")
-}
+mod common;
 
-fn client() -> Client {
-    // reqwest is built with `rustls-no-provider`: a provider must exist even for plain http.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    Client::builder()
-        .timeout(Duration::from_secs(20))
-        .build()
-        .expect("client")
-}
+use common::{fast_devstack as start, http_client as client};
 
 async fn add_fault(c: &Client, base: &str, fault: Value) -> String {
     let r = c

@@ -28,6 +28,25 @@ pub struct TestEnv {
     pub nomad_token: Option<String>,
 }
 
+/// A devstack with fast simulated time and no seed, for HTTP-level tests.
+pub async fn fast_devstack() -> Devstack {
+    Devstack::start(DevstackConfig {
+        time_scale: 0.01,
+        ..DevstackConfig::default()
+    })
+    .await
+    .unwrap_or_else(|e| panic!("devstack starts: {e}"))
+}
+
+/// An HTTP client for tests (installs the crypto provider reqwest needs, even for plain http).
+pub fn http_client() -> reqwest::Client {
+    drover::providers::install_crypto_provider();
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap_or_else(|e| panic!("http client: {e}"))
+}
+
 /// The devstack seed every test starts with: the glusterfs CSI plugin and the Overseerr secret.
 pub fn default_seed() -> Seed {
     Seed {
