@@ -210,6 +210,18 @@ async fn page(State(state): State<WebState>) -> Html<String> {
         for e in &app.errors {
             details.push_str(&format!("<li class=err>{}</li>", esc(e)));
         }
+        if let Some(last) = &app.last_sync {
+            details.push_str(&format!(
+                "<li>last sync: <b>{}</b> at <code>{}</code>{}</li>",
+                esc(&last.result),
+                esc(last.revision.get(..12).unwrap_or(&last.revision)),
+                if last.changes.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", esc(&last.changes.join(", ")))
+                }
+            ));
+        }
         rows.push_str(&format!(
             "<tr><td><b>{}</b></td><td class={:?}>{:?}</td><td class={:?}>{:?}</td><td>{}</td><td><code>{}</code>{}</td><td><ul>{}</ul></td></tr>",
             esc(&app.name),
