@@ -218,3 +218,20 @@ async fn demo_shows_the_media_stack_synced_and_healthy_and_picks_up_a_commit() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[test]
+fn the_readme_seed_example_is_a_valid_seed() {
+    let readme =
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+            .unwrap_or_else(|e| panic!("{e}"));
+    let start = readme
+        .find("```yaml\nnodes:")
+        .unwrap_or_else(|| panic!("no seed example in README"));
+    let body = &readme[start + "```yaml\n".len()..];
+    let end = body.find("```").unwrap_or(body.len());
+    let seed = drover::devstack::seed::Seed::from_yaml(&body[..end])
+        .unwrap_or_else(|e| panic!("README seed: {e}"));
+    assert_eq!(seed.nodes.map(|n| n.len()), Some(1));
+    assert_eq!(seed.vault_secrets.len(), 1);
+    assert_eq!(seed.acl_tokens.len(), 1);
+}
