@@ -834,3 +834,33 @@ resources:
     assert_eq!(volume["PluginID"], "glusterfs");
     env.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_app_in_another_namespace_syncs_there() {
+    let mut seed = common::default_seed();
+    seed.namespaces = vec!["media".into()];
+    let mut env = TestEnv::with_seed(seed).await;
+    env.write(
+        "apps/web/app.yaml",
+        "name: web\nnamespace: media\nresources:\n  - nomad_job: { file: job.nomad.hcl }\n",
+    );
+    env.write("apps/web/job.nomad.hcl", &web_jobspec("web", "nginx:1.27"));
+    env.commit("web in media");
+    env.start_drover().await;
+    let status = env.wait_synced_healthy("web", None).await;
+    assert!(
+        status
+            .resources
+            .iter()
+            .any(|r| r.id == "nomad_job/media/web"),
+        "{status:#?}"
+    );
+    let (code, job) = env.nomad("/v1/job/web?namespace=media").await;
+    assert_eq!(code, 200);
+    assert_eq!(job["Namespace"], "media");
+    assert!(
+        env.job("web").await.is_none(),
+        "nothing in the default namespace"
+    );
+    env.shutdown().await;
+}
