@@ -864,3 +864,30 @@ async fn an_app_in_another_namespace_syncs_there() {
     );
     env.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_json_jobspec_syncs_and_updates_like_an_hcl_one() {
+    let mut env = TestEnv::new().await;
+    let job = |image: &str| {
+        json!({"Job": {"ID": "api", "Name": "api", "Type": "service", "Datacenters": ["dc1"],
+            "TaskGroups": [{"Name": "api", "Count": 1,
+                "Tasks": [{"Name": "server", "Driver": "docker", "Config": {"image": image}}]}]}})
+        .to_string()
+    };
+    env.write(
+        "apps/api/app.yaml",
+        "name: api\nresources:\n  - nomad_job: { file: job.json }\n",
+    );
+    env.write("apps/api/job.json", &job("nginx:1.27"));
+    env.commit("json job");
+    env.start_drover().await;
+    env.wait_synced_healthy("api", None).await;
+    assert_eq!(version(&env, "api").await, 0);
+    env.write("apps/api/job.json", &job("nginx:1.28"));
+    let rev = env.commit("json job: 1.28");
+    env.wait_synced_healthy("api", Some(&rev)).await;
+    assert_eq!(version(&env, "api").await, 1);
+    let (_, submission) = env.nomad("/v1/job/api/submission?version=1").await;
+    assert_eq!(submission["Format"], "json", "{submission}");
+    env.shutdown().await;
+}
