@@ -891,3 +891,33 @@ async fn a_json_jobspec_syncs_and_updates_like_an_hcl_one() {
     assert_eq!(submission["Format"], "json", "{submission}");
     env.shutdown().await;
 }
+
+#[tokio::test]
+async fn hcl2_variables_from_app_yaml_and_var_files_reach_the_job() {
+    let mut env = TestEnv::new().await;
+    env.write(
+        "apps/web/app.yaml",
+        "name: web\nresources:\n  - nomad_job: { file: job.nomad.hcl }\n",
+    );
+    env.write("apps/web/job.nomad.hcl", &web_jobspec("web", "nginx:1.27"));
+    env.write("apps/web/prod.vars.hcl", "image = \"nginx:1.28\"\n");
+    env.commit("var file");
+    env.start_drover().await;
+    env.wait_synced_healthy("web", None).await;
+    let image = |j: Option<Value>| {
+        j.unwrap_or_default()["TaskGroups"][0]["Tasks"][0]["Config"]["image"].clone()
+    };
+    assert_eq!(
+        image(env.job("web").await),
+        "nginx:1.28",
+        "the var file beside the jobspec wins over the default"
+    );
+    env.write(
+        "apps/web/app.yaml",
+        "name: web\nresources:\n  - nomad_job: { file: job.nomad.hcl, variables: { image: \"nginx:1.29\" } }\n",
+    );
+    let rev = env.commit("app.yaml variables win");
+    env.wait_synced_healthy("web", Some(&rev)).await;
+    assert_eq!(image(env.job("web").await), "nginx:1.29");
+    env.shutdown().await;
+}
