@@ -921,3 +921,30 @@ async fn hcl2_variables_from_app_yaml_and_var_files_reach_the_job() {
     assert_eq!(image(env.job("web").await), "nginx:1.29");
     env.shutdown().await;
 }
+
+#[tokio::test]
+async fn failing_allocations_make_the_app_degraded_then_a_fix_in_git_heals_it() {
+    let mut env = TestEnv::new().await;
+    env.write("apps/web/app.yaml", &app_yaml("web", ""));
+    env.write(
+        "apps/web/job.nomad.hcl",
+        &web_jobspec("web", "nginx:broken"),
+    );
+    env.commit("a broken image");
+    env.control("/nomad/job/web/fail-next", json!({})).await;
+    env.start_drover().await;
+    let status = env
+        .wait_app("web", "Degraded", |s| {
+            format!("{:?}", s.health) == "Degraded"
+        })
+        .await;
+    assert_eq!(
+        sync_of(&status),
+        "Synced",
+        "applied as Git says, but unhealthy"
+    );
+    env.write("apps/web/job.nomad.hcl", &web_jobspec("web", "nginx:1.27"));
+    let rev = env.commit("fix the image");
+    env.wait_synced_healthy("web", Some(&rev)).await;
+    env.shutdown().await;
+}

@@ -163,9 +163,12 @@ pub fn judge_job(
             _ => {}
         }
     }
+    // Allocations that count: wanted running, not replaced by a reschedule, and either of the
+    // current version or still running an older one (a finished old allocation is history).
     let live_allocs: Vec<&AllocListStub> = allocations
         .iter()
-        .filter(|a| a.desired_status == "run")
+        .filter(|a| a.desired_status == "run" && !a.is_replaced())
+        .filter(|a| a.job_version >= job.version || !a.is_terminal())
         .collect();
     let outdated = live_allocs
         .iter()
@@ -247,6 +250,7 @@ mod tests {
             desired_status: "run".into(),
             client_status: client.into(),
             deployment_status: Some(AllocDeploymentStatus { healthy }),
+            next_allocation: None,
             task_states: None,
         }
     }
@@ -307,6 +311,20 @@ mod tests {
         assert_eq!(
             judge_job(&s, Some(&deployment("successful", 0)), &[old]).health,
             Health::Progressing
+        );
+    }
+
+    #[test]
+    fn failed_allocations_of_an_older_version_or_rescheduled_ones_do_not_count() {
+        let s = stub("service", "running");
+        let mut old_failed = alloc("failed", Some(false));
+        old_failed.job_version = 0;
+        let mut replaced = alloc("failed", Some(false));
+        replaced.next_allocation = Some("b".into());
+        let now = alloc("running", Some(true));
+        assert_eq!(
+            judge_job(&s, None, &[old_failed, replaced, now]).health,
+            Health::Healthy
         );
     }
 

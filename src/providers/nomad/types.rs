@@ -335,6 +335,9 @@ pub struct AllocListStub {
     /// Deployment health (`Healthy` stays null until decided).
     #[serde(rename = "DeploymentStatus", default)]
     pub deployment_status: Option<AllocDeploymentStatus>,
+    /// The replacement, when this allocation was rescheduled (empty otherwise).
+    #[serde(rename = "NextAllocation", default)]
+    pub next_allocation: Option<String>,
     /// Per-task states.
     #[serde(rename = "TaskStates", default)]
     pub task_states: Option<BTreeMap<String, TaskState>>,
@@ -397,6 +400,20 @@ pub struct CsiPlugin {
     /// Healthy node plugins.
     #[serde(rename = "NodesHealthy", default)]
     pub nodes_healthy: u64,
+}
+
+impl AllocListStub {
+    /// `complete`, `failed` or `lost`: the client is done with it.
+    pub fn is_terminal(&self) -> bool {
+        matches!(self.client_status.as_str(), "complete" | "failed" | "lost")
+    }
+
+    /// Replaced by a rescheduled allocation.
+    pub fn is_replaced(&self) -> bool {
+        self.next_allocation
+            .as_deref()
+            .is_some_and(|n| !n.is_empty())
+    }
 }
 
 impl CsiPlugin {
