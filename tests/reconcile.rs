@@ -948,3 +948,84 @@ async fn failing_allocations_make_the_app_degraded_then_a_fix_in_git_heals_it() 
     env.wait_synced_healthy("web", Some(&rev)).await;
     env.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_app_waits_for_the_apps_it_depends_on_to_be_healthy() {
+    let mut env = TestEnv::new().await;
+    env.write("apps/db/app.yaml", &app_yaml("db", ""));
+    env.write(
+        "apps/db/job.nomad.hcl",
+        &web_jobspec("db", "postgres:broken"),
+    );
+    env.write("apps/web/app.yaml", &app_yaml("web", "depends_on: [db]\n"));
+    env.write("apps/web/job.nomad.hcl", &web_jobspec("web", "nginx:1.27"));
+    env.commit("web depends on db");
+    env.control("/nomad/job/db/fail-next", json!({})).await;
+    env.start_drover().await;
+    env.wait_app("db", "Degraded", |s| {
+        format!("{:?}", s.health) == "Degraded"
+    })
+    .await;
+    let web = env
+        .wait_app("web", "waiting for db", |s| {
+            s.phase.contains("waiting for dependency db")
+        })
+        .await;
+    assert_eq!(sync_of(&web), "OutOfSync");
+    assert!(
+        env.job("web").await.is_none(),
+        "web is not applied while db is unhealthy"
+    );
+    env.write("apps/db/job.nomad.hcl", &web_jobspec("db", "postgres:17"));
+    env.commit("fix db");
+    env.wait_synced_healthy("db", None).await;
+    env.wait_synced_healthy("web", None).await;
+    env.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_drained_node_is_not_drift_and_the_app_returns_to_healthy() {
+    let mut env = TestEnv::new().await;
+    env.write("apps/web/app.yaml", &app_yaml("web", ""));
+    env.write("apps/web/job.nomad.hcl", &web_jobspec("web", "nginx:1.27"));
+    env.commit("web");
+    env.start_drover().await;
+    env.wait_synced_healthy("web", None).await;
+    let (_, allocs) = env.nomad("/v1/job/web/allocations").await;
+    let node = allocs[0]["NodeName"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let before = env.nomad_requests().await.len();
+    env.control(&format!("/nomad/node/{node}/drain"), json!({}))
+        .await;
+    env.wait_app("web", "rescheduled and Healthy", |s| {
+        sync_of(s) == "Synced" && format!("{:?}", s.health) == "Healthy"
+    })
+    .await;
+    tokio::time::timeout(common::WAIT, async {
+        loop {
+            let (_, allocs) = env.nomad("/v1/job/web/allocations").await;
+            let running_elsewhere = allocs
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|a| a["ClientStatus"] == "running" && a["NodeName"] != node.as_str());
+            if running_elsewhere {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("not rescheduled off {node}"));
+    env.wait_synced_healthy("web", None).await;
+    let requests = env.nomad_requests().await;
+    assert_eq!(
+        registers_of(&requests[before.min(requests.len())..]),
+        0,
+        "a reschedule is not drift"
+    );
+    assert_eq!(version(&env, "web").await, 0);
+    env.shutdown().await;
+}
