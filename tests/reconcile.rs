@@ -1029,3 +1029,61 @@ async fn a_drained_node_is_not_drift_and_the_app_returns_to_healthy() {
     assert_eq!(version(&env, "web").await, 0);
     env.shutdown().await;
 }
+
+#[tokio::test]
+async fn drover_stops_fighting_a_change_that_keeps_undoing_it_until_a_manual_sync() {
+    let mut env = TestEnv::new().await;
+    env.write("apps/web/app.yaml", &app_yaml("web", ""));
+    let jobspec = web_jobspec("web", "nginx:1.27")
+        .replace("min_healthy_time = \"1s\"", "min_healthy_time = \"20s\"");
+    env.write("apps/web/job.nomad.hcl", &jobspec);
+    env.commit("web");
+    env.start_drover().await;
+    env.wait_synced_healthy("web", None).await;
+
+    // Another controller stops the job every time it runs again.
+    let nomad = env.devstack.nomad_url();
+    let http = env.http.clone();
+    let fighter = tokio::spawn(async move {
+        let mut stops = 0u32;
+        for _ in 0..2000 {
+            if let Ok(r) = http.get(format!("{nomad}/v1/job/web")).send().await
+                && let Ok(job) = r.json::<Value>().await
+                && job["Stop"] == false
+            {
+                let _ = http.delete(format!("{nomad}/v1/job/web")).send().await;
+                stops += 1;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        stops
+    });
+    let status = env
+        .wait_app("web", "holding its heals", |s| {
+            s.resources
+                .iter()
+                .any(|r| r.message.contains("not healing until Git changes"))
+        })
+        .await;
+    assert_eq!(sync_of(&status), "OutOfSync");
+    fighter.abort();
+    let heals = env
+        .nomad_requests()
+        .await
+        .iter()
+        .filter(|(m, p)| m == "POST" && p == "/v1/jobs")
+        .count();
+    assert!(
+        heals <= 1 + drover::apply::HEAL_LIMIT as usize,
+        "first sync plus at most {} heals, saw {heals} registers",
+        drover::apply::HEAL_LIMIT
+    );
+    // A manual sync applies Git again.
+    let (code, _) = api_post(&env, "/api/apps/web/sync", json!({})).await;
+    assert_eq!(code, 202);
+    env.wait_job("web", "running again", |j| {
+        j.is_some_and(|j| j["Stop"] == false)
+    })
+    .await;
+    env.shutdown().await;
+}

@@ -13,13 +13,19 @@ use crate::providers::nomad::{NomadClient, RegisterOptions};
 use crate::store::{Marker, Store};
 
 /// Which writes this apply may make.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ApplyPolicy {
     /// Re-apply resources that drifted in the cluster (`sync.self_heal`, or a manual sync).
     pub heal_drift: bool,
     /// Delete owned resources that left Git (`sync.prune`).
     pub prune: bool,
+    /// Drifted resources not to heal this time (their drift keeps coming back).
+    pub hold: Vec<ResourceId>,
 }
+
+/// Heals of one resource at one spec, none of which became healthy, before drover stops
+/// fighting whatever keeps undoing them (DESIGN rule 8).
+pub const HEAL_LIMIT: u32 = 3;
 
 /// What happened to one step.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -148,7 +154,7 @@ pub async fn apply(
             Some(wave) if step.wave > wave && step.change.is_write() => StepResult::Skipped {
                 reason: format!("waiting for wave {wave}"),
             },
-            _ => apply_step(nomad, store, plan, step, policy).await,
+            _ => apply_step(nomad, store, plan, step, &policy).await,
         };
         if result.blocks() {
             blocked_at = Some(blocked_at.map_or(step.wave, |w| w.min(step.wave)));
@@ -167,11 +173,20 @@ async fn apply_step(
     store: &Store,
     plan: &Plan,
     step: &Step,
-    policy: ApplyPolicy,
+    policy: &ApplyPolicy,
 ) -> StepResult {
     if step.change.is_write() && step.reason.is_drift() && !policy.heal_drift {
         return StepResult::Skipped {
             reason: "changed in the cluster; self_heal is off".into(),
+        };
+    }
+    if step.change.is_write() && step.reason.is_drift() && policy.hold.contains(&step.id) {
+        return StepResult::Skipped {
+            reason: format!(
+                "changed in the cluster again after {HEAL_LIMIT} heals that never became healthy \
+                 (an auto_revert or another controller?); not healing until Git changes or a \
+                 manual sync"
+            ),
         };
     }
     let resource = step.id.to_string();

@@ -28,6 +28,8 @@ pub struct AppMemory {
     health: HashMap<ResourceId, (String, Assessment)>,
     failures: u32,
     last_sync: Option<SyncOutcome>,
+    /// Heals per resource (at a spec hash) that have not yet been followed by Healthy.
+    heals: HashMap<ResourceId, (String, u32)>,
 }
 
 /// The result of one reconcile.
@@ -101,18 +103,24 @@ pub async fn reconcile(
         }
     };
 
+    let hold = held_heals(&plan, memory);
     let policy = match mode {
         Mode::Auto if app.sync.auto => Some(ApplyPolicy {
             heal_drift: app.sync.self_heal,
             prune: app.sync.prune,
+            hold,
         }),
-        Mode::Manual => Some(ApplyPolicy {
-            heal_drift: true,
-            prune: app.sync.prune,
-        }),
+        Mode::Manual => {
+            memory.heals.clear();
+            Some(ApplyPolicy {
+                heal_drift: true,
+                prune: app.sync.prune,
+                hold: Vec::new(),
+            })
+        }
         Mode::Auto | Mode::DryRun => None,
     };
-    let prune_refused = policy.is_some_and(|p| p.prune)
+    let prune_refused = policy.as_ref().is_some_and(|p| p.prune)
         && prune_share_exceeded(app, &plan, settings.max_prune_share);
     let policy = policy.map(|policy| ApplyPolicy {
         prune: policy.prune && !prune_refused,
@@ -372,6 +380,18 @@ async fn assess(
                 message: "not applied by this version".into(),
             },
         };
+        if applied.is_some_and(StepResult::wrote) && step.reason.is_drift() {
+            let entry = memory
+                .heals
+                .entry(step.id.clone())
+                .or_insert_with(|| (step.spec_hash.clone(), 0));
+            if entry.0 != step.spec_hash {
+                *entry = (step.spec_hash.clone(), 0);
+            }
+            entry.1 += 1;
+        } else if assessment.health == Health::Healthy && !step.change.is_write() {
+            memory.heals.remove(&step.id);
+        }
         let diff = match (&step.change, applied) {
             (Change::Create { diff } | Change::Update { diff }, result)
                 if !result.is_some_and(StepResult::wrote) =>
@@ -545,4 +565,20 @@ fn prune_share_exceeded(app: &App, plan: &Plan, max_share: f64) -> bool {
         tracing::warn!(app = %app.name, deletes, total, "prune refused: too many deletions at once");
     }
     exceeded
+}
+
+/// Drifted resources healed [`apply::HEAL_LIMIT`] times at this spec without ever becoming
+/// healthy: something keeps undoing drover (a deployment's auto_revert, another controller).
+fn held_heals(plan: &Plan, memory: &AppMemory) -> Vec<ResourceId> {
+    plan.steps
+        .iter()
+        .filter(|s| s.reason.is_drift())
+        .filter(|s| {
+            memory
+                .heals
+                .get(&s.id)
+                .is_some_and(|(hash, n)| *hash == s.spec_hash && *n >= apply::HEAL_LIMIT)
+        })
+        .map(|s| s.id.clone())
+        .collect()
 }

@@ -435,6 +435,7 @@ async fn prune_app(ctx: &Context, app: &str, pins: &Option<RevisionReader>) -> b
         crate::apply::ApplyPolicy {
             heal_drift: true,
             prune: true,
+            hold: Vec::new(),
         },
     )
     .await;
