@@ -338,14 +338,7 @@ fn data(mount: &mut Mount, req: &Req, path: &str) -> Response {
 
 /// Seconds as Go's `time.Duration.String()` prints them (`0s`, `45s`, `1m30s`, `3h25m19s`).
 fn go_duration(secs: u64) -> String {
-    let (h, m, s) = (secs / 3600, (secs % 3600) / 60, secs % 60);
-    if h > 0 {
-        format!("{h}h{m}m{s}s")
-    } else if m > 0 {
-        format!("{m}m{s}s")
-    } else {
-        format!("{s}s")
-    }
+    crate::devstack::clock::format_go_duration(std::time::Duration::from_secs(secs))
 }
 
 /// A duration parameter: seconds as a number, or a Go duration string. `Err` is Vault's 400.

@@ -16,8 +16,6 @@ use serde_json::{Map, Value};
 
 use eval::{Diag, Scope};
 
-pub use schema::parse_duration as parse_go_duration;
-
 /// A parse failure, rendered like Nomad's diagnostics (`input.hcl:12,5-9: Unsupported argument; …`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]

@@ -1210,46 +1210,14 @@ fn convert(v: Value, k: K, range: std::ops::Range<usize>) -> Result<Value, Diag>
     }
 }
 
-/// Go's `time.ParseDuration` → nanoseconds.
-/// Parse a Go duration string (`"30s"`, `"1h30m"`) into nanoseconds.
+/// Go's `time.ParseDuration` → signed nanoseconds (jobspecs may write `"-1s"`).
 pub fn parse_duration(s: &str) -> Option<i64> {
     let s = s.trim();
-    if s == "0" {
-        return Some(0);
-    }
-    let (neg, mut rest) = match s.strip_prefix('-') {
+    let (neg, rest) = match s.strip_prefix('-') {
         Some(r) => (true, r),
         Option::None => (false, s.strip_prefix('+').unwrap_or(s)),
     };
-    if rest.is_empty() {
-        return Option::None;
-    }
-    let mut total: f64 = 0.0;
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        if num_len == 0 {
-            return Option::None;
-        }
-        let num: f64 = rest[..num_len].parse().ok()?;
-        rest = &rest[num_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let mult: f64 = match &rest[..unit_len] {
-            "ns" => 1.0,
-            "us" | "µs" | "μs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            _ => return Option::None,
-        };
-        rest = &rest[unit_len..];
-        total += num * mult;
-    }
-    let ns = total.round() as i64;
+    let ns = i64::try_from(crate::devstack::clock::parse_go_duration(rest)?.as_nanos()).ok()?;
     Some(if neg { -ns } else { ns })
 }
 
