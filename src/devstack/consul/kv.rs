@@ -1,6 +1,7 @@
 //! KV store and sessions (agent/kvs_endpoint.go, agent/session_endpoint.go): locks with
 //! `acquire`/`release`, lock delay, TTL invalidation after about 2×TTL.
 
+use base64::Engine as _;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,27 +29,6 @@ const REJECTED_EXTENSIONS: &[&str] = &[
     ".7z", ".bz2", ".jpg", ".jpeg", ".png", ".gif", ".svg", ".ico", ".bmp", ".mp3", ".mp4", ".avi",
     ".mov", ".wmv", ".flv", ".swf", ".woff", ".woff2", ".ttf", ".eot", ".otf",
 ];
-
-fn base64_encode(data: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
 
 /// Key rules of recent Consul (agent/kvs_endpoint.go `validateKVKey`), applied to every
 /// non-empty key on GET, PUT and DELETE: no leading `/`, no `../`, no web-file extensions.
@@ -102,7 +82,7 @@ fn kv_json(key: &str, r: &KvRec) -> Value {
         "LockIndex": r.lock_index,
         "Key": key,
         "Flags": r.flags,
-        "Value": if r.value.is_empty() { Value::Null } else { json!(base64_encode(&r.value)) },
+        "Value": if r.value.is_empty() { Value::Null } else { json!(base64::engine::general_purpose::STANDARD.encode(&r.value)) },
         "CreateIndex": r.create_index,
         "ModifyIndex": r.modify_index,
     });
@@ -706,15 +686,6 @@ pub(super) async fn session_list(State(st): St, Query(params): Query<Params>) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn base64_matches_rfc4648() {
-        assert_eq!(base64_encode(b""), "");
-        assert_eq!(base64_encode(b"f"), "Zg==");
-        assert_eq!(base64_encode(b"fo"), "Zm8=");
-        assert_eq!(base64_encode(b"foo"), "Zm9v");
-        assert_eq!(base64_encode(b"foobar"), "Zm9vYmFy");
-    }
 
     #[test]
     fn lock_delay_numbers_below_1000_are_seconds() {
