@@ -134,14 +134,7 @@ impl TestEnv {
 #[tokio::test]
 async fn a_job_stopped_edited_or_purged_behind_droverss_back_is_healed() {
     let mut env = TestEnv::new().await;
-    env.write(
-        "apps/web/app.yaml",
-        &app_yaml("web", "sync: { self_heal: true }\n"),
-    );
-    env.write("apps/web/job.nomad.hcl", &web_jobspec("web", "nginx:1.27"));
-    env.commit("web");
-    env.start_drover().await;
-    env.wait_synced_healthy("web", None).await;
+    env.sync_web_app("sync: { self_heal: true }\n").await;
 
     // Stopped through the API (nomad job stop).
     let (code, _) = env.nomad_send(Method::DELETE, "/v1/job/web", None).await;
@@ -181,14 +174,7 @@ async fn a_job_stopped_edited_or_purged_behind_droverss_back_is_healed() {
 #[tokio::test]
 async fn drift_is_reported_with_its_diff_and_left_alone_when_self_heal_is_off() {
     let mut env = TestEnv::new().await;
-    env.write(
-        "apps/web/app.yaml",
-        &app_yaml("web", "sync: { self_heal: false }\n"),
-    );
-    env.write("apps/web/job.nomad.hcl", &web_jobspec("web", "nginx:1.27"));
-    env.commit("web");
-    env.start_drover().await;
-    env.wait_synced_healthy("web", None).await;
+    env.sync_web_app("sync: { self_heal: false }\n").await;
 
     let (code, _) = env.nomad_send(Method::DELETE, "/v1/job/web", None).await;
     assert_eq!(code, 200);
@@ -310,11 +296,7 @@ async fn an_unreachable_repository_keeps_the_last_good_revision() {
 #[tokio::test]
 async fn an_enforce_index_conflict_is_reported_not_overwritten() {
     let mut env = TestEnv::new().await;
-    env.write("apps/web/app.yaml", &app_yaml("web", ""));
-    env.write("apps/web/job.nomad.hcl", &web_jobspec("web", "nginx:1.27"));
-    env.commit("web");
-    env.start_drover().await;
-    env.wait_synced_healthy("web", None).await;
+    env.sync_web_app("").await;
 
     // drover's next register is held for a second; meanwhile someone else registers.
     env.control(
@@ -331,24 +313,22 @@ async fn an_enforce_index_conflict_is_reported_not_overwritten() {
         .nomad_send(Method::PUT, "/v1/job/web", Some(json!({ "Job": other })))
         .await;
     assert_eq!(code, 200, "{body}");
-    let status = env
-        .wait_app("web", "conflict reported", |s| {
-            s.last_sync.as_ref().is_some_and(|l| l.result == "conflict")
-                || s.errors
-                    .iter()
-                    .any(|e| e.contains("Enforcing job modify index"))
-        })
-        .await;
-    assert!(
-        status.errors.iter().any(|e| e.contains("conflict")) || status.last_sync.is_some(),
-        "{status:#?}"
-    );
+    env.wait_app("web", "conflict reported", |s| {
+        s.last_sync.as_ref().is_some_and(|l| l.result == "conflict")
+    })
+    .await;
+    // The failed write is in the history with Nomad's EnforceIndex message; nothing was forced.
     let history = env.running_history("web").await;
+    let conflict = history
+        .iter()
+        .find(|h| h.result.as_deref() == Some("conflict"))
+        .unwrap_or_else(|| panic!("no conflict in {history:?}"));
     assert!(
-        history
-            .iter()
-            .any(|h| h.result.as_deref() == Some("conflict")),
-        "{history:?}"
+        conflict
+            .message
+            .as_deref()
+            .is_some_and(|m| m.contains("Enforcing job modify index")),
+        "{conflict:?}"
     );
     env.shutdown().await;
 }
@@ -356,11 +336,7 @@ async fn an_enforce_index_conflict_is_reported_not_overwritten() {
 #[tokio::test]
 async fn a_restart_after_register_before_the_marker_does_not_register_again() {
     let mut env = TestEnv::new().await;
-    env.write("apps/web/app.yaml", &app_yaml("web", ""));
-    env.write("apps/web/job.nomad.hcl", &web_jobspec("web", "nginx:1.27"));
-    env.commit("web");
-    env.start_drover().await;
-    env.wait_synced_healthy("web", None).await;
+    env.sync_web_app("").await;
     let store = env
         .drover
         .as_ref()
@@ -564,7 +540,6 @@ resources:
     assert_eq!(alloc["TaskStates"]["litestream-restore"]["State"], "dead");
     assert_eq!(alloc["TaskStates"]["litestream-restore"]["Failed"], false);
     assert_eq!(alloc["TaskStates"]["litestream"]["State"], "running");
-    let _: &Value = alloc;
     env.shutdown().await;
 }
 
@@ -986,11 +961,7 @@ async fn an_app_waits_for_the_apps_it_depends_on_to_be_healthy() {
 #[tokio::test]
 async fn a_drained_node_is_not_drift_and_the_app_returns_to_healthy() {
     let mut env = TestEnv::new().await;
-    env.write("apps/web/app.yaml", &app_yaml("web", ""));
-    env.write("apps/web/job.nomad.hcl", &web_jobspec("web", "nginx:1.27"));
-    env.commit("web");
-    env.start_drover().await;
-    env.wait_synced_healthy("web", None).await;
+    env.sync_web_app("").await;
     let (_, allocs) = env.nomad("/v1/job/web/allocations").await;
     let node = allocs[0]["NodeName"]
         .as_str()

@@ -307,6 +307,17 @@ impl TestEnv {
         (status == 200).then_some(body)
     }
 
+    /// Commit `apps/web` (the `web_jobspec` on nginx:1.27, `extra` appended to its app.yaml), start
+    /// drover and wait until it is Synced and Healthy; returns the commit.
+    pub async fn sync_web_app(&mut self, extra: &str) -> String {
+        self.write("apps/web/app.yaml", &app_yaml("web", extra));
+        self.write("apps/web/job.nomad.hcl", &web_jobspec("web", "nginx:1.27"));
+        let rev = self.commit("web");
+        self.start_drover().await;
+        self.wait_synced_healthy("web", Some(&rev)).await;
+        rev
+    }
+
     /// Poll the live job until `ok` holds (`None`: the job does not exist), or panic.
     pub async fn wait_job(
         &self,
