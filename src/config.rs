@@ -190,7 +190,6 @@ impl Settings {
             resync_interval: file.resync_interval.unwrap_or(defaults.resync_interval),
             progress_interval: file.progress_interval.unwrap_or(defaults.progress_interval),
             max_prune_share: file.max_prune_share.unwrap_or(defaults.max_prune_share),
-            data_dir: data_dir.clone(),
             ..defaults
         };
         Ok(Settings {

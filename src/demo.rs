@@ -145,7 +145,6 @@ pub async fn start(options: DemoOptions) -> Result<Demo, DemoError> {
 }
 
 fn demo_settings(options: &DemoOptions, repo: &Path, devstack: &Devstack) -> Settings {
-    let data_dir = options.work_dir.join("data");
     Settings {
         source: SourceConfig {
             url: repo.display().to_string(),
@@ -153,7 +152,7 @@ fn demo_settings(options: &DemoOptions, repo: &Path, devstack: &Devstack) -> Set
             poll_interval: options.poll_interval,
             ..SourceConfig::default()
         },
-        data_dir: data_dir.clone(),
+        data_dir: options.work_dir.join("data"),
         listen: options.listen,
         nomad: NomadConfig {
             address: devstack.nomad_url(),
@@ -165,7 +164,6 @@ fn demo_settings(options: &DemoOptions, repo: &Path, devstack: &Devstack) -> Set
         controller: ControllerSettings {
             progress_interval: Duration::from_secs(2),
             resync_interval: Duration::from_secs(60),
-            data_dir,
             ..ControllerSettings::default()
         },
     }

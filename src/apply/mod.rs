@@ -280,26 +280,20 @@ async fn apply_step(
                 Err(e) => failed(&e, e.is_transient()),
             }
         }
-        (Change::Delete, Payload::Delete { deregister_only }) => {
+        (Change::Delete, Payload::Delete) => {
             if !policy.prune {
                 return StepResult::Skipped {
                     reason: "removed from Git; prune is off".into(),
                 };
             }
-            prune(nomad, store, &plan.app, &step.id, *deregister_only).await
+            prune(nomad, store, &plan.app, &step.id).await
         }
         _ => StepResult::Unchanged,
     }
 }
 
 /// Delete only what this app owns: recorded in the store *and* marked on the object.
-async fn prune(
-    nomad: &NomadClient,
-    store: &Store,
-    app: &str,
-    id: &ResourceId,
-    deregister_only: bool,
-) -> StepResult {
+async fn prune(nomad: &NomadClient, store: &Store, app: &str, id: &ResourceId) -> StepResult {
     let resource = id.to_string();
     match store.owner_of(&resource).await {
         Ok(Some(owner)) if owner == app => {}
@@ -315,7 +309,8 @@ async fn prune(
             match nomad.read_job(&id.scope, &id.name).await {
                 Ok(Some(job)) => {
                     let marked = job
-                        .pointer(&format!("/Meta/{}", OWNER_META_KEY.replace('/', "~1")))
+                        .get("Meta")
+                        .and_then(|meta| meta.get(OWNER_META_KEY))
                         .and_then(Value::as_str);
                     if marked != Some(app) {
                         return StepResult::Skipped {
@@ -333,7 +328,8 @@ async fn prune(
         }
         ResourceKind::CsiVolume => {
             nomad
-                .delete_csi_volume(&id.scope, &id.name, deregister_only)
+                // Deregister only: a prune never destroys the volume's data.
+                .delete_csi_volume(&id.scope, &id.name, true)
                 .await
         }
         _ => {

@@ -8,7 +8,6 @@ pub mod schedule;
 mod status;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,8 +34,6 @@ pub struct ControllerSettings {
     pub colour: bool,
     /// Refuse to prune when more than this share of known apps left Git at once.
     pub max_prune_share: f64,
-    /// Where the Git mirror lives (to read older revisions for rollback and prune policy).
-    pub data_dir: PathBuf,
 }
 
 impl Default for ControllerSettings {
@@ -48,7 +45,6 @@ impl Default for ControllerSettings {
             max_backoff: Duration::from_secs(300),
             colour: false,
             max_prune_share: 0.5,
-            data_dir: PathBuf::from("drover-data"),
         }
     }
 }

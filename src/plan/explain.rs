@@ -65,13 +65,7 @@ pub async fn explain(
         let (change, payload) = match (t.verdict, resource) {
             (Verdict::Unchanged, _) => (Change::Unchanged, Payload::None),
             (Verdict::NotManaged, _) => (Change::NotManaged, Payload::None),
-            (Verdict::Delete, _) => (
-                Change::Delete,
-                Payload::Delete {
-                    // Pruning never destroys storage: a pruned volume is only deregistered.
-                    deregister_only: true,
-                },
-            ),
+            (Verdict::Delete, _) => (Change::Delete, Payload::Delete),
             (Verdict::Create | Verdict::Suspect, Some(resource)) => match &resource.spec {
                 ResourceSpec::NomadJob(spec) => {
                     let job = match spec.format {

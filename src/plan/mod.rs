@@ -164,11 +164,9 @@ pub enum Payload {
         /// The plugin that must be healthy first.
         plugin_id: String,
     },
-    /// Delete: the namespace and how.
-    Delete {
-        /// For volumes: only deregister (registered, not created, volumes).
-        deregister_only: bool,
-    },
+    /// Delete (prune): a job is purged, a CSI volume only deregistered (storage is never
+    /// destroyed by a prune).
+    Delete,
     /// Nothing to send; record the marker with this live index (a suspect that was unchanged).
     Confirm {
         /// The live modify index to record.

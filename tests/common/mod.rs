@@ -156,7 +156,6 @@ impl TestEnv {
                 progress_interval: Duration::from_millis(200),
                 resync_interval: Duration::from_secs(2),
                 max_backoff: Duration::from_secs(2),
-                data_dir: self.data.clone(),
                 ..ControllerSettings::default()
             },
         }
