@@ -422,3 +422,65 @@ impl CsiPlugin {
         self.nodes_healthy > 0 && (!self.controller_required || self.controllers_healthy > 0)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn alloc_stub_reads_go_field_names_and_a_null_healthy() {
+        // api-facts §1.8: `DeploymentStatus.Healthy` stays null until decided; `NextAllocation`
+        // names the reschedule; times and other fields are ignored.
+        let stub: AllocListStub = serde_json::from_value(json!({
+            "ID": "a1", "Name": "web.web[0]", "JobID": "web", "JobVersion": 3, "TaskGroup": "web",
+            "NodeName": "Hestia", "DesiredStatus": "run", "ClientStatus": "failed",
+            "DeploymentStatus": {"Healthy": null, "Timestamp": "0001-01-01T00:00:00Z", "Canary": false},
+            "NextAllocation": "a2",
+            "TaskStates": {"init": {"State": "dead", "Failed": false, "Restarts": 0, "Events": []}},
+            "CreateTime": 1763870000000000000u64
+        }))
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(stub.job_version, 3);
+        assert_eq!(stub.deployment_status.and_then(|d| d.healthy), None);
+        assert!(stub.is_terminal() && stub.is_replaced());
+        assert_eq!(
+            stub.task_states
+                .and_then(|t| t.get("init").map(|s| (s.state.clone(), s.failed))),
+            Some(("dead".into(), false))
+        );
+    }
+
+    #[test]
+    fn deployment_and_list_stub_read_documented_shapes() {
+        // api-facts §1.6: Deployment fields and JobListStub (Namespace/Meta omitted when empty).
+        let d: Deployment = serde_json::from_value(json!({
+            "ID": "d1", "JobID": "web", "JobVersion": 2, "JobSpecModifyIndex": 40,
+            "Status": "failed", "StatusDescription": "Failed due to unhealthy allocations",
+            "TaskGroups": {"web": {"DesiredTotal": 2, "PlacedAllocs": 2, "HealthyAllocs": 1,
+                "UnhealthyAllocs": 1, "ProgressDeadline": 600000000000u64, "AutoRevert": true}}
+        }))
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            d.task_groups
+                .and_then(|g| g.get("web").map(|g| g.unhealthy_allocs)),
+            Some(1)
+        );
+        let stub: JobListStub = serde_json::from_value(json!({
+            "ID": "web", "Name": "web", "Type": "service", "Stop": false, "Status": "running",
+            "CreateIndex": 10, "ModifyIndex": 57, "JobModifyIndex": 55,
+            "JobSummary": {"JobID": "web", "Summary": {"web": {"Queued": 0, "Complete": 0, "Failed": 0,
+                "Running": 1, "Starting": 0, "Lost": 0, "Unknown": 0}}}
+        }))
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            (
+                stub.namespace.as_str(),
+                stub.job_modify_index,
+                stub.modify_index
+            ),
+            ("", 55, 57)
+        );
+        assert!(stub.meta.is_none());
+    }
+}
