@@ -57,9 +57,13 @@ async fn first_sync_of_several_apps_reaches_synced_and_healthy_then_costs_no_pla
         assert_eq!(job["Meta"]["drover.app"], name, "ownership meta");
         assert_eq!(job["Version"], 0);
     }
-    // Steady state: further cycles ask Nomad for no plans and register nothing.
+    // Steady state: further cycles (each app runs at least one full, timer-driven one) ask Nomad
+    // for no plans and register nothing.
     let before = env.nomad_requests().await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mark = std::time::SystemTime::now();
+    for name in ["alpha", "beta", "gamma"] {
+        env.wait_cycle_since(name, mark).await;
+    }
     let after = env.nomad_requests().await;
     let new: Vec<_> = after[before.len().min(after.len())..].to_vec();
     let plans = new.iter().filter(|(_, p)| p.ends_with("/plan")).count();
@@ -187,7 +191,8 @@ async fn drift_is_reported_with_its_diff_and_left_alone_when_self_heal_is_off() 
         .find_map(|r| r.diff.clone())
         .unwrap_or_default();
     assert!(diff.contains("Stop"), "the diff shows the stop: {diff}");
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    let status = env.wait_full_cycle("web").await;
+    assert_eq!(sync_of(&status), "OutOfSync");
     let job = env.job("web").await.unwrap_or_default();
     assert_eq!(
         job["Stop"], true,
@@ -285,8 +290,7 @@ async fn an_unreachable_repository_keeps_the_last_good_revision() {
         Some(rev.clone())
     );
     // The app stays at the last good revision and nothing is deleted.
-    tokio::time::sleep(Duration::from_millis(800)).await;
-    let s = env.status("web").unwrap_or_else(|| panic!("status"));
+    let s = env.wait_full_cycle("web").await;
     assert_eq!(s.revision, rev);
     assert!(env.job("web").await.is_some());
     std::fs::rename(&moved, &env.repo).unwrap_or_else(|e| panic!("{e}"));
@@ -298,15 +302,26 @@ async fn an_enforce_index_conflict_is_reported_not_overwritten() {
     let mut env = TestEnv::new().await;
     env.sync_web_app("").await;
 
-    // drover's next register is held for a second; meanwhile someone else registers.
+    // drover's next register is held; once the devstack says it holds it, someone else registers.
     env.control(
         "/faults",
-        json!({"system": "nomad", "method": "POST", "path": "^/v1/jobs$", "kind": "latency", "latency_ms": 1500, "count": 1}),
+        json!({"system": "nomad", "method": "POST", "path": "^/v1/jobs$", "kind": "latency", "latency_ms": 3000, "count": 1}),
     )
     .await;
     env.write("apps/web/job.nomad.hcl", &web_jobspec("web", "nginx:1.28"));
     env.commit("nginx 1.28");
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    let deadline = tokio::time::Instant::now() + common::WAIT;
+    loop {
+        let (_, faults) = env.nomad("/_devstack/faults").await;
+        if faults[0]["Fired"].as_u64() == Some(1) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "drover's register never reached the devstack: {faults}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let mut other = env.job("web").await.unwrap_or_default();
     other["Meta"]["changed-by"] = json!("operator");
     let (code, body) = env
@@ -356,7 +371,7 @@ async fn a_restart_after_register_before_the_marker_does_not_register_again() {
     let before = env.nomad_requests().await.len();
     env.start_drover().await;
     env.wait_synced_healthy("web", None).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    env.wait_full_cycle("web").await;
     let requests = env.nomad_requests().await;
     let new = &requests[before.min(requests.len())..];
     assert_eq!(
@@ -401,7 +416,8 @@ async fn most_apps_leaving_git_at_once_is_refused_not_pruned() {
         env.remove(&format!("apps/{app}"));
     }
     env.commit("remove three of four apps");
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    env.wait_event("not pruning").await;
+    env.wait_full_cycle("keep").await;
     for app in ["gone1", "gone2", "gone3"] {
         assert!(
             env.job(app).await.is_some(),
@@ -462,7 +478,7 @@ async fn removed_apps_are_pruned_per_their_last_policy_and_ownership() {
     env.start_drover().await;
     env.wait_job("pruned", "pruned (prune: true)", |j| j.is_none())
         .await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    env.wait_full_cycle("a1").await;
     assert!(
         env.job("kept").await.is_some(),
         "prune: false keeps the job"
@@ -480,7 +496,7 @@ async fn removed_apps_are_pruned_per_their_last_policy_and_ownership() {
         env.remove(&format!("apps/{app}"));
     }
     env.commit("empty");
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    env.wait_event("no loadable apps").await;
     for app in ["a1", "a2", "a3"] {
         assert!(
             env.job(app).await.is_some(),
@@ -580,7 +596,7 @@ async fn auto_sync_off_waits_for_a_manual_sync() {
             .any(|r| r.change == "create" && r.diff.is_some()),
         "{status:#?}"
     );
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    env.wait_full_cycle("web").await;
     assert!(
         env.job("web").await.is_none(),
         "auto: false never applies by itself"
@@ -622,7 +638,9 @@ async fn rollback_pins_an_older_revision_until_unpinned() {
     // While pinned, new commits are not applied.
     env.write("apps/web/job.nomad.hcl", &web_jobspec("web", "nginx:1.28"));
     let v3 = env.commit("v3");
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    env.wait_fetched(&v3).await;
+    let status = env.wait_full_cycle("web").await;
+    assert_eq!(status.revision, v1, "a pinned app stays at its pin");
     assert_eq!(image(env.job("web").await), "nginx:1.26");
 
     let (code, _) = api_post(&env, "/api/apps/web/unpin", json!({})).await;
@@ -790,7 +808,7 @@ resources:
         })
         .await;
     assert_eq!(sync_of(&status), "OutOfSync");
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    env.wait_full_cycle("app").await;
     assert!(
         env.job("app").await.is_none(),
         "the job waits for its volume's wave"
@@ -1044,10 +1062,10 @@ async fn drover_stops_fighting_a_change_that_keeps_undoing_it_until_a_manual_syn
         .iter()
         .filter(|(m, p)| m == "POST" && p == "/v1/jobs")
         .count();
+    // The README promises three heals that never become healthy, then a hold.
     assert!(
-        heals <= 1 + drover::apply::HEAL_LIMIT as usize,
-        "first sync plus at most {} heals, saw {heals} registers",
-        drover::apply::HEAL_LIMIT
+        heals <= 1 + 3,
+        "first sync plus at most three heals, saw {heals} registers"
     );
     // A manual sync applies Git again.
     let (code, _) = api_post(&env, "/api/apps/web/sync", json!({})).await;
@@ -1056,5 +1074,121 @@ async fn drover_stops_fighting_a_change_that_keeps_undoing_it_until_a_manual_syn
         j.is_some_and(|j| j["Stop"] == false)
     })
     .await;
+    env.shutdown().await;
+}
+
+/// Commit one app per name with `prune: true` and wait until all are Synced and Healthy.
+async fn sync_prunable_apps(env: &mut TestEnv, names: &[&str]) {
+    for name in names {
+        env.write(
+            &format!("apps/{name}/app.yaml"),
+            &app_yaml(name, "sync: { prune: true }\n"),
+        );
+        env.write(
+            &format!("apps/{name}/job.nomad.hcl"),
+            &web_jobspec(name, "nginx:1.27"),
+        );
+    }
+    env.commit("prunable apps");
+    env.start_drover().await;
+    for name in names {
+        env.wait_synced_healthy(name, None).await;
+    }
+}
+
+#[tokio::test]
+async fn a_revision_with_no_apps_left_prunes_nothing_even_with_prune_on() {
+    // One app only, so the share guard (more than one app at once) cannot be what saves it.
+    let mut env = TestEnv::new().await;
+    sync_prunable_apps(&mut env, &["solo"]).await;
+    env.remove("apps/solo");
+    let empty = env.commit("an empty apps/ folder");
+    env.wait_fetched(&empty).await;
+    env.wait_event("no loadable apps").await;
+    assert!(
+        env.job("solo").await.is_some_and(|j| j["Stop"] == false),
+        "an empty revision must never delete"
+    );
+    // Git comes back: the app is still there and nothing was recreated.
+    env.write(
+        "apps/solo/app.yaml",
+        &app_yaml("solo", "sync: { prune: true }\n"),
+    );
+    env.write(
+        "apps/solo/job.nomad.hcl",
+        &web_jobspec("solo", "nginx:1.27"),
+    );
+    let back = env.commit("solo is back");
+    env.wait_synced_healthy("solo", Some(&back)).await;
+    assert_eq!(version(&env, "solo").await, 0);
+    env.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_revision_with_repo_level_errors_prunes_nothing_even_with_prune_on() {
+    let mut env = TestEnv::new().await;
+    sync_prunable_apps(&mut env, &["stays", "leaves"]).await;
+    // One of two apps leaves (not more than max_prune_share) while the root drover.yaml is broken.
+    env.remove("apps/leaves");
+    env.write("drover.yaml", "defaults: [this is: not valid\n");
+    let broken = env.commit("remove an app and break drover.yaml");
+    env.wait_fetched(&broken).await;
+    env.wait_event("no loadable apps or repo-level errors")
+        .await;
+    assert!(
+        env.job("leaves").await.is_some_and(|j| j["Stop"] == false),
+        "a revision with repo-level errors must not prune"
+    );
+    // Once drover.yaml is fixed the removal is trusted and the app is pruned.
+    env.remove("drover.yaml");
+    env.commit("fix drover.yaml");
+    env.wait_job("leaves", "pruned once Git is healthy", |j| j.is_none())
+        .await;
+    assert!(env.job("stays").await.is_some());
+    env.shutdown().await;
+}
+
+#[tokio::test]
+async fn removing_most_of_an_apps_resources_at_once_is_refused() {
+    let mut env = TestEnv::new().await;
+    env.write(
+        "apps/trio/app.yaml",
+        "name: trio\nsync: { prune: true }\nresources:\n  - nomad_job: { file: a.nomad.hcl }\n  - nomad_job: { file: b.nomad.hcl }\n  - nomad_job: { file: c.nomad.hcl }\n",
+    );
+    for id in ["trio-a", "trio-b", "trio-c"] {
+        let file = format!("apps/trio/{}.nomad.hcl", &id[5..]);
+        env.write(&file, &web_jobspec(id, "nginx:1.27"));
+    }
+    env.commit("trio");
+    env.start_drover().await;
+    env.wait_synced_healthy("trio", None).await;
+
+    // Two of three jobs leave the app at once: more than the default max_prune_share (50 %).
+    env.write(
+        "apps/trio/app.yaml",
+        "name: trio\nsync: { prune: true }\nresources:\n  - nomad_job: { file: a.nomad.hcl }\n",
+    );
+    let rev = env.commit("drop b and c");
+    let status = env
+        .wait_app("trio", "prune refused", |s| {
+            s.revision == rev && s.errors.iter().any(|e| e.contains("prune refused"))
+        })
+        .await;
+    assert_ne!(sync_of(&status), "Synced", "{status:#?}");
+    env.wait_full_cycle("trio").await;
+    for id in ["trio-b", "trio-c"] {
+        assert!(
+            env.job(id).await.is_some_and(|j| j["Stop"] == false),
+            "the per-app share guard keeps {id}"
+        );
+    }
+    // One of two leaving (50 %, not more) is allowed.
+    env.write(
+        "apps/trio/app.yaml",
+        "name: trio\nsync: { prune: true }\nresources:\n  - nomad_job: { file: a.nomad.hcl }\n  - nomad_job: { file: b.nomad.hcl }\n",
+    );
+    env.commit("keep b, drop c");
+    env.wait_job("trio-c", "pruned", |j| j.is_none()).await;
+    assert!(env.job("trio-b").await.is_some());
     env.shutdown().await;
 }

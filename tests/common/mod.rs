@@ -211,6 +211,69 @@ impl TestEnv {
         }
     }
 
+    /// Wait for a reconcile of `app` that began after `since` (two publications later: the first
+    /// may come from a cycle already under way at `since`), and return its status. Tests that
+    /// assert "nothing happened" wait for this instead of sleeping.
+    pub async fn wait_cycle_since(&self, app: &str, since: std::time::SystemTime) -> AppStatus {
+        let first = self
+            .wait_app(app, "a cycle after the mark", |s| s.observed_at > since)
+            .await;
+        self.wait_app(app, "a full cycle after the mark", |s| {
+            s.observed_at > first.observed_at
+        })
+        .await
+    }
+
+    /// [`wait_cycle_since`](Self::wait_cycle_since) from now.
+    pub async fn wait_full_cycle(&self, app: &str) -> AppStatus {
+        self.wait_cycle_since(app, std::time::SystemTime::now())
+            .await
+    }
+
+    /// Wait until the Git watcher has fetched `revision`.
+    pub async fn wait_fetched(&self, revision: &str) {
+        let mut rx = self.running().source.subscribe();
+        let fetched = tokio::time::timeout(WAIT, async {
+            loop {
+                if rx
+                    .borrow_and_update()
+                    .revision
+                    .as_ref()
+                    .is_some_and(|r| r.id == revision)
+                {
+                    return;
+                }
+                if rx.changed().await.is_err() {
+                    return;
+                }
+            }
+        })
+        .await;
+        assert!(fetched.is_ok(), "revision {revision} never fetched");
+    }
+
+    /// Wait until drover has recorded an event whose message contains `needle`.
+    pub async fn wait_event(&self, needle: &str) -> drover::store::EventRecord {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let events = self
+                .running()
+                .ctx
+                .store
+                .events(None, 200)
+                .await
+                .unwrap_or_default();
+            if let Some(e) = events.into_iter().find(|e| e.message.contains(needle)) {
+                return e;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no event containing {needle:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Wait until `app` is Synced and Healthy at `revision` (any revision if `None`).
     pub async fn wait_synced_healthy(&self, app: &str, revision: Option<&str>) -> AppStatus {
         self.wait_app(app, "Synced+Healthy", |s| {
