@@ -581,13 +581,12 @@ async fn deployment_succeeds_and_allocs_become_healthy() {
     // Consul follows the allocation (checked when the devstack Consul serves its catalog).
     let consul = format!("{}/v1/health/service/d-web", api.ds.consul_url());
     let mut entries = Value::Null;
+    let mut passing = false;
     for _ in 0..200 {
         let r = api.http.get(&consul).send().await.unwrap();
-        if r.status().as_u16() == 404 {
-            break; // Consul API not served in this build.
-        }
+        assert_eq!(r.status().as_u16(), 200);
         entries = r.json().await.unwrap();
-        let passing = entries[0]["Checks"].as_array().is_some_and(|c| {
+        passing = entries[0]["Checks"].as_array().is_some_and(|c| {
             c.iter()
                 .filter(|c| c["ServiceID"] != "")
                 .all(|c| c["Status"] == "passing")
@@ -597,37 +596,39 @@ async fn deployment_succeeds_and_allocs_become_healthy() {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    if !entries.is_null() {
-        let svc = &entries[0]["Service"];
-        let alloc_id = a["ID"].as_str().unwrap();
-        assert_eq!(
-            svc["ID"],
-            format!("_nomad-task-{alloc_id}-group-web-d-web-http")
-        );
-        assert_eq!(svc["Tags"], json!(["traefik.enable=true"]));
-        assert_eq!(svc["Meta"]["external-source"], "nomad");
-        assert_eq!(entries[0]["Node"]["Node"], a["NodeName"]);
-        // Stopping the job removes the instance.
-        api.send("DELETE", "/v1/job/d", None).await;
-        let mut gone = false;
-        for _ in 0..200 {
-            let v: Value = api
-                .http
-                .get(&consul)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            if v == json!([]) {
-                gone = true;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+    assert!(
+        passing,
+        "the allocation's service checks pass in Consul: {entries}"
+    );
+    let svc = &entries[0]["Service"];
+    let alloc_id = a["ID"].as_str().unwrap();
+    assert_eq!(
+        svc["ID"],
+        format!("_nomad-task-{alloc_id}-group-web-d-web-http")
+    );
+    assert_eq!(svc["Tags"], json!(["traefik.enable=true"]));
+    assert_eq!(svc["Meta"]["external-source"], "nomad");
+    assert_eq!(entries[0]["Node"]["Node"], a["NodeName"]);
+    // Stopping the job removes the instance.
+    api.send("DELETE", "/v1/job/d", None).await;
+    let mut gone = false;
+    for _ in 0..200 {
+        let v: Value = api
+            .http
+            .get(&consul)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if v == json!([]) {
+            gone = true;
+            break;
         }
-        assert!(gone, "service deregistered after stop");
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    assert!(gone, "service deregistered after stop");
     api.ds.shutdown().await;
 }
 
@@ -1712,11 +1713,10 @@ async fn plan_diff_types_and_annotations_on_real_jobspec() {
     api.ds.shutdown().await;
 }
 
+/// The `nomad/` KV v2 mount, without the Overseerr secret (the test writes it).
 fn overseerr_seed() -> drover::devstack::seed::Seed {
-    drover::devstack::seed::Seed::from_yaml(
-        "vault_mounts:\n  - path: nomad\n    version: 2\nvault_secrets:\n  - mount: nomad\n    path: default/overseerr\n    data: {MINIO_ACCESS_KEY: ak, MINIO_SECRET_KEY: sk}\n",
-    )
-    .unwrap()
+    drover::devstack::seed::Seed::from_yaml("vault_mounts:\n  - path: nomad\n    version: 2\n")
+        .unwrap()
 }
 
 // The user's Overseerr job end to end: parse, plan (missing CSI volume), register, the CSI
@@ -1780,32 +1780,34 @@ async fn overseerr_runs_end_to_end_with_csi_plugin_jobs_and_vault() {
         .await;
     assert_eq!(s, 200, "{v}");
 
-    let vault_ready = api
-        .ds
-        .state()
-        .vault
-        .template_read("nomad/default/overseerr")
-        .is_some();
-    if !vault_ready {
-        // The devstack Vault is not serving seeded secrets yet: the template must wait.
-        api.until("/v1/job/overseerr/allocations", "template waits", |v| {
-            v.as_array().is_some_and(|a| {
-                a.iter().any(|x| {
-                    x["TaskStates"]["litestream-restore"]["Events"]
-                        .as_array()
-                        .is_some_and(|e| {
-                            e.iter().any(|ev| {
-                                ev["DisplayMessage"]
-                                    == "Missing: vault.read(nomad/default/overseerr)"
-                            })
+    // The seed mounts `nomad/` but holds no secret yet: the Vault template must wait.
+    api.until("/v1/job/overseerr/allocations", "template waits", |v| {
+        v.as_array().is_some_and(|a| {
+            a.iter().any(|x| {
+                x["TaskStates"]["litestream-restore"]["Events"]
+                    .as_array()
+                    .is_some_and(|e| {
+                        e.iter().any(|ev| {
+                            ev["DisplayMessage"] == "Missing: vault.read(nomad/default/overseerr)"
                         })
-                })
+                    })
             })
         })
-        .await;
-        api.ds.shutdown().await;
-        return;
-    }
+    })
+    .await;
+    // Written through Vault's own KV v2 API, the secret lets the template render.
+    let written = api
+        .http
+        .put(format!(
+            "{}/v1/nomad/data/default/overseerr",
+            api.ds.vault_url()
+        ))
+        .header("X-Vault-Token", api.ds.root_token())
+        .json(&json!({"data": {"MINIO_ACCESS_KEY": "ak", "MINIO_SECRET_KEY": "sk"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(written.status().as_u16(), 200);
     let d = api
         .until("/v1/job/overseerr/deployment", "successful", |d| {
             d["Status"] == "successful"
