@@ -122,11 +122,8 @@ async fn plan_exits_two_with_changes_and_zero_once_synced() {
 #[tokio::test(flavor = "multi_thread")]
 async fn demo_shows_the_media_stack_synced_and_healthy_and_picks_up_a_commit() {
     let work = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
-        l.local_addr().map(|a| a.port()).unwrap_or(0)
-    };
-    let mut child = drover()
+    // Port 0: the demo binds a free port itself and prints its status page URL.
+    let child = drover()
         .args([
             "demo",
             "--time-scale",
@@ -134,15 +131,36 @@ async fn demo_shows_the_media_stack_synced_and_healthy_and_picks_up_a_commit() {
             "--poll-interval",
             "300ms",
             "--listen",
+            "127.0.0.1:0",
         ])
-        .arg(format!("127.0.0.1:{port}"))
         .arg("--work-dir")
         .arg(work.path())
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap_or_else(|e| panic!("{e}"));
-    let base = format!("http://127.0.0.1:{port}");
+    let mut child = KillOnDrop(child);
+    let stdout = child
+        .0
+        .stdout
+        .take()
+        .unwrap_or_else(|| panic!("piped stdout"));
+    let base = tokio::task::spawn_blocking(move || {
+        use std::io::BufRead as _;
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        let url = lines.by_ref().map_while(Result::ok).find_map(|line| {
+            line.trim()
+                .strip_prefix("Status page:")
+                .map(|url| url.trim().trim_end_matches('/').to_string())
+        });
+        // Keep draining so the demo never blocks on a full pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        url
+    })
+    .await
+    .ok()
+    .flatten()
+    .unwrap_or_else(|| panic!("the demo printed no status page URL"));
     drover::providers::install_crypto_provider();
     let client = reqwest::Client::new();
     let apps = |body: &serde_json::Value, want_rev: Option<&str>| -> bool {
@@ -215,8 +233,17 @@ async fn demo_shows_the_media_stack_synced_and_healthy_and_picks_up_a_commit() {
     let head = git(&["rev-parse", "HEAD"]);
     let body = wait(Some(head.clone())).await;
     assert!(apps(&body, Some(&head)), "new commit not applied: {body:#}");
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(child);
+}
+
+/// Kills a child process when dropped, so a failing test leaves no demo running.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 #[test]
