@@ -1192,3 +1192,73 @@ async fn removing_most_of_an_apps_resources_at_once_is_refused() {
     assert!(env.job("trio-b").await.is_some());
     env.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_removed_apps_volumes_are_deregistered_never_deleted_and_prevent_destroy_keeps_them() {
+    let mut env = TestEnv::new().await;
+    sync_prunable_apps(&mut env, &["other1", "other2"]).await;
+    env.write(
+        "apps/media/app.yaml",
+        r#"name: media
+sync: { prune: true }
+resources:
+  - nomad_job: { file: job.nomad.hcl }
+  - csi_volume:
+      id: media_cache
+      plugin_id: glusterfs
+      capabilities: [{ access_mode: single-node-writer, attachment_mode: file-system }]
+  - csi_volume:
+      id: media_config
+      plugin_id: glusterfs
+      capabilities: [{ access_mode: single-node-writer, attachment_mode: file-system }]
+      prevent_destroy: true
+"#,
+    );
+    env.write(
+        "apps/media/job.nomad.hcl",
+        &web_jobspec("media", "nginx:1.27"),
+    );
+    env.commit("media with two volumes");
+    env.wait_synced_healthy("media", None).await;
+    for id in ["media_cache", "media_config"] {
+        assert_eq!(env.nomad(&format!("/v1/volume/csi/{id}")).await.0, 200);
+    }
+
+    env.remove("apps/media");
+    env.commit("media leaves Git");
+    env.wait_job("media", "purged", |j| j.is_none()).await;
+    let deadline = tokio::time::Instant::now() + common::WAIT;
+    while env.nomad("/v1/volume/csi/media_cache").await.0 != 404 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the unprotected volume is deregistered"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    env.wait_full_cycle("other1").await;
+    assert_eq!(
+        env.nomad("/v1/volume/csi/media_config").await.0,
+        200,
+        "prevent_destroy keeps the volume registered"
+    );
+    let requests = env.nomad_requests().await;
+    assert!(
+        requests
+            .iter()
+            .any(|(m, p)| m == "DELETE" && p == "/v1/volume/csi/media_cache"),
+        "deregistered: {requests:?}"
+    );
+    assert!(
+        !requests.iter().any(|(m, p)| m == "DELETE"
+            && p.starts_with("/v1/volume/csi/")
+            && p.ends_with("/delete")),
+        "never deleted in storage: {requests:?}"
+    );
+    assert!(
+        !requests
+            .iter()
+            .any(|(m, p)| m == "DELETE" && p == "/v1/volume/csi/media_config"),
+        "{requests:?}"
+    );
+    env.shutdown().await;
+}
