@@ -243,6 +243,12 @@ pub fn redact_url(raw: &str) -> String {
             let _ = u.set_password(Some("***"));
             u.to_string()
         }
+        // Over HTTP(S) a user name without a password is a token (`https://<token>@host/…`,
+        // as GitHub and GitLab accept it); over SSH it is only the login (`git@`).
+        Ok(mut u) if !u.username().is_empty() && matches!(u.scheme(), "http" | "https") => {
+            let _ = u.set_username("***");
+            u.to_string()
+        }
         _ => raw.to_string(),
     }
 }
@@ -670,11 +676,12 @@ fn check_known_host(
 /// `message` with the raw URL (and its password, if any) replaced by the redacted URL.
 fn scrub(message: &str, raw_url: &str) -> String {
     let mut out = message.replace(raw_url, &redact_url(raw_url));
-    if let Ok(u) = url::Url::parse(raw_url)
-        && let Some(password) = u.password()
-        && !password.is_empty()
-    {
-        out = out.replace(password, "***");
+    if let Ok(u) = url::Url::parse(raw_url) {
+        if let Some(password) = u.password().filter(|p| !p.is_empty()) {
+            out = out.replace(password, "***");
+        } else if matches!(u.scheme(), "http" | "https") && !u.username().is_empty() {
+            out = out.replace(u.username(), "***");
+        }
     }
     out
 }
@@ -766,6 +773,14 @@ mod tests {
             "git@github.com:org/repo.git"
         );
         assert_eq!(redact_url("/srv/repo"), "/srv/repo");
+        assert_eq!(
+            redact_url("https://ghp_tok3n@example.org/org/repo.git"),
+            "https://***@example.org/org/repo.git"
+        );
+        assert_eq!(
+            redact_url("ssh://git@example.org/org/repo.git"),
+            "ssh://git@example.org/org/repo.git"
+        );
         let msg = scrub(
             "failed to reach https://bot:s3cr3t@example.org/x (s3cr3t)",
             "https://bot:s3cr3t@example.org/x",

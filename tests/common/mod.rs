@@ -163,10 +163,20 @@ impl TestEnv {
 
     /// Start drover against the devstack and the repository.
     pub async fn start_drover(&mut self) {
-        let running = runtime::start(self.settings(), CancellationToken::new())
+        self.start_drover_with(self.settings()).await;
+    }
+
+    /// Start drover with settings a test changed (start from [`settings`](Self::settings)).
+    pub async fn start_drover_with(&mut self, settings: Settings) {
+        let running = runtime::start(settings, CancellationToken::new())
             .await
             .unwrap_or_else(|e| panic!("drover: {e:?}"));
         self.drover = Some(running);
+    }
+
+    /// The running drover's base URL (`http://127.0.0.1:port`).
+    pub fn drover_url(&self) -> String {
+        format!("http://{}", self.running().web_addr)
     }
 
     /// Stop drover (as a restart would).
