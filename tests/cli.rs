@@ -262,3 +262,105 @@ fn the_readme_seed_example_is_a_valid_seed() {
     assert_eq!(seed.vault_secrets.len(), 1);
     assert_eq!(seed.acl_tokens.len(), 1);
 }
+
+/// Run the binary against a running drover (`--server`), off the async runtime's threads.
+async fn cli(env: &TestEnv, args: &[&str]) -> (Option<i32>, String, String) {
+    let mut command = drover();
+    command.args(args).env("DROVER_ADDR", env.drover_url());
+    let out = tokio::task::spawn_blocking(move || command.output())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn status_sync_history_rollback_and_unpin_drive_a_running_drover() {
+    let mut env = TestEnv::new().await;
+    env.write(
+        "apps/web/app.yaml",
+        &app_yaml("web", "sync: { auto: false }\n"),
+    );
+    env.write("apps/web/job.nomad.hcl", &web_jobspec("web", "nginx:1.26"));
+    let v1 = env.commit("v1");
+    env.start_drover().await;
+    env.wait_app("web", "OutOfSync", |s| {
+        format!("{:?}", s.sync) == "OutOfSync"
+    })
+    .await;
+
+    // `sync --dry-run` shows the pending diff and exits 2; nothing is written.
+    let (code, out, err) = cli(&env, &["sync", "--app", "web", "--dry-run"]).await;
+    assert_eq!(code, Some(2), "{out}{err}");
+    assert!(out.contains("create nomad_job/default/web"), "{out}");
+    assert!(env.job("web").await.is_none());
+
+    // `sync` asks the running drover to apply (auto-sync is off).
+    let (code, out, err) = cli(&env, &["sync", "--app", "web"]).await;
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("sync requested: web"), "{out}");
+    env.wait_synced_healthy("web", Some(&v1)).await;
+
+    let (code, out, err) = cli(&env, &["status"]).await;
+    assert_eq!(code, Some(0), "{out}{err}");
+    let row = out
+        .lines()
+        .find(|l| l.starts_with("web "))
+        .unwrap_or_else(|| panic!("no row for web: {out}"));
+    for column in ["Synced", "Healthy", &v1[..12]] {
+        assert!(row.contains(column), "{column} in {row:?}");
+    }
+
+    let (code, out, err) = cli(&env, &["history", "web"]).await;
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(
+        out.lines().any(|l| l.contains(&v1[..12])
+            && l.contains("succeeded")
+            && l.contains("manual")
+            && l.contains("create nomad_job/default/web")),
+        "{out}"
+    );
+
+    env.write("apps/web/job.nomad.hcl", &web_jobspec("web", "nginx:1.27"));
+    let v2 = env.commit("v2");
+    cli(&env, &["sync", "--app", "web"]).await;
+    env.wait_synced_healthy("web", Some(&v2)).await;
+
+    let (code, out, err) = cli(&env, &["rollback", "web", "--to", &v1[..10]]).await;
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains(&format!("web pinned to {v1}")), "{out}");
+    env.wait_synced_healthy("web", Some(&v1)).await;
+    let image = |j: Option<serde_json::Value>| {
+        j.unwrap_or_default()["TaskGroups"][0]["Tasks"][0]["Config"]["image"].clone()
+    };
+    assert_eq!(image(env.job("web").await), "nginx:1.26");
+
+    let (code, out, err) = cli(&env, &["unpin", "web"]).await;
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("web follows the branch again"), "{out}");
+    cli(&env, &["sync", "--app", "web"]).await;
+    env.wait_synced_healthy("web", Some(&v2)).await;
+    assert_eq!(image(env.job("web").await), "nginx:1.27");
+
+    // No drover listening: a clear error and exit 1.
+    let (code, _, err) = {
+        let mut command = drover();
+        command.args(["status", "--server", "http://127.0.0.1:9"]);
+        let out = tokio::task::spawn_blocking(move || command.output())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        (
+            out.status.code(),
+            String::new(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    assert_eq!(code, Some(1));
+    assert!(err.contains("cannot reach drover"), "{err}");
+    env.shutdown().await;
+}
