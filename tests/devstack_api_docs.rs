@@ -3173,7 +3173,10 @@ async fn consul_lock_contention_lock_delay_and_delete_behavior() {
         json!(false)
     );
 
-    // Destroying the holder releases the lock but the lock delay blocks a new holder for a while.
+    // Destroying the holder releases the lock but the lock delay blocks a new holder for a while:
+    // retried until it succeeds, never before the 600 ms are over (a lower bound that holds
+    // however slow the machine is).
+    let destroyed_at = std::time::Instant::now();
     send(
         &c,
         "PUT",
@@ -3182,14 +3185,17 @@ async fn consul_lock_contention_lock_delay_and_delete_behavior() {
         None,
     )
     .await;
-    assert_eq!(
-        put_raw(&c, url(format!("acquire={b}")), "b").await.json,
-        json!(false)
-    );
-    tokio::time::sleep(Duration::from_millis(900)).await;
-    assert_eq!(
-        put_raw(&c, url(format!("acquire={b}")), "b").await.json,
-        json!(true)
+    while put_raw(&c, url(format!("acquire={b}")), "b").await.json != json!(true) {
+        assert!(
+            destroyed_at.elapsed() < Duration::from_secs(30),
+            "lock delay never ends"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        destroyed_at.elapsed() >= Duration::from_millis(600),
+        "acquired {:?} after destroy, inside the lock delay",
+        destroyed_at.elapsed()
     );
     let get = send(
         &c,

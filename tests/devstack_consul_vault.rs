@@ -721,8 +721,11 @@ async fn consul_session_lock_acquire_contention_release_and_lock_delay() {
     assert_eq!(r.text().await.expect("body"), "true");
     let (_, got) = get_json(&c, key.clone()).await;
     assert_eq!(got[0]["LockIndex"], 2);
-    // Destroying the holder releases the lock and starts its lock delay.
+    // Destroying the holder releases the lock and starts its lock delay (s2's 60 s × 0.01).
+    // Acquiring is retried until it succeeds: it must not succeed before the delay is over (a
+    // lower bound holds however slow the machine is), and must succeed after it.
     let s3 = session(&c, &base, json!({"LockDelay": 15})).await;
+    let destroyed_at = std::time::Instant::now();
     let r = c
         .put(format!("{base}/v1/session/destroy/{s2}"))
         .send()
@@ -731,21 +734,29 @@ async fn consul_session_lock_acquire_contention_release_and_lock_delay() {
     assert_eq!(r.text().await.expect("body"), "true");
     let (_, got) = get_json(&c, key.clone()).await;
     assert!(got[0].get("Session").is_none(), "{got}");
-    let r = c
-        .put(format!("{key}?acquire={s3}"))
-        .body("x")
-        .send()
-        .await
-        .expect("req");
-    assert_eq!(r.text().await.expect("body"), "false", "lock delay active");
-    tokio::time::sleep(Duration::from_millis(1200)).await;
-    let r = c
-        .put(format!("{key}?acquire={s3}"))
-        .body("x")
-        .send()
-        .await
-        .expect("req");
-    assert_eq!(r.text().await.expect("body"), "true", "lock delay over");
+    let mut refused = 0;
+    loop {
+        let r = c
+            .put(format!("{key}?acquire={s3}"))
+            .body("x")
+            .send()
+            .await
+            .expect("req");
+        if r.text().await.expect("body") == "true" {
+            break;
+        }
+        refused += 1;
+        assert!(
+            destroyed_at.elapsed() < Duration::from_secs(30),
+            "lock delay never ends"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        destroyed_at.elapsed() >= Duration::from_millis(600),
+        "acquired {:?} after the holder was destroyed, inside its 600 ms lock delay ({refused} refusals)",
+        destroyed_at.elapsed()
+    );
     ds.shutdown().await;
 }
 
