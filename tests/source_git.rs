@@ -916,3 +916,94 @@ fn ssh_key_auth_with_known_hosts_file() {
     assert!(err.to_string().contains("does not match"), "{err}");
     assert!(!err.is_transient());
 }
+
+/// `drover serve` as a user runs it: host keys come from `~/.ssh/known_hosts` (no test-only
+/// known_hosts file). An unknown host is refused with a hint; once listed, the fetch works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_trusts_only_hosts_in_the_users_known_hosts() {
+    let up = Upstream::new();
+    let id = up.commit(&[("apps/s/app.yaml", "name: s\n")], "over ssh");
+    let keys = tempfile::tempdir().unwrap();
+    let client_key = keys.path().join("id_ed25519");
+    ssh_keygen(&client_key);
+    let Some(server) = start_sshd(keys.path(), &keys.path().join("id_ed25519.pub")) else {
+        return;
+    };
+    let url = format!(
+        "ssh://{}@127.0.0.1:{}{}",
+        current_user(),
+        server.port,
+        up.bare.display()
+    );
+    drover::providers::install_crypto_provider();
+    let http = reqwest::Client::new();
+
+    for trusted in [false, true] {
+        let home = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(home.path().join(".ssh")).unwrap();
+        if trusted {
+            std::fs::write(home.path().join(".ssh/known_hosts"), &server.host_key_line).unwrap();
+        }
+        let config = home.path().join("drover.yaml");
+        std::fs::write(
+            &config,
+            format!(
+                "repo:\n  url: {url}\n  poll_interval: 1h\n  auth: {{ ssh_key_file: {} }}\n\
+                 data_dir: {}\nlisten: 127.0.0.1:0\nnomad: {{ address: http://127.0.0.1:9 }}\n",
+                client_key.display(),
+                home.path().join("data").display()
+            ),
+        )
+        .unwrap();
+        let mut child = KillOnDrop(
+            Command::new(env!("CARGO_BIN_EXE_drover"))
+                .args(["serve", "-c"])
+                .arg(&config)
+                .env("HOME", home.path())
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("drover serve starts"),
+        );
+        let stdout = child.0.stdout.take().expect("piped stdout");
+        let base = tokio::task::spawn_blocking(move || {
+            use std::io::BufRead as _;
+            let mut lines = std::io::BufReader::new(stdout).lines();
+            let found = lines.by_ref().map_while(Result::ok).find_map(|l| {
+                l.split("status page on ")
+                    .nth(1)
+                    .map(|u| u.trim().trim_end_matches('/').to_string())
+            });
+            std::thread::spawn(move || lines.for_each(drop));
+            found
+        })
+        .await
+        .unwrap()
+        .expect("serve prints its address");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        let source = loop {
+            let source: serde_json::Value =
+                match http.get(format!("{base}/api/source")).send().await {
+                    Ok(r) => r.json().await.unwrap_or_default(),
+                    Err(_) => serde_json::Value::Null,
+                };
+            if !source["revision"].is_null() || !source["last_error"].is_null() {
+                break source;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no fetch result: {source}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        if trusted {
+            assert_eq!(source["revision"], id.as_str(), "{source}");
+        } else {
+            assert!(source["revision"].is_null(), "{source}");
+            let error = source["last_error"].as_str().unwrap_or_default();
+            assert!(error.contains("~/.ssh/known_hosts"), "{error}");
+        }
+        drop(child);
+    }
+}
