@@ -166,3 +166,136 @@ async fn preserve_counts_register_with_another_count_makes_a_version_like_nomad_
     }
     devstack.shutdown().await;
 }
+
+/// Registers (job writes) among `requests`; a scale is the autoscaler's write, not drover's.
+fn registers_of(requests: &[(String, String)]) -> Vec<(String, String)> {
+    requests
+        .iter()
+        .filter(|(m, p)| {
+            (m == "POST" || m == "PUT")
+                && (p == "/v1/jobs"
+                    || p.starts_with("/v1/job/") && !p.ends_with("/plan") && !p.ends_with("/scale"))
+        })
+        .cloned()
+        .collect()
+}
+
+fn plans_of(requests: &[(String, String)]) -> usize {
+    requests
+        .iter()
+        .filter(|(_, p)| p.ends_with("/plan"))
+        .count()
+}
+
+/// Poll the devstack's request log until a request after `from` satisfies `ok`.
+async fn wait_request(
+    env: &TestEnv,
+    from: usize,
+    what: &str,
+    ok: impl Fn(&(String, String)) -> bool,
+) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let requests = env.nomad_requests().await;
+        if requests.iter().skip(from).any(&ok) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}; requests since: {:?}",
+            requests.get(from..)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Wait for a reconcile of `app` that started after now and left it Synced and Healthy.
+async fn wait_next_synced_reconcile(env: &TestEnv, app: &str) -> drover::controller::AppStatus {
+    let since = std::time::SystemTime::now();
+    env.wait_app(app, "reconciled again, Synced and Healthy", |s| {
+        s.observed_at > since
+            && format!("{:?}", s.sync) == "Synced"
+            && format!("{:?}", s.health) == "Healthy"
+    })
+    .await
+}
+
+// The scale behaviour here is measured on Nomad 2.0.5, api-facts §7: a scale bumps Version and
+// JobModifyIndex, a plan of the Git count shows `Count: "3" => "1" (forces destroy)`, and a
+// PreserveCounts register of the Git count writes a new version.
+#[tokio::test]
+async fn a_scale_of_a_scaling_group_is_not_drift_and_a_git_change_keeps_the_live_count() {
+    let mut env = TestEnv::new().await;
+    env.write(
+        "apps/web/app.yaml",
+        "name: web\nresources:\n  - nomad_job: { file: job.nomad.hcl }\n",
+    );
+    env.write("apps/web/job.nomad.hcl", &scaled_jobspec("web", 1, 64));
+    let first = env.commit("web with a scaling group");
+    env.start_drover().await;
+    env.wait_synced_healthy("web", Some(&first)).await;
+
+    let before_scale = env.nomad_requests().await.len();
+    let (status, body) = env
+        .nomad_send(
+            reqwest::Method::POST,
+            "/v1/job/web/scale",
+            Some(json!({"Count": 3, "Target": {"Group": "web"}, "Message": "autoscaler"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let scaled = env.job("web").await.unwrap_or_default();
+    assert_eq!(scaled["TaskGroups"][0]["Count"], 3);
+    let scaled_version = scaled["Version"].as_u64().unwrap_or_default();
+
+    // drover sees the new JobModifyIndex and asks the server about it once...
+    wait_request(
+        &env,
+        before_scale,
+        "drover's plan of the scaled job",
+        |(_, p)| p == "/v1/job/web/plan",
+    )
+    .await;
+    wait_next_synced_reconcile(&env, "web").await;
+    let after_seen = env.nomad_requests().await;
+    let since_scale = &after_seen[before_scale..];
+    assert_eq!(
+        registers_of(since_scale),
+        Vec::<(String, String)>::new(),
+        "a scale is not drift: no register"
+    );
+    let job = env.job("web").await.unwrap_or_default();
+    assert_eq!(
+        job["Version"].as_u64(),
+        Some(scaled_version),
+        "no new version"
+    );
+    assert_eq!(job["TaskGroups"][0]["Count"], 3);
+    // ...and records the new index, so the next cycles cost nothing.
+    let quiet_from = after_seen.len();
+    wait_next_synced_reconcile(&env, "web").await;
+    wait_next_synced_reconcile(&env, "web").await;
+    let quiet = &env.nomad_requests().await[quiet_from..];
+    assert_eq!(
+        plans_of(quiet),
+        0,
+        "no plan once the scale is recorded: {quiet:?}"
+    );
+    assert!(registers_of(quiet).is_empty(), "{quiet:?}");
+
+    // A real change in Git registers once and keeps the autoscaler's count.
+    let before_change = env.nomad_requests().await.len();
+    env.write("apps/web/job.nomad.hcl", &scaled_jobspec("web", 1, 128));
+    let second = env.commit("web: more memory");
+    env.wait_synced_healthy("web", Some(&second)).await;
+    let since_change = &env.nomad_requests().await[before_change..];
+    assert_eq!(registers_of(since_change).len(), 1, "{since_change:?}");
+    let job = env.job("web").await.unwrap_or_default();
+    assert_eq!(job["Version"].as_u64(), Some(scaled_version + 1));
+    assert_eq!(job["TaskGroups"][0]["Count"], 3, "the live count is kept");
+    assert_eq!(
+        job["TaskGroups"][0]["Tasks"][0]["Resources"]["MemoryMB"],
+        128
+    );
+    env.shutdown().await;
+}
