@@ -299,3 +299,73 @@ async fn a_scale_of_a_scaling_group_is_not_drift_and_a_git_change_keeps_the_live
     );
     env.shutdown().await;
 }
+
+/// Run `drover plan <repo> [extra]` against the devstack; (exit code, stdout).
+fn drover_plan(env: &TestEnv, extra: &[&str]) -> (Option<i32>, String) {
+    let out = tokio::task::block_in_place(|| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_drover"))
+            .arg("plan")
+            .arg(&env.repo)
+            .args(extra)
+            .env("NOMAD_ADDR", env.devstack.nomad_url())
+            .env_remove("NOMAD_TOKEN")
+            .output()
+            .unwrap_or_else(|e| panic!("drover plan: {e}"))
+    });
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    (out.status.code(), format!("{stdout}{stderr}"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn plan_of_an_app_with_depends_on_judges_changes_not_dependencies() {
+    let mut env = TestEnv::new().await;
+    env.write("apps/minio/app.yaml", &common::app_yaml("minio", ""));
+    env.write(
+        "apps/minio/job.nomad.hcl",
+        &common::web_jobspec("minio", "minio/minio:latest"),
+    );
+    env.write(
+        "apps/web/app.yaml",
+        &common::app_yaml("web", "depends_on: [minio]\n"),
+    );
+    env.write(
+        "apps/web/job.nomad.hcl",
+        &common::web_jobspec("web", "nginx:1.27"),
+    );
+    let rev = env.commit("minio and web, which depends on it");
+
+    // An empty cluster: both would be created; minio's health is the cluster's, not an error.
+    let (code, out) = drover_plan(&env, &[]);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(!out.contains("error"), "{out}");
+    assert!(out.contains("create nomad_job/default/minio"), "{out}");
+    assert!(out.contains("create nomad_job/default/web"), "{out}");
+    assert!(out.contains("depends on minio (not healthy"), "{out}");
+    let (code, out) = drover_plan(&env, &["--app", "web"]);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(
+        !out.contains("app minio"),
+        "only the selected app is shown: {out}"
+    );
+
+    env.start_drover().await;
+    env.wait_synced_healthy("minio", Some(&rev)).await;
+    env.wait_synced_healthy("web", Some(&rev)).await;
+    let (code, out) = drover_plan(&env, &[]);
+    assert_eq!(code, Some(0), "nothing changed: {out}");
+    assert!(out.contains("depends on minio (Healthy)"), "{out}");
+    env.stop_drover().await;
+
+    // A change to the dependent app (in the working copy `plan` reads): exit 2 with its diff.
+    env.write(
+        "apps/web/job.nomad.hcl",
+        &common::web_jobspec("web", "nginx:1.28"),
+    );
+    let (code, out) = drover_plan(&env, &["--app", "web"]);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(!out.contains("error"), "{out}");
+    assert!(out.contains("update nomad_job/default/web"), "{out}");
+    assert!(out.contains("nginx:1.28"), "{out}");
+    env.shutdown().await;
+}
