@@ -131,6 +131,9 @@ struct PlanArgs {
     /// A drover data dir whose last-applied markers to use (read-only).
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Show the values of env, meta and driver config keys that look secret (hidden by default).
+    #[arg(long)]
+    show_secrets: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -347,6 +350,11 @@ async fn plan(args: PlanArgs) -> anyhow::Result<ExitCode> {
         live,
         ControllerSettings {
             colour: std::io::stdout().is_terminal(),
+            redaction: if args.show_secrets {
+                drover::plan::render::Redaction::reveal_all()
+            } else {
+                drover::plan::render::Redaction::default()
+            },
             ..ControllerSettings::default()
         },
     );

@@ -369,3 +369,61 @@ async fn plan_of_an_app_with_depends_on_judges_changes_not_dependencies() {
     assert!(out.contains("nginx:1.28"), "{out}");
     env.shutdown().await;
 }
+
+/// `web_jobspec` with a literal secret and a harmless value in the task's `env`.
+fn jobspec_with_env_secret(id: &str) -> String {
+    common::web_jobspec(id, "nginx:1.27").replace(
+        "driver = \"docker\"\n",
+        "driver = \"docker\"\n\n      env {\n        DB_PASSWORD = \"hunter2\"\n        LOG_LEVEL   = \"debug\"\n      }\n",
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn secret_looking_env_values_never_reach_the_page_or_api_but_show_secrets_reveals_them() {
+    let mut env = TestEnv::new().await;
+    env.write(
+        "apps/web/app.yaml",
+        &common::app_yaml("web", "sync: { auto: false }\n"),
+    );
+    env.write("apps/web/job.nomad.hcl", &jobspec_with_env_secret("web"));
+    let rev = env.commit("web with a literal secret in env");
+    env.start_drover().await;
+    // auto-sync off: the app waits OutOfSync with its create diff on the page and in the API.
+    env.wait_app("web", "OutOfSync with a diff", |s| {
+        s.revision == rev
+            && format!("{:?}", s.sync) == "OutOfSync"
+            && s.resources.iter().any(|r| r.diff.is_some())
+    })
+    .await;
+    let web = env
+        .drover
+        .as_ref()
+        .map(|d| d.web_addr)
+        .unwrap_or_else(|| panic!("drover runs"));
+    for path in ["/api/apps/web", "/api/apps", "/"] {
+        let text = env
+            .http
+            .get(format!("http://{web}{path}"))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+            .text()
+            .await
+            .unwrap_or_default();
+        assert!(
+            text.contains("DB_PASSWORD"),
+            "{path} shows the diff: {text}"
+        );
+        assert!(text.contains("debug"), "{path} shows other values: {text}");
+        assert!(!text.contains("hunter2"), "{path} leaks the secret: {text}");
+    }
+
+    let (code, out) = drover_plan(&env, &[]);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(out.contains("Env[DB_PASSWORD]: \"<redacted>\""), "{out}");
+    assert!(!out.contains("hunter2"), "{out}");
+    let (code, out) = drover_plan(&env, &["--show-secrets"]);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(out.contains("Env[DB_PASSWORD]: \"hunter2\""), "{out}");
+    env.shutdown().await;
+}

@@ -99,8 +99,11 @@ pub async fn reconcile(
         // Nothing will be applied yet: show the triage without asking the server.
         return waiting_for_dependency(ctx, app, revision, &triage, dep, memory);
     }
-    let plan = match plan::explain(&ctx.nomad, app, revision, &triage, edges, settings.colour).await
-    {
+    let style = plan::render::Style {
+        colour: settings.colour,
+        redaction: &settings.redaction,
+    };
+    let plan = match plan::explain(&ctx.nomad, app, revision, &triage, edges, style).await {
         Ok(plan) => plan,
         Err(error) => {
             let message = crate::telemetry::error_chain(&error);

@@ -53,7 +53,7 @@ pub async fn explain(
     revision: &str,
     triage: &[Triage],
     edges: &[(ResourceId, ResourceId)],
-    colour: bool,
+    style: render::Style<'_>,
 ) -> Result<Plan, PlanError> {
     let waves = order::waves(app, edges)?;
     let max_wave = waves.values().copied().max().unwrap_or(0);
@@ -130,7 +130,7 @@ pub async fn explain(
                         let diff = planned
                             .diff
                             .as_ref()
-                            .map(|d| render::job_diff(d, colour))
+                            .map(|d| render::job_diff(d, style))
                             .unwrap_or_default();
                         let change = if planned.job_modify_index == 0 {
                             Change::Create { diff }
