@@ -46,6 +46,76 @@ fn scaled_jobspec(id: &str, count: u32, memory: u32) -> String {
     )
 }
 
+// Nomad's own Register (nomad/job_endpoint.go): `PreserveCounts` keeps the live count of every
+// existing group, with or without a `scaling` block; a new group takes the body's count.
+#[tokio::test]
+async fn preserve_counts_keeps_every_existing_groups_count() {
+    let devstack = fast_devstack().await;
+    let http = http_client();
+    let base = devstack.nomad_url();
+    let post = reqwest::Method::POST;
+    let (status, mut job) = nomad_call(
+        &http,
+        &base,
+        post.clone(),
+        "/v1/jobs/parse",
+        Some(json!({"JobHCL": scaled_jobspec("two", 1, 64), "Canonicalize": false})),
+    )
+    .await;
+    assert_eq!(status, 200, "{job}");
+    let mut worker = job["TaskGroups"][0].clone();
+    worker["Name"] = json!("worker");
+    worker["Scaling"] = Value::Null;
+    if let Some(groups) = job["TaskGroups"].as_array_mut() {
+        groups.push(worker.clone());
+    }
+    let (status, v) = nomad_call(
+        &http,
+        &base,
+        post.clone(),
+        "/v1/jobs",
+        Some(json!({"Job": job})),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+
+    let mut more = job.clone();
+    more["TaskGroups"][0]["Count"] = json!(4);
+    more["TaskGroups"][1]["Count"] = json!(2);
+    let mut extra = worker;
+    extra["Name"] = json!("extra");
+    extra["Count"] = json!(2);
+    if let Some(groups) = more["TaskGroups"].as_array_mut() {
+        groups.push(extra);
+    }
+    let (status, v) = nomad_call(
+        &http,
+        &base,
+        post.clone(),
+        "/v1/jobs",
+        Some(json!({"Job": more, "PreserveCounts": true})),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    let (status, live) = nomad_call(&http, &base, reqwest::Method::GET, "/v1/job/two", None).await;
+    assert_eq!(status, 200, "{live}");
+    let counts: Vec<(Value, Value)> = live["TaskGroups"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|g| (g["Name"].clone(), g["Count"].clone()))
+        .collect();
+    assert_eq!(
+        counts,
+        [
+            (json!("web"), json!(1)),
+            (json!("worker"), json!(1)),
+            (json!("extra"), json!(2))
+        ]
+    );
+    devstack.shutdown().await;
+}
+
 /// Send `body` to the devstack's Nomad API and return (status, JSON body).
 async fn nomad_call(
     http: &reqwest::Client,
@@ -425,5 +495,72 @@ async fn secret_looking_env_values_never_reach_the_page_or_api_but_show_secrets_
     let (code, out) = drover_plan(&env, &["--show-secrets"]);
     assert_eq!(code, Some(2), "{out}");
     assert!(out.contains("Env[DB_PASSWORD]: \"hunter2\""), "{out}");
+    env.shutdown().await;
+}
+
+/// `scaled_jobspec` plus a group `worker` without a `scaling` block, running `worker_count`.
+fn jobspec_with_worker(id: &str, worker_count: u32) -> String {
+    let spec = scaled_jobspec(id, 1, 64);
+    let end = spec
+        .trim_end()
+        .strip_suffix('}')
+        .unwrap_or(&spec)
+        .to_string();
+    format!(
+        r#"{end}
+  group "worker" {{
+    count = {worker_count}
+
+    task "queue" {{
+      driver = "docker"
+
+      config {{
+        image = "redis:7"
+      }}
+    }}
+  }}
+}}
+"#
+    )
+}
+
+// Measured on Nomad 2.0.5, api-facts §7 (a scale is a new version); Nomad's Register applies
+// `PreserveCounts` to every group, so a Git count change of a group without `scaling` must be
+// registered without it, with the scaling group's live count copied in by drover.
+#[tokio::test]
+async fn a_git_count_change_of_a_group_without_scaling_applies_and_the_scaled_count_stays() {
+    let mut env = TestEnv::new().await;
+    env.write("apps/web/app.yaml", &common::app_yaml("web", ""));
+    env.write("apps/web/job.nomad.hcl", &jobspec_with_worker("web", 1));
+    let first = env.commit("web and worker");
+    env.start_drover().await;
+    env.wait_synced_healthy("web", Some(&first)).await;
+    let (status, body) = env
+        .nomad_send(
+            reqwest::Method::POST,
+            "/v1/job/web/scale",
+            Some(json!({"Count": 3, "Target": {"Group": "web"}})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+
+    env.write("apps/web/job.nomad.hcl", &jobspec_with_worker("web", 2));
+    let second = env.commit("two workers");
+    env.wait_synced_healthy("web", Some(&second)).await;
+    let job = env.job("web").await.unwrap_or_default();
+    let count = |name: &str| {
+        job["TaskGroups"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|g| g["Name"] == name)
+            .map(|g| g["Count"].clone())
+    };
+    assert_eq!(
+        count("worker"),
+        Some(json!(2)),
+        "Git's count of a plain group"
+    );
+    assert_eq!(count("web"), Some(json!(3)), "the autoscaler's count");
     env.shutdown().await;
 }
