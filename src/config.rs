@@ -59,6 +59,19 @@ pub struct FileSettings {
     /// Nomad settings; the `NOMAD_*` environment fills what is not set here.
     #[serde(default)]
     pub nomad: NomadSettings,
+    /// Which values diffs hide.
+    #[serde(default)]
+    pub redact: RedactSettings,
+}
+
+/// `redact:` — values hidden in every diff drover shows (CLI, status page, API).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedactSettings {
+    /// Key fragments, matched case-insensitively as substrings of `env` and `meta` keys and driver
+    /// `config` keys; replaces the default `[password, secret, token, key, credential]`.
+    #[serde(default)]
+    pub keys: Option<Vec<String>>,
 }
 
 /// `repo:`.
@@ -190,6 +203,10 @@ impl Settings {
             resync_interval: file.resync_interval.unwrap_or(defaults.resync_interval),
             progress_interval: file.progress_interval.unwrap_or(defaults.progress_interval),
             max_prune_share: file.max_prune_share.unwrap_or(defaults.max_prune_share),
+            redaction: match file.redact.keys {
+                Some(keys) => crate::plan::render::Redaction::new(keys),
+                None => defaults.redaction.clone(),
+            },
             ..defaults
         };
         Ok(Settings {
@@ -238,6 +255,30 @@ mod tests {
         assert_eq!(s.controller.resync_interval, Duration::from_secs(120));
         assert_eq!(s.nomad.address, "http://10.1.1.1:4646");
         assert_eq!(s.listen.port(), 9000);
+    }
+
+    #[test]
+    fn redact_keys_replace_the_default_fragments() {
+        let parse = |yaml: &str| {
+            let file: FileSettings =
+                serde_yaml_ng::from_str(yaml).unwrap_or_else(|e| panic!("{e}"));
+            Settings::from_file_settings(file, |_| None)
+                .unwrap_or_else(|e| panic!("{e}"))
+                .controller
+                .redaction
+        };
+        assert_eq!(
+            parse("repo: { url: x }\n"),
+            crate::plan::render::Redaction::default()
+        );
+        assert_eq!(
+            parse("repo: { url: x }\nredact: { keys: [PASSWORD, dsn] }\n"),
+            crate::plan::render::Redaction::new(["password", "dsn"])
+        );
+        assert!(
+            serde_yaml_ng::from_str::<FileSettings>("repo: { url: x }\nredact: { key: [a] }\n")
+                .is_err()
+        );
     }
 
     #[test]

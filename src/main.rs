@@ -131,6 +131,9 @@ struct PlanArgs {
     /// A drover data dir whose last-applied markers to use (read-only).
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Show the values of env, meta and driver config keys that look secret (hidden by default).
+    #[arg(long)]
+    show_secrets: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -347,6 +350,11 @@ async fn plan(args: PlanArgs) -> anyhow::Result<ExitCode> {
         live,
         ControllerSettings {
             colour: std::io::stdout().is_terminal(),
+            redaction: if args.show_secrets {
+                drover::plan::render::Redaction::reveal_all()
+            } else {
+                drover::plan::render::Redaction::default()
+            },
             ..ControllerSettings::default()
         },
     );
@@ -355,8 +363,23 @@ async fn plan(args: PlanArgs) -> anyhow::Result<ExitCode> {
     for d in &desired.loaded.repo_errors {
         println!("{d}");
     }
+    let selected = |name: &str| args.app.as_ref().is_none_or(|a| a == name);
+    // The selected apps and the apps they depend on: a dependency is planned too (never printed
+    // unless selected), so its health is assessed from the cluster like a sync would see it.
+    let needed: std::collections::BTreeSet<&str> = desired
+        .loaded
+        .apps
+        .iter()
+        .filter(|loaded| selected(&loaded.name))
+        .flat_map(|loaded| {
+            let deps = loaded.result.as_ref().map(|a| a.depends_on.as_slice());
+            std::iter::once(loaded.name.as_str())
+                .chain(deps.unwrap_or_default().iter().map(String::as_str))
+        })
+        .collect();
+    let mut outcomes = Vec::new();
     for loaded in &desired.loaded.apps {
-        if args.app.as_ref().is_some_and(|a| a != &loaded.name) {
+        if !needed.contains(loaded.name.as_str()) {
             continue;
         }
         let edges = loaded
@@ -373,7 +396,28 @@ async fn plan(args: PlanArgs) -> anyhow::Result<ExitCode> {
             &mut AppMemory::default(),
         )
         .await;
+        outcomes.push((loaded, outcome));
+    }
+    let health: std::collections::BTreeMap<String, drover::health::Health> = outcomes
+        .iter()
+        .map(|(loaded, outcome)| (loaded.name.clone(), outcome.status.health))
+        .collect();
+    for (loaded, outcome) in outcomes {
+        if !selected(&loaded.name) {
+            continue;
+        }
         println!("app {}:", loaded.name);
+        // Information only: a sync waits for these, a plan does not.
+        let deps = loaded.result.as_ref().map(|a| a.depends_on.as_slice());
+        for dep in deps.unwrap_or_default() {
+            match health.get(dep) {
+                Some(drover::health::Health::Healthy) => println!("  depends on {dep} (Healthy)"),
+                Some(health) => {
+                    println!("  depends on {dep} (not healthy: {health:?}; a sync waits for it)")
+                }
+                None => println!("  depends on {dep} (not planned: invalid or missing)"),
+            }
+        }
         for e in &outcome.status.errors {
             println!("  error: {e}");
             failed = true;

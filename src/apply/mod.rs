@@ -219,6 +219,7 @@ async fn apply_step(
             Payload::NomadJob {
                 job,
                 enforce_index,
+                preserve_counts,
                 source,
                 format,
                 variables,
@@ -226,7 +227,7 @@ async fn apply_step(
         ) => {
             let options = RegisterOptions {
                 enforce_index: Some(*enforce_index),
-                preserve_counts: has_scaling_block(job),
+                preserve_counts: *preserve_counts,
                 submission_source: Some(source.clone()),
                 submission_format: Some(format.clone()),
                 submission_variables: Some(variables.clone()),
@@ -365,15 +366,4 @@ fn failed(error: &dyn std::error::Error, transient: bool) -> StepResult {
         message: crate::telemetry::error_chain(error),
         transient,
     }
-}
-
-/// A group with a `scaling` block belongs to the autoscaler's count (DESIGN rule 8).
-fn has_scaling_block(job: &Value) -> bool {
-    job.get("TaskGroups")
-        .and_then(Value::as_array)
-        .is_some_and(|groups| {
-            groups
-                .iter()
-                .any(|g| g.get("Scaling").is_some_and(|s| !s.is_null()))
-        })
 }

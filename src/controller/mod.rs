@@ -32,6 +32,8 @@ pub struct ControllerSettings {
     pub max_backoff: Duration,
     /// Colour diffs (a TTY).
     pub colour: bool,
+    /// Values hidden in every diff drover shows (`redact.keys` in drover.yaml).
+    pub redaction: crate::plan::render::Redaction,
     /// Refuse to prune when more than this share of known apps left Git at once.
     pub max_prune_share: f64,
 }
@@ -44,6 +46,7 @@ impl Default for ControllerSettings {
             progress_interval: Duration::from_secs(5),
             max_backoff: Duration::from_secs(300),
             colour: false,
+            redaction: crate::plan::render::Redaction::default(),
             max_prune_share: 0.5,
         }
     }

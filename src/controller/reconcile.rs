@@ -89,13 +89,21 @@ pub async fn reconcile(
         Err(message) => return failure(ctx, app, revision, message, memory),
     };
     let triage = plan::triage(app, &live, &markers, &owned);
-    let waiting_on = unhealthy_dependencies(ctx, app);
-    if let (Some(dep), Mode::Auto | Mode::Manual) = (&waiting_on, mode) {
+    // A dry run writes nothing, so it waits for nothing: it shows what a sync would do, and its
+    // caller reports the dependencies' health (`drover plan` has no controller statuses to ask).
+    let waiting_on = match mode {
+        Mode::DryRun => None,
+        Mode::Auto | Mode::Manual => unhealthy_dependencies(ctx, app),
+    };
+    if let Some(dep) = &waiting_on {
         // Nothing will be applied yet: show the triage without asking the server.
         return waiting_for_dependency(ctx, app, revision, &triage, dep, memory);
     }
-    let plan = match plan::explain(&ctx.nomad, app, revision, &triage, edges, settings.colour).await
-    {
+    let style = plan::render::Style {
+        colour: settings.colour,
+        redaction: &settings.redaction,
+    };
+    let plan = match plan::explain(&ctx.nomad, app, revision, &triage, edges, style).await {
         Ok(plan) => plan,
         Err(error) => {
             let message = crate::telemetry::error_chain(&error);

@@ -425,7 +425,11 @@ async fn prune_app(ctx: &Context, app: &str, pins: &Option<RevisionReader>) -> b
         protected,
     };
     let triage = crate::plan::triage(&empty, &live, &BTreeMap::new(), &owned);
-    let Ok(plan) = crate::plan::explain(&ctx.nomad, &empty, "", &triage, &[], false).await else {
+    let style = crate::plan::render::Style {
+        colour: false,
+        redaction: &ctx.settings.redaction,
+    };
+    let Ok(plan) = crate::plan::explain(&ctx.nomad, &empty, "", &triage, &[], style).await else {
         return true;
     };
     let report = crate::apply::apply(

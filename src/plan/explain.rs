@@ -53,7 +53,7 @@ pub async fn explain(
     revision: &str,
     triage: &[Triage],
     edges: &[(ResourceId, ResourceId)],
-    colour: bool,
+    style: render::Style<'_>,
 ) -> Result<Plan, PlanError> {
     let waves = order::waves(app, edges)?;
     let max_wave = waves.values().copied().max().unwrap_or(0);
@@ -82,19 +82,41 @@ pub async fn explain(
                             })?
                         }
                     };
-                    let job = nomad_job::prepare(job, &t.id, &app.name);
-                    let planned =
-                        nomad
-                            .plan_job(&job)
-                            .await
-                            .map_err(|source| PlanError::Nomad {
-                                resource: t.id.clone(),
-                                source,
-                            })?;
-                    let unchanged = planned
-                        .diff
-                        .as_ref()
-                        .is_some_and(|d| d.diff_type == DiffType::None);
+                    let mut job = nomad_job::prepare(job, &t.id, &app.name);
+                    let plan = |job: &serde_json::Value| {
+                        let job = job.clone();
+                        async move {
+                            nomad
+                                .plan_job(&job)
+                                .await
+                                .map_err(|source| PlanError::Nomad {
+                                    resource: t.id.clone(),
+                                    source,
+                                })
+                        }
+                    };
+                    let mut planned = plan(&job).await?;
+                    // A scaling group keeps its live count (DESIGN rule 8): a plan of the Git
+                    // count would show `Count: "3" => "1"` after every scale. The live counts
+                    // come from that diff; only when something else changed too is the job
+                    // planned again with them, for the true diff.
+                    let scaling = nomad_job::scaling_groups(&job);
+                    let mut count_only = false;
+                    if let Some(diff) = planned.diff.as_ref() {
+                        let live_counts = nomad_job::live_scaling_counts(diff, &scaling);
+                        if !live_counts.is_empty() {
+                            nomad_job::set_counts(&mut job, &live_counts);
+                            count_only = nomad_job::only_counts_differ(diff, &live_counts);
+                            if !count_only {
+                                planned = plan(&job).await?;
+                            }
+                        }
+                    }
+                    let unchanged = count_only
+                        || planned
+                            .diff
+                            .as_ref()
+                            .is_some_and(|d| d.diff_type == DiffType::None);
                     // "Missing" in a stale cache but unchanged on the server: it exists (drover
                     // registered it a moment ago). Registering again would only add an evaluation.
                     if unchanged {
@@ -108,18 +130,24 @@ pub async fn explain(
                         let diff = planned
                             .diff
                             .as_ref()
-                            .map(|d| render::job_diff(d, colour))
+                            .map(|d| render::job_diff(d, style))
                             .unwrap_or_default();
                         let change = if planned.job_modify_index == 0 {
                             Change::Create { diff }
                         } else {
                             Change::Update { diff }
                         };
+                        let preserve_counts = !scaling.is_empty()
+                            && !planned
+                                .diff
+                                .as_ref()
+                                .is_some_and(nomad_job::changes_a_count);
                         (
                             change,
                             Payload::NomadJob {
                                 job,
                                 enforce_index: planned.job_modify_index,
+                                preserve_counts,
                                 source: spec.source.clone(),
                                 format: nomad_job::submission_format(spec).to_string(),
                                 variables: spec.variables.clone(),

@@ -144,6 +144,8 @@ pub enum Payload {
         job: Value,
         /// The `JobModifyIndex` the plan saw (0: must not exist).
         enforce_index: u64,
+        /// Register with `PreserveCounts`: the job has scaling groups and Git changes no count.
+        preserve_counts: bool,
         /// The original jobspec for `Submission`.
         #[serde(skip)]
         source: String,

@@ -5,6 +5,7 @@ use serde_json::{Value, json};
 use super::{AppliedMarker, Reason, Verdict};
 use crate::desired::{JobFormat, NomadJobSpec, ResourceId};
 use crate::live::LiveSnapshot;
+use crate::providers::nomad::types::{DiffType, FieldDiff, JobDiff, ObjectDiff};
 
 /// Job meta key marking the app that owns a job (DESIGN rule 4).
 pub const OWNER_META_KEY: &str = "drover.app";
@@ -68,11 +69,109 @@ pub fn submission_format(spec: &NomadJobSpec) -> &'static str {
     }
 }
 
+/// Names of the job's groups with a `scaling` block: their count belongs to the autoscaler (or
+/// `nomad job scale`), not to Git (DESIGN rule 8).
+pub fn scaling_groups(job: &Value) -> Vec<String> {
+    job.get("TaskGroups")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|g| g.get("Scaling").is_some_and(|s| !s.is_null()))
+        .filter_map(|g| g.get("Name").and_then(Value::as_str).map(str::to_string))
+        .collect()
+}
+
+/// The live counts of scaling groups whose count differs from Git, read from a plan diff's
+/// `Count: "live" => "git"` edits. Nomad's plan endpoint has no `PreserveCounts`, so this is how
+/// drover learns them without another read.
+pub fn live_scaling_counts(diff: &JobDiff, scaling: &[String]) -> Vec<(String, u64)> {
+    diff.task_groups
+        .iter()
+        .flatten()
+        .filter(|g| g.diff_type == DiffType::Edited && scaling.contains(&g.name))
+        .filter_map(|g| {
+            g.fields
+                .iter()
+                .flatten()
+                .find(|f| f.name == "Count" && f.diff_type == DiffType::Edited)
+                .and_then(|f| f.old.parse().ok())
+                .map(|count| (g.name.clone(), count))
+        })
+        .collect()
+}
+
+/// Put `counts` into the job's groups of those names.
+pub fn set_counts(job: &mut Value, counts: &[(String, u64)]) {
+    let groups = job.get_mut("TaskGroups").and_then(Value::as_array_mut);
+    for group in groups.into_iter().flatten() {
+        let name = group
+            .get("Name")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if let Some((_, count)) = counts.iter().find(|(n, _)| n == name)
+            && let Some(obj) = group.as_object_mut()
+        {
+            obj.insert("Count".into(), json!(count));
+        }
+    }
+}
+
+/// Whether the diff changes nothing but the `Count` of the groups named in `counts` (a scale by
+/// the autoscaler, which is not drift).
+pub fn only_counts_differ(diff: &JobDiff, counts: &[(String, u64)]) -> bool {
+    let quiet_fields = |fields: &Option<Vec<FieldDiff>>| {
+        fields
+            .iter()
+            .flatten()
+            .all(|f| f.diff_type == DiffType::None)
+    };
+    let quiet_objects = |objects: &Option<Vec<ObjectDiff>>| {
+        objects
+            .iter()
+            .flatten()
+            .all(|o| o.diff_type == DiffType::None)
+    };
+    quiet_fields(&diff.fields)
+        && quiet_objects(&diff.objects)
+        && diff.task_groups.iter().flatten().all(|g| {
+            if g.diff_type == DiffType::None {
+                return true;
+            }
+            g.diff_type == DiffType::Edited
+                && counts.iter().any(|(n, _)| *n == g.name)
+                && g.fields
+                    .iter()
+                    .flatten()
+                    .all(|f| f.diff_type == DiffType::None || f.name == "Count")
+                && quiet_objects(&g.objects)
+                && g.tasks
+                    .iter()
+                    .flatten()
+                    .all(|t| t.diff_type == DiffType::None)
+        })
+}
+
+/// Whether Git changes the count of an existing group: then `PreserveCounts` must not be sent, since
+/// Nomad would keep the live count of *every* group (the scaling groups' live counts are copied in
+/// by drover itself).
+pub fn changes_a_count(diff: &JobDiff) -> bool {
+    diff.task_groups
+        .iter()
+        .flatten()
+        .filter(|g| g.diff_type == DiffType::Edited)
+        .any(|g| {
+            g.fields
+                .iter()
+                .flatten()
+                .any(|f| f.name == "Count" && f.diff_type == DiffType::Edited)
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::desired::ResourceKind;
-    use crate::providers::nomad::types::JobListStub;
+    use crate::providers::nomad::types::{JobListStub, TaskDiff, TaskGroupDiff};
 
     fn id() -> ResourceId {
         ResourceId {
@@ -159,6 +258,87 @@ mod tests {
         assert_eq!(job["Meta"][OWNER_META_KEY], "media");
         let job = prepare(json!({"ID": "web", "Meta": null}), &id(), "a");
         assert_eq!(job["Meta"][OWNER_META_KEY], "a");
+    }
+
+    fn group_diff(name: &str, fields: Vec<FieldDiff>, tasks: Vec<TaskDiff>) -> TaskGroupDiff {
+        TaskGroupDiff {
+            diff_type: DiffType::Edited,
+            name: name.into(),
+            fields: Some(fields),
+            objects: None,
+            tasks: Some(tasks),
+            updates: None,
+        }
+    }
+
+    fn edited(name: &str, old: &str, new: &str) -> FieldDiff {
+        FieldDiff {
+            diff_type: DiffType::Edited,
+            name: name.into(),
+            old: old.into(),
+            new: new.into(),
+            annotations: None,
+        }
+    }
+
+    fn job_diff(groups: Vec<TaskGroupDiff>) -> JobDiff {
+        JobDiff {
+            diff_type: DiffType::Edited,
+            id: "web".into(),
+            fields: None,
+            objects: None,
+            task_groups: Some(groups),
+        }
+    }
+
+    #[test]
+    fn a_scaled_count_is_read_from_the_diff_and_alone_is_no_change() {
+        let job = json!({"TaskGroups": [
+            {"Name": "web", "Count": 1, "Scaling": {"Min": 1, "Max": 5}},
+            {"Name": "db", "Count": 1, "Scaling": null},
+        ]});
+        let scaling = scaling_groups(&job);
+        assert_eq!(scaling, ["web"]);
+        let scaled = job_diff(vec![group_diff(
+            "web",
+            vec![edited("Count", "3", "1")],
+            vec![],
+        )]);
+        let counts = live_scaling_counts(&scaled, &scaling);
+        assert_eq!(counts, [("web".to_string(), 3)]);
+        assert!(only_counts_differ(&scaled, &counts));
+        let mut copied = job.clone();
+        set_counts(&mut copied, &counts);
+        assert_eq!(copied["TaskGroups"][0]["Count"], 3);
+        assert_eq!(copied["TaskGroups"][1]["Count"], 1);
+
+        // A memory change as well: not count-only.
+        let task = TaskDiff {
+            diff_type: DiffType::Edited,
+            name: "server".into(),
+            fields: None,
+            objects: None,
+            annotations: None,
+        };
+        let both = job_diff(vec![group_diff(
+            "web",
+            vec![edited("Count", "3", "1")],
+            vec![task],
+        )]);
+        assert!(!only_counts_differ(
+            &both,
+            &live_scaling_counts(&both, &scaling)
+        ));
+
+        // A group without a scaling block: its count is Git's, and changing it rules out
+        // PreserveCounts (Nomad would keep every group's live count).
+        let db = job_diff(vec![group_diff(
+            "db",
+            vec![edited("Count", "1", "2")],
+            vec![],
+        )]);
+        assert!(live_scaling_counts(&db, &scaling).is_empty());
+        assert!(changes_a_count(&db));
     }
 
     #[test]

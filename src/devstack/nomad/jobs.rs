@@ -251,15 +251,30 @@ impl NomadState {
     pub(crate) fn upsert_job(
         &self,
         inner: &mut Inner,
+        job: Value,
+        submission: Option<Value>,
+        triggered_by: &str,
+        eval_priority: i64,
+    ) -> Upsert {
+        self.upsert_job_versioned(inner, job, submission, triggered_by, eval_priority, false)
+    }
+
+    /// [`Self::upsert_job`], but `new_version` writes a new version even when the stored spec
+    /// equals `job` (a `PreserveCounts` register whose body carried other counts).
+    pub(crate) fn upsert_job_versioned(
+        &self,
+        inner: &mut Inner,
         mut job: Value,
         submission: Option<Value>,
         triggered_by: &str,
         eval_priority: i64,
+        new_version: bool,
     ) -> Upsert {
         let key = (s(&job, "Namespace").to_string(), s(&job, "ID").to_string());
         let existing = inner.jobs.get(&key).map(|e| e.job.clone());
         let make_eval = !no_eval(&job);
         if let Some(old) = existing.as_ref()
+            && !new_version
             && !super::diff::spec_changed(old, &job)
         {
             let index = self.write(inner, &["evals"]);
@@ -501,15 +516,30 @@ pub(crate) async fn register(st: &Arc<DevState>, req: &Req, url_id: Option<&str>
                 "cannot update non-parameterized job to parameterized"
             }));
         }
-        if preserve_counts {
-            preserve(old, &mut job);
-        }
     }
-    let up = nomad.upsert_job(&mut inner, job, submission, "job-register", eval_priority);
+    // Measured on Nomad 2.0.5 (api-facts §7): a `PreserveCounts` register whose body carries
+    // counts other than the live ones writes a new version (Version 4 → 5) that keeps the live
+    // counts. So whether the spec changed is judged on the body as submitted.
+    let mut new_version = false;
+    if let Some(old) = &existing
+        && preserve_counts
+    {
+        new_version = super::diff::spec_changed(old, &job);
+        preserve(old, &mut job);
+    }
+    let up = nomad.upsert_job_versioned(
+        &mut inner,
+        job,
+        submission,
+        "job-register",
+        eval_priority,
+        new_version,
+    );
     Ok(write_reply(req, up.index, &register_response(&up)))
 }
 
-/// `PreserveCounts`: groups with a `scaling` block keep their current count.
+/// `PreserveCounts`: every group that already exists keeps its current count, with or without a
+/// `scaling` block (nomad/job_endpoint.go `Register`: `prevCounts` covers all groups).
 fn preserve(old: &Value, job: &mut Value) {
     let counts: Vec<(String, Value)> = old["TaskGroups"]
         .as_array()
@@ -520,9 +550,6 @@ fn preserve(old: &Value, job: &mut Value) {
     if let Some(groups) = job["TaskGroups"].as_array_mut() {
         for g in groups {
             let name = s(g, "Name").to_string();
-            if g.get("Scaling").is_none_or(|x| x.is_null()) {
-                continue;
-            }
             if let Some((_, c)) = counts.iter().find(|(n, _)| *n == name)
                 && let Some(o) = g.as_object_mut()
             {
