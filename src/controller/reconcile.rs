@@ -292,8 +292,15 @@ async fn run_apply(
     memory: &mut AppMemory,
 ) -> ApplyReport {
     let writes = plan.has_changes();
+    // What caused the writes, for the history: Git, or drift being healed (self-heal).
+    let allowed: Vec<&plan::Step> = plan
+        .writes()
+        .filter(|step| policy.heal_drift || !step.reason.is_drift())
+        .collect();
+    let heals_only = !allowed.is_empty() && allowed.iter().all(|step| step.reason.is_drift());
     let trigger = match mode {
         Mode::Manual => "manual",
+        _ if heals_only => "self-heal",
         _ => "auto",
     };
     let sync_id = if writes {

@@ -1,0 +1,171 @@
+//! End-to-end tests that the status drover shows (API, page, `drover status`, history, events)
+//! says what is true: removed apps, refused prunes, writes in flight, scaled-to-zero jobs,
+//! refused rollbacks, a branch that moved backwards, self-heal writes and broken revisions.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::{TestEnv, WAIT, app_yaml, web_jobspec};
+use drover::controller::AppStatus;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+fn sync_of(s: &AppStatus) -> String {
+    format!("{:?}", s.sync)
+}
+
+fn health_of(s: &AppStatus) -> String {
+    format!("{:?}", s.health)
+}
+
+fn web_addr(env: &TestEnv) -> std::net::SocketAddr {
+    env.drover
+        .as_ref()
+        .map(|d| d.web_addr)
+        .unwrap_or_else(|| panic!("drover is not running"))
+}
+
+async fn api_get(env: &TestEnv, path: &str) -> (u16, String) {
+    let r = env
+        .http
+        .get(format!("http://{}{path}", web_addr(env)))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+    let code = r.status().as_u16();
+    (code, r.text().await.unwrap_or_default())
+}
+
+async fn api_json(env: &TestEnv, path: &str) -> Value {
+    let (code, body) = api_get(env, path).await;
+    assert_eq!(code, 200, "GET {path}: {body}");
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: {e}: {body}"))
+}
+
+async fn api_post(env: &TestEnv, path: &str, body: Value) -> (u16, Value) {
+    let r = env
+        .http
+        .post(format!("http://{}{path}", web_addr(env)))
+        .json(&body)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("POST {path}: {e}"));
+    let code = r.status().as_u16();
+    (code, r.json().await.unwrap_or(Value::Null))
+}
+
+/// Wait until the whole status map satisfies `ok`, or panic with the map last seen.
+async fn wait_statuses(
+    env: &TestEnv,
+    what: &str,
+    ok: impl Fn(&BTreeMap<String, AppStatus>) -> bool,
+) {
+    let running = env
+        .drover
+        .as_ref()
+        .unwrap_or_else(|| panic!("drover is not running"));
+    let mut rx = running.ctx.statuses.subscribe();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if ok(&rx.borrow_and_update()) {
+            return;
+        }
+        tokio::select! {
+            _ = rx.changed() => {}
+            _ = tokio::time::sleep_until(deadline) => {
+                panic!("timed out waiting for {what}; statuses: {:#?}", rx.borrow());
+            }
+        }
+    }
+}
+
+/// Wait until the repo-level status (`/api/status`) has a problem containing `needle`.
+async fn wait_repo_problem(env: &TestEnv, needle: &str) -> Value {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let (code, body) = api_get(env, "/api/status").await;
+        if code == 200 {
+            let status: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+            let found = status["problems"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|p| p.as_str().is_some_and(|p| p.contains(needle)));
+            if found {
+                return status;
+            }
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for a repo problem containing {needle:?}; last: {code} {body}"
+        );
+        // The repo status is served over HTTP only; poll it.
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+async fn events(env: &TestEnv) -> Vec<drover::store::EventRecord> {
+    env.drover
+        .as_ref()
+        .unwrap_or_else(|| panic!("drover is not running"))
+        .ctx
+        .store
+        .events(None, 200)
+        .await
+        .unwrap_or_default()
+}
+
+async fn history(env: &TestEnv, app: &str) -> Vec<drover::store::SyncRecord> {
+    env.drover
+        .as_ref()
+        .unwrap_or_else(|| panic!("drover is not running"))
+        .ctx
+        .store
+        .history(app, 50)
+        .await
+        .unwrap_or_default()
+}
+
+/// `drover status` against the running server; its stdout.
+async fn drover_status(env: &TestEnv) -> String {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_drover"))
+        .args(["status", "--server", &format!("http://{}", web_addr(env))])
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("drover status: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "drover status failed: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+fn write_web_like(env: &TestEnv, name: &str, extra: &str) {
+    env.write(&format!("apps/{name}/app.yaml"), &app_yaml(name, extra));
+    env.write(
+        &format!("apps/{name}/job.nomad.hcl"),
+        &web_jobspec(name, "nginx:1.27"),
+    );
+}
+
+#[tokio::test]
+async fn a_write_that_heals_drift_is_recorded_as_self_heal() {
+    let mut env = TestEnv::new().await;
+    env.sync_web_app("sync: { self_heal: true }\n").await;
+    let (code, _) = env.nomad_send(Method::DELETE, "/v1/job/web", None).await;
+    assert_eq!(code, 200);
+    env.wait_job("web", "stop undone", |j| {
+        j.is_some_and(|j| j["Stop"] == false)
+    })
+    .await;
+    env.wait_synced_healthy("web", None).await;
+    let history = history(&env, "web").await;
+    let triggers: Vec<&str> = history.iter().map(|h| h.trigger.as_str()).collect();
+    // Newest first: the heal, then the first sync from Git.
+    assert_eq!(triggers.first(), Some(&"self-heal"), "{history:#?}");
+    assert_eq!(triggers.last(), Some(&"auto"), "{history:#?}");
+    env.shutdown().await;
+}
