@@ -152,6 +152,57 @@ fn write_web_like(env: &TestEnv, name: &str, extra: &str) {
 }
 
 #[tokio::test]
+async fn rollback_to_a_revision_without_the_app_or_with_it_invalid_is_refused() {
+    let mut env = TestEnv::new().await;
+    write_web_like(&env, "other", "");
+    let without = env.commit("only another app");
+    write_web_like(&env, "web", "");
+    env.commit("web");
+    env.write("apps/web/job.nomad.hcl", "job \"web\" {\n  group \"g\" {\n");
+    let broken = env.commit("web: broken jobspec");
+    env.write("apps/web/job.nomad.hcl", &web_jobspec("web", "nginx:1.28"));
+    let fixed = env.commit("web: fixed");
+    env.start_drover().await;
+    env.wait_synced_healthy("web", Some(&fixed)).await;
+
+    let (code, body) = api_post(
+        &env,
+        "/api/apps/web/rollback",
+        json!({ "revision": &without[..8] }),
+    )
+    .await;
+    assert_eq!(code, 422, "{body}");
+    let message = body["error"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("has no app web") && message.contains(&without[..12]),
+        "{body}"
+    );
+    let (code, body) = api_post(
+        &env,
+        "/api/apps/web/rollback",
+        json!({ "revision": broken }),
+    )
+    .await;
+    assert_eq!(code, 422, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .is_some_and(|m| m.contains("invalid") && m.contains("job.nomad.hcl")),
+        "{body}"
+    );
+    let pinned = env
+        .drover
+        .as_ref()
+        .map(|d| d.ctx.store.clone())
+        .unwrap_or_else(|| panic!("running"))
+        .pinned("web")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(pinned, None, "nothing was pinned");
+    env.shutdown().await;
+}
+
+#[tokio::test]
 async fn a_write_that_heals_drift_is_recorded_as_self_heal() {
     let mut env = TestEnv::new().await;
     env.sync_web_app("sync: { self_heal: true }\n").await;

@@ -111,12 +111,40 @@ async fn rollback(
     }
     let source = state.source.source().clone();
     let wanted = request.revision.clone();
-    let resolved = tokio::task::spawn_blocking(move || source.resolve(&wanted)).await;
-    let commit = match resolved {
-        Ok(Ok(commit)) => commit,
+    // Load the app from that revision: pinning to a revision without it, or where it does not
+    // load, would leave the app with nothing to apply.
+    let read = tokio::task::spawn_blocking(move || {
+        source
+            .revision_at(&wanted)
+            .map(|revision| (crate::desired::load(&revision), revision))
+    })
+    .await;
+    let (loaded, revision) = match read {
+        Ok(Ok(read)) => read,
         Ok(Err(e)) => return error(StatusCode::BAD_REQUEST, e.to_string()),
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     };
+    match loaded.app(&name).map(|app| &app.result) {
+        None => {
+            return error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("revision {} has no app {name}", revision.short_id()),
+            );
+        }
+        Some(Err(diagnostics)) => {
+            let errors: Vec<String> = diagnostics.iter().map(ToString::to_string).collect();
+            return error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!(
+                    "app {name} is invalid at revision {}: {}",
+                    revision.short_id(),
+                    errors.join("; ")
+                ),
+            );
+        }
+        Some(Ok(_)) => {}
+    }
+    let commit = revision.id;
     if let Err(e) = state.ctx.store.pin(&name, &commit).await {
         return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
     }
