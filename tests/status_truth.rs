@@ -152,6 +152,30 @@ fn write_web_like(env: &TestEnv, name: &str, extra: &str) {
 }
 
 #[tokio::test]
+async fn a_job_scaled_to_zero_is_healthy() {
+    let mut env = TestEnv::new().await;
+    env.write("apps/idle/app.yaml", &app_yaml("idle", ""));
+    env.write(
+        "apps/idle/job.nomad.hcl",
+        &web_jobspec("idle", "nginx:1.27")
+            .replace("  group \"web\" {\n", "  group \"web\" {\n    count = 0\n"),
+    );
+    let rev = env.commit("a job with count = 0");
+    env.start_drover().await;
+    let status = env.wait_synced_healthy("idle", Some(&rev)).await;
+    assert!(
+        status
+            .resources
+            .iter()
+            .any(|r| r.message.contains("scaled to zero")),
+        "{status:#?}"
+    );
+    let job = env.job("idle").await.unwrap_or_default();
+    assert_eq!(job["Status"], "dead", "Nomad calls it dead: {job}");
+    env.shutdown().await;
+}
+
+#[tokio::test]
 async fn rollback_to_a_revision_without_the_app_or_with_it_invalid_is_refused() {
     let mut env = TestEnv::new().await;
     write_web_like(&env, "other", "");
