@@ -244,3 +244,28 @@ async fn a_write_that_heals_drift_is_recorded_as_self_heal() {
     assert_eq!(triggers.last(), Some(&"auto"), "{history:#?}");
     env.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_revision_that_fails_to_parse_keeps_showing_the_live_health_and_resources() {
+    let mut env = TestEnv::new().await;
+    env.sync_web_app("").await;
+    env.write("apps/web/job.nomad.hcl", "job \"web\" {\n  group \"g\" {\n");
+    let rev = env.commit("web: broken jobspec");
+    let status = env
+        .wait_app("web", "InvalidSpec at the broken revision", |s| {
+            s.revision == rev && sync_of(s) == "InvalidSpec"
+        })
+        .await;
+    assert_eq!(health_of(&status), "Healthy", "{status:#?}");
+    let job = status
+        .resources
+        .iter()
+        .find(|r| r.id == "nomad_job/default/web")
+        .unwrap_or_else(|| panic!("the running job is still listed: {status:#?}"));
+    assert_eq!(format!("{:?}", job.health), "Healthy", "{status:#?}");
+    assert!(
+        status.errors.iter().any(|e| e.contains("job.nomad.hcl")),
+        "{status:#?}"
+    );
+    env.shutdown().await;
+}

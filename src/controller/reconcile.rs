@@ -62,11 +62,18 @@ pub async fn reconcile(
             status.sync = SyncStatus::InvalidSpec;
             status.errors = diagnostics.iter().map(ToString::to_string).collect();
             status.last_sync = memory.last_sync.clone();
+            // Nothing of this revision applies, but what was applied before still runs.
+            status.resources = running_resources(ctx, &loaded.name, memory).await;
+            status.health = app_health(&status.resources, Health::Unknown);
             return Outcome {
+                requeue: if status.health.is_settled() {
+                    settings.resync_interval
+                } else {
+                    settings.progress_interval
+                },
                 status,
                 plan: None,
                 report: None,
-                requeue: settings.resync_interval,
             };
         }
     };
@@ -139,11 +146,7 @@ pub async fn reconcile(
 
     let live = ctx.live.snapshot();
     let resources = assess(ctx, &plan, report.as_ref(), &live, memory).await;
-    let health = resources
-        .iter()
-        .filter(|r| r.change != "not-managed")
-        .map(|r| r.health)
-        .fold(Health::Healthy, Health::worst);
+    let health = app_health(&resources, Health::Healthy);
     let pending_writes = plan.steps.iter().zip(0..).any(|(step, i)| {
         step.change.is_write()
             && !report
@@ -429,6 +432,47 @@ async fn assess(
             health: assessment.health,
             message,
             diff,
+        });
+    }
+    out
+}
+
+/// An app is as healthy as its least healthy managed resource (`empty` when it has none).
+fn app_health(resources: &[ResourceStatus], empty: Health) -> Health {
+    resources
+        .iter()
+        .filter(|r| r.change != "not-managed")
+        .map(|r| r.health)
+        .reduce(Health::worst)
+        .unwrap_or(empty)
+}
+
+/// What drover applied for an app and still owns, with its live health: shown while the app's
+/// current revision cannot be loaded (the store's ownership survives a restart).
+async fn running_resources(
+    ctx: &Context,
+    app: &str,
+    memory: &mut AppMemory,
+) -> Vec<ResourceStatus> {
+    let live = ctx.live.snapshot();
+    if !live.ready() {
+        return Vec::new();
+    }
+    let owned = ctx.store.owned(app).await.unwrap_or_default();
+    let mut out = Vec::new();
+    for id in owned.iter().filter_map(|r| ResourceId::parse(r)) {
+        let assessment = match id.kind {
+            ResourceKind::NomadJob => job_health(ctx, &live, &id, memory).await,
+            ResourceKind::CsiVolume => health::csi_volume(&live, &id.scope, &id.name),
+            _ => continue,
+        };
+        out.push(ResourceStatus {
+            id: id.to_string(),
+            change: "unknown".to_string(),
+            reason: "invalid_spec".to_string(),
+            health: assessment.health,
+            message: format!("as last applied: {}", assessment.message),
+            diff: None,
         });
     }
     out

@@ -284,20 +284,34 @@ async fn app_task(
 fn observed(ctx: &Context, loaded: &LoadedApp, revision: &str, pin: Option<&str>) -> String {
     use std::fmt::Write as _;
     let mut seen = format!("{revision}|{pin:?}");
-    if let Ok(app) = &loaded.result {
-        let live = ctx.live.snapshot();
-        let _ = write!(seen, "|ready={}", live.ready());
-        for r in &app.resources {
-            match r.id.kind {
-                crate::desired::ResourceKind::NomadJob => {
-                    let _ = write!(seen, "|{:?}", live.job(&r.id.scope, &r.id.name));
-                }
-                crate::desired::ResourceKind::CsiVolume => {
-                    let _ = write!(seen, "|{:?}", live.volume(&r.id.scope, &r.id.name));
-                }
-                _ => {}
+    let live = ctx.live.snapshot();
+    let _ = write!(seen, "|ready={}", live.ready());
+    let mut stub_of = |id: &ResourceId| match id.kind {
+        crate::desired::ResourceKind::NomadJob => {
+            let _ = write!(seen, "|{:?}", live.job(&id.scope, &id.name));
+        }
+        crate::desired::ResourceKind::CsiVolume => {
+            let _ = write!(seen, "|{:?}", live.volume(&id.scope, &id.name));
+        }
+        _ => {}
+    };
+    match &loaded.result {
+        Ok(app) => {
+            for r in &app.resources {
+                stub_of(&r.id);
             }
         }
+        // An invalid app still shows the health of what it last applied.
+        Err(_) => {
+            let shown = ctx.status_of(&loaded.name).map(|s| s.resources);
+            for r in shown.iter().flatten() {
+                if let Some(id) = ResourceId::parse(&r.id) {
+                    stub_of(&id);
+                }
+            }
+        }
+    }
+    if let Ok(app) = &loaded.result {
         let statuses = ctx.statuses.borrow();
         for dep in &app.depends_on {
             let _ = write!(seen, "|{dep}={:?}", statuses.get(dep).map(|s| s.health));
