@@ -152,6 +152,37 @@ fn write_web_like(env: &TestEnv, name: &str, extra: &str) {
 }
 
 #[tokio::test]
+async fn a_stalled_register_shows_the_sync_in_flight_not_synced_at_the_old_revision() {
+    let mut env = TestEnv::new().await;
+    let v1 = env.sync_web_app("").await;
+    // The next register is held for 3 s (the client's timeout is 5 s).
+    env.control(
+        "/faults",
+        json!({"system": "nomad", "method": "POST", "path": "^/v1/jobs$", "kind": "latency", "latency_ms": 3000, "count": 1}),
+    )
+    .await;
+    env.write("apps/web/job.nomad.hcl", &web_jobspec("web", "nginx:1.28"));
+    let v2 = env.commit("nginx 1.28");
+    let status = env
+        .wait_app("web", "syncing v2", |s| {
+            s.revision == v2 && s.phase.starts_with("syncing")
+        })
+        .await;
+    assert_eq!(sync_of(&status), "OutOfSync", "{status:#?}");
+    assert!(status.phase.contains(&v2[..12]), "{status:#?}");
+    // Still in flight: the register has not landed.
+    let job = env.job("web").await.unwrap_or_default();
+    assert_eq!(job["Version"], 0, "shown before the write finished");
+    assert_eq!(
+        status.last_sync.as_ref().map(|l| l.revision.clone()),
+        Some(v1),
+        "the last applied revision is still shown"
+    );
+    env.wait_synced_healthy("web", Some(&v2)).await;
+    env.shutdown().await;
+}
+
+#[tokio::test]
 async fn a_job_scaled_to_zero_is_healthy() {
     let mut env = TestEnv::new().await;
     env.write("apps/idle/app.yaml", &app_yaml("idle", ""));

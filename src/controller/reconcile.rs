@@ -306,6 +306,10 @@ async fn run_apply(
         _ if heals_only => "self-heal",
         _ => "auto",
     };
+    if writes {
+        // A write may take long (a slow or stalled Nomad): say so now, not only when it ends.
+        ctx.publish(in_flight(ctx, plan, memory));
+    }
     let sync_id = if writes {
         ctx.store
             .begin_sync(&plan.app, &plan.revision, trigger)
@@ -360,6 +364,23 @@ async fn run_apply(
         }
     }
     report
+}
+
+/// The app's status while the writes of `plan` are in flight: out of sync, at the revision being
+/// applied; resources, health and the last sync (the revision in force) as last seen.
+fn in_flight(ctx: &Context, plan: &Plan, memory: &AppMemory) -> AppStatus {
+    let short = plan.revision.get(..12).unwrap_or(&plan.revision);
+    let phase = format!("syncing {short}");
+    let mut status = ctx
+        .status_of(&plan.app)
+        .unwrap_or_else(|| AppStatus::unknown(&plan.app, &plan.revision, &phase));
+    status.revision = plan.revision.clone();
+    status.sync = SyncStatus::OutOfSync;
+    status.phase = phase;
+    status.errors.clear();
+    status.last_sync = memory.last_sync.clone();
+    status.observed_at = SystemTime::now();
+    status
 }
 
 async fn assess(
