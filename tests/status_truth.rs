@@ -258,6 +258,49 @@ async fn rollback_to_a_revision_without_the_app_or_with_it_invalid_is_refused() 
 }
 
 #[tokio::test]
+async fn a_branch_that_moved_backwards_is_applied_with_a_warning_naming_both_commits() {
+    let mut env = TestEnv::new().await;
+    let v1 = env.sync_web_app("").await;
+    env.write("apps/web/job.nomad.hcl", &web_jobspec("web", "nginx:1.28"));
+    let v2 = env.commit("nginx 1.28");
+    env.wait_synced_healthy("web", Some(&v2)).await;
+
+    // A force-push of the branch back to v1.
+    let git = git2::Repository::open(&env.repo).unwrap_or_else(|e| panic!("{e}"));
+    let oid = git2::Oid::from_str(&v1).unwrap_or_else(|e| panic!("{e}"));
+    git.reference(
+        &format!("refs/heads/{}", drover::source::SEED_BRANCH),
+        oid,
+        true,
+        "force-push back to v1",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    env.wait_synced_healthy("web", Some(&v1)).await;
+    let job = env.job("web").await.unwrap_or_default();
+    assert_eq!(
+        job["TaskGroups"][0]["Tasks"][0]["Config"]["image"], "nginx:1.27",
+        "applied"
+    );
+    let events = events(&env).await;
+    let warning = events
+        .iter()
+        .find(|e| e.level == "warning" && e.message.contains("backwards"))
+        .unwrap_or_else(|| panic!("no warning event: {events:#?}"));
+    assert!(
+        warning.message.contains(&v1[..12]) && warning.message.contains(&v2[..12]),
+        "{warning:?}"
+    );
+    let api = api_json(&env, "/api/events").await;
+    assert!(
+        api.as_array().into_iter().flatten().any(|e| e["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("backwards"))),
+        "{api}"
+    );
+    env.shutdown().await;
+}
+
+#[tokio::test]
 async fn a_write_that_heals_drift_is_recorded_as_self_heal() {
     let mut env = TestEnv::new().await;
     env.sync_web_app("sync: { self_heal: true }\n").await;

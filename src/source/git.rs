@@ -247,6 +247,21 @@ pub fn redact_url(raw: &str) -> String {
     }
 }
 
+/// How a followed branch moved between two fetched commits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Movement {
+    /// The same commit.
+    Same,
+    /// The new commit descends from the old one (the usual push).
+    Forward,
+    /// The new commit is an ancestor of the old one (a force-push back, a reset).
+    Backward,
+    /// The histories diverged from a common ancestor (a rebase, an amended commit).
+    Rewritten,
+    /// No common history at all.
+    Unrelated,
+}
+
 /// One remote, mirrored into a bare repository under drover's data dir. Cheap to clone: it holds
 /// only the config and the mirror's path, and opens the repository per call.
 #[derive(Debug, Clone)]
@@ -459,6 +474,37 @@ impl GitSource {
         let repo = self.repo()?;
         self.resolve_in(&repo, commit_or_ref, true)
             .map(|oid| oid.to_string())
+    }
+
+    /// How the branch moved from commit `old` to commit `new` (both full ids in the mirror).
+    pub fn movement(&self, old: &str, new: &str) -> Result<Movement, SourceError> {
+        let repo = self.repo()?;
+        let read = |what: &str| {
+            let what = what.to_string();
+            move |source| SourceError::Read { what, source }
+        };
+        let old_id = Oid::from_str(old).map_err(read(old))?;
+        let new_id = Oid::from_str(new).map_err(read(new))?;
+        if old_id == new_id {
+            return Ok(Movement::Same);
+        }
+        if repo
+            .graph_descendant_of(new_id, old_id)
+            .map_err(read(new))?
+        {
+            return Ok(Movement::Forward);
+        }
+        if repo
+            .graph_descendant_of(old_id, new_id)
+            .map_err(read(old))?
+        {
+            return Ok(Movement::Backward);
+        }
+        match repo.merge_base(old_id, new_id) {
+            Ok(_) => Ok(Movement::Rewritten),
+            Err(e) if e.code() == ErrorCode::NotFound => Ok(Movement::Unrelated),
+            Err(source) => Err(read(new)(source)),
+        }
     }
 
     fn resolve_in(
