@@ -152,6 +152,41 @@ fn write_web_like(env: &TestEnv, name: &str, extra: &str) {
 }
 
 #[tokio::test]
+async fn an_invalid_app_removed_from_git_leaves_the_status_list() {
+    let mut env = TestEnv::new().await;
+    write_web_like(&env, "good", "");
+    env.write("apps/broken/app.yaml", "name: broken\nresources: [\n");
+    env.commit("a good and a broken app");
+    env.start_drover().await;
+    env.wait_synced_healthy("good", None).await;
+    env.wait_app("broken", "InvalidSpec", |s| sync_of(s) == "InvalidSpec")
+        .await;
+
+    env.remove("apps/broken");
+    let rev = env.commit("remove the broken app");
+    env.wait_synced_healthy("good", Some(&rev)).await;
+    // drover never owned anything for it: nothing to prune, nothing to show.
+    wait_statuses(&env, "the broken app to leave the list", |all| {
+        !all.contains_key("broken")
+    })
+    .await;
+    let apps = api_json(&env, "/api/apps").await;
+    let names: Vec<&str> = apps
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|a| a["name"].as_str())
+        .collect();
+    assert_eq!(names, ["good"], "{apps}");
+    let (_, page) = api_get(&env, "/").await;
+    assert!(
+        page.contains("<b>good</b>") && !page.contains("<b>broken</b>"),
+        "the page lists it no more: {page}"
+    );
+    env.shutdown().await;
+}
+
+#[tokio::test]
 async fn a_stalled_register_shows_the_sync_in_flight_not_synced_at_the_old_revision() {
     let mut env = TestEnv::new().await;
     let v1 = env.sync_web_app("").await;

@@ -92,6 +92,19 @@ impl Context {
         });
     }
 
+    /// Publish one app's status unless `left_git()` says the app has left Git meanwhile. Checked
+    /// while the statuses are locked, so a reconcile that ends late never brings back the status
+    /// of an app that was removed (or replaces the one saying it was removed).
+    pub fn publish_unless(&self, status: AppStatus, left_git: impl FnOnce() -> bool) {
+        self.statuses.send_if_modified(|all| {
+            if left_git() {
+                return false;
+            }
+            all.insert(status.name.clone(), status);
+            true
+        });
+    }
+
     /// Forget an app's status (it left Git and was pruned).
     pub fn unpublish(&self, app: &str) {
         self.statuses.send_modify(|all| {

@@ -234,7 +234,7 @@ async fn app_task(
                             status
                                 .errors
                                 .push(format!("pinned revision {rev} cannot be read"));
-                            ctx.publish(status);
+                            ctx.publish_unless(status, || left_git(&desired, &name));
                             deadline = tokio::time::Instant::now() + ctx.settings.progress_interval;
                             continue;
                         }
@@ -274,9 +274,17 @@ async fn app_task(
         drop(permit);
         let mut status = outcome.status;
         status.pinned = pin;
-        ctx.publish(status);
+        ctx.publish_unless(status, || left_git(&desired, &name));
         deadline = tokio::time::Instant::now() + outcome.requeue;
     }
+}
+
+/// Whether the newest revision no longer has `app`.
+fn left_git(desired: &watch::Receiver<Option<DesiredRevision>>, app: &str) -> bool {
+    desired
+        .borrow()
+        .as_ref()
+        .is_some_and(|head| head.app(app).is_none())
 }
 
 /// Everything a reconcile of `loaded` depends on that a wake can change: the revision, the pin,
@@ -322,15 +330,13 @@ fn observed(ctx: &Context, loaded: &LoadedApp, revision: &str, pin: Option<&str>
 
 /// Apps drover knows (store) that are gone from Git: pruned only when Git is trustworthy, the
 /// app's last policy said `prune: true`, and not too many apps vanish at once. Returns whether
-/// to try again on the next live change (live state not ready yet, or a prune failed).
+/// to try again on the next live change (live state not ready yet, or a prune failed). Apps that
+/// left Git and own nothing lose their status.
 pub async fn prune_removed(
     ctx: &Context,
     current: &DesiredRevision,
     pins: &Option<RevisionReader>,
 ) -> bool {
-    if !ctx.live.snapshot().ready() {
-        return true;
-    }
     let Ok(known) = ctx.store.known_apps().await else {
         return true;
     };
@@ -340,6 +346,16 @@ pub async fn prune_removed(
         .iter()
         .map(|a| a.name.as_str())
         .collect();
+    // drover owns nothing for these (e.g. never valid): nothing to prune or keep, nothing to show.
+    let shown: Vec<String> = ctx.statuses.borrow().keys().cloned().collect();
+    for app in shown {
+        if !present.contains(app.as_str()) && !known.contains(&app) {
+            ctx.unpublish(&app);
+        }
+    }
+    if !ctx.live.snapshot().ready() {
+        return true;
+    }
     let removed: Vec<&String> = known
         .iter()
         .filter(|a| !present.contains(a.as_str()))
