@@ -187,6 +187,135 @@ async fn an_invalid_app_removed_from_git_leaves_the_status_list() {
 }
 
 #[tokio::test]
+async fn a_refused_prune_of_removed_apps_is_shown_on_the_apps_the_api_the_page_and_the_cli() {
+    let mut env = TestEnv::new().await;
+    for name in ["keep", "gone1", "gone2", "gone3"] {
+        write_web_like(&env, name, "sync: { prune: true }\n");
+    }
+    env.commit("four apps");
+    env.start_drover().await;
+    for app in ["keep", "gone1", "gone2", "gone3"] {
+        env.wait_synced_healthy(app, None).await;
+    }
+    for app in ["gone1", "gone2", "gone3"] {
+        env.remove(&format!("apps/{app}"));
+    }
+    let rev = env.commit("remove three of four apps");
+    env.wait_synced_healthy("keep", Some(&rev)).await;
+    for app in ["gone1", "gone2", "gone3"] {
+        let status = env
+            .wait_app(app, "shown as removed, prune refused", |s| {
+                s.phase.contains("removed from Git") && s.phase.contains("prune refused")
+            })
+            .await;
+        assert_eq!(sync_of(&status), "OutOfSync", "{status:#?}");
+        assert!(
+            status.errors.iter().any(|e| e.contains("prune refused")),
+            "{status:#?}"
+        );
+        assert!(env.job(app).await.is_some(), "the guard kept {app}");
+    }
+    let repo = wait_repo_problem(&env, "prune refused").await;
+    assert_eq!(repo["revision"], rev.as_str(), "{repo}");
+    let (_, page) = api_get(&env, "/").await;
+    assert!(
+        page.contains("class=banner") && page.contains("prune refused"),
+        "the page shows a banner: {page}"
+    );
+    let cli = drover_status(&env).await;
+    assert!(cli.contains("prune refused"), "{cli}");
+    assert!(cli.contains("removed from Git"), "{cli}");
+    env.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_invalid_head_revision_is_a_repo_problem_and_drover_status_prints_it_with_pins_and_git_errors()
+ {
+    let mut env = TestEnv::new().await;
+    write_web_like(&env, "web", "");
+    let v1 = env.commit("web");
+    env.start_drover().await;
+    env.wait_synced_healthy("web", Some(&v1)).await;
+    env.write("drover.yaml", "namespace: default\nbogus_key: 1\n");
+    let v2 = env.commit("a root drover.yaml with an unknown key");
+    let repo = wait_repo_problem(&env, "bogus_key").await;
+    assert_eq!(repo["revision"], v2.as_str(), "{repo}");
+    assert!(
+        repo["problems"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|p| p.as_str().is_some_and(|p| p.contains(&v2[..12]))),
+        "the problem names the revision: {repo}"
+    );
+    let (_, page) = api_get(&env, "/").await;
+    assert!(
+        page.contains("class=banner") && page.contains("bogus_key"),
+        "{page}"
+    );
+
+    // A pin and a Git fetch error are printed too.
+    let (code, body) = api_post(&env, "/api/apps/web/rollback", json!({ "revision": v1 })).await;
+    assert_eq!(code, 200, "{body}");
+    env.wait_app("web", "pinned", |s| {
+        s.pinned.as_deref() == Some(v1.as_str())
+    })
+    .await;
+    let moved = env.repo.with_extension("moved");
+    std::fs::rename(&env.repo, &moved).unwrap_or_else(|e| panic!("{e}"));
+    let mut source = env
+        .drover
+        .as_ref()
+        .map(|d| d.source.subscribe())
+        .unwrap_or_else(|| panic!("running"));
+    tokio::time::timeout(WAIT, source.wait_for(|s| s.last_error.is_some()))
+        .await
+        .unwrap_or_else(|_| panic!("fetch error never reported"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let cli = drover_status(&env).await;
+    assert!(cli.contains(&format!("pinned {}", &v1[..12])), "{cli}");
+    assert!(cli.contains("bogus_key"), "{cli}");
+    assert!(cli.contains("no repository at this path"), "{cli}");
+    std::fs::rename(&moved, &env.repo).unwrap_or_else(|e| panic!("{e}"));
+    env.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_app_whose_prune_share_is_refused_is_out_of_sync_with_the_reason() {
+    let mut env = TestEnv::new().await;
+    env.write(
+        "apps/media/app.yaml",
+        "name: media\nsync: { prune: true }\nresources:\n  - nomad_job: { file: a.nomad.hcl }\n  - nomad_job: { file: b.nomad.hcl }\n  - nomad_job: { file: c.nomad.hcl }\n",
+    );
+    for job in ["a", "b", "c"] {
+        env.write(
+            &format!("apps/media/{job}.nomad.hcl"),
+            &web_jobspec(&format!("media-{job}"), "nginx:1.27"),
+        );
+    }
+    env.commit("media with three jobs");
+    env.start_drover().await;
+    env.wait_synced_healthy("media", None).await;
+    env.write(
+        "apps/media/app.yaml",
+        "name: media\nsync: { prune: true }\nresources:\n  - nomad_job: { file: a.nomad.hcl }\n",
+    );
+    let rev = env.commit("drop two of three jobs");
+    let status = env
+        .wait_app("media", "prune refused", |s| {
+            s.revision == rev && s.phase.contains("prune refused")
+        })
+        .await;
+    assert_eq!(sync_of(&status), "OutOfSync", "{status:#?}");
+    assert!(
+        status.errors.iter().any(|e| e.contains("prune refused")),
+        "{status:#?}"
+    );
+    assert!(env.job("media-b").await.is_some());
+    env.shutdown().await;
+}
+
+#[tokio::test]
 async fn a_stalled_register_shows_the_sync_in_flight_not_synced_at_the_old_revision() {
     let mut env = TestEnv::new().await;
     let v1 = env.sync_web_app("").await;

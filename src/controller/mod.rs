@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use tokio::sync::{Semaphore, watch};
 
-pub use status::{AppStatus, ResourceStatus, SyncOutcome, SyncStatus};
+pub use status::{AppStatus, RepoStatus, ResourceStatus, SyncOutcome, SyncStatus};
 
 use crate::live::LiveStore;
 use crate::providers::nomad::NomadClient;
@@ -62,6 +62,8 @@ pub struct Context {
     pub settings: Arc<ControllerSettings>,
     /// The one read model of app status for web, CLI, metrics and alerts.
     pub statuses: watch::Sender<BTreeMap<String, AppStatus>>,
+    /// Problems of the repository as a whole, derived with each head revision.
+    pub repo: watch::Sender<RepoStatus>,
     /// Limits concurrent reconciles.
     pub permits: Arc<Semaphore>,
 }
@@ -81,6 +83,7 @@ impl Context {
             live,
             settings: Arc::new(settings),
             statuses: watch::Sender::new(BTreeMap::new()),
+            repo: watch::Sender::new(RepoStatus::default()),
             permits,
         }
     }

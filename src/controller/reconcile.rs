@@ -163,6 +163,7 @@ pub async fn reconcile(
         (Some(dep), _) => format!("waiting for dependency {dep}"),
         (None, Some(r)) if r.failed() => "sync failed".to_string(),
         (None, Some(r)) if r.waiting() => "waiting".to_string(),
+        _ if prune_refused => "out of sync (prune refused)".to_string(),
         _ if pending_writes && !app.sync.auto => "out of sync (auto-sync off)".to_string(),
         _ if pending_writes => "out of sync".to_string(),
         _ if health == Health::Healthy => "synced".to_string(),

@@ -9,7 +9,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::reconcile::{AppMemory, Mode, reconcile};
-use super::{AppStatus, Context, SyncStatus};
+use super::{AppStatus, Context, RepoStatus, SyncStatus};
 use crate::desired::{self, Loaded, LoadedApp, ResourceId};
 use crate::source::Revision;
 
@@ -329,13 +329,35 @@ fn observed(ctx: &Context, loaded: &LoadedApp, revision: &str, pin: Option<&str>
 }
 
 /// Apps drover knows (store) that are gone from Git: pruned only when Git is trustworthy, the
-/// app's last policy said `prune: true`, and not too many apps vanish at once. Returns whether
-/// to try again on the next live change (live state not ready yet, or a prune failed). Apps that
-/// left Git and own nothing lose their status.
+/// app's last policy said `prune: true`, and not too many apps vanish at once. Apps that left Git
+/// and own nothing lose their status. Publishes the repository's problems (an invalid revision, a
+/// refused prune). Returns whether to try again on the next live change (live state not ready
+/// yet, or a prune failed).
 pub async fn prune_removed(
     ctx: &Context,
     current: &DesiredRevision,
     pins: &Option<RevisionReader>,
+) -> bool {
+    let short = current.revision.short_id();
+    let mut problems: Vec<String> = current
+        .loaded
+        .repo_errors
+        .iter()
+        .map(|d| format!("revision {short} is invalid: {d}"))
+        .collect();
+    let retry = prune_removed_apps(ctx, current, pins, &mut problems).await;
+    ctx.repo.send_replace(RepoStatus {
+        revision: Some(current.revision.id.clone()),
+        problems,
+    });
+    retry
+}
+
+async fn prune_removed_apps(
+    ctx: &Context,
+    current: &DesiredRevision,
+    pins: &Option<RevisionReader>,
+    problems: &mut Vec<String>,
 ) -> bool {
     let Ok(known) = ctx.store.known_apps().await else {
         return true;
@@ -353,9 +375,6 @@ pub async fn prune_removed(
             ctx.unpublish(&app);
         }
     }
-    if !ctx.live.snapshot().ready() {
-        return true;
-    }
     let removed: Vec<&String> = known
         .iter()
         .filter(|a| !present.contains(a.as_str()))
@@ -363,27 +382,54 @@ pub async fn prune_removed(
     if removed.is_empty() {
         return false;
     }
-    if current.loaded.apps.is_empty() || !current.loaded.repo_errors.is_empty() {
-        let message = format!(
-            "revision {} has no loadable apps or repo-level errors; not pruning {} app(s)",
-            current.revision.short_id(),
-            removed.len()
-        );
+    let names = removed
+        .iter()
+        .map(|a| a.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let refusal = if current.loaded.apps.is_empty() || !current.loaded.repo_errors.is_empty() {
+        Some((
+            "warning",
+            format!(
+                "prune refused: revision {} has no loadable apps or repo-level errors; not pruning {} app(s) that left Git: {names}",
+                current.revision.short_id(),
+                removed.len()
+            ),
+        ))
+    } else {
+        let share = removed.len() as f64 / known.len().max(1) as f64;
+        (removed.len() > 1 && share > ctx.settings.max_prune_share).then(|| {
+            (
+                "error",
+                format!(
+                    "prune refused: {} of {} apps left Git at once (more than {:.0}%); not pruning {names}: check the repository",
+                    removed.len(),
+                    known.len(),
+                    ctx.settings.max_prune_share * 100.0
+                ),
+            )
+        })
+    };
+    if let Some((level, message)) = refusal {
         tracing::warn!("{message}");
-        let _ = ctx.store.add_event(None, "warning", &message).await;
+        let _ = ctx.store.add_event(None, level, &message).await;
+        for app in &removed {
+            // What was applied still runs; say that Git dropped it and why it is kept.
+            let mut status = ctx.status_of(app).unwrap_or_else(|| {
+                AppStatus::unknown(app, &current.revision.id, "removed from Git")
+            });
+            status.revision = current.revision.id.clone();
+            status.sync = SyncStatus::OutOfSync;
+            status.phase = "removed from Git (prune refused)".to_string();
+            status.errors = vec![message.clone()];
+            status.observed_at = std::time::SystemTime::now();
+            ctx.publish(status);
+        }
+        problems.push(message);
         return false;
     }
-    let share = removed.len() as f64 / known.len().max(1) as f64;
-    if removed.len() > 1 && share > ctx.settings.max_prune_share {
-        let message = format!(
-            "{} of {} apps left Git at once (more than {:.0}%); not pruning: check the repository",
-            removed.len(),
-            known.len(),
-            ctx.settings.max_prune_share * 100.0
-        );
-        tracing::warn!("{message}");
-        let _ = ctx.store.add_event(None, "error", &message).await;
-        return false;
+    if !ctx.live.snapshot().ready() {
+        return true;
     }
     let mut retry = false;
     for app in removed {
