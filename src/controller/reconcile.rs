@@ -296,18 +296,25 @@ async fn run_apply(
     memory: &mut AppMemory,
 ) -> ApplyReport {
     let writes = plan.has_changes();
-    // What caused the writes, for the history: Git, or drift being healed (self-heal).
+    // The writes the policy lets through (apply skips the others).
     let allowed: Vec<&plan::Step> = plan
         .writes()
-        .filter(|step| policy.heal_drift || !step.reason.is_drift())
+        .filter(|step| {
+            if step.reason.is_drift() {
+                policy.heal_drift && !policy.hold.contains(&step.id)
+            } else {
+                step.change != Change::Delete || policy.prune
+            }
+        })
         .collect();
+    // What caused the writes, for the history: Git, or drift being healed (self-heal).
     let heals_only = !allowed.is_empty() && allowed.iter().all(|step| step.reason.is_drift());
     let trigger = match mode {
         Mode::Manual => "manual",
         _ if heals_only => "self-heal",
         _ => "auto",
     };
-    if writes {
+    if !allowed.is_empty() {
         // A write may take long (a slow or stalled Nomad): say so now, not only when it ends.
         ctx.publish(in_flight(ctx, plan, memory));
     }
