@@ -771,6 +771,41 @@ mod tests {
     use super::*;
 
     #[test]
+    fn movement_tells_forward_backward_rewritten_and_unrelated_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        let work = dir.path().join("work");
+        std::fs::create_dir_all(&work).unwrap();
+        std::fs::write(work.join("a"), "1").unwrap();
+        let first = crate::source::init_repo_from_dir(&work, &work).unwrap();
+        std::fs::write(work.join("a"), "2").unwrap();
+        let second = crate::source::commit_all(&work, "two").unwrap();
+        let repo = Repository::open(&work).unwrap();
+        let parent = repo.find_commit(Oid::from_str(&first).unwrap()).unwrap();
+        let tree = parent.tree().unwrap();
+        let sig = git2::Signature::now("t", "t@localhost").unwrap();
+        // A rewrite of `second` (same parent) and a commit with no history in common.
+        let sibling = repo
+            .commit(None, &sig, &sig, "amended", &tree, &[&parent])
+            .unwrap();
+        let orphan = repo.commit(None, &sig, &sig, "orphan", &tree, &[]).unwrap();
+        repo.reference("refs/heads/sibling", sibling, true, "t")
+            .unwrap();
+        repo.reference("refs/heads/orphan", orphan, true, "t")
+            .unwrap();
+        let mut config = SourceConfig::new(work.display().to_string());
+        config.reference = "main".into();
+        let source = GitSource::open(config, &dir.path().join("mirror")).unwrap();
+        source.fetch().unwrap();
+        let (sibling, orphan) = (sibling.to_string(), orphan.to_string());
+        let moved = |from: &str, to: &str| source.movement(from, to).unwrap();
+        assert_eq!(moved(&first, &second), Movement::Forward);
+        assert_eq!(moved(&second, &second), Movement::Same);
+        assert_eq!(moved(&second, &first), Movement::Backward);
+        assert_eq!(moved(&second, &sibling), Movement::Rewritten);
+        assert_eq!(moved(&second, &orphan), Movement::Unrelated);
+    }
+
+    #[test]
     fn debug_of_auth_shows_no_paths_or_variable_names() {
         let auth = GitAuth {
             username: Some("bot".into()),
