@@ -507,3 +507,55 @@ async fn a_revision_that_fails_to_parse_keeps_showing_the_live_health_and_resour
     );
     env.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_app_removed_from_git_whose_job_is_kept_says_removed_and_why() {
+    let mut env = TestEnv::new().await;
+    for (name, extra) in [
+        ("a1", ""),
+        ("a2", ""),
+        ("a3", ""),
+        ("kept", "sync: { prune: false }\n"),
+        ("adopted", "sync: { prune: true }\n"),
+    ] {
+        write_web_like(&env, name, extra);
+    }
+    env.commit("five apps");
+    env.start_drover().await;
+    for app in ["a1", "a2", "a3", "kept", "adopted"] {
+        env.wait_synced_healthy(app, None).await;
+    }
+    env.stop_drover().await;
+    // Taken over by hand: the ownership meta names someone else, so the prune must keep it.
+    let mut taken = env.job("adopted").await.unwrap_or_default();
+    taken["Meta"]["drover.app"] = json!("someone-else");
+    let (code, body) = env
+        .nomad_send(Method::POST, "/v1/jobs", Some(json!({ "Job": taken })))
+        .await;
+    assert_eq!(code, 200, "{body}");
+    env.remove("apps/kept");
+    env.remove("apps/adopted");
+    let rev = env.commit("remove two of five apps");
+    env.start_drover().await;
+    let kept = env
+        .wait_app("kept", "removed, prune off", |s| {
+            s.revision == rev && s.phase == "removed from Git (prune off)"
+        })
+        .await;
+    assert_eq!(sync_of(&kept), "OutOfSync");
+    let adopted = env
+        .wait_app("adopted", "removed, not pruned", |s| {
+            s.revision == rev && s.phase == "removed from Git (not pruned)"
+        })
+        .await;
+    assert_eq!(sync_of(&adopted), "OutOfSync");
+    assert!(
+        adopted
+            .errors
+            .iter()
+            .any(|e| e.contains("nomad_job/default/adopted") && e.contains("kept")),
+        "{adopted:#?}"
+    );
+    assert!(env.job("adopted").await.is_some());
+    env.shutdown().await;
+}

@@ -415,15 +415,13 @@ async fn prune_removed_apps(
         let _ = ctx.store.add_event(None, level, &message).await;
         for app in &removed {
             // What was applied still runs; say that Git dropped it and why it is kept.
-            let mut status = ctx.status_of(app).unwrap_or_else(|| {
-                AppStatus::unknown(app, &current.revision.id, "removed from Git")
-            });
-            status.revision = current.revision.id.clone();
-            status.sync = SyncStatus::OutOfSync;
-            status.phase = "removed from Git (prune refused)".to_string();
-            status.errors = vec![message.clone()];
-            status.observed_at = std::time::SystemTime::now();
-            ctx.publish(status);
+            publish_removed(
+                ctx,
+                app,
+                &current.revision.id,
+                "prune refused",
+                vec![message.clone()],
+            );
         }
         problems.push(message);
         return false;
@@ -433,13 +431,18 @@ async fn prune_removed_apps(
     }
     let mut retry = false;
     for app in removed {
-        retry |= prune_app(ctx, app, pins).await;
+        retry |= prune_app(ctx, app, &current.revision.id, pins).await;
     }
     retry
 }
 
 /// Prune one removed app; returns whether to try again later.
-async fn prune_app(ctx: &Context, app: &str, pins: &Option<RevisionReader>) -> bool {
+async fn prune_app(
+    ctx: &Context,
+    app: &str,
+    revision: &str,
+    pins: &Option<RevisionReader>,
+) -> bool {
     // The app's last policy comes from the revision it was last applied from.
     let markers = ctx.store.markers(app).await.unwrap_or_default();
     let last_revision = markers
@@ -459,18 +462,20 @@ async fn prune_app(ctx: &Context, app: &str, pins: &Option<RevisionReader>) -> b
         _ => None,
     };
     let Some(last) = last_app else {
-        let mut status = AppStatus::unknown(app, "", "removed from Git (not pruned)");
-        status.errors.push(
-            "the app left Git but its last applied revision cannot be read; nothing deleted".into(),
+        publish_removed(
+            ctx,
+            app,
+            revision,
+            "not pruned",
+            vec![
+                "the app left Git but its last applied revision cannot be read; nothing deleted"
+                    .into(),
+            ],
         );
-        status.sync = SyncStatus::OutOfSync;
-        ctx.publish(status);
         return false;
     };
     if !last.sync.prune {
-        let mut status = AppStatus::unknown(app, "", "removed from Git (prune off)");
-        status.sync = SyncStatus::OutOfSync;
-        ctx.publish(status);
+        publish_removed(ctx, app, revision, "prune off", Vec::new());
         return false;
     }
     // Plan against an empty desired state; protected volumes keep their last prevent_destroy.
@@ -523,13 +528,52 @@ async fn prune_app(ctx: &Context, app: &str, pins: &Option<RevisionReader>) -> b
     }
     tracing::info!(app, changes = ?report.changes(), "pruned app removed from Git");
     if report.failed() {
+        publish_removed(ctx, app, revision, "prune failed", report.problems());
         return true;
     }
     let remaining = ctx.store.owned(app).await.unwrap_or_default();
-    if remaining.iter().all(|r| {
-        ResourceId::parse(r).is_some_and(|id| id.kind == crate::desired::ResourceKind::CsiVolume)
-    }) {
+    let kept: Vec<&String> = remaining
+        .iter()
+        .filter(|r| {
+            !ResourceId::parse(r)
+                .is_some_and(|id| id.kind == crate::desired::ResourceKind::CsiVolume)
+        })
+        .collect();
+    if kept.is_empty() {
         ctx.unpublish(app);
+    } else {
+        // Still running (e.g. its job now names another owner): say so and why.
+        let reasons = report
+            .steps
+            .iter()
+            .filter_map(|s| match &s.result {
+                crate::apply::StepResult::Skipped { reason } => {
+                    Some(format!("{}: kept: {reason}", s.id))
+                }
+                _ => None,
+            })
+            .collect::<Vec<_>>();
+        let reasons = if reasons.is_empty() {
+            kept.iter().map(|r| format!("{r}: kept")).collect()
+        } else {
+            reasons
+        };
+        publish_removed(ctx, app, revision, "not pruned", reasons);
     }
     false
+}
+
+/// The status of an app that left Git while drover still runs what it applied: `OutOfSync`,
+/// phase `removed from Git (<why>)`; its last known resources and health stay shown.
+fn publish_removed(ctx: &Context, app: &str, revision: &str, why: &str, errors: Vec<String>) {
+    let phase = format!("removed from Git ({why})");
+    let mut status = ctx
+        .status_of(app)
+        .unwrap_or_else(|| AppStatus::unknown(app, revision, &phase));
+    status.revision = revision.to_string();
+    status.sync = SyncStatus::OutOfSync;
+    status.phase = phase;
+    status.errors = errors;
+    status.observed_at = std::time::SystemTime::now();
+    ctx.publish(status);
 }
