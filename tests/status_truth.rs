@@ -559,3 +559,30 @@ async fn an_app_removed_from_git_whose_job_is_kept_says_removed_and_why() {
     assert!(env.job("adopted").await.is_some());
     env.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_register_that_times_out_shows_sync_failed_at_the_new_revision_until_a_retry_lands() {
+    let mut env = TestEnv::new().await;
+    env.sync_web_app("").await;
+    // The next register never answers; drover's client gives up after its 5 s timeout.
+    env.control(
+        "/faults",
+        json!({"system": "nomad", "method": "POST", "path": "^/v1/jobs$", "kind": "timeout", "count": 1}),
+    )
+    .await;
+    env.write("apps/web/job.nomad.hcl", &web_jobspec("web", "nginx:1.28"));
+    let v2 = env.commit("nginx 1.28");
+    env.wait_app("web", "syncing v2", |s| {
+        s.revision == v2 && s.phase.starts_with("syncing")
+    })
+    .await;
+    let failed = env
+        .wait_app("web", "sync failed at v2", |s| {
+            s.revision == v2 && s.phase == "sync failed"
+        })
+        .await;
+    assert_eq!(sync_of(&failed), "OutOfSync", "{failed:#?}");
+    assert!(!failed.errors.is_empty(), "{failed:#?}");
+    env.wait_synced_healthy("web", Some(&v2)).await;
+    env.shutdown().await;
+}
