@@ -535,8 +535,7 @@ async fn prune_app(
     let kept: Vec<&String> = remaining
         .iter()
         .filter(|r| {
-            !ResourceId::parse(r)
-                .is_some_and(|id| id.kind == crate::desired::ResourceKind::CsiVolume)
+            ResourceId::parse(r).is_none_or(|id| id.kind != crate::desired::ResourceKind::CsiVolume)
         })
         .collect();
     if kept.is_empty() {
