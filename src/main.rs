@@ -552,14 +552,27 @@ async fn sync(args: SyncArgs) -> anyhow::Result<ExitCode> {
 
 async fn status(args: ServerArgs) -> anyhow::Result<ExitCode> {
     let apps = api(reqwest::Method::GET, &args.server, "/api/apps", None).await?;
+    // What the page's banner shows: the Git fetch error and the repository's problems.
+    let source = api(reqwest::Method::GET, &args.server, "/api/source", None).await?;
+    if let Some(error) = source["last_error"].as_str() {
+        println!("! Git: {error}");
+    }
+    let repo = api(reqwest::Method::GET, &args.server, "/api/status", None).await?;
+    for problem in repo["problems"].as_array().into_iter().flatten() {
+        println!("! {}", problem.as_str().unwrap_or(""));
+    }
     println!(
         "{:<24} {:<12} {:<12} {:<14} PHASE",
         "APP", "SYNC", "HEALTH", "REVISION"
     );
     for s in apps.as_array().into_iter().flatten() {
         let revision = s["revision"].as_str().unwrap_or("");
+        let pinned = s["pinned"]
+            .as_str()
+            .map(|p| format!(" (pinned {})", p.get(..12).unwrap_or(p)))
+            .unwrap_or_default();
         println!(
-            "{:<24} {:<12} {:<12} {:<14} {}",
+            "{:<24} {:<12} {:<12} {:<14} {}{pinned}",
             s["name"].as_str().unwrap_or(""),
             s["sync"].as_str().unwrap_or(""),
             s["health"].as_str().unwrap_or(""),

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use tokio::sync::{Semaphore, watch};
 
-pub use status::{AppStatus, ResourceStatus, SyncOutcome, SyncStatus};
+pub use status::{AppStatus, RepoStatus, ResourceStatus, SyncOutcome, SyncStatus};
 
 use crate::live::LiveStore;
 use crate::providers::nomad::NomadClient;
@@ -65,6 +65,8 @@ pub struct Context {
     pub settings: Arc<ControllerSettings>,
     /// The one read model of app status for web, CLI, metrics and alerts.
     pub statuses: watch::Sender<BTreeMap<String, AppStatus>>,
+    /// Problems of the repository as a whole, derived with each head revision.
+    pub repo: watch::Sender<RepoStatus>,
     /// Limits concurrent reconciles.
     pub permits: Arc<Semaphore>,
 }
@@ -84,6 +86,7 @@ impl Context {
             live,
             settings: Arc::new(settings),
             statuses: watch::Sender::new(BTreeMap::new()),
+            repo: watch::Sender::new(RepoStatus::default()),
             permits,
         }
     }
@@ -92,6 +95,19 @@ impl Context {
     pub fn publish(&self, status: AppStatus) {
         self.statuses.send_modify(|all| {
             all.insert(status.name.clone(), status);
+        });
+    }
+
+    /// Publish one app's status unless `left_git()` says the app has left Git meanwhile. Checked
+    /// while the statuses are locked, so a reconcile that ends late never brings back the status
+    /// of an app that was removed (or replaces the one saying it was removed).
+    pub fn publish_unless(&self, status: AppStatus, left_git: impl FnOnce() -> bool) {
+        self.statuses.send_if_modified(|all| {
+            if left_git() {
+                return false;
+            }
+            all.insert(status.name.clone(), status);
+            true
         });
     }
 

@@ -62,11 +62,18 @@ pub async fn reconcile(
             status.sync = SyncStatus::InvalidSpec;
             status.errors = diagnostics.iter().map(ToString::to_string).collect();
             status.last_sync = memory.last_sync.clone();
+            // Nothing of this revision applies, but what was applied before still runs.
+            status.resources = running_resources(ctx, &loaded.name, memory).await;
+            status.health = app_health(&status.resources, Health::Unknown);
             return Outcome {
+                requeue: if status.health.is_settled() {
+                    settings.resync_interval
+                } else {
+                    settings.progress_interval
+                },
                 status,
                 plan: None,
                 report: None,
-                requeue: settings.resync_interval,
             };
         }
     };
@@ -147,11 +154,7 @@ pub async fn reconcile(
 
     let live = ctx.live.snapshot();
     let resources = assess(ctx, &plan, report.as_ref(), &live, memory).await;
-    let health = resources
-        .iter()
-        .filter(|r| r.change != "not-managed")
-        .map(|r| r.health)
-        .fold(Health::Healthy, Health::worst);
+    let health = app_health(&resources, Health::Healthy);
     let pending_writes = plan.steps.iter().zip(0..).any(|(step, i)| {
         step.change.is_write()
             && !report
@@ -168,6 +171,7 @@ pub async fn reconcile(
         (Some(dep), _) => format!("waiting for dependency {dep}"),
         (None, Some(r)) if r.failed() => "sync failed".to_string(),
         (None, Some(r)) if r.waiting() => "waiting".to_string(),
+        _ if prune_refused => "out of sync (prune refused)".to_string(),
         _ if pending_writes && !app.sync.auto => "out of sync (auto-sync off)".to_string(),
         _ if pending_writes => "out of sync".to_string(),
         _ if health == Health::Healthy => "synced".to_string(),
@@ -300,10 +304,28 @@ async fn run_apply(
     memory: &mut AppMemory,
 ) -> ApplyReport {
     let writes = plan.has_changes();
+    // The writes the policy lets through (apply skips the others).
+    let allowed: Vec<&plan::Step> = plan
+        .writes()
+        .filter(|step| {
+            if step.reason.is_drift() {
+                policy.heal_drift && !policy.hold.contains(&step.id)
+            } else {
+                step.change != Change::Delete || policy.prune
+            }
+        })
+        .collect();
+    // What caused the writes, for the history: Git, or drift being healed (self-heal).
+    let heals_only = !allowed.is_empty() && allowed.iter().all(|step| step.reason.is_drift());
     let trigger = match mode {
         Mode::Manual => "manual",
+        _ if heals_only => "self-heal",
         _ => "auto",
     };
+    if !allowed.is_empty() {
+        // A write may take long (a slow or stalled Nomad): say so now, not only when it ends.
+        ctx.publish(in_flight(ctx, plan, memory));
+    }
     let sync_id = if writes {
         ctx.store
             .begin_sync(&plan.app, &plan.revision, trigger)
@@ -358,6 +380,23 @@ async fn run_apply(
         }
     }
     report
+}
+
+/// The app's status while the writes of `plan` are in flight: out of sync, at the revision being
+/// applied; resources, health and the last sync (the revision in force) as last seen.
+fn in_flight(ctx: &Context, plan: &Plan, memory: &AppMemory) -> AppStatus {
+    let short = plan.revision.get(..12).unwrap_or(&plan.revision);
+    let phase = format!("syncing {short}");
+    let mut status = ctx
+        .status_of(&plan.app)
+        .unwrap_or_else(|| AppStatus::unknown(&plan.app, &plan.revision, &phase));
+    status.revision = plan.revision.clone();
+    status.sync = SyncStatus::OutOfSync;
+    status.phase = phase;
+    status.errors.clear();
+    status.last_sync = memory.last_sync.clone();
+    status.observed_at = SystemTime::now();
+    status
 }
 
 async fn assess(
@@ -430,6 +469,47 @@ async fn assess(
             health: assessment.health,
             message,
             diff,
+        });
+    }
+    out
+}
+
+/// An app is as healthy as its least healthy managed resource (`empty` when it has none).
+fn app_health(resources: &[ResourceStatus], empty: Health) -> Health {
+    resources
+        .iter()
+        .filter(|r| r.change != "not-managed")
+        .map(|r| r.health)
+        .reduce(Health::worst)
+        .unwrap_or(empty)
+}
+
+/// What drover applied for an app and still owns, with its live health: shown while the app's
+/// current revision cannot be loaded (the store's ownership survives a restart).
+async fn running_resources(
+    ctx: &Context,
+    app: &str,
+    memory: &mut AppMemory,
+) -> Vec<ResourceStatus> {
+    let live = ctx.live.snapshot();
+    if !live.ready() {
+        return Vec::new();
+    }
+    let owned = ctx.store.owned(app).await.unwrap_or_default();
+    let mut out = Vec::new();
+    for id in owned.iter().filter_map(|r| ResourceId::parse(r)) {
+        let assessment = match id.kind {
+            ResourceKind::NomadJob => job_health(ctx, &live, &id, memory).await,
+            ResourceKind::CsiVolume => health::csi_volume(&live, &id.scope, &id.name),
+            _ => continue,
+        };
+        out.push(ResourceStatus {
+            id: id.to_string(),
+            change: "unknown".to_string(),
+            reason: "invalid_spec".to_string(),
+            health: assessment.health,
+            message: format!("as last applied: {}", assessment.message),
+            diff: None,
         });
     }
     out

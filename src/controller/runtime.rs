@@ -12,7 +12,7 @@ use super::schedule::{self, ControllerHandle, DesiredRevision, RevisionReader};
 use crate::config::Settings;
 use crate::live::LiveStore;
 use crate::providers::nomad::{NomadClient, NomadError};
-use crate::source::{GitSource, SourceError, SourceWatcher};
+use crate::source::{GitSource, Movement, SourceError, SourceWatcher};
 use crate::store::{Store, StoreError};
 
 /// Starting the server failed.
@@ -112,6 +112,8 @@ pub async fn start(settings: Settings, shutdown: CancellationToken) -> Result<Ru
     let mut tasks = Vec::new();
     let mut source_rx = watcher.subscribe();
     let stop = shutdown.clone();
+    let history = source.clone();
+    let events = ctx.store.clone();
     tasks.push(tokio::spawn(async move {
         let mut current: Option<String> = None;
         loop {
@@ -119,7 +121,10 @@ pub async fn start(settings: Settings, shutdown: CancellationToken) -> Result<Ru
             if let Some(revision) = revision
                 && current.as_deref() != Some(revision.id.as_str())
             {
-                current = Some(revision.id.clone());
+                let previous = current.replace(revision.id.clone());
+                if let Some(previous) = previous {
+                    warn_if_not_forward(&history, &events, previous, revision.id.clone()).await;
+                }
                 let loaded = tokio::task::spawn_blocking(move || DesiredRevision::load(revision)).await;
                 if let Ok(loaded) = loaded {
                     tracing::info!(revision = %loaded.revision.short_id(), apps = loaded.loaded.apps.len(), "new revision");
@@ -172,4 +177,43 @@ pub async fn start(settings: Settings, shutdown: CancellationToken) -> Result<Ru
         shutdown,
         tasks,
     })
+}
+
+/// A branch that did not move forward (a force-push back to an older commit, a rewritten or
+/// unrelated history) is still applied, as Git is the truth, but never silently: a warning event
+/// names both commits.
+async fn warn_if_not_forward(source: &GitSource, store: &Store, from: String, to: String) {
+    let git = source.clone();
+    let (old, new) = (from.clone(), to.clone());
+    let movement = tokio::task::spawn_blocking(move || git.movement(&old, &new)).await;
+    let short = |id: &str| id.get(..12).unwrap_or(id).to_string();
+    let branch = &source.config().reference;
+    let message = match movement {
+        Ok(Ok(Movement::Same | Movement::Forward)) => return,
+        Ok(Ok(Movement::Backward)) => format!(
+            "{branch} moved backwards from {} to its ancestor {} (a force-push or reset?); applying {}",
+            short(&from),
+            short(&to),
+            short(&to)
+        ),
+        Ok(Ok(Movement::Rewritten)) => format!(
+            "{branch} was rewritten: {} does not descend from {} (a force-push?); applying {}",
+            short(&to),
+            short(&from),
+            short(&to)
+        ),
+        Ok(Ok(Movement::Unrelated)) => format!(
+            "{branch} moved from {} to {}, which shares no history with it; applying {}",
+            short(&from),
+            short(&to),
+            short(&to)
+        ),
+        Ok(Err(error)) => {
+            tracing::debug!(%error, "cannot tell how the branch moved");
+            return;
+        }
+        Err(_) => return,
+    };
+    tracing::warn!(from = %from, to = %to, "{message}");
+    let _ = store.add_event(None, "warning", &message).await;
 }

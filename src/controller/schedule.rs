@@ -9,7 +9,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::reconcile::{AppMemory, Mode, reconcile};
-use super::{AppStatus, Context, SyncStatus};
+use super::{AppStatus, Context, RepoStatus, SyncStatus};
 use crate::desired::{self, Loaded, LoadedApp, ResourceId};
 use crate::source::Revision;
 
@@ -234,7 +234,7 @@ async fn app_task(
                             status
                                 .errors
                                 .push(format!("pinned revision {rev} cannot be read"));
-                            ctx.publish(status);
+                            ctx.publish_unless(status, || left_git(&desired, &name));
                             deadline = tokio::time::Instant::now() + ctx.settings.progress_interval;
                             continue;
                         }
@@ -274,9 +274,17 @@ async fn app_task(
         drop(permit);
         let mut status = outcome.status;
         status.pinned = pin;
-        ctx.publish(status);
+        ctx.publish_unless(status, || left_git(&desired, &name));
         deadline = tokio::time::Instant::now() + outcome.requeue;
     }
+}
+
+/// Whether the newest revision no longer has `app`.
+fn left_git(desired: &watch::Receiver<Option<DesiredRevision>>, app: &str) -> bool {
+    desired
+        .borrow()
+        .as_ref()
+        .is_some_and(|head| head.app(app).is_none())
 }
 
 /// Everything a reconcile of `loaded` depends on that a wake can change: the revision, the pin,
@@ -284,20 +292,34 @@ async fn app_task(
 fn observed(ctx: &Context, loaded: &LoadedApp, revision: &str, pin: Option<&str>) -> String {
     use std::fmt::Write as _;
     let mut seen = format!("{revision}|{pin:?}");
-    if let Ok(app) = &loaded.result {
-        let live = ctx.live.snapshot();
-        let _ = write!(seen, "|ready={}", live.ready());
-        for r in &app.resources {
-            match r.id.kind {
-                crate::desired::ResourceKind::NomadJob => {
-                    let _ = write!(seen, "|{:?}", live.job(&r.id.scope, &r.id.name));
-                }
-                crate::desired::ResourceKind::CsiVolume => {
-                    let _ = write!(seen, "|{:?}", live.volume(&r.id.scope, &r.id.name));
-                }
-                _ => {}
+    let live = ctx.live.snapshot();
+    let _ = write!(seen, "|ready={}", live.ready());
+    let mut stub_of = |id: &ResourceId| match id.kind {
+        crate::desired::ResourceKind::NomadJob => {
+            let _ = write!(seen, "|{:?}", live.job(&id.scope, &id.name));
+        }
+        crate::desired::ResourceKind::CsiVolume => {
+            let _ = write!(seen, "|{:?}", live.volume(&id.scope, &id.name));
+        }
+        _ => {}
+    };
+    match &loaded.result {
+        Ok(app) => {
+            for r in &app.resources {
+                stub_of(&r.id);
             }
         }
+        // An invalid app still shows the health of what it last applied.
+        Err(_) => {
+            let shown = ctx.status_of(&loaded.name).map(|s| s.resources);
+            for r in shown.iter().flatten() {
+                if let Some(id) = ResourceId::parse(&r.id) {
+                    stub_of(&id);
+                }
+            }
+        }
+    }
+    if let Ok(app) = &loaded.result {
         let statuses = ctx.statuses.borrow();
         for dep in &app.depends_on {
             let _ = write!(seen, "|{dep}={:?}", statuses.get(dep).map(|s| s.health));
@@ -307,16 +329,36 @@ fn observed(ctx: &Context, loaded: &LoadedApp, revision: &str, pin: Option<&str>
 }
 
 /// Apps drover knows (store) that are gone from Git: pruned only when Git is trustworthy, the
-/// app's last policy said `prune: true`, and not too many apps vanish at once. Returns whether
-/// to try again on the next live change (live state not ready yet, or a prune failed).
+/// app's last policy said `prune: true`, and not too many apps vanish at once. Apps that left Git
+/// and own nothing lose their status. Publishes the repository's problems (an invalid revision, a
+/// refused prune). Returns whether to try again on the next live change (live state not ready
+/// yet, or a prune failed).
 pub async fn prune_removed(
     ctx: &Context,
     current: &DesiredRevision,
     pins: &Option<RevisionReader>,
 ) -> bool {
-    if !ctx.live.snapshot().ready() {
-        return true;
-    }
+    let short = current.revision.short_id();
+    let mut problems: Vec<String> = current
+        .loaded
+        .repo_errors
+        .iter()
+        .map(|d| format!("revision {short} is invalid: {d}"))
+        .collect();
+    let retry = prune_removed_apps(ctx, current, pins, &mut problems).await;
+    ctx.repo.send_replace(RepoStatus {
+        revision: Some(current.revision.id.clone()),
+        problems,
+    });
+    retry
+}
+
+async fn prune_removed_apps(
+    ctx: &Context,
+    current: &DesiredRevision,
+    pins: &Option<RevisionReader>,
+    problems: &mut Vec<String>,
+) -> bool {
     let Ok(known) = ctx.store.known_apps().await else {
         return true;
     };
@@ -326,6 +368,13 @@ pub async fn prune_removed(
         .iter()
         .map(|a| a.name.as_str())
         .collect();
+    // drover owns nothing for these (e.g. never valid): nothing to prune or keep, nothing to show.
+    let shown: Vec<String> = ctx.statuses.borrow().keys().cloned().collect();
+    for app in shown {
+        if !present.contains(app.as_str()) && !known.contains(&app) {
+            ctx.unpublish(&app);
+        }
+    }
     let removed: Vec<&String> = known
         .iter()
         .filter(|a| !present.contains(a.as_str()))
@@ -333,37 +382,67 @@ pub async fn prune_removed(
     if removed.is_empty() {
         return false;
     }
-    if current.loaded.apps.is_empty() || !current.loaded.repo_errors.is_empty() {
-        let message = format!(
-            "revision {} has no loadable apps or repo-level errors; not pruning {} app(s)",
-            current.revision.short_id(),
-            removed.len()
-        );
+    let names = removed
+        .iter()
+        .map(|a| a.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let refusal = if current.loaded.apps.is_empty() || !current.loaded.repo_errors.is_empty() {
+        Some((
+            "warning",
+            format!(
+                "prune refused: revision {} has no loadable apps or repo-level errors; not pruning {} app(s) that left Git: {names}",
+                current.revision.short_id(),
+                removed.len()
+            ),
+        ))
+    } else {
+        let share = removed.len() as f64 / known.len().max(1) as f64;
+        (removed.len() > 1 && share > ctx.settings.max_prune_share).then(|| {
+            (
+                "error",
+                format!(
+                    "prune refused: {} of {} apps left Git at once (more than {:.0}%); not pruning {names}: check the repository",
+                    removed.len(),
+                    known.len(),
+                    ctx.settings.max_prune_share * 100.0
+                ),
+            )
+        })
+    };
+    if let Some((level, message)) = refusal {
         tracing::warn!("{message}");
-        let _ = ctx.store.add_event(None, "warning", &message).await;
+        let _ = ctx.store.add_event(None, level, &message).await;
+        for app in &removed {
+            // What was applied still runs; say that Git dropped it and why it is kept.
+            publish_removed(
+                ctx,
+                app,
+                &current.revision.id,
+                "prune refused",
+                vec![message.clone()],
+            );
+        }
+        problems.push(message);
         return false;
     }
-    let share = removed.len() as f64 / known.len().max(1) as f64;
-    if removed.len() > 1 && share > ctx.settings.max_prune_share {
-        let message = format!(
-            "{} of {} apps left Git at once (more than {:.0}%); not pruning: check the repository",
-            removed.len(),
-            known.len(),
-            ctx.settings.max_prune_share * 100.0
-        );
-        tracing::warn!("{message}");
-        let _ = ctx.store.add_event(None, "error", &message).await;
-        return false;
+    if !ctx.live.snapshot().ready() {
+        return true;
     }
     let mut retry = false;
     for app in removed {
-        retry |= prune_app(ctx, app, pins).await;
+        retry |= prune_app(ctx, app, &current.revision.id, pins).await;
     }
     retry
 }
 
 /// Prune one removed app; returns whether to try again later.
-async fn prune_app(ctx: &Context, app: &str, pins: &Option<RevisionReader>) -> bool {
+async fn prune_app(
+    ctx: &Context,
+    app: &str,
+    revision: &str,
+    pins: &Option<RevisionReader>,
+) -> bool {
     // The app's last policy comes from the revision it was last applied from.
     let markers = ctx.store.markers(app).await.unwrap_or_default();
     let last_revision = markers
@@ -383,18 +462,20 @@ async fn prune_app(ctx: &Context, app: &str, pins: &Option<RevisionReader>) -> b
         _ => None,
     };
     let Some(last) = last_app else {
-        let mut status = AppStatus::unknown(app, "", "removed from Git (not pruned)");
-        status.errors.push(
-            "the app left Git but its last applied revision cannot be read; nothing deleted".into(),
+        publish_removed(
+            ctx,
+            app,
+            revision,
+            "not pruned",
+            vec![
+                "the app left Git but its last applied revision cannot be read; nothing deleted"
+                    .into(),
+            ],
         );
-        status.sync = SyncStatus::OutOfSync;
-        ctx.publish(status);
         return false;
     };
     if !last.sync.prune {
-        let mut status = AppStatus::unknown(app, "", "removed from Git (prune off)");
-        status.sync = SyncStatus::OutOfSync;
-        ctx.publish(status);
+        publish_removed(ctx, app, revision, "prune off", Vec::new());
         return false;
     }
     // Plan against an empty desired state; protected volumes keep their last prevent_destroy.
@@ -451,13 +532,51 @@ async fn prune_app(ctx: &Context, app: &str, pins: &Option<RevisionReader>) -> b
     }
     tracing::info!(app, changes = ?report.changes(), "pruned app removed from Git");
     if report.failed() {
+        publish_removed(ctx, app, revision, "prune failed", report.problems());
         return true;
     }
     let remaining = ctx.store.owned(app).await.unwrap_or_default();
-    if remaining.iter().all(|r| {
-        ResourceId::parse(r).is_some_and(|id| id.kind == crate::desired::ResourceKind::CsiVolume)
-    }) {
+    let kept: Vec<&String> = remaining
+        .iter()
+        .filter(|r| {
+            ResourceId::parse(r).is_none_or(|id| id.kind != crate::desired::ResourceKind::CsiVolume)
+        })
+        .collect();
+    if kept.is_empty() {
         ctx.unpublish(app);
+    } else {
+        // Still running (e.g. its job now names another owner): say so and why.
+        let reasons = report
+            .steps
+            .iter()
+            .filter_map(|s| match &s.result {
+                crate::apply::StepResult::Skipped { reason } => {
+                    Some(format!("{}: kept: {reason}", s.id))
+                }
+                _ => None,
+            })
+            .collect::<Vec<_>>();
+        let reasons = if reasons.is_empty() {
+            kept.iter().map(|r| format!("{r}: kept")).collect()
+        } else {
+            reasons
+        };
+        publish_removed(ctx, app, revision, "not pruned", reasons);
     }
     false
+}
+
+/// The status of an app that left Git while drover still runs what it applied: `OutOfSync`,
+/// phase `removed from Git (<why>)`; its last known resources and health stay shown.
+fn publish_removed(ctx: &Context, app: &str, revision: &str, why: &str, errors: Vec<String>) {
+    let phase = format!("removed from Git ({why})");
+    let mut status = ctx
+        .status_of(app)
+        .unwrap_or_else(|| AppStatus::unknown(app, revision, &phase));
+    status.revision = revision.to_string();
+    status.sync = SyncStatus::OutOfSync;
+    status.phase = phase;
+    status.errors = errors;
+    status.observed_at = std::time::SystemTime::now();
+    ctx.publish(status);
 }

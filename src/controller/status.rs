@@ -99,6 +99,16 @@ impl AppStatus {
     }
 }
 
+/// What is wrong with the repository as a whole rather than one app (an invalid head revision, a
+/// refused prune of removed apps): published beside the app statuses, shown as a banner.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct RepoStatus {
+    /// The head revision these problems were derived from.
+    pub revision: Option<String>,
+    /// One line each: `revision … is invalid: …`, `prune refused: …`.
+    pub problems: Vec<String>,
+}
+
 mod unix_seconds {
     use std::time::{SystemTime, UNIX_EPOCH};
 

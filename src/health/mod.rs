@@ -68,6 +68,8 @@ pub struct JobFacts {
     pub version: u64,
     /// Whether the job is stopped.
     pub stop: bool,
+    /// The sum of its task groups' `Count` (`None` when the job lists no groups).
+    pub desired_count: Option<u64>,
 }
 
 impl JobFacts {
@@ -84,6 +86,16 @@ impl JobFacts {
             status: text("Status"),
             version: job.get("Version").and_then(|v| v.as_u64()).unwrap_or(0),
             stop: job.get("Stop").and_then(|v| v.as_bool()).unwrap_or(false),
+            desired_count: job
+                .get("TaskGroups")
+                .and_then(|g| g.as_array())
+                .filter(|groups| !groups.is_empty())
+                .map(|groups| {
+                    groups
+                        .iter()
+                        .map(|g| g.get("Count").and_then(|c| c.as_u64()).unwrap_or(0))
+                        .sum()
+                }),
         }
     }
 }
@@ -115,6 +127,22 @@ pub fn judge_job(
 ) -> Assessment {
     if job.stop {
         return Assessment::new(Health::Suspended, "job is stopped");
+    }
+    // Every group at `count = 0`: nothing should run, so Nomad's `dead` is the goal reached
+    // (system jobs ignore `count`).
+    if job.desired_count == Some(0) && !matches!(job.job_type.as_str(), "system" | "sysbatch") {
+        let still_running = allocations
+            .iter()
+            .filter(|a| a.desired_status == "run" && !a.is_terminal())
+            .count();
+        return if still_running == 0 {
+            Assessment::new(Health::Healthy, "scaled to zero")
+        } else {
+            Assessment::new(
+                Health::Progressing,
+                format!("scaling to zero: {still_running} allocation(s) still running"),
+            )
+        };
     }
     if matches!(job.job_type.as_str(), "batch" | "sysbatch") {
         let failed = allocations
@@ -236,6 +264,7 @@ mod tests {
             status: status.into(),
             version: 1,
             stop: false,
+            desired_count: Some(1),
         }
     }
 
@@ -326,6 +355,27 @@ mod tests {
             judge_job(&s, None, &[old_failed, replaced, now]).health,
             Health::Healthy
         );
+    }
+
+    #[test]
+    fn a_job_scaled_to_zero_is_healthy_once_nothing_runs() {
+        let mut s = stub("service", "dead");
+        s.desired_count = Some(0);
+        let verdict = judge_job(&s, None, &[]);
+        assert_eq!(verdict.health, Health::Healthy);
+        assert_eq!(verdict.message, "scaled to zero");
+        // Still stopping the allocations of the scale-down.
+        assert_eq!(
+            judge_job(&s, None, &[alloc("running", Some(true))]).health,
+            Health::Progressing
+        );
+        // A stopped job stays Suspended, whatever its count.
+        s.stop = true;
+        assert_eq!(judge_job(&s, None, &[]).health, Health::Suspended);
+        // The count comes from the job's groups.
+        let job = serde_json::json!({"Type": "service", "Status": "dead", "Version": 0,
+            "TaskGroups": [{"Name": "a", "Count": 0}, {"Name": "b", "Count": 0}]});
+        assert_eq!(JobFacts::from_job(&job).desired_count, Some(0));
     }
 
     #[test]

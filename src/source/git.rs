@@ -253,6 +253,21 @@ pub fn redact_url(raw: &str) -> String {
     }
 }
 
+/// How a followed branch moved between two fetched commits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Movement {
+    /// The same commit.
+    Same,
+    /// The new commit descends from the old one (the usual push).
+    Forward,
+    /// The new commit is an ancestor of the old one (a force-push back, a reset).
+    Backward,
+    /// The histories diverged from a common ancestor (a rebase, an amended commit).
+    Rewritten,
+    /// No common history at all.
+    Unrelated,
+}
+
 /// One remote, mirrored into a bare repository under drover's data dir. Cheap to clone: it holds
 /// only the config and the mirror's path, and opens the repository per call.
 #[derive(Debug, Clone)]
@@ -465,6 +480,37 @@ impl GitSource {
         let repo = self.repo()?;
         self.resolve_in(&repo, commit_or_ref, true)
             .map(|oid| oid.to_string())
+    }
+
+    /// How the branch moved from commit `old` to commit `new` (both full ids in the mirror).
+    pub fn movement(&self, old: &str, new: &str) -> Result<Movement, SourceError> {
+        let repo = self.repo()?;
+        let read = |what: &str| {
+            let what = what.to_string();
+            move |source| SourceError::Read { what, source }
+        };
+        let old_id = Oid::from_str(old).map_err(read(old))?;
+        let new_id = Oid::from_str(new).map_err(read(new))?;
+        if old_id == new_id {
+            return Ok(Movement::Same);
+        }
+        if repo
+            .graph_descendant_of(new_id, old_id)
+            .map_err(read(new))?
+        {
+            return Ok(Movement::Forward);
+        }
+        if repo
+            .graph_descendant_of(old_id, new_id)
+            .map_err(read(old))?
+        {
+            return Ok(Movement::Backward);
+        }
+        match repo.merge_base(old_id, new_id) {
+            Ok(_) => Ok(Movement::Rewritten),
+            Err(e) if e.code() == ErrorCode::NotFound => Ok(Movement::Unrelated),
+            Err(source) => Err(read(new)(source)),
+        }
     }
 
     fn resolve_in(
@@ -730,6 +776,41 @@ pub(crate) fn read_revision(repo: &Repository, oid: Oid) -> Result<Revision, Sou
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn movement_tells_forward_backward_rewritten_and_unrelated_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        let work = dir.path().join("work");
+        std::fs::create_dir_all(&work).unwrap();
+        std::fs::write(work.join("a"), "1").unwrap();
+        let first = crate::source::init_repo_from_dir(&work, &work).unwrap();
+        std::fs::write(work.join("a"), "2").unwrap();
+        let second = crate::source::commit_all(&work, "two").unwrap();
+        let repo = Repository::open(&work).unwrap();
+        let parent = repo.find_commit(Oid::from_str(&first).unwrap()).unwrap();
+        let tree = parent.tree().unwrap();
+        let sig = git2::Signature::now("t", "t@localhost").unwrap();
+        // A rewrite of `second` (same parent) and a commit with no history in common.
+        let sibling = repo
+            .commit(None, &sig, &sig, "amended", &tree, &[&parent])
+            .unwrap();
+        let orphan = repo.commit(None, &sig, &sig, "orphan", &tree, &[]).unwrap();
+        repo.reference("refs/heads/sibling", sibling, true, "t")
+            .unwrap();
+        repo.reference("refs/heads/orphan", orphan, true, "t")
+            .unwrap();
+        let mut config = SourceConfig::new(work.display().to_string());
+        config.reference = "main".into();
+        let source = GitSource::open(config, &dir.path().join("mirror")).unwrap();
+        source.fetch().unwrap();
+        let (sibling, orphan) = (sibling.to_string(), orphan.to_string());
+        let moved = |from: &str, to: &str| source.movement(from, to).unwrap();
+        assert_eq!(moved(&first, &second), Movement::Forward);
+        assert_eq!(moved(&second, &second), Movement::Same);
+        assert_eq!(moved(&second, &first), Movement::Backward);
+        assert_eq!(moved(&second, &sibling), Movement::Rewritten);
+        assert_eq!(moved(&second, &orphan), Movement::Unrelated);
+    }
 
     #[test]
     fn debug_of_auth_shows_no_paths_or_variable_names() {

@@ -10,7 +10,7 @@ mod local;
 mod revision;
 mod watch;
 
-pub use git::{GitAuth, GitSource, SourceConfig, SourceError, redact_url};
+pub use git::{GitAuth, GitSource, Movement, SourceConfig, SourceError, redact_url};
 pub use local::{SEED_BRANCH, commit_all, init_repo_from_dir};
 pub use revision::{Revision, RevisionError};
 pub use watch::{SourceStatus, SourceWatcher};

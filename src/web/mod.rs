@@ -37,6 +37,7 @@ pub fn router(state: WebState) -> Router {
         .route("/api/apps/{name}/rollback", post(rollback))
         .route("/api/apps/{name}/unpin", post(unpin))
         .route("/api/source", get(source_status))
+        .route("/api/status", get(repo_status))
         .route("/api/refresh", post(refresh))
         .route("/api/events", get(events))
         .with_state(state)
@@ -111,12 +112,40 @@ async fn rollback(
     }
     let source = state.source.source().clone();
     let wanted = request.revision.clone();
-    let resolved = tokio::task::spawn_blocking(move || source.resolve(&wanted)).await;
-    let commit = match resolved {
-        Ok(Ok(commit)) => commit,
+    // Load the app from that revision: pinning to a revision without it, or where it does not
+    // load, would leave the app with nothing to apply.
+    let read = tokio::task::spawn_blocking(move || {
+        source
+            .revision_at(&wanted)
+            .map(|revision| (crate::desired::load(&revision), revision))
+    })
+    .await;
+    let (loaded, revision) = match read {
+        Ok(Ok(read)) => read,
         Ok(Err(e)) => return error(StatusCode::BAD_REQUEST, e.to_string()),
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     };
+    match loaded.app(&name).map(|app| &app.result) {
+        None => {
+            return error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("revision {} has no app {name}", revision.short_id()),
+            );
+        }
+        Some(Err(diagnostics)) => {
+            let errors: Vec<String> = diagnostics.iter().map(ToString::to_string).collect();
+            return error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!(
+                    "app {name} is invalid at revision {}: {}",
+                    revision.short_id(),
+                    errors.join("; ")
+                ),
+            );
+        }
+        Some(Ok(_)) => {}
+    }
+    let commit = revision.id;
     if let Err(e) = state.ctx.store.pin(&name, &commit).await {
         return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
     }
@@ -157,6 +186,18 @@ async fn source_status(State(state): State<WebState>) -> Json<Value> {
         "last_error": status.last_error,
         "last_fetch": status.last_fetch.map(secs),
         "consecutive_failures": status.consecutive_failures,
+    }))
+}
+
+/// The repository as a whole: the head revision's problems (invalid, prune refused) and the
+/// last Git fetch error; what the page's banner shows.
+async fn repo_status(State(state): State<WebState>) -> Json<Value> {
+    let repo = state.ctx.repo.borrow().clone();
+    let git_error = state.source.subscribe().borrow().last_error.clone();
+    Json(json!({
+        "revision": repo.revision,
+        "problems": repo.problems,
+        "git_error": git_error,
     }))
 }
 
@@ -240,15 +281,23 @@ async fn page(State(state): State<WebState>) -> Html<String> {
         .as_ref()
         .map(|r| format!("{} {}", r.short_id(), esc(&r.message)))
         .unwrap_or_else(|| "none yet".into());
-    let source_error = source
+    let mut source_error = source
         .last_error
         .as_ref()
         .map(|e| format!("<p class=err>Git: {}</p>", esc(e)))
         .unwrap_or_default();
+    let problems = state.ctx.repo.borrow().problems.clone();
+    if !problems.is_empty() {
+        let items: String = problems
+            .iter()
+            .map(|p| format!("<li>{}</li>", esc(p)))
+            .collect();
+        source_error.push_str(&format!("<div class=banner><ul>{items}</ul></div>"));
+    }
     Html(format!(
         "<!doctype html><html><head><meta charset=utf-8><meta http-equiv=refresh content=5><title>drover</title><style>\
 body{{font-family:system-ui,sans-serif;margin:2em}}table{{border-collapse:collapse;width:100%}}td,th{{border-bottom:1px solid #ddd;padding:.4em;vertical-align:top;text-align:left}}\
-.Synced,.Healthy{{color:#087f23}}.OutOfSync,.Progressing{{color:#b26a00}}.InvalidSpec,.Degraded,.Missing,.err{{color:#b00020}}pre{{background:#f6f6f6;padding:.5em}}</style></head>\
+.Synced,.Healthy{{color:#087f23}}.OutOfSync,.Progressing{{color:#b26a00}}.InvalidSpec,.Degraded,.Missing,.err{{color:#b00020}}pre{{background:#f6f6f6;padding:.5em}}.banner{{background:#fdecea;border:1px solid #b00020;color:#b00020;padding:0 .5em;margin-bottom:1em}}</style></head>\
 <body><h1>drover</h1><p>Repository <code>{}</code> at <code>{}</code></p>{}<table><tr><th>App</th><th>Sync</th><th>Health</th><th>Phase</th><th>Revision</th><th>Resources</th></tr>{}</table></body></html>",
         esc(&state.source.source().display_url()),
         revision,
