@@ -42,6 +42,7 @@ pub type RevisionReader = Arc<dyn Fn(&str) -> Option<Arc<Revision>> + Send + Syn
 #[derive(Clone)]
 pub struct ControllerHandle {
     apps: Arc<Mutex<BTreeMap<String, AppHandle>>>,
+    desired: watch::Receiver<Option<DesiredRevision>>,
 }
 
 #[derive(Clone)]
@@ -69,6 +70,14 @@ impl ControllerHandle {
         }
     }
 
+    /// Wait until the controller's head revision is `revision` (a fetch just brought it, and the
+    /// loader is reading its apps), at most `limit`; false if it did not arrive in time.
+    pub async fn wait_loaded(&self, revision: &str, limit: std::time::Duration) -> bool {
+        let mut desired = self.desired.clone();
+        let loaded = desired.wait_for(|d| d.as_ref().is_some_and(|d| d.revision.id == revision));
+        matches!(tokio::time::timeout(limit, loaded).await, Ok(Ok(_)))
+    }
+
     /// Wake every app now.
     pub fn wake_all(&self) {
         let apps = match self.apps.lock() {
@@ -91,6 +100,7 @@ pub fn spawn(
 ) -> (ControllerHandle, JoinHandle<()>) {
     let handle = ControllerHandle {
         apps: Arc::new(Mutex::new(BTreeMap::new())),
+        desired: desired.clone(),
     };
     let h = handle.clone();
     let join = tokio::spawn(async move { run(ctx, desired, pins, h, shutdown).await });

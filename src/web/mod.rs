@@ -58,9 +58,20 @@ async fn get_app(State(state): State<WebState>, Path(name): Path<String>) -> Res
     }
 }
 
+/// How long a manual sync waits for the fetch (and load) of the newest commit before it syncs
+/// what drover has; a failed or slow fetch never blocks the sync itself.
+const SYNC_FETCH_LIMIT: std::time::Duration = std::time::Duration::from_secs(20);
+
 async fn sync_app(State(state): State<WebState>, Path(name): Path<String>) -> Response {
-    // Fetch first so a manual sync applies the newest commit.
-    state.source.trigger();
+    // Fetch first, and wait until the controller holds that commit, so a sync right after a
+    // push applies the push (the app task takes its revision when it runs).
+    let started = tokio::time::Instant::now();
+    if let Ok(fetched) = tokio::time::timeout(SYNC_FETCH_LIMIT, state.source.refresh()).await
+        && let Some(revision) = fetched.revision
+    {
+        let left = SYNC_FETCH_LIMIT.saturating_sub(started.elapsed());
+        state.controller.wait_loaded(&revision.id, left).await;
+    }
     if state.controller.request_sync(&name) {
         (
             StatusCode::ACCEPTED,
