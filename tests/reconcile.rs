@@ -1176,6 +1176,23 @@ async fn removing_most_of_an_apps_resources_at_once_is_refused() {
         .await;
     assert_ne!(sync_of(&status), "Synced", "{status:#?}");
     env.wait_full_cycle("trio").await;
+    env.wait_full_cycle("trio").await;
+    let refusals = env
+        .drover
+        .as_ref()
+        .unwrap_or_else(|| panic!("running"))
+        .ctx
+        .store
+        .events(Some("trio"), 100)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|e| e.message.contains("prune refused"))
+        .count();
+    assert_eq!(
+        refusals, 1,
+        "one event per refused revision, not one per cycle"
+    );
     for id in ["trio-b", "trio-c"] {
         assert!(
             env.job(id).await.is_some_and(|j| j["Stop"] == false),

@@ -30,6 +30,8 @@ pub struct AppMemory {
     last_sync: Option<SyncOutcome>,
     /// Heals per resource (at a spec hash) that have not yet been followed by Healthy.
     heals: HashMap<ResourceId, (String, u32)>,
+    /// The revision whose prune was refused and recorded as an event (once, not every cycle).
+    prune_refused_at: Option<String>,
 }
 
 /// The result of one reconcile.
@@ -194,11 +196,16 @@ pub async fn reconcile(
             "prune refused: the sync would delete more than {:.0}% of the app's resources",
             settings.max_prune_share * 100.0
         );
-        let _ = ctx
-            .store
-            .add_event(Some(&app.name), "error", &message)
-            .await;
+        if memory.prune_refused_at.as_deref() != Some(revision) {
+            let _ = ctx
+                .store
+                .add_event(Some(&app.name), "error", &message)
+                .await;
+            memory.prune_refused_at = Some(revision.to_string());
+        }
         errors.push(message);
+    } else {
+        memory.prune_refused_at = None;
     }
     let requeue = if memory.failures > 0 {
         backoff(
