@@ -59,6 +59,20 @@ pub struct FileSettings {
     /// Nomad settings; the `NOMAD_*` environment fills what is not set here.
     #[serde(default)]
     pub nomad: NomadSettings,
+    /// Status page and API settings.
+    #[serde(default)]
+    pub web: WebSettings,
+}
+
+/// `web:` — the status page and API.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebSettings {
+    /// Host names (besides `localhost`, `127.0.0.1`, `[::1]` and the listen IP) that requests may
+    /// name in `Host`, such as the name of a reverse proxy in front of drover. Any other `Host`
+    /// is refused, which stops DNS-rebinding pages from reaching the API.
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
 }
 
 /// `repo:`.
@@ -130,6 +144,8 @@ pub struct Settings {
     pub nomad: NomadConfig,
     /// Controller tuning.
     pub controller: ControllerSettings,
+    /// Status page and API.
+    pub web: WebSettings,
 }
 
 impl Settings {
@@ -200,6 +216,7 @@ impl Settings {
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
             nomad,
             controller,
+            web: file.web,
         })
     }
 }
@@ -238,6 +255,17 @@ mod tests {
         assert_eq!(s.controller.resync_interval, Duration::from_secs(120));
         assert_eq!(s.nomad.address, "http://10.1.1.1:4646");
         assert_eq!(s.listen.port(), 9000);
+        assert!(s.web.allowed_hosts.is_empty());
+    }
+
+    #[test]
+    fn allowed_hosts_are_read_from_web() {
+        let file: FileSettings = serde_yaml_ng::from_str(
+            "repo: { url: /srv/repo }\nweb: { allowed_hosts: [drover.example.org] }\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let s = Settings::from_file_settings(file, |_| None).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.web.allowed_hosts, vec!["drover.example.org".to_string()]);
     }
 
     #[test]

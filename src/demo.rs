@@ -166,5 +166,6 @@ fn demo_settings(options: &DemoOptions, repo: &Path, devstack: &Devstack) -> Set
             resync_interval: Duration::from_secs(60),
             ..ControllerSettings::default()
         },
+        web: crate::config::WebSettings::default(),
     }
 }

@@ -422,8 +422,10 @@ async fn api(
     body: Option<Value>,
 ) -> anyhow::Result<Value> {
     let url = format!("{}{}", server.trim_end_matches('/'), path);
+    let mutating = method != reqwest::Method::GET;
     let mut request = http()?.request(method, &url);
-    if let Some(body) = body {
+    // The API refuses changes without a JSON body (a cross-site form cannot send one).
+    if let Some(body) = body.or_else(|| mutating.then(|| serde_json::json!({}))) {
         request = request.json(&body);
     }
     let response = request

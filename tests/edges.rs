@@ -9,8 +9,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::http::{HeaderMap, HeaderValue, Uri};
+use common::{TestEnv, app_yaml, web_jobspec};
 use drover::live::LiveStore;
 use drover::providers::nomad::{NomadClient, NomadConfig};
+use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 /// How a fake Nomad sets `X-Nomad-Index` on its immediate `[]` answers.
@@ -115,4 +117,251 @@ async fn watchers_cap_their_rate_when_every_answer_has_a_new_index() {
             "{n} lists of {path} in {window:?}: {counts:?}"
         );
     }
+}
+
+// ---- the web API: cross-site requests and foreign Host names ----
+
+fn drover_bin() -> tokio::process::Command {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_drover"))
+}
+
+fn web_base(env: &TestEnv) -> String {
+    let addr = env
+        .drover
+        .as_ref()
+        .map(|d| d.web_addr)
+        .unwrap_or_else(|| panic!("drover is not running"));
+    format!("http://{addr}")
+}
+
+/// Send a request with exactly these extra headers and body; returns the status and JSON body.
+async fn send_raw(
+    env: &TestEnv,
+    method: reqwest::Method,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, Value) {
+    let mut request = env.http.request(method, format!("{}{path}", web_base(env)));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    if !body.is_empty() {
+        request = request.body(body.to_string());
+    }
+    let response = request
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{path}: {e}"));
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap_or_default();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+/// Run the drover CLI against the running drover; returns (exit code, stdout, stderr).
+async fn cli(env: &TestEnv, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = drover_bin()
+        .args(args)
+        .arg("--server")
+        .arg(web_base(env))
+        .env_remove("DROVER_ADDR")
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("drover {args:?}: {e}"));
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+async fn pinned(env: &TestEnv, app: &str) -> Option<String> {
+    env.drover
+        .as_ref()
+        .unwrap_or_else(|| panic!("drover is not running"))
+        .ctx
+        .store
+        .pinned(app)
+        .await
+        .unwrap_or_else(|e| panic!("store: {e}"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cross_site_and_foreign_host_requests_are_refused_and_change_nothing() {
+    let mut env = TestEnv::new().await;
+    env.write(
+        "apps/web/app.yaml",
+        &app_yaml("web", "sync: { auto: false }\n"),
+    );
+    env.write("apps/web/job.nomad.hcl", &web_jobspec("web", "nginx:1.27"));
+    let v1 = env.commit("web, manual sync");
+    env.start_drover().await;
+    env.wait_app("web", "OutOfSync", |s| {
+        format!("{:?}", s.sync) == "OutOfSync"
+    })
+    .await;
+    let here = web_base(&env).trim_start_matches("http://").to_string();
+    let foreign_host = format!(
+        "attacker.example:{}",
+        here.rsplit(':').next().unwrap_or("80")
+    );
+    let form = ("Content-Type", "application/x-www-form-urlencoded");
+    let json = ("Content-Type", "application/json");
+    let attacker = ("Origin", "https://attacker.example");
+
+    for path in ["/api/apps/web/sync", "/api/apps/web/unpin", "/api/refresh"] {
+        for (what, headers, body, reason) in [
+            (
+                "a form from another site",
+                vec![attacker, form],
+                "x=1",
+                "Origin",
+            ),
+            (
+                "a fetch from another site",
+                vec![json, ("Sec-Fetch-Site", "cross-site")],
+                "{}",
+                "cross-site",
+            ),
+            (
+                "JSON from another origin",
+                vec![json, attacker],
+                "{}",
+                "Origin",
+            ),
+            ("a form without Origin", vec![form], "x=1", "Content-Type"),
+            ("no body at all", vec![], "", "Content-Type"),
+            (
+                "a rebound DNS name",
+                vec![json, ("Host", foreign_host.as_str())],
+                "{}",
+                "not allowed",
+            ),
+        ] {
+            let (code, body) = send_raw(&env, reqwest::Method::POST, path, &headers, body).await;
+            assert_eq!(code, 403, "{what} to {path}: {body}");
+            let error = body["error"].as_str().unwrap_or_default();
+            assert!(error.contains(reason), "{what} to {path}: says why: {body}");
+        }
+    }
+    // DNS rebinding reads too.
+    let (code, body) = send_raw(
+        &env,
+        reqwest::Method::GET,
+        "/api/apps",
+        &[("Host", foreign_host.as_str())],
+        "",
+    )
+    .await;
+    assert_eq!(code, 403, "{body}");
+    // Nothing was synced: the app is still OutOfSync with no job and no sync in its history.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(env.job("web").await.is_none(), "a refused sync applied");
+    let (_, history) = send_raw(&env, reqwest::Method::GET, "/api/apps/web/history", &[], "").await;
+    assert_eq!(history, serde_json::json!([]), "no sync recorded");
+
+    // Loopback names with any port, same-origin JSON and the CLI still work.
+    for host in [
+        here.clone(),
+        format!("localhost:{}", here.rsplit(':').next().unwrap_or("")),
+    ] {
+        let (code, body) = send_raw(
+            &env,
+            reqwest::Method::GET,
+            "/api/apps",
+            &[("Host", host.as_str())],
+            "",
+        )
+        .await;
+        assert_eq!(code, 200, "Host {host}: {body}");
+    }
+    let origin = format!("http://{here}");
+    let (code, body) = send_raw(
+        &env,
+        reqwest::Method::POST,
+        "/api/apps/web/sync",
+        &[
+            json,
+            ("Origin", origin.as_str()),
+            ("Sec-Fetch-Site", "same-origin"),
+        ],
+        "{}",
+    )
+    .await;
+    assert_eq!(code, 202, "same-origin JSON sync: {body}");
+    env.wait_synced_healthy("web", Some(&v1)).await;
+
+    let (code, stdout, stderr) = cli(&env, &["rollback", "web", "--to", &v1[..10]]).await;
+    assert_eq!(code, Some(0), "CLI rollback: {stdout}{stderr}");
+    assert_eq!(pinned(&env, "web").await.as_deref(), Some(v1.as_str()));
+    let (code, body) = send_raw(
+        &env,
+        reqwest::Method::POST,
+        "/api/apps/web/unpin",
+        &[attacker, form],
+        "x=1",
+    )
+    .await;
+    assert_eq!(code, 403, "{body}");
+    assert_eq!(
+        pinned(&env, "web").await.as_deref(),
+        Some(v1.as_str()),
+        "a refused unpin left the pin"
+    );
+    let (code, stdout, stderr) = cli(&env, &["unpin", "web"]).await;
+    assert_eq!(code, Some(0), "CLI unpin: {stdout}{stderr}");
+    assert_eq!(pinned(&env, "web").await, None);
+    let (code, stdout, stderr) = cli(&env, &["sync", "--app", "web"]).await;
+    assert_eq!(code, Some(0), "CLI sync: {stdout}{stderr}");
+    env.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn configured_allowed_hosts_are_answered() {
+    let mut env = TestEnv::new().await;
+    let mut settings = env.settings();
+    settings.web.allowed_hosts = vec!["Drover.Example.org".into()];
+    env.drover = Some(
+        drover::controller::runtime::start(settings, CancellationToken::new())
+            .await
+            .unwrap_or_else(|e| panic!("drover: {e:?}")),
+    );
+    let port = web_base(&env).rsplit(':').next().unwrap_or("").to_string();
+    let host = format!("drover.example.org:{port}");
+    let (code, body) = send_raw(
+        &env,
+        reqwest::Method::GET,
+        "/api/apps",
+        &[("Host", host.as_str())],
+        "",
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    let origin = format!("http://{host}");
+    let (code, body) = send_raw(
+        &env,
+        reqwest::Method::POST,
+        "/api/refresh",
+        &[
+            ("Host", host.as_str()),
+            ("Origin", origin.as_str()),
+            ("Content-Type", "application/json"),
+        ],
+        "{}",
+    )
+    .await;
+    assert_eq!(code, 202, "{body}");
+    let (code, body) = send_raw(
+        &env,
+        reqwest::Method::GET,
+        "/api/apps",
+        &[("Host", "other.example.org")],
+        "",
+    )
+    .await;
+    assert_eq!(code, 403, "{body}");
+    env.shutdown().await;
 }

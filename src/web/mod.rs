@@ -1,5 +1,7 @@
 //! The status page, JSON API, manual sync/refresh/rollback endpoints and `/healthz` (axum).
 
+pub mod guard;
+
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -23,6 +25,8 @@ pub struct WebState {
     pub controller: ControllerHandle,
     /// Git refresh and revision resolution.
     pub source: Arc<SourceWatcher>,
+    /// Allowed `Host` names (see [`guard`]).
+    pub access: guard::AccessPolicy,
 }
 
 /// All routes.
@@ -39,6 +43,10 @@ pub fn router(state: WebState) -> Router {
         .route("/api/source", get(source_status))
         .route("/api/refresh", post(refresh))
         .route("/api/events", get(events))
+        .layer(axum::middleware::from_fn_with_state(
+            state.access.clone(),
+            guard::guard,
+        ))
         .with_state(state)
 }
 
