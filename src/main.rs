@@ -22,6 +22,36 @@ use drover::providers::nomad::{NomadClient, NomadConfig};
 use drover::source::{GitSource, Revision, SourceConfig};
 use drover::store::Store;
 
+// Output goes through these instead of std's `println!`/`print!`, which panic when stdout is a
+// closed pipe (`drover plan | head -1`): a failed write returns an [`StdoutError`] from the
+// command, and `main` exits quietly on a broken pipe like a tool killed by SIGPIPE.
+macro_rules! println {
+    ($($arg:tt)*) => {
+        write_stdout(format_args!("{}\n", format_args!($($arg)*)))?
+    };
+}
+macro_rules! print {
+    ($($arg:tt)*) => {
+        write_stdout(format_args!($($arg)*))?
+    };
+}
+
+/// Writing to stdout failed.
+#[derive(Debug, thiserror::Error)]
+#[error("writing to stdout")]
+struct StdoutError(#[source] std::io::Error);
+
+fn write_stdout(text: std::fmt::Arguments<'_>) -> Result<(), StdoutError> {
+    use std::io::Write as _;
+    std::io::stdout()
+        .lock()
+        .write_fmt(text)
+        .map_err(StdoutError)
+}
+
+/// The exit code of a process killed by SIGPIPE (128 + 13), which shells and `pipefail` expect.
+const BROKEN_PIPE_EXIT: u8 = 141;
+
 /// GitOps for Nomad, Consul, Vault and S3: make the cluster match a Git repository.
 #[derive(Debug, Parser)]
 #[command(name = "drover", version, about)]
@@ -183,6 +213,13 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(run(cli)) {
         Ok(code) => code,
+        Err(error)
+            if error
+                .downcast_ref::<StdoutError>()
+                .is_some_and(|e| e.0.kind() == std::io::ErrorKind::BrokenPipe) =>
+        {
+            ExitCode::from(BROKEN_PIPE_EXIT)
+        }
         Err(error) => {
             eprintln!("error: {error:#}");
             ExitCode::from(1)

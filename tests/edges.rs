@@ -365,3 +365,48 @@ async fn configured_allowed_hosts_are_answered() {
     assert_eq!(code, 403, "{body}");
     env.shutdown().await;
 }
+
+// ---- the CLI ----
+
+fn drover_sync_bin() -> std::process::Command {
+    std::process::Command::new(env!("CARGO_BIN_EXE_drover"))
+}
+
+#[test]
+fn output_into_a_pipe_closed_early_exits_quietly() {
+    use std::io::BufRead as _;
+    // 40 apps with 50 unknown keys each: far more output than a pipe buffers.
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    for app in 0..40 {
+        let folder = dir.path().join(format!("apps/app{app}"));
+        std::fs::create_dir_all(&folder).unwrap_or_else(|e| panic!("{e}"));
+        let mut yaml = format!("name: app{app}\n");
+        for key in 0..50 {
+            yaml.push_str(&format!("unknown_key_number_{key}: 1\n"));
+        }
+        std::fs::write(folder.join("app.yaml"), yaml).unwrap_or_else(|e| panic!("{e}"));
+    }
+    let mut child = drover_sync_bin()
+        .arg("validate")
+        .arg(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    // `| head -1`: read one line, then close the pipe.
+    let stdout = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
+    let mut first = String::new();
+    std::io::BufReader::new(stdout)
+        .read_line(&mut first)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(first.contains("app"), "{first}");
+    let out = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(
+        out.status.code(),
+        Some(141),
+        "exits like a tool killed by SIGPIPE: {stderr}"
+    );
+    assert!(stderr.trim().is_empty(), "quietly: {stderr}");
+}
