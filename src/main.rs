@@ -369,6 +369,20 @@ async fn plan(args: PlanArgs) -> anyhow::Result<ExitCode> {
         (None, None) => bail!("give a folder or --git URL"),
     };
     let desired = DesiredRevision::load(Arc::new(revision));
+    if let Some(app) = &args.app
+        && !desired.loaded.apps.iter().any(|a| &a.name == app)
+    {
+        let names: Vec<&str> = desired
+            .loaded
+            .apps
+            .iter()
+            .map(|a| a.name.as_str())
+            .collect();
+        bail!(
+            "no app named {app} in this revision (apps: {})",
+            names.join(", ")
+        );
+    }
     let nomad = NomadClient::new(NomadConfig::from_env())?;
     let live = LiveStore::default();
     live.load_once(&nomad)

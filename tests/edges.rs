@@ -410,3 +410,56 @@ fn output_into_a_pipe_closed_early_exits_quietly() {
     );
     assert!(stderr.trim().is_empty(), "quietly: {stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unknown_apps_are_errors_in_unpin_history_and_plan() {
+    let mut env = TestEnv::new().await;
+    let rev = env.sync_web_app("").await;
+
+    for command in [vec!["unpin", "nosuch"], vec!["history", "nosuch"]] {
+        let (code, stdout, stderr) = cli(&env, &command).await;
+        assert_eq!(code, Some(1), "{command:?}: {stdout}{stderr}");
+        assert!(
+            stderr.contains("no app named nosuch") && stderr.contains("404"),
+            "{command:?} says why: {stderr}"
+        );
+        assert!(!stdout.contains("follows the branch"), "{stdout}");
+    }
+    let (_, events) = send_raw(&env, reqwest::Method::GET, "/api/events", &[], "").await;
+    assert!(
+        !events
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|e| e["app"] == "nosuch"),
+        "no event for an unknown app: {events}"
+    );
+    // Known apps still work.
+    let (code, stdout, stderr) = cli(&env, &["history", "web"]).await;
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains(&rev[..12]), "{stdout}");
+    let (code, stdout, stderr) = cli(&env, &["unpin", "web"]).await;
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+
+    let plan = |app: &'static str| {
+        drover_bin()
+            .arg("plan")
+            .arg(&env.repo)
+            .args(["--app", app])
+            .env("NOMAD_ADDR", env.devstack.nomad_url())
+            .env_remove("NOMAD_TOKEN")
+            .output()
+    };
+    let out = plan("nosuch").await.unwrap_or_else(|e| panic!("{e}"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("no app named nosuch") && stderr.contains("web"),
+        "names the apps there are: {stderr}"
+    );
+    let out = plan("web").await.unwrap_or_else(|e| panic!("{e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "synced: {stdout}");
+    assert!(stdout.contains("app web:"), "{stdout}");
+    env.shutdown().await;
+}
