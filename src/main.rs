@@ -56,6 +56,10 @@ const BROKEN_PIPE_EXIT: u8 = 141;
 #[derive(Debug, Parser)]
 #[command(name = "drover", version, about)]
 struct Cli {
+    /// Log lines on stderr: `text`, or `json` (one object a line). Default: text on a terminal,
+    /// JSON otherwise.
+    #[arg(long, global = true, env = "DROVER_LOG_FORMAT", value_enum)]
+    log_format: Option<drover::telemetry::LogFormat>,
     #[command(subcommand)]
     command: Command,
 }
@@ -202,8 +206,8 @@ struct RollbackArgs {
 }
 
 fn main() -> ExitCode {
-    drover::telemetry::init();
     let cli = Cli::parse();
+    drover::telemetry::init(cli.log_format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(error) => {

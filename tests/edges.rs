@@ -463,3 +463,76 @@ async fn unknown_apps_are_errors_in_unpin_history_and_plan() {
     assert!(stdout.contains("app web:"), "{stdout}");
     env.shutdown().await;
 }
+
+/// stderr of `drover plan` against a Nomad that refuses connections (it logs retries, then fails).
+fn plan_logs(args: &[&str], env: &[(&str, &str)]) -> String {
+    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let desired = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("desired-state");
+    let out = drover_sync_bin()
+        .args(args)
+        .arg("plan")
+        .arg(desired)
+        .env("NOMAD_ADDR", format!("http://127.0.0.1:{closed_port}"))
+        .env_remove("NOMAD_TOKEN")
+        .env_remove("DROVER_LOG_FORMAT")
+        .env_remove("RUST_LOG")
+        .envs(env.iter().copied())
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.status.code(), Some(1));
+    String::from_utf8_lossy(&out.stderr).to_string()
+}
+
+/// The log lines of `stderr` (the final `error:` line is the CLI's, not a log).
+fn log_lines(stderr: &str) -> Vec<&str> {
+    stderr
+        .lines()
+        .filter(|l| !l.starts_with("error:") && !l.trim().is_empty())
+        .collect()
+}
+
+#[test]
+fn log_format_flag_and_env_choose_json_or_text() {
+    let json = plan_logs(&["--log-format", "json"], &[]);
+    let lines = log_lines(&json);
+    assert!(!lines.is_empty(), "the retries are logged: {json}");
+    for line in &lines {
+        let value: Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert_eq!(value["level"], "WARN", "{line}");
+    }
+
+    for text in [
+        plan_logs(&["--log-format", "text"], &[]),
+        plan_logs(&[], &[("DROVER_LOG_FORMAT", "text")]),
+    ] {
+        let lines = log_lines(&text);
+        assert!(!lines.is_empty(), "{text}");
+        for line in &lines {
+            assert!(
+                serde_json::from_str::<Value>(line).is_err(),
+                "text, not JSON: {line}"
+            );
+            assert!(
+                line.contains("WARN") && line.contains("nomad call failed; retrying"),
+                "{line}"
+            );
+            assert!(
+                !line.contains('\u{1b}'),
+                "no colours off a terminal: {line}"
+            );
+        }
+    }
+
+    // Not a terminal and not asked: JSON.
+    let default = plan_logs(&[], &[]);
+    assert!(
+        log_lines(&default)
+            .iter()
+            .all(|l| serde_json::from_str::<Value>(l).is_ok()),
+        "{default}"
+    );
+}
