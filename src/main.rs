@@ -96,9 +96,10 @@ struct DemoArgs {
     /// Folder for the demo's Git repo, data and S3 objects (default: a new temporary folder).
     #[arg(long)]
     work_dir: Option<PathBuf>,
-    /// The example desired-state repository.
-    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/desired-state"))]
-    example: PathBuf,
+    /// A desired-state folder to seed the demo's repository from (default: the example media
+    /// stack built into drover).
+    #[arg(long)]
+    example: Option<PathBuf>,
     /// Devstack time scale (smaller is faster).
     #[arg(long, default_value_t = 0.5)]
     time_scale: f64,
@@ -247,6 +248,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
+    let temporary = args.work_dir.is_none();
     let work_dir = match args.work_dir {
         Some(dir) => dir,
         None => tempfile::Builder::new()
@@ -255,14 +257,32 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
             .context("creating a temporary folder")?
             .keep(),
     };
-    let demo = drover::demo::start(drover::demo::DemoOptions {
+    let started = drover::demo::start(drover::demo::DemoOptions {
         example_dir: args.example,
         work_dir: work_dir.clone(),
         listen: args.listen,
         time_scale: args.time_scale,
         poll_interval: args.poll_interval,
     })
-    .await?;
+    .await;
+    let demo = match started {
+        Ok(demo) => demo,
+        Err(error) => {
+            if temporary {
+                let _ = std::fs::remove_dir_all(&work_dir);
+            }
+            let message = drover::telemetry::error_chain(&error);
+            if matches!(
+                error,
+                drover::demo::DemoError::Start(
+                    drover::controller::runtime::StartError::Listen { .. }
+                )
+            ) {
+                bail!("{message}\nhint: --listen 127.0.0.1:0 picks a free port");
+            }
+            bail!("{message}");
+        }
+    };
     println!("drover demo is running.\n");
     println!("  Status page:  {}", demo.status_url());
     println!("  Git repo:     {}", demo.repo.display());

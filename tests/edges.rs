@@ -536,3 +536,102 @@ fn log_format_flag_and_env_choose_json_or_text() {
         "{default}"
     );
 }
+
+// ---- the demo away from the source tree ----
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_demo_seeds_its_repository_from_the_built_in_example_anywhere() {
+    let help = drover_bin()
+        .args(["demo", "--help"])
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(
+        !help.contains(env!("CARGO_MANIFEST_DIR")),
+        "no path of the build machine as a default: {help}"
+    );
+
+    let elsewhere = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let mut child = drover_bin()
+        .args(["demo", "--listen", "127.0.0.1:0", "--time-scale", "0.02"])
+        .current_dir(elsewhere.path())
+        .env("TMPDIR", tmp.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    // The printed status page URL, then the apps drover found in the repository.
+    let stdout = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+    let url = tokio::time::timeout(common::WAIT, async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(url) = line.trim().strip_prefix("Status page:") {
+                return url.trim().to_string();
+            }
+        }
+        String::new()
+    })
+    .await
+    .unwrap_or_else(|_| panic!("the demo printed no status page URL"));
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    let http = common::http_client();
+    let deadline = tokio::time::Instant::now() + common::WAIT;
+    let mut names = Vec::new();
+    while tokio::time::Instant::now() < deadline {
+        if let Ok(response) = http.get(format!("{url}api/apps")).send().await
+            && let Ok(apps) = response.json::<Value>().await
+        {
+            names = apps
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|a| a["name"].as_str().map(str::to_string))
+                .collect();
+            names.sort();
+            if names.len() == 3 {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(names, ["glusterfs-csi", "minio", "overseerr"]);
+    let _ = child.kill().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_demo_on_a_busy_port_fails_says_what_to_do_and_leaves_no_folder() {
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+    let port = busy
+        .local_addr()
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let out = tokio::time::timeout(
+        common::WAIT,
+        drover_bin()
+            .args(["demo", "--listen", &format!("127.0.0.1:{port}")])
+            .env("TMPDIR", tmp.path())
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("the demo did not stop"))
+    .unwrap_or_else(|e| panic!("{e}"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("127.0.0.1:{port}")) && stderr.contains("--listen 127.0.0.1:0"),
+        "names the port and the way out: {stderr}"
+    );
+    let left: Vec<String> = std::fs::read_dir(tmp.path())
+        .unwrap_or_else(|e| panic!("{e}"))
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .filter(|n| n.starts_with("drover-demo-"))
+        .collect();
+    assert!(left.is_empty(), "temporary folders left behind: {left:?}");
+    drop(busy);
+}
