@@ -291,7 +291,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         demo.s3.url(),
         demo.s3.access_key
     );
-    println!("\nPoint the HashiCorp CLIs at the devstack:\n");
+    println!("\nPaste these lines into the shell where you run nomad, consul, vault or curl:\n");
     print!("{}", demo.devstack.env_exports());
     println!(
         "\nEdit a file under {}/apps, then `git commit -am \"...\"` there: drover applies it within one poll ({}).",

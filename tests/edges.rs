@@ -635,3 +635,18 @@ async fn a_demo_on_a_busy_port_fails_says_what_to_do_and_leaves_no_folder() {
     assert!(left.is_empty(), "temporary folders left behind: {left:?}");
     drop(busy);
 }
+
+#[test]
+fn the_readme_drover_yaml_example_is_valid_with_its_allowed_hosts() {
+    let readme =
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+            .unwrap_or_else(|e| panic!("{e}"));
+    let start = readme
+        .find("```yaml\n# drover.yaml\n")
+        .unwrap_or_else(|| panic!("no drover.yaml example in README"));
+    let body = &readme[start + "```yaml\n".len()..];
+    let end = body.find("```").unwrap_or(body.len());
+    let file: drover::config::FileSettings =
+        serde_yaml_ng::from_str(&body[..end]).unwrap_or_else(|e| panic!("README drover.yaml: {e}"));
+    assert_eq!(file.web.allowed_hosts, ["drover.example.org"]);
+}
