@@ -68,9 +68,9 @@ pub struct FileSettings {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebSettings {
-    /// Host names (besides `localhost`, `127.0.0.1`, `[::1]` and the listen IP) that requests may
-    /// name in `Host`, such as the name of a reverse proxy in front of drover. Any other `Host`
-    /// is refused, which stops DNS-rebinding pages from reaching the API.
+    /// Host names (besides `localhost` and IP addresses) that requests may name in `Host`, such
+    /// as the name of a reverse proxy in front of drover. Any other `Host` is refused, which
+    /// stops DNS-rebinding pages from reaching the API.
     #[serde(default)]
     pub allowed_hosts: Vec<String>,
 }

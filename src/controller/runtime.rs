@@ -154,7 +154,7 @@ pub async fn start(settings: Settings, shutdown: CancellationToken) -> Result<Ru
         ctx: ctx.clone(),
         controller: controller.clone(),
         source: watcher.clone(),
-        access: crate::web::guard::AccessPolicy::new(&settings.web.allowed_hosts, web_addr),
+        access: crate::web::guard::AccessPolicy::new(&settings.web.allowed_hosts),
     });
     let stop = shutdown.clone();
     tasks.push(tokio::spawn(async move {

@@ -1,6 +1,8 @@
 //! Request guard for the status page and API, which have no credentials of their own:
-//! - every request must name an allowed host in `Host` (loopback names, the listen address, or
-//!   `web.allowed_hosts`), so a DNS-rebinding page cannot read or drive drover under its own name;
+//! - every request must name an allowed host in `Host` (`localhost`, an IP address, or a name in
+//!   `web.allowed_hosts`), so a DNS-rebinding page cannot read or drive drover under its own
+//!   name. IP addresses are safe to accept: rebinding needs a name the attacker controls, and a
+//!   page loaded from an IP is held to that IP's origin by the browser;
 //! - a mutating request (anything but GET, HEAD, OPTIONS) must not come from another site
 //!   (`Sec-Fetch-Site`, `Origin`) and must carry `Content-Type: application/json`, which a plain
 //!   HTML form cannot send and a cross-site script cannot send without a CORS preflight drover
@@ -9,7 +11,6 @@
 //! Refusals are 403 with a JSON `{"error": ...}` that says why.
 
 use std::collections::BTreeSet;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Json;
@@ -20,8 +21,8 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-/// Host names every drover answers to, with any port.
-const LOOPBACK_HOSTS: [&str; 3] = ["localhost", "127.0.0.1", "[::1]"];
+/// The host name every drover answers to, with any port (besides IP addresses).
+const LOCALHOST: &str = "localhost";
 
 /// Which `Host` names the server answers to.
 #[derive(Debug, Clone)]
@@ -30,17 +31,9 @@ pub struct AccessPolicy {
 }
 
 impl AccessPolicy {
-    /// Loopback names, the listen address's own IP (when it is a specific address) and
-    /// `allowed_hosts` (host names; a port given there is ignored).
-    pub fn new(allowed_hosts: &[String], listen: SocketAddr) -> AccessPolicy {
-        let mut hosts: BTreeSet<String> = LOOPBACK_HOSTS.iter().map(|h| h.to_string()).collect();
-        if !listen.ip().is_unspecified() {
-            let ip = match listen.ip() {
-                std::net::IpAddr::V4(ip) => ip.to_string(),
-                std::net::IpAddr::V6(ip) => format!("[{ip}]"),
-            };
-            hosts.insert(ip);
-        }
+    /// `localhost`, IP addresses and `allowed_hosts` (host names; a port given there is ignored).
+    pub fn new(allowed_hosts: &[String]) -> AccessPolicy {
+        let mut hosts = BTreeSet::from([LOCALHOST.to_string()]);
         for entry in allowed_hosts {
             let host = match entry.trim().parse::<Authority>() {
                 Ok(authority) => authority.host().to_string(),
@@ -55,8 +48,18 @@ impl AccessPolicy {
 
     /// Whether `host` (a `Host` header's host part) is one the server answers to.
     pub fn allows_host(&self, host: &str) -> bool {
-        self.hosts.contains(&normalise_host(host))
+        let host = normalise_host(host);
+        is_ip_literal(&host) || self.hosts.contains(&host)
     }
+}
+
+/// `127.0.0.1`, `[::1]` (the form `Host` gives an IPv6 address in).
+fn is_ip_literal(host: &str) -> bool {
+    host.parse::<std::net::Ipv4Addr>().is_ok()
+        || host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .is_some_and(|h| h.parse::<std::net::Ipv6Addr>().is_ok())
 }
 
 /// Lower case, without a trailing dot (`Example.org.` is `example.org`).
@@ -138,7 +141,7 @@ pub async fn guard(State(policy): State<AccessPolicy>, request: Request, next: N
     if !policy.allows_host(authority.host()) {
         tracing::warn!(host = %authority, "request with an unknown Host refused");
         return refuse(format!(
-            "host {} is not allowed: drover answers to localhost, 127.0.0.1, [::1] and the names in \
+            "host {} is not allowed: drover answers to localhost, IP addresses and the names in \
              web.allowed_hosts of drover.yaml",
             authority.host()
         ));
@@ -159,35 +162,36 @@ mod tests {
     use super::*;
     use axum::http::HeaderValue;
 
-    fn policy(allowed: &[&str], listen: &str) -> AccessPolicy {
+    fn policy(allowed: &[&str]) -> AccessPolicy {
         let allowed: Vec<String> = allowed.iter().map(|s| s.to_string()).collect();
-        AccessPolicy::new(
-            &allowed,
-            listen.parse().unwrap_or_else(|e| panic!("{listen}: {e}")),
-        )
+        AccessPolicy::new(&allowed)
     }
 
     #[test]
-    fn hosts_are_loopback_the_listen_ip_and_configured_names() {
-        let p = policy(
-            &["Drover.Example.org", "ops.example.org:8443"],
-            "0.0.0.0:8080",
-        );
+    fn hosts_are_localhost_ip_addresses_and_configured_names() {
+        let p = policy(&["Drover.Example.org", "ops.example.org:8443"]);
         for ok in [
             "localhost",
             "127.0.0.1",
             "[::1]",
+            "10.0.0.5",
+            "[fd00::5]",
             "drover.example.org",
             "DROVER.example.org.",
             "ops.example.org",
         ] {
             assert!(p.allows_host(ok), "{ok}");
         }
-        for refused in ["attacker.example", "0.0.0.0", "10.0.0.5", "example.org", ""] {
+        for refused in [
+            "attacker.example",
+            "example.org",
+            "127.0.0.1.nip.io",
+            "localhost.attacker.example",
+            "::1",
+            "",
+        ] {
             assert!(!p.allows_host(refused), "{refused}");
         }
-        assert!(policy(&[], "10.0.0.5:8080").allows_host("10.0.0.5"));
-        assert!(policy(&[], "[fd00::5]:8080").allows_host("[fd00::5]"));
     }
 
     fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
