@@ -62,6 +62,9 @@ pub struct FileSettings {
     /// Which values diffs hide.
     #[serde(default)]
     pub redact: RedactSettings,
+    /// Status page and API settings.
+    #[serde(default)]
+    pub web: WebSettings,
 }
 
 /// `redact:` — values hidden in every diff drover shows (CLI, status page, API).
@@ -72,6 +75,17 @@ pub struct RedactSettings {
     /// `config` keys; replaces the default `[password, secret, token, key, credential]`.
     #[serde(default)]
     pub keys: Option<Vec<String>>,
+}
+
+/// `web:` — the status page and API.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebSettings {
+    /// Host names (besides `localhost` and IP addresses) that requests may name in `Host`, such
+    /// as the name of a reverse proxy in front of drover. Any other `Host` is refused, which
+    /// stops DNS-rebinding pages from reaching the API.
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
 }
 
 /// `repo:`.
@@ -143,6 +157,8 @@ pub struct Settings {
     pub nomad: NomadConfig,
     /// Controller tuning.
     pub controller: ControllerSettings,
+    /// Status page and API.
+    pub web: WebSettings,
 }
 
 impl Settings {
@@ -217,6 +233,7 @@ impl Settings {
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
             nomad,
             controller,
+            web: file.web,
         })
     }
 }
@@ -255,6 +272,17 @@ mod tests {
         assert_eq!(s.controller.resync_interval, Duration::from_secs(120));
         assert_eq!(s.nomad.address, "http://10.1.1.1:4646");
         assert_eq!(s.listen.port(), 9000);
+        assert!(s.web.allowed_hosts.is_empty());
+    }
+
+    #[test]
+    fn allowed_hosts_are_read_from_web() {
+        let file: FileSettings = serde_yaml_ng::from_str(
+            "repo: { url: /srv/repo }\nweb: { allowed_hosts: [drover.example.org] }\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let s = Settings::from_file_settings(file, |_| None).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.web.allowed_hosts, vec!["drover.example.org".to_string()]);
     }
 
     #[test]

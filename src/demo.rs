@@ -17,11 +17,54 @@ use crate::devstack::{Devstack, DevstackConfig, DevstackError};
 use crate::providers::nomad::NomadConfig;
 use crate::source::{SourceConfig, SourceError};
 
+/// The example desired-state repository (`desired-state/`), built into the binary so an installed
+/// drover's demo works anywhere: `(path, contents)`. `example_files_match_desired_state` fails
+/// when a file there is missing from this list.
+macro_rules! example_files {
+    ($($path:literal),* $(,)?) => {
+        &[$((
+            $path,
+            include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/desired-state/", $path)),
+        )),*]
+    };
+}
+/// See [`example_files!`].
+pub const EXAMPLE_FILES: &[(&str, &[u8])] = example_files![
+    "drover.yaml",
+    "apps/glusterfs-csi/app.yaml",
+    "apps/glusterfs-csi/jobspec-controller.nomad.hcl",
+    "apps/glusterfs-csi/jobspec-nodes.nomad.hcl",
+    "apps/minio/app.yaml",
+    "apps/minio/jobspec.nomad.hcl",
+    "apps/minio/minio-intentions.hcl",
+    "apps/minio/minio-service-defaults.hcl",
+    "apps/minio/minio-service-resolver.hcl",
+    "apps/overseerr/app.yaml",
+    "apps/overseerr/jobspec.nomad.hcl",
+];
+
+/// Write the built-in example repository's files under `dir`.
+pub fn write_example(dir: &Path) -> Result<(), DemoError> {
+    for (path, contents) in EXAMPLE_FILES {
+        let target = dir.join(path);
+        let written = match target.parent() {
+            Some(parent) => std::fs::create_dir_all(parent),
+            None => Ok(()),
+        }
+        .and_then(|()| std::fs::write(&target, contents));
+        written.map_err(|source| DemoError::WriteExample {
+            path: target.display().to_string(),
+            source,
+        })?;
+    }
+    Ok(())
+}
+
 /// Demo settings.
 #[derive(Debug, Clone)]
 pub struct DemoOptions {
-    /// The example desired-state repository to seed from.
-    pub example_dir: PathBuf,
+    /// The example desired-state repository to seed from (`None`: the one built in).
+    pub example_dir: Option<PathBuf>,
     /// Where the Git repo, data and S3 objects go.
     pub work_dir: PathBuf,
     /// Status page address.
@@ -53,6 +96,15 @@ pub enum DemoError {
     /// drover did not start.
     #[error("starting drover")]
     Start(#[from] StartError),
+    /// The built-in example could not be written.
+    #[error("cannot write {path}")]
+    WriteExample {
+        /// The file.
+        path: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// The running demo.
@@ -127,11 +179,16 @@ pub async fn start(options: DemoOptions) -> Result<Demo, DemoError> {
     .await?;
     let repo = options.work_dir.join("repo");
     if !repo.join(".git").exists() {
-        crate::source::init_repo_from_dir(&options.example_dir, &repo).map_err(|source| {
-            DemoError::Seed {
-                dir: options.example_dir.display().to_string(),
-                source,
+        let example = match &options.example_dir {
+            Some(dir) => dir.clone(),
+            None => {
+                write_example(&repo)?;
+                repo.clone()
             }
+        };
+        crate::source::init_repo_from_dir(&example, &repo).map_err(|source| DemoError::Seed {
+            dir: example.display().to_string(),
+            source,
         })?;
     }
     let settings = demo_settings(&options, &repo, &devstack);
@@ -166,5 +223,52 @@ fn demo_settings(options: &DemoOptions, repo: &Path, devstack: &Devstack) -> Set
             resync_interval: Duration::from_secs(60),
             ..ControllerSettings::default()
         },
+        web: crate::config::WebSettings::default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn files_under(root: &Path) -> BTreeMap<String, Vec<u8>> {
+        let mut files = BTreeMap::new();
+        let mut pending = vec![root.to_path_buf()];
+        while let Some(dir) = pending.pop() {
+            for entry in
+                std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            {
+                let path = entry.unwrap_or_else(|e| panic!("{e}")).path();
+                if path.is_dir() {
+                    pending.push(path);
+                } else {
+                    let relative = path
+                        .strip_prefix(root)
+                        .unwrap_or_else(|e| panic!("{e}"))
+                        .to_string_lossy()
+                        .replace('\\', "/");
+                    let contents = std::fs::read(&path).unwrap_or_else(|e| panic!("{e}"));
+                    files.insert(relative, contents);
+                }
+            }
+        }
+        files
+    }
+
+    #[test]
+    fn example_files_match_desired_state() {
+        let written = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        write_example(written.path()).unwrap_or_else(|e| panic!("{e}"));
+        let source = files_under(&Path::new(env!("CARGO_MANIFEST_DIR")).join("desired-state"));
+        let extracted = files_under(written.path());
+        assert_eq!(
+            extracted.keys().collect::<Vec<_>>(),
+            source.keys().collect::<Vec<_>>(),
+            "EXAMPLE_FILES in src/demo.rs must list every file of desired-state/"
+        );
+        for (path, contents) in &source {
+            assert!(extracted.get(path) == Some(contents), "{path} differs");
+        }
     }
 }

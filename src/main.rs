@@ -22,10 +22,44 @@ use drover::providers::nomad::{NomadClient, NomadConfig};
 use drover::source::{GitSource, Revision, SourceConfig};
 use drover::store::Store;
 
+// Output goes through these instead of std's `println!`/`print!`, which panic when stdout is a
+// closed pipe (`drover plan | head -1`): a failed write returns an [`StdoutError`] from the
+// command, and `main` exits quietly on a broken pipe like a tool killed by SIGPIPE.
+macro_rules! println {
+    ($($arg:tt)*) => {
+        write_stdout(format_args!("{}\n", format_args!($($arg)*)))?
+    };
+}
+macro_rules! print {
+    ($($arg:tt)*) => {
+        write_stdout(format_args!($($arg)*))?
+    };
+}
+
+/// Writing to stdout failed.
+#[derive(Debug, thiserror::Error)]
+#[error("writing to stdout")]
+struct StdoutError(#[source] std::io::Error);
+
+fn write_stdout(text: std::fmt::Arguments<'_>) -> Result<(), StdoutError> {
+    use std::io::Write as _;
+    std::io::stdout()
+        .lock()
+        .write_fmt(text)
+        .map_err(StdoutError)
+}
+
+/// The exit code of a process killed by SIGPIPE (128 + 13), which shells and `pipefail` expect.
+const BROKEN_PIPE_EXIT: u8 = 141;
+
 /// GitOps for Nomad, Consul, Vault and S3: make the cluster match a Git repository.
 #[derive(Debug, Parser)]
 #[command(name = "drover", version, about)]
 struct Cli {
+    /// Log lines on stderr: `text`, or `json` (one object a line). Default: text on a terminal,
+    /// JSON otherwise.
+    #[arg(long, global = true, env = "DROVER_LOG_FORMAT", value_enum)]
+    log_format: Option<drover::telemetry::LogFormat>,
     #[command(subcommand)]
     command: Command,
 }
@@ -62,9 +96,10 @@ struct DemoArgs {
     /// Folder for the demo's Git repo, data and S3 objects (default: a new temporary folder).
     #[arg(long)]
     work_dir: Option<PathBuf>,
-    /// The example desired-state repository.
-    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/desired-state"))]
-    example: PathBuf,
+    /// A desired-state folder to seed the demo's repository from (default: the example media
+    /// stack built into drover).
+    #[arg(long)]
+    example: Option<PathBuf>,
     /// Devstack time scale (smaller is faster).
     #[arg(long, default_value_t = 0.5)]
     time_scale: f64,
@@ -175,8 +210,8 @@ struct RollbackArgs {
 }
 
 fn main() -> ExitCode {
-    drover::telemetry::init();
     let cli = Cli::parse();
+    drover::telemetry::init(cli.log_format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(error) => {
@@ -186,6 +221,13 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(run(cli)) {
         Ok(code) => code,
+        Err(error)
+            if error
+                .downcast_ref::<StdoutError>()
+                .is_some_and(|e| e.0.kind() == std::io::ErrorKind::BrokenPipe) =>
+        {
+            ExitCode::from(BROKEN_PIPE_EXIT)
+        }
         Err(error) => {
             eprintln!("error: {error:#}");
             ExitCode::from(1)
@@ -209,6 +251,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
+    let temporary = args.work_dir.is_none();
     let work_dir = match args.work_dir {
         Some(dir) => dir,
         None => tempfile::Builder::new()
@@ -217,14 +260,32 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
             .context("creating a temporary folder")?
             .keep(),
     };
-    let demo = drover::demo::start(drover::demo::DemoOptions {
+    let started = drover::demo::start(drover::demo::DemoOptions {
         example_dir: args.example,
         work_dir: work_dir.clone(),
         listen: args.listen,
         time_scale: args.time_scale,
         poll_interval: args.poll_interval,
     })
-    .await?;
+    .await;
+    let demo = match started {
+        Ok(demo) => demo,
+        Err(error) => {
+            if temporary {
+                let _ = std::fs::remove_dir_all(&work_dir);
+            }
+            let message = drover::telemetry::error_chain(&error);
+            if matches!(
+                error,
+                drover::demo::DemoError::Start(
+                    drover::controller::runtime::StartError::Listen { .. }
+                )
+            ) {
+                bail!("{message}\nhint: --listen 127.0.0.1:0 picks a free port");
+            }
+            bail!("{message}");
+        }
+    };
     println!("drover demo is running.\n");
     println!("  Status page:  {}", demo.status_url());
     println!("  Git repo:     {}", demo.repo.display());
@@ -233,7 +294,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         demo.s3.url(),
         demo.s3.access_key
     );
-    println!("\nPoint the HashiCorp CLIs at the devstack:\n");
+    println!("\nPaste these lines into the shell where you run nomad, consul, vault or curl:\n");
     print!("{}", demo.devstack.env_exports());
     println!(
         "\nEdit a file under {}/apps, then `git commit -am \"...\"` there: drover applies it within one poll ({}).",
@@ -335,6 +396,20 @@ async fn plan(args: PlanArgs) -> anyhow::Result<ExitCode> {
         (None, None) => bail!("give a folder or --git URL"),
     };
     let desired = DesiredRevision::load(Arc::new(revision));
+    if let Some(app) = &args.app
+        && !desired.loaded.apps.iter().any(|a| &a.name == app)
+    {
+        let names: Vec<&str> = desired
+            .loaded
+            .apps
+            .iter()
+            .map(|a| a.name.as_str())
+            .collect();
+        bail!(
+            "no app named {app} in this revision (apps: {})",
+            names.join(", ")
+        );
+    }
     let nomad = NomadClient::new(NomadConfig::from_env())?;
     let live = LiveStore::default();
     live.load_once(&nomad)
@@ -466,8 +541,10 @@ async fn api(
     body: Option<Value>,
 ) -> anyhow::Result<Value> {
     let url = format!("{}{}", server.trim_end_matches('/'), path);
+    let mutating = method != reqwest::Method::GET;
     let mut request = http()?.request(method, &url);
-    if let Some(body) = body {
+    // The API refuses changes without a JSON body (a cross-site form cannot send one).
+    if let Some(body) = body.or_else(|| mutating.then(|| serde_json::json!({}))) {
         request = request.json(&body);
     }
     let response = request

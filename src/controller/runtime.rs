@@ -73,6 +73,17 @@ impl Running {
 
 /// Start drover with `settings` until `shutdown` is cancelled.
 pub async fn start(settings: Settings, shutdown: CancellationToken) -> Result<Running, StartError> {
+    // Bind first: a busy port fails before anything is started or written.
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .map_err(|source| StartError::Listen {
+            addr: settings.listen,
+            source,
+        })?;
+    let web_addr = listener.local_addr().map_err(|source| StartError::Listen {
+        addr: settings.listen,
+        source,
+    })?;
     std::fs::create_dir_all(&settings.data_dir).map_err(|source| StartError::DataDir {
         path: settings.data_dir.display().to_string(),
         source,
@@ -144,20 +155,11 @@ pub async fn start(settings: Settings, shutdown: CancellationToken) -> Result<Ru
     let (controller, join) = schedule::spawn(ctx.clone(), desired_rx, Some(pins), shutdown.clone());
     tasks.push(join);
 
-    let listener = tokio::net::TcpListener::bind(settings.listen)
-        .await
-        .map_err(|source| StartError::Listen {
-            addr: settings.listen,
-            source,
-        })?;
-    let web_addr = listener.local_addr().map_err(|source| StartError::Listen {
-        addr: settings.listen,
-        source,
-    })?;
     let app = crate::web::router(crate::web::WebState {
         ctx: ctx.clone(),
         controller: controller.clone(),
         source: watcher.clone(),
+        access: crate::web::guard::AccessPolicy::new(&settings.web.allowed_hosts),
     });
     let stop = shutdown.clone();
     tasks.push(tokio::spawn(async move {

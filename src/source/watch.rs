@@ -15,6 +15,10 @@ use super::{GitSource, Revision, SourceError};
 /// The shortest poll interval honoured, so a zero in the config cannot spin the fetch loop.
 const MIN_POLL_INTERVAL: Duration = Duration::from_millis(100);
 
+/// The shortest time between the starts of two fetches when triggers come faster (a flood of
+/// webhooks or sync requests must not turn into back-to-back fetches of the remote).
+const MIN_TRIGGER_SPACING: Duration = Duration::from_millis(500);
+
 /// How long one fetch may run before it is reported as failed (libgit2 has no per-call timeout;
 /// the fetch is asked to cancel and the watcher waits for it before starting another).
 const FETCH_TIMEOUT: Duration = Duration::from_secs(300);
@@ -133,11 +137,13 @@ async fn run(
     let url = source.display_url();
     // A fetch that outlived its timeout; it is awaited before another starts on the same mirror.
     let mut pending: Option<JoinHandle<Result<Option<Revision>, SourceError>>> = None;
+    let mut fetch_started = tokio::time::Instant::now();
     loop {
         let mut handle = match pending.take() {
             Some(handle) => handle,
             None => {
                 started.fetch_add(1, Ordering::SeqCst);
+                fetch_started = tokio::time::Instant::now();
                 let fetcher = source.clone();
                 let known = tx.borrow().revision.as_ref().map(|r| r.id.clone());
                 tokio::task::spawn_blocking(move || fetch_if_changed(&fetcher, known.as_deref()))
@@ -168,7 +174,14 @@ async fn run(
         tokio::select! {
             biased;
             () = shutdown.cancelled() => break,
-            () = trigger.notified() => tracing::debug!(%url, "git refresh triggered"),
+            () = trigger.notified() => {
+                tracing::debug!(%url, "git refresh triggered");
+                tokio::select! {
+                    biased;
+                    () = shutdown.cancelled() => break,
+                    () = tokio::time::sleep_until(fetch_started + MIN_TRIGGER_SPACING) => {}
+                }
+            }
             () = tokio::time::sleep(jittered(poll_interval)) => {}
         }
     }
@@ -233,6 +246,40 @@ fn publish(tx: &watch::Sender<SourceStatus>, outcome: Result<Option<Revision>, S
 mod tests {
     use super::*;
     use std::collections::BTreeMap;
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_flood_of_triggers_does_not_fetch_back_to_back() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let repo = dir.path().join("repo");
+        std::fs::create_dir_all(&repo).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(repo.join("f"), "1").unwrap_or_else(|e| panic!("{e}"));
+        crate::source::init_repo_from_dir(&repo, &repo).unwrap_or_else(|e| panic!("{e}"));
+        let source = GitSource::open(
+            crate::source::SourceConfig {
+                url: repo.display().to_string(),
+                reference: crate::source::SEED_BRANCH.into(),
+                ..crate::source::SourceConfig::default()
+            },
+            &dir.path().join("mirror"),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let shutdown = CancellationToken::new();
+        // An hour between polls: every fetch after the first comes from a trigger.
+        let watcher = SourceWatcher::spawn(source, Duration::from_secs(3600), shutdown.clone());
+        let window = Duration::from_secs(2);
+        let begin = std::time::Instant::now();
+        while begin.elapsed() < window {
+            watcher.trigger();
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        shutdown.cancel();
+        let fetches = watcher.started.load(Ordering::SeqCst);
+        // One at start, then at most one per MIN_TRIGGER_SPACING.
+        assert!(
+            (2..=6).contains(&fetches),
+            "{fetches} fetches in {window:?} of triggers"
+        );
+    }
 
     #[test]
     fn jitter_stays_within_ten_percent() {

@@ -1,5 +1,7 @@
 //! The status page, JSON API, manual sync/refresh/rollback endpoints and `/healthz` (axum).
 
+pub mod guard;
+
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -23,6 +25,8 @@ pub struct WebState {
     pub controller: ControllerHandle,
     /// Git refresh and revision resolution.
     pub source: Arc<SourceWatcher>,
+    /// Allowed `Host` names (see [`guard`]).
+    pub access: guard::AccessPolicy,
 }
 
 /// All routes.
@@ -40,6 +44,10 @@ pub fn router(state: WebState) -> Router {
         .route("/api/status", get(repo_status))
         .route("/api/refresh", post(refresh))
         .route("/api/events", get(events))
+        .layer(axum::middleware::from_fn_with_state(
+            state.access.clone(),
+            guard::guard,
+        ))
         .with_state(state)
 }
 
@@ -85,6 +93,10 @@ async fn sync_app(State(state): State<WebState>, Path(name): Path<String>) -> Re
 
 async fn history(State(state): State<WebState>, Path(name): Path<String>) -> Response {
     match state.ctx.store.history(&name, 50).await {
+        // An app gone from Git keeps its history; a name never seen is a typo.
+        Ok(records) if records.is_empty() && state.ctx.status_of(&name).is_none() => {
+            error(StatusCode::NOT_FOUND, format!("no app named {name}"))
+        }
         Ok(records) => Json(
             records
                 .into_iter()
@@ -174,6 +186,14 @@ async fn rollback(
 }
 
 async fn unpin(State(state): State<WebState>, Path(name): Path<String>) -> Response {
+    // A pinned app that left Git may still be unpinned; a name never seen is a typo.
+    if state.ctx.status_of(&name).is_none() {
+        match state.ctx.store.pinned(&name).await {
+            Ok(Some(_)) => {}
+            Ok(None) => return error(StatusCode::NOT_FOUND, format!("no app named {name}")),
+            Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        }
+    }
     match state.ctx.store.unpin(&name).await {
         Ok(was_pinned) => {
             let _ = state

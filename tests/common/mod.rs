@@ -158,6 +158,7 @@ impl TestEnv {
                 max_backoff: Duration::from_secs(2),
                 ..ControllerSettings::default()
             },
+            web: drover::config::WebSettings::default(),
         }
     }
 
