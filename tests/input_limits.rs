@@ -1,0 +1,145 @@
+//! Hostile or unexpected input from Git: alias bombs, oversized files, apps reaching into other
+//! apps' folders, and folders that hold no apps at all.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+
+use drover::desired::{self, Loaded};
+use drover::source::Revision;
+
+const JOB: &str = r#"job "web" {
+  group "g" {
+    task "t" {
+      driver = "docker"
+      config { image = "nginx:1" }
+    }
+  }
+}
+"#;
+
+fn rev(files: &[(&str, &str)]) -> Revision {
+    Revision::from_files(
+        "test",
+        files
+            .iter()
+            .map(|(p, t)| (p.to_string(), t.as_bytes().to_vec()))
+            .collect::<BTreeMap<_, _>>(),
+    )
+}
+
+fn write_tree(root: &Path, files: &[(&str, &str)]) {
+    for (path, text) in files {
+        let full = root.join(path);
+        std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+        std::fs::write(full, text).unwrap();
+    }
+}
+
+fn errors_of(loaded: &Loaded, app: &str) -> String {
+    match &loaded
+        .app(app)
+        .unwrap_or_else(|| panic!("no app {app}"))
+        .result
+    {
+        Ok(_) => String::new(),
+        Err(d) => desired::render_diagnostics(d),
+    }
+}
+
+/// Nine levels of nine aliases each: 9^9 (387 million) strings once expanded, from 0.6 KB.
+fn billion_laughs() -> String {
+    let mut text = String::from(
+        "name: bomb\nx0: &a0 [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n",
+    );
+    for level in 1..=9 {
+        let prev = level - 1;
+        let refs = vec![format!("*a{prev}"); 9].join(",");
+        text.push_str(&format!("x{level}: &a{level} [{refs}]\n"));
+    }
+    text
+}
+
+#[test]
+fn an_alias_bomb_makes_its_app_invalid_and_the_others_still_load() {
+    let bomb = billion_laughs();
+    assert!(bomb.len() < 1024, "the bomb is small: {}", bomb.len());
+    let loaded = desired::load(&rev(&[
+        ("apps/bomb/app.yaml", &bomb),
+        (
+            "apps/web/app.yaml",
+            "name: web\nresources:\n  - nomad_job: { file: web.nomad.hcl }\n",
+        ),
+        ("apps/web/web.nomad.hcl", JOB),
+    ]));
+    let errors = errors_of(&loaded, "bomb");
+    assert!(
+        errors.contains("apps/bomb/app.yaml:")
+            && errors.contains("aliases")
+            && errors.contains(&desired::YAML_MAX_NODES.to_string()),
+        "{errors}"
+    );
+    // The error names a line and column inside the file.
+    let located = errors
+        .lines()
+        .next()
+        .and_then(|l| l.strip_prefix("apps/bomb/app.yaml:"))
+        .and_then(|rest| rest.split(':').next())
+        .and_then(|line| line.parse::<usize>().ok());
+    assert!(matches!(located, Some(2..=11)), "{errors}");
+    assert!(loaded.app("web").is_some_and(|a| a.result.is_ok()));
+}
+
+#[test]
+fn an_alias_bomb_in_the_root_drover_yaml_is_a_repo_error_and_apps_still_load() {
+    let bomb = billion_laughs().replace("name: bomb\n", "namespace: default\n");
+    let loaded = desired::load(&rev(&[
+        ("drover.yaml", &bomb),
+        (
+            "apps/web/app.yaml",
+            "name: web\nresources:\n  - nomad_job: { file: web.nomad.hcl }\n",
+        ),
+        ("apps/web/web.nomad.hcl", JOB),
+    ]));
+    let errors = desired::render_diagnostics(&loaded.repo_errors);
+    assert!(
+        errors.contains("drover.yaml:") && errors.contains("aliases"),
+        "{errors}"
+    );
+    assert!(loaded.app("web").is_some_and(|a| a.result.is_ok()));
+}
+
+#[test]
+fn deeply_nested_yaml_is_refused_instead_of_overflowing_the_stack() {
+    // Block sequences nested on one line: `- - - - ... 1`, 200,000 levels from 400 KB.
+    let deep = format!("name: deep\nx:\n  {}1\n", "- ".repeat(200_000));
+    let flow = format!("name: flow\nx: {}1{}\n", "[".repeat(250), "]".repeat(250));
+    let loaded = desired::load(&rev(&[
+        ("apps/deep/app.yaml", &deep),
+        ("apps/flow/app.yaml", &flow),
+    ]));
+    for app in ["deep", "flow"] {
+        let errors = errors_of(&loaded, app);
+        assert!(
+            errors.contains(&format!("apps/{app}/app.yaml:")) && errors.contains("nested"),
+            "{app}: {errors}"
+        );
+    }
+}
+
+#[test]
+fn validate_reports_an_alias_bomb_and_exits_one() {
+    let dir = tempfile::tempdir().unwrap();
+    write_tree(dir.path(), &[("apps/bomb/app.yaml", &billion_laughs())]);
+    let out = Command::new(env!("CARGO_BIN_EXE_drover"))
+        .arg("validate")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("apps/bomb/app.yaml:") && stdout.contains("aliases"),
+        "{stdout}"
+    );
+}
