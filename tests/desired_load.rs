@@ -441,10 +441,13 @@ fn duplicate_resources_and_names_error_on_every_claimant() {
             "resources:\n  - nomad_job: { file: j.nomad.hcl }\n  - bucket: { name: same-bucket }\n  - bucket: { name: same-bucket }\n",
         ),
         ("apps/a/j.nomad.hcl", &shared),
+        // Its own copy of the jobspec: nothing tells which app had the job first (one that
+        // points into a's folder instead is refused alone, see tests/input_limits.rs).
         (
             "apps/b/app.yaml",
-            "resources:\n  - nomad_job: { file: ../a/j.nomad.hcl }\n",
+            "resources:\n  - nomad_job: { file: j.nomad.hcl }\n",
         ),
+        ("apps/b/j.nomad.hcl", &shared),
         ("apps/c/app.yaml", "name: d\n"),
         ("apps/d/app.yaml", ""),
     ]));

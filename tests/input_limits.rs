@@ -143,3 +143,62 @@ fn validate_reports_an_alias_bomb_and_exits_one() {
         "{stdout}"
     );
 }
+
+const WEB_APP: &str = "name: web\nresources:\n  - nomad_job: { file: web.nomad.hcl }\n";
+
+#[test]
+fn a_new_app_pointing_into_another_apps_folder_is_refused_and_the_owner_keeps_syncing() {
+    let loaded = desired::load(&rev(&[
+        ("apps/web/app.yaml", WEB_APP),
+        ("apps/web/web.nomad.hcl", JOB),
+        (
+            "apps/intruder/app.yaml",
+            "name: intruder\nresources:\n  - nomad_job: { file: ../web/web.nomad.hcl }\n",
+        ),
+    ]));
+    assert!(
+        loaded.app("web").is_some_and(|a| a.result.is_ok()),
+        "web must stay valid:\n{}",
+        errors_of(&loaded, "web")
+    );
+    let errors = errors_of(&loaded, "intruder");
+    assert!(
+        errors.contains("nomad_job/default/web belongs to app web")
+            && errors.contains("apps/web/web.nomad.hcl"),
+        "{errors}"
+    );
+}
+
+#[test]
+fn a_copied_job_id_is_refused_in_the_newcomer_when_drover_knows_the_owner() {
+    let files = [
+        ("apps/web/app.yaml", WEB_APP),
+        ("apps/web/web.nomad.hcl", JOB),
+        (
+            "apps/copy/app.yaml",
+            "name: copy\nresources:\n  - nomad_job: { file: web.nomad.hcl }\n",
+        ),
+        ("apps/copy/web.nomad.hcl", JOB),
+    ];
+    // Both declare it from their own folder: nothing in the files tells which came first.
+    let unknown = desired::load(&rev(&files));
+    for app in ["web", "copy"] {
+        assert!(
+            errors_of(&unknown, app).contains("is also declared by app"),
+            "{app}: {}",
+            errors_of(&unknown, app)
+        );
+    }
+    // drover created the job for `web`: web keeps it, only the copy is refused.
+    let owners = BTreeMap::from([(
+        desired::ResourceId::parse("nomad_job/default/web").unwrap(),
+        "web".to_string(),
+    )]);
+    let known = desired::load_with_owners(&rev(&files), &owners);
+    assert!(known.app("web").is_some_and(|a| a.result.is_ok()));
+    let errors = errors_of(&known, "copy");
+    assert!(
+        errors.contains("belongs to app web") && errors.contains("drover created it for"),
+        "{errors}"
+    );
+}

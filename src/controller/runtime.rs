@@ -1,5 +1,6 @@
 //! `drover serve` wired together: store, Git watcher, live watchers, controller and web server.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -10,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use super::Context;
 use super::schedule::{self, ControllerHandle, DesiredRevision, RevisionReader};
 use crate::config::Settings;
+use crate::desired::ResourceId;
 use crate::live::LiveStore;
 use crate::providers::nomad::{NomadClient, NomadError};
 use crate::source::{GitSource, SourceError, SourceWatcher};
@@ -112,6 +114,7 @@ pub async fn start(settings: Settings, shutdown: CancellationToken) -> Result<Ru
     let mut tasks = Vec::new();
     let mut source_rx = watcher.subscribe();
     let stop = shutdown.clone();
+    let owner_store = ctx.store.clone();
     tasks.push(tokio::spawn(async move {
         let mut current: Option<String> = None;
         loop {
@@ -120,7 +123,11 @@ pub async fn start(settings: Settings, shutdown: CancellationToken) -> Result<Ru
                 && current.as_deref() != Some(revision.id.as_str())
             {
                 current = Some(revision.id.clone());
-                let loaded = tokio::task::spawn_blocking(move || DesiredRevision::load(revision)).await;
+                let owners = recorded_owners(&owner_store).await;
+                let loaded = tokio::task::spawn_blocking(move || {
+                    DesiredRevision::load_with_owners(revision, &owners)
+                })
+                .await;
                 if let Ok(loaded) = loaded {
                     tracing::info!(revision = %loaded.revision.short_id(), apps = loaded.loaded.apps.len(), "new revision");
                     desired_tx.send_replace(Some(loaded));
@@ -172,4 +179,30 @@ pub async fn start(settings: Settings, shutdown: CancellationToken) -> Result<Ru
         shutdown,
         tasks,
     })
+}
+
+/// Which app drover created each resource for, so a new app declaring an existing resource is
+/// the one refused. A store error only loses this tie-breaker (both apps are then refused).
+async fn recorded_owners(store: &Store) -> BTreeMap<ResourceId, String> {
+    let mut owners = BTreeMap::new();
+    let apps = match store.known_apps().await {
+        Ok(apps) => apps,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read resource owners");
+            return owners;
+        }
+    };
+    for app in apps {
+        match store.owned(&app).await {
+            Ok(resources) => {
+                for resource in resources {
+                    if let Some(id) = ResourceId::parse(&resource) {
+                        owners.insert(id, app.clone());
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, %app, "cannot read resource owners"),
+        }
+    }
+    owners
 }
