@@ -315,10 +315,11 @@ fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn plan(args: PlanArgs) -> anyhow::Result<ExitCode> {
+    // Outlives the revision: its files are read from the mirror when the apps load.
+    let mirror = tempfile::tempdir().context("creating a temporary mirror")?;
     let revision = match (&args.dir, &args.git) {
         (Some(dir), _) => Revision::from_dir(dir)?,
         (None, Some(url)) => {
-            let mirror = tempfile::tempdir().context("creating a temporary mirror")?;
             let source = GitSource::open(
                 SourceConfig {
                     url: url.clone(),

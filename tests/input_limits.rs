@@ -1,6 +1,8 @@
 //! Hostile or unexpected input from Git: alias bombs, oversized files, apps reaching into other
 //! apps' folders, and folders that hold no apps at all.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
@@ -201,4 +203,162 @@ fn a_copied_job_id_is_refused_in_the_newcomer_when_drover_knows_the_owner() {
         errors.contains("belongs to app web") && errors.contains("drover created it for"),
         "{errors}"
     );
+}
+
+/// A valid jobspec padded with comments to just over the file limit.
+fn oversized_job() -> String {
+    let mut text = JOB.replace("\"web\"", "\"big\"");
+    let line = format!("# {}\n", "x".repeat(77));
+    while (text.len() as u64) <= drover::source::MAX_FILE_BYTES {
+        text.push_str(&line);
+    }
+    text
+}
+
+#[test]
+fn a_referenced_file_over_the_limit_is_an_error_naming_it_and_unreferenced_ones_are_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    let big = oversized_job();
+    write_tree(
+        dir.path(),
+        &[
+            ("apps/web/app.yaml", WEB_APP),
+            ("apps/web/web.nomad.hcl", JOB),
+            // Not referenced by any app: never read, whatever its size.
+            ("apps/web/unused.nomad.hcl", &big),
+            ("junk/huge.bin", &big),
+            (
+                "apps/big/app.yaml",
+                "name: big\nresources:\n  - nomad_job: { file: big.nomad.hcl }\n",
+            ),
+            ("apps/big/big.nomad.hcl", &big),
+        ],
+    );
+    let loaded = desired::validate_dir(dir.path()).unwrap();
+    assert!(loaded.app("web").is_some_and(|a| a.result.is_ok()));
+    let errors = errors_of(&loaded, "big");
+    assert!(
+        errors.contains("apps/big/app.yaml:3:")
+            && errors.contains(&format!(
+                "apps/big/big.nomad.hcl is {} bytes, more than the limit of {} bytes",
+                big.len(),
+                drover::source::MAX_FILE_BYTES
+            )),
+        "{errors}"
+    );
+}
+
+/// A bare repository holding one commit; returns the commit and the blob ids by path.
+fn commit_tree(
+    repo: &git2::Repository,
+    files: &[(&str, &[u8])],
+) -> (String, BTreeMap<String, git2::Oid>) {
+    let mut blobs = BTreeMap::new();
+    // Build nested trees bottom-up from the paths.
+    fn insert(repo: &git2::Repository, entries: &[(Vec<&str>, git2::Oid)]) -> git2::Oid {
+        let mut builder = repo.treebuilder(None).unwrap();
+        let mut dirs: BTreeMap<&str, Vec<(Vec<&str>, git2::Oid)>> = BTreeMap::new();
+        for (parts, oid) in entries {
+            if parts.len() == 1 {
+                builder.insert(parts[0], *oid, 0o100644).unwrap();
+            } else {
+                dirs.entry(parts[0])
+                    .or_default()
+                    .push((parts[1..].to_vec(), *oid));
+            }
+        }
+        for (name, children) in dirs {
+            let tree = insert(repo, &children);
+            builder.insert(name, tree, 0o040000).unwrap();
+        }
+        builder.write().unwrap()
+    }
+    let mut entries = Vec::new();
+    for (path, bytes) in files {
+        let oid = repo.blob(bytes).unwrap();
+        blobs.insert(path.to_string(), oid);
+        entries.push((path.split('/').collect::<Vec<_>>(), oid));
+    }
+    let tree = repo.find_tree(insert(repo, &entries)).unwrap();
+    let sig = git2::Signature::now("t", "t@localhost").unwrap();
+    let commit = repo
+        .commit(Some("refs/heads/main"), &sig, &sig, "c", &tree, &[])
+        .unwrap();
+    (commit.to_string(), blobs)
+}
+
+#[test]
+fn a_git_revision_reads_only_the_blobs_apps_reference() {
+    let dir = tempfile::tempdir().unwrap();
+    let mirror = dir.path().join("mirror");
+    let repo = git2::Repository::init_bare(&mirror).unwrap();
+    let big = oversized_job();
+    let junk: Vec<u8> = (0..1_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let (commit, blobs) = commit_tree(
+        &repo,
+        &[
+            ("apps/web/app.yaml", WEB_APP.as_bytes()),
+            ("apps/web/web.nomad.hcl", JOB.as_bytes()),
+            (
+                "apps/big/app.yaml",
+                b"name: big\nresources:\n  - nomad_job: { file: big.nomad.hcl }\n",
+            ),
+            ("apps/big/big.nomad.hcl", big.as_bytes()),
+            ("junk/data.bin", &junk),
+        ],
+    );
+    // The unrelated blob vanishes from the object database: reading it would fail, so a
+    // revision that loads proves it was never read.
+    let hex = blobs["junk/data.bin"].to_string();
+    std::fs::remove_file(mirror.join("objects").join(&hex[..2]).join(&hex[2..])).unwrap();
+
+    let source = drover::source::GitSource::open(
+        drover::source::SourceConfig::new(dir.path().join("no-remote").display().to_string()),
+        &mirror,
+    )
+    .unwrap();
+    let revision = source.revision_at(&commit).unwrap();
+    assert!(revision.contains("junk/data.bin"), "still listed");
+    let loaded = desired::load(&revision);
+    assert!(
+        loaded.app("web").is_some_and(|a| a.result.is_ok()),
+        "{}",
+        errors_of(&loaded, "web")
+    );
+    let errors = errors_of(&loaded, "big");
+    assert!(
+        errors.contains("apps/big/big.nomad.hcl is") && errors.contains("more than the limit"),
+        "{errors}"
+    );
+}
+
+/// `plan --git` reads the apps' files from its temporary mirror after the fetch, so the mirror
+/// must outlive the load.
+#[tokio::test(flavor = "multi_thread")]
+async fn plan_from_git_reads_the_files_of_the_fetched_revision() {
+    let env = common::TestEnv::new().await;
+    env.write("apps/web/app.yaml", &common::app_yaml("web", ""));
+    env.write(
+        "apps/web/job.nomad.hcl",
+        &common::web_jobspec("web", "nginx:1.27"),
+    );
+    env.commit("web");
+    let out = tokio::task::block_in_place(|| {
+        Command::new(env!("CARGO_BIN_EXE_drover"))
+            .args(["plan", "--git"])
+            .arg(&env.repo)
+            .env("NOMAD_ADDR", env.devstack.nomad_url())
+            .env_remove("NOMAD_TOKEN")
+            .output()
+            .unwrap()
+    });
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("create nomad_job/default/web"), "{stdout}");
+    env.shutdown().await;
 }
