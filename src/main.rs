@@ -287,6 +287,15 @@ async fn devstack(args: DevstackArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// What `validate` and `plan` say when a folder or commit holds no app: most likely the wrong
+/// folder, or a layout drover does not read (a Terraform repository).
+fn no_apps_found(source: &str) -> String {
+    format!(
+        "no apps found in {source}: drover reads one app per folder, apps/<app>/app.yaml, with \
+         the files it references beside it, e.g.\n  apps/web/app.yaml\n  apps/web/web.nomad.hcl"
+    )
+}
+
 fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
     let revision = Revision::from_dir(&args.dir)?;
     let loaded = drover::desired::load(&revision);
@@ -294,6 +303,10 @@ fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
     for diagnostic in &loaded.repo_errors {
         println!("{diagnostic}");
         errors += 1;
+    }
+    if loaded.apps.is_empty() {
+        eprintln!("{}", no_apps_found(&args.dir.display().to_string()));
+        return Ok(ExitCode::from(1));
     }
     for app in &loaded.apps {
         match &app.result {
@@ -333,6 +346,20 @@ async fn plan(args: PlanArgs) -> anyhow::Result<ExitCode> {
         (None, None) => bail!("give a folder or --git URL"),
     };
     let desired = DesiredRevision::load(Arc::new(revision));
+    if desired.loaded.apps.is_empty() {
+        for diagnostic in &desired.loaded.repo_errors {
+            println!("{diagnostic}");
+        }
+        let source = match (&args.dir, &args.git) {
+            (Some(dir), _) => dir.display().to_string(),
+            (None, url) => url
+                .as_deref()
+                .map(drover::source::redact_url)
+                .unwrap_or_default(),
+        };
+        eprintln!("{}", no_apps_found(&source));
+        return Ok(ExitCode::from(1));
+    }
     let nomad = NomadClient::new(NomadConfig::from_env())?;
     let live = LiveStore::default();
     live.load_once(&nomad)

@@ -362,3 +362,46 @@ async fn plan_from_git_reads_the_files_of_the_fetched_revision() {
     assert!(stdout.contains("create nomad_job/default/web"), "{stdout}");
     env.shutdown().await;
 }
+
+fn run_drover(args: &[&str], dir: &Path) -> (Option<i32>, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_drover"))
+        .args(args)
+        .arg(dir)
+        // plan must stop before asking Nomad: nothing listens here.
+        .env("NOMAD_ADDR", "http://127.0.0.1:9")
+        .env_remove("NOMAD_TOKEN")
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), text)
+}
+
+#[test]
+fn validate_and_plan_on_a_folder_without_apps_say_so_and_exit_one() {
+    let empty = tempfile::tempdir().unwrap();
+    // A Terraform layout, like the one drover users often start from.
+    let terraform = tempfile::tempdir().unwrap();
+    write_tree(
+        terraform.path(),
+        &[
+            ("main.tf", "module \"web\" { source = \"./modules/web\" }\n"),
+            ("modules/web/jobspec.nomad.hcl", JOB),
+        ],
+    );
+    for dir in [empty.path(), terraform.path()] {
+        for command in [&["validate"][..], &["plan"][..]] {
+            let (code, output) = run_drover(command, dir);
+            assert_eq!(code, Some(1), "{command:?} {}: {output}", dir.display());
+            assert!(
+                output.contains("no apps found in")
+                    && output.contains(&dir.display().to_string())
+                    && output.contains("apps/<app>/app.yaml"),
+                "{command:?}: {output}"
+            );
+        }
+    }
+}
