@@ -405,3 +405,31 @@ fn validate_and_plan_on_a_folder_without_apps_say_so_and_exit_one() {
         }
     }
 }
+
+/// The running controller knows which app it created a job for: a new folder with its own copy
+/// of that jobspec is refused, and the app that owns the job keeps syncing.
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_keeps_the_owner_of_a_job_valid_when_a_new_app_declares_it_too() {
+    let mut env = common::TestEnv::new().await;
+    env.sync_web_app("").await;
+    env.write("apps/copy/app.yaml", &common::app_yaml("copy", ""));
+    env.write(
+        "apps/copy/job.nomad.hcl",
+        &common::web_jobspec("web", "nginx:1.27"),
+    );
+    let rev = env.commit("copy declares the web job too");
+    let copy = env
+        .wait_app("copy", "InvalidSpec", |s| {
+            s.revision == rev && format!("{:?}", s.sync) == "InvalidSpec"
+        })
+        .await;
+    assert!(
+        copy.errors
+            .iter()
+            .any(|e| e.contains("nomad_job/default/web belongs to app web")),
+        "{:?}",
+        copy.errors
+    );
+    env.wait_synced_healthy("web", Some(&rev)).await;
+    env.shutdown().await;
+}
