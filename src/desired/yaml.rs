@@ -134,7 +134,9 @@ pub fn parse(text: &str) -> Result<Option<Node>, YamlError> {
     let mut stack: Vec<Frame> = Vec::new();
     // Each anchored node with the number of nodes it holds, which an alias to it adds again.
     let mut anchors: HashMap<usize, (Node, usize)> = HashMap::new();
+    // Nodes in the tree (aliases expanded), and nodes in the copies kept for aliases.
     let mut produced = 0usize;
+    let mut kept = 0usize;
     let mut root: Option<Node> = None;
     let mut documents = 0usize;
     let too_many = |line, col| YamlError {
@@ -166,7 +168,10 @@ pub fn parse(text: &str) -> Result<Option<Node>, YamlError> {
             }
             Event::Scalar(text, style, anchor, tag) => {
                 produced += 1;
-                if produced > MAX_NODES {
+                if anchor > 0 {
+                    kept += 1;
+                }
+                if produced + kept > MAX_NODES {
                     return Err(too_many(line, col));
                 }
                 let node = Node {
@@ -187,7 +192,7 @@ pub fn parse(text: &str) -> Result<Option<Node>, YamlError> {
                 })?;
                 // Counted before copying, so a bomb stops here instead of allocating.
                 produced = produced.saturating_add(*size);
-                if produced > MAX_NODES {
+                if produced + kept > MAX_NODES {
                     return Err(too_many(line, col));
                 }
                 Some(node.clone())
@@ -201,6 +206,9 @@ pub fn parse(text: &str) -> Result<Option<Node>, YamlError> {
             }
             Event::SequenceStart(anchor, _) => {
                 produced += 1;
+                if produced + kept > MAX_NODES {
+                    return Err(too_many(line, col));
+                }
                 stack.push(Frame::Seq(
                     Node {
                         value: Value::Seq(Vec::new()),
@@ -214,6 +222,9 @@ pub fn parse(text: &str) -> Result<Option<Node>, YamlError> {
             }
             Event::MappingStart(anchor, _) => {
                 produced += 1;
+                if produced + kept > MAX_NODES {
+                    return Err(too_many(line, col));
+                }
                 stack.push(Frame::Map(
                     Node {
                         value: Value::Map(Vec::new()),
@@ -232,8 +243,8 @@ pub fn parse(text: &str) -> Result<Option<Node>, YamlError> {
                     if anchor > 0 {
                         // The copy kept for aliases counts too: it is memory like any other.
                         let size = produced - start;
-                        produced += size;
-                        if produced > MAX_NODES {
+                        kept += size;
+                        if produced + kept > MAX_NODES {
                             return Err(too_many(line, col));
                         }
                         anchors.insert(anchor, (node.clone(), size));
@@ -389,6 +400,19 @@ mod tests {
         // a4 (line 5) alone holds 111,111 nodes, long before the 10^9 of the last line.
         assert_eq!(err.line, 5, "{err:?}");
         assert!(err.message.contains("aliases"), "{err:?}");
+    }
+
+    #[test]
+    fn nested_anchors_are_counted_once_each() {
+        // Each anchored list holds the next: 40 levels are 40 + 40·41/2 nodes with their copies,
+        // not 2^40.
+        let mut numbered = String::from("x: ");
+        for i in 0..40 {
+            numbered.push_str(&format!("&a{i} ["));
+        }
+        numbered.push('1');
+        numbered.push_str(&"]".repeat(40));
+        assert!(parse(&numbered).is_ok(), "{numbered}");
     }
 
     #[test]
