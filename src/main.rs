@@ -351,6 +351,15 @@ async fn devstack(args: DevstackArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// What `validate` and `plan` say when a folder or commit holds no app: most likely the wrong
+/// folder, or a layout drover does not read (a Terraform repository).
+fn no_apps_found(source: &str) -> String {
+    format!(
+        "no apps found in {source}: drover reads one app per folder, apps/<app>/app.yaml, with \
+         the files it references beside it, e.g.\n  apps/web/app.yaml\n  apps/web/web.nomad.hcl"
+    )
+}
+
 fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
     let revision = Revision::from_dir(&args.dir)?;
     let loaded = drover::desired::load(&revision);
@@ -358,6 +367,10 @@ fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
     for diagnostic in &loaded.repo_errors {
         println!("{diagnostic}");
         errors += 1;
+    }
+    if loaded.apps.is_empty() {
+        eprintln!("{}", no_apps_found(&args.dir.display().to_string()));
+        return Ok(ExitCode::from(1));
     }
     for app in &loaded.apps {
         match &app.result {
@@ -379,10 +392,11 @@ fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn plan(args: PlanArgs) -> anyhow::Result<ExitCode> {
+    // Outlives the revision: its files are read from the mirror when the apps load.
+    let mirror = tempfile::tempdir().context("creating a temporary mirror")?;
     let revision = match (&args.dir, &args.git) {
         (Some(dir), _) => Revision::from_dir(dir)?,
         (None, Some(url)) => {
-            let mirror = tempfile::tempdir().context("creating a temporary mirror")?;
             let source = GitSource::open(
                 SourceConfig {
                     url: url.clone(),
@@ -396,6 +410,20 @@ async fn plan(args: PlanArgs) -> anyhow::Result<ExitCode> {
         (None, None) => bail!("give a folder or --git URL"),
     };
     let desired = DesiredRevision::load(Arc::new(revision));
+    if desired.loaded.apps.is_empty() {
+        for diagnostic in &desired.loaded.repo_errors {
+            println!("{diagnostic}");
+        }
+        let source = match (&args.dir, &args.git) {
+            (Some(dir), _) => dir.display().to_string(),
+            (None, url) => url
+                .as_deref()
+                .map(drover::source::redact_url)
+                .unwrap_or_default(),
+        };
+        eprintln!("{}", no_apps_found(&source));
+        return Ok(ExitCode::from(1));
+    }
     if let Some(app) = &args.app
         && !desired.loaded.apps.iter().any(|a| &a.name == app)
     {

@@ -165,14 +165,20 @@ fn fetch_from_a_path_reads_the_tree_and_sees_a_new_commit() {
     let rev = source.fetch().unwrap();
     assert_eq!(rev.id, first);
     assert_eq!(rev.message, "First commit");
-    assert_eq!(rev.file("apps/web/app.yaml"), Some(&b"name: web\n"[..]));
-    assert_eq!(rev.files.len(), 2);
+    assert_eq!(
+        rev.file("apps/web/app.yaml").ok().as_deref(),
+        Some(&b"name: web\n"[..])
+    );
+    assert_eq!(rev.paths().count(), 2);
 
     let second = up.commit(&[("apps/web/app.yaml", "name: web2\n")], "Second");
     assert_ne!(first, second);
     let rev = source.fetch().unwrap();
     assert_eq!(rev.id, second);
-    assert_eq!(rev.file("apps/web/app.yaml"), Some(&b"name: web2\n"[..]));
+    assert_eq!(
+        rev.file("apps/web/app.yaml").ok().as_deref(),
+        Some(&b"name: web2\n"[..])
+    );
 }
 
 #[test]
@@ -184,7 +190,7 @@ fn fetch_from_a_file_url() {
     let (source, _data) = up.source(&url, "main");
     let rev = source.fetch().unwrap();
     assert_eq!(rev.id, id);
-    assert_eq!(rev.file("a/b/c.txt"), Some(&b"deep"[..]));
+    assert_eq!(rev.file("a/b/c.txt").ok().as_deref(), Some(&b"deep"[..]));
 }
 
 #[test]
@@ -201,7 +207,10 @@ fn mirror_survives_reopen_and_reads_without_network() {
     // Remote gone: a reopened mirror still has the commit for rollback.
     std::fs::remove_dir_all(&up.bare).unwrap();
     let source = GitSource::open(config, &mirror).unwrap();
-    assert_eq!(source.revision_at(&id).unwrap().file("x"), Some(&b"1"[..]));
+    assert_eq!(
+        source.revision_at(&id).unwrap().file("x").ok().as_deref(),
+        Some(&b"1"[..])
+    );
     assert!(source.fetch().is_err());
 }
 
@@ -230,7 +239,10 @@ fn git_daemon_remote_is_fetched() {
     let (source, _data) = up.source(&url, "HEAD");
     let rev = source.fetch().unwrap();
     assert_eq!(rev.id, id);
-    assert_eq!(rev.file("apps/a/app.yaml"), Some(&b"name: a\n"[..]));
+    assert_eq!(
+        rev.file("apps/a/app.yaml").ok().as_deref(),
+        Some(&b"name: a\n"[..])
+    );
 
     let next = up.commit(&[("apps/a/app.yaml", "name: a2\n")], "second via daemon");
     assert_eq!(source.fetch().unwrap().id, next);
@@ -255,13 +267,13 @@ fn branch_and_annotated_tag_resolve_to_their_commits() {
     let (branch, _d1) = up.source(bare, "feature");
     let rev = branch.fetch().unwrap();
     assert_eq!(rev.id, on_feature);
-    assert_eq!(rev.file("f"), Some(&b"feature"[..]));
+    assert_eq!(rev.file("f").ok().as_deref(), Some(&b"feature"[..]));
 
     // An annotated tag peels to its commit.
     let (tag, _d2) = up.source(bare, "v1");
     let rev = tag.fetch().unwrap();
     assert_eq!(rev.id, on_main);
-    assert_eq!(rev.file("f"), Some(&b"main"[..]));
+    assert_eq!(rev.file("f").ok().as_deref(), Some(&b"main"[..]));
 
     let (full, _d3) = up.source(bare, "refs/heads/feature");
     assert_eq!(full.fetch().unwrap().id, on_feature);
@@ -287,9 +299,12 @@ fn force_push_is_followed_and_the_old_commit_stays_readable() {
 
     let rev = source.fetch().unwrap();
     assert_eq!(rev.id, c);
-    assert_eq!(rev.file("f"), Some(&b"c"[..]));
+    assert_eq!(rev.file("f").ok().as_deref(), Some(&b"c"[..]));
     // The rewritten-away commit is still in the mirror for rollback.
-    assert_eq!(source.revision_at(&b).unwrap().file("f"), Some(&b"b"[..]));
+    assert_eq!(
+        source.revision_at(&b).unwrap().file("f").ok().as_deref(),
+        Some(&b"b"[..])
+    );
 }
 
 #[test]
@@ -303,8 +318,8 @@ fn revision_at_reads_old_commits_by_id_short_id_and_expression() {
     let old = source.revision_at(&first).unwrap();
     assert_eq!(old.id, first);
     assert_eq!(old.message, "one");
-    assert_eq!(old.file("v"), Some(&b"1"[..]));
-    assert_eq!(old.file("w"), None);
+    assert_eq!(old.file("v").ok().as_deref(), Some(&b"1"[..]));
+    assert_eq!(old.file("w").ok().as_deref(), None);
 
     assert_eq!(source.resolve(&first[..10]).unwrap(), first);
     assert_eq!(source.resolve("main~1").unwrap(), first);
@@ -459,7 +474,10 @@ async fn trigger_fetches_immediately_and_old_revisions_stay_readable() {
         s.revision.as_ref().is_some_and(|r| r.id == second)
     })
     .await;
-    assert_eq!(status.revision.unwrap().file("f"), Some(&b"2"[..]));
+    assert_eq!(
+        status.revision.unwrap().file("f").ok().as_deref(),
+        Some(&b"2"[..])
+    );
 
     // refresh() returns only after a fetch that began after the call: the push is in it.
     for round in 3..6 {
@@ -472,7 +490,7 @@ async fn trigger_fetches_immediately_and_old_revisions_stay_readable() {
 
     // Rollback reads the older commit from the watcher's mirror.
     let old = watcher.source().revision_at(&first).unwrap();
-    assert_eq!(old.file("f"), Some(&b"1"[..]));
+    assert_eq!(old.file("f").ok().as_deref(), Some(&b"1"[..]));
     shutdown.cancel();
     // After shutdown, refresh() does not hang.
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -614,7 +632,10 @@ mod http {
             .unwrap()
             .unwrap();
         assert_eq!(rev.id, id);
-        assert_eq!(rev.file("apps/h/app.yaml"), Some(&b"name: h\n"[..]));
+        assert_eq!(
+            rev.file("apps/h/app.yaml").ok().as_deref(),
+            Some(&b"name: h\n"[..])
+        );
         stop.cancel();
     }
 
@@ -852,7 +873,10 @@ fn ssh_key_auth_with_known_hosts_file() {
     );
     let rev = source.fetch().unwrap();
     assert_eq!(rev.id, id);
-    assert_eq!(rev.file("apps/s/app.yaml"), Some(&b"name: s\n"[..]));
+    assert_eq!(
+        rev.file("apps/s/app.yaml").ok().as_deref(),
+        Some(&b"name: s\n"[..])
+    );
 
     // A passphrase-protected key, its passphrase read from an environment variable. (PATH is
     // used because it is always set and tests may not set variables: `unsafe_code` is

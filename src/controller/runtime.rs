@@ -1,5 +1,6 @@
 //! `drover serve` wired together: store, Git watcher, live watchers, controller and web server.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -10,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use super::Context;
 use super::schedule::{self, ControllerHandle, DesiredRevision, RevisionReader};
 use crate::config::Settings;
+use crate::desired::ResourceId;
 use crate::live::LiveStore;
 use crate::providers::nomad::{NomadClient, NomadError};
 use crate::source::{GitSource, Movement, SourceError, SourceWatcher};
@@ -125,6 +127,7 @@ pub async fn start(settings: Settings, shutdown: CancellationToken) -> Result<Ru
     let stop = shutdown.clone();
     let history = source.clone();
     let events = ctx.store.clone();
+    let owner_store = ctx.store.clone();
     tasks.push(tokio::spawn(async move {
         let mut current: Option<String> = None;
         loop {
@@ -136,7 +139,11 @@ pub async fn start(settings: Settings, shutdown: CancellationToken) -> Result<Ru
                 if let Some(previous) = previous {
                     warn_if_not_forward(&history, &events, previous, revision.id.clone()).await;
                 }
-                let loaded = tokio::task::spawn_blocking(move || DesiredRevision::load(revision)).await;
+                let owners = recorded_owners(&owner_store).await;
+                let loaded = tokio::task::spawn_blocking(move || {
+                    DesiredRevision::load_with_owners(revision, &owners)
+                })
+                .await;
                 if let Ok(loaded) = loaded {
                     tracing::info!(revision = %loaded.revision.short_id(), apps = loaded.loaded.apps.len(), "new revision");
                     desired_tx.send_replace(Some(loaded));
@@ -218,4 +225,30 @@ async fn warn_if_not_forward(source: &GitSource, store: &Store, from: String, to
     };
     tracing::warn!(from = %from, to = %to, "{message}");
     let _ = store.add_event(None, "warning", &message).await;
+}
+
+/// Which app drover created each resource for, so a new app declaring an existing resource is
+/// the one refused. A store error only loses this tie-breaker (both apps are then refused).
+async fn recorded_owners(store: &Store) -> BTreeMap<ResourceId, String> {
+    let mut owners = BTreeMap::new();
+    let apps = match store.known_apps().await {
+        Ok(apps) => apps,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read resource owners");
+            return owners;
+        }
+    };
+    for app in apps {
+        match store.owned(&app).await {
+            Ok(resources) => {
+                for resource in resources {
+                    if let Some(id) = ResourceId::parse(&resource) {
+                        owners.insert(id, app.clone());
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, %app, "cannot read resource owners"),
+        }
+    }
+    owners
 }

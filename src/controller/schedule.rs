@@ -25,7 +25,16 @@ pub struct DesiredRevision {
 impl DesiredRevision {
     /// Load every app of a revision.
     pub fn load(revision: Arc<Revision>) -> DesiredRevision {
-        let loaded = Arc::new(desired::load(&revision));
+        Self::load_with_owners(revision, &BTreeMap::new())
+    }
+
+    /// Load every app of a revision; a resource two apps declare stays with the app drover
+    /// created it for (see [`desired::load_with_owners`]).
+    pub fn load_with_owners(
+        revision: Arc<Revision>,
+        recorded_owners: &BTreeMap<ResourceId, String>,
+    ) -> DesiredRevision {
+        let loaded = Arc::new(desired::load_with_owners(&revision, recorded_owners));
         DesiredRevision { revision, loaded }
     }
 

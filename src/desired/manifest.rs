@@ -110,15 +110,15 @@ fn yaml_error(file: &str, e: yaml::YamlError) -> Diagnostic {
 }
 
 fn text_of(rev: &Revision, path: &str) -> Result<String, String> {
-    let bytes = rev.file(path).ok_or_else(|| format!("{path} not found"))?;
-    String::from_utf8(bytes.to_vec()).map_err(|_| format!("{path} is not UTF-8 text"))
+    let bytes = rev.file(path).map_err(|e| e.to_string())?;
+    String::from_utf8(bytes.into_owned()).map_err(|_| format!("{path} is not UTF-8 text"))
 }
 
 /// Read the root `drover.yaml` (optional).
 pub(crate) fn repo_defaults(rev: &Revision, diags: &mut Vec<Diagnostic>) -> RepoDefaults {
     let mut out = RepoDefaults::default();
     let path = "drover.yaml";
-    if rev.file(path).is_none() {
+    if !rev.contains(path) {
         return out;
     }
     let mut ctx = Ctx::new(path);

@@ -15,6 +15,9 @@ pub use app::*;
 pub use check::{parse_duration_secs, parse_size};
 pub use deps::{JobRefs, job_refs, resource_dependencies, secret_path_matches};
 pub use diagnostic::Diagnostic;
+pub use yaml::{
+    MAX_BYTES as YAML_MAX_BYTES, MAX_DEPTH as YAML_MAX_DEPTH, MAX_NODES as YAML_MAX_NODES,
+};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -66,6 +69,15 @@ impl Loaded {
 
 /// Load every app of a revision.
 pub fn load(revision: &Revision) -> Loaded {
+    load_with_owners(revision, &BTreeMap::new())
+}
+
+/// Load every app of a revision, knowing which app drover created each resource for: when two
+/// apps declare the same resource, that app keeps it and only the other is invalid.
+pub fn load_with_owners(
+    revision: &Revision,
+    recorded_owners: &BTreeMap<ResourceId, String>,
+) -> Loaded {
     let mut repo_errors = Vec::new();
     let defaults = manifest::repo_defaults(revision, &mut repo_errors);
     let mut folders = BTreeSet::new();
@@ -94,7 +106,7 @@ pub fn load(revision: &Revision) -> Loaded {
         .iter()
         .map(|f| manifest::load_app(revision, f, &defaults))
         .collect();
-    repo_checks(&mut drafts);
+    repo_checks(&mut drafts, recorded_owners);
     let mut apps: Vec<LoadedApp> = drafts
         .into_iter()
         .map(|d| LoadedApp {
@@ -121,8 +133,40 @@ fn at(file: &str, (line, column): (usize, usize), field: &str, message: String) 
     }
 }
 
+/// Which of the apps declaring `id` owns it, and why; `None` when it cannot be told (each then
+/// gets an error). In order: the app drover created it for (`recorded_owners`), else the only
+/// app declaring it from a file inside its own folder (`file: ../web/job.nomad.hcl` does not make
+/// the `web` job another app's).
+fn owner_among(
+    drafts: &[manifest::Draft],
+    id: &ResourceId,
+    claimants: &[(usize, Origin)],
+    recorded_owners: &BTreeMap<ResourceId, String>,
+) -> Option<(usize, &'static str)> {
+    let only = |matches: Vec<usize>| match matches.as_slice() {
+        [one] => Some(*one),
+        _ => None,
+    };
+    if let Some(recorded) = recorded_owners.get(id) {
+        let by_record = claimants
+            .iter()
+            .map(|(i, _)| *i)
+            .filter(|i| drafts[*i].name == *recorded)
+            .collect();
+        if let Some(i) = only(by_record) {
+            return Some((i, "which drover created it for"));
+        }
+    }
+    let in_own_folder = claimants
+        .iter()
+        .filter(|(i, origin)| origin.file.starts_with(&format!("{}/", drafts[*i].dir)))
+        .map(|(i, _)| *i)
+        .collect();
+    only(in_own_folder).map(|i| (i, "whose folder holds its file"))
+}
+
 /// Checks across apps: unique names, `depends_on` targets and cycles, resources claimed twice.
-fn repo_checks(drafts: &mut [manifest::Draft]) {
+fn repo_checks(drafts: &mut [manifest::Draft], recorded_owners: &BTreeMap<ResourceId, String>) {
     let names: Vec<String> = drafts.iter().map(|d| d.name.clone()).collect();
     let mut extra: Vec<Vec<Diagnostic>> = vec![Vec::new(); drafts.len()];
     for (i, d) in drafts.iter().enumerate() {
@@ -178,7 +222,8 @@ fn repo_checks(drafts: &mut [manifest::Draft]) {
             ));
         }
     }
-    // The same resource claimed by two apps: an error on both.
+    // The same resource claimed by two apps: the owner keeps it and only the others are
+    // refused, so a new folder cannot break an app that already works. See `owner_among`.
     let mut owners: BTreeMap<ResourceId, Vec<(usize, Origin)>> = BTreeMap::new();
     for (i, d) in drafts.iter().enumerate() {
         for (id, origin) in &d.claims {
@@ -189,19 +234,42 @@ fn repo_checks(drafts: &mut [manifest::Draft]) {
         }
     }
     for (id, list) in owners.iter().filter(|(_, l)| l.len() > 1) {
+        let owner = owner_among(drafts, id, list, recorded_owners);
         for (i, origin) in list {
-            let others: Vec<String> = list
-                .iter()
-                .filter(|(j, _)| j != i)
-                .map(|(j, o)| format!("{} ({}:{})", drafts[*j].name, o.file, o.line))
-                .collect();
+            let (message, hint) = match owner {
+                Some((o, _)) if o == *i => continue,
+                Some((o, why)) => {
+                    let place = list
+                        .iter()
+                        .find(|(j, _)| *j == o)
+                        .map(|(_, at)| format!(" ({}:{})", at.file, at.line))
+                        .unwrap_or_default();
+                    (
+                        format!("{id} belongs to app {}{place}, {why}", drafts[o].name),
+                        "a resource belongs to exactly one app: give this one another ID, or \
+                         move it into that app"
+                            .to_string(),
+                    )
+                }
+                None => {
+                    let others: Vec<String> = list
+                        .iter()
+                        .filter(|(j, _)| j != i)
+                        .map(|(j, o)| format!("{} ({}:{})", drafts[*j].name, o.file, o.line))
+                        .collect();
+                    (
+                        format!("{id} is also declared by app {}", others.join(", ")),
+                        "a resource belongs to exactly one app".to_string(),
+                    )
+                }
+            };
             extra[*i].push(Diagnostic {
                 file: origin.file.clone(),
                 line: origin.line,
                 column: 0,
                 field: None,
-                message: format!("{id} is also declared by app {}", others.join(", ")),
-                hint: Some("a resource belongs to exactly one app".to_string()),
+                message,
+                hint: Some(hint),
             });
         }
     }

@@ -19,7 +19,7 @@ use super::{
     ConfigEntrySpec, CsiVolumeSpec, Diagnostic, JobFormat, MountOptions, NomadJobSpec, Origin,
     SecretString, VolumeCapability, VolumeMode,
 };
-use crate::source::Revision;
+use crate::source::{FileError, Revision};
 
 /// Resolve `rel` against the app folder; `..` may leave the app but never the repository.
 pub(crate) fn resolve(app_dir: &str, rel: &str) -> Result<String, String> {
@@ -85,17 +85,24 @@ fn read(
             return None;
         }
     };
-    let Some(bytes) = rev.file(&path) else {
-        let siblings: Vec<String> = rev
-            .paths_under(dir)
-            .filter_map(|p| p.strip_prefix(&format!("{dir}/")).map(str::to_string))
-            .collect();
-        let refs: Vec<&str> = siblings.iter().map(String::as_str).collect();
-        let hint = super::check::suggest(&rel, &refs).map(|s| format!("did you mean \"{s}\"?"));
-        ctx.err_hint(node, field, format!("file {path} does not exist"), hint);
-        return None;
+    let bytes = match rev.file(&path) {
+        Ok(bytes) => bytes,
+        Err(FileError::NotFound { .. }) => {
+            let siblings: Vec<String> = rev
+                .paths_under(dir)
+                .filter_map(|p| p.strip_prefix(&format!("{dir}/")).map(str::to_string))
+                .collect();
+            let refs: Vec<&str> = siblings.iter().map(String::as_str).collect();
+            let hint = super::check::suggest(&rel, &refs).map(|s| format!("did you mean \"{s}\"?"));
+            ctx.err_hint(node, field, format!("file {path} does not exist"), hint);
+            return None;
+        }
+        Err(e) => {
+            ctx.err(node, field, e.to_string());
+            return None;
+        }
     };
-    match String::from_utf8(bytes.to_vec()) {
+    match String::from_utf8(bytes.into_owned()) {
         Ok(text) => Some((path, text)),
         Err(_) => {
             ctx.err(node, field, format!("{path} is not UTF-8 text"));
@@ -673,10 +680,17 @@ fn job_variables(
             .collect()
     };
     for (path, node) in files {
-        let Some(text) = rev
-            .file(&path)
-            .and_then(|b| String::from_utf8(b.to_vec()).ok())
-        else {
+        let text = match rev.file(&path) {
+            Ok(bytes) => String::from_utf8(bytes.into_owned()).ok(),
+            // A var file found beside the jobspec is read like a listed one: a size or read
+            // error is reported, not skipped.
+            Err(e @ (FileError::TooLarge { .. } | FileError::Read { .. })) if node.is_none() => {
+                ctx.push(diag(&path, (0, 0), "", e.to_string()));
+                continue;
+            }
+            Err(_) => None,
+        };
+        let Some(text) = text else {
             if let Some(node) = node {
                 ctx.err(
                     node,

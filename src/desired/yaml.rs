@@ -98,18 +98,54 @@ pub struct YamlError {
     pub message: String,
 }
 
+/// The most nodes one document may produce, counting every node an alias copies (and the copy
+/// kept of each anchored node): an `app.yaml` has hundreds, while eight levels of aliases of
+/// aliases ("billion laughs") would make billions.
+pub const MAX_NODES: usize = 100_000;
+
+/// The deepest nesting of lists and mappings one document may have (the tree is freed
+/// recursively, so unbounded depth could overflow the stack).
+pub const MAX_DEPTH: usize = 64;
+
+/// The largest YAML document read, in bytes.
+pub const MAX_BYTES: usize = 1024 * 1024;
+
+/// A collection being built: its node, its anchor id, and the node count when it started (so
+/// its own size, aliases inside included, is known when it ends).
 enum Frame {
-    Seq(Node, usize),
-    Map(Node, usize, Option<Node>),
+    Seq(Node, usize, usize),
+    Map(Node, usize, usize, Option<Node>),
 }
 
-/// Parse one YAML document. An empty document is `Ok(None)`.
+/// Parse one YAML document. An empty document is `Ok(None)`. Documents over [`MAX_BYTES`],
+/// [`MAX_NODES`] (aliases expanded) or [`MAX_DEPTH`] are errors, found before the memory is spent.
 pub fn parse(text: &str) -> Result<Option<Node>, YamlError> {
+    if text.len() > MAX_BYTES {
+        return Err(YamlError {
+            line: 1,
+            col: 1,
+            message: format!(
+                "the document is {} bytes, more than the limit of {MAX_BYTES} bytes",
+                text.len()
+            ),
+        });
+    }
     let mut parser = Parser::new_from_str(text);
     let mut stack: Vec<Frame> = Vec::new();
-    let mut anchors: HashMap<usize, Node> = HashMap::new();
+    // Each anchored node with the number of nodes it holds, which an alias to it adds again.
+    let mut anchors: HashMap<usize, (Node, usize)> = HashMap::new();
+    // Nodes in the tree (aliases expanded), and nodes in the copies kept for aliases.
+    let mut produced = 0usize;
+    let mut kept = 0usize;
     let mut root: Option<Node> = None;
     let mut documents = 0usize;
+    let too_many = |line, col| YamlError {
+        line,
+        col,
+        message: format!(
+            "the document expands to more than {MAX_NODES} values (aliases are counted each time they are used)"
+        ),
+    };
     while let Some(next) = parser.next_event() {
         let (event, span) = next.map_err(|e| YamlError {
             line: e.marker().line(),
@@ -131,22 +167,48 @@ pub fn parse(text: &str) -> Result<Option<Node>, YamlError> {
                 None
             }
             Event::Scalar(text, style, anchor, tag) => {
+                produced += 1;
+                if anchor > 0 {
+                    kept += 1;
+                }
+                if produced + kept > MAX_NODES {
+                    return Err(too_many(line, col));
+                }
                 let node = Node {
                     value: resolve_scalar(&text, style, tag.as_ref()),
                     line,
                     col,
                 };
                 if anchor > 0 {
-                    anchors.insert(anchor, node.clone());
+                    anchors.insert(anchor, (node.clone(), 1));
                 }
                 Some(node)
             }
-            Event::Alias(id) => Some(anchors.get(&id).cloned().ok_or(YamlError {
-                line,
-                col,
-                message: "alias to an unknown anchor".to_string(),
-            })?),
+            Event::Alias(id) => {
+                let (node, size) = anchors.get(&id).ok_or(YamlError {
+                    line,
+                    col,
+                    message: "alias to an unknown anchor".to_string(),
+                })?;
+                // Counted before copying, so a bomb stops here instead of allocating.
+                produced = produced.saturating_add(*size);
+                if produced + kept > MAX_NODES {
+                    return Err(too_many(line, col));
+                }
+                Some(node.clone())
+            }
+            Event::SequenceStart(..) | Event::MappingStart(..) if stack.len() >= MAX_DEPTH => {
+                return Err(YamlError {
+                    line,
+                    col,
+                    message: format!("lists and mappings are nested more than {MAX_DEPTH} deep"),
+                });
+            }
             Event::SequenceStart(anchor, _) => {
+                produced += 1;
+                if produced + kept > MAX_NODES {
+                    return Err(too_many(line, col));
+                }
                 stack.push(Frame::Seq(
                     Node {
                         value: Value::Seq(Vec::new()),
@@ -154,10 +216,15 @@ pub fn parse(text: &str) -> Result<Option<Node>, YamlError> {
                         col,
                     },
                     anchor,
+                    produced - 1,
                 ));
                 None
             }
             Event::MappingStart(anchor, _) => {
+                produced += 1;
+                if produced + kept > MAX_NODES {
+                    return Err(too_many(line, col));
+                }
                 stack.push(Frame::Map(
                     Node {
                         value: Value::Map(Vec::new()),
@@ -165,14 +232,22 @@ pub fn parse(text: &str) -> Result<Option<Node>, YamlError> {
                         col,
                     },
                     anchor,
+                    produced - 1,
                     None,
                 ));
                 None
             }
             Event::SequenceEnd | Event::MappingEnd => match stack.pop() {
-                Some(Frame::Seq(node, anchor)) | Some(Frame::Map(node, anchor, _)) => {
+                Some(Frame::Seq(node, anchor, start))
+                | Some(Frame::Map(node, anchor, start, _)) => {
                     if anchor > 0 {
-                        anchors.insert(anchor, node.clone());
+                        // The copy kept for aliases counts too: it is memory like any other.
+                        let size = produced - start;
+                        kept += size;
+                        if produced + kept > MAX_NODES {
+                            return Err(too_many(line, col));
+                        }
+                        anchors.insert(anchor, (node.clone(), size));
                     }
                     Some(node)
                 }
@@ -182,12 +257,12 @@ pub fn parse(text: &str) -> Result<Option<Node>, YamlError> {
         };
         if let Some(node) = done {
             match stack.last_mut() {
-                Some(Frame::Seq(parent, _)) => {
+                Some(Frame::Seq(parent, _, _)) => {
                     if let Value::Seq(items) = &mut parent.value {
                         items.push(node);
                     }
                 }
-                Some(Frame::Map(parent, _, pending)) => match pending.take() {
+                Some(Frame::Map(parent, _, _, pending)) => match pending.take() {
                     None => *pending = Some(node),
                     Some(key) => {
                         if let Value::Map(pairs) = &mut parent.value {
@@ -302,6 +377,42 @@ mod tests {
             node.to_json(),
             serde_json::json!({"a": {"k": 1}, "b": {"k": 1}})
         );
+    }
+
+    #[test]
+    fn ordinary_alias_use_stays_well_within_the_limit() {
+        let mut text = String::from("base: &b { a: 1, b: 2, c: 3, d: [1, 2, 3] }\nitems:\n");
+        for _ in 0..1000 {
+            text.push_str("  - *b\n");
+        }
+        let node = parse(&text).unwrap().unwrap();
+        assert_eq!(node.to_json()["items"][999]["d"][2], 3);
+    }
+
+    #[test]
+    fn an_alias_bomb_stops_at_the_alias_that_crosses_the_limit() {
+        let mut text = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for level in 1..=8 {
+            let refs = vec![format!("*a{}", level - 1); 10].join(", ");
+            text.push_str(&format!("a{level}: &a{level} [{refs}]\n"));
+        }
+        let err = parse(&text).unwrap_err();
+        // a4 (line 5) alone holds 111,111 nodes, long before the 10^9 of the last line.
+        assert_eq!(err.line, 5, "{err:?}");
+        assert!(err.message.contains("aliases"), "{err:?}");
+    }
+
+    #[test]
+    fn nested_anchors_are_counted_once_each() {
+        // Each anchored list holds the next: 40 levels are 40 + 40·41/2 nodes with their copies,
+        // not 2^40.
+        let mut numbered = String::from("x: ");
+        for i in 0..40 {
+            numbered.push_str(&format!("&a{i} ["));
+        }
+        numbered.push('1');
+        numbered.push_str(&"]".repeat(40));
+        assert!(parse(&numbered).is_ok(), "{numbered}");
     }
 
     #[test]

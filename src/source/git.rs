@@ -732,8 +732,8 @@ fn scrub(message: &str, raw_url: &str) -> String {
     out
 }
 
-/// Read a commit's whole tree into memory. Symlinks and submodules are skipped, as
-/// [`Revision::from_dir`] skips what is not a regular file.
+/// List a commit's tree; blobs are read later, only those asked for. Symlinks and submodules are
+/// skipped, as [`Revision::from_dir`] skips what is not a regular file.
 pub(crate) fn read_revision(repo: &Repository, oid: Oid) -> Result<Revision, SourceError> {
     let read_err = |what: String| move |source| SourceError::Read { what, source };
     let commit = repo
@@ -741,36 +741,21 @@ pub(crate) fn read_revision(repo: &Repository, oid: Oid) -> Result<Revision, Sou
         .map_err(read_err(format!("commit {oid}")))?;
     let tree = commit.tree().map_err(read_err(format!("tree of {oid}")))?;
     let mut files = BTreeMap::new();
-    let mut failure: Option<SourceError> = None;
     tree.walk(TreeWalkMode::PreOrder, |dir, entry| {
-        if entry.kind() != Some(ObjectType::Blob) || entry.filemode() == 0o120000 {
-            return TreeWalkResult::Ok;
+        if entry.kind() == Some(ObjectType::Blob) && entry.filemode() != 0o120000 {
+            let name = String::from_utf8_lossy(entry.name_bytes());
+            files.insert(format!("{dir}{name}"), entry.id());
         }
-        let name = String::from_utf8_lossy(entry.name_bytes());
-        let path = format!("{dir}{name}");
-        match repo.find_blob(entry.id()) {
-            Ok(blob) => {
-                files.insert(path, blob.content().to_vec());
-                TreeWalkResult::Ok
-            }
-            Err(source) => {
-                failure = Some(SourceError::Read { what: path, source });
-                TreeWalkResult::Abort
-            }
-        }
-    })
-    .or_else(|e| {
-        // An aborted walk reports an error; the recorded failure is the useful one.
-        if failure.is_some() { Ok(()) } else { Err(e) }
+        TreeWalkResult::Ok
     })
     .map_err(read_err(format!("tree of {oid}")))?;
-    if let Some(e) = failure {
-        return Err(e);
-    }
-    let mut revision = Revision::from_files(&oid.to_string(), files);
-    revision.message =
-        String::from_utf8_lossy(commit.summary_bytes().unwrap_or_default()).into_owned();
-    Ok(revision)
+    let message = String::from_utf8_lossy(commit.summary_bytes().unwrap_or_default()).into_owned();
+    Ok(Revision::from_git(
+        &oid.to_string(),
+        message,
+        repo.path(),
+        files,
+    ))
 }
 
 #[cfg(test)]

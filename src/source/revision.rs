@@ -1,18 +1,54 @@
-//! A commit's tree held in memory, so loading never races a working copy.
+//! A commit's tree: the listing of its files, whose contents are read only when asked for. Memory
+//! then follows what the apps reference, not the size of the repository.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::sync::Arc;
+use std::fmt;
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
-/// A commit's tree: every file's bytes, keyed by its `/`-separated path relative to the root.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The largest file drover reads from the desired state (4 MiB). Files nobody references are
+/// never read, whatever their size.
+pub const MAX_FILE_BYTES: u64 = 4 * 1024 * 1024;
+
+/// A commit's tree: every file's path, `/`-separated and relative to the root, and where its
+/// bytes are. Git objects are immutable, so reading later never races a push.
+#[derive(Clone)]
 pub struct Revision {
     /// Commit ID (hex), or `"local"` for a directory read from disk.
     pub id: String,
     /// The commit's summary line, if any.
     pub message: String,
-    /// Files under the root, `apps/overseerr/app.yaml` → contents.
-    pub files: Arc<BTreeMap<String, Vec<u8>>>,
+    files: Arc<BTreeMap<String, Content>>,
+    git: Option<Arc<GitObjects>>,
+}
+
+/// Where a file's bytes are.
+#[derive(Debug, Clone)]
+enum Content {
+    /// Held in memory (tests, rendering).
+    Bytes(Vec<u8>),
+    /// A regular file on disk.
+    Disk(PathBuf),
+    /// A blob in the Git object database.
+    Blob(git2::Oid),
+}
+
+/// The object database blobs are read from, opened once per revision.
+struct GitObjects {
+    path: PathBuf,
+    repo: Mutex<Option<git2::Repository>>,
+}
+
+impl fmt::Debug for Revision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Revision")
+            .field("id", &self.id)
+            .field("message", &self.message)
+            .field("files", &self.files.len())
+            .finish()
+    }
 }
 
 /// Reading a directory into a [`Revision`] failed.
@@ -29,21 +65,84 @@ pub enum RevisionError {
     },
 }
 
+/// One file of a revision could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FileError {
+    /// No such file in the revision.
+    #[error("{path} does not exist")]
+    NotFound {
+        /// The path asked for.
+        path: String,
+    },
+    /// The file is bigger than [`MAX_FILE_BYTES`].
+    #[error("{path} is {size} bytes, more than the limit of {limit} bytes for a file drover reads")]
+    TooLarge {
+        /// The file.
+        path: String,
+        /// Its size.
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// The disk or the object database failed.
+    #[error("cannot read {path}: {message}")]
+    Read {
+        /// The file.
+        path: String,
+        /// What failed.
+        message: String,
+    },
+}
+
 impl Revision {
     /// A revision from in-memory files (tests, rendering).
     pub fn from_files(id: &str, files: BTreeMap<String, Vec<u8>>) -> Self {
+        let files = files
+            .into_iter()
+            .map(|(path, bytes)| (path, Content::Bytes(bytes)))
+            .collect();
         Revision {
             id: id.to_string(),
             message: String::new(),
             files: Arc::new(files),
+            git: None,
         }
     }
 
-    /// Read every regular file under `root` (skipping `.git`), for `drover validate <dir>`.
+    /// List every regular file under `root` (skipping `.git`), for `drover validate <dir>`.
+    /// Contents are read when [`Revision::file`] asks for them.
     pub fn from_dir(root: &Path) -> Result<Self, RevisionError> {
         let mut files = BTreeMap::new();
-        read_dir_into(root, root, &mut files)?;
-        Ok(Revision::from_files("local", files))
+        list_dir_into(root, root, &mut files)?;
+        Ok(Revision {
+            id: "local".to_string(),
+            message: String::new(),
+            files: Arc::new(files),
+            git: None,
+        })
+    }
+
+    /// A revision whose files are the blobs `files` names in the repository at `repo`.
+    pub(crate) fn from_git(
+        id: &str,
+        message: String,
+        repo: &Path,
+        files: BTreeMap<String, git2::Oid>,
+    ) -> Self {
+        Revision {
+            id: id.to_string(),
+            message,
+            files: Arc::new(
+                files
+                    .into_iter()
+                    .map(|(path, oid)| (path, Content::Blob(oid)))
+                    .collect(),
+            ),
+            git: Some(Arc::new(GitObjects {
+                path: repo.to_path_buf(),
+                repo: Mutex::new(None),
+            })),
+        }
     }
 
     /// The short form of the commit ID shown to people.
@@ -51,9 +150,68 @@ impl Revision {
         self.id.get(..12).unwrap_or(&self.id)
     }
 
-    /// A file's bytes.
-    pub fn file(&self, path: &str) -> Option<&[u8]> {
-        self.files.get(path).map(Vec::as_slice)
+    /// Whether the revision has a file at `path` (without reading it).
+    pub fn contains(&self, path: &str) -> bool {
+        self.files.contains_key(path)
+    }
+
+    /// Every file's path, sorted.
+    pub fn paths(&self) -> impl Iterator<Item = &str> {
+        self.files.keys().map(String::as_str)
+    }
+
+    /// A file's bytes, read now; files over [`MAX_FILE_BYTES`] are refused unread.
+    pub fn file(&self, path: &str) -> Result<Cow<'_, [u8]>, FileError> {
+        let not_found = || FileError::NotFound {
+            path: path.to_string(),
+        };
+        let too_large = |size: u64| FileError::TooLarge {
+            path: path.to_string(),
+            size,
+            limit: MAX_FILE_BYTES,
+        };
+        let failed = |message: String| FileError::Read {
+            path: path.to_string(),
+            message,
+        };
+        match self.files.get(path).ok_or_else(not_found)? {
+            Content::Bytes(bytes) => {
+                let size = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
+                if size > MAX_FILE_BYTES {
+                    return Err(too_large(size));
+                }
+                Ok(Cow::Borrowed(bytes))
+            }
+            Content::Disk(full) => {
+                let file = std::fs::File::open(full).map_err(|e| failed(e.to_string()))?;
+                let size = file.metadata().map_err(|e| failed(e.to_string()))?.len();
+                if size > MAX_FILE_BYTES {
+                    return Err(too_large(size));
+                }
+                // The file may grow after the size check: never read past the limit.
+                let mut bytes = Vec::new();
+                file.take(MAX_FILE_BYTES + 1)
+                    .read_to_end(&mut bytes)
+                    .map_err(|e| failed(e.to_string()))?;
+                let size = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
+                if size > MAX_FILE_BYTES {
+                    return Err(too_large(size));
+                }
+                Ok(Cow::Owned(bytes))
+            }
+            Content::Blob(oid) => {
+                let git = self
+                    .git
+                    .as_ref()
+                    .ok_or_else(|| failed("no git repository".to_string()))?;
+                git.read(*oid, MAX_FILE_BYTES)
+                    .map(Cow::Owned)
+                    .map_err(|e| match e {
+                        BlobError::TooLarge(size) => too_large(size),
+                        BlobError::Git(e) => failed(e.message().to_string()),
+                    })
+            }
+        }
     }
 
     /// Paths directly or indirectly under `dir` (`dir` without trailing slash).
@@ -70,10 +228,42 @@ impl Revision {
     }
 }
 
-fn read_dir_into(
+enum BlobError {
+    TooLarge(u64),
+    Git(git2::Error),
+}
+
+impl GitObjects {
+    /// A blob's bytes; its size is read from the object header first, so an oversized blob is
+    /// never inflated.
+    fn read(&self, oid: git2::Oid, limit: u64) -> Result<Vec<u8>, BlobError> {
+        let mut slot = match self.repo.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let repo = match slot.take() {
+            Some(repo) => repo,
+            None => git2::Repository::open(&self.path).map_err(BlobError::Git)?,
+        };
+        let result = (|| {
+            let odb = repo.odb().map_err(BlobError::Git)?;
+            let (size, _) = odb.read_header(oid).map_err(BlobError::Git)?;
+            let size = u64::try_from(size).unwrap_or(u64::MAX);
+            if size > limit {
+                return Err(BlobError::TooLarge(size));
+            }
+            let blob = repo.find_blob(oid).map_err(BlobError::Git)?;
+            Ok(blob.content().to_vec())
+        })();
+        *slot = Some(repo);
+        result
+    }
+}
+
+fn list_dir_into(
     root: &Path,
     dir: &Path,
-    files: &mut BTreeMap<String, Vec<u8>>,
+    files: &mut BTreeMap<String, Content>,
 ) -> Result<(), RevisionError> {
     let read_err = |path: &Path| {
         let path = path.display().to_string();
@@ -88,9 +278,8 @@ fn read_dir_into(
             continue;
         }
         if kind.is_dir() {
-            read_dir_into(root, &path, files)?;
+            list_dir_into(root, &path, files)?;
         } else if kind.is_file() {
-            let bytes = std::fs::read(&path).map_err(read_err(&path))?;
             let rel = path
                 .strip_prefix(root)
                 .unwrap_or(&path)
@@ -98,8 +287,41 @@ fn read_dir_into(
                 .map(|c| c.as_os_str().to_string_lossy().into_owned())
                 .collect::<Vec<_>>()
                 .join("/");
-            files.insert(rel, bytes);
+            files.insert(rel, Content::Disk(path));
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_over_the_limit_are_refused_and_others_read() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("small"), "hi").unwrap();
+        let big = vec![b'x'; usize::try_from(MAX_FILE_BYTES).unwrap() + 1];
+        std::fs::write(dir.path().join("big"), &big).unwrap();
+        let rev = Revision::from_dir(dir.path()).unwrap();
+        assert_eq!(rev.file("small").unwrap().as_ref(), b"hi");
+        assert!(rev.contains("big"));
+        assert_eq!(
+            rev.file("big").unwrap_err(),
+            FileError::TooLarge {
+                path: "big".to_string(),
+                size: MAX_FILE_BYTES + 1,
+                limit: MAX_FILE_BYTES,
+            }
+        );
+        assert!(matches!(
+            rev.file("missing"),
+            Err(FileError::NotFound { .. })
+        ));
+        let in_memory = Revision::from_files("t", BTreeMap::from([("big".to_string(), big)]));
+        assert!(matches!(
+            in_memory.file("big"),
+            Err(FileError::TooLarge { .. })
+        ));
+    }
 }

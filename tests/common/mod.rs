@@ -470,11 +470,11 @@ pub fn app_yaml(name: &str, extra: &str) -> String {
     format!("name: {name}\nresources:\n  - nomad_job: {{ file: job.nomad.hcl }}\n{extra}")
 }
 
-/// Path of a file in the shared examples (beside the repository, in CI too).
+/// Path of a file of the user's repository, in the project's copy (tests/fixtures/brmartin).
 pub fn example(path: &str) -> PathBuf {
     let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/examples/brmartin")
+        .join("tests/fixtures/brmartin")
         .join(path);
-    assert!(p.exists(), "missing shared example {}", p.display());
+    assert!(p.exists(), "missing fixture {}", p.display());
     p
 }

@@ -270,9 +270,10 @@ fn validate_reports_nomad_multierror_text() {
     assert!(e.starts_with("3 errors occurred:\n\t* Invalid job type: \"daemon\"\n\t* Missing job datacenters\n\t* Task group web"), "{e}");
 }
 
+/// A file of the user's repository, from the project's own copy (tests/fixtures/brmartin).
 fn example(rel: &str) -> String {
     let p = format!(
-        "{}/../shared/examples/brmartin/{rel}",
+        "{}/tests/fixtures/brmartin/{rel}",
         env!("CARGO_MANIFEST_DIR")
     );
     std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("example {p} must exist: {e}"))
