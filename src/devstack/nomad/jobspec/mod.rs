@@ -428,10 +428,15 @@ fn normalize(job: &mut Value) {
         let id = obj.get("ID").cloned().unwrap_or(Value::Null);
         obj.insert("Name".into(), id);
     }
-    if let Some(Value::Object(p)) = obj.get_mut("Periodic")
-        && p.get("Spec").is_some_and(|s| !s.is_null())
-    {
+    // Nomad 2.0.5 (api-facts §7): the job-level Consul/Vault tokens are gone from the API, a
+    // periodic block always says `SpecType: "cron"`, and an unset `Specs` is left out.
+    obj.remove("ConsulToken");
+    obj.remove("VaultToken");
+    if let Some(Value::Object(p)) = obj.get_mut("Periodic") {
         p.insert("SpecType".into(), Value::String("cron".into()));
+        if p.get("Specs").is_some_and(Value::is_null) {
+            p.remove("Specs");
+        }
     }
     let job_vault = obj.remove("vault").map(|mut v| {
         normalize_vault(&mut v);
@@ -516,6 +521,12 @@ fn normalize(job: &mut Value) {
                     if empty {
                         to.insert("Identities".into(), Value::Null);
                     }
+                }
+            }
+            // Left out when unset, not `null` (measured on Nomad 2.0.5, api-facts §7).
+            for key in ["Identities", "CSIPluginConfig"] {
+                if to.get(key).is_some_and(Value::is_null) {
+                    to.remove(key);
                 }
             }
         }

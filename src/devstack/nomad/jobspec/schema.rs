@@ -89,7 +89,8 @@ pub(crate) static JOB: S = S {
         F("", "NomadTokenID", None, P),
         F("", "Stop", None, P),
         F("", "ParentID", None, P),
-        F("", "Dispatched", None, V),
+        // A Go bool: `false`, never null (measured on Nomad 2.0.5, api-facts §7).
+        F("", "Dispatched", Bool, V),
         F("", "DispatchIdempotencyToken", None, P),
         F("", "Payload", None, P),
         F("", "Status", None, P),
@@ -140,6 +141,7 @@ pub(crate) static GROUP: S = S {
         ),
         // A group-level vault block applies to tasks without one.
         F("vault", "", Block(&VAULT), P),
+        F("", "MaxRunDuration", None, P),
     ],
 };
 
@@ -337,6 +339,7 @@ pub(crate) static PORT: S = S {
         F("static", "Value", Int, V),
         F("to", "To", Int, V),
         F("host_network", "HostNetwork", Str, V),
+        F("", "IgnoreCollision", Bool, V),
     ],
 };
 
@@ -695,8 +698,9 @@ pub(crate) static CSI_PLUGIN: S = S {
 
 pub(crate) static SCALING: S = S {
     fields: &[
-        F("", "ID", None, V),
-        F("", "Namespace", None, V),
+        // Go strings: `""` when unset (measured on Nomad 2.0.5, api-facts §7).
+        F("", "ID", Str, V),
+        F("", "Namespace", Str, V),
         F("", "Type", None, V),
         F("", "Target", None, P),
         F("min", "Min", Int, P),
@@ -719,6 +723,7 @@ pub(crate) static IDENTITY: S = S {
         F("filepath", "Filepath", Str, V),
         F("service_name", "ServiceName", Str, V),
         F("ttl", "TTL", Dur, V),
+        F("", "ExtraClaims", None, P),
     ],
 };
 
@@ -1090,7 +1095,9 @@ fn takes_block(k: K) -> bool {
     )
 }
 
-/// A free-form body (`config {}`): attributes by name, nested blocks as lists of objects.
+/// A free-form body (driver `config {}`, scaling `policy {}`): attributes by name, nested
+/// blocks as lists of objects, and each label one more level of a list of objects
+/// (`check "x" { … }` → `check: [{"x": [{…}]}]`, measured on Nomad 2.0.5, api-facts §7).
 pub(crate) fn decode_any(body: &Body, sc: &mut Scope) -> Result<Map<String, Value>, Diag> {
     let mut out = Map::new();
     for st in body.iter() {
@@ -1101,10 +1108,9 @@ pub(crate) fn decode_any(body: &Body, sc: &mut Scope) -> Result<Map<String, Valu
             }
             Structure::Block(b) => {
                 let mut v = Value::Object(decode_any(&b.body, sc)?);
-                // Labelled blocks nest one object level per label, like HCL's JSON shape.
                 for l in b.labels.iter().rev() {
                     let mut m = Map::new();
-                    m.insert(l.as_str().to_string(), v);
+                    m.insert(l.as_str().to_string(), Value::Array(vec![v]));
                     v = Value::Object(m);
                 }
                 push(&mut out, b.ident.value().as_str(), v);

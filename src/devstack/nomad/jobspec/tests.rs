@@ -118,10 +118,11 @@ fn overseerr_parses_to_nomad_shapes() {
     let net = &g["Networks"][0];
     assert_eq!(net["Mode"], "bridge");
     assert_eq!(net["ReservedPorts"], Value::Null);
+    // IgnoreCollision false is measured on Nomad 2.0.5 (api-facts §7).
     assert_eq!(
         net["DynamicPorts"],
-        json!([{"Label": "overseerr", "Value": 0, "To": 5055, "HostNetwork": ""},
-               {"Label": "envoy_metrics", "Value": 0, "To": 9102, "HostNetwork": ""}])
+        json!([{"Label": "overseerr", "Value": 0, "To": 5055, "HostNetwork": "", "IgnoreCollision": false},
+               {"Label": "envoy_metrics", "Value": 0, "To": 9102, "HostNetwork": "", "IgnoreCollision": false}])
     );
     assert_eq!(
         g["EphemeralDisk"],
@@ -423,11 +424,11 @@ fn ports_constraints_and_durations() {
     let n = &j["TaskGroups"][0]["Networks"][0];
     assert_eq!(
         n["ReservedPorts"],
-        json!([{"Label": "s", "Value": 8080, "To": 0, "HostNetwork": ""}])
+        json!([{"Label": "s", "Value": 8080, "To": 0, "HostNetwork": "", "IgnoreCollision": false}])
     );
     assert_eq!(
         n["DynamicPorts"],
-        json!([{"Label": "d", "Value": 0, "To": 0, "HostNetwork": ""}])
+        json!([{"Label": "d", "Value": 0, "To": 0, "HostNetwork": "", "IgnoreCollision": false}])
     );
     let rp = &j["TaskGroups"][0]["RestartPolicy"];
     assert_eq!(rp["Interval"], 5_400_000_000_000_i64);
@@ -462,8 +463,8 @@ job "x" {
     let j = parse(hcl, "").unwrap();
     assert_eq!(
         j["TaskGroups"][0]["Networks"][0]["DynamicPorts"],
-        json!([{"Label": "http", "Value": 0, "To": 80, "HostNetwork": ""},
-               {"Label": "metrics", "Value": 0, "To": 9100, "HostNetwork": ""}])
+        json!([{"Label": "http", "Value": 0, "To": 80, "HostNetwork": "", "IgnoreCollision": false},
+               {"Label": "metrics", "Value": 0, "To": 9100, "HostNetwork": "", "IgnoreCollision": false}])
     );
     let sp = &j["TaskGroups"][0]["Tasks"][0]["ScalingPolicies"][0];
     assert_eq!(sp["Type"], "vertical_cpu");

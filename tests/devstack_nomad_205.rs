@@ -1,0 +1,246 @@
+//! The devstack's Nomad API against what was measured on a real Nomad 2.0.5
+//! (api-facts.md §7). Every expectation here is a measured value, not the devstack's own output.
+
+use drover::devstack::{Devstack, DevstackConfig};
+use serde_json::{Value, json};
+
+struct Api {
+    _ds: Devstack,
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Api {
+    async fn start() -> Api {
+        // reqwest is built without a default rustls provider.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let ds = Devstack::start(DevstackConfig {
+            time_scale: 0.01,
+            ..Default::default()
+        })
+        .await
+        .expect("devstack starts");
+        Api {
+            base: ds.nomad_url().to_string(),
+            _ds: ds,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, String, reqwest::header::HeaderMap) {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut rb = self.http.request(m, format!("{}{}", self.base, path));
+        if let Some(b) = body {
+            rb = rb.body(b.to_string());
+        }
+        let resp = rb.send().await.expect("request");
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        (status, resp.text().await.expect("body"), headers)
+    }
+
+    /// `PUT /v1/jobs/parse`; the status and the body (JSON, or the error text).
+    async fn parse_raw(&self, hcl: &str, canonicalize: bool) -> (u16, Value) {
+        let (s, t, _) = self
+            .send(
+                "PUT",
+                "/v1/jobs/parse",
+                Some(json!({"JobHCL": hcl, "Canonicalize": canonicalize})),
+            )
+            .await;
+        (s, serde_json::from_str(&t).unwrap_or(Value::String(t)))
+    }
+
+    async fn parse(&self, hcl: &str, canonicalize: bool) -> Value {
+        let (s, v) = self.parse_raw(hcl, canonicalize).await;
+        assert_eq!(s, 200, "parse: {v}");
+        v
+    }
+
+    /// The error text of a parse Nomad refuses.
+    async fn parse_error(&self, hcl: &str) -> String {
+        let (s, v) = self.parse_raw(hcl, false).await;
+        assert_eq!(s, 400, "parse should fail: {v}");
+        v.as_str().expect("a text error").to_string()
+    }
+}
+
+/// A periodic job with ports, a group `scaling` policy with nested labelled blocks, a Docker
+/// `config` with nested blocks, a `resources` block and a vertical `scaling "cpu"` policy.
+const SHAPES: &str = r#"
+job "shapes" {
+  periodic {
+    crons = ["0 * * * *"]
+  }
+  group "g" {
+    network {
+      port "http" {
+        to = 80
+      }
+      port "admin" {
+        static = 8080
+      }
+    }
+    scaling {
+      min = 1
+      max = 3
+      policy {
+        check "x" {
+          source = "prometheus"
+          strategy "target-value" {
+            target = 1
+          }
+        }
+      }
+    }
+    task "t" {
+      driver = "docker"
+      config {
+        image = "nginx"
+        labels {
+          traefik_enable = "true"
+        }
+        sysctl {
+          somaxconn = "16384"
+        }
+        logging {
+          type = "json-file"
+          config {
+            max-size = "1m"
+          }
+        }
+      }
+      identity {
+        env = true
+      }
+      resources {
+        cpu = 100
+      }
+      scaling "cpu" {
+        min = 100
+        max = 500
+        policy {
+          cooldown = "1m"
+        }
+      }
+    }
+  }
+}
+"#;
+
+/// A task with nothing optional: no identity, no CSI plugin.
+const PLAIN: &str = r#"
+job "plain" {
+  group "g" {
+    task "t" {
+      driver = "docker"
+      config {
+        image = "nginx"
+      }
+    }
+  }
+}
+"#;
+
+fn has(v: &Value, key: &str) -> bool {
+    v.as_object().is_some_and(|o| o.contains_key(key))
+}
+
+// Measured on Nomad 2.0.5, api-facts §7 (shapes, Canonicalize false): the job-level
+// ConsulToken/VaultToken are absent (removed from the API), Dispatched is false, a group has
+// MaxRunDuration null, an unset CSIPluginConfig and Identities are absent.
+#[tokio::test]
+async fn parse_job_group_and_task_keys_match_nomad_2_0_5() {
+    let api = Api::start().await;
+    let j = api.parse(PLAIN, false).await;
+    assert!(!has(&j, "ConsulToken"), "ConsulToken must be absent: {j}");
+    assert!(!has(&j, "VaultToken"), "VaultToken must be absent: {j}");
+    assert_eq!(j["Dispatched"], json!(false));
+    let g = &j["TaskGroups"][0];
+    assert!(has(g, "MaxRunDuration"), "MaxRunDuration must be present");
+    assert_eq!(g["MaxRunDuration"], Value::Null);
+    let t = &g["Tasks"][0];
+    assert!(!has(t, "CSIPluginConfig"), "unset CSIPluginConfig: {t}");
+    assert!(!has(t, "Identities"), "unset Identities: {t}");
+}
+
+// Measured on Nomad 2.0.5, api-facts §7 (shapes): Identity.ExtraClaims null; ports'
+// IgnoreCollision false; ScalingPolicies[].{ID,Namespace} ""; Periodic.SpecType "cron".
+#[tokio::test]
+async fn parse_identity_ports_scaling_and_periodic_match_nomad_2_0_5() {
+    let api = Api::start().await;
+    let j = api.parse(SHAPES, false).await;
+    let g = &j["TaskGroups"][0];
+    let t = &g["Tasks"][0];
+    assert!(has(&t["Identity"], "ExtraClaims"), "{}", t["Identity"]);
+    assert_eq!(t["Identity"]["ExtraClaims"], Value::Null);
+    let net = &g["Networks"][0];
+    assert_eq!(net["DynamicPorts"][0]["IgnoreCollision"], json!(false));
+    assert_eq!(net["ReservedPorts"][0]["IgnoreCollision"], json!(false));
+    let sp = &t["ScalingPolicies"][0];
+    assert_eq!(sp["ID"], json!(""));
+    assert_eq!(sp["Namespace"], json!(""));
+    assert_eq!(j["Periodic"]["SpecType"], json!("cron"));
+}
+
+// Measured on Nomad 2.0.5, api-facts §7 (shapes, Canonicalize true): ports' HostNetwork "",
+// LogConfig.Enabled null, Resources.MemoryMaxMB null, and with a `resources` block
+// Resources.{DiskMB,IOPS,SecretsMB,Networks,Devices,NUMA} null; Periodic.Specs absent.
+#[tokio::test]
+async fn parse_canonicalized_shapes_match_nomad_2_0_5() {
+    let api = Api::start().await;
+    let j = api.parse(SHAPES, true).await;
+    let g = &j["TaskGroups"][0];
+    let net = &g["Networks"][0];
+    assert_eq!(net["DynamicPorts"][0]["HostNetwork"], json!(""));
+    assert_eq!(net["ReservedPorts"][0]["HostNetwork"], json!(""));
+    let t = &g["Tasks"][0];
+    assert!(has(&t["LogConfig"], "Enabled"), "{}", t["LogConfig"]);
+    assert_eq!(t["LogConfig"]["Enabled"], Value::Null);
+    let r = &t["Resources"];
+    for k in [
+        "MemoryMaxMB",
+        "DiskMB",
+        "IOPS",
+        "SecretsMB",
+        "Networks",
+        "Devices",
+        "NUMA",
+    ] {
+        assert!(has(r, k), "Resources.{k} must be present: {r}");
+        assert_eq!(r[k], Value::Null, "Resources.{k}");
+    }
+    let cron = api
+        .parse(
+            &PLAIN.replace("group", "periodic {\n    cron = \"@daily\"\n  }\n  group"),
+            true,
+        )
+        .await;
+    assert!(!has(&cron["Periodic"], "Specs"), "{}", cron["Periodic"]);
+}
+
+// Measured on Nomad 2.0.5, api-facts §7 (shapes): a block inside a driver `config` is a list of
+// objects, and nested blocks inside a scaling `policy` are lists at every level, labels included.
+#[tokio::test]
+async fn parse_nested_blocks_are_lists_like_nomad_2_0_5() {
+    let api = Api::start().await;
+    let j = api.parse(SHAPES, false).await;
+    let g = &j["TaskGroups"][0];
+    let config = &g["Tasks"][0]["Config"];
+    assert_eq!(config["labels"], json!([{"traefik_enable": "true"}]));
+    assert_eq!(config["sysctl"], json!([{"somaxconn": "16384"}]));
+    assert_eq!(
+        config["logging"],
+        json!([{"type": "json-file", "config": [{"max-size": "1m"}]}])
+    );
+    assert_eq!(
+        g["Scaling"]["Policy"]["check"],
+        json!([{"x": [{"source": "prometheus",
+            "strategy": [{"target-value": [{"target": 1}]}]}]}])
+    );
+}
