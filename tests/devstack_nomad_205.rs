@@ -244,3 +244,87 @@ async fn parse_nested_blocks_are_lists_like_nomad_2_0_5() {
             "strategy": [{"target-value": [{"target": 1}]}]}]}])
     );
 }
+
+/// A group with a Consul Connect gateway service: `gateway_body` goes inside `gateway { … }`.
+fn gateway_job(gateway_body: &str) -> String {
+    format!(
+        r#"
+job "gw" {{
+  group "g" {{
+    network {{
+      mode = "bridge"
+      port "inbound" {{
+        static = 8080
+      }}
+    }}
+    service {{
+      name = "gw"
+      port = "8080"
+      connect {{
+        gateway {{
+          proxy {{
+            connect_timeout = "5s"
+          }}
+          {gateway_body}
+        }}
+      }}
+    }}
+  }}
+}}
+"#
+    )
+}
+
+// Measured on Nomad 2.0.5, api-facts §7: Consul Connect gateways (ingress, terminating, mesh,
+// with a proxy block) are accepted by `/v1/jobs/parse`.
+#[tokio::test]
+async fn parse_accepts_connect_gateways_like_nomad_2_0_5() {
+    let api = Api::start().await;
+    let ingress = r#"ingress {
+            listener {
+              port     = 8080
+              protocol = "http"
+              service {
+                name  = "web"
+                hosts = ["web.example"]
+              }
+            }
+          }"#;
+    let terminating = r#"terminating {
+            service {
+              name = "legacy"
+            }
+          }"#;
+    for (kind, body) in [
+        ("Ingress", ingress),
+        ("Terminating", terminating),
+        ("Mesh", "mesh {}"),
+    ] {
+        let j = api.parse(&gateway_job(body), false).await;
+        let gw = &j["TaskGroups"][0]["Services"][0]["Connect"]["Gateway"];
+        assert!(gw[kind].is_object(), "{kind} gateway: {gw}");
+        assert!(gw["Proxy"].is_object(), "gateway proxy: {gw}");
+    }
+}
+
+// Measured on Nomad 2.0.5, api-facts §7: the same key twice inside a driver `config` map block
+// (a Docker `labels { … }`) is accepted; only the jobspec's own attribute blocks refuse it.
+#[tokio::test]
+async fn parse_accepts_a_key_twice_in_a_driver_config_block_like_nomad_2_0_5() {
+    let api = Api::start().await;
+    let labels = PLAIN.replace(
+        "image = \"nginx\"",
+        "image = \"nginx\"\n        labels {\n          a = \"x\"\n          b = \"y\"\n          a = \"x\"\n        }",
+    );
+    let j = api.parse(&labels, false).await;
+    assert_eq!(
+        j["TaskGroups"][0]["Tasks"][0]["Config"]["labels"],
+        json!([{"a": "x", "b": "y"}])
+    );
+    let twice = PLAIN.replace(
+        "driver = \"docker\"",
+        "driver = \"docker\"\n      driver = \"docker\"",
+    );
+    let err = api.parse_error(&twice).await;
+    assert!(err.contains("Attribute redefined"), "{err}");
+}

@@ -88,7 +88,7 @@ pub fn parse(hcl: &str, variables: &str) -> Result<Value, ParseError> {
             ),
         });
     }
-    let body = hcl::edit::parser::parse_body(hcl).map_err(|e| syntax_error(&e))?;
+    let (body, renamed) = parse_body_lenient(hcl).map_err(|e| syntax_error(&e))?;
     let vars_body = if variables.trim().is_empty() {
         Body::new()
     } else {
@@ -150,8 +150,8 @@ pub fn parse(hcl: &str, variables: &str) -> Result<Value, ParseError> {
         }
     }
 
-    let vars = input_variables(hcl, &var_blocks, variables, &vars_body)?;
-    let locals = eval_locals(hcl, &local_blocks, &vars)?;
+    let vars = input_variables(hcl, &var_blocks, variables, &vars_body, &renamed)?;
+    let locals = eval_locals(hcl, &local_blocks, &vars, &renamed)?;
 
     let Some(job) = job else {
         return Err(ParseError {
@@ -165,6 +165,7 @@ pub fn parse(hcl: &str, variables: &str) -> Result<Value, ParseError> {
         locals: &locals,
         iter: Vec::new(),
         locals_ready: true,
+        renamed: &renamed,
     };
     schema::block_label_ok(job, 1, &sc).map_err(|d| render(hcl, &d))?;
     let mut out = schema::decode(&job.body, &schema::JOB, &mut sc).map_err(|d| render(hcl, &d))?;
@@ -179,6 +180,95 @@ pub fn parse(hcl: &str, variables: &str) -> Result<Value, ParseError> {
     let mut job_v = Value::Object(out);
     normalize(&mut job_v);
     Ok(job_v)
+}
+
+/// Attribute keys renamed so that `hcl-edit` parses a body with a key defined twice: the byte
+/// offset of the renamed key and its real name.
+pub(crate) type Renamed = Vec<(usize, String)>;
+
+/// Parse a body, tolerating an attribute key defined twice in one body. `hcl-edit` refuses
+/// that while parsing, but Nomad decodes a driver `config` body leniently and accepts it
+/// (measured on Nomad 2.0.5, api-facts §7), so each redefined key is renamed in place to a
+/// placeholder of the same length (positions stay valid) and remembered; the schema decoder
+/// resolves it back and refuses it where the jobspec itself defines the attribute.
+fn parse_body_lenient(src: &str) -> Result<(Body, Renamed), hcl::edit::parser::Error> {
+    const MAX_RENAMES: usize = 10_000;
+    let mut text = src.to_string();
+    let mut renamed: Renamed = Vec::new();
+    let mut counter = 0usize;
+    loop {
+        let err = match hcl::edit::parser::parse_body(&text) {
+            Ok(body) => return Ok((body, renamed)),
+            Err(e) => e,
+        };
+        let off = err.location().offset();
+        if !err.message().contains("found redefined attribute")
+            || renamed.len() >= MAX_RENAMES
+            || !text.is_char_boundary(off)
+        {
+            return Err(err);
+        }
+        let len = text[off..]
+            .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == '-'))
+            .unwrap_or(text.len() - off);
+        if len == 0 {
+            return Err(err);
+        }
+        let original = match renamed.iter().position(|(o, _)| *o == off) {
+            Some(i) => renamed.remove(i).1,
+            None => text[off..off + len].to_string(),
+        };
+        counter += 1;
+        text.replace_range(off..off + len, &placeholder(counter, len));
+        renamed.push((off, original));
+    }
+}
+
+/// The `n`th identifier of exactly `len` ASCII bytes.
+fn placeholder(mut n: usize, len: usize) -> String {
+    const FIRST: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_";
+    const REST: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_0123456789";
+    let mut out = String::with_capacity(len);
+    out.push(char::from(FIRST[n % FIRST.len()]));
+    n /= FIRST.len();
+    for _ in 1..len {
+        out.push(char::from(REST[n % REST.len()]));
+        n /= REST.len();
+    }
+    out
+}
+
+/// The real name of an attribute key (see [`parse_body_lenient`]).
+pub(crate) fn key_name(a: &hcl::edit::structure::Attribute, sc: &Scope) -> String {
+    if sc.base == 0
+        && let Some(start) = a.key.span().map(|r| r.start)
+        && let Some((_, name)) = sc.renamed.iter().find(|(o, _)| *o == start)
+    {
+        return name.clone();
+    }
+    a.key.value().to_string()
+}
+
+/// A renamed key outside the job body (variables, locals) is HCL's redefinition error.
+fn refuse_renamed(
+    hcl: &str,
+    a: &hcl::edit::structure::Attribute,
+    renamed: &Renamed,
+) -> Result<(), ParseError> {
+    let Some(r) = a.key.span() else { return Ok(()) };
+    match renamed.iter().find(|(o, _)| *o == r.start) {
+        Some((_, name)) => Err(render(
+            hcl,
+            &Diag::new(
+                r,
+                "Attribute redefined",
+                format!(
+                    "The argument \"{name}\" was already set. Each argument may be set only once."
+                ),
+            ),
+        )),
+        None => Ok(()),
+    }
 }
 
 /// `[[ ... ]]` outside heredocs marks a Levant or Nomad Pack template.
@@ -219,6 +309,7 @@ fn input_variables(
     blocks: &[&Block],
     var_src: &str,
     var_body: &Body,
+    renamed: &Renamed,
 ) -> Result<Map<String, Value>, ParseError> {
     let no_vars = Map::new();
     let mut declared: Vec<Declared> = Vec::new();
@@ -244,8 +335,12 @@ fn input_variables(
             locals: &no_vars,
             iter: Vec::new(),
             locals_ready: false,
+            renamed,
         };
         for st in b.body.iter() {
+            if let Structure::Attribute(a) = st {
+                refuse_renamed(hcl, a, renamed)?;
+            }
             match st {
                 Structure::Attribute(a) => match a.key.value().as_str() {
                     "default" => default = Some(sc.eval(&a.value).map_err(|d| render(hcl, &d))?),
@@ -321,6 +416,7 @@ fn input_variables(
             locals: &no_vars,
             iter: Vec::new(),
             locals_ready: false,
+            renamed: &[],
         };
         let v = sc.eval(&a.value).map_err(|d| render(var_src, &d))?;
         given.insert(name, v);
@@ -357,12 +453,16 @@ fn eval_locals(
     hcl: &str,
     blocks: &[&Block],
     vars: &Map<String, Value>,
+    renamed: &Renamed,
 ) -> Result<Map<String, Value>, ParseError> {
     let mut pending: Vec<&hcl::edit::structure::Attribute> = Vec::new();
     for b in blocks {
         for st in b.body.iter() {
             match st {
-                Structure::Attribute(a) => pending.push(a),
+                Structure::Attribute(a) => {
+                    refuse_renamed(hcl, a, renamed)?;
+                    pending.push(a);
+                }
                 Structure::Block(ib) => {
                     let r = ib.ident.span().unwrap_or(0..0);
                     return Err(render(
@@ -390,6 +490,7 @@ fn eval_locals(
                 locals: &snapshot,
                 iter: Vec::new(),
                 locals_ready: true,
+                renamed,
             };
             match sc.eval(&a.value) {
                 Ok(v) => {

@@ -444,7 +444,7 @@ pub(crate) static CHECK_RESTART: S = S {
 pub(crate) static CONNECT: S = S {
     fields: &[
         F("native", "Native", Bool, V),
-        F("", "Gateway", None, P),
+        F("gateway", "Gateway", Block(&GATEWAY), P),
         F(
             "sidecar_service",
             "SidecarService",
@@ -454,6 +454,101 @@ pub(crate) static CONNECT: S = S {
         F("sidecar_task", "SidecarTask", Block(&SIDECAR_TASK), P),
     ],
 };
+
+/// `connect { gateway { … } }`: an ingress, terminating or mesh gateway (accepted by Nomad
+/// 2.0.5, api-facts §7).
+pub(crate) static GATEWAY: S = S {
+    fields: &[
+        F("proxy", "Proxy", Block(&GATEWAY_PROXY), P),
+        F("ingress", "Ingress", Block(&INGRESS), P),
+        F("terminating", "Terminating", Block(&TERMINATING), P),
+        F("mesh", "Mesh", Block(&MESH), P),
+    ],
+};
+
+pub(crate) static GATEWAY_PROXY: S = S {
+    fields: &[
+        F("connect_timeout", "ConnectTimeout", Dur, P),
+        F(
+            "envoy_gateway_bind_tagged_addresses",
+            "EnvoyGatewayBindTaggedAddresses",
+            Bool,
+            V,
+        ),
+        F(
+            "envoy_gateway_bind_addresses",
+            "EnvoyGatewayBindAddresses",
+            LabeledMap(&GATEWAY_BIND_ADDRESS, "Name"),
+            P,
+        ),
+        F(
+            "envoy_gateway_no_default_bind",
+            "EnvoyGatewayNoDefaultBind",
+            Bool,
+            V,
+        ),
+        F("envoy_dns_discovery_type", "EnvoyDNSDiscoveryType", Str, V),
+        F("config", "Config", AnyMap, P),
+    ],
+};
+
+pub(crate) static GATEWAY_BIND_ADDRESS: S = S {
+    fields: &[
+        F("", "Name", None, V),
+        F("address", "Address", Str, V),
+        F("port", "Port", Int, V),
+    ],
+};
+
+pub(crate) static GATEWAY_TLS: S = S {
+    fields: &[
+        F("enabled", "Enabled", Bool, V),
+        F("tls_min_version", "TLSMinVersion", Str, V),
+        F("tls_max_version", "TLSMaxVersion", Str, V),
+        F("cipher_suites", "CipherSuites", StrList, P),
+    ],
+};
+
+pub(crate) static INGRESS: S = S {
+    fields: &[
+        F("tls", "TLS", Block(&GATEWAY_TLS), P),
+        F("listener", "Listeners", List(&INGRESS_LISTENER), P),
+    ],
+};
+
+pub(crate) static INGRESS_LISTENER: S = S {
+    fields: &[
+        F("port", "Port", Int, V),
+        F("protocol", "Protocol", Str, V),
+        F("service", "Services", List(&INGRESS_SERVICE), P),
+    ],
+};
+
+pub(crate) static INGRESS_SERVICE: S = S {
+    fields: &[
+        F("name", "Name", Str, V),
+        F("hosts", "Hosts", StrList, P),
+        F("max_connections", "MaxConnections", Int, P),
+        F("max_pending_requests", "MaxPendingRequests", Int, P),
+        F("max_concurrent_requests", "MaxConcurrentRequests", Int, P),
+    ],
+};
+
+pub(crate) static TERMINATING: S = S {
+    fields: &[F("service", "Services", List(&LINKED_SERVICE), P)],
+};
+
+pub(crate) static LINKED_SERVICE: S = S {
+    fields: &[
+        F("name", "Name", Str, V),
+        F("ca_file", "CAFile", Str, V),
+        F("cert_file", "CertFile", Str, V),
+        F("key_file", "KeyFile", Str, V),
+        F("sni", "SNI", Str, V),
+    ],
+};
+
+pub(crate) static MESH: S = S { fields: &[] };
 
 pub(crate) static SIDECAR_SERVICE: S = S {
     fields: &[
@@ -762,7 +857,8 @@ pub(crate) fn decode(body: &Body, s: &S, sc: &mut Scope) -> Result<Map<String, V
     for st in body.iter() {
         match st {
             Structure::Attribute(a) => {
-                let key = a.key.value().as_str();
+                let key_owned = super::key_name(a, sc);
+                let key = key_owned.as_str();
                 let krange = a.key.span().unwrap_or(0..0);
                 let krange = sc.base + krange.start..sc.base + krange.end;
                 let field = s.fields.iter().find(|f| f.0 == key && takes_attr(f.2));
@@ -1103,8 +1199,10 @@ pub(crate) fn decode_any(body: &Body, sc: &mut Scope) -> Result<Map<String, Valu
     for st in body.iter() {
         match st {
             Structure::Attribute(a) => {
+                // A key defined twice is accepted here, the last one winning: Nomad decodes a
+                // driver config leniently (measured on Nomad 2.0.5, api-facts §7).
                 let v = sc.eval(&a.value)?;
-                out.insert(a.key.value().to_string(), v);
+                out.insert(super::key_name(a, sc), v);
             }
             Structure::Block(b) => {
                 let mut v = Value::Object(decode_any(&b.body, sc)?);
