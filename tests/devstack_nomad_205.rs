@@ -328,3 +328,51 @@ async fn parse_accepts_a_key_twice_in_a_driver_config_block_like_nomad_2_0_5() {
     let err = api.parse_error(&twice).await;
     assert!(err.contains("Attribute redefined"), "{err}");
 }
+
+// Measured on Nomad 2.0.5, api-facts §7 (errors): an unset variable has no position:
+// `Failed to parse job: <nil>: Unset variable "x"; …`.
+#[tokio::test]
+async fn parse_unset_variable_error_has_no_position_like_nomad_2_0_5() {
+    let api = Api::start().await;
+    let hcl = format!("variable \"x\" {{\n  type = string\n}}\n{PLAIN}");
+    let err = api.parse_error(&hcl).await;
+    assert!(
+        err.starts_with("Failed to parse job: <nil>: Unset variable \"x\"; "),
+        "{err}"
+    );
+}
+
+// Measured on Nomad 2.0.5, api-facts §7 (errors): `pathexpand()` and `file()` are known
+// filesystem functions that are disabled; an unknown name is `Call to unknown function`.
+#[tokio::test]
+async fn parse_filesystem_and_unknown_function_errors_like_nomad_2_0_5() {
+    let api = Api::start().await;
+    for func in ["pathexpand", "file"] {
+        let hcl = PLAIN.replace("\"nginx\"", &format!("{func}(\"~/x\")"));
+        let err = api.parse_error(&hcl).await;
+        assert!(
+            err.contains(&format!(
+                "Call to function \"{func}\" failed: filesystem function disabled."
+            )),
+            "{func}: {err}"
+        );
+    }
+    let hcl = PLAIN.replace("\"nginx\"", "nosuchfunction(\"x\")");
+    let err = api.parse_error(&hcl).await;
+    assert!(err.contains("Call to unknown function"), "{err}");
+}
+
+// Measured on Nomad 2.0.5, api-facts §7 (errors): a wrong type is `Unsuitable value: a number
+// is required`, and the range covers the value only (inside the quotes).
+#[tokio::test]
+async fn parse_wrong_type_error_like_nomad_2_0_5() {
+    let api = Api::start().await;
+    // Line 3 is `    count = "three"`: the quotes are at columns 13 and 19.
+    let hcl = "job \"j\" {\n  group \"g\" {\n    count = \"three\"\n    task \"t\" {\n      driver = \"docker\"\n    }\n  }\n}\n";
+    let err = api.parse_error(hcl).await;
+    assert!(
+        err.contains("Unsuitable value: a number is required"),
+        "{err}"
+    );
+    assert!(err.contains("input.hcl:3,14-19:"), "{err}");
+}

@@ -300,8 +300,8 @@ fn looks_like_levant(hcl: &str) -> bool {
     false
 }
 
-/// A `variable` block: name, default, type text, and the range of its header.
-type Declared = (String, Option<Value>, Option<String>, Range<usize>);
+/// A `variable` block: name, default and type text.
+type Declared = (String, Option<Value>, Option<String>);
 
 /// Declared `variable` blocks plus the var-file body → the `var` object.
 fn input_variables(
@@ -378,12 +378,7 @@ fn input_variables(
                 }
             }
         }
-        let def_range = {
-            let s = b.ident.span().unwrap_or(0..0);
-            let e = b.labels[0].span().map(|r| r.end).unwrap_or(s.end);
-            s.start..e
-        };
-        declared.push((name, default, ty, def_range));
+        declared.push((name, default, ty));
     }
 
     let mut given: Map<String, Value> = Map::new();
@@ -423,18 +418,17 @@ fn input_variables(
     }
 
     let mut out = Map::new();
-    for (name, default, ty, range) in declared {
+    for (name, default, ty) in declared {
         let v = match given.remove(&name).or(default) {
             Some(v) => v,
             None => {
-                return Err(render(
-                    hcl,
-                    &Diag::new(
-                        range,
-                        &format!("Unset variable \"{name}\""),
-                        "A used variable must be set or have a default value; see https://developer.hashicorp.com/nomad/docs/job-specification/hcl2/variables for details.",
+                // Nomad's diagnostic has no source range: `<nil>: Unset variable "x"; …`
+                // (measured on Nomad 2.0.5, api-facts §7).
+                return Err(ParseError {
+                    message: format!(
+                        "<nil>: Unset variable \"{name}\"; A used variable must be set or have a default value; see https://developer.hashicorp.com/nomad/docs/job-specification/hcl2/variables for details."
                     ),
-                ));
+                });
             }
         };
         let v = match ty.as_deref() {
