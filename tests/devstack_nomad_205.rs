@@ -376,3 +376,244 @@ async fn parse_wrong_type_error_like_nomad_2_0_5() {
     );
     assert!(err.contains("input.hcl:3,14-19:"), "{err}");
 }
+
+/// A service job with a group service, a dynamic port and one task, as the API reads it.
+const SERVICE: &str = r#"
+job "reads" {
+  group "web" {
+    network {
+      port "http" {
+        to = 80
+      }
+    }
+    service {
+      name = "reads-web"
+      port = "http"
+    }
+    task "server" {
+      driver = "docker"
+      config {
+        image = "nginx"
+      }
+      resources {
+        cpu    = 100
+        memory = 64
+      }
+    }
+  }
+}
+"#;
+
+impl Api {
+    /// Parse `SERVICE` and register it; the register response's index.
+    async fn register_service(&self) -> u64 {
+        let job = self.parse(SERVICE, false).await;
+        let (s, t, _) = self
+            .send("PUT", "/v1/jobs", Some(json!({"Job": job})))
+            .await;
+        assert_eq!(s, 200, "register: {t}");
+        let v: Value = serde_json::from_str(&t).expect("register JSON");
+        v["Index"].as_u64().expect("register index")
+    }
+
+    async fn get_ok(&self, path: &str) -> Value {
+        let (s, t, _) = self.send("GET", path, None).await;
+        assert_eq!(s, 200, "GET {path}: {t}");
+        serde_json::from_str(&t).expect("JSON body")
+    }
+}
+
+/// The keys of a job as `GET /v1/job/:id` and `/versions` serve it, per api-facts §7.
+fn assert_served_job_shape(j: &Value) {
+    for k in ["ConsulToken", "VaultToken", "Migrate", "Reschedule"] {
+        assert!(!has(j, k), "job-level {k} must be absent");
+    }
+    let g = &j["TaskGroups"][0];
+    assert!(has(g, "MaxRunDuration"), "TaskGroups[].MaxRunDuration");
+    assert_eq!(g["Services"][0]["Namespace"], json!("default"));
+    for t in g["Tasks"].as_array().expect("tasks") {
+        let id = &t["Identity"];
+        for k in [
+            "Name",
+            "Audience",
+            "ChangeMode",
+            "ChangeSignal",
+            "Env",
+            "File",
+            "Filepath",
+            "ServiceName",
+            "TTL",
+            "ExtraClaims",
+        ] {
+            assert!(has(id, k), "task {} Identity.{k}: {id}", t["Name"]);
+        }
+    }
+    let net = &g["Networks"][0];
+    for k in [
+        "CIDR",
+        "CNI",
+        "DNS",
+        "Device",
+        "Hostname",
+        "IP",
+        "MBits",
+        "ReservedPorts",
+    ] {
+        assert!(
+            !has(net, k),
+            "empty network field {k} must be absent: {net}"
+        );
+    }
+    assert!(net["DynamicPorts"].is_array(), "{net}");
+}
+
+// Measured on Nomad 2.0.5, api-facts §7 (read paths): `GET /v1/job/:id` and `/versions` give
+// every task a default workload Identity, every group service a Namespace, and
+// TaskGroups[].MaxRunDuration; they omit the job-level ConsulToken, VaultToken, Migrate and
+// Reschedule (a service job without them) and the empty network fields.
+#[tokio::test]
+async fn job_read_shapes_match_nomad_2_0_5() {
+    let api = Api::start().await;
+    api.register_service().await;
+    let j = api.get_ok("/v1/job/reads").await;
+    assert_served_job_shape(&j);
+    let versions = api.get_ok("/v1/job/reads/versions").await;
+    assert_served_job_shape(&versions["Versions"][0]);
+}
+
+// Measured on Nomad 2.0.5, api-facts §7 (read paths): allocation list stubs have
+// `DesiredTransition.MigrateDisablePlacement` and no `AllocatedResources`.
+#[tokio::test]
+async fn job_allocation_stubs_match_nomad_2_0_5() {
+    let api = Api::start().await;
+    let mut index = api.register_service().await;
+    // Blocking reads until the scheduler has placed the allocation.
+    let stubs = loop {
+        let (s, t, h) = api
+            .send(
+                "GET",
+                &format!("/v1/job/reads/allocations?index={index}&wait=5s"),
+                None,
+            )
+            .await;
+        assert_eq!(s, 200, "{t}");
+        let v: Value = serde_json::from_str(&t).expect("JSON");
+        if v.as_array().is_some_and(|a| !a.is_empty()) {
+            break v;
+        }
+        let next = h
+            .get("x-nomad-index")
+            .and_then(|x| x.to_str().ok())
+            .and_then(|x| x.parse::<u64>().ok())
+            .expect("X-Nomad-Index");
+        assert!(next >= index, "the index never goes back");
+        index = next;
+    };
+    let stub = &stubs[0];
+    assert!(
+        has(&stub["DesiredTransition"], "MigrateDisablePlacement"),
+        "{}",
+        stub["DesiredTransition"]
+    );
+    assert!(!has(stub, "AllocatedResources"), "{stub}");
+}
+
+// Measured on Nomad 2.0.5, api-facts §7 (read paths): the bodies of `GET /v1/job/:id/scale`
+// and `PUT /v1/job/:id/plan` have no Index/KnownLeader/LastContact/NextToken.
+#[tokio::test]
+async fn scale_status_and_plan_bodies_have_no_query_meta_like_nomad_2_0_5() {
+    let api = Api::start().await;
+    api.register_service().await;
+    let scale = api.get_ok("/v1/job/reads/scale").await;
+    let job = api.parse(SERVICE, false).await;
+    let (s, t, h) = api
+        .send(
+            "PUT",
+            "/v1/job/reads/plan",
+            Some(json!({"Job": job, "Diff": true})),
+        )
+        .await;
+    assert_eq!(s, 200, "plan: {t}");
+    assert!(
+        h.contains_key("x-nomad-index"),
+        "the index is in the header"
+    );
+    let plan: Value = serde_json::from_str(&t).expect("plan JSON");
+    for k in ["Index", "KnownLeader", "LastContact", "NextToken"] {
+        assert!(!has(&scale, k), "scale body has {k}: {scale}");
+        assert!(!has(&plan, k), "plan body has {k}");
+    }
+}
+
+// Measured on Nomad 2.0.5, api-facts §7 (read paths): `GET /v1/job/nosuch` is 404
+// `job not found` with X-Nomad-Index/KnownLeader/LastContact; `GET /v1/agent/self` and
+// `/v1/status/leader` have none of those headers.
+#[tokio::test]
+async fn query_meta_headers_match_nomad_2_0_5() {
+    let api = Api::start().await;
+    let (s, t, h) = api.send("GET", "/v1/job/nosuch", None).await;
+    assert_eq!((s, t.as_str()), (404, "job not found"));
+    for k in [
+        "x-nomad-index",
+        "x-nomad-knownleader",
+        "x-nomad-lastcontact",
+    ] {
+        assert!(h.contains_key(k), "404 job read lacks {k}");
+    }
+    for path in ["/v1/agent/self", "/v1/status/leader"] {
+        let (s, _, h) = api.send("GET", path, None).await;
+        assert_eq!(s, 200, "{path}");
+        for k in [
+            "x-nomad-index",
+            "x-nomad-knownleader",
+            "x-nomad-lastcontact",
+        ] {
+            assert!(!h.contains_key(k), "{path} has {k}");
+        }
+    }
+}
+
+// Measured on Nomad 2.0.5, api-facts §7 (read paths): namespaces have Hash,
+// OptionalExtraClaims and RequiredExtraClaims; node stubs have
+// Drivers.<name>.{Attributes, Detected, Healthy, HealthDescription, UpdateTime} and no
+// Attributes/NodeResources/ReservedResources; `GET /v1/jobs` has
+// JobSummary.Summary.<group>.{Queued, Complete, Failed, Running, Starting, Lost, Unknown}.
+#[tokio::test]
+async fn namespace_node_and_job_list_shapes_match_nomad_2_0_5() {
+    let api = Api::start().await;
+    let namespaces = api.get_ok("/v1/namespaces").await;
+    for ns in namespaces.as_array().expect("namespaces") {
+        for k in ["Hash", "OptionalExtraClaims", "RequiredExtraClaims"] {
+            assert!(has(ns, k), "namespace {k}: {ns}");
+        }
+    }
+    let nodes = api.get_ok("/v1/nodes").await;
+    let nodes = nodes.as_array().expect("nodes");
+    assert!(!nodes.is_empty());
+    for n in nodes {
+        for k in ["Attributes", "NodeResources", "ReservedResources"] {
+            assert!(!has(n, k), "node stub has {k}");
+        }
+        let drivers = n["Drivers"].as_object().expect("Drivers");
+        assert!(!drivers.is_empty());
+        for d in drivers.values() {
+            for k in [
+                "Attributes",
+                "Detected",
+                "Healthy",
+                "HealthDescription",
+                "UpdateTime",
+            ] {
+                assert!(has(d, k), "driver {k}: {d}");
+            }
+        }
+    }
+    api.register_service().await;
+    let jobs = api.get_ok("/v1/jobs").await;
+    let summary = &jobs[0]["JobSummary"]["Summary"]["web"];
+    for k in [
+        "Queued", "Complete", "Failed", "Running", "Starting", "Lost", "Unknown",
+    ] {
+        assert!(summary[k].is_u64(), "Summary.web.{k}: {summary}");
+    }
+}

@@ -581,9 +581,17 @@ pub fn admit(job: &mut Value, region: &str) {
     ] {
         def(o, k, v);
     }
-    o.insert("ConsulToken".into(), json!(""));
-    o.insert("VaultToken".into(), json!(""));
+    // What Nomad 2.0.5 stores and serves (measured, api-facts §7): no job-level tokens, and no
+    // job-level Migrate/Reschedule when the job set none (the groups carry the merged ones).
+    o.remove("ConsulToken");
+    o.remove("VaultToken");
+    for k in ["Migrate", "Reschedule"] {
+        if o.get(k).is_some_and(Value::is_null) {
+            o.remove(k);
+        }
+    }
     o.entry("VersionTag").or_insert(Value::Null);
+    let namespace = s(o, "Namespace").to_string();
     nil_empty_maps(job, &["Meta"]);
     for g in each_mut(job, "TaskGroups") {
         nil_empty_maps(g, &["Meta"]);
@@ -592,6 +600,68 @@ pub fn admit(job: &mut Value, region: &str) {
         }
         inject_connect_sidecars(g);
         implicit_constraints(g);
+        server_read_shape(g, &namespace);
+    }
+}
+
+/// The default workload identity the server gives every task (its keys measured on Nomad
+/// 2.0.5, api-facts §7).
+fn default_identity() -> Value {
+    json!({"Name": "default", "Audience": ["nomad.io"], "ChangeMode": "", "ChangeSignal": "",
+        "Env": false, "File": false, "Filepath": "", "ServiceName": "", "TTL": 0,
+        "ExtraClaims": null})
+}
+
+/// The group as Nomad 2.0.5 serves it (measured, api-facts §7): every task has a workload
+/// `Identity`, every service a `Namespace`, and networks leave out their empty fields.
+fn server_read_shape(g: &mut Value, namespace: &str) {
+    for svc in each_mut(g, "Services") {
+        if let Some(so) = svc.as_object_mut() {
+            def(so, "Namespace", json!(namespace));
+        }
+    }
+    for n in each_mut(g, "Networks") {
+        drop_empty_network_fields(n);
+    }
+    for t in each_mut(g, "Tasks") {
+        let Some(to) = t.as_object_mut() else {
+            continue;
+        };
+        def(to, "Identity", default_identity());
+        for svc in each_mut(t, "Services") {
+            if let Some(so) = svc.as_object_mut() {
+                def(so, "Namespace", json!(namespace));
+            }
+        }
+        if let Some(res) = t.get_mut("Resources") {
+            for n in each_mut(res, "Networks") {
+                drop_empty_network_fields(n);
+            }
+        }
+    }
+}
+
+/// Nomad leaves a network's unset `CIDR`, `CNI`, `DNS`, `Device`, `Hostname`, `IP`, `MBits`
+/// and `ReservedPorts` out of the JSON it serves (measured on Nomad 2.0.5, api-facts §7).
+fn drop_empty_network_fields(n: &mut Value) {
+    let Some(o) = n.as_object_mut() else { return };
+    for k in [
+        "CIDR",
+        "CNI",
+        "DNS",
+        "Device",
+        "Hostname",
+        "IP",
+        "MBits",
+        "ReservedPorts",
+    ] {
+        let empty = match o.get(k) {
+            Some(Value::Number(x)) => x.as_f64() == Some(0.0),
+            other => empty_coll(other) || other.and_then(Value::as_str) == Some(""),
+        };
+        if empty {
+            o.remove(k);
+        }
     }
 }
 
