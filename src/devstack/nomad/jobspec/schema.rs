@@ -1113,6 +1113,9 @@ fn decode_block(
         }
         StrMap | StrListMap => {
             labels_ok(b, 0)?;
+            // `env {}`/`meta {}` are the jobspec's own attribute blocks: a key set twice is an
+            // error there, unlike inside a driver config.
+            refuse_redefined(b.body, sc)?;
             let raw = decode_any(b.body, sc)?;
             let conv = convert(Value::Object(raw), field.2, b.ident_range.clone())?;
             merge_into(out, key, conv);
@@ -1123,6 +1126,31 @@ fn decode_block(
             merge_into(out, key, Value::Object(raw));
         }
         _ => {}
+    }
+    Ok(())
+}
+
+/// HCL's `Attribute redefined` for the second definition of a key in `body`.
+fn refuse_redefined(body: &Body, sc: &Scope) -> Result<(), Diag> {
+    let mut seen: Vec<(String, std::ops::Range<usize>)> = Vec::new();
+    for st in body.iter() {
+        let Structure::Attribute(a) = st else {
+            continue;
+        };
+        let key = super::key_name(a, sc);
+        let r = a.key.span().unwrap_or(0..0);
+        let r = sc.base + r.start..sc.base + r.end;
+        if let Some((_, prev)) = seen.iter().find(|(k, _)| *k == key) {
+            return Err(Diag::new(
+                r,
+                "Attribute redefined",
+                format!(
+                    "The argument \"{key}\" was already set at {}. Each argument may be set only once.",
+                    super::pos_string(sc.text, prev)
+                ),
+            ));
+        }
+        seen.push((key, r));
     }
     Ok(())
 }

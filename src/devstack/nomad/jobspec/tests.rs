@@ -544,3 +544,35 @@ fn duplicate_single_blocks_name_the_first_one() {
         "input.hcl:5,7-16: Duplicate resources block; Only one resources block is allowed. Another was defined at input.hcl:4,7-16."
     );
 }
+
+#[test]
+fn a_key_twice_is_lenient_in_driver_config_only() {
+    // Measured on Nomad 2.0.5 (api-facts §7): a driver config body accepts a key twice; the
+    // jobspec's own attribute blocks do not.
+    let job = |inner: &str| {
+        format!(
+            "job \"j\" {{\n  group \"g\" {{\n    task \"t\" {{\n      driver = \"docker\"\n{inner}\n    }}\n  }}\n}}\n"
+        )
+    };
+    let ok = parse(
+        &job("      config {\n        image = \"a\"\n        image = \"b\"\n      }"),
+        "",
+    )
+    .unwrap();
+    assert_eq!(ok["TaskGroups"][0]["Tasks"][0]["Config"]["image"], "b");
+    let e = parse(
+        &job("      env {\n        A = \"1\"\n        A = \"2\"\n      }"),
+        "",
+    )
+    .unwrap_err();
+    assert_eq!(
+        e.message,
+        "input.hcl:7,9-10: Attribute redefined; The argument \"A\" was already set at input.hcl:6,9-10. Each argument may be set only once."
+    );
+    let e = parse(&job("      user = \"a\"\n      user = \"b\""), "").unwrap_err();
+    assert!(
+        e.message
+            .starts_with("input.hcl:6,7-11: Attribute redefined;"),
+        "{e}"
+    );
+}
