@@ -58,8 +58,9 @@ async fn get_app(State(state): State<WebState>, Path(name): Path<String>) -> Res
 }
 
 async fn sync_app(State(state): State<WebState>, Path(name): Path<String>) -> Response {
-    // Fetch first so a manual sync applies the newest commit.
-    state.source.trigger();
+    // Fetch first, and wait for it (bounded), so a manual sync applies the newest commit rather
+    // than racing the fetch and syncing the revision it already had.
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), state.source.refresh()).await;
     if state.controller.request_sync(&name) {
         (
             StatusCode::ACCEPTED,
