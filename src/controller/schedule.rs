@@ -42,6 +42,7 @@ pub type RevisionReader = Arc<dyn Fn(&str) -> Option<Arc<Revision>> + Send + Syn
 #[derive(Clone)]
 pub struct ControllerHandle {
     apps: Arc<Mutex<BTreeMap<String, AppHandle>>>,
+    desired: watch::Receiver<Option<DesiredRevision>>,
 }
 
 #[derive(Clone)]
@@ -51,6 +52,15 @@ struct AppHandle {
 }
 
 impl ControllerHandle {
+    /// Wait until the controller has loaded `revision` (a manual sync right after a fetch must
+    /// apply what was fetched, not the revision loaded before). Callers bound the wait.
+    pub async fn wait_for_revision(&self, revision: &str) {
+        let mut desired = self.desired.clone();
+        let _ = desired
+            .wait_for(|d| d.as_ref().is_some_and(|d| d.revision.id == revision))
+            .await;
+    }
+
     /// Ask for a manual sync of `app` (applies even with `sync.auto: false`). False if unknown.
     pub fn request_sync(&self, app: &str) -> bool {
         let apps = match self.apps.lock() {
@@ -91,6 +101,7 @@ pub fn spawn(
 ) -> (ControllerHandle, JoinHandle<()>) {
     let handle = ControllerHandle {
         apps: Arc::new(Mutex::new(BTreeMap::new())),
+        desired: desired.clone(),
     };
     let h = handle.clone();
     let join = tokio::spawn(async move { run(ctx, desired, pins, h, shutdown).await });

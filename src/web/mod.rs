@@ -58,9 +58,14 @@ async fn get_app(State(state): State<WebState>, Path(name): Path<String>) -> Res
 }
 
 async fn sync_app(State(state): State<WebState>, Path(name): Path<String>) -> Response {
-    // Fetch first, and wait for it (bounded), so a manual sync applies the newest commit rather
-    // than racing the fetch and syncing the revision it already had.
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), state.source.refresh()).await;
+    // Fetch first, and wait (bounded) until the controller has loaded what was fetched, so a
+    // manual sync applies the newest commit rather than racing the fetch.
+    let bound = std::time::Duration::from_secs(10);
+    if let Ok(fetched) = tokio::time::timeout(bound, state.source.refresh()).await
+        && let Some(revision) = fetched.revision
+    {
+        let _ = tokio::time::timeout(bound, state.controller.wait_for_revision(&revision.id)).await;
+    }
     if state.controller.request_sync(&name) {
         (
             StatusCode::ACCEPTED,
