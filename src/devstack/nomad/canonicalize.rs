@@ -98,16 +98,26 @@ fn each_mut<'a>(v: &'a mut Value, key: &str) -> impl Iterator<Item = &'a mut Val
         .flatten()
 }
 
+/// Which side canonicalizes: the parse endpoint's `Canonicalize: true` option (the shape
+/// measured on Nomad 2.0.5, api-facts §7) or the server admitting a job (the stored struct).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Parse,
+    Server,
+}
+
 /// Fill the defaults `api.Job.Canonicalize()` fills (the `Canonicalize: true` parse option).
 pub fn canonicalize(job: &mut Value) {
+    canonicalize_on(job, Side::Parse);
+}
+
+fn canonicalize_on(job: &mut Value, side: Side) {
     let Some(o) = job.as_object_mut() else { return };
     def(o, "ID", json!(""));
     let id = o.get("ID").cloned().unwrap_or(json!(""));
     def(o, "Name", id);
     for k in [
         "ParentID",
-        "ConsulToken",
-        "VaultToken",
         "ConsulNamespace",
         "VaultNamespace",
         "NomadTokenID",
@@ -157,7 +167,7 @@ pub fn canonicalize(job: &mut Value) {
     }
     let job_snapshot = Value::Object(o.clone());
     for g in each_mut(job, "TaskGroups") {
-        canonicalize_group(g, &job_snapshot);
+        canonicalize_group(g, &job_snapshot, side);
     }
 }
 
@@ -171,7 +181,7 @@ fn canon_weights(o: &mut Map<String, Value>, key: &str) {
     }
 }
 
-fn canonicalize_group(g: &mut Value, job: &Value) {
+fn canonicalize_group(g: &mut Value, job: &Value, side: Side) {
     let job_type = job.get("Type").and_then(Value::as_str).unwrap_or("service");
     let job_name = job.get("Name").and_then(Value::as_str).unwrap_or("");
     let Some(o) = g.as_object_mut() else { return };
@@ -239,15 +249,19 @@ fn canonicalize_group(g: &mut Value, job: &Value) {
     canon_weights(o, "Spreads");
 
     let group_name = s(o, "Name").to_string();
-    for n in each_mut(g, "Networks") {
-        canon_network(n);
+    // The parse endpoint leaves HostNetwork "" (measured on Nomad 2.0.5, api-facts §7); the
+    // server's stored ports name the default host network.
+    if side == Side::Server {
+        for n in each_mut(g, "Networks") {
+            canon_network(n);
+        }
     }
     let svc_prefix = format!("{job_name}-{group_name}");
     for svc in each_mut(g, "Services") {
-        canon_service(svc, &svc_prefix);
+        canon_service(svc, &svc_prefix, side);
     }
     for t in each_mut(g, "Tasks") {
-        canonicalize_task(t, &rp, &svc_prefix);
+        canonicalize_task(t, &rp, &svc_prefix, side);
     }
 }
 
@@ -263,14 +277,20 @@ fn canon_network(n: &mut Value) {
     }
 }
 
-fn canon_resources(r: &mut Map<String, Value>) {
+fn canon_resources(r: &mut Map<String, Value>, side: Side) {
     if is_unset(r.get("Cores")) {
         r.insert("Cores".into(), json!(0));
         def(r, "CPU", json!(100));
     }
     def(r, "CPU", json!(0));
     def(r, "MemoryMB", json!(300));
-    def(r, "MemoryMaxMB", json!(0));
+    match side {
+        // Canonicalize leaves an unset memory_max null (measured on Nomad 2.0.5, api-facts §7).
+        Side::Parse => {
+            r.entry("MemoryMaxMB").or_insert(Value::Null);
+        }
+        Side::Server => def(r, "MemoryMaxMB", json!(0)),
+    }
     if let Some(Value::Array(devs)) = r.get_mut("Devices") {
         for d in devs {
             if let Some(dobj) = d.as_object_mut() {
@@ -284,16 +304,28 @@ fn default_logs() -> Value {
     json!({"MaxFiles": 10, "MaxFileSizeMB": 10, "Disabled": false})
 }
 
-fn canonicalize_task(t: &mut Value, group_restart: &Value, svc_prefix: &str) {
+/// The canonical `LogConfig`; the parse endpoint keeps the deprecated `Enabled` as null
+/// (measured on Nomad 2.0.5, api-facts §7).
+fn canon_logs(given: Option<&Value>, side: Side) -> Value {
+    let mut logs = merged(&default_logs(), given);
+    if side == Side::Parse
+        && let Some(o) = logs.as_object_mut()
+    {
+        o.entry("Enabled").or_insert(Value::Null);
+    }
+    logs
+}
+
+fn canonicalize_task(t: &mut Value, group_restart: &Value, svc_prefix: &str, side: Side) {
     let Some(o) = t.as_object_mut() else { return };
     let mut res = match o.get("Resources") {
         Some(Value::Object(r)) => r.clone(),
         _ => Map::new(),
     };
-    canon_resources(&mut res);
+    canon_resources(&mut res, side);
     o.insert("Resources".into(), Value::Object(res));
     def(o, "KillTimeout", json!(5 * SEC));
-    let logs = merged(&default_logs(), o.get("LogConfig"));
+    let logs = canon_logs(o.get("LogConfig"), side);
     o.insert("LogConfig".into(), logs);
     let rp = merged(group_restart, o.get("RestartPolicy"));
     o.insert("RestartPolicy".into(), rp);
@@ -389,7 +421,7 @@ fn canonicalize_task(t: &mut Value, group_restart: &Value, svc_prefix: &str) {
     }
     let prefix = format!("{svc_prefix}-{task_name}");
     for svc in each_mut(t, "Services") {
-        canon_service(svc, &prefix);
+        canon_service(svc, &prefix, side);
     }
 }
 
@@ -410,7 +442,7 @@ fn merge_check_restart(svc: &Value, own: &Value) -> Value {
     out
 }
 
-fn canon_service(svc: &mut Value, default_name: &str) {
+fn canon_service(svc: &mut Value, default_name: &str, side: Side) {
     let Some(o) = svc.as_object_mut() else { return };
     if s(o, "Name").is_empty() {
         o.insert("Name".into(), json!(default_name));
@@ -497,10 +529,10 @@ fn canon_service(svc: &mut Value, default_name: &str) {
         if let Some(Value::Object(st)) = conn.get_mut("SidecarTask") {
             def(st, "KillTimeout", json!(5 * SEC));
             def(st, "ShutdownDelay", json!(0));
-            let logs = merged(&default_logs(), st.get("LogConfig"));
+            let logs = canon_logs(st.get("LogConfig"), side);
             st.insert("LogConfig".into(), logs);
             if let Some(Value::Object(r)) = st.get_mut("Resources") {
-                canon_resources(r);
+                canon_resources(r, side);
             }
         }
     }
@@ -512,7 +544,7 @@ fn canon_service(svc: &mut Value, default_name: &str) {
 pub fn admit(job: &mut Value, region: &str) {
     use crate::devstack::nomad::jobspec::schema;
     schema::fill_shape(job, &schema::JOB);
-    canonicalize(job);
+    canonicalize_on(job, Side::Server);
     let Some(o) = job.as_object_mut() else { return };
     if empty_coll(o.get("Datacenters")) {
         o.insert("Datacenters".into(), json!(["*"]));
@@ -549,9 +581,17 @@ pub fn admit(job: &mut Value, region: &str) {
     ] {
         def(o, k, v);
     }
-    o.insert("ConsulToken".into(), json!(""));
-    o.insert("VaultToken".into(), json!(""));
+    // What Nomad 2.0.5 stores and serves (measured, api-facts §7): no job-level tokens, and no
+    // job-level Migrate/Reschedule when the job set none (the groups carry the merged ones).
+    o.remove("ConsulToken");
+    o.remove("VaultToken");
+    for k in ["Migrate", "Reschedule"] {
+        if o.get(k).is_some_and(Value::is_null) {
+            o.remove(k);
+        }
+    }
     o.entry("VersionTag").or_insert(Value::Null);
+    let namespace = s(o, "Namespace").to_string();
     nil_empty_maps(job, &["Meta"]);
     for g in each_mut(job, "TaskGroups") {
         nil_empty_maps(g, &["Meta"]);
@@ -560,6 +600,68 @@ pub fn admit(job: &mut Value, region: &str) {
         }
         inject_connect_sidecars(g);
         implicit_constraints(g);
+        server_read_shape(g, &namespace);
+    }
+}
+
+/// The default workload identity the server gives every task (its keys measured on Nomad
+/// 2.0.5, api-facts §7).
+fn default_identity() -> Value {
+    json!({"Name": "default", "Audience": ["nomad.io"], "ChangeMode": "", "ChangeSignal": "",
+        "Env": false, "File": false, "Filepath": "", "ServiceName": "", "TTL": 0,
+        "ExtraClaims": null})
+}
+
+/// The group as Nomad 2.0.5 serves it (measured, api-facts §7): every task has a workload
+/// `Identity`, every service a `Namespace`, and networks leave out their empty fields.
+fn server_read_shape(g: &mut Value, namespace: &str) {
+    for svc in each_mut(g, "Services") {
+        if let Some(so) = svc.as_object_mut() {
+            def(so, "Namespace", json!(namespace));
+        }
+    }
+    for n in each_mut(g, "Networks") {
+        drop_empty_network_fields(n);
+    }
+    for t in each_mut(g, "Tasks") {
+        let Some(to) = t.as_object_mut() else {
+            continue;
+        };
+        def(to, "Identity", default_identity());
+        for svc in each_mut(t, "Services") {
+            if let Some(so) = svc.as_object_mut() {
+                def(so, "Namespace", json!(namespace));
+            }
+        }
+        if let Some(res) = t.get_mut("Resources") {
+            for n in each_mut(res, "Networks") {
+                drop_empty_network_fields(n);
+            }
+        }
+    }
+}
+
+/// Nomad leaves a network's unset `CIDR`, `CNI`, `DNS`, `Device`, `Hostname`, `IP`, `MBits`
+/// and `ReservedPorts` out of the JSON it serves (measured on Nomad 2.0.5, api-facts §7).
+fn drop_empty_network_fields(n: &mut Value) {
+    let Some(o) = n.as_object_mut() else { return };
+    for k in [
+        "CIDR",
+        "CNI",
+        "DNS",
+        "Device",
+        "Hostname",
+        "IP",
+        "MBits",
+        "ReservedPorts",
+    ] {
+        let empty = match o.get(k) {
+            Some(Value::Number(x)) => x.as_f64() == Some(0.0),
+            other => empty_coll(other) || other.and_then(Value::as_str) == Some(""),
+        };
+        if empty {
+            o.remove(k);
+        }
     }
 }
 
@@ -668,7 +770,7 @@ fn inject_connect_sidecars(g: &mut Value) {
             use crate::devstack::nomad::jobspec::schema;
             schema::fill_shape(&mut task, &schema::TASK);
         }
-        canonicalize_task(&mut task, &restart, "");
+        canonicalize_task(&mut task, &restart, "", Side::Server);
         tasks.push(task);
     }
 }

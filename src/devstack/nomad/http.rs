@@ -242,8 +242,20 @@ where
     }
     let inner = nomad.lock();
     let index = index_of(&inner).max(1);
-    let body = body_of(&inner, index)?;
-    Ok(read_reply(req, index, &body))
+    match body_of(&inner, index) {
+        Ok(body) => Ok(read_reply(req, index, &body)),
+        // A read that found nothing still carries the query metadata headers (measured on
+        // Nomad 2.0.5, api-facts §7: `GET /v1/job/nosuch` → 404 with X-Nomad-Index …).
+        Err(e) if e.status == StatusCode::NOT_FOUND => {
+            let mut resp = e.into_response();
+            let h = resp.headers_mut();
+            h.insert("x-nomad-index", HeaderValue::from(index));
+            h.insert("x-nomad-knownleader", HeaderValue::from_static("true"));
+            h.insert("x-nomad-lastcontact", HeaderValue::from_static("0"));
+            Ok(resp)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

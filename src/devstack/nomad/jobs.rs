@@ -638,18 +638,17 @@ pub(crate) async fn plan(st: &Arc<DevState>, req: &Req, id: &str) -> ApiResult {
         super::diff::annotate(&mut diff, &Value::Object(desired.clone()));
     }
     let index = inner.table_index(&["jobs", "allocs", "evals"]);
-    let out = with_meta(
-        json!({
-            "Annotations": {"DesiredTGUpdates": desired, "PreemptedAllocs": null},
-            "FailedTGAllocs": failed,
-            "JobModifyIndex": existing.as_ref().map(|j| u(j, "JobModifyIndex")).unwrap_or(0),
-            "CreatedEvals": null,
-            "Diff": diff,
-            "NextPeriodicLaunch": "0001-01-01T00:00:00Z",
-            "Warnings": "",
-        }),
-        index,
-    );
+    // The index travels in the header only, not in the body (measured on Nomad 2.0.5,
+    // api-facts §7).
+    let out = json!({
+        "Annotations": {"DesiredTGUpdates": desired, "PreemptedAllocs": null},
+        "FailedTGAllocs": failed,
+        "JobModifyIndex": existing.as_ref().map(|j| u(j, "JobModifyIndex")).unwrap_or(0),
+        "CreatedEvals": null,
+        "Diff": diff,
+        "NextPeriodicLaunch": "0001-01-01T00:00:00Z",
+        "Warnings": "",
+    });
     Ok(write_reply(req, index, &out))
 }
 
@@ -972,7 +971,7 @@ pub(crate) async fn scale_status(st: &Arc<DevState>, req: &Req, id: &str) -> Api
         st,
         req,
         |i| i.table_index(&["jobs", "allocs"]),
-        |inner, index| {
+        |inner, _| {
             let e = inner
                 .jobs
                 .get(&key)
@@ -999,12 +998,11 @@ pub(crate) async fn scale_status(st: &Arc<DevState>, req: &Req, id: &str) -> Api
                         "Events": null}),
                 );
             }
-            Ok(with_meta(
-                json!({"JobID": key.1, "Namespace": key.0,
-                    "JobModifyIndex": e.job["JobModifyIndex"], "JobCreateIndex": e.job["CreateIndex"],
-                    "JobStopped": e.job["Stop"], "TaskGroups": groups}),
-                index,
-            ))
+            // Index and leader metadata travel in the headers only (measured on Nomad 2.0.5,
+            // api-facts §7).
+            Ok(json!({"JobID": key.1, "Namespace": key.0,
+                "JobModifyIndex": e.job["JobModifyIndex"], "JobCreateIndex": e.job["CreateIndex"],
+                "JobStopped": e.job["Stop"], "TaskGroups": groups}))
         },
     )
     .await

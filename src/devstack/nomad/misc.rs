@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use super::super::DevState;
 use super::http::{
     ApiError, ApiResult, Req, blocking, caller, empty_reply, field, list_namespaces, ns_ok, obj,
-    read_reply, require, require_any, require_management, with_meta, write_reply,
+    read_reply, require, require_any, require_management, status_reply, with_meta, write_reply,
 };
 use super::{Alloc, Deployment, Eval, Node, REGION, sched};
 
@@ -21,9 +21,23 @@ pub(crate) fn namespace_json(
     create: u64,
     modify: u64,
 ) -> Value {
+    // `Hash`, `OptionalExtraClaims` and `RequiredExtraClaims` are in every namespace (measured
+    // on Nomad 2.0.5, api-facts §7); the hash covers the namespace's settings.
+    let hash = {
+        use base64::Engine as _;
+        use sha2::Digest as _;
+        let mut h = sha2::Sha256::new();
+        h.update(name.as_bytes());
+        h.update([0]);
+        h.update(description.as_bytes());
+        h.update([0]);
+        h.update(meta.as_ref().map(Value::to_string).unwrap_or_default());
+        base64::engine::general_purpose::STANDARD.encode(h.finalize())
+    };
     json!({"Name": name, "Description": description, "Quota": "", "Meta": meta,
         "Capabilities": null, "NodePoolConfiguration": null,
         "VaultConfiguration": null, "ConsulConfiguration": null,
+        "Hash": hash, "OptionalExtraClaims": null, "RequiredExtraClaims": null,
         "CreateIndex": create, "ModifyIndex": modify})
 }
 
@@ -80,7 +94,8 @@ fn allocated_resources(a: &Alloc) -> Value {
         "Shared": {"Networks": null, "DiskMB": 300, "Ports": if ports.is_empty() { Value::Null } else { Value::Array(ports) }}})
 }
 
-/// `AllocListStub`.
+/// `AllocListStub`, without `AllocatedResources` (measured on Nomad 2.0.5, api-facts §7); see
+/// [`alloc_stub_with_resources`] for `?resources=true`.
 pub(crate) fn alloc_stub(a: &Alloc) -> Value {
     obj(vec![
         ("ID", json!(a.id)),
@@ -93,14 +108,14 @@ pub(crate) fn alloc_stub(a: &Alloc) -> Value {
         ("JobType", json!(a.job_type)),
         ("JobVersion", a.job["Version"].clone()),
         ("TaskGroup", json!(a.task_group)),
-        ("AllocatedResources", allocated_resources(a)),
         ("DesiredStatus", json!(a.desired_status)),
         ("DesiredDescription", json!(a.desired_description)),
         ("ClientStatus", json!(a.client_status)),
         ("ClientDescription", json!(a.client_description)),
         (
             "DesiredTransition",
-            json!({"Migrate": null, "Reschedule": null, "ForceReschedule": null, "NoShutdownDelay": null}),
+            json!({"Migrate": null, "MigrateDisablePlacement": null, "Reschedule": null,
+                "ForceReschedule": null, "NoShutdownDelay": null}),
         ),
         ("TaskStates", task_states_json(a)),
         ("DeploymentStatus", deployment_status_json(a)),
@@ -116,9 +131,18 @@ pub(crate) fn alloc_stub(a: &Alloc) -> Value {
     ])
 }
 
-/// The full Allocation (includes `Job`).
-pub(crate) fn alloc_full(a: &Alloc) -> Value {
+/// An allocation stub with its `AllocatedResources` (a list read with `?resources=true`).
+pub(crate) fn alloc_stub_with_resources(a: &Alloc) -> Value {
     let mut v = alloc_stub(a);
+    if let Some(o) = v.as_object_mut() {
+        o.insert("AllocatedResources".into(), allocated_resources(a));
+    }
+    v
+}
+
+/// The full Allocation (includes `Job` and `AllocatedResources`).
+pub(crate) fn alloc_full(a: &Alloc) -> Value {
+    let mut v = alloc_stub_with_resources(a);
     if let Some(o) = v.as_object_mut() {
         o.insert("Job".into(), a.job.clone());
         o.insert("DeploymentID".into(), json!(a.deployment_id));
@@ -178,23 +202,41 @@ fn node_attributes(n: &Node) -> Value {
         "memory.totalbytes": (n.memory * 1024 * 1024).to_string()})
 }
 
-fn node_stub(n: &Node) -> Value {
-    json!({"Address": n.address, "ID": n.id, "Attributes": {"cpu.arch": n.arch},
+/// The fingerprinted drivers: each with `Attributes`, `Detected`, `Healthy`,
+/// `HealthDescription` and `UpdateTime` (measured on Nomad 2.0.5, api-facts §7).
+fn drivers_json(n: &Node) -> Value {
+    json!({"docker": {"Attributes": {"driver.docker": "1"}, "Detected": true, "Healthy": true,
+        "HealthDescription": "Healthy", "UpdateTime": n.fingerprinted_at}})
+}
+
+/// `NodeListStub`: no `Attributes`, `NodeResources` or `ReservedResources` (measured on Nomad
+/// 2.0.5, api-facts §7) unless asked for with `?resources=true`.
+fn node_stub(n: &Node, with_resources: bool) -> Value {
+    let mut v = json!({"Address": n.address, "ID": n.id,
         "Datacenter": n.datacenter, "Name": n.name, "NodeClass": n.class, "NodePool": n.pool,
         "Version": "1.10.0", "Drain": n.drain,
         "SchedulingEligibility": if n.eligible { "eligible" } else { "ineligible" },
-        "Status": n.status, "StatusDescription": "", "Drivers": {"docker": {"Detected": true, "Healthy": true}},
-        "HostVolumes": null, "NodeResources": null, "ReservedResources": null,
-        "LastDrain": null, "CreateIndex": n.create_index, "ModifyIndex": n.modify_index})
+        "Status": n.status, "StatusDescription": "", "Drivers": drivers_json(n),
+        "HostVolumes": null,
+        "LastDrain": null, "CreateIndex": n.create_index, "ModifyIndex": n.modify_index});
+    if with_resources && let Some(o) = v.as_object_mut() {
+        o.insert("NodeResources".into(), node_resources(n));
+        o.insert("ReservedResources".into(), Value::Null);
+    }
+    v
+}
+
+fn node_resources(n: &Node) -> Value {
+    json!({"Cpu": {"CpuShares": n.cpu}, "Memory": {"MemoryMB": n.memory},
+        "Disk": {"DiskMB": 100000}, "Networks": null})
 }
 
 fn node_full(n: &Node) -> Value {
     json!({"ID": n.id, "Name": n.name, "Datacenter": n.datacenter, "NodeClass": n.class,
         "NodePool": n.pool, "HTTPAddr": format!("{}:4646", n.address),
         "Attributes": node_attributes(n), "Meta": n.meta,
-        "NodeResources": {"Cpu": {"CpuShares": n.cpu}, "Memory": {"MemoryMB": n.memory},
-            "Disk": {"DiskMB": 100000}, "Networks": null},
-        "ReservedResources": null, "Drivers": {"docker": {"Detected": true, "Healthy": true}},
+        "NodeResources": node_resources(n),
+        "ReservedResources": null, "Drivers": drivers_json(n),
         "CSIControllerPlugins": null, "CSINodePlugins": null, "HostVolumes": null,
         "DrainStrategy": if n.drain { json!({"Deadline": n.drain_deadline, "IgnoreSystemJobs": false, "ForceDeadline": "0001-01-01T00:00:00Z", "StartedAt": "0001-01-01T00:00:00Z"}) } else { Value::Null },
         "Drain": n.drain,
@@ -300,6 +342,11 @@ pub(crate) async fn deployment_promote(st: &Arc<DevState>, req: &Req, id: &str) 
 pub(crate) async fn allocations(st: &Arc<DevState>, req: &Req) -> ApiResult {
     let filter = list_namespaces(st, req, "read-job")?;
     let prefix = req.q("prefix").unwrap_or("").to_string();
+    let stub = if req.flag("resources") {
+        alloc_stub_with_resources
+    } else {
+        alloc_stub
+    };
     blocking(
         st,
         req,
@@ -310,7 +357,7 @@ pub(crate) async fn allocations(st: &Arc<DevState>, req: &Req) -> ApiResult {
                     .allocs
                     .values()
                     .filter(|a| ns_ok(&filter, &a.namespace) && a.id.starts_with(&prefix))
-                    .map(alloc_stub)
+                    .map(stub)
                     .collect(),
             ))
         },
@@ -383,6 +430,7 @@ pub(crate) async fn evaluation(st: &Arc<DevState>, req: &Req, id: &str) -> ApiRe
 pub(crate) async fn nodes(st: &Arc<DevState>, req: &Req) -> ApiResult {
     require_any(st, req)?;
     let prefix = req.q("prefix").unwrap_or("").to_string();
+    let with_resources = req.flag("resources");
     blocking(
         st,
         req,
@@ -393,7 +441,7 @@ pub(crate) async fn nodes(st: &Arc<DevState>, req: &Req) -> ApiResult {
                     .nodes
                     .iter()
                     .filter(|n| n.id.starts_with(&prefix))
-                    .map(node_stub)
+                    .map(|n| node_stub(n, with_resources))
                     .collect(),
             ))
         },
@@ -620,7 +668,8 @@ pub(crate) async fn namespace_delete(st: &Arc<DevState>, req: &Req, name: &str) 
 /// `GET /v1/status/leader`.
 pub(crate) fn leader(st: &Arc<DevState>, req: &Req) -> ApiResult {
     let _ = st;
-    Ok(read_reply(req, 0, &json!("127.0.0.1:4647")))
+    // No X-Nomad-Index/KnownLeader/LastContact here (measured on Nomad 2.0.5, api-facts §7).
+    Ok(status_reply(req, StatusCode::OK, &json!("127.0.0.1:4647")))
 }
 
 /// `GET /v1/status/peers`.
@@ -651,5 +700,6 @@ pub(crate) fn agent_self(st: &Arc<DevState>, req: &Req) -> ApiResult {
             "serf": {"members": "1"}, "client": {"known_servers": "127.0.0.1:4647"}},
         "stats_errors": null,
     });
-    Ok(read_reply(req, 0, &body))
+    // No X-Nomad-Index/KnownLeader/LastContact here (measured on Nomad 2.0.5, api-facts §7).
+    Ok(status_reply(req, StatusCode::OK, &body))
 }

@@ -211,6 +211,8 @@ pub(crate) struct Node {
     pub eligible: bool,
     pub drain: bool,
     pub drain_deadline: i64,
+    /// When the drivers were fingerprinted (RFC 3339), the drivers' `UpdateTime`.
+    pub fingerprinted_at: String,
     pub create_index: u64,
     pub modify_index: u64,
 }
@@ -406,6 +408,7 @@ impl NomadState {
                 eligible: true,
                 drain: false,
                 drain_deadline: 0,
+                fingerprinted_at: now_rfc3339(),
                 create_index: index,
                 modify_index: index,
             });

@@ -1947,6 +1947,7 @@ mod tests {
             eligible: true,
             drain: false,
             drain_deadline: 0,
+            fingerprinted_at: String::new(),
             create_index: 1,
             modify_index: 1,
         }

@@ -38,6 +38,8 @@ pub(crate) struct Scope<'a> {
     pub iter: Vec<(String, Value)>,
     /// Whether `local.*` may be read (false while locals themselves are being evaluated in order).
     pub locals_ready: bool,
+    /// Keys renamed to parse a body with a redefined attribute (see `parse_body_lenient`).
+    pub renamed: &'a [(usize, String)],
 }
 
 fn span_of(e: &impl Span) -> Range<usize> {
@@ -358,6 +360,7 @@ impl<'a> Scope<'a> {
             locals: self.locals,
             iter: self.iter.clone(),
             locals_ready: self.locals_ready,
+            renamed: self.renamed,
         };
         let elems: Vec<&Element> = tpl.iter().collect();
         sub.eval_elements(&elems)

@@ -57,9 +57,8 @@ fn regex(p: &str) -> Result<regex::Regex, FuncErr> {
 pub(crate) fn call(name: &str, a: Vec<Value>) -> Result<Value, FuncErr> {
     let str_v = |x: String| Ok(Value::String(x));
     match name {
-        "file" | "fileexists" | "fileset" | "filebase64" | "templatefile" | "abspath" => {
-            fail("filesystem function disabled")
-        }
+        "file" | "fileexists" | "fileset" | "filebase64" | "templatefile" | "abspath"
+        | "pathexpand" => fail("filesystem function disabled"),
         "upper" => str_v(s(&a, 0)?.to_uppercase()),
         "lower" => str_v(s(&a, 0)?.to_lowercase()),
         "title" => str_v(

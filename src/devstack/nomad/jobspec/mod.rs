@@ -88,7 +88,7 @@ pub fn parse(hcl: &str, variables: &str) -> Result<Value, ParseError> {
             ),
         });
     }
-    let body = hcl::edit::parser::parse_body(hcl).map_err(|e| syntax_error(&e))?;
+    let (body, renamed) = parse_body_lenient(hcl).map_err(|e| syntax_error(&e))?;
     let vars_body = if variables.trim().is_empty() {
         Body::new()
     } else {
@@ -150,8 +150,8 @@ pub fn parse(hcl: &str, variables: &str) -> Result<Value, ParseError> {
         }
     }
 
-    let vars = input_variables(hcl, &var_blocks, variables, &vars_body)?;
-    let locals = eval_locals(hcl, &local_blocks, &vars)?;
+    let vars = input_variables(hcl, &var_blocks, variables, &vars_body, &renamed)?;
+    let locals = eval_locals(hcl, &local_blocks, &vars, &renamed)?;
 
     let Some(job) = job else {
         return Err(ParseError {
@@ -165,6 +165,7 @@ pub fn parse(hcl: &str, variables: &str) -> Result<Value, ParseError> {
         locals: &locals,
         iter: Vec::new(),
         locals_ready: true,
+        renamed: &renamed,
     };
     schema::block_label_ok(job, 1, &sc).map_err(|d| render(hcl, &d))?;
     let mut out = schema::decode(&job.body, &schema::JOB, &mut sc).map_err(|d| render(hcl, &d))?;
@@ -179,6 +180,95 @@ pub fn parse(hcl: &str, variables: &str) -> Result<Value, ParseError> {
     let mut job_v = Value::Object(out);
     normalize(&mut job_v);
     Ok(job_v)
+}
+
+/// Attribute keys renamed so that `hcl-edit` parses a body with a key defined twice: the byte
+/// offset of the renamed key and its real name.
+pub(crate) type Renamed = Vec<(usize, String)>;
+
+/// Parse a body, tolerating an attribute key defined twice in one body. `hcl-edit` refuses
+/// that while parsing, but Nomad decodes a driver `config` body leniently and accepts it
+/// (measured on Nomad 2.0.5, api-facts §7), so each redefined key is renamed in place to a
+/// placeholder of the same length (positions stay valid) and remembered; the schema decoder
+/// resolves it back and refuses it where the jobspec itself defines the attribute.
+fn parse_body_lenient(src: &str) -> Result<(Body, Renamed), hcl::edit::parser::Error> {
+    const MAX_RENAMES: usize = 10_000;
+    let mut text = src.to_string();
+    let mut renamed: Renamed = Vec::new();
+    let mut counter = 0usize;
+    loop {
+        let err = match hcl::edit::parser::parse_body(&text) {
+            Ok(body) => return Ok((body, renamed)),
+            Err(e) => e,
+        };
+        let off = err.location().offset();
+        if !err.message().contains("found redefined attribute")
+            || renamed.len() >= MAX_RENAMES
+            || !text.is_char_boundary(off)
+        {
+            return Err(err);
+        }
+        let len = text[off..]
+            .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == '-'))
+            .unwrap_or(text.len() - off);
+        if len == 0 {
+            return Err(err);
+        }
+        let original = match renamed.iter().position(|(o, _)| *o == off) {
+            Some(i) => renamed.remove(i).1,
+            None => text[off..off + len].to_string(),
+        };
+        counter += 1;
+        text.replace_range(off..off + len, &placeholder(counter, len));
+        renamed.push((off, original));
+    }
+}
+
+/// The `n`th identifier of exactly `len` ASCII bytes.
+fn placeholder(mut n: usize, len: usize) -> String {
+    const FIRST: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_";
+    const REST: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_0123456789";
+    let mut out = String::with_capacity(len);
+    out.push(char::from(FIRST[n % FIRST.len()]));
+    n /= FIRST.len();
+    for _ in 1..len {
+        out.push(char::from(REST[n % REST.len()]));
+        n /= REST.len();
+    }
+    out
+}
+
+/// The real name of an attribute key (see [`parse_body_lenient`]).
+pub(crate) fn key_name(a: &hcl::edit::structure::Attribute, sc: &Scope) -> String {
+    if sc.base == 0
+        && let Some(start) = a.key.span().map(|r| r.start)
+        && let Some((_, name)) = sc.renamed.iter().find(|(o, _)| *o == start)
+    {
+        return name.clone();
+    }
+    a.key.value().to_string()
+}
+
+/// A renamed key outside the job body (variables, locals) is HCL's redefinition error.
+fn refuse_renamed(
+    hcl: &str,
+    a: &hcl::edit::structure::Attribute,
+    renamed: &Renamed,
+) -> Result<(), ParseError> {
+    let Some(r) = a.key.span() else { return Ok(()) };
+    match renamed.iter().find(|(o, _)| *o == r.start) {
+        Some((_, name)) => Err(render(
+            hcl,
+            &Diag::new(
+                r,
+                "Attribute redefined",
+                format!(
+                    "The argument \"{name}\" was already set. Each argument may be set only once."
+                ),
+            ),
+        )),
+        None => Ok(()),
+    }
 }
 
 /// `[[ ... ]]` outside heredocs marks a Levant or Nomad Pack template.
@@ -210,8 +300,8 @@ fn looks_like_levant(hcl: &str) -> bool {
     false
 }
 
-/// A `variable` block: name, default, type text, and the range of its header.
-type Declared = (String, Option<Value>, Option<String>, Range<usize>);
+/// A `variable` block: name, default and type text.
+type Declared = (String, Option<Value>, Option<String>);
 
 /// Declared `variable` blocks plus the var-file body → the `var` object.
 fn input_variables(
@@ -219,6 +309,7 @@ fn input_variables(
     blocks: &[&Block],
     var_src: &str,
     var_body: &Body,
+    renamed: &Renamed,
 ) -> Result<Map<String, Value>, ParseError> {
     let no_vars = Map::new();
     let mut declared: Vec<Declared> = Vec::new();
@@ -244,8 +335,12 @@ fn input_variables(
             locals: &no_vars,
             iter: Vec::new(),
             locals_ready: false,
+            renamed,
         };
         for st in b.body.iter() {
+            if let Structure::Attribute(a) = st {
+                refuse_renamed(hcl, a, renamed)?;
+            }
             match st {
                 Structure::Attribute(a) => match a.key.value().as_str() {
                     "default" => default = Some(sc.eval(&a.value).map_err(|d| render(hcl, &d))?),
@@ -283,12 +378,7 @@ fn input_variables(
                 }
             }
         }
-        let def_range = {
-            let s = b.ident.span().unwrap_or(0..0);
-            let e = b.labels[0].span().map(|r| r.end).unwrap_or(s.end);
-            s.start..e
-        };
-        declared.push((name, default, ty, def_range));
+        declared.push((name, default, ty));
     }
 
     let mut given: Map<String, Value> = Map::new();
@@ -321,24 +411,24 @@ fn input_variables(
             locals: &no_vars,
             iter: Vec::new(),
             locals_ready: false,
+            renamed: &[],
         };
         let v = sc.eval(&a.value).map_err(|d| render(var_src, &d))?;
         given.insert(name, v);
     }
 
     let mut out = Map::new();
-    for (name, default, ty, range) in declared {
+    for (name, default, ty) in declared {
         let v = match given.remove(&name).or(default) {
             Some(v) => v,
             None => {
-                return Err(render(
-                    hcl,
-                    &Diag::new(
-                        range,
-                        &format!("Unset variable \"{name}\""),
-                        "A used variable must be set or have a default value; see https://developer.hashicorp.com/nomad/docs/job-specification/hcl2/variables for details.",
+                // Nomad's diagnostic has no source range: `<nil>: Unset variable "x"; …`
+                // (measured on Nomad 2.0.5, api-facts §7).
+                return Err(ParseError {
+                    message: format!(
+                        "<nil>: Unset variable \"{name}\"; A used variable must be set or have a default value; see https://developer.hashicorp.com/nomad/docs/job-specification/hcl2/variables for details."
                     ),
-                ));
+                });
             }
         };
         let v = match ty.as_deref() {
@@ -357,12 +447,16 @@ fn eval_locals(
     hcl: &str,
     blocks: &[&Block],
     vars: &Map<String, Value>,
+    renamed: &Renamed,
 ) -> Result<Map<String, Value>, ParseError> {
     let mut pending: Vec<&hcl::edit::structure::Attribute> = Vec::new();
     for b in blocks {
         for st in b.body.iter() {
             match st {
-                Structure::Attribute(a) => pending.push(a),
+                Structure::Attribute(a) => {
+                    refuse_renamed(hcl, a, renamed)?;
+                    pending.push(a);
+                }
                 Structure::Block(ib) => {
                     let r = ib.ident.span().unwrap_or(0..0);
                     return Err(render(
@@ -390,6 +484,7 @@ fn eval_locals(
                 locals: &snapshot,
                 iter: Vec::new(),
                 locals_ready: true,
+                renamed,
             };
             match sc.eval(&a.value) {
                 Ok(v) => {
@@ -428,10 +523,15 @@ fn normalize(job: &mut Value) {
         let id = obj.get("ID").cloned().unwrap_or(Value::Null);
         obj.insert("Name".into(), id);
     }
-    if let Some(Value::Object(p)) = obj.get_mut("Periodic")
-        && p.get("Spec").is_some_and(|s| !s.is_null())
-    {
+    // Nomad 2.0.5 (api-facts §7): the job-level Consul/Vault tokens are gone from the API, a
+    // periodic block always says `SpecType: "cron"`, and an unset `Specs` is left out.
+    obj.remove("ConsulToken");
+    obj.remove("VaultToken");
+    if let Some(Value::Object(p)) = obj.get_mut("Periodic") {
         p.insert("SpecType".into(), Value::String("cron".into()));
+        if p.get("Specs").is_some_and(Value::is_null) {
+            p.remove("Specs");
+        }
     }
     let job_vault = obj.remove("vault").map(|mut v| {
         normalize_vault(&mut v);
@@ -516,6 +616,12 @@ fn normalize(job: &mut Value) {
                     if empty {
                         to.insert("Identities".into(), Value::Null);
                     }
+                }
+            }
+            // Left out when unset, not `null` (measured on Nomad 2.0.5, api-facts §7).
+            for key in ["Identities", "CSIPluginConfig"] {
+                if to.get(key).is_some_and(Value::is_null) {
+                    to.remove(key);
                 }
             }
         }

@@ -89,7 +89,8 @@ pub(crate) static JOB: S = S {
         F("", "NomadTokenID", None, P),
         F("", "Stop", None, P),
         F("", "ParentID", None, P),
-        F("", "Dispatched", None, V),
+        // A Go bool: `false`, never null (measured on Nomad 2.0.5, api-facts §7).
+        F("", "Dispatched", Bool, V),
         F("", "DispatchIdempotencyToken", None, P),
         F("", "Payload", None, P),
         F("", "Status", None, P),
@@ -140,6 +141,7 @@ pub(crate) static GROUP: S = S {
         ),
         // A group-level vault block applies to tasks without one.
         F("vault", "", Block(&VAULT), P),
+        F("", "MaxRunDuration", None, P),
     ],
 };
 
@@ -337,6 +339,7 @@ pub(crate) static PORT: S = S {
         F("static", "Value", Int, V),
         F("to", "To", Int, V),
         F("host_network", "HostNetwork", Str, V),
+        F("", "IgnoreCollision", Bool, V),
     ],
 };
 
@@ -441,7 +444,7 @@ pub(crate) static CHECK_RESTART: S = S {
 pub(crate) static CONNECT: S = S {
     fields: &[
         F("native", "Native", Bool, V),
-        F("", "Gateway", None, P),
+        F("gateway", "Gateway", Block(&GATEWAY), P),
         F(
             "sidecar_service",
             "SidecarService",
@@ -451,6 +454,101 @@ pub(crate) static CONNECT: S = S {
         F("sidecar_task", "SidecarTask", Block(&SIDECAR_TASK), P),
     ],
 };
+
+/// `connect { gateway { … } }`: an ingress, terminating or mesh gateway (accepted by Nomad
+/// 2.0.5, api-facts §7).
+pub(crate) static GATEWAY: S = S {
+    fields: &[
+        F("proxy", "Proxy", Block(&GATEWAY_PROXY), P),
+        F("ingress", "Ingress", Block(&INGRESS), P),
+        F("terminating", "Terminating", Block(&TERMINATING), P),
+        F("mesh", "Mesh", Block(&MESH), P),
+    ],
+};
+
+pub(crate) static GATEWAY_PROXY: S = S {
+    fields: &[
+        F("connect_timeout", "ConnectTimeout", Dur, P),
+        F(
+            "envoy_gateway_bind_tagged_addresses",
+            "EnvoyGatewayBindTaggedAddresses",
+            Bool,
+            V,
+        ),
+        F(
+            "envoy_gateway_bind_addresses",
+            "EnvoyGatewayBindAddresses",
+            LabeledMap(&GATEWAY_BIND_ADDRESS, "Name"),
+            P,
+        ),
+        F(
+            "envoy_gateway_no_default_bind",
+            "EnvoyGatewayNoDefaultBind",
+            Bool,
+            V,
+        ),
+        F("envoy_dns_discovery_type", "EnvoyDNSDiscoveryType", Str, V),
+        F("config", "Config", AnyMap, P),
+    ],
+};
+
+pub(crate) static GATEWAY_BIND_ADDRESS: S = S {
+    fields: &[
+        F("", "Name", None, V),
+        F("address", "Address", Str, V),
+        F("port", "Port", Int, V),
+    ],
+};
+
+pub(crate) static GATEWAY_TLS: S = S {
+    fields: &[
+        F("enabled", "Enabled", Bool, V),
+        F("tls_min_version", "TLSMinVersion", Str, V),
+        F("tls_max_version", "TLSMaxVersion", Str, V),
+        F("cipher_suites", "CipherSuites", StrList, P),
+    ],
+};
+
+pub(crate) static INGRESS: S = S {
+    fields: &[
+        F("tls", "TLS", Block(&GATEWAY_TLS), P),
+        F("listener", "Listeners", List(&INGRESS_LISTENER), P),
+    ],
+};
+
+pub(crate) static INGRESS_LISTENER: S = S {
+    fields: &[
+        F("port", "Port", Int, V),
+        F("protocol", "Protocol", Str, V),
+        F("service", "Services", List(&INGRESS_SERVICE), P),
+    ],
+};
+
+pub(crate) static INGRESS_SERVICE: S = S {
+    fields: &[
+        F("name", "Name", Str, V),
+        F("hosts", "Hosts", StrList, P),
+        F("max_connections", "MaxConnections", Int, P),
+        F("max_pending_requests", "MaxPendingRequests", Int, P),
+        F("max_concurrent_requests", "MaxConcurrentRequests", Int, P),
+    ],
+};
+
+pub(crate) static TERMINATING: S = S {
+    fields: &[F("service", "Services", List(&LINKED_SERVICE), P)],
+};
+
+pub(crate) static LINKED_SERVICE: S = S {
+    fields: &[
+        F("name", "Name", Str, V),
+        F("ca_file", "CAFile", Str, V),
+        F("cert_file", "CertFile", Str, V),
+        F("key_file", "KeyFile", Str, V),
+        F("sni", "SNI", Str, V),
+    ],
+};
+
+pub(crate) static MESH: S = S { fields: &[] };
 
 pub(crate) static SIDECAR_SERVICE: S = S {
     fields: &[
@@ -695,8 +793,9 @@ pub(crate) static CSI_PLUGIN: S = S {
 
 pub(crate) static SCALING: S = S {
     fields: &[
-        F("", "ID", None, V),
-        F("", "Namespace", None, V),
+        // Go strings: `""` when unset (measured on Nomad 2.0.5, api-facts §7).
+        F("", "ID", Str, V),
+        F("", "Namespace", Str, V),
         F("", "Type", None, V),
         F("", "Target", None, P),
         F("min", "Min", Int, P),
@@ -719,6 +818,7 @@ pub(crate) static IDENTITY: S = S {
         F("filepath", "Filepath", Str, V),
         F("service_name", "ServiceName", Str, V),
         F("ttl", "TTL", Dur, V),
+        F("", "ExtraClaims", None, P),
     ],
 };
 
@@ -757,7 +857,8 @@ pub(crate) fn decode(body: &Body, s: &S, sc: &mut Scope) -> Result<Map<String, V
     for st in body.iter() {
         match st {
             Structure::Attribute(a) => {
-                let key = a.key.value().as_str();
+                let key_owned = super::key_name(a, sc);
+                let key = key_owned.as_str();
                 let krange = a.key.span().unwrap_or(0..0);
                 let krange = sc.base + krange.start..sc.base + krange.end;
                 let field = s.fields.iter().find(|f| f.0 == key && takes_attr(f.2));
@@ -789,7 +890,7 @@ pub(crate) fn decode(body: &Body, s: &S, sc: &mut Scope) -> Result<Map<String, V
                 seen.push((key.to_string(), krange.clone()));
                 let v = sc.eval(&a.value)?;
                 let vrange = a.value.span().unwrap_or(0..0);
-                let vrange = sc.base + vrange.start..sc.base + vrange.end;
+                let vrange = value_range(sc.text, sc.base + vrange.start..sc.base + vrange.end);
                 let conv = convert(v, field.2, vrange)?;
                 let name = if field.1.is_empty() { field.0 } else { field.1 };
                 out.insert(name.to_string(), conv);
@@ -1012,6 +1113,9 @@ fn decode_block(
         }
         StrMap | StrListMap => {
             labels_ok(b, 0)?;
+            // `env {}`/`meta {}` are the jobspec's own attribute blocks: a key set twice is an
+            // error there, unlike inside a driver config.
+            refuse_redefined(b.body, sc)?;
             let raw = decode_any(b.body, sc)?;
             let conv = convert(Value::Object(raw), field.2, b.ident_range.clone())?;
             merge_into(out, key, conv);
@@ -1022,6 +1126,31 @@ fn decode_block(
             merge_into(out, key, Value::Object(raw));
         }
         _ => {}
+    }
+    Ok(())
+}
+
+/// HCL's `Attribute redefined` for the second definition of a key in `body`.
+fn refuse_redefined(body: &Body, sc: &Scope) -> Result<(), Diag> {
+    let mut seen: Vec<(String, std::ops::Range<usize>)> = Vec::new();
+    for st in body.iter() {
+        let Structure::Attribute(a) = st else {
+            continue;
+        };
+        let key = super::key_name(a, sc);
+        let r = a.key.span().unwrap_or(0..0);
+        let r = sc.base + r.start..sc.base + r.end;
+        if let Some((_, prev)) = seen.iter().find(|(k, _)| *k == key) {
+            return Err(Diag::new(
+                r,
+                "Attribute redefined",
+                format!(
+                    "The argument \"{key}\" was already set at {}. Each argument may be set only once.",
+                    super::pos_string(sc.text, prev)
+                ),
+            ));
+        }
+        seen.push((key, r));
     }
     Ok(())
 }
@@ -1090,21 +1219,24 @@ fn takes_block(k: K) -> bool {
     )
 }
 
-/// A free-form body (`config {}`): attributes by name, nested blocks as lists of objects.
+/// A free-form body (driver `config {}`, scaling `policy {}`): attributes by name, nested
+/// blocks as lists of objects, and each label one more level of a list of objects
+/// (`check "x" { … }` → `check: [{"x": [{…}]}]`, measured on Nomad 2.0.5, api-facts §7).
 pub(crate) fn decode_any(body: &Body, sc: &mut Scope) -> Result<Map<String, Value>, Diag> {
     let mut out = Map::new();
     for st in body.iter() {
         match st {
             Structure::Attribute(a) => {
+                // A key defined twice is accepted here, the last one winning: Nomad decodes a
+                // driver config leniently (measured on Nomad 2.0.5, api-facts §7).
                 let v = sc.eval(&a.value)?;
-                out.insert(a.key.value().to_string(), v);
+                out.insert(super::key_name(a, sc), v);
             }
             Structure::Block(b) => {
                 let mut v = Value::Object(decode_any(&b.body, sc)?);
-                // Labelled blocks nest one object level per label, like HCL's JSON shape.
                 for l in b.labels.iter().rev() {
                     let mut m = Map::new();
-                    m.insert(l.as_str().to_string(), v);
+                    m.insert(l.as_str().to_string(), Value::Array(vec![v]));
                     v = Value::Object(m);
                 }
                 push(&mut out, b.ident.value().as_str(), v);
@@ -1112,6 +1244,28 @@ pub(crate) fn decode_any(body: &Body, sc: &mut Scope) -> Result<Map<String, Valu
         }
     }
     Ok(out)
+}
+
+/// The range a conversion error points at: a quoted string's contents, without the quotes
+/// (measured on Nomad 2.0.5, api-facts §7: `27,19-38`, not `27,18-39`).
+fn value_range(text: &str, r: std::ops::Range<usize>) -> std::ops::Range<usize> {
+    match text.get(r.clone()) {
+        Some(v) if v.len() >= 2 && v.starts_with('"') && v.ends_with('"') => r.start + 1..r.end - 1,
+        _ => r,
+    }
+}
+
+/// cty's message for a string that does not convert: `a number is required`.
+fn not_convertible(range: std::ops::Range<usize>, v: &Value, what: &str) -> Diag {
+    if v.is_string() {
+        Diag::new(
+            range,
+            "Unsuitable value type",
+            format!("Unsuitable value: a {what} is required"),
+        )
+    } else {
+        unsuitable(range, what)
+    }
 }
 
 fn unsuitable(range: std::ops::Range<usize>, what: &str) -> Diag {
@@ -1138,11 +1292,11 @@ fn convert(v: Value, k: K, range: std::ops::Range<usize>) -> Result<Value, Diag>
                 "Unsuitable value type",
                 "Unsuitable value: a whole number is required",
             )),
-            Option::None => Err(unsuitable(range, "number")),
+            Option::None => Err(not_convertible(range, &v, "number")),
         },
         Bool => as_bool(&v)
             .map(Value::Bool)
-            .ok_or_else(|| unsuitable(range, "bool")),
+            .ok_or_else(|| not_convertible(range, &v, "bool")),
         Dur => match &v {
             Value::String(s) => parse_duration(s).map(Value::from).ok_or_else(|| {
                 Diag::new(

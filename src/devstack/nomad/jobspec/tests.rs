@@ -142,10 +142,11 @@ fn overseerr_parses_to_nomad_shapes() {
     let net = &g["Networks"][0];
     assert_eq!(net["Mode"], "bridge");
     assert_eq!(net["ReservedPorts"], Value::Null);
+    // IgnoreCollision false is measured on Nomad 2.0.5 (api-facts §7).
     assert_eq!(
         net["DynamicPorts"],
-        json!([{"Label": "overseerr", "Value": 0, "To": 5055, "HostNetwork": ""},
-               {"Label": "envoy_metrics", "Value": 0, "To": 9102, "HostNetwork": ""}])
+        json!([{"Label": "overseerr", "Value": 0, "To": 5055, "HostNetwork": "", "IgnoreCollision": false},
+               {"Label": "envoy_metrics", "Value": 0, "To": 9102, "HostNetwork": "", "IgnoreCollision": false}])
     );
     assert_eq!(
         g["EphemeralDisk"],
@@ -288,9 +289,10 @@ fn variables_default_override_missing_and_undeclared() {
     );
     let elk = read("modules/elk/jobspec.nomad.hcl");
     let e = parse(&elk, "").unwrap_err();
+    // No position: measured on Nomad 2.0.5 (api-facts §7), was `input.hcl:1,1-27`.
     assert_eq!(
         e.message,
-        "input.hcl:1,1-27: Unset variable \"elastic_version\"; A used variable must be set or have a default value; see https://developer.hashicorp.com/nomad/docs/job-specification/hcl2/variables for details."
+        "<nil>: Unset variable \"elastic_version\"; A used variable must be set or have a default value; see https://developer.hashicorp.com/nomad/docs/job-specification/hcl2/variables for details."
     );
     let ok = parse(&elk, "elastic_version = \"8.15.0\"").unwrap();
     let image = ok["TaskGroups"][0]["Tasks"][0]["Config"]["image"]
@@ -357,9 +359,10 @@ fn parse_errors_carry_input_hcl_positions() {
         "input.hcl:2,3-8: Unsupported block type; Blocks of type \"groop\" are not expected here. Did you mean \"group\"?"
     );
     let e = parse("job \"x\" {\n  group \"g\" {\n    task \"t\" {\n      kill_timeout = \"5 parsecs\"\n    }\n  }\n}\n", "").unwrap_err();
+    // The range covers the value inside the quotes (measured on Nomad 2.0.5, api-facts §7).
     assert!(
         e.message
-            .starts_with("input.hcl:4,22-33: Unsuitable value type;"),
+            .starts_with("input.hcl:4,23-32: Unsuitable value type;"),
         "{e}"
     );
     let e = parse(
@@ -447,11 +450,11 @@ fn ports_constraints_and_durations() {
     let n = &j["TaskGroups"][0]["Networks"][0];
     assert_eq!(
         n["ReservedPorts"],
-        json!([{"Label": "s", "Value": 8080, "To": 0, "HostNetwork": ""}])
+        json!([{"Label": "s", "Value": 8080, "To": 0, "HostNetwork": "", "IgnoreCollision": false}])
     );
     assert_eq!(
         n["DynamicPorts"],
-        json!([{"Label": "d", "Value": 0, "To": 0, "HostNetwork": ""}])
+        json!([{"Label": "d", "Value": 0, "To": 0, "HostNetwork": "", "IgnoreCollision": false}])
     );
     let rp = &j["TaskGroups"][0]["RestartPolicy"];
     assert_eq!(rp["Interval"], 5_400_000_000_000_i64);
@@ -486,8 +489,8 @@ job "x" {
     let j = parse(hcl, "").unwrap();
     assert_eq!(
         j["TaskGroups"][0]["Networks"][0]["DynamicPorts"],
-        json!([{"Label": "http", "Value": 0, "To": 80, "HostNetwork": ""},
-               {"Label": "metrics", "Value": 0, "To": 9100, "HostNetwork": ""}])
+        json!([{"Label": "http", "Value": 0, "To": 80, "HostNetwork": "", "IgnoreCollision": false},
+               {"Label": "metrics", "Value": 0, "To": 9100, "HostNetwork": "", "IgnoreCollision": false}])
     );
     let sp = &j["TaskGroups"][0]["Tasks"][0]["ScalingPolicies"][0];
     assert_eq!(sp["Type"], "vertical_cpu");
@@ -563,5 +566,37 @@ fn duplicate_single_blocks_name_the_first_one() {
     assert_eq!(
         e.message,
         "input.hcl:5,7-16: Duplicate resources block; Only one resources block is allowed. Another was defined at input.hcl:4,7-16."
+    );
+}
+
+#[test]
+fn a_key_twice_is_lenient_in_driver_config_only() {
+    // Measured on Nomad 2.0.5 (api-facts §7): a driver config body accepts a key twice; the
+    // jobspec's own attribute blocks do not.
+    let job = |inner: &str| {
+        format!(
+            "job \"j\" {{\n  group \"g\" {{\n    task \"t\" {{\n      driver = \"docker\"\n{inner}\n    }}\n  }}\n}}\n"
+        )
+    };
+    let ok = parse(
+        &job("      config {\n        image = \"a\"\n        image = \"b\"\n      }"),
+        "",
+    )
+    .unwrap();
+    assert_eq!(ok["TaskGroups"][0]["Tasks"][0]["Config"]["image"], "b");
+    let e = parse(
+        &job("      env {\n        A = \"1\"\n        A = \"2\"\n      }"),
+        "",
+    )
+    .unwrap_err();
+    assert_eq!(
+        e.message,
+        "input.hcl:7,9-10: Attribute redefined; The argument \"A\" was already set at input.hcl:6,9-10. Each argument may be set only once."
+    );
+    let e = parse(&job("      user = \"a\"\n      user = \"b\""), "").unwrap_err();
+    assert!(
+        e.message
+            .starts_with("input.hcl:6,7-11: Attribute redefined;"),
+        "{e}"
     );
 }
