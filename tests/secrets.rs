@@ -158,22 +158,19 @@ async fn no_secret_reaches_logs_pages_api_events_history_plan_or_the_store() {
                 .unwrap_or_default()
         }
     };
-    let wait_app = |want: &'static str| {
-        let get = get.clone();
-        async move {
-            let deadline = tokio::time::Instant::now() + common::WAIT;
-            loop {
-                let body = get("/api/apps/app").await;
-                let v: Value = serde_json::from_str(&body).unwrap_or_default();
-                if v["sync"] == want && (want != "Synced" || v["health"] == "Healthy") {
-                    return body;
-                }
-                assert!(
-                    tokio::time::Instant::now() < deadline,
-                    "app never {want}: {body}"
-                );
-                tokio::time::sleep(Duration::from_millis(100)).await;
+    let wait_app = |want: &'static str| async move {
+        let deadline = tokio::time::Instant::now() + common::WAIT;
+        loop {
+            let body = get("/api/apps/app").await;
+            let v: Value = serde_json::from_str(&body).unwrap_or_default();
+            if v["sync"] == want && (want != "Synced" || v["health"] == "Healthy") {
+                return body;
             }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "app never {want}: {body}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     };
     wait_app("Synced").await;
