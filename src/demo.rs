@@ -1,5 +1,8 @@
 //! `drover demo`: the devstack, a real S3 server, a local Git repo seeded from `desired-state/`
 //! (the media stack), and drover itself serving its status page.
+//!
+//! A module of the binary, not of the `drover` library: it starts the devstack, and the library
+//! talks to a devstack only over HTTP (it does not depend on the `drover_devstack` crate).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -8,14 +11,14 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Settings;
-use crate::controller::ControllerSettings;
-use crate::controller::runtime::{self, Running, StartError};
-use crate::devstack::s3::{S3Error, S3Server};
-use crate::devstack::seed::{Seed, SeedVaultMount, SeedVaultSecret};
-use crate::devstack::{Devstack, DevstackConfig, DevstackError};
-use crate::providers::nomad::NomadConfig;
-use crate::source::{SourceConfig, SourceError};
+use drover::config::Settings;
+use drover::controller::ControllerSettings;
+use drover::controller::runtime::{self, Running, StartError};
+use drover::providers::nomad::NomadConfig;
+use drover::source::{SourceConfig, SourceError};
+use drover_devstack::s3::{S3Error, S3Server};
+use drover_devstack::seed::{Seed, SeedVaultMount, SeedVaultSecret};
+use drover_devstack::{Devstack, DevstackConfig, DevstackError};
 
 /// The example desired-state repository (`desired-state/`), built into the binary so an installed
 /// drover's demo works anywhere: `(path, contents)`. `example_files_match_desired_state` fails
@@ -186,7 +189,7 @@ pub async fn start(options: DemoOptions) -> Result<Demo, DemoError> {
                 repo.clone()
             }
         };
-        crate::source::init_repo_from_dir(&example, &repo).map_err(|source| DemoError::Seed {
+        drover::source::init_repo_from_dir(&example, &repo).map_err(|source| DemoError::Seed {
             dir: example.display().to_string(),
             source,
         })?;
@@ -205,7 +208,7 @@ fn demo_settings(options: &DemoOptions, repo: &Path, devstack: &Devstack) -> Set
     Settings {
         source: SourceConfig {
             url: repo.display().to_string(),
-            reference: crate::source::SEED_BRANCH.to_string(),
+            reference: drover::source::SEED_BRANCH.to_string(),
             poll_interval: options.poll_interval,
             ..SourceConfig::default()
         },
@@ -213,7 +216,7 @@ fn demo_settings(options: &DemoOptions, repo: &Path, devstack: &Devstack) -> Set
         listen: options.listen,
         nomad: NomadConfig {
             address: devstack.nomad_url(),
-            token: Some(crate::telemetry::Redacted(
+            token: Some(drover::telemetry::Redacted(
                 devstack.root_token().to_string(),
             )),
             ..NomadConfig::default()
@@ -223,7 +226,7 @@ fn demo_settings(options: &DemoOptions, repo: &Path, devstack: &Devstack) -> Set
             resync_interval: Duration::from_secs(60),
             ..ControllerSettings::default()
         },
-        web: crate::config::WebSettings::default(),
+        web: drover::config::WebSettings::default(),
     }
 }
 

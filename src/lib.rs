@@ -5,15 +5,15 @@
 //! [`live::LiveStore`] by a pure [`plan`], executed by [`apply`], assessed by [`health`] and
 //! published as an `AppStatus`. Start reading at `controller/reconcile.rs`.
 //!
-//! [`devstack`] is the embedded Nomad/Consul/Vault API server used by tests and `drover demo`;
-//! drover reaches it only over HTTP, through the same [`providers`] it uses for a real cluster.
+//! The embedded Nomad/Consul/Vault API server used by tests and `drover demo` is its own crate,
+//! `drover_devstack` (`devstack/`): only the binary (`src/main.rs`, `src/demo.rs`) and the tests
+//! depend on it; this library reaches it only over HTTP, through the same [`providers`] it uses
+//! for a real cluster.
 
 pub mod apply;
 pub mod config;
 pub mod controller;
-pub mod demo;
 pub mod desired;
-pub mod devstack;
 pub mod health;
 pub mod live;
 pub mod plan;
@@ -22,3 +22,70 @@ pub mod source;
 pub mod store;
 pub mod telemetry;
 pub mod web;
+
+#[cfg(test)]
+mod boundary_tests {
+    use std::path::{Path, PathBuf};
+
+    /// Files of the binary, not of this library: they may start a devstack.
+    const BINARY_FILES: &[&str] = &["main.rs", "demo.rs"];
+
+    fn library_sources(dir: &Path, out: &mut Vec<PathBuf>) {
+        let entries = std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        for entry in entries {
+            let path = entry
+                .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+                .path();
+            if path.is_dir() {
+                library_sources(&path, out);
+            } else if path.extension().is_some_and(|ext| ext == "rs") {
+                out.push(path);
+            }
+        }
+    }
+
+    /// The library talks to a devstack only over HTTP: it must not import the devstack crate,
+    /// even though the package depends on it (for the binary).
+    #[test]
+    fn the_library_does_not_use_the_devstack_crate() {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut files = Vec::new();
+        library_sources(&src, &mut files);
+        // A path or `use` of the crate, not a mention in prose.
+        let import = regex::Regex::new(r"\bdrover_devstack\s*(::|as\b|;|,|\})")
+            .unwrap_or_else(|e| panic!("pattern: {e}"));
+        assert!(
+            files.len() > 10,
+            "found only {files:?} under {}",
+            src.display()
+        );
+        let offenders: Vec<String> = files
+            .iter()
+            .filter(|path| {
+                path.parent() != Some(src.as_path())
+                    || !path
+                        .file_name()
+                        .is_some_and(|name| BINARY_FILES.iter().any(|bin| name == *bin))
+            })
+            .filter(|path| {
+                import.is_match(
+                    &std::fs::read_to_string(path)
+                        .unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+                )
+            })
+            .map(|path| path.display().to_string())
+            .collect();
+        assert!(
+            offenders.is_empty(),
+            "library files import drover_devstack (the library reaches a devstack over HTTP only; \
+             code that starts one belongs in the binary or the tests): {offenders:?}"
+        );
+        let lib = std::fs::read_to_string(src.join("lib.rs")).unwrap_or_default();
+        assert!(
+            BINARY_FILES
+                .iter()
+                .all(|bin| !lib.contains(&format!("mod {};", bin.trim_end_matches(".rs")))),
+            "lib.rs declares a binary file as a library module"
+        );
+    }
+}

@@ -1,5 +1,7 @@
 //! The `drover` command line: the one place for `anyhow`. Exit codes: 0 ok, 1 error, 2 changes.
 
+mod demo;
+
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -16,11 +18,11 @@ use drover::config::Settings;
 use drover::controller::reconcile::{AppMemory, Mode, reconcile};
 use drover::controller::schedule::DesiredRevision;
 use drover::controller::{Context, ControllerSettings};
-use drover::devstack::{Devstack, DevstackConfig};
 use drover::live::LiveStore;
 use drover::providers::nomad::{NomadClient, NomadConfig};
 use drover::source::{GitSource, Revision, SourceConfig};
 use drover::store::Store;
+use drover_devstack::{Devstack, DevstackConfig};
 
 // Output goes through these instead of std's `println!`/`print!`, which panic when stdout is a
 // closed pipe (`drover plan | head -1`): a failed write returns an [`StdoutError`] from the
@@ -260,7 +262,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
             .context("creating a temporary folder")?
             .keep(),
     };
-    let started = drover::demo::start(drover::demo::DemoOptions {
+    let started = demo::start(demo::DemoOptions {
         example_dir: args.example,
         work_dir: work_dir.clone(),
         listen: args.listen,
@@ -277,9 +279,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
             let message = drover::telemetry::error_chain(&error);
             if matches!(
                 error,
-                drover::demo::DemoError::Start(
-                    drover::controller::runtime::StartError::Listen { .. }
-                )
+                demo::DemoError::Start(drover::controller::runtime::StartError::Listen { .. })
             ) {
                 bail!("{message}\nhint: --listen 127.0.0.1:0 picks a free port");
             }
@@ -338,7 +338,7 @@ async fn devstack(args: DevstackArgs) -> anyhow::Result<ExitCode> {
     }
     if let Some(path) = args.seed {
         config.seed = Some(
-            drover::devstack::seed::Seed::from_file(&path)
+            drover_devstack::seed::Seed::from_file(&path)
                 .with_context(|| format!("reading seed {}", path.display()))?,
         );
     }

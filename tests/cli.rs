@@ -256,7 +256,7 @@ fn the_readme_seed_example_is_a_valid_seed() {
         .unwrap_or_else(|| panic!("no seed example in README"));
     let body = &readme[start + "```yaml\n".len()..];
     let end = body.find("```").unwrap_or(body.len());
-    let seed = drover::devstack::seed::Seed::from_yaml(&body[..end])
+    let seed = drover_devstack::seed::Seed::from_yaml(&body[..end])
         .unwrap_or_else(|e| panic!("README seed: {e}"));
     assert_eq!(seed.nodes.map(|n| n.len()), Some(1));
     assert_eq!(seed.vault_secrets.len(), 1);

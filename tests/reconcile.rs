@@ -697,11 +697,11 @@ async fn transient_nomad_errors_are_retried_and_the_sync_completes() {
 
 #[tokio::test]
 async fn with_nomad_acls_a_bad_token_is_reported_and_the_root_token_syncs() {
-    let mut env = TestEnv::with_config(drover::devstack::DevstackConfig {
+    let mut env = TestEnv::with_config(drover_devstack::DevstackConfig {
         time_scale: 0.01,
         nomad_acl: true,
         seed: Some(common::default_seed()),
-        ..drover::devstack::DevstackConfig::default()
+        ..drover_devstack::DevstackConfig::default()
     })
     .await;
     env.write("apps/web/app.yaml", &app_yaml("web", ""));

@@ -9,8 +9,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::{TestEnv, default_seed};
-use drover::devstack::DevstackConfig;
-use drover::devstack::seed::SeedVaultSecret;
+use drover_devstack::DevstackConfig;
+use drover_devstack::seed::SeedVaultSecret;
 use serde_json::{Value, json};
 
 const NOMAD_TOKEN: &str = "0e2ad5a1-5ec2-4e7c-9d1a-70cafe5ec2e7";

@@ -7,10 +7,10 @@ use std::time::Duration;
 use drover::config::Settings;
 use drover::controller::runtime::{self, Running};
 use drover::controller::{AppStatus, ControllerSettings};
-use drover::devstack::seed::{Seed, SeedCsiPlugin, SeedVaultMount, SeedVaultSecret};
-use drover::devstack::{Devstack, DevstackConfig};
 use drover::providers::nomad::NomadConfig;
 use drover::source::SourceConfig;
+use drover_devstack::seed::{Seed, SeedCsiPlugin, SeedVaultMount, SeedVaultSecret};
+use drover_devstack::{Devstack, DevstackConfig};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 

@@ -3,7 +3,7 @@
 use serde_json::{Value, json};
 
 use super::*;
-use crate::devstack::nomad::jobspec::parse;
+use crate::nomad::jobspec::parse;
 
 const MINIMAL: &str = r#"
 job "web" {
@@ -268,10 +268,11 @@ fn validate_reports_nomad_multierror_text() {
     assert!(e.starts_with("3 errors occurred:\n\t* Invalid job type: \"daemon\"\n\t* Missing job datacenters\n\t* Task group web"), "{e}");
 }
 
-/// A file of the user's repository, from the project's own copy (tests/fixtures/brmartin).
+/// A file of the user's repository, from the project's own copy (the workspace's
+/// tests/fixtures/brmartin).
 fn example(rel: &str) -> String {
     let p = format!(
-        "{}/tests/fixtures/brmartin/{rel}",
+        "{}/../tests/fixtures/brmartin/{rel}",
         env!("CARGO_MANIFEST_DIR")
     );
     std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("example {p} must exist: {e}"))

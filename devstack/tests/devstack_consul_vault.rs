@@ -4,14 +4,14 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use drover::devstack::consul::{ServiceCheck, ServiceInstance};
-use drover::devstack::{Devstack, DevstackConfig};
+use drover_devstack::consul::{ServiceCheck, ServiceInstance};
+use drover_devstack::{Devstack, DevstackConfig};
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{Value, json};
 
-mod common;
+mod support;
 
-use common::{fast_devstack as start, http_client as client};
+use support::{fast_devstack as start, http_client as client};
 
 fn instance(alloc: &str, name: &str, node: &str, tags: &[&str], status: &str) -> ServiceInstance {
     ServiceInstance {
@@ -858,7 +858,7 @@ async fn consul_session_create_body_is_optional_with_defaults() {
 #[tokio::test]
 async fn consul_acl_enforced_with_root_and_seed_tokens() {
     // §2.1: X-Consul-Token / Bearer; unknown token 403 `ACL not found`; no rights 403 `Permission denied`.
-    let seed = drover::devstack::seed::Seed::from_yaml(
+    let seed = drover_devstack::seed::Seed::from_yaml(
         "acl_tokens:\n  - secret_id: kv-reader\n    system: consul\n    capabilities: [\"kv:read\"]\n",
     )
     .expect("seed");
@@ -1290,7 +1290,7 @@ async fn vault_permission_denied_is_403_multierror() {
 async fn vault_ui_mounts_preflight_and_template_shim() {
     // §3.3: sys/internal/ui/mounts/<path> gives the mount (path, type kv, options.version "2");
     // consul-template adds data/ for KV v2 so both path forms read the same secret.
-    let seed = drover::devstack::seed::Seed::from_yaml(
+    let seed = drover_devstack::seed::Seed::from_yaml(
         "vault_mounts:\n  - path: nomad\n  - path: legacy\n    version: 1\nvault_secrets:\n  - mount: nomad\n    path: default/overseerr\n    data: {MINIO_ACCESS_KEY: a, MINIO_SECRET_KEY: b}\n",
     )
     .expect("seed");
@@ -1561,7 +1561,7 @@ async fn consul_catalog_register_connect_proxy_and_health_connect() {
 #[tokio::test]
 async fn consul_seed_nodes_are_catalog_nodes_with_serf_health() {
     // Seed nodes are Nomad clients and also Consul catalog nodes (seed format).
-    let seed = drover::devstack::seed::Seed::from_yaml(
+    let seed = drover_devstack::seed::Seed::from_yaml(
         "nodes:\n  - name: hestia\n    address: 192.168.1.5\n  - name: heracles\n    arch: arm64\n",
     )
     .expect("seed");

@@ -9,9 +9,9 @@ use reqwest::header::HeaderMap;
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{Value, json};
 
-mod common;
+mod support;
 
-use common::{fast_devstack as start, http_client as client};
+use support::{fast_devstack as start, http_client as client};
 
 /// One answer: status, headers, raw body and the body parsed as JSON (`Null` if it is not).
 struct Answer {

@@ -1371,7 +1371,7 @@ pub fn parse_duration(s: &str) -> Option<i64> {
         Some(r) => (true, r),
         Option::None => (false, s.strip_prefix('+').unwrap_or(s)),
     };
-    let ns = i64::try_from(crate::devstack::clock::parse_go_duration(rest)?.as_nanos()).ok()?;
+    let ns = i64::try_from(crate::clock::parse_go_duration(rest)?.as_nanos()).ok()?;
     Some(if neg { -ns } else { ns })
 }
 

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
 use super::{AGENT_NODE, DATACENTER, Params, ServiceCheck, ServiceInstance, text_error};
-use crate::devstack::DevState;
+use crate::DevState;
 
 type St = State<Arc<DevState>>;
 

@@ -14,8 +14,8 @@ use serde_json::{Value, json};
 use super::{
     AGENT_NODE, Inner, KvRec, Params, SessionRec, block_on, json_read, text_error, with_index,
 };
-use crate::devstack::DevState;
-use crate::devstack::clock::parse_go_duration;
+use crate::DevState;
+use crate::clock::parse_go_duration;
 
 type St = State<Arc<DevState>>;
 

@@ -1,7 +1,7 @@
 //! The devstack's Nomad API against what was measured on a real Nomad 2.0.5
 //! (api-facts.md §7). Every expectation here is a measured value, not the devstack's own output.
 
-use drover::devstack::{Devstack, DevstackConfig};
+use drover_devstack::{Devstack, DevstackConfig};
 use serde_json::{Value, json};
 
 struct Api {

@@ -13,7 +13,7 @@ use super::{
     AGENT_NODE, DATACENTER, Inner, NodeRec, Params, ServiceCheck, ServiceInstance, ServiceRec,
     block_on, json_read, text_error,
 };
-use crate::devstack::DevState;
+use crate::DevState;
 
 type St = State<Arc<DevState>>;
 

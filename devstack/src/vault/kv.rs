@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 use super::{
     Inner, Mount, Req, Secret, Version, envelope, errors, is_list, no_content, no_route, ok, ts,
 };
-use crate::devstack::DevState;
+use crate::DevState;
 
 /// Versions kept when neither the mount nor the secret sets `max_versions`.
 const DEFAULT_MAX_VERSIONS: u64 = 10;
@@ -338,7 +338,7 @@ fn data(mount: &mut Mount, req: &Req, path: &str) -> Response {
 
 /// Seconds as Go's `time.Duration.String()` prints them (`0s`, `45s`, `1m30s`, `3h25m19s`).
 fn go_duration(secs: u64) -> String {
-    crate::devstack::clock::format_go_duration(std::time::Duration::from_secs(secs))
+    crate::clock::format_go_duration(std::time::Duration::from_secs(secs))
 }
 
 /// A duration parameter: seconds as a number, or a Go duration string. `Err` is Vault's 400.
@@ -355,7 +355,7 @@ fn duration_param(v: Option<&Value>) -> Result<Option<u64>, Box<Response>> {
         Some(Value::String(s)) => s
             .parse::<u64>()
             .ok()
-            .or_else(|| crate::devstack::clock::parse_go_duration(s).map(|d| d.as_secs()))
+            .or_else(|| crate::clock::parse_go_duration(s).map(|d| d.as_secs()))
             .map(Some)
             .ok_or_else(invalid),
         Some(_) => Err(invalid()),

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
 use super::{ConfigRec, Inner, Params, json_read, text_error};
-use crate::devstack::DevState;
+use crate::DevState;
 
 type St = State<Arc<DevState>>;
 

@@ -1,24 +1,25 @@
-//! Parser tests against the user's real jobspecs: the few in `tests/fixtures/brmartin`, and all
-//! of them when `../shared/examples/brmartin` is present.
+//! Parser tests against the user's real jobspecs: the few in the workspace's
+//! `tests/fixtures/brmartin`, and all of them when `../shared/examples/brmartin` (beside the
+//! workspace) is present.
 
 use serde_json::{Value, json};
 
 use super::*;
 
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/brmartin");
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/brmartin");
 
 fn read(rel: &str) -> String {
     let p = format!("{FIXTURES}/{rel}");
     std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("fixture {p} must exist: {e}"))
 }
 
-/// The user's whole repository beside the project (or where `DROVER_SHARED_EXAMPLES` says), if
+/// The user's whole repository beside the workspace (or where `DROVER_SHARED_EXAMPLES` says), if
 /// present: a clone of the project alone skips the tests that go over all of it.
 pub(crate) fn shared_examples() -> Option<std::path::PathBuf> {
     let path = std::env::var_os("DROVER_SHARED_EXAMPLES")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| {
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/examples/brmartin")
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/examples/brmartin")
         });
     if path.is_dir() {
         Some(path)
@@ -243,7 +244,7 @@ fn overseerr_parses_to_nomad_shapes() {
 #[test]
 fn overseerr_admit_injects_connect_sidecar() {
     let mut j = parse(&read("modules/overseerr/jobspec.nomad.hcl"), "").unwrap();
-    crate::devstack::nomad::canonicalize::admit(&mut j, "global");
+    crate::nomad::canonicalize::admit(&mut j, "global");
     let g = &j["TaskGroups"][0];
     let tasks = g["Tasks"].as_array().unwrap();
     assert_eq!(tasks.len(), 4);
@@ -269,7 +270,7 @@ fn overseerr_admit_injects_connect_sidecar() {
     );
     // Admitting twice does not inject a second sidecar.
     let mut again = j.clone();
-    crate::devstack::nomad::canonicalize::admit(&mut again, "global");
+    crate::nomad::canonicalize::admit(&mut again, "global");
     assert_eq!(again, j);
 }
 

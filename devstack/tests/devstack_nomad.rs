@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use drover::devstack::{Devstack, DevstackConfig};
+use drover_devstack::{Devstack, DevstackConfig};
 use serde_json::{Value, json};
 
 struct Api {
@@ -1462,7 +1462,7 @@ async fn control_reset_reseeds_nomad() {
 // §1.1 ACL: 403 texts, and namespace=* filters silently.
 #[tokio::test]
 async fn acl_tokens_gate_requests() {
-    let seed = drover::devstack::seed::Seed::from_yaml(
+    let seed = drover_devstack::seed::Seed::from_yaml(
         "namespaces: [media]\nacl_tokens:\n  - secret_id: reader\n    system: nomad\n    namespaces: [media]\n    capabilities: [read-job, list-jobs]\n  - secret_id: ops\n    system: nomad\n    management: true\n",
     )
     .unwrap();
@@ -1580,23 +1580,24 @@ async fn acl_tokens_gate_requests() {
 // ---------------------------------------------------------------------------------------------
 // Real jobspecs (HCL via /v1/jobs/parse).
 
-/// The project's copy of the few modules of the user's repository these tests read.
+/// The project's copy of the few modules of the user's repository these tests read (the
+/// workspace's tests/fixtures).
 const MODULES: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/tests/fixtures/brmartin/modules"
+    "/../tests/fixtures/brmartin/modules"
 );
 
 fn module(rel: &str) -> String {
     std::fs::read_to_string(format!("{MODULES}/{rel}")).unwrap()
 }
 
-/// The user's whole repository beside the project (or where `DROVER_SHARED_EXAMPLES` says), if
+/// The user's whole repository beside the workspace (or where `DROVER_SHARED_EXAMPLES` says), if
 /// present: a clone of the project alone skips the tests that go over all of it.
 fn shared_examples() -> Option<PathBuf> {
     let path = std::env::var_os("DROVER_SHARED_EXAMPLES")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/examples/brmartin")
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/examples/brmartin")
         });
     if path.is_dir() {
         Some(path)
@@ -1736,8 +1737,8 @@ async fn plan_diff_types_and_annotations_on_real_jobspec() {
 }
 
 /// The `nomad/` KV v2 mount, without the Overseerr secret (the test writes it).
-fn overseerr_seed() -> drover::devstack::seed::Seed {
-    drover::devstack::seed::Seed::from_yaml("vault_mounts:\n  - path: nomad\n    version: 2\n")
+fn overseerr_seed() -> drover_devstack::seed::Seed {
+    drover_devstack::seed::Seed::from_yaml("vault_mounts:\n  - path: nomad\n    version: 2\n")
         .unwrap()
 }
 
@@ -1982,7 +1983,7 @@ async fn every_brmartin_jobspec_runs_to_healthy() {
     }
     let api = Api::start_with(DevstackConfig {
         time_scale: 0.01,
-        seed: Some(drover::devstack::seed::Seed::from_yaml(&seed).unwrap()),
+        seed: Some(drover_devstack::seed::Seed::from_yaml(&seed).unwrap()),
         ..Default::default()
     })
     .await;

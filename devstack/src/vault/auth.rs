@@ -10,7 +10,7 @@ use super::{
     AppRole, JwtRole, Req, SecretId, Token, envelope, errors, no_content, no_route, ok,
     request_token,
 };
-use crate::devstack::DevState;
+use crate::DevState;
 
 /// Default TTL of tokens this simulator issues (Vault's 768h system default).
 const DEFAULT_TTL: u64 = 2_764_800;
@@ -38,7 +38,7 @@ fn ttl_of(v: Option<&Value>) -> Option<u64> {
         Some(Value::String(s)) if !s.is_empty() => s
             .parse::<u64>()
             .ok()
-            .or_else(|| crate::devstack::clock::parse_go_duration(s).map(|d| d.as_secs())),
+            .or_else(|| crate::clock::parse_go_duration(s).map(|d| d.as_secs())),
         _ => None,
     }
 }
@@ -193,7 +193,7 @@ pub(super) fn handle(st: &DevState, req: &Req) -> Response {
     let denied = || {
         errors(
             StatusCode::FORBIDDEN,
-            &[crate::devstack::faults::VAULT_PERMISSION_DENIED],
+            &[crate::faults::VAULT_PERMISSION_DENIED],
         )
     };
     match (method, path) {

@@ -3,13 +3,13 @@
 
 use std::time::{Duration, Instant};
 
-use drover::devstack::System;
+use drover_devstack::System;
 use reqwest::Client;
 use serde_json::{Value, json};
 
-mod common;
+mod support;
 
-use common::{fast_devstack as start, http_client as client};
+use support::{fast_devstack as start, http_client as client};
 
 async fn add_fault(c: &Client, base: &str, fault: Value) -> String {
     let r = c

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
 use super::{ConfigRec, Inner, Params, block_on, json_read, text_error, with_index};
-use crate::devstack::DevState;
+use crate::DevState;
 
 type St = State<Arc<DevState>>;
 
