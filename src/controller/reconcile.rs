@@ -590,3 +590,183 @@ fn held_heals(plan: &Plan, memory: &AppMemory) -> Vec<ResourceId> {
         .map(|s| s.id.clone())
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controller::ControllerSettings;
+    use crate::live::LiveStore;
+    use crate::plan::tests::{app, bucket, job, job_id, volume, volume_id};
+    use crate::plan::{Payload, Reason, Step};
+    use crate::providers::nomad::{NomadClient, NomadConfig};
+    use crate::store::{Marker, Store};
+
+    fn step(id: ResourceId, change: Change, reason: Reason, spec_hash: &str) -> Step {
+        Step {
+            id,
+            wave: 0,
+            change,
+            reason,
+            payload: Payload::None,
+            spec_hash: spec_hash.into(),
+        }
+    }
+
+    /// A plan with one Unchanged step per desired resource and `deletes` deletions.
+    fn plan_for(app: &App, deletes: usize) -> Plan {
+        let mut steps: Vec<Step> = app
+            .resources
+            .iter()
+            .map(|r| step(r.id.clone(), Change::Unchanged, Reason::InSync, "h"))
+            .collect();
+        steps.extend((0..deletes).map(|i| {
+            step(
+                job_id(&format!("gone-{i}")),
+                Change::Delete,
+                Reason::RemovedFromGit,
+                "",
+            )
+        }));
+        Plan {
+            app: app.name.clone(),
+            revision: "r".into(),
+            steps,
+        }
+    }
+
+    fn app_with(resources: usize) -> App {
+        app((0..resources).map(|i| job(&format!("job-{i}"))).collect())
+    }
+
+    fn exceeded(resources: usize, deletes: usize, max_share: f64) -> bool {
+        let app = app_with(resources);
+        prune_share_exceeded(&app, &plan_for(&app, deletes), max_share)
+    }
+
+    #[test]
+    fn prune_share_counts_only_deletions_against_the_app_and_allows_one_delete() {
+        // Share of deletions among desired + deleted resources, at a limit of one half.
+        assert!(!exceeded(3, 0, 0.4), "no deletion never exceeds");
+        assert!(!exceeded(0, 1, 0.5), "a single deletion is always allowed");
+        assert!(!exceeded(5, 1, 0.5));
+        assert!(!exceeded(2, 2, 0.5), "exactly the share is allowed");
+        assert!(!exceeded(3, 3, 0.5));
+        assert!(exceeded(2, 3, 0.5), "more than the share is refused");
+        assert!(exceeded(1, 3, 0.5));
+        assert!(exceeded(0, 2, 0.5));
+        assert!(!exceeded(1, 3, 0.8));
+    }
+
+    #[test]
+    fn heals_are_held_only_for_drift_at_the_same_spec_after_the_limit() {
+        let plan = Plan {
+            app: "a".into(),
+            revision: "r".into(),
+            steps: vec![
+                step(job_id("held"), Change::Unchanged, Reason::LiveChanged, "h"),
+                step(job_id("below"), Change::Unchanged, Reason::Stopped, "h"),
+                step(job_id("respec"), Change::Unchanged, Reason::Missing, "h2"),
+                step(job_id("git"), Change::Unchanged, Reason::GitChanged, "h"),
+                step(job_id("never"), Change::Unchanged, Reason::LiveChanged, "h"),
+            ],
+        };
+        let mut memory = AppMemory::default();
+        memory
+            .heals
+            .insert(job_id("held"), ("h".into(), apply::HEAL_LIMIT));
+        memory
+            .heals
+            .insert(job_id("below"), ("h".into(), apply::HEAL_LIMIT - 1));
+        memory
+            .heals
+            .insert(job_id("respec"), ("h".into(), apply::HEAL_LIMIT + 2));
+        memory
+            .heals
+            .insert(job_id("git"), ("h".into(), apply::HEAL_LIMIT + 2));
+        assert_eq!(held_heals(&plan, &memory), [job_id("held")]);
+        memory
+            .heals
+            .insert(job_id("below"), ("h".into(), apply::HEAL_LIMIT + 1));
+        assert_eq!(
+            held_heals(&plan, &memory),
+            [job_id("held"), job_id("below")]
+        );
+    }
+
+    fn marker(app: &str, resource: &str, hash: &str, index: u64) -> Marker {
+        Marker {
+            app: app.into(),
+            resource: resource.into(),
+            spec_hash: hash.into(),
+            live_index: index,
+            revision: "r7".into(),
+            applied_at: SystemTime::UNIX_EPOCH,
+        }
+    }
+
+    #[tokio::test]
+    async fn read_markers_returns_the_apps_markers_ownership_and_protects_volumes_that_left_git() {
+        let store = Store::open_in_memory().expect("store");
+        for m in [
+            marker("a", "nomad_job/default/web", "hw", 7),
+            marker("a", "csi_volume/default/data", "hd", 0),
+            marker("a", "not a resource id", "hx", 1),
+            marker("b", "nomad_job/default/theirs", "hb", 3),
+        ] {
+            store.set_marker(&m).await.expect("marker");
+        }
+        for (owner, resource) in [
+            ("a", "nomad_job/default/web"),
+            ("a", "nomad_job/default/old"),
+            ("a", "csi_volume/default/data"),
+            ("a", "csi_volume/default/scratch"),
+            ("a", "bucket/media"),
+            ("b", "csi_volume/default/theirs"),
+        ] {
+            store.record_owned(owner, resource).await.expect("own");
+        }
+        let nomad = NomadClient::new(NomadConfig::default()).expect("client");
+        let ctx = Context::new(
+            nomad,
+            store,
+            LiveStore::default(),
+            ControllerSettings::default(),
+        );
+        let desired = app(vec![job("web"), volume("data"), bucket("media")]);
+        let (markers, owned) = read_markers(&ctx, &desired).await.expect("read");
+        let expected = BTreeMap::from([
+            (
+                job_id("web"),
+                AppliedMarker {
+                    spec_hash: "hw".into(),
+                    live_index: 7,
+                    revision: "r7".into(),
+                },
+            ),
+            (
+                volume_id("data"),
+                AppliedMarker {
+                    spec_hash: "hd".into(),
+                    live_index: 0,
+                    revision: "r7".into(),
+                },
+            ),
+        ]);
+        assert_eq!(markers, expected);
+        assert_eq!(
+            owned
+                .resources
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>(),
+            [
+                "bucket/media",
+                "csi_volume/default/data",
+                "csi_volume/default/scratch",
+                "nomad_job/default/old",
+                "nomad_job/default/web",
+            ]
+        );
+        assert_eq!(owned.protected, [volume_id("scratch")]);
+    }
+}

@@ -269,8 +269,9 @@ pub fn triage(
     out
 }
 
+/// Test fixtures, shared with the controller's unit tests.
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::desired::{
         BucketSpec, CsiVolumeSpec, JobFormat, NomadJobSpec, Origin, Resource, SyncPolicy,
@@ -278,7 +279,7 @@ mod tests {
     };
     use crate::providers::nomad::types::{CsiVolumeStub, JobListStub};
 
-    fn id(kind: ResourceKind, scope: &str, name: &str) -> ResourceId {
+    pub(crate) fn id(kind: ResourceKind, scope: &str, name: &str) -> ResourceId {
         ResourceId {
             kind,
             scope: scope.into(),
@@ -286,11 +287,11 @@ mod tests {
         }
     }
 
-    fn job_id(name: &str) -> ResourceId {
+    pub(crate) fn job_id(name: &str) -> ResourceId {
         id(ResourceKind::NomadJob, "default", name)
     }
 
-    fn volume_id(name: &str) -> ResourceId {
+    pub(crate) fn volume_id(name: &str) -> ResourceId {
         id(ResourceKind::CsiVolume, "default", name)
     }
 
@@ -301,7 +302,7 @@ mod tests {
         }
     }
 
-    fn job(name: &str) -> Resource {
+    pub(crate) fn job(name: &str) -> Resource {
         Resource {
             id: job_id(name),
             spec: ResourceSpec::NomadJob(NomadJobSpec {
@@ -315,7 +316,7 @@ mod tests {
         }
     }
 
-    fn volume(name: &str) -> Resource {
+    pub(crate) fn volume(name: &str) -> Resource {
         Resource {
             id: volume_id(name),
             spec: ResourceSpec::CsiVolume(CsiVolumeSpec {
@@ -340,7 +341,7 @@ mod tests {
         }
     }
 
-    fn bucket(name: &str) -> Resource {
+    pub(crate) fn bucket(name: &str) -> Resource {
         Resource {
             id: id(ResourceKind::Bucket, "", name),
             spec: ResourceSpec::Bucket(BucketSpec {
@@ -355,7 +356,7 @@ mod tests {
         }
     }
 
-    fn app(resources: Vec<Resource>) -> App {
+    pub(crate) fn app(resources: Vec<Resource>) -> App {
         App {
             name: "a".into(),
             dir: "apps/a".into(),
@@ -370,7 +371,7 @@ mod tests {
     }
 
     /// Live jobs and volumes by name, in namespace `default`.
-    fn live(jobs: &[&str], volumes: &[&str]) -> LiveSnapshot {
+    pub(crate) fn live(jobs: &[&str], volumes: &[&str]) -> LiveSnapshot {
         let mut live = LiveSnapshot {
             jobs_ready: true,
             volumes_ready: true,
