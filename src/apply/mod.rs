@@ -993,14 +993,12 @@ mod tests {
         );
         assert!(again.failed());
 
-        // With the index the plan saw, the update goes through.
-        let updated = apply(
-            &nomad,
-            &store,
-            &plan(vec![job_write("web", 0, Reason::GitChanged, live_index)]),
-            all,
-        )
-        .await;
+        // With the index the plan saw, the update (a new meta value) goes through.
+        let mut update = job_write("web", 0, Reason::GitChanged, live_index);
+        if let Payload::NomadJob { job, .. } = &mut update.payload {
+            job["Meta"]["release"] = json!("2");
+        }
+        let updated = apply(&nomad, &store, &plan(vec![update]), all).await;
         let after = applied_index(&updated);
         assert!(after > live_index);
         assert_eq!(
