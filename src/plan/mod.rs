@@ -275,7 +275,7 @@ pub(crate) mod tests {
     use super::*;
     use crate::desired::{
         BucketSpec, CsiVolumeSpec, JobFormat, NomadJobSpec, Origin, Resource, SyncPolicy,
-        VolumeMode,
+        VolumeCapability, VolumeMode,
     };
     use crate::providers::nomad::types::{CsiVolumeStub, JobListStub};
 
@@ -328,7 +328,10 @@ pub(crate) mod tests {
                 external_id: None,
                 capacity_min: None,
                 capacity_max: None,
-                capabilities: Vec::new(),
+                capabilities: vec![VolumeCapability {
+                    access_mode: "single-node-writer".into(),
+                    attachment_mode: "file-system".into(),
+                }],
                 mount_options: None,
                 parameters: BTreeMap::new(),
                 secrets: BTreeMap::new(),
