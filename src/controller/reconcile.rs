@@ -769,4 +769,165 @@ mod tests {
         );
         assert_eq!(owned.protected, [volume_id("scratch")]);
     }
+
+    /// An app `a` whose `jobs` are one batch job each, with the given `sync:` policy.
+    fn loaded_app(jobs: &[&str], sync: &str) -> LoadedApp {
+        let mut files = BTreeMap::new();
+        let mut yaml = String::from("name: a\nresources:\n");
+        for job in jobs {
+            yaml.push_str(&format!("  - nomad_job: {{ file: {job}.nomad.hcl }}\n"));
+            files.insert(
+                format!("apps/a/{job}.nomad.hcl"),
+                format!(
+                    "job \"{job}\" {{\n  type = \"batch\"\n  group \"g\" {{\n    task \"t\" {{\n      driver = \"docker\"\n      config {{\n        image = \"busybox:1\"\n      }}\n    }}\n  }}\n}}\n"
+                )
+                .into_bytes(),
+            );
+        }
+        yaml.push_str(&format!("sync: {sync}\n"));
+        files.insert("apps/a/app.yaml".to_string(), yaml.into_bytes());
+        let revision = crate::source::Revision::from_files("r", files);
+        let mut loaded = crate::desired::load(&revision);
+        assert!(loaded.repo_errors.is_empty(), "{:?}", loaded.repo_errors);
+        loaded.apps.remove(0)
+    }
+
+    struct Cluster {
+        stack: crate::devstack::Devstack,
+        ctx: Context,
+    }
+
+    impl Cluster {
+        async fn start() -> Cluster {
+            let stack = crate::devstack::Devstack::start(crate::devstack::DevstackConfig {
+                time_scale: 0.01,
+                ..Default::default()
+            })
+            .await
+            .expect("devstack");
+            let nomad = NomadClient::new(NomadConfig {
+                address: stack.nomad_url(),
+                max_retries: 0,
+                ..NomadConfig::default()
+            })
+            .expect("client");
+            let ctx = Context::new(
+                nomad,
+                Store::open_in_memory().expect("store"),
+                LiveStore::default(),
+                ControllerSettings::default(),
+            );
+            Cluster { stack, ctx }
+        }
+
+        /// One reconcile on a fresh listing of the cluster (no watcher runs in these tests).
+        async fn reconcile(&self, loaded: &LoadedApp, mode: Mode) -> Outcome {
+            self.ctx
+                .live
+                .load_once(&self.ctx.nomad)
+                .await
+                .expect("list");
+            let mut memory = AppMemory::default();
+            reconcile(&self.ctx, loaded, "r", &[], mode, &mut memory).await
+        }
+
+        async fn jobs(&self) -> Vec<String> {
+            let mut names = Vec::new();
+            for job in ["j1", "j2", "j3", "j4"] {
+                if self
+                    .ctx
+                    .nomad
+                    .read_job("default", job)
+                    .await
+                    .expect("read")
+                    .is_some()
+                {
+                    names.push(job.to_string());
+                }
+            }
+            names
+        }
+    }
+
+    fn prune_refused(outcome: &Outcome) -> bool {
+        outcome
+            .status
+            .errors
+            .iter()
+            .any(|e| e.contains("prune refused"))
+    }
+
+    #[tokio::test]
+    async fn prune_deletes_only_with_the_policy_and_within_the_share() {
+        let cluster = Cluster::start().await;
+        let all = ["j1", "j2", "j3", "j4"];
+        let created = cluster
+            .reconcile(&loaded_app(&all, "{ prune: true }"), Mode::Auto)
+            .await;
+        assert_eq!(created.report.map(|r| r.changes().len()), Some(4));
+        assert_eq!(cluster.jobs().await, all);
+
+        // Three of four resources gone at once: refused, nothing deleted.
+        let most_gone = cluster
+            .reconcile(&loaded_app(&["j1"], "{ prune: true }"), Mode::Auto)
+            .await;
+        assert!(prune_refused(&most_gone), "{:?}", most_gone.status);
+        assert_eq!(cluster.jobs().await, all);
+
+        // Prune off: nothing deleted, and nothing was refused either.
+        let prune_off = cluster
+            .reconcile(&loaded_app(&["j1"], "{ prune: false }"), Mode::Auto)
+            .await;
+        assert!(!prune_refused(&prune_off), "{:?}", prune_off.status);
+        let one_gone_prune_off = cluster
+            .reconcile(
+                &loaded_app(&["j1", "j2", "j3"], "{ prune: false }"),
+                Mode::Manual,
+            )
+            .await;
+        assert!(!prune_refused(&one_gone_prune_off));
+        assert_eq!(cluster.jobs().await, all);
+
+        // One of four gone, prune on: deleted.
+        let one_gone = cluster
+            .reconcile(
+                &loaded_app(&["j1", "j2", "j3"], "{ prune: true }"),
+                Mode::Auto,
+            )
+            .await;
+        assert!(!prune_refused(&one_gone));
+        assert_eq!(
+            one_gone.report.map(|r| r.changes()),
+            Some(vec!["delete nomad_job/default/j4".to_string()])
+        );
+        assert_eq!(cluster.jobs().await, ["j1", "j2", "j3"]);
+        cluster.stack.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn without_auto_sync_only_a_manual_sync_or_nothing_writes() {
+        let cluster = Cluster::start().await;
+        let app = loaded_app(&["j1"], "{ auto: false }");
+        let auto = cluster.reconcile(&app, Mode::Auto).await;
+        assert!(auto.report.is_none(), "{:?}", auto.report);
+        assert_eq!(auto.status.sync, SyncStatus::OutOfSync);
+        let dry = cluster.reconcile(&app, Mode::DryRun).await;
+        assert!(dry.report.is_none());
+        assert!(cluster.jobs().await.is_empty());
+
+        let manual = cluster.reconcile(&app, Mode::Manual).await;
+        assert_eq!(
+            manual.report.map(|r| r.changes()),
+            Some(vec!["create nomad_job/default/j1".to_string()])
+        );
+        assert_eq!(cluster.jobs().await, ["j1"]);
+
+        let auto_app = loaded_app(&["j1", "j2"], "{ auto: true }");
+        let synced = cluster.reconcile(&auto_app, Mode::Auto).await;
+        assert_eq!(
+            synced.report.map(|r| r.changes()),
+            Some(vec!["create nomad_job/default/j2".to_string()])
+        );
+        cluster.stack.shutdown().await;
+    }
 }
