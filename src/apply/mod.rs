@@ -213,6 +213,8 @@ async fn apply_step(
                 Err(e) => failed(&e, false),
             }
         }
+        // Named for clarity; the catch-all below answers the same (deleting this arm is an
+        // equivalent mutant).
         (Change::Unchanged | Change::NotManaged, _) => StepResult::Unchanged,
         (
             Change::Create { .. } | Change::Update { .. },
