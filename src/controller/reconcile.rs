@@ -905,6 +905,30 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_app_is_out_of_sync_only_while_a_write_is_pending() {
+        let cluster = Cluster::start().await;
+        let app = loaded_app(&["j1"], "{ auto: false }");
+        let pending = cluster.reconcile(&app, Mode::Auto).await;
+        assert_eq!(pending.status.sync, SyncStatus::OutOfSync);
+        let written = cluster.reconcile(&app, Mode::Manual).await;
+        assert_eq!(
+            written.status.sync,
+            SyncStatus::Synced,
+            "{:?}",
+            written.status
+        );
+        let converged = cluster.reconcile(&app, Mode::Auto).await;
+        assert!(converged.report.is_none());
+        assert_eq!(
+            converged.status.sync,
+            SyncStatus::Synced,
+            "{:?}",
+            converged.status
+        );
+        cluster.stack.shutdown().await;
+    }
+
+    #[tokio::test]
     async fn without_auto_sync_only_a_manual_sync_or_nothing_writes() {
         let cluster = Cluster::start().await;
         let app = loaded_app(&["j1"], "{ auto: false }");
