@@ -629,4 +629,60 @@ mod tests {
         assert!(!err.is_transient());
         stack.shutdown().await;
     }
+
+    fn scaled_web(count: u32, image: &str) -> Resource {
+        let source = format!(
+            "job \"web\" {{\n  group \"g\" {{\n    count = {count}\n    scaling {{\n      min = 1\n      max = 9\n    }}\n    task \"t\" {{\n      driver = \"docker\"\n      config {{\n        image = \"{image}\"\n      }}\n    }}\n  }}\n}}\n"
+        );
+        with_source(web(image), JobFormat::Hcl2, &source)
+    }
+
+    #[tokio::test]
+    async fn a_scaling_groups_live_count_is_kept_and_is_no_change_alone() {
+        let (stack, nomad) = devstack().await;
+        let id = web("x").id;
+        let suspect = [triaged(&id, Verdict::Suspect, Reason::LiveChanged)];
+        // Live: scaled to 3 (by an autoscaler or `nomad job scale`).
+        let live = app(vec![scaled_web(3, "busybox:1")]);
+        let created = plan_of(&nomad, &live, &[triaged(&id, Verdict::Create, Reason::New)])
+            .await
+            .expect("plan");
+        let Payload::NomadJob { job, .. } = &created.steps[0].payload else {
+            panic!("{created:?}");
+        };
+        nomad
+            .register_job(job, &RegisterOptions::default())
+            .await
+            .expect("register");
+
+        // Git still says 1: only the count differs, which is not a change.
+        let plan = plan_of(&nomad, &app(vec![scaled_web(1, "busybox:1")]), &suspect)
+            .await
+            .expect("plan");
+        assert_eq!(plan.steps[0].change, Change::Unchanged, "{plan:?}");
+        assert!(matches!(plan.steps[0].payload, Payload::Confirm { .. }));
+
+        // Git changes the image too: an update at the live count, registered with PreserveCounts.
+        let plan = plan_of(&nomad, &app(vec![scaled_web(1, "busybox:2")]), &suspect)
+            .await
+            .expect("plan");
+        let step = &plan.steps[0];
+        let Change::Update { diff } = &step.change else {
+            panic!("{step:?}");
+        };
+        assert!(
+            diff.contains("busybox:2") && !diff.contains("Count"),
+            "{diff}"
+        );
+        let Payload::NomadJob {
+            job,
+            preserve_counts: true,
+            ..
+        } = &step.payload
+        else {
+            panic!("{step:?}");
+        };
+        assert_eq!(job["TaskGroups"][0]["Count"], 3);
+        stack.shutdown().await;
+    }
 }
