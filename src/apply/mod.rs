@@ -213,6 +213,8 @@ async fn apply_step(
                 Err(e) => failed(&e, false),
             }
         }
+        // Named for clarity; the catch-all below answers the same (deleting this arm is an
+        // equivalent mutant).
         (Change::Unchanged | Change::NotManaged, _) => StepResult::Unchanged,
         (
             Change::Create { .. } | Change::Update { .. },
@@ -365,5 +367,801 @@ fn failed(error: &dyn std::error::Error, transient: bool) -> StepResult {
     StepResult::Failed {
         message: crate::telemetry::error_chain(error),
         transient,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::desired::{CsiVolumeSpec, VolumeCapability, VolumeMode};
+    use crate::plan::csi_volume;
+    use crate::providers::nomad::NomadConfig;
+    use drover_devstack::{Devstack, DevstackConfig, System};
+    use serde_json::json;
+    use std::collections::BTreeMap;
+
+    const APP: &str = "media";
+
+    fn job_id(name: &str) -> ResourceId {
+        ResourceId {
+            kind: ResourceKind::NomadJob,
+            scope: "default".into(),
+            name: name.into(),
+        }
+    }
+
+    fn volume_id(name: &str) -> ResourceId {
+        ResourceId {
+            kind: ResourceKind::CsiVolume,
+            scope: "default".into(),
+            name: name.into(),
+        }
+    }
+
+    fn bucket_id(name: &str) -> ResourceId {
+        ResourceId {
+            kind: ResourceKind::Bucket,
+            scope: String::new(),
+            name: name.into(),
+        }
+    }
+
+    fn step(id: ResourceId, wave: u32, change: Change, reason: Reason, payload: Payload) -> Step {
+        Step {
+            spec_hash: format!("hash-of-{}", id.name),
+            id,
+            wave,
+            change,
+            reason,
+            payload,
+        }
+    }
+
+    fn confirm(id: ResourceId, wave: u32, reason: Reason, live_index: u64) -> Step {
+        step(
+            id,
+            wave,
+            Change::Unchanged,
+            reason,
+            Payload::Confirm { live_index },
+        )
+    }
+
+    fn job_body(name: &str, owner: Option<&str>) -> Value {
+        let mut job = json!({
+            "ID": name, "Name": name, "Type": "batch", "Namespace": "default",
+            "TaskGroups": [{"Name": "run", "Count": 1,
+                "Tasks": [{"Name": "once", "Driver": "docker", "Config": {"image": "busybox"}}]}]
+        });
+        if let Some(owner) = owner {
+            job["Meta"] = json!({ OWNER_META_KEY: owner });
+        }
+        job
+    }
+
+    fn job_write(name: &str, wave: u32, reason: Reason, enforce_index: u64) -> Step {
+        let change = if enforce_index == 0 {
+            Change::Create { diff: "+".into() }
+        } else {
+            Change::Update { diff: "~".into() }
+        };
+        step(
+            job_id(name),
+            wave,
+            change,
+            reason,
+            Payload::NomadJob {
+                job: job_body(name, Some(APP)),
+                enforce_index,
+                preserve_counts: false,
+                source: "{}".into(),
+                format: "json".into(),
+                variables: String::new(),
+            },
+        )
+    }
+
+    fn volume_write(name: &str, plugin_id: &str) -> Step {
+        let spec = CsiVolumeSpec {
+            id: name.into(),
+            name: name.into(),
+            namespace: "default".into(),
+            plugin_id: plugin_id.into(),
+            mode: VolumeMode::Create,
+            external_id: None,
+            capacity_min: None,
+            capacity_max: None,
+            capabilities: vec![VolumeCapability {
+                access_mode: "single-node-writer".into(),
+                attachment_mode: "file-system".into(),
+            }],
+            mount_options: None,
+            parameters: BTreeMap::new(),
+            secrets: BTreeMap::new(),
+            context: BTreeMap::new(),
+            snapshot_id: None,
+            clone_id: None,
+            prevent_destroy: false,
+        };
+        step(
+            volume_id(name),
+            0,
+            Change::Create { diff: "+".into() },
+            Reason::New,
+            Payload::CsiVolume {
+                volume: crate::telemetry::Redacted(csi_volume::request_body(&spec)),
+                register: false,
+                plugin_id: plugin_id.into(),
+            },
+        )
+    }
+
+    fn delete(id: ResourceId, wave: u32) -> Step {
+        step(
+            id,
+            wave,
+            Change::Delete,
+            Reason::RemovedFromGit,
+            Payload::Delete,
+        )
+    }
+
+    fn plan(steps: Vec<Step>) -> Plan {
+        Plan {
+            app: APP.into(),
+            revision: "rev-1".into(),
+            steps,
+        }
+    }
+
+    fn policy(heal_drift: bool, prune: bool, hold: Vec<ResourceId>) -> ApplyPolicy {
+        ApplyPolicy {
+            heal_drift,
+            prune,
+            hold,
+        }
+    }
+
+    fn nomad_at(address: String) -> NomadClient {
+        NomadClient::new(NomadConfig {
+            address,
+            max_retries: 0,
+            ..NomadConfig::default()
+        })
+        .expect("nomad client")
+    }
+
+    /// A Nomad address nobody listens on: every call fails at once (connection refused), so a
+    /// step that reaches Nomad shows as `Failed`.
+    fn unreachable_nomad() -> NomadClient {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        drop(listener);
+        nomad_at(format!("http://127.0.0.1:{port}"))
+    }
+
+    fn results(report: &ApplyReport) -> Vec<(String, StepResult)> {
+        report
+            .steps
+            .iter()
+            .map(|s| (s.id.name.clone(), s.result.clone()))
+            .collect()
+    }
+
+    fn skipped(reason: &str) -> StepResult {
+        StepResult::Skipped {
+            reason: reason.into(),
+        }
+    }
+
+    fn is_failed(result: &StepResult) -> bool {
+        matches!(result, StepResult::Failed { .. })
+    }
+
+    fn report_of(results: Vec<(&str, &str, StepResult)>) -> ApplyReport {
+        ApplyReport {
+            steps: results
+                .into_iter()
+                .map(|(name, change, result)| StepReport {
+                    id: job_id(name),
+                    change: change.into(),
+                    result,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn only_applied_and_deleted_wrote_and_only_waits_conflicts_and_failures_block() {
+        let cases = [
+            (StepResult::Applied { live_index: 3 }, true, false),
+            (StepResult::Deleted, true, false),
+            (StepResult::Confirmed, false, false),
+            (StepResult::Unchanged, false, false),
+            (skipped("policy"), false, false),
+            (
+                StepResult::Waiting {
+                    reason: "plugin".into(),
+                },
+                false,
+                true,
+            ),
+            (
+                StepResult::Conflict {
+                    message: "index".into(),
+                },
+                false,
+                true,
+            ),
+            (
+                StepResult::Failed {
+                    message: "boom".into(),
+                    transient: true,
+                },
+                false,
+                true,
+            ),
+        ];
+        for (result, wrote, blocks) in cases {
+            assert_eq!(result.wrote(), wrote, "{result:?}");
+            assert_eq!(result.blocks(), blocks, "{result:?}");
+        }
+    }
+
+    #[test]
+    fn a_report_lists_writes_and_problems_and_tells_failures_from_waits() {
+        let report = report_of(vec![
+            ("web", "update", StepResult::Applied { live_index: 3 }),
+            ("old", "delete", StepResult::Deleted),
+            ("ok", "unchanged", StepResult::Confirmed),
+            ("same", "unchanged", StepResult::Unchanged),
+            ("held", "update", skipped("held")),
+            (
+                "vol",
+                "create",
+                StepResult::Waiting {
+                    reason: "plugin not healthy".into(),
+                },
+            ),
+            (
+                "cas",
+                "update",
+                StepResult::Conflict {
+                    message: "index moved".into(),
+                },
+            ),
+            (
+                "bad",
+                "update",
+                StepResult::Failed {
+                    message: "boom".into(),
+                    transient: false,
+                },
+            ),
+        ]);
+        assert_eq!(
+            report.changes(),
+            [
+                "update nomad_job/default/web",
+                "delete nomad_job/default/old"
+            ]
+        );
+        assert_eq!(
+            report.problems(),
+            [
+                "nomad_job/default/vol: waiting: plugin not healthy",
+                "nomad_job/default/cas: conflict: index moved",
+                "nomad_job/default/bad: boom",
+            ]
+        );
+        assert!(report.failed());
+        assert!(report.waiting());
+
+        let quiet = report_of(vec![
+            ("ok", "unchanged", StepResult::Confirmed),
+            ("held", "update", skipped("held")),
+        ]);
+        assert!(quiet.changes().is_empty());
+        assert!(quiet.problems().is_empty());
+        assert!(!quiet.failed());
+        assert!(!quiet.waiting());
+
+        let conflict_only = report_of(vec![(
+            "cas",
+            "update",
+            StepResult::Conflict {
+                message: "m".into(),
+            },
+        )]);
+        assert!(conflict_only.failed());
+        assert!(!conflict_only.waiting());
+        let failure_only = report_of(vec![(
+            "bad",
+            "update",
+            StepResult::Failed {
+                message: "m".into(),
+                transient: true,
+            },
+        )]);
+        assert!(failure_only.failed());
+        assert!(!failure_only.waiting());
+        let wait_only = report_of(vec![(
+            "vol",
+            "create",
+            StepResult::Waiting { reason: "r".into() },
+        )]);
+        assert!(!wait_only.failed());
+        assert!(wait_only.waiting());
+    }
+
+    #[tokio::test]
+    async fn unchanged_steps_refresh_markers_and_adopt_only_unmanaged_jobs() {
+        let store = Store::open_in_memory().expect("store");
+        let steps = vec![
+            confirm(job_id("web"), 0, Reason::InSync, 7),
+            confirm(job_id("adopted"), 0, Reason::Unmanaged, 9),
+            // Volumes carry no owner mark: equal is not proof of ownership.
+            confirm(volume_id("data"), 0, Reason::Unmanaged, 0),
+            step(
+                job_id("plain"),
+                0,
+                Change::Unchanged,
+                Reason::InSync,
+                Payload::None,
+            ),
+            step(
+                bucket_id("media"),
+                0,
+                Change::NotManaged,
+                Reason::InSync,
+                Payload::None,
+            ),
+        ];
+        let report = apply(
+            &unreachable_nomad(),
+            &store,
+            &plan(steps),
+            policy(true, true, Vec::new()),
+        )
+        .await;
+        assert_eq!(
+            results(&report),
+            [
+                ("web".to_string(), StepResult::Confirmed),
+                ("adopted".to_string(), StepResult::Confirmed),
+                ("data".to_string(), StepResult::Confirmed),
+                ("plain".to_string(), StepResult::Unchanged),
+                ("media".to_string(), StepResult::Unchanged),
+            ]
+        );
+        assert_eq!(
+            report
+                .steps
+                .iter()
+                .map(|s| s.change.as_str())
+                .collect::<Vec<_>>(),
+            [
+                "unchanged",
+                "unchanged",
+                "unchanged",
+                "unchanged",
+                "not-managed"
+            ]
+        );
+        let markers: Vec<(String, String, u64, String)> = store
+            .markers(APP)
+            .await
+            .expect("markers")
+            .into_iter()
+            .map(|m| (m.resource, m.spec_hash, m.live_index, m.revision))
+            .collect();
+        assert_eq!(
+            markers,
+            [
+                (
+                    "csi_volume/default/data".to_string(),
+                    "hash-of-data".to_string(),
+                    0,
+                    "rev-1".to_string()
+                ),
+                (
+                    "nomad_job/default/adopted".to_string(),
+                    "hash-of-adopted".to_string(),
+                    9,
+                    "rev-1".to_string()
+                ),
+                (
+                    "nomad_job/default/web".to_string(),
+                    "hash-of-web".to_string(),
+                    7,
+                    "rev-1".to_string()
+                ),
+            ]
+        );
+        assert_eq!(
+            store.owned(APP).await.expect("owned"),
+            ["nomad_job/default/adopted"]
+        );
+    }
+
+    #[tokio::test]
+    async fn drift_is_healed_only_with_self_heal_and_held_resources_are_left_alone() {
+        let store = Store::open_in_memory().expect("store");
+        let nomad = unreachable_nomad();
+        let steps = vec![
+            job_write("drifted", 0, Reason::LiveChanged, 5),
+            // Not writes, or not drift: never skipped by the heal policy.
+            confirm(job_id("settled"), 0, Reason::Missing, 4),
+            confirm(job_id("fine"), 0, Reason::InSync, 4),
+        ];
+        let report = apply(
+            &nomad,
+            &store,
+            &plan(steps),
+            policy(false, false, Vec::new()),
+        )
+        .await;
+        assert_eq!(
+            results(&report),
+            [
+                (
+                    "drifted".to_string(),
+                    skipped("changed in the cluster; self_heal is off")
+                ),
+                ("settled".to_string(), StepResult::Confirmed),
+                ("fine".to_string(), StepResult::Confirmed),
+            ]
+        );
+
+        let held = vec![job_id("drifted"), job_id("settled"), job_id("fine")];
+        let steps = vec![
+            job_write("drifted", 0, Reason::LiveChanged, 5),
+            confirm(job_id("settled"), 0, Reason::Missing, 4),
+            confirm(job_id("fine"), 0, Reason::InSync, 4),
+            // Drift that is not held is healed (here: Nomad is unreachable, so it fails).
+            job_write("other", 0, Reason::Stopped, 5),
+        ];
+        let report = apply(&nomad, &store, &plan(steps), policy(true, false, held)).await;
+        let got = results(&report);
+        assert_eq!(got[0].0, "drifted");
+        assert!(
+            matches!(&got[0].1, StepResult::Skipped { reason } if reason.contains(&format!("after {HEAL_LIMIT} heals"))),
+            "{got:?}"
+        );
+        assert_eq!(got[1], ("settled".to_string(), StepResult::Confirmed));
+        assert_eq!(got[2], ("fine".to_string(), StepResult::Confirmed));
+        assert!(is_failed(&got[3].1), "{got:?}");
+    }
+
+    #[tokio::test]
+    async fn a_blocked_wave_skips_the_writes_of_later_waves_only() {
+        let store = Store::open_in_memory().expect("store");
+        let steps = vec![
+            // Nomad is unreachable: both wave-0 writes are tried and fail.
+            job_write("first", 0, Reason::New, 0),
+            volume_write("data", "glusterfs"),
+            confirm(job_id("unchanged"), 1, Reason::InSync, 4),
+            job_write("later", 1, Reason::GitChanged, 5),
+            delete(job_id("last"), 2),
+        ];
+        let report = apply(
+            &unreachable_nomad(),
+            &store,
+            &plan(steps),
+            policy(true, true, Vec::new()),
+        )
+        .await;
+        let got = results(&report);
+        assert!(is_failed(&got[0].1), "{got:?}");
+        assert!(is_failed(&got[1].1), "{got:?}");
+        assert_eq!(got[2], ("unchanged".to_string(), StepResult::Confirmed));
+        assert_eq!(got[3], ("later".to_string(), skipped("waiting for wave 0")));
+        assert_eq!(got[4], ("last".to_string(), skipped("waiting for wave 0")));
+        assert!(report.failed());
+        assert!(report.changes().is_empty());
+    }
+
+    #[tokio::test]
+    async fn prune_needs_the_policy_and_this_apps_ownership_in_the_store() {
+        let store = Store::open_in_memory().expect("store");
+        store
+            .record_owned(APP, "nomad_job/default/mine")
+            .await
+            .expect("own");
+        store
+            .record_owned("other", "nomad_job/default/theirs")
+            .await
+            .expect("own");
+        store.record_owned(APP, "bucket/media").await.expect("own");
+        let nomad = unreachable_nomad();
+
+        let off = apply(
+            &nomad,
+            &store,
+            &plan(vec![delete(job_id("mine"), 0)]),
+            policy(true, false, Vec::new()),
+        )
+        .await;
+        assert_eq!(
+            results(&off),
+            [(
+                "mine".to_string(),
+                skipped("removed from Git; prune is off")
+            )]
+        );
+
+        let steps = vec![
+            delete(job_id("theirs"), 0),
+            delete(job_id("nobodys"), 0),
+            delete(bucket_id("media"), 0),
+        ];
+        let report = apply(&nomad, &store, &plan(steps), policy(true, true, Vec::new())).await;
+        assert_eq!(
+            results(&report),
+            [
+                ("theirs".to_string(), skipped("not owned by this app")),
+                ("nobodys".to_string(), skipped("not owned by this app")),
+                (
+                    "media".to_string(),
+                    skipped("this kind is not pruned by this version")
+                ),
+            ]
+        );
+        assert_eq!(
+            report
+                .steps
+                .iter()
+                .map(|s| s.change.as_str())
+                .collect::<Vec<_>>(),
+            ["delete", "delete", "delete"]
+        );
+        // Nothing was forgotten.
+        assert_eq!(
+            store
+                .owner_of("nomad_job/default/theirs")
+                .await
+                .expect("owner")
+                .as_deref(),
+            Some("other")
+        );
+        assert_eq!(
+            store.owned(APP).await.expect("owned"),
+            ["bucket/media", "nomad_job/default/mine"]
+        );
+    }
+
+    /// The live index of a one-step report that applied.
+    fn applied_index(report: &ApplyReport) -> u64 {
+        match report.steps.as_slice() {
+            [
+                StepReport {
+                    result: StepResult::Applied { live_index },
+                    ..
+                },
+            ] => *live_index,
+            _ => panic!("{report:?}"),
+        }
+    }
+
+    async fn devstack(seed: &str) -> (Devstack, NomadClient) {
+        let seed = drover_devstack::seed::Seed::from_yaml(seed).expect("seed");
+        let stack = Devstack::start(DevstackConfig {
+            time_scale: 0.01,
+            seed: Some(seed),
+            ..DevstackConfig::default()
+        })
+        .await
+        .expect("devstack");
+        let nomad = nomad_at(stack.nomad_url());
+        (stack, nomad)
+    }
+
+    #[tokio::test]
+    async fn job_writes_are_compare_and_set_and_record_ownership_and_marker() {
+        let (stack, nomad) = devstack("{}").await;
+        let store = Store::open_in_memory().expect("store");
+        let all = policy(true, true, Vec::new());
+
+        let created = apply(
+            &nomad,
+            &store,
+            &plan(vec![job_write("web", 0, Reason::New, 0)]),
+            all.clone(),
+        )
+        .await;
+        let live_index = applied_index(&created);
+        assert!(live_index > 0);
+        assert_eq!(created.changes(), ["create nomad_job/default/web"]);
+        assert_eq!(
+            store.owned(APP).await.expect("owned"),
+            ["nomad_job/default/web"]
+        );
+        let marker = store.markers(APP).await.expect("markers");
+        assert_eq!(marker.len(), 1);
+        assert_eq!(marker[0].live_index, live_index);
+        assert_eq!(marker[0].spec_hash, "hash-of-web");
+
+        // Planned as absent, but it exists now: EnforceIndex refuses, nothing is overwritten.
+        let again = apply(
+            &nomad,
+            &store,
+            &plan(vec![job_write("web", 0, Reason::New, 0)]),
+            all.clone(),
+        )
+        .await;
+        assert!(
+            matches!(&again.steps[0].result, StepResult::Conflict { .. }),
+            "{again:?}"
+        );
+        assert!(again.failed());
+
+        // With the index the plan saw, the update (a new meta value) goes through.
+        let mut update = job_write("web", 0, Reason::GitChanged, live_index);
+        if let Payload::NomadJob { job, .. } = &mut update.payload {
+            job["Meta"]["release"] = json!("2");
+        }
+        let updated = apply(&nomad, &store, &plan(vec![update]), all).await;
+        let after = applied_index(&updated);
+        assert!(after > live_index);
+        assert_eq!(
+            store.markers(APP).await.expect("markers")[0].live_index,
+            after
+        );
+        stack.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn volumes_wait_for_a_healthy_plugin() {
+        let (stack, nomad) =
+            devstack("csi_plugins:\n  - {id: glusterfs}\n  - {id: sick, healthy: false}\n").await;
+        let store = Store::open_in_memory().expect("store");
+        let steps = vec![
+            volume_write("data", "glusterfs"),
+            volume_write("cache", "sick"),
+            volume_write("scratch", "absent"),
+        ];
+        let report = apply(&nomad, &store, &plan(steps), policy(true, true, Vec::new())).await;
+        assert_eq!(
+            results(&report),
+            [
+                ("data".to_string(), StepResult::Applied { live_index: 0 }),
+                (
+                    "cache".to_string(),
+                    StepResult::Waiting {
+                        reason: "CSI plugin sick is not healthy yet".into()
+                    }
+                ),
+                (
+                    "scratch".to_string(),
+                    StepResult::Waiting {
+                        reason: "CSI plugin absent is not running yet".into()
+                    }
+                ),
+            ]
+        );
+        assert!(
+            nomad
+                .read_csi_volume("default", "data")
+                .await
+                .expect("read")
+                .is_some()
+        );
+        assert!(
+            nomad
+                .read_csi_volume("default", "cache")
+                .await
+                .expect("read")
+                .is_none()
+        );
+        assert_eq!(
+            store.owned(APP).await.expect("owned"),
+            ["csi_volume/default/data"]
+        );
+        stack.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn prune_deletes_only_what_the_store_and_the_object_both_say_is_this_apps() {
+        let (stack, nomad) = devstack("csi_plugins:\n  - {id: glusterfs}\n").await;
+        let store = Store::open_in_memory().expect("store");
+        for (name, owner) in [
+            ("mine", Some(APP)),
+            ("relabelled", Some("other")),
+            ("unmarked", None),
+        ] {
+            nomad
+                .register_job(&job_body(name, owner), &RegisterOptions::default())
+                .await
+                .expect("register");
+            let resource = job_id(name).to_string();
+            store.record_owned(APP, &resource).await.expect("own");
+            store
+                .set_marker(&Marker {
+                    app: APP.into(),
+                    resource,
+                    spec_hash: "h".into(),
+                    live_index: 1,
+                    revision: "rev-0".into(),
+                    applied_at: SystemTime::now(),
+                })
+                .await
+                .expect("marker");
+        }
+        let created = apply(
+            &nomad,
+            &store,
+            &plan(vec![volume_write("data", "glusterfs")]),
+            policy(true, true, Vec::new()),
+        )
+        .await;
+        assert_eq!(created.changes(), ["create csi_volume/default/data"]);
+
+        let steps = vec![
+            delete(job_id("mine"), 0),
+            delete(job_id("relabelled"), 0),
+            delete(job_id("unmarked"), 0),
+            delete(volume_id("data"), 0),
+        ];
+        let report = apply(&nomad, &store, &plan(steps), policy(true, true, Vec::new())).await;
+        let not_named = skipped(&format!("job meta {OWNER_META_KEY} does not name this app"));
+        assert_eq!(
+            results(&report),
+            [
+                ("mine".to_string(), StepResult::Deleted),
+                ("relabelled".to_string(), not_named.clone()),
+                ("unmarked".to_string(), not_named),
+                ("data".to_string(), StepResult::Deleted),
+            ]
+        );
+        assert!(
+            nomad
+                .read_job("default", "mine")
+                .await
+                .expect("read")
+                .is_none()
+        );
+        for kept in ["relabelled", "unmarked"] {
+            assert!(
+                nomad
+                    .read_job("default", kept)
+                    .await
+                    .expect("read")
+                    .is_some()
+            );
+        }
+        // The volume was only deregistered: a prune never destroys its data.
+        assert!(
+            nomad
+                .read_csi_volume("default", "data")
+                .await
+                .expect("read")
+                .is_none()
+        );
+        let requests = &stack.state().requests;
+        assert_eq!(
+            requests.count_matching(Some(System::Nomad), Some("DELETE"), "/v1/volume/csi/data"),
+            1
+        );
+        assert_eq!(
+            requests.count_matching(Some(System::Nomad), None, "/v1/volume/csi/data/delete"),
+            0
+        );
+        // What was deleted is forgotten; what was refused stays owned, with its marker.
+        assert_eq!(
+            store.owned(APP).await.expect("owned"),
+            ["nomad_job/default/relabelled", "nomad_job/default/unmarked"]
+        );
+        let markers: Vec<String> = store
+            .markers(APP)
+            .await
+            .expect("markers")
+            .into_iter()
+            .map(|m| m.resource)
+            .collect();
+        assert_eq!(
+            markers,
+            ["nomad_job/default/relabelled", "nomad_job/default/unmarked"]
+        );
+        stack.shutdown().await;
     }
 }

@@ -677,3 +677,368 @@ fn held_heals(plan: &Plan, memory: &AppMemory) -> Vec<ResourceId> {
         .map(|s| s.id.clone())
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controller::ControllerSettings;
+    use crate::live::LiveStore;
+    use crate::plan::tests::{app, bucket, job, job_id, volume, volume_id};
+    use crate::plan::{Payload, Reason, Step};
+    use crate::providers::nomad::{NomadClient, NomadConfig};
+    use crate::store::{Marker, Store};
+
+    fn step(id: ResourceId, change: Change, reason: Reason, spec_hash: &str) -> Step {
+        Step {
+            id,
+            wave: 0,
+            change,
+            reason,
+            payload: Payload::None,
+            spec_hash: spec_hash.into(),
+        }
+    }
+
+    /// A plan with one Unchanged step per desired resource and `deletes` deletions.
+    fn plan_for(app: &App, deletes: usize) -> Plan {
+        let mut steps: Vec<Step> = app
+            .resources
+            .iter()
+            .map(|r| step(r.id.clone(), Change::Unchanged, Reason::InSync, "h"))
+            .collect();
+        steps.extend((0..deletes).map(|i| {
+            step(
+                job_id(&format!("gone-{i}")),
+                Change::Delete,
+                Reason::RemovedFromGit,
+                "",
+            )
+        }));
+        Plan {
+            app: app.name.clone(),
+            revision: "r".into(),
+            steps,
+        }
+    }
+
+    fn app_with(resources: usize) -> App {
+        app((0..resources).map(|i| job(&format!("job-{i}"))).collect())
+    }
+
+    fn exceeded(resources: usize, deletes: usize, max_share: f64) -> bool {
+        let app = app_with(resources);
+        prune_share_exceeded(&app, &plan_for(&app, deletes), max_share)
+    }
+
+    #[test]
+    fn prune_share_counts_only_deletions_against_the_app_and_allows_one_delete() {
+        // Share of deletions among desired + deleted resources, at a limit of one half.
+        assert!(!exceeded(3, 0, 0.4), "no deletion never exceeds");
+        assert!(!exceeded(0, 1, 0.5), "a single deletion is always allowed");
+        assert!(!exceeded(5, 1, 0.5));
+        assert!(!exceeded(2, 2, 0.5), "exactly the share is allowed");
+        assert!(!exceeded(3, 3, 0.5));
+        assert!(exceeded(2, 3, 0.5), "more than the share is refused");
+        assert!(exceeded(1, 3, 0.5));
+        assert!(exceeded(0, 2, 0.5));
+        assert!(!exceeded(1, 3, 0.8));
+    }
+
+    #[test]
+    fn heals_are_held_only_for_drift_at_the_same_spec_after_the_limit() {
+        let plan = Plan {
+            app: "a".into(),
+            revision: "r".into(),
+            steps: vec![
+                step(job_id("held"), Change::Unchanged, Reason::LiveChanged, "h"),
+                step(job_id("below"), Change::Unchanged, Reason::Stopped, "h"),
+                step(job_id("respec"), Change::Unchanged, Reason::Missing, "h2"),
+                step(job_id("git"), Change::Unchanged, Reason::GitChanged, "h"),
+                step(job_id("never"), Change::Unchanged, Reason::LiveChanged, "h"),
+            ],
+        };
+        let mut memory = AppMemory::default();
+        memory
+            .heals
+            .insert(job_id("held"), ("h".into(), apply::HEAL_LIMIT));
+        memory
+            .heals
+            .insert(job_id("below"), ("h".into(), apply::HEAL_LIMIT - 1));
+        memory
+            .heals
+            .insert(job_id("respec"), ("h".into(), apply::HEAL_LIMIT + 2));
+        memory
+            .heals
+            .insert(job_id("git"), ("h".into(), apply::HEAL_LIMIT + 2));
+        assert_eq!(held_heals(&plan, &memory), [job_id("held")]);
+        memory
+            .heals
+            .insert(job_id("below"), ("h".into(), apply::HEAL_LIMIT + 1));
+        assert_eq!(
+            held_heals(&plan, &memory),
+            [job_id("held"), job_id("below")]
+        );
+    }
+
+    fn marker(app: &str, resource: &str, hash: &str, index: u64) -> Marker {
+        Marker {
+            app: app.into(),
+            resource: resource.into(),
+            spec_hash: hash.into(),
+            live_index: index,
+            revision: "r7".into(),
+            applied_at: SystemTime::UNIX_EPOCH,
+        }
+    }
+
+    #[tokio::test]
+    async fn read_markers_returns_the_apps_markers_ownership_and_protects_volumes_that_left_git() {
+        let store = Store::open_in_memory().expect("store");
+        for m in [
+            marker("a", "nomad_job/default/web", "hw", 7),
+            marker("a", "csi_volume/default/data", "hd", 0),
+            marker("a", "not a resource id", "hx", 1),
+            marker("b", "nomad_job/default/theirs", "hb", 3),
+        ] {
+            store.set_marker(&m).await.expect("marker");
+        }
+        for (owner, resource) in [
+            ("a", "nomad_job/default/web"),
+            ("a", "nomad_job/default/old"),
+            ("a", "csi_volume/default/data"),
+            ("a", "csi_volume/default/scratch"),
+            ("a", "bucket/media"),
+            ("b", "csi_volume/default/theirs"),
+        ] {
+            store.record_owned(owner, resource).await.expect("own");
+        }
+        let nomad = NomadClient::new(NomadConfig::default()).expect("client");
+        let ctx = Context::new(
+            nomad,
+            store,
+            LiveStore::default(),
+            ControllerSettings::default(),
+        );
+        let desired = app(vec![job("web"), volume("data"), bucket("media")]);
+        let (markers, owned) = read_markers(&ctx, &desired).await.expect("read");
+        let expected = BTreeMap::from([
+            (
+                job_id("web"),
+                AppliedMarker {
+                    spec_hash: "hw".into(),
+                    live_index: 7,
+                    revision: "r7".into(),
+                },
+            ),
+            (
+                volume_id("data"),
+                AppliedMarker {
+                    spec_hash: "hd".into(),
+                    live_index: 0,
+                    revision: "r7".into(),
+                },
+            ),
+        ]);
+        assert_eq!(markers, expected);
+        assert_eq!(
+            owned
+                .resources
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>(),
+            [
+                "bucket/media",
+                "csi_volume/default/data",
+                "csi_volume/default/scratch",
+                "nomad_job/default/old",
+                "nomad_job/default/web",
+            ]
+        );
+        assert_eq!(owned.protected, [volume_id("scratch")]);
+    }
+
+    /// An app `a` whose `jobs` are one batch job each, with the given `sync:` policy.
+    fn loaded_app(jobs: &[&str], sync: &str) -> LoadedApp {
+        let mut files = BTreeMap::new();
+        let mut yaml = String::from("name: a\nresources:\n");
+        for job in jobs {
+            yaml.push_str(&format!("  - nomad_job: {{ file: {job}.nomad.hcl }}\n"));
+            files.insert(
+                format!("apps/a/{job}.nomad.hcl"),
+                format!(
+                    "job \"{job}\" {{\n  type = \"batch\"\n  group \"g\" {{\n    task \"t\" {{\n      driver = \"docker\"\n      config {{\n        image = \"busybox:1\"\n      }}\n    }}\n  }}\n}}\n"
+                )
+                .into_bytes(),
+            );
+        }
+        yaml.push_str(&format!("sync: {sync}\n"));
+        files.insert("apps/a/app.yaml".to_string(), yaml.into_bytes());
+        let revision = crate::source::Revision::from_files("r", files);
+        let mut loaded = crate::desired::load(&revision);
+        assert!(loaded.repo_errors.is_empty(), "{:?}", loaded.repo_errors);
+        loaded.apps.remove(0)
+    }
+
+    struct Cluster {
+        stack: drover_devstack::Devstack,
+        ctx: Context,
+    }
+
+    impl Cluster {
+        async fn start() -> Cluster {
+            let stack = drover_devstack::Devstack::start(drover_devstack::DevstackConfig {
+                time_scale: 0.01,
+                ..Default::default()
+            })
+            .await
+            .expect("devstack");
+            let nomad = NomadClient::new(NomadConfig {
+                address: stack.nomad_url(),
+                max_retries: 0,
+                ..NomadConfig::default()
+            })
+            .expect("client");
+            let ctx = Context::new(
+                nomad,
+                Store::open_in_memory().expect("store"),
+                LiveStore::default(),
+                ControllerSettings::default(),
+            );
+            Cluster { stack, ctx }
+        }
+
+        /// One reconcile on a fresh listing of the cluster (no watcher runs in these tests).
+        async fn reconcile(&self, loaded: &LoadedApp, mode: Mode) -> Outcome {
+            self.ctx
+                .live
+                .load_once(&self.ctx.nomad)
+                .await
+                .expect("list");
+            let mut memory = AppMemory::default();
+            reconcile(&self.ctx, loaded, "r", &[], mode, &mut memory).await
+        }
+
+        async fn jobs(&self) -> Vec<String> {
+            let mut names = Vec::new();
+            for job in ["j1", "j2", "j3", "j4"] {
+                if self
+                    .ctx
+                    .nomad
+                    .read_job("default", job)
+                    .await
+                    .expect("read")
+                    .is_some()
+                {
+                    names.push(job.to_string());
+                }
+            }
+            names
+        }
+    }
+
+    fn prune_refused(outcome: &Outcome) -> bool {
+        outcome
+            .status
+            .errors
+            .iter()
+            .any(|e| e.contains("prune refused"))
+    }
+
+    #[tokio::test]
+    async fn prune_deletes_only_with_the_policy_and_within_the_share() {
+        let cluster = Cluster::start().await;
+        let all = ["j1", "j2", "j3", "j4"];
+        let created = cluster
+            .reconcile(&loaded_app(&all, "{ prune: true }"), Mode::Auto)
+            .await;
+        assert_eq!(created.report.map(|r| r.changes().len()), Some(4));
+        assert_eq!(cluster.jobs().await, all);
+
+        // Three of four resources gone at once: refused, nothing deleted.
+        let most_gone = cluster
+            .reconcile(&loaded_app(&["j1"], "{ prune: true }"), Mode::Auto)
+            .await;
+        assert!(prune_refused(&most_gone), "{:?}", most_gone.status);
+        assert_eq!(cluster.jobs().await, all);
+
+        // Prune off: nothing deleted, and nothing was refused either.
+        let prune_off = cluster
+            .reconcile(&loaded_app(&["j1"], "{ prune: false }"), Mode::Auto)
+            .await;
+        assert!(!prune_refused(&prune_off), "{:?}", prune_off.status);
+        let one_gone_prune_off = cluster
+            .reconcile(
+                &loaded_app(&["j1", "j2", "j3"], "{ prune: false }"),
+                Mode::Manual,
+            )
+            .await;
+        assert!(!prune_refused(&one_gone_prune_off));
+        assert_eq!(cluster.jobs().await, all);
+
+        // One of four gone, prune on: deleted.
+        let one_gone = cluster
+            .reconcile(
+                &loaded_app(&["j1", "j2", "j3"], "{ prune: true }"),
+                Mode::Auto,
+            )
+            .await;
+        assert!(!prune_refused(&one_gone));
+        assert_eq!(
+            one_gone.report.map(|r| r.changes()),
+            Some(vec!["delete nomad_job/default/j4".to_string()])
+        );
+        assert_eq!(cluster.jobs().await, ["j1", "j2", "j3"]);
+        cluster.stack.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn an_app_is_out_of_sync_only_while_a_write_is_pending() {
+        let cluster = Cluster::start().await;
+        let app = loaded_app(&["j1"], "{ auto: false }");
+        let pending = cluster.reconcile(&app, Mode::Auto).await;
+        assert_eq!(pending.status.sync, SyncStatus::OutOfSync);
+        let written = cluster.reconcile(&app, Mode::Manual).await;
+        assert_eq!(
+            written.status.sync,
+            SyncStatus::Synced,
+            "{:?}",
+            written.status
+        );
+        let converged = cluster.reconcile(&app, Mode::Auto).await;
+        assert!(converged.report.is_none());
+        assert_eq!(
+            converged.status.sync,
+            SyncStatus::Synced,
+            "{:?}",
+            converged.status
+        );
+        cluster.stack.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn without_auto_sync_only_a_manual_sync_or_nothing_writes() {
+        let cluster = Cluster::start().await;
+        let app = loaded_app(&["j1"], "{ auto: false }");
+        let auto = cluster.reconcile(&app, Mode::Auto).await;
+        assert!(auto.report.is_none(), "{:?}", auto.report);
+        assert_eq!(auto.status.sync, SyncStatus::OutOfSync);
+        let dry = cluster.reconcile(&app, Mode::DryRun).await;
+        assert!(dry.report.is_none());
+        assert!(cluster.jobs().await.is_empty());
+
+        let manual = cluster.reconcile(&app, Mode::Manual).await;
+        assert_eq!(
+            manual.report.map(|r| r.changes()),
+            Some(vec!["create nomad_job/default/j1".to_string()])
+        );
+        assert_eq!(cluster.jobs().await, ["j1"]);
+
+        let auto_app = loaded_app(&["j1", "j2"], "{ auto: true }");
+        let synced = cluster.reconcile(&auto_app, Mode::Auto).await;
+        assert_eq!(
+            synced.report.map(|r| r.changes()),
+            Some(vec!["create nomad_job/default/j2".to_string()])
+        );
+        cluster.stack.shutdown().await;
+    }
+}

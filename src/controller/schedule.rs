@@ -599,3 +599,273 @@ fn publish_removed(ctx: &Context, app: &str, revision: &str, why: &str, errors: 
     status.observed_at = std::time::SystemTime::now();
     ctx.publish(status);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controller::ControllerSettings;
+    use crate::live::LiveStore;
+    use crate::plan::nomad_job::OWNER_META_KEY;
+    use crate::providers::nomad::{NomadClient, NomadConfig, RegisterOptions};
+    use crate::store::{Marker, Store};
+    use drover_devstack::faults::FaultSpec;
+    use drover_devstack::{Devstack, DevstackConfig};
+    use serde_json::json;
+    use std::time::SystemTime;
+
+    /// `apps/<name>/app.yaml` (one job) and its jobspec, for each `(name, prune)`.
+    fn revision(id: &str, apps: &[(&str, bool)], extra: &[(&str, &str)]) -> Arc<Revision> {
+        let mut files = BTreeMap::new();
+        for (name, prune) in apps {
+            files.insert(
+                format!("apps/{name}/app.yaml"),
+                format!(
+                    "name: {name}\nresources:\n  - nomad_job: {{ file: job.nomad.hcl }}\nsync: {{ prune: {prune} }}\n"
+                )
+                .into_bytes(),
+            );
+            files.insert(
+                format!("apps/{name}/job.nomad.hcl"),
+                format!(
+                    "job \"{name}\" {{\n  group \"g\" {{\n    task \"t\" {{\n      driver = \"docker\"\n      config {{ image = \"busybox\" }}\n    }}\n  }}\n}}\n"
+                )
+                .into_bytes(),
+            );
+        }
+        for (path, text) in extra {
+            files.insert((*path).to_string(), text.as_bytes().to_vec());
+        }
+        Arc::new(Revision::from_files(id, files))
+    }
+
+    fn desired(id: &str, apps: &[&str]) -> DesiredRevision {
+        let apps: Vec<(&str, bool)> = apps.iter().map(|a| (*a, false)).collect();
+        DesiredRevision::load(revision(id, &apps, &[]))
+    }
+
+    /// The revision the removed apps were last applied from.
+    fn old_revision() -> Arc<Revision> {
+        revision(
+            "old",
+            &[
+                ("pruned", true),
+                ("kept", false),
+                ("relabelled", true),
+                ("failing", true),
+                ("solo", true),
+            ],
+            &[],
+        )
+    }
+
+    fn pins() -> Option<RevisionReader> {
+        let old = old_revision();
+        let reader: RevisionReader = Arc::new(move |id: &str| (id == "old").then(|| old.clone()));
+        Some(reader)
+    }
+
+    struct Fixture {
+        stack: Devstack,
+        nomad: NomadClient,
+        store: Store,
+    }
+
+    impl Fixture {
+        async fn start() -> Fixture {
+            let stack = Devstack::start(DevstackConfig {
+                time_scale: 0.01,
+                ..DevstackConfig::default()
+            })
+            .await
+            .expect("devstack");
+            let nomad = NomadClient::new(NomadConfig {
+                address: stack.nomad_url(),
+                max_retries: 0,
+                ..NomadConfig::default()
+            })
+            .expect("client");
+            let store = Store::open_in_memory().expect("store");
+            Fixture {
+                stack,
+                nomad,
+                store,
+            }
+        }
+
+        /// A job drover applied for `app` from revision `old` (meta naming `owner`).
+        async fn applied_job(&self, app: &str, owner: &str) {
+            let job = json!({
+                "ID": app, "Name": app, "Type": "batch", "Namespace": "default",
+                "Meta": { OWNER_META_KEY: owner },
+                "TaskGroups": [{"Name": "g", "Count": 1,
+                    "Tasks": [{"Name": "t", "Driver": "docker", "Config": {"image": "busybox"}}]}]
+            });
+            self.nomad
+                .register_job(&job, &RegisterOptions::default())
+                .await
+                .expect("register");
+            let resource = format!("nomad_job/default/{app}");
+            self.store.record_owned(app, &resource).await.expect("own");
+            self.marker(app, &resource, "old").await;
+        }
+
+        async fn marker(&self, app: &str, resource: &str, revision: &str) {
+            self.store
+                .set_marker(&Marker {
+                    app: app.into(),
+                    resource: resource.into(),
+                    spec_hash: "h".into(),
+                    live_index: 1,
+                    revision: revision.into(),
+                    applied_at: SystemTime::now(),
+                })
+                .await
+                .expect("marker");
+        }
+
+        /// A context whose live cache has (`ready`) or has not yet listed the cluster.
+        async fn context(&self, ready: bool, max_prune_share: f64) -> Context {
+            let live = LiveStore::default();
+            if ready {
+                live.load_once(&self.nomad).await.expect("live");
+            }
+            Context::new(
+                self.nomad.clone(),
+                self.store.clone(),
+                live,
+                ControllerSettings {
+                    max_prune_share,
+                    ..ControllerSettings::default()
+                },
+            )
+        }
+
+        async fn exists(&self, job: &str) -> bool {
+            self.nomad
+                .read_job("default", job)
+                .await
+                .expect("read")
+                .is_some()
+        }
+    }
+
+    #[tokio::test]
+    async fn removed_apps_are_pruned_only_when_live_state_and_git_are_trustworthy() {
+        let f = Fixture::start().await;
+        f.applied_job("pruned", "pruned").await;
+        let pins = pins();
+
+        // The live cache has not listed the cluster yet: try again later, delete nothing.
+        let unready = f.context(false, 0.5).await;
+        assert!(prune_removed(&unready, &desired("new", &["present"]), &pins).await);
+        assert!(f.exists("pruned").await);
+
+        let ctx = f.context(true, 0.5).await;
+        // Nothing left Git.
+        assert!(!prune_removed(&ctx, &desired("new", &["present", "pruned"]), &pins).await);
+        assert!(f.exists("pruned").await);
+        // A revision with no apps, or with repo-level errors, is not trusted to prune.
+        assert!(!prune_removed(&ctx, &desired("new", &[]), &pins).await);
+        assert!(f.exists("pruned").await);
+        let broken = DesiredRevision::load(revision(
+            "new",
+            &[("present", false)],
+            &[("drover.yaml", "{ not: [valid")],
+        ));
+        assert!(!broken.loaded.repo_errors.is_empty());
+        assert!(!prune_removed(&ctx, &broken, &pins).await);
+        assert!(f.exists("pruned").await);
+
+        // One known app, gone: a single removal is never a mass removal.
+        assert!(!prune_removed(&ctx, &desired("new", &["present"]), &pins).await);
+        assert!(!f.exists("pruned").await);
+        assert!(f.store.owned("pruned").await.expect("owned").is_empty());
+        f.stack.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn prune_of_removed_apps_follows_the_share_limit_their_last_policy_and_ownership() {
+        let f = Fixture::start().await;
+        f.applied_job("pruned", "pruned").await;
+        f.applied_job("kept", "kept").await;
+        // Its job was taken over by hand: the meta names someone else.
+        f.applied_job("relabelled", "someone-else").await;
+        // A volume that is no longer in the cluster stays owned (and is no reason to keep the
+        // app's status).
+        f.store
+            .record_owned("pruned", "csi_volume/default/pruned-data")
+            .await
+            .expect("own");
+        for present in ["x1", "x2"] {
+            f.marker(present, &format!("nomad_job/default/{present}"), "old")
+                .await;
+        }
+        let pins = pins();
+        let ctx = f.context(true, 0.5).await;
+        for app in ["pruned", "relabelled"] {
+            ctx.publish(AppStatus::unknown(app, "old", "synced"));
+        }
+
+        // Three of five known apps left Git at once: more than half, refused.
+        assert!(!prune_removed(&ctx, &desired("new", &["x1", "x2"]), &pins).await);
+        for job in ["pruned", "kept", "relabelled"] {
+            assert!(f.exists(job).await, "{job} is kept by the share limit");
+        }
+
+        // Exactly half is allowed (x3 is known now too: three of six).
+        f.marker("x3", "nomad_job/default/x3", "old").await;
+        let ctx = f.context(true, 0.5).await;
+        for app in ["pruned", "relabelled"] {
+            ctx.publish(AppStatus::unknown(app, "old", "synced"));
+        }
+        let current = desired("new", &["x1", "x2", "x3"]);
+        assert!(!prune_removed(&ctx, &current, &pins).await);
+        assert!(!f.exists("pruned").await, "prune: true deletes");
+        assert!(f.exists("kept").await, "prune: false keeps the job");
+        assert!(
+            f.exists("relabelled").await,
+            "meta naming another owner keeps it"
+        );
+        assert_eq!(
+            f.store.owned("pruned").await.expect("owned"),
+            ["csi_volume/default/pruned-data"]
+        );
+        assert_eq!(
+            f.store.owned("relabelled").await.expect("owned"),
+            ["nomad_job/default/relabelled"]
+        );
+        assert!(ctx.status_of("pruned").is_none(), "only a volume is left");
+        assert!(ctx.status_of("relabelled").is_some(), "its job is left");
+        let kept = ctx.status_of("kept").expect("kept's status");
+        assert_eq!(kept.sync, SyncStatus::OutOfSync);
+        f.stack.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn a_failed_prune_is_retried_and_an_unreadable_last_revision_deletes_nothing() {
+        let f = Fixture::start().await;
+        f.applied_job("failing", "failing").await;
+        // Last applied from a revision that cannot be read any more.
+        f.applied_job("unreadable", "unreadable").await;
+        f.marker("unreadable", "nomad_job/default/unreadable", "lost")
+            .await;
+        let fault: FaultSpec = serde_json::from_value(json!({
+            "system": "nomad", "method": "DELETE", "path": "/v1/job/failing", "kind": "error",
+            "status": 500, "body": "injected"
+        }))
+        .expect("fault");
+        f.stack.state().faults.add(fault).expect("arm fault");
+        let ctx = f.context(true, 1.0).await;
+        assert!(prune_removed(&ctx, &desired("new", &["present"]), &pins()).await);
+        assert!(f.exists("failing").await);
+        assert!(f.exists("unreadable").await);
+        let status = ctx.status_of("unreadable").expect("status");
+        assert_eq!(status.sync, SyncStatus::OutOfSync);
+        assert!(!status.errors.is_empty());
+        // Without a reader for pinned revisions, nothing can be pruned either.
+        f.stack.state().faults.clear();
+        assert!(!prune_removed(&ctx, &desired("new", &["present"]), &None).await);
+        assert!(f.exists("failing").await);
+        f.stack.shutdown().await;
+    }
+}

@@ -276,4 +276,413 @@ mod tests {
             "apps/web/job.nomad.hcl:12:5: Unsupported argument; An argument named \"foo\" is not expected here."
         );
     }
+
+    use crate::desired::{JobFormat, NomadJobSpec, Resource, ResourceKind};
+    use crate::plan::tests::{app, volume, volume_id};
+    use crate::plan::{Reason, Triage};
+    use crate::providers::nomad::{NomadConfig, RegisterOptions};
+    use drover_devstack::faults::FaultSpec;
+    use drover_devstack::{Devstack, DevstackConfig};
+    use serde_json::json;
+
+    const FILE: &str = "apps/a/web.nomad.hcl";
+
+    fn web(image: &str) -> Resource {
+        Resource {
+            id: ResourceId {
+                kind: ResourceKind::NomadJob,
+                scope: "default".into(),
+                name: "web".into(),
+            },
+            spec: ResourceSpec::NomadJob(NomadJobSpec {
+                file: FILE.into(),
+                format: JobFormat::Hcl2,
+                source: format!(
+                    "job \"web\" {{\n  type = \"batch\"\n  group \"g\" {{\n    task \"t\" {{\n      driver = \"docker\"\n      config {{\n        image = \"{image}\"\n      }}\n    }}\n  }}\n}}\n"
+                ),
+                variables: String::new(),
+                job_id: "web".into(),
+            }),
+            origin: crate::desired::Origin {
+                file: "apps/a/app.yaml".into(),
+                line: 1,
+            },
+        }
+    }
+
+    fn with_source(mut resource: Resource, format: JobFormat, source: &str) -> Resource {
+        if let ResourceSpec::NomadJob(spec) = &mut resource.spec {
+            spec.format = format;
+            spec.source = source.into();
+        }
+        resource
+    }
+
+    fn triaged(id: &ResourceId, verdict: Verdict, reason: Reason) -> Triage {
+        Triage {
+            id: id.clone(),
+            verdict,
+            reason,
+        }
+    }
+
+    async fn devstack() -> (Devstack, NomadClient) {
+        let seed = drover_devstack::seed::Seed::from_yaml("csi_plugins:\n  - {id: glusterfs}\n")
+            .expect("seed");
+        let stack = Devstack::start(DevstackConfig {
+            time_scale: 0.01,
+            seed: Some(seed),
+            ..DevstackConfig::default()
+        })
+        .await
+        .expect("devstack");
+        let nomad = NomadClient::new(NomadConfig {
+            address: stack.nomad_url(),
+            max_retries: 0,
+            ..NomadConfig::default()
+        })
+        .expect("client");
+        (stack, nomad)
+    }
+
+    async fn plan_of(nomad: &NomadClient, app: &App, triage: &[Triage]) -> Result<Plan, PlanError> {
+        let redaction = render::Redaction::default();
+        let style = render::Style {
+            colour: false,
+            redaction: &redaction,
+        };
+        explain(nomad, app, "rev-1", triage, &[], style).await
+    }
+
+    fn fault(path: &str, status: u16) -> FaultSpec {
+        serde_json::from_value(json!({
+            "system": "nomad", "path": path, "kind": "error", "status": status, "body": "injected"
+        }))
+        .expect("fault")
+    }
+
+    #[tokio::test]
+    async fn jobs_are_created_updated_or_confirmed_by_the_servers_plan() {
+        let (stack, nomad) = devstack().await;
+        let desired = app(vec![web("busybox:1")]);
+        let id = desired.resources[0].id.clone();
+
+        let plan = plan_of(
+            &nomad,
+            &desired,
+            &[triaged(&id, Verdict::Create, Reason::New)],
+        )
+        .await
+        .expect("plan");
+        assert_eq!(plan.app, "a");
+        assert_eq!(plan.revision, "rev-1");
+        let [step] = plan.steps.as_slice() else {
+            panic!("{plan:?}");
+        };
+        assert_eq!(step.reason, Reason::New);
+        assert_eq!(step.spec_hash, desired.resources[0].spec_hash());
+        assert!(
+            matches!(&step.change, Change::Create { diff } if diff.contains("busybox:1")),
+            "{step:?}"
+        );
+        let Payload::NomadJob {
+            job,
+            enforce_index: 0,
+            preserve_counts: false,
+            format,
+            ..
+        } = &step.payload
+        else {
+            panic!("{step:?}");
+        };
+        assert_eq!(format, "hcl2");
+        assert_eq!(job["Meta"][nomad_job::OWNER_META_KEY], "a");
+        let registered = nomad
+            .register_job(job, &RegisterOptions::default())
+            .await
+            .expect("register");
+
+        // Suspected, but the server sees no difference: confirm at the live index.
+        let plan = plan_of(
+            &nomad,
+            &desired,
+            &[triaged(&id, Verdict::Suspect, Reason::LiveChanged)],
+        )
+        .await
+        .expect("plan");
+        assert_eq!(plan.steps[0].change, Change::Unchanged);
+        assert_eq!(
+            plan.steps[0].payload,
+            Payload::Confirm {
+                live_index: registered.job_modify_index
+            }
+        );
+
+        // Git changed the image: an update, compare-and-set at the index the plan saw.
+        let changed = app(vec![web("busybox:2")]);
+        let plan = plan_of(
+            &nomad,
+            &changed,
+            &[triaged(&id, Verdict::Suspect, Reason::GitChanged)],
+        )
+        .await
+        .expect("plan");
+        let step = &plan.steps[0];
+        assert!(
+            matches!(&step.change, Change::Update { diff } if diff.contains("busybox:2")),
+            "{step:?}"
+        );
+        assert!(
+            matches!(&step.payload, Payload::NomadJob { enforce_index, .. } if *enforce_index == registered.job_modify_index),
+            "{step:?}"
+        );
+        stack.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn volumes_are_created_updated_or_confirmed_against_the_live_volume() {
+        let (stack, nomad) = devstack().await;
+        let desired = app(vec![volume("data")]);
+        let id = volume_id("data");
+
+        let plan = plan_of(
+            &nomad,
+            &desired,
+            &[triaged(&id, Verdict::Create, Reason::New)],
+        )
+        .await
+        .expect("plan");
+        assert_eq!(
+            plan.steps[0].change,
+            Change::Create {
+                diff: "+ CSI Volume: \"data\" (plugin \"glusterfs\")\n".into()
+            }
+        );
+        assert!(
+            matches!(&plan.steps[0].payload, Payload::CsiVolume { register: false, plugin_id, .. } if plugin_id == "glusterfs"),
+            "{plan:?}"
+        );
+        // Suspected but gone from the cluster: created again.
+        let plan = plan_of(
+            &nomad,
+            &desired,
+            &[triaged(&id, Verdict::Suspect, Reason::Missing)],
+        )
+        .await
+        .expect("plan");
+        assert_eq!(
+            plan.steps[0].change,
+            Change::Create {
+                diff: "+ CSI Volume: \"data\"\n".into()
+            }
+        );
+
+        let ResourceSpec::CsiVolume(spec) = &desired.resources[0].spec else {
+            panic!("a volume");
+        };
+        nomad
+            .put_csi_volume("default", &csi_volume::request_body(spec), false)
+            .await
+            .expect("create volume");
+        let plan = plan_of(
+            &nomad,
+            &desired,
+            &[triaged(&id, Verdict::Suspect, Reason::GitChanged)],
+        )
+        .await
+        .expect("plan");
+        assert_eq!(plan.steps[0].change, Change::Unchanged);
+        assert_eq!(plan.steps[0].payload, Payload::Confirm { live_index: 0 });
+
+        let mut changed = desired.clone();
+        if let ResourceSpec::CsiVolume(spec) = &mut changed.resources[0].spec {
+            spec.parameters.insert("share".into(), "other".into());
+            spec.mode = VolumeMode::Register;
+        }
+        let plan = plan_of(
+            &nomad,
+            &changed,
+            &[triaged(&id, Verdict::Suspect, Reason::GitChanged)],
+        )
+        .await
+        .expect("plan");
+        assert!(
+            matches!(&plan.steps[0].change, Change::Update { diff } if diff.starts_with("+/- CSI Volume: \"data\"\n") && diff.contains("share")),
+            "{plan:?}"
+        );
+        assert!(
+            matches!(
+                &plan.steps[0].payload,
+                Payload::CsiVolume { register: true, .. }
+            ),
+            "{plan:?}"
+        );
+        stack.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn deletions_go_last_jobs_before_volumes_in_a_wave_after_every_desired_one() {
+        // No server call: unchanged and deleted resources need none.
+        let nomad = NomadClient::new(NomadConfig::default()).expect("client");
+        let desired = app(vec![volume("data")]);
+        let gone_job = ResourceId {
+            kind: ResourceKind::NomadJob,
+            scope: "default".into(),
+            name: "old".into(),
+        };
+        let triage = [
+            triaged(
+                &volume_id("scratch"),
+                Verdict::Delete,
+                Reason::RemovedFromGit,
+            ),
+            triaged(&gone_job, Verdict::Delete, Reason::RemovedFromGit),
+            triaged(&volume_id("data"), Verdict::Unchanged, Reason::InSync),
+        ];
+        let plan = plan_of(&nomad, &desired, &triage).await.expect("plan");
+        let steps: Vec<(String, u32, &str, String)> = plan
+            .steps
+            .iter()
+            .map(|s| {
+                (
+                    s.id.to_string(),
+                    s.wave,
+                    s.change.verb(),
+                    s.spec_hash.clone(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            steps,
+            [
+                (
+                    "csi_volume/default/data".to_string(),
+                    0,
+                    "unchanged",
+                    desired.resources[0].spec_hash()
+                ),
+                (
+                    "nomad_job/default/old".to_string(),
+                    1,
+                    "delete",
+                    String::new()
+                ),
+                (
+                    "csi_volume/default/scratch".to_string(),
+                    1,
+                    "delete",
+                    String::new()
+                ),
+            ]
+        );
+        assert!(plan.steps[1..].iter().all(|s| s.payload == Payload::Delete));
+    }
+
+    #[tokio::test]
+    async fn bad_jobspecs_point_at_the_file_and_server_failures_say_whether_to_retry() {
+        let (stack, nomad) = devstack().await;
+        let id = web("x").id;
+        let create = [triaged(&id, Verdict::Create, Reason::New)];
+
+        let broken = app(vec![with_source(
+            web("x"),
+            JobFormat::Hcl2,
+            "job \"web\" {\n  group {\n",
+        )]);
+        let err = plan_of(&nomad, &broken, &create)
+            .await
+            .expect_err("parse error");
+        assert!(
+            matches!(&err, PlanError::Parse { file, message } if file == FILE && message.contains(&format!("{FILE}:")) && !message.starts_with("Failed to parse job")),
+            "{err:?}"
+        );
+        assert!(!err.is_transient());
+
+        let json = app(vec![with_source(web("x"), JobFormat::Json, "{ not json")]);
+        let err = plan_of(&nomad, &json, &create)
+            .await
+            .expect_err("json error");
+        assert!(
+            matches!(&err, PlanError::Json { file, .. } if file == FILE),
+            "{err:?}"
+        );
+        assert!(!err.is_transient());
+
+        // A server error while parsing is no parse error of the user's file.
+        let faults = &stack.state().faults;
+        let armed = faults.add(fault("/v1/jobs/parse", 503)).expect("fault");
+        let err = plan_of(&nomad, &app(vec![web("x")]), &create)
+            .await
+            .expect_err("unavailable");
+        assert!(
+            matches!(&err, PlanError::Nomad { resource, .. } if *resource == id),
+            "{err:?}"
+        );
+        assert!(err.is_transient());
+        faults.remove(&armed);
+
+        faults.add(fault("/v1/job/web/plan", 403)).expect("fault");
+        let err = plan_of(&nomad, &app(vec![web("x")]), &create)
+            .await
+            .expect_err("forbidden");
+        assert!(matches!(&err, PlanError::Nomad { .. }), "{err:?}");
+        assert!(!err.is_transient());
+        stack.shutdown().await;
+    }
+
+    fn scaled_web(count: u32, image: &str) -> Resource {
+        let source = format!(
+            "job \"web\" {{\n  group \"g\" {{\n    count = {count}\n    scaling {{\n      min = 1\n      max = 9\n    }}\n    task \"t\" {{\n      driver = \"docker\"\n      config {{\n        image = \"{image}\"\n      }}\n    }}\n  }}\n}}\n"
+        );
+        with_source(web(image), JobFormat::Hcl2, &source)
+    }
+
+    #[tokio::test]
+    async fn a_scaling_groups_live_count_is_kept_and_is_no_change_alone() {
+        let (stack, nomad) = devstack().await;
+        let id = web("x").id;
+        let suspect = [triaged(&id, Verdict::Suspect, Reason::LiveChanged)];
+        // Live: scaled to 3 (by an autoscaler or `nomad job scale`).
+        let live = app(vec![scaled_web(3, "busybox:1")]);
+        let created = plan_of(&nomad, &live, &[triaged(&id, Verdict::Create, Reason::New)])
+            .await
+            .expect("plan");
+        let Payload::NomadJob { job, .. } = &created.steps[0].payload else {
+            panic!("{created:?}");
+        };
+        nomad
+            .register_job(job, &RegisterOptions::default())
+            .await
+            .expect("register");
+
+        // Git still says 1: only the count differs, which is not a change.
+        let plan = plan_of(&nomad, &app(vec![scaled_web(1, "busybox:1")]), &suspect)
+            .await
+            .expect("plan");
+        assert_eq!(plan.steps[0].change, Change::Unchanged, "{plan:?}");
+        assert!(matches!(plan.steps[0].payload, Payload::Confirm { .. }));
+
+        // Git changes the image too: an update at the live count, registered with PreserveCounts.
+        let plan = plan_of(&nomad, &app(vec![scaled_web(1, "busybox:2")]), &suspect)
+            .await
+            .expect("plan");
+        let step = &plan.steps[0];
+        let Change::Update { diff } = &step.change else {
+            panic!("{step:?}");
+        };
+        assert!(
+            diff.contains("busybox:2") && !diff.contains("Count"),
+            "{diff}"
+        );
+        let Payload::NomadJob {
+            job,
+            preserve_counts: true,
+            ..
+        } = &step.payload
+        else {
+            panic!("{step:?}");
+        };
+        assert_eq!(job["TaskGroups"][0]["Count"], 3);
+        stack.shutdown().await;
+    }
 }

@@ -269,9 +269,359 @@ pub fn triage(
     out
 }
 
+/// Test fixtures, shared with the controller's unit tests.
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use crate::desired::{
+        BucketSpec, CsiVolumeSpec, JobFormat, NomadJobSpec, Origin, Resource, SyncPolicy,
+        VolumeCapability, VolumeMode,
+    };
+    use crate::providers::nomad::types::{CsiVolumeStub, JobListStub};
+
+    pub(crate) fn id(kind: ResourceKind, scope: &str, name: &str) -> ResourceId {
+        ResourceId {
+            kind,
+            scope: scope.into(),
+            name: name.into(),
+        }
+    }
+
+    pub(crate) fn job_id(name: &str) -> ResourceId {
+        id(ResourceKind::NomadJob, "default", name)
+    }
+
+    pub(crate) fn volume_id(name: &str) -> ResourceId {
+        id(ResourceKind::CsiVolume, "default", name)
+    }
+
+    fn origin() -> Origin {
+        Origin {
+            file: "apps/a/app.yaml".into(),
+            line: 1,
+        }
+    }
+
+    pub(crate) fn job(name: &str) -> Resource {
+        Resource {
+            id: job_id(name),
+            spec: ResourceSpec::NomadJob(NomadJobSpec {
+                file: format!("apps/a/{name}.nomad.hcl"),
+                format: JobFormat::Hcl2,
+                source: format!("job \"{name}\" {{}}"),
+                variables: String::new(),
+                job_id: name.into(),
+            }),
+            origin: origin(),
+        }
+    }
+
+    pub(crate) fn volume(name: &str) -> Resource {
+        Resource {
+            id: volume_id(name),
+            spec: ResourceSpec::CsiVolume(CsiVolumeSpec {
+                id: name.into(),
+                name: name.into(),
+                namespace: "default".into(),
+                plugin_id: "glusterfs".into(),
+                mode: VolumeMode::Create,
+                external_id: None,
+                capacity_min: None,
+                capacity_max: None,
+                capabilities: vec![VolumeCapability {
+                    access_mode: "single-node-writer".into(),
+                    attachment_mode: "file-system".into(),
+                }],
+                mount_options: None,
+                parameters: BTreeMap::new(),
+                secrets: BTreeMap::new(),
+                context: BTreeMap::new(),
+                snapshot_id: None,
+                clone_id: None,
+                prevent_destroy: false,
+            }),
+            origin: origin(),
+        }
+    }
+
+    pub(crate) fn bucket(name: &str) -> Resource {
+        Resource {
+            id: id(ResourceKind::Bucket, "", name),
+            spec: ResourceSpec::Bucket(BucketSpec {
+                name: name.into(),
+                versioning: None,
+                lifecycle: None,
+                policy: None,
+                tags: BTreeMap::new(),
+                prevent_destroy: false,
+            }),
+            origin: origin(),
+        }
+    }
+
+    pub(crate) fn app(resources: Vec<Resource>) -> App {
+        App {
+            name: "a".into(),
+            dir: "apps/a".into(),
+            namespace: "default".into(),
+            depends_on: Vec::new(),
+            sync: SyncPolicy::default(),
+            chart: None,
+            resources,
+            probes: Vec::new(),
+            hooks: Vec::new(),
+        }
+    }
+
+    /// Live jobs and volumes by name, in namespace `default`.
+    pub(crate) fn live(jobs: &[&str], volumes: &[&str]) -> LiveSnapshot {
+        let mut live = LiveSnapshot {
+            jobs_ready: true,
+            volumes_ready: true,
+            ..LiveSnapshot::default()
+        };
+        for name in jobs {
+            live.jobs.insert(
+                ("default".into(), (*name).into()),
+                JobListStub {
+                    id: (*name).into(),
+                    name: (*name).into(),
+                    namespace: "default".into(),
+                    job_type: "service".into(),
+                    stop: false,
+                    status: "running".into(),
+                    modify_index: 10,
+                    job_modify_index: 7,
+                    create_index: 1,
+                    meta: None,
+                    summary: None,
+                },
+            );
+        }
+        for name in volumes {
+            live.volumes.insert(
+                ("default".into(), (*name).into()),
+                CsiVolumeStub {
+                    id: (*name).into(),
+                    namespace: "default".into(),
+                    plugin_id: "glusterfs".into(),
+                    schedulable: true,
+                    modify_index: 3,
+                },
+            );
+        }
+        live
+    }
+
+    fn verdicts(triage: &[Triage]) -> Vec<(String, Verdict, Reason)> {
+        triage
+            .iter()
+            .map(|t| (t.id.to_string(), t.verdict, t.reason))
+            .collect()
+    }
+
+    fn step(name: &str, change: Change) -> Step {
+        Step {
+            id: job_id(name),
+            wave: 0,
+            change,
+            reason: Reason::InSync,
+            payload: Payload::None,
+            spec_hash: String::new(),
+        }
+    }
+
+    #[test]
+    fn only_cluster_side_reasons_are_drift() {
+        let drift = [Reason::LiveChanged, Reason::Stopped, Reason::Missing];
+        let not_drift = [
+            Reason::New,
+            Reason::GitChanged,
+            Reason::Unmanaged,
+            Reason::RemovedFromGit,
+            Reason::InSync,
+        ];
+        for reason in drift {
+            assert!(reason.is_drift(), "{reason:?}");
+        }
+        for reason in not_drift {
+            assert!(!reason.is_drift(), "{reason:?}");
+        }
+    }
+
+    #[test]
+    fn only_create_update_and_delete_write_and_each_change_has_its_verb() {
+        let cases = [
+            (Change::Create { diff: "+".into() }, true, "create"),
+            (Change::Update { diff: "~".into() }, true, "update"),
+            (Change::Delete, true, "delete"),
+            (Change::Unchanged, false, "unchanged"),
+            (Change::NotManaged, false, "not-managed"),
+        ];
+        for (change, writes, verb) in cases {
+            assert_eq!(change.is_write(), writes, "{change:?}");
+            assert_eq!(change.verb(), verb);
+        }
+    }
+
+    #[test]
+    fn a_plan_has_changes_only_when_a_step_writes() {
+        let quiet = Plan {
+            app: "a".into(),
+            revision: "r".into(),
+            steps: vec![step("x", Change::Unchanged), step("y", Change::NotManaged)],
+        };
+        assert!(!quiet.has_changes());
+        assert_eq!(quiet.writes().count(), 0);
+
+        let busy = Plan {
+            steps: vec![
+                step("x", Change::Unchanged),
+                step("y", Change::Update { diff: "~".into() }),
+                step("z", Change::Delete),
+            ],
+            ..quiet
+        };
+        assert!(busy.has_changes());
+        let writes: Vec<String> = busy.writes().map(|s| s.id.name.clone()).collect();
+        assert_eq!(writes, ["y", "z"]);
+    }
+
+    #[test]
+    fn triage_gives_each_desired_resource_its_kinds_verdict() {
+        let desired = app(vec![job("web"), volume("data"), bucket("media")]);
+        let got = triage(
+            &desired,
+            &live(&["web"], &[]),
+            &BTreeMap::new(),
+            &Owned::default(),
+        );
+        assert_eq!(
+            verdicts(&got),
+            [
+                (
+                    "nomad_job/default/web".to_string(),
+                    Verdict::Suspect,
+                    Reason::Unmanaged
+                ),
+                (
+                    "csi_volume/default/data".to_string(),
+                    Verdict::Create,
+                    Reason::New
+                ),
+                (
+                    "bucket/media".to_string(),
+                    Verdict::NotManaged,
+                    Reason::InSync
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn triage_uses_each_resources_own_marker() {
+        let desired = app(vec![job("web"), volume("data")]);
+        let web = &desired.resources[0];
+        let data = &desired.resources[1];
+        let markers = BTreeMap::from([
+            (
+                web.id.clone(),
+                AppliedMarker {
+                    spec_hash: web.spec_hash(),
+                    live_index: 7,
+                    revision: "r1".into(),
+                },
+            ),
+            (
+                data.id.clone(),
+                AppliedMarker {
+                    spec_hash: "an older spec".into(),
+                    live_index: 0,
+                    revision: "r1".into(),
+                },
+            ),
+        ]);
+        let got = triage(
+            &desired,
+            &live(&["web"], &["data"]),
+            &markers,
+            &Owned::default(),
+        );
+        assert_eq!(
+            verdicts(&got),
+            [
+                (
+                    "nomad_job/default/web".to_string(),
+                    Verdict::Unchanged,
+                    Reason::InSync
+                ),
+                (
+                    "csi_volume/default/data".to_string(),
+                    Verdict::Suspect,
+                    Reason::GitChanged
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn triage_deletes_only_owned_live_resources_that_left_git_and_are_not_protected() {
+        let desired = app(vec![job("web")]);
+        let owned = Owned {
+            resources: vec![
+                // Still desired: triaged once, as desired.
+                job_id("web"),
+                // Left Git and live: deleted.
+                job_id("old"),
+                volume_id("scratch"),
+                // Left Git but already gone from the cluster: nothing to delete.
+                job_id("gone"),
+                volume_id("gone"),
+                // Protected (`prevent_destroy`): never deleted.
+                volume_id("data"),
+                // A kind this version does not prune.
+                id(ResourceKind::Bucket, "", "media"),
+            ],
+            protected: vec![volume_id("data")],
+        };
+        let got = triage(
+            &desired,
+            &live(&["web", "old"], &["scratch", "data"]),
+            &BTreeMap::new(),
+            &owned,
+        );
+        assert_eq!(
+            verdicts(&got),
+            [
+                (
+                    "nomad_job/default/web".to_string(),
+                    Verdict::Suspect,
+                    Reason::Unmanaged
+                ),
+                (
+                    "nomad_job/default/old".to_string(),
+                    Verdict::Delete,
+                    Reason::RemovedFromGit
+                ),
+                (
+                    "csi_volume/default/scratch".to_string(),
+                    Verdict::Delete,
+                    Reason::RemovedFromGit
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn triage_never_deletes_what_the_app_does_not_own() {
+        let got = triage(
+            &app(Vec::new()),
+            &live(&["web"], &["data"]),
+            &BTreeMap::new(),
+            &Owned::default(),
+        );
+        assert!(got.is_empty(), "{got:?}");
+    }
 
     #[test]
     fn csi_secrets_in_a_plan_never_print_or_serialize() {

@@ -431,3 +431,9 @@ async fn two_handles_on_one_file_see_each_others_writes() {
         "from the other handle"
     );
 }
+
+#[test]
+fn debug_names_the_store_without_its_connection() {
+    let store = Store::open_in_memory().unwrap();
+    assert_eq!(format!("{store:?}"), "Store { .. }");
+}
