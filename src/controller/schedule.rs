@@ -868,4 +868,37 @@ mod tests {
         assert!(f.exists("failing").await);
         f.stack.shutdown().await;
     }
+
+    #[tokio::test]
+    async fn an_app_that_left_git_owning_nothing_leaves_the_status_list_and_others_stay() {
+        let f = Fixture::start().await;
+        f.applied_job("kept", "kept").await;
+        f.applied_job("relabelled", "someone-else").await;
+        let ctx = f.context(true, 1.0).await;
+        for app in ["present", "never-applied", "kept", "relabelled"] {
+            ctx.publish(AppStatus::unknown(app, "old", "synced"));
+        }
+        // `never-applied` left Git and drover owns nothing for it; `kept` left Git but its job
+        // stays (prune off in its last revision); `relabelled`'s job names another owner, so
+        // its prune skips it; `present` is still in Git.
+        assert!(!prune_removed(&ctx, &desired("new", &["present"]), &pins()).await);
+        let shown: Vec<String> = ctx.statuses.borrow().keys().cloned().collect();
+        assert_eq!(shown, ["kept", "present", "relabelled"].map(String::from));
+        let kept = ctx.status_of("kept").expect("kept is shown");
+        assert_eq!(kept.sync, SyncStatus::OutOfSync);
+        assert!(kept.phase.starts_with("removed from Git"), "{}", kept.phase);
+        assert_eq!(kept.revision, "new");
+        // The status says why the job was kept (the prune's skip reason), not only that it was.
+        let relabelled = ctx.status_of("relabelled").expect("relabelled is shown");
+        assert!(
+            relabelled
+                .errors
+                .iter()
+                .any(|e| e.starts_with("nomad_job/default/relabelled: kept: ")),
+            "{:?}",
+            relabelled.errors
+        );
+        assert!(f.exists("relabelled").await);
+        f.stack.shutdown().await;
+    }
 }
