@@ -5,7 +5,7 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{TestEnv, app_yaml, web_jobspec};
+use common::{KillOnDrop, TestEnv, app_yaml, web_jobspec};
 
 fn drover() -> Command {
     Command::new(env!("CARGO_BIN_EXE_drover"))
@@ -234,16 +234,6 @@ async fn demo_shows_the_media_stack_synced_and_healthy_and_picks_up_a_commit() {
     let body = wait(Some(head.clone())).await;
     assert!(apps(&body, Some(&head)), "new commit not applied: {body:#}");
     drop(child);
-}
-
-/// Kills a child process when dropped, so a failing test leaves no demo running.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 #[test]

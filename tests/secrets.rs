@@ -8,7 +8,7 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{TestEnv, default_seed};
+use common::{KillOnDrop, TestEnv, default_seed};
 use drover_devstack::DevstackConfig;
 use drover_devstack::seed::SeedVaultSecret;
 use serde_json::{Value, json};
@@ -236,16 +236,6 @@ async fn no_secret_reaches_logs_pages_api_events_history_plan_or_the_store() {
     let store = std::fs::read(work.path().join("data/drover.db")).unwrap_or_default();
     assert_clean("drover.db", &String::from_utf8_lossy(&store));
     env.shutdown().await;
-}
-
-/// Kills the child when dropped, so a failing test leaves no drover running.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// GET a job with a Nomad ACL token (the devstack enforces ACLs in this test).

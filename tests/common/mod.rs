@@ -478,3 +478,14 @@ pub fn example(path: &str) -> PathBuf {
     assert!(p.exists(), "missing fixture {}", p.display());
     p
 }
+
+/// Kills a child process (drover serve, the demo) when dropped, so a failing test leaves none
+/// running.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
