@@ -206,11 +206,11 @@ async fn apply_step(
                 && step.id.kind == ResourceKind::NomadJob
                 && let Err(e) = store.record_owned(&plan.app, &resource).await
             {
-                return failed(&e, false);
+                return failed(&e, true);
             }
             match store.set_marker(&marker(*live_index)).await {
                 Ok(()) => StepResult::Confirmed,
-                Err(e) => failed(&e, false),
+                Err(e) => failed(&e, true),
             }
         }
         // Named for clarity; the catch-all below answers the same (deleting this arm is an
@@ -305,7 +305,7 @@ async fn prune(nomad: &NomadClient, store: &Store, app: &str, id: &ResourceId) -
                 reason: "not owned by this app".into(),
             };
         }
-        Err(e) => return failed(&e, false),
+        Err(e) => return failed(&e, true),
     }
     let deleted = match id.kind {
         ResourceKind::NomadJob => {
@@ -355,14 +355,16 @@ async fn prune(nomad: &NomadClient, store: &Store, app: &str, id: &ResourceId) -
 async fn record_write(store: &Store, app: &str, resource: &str, marker: Marker) -> StepResult {
     let live_index = marker.live_index;
     if let Err(e) = store.record_owned(app, resource).await {
-        return failed(&e, false);
+        return failed(&e, true);
     }
     if let Err(e) = store.set_marker(&marker).await {
-        return failed(&e, false);
+        return failed(&e, true);
     }
     StepResult::Applied { live_index }
 }
 
+/// A failed step; `transient` says whether retrying without a change can help. Store errors are
+/// transient (a local disk or lock problem, not a statement about the request).
 fn failed(error: &dyn std::error::Error, transient: bool) -> StepResult {
     StepResult::Failed {
         message: crate::telemetry::error_chain(error),

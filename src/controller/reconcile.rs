@@ -4,7 +4,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, SystemTime};
 
-use super::{AppStatus, Context, ResourceStatus, SyncOutcome, SyncStatus};
+use backon::{BackoffBuilder, ExponentialBuilder};
+
+use super::{AppStatus, Context, ControllerSettings, ResourceStatus, SyncOutcome, SyncStatus};
 use crate::apply::{self, ApplyPolicy, ApplyReport, StepResult};
 use crate::desired::{App, LoadedApp, ResourceId, ResourceKind};
 use crate::health::{self, Assessment, Health};
@@ -26,12 +28,87 @@ pub enum Mode {
 #[derive(Debug, Default)]
 pub struct AppMemory {
     health: HashMap<ResourceId, (String, Assessment)>,
-    failures: u32,
+    /// How the last cycle failed, which decides when the next one runs.
+    retry: Retry,
     last_sync: Option<SyncOutcome>,
     /// Heals per resource (at a spec hash) that have not yet been followed by Healthy.
     heals: HashMap<ResourceId, (String, u32)>,
     /// The revision whose prune was refused and recorded as an event (once, not every cycle).
     prune_refused_at: Option<String>,
+}
+
+/// The retry state after a failed cycle: transient failures back off (with jitter), permanent
+/// ones wait for a change.
+#[derive(Debug, Default)]
+enum Retry {
+    /// The last cycle did not fail.
+    #[default]
+    Clear,
+    /// A transient failure (5xx, timeout, no leader, connection refused, a conflict): the next
+    /// delays, growing up to `max_backoff`.
+    Transient(<ExponentialBuilder as BackoffBuilder>::Backoff),
+    /// A permanent failure (400, 403, 404 on write, a jobspec Nomad refuses): not retried until
+    /// the facts it failed on (`facts_key`) change; the status it published is shown meanwhile.
+    Permanent {
+        /// The revision, triage and live stubs it failed on.
+        facts: String,
+        /// The status that said so.
+        status: Box<AppStatus>,
+    },
+}
+
+/// How a cycle failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Failure {
+    /// Retrying later may succeed.
+    Transient,
+    /// Retrying cannot succeed before Git or the cluster changes.
+    Permanent,
+}
+
+impl AppMemory {
+    /// When to run again after a failure of `kind`, remembering it; `None` for a permanent one
+    /// (the normal resync or a change runs it again).
+    fn failed(&mut self, kind: Failure, settings: &ControllerSettings) -> Option<Duration> {
+        if kind == Failure::Permanent {
+            self.retry = Retry::Clear;
+            return None;
+        }
+        if !matches!(self.retry, Retry::Transient(_)) {
+            self.retry = Retry::Transient(
+                ExponentialBuilder::default()
+                    .with_min_delay(settings.progress_interval)
+                    .with_max_delay(settings.max_backoff)
+                    .without_max_times()
+                    .with_jitter()
+                    .build(),
+            );
+        }
+        let next = match &mut self.retry {
+            Retry::Transient(delays) => delays.next(),
+            _ => None,
+        };
+        Some(
+            next.unwrap_or(settings.max_backoff)
+                .min(settings.max_backoff),
+        )
+    }
+
+    /// Remember a permanent failure on `facts` and the status that reports it.
+    fn hold_permanent(&mut self, facts: String, status: &AppStatus) {
+        self.retry = Retry::Permanent {
+            facts,
+            status: Box::new(status.clone()),
+        };
+    }
+
+    /// The status of a permanent failure on exactly these facts, if any.
+    fn permanent_on(&self, facts: &str) -> Option<&AppStatus> {
+        match &self.retry {
+            Retry::Permanent { facts: f, status } if f == facts => Some(status),
+            _ => None,
+        }
+    }
 }
 
 /// The result of one reconcile.
@@ -95,7 +172,18 @@ pub async fn reconcile(
 
     let (markers, owned) = match read_markers(ctx, app).await {
         Ok(found) => found,
-        Err(message) => return failure(ctx, app, revision, message, memory),
+        Err(message) => {
+            let facts = String::new();
+            return failure(
+                ctx,
+                app,
+                revision,
+                message,
+                Failure::Transient,
+                facts,
+                memory,
+            );
+        }
     };
     let triage = plan::triage(app, &live, &markers, &owned);
     // A dry run writes nothing, so it waits for nothing: it shows what a sync would do, and its
@@ -108,6 +196,20 @@ pub async fn reconcile(
         // Nothing will be applied yet: show the triage without asking the server.
         return waiting_for_dependency(ctx, app, revision, &triage, dep, memory);
     }
+    // A permanent failure is not retried on these same facts: the status that reported it stays.
+    let facts = facts_key(revision, &triage, &live);
+    if mode == Mode::Auto
+        && let Some(held) = memory.permanent_on(&facts)
+    {
+        let mut status = held.clone();
+        status.observed_at = SystemTime::now();
+        return Outcome {
+            status,
+            plan: None,
+            report: None,
+            requeue: settings.resync_interval,
+        };
+    }
     let style = plan::render::Style {
         colour: settings.colour,
         redaction: &settings.redaction,
@@ -116,7 +218,12 @@ pub async fn reconcile(
         Ok(plan) => plan,
         Err(error) => {
             let message = crate::telemetry::error_chain(&error);
-            return failure(ctx, app, revision, message, memory);
+            let kind = if error.is_transient() {
+                Failure::Transient
+            } else {
+                Failure::Permanent
+            };
+            return failure(ctx, app, revision, message, kind, facts, memory);
         }
     };
 
@@ -169,8 +276,10 @@ pub async fn reconcile(
     } else {
         SyncStatus::Synced
     };
+    let failed = report.as_ref().and_then(failure_kind);
     let phase = match (&waiting_on, report.as_ref()) {
         (Some(dep), _) => format!("waiting for dependency {dep}"),
+        (None, Some(_)) if failed == Some(Failure::Permanent) => format!("sync failed {PERMANENT}"),
         (None, Some(r)) if r.failed() => "sync failed".to_string(),
         (None, Some(r)) if r.waiting() => "waiting".to_string(),
         _ if prune_refused => "out of sync (prune refused)".to_string(),
@@ -183,11 +292,6 @@ pub async fn reconcile(
         .as_ref()
         .map(ApplyReport::problems)
         .unwrap_or_default();
-    if report.as_ref().is_some_and(ApplyReport::failed) {
-        memory.failures = memory.failures.saturating_add(1);
-    } else {
-        memory.failures = 0;
-    }
     if let Some(dep) = &waiting_on {
         errors.push(format!("waiting for app {dep} to be Healthy"));
     }
@@ -207,12 +311,10 @@ pub async fn reconcile(
     } else {
         memory.prune_refused_at = None;
     }
-    let requeue = if memory.failures > 0 {
-        backoff(
-            settings.progress_interval,
-            memory.failures,
-            settings.max_backoff,
-        )
+    let requeue = if let Some(kind) = failed {
+        memory
+            .failed(kind, settings)
+            .unwrap_or(settings.resync_interval)
     } else if !health.is_settled()
         || report.as_ref().is_some_and(ApplyReport::waiting)
         || waiting_on.is_some()
@@ -221,6 +323,9 @@ pub async fn reconcile(
     } else {
         settings.resync_interval
     };
+    if failed.is_none() {
+        memory.retry = Retry::Clear;
+    }
     let status = AppStatus {
         name: app.name.clone(),
         revision: revision.to_string(),
@@ -234,6 +339,9 @@ pub async fn reconcile(
         auto_sync: app.sync.auto,
         observed_at: SystemTime::now(),
     };
+    if failed == Some(Failure::Permanent) {
+        memory.hold_permanent(facts, &status);
+    }
     Outcome {
         status,
         plan: Some(plan),
@@ -557,35 +665,77 @@ async fn job_health(
     assessment
 }
 
+/// The phase suffix of a permanent failure: it is not retried on the same facts.
+const PERMANENT: &str = "(permanent: retried when Git or the cluster changes)";
+
+/// How an apply failed: transient if any step can succeed on a retry (a transient error or a
+/// compare-and-set conflict, which the next plan resolves), else permanent; `None` if none failed.
+fn failure_kind(report: &ApplyReport) -> Option<Failure> {
+    let mut kind = None;
+    for step in &report.steps {
+        match step.result {
+            StepResult::Failed {
+                transient: true, ..
+            }
+            | StepResult::Conflict { .. } => return Some(Failure::Transient),
+            StepResult::Failed {
+                transient: false, ..
+            } => kind = Some(Failure::Permanent),
+            _ => {}
+        }
+    }
+    kind
+}
+
+/// What a permanent failure is held on: the revision, the triage and the live stubs of the
+/// triaged resources. A new commit or a change of one of them in the cluster lets it retry.
+fn facts_key(revision: &str, triage: &[plan::Triage], live: &LiveSnapshot) -> String {
+    use std::fmt::Write as _;
+    let mut key = revision.to_string();
+    for t in triage {
+        let _ = write!(key, "|{}:{:?}:{:?}", t.id, t.verdict, t.reason);
+        match t.id.kind {
+            ResourceKind::NomadJob => {
+                let _ = write!(key, ":{:?}", live.job(&t.id.scope, &t.id.name));
+            }
+            ResourceKind::CsiVolume => {
+                let _ = write!(key, ":{:?}", live.volume(&t.id.scope, &t.id.name));
+            }
+            _ => {}
+        }
+    }
+    key
+}
+
 fn failure(
     ctx: &Context,
     app: &App,
     revision: &str,
     message: String,
+    kind: Failure,
+    facts: String,
     memory: &mut AppMemory,
 ) -> Outcome {
-    memory.failures = memory.failures.saturating_add(1);
-    tracing::warn!(app = %app.name, error = %message, "reconcile failed");
-    let mut status = AppStatus::unknown(&app.name, revision, "plan failed");
+    tracing::warn!(app = %app.name, error = %message, transient = kind == Failure::Transient, "reconcile failed");
+    let requeue = memory.failed(kind, &ctx.settings);
+    let phase = match kind {
+        Failure::Transient => "plan failed".to_string(),
+        Failure::Permanent => format!("plan failed {PERMANENT}"),
+    };
+    let mut status = AppStatus::unknown(&app.name, revision, &phase);
     status.errors.push(message);
     status.auto_sync = app.sync.auto;
     status.last_sync = memory.last_sync.clone();
     status.sync = SyncStatus::Unknown;
+    if kind == Failure::Permanent {
+        memory.hold_permanent(facts, &status);
+    }
     Outcome {
         status,
         plan: None,
         report: None,
-        requeue: backoff(
-            ctx.settings.progress_interval,
-            memory.failures,
-            ctx.settings.max_backoff,
-        ),
+        requeue: requeue.unwrap_or(ctx.settings.resync_interval),
     }
-}
-
-fn backoff(base: Duration, failures: u32, max: Duration) -> Duration {
-    base.saturating_mul(2u32.saturating_pow(failures.saturating_sub(1).min(10)))
-        .min(max)
 }
 
 fn waiting_for_dependency(
@@ -681,7 +831,6 @@ fn held_heals(plan: &Plan, memory: &AppMemory) -> Vec<ResourceId> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::controller::ControllerSettings;
     use crate::live::LiveStore;
     use crate::plan::tests::{app, bucket, job, job_id, volume, volume_id};
     use crate::plan::{Payload, Reason, Step};
@@ -778,6 +927,105 @@ mod tests {
             held_heals(&plan, &memory),
             [job_id("held"), job_id("below")]
         );
+    }
+
+    #[test]
+    fn transient_failures_back_off_with_jitter_up_to_the_limit_and_permanent_ones_wait() {
+        let settings = ControllerSettings {
+            progress_interval: Duration::from_millis(100),
+            max_backoff: Duration::from_millis(1000),
+            ..ControllerSettings::default()
+        };
+        let mut memory = AppMemory::default();
+        let delays: Vec<Duration> = (0..6)
+            .map(|_| {
+                memory
+                    .failed(Failure::Transient, &settings)
+                    .expect("a delay")
+            })
+            .collect();
+        // The n-th delay is 100 ms × 2ⁿ plus a jitter below as much again, never above the limit.
+        for (n, delay) in delays.iter().enumerate() {
+            let base = (Duration::from_millis(100) * 2u32.pow(n as u32)).min(settings.max_backoff);
+            assert!(*delay >= base, "{n}: {delay:?} < {base:?}");
+            assert!(
+                *delay < base * 2 || *delay == settings.max_backoff,
+                "{n}: {delay:?}"
+            );
+            assert!(*delay <= settings.max_backoff, "{n}: {delay:?}");
+        }
+        // A permanent failure sets no timer, and the next transient one starts over.
+        assert_eq!(memory.failed(Failure::Permanent, &settings), None);
+        let first = memory
+            .failed(Failure::Transient, &settings)
+            .expect("a delay");
+        assert!(first < Duration::from_millis(200), "{first:?}");
+    }
+
+    #[test]
+    fn a_permanent_failure_is_held_only_on_the_same_facts() {
+        let mut memory = AppMemory::default();
+        let status = AppStatus::unknown("a", "r", "sync failed");
+        assert!(memory.permanent_on("r|x").is_none());
+        memory.hold_permanent("r|x".into(), &status);
+        assert_eq!(memory.permanent_on("r|x"), Some(&status));
+        assert!(memory.permanent_on("r2|x").is_none());
+        assert!(memory.permanent_on("").is_none());
+    }
+
+    #[test]
+    fn an_apply_fails_permanently_only_when_no_failure_is_worth_a_retry() {
+        let report = |results: Vec<StepResult>| ApplyReport {
+            steps: results
+                .into_iter()
+                .map(|result| apply::StepReport {
+                    id: job_id("j"),
+                    change: "update".into(),
+                    result,
+                })
+                .collect(),
+        };
+        let permanent = || StepResult::Failed {
+            message: "403".into(),
+            transient: false,
+        };
+        let transient = || StepResult::Failed {
+            message: "503".into(),
+            transient: true,
+        };
+        let conflict = || StepResult::Conflict {
+            message: "index".into(),
+        };
+        assert_eq!(failure_kind(&report(vec![StepResult::Deleted])), None);
+        assert_eq!(
+            failure_kind(&report(vec![StepResult::Confirmed, permanent()])),
+            Some(Failure::Permanent)
+        );
+        assert_eq!(
+            failure_kind(&report(vec![permanent(), transient()])),
+            Some(Failure::Transient)
+        );
+        assert_eq!(
+            failure_kind(&report(vec![permanent(), conflict(), permanent()])),
+            Some(Failure::Transient)
+        );
+    }
+
+    #[test]
+    fn the_facts_of_a_failure_change_with_the_revision_and_the_triage() {
+        let live = LiveSnapshot::default();
+        let triage = |verdict| {
+            vec![plan::Triage {
+                id: job_id("j"),
+                verdict,
+                reason: Reason::New,
+            }]
+        };
+        let key = facts_key("r1", &triage(plan::Verdict::Create), &live);
+        assert_eq!(key, facts_key("r1", &triage(plan::Verdict::Create), &live));
+        assert_ne!(key, facts_key("r2", &triage(plan::Verdict::Create), &live));
+        assert_ne!(key, facts_key("r1", &triage(plan::Verdict::Suspect), &live));
+        assert_ne!(key, facts_key("r1", &[], &live));
     }
 
     fn marker(app: &str, resource: &str, hash: &str, index: u64) -> Marker {

@@ -1,0 +1,142 @@
+//! The retry policy follows the error: a permanent failure (403) is tried once per revision, a
+//! transient one (503) is retried with a growing delay.
+
+mod common;
+
+use std::time::{Duration, SystemTime};
+
+use common::{TestEnv, WAIT, app_yaml, web_jobspec};
+use serde_json::{Value, json};
+
+/// Registrations (`POST /v1/jobs`) Nomad served so far, with when they arrived.
+async fn registrations(env: &TestEnv) -> Vec<SystemTime> {
+    let url = format!(
+        "{}/_devstack/requests?system=nomad",
+        env.devstack.nomad_url()
+    );
+    let log: Value = env
+        .http
+        .get(url)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("request log: {e}"))
+        .json()
+        .await
+        .unwrap_or_else(|e| panic!("request log: {e}"));
+    let entries = log.get("entries").cloned().unwrap_or(log);
+    entries
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["Method"] == "POST" && e["Path"] == "/v1/jobs")
+        .map(|e| {
+            let time = e["Time"].as_str().unwrap_or_default();
+            humantime::parse_rfc3339_weak(time).unwrap_or_else(|e| panic!("{time}: {e}"))
+        })
+        .collect()
+}
+
+/// Wait until Nomad has served at least `n` registrations.
+async fn wait_registrations(env: &TestEnv, n: usize) -> Vec<SystemTime> {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let seen = registrations(env).await;
+        if seen.len() >= n {
+            return seen;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "only {} registrations, expected {n}",
+            seen.len()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_forbidden_register_is_tried_once_per_revision_and_says_it_is_permanent() {
+    let mut env = TestEnv::new().await;
+    env.control(
+        "/faults",
+        json!({"system": "nomad", "method": "POST", "path": "^/v1/jobs$", "kind": "forbidden"}),
+    )
+    .await;
+    env.write("apps/web/app.yaml", &app_yaml("web", ""));
+    env.write("apps/web/job.nomad.hcl", &web_jobspec("web", "nginx:1.27"));
+    let v1 = env.commit("web");
+    env.start_drover().await;
+    let failed = env
+        .wait_app("web", "permanently failed at v1", |s| {
+            s.revision == v1 && s.phase.starts_with("sync failed (permanent")
+        })
+        .await;
+    assert!(
+        failed.errors.iter().any(|e| e.contains("403")),
+        "{failed:#?}"
+    );
+    // Two more cycles (the resync timer runs them) at the same revision: no second attempt.
+    let again = env.wait_full_cycle("web").await;
+    let again = env.wait_cycle_since("web", again.observed_at).await;
+    assert!(
+        again.phase.starts_with("sync failed (permanent"),
+        "{again:#?}"
+    );
+    assert_eq!(registrations(&env).await.len(), 1);
+
+    // A new revision is tried once more, and again only once.
+    env.write("apps/web/job.nomad.hcl", &web_jobspec("web", "nginx:1.28"));
+    let v2 = env.commit("nginx 1.28");
+    env.wait_app("web", "permanently failed at v2", |s| {
+        s.revision == v2 && s.phase.starts_with("sync failed (permanent")
+    })
+    .await;
+    let again = env.wait_full_cycle("web").await;
+    env.wait_cycle_since("web", again.observed_at).await;
+    assert_eq!(registrations(&env).await.len(), 2);
+
+    // Once the cause is fixed, the next change in Git lands.
+    env.devstack.state().faults.clear();
+    env.write("apps/web/job.nomad.hcl", &web_jobspec("web", "nginx:1.29"));
+    let v3 = env.commit("nginx 1.29");
+    env.wait_synced_healthy("web", Some(&v3)).await;
+    env.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_unavailable_nomad_is_retried_with_a_growing_delay() {
+    let mut env = TestEnv::new().await;
+    env.control(
+        "/faults",
+        json!({"system": "nomad", "method": "POST", "path": "^/v1/jobs$", "kind": "error", "status": 503}),
+    )
+    .await;
+    env.write("apps/web/app.yaml", &app_yaml("web", ""));
+    env.write("apps/web/job.nomad.hcl", &web_jobspec("web", "nginx:1.27"));
+    let v1 = env.commit("web");
+    let mut settings = env.settings();
+    // One request per cycle (no client retries), a resync far away: every retry is the backoff's.
+    settings.nomad.max_retries = 0;
+    settings.controller.progress_interval = Duration::from_millis(100);
+    settings.controller.max_backoff = Duration::from_secs(30);
+    settings.controller.resync_interval = Duration::from_secs(600);
+    env.start_drover_with(settings).await;
+    let times = wait_registrations(&env, 5).await;
+    let failed = env
+        .wait_app("web", "failed at v1", |s| s.revision == v1)
+        .await;
+    assert_eq!(failed.phase, "sync failed", "{failed:#?}");
+    // The n-th retry waits at least 100 ms × 2ⁿ⁻¹ (jitter only adds, up to as much again).
+    for (n, pair) in times.windows(2).enumerate() {
+        let gap = pair[1].duration_since(pair[0]).unwrap_or_default();
+        let least = Duration::from_millis(100) * 2u32.pow(n as u32);
+        assert!(gap >= least, "retry {n}: {gap:?} < {least:?} ({times:?})");
+        assert!(
+            gap < least * 2 + Duration::from_millis(500),
+            "retry {n}: {gap:?}"
+        );
+    }
+    // Nomad is back: the next retry lands without any change in Git.
+    env.devstack.state().faults.clear();
+    env.wait_synced_healthy("web", Some(&v1)).await;
+    env.shutdown().await;
+}
