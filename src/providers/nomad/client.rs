@@ -109,11 +109,6 @@ impl NomadClient {
         &self.config
     }
 
-    /// The namespace used when a call does not name one.
-    pub fn default_namespace(&self) -> &str {
-        &self.config.namespace
-    }
-
     /// `POST /v1/jobs/parse`: let the cluster's own parser turn HCL2 into job JSON.
     pub async fn parse_job(
         &self,
@@ -217,43 +212,6 @@ impl NomadClient {
         )
         .await
         .map(|r| r.value)
-    }
-
-    /// `GET /v1/job/:id/versions` (newest first).
-    pub async fn job_versions(&self, namespace: &str, id: &str) -> Result<Vec<Value>, NomadError> {
-        let found: Option<Value> = self
-            .optional(self.get(
-                &format!("/v1/job/{}/versions", enc(id)),
-                namespace,
-                QueryOptions::default(),
-            ))
-            .await?;
-        Ok(found
-            .and_then(|v| v.get("Versions").cloned())
-            .and_then(|v| serde_json::from_value(v).ok())
-            .unwrap_or_default())
-    }
-
-    /// `GET /v1/job/:id/submission?version=N`.
-    pub async fn job_submission(
-        &self,
-        namespace: &str,
-        id: &str,
-        version: u64,
-    ) -> Result<Option<Value>, NomadError> {
-        let path = format!("/v1/job/{}/submission", enc(id));
-        let params = [
-            ("namespace", namespace.to_string()),
-            ("version", version.to_string()),
-        ];
-        match self
-            .send::<Value>(Method::GET, &path, &params, None::<&()>)
-            .await
-        {
-            Ok(r) => Ok(Some(r.value)),
-            Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(e),
-        }
     }
 
     /// `GET /v1/job/:id/deployment`: the latest deployment, `None` when there is none.
@@ -370,18 +328,6 @@ impl NomadClient {
             QueryOptions::default(),
         ))
         .await
-    }
-
-    /// `GET /v1/namespaces`: namespace names.
-    pub async fn list_namespaces(&self) -> Result<Vec<String>, NomadError> {
-        let r: Indexed<Option<Vec<Value>>> = self
-            .send(Method::GET, "/v1/namespaces", &[], None::<&()>)
-            .await?;
-        Ok(r.value
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|n| n.get("Name").and_then(Value::as_str).map(str::to_string))
-            .collect())
     }
 
     /// `GET /v1/status/leader`: the leader's RPC address (`""` when there is none).
