@@ -10,6 +10,7 @@ use axum::body::Bytes;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::IntoResponse;
+use drover::providers::nomad::types::{CsiMountOptions, CsiVolumeRequest};
 use drover::providers::nomad::{NomadClient, NomadConfig, QueryOptions, RegisterOptions};
 use drover::telemetry::Redacted;
 use serde_json::{Value, json};
@@ -207,7 +208,24 @@ async fn blocking_lists_send_index_and_wait_in_milliseconds_and_read_x_nomad_ind
 async fn csi_create_and_register_are_put_with_a_volumes_array() {
     // §1.10: PUT only (POST is 405); register is /v1/volume/csi/:id, create is .../create.
     let (client, seen) = server(|_| ok_json(json!({"Volumes": []}))).await;
-    let volume = json!({"ID": "vol", "PluginID": "glusterfs"});
+    let volume = CsiVolumeRequest {
+        id: "vol".into(),
+        name: "vol".into(),
+        namespace: "default".into(),
+        plugin_id: "glusterfs".into(),
+        external_id: None,
+        requested_capacity_min: 0,
+        requested_capacity_max: 0,
+        requested_capabilities: Vec::new(),
+        mount_options: CsiMountOptions::default(),
+        parameters: Default::default(),
+        secrets: Redacted(Default::default()),
+        context: Default::default(),
+        snapshot_id: String::new(),
+        clone_id: String::new(),
+        access_mode: String::new(),
+        attachment_mode: String::new(),
+    };
     client
         .put_csi_volume("default", &volume, false)
         .await
@@ -218,6 +236,7 @@ async fn csi_create_and_register_are_put_with_a_volumes_array() {
         (Method::PUT, "/v1/volume/csi/vol/create")
     );
     assert_eq!(s.body["Volumes"][0]["ID"], "vol");
+    assert_eq!(s.body["Volumes"][0]["PluginID"], "glusterfs");
     client
         .put_csi_volume("default", &volume, true)
         .await

@@ -4,7 +4,6 @@
 use std::time::SystemTime;
 
 use serde::Serialize;
-use serde_json::Value;
 
 use crate::desired::{ResourceId, ResourceKind};
 use crate::plan::nomad_job::OWNER_META_KEY;
@@ -311,10 +310,7 @@ async fn prune(nomad: &NomadClient, store: &Store, app: &str, id: &ResourceId) -
         ResourceKind::NomadJob => {
             match nomad.read_job(&id.scope, &id.name).await {
                 Ok(Some(job)) => {
-                    let marked = job
-                        .get("Meta")
-                        .and_then(|meta| meta.get(OWNER_META_KEY))
-                        .and_then(Value::as_str);
+                    let marked = job.meta.get(OWNER_META_KEY).map(String::as_str);
                     if marked != Some(app) {
                         return StepResult::Skipped {
                             reason: format!("job meta {OWNER_META_KEY} does not name this app"),
@@ -379,7 +375,7 @@ mod tests {
     use crate::plan::csi_volume;
     use crate::providers::nomad::NomadConfig;
     use drover_devstack::{Devstack, DevstackConfig, System};
-    use serde_json::json;
+    use serde_json::{Value, json};
     use std::collections::BTreeMap;
 
     const APP: &str = "media";
@@ -491,7 +487,7 @@ mod tests {
             Change::Create { diff: "+".into() },
             Reason::New,
             Payload::CsiVolume {
-                volume: crate::telemetry::Redacted(csi_volume::request_body(&spec)),
+                volume: crate::telemetry::Redacted(Box::new(csi_volume::request_body(&spec))),
                 register: false,
                 plugin_id: plugin_id.into(),
             },

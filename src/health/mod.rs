@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use crate::live::LiveSnapshot;
-use crate::providers::nomad::types::{AllocListStub, Deployment};
+use crate::providers::nomad::types::{AllocListStub, Deployment, Job};
 use crate::providers::nomad::{NomadClient, NomadError};
 
 /// How a resource or app is doing.
@@ -73,29 +73,15 @@ pub struct JobFacts {
 }
 
 impl JobFacts {
-    /// From a `GET /v1/job/:id` body.
-    pub fn from_job(job: &serde_json::Value) -> JobFacts {
-        let text = |k: &str| {
-            job.get(k)
-                .and_then(|v| v.as_str())
-                .unwrap_or_default()
-                .to_string()
-        };
+    /// From a `GET /v1/job/:id` answer.
+    pub fn from_job(job: &Job) -> JobFacts {
         JobFacts {
-            job_type: text("Type"),
-            status: text("Status"),
-            version: job.get("Version").and_then(|v| v.as_u64()).unwrap_or(0),
-            stop: job.get("Stop").and_then(|v| v.as_bool()).unwrap_or(false),
-            desired_count: job
-                .get("TaskGroups")
-                .and_then(|g| g.as_array())
-                .filter(|groups| !groups.is_empty())
-                .map(|groups| {
-                    groups
-                        .iter()
-                        .map(|g| g.get("Count").and_then(|c| c.as_u64()).unwrap_or(0))
-                        .sum()
-                }),
+            job_type: job.job_type.clone(),
+            status: job.status.clone(),
+            version: job.version,
+            stop: job.stop,
+            desired_count: (!job.task_groups.is_empty())
+                .then(|| job.task_groups.iter().map(|g| g.count).sum()),
         }
     }
 }
@@ -373,8 +359,10 @@ mod tests {
         s.stop = true;
         assert_eq!(judge_job(&s, None, &[]).health, Health::Suspended);
         // The count comes from the job's groups.
-        let job = serde_json::json!({"Type": "service", "Status": "dead", "Version": 0,
-            "TaskGroups": [{"Name": "a", "Count": 0}, {"Name": "b", "Count": 0}]});
+        let job: Job = serde_json::from_value(serde_json::json!({"Type": "service",
+            "Status": "dead", "Version": 0,
+            "TaskGroups": [{"Name": "a", "Count": 0}, {"Name": "b", "Count": 0}]}))
+        .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(JobFacts::from_job(&job).desired_count, Some(0));
     }
 

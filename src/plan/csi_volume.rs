@@ -1,12 +1,12 @@
 //! Planning a `csi_volume`: the request body Nomad takes, triage, and a field diff against live.
 
-use std::collections::BTreeMap;
-
-use serde_json::{Value, json};
-
 use super::{AppliedMarker, Reason, Verdict};
-use crate::desired::{CsiVolumeSpec, ResourceId, VolumeMode};
+use crate::desired::{CsiVolumeSpec, ResourceId, VolumeCapability, VolumeMode};
 use crate::live::LiveSnapshot;
+use crate::providers::nomad::types::{
+    CsiMountOptions, CsiVolume, CsiVolumeCapability, CsiVolumeRequest,
+};
+use crate::telemetry::Redacted;
 
 /// Cheap triage from the volume list and the marker.
 pub fn triage(
@@ -25,96 +25,100 @@ pub fn triage(
 }
 
 /// One element of `Volumes` for `PUT /v1/volume/csi/:id[/create]` (capacities in bytes).
-pub fn request_body(spec: &CsiVolumeSpec) -> Value {
-    let capabilities: Vec<Value> = spec
-        .capabilities
-        .iter()
-        .map(|c| json!({"AccessMode": c.access_mode, "AttachmentMode": c.attachment_mode}))
-        .collect();
+pub fn request_body(spec: &CsiVolumeSpec) -> CsiVolumeRequest {
     let first = spec.capabilities.first();
-    let mut body = json!({
-        "ID": spec.id,
-        "Name": spec.name,
-        "Namespace": spec.namespace,
-        "PluginID": spec.plugin_id,
-        "RequestedCapacityMin": spec.capacity_min.unwrap_or(0),
-        "RequestedCapacityMax": spec.capacity_max.unwrap_or(0),
-        "RequestedCapabilities": capabilities,
-        // An empty object rather than null avoids "can not update mount options while volume
-        // is in use" on updates (as Terraform's provider does).
-        "MountOptions": spec.mount_options.as_ref().map(|m| json!({"FSType": m.fs_type, "MountFlags": m.mount_flags})).unwrap_or_else(|| json!({})),
-        "Parameters": spec.parameters,
-        "Secrets": spec.secrets.iter().map(|(k, v)| (k.clone(), v.0.clone())).collect::<BTreeMap<_, _>>(),
-        "Context": spec.context,
-        "SnapshotID": spec.snapshot_id.clone().unwrap_or_default(),
-        "CloneID": spec.clone_id.clone().unwrap_or_default(),
-        "AccessMode": first.map(|c| c.access_mode.clone()).unwrap_or_default(),
-        "AttachmentMode": first.map(|c| c.attachment_mode.clone()).unwrap_or_default(),
-    });
-    if spec.mode == VolumeMode::Register
-        && let Some(obj) = body.as_object_mut()
-    {
-        obj.insert(
-            "ExternalID".into(),
-            Value::String(spec.external_id.clone().unwrap_or_default()),
-        );
+    CsiVolumeRequest {
+        id: spec.id.clone(),
+        name: spec.name.clone(),
+        namespace: spec.namespace.clone(),
+        plugin_id: spec.plugin_id.clone(),
+        external_id: (spec.mode == VolumeMode::Register)
+            .then(|| spec.external_id.clone().unwrap_or_default()),
+        requested_capacity_min: spec.capacity_min.unwrap_or(0),
+        requested_capacity_max: spec.capacity_max.unwrap_or(0),
+        requested_capabilities: spec.capabilities.iter().map(capability).collect(),
+        mount_options: spec
+            .mount_options
+            .as_ref()
+            .map(|m| CsiMountOptions {
+                fs_type: Some(m.fs_type.clone()),
+                mount_flags: Some(m.mount_flags.clone()),
+            })
+            .unwrap_or_default(),
+        parameters: spec.parameters.clone(),
+        secrets: Redacted(
+            spec.secrets
+                .iter()
+                .map(|(k, v)| (k.clone(), v.0.clone()))
+                .collect(),
+        ),
+        context: spec.context.clone(),
+        snapshot_id: spec.snapshot_id.clone().unwrap_or_default(),
+        clone_id: spec.clone_id.clone().unwrap_or_default(),
+        access_mode: first.map(|c| c.access_mode.clone()).unwrap_or_default(),
+        attachment_mode: first.map(|c| c.attachment_mode.clone()).unwrap_or_default(),
     }
-    body
+}
+
+fn capability(c: &VolumeCapability) -> CsiVolumeCapability {
+    CsiVolumeCapability {
+        access_mode: c.access_mode.clone(),
+        attachment_mode: c.attachment_mode.clone(),
+    }
 }
 
 /// Differences between the desired volume and the live one (`GET /v1/volume/csi/:id`), as
 /// `nomad job plan`-style lines. Secrets and mount flags are never compared (GET redacts them).
-pub fn diff_against_live(spec: &CsiVolumeSpec, live: &Value) -> Vec<String> {
+pub fn diff_against_live(spec: &CsiVolumeSpec, live: &CsiVolume) -> Vec<String> {
     let desired = request_body(spec);
     let mut lines = Vec::new();
-    for field in [
-        "Name",
-        "PluginID",
-        "RequestedCapacityMin",
-        "RequestedCapacityMax",
-        "SnapshotID",
-        "CloneID",
-    ] {
-        let want = &desired[field];
-        let have = live.get(field).unwrap_or(&Value::Null);
-        if !same_scalar(want, have) {
-            lines.push(format!(
-                "  +/- {field}: {} => {}",
-                scalar_text(have),
-                scalar_text(want)
-            ));
+    let scalars = [
+        ("Name", text(&live.name), text(&desired.name)),
+        ("PluginID", text(&live.plugin_id), text(&desired.plugin_id)),
+        (
+            "RequestedCapacityMin",
+            number(live.requested_capacity_min),
+            number(desired.requested_capacity_min),
+        ),
+        (
+            "RequestedCapacityMax",
+            number(live.requested_capacity_max),
+            number(desired.requested_capacity_max),
+        ),
+        (
+            "SnapshotID",
+            text(&live.snapshot_id),
+            text(&desired.snapshot_id),
+        ),
+        ("CloneID", text(&live.clone_id), text(&desired.clone_id)),
+    ];
+    for (field, have, want) in scalars {
+        if have != want {
+            lines.push(format!("  +/- {field}: {have} => {want}"));
         }
     }
-    let caps = |v: &Value| -> Vec<(String, String)> {
-        let mut out: Vec<(String, String)> = v
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .map(|c| {
-                        (
-                            c["AccessMode"].as_str().unwrap_or_default().to_string(),
-                            c["AttachmentMode"].as_str().unwrap_or_default().to_string(),
-                        )
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+    let caps = |list: &[CsiVolumeCapability]| -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = list
+            .iter()
+            .map(|c| (c.access_mode.clone(), c.attachment_mode.clone()))
+            .collect();
         out.sort();
         out
     };
     let (want_caps, have_caps) = (
-        caps(&desired["RequestedCapabilities"]),
-        caps(live.get("RequestedCapabilities").unwrap_or(&Value::Null)),
+        caps(&desired.requested_capabilities),
+        caps(&live.requested_capabilities),
     );
     if want_caps != have_caps {
         lines.push(format!(
             "  +/- RequestedCapabilities: {have_caps:?} => {want_caps:?}"
         ));
     }
-    for map in ["Parameters", "Context"] {
-        let want = string_map(&desired[map]);
-        let have = string_map(live.get(map).unwrap_or(&Value::Null));
-        for (k, v) in &want {
+    for (map, want, have) in [
+        ("Parameters", &desired.parameters, &live.parameters),
+        ("Context", &desired.context, &live.context),
+    ] {
+        for (k, v) in want {
             match have.get(k) {
                 None => lines.push(format!("  +   {map}[{k}]: \"{v}\"")),
                 Some(old) if old != v => {
@@ -123,18 +127,17 @@ pub fn diff_against_live(spec: &CsiVolumeSpec, live: &Value) -> Vec<String> {
                 _ => {}
             }
         }
-        for (k, old) in &have {
+        for (k, old) in have {
             if !want.contains_key(k) {
                 lines.push(format!("  -   {map}[{k}]: \"{old}\""));
             }
         }
     }
-    let fs_want = desired["MountOptions"]["FSType"]
-        .as_str()
-        .unwrap_or_default();
+    let fs_want = desired.mount_options.fs_type.as_deref().unwrap_or_default();
     let fs_have = live
-        .pointer("/MountOptions/FSType")
-        .and_then(Value::as_str)
+        .mount_options
+        .as_ref()
+        .and_then(|m| m.fs_type.as_deref())
         .unwrap_or_default();
     if fs_want != fs_have {
         lines.push(format!(
@@ -144,40 +147,22 @@ pub fn diff_against_live(spec: &CsiVolumeSpec, live: &Value) -> Vec<String> {
     lines
 }
 
-fn string_map(v: &Value) -> BTreeMap<String, String> {
-    v.as_object()
-        .map(|o| {
-            o.iter()
-                .map(|(k, v)| {
-                    (
-                        k.clone(),
-                        v.as_str()
-                            .map(str::to_string)
-                            .unwrap_or_else(|| v.to_string()),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default()
+/// A string field as the diff shows it (an absent field reads as `""`).
+fn text(value: &str) -> String {
+    format!("\"{value}\"")
 }
 
-fn same_scalar(a: &Value, b: &Value) -> bool {
-    let empty = |v: &Value| v.is_null() || v.as_str() == Some("") || v.as_u64() == Some(0);
-    a == b || (empty(a) && empty(b))
-}
-
-fn scalar_text(v: &Value) -> String {
-    match v {
-        Value::Null => "\"\"".into(),
-        Value::String(s) => format!("\"{s}\""),
-        other => format!("\"{other}\""),
-    }
+/// A number as the diff shows it.
+fn number(value: u64) -> String {
+    format!("\"{value}\"")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::desired::{SecretString, VolumeCapability};
+    use crate::desired::SecretString;
+    use serde_json::json;
+    use std::collections::BTreeMap;
 
     fn spec() -> CsiVolumeSpec {
         CsiVolumeSpec {
@@ -205,7 +190,7 @@ mod tests {
 
     #[test]
     fn request_body_uses_bytes_and_pascal_case_like_the_api() {
-        let body = request_body(&spec());
+        let body = serde_json::to_value(request_body(&spec())).unwrap_or_default();
         assert_eq!(body["RequestedCapacityMin"], 104857600);
         assert_eq!(body["RequestedCapacityMax"], 1073741824);
         assert_eq!(
@@ -214,18 +199,93 @@ mod tests {
         );
         assert_eq!(body["AccessMode"], "single-node-writer");
         assert_eq!(body["MountOptions"], json!({}));
+        assert_eq!(body["Secrets"], json!({"password": "hunter2"}));
+        assert_eq!(body["SnapshotID"], "");
         assert!(body.get("ExternalID").is_none());
+        assert!(!format!("{:?}", request_body(&spec())).contains("hunter2"));
+
+        let mut register = spec();
+        register.mode = VolumeMode::Register;
+        register.external_id = Some("vol-123".into());
+        register.mount_options = Some(crate::desired::MountOptions {
+            fs_type: "ext4".into(),
+            mount_flags: vec!["noatime".into()],
+        });
+        let body = serde_json::to_value(request_body(&register)).unwrap_or_default();
+        assert_eq!(body["ExternalID"], "vol-123");
+        assert_eq!(
+            body["MountOptions"],
+            json!({"FSType": "ext4", "MountFlags": ["noatime"]})
+        );
+    }
+
+    /// The volume as `GET /v1/volume/csi/:id` answers for what [`spec`] created (api-facts §6.10:
+    /// secrets `null`, mount flags redacted, allocations added).
+    fn live() -> CsiVolume {
+        serde_json::from_value(json!({
+            "ID": "glusterfs_overseerr_config", "Namespace": "default",
+            "Name": "glusterfs_overseerr_config", "ExternalID": "", "PluginID": "glusterfs",
+            "RequestedCapacityMin": 104857600, "RequestedCapacityMax": 1073741824,
+            "RequestedCapabilities": [{"AccessMode": "single-node-writer",
+                "AttachmentMode": "file-system"}],
+            "MountOptions": {"FSType": "", "MountFlags": ["[REDACTED]"]},
+            "Parameters": {"share": "x"}, "Secrets": null, "Context": null,
+            "SnapshotID": "", "CloneID": "", "Schedulable": true, "Allocations": [],
+            "ModifyIndex": 12
+        }))
+        .unwrap_or_else(|e| panic!("{e}"))
     }
 
     #[test]
     fn live_diff_ignores_redacted_secrets_and_reports_changes() {
-        let mut live = request_body(&spec());
-        live["Secrets"] = Value::Null;
-        assert!(diff_against_live(&spec(), &live).is_empty());
-        live["RequestedCapacityMax"] = json!(10);
-        live["Parameters"] = json!({"share": "y"});
-        let lines = diff_against_live(&spec(), &live);
-        assert_eq!(lines.len(), 2, "{lines:?}");
-        assert!(lines.iter().all(|l| !l.contains("hunter2")));
+        assert_eq!(diff_against_live(&spec(), &live()), Vec::<String>::new());
+        let mut changed = live();
+        changed.requested_capacity_max = 10;
+        changed.parameters = BTreeMap::from([("share".to_string(), "y".to_string())]);
+        let lines = diff_against_live(&spec(), &changed);
+        assert_eq!(
+            lines,
+            [
+                "  +/- RequestedCapacityMax: \"10\" => \"1073741824\"",
+                "  +/- Parameters[share]: \"y\" => \"x\"",
+            ]
+        );
+    }
+
+    #[test]
+    fn live_diff_names_each_field_that_differs() {
+        let mut want = spec();
+        want.name = "renamed".into();
+        want.snapshot_id = Some("snap".into());
+        want.clone_id = Some("src".into());
+        want.capacity_min = Some(1);
+        want.capabilities.push(VolumeCapability {
+            access_mode: "multi-node-reader-only".into(),
+            attachment_mode: "file-system".into(),
+        });
+        want.context = BTreeMap::from([("zone".to_string(), "a".to_string())]);
+        want.mount_options = Some(crate::desired::MountOptions {
+            fs_type: "ext4".into(),
+            mount_flags: Vec::new(),
+        });
+        let mut have = live();
+        have.plugin_id = "other".into();
+        have.parameters.insert("gone".into(), "z".into());
+        let lines = diff_against_live(&want, &have);
+        assert_eq!(
+            lines,
+            [
+                "  +/- Name: \"glusterfs_overseerr_config\" => \"renamed\"",
+                "  +/- PluginID: \"other\" => \"glusterfs\"",
+                "  +/- RequestedCapacityMin: \"104857600\" => \"1\"",
+                "  +/- SnapshotID: \"\" => \"snap\"",
+                "  +/- CloneID: \"\" => \"src\"",
+                "  +/- RequestedCapabilities: [(\"single-node-writer\", \"file-system\")] => \
+                 [(\"multi-node-reader-only\", \"file-system\"), (\"single-node-writer\", \"file-system\")]",
+                "  -   Parameters[gone]: \"z\"",
+                "  +   Context[zone]: \"a\"",
+                "  +/- MountOptions.FSType: \"\" => \"ext4\"",
+            ]
+        );
     }
 }

@@ -158,7 +158,7 @@ pub async fn explain(
                 ResourceSpec::CsiVolume(spec) => {
                     let volume = csi_volume::request_body(spec);
                     let payload = Payload::CsiVolume {
-                        volume: crate::telemetry::Redacted(volume),
+                        volume: crate::telemetry::Redacted(Box::new(volume)),
                         register: spec.mode == VolumeMode::Register,
                         plugin_id: spec.plugin_id.clone(),
                     };

@@ -20,6 +20,7 @@ pub use explain::{PlanError, explain};
 
 use crate::desired::{App, ResourceId, ResourceKind, ResourceSpec};
 use crate::live::LiveSnapshot;
+use crate::providers::nomad::types::CsiVolumeRequest;
 
 /// The last-applied marker of a resource (from the store).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -160,7 +161,7 @@ pub enum Payload {
         /// One element of `Volumes`. It holds the plugin secrets, so it never prints (`Debug`
         /// shows `<redacted>`) and is never serialized.
         #[serde(skip)]
-        volume: crate::telemetry::Redacted<Value>,
+        volume: crate::telemetry::Redacted<Box<CsiVolumeRequest>>,
         /// `PUT /v1/volume/csi/:id` instead of `/create`.
         register: bool,
         /// The plugin that must be healthy first.
@@ -625,10 +626,16 @@ pub(crate) mod tests {
 
     #[test]
     fn csi_secrets_in_a_plan_never_print_or_serialize() {
+        let mut spec = match volume("data").spec {
+            ResourceSpec::CsiVolume(spec) => spec,
+            other => panic!("{other:?}"),
+        };
+        spec.secrets.insert(
+            "password".into(),
+            crate::desired::SecretString("hunter2".into()),
+        );
         let payload = Payload::CsiVolume {
-            volume: crate::telemetry::Redacted(
-                serde_json::json!({"Secrets": {"password": "hunter2"}}),
-            ),
+            volume: crate::telemetry::Redacted(Box::new(csi_volume::request_body(&spec))),
             register: false,
             plugin_id: "glusterfs".into(),
         };

@@ -1,10 +1,11 @@
 //! Planning a `nomad_job`: triage by indexes, then Nomad's own parse and plan endpoints decide.
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::{AppliedMarker, Reason, Verdict};
 use crate::desired::{JobFormat, NomadJobSpec, ResourceId};
 use crate::live::LiveSnapshot;
+use crate::providers::nomad::job_body;
 use crate::providers::nomad::types::{DiffType, FieldDiff, JobDiff, ObjectDiff};
 
 /// Job meta key marking the app that owns a job (DESIGN rule 4).
@@ -39,25 +40,13 @@ pub fn triage(
 
 /// The JSON job inside a JSON jobspec (`{"Job": {...}}` or a bare job).
 pub fn json_job(source: &str) -> Result<Value, String> {
-    let value: Value = serde_json::from_str(source).map_err(|e| e.to_string())?;
-    Ok(match value.get("Job") {
-        Some(job) if job.is_object() => job.clone(),
-        _ => value,
-    })
+    job_body::from_json_jobspec(source).map_err(|e| e.to_string())
 }
 
 /// Make a parsed job drover's: namespace from the resource ID, the owner meta set.
 pub fn prepare(mut job: Value, id: &ResourceId, app: &str) -> Value {
-    if let Some(obj) = job.as_object_mut() {
-        obj.insert("Namespace".into(), Value::String(id.scope.clone()));
-        let meta = obj.entry("Meta").or_insert_with(|| json!({}));
-        if !meta.is_object() {
-            *meta = json!({});
-        }
-        if let Some(meta) = meta.as_object_mut() {
-            meta.insert(OWNER_META_KEY.into(), Value::String(app.to_string()));
-        }
-    }
+    job_body::set_namespace(&mut job, &id.scope);
+    job_body::set_meta(&mut job, OWNER_META_KEY, app);
     job
 }
 
@@ -72,12 +61,12 @@ pub fn submission_format(spec: &NomadJobSpec) -> &'static str {
 /// Names of the job's groups with a `scaling` block: their count belongs to the autoscaler (or
 /// `nomad job scale`), not to Git (DESIGN rule 8).
 pub fn scaling_groups(job: &Value) -> Vec<String> {
-    job.get("TaskGroups")
-        .and_then(Value::as_array)
+    job_body::view(job)
+        .map(|job| job.task_groups)
+        .unwrap_or_default()
         .into_iter()
-        .flatten()
-        .filter(|g| g.get("Scaling").is_some_and(|s| !s.is_null()))
-        .filter_map(|g| g.get("Name").and_then(Value::as_str).map(str::to_string))
+        .filter(|g| g.scaling.is_some() && !g.name.is_empty())
+        .map(|g| g.name)
         .collect()
 }
 
@@ -102,18 +91,7 @@ pub fn live_scaling_counts(diff: &JobDiff, scaling: &[String]) -> Vec<(String, u
 
 /// Put `counts` into the job's groups of those names.
 pub fn set_counts(job: &mut Value, counts: &[(String, u64)]) {
-    let groups = job.get_mut("TaskGroups").and_then(Value::as_array_mut);
-    for group in groups.into_iter().flatten() {
-        let name = group
-            .get("Name")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        if let Some((_, count)) = counts.iter().find(|(n, _)| n == name)
-            && let Some(obj) = group.as_object_mut()
-        {
-            obj.insert("Count".into(), json!(count));
-        }
-    }
+    job_body::set_group_counts(job, counts);
 }
 
 /// Whether the diff changes nothing but the `Count` of the groups named in `counts` (a scale by
@@ -172,6 +150,7 @@ mod tests {
     use super::*;
     use crate::desired::ResourceKind;
     use crate::providers::nomad::types::{JobListStub, TaskDiff, TaskGroupDiff};
+    use serde_json::json;
 
     fn id() -> ResourceId {
         ResourceId {

@@ -6,13 +6,14 @@ use backon::{ExponentialBuilder, Retryable};
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::config::NomadConfig;
 use super::error::NomadError;
+use super::job_body;
 use super::types::{
-    AllocListStub, CsiPlugin, CsiVolumeStub, Deployment, JobListStub, JobPlanResponse,
-    JobRegisterResponse,
+    AllocListStub, CsiPlugin, CsiVolume, CsiVolumeRequest, CsiVolumeStub, Deployment, Job,
+    JobListStub, JobPlanResponse, JobRegisterResponse,
 };
 
 /// Blocking-query options: return when the index passes `index`, or after `wait`.
@@ -108,11 +109,6 @@ impl NomadClient {
         &self.config
     }
 
-    /// The namespace used when a call does not name one.
-    pub fn default_namespace(&self) -> &str {
-        &self.config.namespace
-    }
-
     /// `POST /v1/jobs/parse`: let the cluster's own parser turn HCL2 into job JSON.
     pub async fn parse_job(
         &self,
@@ -120,10 +116,11 @@ impl NomadClient {
         variables: Option<&str>,
         canonicalize: bool,
     ) -> Result<Value, NomadError> {
-        let mut body = json!({ "JobHCL": hcl, "Canonicalize": canonicalize });
-        if let Some(vars) = variables.filter(|v| !v.trim().is_empty()) {
-            body["Variables"] = Value::String(vars.to_string());
-        }
+        let body = JobsParseRequest {
+            job_hcl: hcl,
+            canonicalize,
+            variables: variables.filter(|v| !v.trim().is_empty()),
+        };
         self.send(Method::POST, "/v1/jobs/parse", &[], Some(&body))
             .await
             .map(|r| r.value)
@@ -131,8 +128,8 @@ impl NomadClient {
 
     /// `POST /v1/job/:id/plan` with `Diff: true`: the server decides what would change.
     pub async fn plan_job(&self, job: &Value) -> Result<JobPlanResponse, NomadError> {
-        let (id, ns) = job_identity(job, &self.config.namespace);
-        let body = json!({ "Job": job, "Diff": true });
+        let (id, ns) = job_body::identity(job, &self.config.namespace);
+        let body = JobPlanRequest { job, diff: true };
         self.send(
             Method::POST,
             &format!("/v1/job/{}/plan", enc(&id)),
@@ -150,22 +147,21 @@ impl NomadClient {
         job: &Value,
         options: &RegisterOptions,
     ) -> Result<JobRegisterResponse, NomadError> {
-        let (_, ns) = job_identity(job, &self.config.namespace);
-        let mut body = json!({ "Job": job });
-        if let Some(index) = options.enforce_index {
-            body["EnforceIndex"] = Value::Bool(true);
-            body["JobModifyIndex"] = json!(index);
-        }
-        if options.preserve_counts {
-            body["PreserveCounts"] = Value::Bool(true);
-        }
-        if let Some(source) = &options.submission_source {
-            body["Submission"] = json!({
-                "Source": source,
-                "Format": options.submission_format.clone().unwrap_or_else(|| "hcl2".into()),
-                "Variables": options.submission_variables.clone().unwrap_or_default(),
-            });
-        }
+        let (_, ns) = job_body::identity(job, &self.config.namespace);
+        let body = JobRegisterRequest {
+            job,
+            enforce_index: options.enforce_index.is_some(),
+            job_modify_index: options.enforce_index,
+            preserve_counts: options.preserve_counts,
+            submission: options
+                .submission_source
+                .as_deref()
+                .map(|source| JobSubmission {
+                    source,
+                    format: options.submission_format.as_deref().unwrap_or("hcl2"),
+                    variables: options.submission_variables.as_deref().unwrap_or_default(),
+                }),
+        };
         // A register is not idempotent in its side effects (evaluations), so it is retried
         // only when the request never reached the server.
         self.send_once(Method::POST, "/v1/jobs", &[("namespace", ns)], Some(&body))
@@ -173,8 +169,8 @@ impl NomadClient {
             .map(|r| r.value)
     }
 
-    /// `GET /v1/job/:id`; `None` on 404.
-    pub async fn read_job(&self, namespace: &str, id: &str) -> Result<Option<Value>, NomadError> {
+    /// `GET /v1/job/:id` (the fields drover reads); `None` on 404.
+    pub async fn read_job(&self, namespace: &str, id: &str) -> Result<Option<Job>, NomadError> {
         self.optional(self.get(
             &format!("/v1/job/{}", enc(id)),
             namespace,
@@ -216,43 +212,6 @@ impl NomadClient {
         )
         .await
         .map(|r| r.value)
-    }
-
-    /// `GET /v1/job/:id/versions` (newest first).
-    pub async fn job_versions(&self, namespace: &str, id: &str) -> Result<Vec<Value>, NomadError> {
-        let found: Option<Value> = self
-            .optional(self.get(
-                &format!("/v1/job/{}/versions", enc(id)),
-                namespace,
-                QueryOptions::default(),
-            ))
-            .await?;
-        Ok(found
-            .and_then(|v| v.get("Versions").cloned())
-            .and_then(|v| serde_json::from_value(v).ok())
-            .unwrap_or_default())
-    }
-
-    /// `GET /v1/job/:id/submission?version=N`.
-    pub async fn job_submission(
-        &self,
-        namespace: &str,
-        id: &str,
-        version: u64,
-    ) -> Result<Option<Value>, NomadError> {
-        let path = format!("/v1/job/{}/submission", enc(id));
-        let params = [
-            ("namespace", namespace.to_string()),
-            ("version", version.to_string()),
-        ];
-        match self
-            .send::<Value>(Method::GET, &path, &params, None::<&()>)
-            .await
-        {
-            Ok(r) => Ok(Some(r.value)),
-            Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(e),
-        }
     }
 
     /// `GET /v1/job/:id/deployment`: the latest deployment, `None` when there is none.
@@ -304,12 +263,12 @@ impl NomadClient {
         })
     }
 
-    /// `GET /v1/volume/csi/:id`; `None` on 404.
+    /// `GET /v1/volume/csi/:id` (the fields drover compares); `None` on 404.
     pub async fn read_csi_volume(
         &self,
         namespace: &str,
         id: &str,
-    ) -> Result<Option<Value>, NomadError> {
+    ) -> Result<Option<CsiVolume>, NomadError> {
         self.optional(self.get(
             &format!("/v1/volume/csi/{}", enc(id)),
             namespace,
@@ -319,28 +278,29 @@ impl NomadClient {
     }
 
     /// `PUT /v1/volume/csi/:id/create` (also updates an existing volume) or, for
-    /// `register`, `PUT /v1/volume/csi/:id`. `volume` is one element of `Volumes`.
+    /// `register`, `PUT /v1/volume/csi/:id`. The answer's body is not read.
     pub async fn put_csi_volume(
         &self,
         namespace: &str,
-        volume: &Value,
+        volume: &CsiVolumeRequest,
         register: bool,
-    ) -> Result<Value, NomadError> {
-        let id = volume.get("ID").and_then(Value::as_str).unwrap_or_default();
+    ) -> Result<(), NomadError> {
         let path = if register {
-            format!("/v1/volume/csi/{}", enc(id))
+            format!("/v1/volume/csi/{}", enc(&volume.id))
         } else {
-            format!("/v1/volume/csi/{}/create", enc(id))
+            format!("/v1/volume/csi/{}/create", enc(&volume.id))
         };
-        let body = json!({ "Volumes": [volume] });
-        self.send(
+        let body = CsiVolumeWrite {
+            volumes: std::slice::from_ref(volume),
+        };
+        self.send::<serde::de::IgnoredAny>(
             Method::PUT,
             &path,
             &[("namespace", namespace.into())],
             Some(&body),
         )
         .await
-        .map(|r| r.value)
+        .map(|_| ())
     }
 
     /// `DELETE /v1/volume/csi/:id/delete` (storage and registration) or, with `deregister_only`,
@@ -368,18 +328,6 @@ impl NomadClient {
             QueryOptions::default(),
         ))
         .await
-    }
-
-    /// `GET /v1/namespaces`: namespace names.
-    pub async fn list_namespaces(&self) -> Result<Vec<String>, NomadError> {
-        let r: Indexed<Option<Vec<Value>>> = self
-            .send(Method::GET, "/v1/namespaces", &[], None::<&()>)
-            .await?;
-        Ok(r.value
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|n| n.get("Name").and_then(Value::as_str).map(str::to_string))
-            .collect())
     }
 
     /// `GET /v1/status/leader`: the leader's RPC address (`""` when there is none).
@@ -559,19 +507,57 @@ fn push_blocking(params: &mut Vec<(&str, String)>, query: QueryOptions) {
     }
 }
 
-fn job_identity(job: &Value, default_ns: &str) -> (String, String) {
-    let id = job
-        .get("ID")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
-    let ns = job
-        .get("Namespace")
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-        .unwrap_or(default_ns)
-        .to_string();
-    (id, ns)
+/// `POST /v1/jobs/parse`.
+#[derive(Serialize)]
+struct JobsParseRequest<'a> {
+    #[serde(rename = "JobHCL")]
+    job_hcl: &'a str,
+    #[serde(rename = "Canonicalize")]
+    canonicalize: bool,
+    #[serde(rename = "Variables", skip_serializing_if = "Option::is_none")]
+    variables: Option<&'a str>,
+}
+
+/// `POST /v1/job/:id/plan`.
+#[derive(Serialize)]
+struct JobPlanRequest<'a> {
+    #[serde(rename = "Job")]
+    job: &'a Value,
+    #[serde(rename = "Diff")]
+    diff: bool,
+}
+
+/// `POST /v1/jobs`: the job itself stays opaque.
+#[derive(Serialize)]
+struct JobRegisterRequest<'a> {
+    #[serde(rename = "Job")]
+    job: &'a Value,
+    #[serde(rename = "EnforceIndex", skip_serializing_if = "std::ops::Not::not")]
+    enforce_index: bool,
+    #[serde(rename = "JobModifyIndex", skip_serializing_if = "Option::is_none")]
+    job_modify_index: Option<u64>,
+    #[serde(rename = "PreserveCounts", skip_serializing_if = "std::ops::Not::not")]
+    preserve_counts: bool,
+    #[serde(rename = "Submission", skip_serializing_if = "Option::is_none")]
+    submission: Option<JobSubmission<'a>>,
+}
+
+/// A register's `Submission`: the original jobspec, for `nomad job inspect` and the UI.
+#[derive(Serialize)]
+struct JobSubmission<'a> {
+    #[serde(rename = "Source")]
+    source: &'a str,
+    #[serde(rename = "Format")]
+    format: &'a str,
+    #[serde(rename = "Variables")]
+    variables: &'a str,
+}
+
+/// The body of a CSI volume create or register.
+#[derive(Serialize)]
+struct CsiVolumeWrite<'a> {
+    #[serde(rename = "Volumes")]
+    volumes: &'a [CsiVolumeRequest],
 }
 
 fn enc(segment: &str) -> String {

@@ -4,6 +4,7 @@
 mod client;
 mod config;
 mod error;
+pub mod job_body;
 pub mod types;
 
 pub use client::{Indexed, NomadClient, QueryOptions, RegisterOptions};
