@@ -542,7 +542,7 @@ fn canon_service(svc: &mut Value, default_name: &str, side: Side) {
 /// when empty, `NodePool="default"`, the agent region, injected Connect sidecar tasks, implicit
 /// constraints, and every server field present (nil collections as `null`).
 pub fn admit(job: &mut Value, region: &str) {
-    use crate::nomad::jobspec::schema;
+    use drover_jobspec::schema;
     schema::fill_shape(job, &schema::JOB);
     canonicalize_on(job, Side::Server);
     let Some(o) = job.as_object_mut() else { return };
@@ -767,7 +767,7 @@ fn inject_connect_sidecars(g: &mut Value) {
             }
         }
         {
-            use crate::nomad::jobspec::schema;
+            use drover_jobspec::schema;
             schema::fill_shape(&mut task, &schema::TASK);
         }
         canonicalize_task(&mut task, &restart, "", Side::Server);
@@ -776,7 +776,7 @@ fn inject_connect_sidecars(g: &mut Value) {
 }
 
 fn sidecar_task(svc: &str) -> Value {
-    let mut t = crate::nomad::jobspec::schema::empty(&crate::nomad::jobspec::schema::TASK);
+    let mut t = drover_jobspec::schema::empty(&drover_jobspec::schema::TASK);
     t.insert("Name".into(), json!(format!("connect-proxy-{svc}")));
     t.insert("Kind".into(), json!(format!("connect-proxy:{svc}")));
     t.insert("Driver".into(), json!("docker"));

@@ -152,7 +152,7 @@ pub(crate) async fn parse(st: &Arc<DevState>, req: &Req) -> ApiResult {
     let vars = field(&body, "Variables")
         .and_then(|v| v.as_str())
         .unwrap_or("");
-    let mut job = super::jobspec::parse(hcl, vars)
+    let mut job = drover_jobspec::parse(hcl, vars)
         .map_err(|e| ApiError::bad(format!("Failed to parse job: {}", e.message)))?;
     if field(&body, "Canonicalize")
         .and_then(|v| v.as_bool())

@@ -5,7 +5,6 @@
 
 pub mod canonicalize;
 pub mod diff;
-pub mod jobspec;
 
 mod control;
 mod csi;

@@ -3,7 +3,7 @@
 use serde_json::{Value, json};
 
 use super::*;
-use crate::nomad::jobspec::parse;
+use drover_jobspec::parse;
 
 const MINIMAL: &str = r#"
 job "web" {
@@ -360,4 +360,40 @@ fn admit_adds_signal_and_nomad_service_constraints() {
             json!({"LTarget": "${attr.consul.version}", "RTarget": ">= 1.8.0", "Operand": "semver"}),
         ]
     );
+}
+
+#[test]
+fn overseerr_admit_injects_connect_sidecar() {
+    let mut j = parse(&example("modules/overseerr/jobspec.nomad.hcl"), "").unwrap();
+    admit(&mut j, "global");
+    let g = &j["TaskGroups"][0];
+    let tasks = g["Tasks"].as_array().unwrap();
+    assert_eq!(tasks.len(), 4);
+    let proxy = tasks
+        .iter()
+        .find(|t| t["Name"] == "connect-proxy-overseerr")
+        .expect("the injected sidecar task");
+    assert_eq!(proxy["Kind"], "connect-proxy:overseerr");
+    assert_eq!(proxy["Driver"], "docker");
+    assert_eq!(
+        proxy["Lifecycle"],
+        json!({"Hook": "prestart", "Sidecar": true})
+    );
+    assert_eq!(
+        g["Services"][0]["Connect"]["SidecarService"]["Port"],
+        "connect-proxy-overseerr"
+    );
+    let cons = g["Constraints"].as_array().unwrap();
+    assert!(
+        cons.iter().any(|c| c["LTarget"] == "${attr.vault.version}"),
+        "vault tasks imply a vault constraint"
+    );
+    assert!(
+        cons.iter()
+            .any(|c| c["LTarget"] == "${attr.consul.version}")
+    );
+    // Admitting twice does not inject a second sidecar.
+    let mut again = j.clone();
+    admit(&mut again, "global");
+    assert_eq!(again, j);
 }

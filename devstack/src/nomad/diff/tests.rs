@@ -4,7 +4,7 @@ use serde_json::{Value, json};
 
 use super::*;
 use crate::nomad::canonicalize::admit;
-use crate::nomad::jobspec::parse;
+use drover_jobspec::parse;
 
 const BASE: &str = r#"job "web" {
   datacenters = ["dc1"]
@@ -350,8 +350,8 @@ fn spec_changed_masks_only_the_listed_fields() {
 /// Every real jobspec diffs to None against itself and Added against nothing.
 #[test]
 fn example_jobspecs_diff_cleanly() {
-    for (path, hcl) in crate::nomad::jobspec::tests::example_jobspecs() {
-        let mut j = parse(&hcl, crate::nomad::jobspec::tests::vars_for(&hcl)).unwrap();
+    for (path, hcl) in drover_jobspec::examples::example_jobspecs() {
+        let mut j = parse(&hcl, drover_jobspec::examples::vars_for(&hcl)).unwrap();
         admit(&mut j, "global");
         assert_eq!(job_diff(Some(&j), &j.clone())["Type"], "None", "{path}");
         assert_eq!(job_diff(None, &j)["Type"], "Added", "{path}");

@@ -11,7 +11,7 @@ use super::eval::{Diag, Scope, as_bool, as_f64, to_str};
 
 /// How one field is written in HCL and encoded in JSON.
 #[derive(Clone, Copy)]
-pub(crate) enum K {
+pub enum K {
     Str,
     Int,
     Bool,
@@ -39,10 +39,10 @@ pub(crate) enum K {
 
 /// A field: HCL name (empty when none), Go name, kind, and whether the Go field is a pointer,
 /// slice or map (so `null` when unset) rather than a value type (zero value when unset).
-pub(crate) struct F(pub &'static str, pub &'static str, pub K, pub bool);
+pub struct F(pub &'static str, pub &'static str, pub K, pub bool);
 
 /// A block schema.
-pub(crate) struct S {
+pub struct S {
     pub fields: &'static [F],
 }
 
@@ -51,7 +51,7 @@ const V: bool = false;
 
 use K::*;
 
-pub(crate) static JOB: S = S {
+pub static JOB: S = S {
     fields: &[
         F("region", "Region", Str, P),
         F("namespace", "Namespace", Str, P),
@@ -105,7 +105,7 @@ pub(crate) static JOB: S = S {
     ],
 };
 
-pub(crate) static GROUP: S = S {
+pub static GROUP: S = S {
     fields: &[
         F("", "Name", None, P),
         F("count", "Count", Int, P),
@@ -145,7 +145,7 @@ pub(crate) static GROUP: S = S {
     ],
 };
 
-pub(crate) static TASK: S = S {
+pub static TASK: S = S {
     fields: &[
         F("", "Name", None, V),
         F("driver", "Driver", Str, V),
@@ -187,7 +187,7 @@ pub(crate) static TASK: S = S {
     ],
 };
 
-pub(crate) static CONSTRAINT: S = S {
+pub static CONSTRAINT: S = S {
     fields: &[
         F("attribute", "LTarget", Str, V),
         F("value", "RTarget", Str, V),
@@ -204,7 +204,7 @@ pub(crate) static CONSTRAINT: S = S {
     ],
 };
 
-pub(crate) static AFFINITY: S = S {
+pub static AFFINITY: S = S {
     fields: &[
         F("attribute", "LTarget", Str, V),
         F("value", "RTarget", Str, V),
@@ -219,7 +219,7 @@ pub(crate) static AFFINITY: S = S {
     ],
 };
 
-pub(crate) static SPREAD: S = S {
+pub static SPREAD: S = S {
     fields: &[
         F("attribute", "Attribute", Str, V),
         F("weight", "Weight", Int, P),
@@ -232,11 +232,11 @@ pub(crate) static SPREAD: S = S {
     ],
 };
 
-pub(crate) static SPREAD_TARGET: S = S {
+pub static SPREAD_TARGET: S = S {
     fields: &[F("", "Value", None, V), F("percent", "Percent", Int, V)],
 };
 
-pub(crate) static UPDATE: S = S {
+pub static UPDATE: S = S {
     fields: &[
         F("stagger", "Stagger", Dur, P),
         F("max_parallel", "MaxParallel", Int, P),
@@ -250,7 +250,7 @@ pub(crate) static UPDATE: S = S {
     ],
 };
 
-pub(crate) static MIGRATE: S = S {
+pub static MIGRATE: S = S {
     fields: &[
         F("max_parallel", "MaxParallel", Int, P),
         F("health_check", "HealthCheck", Str, P),
@@ -259,7 +259,7 @@ pub(crate) static MIGRATE: S = S {
     ],
 };
 
-pub(crate) static RESCHEDULE: S = S {
+pub static RESCHEDULE: S = S {
     fields: &[
         F("attempts", "Attempts", Int, P),
         F("interval", "Interval", Dur, P),
@@ -270,7 +270,7 @@ pub(crate) static RESCHEDULE: S = S {
     ],
 };
 
-pub(crate) static RESTART: S = S {
+pub static RESTART: S = S {
     fields: &[
         F("interval", "Interval", Dur, P),
         F("attempts", "Attempts", Int, P),
@@ -280,7 +280,7 @@ pub(crate) static RESTART: S = S {
     ],
 };
 
-pub(crate) static DISCONNECT: S = S {
+pub static DISCONNECT: S = S {
     fields: &[
         F("lost_after", "LostAfter", Dur, V),
         F("replace", "Replace", Bool, P),
@@ -289,7 +289,7 @@ pub(crate) static DISCONNECT: S = S {
     ],
 };
 
-pub(crate) static EPHEMERAL_DISK: S = S {
+pub static EPHEMERAL_DISK: S = S {
     fields: &[
         F("sticky", "Sticky", Bool, P),
         F("migrate", "Migrate", Bool, P),
@@ -297,7 +297,7 @@ pub(crate) static EPHEMERAL_DISK: S = S {
     ],
 };
 
-pub(crate) static PERIODIC: S = S {
+pub static PERIODIC: S = S {
     fields: &[
         F("enabled", "Enabled", Bool, P),
         F("cron", "Spec", Str, P),
@@ -308,7 +308,7 @@ pub(crate) static PERIODIC: S = S {
     ],
 };
 
-pub(crate) static PARAMETERIZED: S = S {
+pub static PARAMETERIZED: S = S {
     fields: &[
         F("payload", "Payload", Str, V),
         F("meta_required", "MetaRequired", StrList, P),
@@ -316,7 +316,7 @@ pub(crate) static PARAMETERIZED: S = S {
     ],
 };
 
-pub(crate) static NETWORK: S = S {
+pub static NETWORK: S = S {
     fields: &[
         F("mode", "Mode", Str, V),
         F("device", "Device", Str, V),
@@ -333,7 +333,7 @@ pub(crate) static NETWORK: S = S {
     ],
 };
 
-pub(crate) static PORT: S = S {
+pub static PORT: S = S {
     fields: &[
         F("", "Label", None, V),
         F("static", "Value", Int, V),
@@ -343,7 +343,7 @@ pub(crate) static PORT: S = S {
     ],
 };
 
-pub(crate) static DNS: S = S {
+pub static DNS: S = S {
     fields: &[
         F("servers", "Servers", StrList, P),
         F("searches", "Searches", StrList, P),
@@ -351,7 +351,7 @@ pub(crate) static DNS: S = S {
     ],
 };
 
-pub(crate) static SERVICE: S = S {
+pub static SERVICE: S = S {
     fields: &[
         F("name", "Name", Str, V),
         F("tags", "Tags", StrList, P),
@@ -376,14 +376,14 @@ pub(crate) static SERVICE: S = S {
     ],
 };
 
-pub(crate) static WEIGHTS: S = S {
+pub static WEIGHTS: S = S {
     fields: &[
         F("passing", "Passing", Int, V),
         F("warning", "Warning", Int, V),
     ],
 };
 
-pub(crate) static SECRET: S = S {
+pub static SECRET: S = S {
     fields: &[
         F("", "Name", None, V),
         F("provider", "Provider", Str, V),
@@ -393,7 +393,7 @@ pub(crate) static SECRET: S = S {
     ],
 };
 
-pub(crate) static ACTION: S = S {
+pub static ACTION: S = S {
     fields: &[
         F("", "Name", None, V),
         F("command", "Command", Str, V),
@@ -401,7 +401,7 @@ pub(crate) static ACTION: S = S {
     ],
 };
 
-pub(crate) static CHECK: S = S {
+pub static CHECK: S = S {
     fields: &[
         F("name", "Name", Str, V),
         F("type", "Type", Str, V),
@@ -433,7 +433,7 @@ pub(crate) static CHECK: S = S {
     ],
 };
 
-pub(crate) static CHECK_RESTART: S = S {
+pub static CHECK_RESTART: S = S {
     fields: &[
         F("limit", "Limit", Int, V),
         F("grace", "Grace", Dur, P),
@@ -441,7 +441,7 @@ pub(crate) static CHECK_RESTART: S = S {
     ],
 };
 
-pub(crate) static CONNECT: S = S {
+pub static CONNECT: S = S {
     fields: &[
         F("native", "Native", Bool, V),
         F("gateway", "Gateway", Block(&GATEWAY), P),
@@ -457,7 +457,7 @@ pub(crate) static CONNECT: S = S {
 
 /// `connect { gateway { … } }`: an ingress, terminating or mesh gateway (accepted by Nomad
 /// 2.0.5, api-facts §7).
-pub(crate) static GATEWAY: S = S {
+pub static GATEWAY: S = S {
     fields: &[
         F("proxy", "Proxy", Block(&GATEWAY_PROXY), P),
         F("ingress", "Ingress", Block(&INGRESS), P),
@@ -466,7 +466,7 @@ pub(crate) static GATEWAY: S = S {
     ],
 };
 
-pub(crate) static GATEWAY_PROXY: S = S {
+pub static GATEWAY_PROXY: S = S {
     fields: &[
         F("connect_timeout", "ConnectTimeout", Dur, P),
         F(
@@ -492,7 +492,7 @@ pub(crate) static GATEWAY_PROXY: S = S {
     ],
 };
 
-pub(crate) static GATEWAY_BIND_ADDRESS: S = S {
+pub static GATEWAY_BIND_ADDRESS: S = S {
     fields: &[
         F("", "Name", None, V),
         F("address", "Address", Str, V),
@@ -500,7 +500,7 @@ pub(crate) static GATEWAY_BIND_ADDRESS: S = S {
     ],
 };
 
-pub(crate) static GATEWAY_TLS: S = S {
+pub static GATEWAY_TLS: S = S {
     fields: &[
         F("enabled", "Enabled", Bool, V),
         F("tls_min_version", "TLSMinVersion", Str, V),
@@ -509,14 +509,14 @@ pub(crate) static GATEWAY_TLS: S = S {
     ],
 };
 
-pub(crate) static INGRESS: S = S {
+pub static INGRESS: S = S {
     fields: &[
         F("tls", "TLS", Block(&GATEWAY_TLS), P),
         F("listener", "Listeners", List(&INGRESS_LISTENER), P),
     ],
 };
 
-pub(crate) static INGRESS_LISTENER: S = S {
+pub static INGRESS_LISTENER: S = S {
     fields: &[
         F("port", "Port", Int, V),
         F("protocol", "Protocol", Str, V),
@@ -524,7 +524,7 @@ pub(crate) static INGRESS_LISTENER: S = S {
     ],
 };
 
-pub(crate) static INGRESS_SERVICE: S = S {
+pub static INGRESS_SERVICE: S = S {
     fields: &[
         F("name", "Name", Str, V),
         F("hosts", "Hosts", StrList, P),
@@ -534,11 +534,11 @@ pub(crate) static INGRESS_SERVICE: S = S {
     ],
 };
 
-pub(crate) static TERMINATING: S = S {
+pub static TERMINATING: S = S {
     fields: &[F("service", "Services", List(&LINKED_SERVICE), P)],
 };
 
-pub(crate) static LINKED_SERVICE: S = S {
+pub static LINKED_SERVICE: S = S {
     fields: &[
         F("name", "Name", Str, V),
         F("ca_file", "CAFile", Str, V),
@@ -548,9 +548,9 @@ pub(crate) static LINKED_SERVICE: S = S {
     ],
 };
 
-pub(crate) static MESH: S = S { fields: &[] };
+pub static MESH: S = S { fields: &[] };
 
-pub(crate) static SIDECAR_SERVICE: S = S {
+pub static SIDECAR_SERVICE: S = S {
     fields: &[
         F("tags", "Tags", StrList, P),
         F("port", "Port", Str, V),
@@ -565,7 +565,7 @@ pub(crate) static SIDECAR_SERVICE: S = S {
     ],
 };
 
-pub(crate) static PROXY: S = S {
+pub static PROXY: S = S {
     fields: &[
         F("local_service_address", "LocalServiceAddress", Str, V),
         F("local_service_port", "LocalServicePort", Int, V),
@@ -577,11 +577,11 @@ pub(crate) static PROXY: S = S {
     ],
 };
 
-pub(crate) static EXPOSE: S = S {
+pub static EXPOSE: S = S {
     fields: &[F("path", "Paths", List(&EXPOSE_PATH), P)],
 };
 
-pub(crate) static EXPOSE_PATH: S = S {
+pub static EXPOSE_PATH: S = S {
     fields: &[
         F("path", "Path", Str, V),
         F("protocol", "Protocol", Str, V),
@@ -590,7 +590,7 @@ pub(crate) static EXPOSE_PATH: S = S {
     ],
 };
 
-pub(crate) static UPSTREAM: S = S {
+pub static UPSTREAM: S = S {
     fields: &[
         F("destination_name", "DestinationName", Str, V),
         F("destination_peer", "DestinationPeer", Str, V),
@@ -607,11 +607,11 @@ pub(crate) static UPSTREAM: S = S {
     ],
 };
 
-pub(crate) static MESH_GATEWAY: S = S {
+pub static MESH_GATEWAY: S = S {
     fields: &[F("mode", "Mode", Str, V)],
 };
 
-pub(crate) static TPROXY: S = S {
+pub static TPROXY: S = S {
     fields: &[
         F("uid", "UID", Str, V),
         F("outbound_port", "OutboundPort", Int, V),
@@ -623,7 +623,7 @@ pub(crate) static TPROXY: S = S {
     ],
 };
 
-pub(crate) static SIDECAR_TASK: S = S {
+pub static SIDECAR_TASK: S = S {
     fields: &[
         F("name", "Name", Str, V),
         F("driver", "Driver", Str, V),
@@ -640,7 +640,7 @@ pub(crate) static SIDECAR_TASK: S = S {
     ],
 };
 
-pub(crate) static RESOURCES: S = S {
+pub static RESOURCES: S = S {
     fields: &[
         F("cpu", "CPU", Int, P),
         F("cores", "Cores", Int, P),
@@ -655,7 +655,7 @@ pub(crate) static RESOURCES: S = S {
     ],
 };
 
-pub(crate) static DEVICE: S = S {
+pub static DEVICE: S = S {
     fields: &[
         F("", "Name", None, V),
         F("count", "Count", Int, P),
@@ -664,11 +664,11 @@ pub(crate) static DEVICE: S = S {
     ],
 };
 
-pub(crate) static LIFECYCLE: S = S {
+pub static LIFECYCLE: S = S {
     fields: &[F("hook", "Hook", Str, V), F("sidecar", "Sidecar", Bool, V)],
 };
 
-pub(crate) static LOGS: S = S {
+pub static LOGS: S = S {
     fields: &[
         F("max_files", "MaxFiles", Int, P),
         F("max_file_size", "MaxFileSizeMB", Int, P),
@@ -677,7 +677,7 @@ pub(crate) static LOGS: S = S {
     ],
 };
 
-pub(crate) static ARTIFACT: S = S {
+pub static ARTIFACT: S = S {
     fields: &[
         F("source", "GetterSource", Str, P),
         F("options", "GetterOptions", StrMap, P),
@@ -689,7 +689,7 @@ pub(crate) static ARTIFACT: S = S {
     ],
 };
 
-pub(crate) static VAULT: S = S {
+pub static VAULT: S = S {
     fields: &[
         F("policies", "Policies", StrList, P),
         F("role", "Role", Str, V),
@@ -703,7 +703,7 @@ pub(crate) static VAULT: S = S {
     ],
 };
 
-pub(crate) static CONSUL: S = S {
+pub static CONSUL: S = S {
     fields: &[
         F("cluster", "Cluster", Str, V),
         F("namespace", "Namespace", Str, V),
@@ -711,7 +711,7 @@ pub(crate) static CONSUL: S = S {
     ],
 };
 
-pub(crate) static TEMPLATE: S = S {
+pub static TEMPLATE: S = S {
     fields: &[
         F("source", "SourcePath", Str, P),
         F("destination", "DestPath", Str, P),
@@ -733,7 +733,7 @@ pub(crate) static TEMPLATE: S = S {
     ],
 };
 
-pub(crate) static CHANGE_SCRIPT: S = S {
+pub static CHANGE_SCRIPT: S = S {
     fields: &[
         F("command", "Command", Str, P),
         F("args", "Args", StrList, P),
@@ -742,15 +742,15 @@ pub(crate) static CHANGE_SCRIPT: S = S {
     ],
 };
 
-pub(crate) static WAIT: S = S {
+pub static WAIT: S = S {
     fields: &[F("min", "Min", Dur, P), F("max", "Max", Dur, P)],
 };
 
-pub(crate) static DISPATCH_PAYLOAD: S = S {
+pub static DISPATCH_PAYLOAD: S = S {
     fields: &[F("file", "File", Str, V)],
 };
 
-pub(crate) static VOLUME: S = S {
+pub static VOLUME: S = S {
     fields: &[
         F("", "Name", None, V),
         F("type", "Type", Str, V),
@@ -764,14 +764,14 @@ pub(crate) static VOLUME: S = S {
     ],
 };
 
-pub(crate) static MOUNT_OPTIONS: S = S {
+pub static MOUNT_OPTIONS: S = S {
     fields: &[
         F("fs_type", "FSType", Str, V),
         F("mount_flags", "MountFlags", StrList, P),
     ],
 };
 
-pub(crate) static VOLUME_MOUNT: S = S {
+pub static VOLUME_MOUNT: S = S {
     fields: &[
         F("volume", "Volume", Str, P),
         F("destination", "Destination", Str, P),
@@ -781,7 +781,7 @@ pub(crate) static VOLUME_MOUNT: S = S {
     ],
 };
 
-pub(crate) static CSI_PLUGIN: S = S {
+pub static CSI_PLUGIN: S = S {
     fields: &[
         F("id", "ID", Str, V),
         F("type", "Type", Str, V),
@@ -791,7 +791,7 @@ pub(crate) static CSI_PLUGIN: S = S {
     ],
 };
 
-pub(crate) static SCALING: S = S {
+pub static SCALING: S = S {
     fields: &[
         // Go strings: `""` when unset (measured on Nomad 2.0.5, api-facts §7).
         F("", "ID", Str, V),
@@ -807,7 +807,7 @@ pub(crate) static SCALING: S = S {
     ],
 };
 
-pub(crate) static IDENTITY: S = S {
+pub static IDENTITY: S = S {
     fields: &[
         F("name", "Name", Str, V),
         F("aud", "Audience", StrList, P),
@@ -833,7 +833,7 @@ fn zero(k: K) -> Value {
 }
 
 /// An output object with every Go field of `s` at its unset value.
-pub(crate) fn empty(s: &S) -> Map<String, Value> {
+pub fn empty(s: &S) -> Map<String, Value> {
     let mut m = Map::new();
     for f in s.fields {
         if f.1.is_empty() || f.1 == "Ports" {
@@ -1371,13 +1371,13 @@ pub fn parse_duration(s: &str) -> Option<i64> {
         Some(r) => (true, r),
         Option::None => (false, s.strip_prefix('+').unwrap_or(s)),
     };
-    let ns = i64::try_from(crate::clock::parse_go_duration(rest)?.as_nanos()).ok()?;
+    let ns = i64::try_from(crate::duration::parse_go_duration(rest)?.as_nanos()).ok()?;
     Some(if neg { -ns } else { ns })
 }
 
 /// Add every Go field of the schema that a JSON job (e.g. one submitted to the register API)
 /// left out, recursively, so stored jobs have the full shape whatever the client omitted.
-pub(crate) fn fill_shape(v: &mut Value, s: &S) {
+pub fn fill_shape(v: &mut Value, s: &S) {
     let Some(o) = v.as_object_mut() else { return };
     for f in s.fields {
         if f.1.is_empty() || f.1 == "Ports" {

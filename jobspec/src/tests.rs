@@ -1,83 +1,17 @@
 //! Parser tests against the user's real jobspecs: the few in the workspace's
 //! `tests/fixtures/brmartin`, and all of them when `../shared/examples/brmartin` (beside the
-//! workspace) is present.
+//! workspace) is present. Hand-written jobspecs cover what api-facts §1.2 and §7 describe.
 
 use serde_json::{Value, json};
 
 use super::*;
+use crate::examples::{example_jobspecs, vars_for};
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/brmartin");
 
 fn read(rel: &str) -> String {
     let p = format!("{FIXTURES}/{rel}");
     std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("fixture {p} must exist: {e}"))
-}
-
-/// The user's whole repository beside the workspace (or where `DROVER_SHARED_EXAMPLES` says), if
-/// present: a clone of the project alone skips the tests that go over all of it.
-pub(crate) fn shared_examples() -> Option<std::path::PathBuf> {
-    let path = std::env::var_os("DROVER_SHARED_EXAMPLES")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| {
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/examples/brmartin")
-        });
-    if path.is_dir() {
-        Some(path)
-    } else {
-        eprintln!(
-            "note: {} is absent; skipping the checks over every example jobspec",
-            path.display()
-        );
-        None
-    }
-}
-
-/// Every real jobspec (modules and the seaweedfs deploy files), minus volume specs; none when
-/// the shared examples are absent.
-pub(crate) fn example_jobspecs() -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    let Some(examples) = shared_examples() else {
-        return out;
-    };
-    let modules = std::fs::read_dir(examples.join("modules")).expect("examples/modules must exist");
-    for m in modules {
-        let m = m.unwrap().path();
-        for f in std::fs::read_dir(&m).unwrap() {
-            let f = f.unwrap().path();
-            let name = f.file_name().unwrap().to_string_lossy().to_string();
-            if name.ends_with(".hcl") && !name.starts_with("volume-") {
-                out.push((
-                    f.display().to_string(),
-                    std::fs::read_to_string(&f).unwrap(),
-                ));
-            }
-        }
-    }
-    for name in [
-        "example-seaweedfs-app.hcl",
-        "seaweedfs-csi.hcl",
-        "seaweedfs.hcl",
-    ] {
-        let rel = format!("drivers/seaweedfs-csi-driver/deploy/nomad/{name}");
-        let text = std::fs::read_to_string(examples.join(&rel)).expect("example must exist");
-        out.push((rel, text));
-    }
-    out.sort();
-    assert!(
-        out.len() >= 30,
-        "expected the brmartin jobspecs, found {}",
-        out.len()
-    );
-    out
-}
-
-/// Var-file values the Terraform modules pass for declared variables without defaults.
-pub(crate) fn vars_for(hcl: &str) -> &'static str {
-    if hcl.contains("variable \"elastic_version\"") {
-        "elastic_version = \"8.15.0\"\n"
-    } else {
-        ""
-    }
 }
 
 #[test]
@@ -239,39 +173,6 @@ fn overseerr_parses_to_nomad_shapes() {
     );
     assert_eq!(proxy["Upstreams"], Value::Null);
     assert_eq!(svc["Connect"]["SidecarTask"], Value::Null);
-}
-
-#[test]
-fn overseerr_admit_injects_connect_sidecar() {
-    let mut j = parse(&read("modules/overseerr/jobspec.nomad.hcl"), "").unwrap();
-    crate::nomad::canonicalize::admit(&mut j, "global");
-    let g = &j["TaskGroups"][0];
-    let tasks = g["Tasks"].as_array().unwrap();
-    assert_eq!(tasks.len(), 4);
-    let proxy = find(&g["Tasks"], "connect-proxy-overseerr");
-    assert_eq!(proxy["Kind"], "connect-proxy:overseerr");
-    assert_eq!(proxy["Driver"], "docker");
-    assert_eq!(
-        proxy["Lifecycle"],
-        json!({"Hook": "prestart", "Sidecar": true})
-    );
-    assert_eq!(
-        g["Services"][0]["Connect"]["SidecarService"]["Port"],
-        "connect-proxy-overseerr"
-    );
-    let cons = g["Constraints"].as_array().unwrap();
-    assert!(
-        cons.iter().any(|c| c["LTarget"] == "${attr.vault.version}"),
-        "vault tasks imply a vault constraint"
-    );
-    assert!(
-        cons.iter()
-            .any(|c| c["LTarget"] == "${attr.consul.version}")
-    );
-    // Admitting twice does not inject a second sidecar.
-    let mut again = j.clone();
-    crate::nomad::canonicalize::admit(&mut again, "global");
-    assert_eq!(again, j);
 }
 
 #[test]

@@ -1,12 +1,20 @@
 //! HCL2 jobspec → `api.Job` JSON, following Nomad's jobspec2 rules (`POST /v1/jobs/parse`).
 //!
+//! Its own crate so that both sides use it: the devstack serves `/v1/jobs/parse` with it, and
+//! drover's `validate` checks jobspecs offline with it. It depends on nothing of either.
+//!
 //! Syntax comes from `hcl-edit` (spans kept for diagnostics); evaluation, the block schemas and
 //! jobspec2's normalisation are ours. Output is the uncanonicalized `api.Job`: every Go field
 //! present, unset pointers `null`.
 
+mod duration;
 mod eval;
+#[cfg(any(test, feature = "test-support"))]
+pub mod examples;
 mod funcs;
-pub(crate) mod schema;
+pub mod schema;
+
+pub use duration::parse_go_duration;
 
 use std::ops::Range;
 
@@ -734,4 +742,4 @@ fn normalize_constraints(v: &mut Value) {
 }
 
 #[cfg(test)]
-pub(crate) mod tests;
+mod tests;
