@@ -1,6 +1,7 @@
 //! The status page, JSON API, manual sync/refresh/rollback endpoints and `/healthz` (axum).
 
 pub mod guard;
+pub mod page;
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -53,6 +54,16 @@ pub fn router(state: WebState) -> Router {
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({ "error": message.into() }))).into_response()
+}
+
+/// What a client is told when drover itself failed: the detail (paths, SQL, OS errors) is for
+/// the operator, so it goes to the log and never to the client.
+pub const INTERNAL_ERROR: &str = "internal error, see the drover log";
+
+/// Log `failure` with its causes while doing `what`, and answer a 500 without them.
+fn internal_error(what: &str, failure: &dyn std::error::Error) -> Response {
+    tracing::error!(error = %crate::telemetry::error_chain(failure), "{what}");
+    error(StatusCode::INTERNAL_SERVER_ERROR, INTERNAL_ERROR)
 }
 
 async fn list_apps(State(state): State<WebState>) -> Json<Vec<AppStatus>> {
@@ -116,7 +127,7 @@ async fn history(State(state): State<WebState>, Path(name): Path<String>) -> Res
                 .collect::<Vec<Value>>(),
         )
         .into_response(),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(e) => internal_error("reading sync history", &e),
     }
 }
 
@@ -145,8 +156,12 @@ async fn rollback(
     .await;
     let (loaded, revision) = match read {
         Ok(Ok(read)) => read,
-        Ok(Err(e)) => return error(StatusCode::BAD_REQUEST, e.to_string()),
-        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        // An unknown commit or tag is the user's to fix; anything else is drover's.
+        Ok(Err(e @ crate::source::SourceError::RefNotFound { .. })) => {
+            return error(StatusCode::BAD_REQUEST, e.to_string());
+        }
+        Ok(Err(e)) => return internal_error("reading the rollback revision", &e),
+        Err(e) => return internal_error("reading the rollback revision", &e),
     };
     match loaded.app(&name).map(|app| &app.result) {
         None => {
@@ -170,7 +185,7 @@ async fn rollback(
     }
     let commit = revision.id;
     if let Err(e) = state.ctx.store.pin(&name, &commit).await {
-        return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
+        return internal_error("pinning an app", &e);
     }
     let _ = state
         .ctx
@@ -191,7 +206,7 @@ async fn unpin(State(state): State<WebState>, Path(name): Path<String>) -> Respo
         match state.ctx.store.pinned(&name).await {
             Ok(Some(_)) => {}
             Ok(None) => return error(StatusCode::NOT_FOUND, format!("no app named {name}")),
-            Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+            Err(e) => return internal_error("reading an app's pin", &e),
         }
     }
     match state.ctx.store.unpin(&name).await {
@@ -204,7 +219,7 @@ async fn unpin(State(state): State<WebState>, Path(name): Path<String>) -> Respo
             state.controller.request_sync(&name);
             Json(json!({ "app": name, "was_pinned": was_pinned })).into_response()
         }
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(e) => internal_error("unpinning an app", &e),
     }
 }
 
@@ -249,7 +264,7 @@ async fn events(State(state): State<WebState>) -> Response {
                 .collect::<Vec<Value>>(),
         )
         .into_response(),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(e) => internal_error("reading events", &e),
     }
 }
 
@@ -260,86 +275,23 @@ fn secs(t: SystemTime) -> u64 {
 }
 
 /// A plain server-rendered status page that refreshes itself.
-async fn page(State(state): State<WebState>) -> Html<String> {
+async fn page(State(state): State<WebState>) -> Response {
     let source = state.source.subscribe().borrow().clone();
-    let apps: Vec<AppStatus> = state.ctx.statuses.borrow().values().cloned().collect();
-    let mut rows = String::new();
-    for app in &apps {
-        let mut details = String::new();
-        for r in &app.resources {
-            details.push_str(&format!(
-                "<li><code>{}</code> {} · {:?} · {}{}</li>",
-                esc(&r.id),
-                esc(&r.change),
-                r.health,
-                esc(&r.message),
-                r.diff
-                    .as_ref()
-                    .map(|d| format!("<pre>{}</pre>", esc(d)))
-                    .unwrap_or_default()
-            ));
+    let view = page::PageView {
+        repository: state.source.source().display_url(),
+        revision: source.revision.as_ref().map(|r| page::PageRevision {
+            id: r.id.clone(),
+            message: r.message.clone(),
+        }),
+        git_error: source.last_error.clone(),
+        problems: state.ctx.repo.borrow().problems.clone(),
+        apps: state.ctx.statuses.borrow().values().cloned().collect(),
+    };
+    match page::render(&view) {
+        Ok(html) => Html(html).into_response(),
+        Err(e) => {
+            tracing::error!(error = %crate::telemetry::error_chain(&e), "status page");
+            (StatusCode::INTERNAL_SERVER_ERROR, INTERNAL_ERROR).into_response()
         }
-        for e in &app.errors {
-            details.push_str(&format!("<li class=err>{}</li>", esc(e)));
-        }
-        if let Some(last) = &app.last_sync {
-            details.push_str(&format!(
-                "<li>last sync: <b>{}</b> at <code>{}</code>{}</li>",
-                esc(&last.result),
-                esc(last.revision.get(..12).unwrap_or(&last.revision)),
-                if last.changes.is_empty() {
-                    String::new()
-                } else {
-                    format!(": {}", esc(&last.changes.join(", ")))
-                }
-            ));
-        }
-        rows.push_str(&format!(
-            "<tr><td><b>{}</b></td><td class={:?}>{:?}</td><td class={:?}>{:?}</td><td>{}</td><td><code>{}</code>{}</td><td><ul>{}</ul></td></tr>",
-            esc(&app.name),
-            app.sync,
-            app.sync,
-            app.health,
-            app.health,
-            esc(&app.phase),
-            esc(app.revision.get(..12).unwrap_or(&app.revision)),
-            app.pinned.as_ref().map(|p| format!(" (pinned {})", esc(p.get(..12).unwrap_or(p)))).unwrap_or_default(),
-            details
-        ));
     }
-    let revision = source
-        .revision
-        .as_ref()
-        .map(|r| format!("{} {}", r.short_id(), esc(&r.message)))
-        .unwrap_or_else(|| "none yet".into());
-    let mut source_error = source
-        .last_error
-        .as_ref()
-        .map(|e| format!("<p class=err>Git: {}</p>", esc(e)))
-        .unwrap_or_default();
-    let problems = state.ctx.repo.borrow().problems.clone();
-    if !problems.is_empty() {
-        let items: String = problems
-            .iter()
-            .map(|p| format!("<li>{}</li>", esc(p)))
-            .collect();
-        source_error.push_str(&format!("<div class=banner><ul>{items}</ul></div>"));
-    }
-    Html(format!(
-        "<!doctype html><html><head><meta charset=utf-8><meta http-equiv=refresh content=5><title>drover</title><style>\
-body{{font-family:system-ui,sans-serif;margin:2em}}table{{border-collapse:collapse;width:100%}}td,th{{border-bottom:1px solid #ddd;padding:.4em;vertical-align:top;text-align:left}}\
-.Synced,.Healthy{{color:#087f23}}.OutOfSync,.Progressing{{color:#b26a00}}.InvalidSpec,.Degraded,.Missing,.err{{color:#b00020}}pre{{background:#f6f6f6;padding:.5em}}.banner{{background:#fdecea;border:1px solid #b00020;color:#b00020;padding:0 .5em;margin-bottom:1em}}</style></head>\
-<body><h1>drover</h1><p>Repository <code>{}</code> at <code>{}</code></p>{}<table><tr><th>App</th><th>Sync</th><th>Health</th><th>Phase</th><th>Revision</th><th>Resources</th></tr>{}</table></body></html>",
-        esc(&state.source.source().display_url()),
-        revision,
-        source_error,
-        rows
-    ))
-}
-
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
