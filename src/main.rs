@@ -372,6 +372,7 @@ fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
         eprintln!("{}", no_apps_found(&args.dir.display().to_string()));
         return Ok(ExitCode::from(1));
     }
+    let mut warnings = 0;
     for app in &loaded.apps {
         match &app.result {
             Ok(a) => println!("ok    {} ({} resources)", a.name, a.resources.len()),
@@ -383,6 +384,14 @@ fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
                 errors += diagnostics.len();
             }
         }
+        // Warnings never fail validation: the app works, without the field named.
+        for w in &app.warnings {
+            println!("  warning: {w}");
+        }
+        warnings += app.warnings.len();
+    }
+    if warnings > 0 {
+        println!("\n{warnings} warning(s)");
     }
     if errors > 0 {
         println!("\n{errors} error(s)");
@@ -510,6 +519,9 @@ async fn plan(args: PlanArgs) -> anyhow::Result<ExitCode> {
             continue;
         }
         println!("app {}:", loaded.name);
+        for w in &loaded.warnings {
+            println!("  warning: {w}");
+        }
         // Information only: a sync waits for these, a plan does not.
         let deps = loaded.result.as_ref().map(|a| a.depends_on.as_slice());
         for dep in deps.unwrap_or_default() {
@@ -686,6 +698,9 @@ async fn status(args: ServerArgs) -> anyhow::Result<ExitCode> {
         );
         for e in s["errors"].as_array().into_iter().flatten() {
             println!("    ! {}", e.as_str().unwrap_or(""));
+        }
+        for w in s["warnings"].as_array().into_iter().flatten() {
+            println!("    warning: {}", w.as_str().unwrap_or(""));
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -71,6 +71,8 @@ pub struct AppStatus {
     pub resources: Vec<ResourceStatus>,
     /// Errors (spec diagnostics, planning failures).
     pub errors: Vec<String>,
+    /// Warnings from the app's files (a field not supported yet): shown, never blocking.
+    pub warnings: Vec<String>,
     /// The last sync that wrote or failed.
     pub last_sync: Option<SyncOutcome>,
     /// Automatic sync on.
@@ -92,6 +94,7 @@ impl AppStatus {
             phase: phase.to_string(),
             resources: Vec::new(),
             errors: Vec::new(),
+            warnings: Vec::new(),
             last_sync: None,
             auto_sync: true,
             observed_at: SystemTime::now(),

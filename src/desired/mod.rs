@@ -33,6 +33,8 @@ pub struct LoadedApp {
     pub dir: String,
     /// The typed app, or every error found in it (the app is then `InvalidSpec`).
     pub result: Result<App, Vec<Diagnostic>>,
+    /// What was accepted but deserves attention (a field not supported yet), valid app or not.
+    pub warnings: Vec<Diagnostic>,
 }
 
 /// Everything loaded from one revision.
@@ -116,6 +118,7 @@ pub fn load_with_owners(
                 (Some(app), true) => Ok(app),
                 (_, _) => Err(d.diags),
             },
+            warnings: d.warnings,
         })
         .collect();
     apps.sort_by(|a, b| a.name.cmp(&b.name).then(a.dir.cmp(&b.dir)));
