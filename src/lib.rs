@@ -3,13 +3,16 @@
 //! The data flows source → desired → live → plan → apply → health → report:
 //! a [`source::Revision`] (a commit's tree) is loaded into [`desired::App`]s, compared against the
 //! [`live::LiveStore`] by a pure [`plan`], executed by [`apply`], assessed by [`health`] and
-//! published as an `AppStatus`. Start reading at `controller/reconcile.rs`.
+//! published as an `AppStatus`. Start reading at `controller/reconcile.rs`. [`app_stack`]
+//! assembles the store, clients, live cache and controller context once, for `drover serve`,
+//! `drover plan` and `drover validate` alike.
 //!
 //! The embedded Nomad/Consul/Vault API server used by tests and `drover demo` is its own crate,
 //! `drover_devstack` (`devstack/`): only the binary (`src/main.rs`, `src/demo.rs`) and the tests
 //! depend on it; this library reaches it only over HTTP, through the same [`providers`] it uses
 //! for a real cluster.
 
+pub mod app_stack;
 pub mod apply;
 pub mod config;
 pub mod controller;

@@ -6,7 +6,6 @@ use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
@@ -14,14 +13,15 @@ use clap::{Parser, Subcommand};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
+use drover::app_stack::{self, DesiredSource, LiveReading, load_desired};
 use drover::config::Settings;
-use drover::controller::reconcile::{AppMemory, Mode, reconcile};
-use drover::controller::schedule::DesiredRevision;
-use drover::controller::{Context, ControllerSettings};
-use drover::live::LiveStore;
-use drover::providers::nomad::{NomadClient, NomadConfig};
-use drover::source::{GitSource, Revision, SourceConfig};
+use drover::controller::{AppStatus, ControllerSettings};
+use drover::health::Health;
+use drover::providers::nomad::NomadConfig;
 use drover::store::Store;
+use drover::web::api::{
+    ApiError, HistoryEntry, Pinned, RepoView, SourceView, SyncRequested, Unpinned,
+};
 use drover_devstack::{Devstack, DevstackConfig};
 
 // Output goes through these instead of std's `println!`/`print!`, which panic when stdout is a
@@ -242,7 +242,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Demo(args) => demo(args).await,
         Command::Serve(args) => serve(args).await,
         Command::Devstack(args) => devstack(args).await,
-        Command::Validate(args) => validate(args),
+        Command::Validate(args) => validate(args).await,
         Command::Plan(args) => plan(args).await,
         Command::Sync(args) => sync(args).await,
         Command::Status(args) => status(args).await,
@@ -360,18 +360,20 @@ fn no_apps_found(source: &str) -> String {
     )
 }
 
-fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
-    let revision = Revision::from_dir(&args.dir)?;
-    let loaded = drover::desired::load(&revision);
+async fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
+    let source = DesiredSource::Dir(args.dir);
+    let loaded = load_desired(&source).await?;
+    let loaded = &loaded.desired.loaded;
     let mut errors = 0;
     for diagnostic in &loaded.repo_errors {
         println!("{diagnostic}");
         errors += 1;
     }
     if loaded.apps.is_empty() {
-        eprintln!("{}", no_apps_found(&args.dir.display().to_string()));
+        eprintln!("{}", no_apps_found(&source.display()));
         return Ok(ExitCode::from(1));
     }
+    let mut warnings = 0;
     for app in &loaded.apps {
         match &app.result {
             Ok(a) => println!("ok    {} ({} resources)", a.name, a.resources.len()),
@@ -383,6 +385,14 @@ fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
                 errors += diagnostics.len();
             }
         }
+        // Warnings never fail validation: the app works, without the field named.
+        for w in &app.warnings {
+            println!("  warning: {w}");
+        }
+        warnings += app.warnings.len();
+    }
+    if warnings > 0 {
+        println!("\n{warnings} warning(s)");
     }
     if errors > 0 {
         println!("\n{errors} error(s)");
@@ -392,40 +402,25 @@ fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn plan(args: PlanArgs) -> anyhow::Result<ExitCode> {
-    // Outlives the revision: its files are read from the mirror when the apps load.
-    let mirror = tempfile::tempdir().context("creating a temporary mirror")?;
-    let revision = match (&args.dir, &args.git) {
-        (Some(dir), _) => Revision::from_dir(dir)?,
-        (None, Some(url)) => {
-            let source = GitSource::open(
-                SourceConfig {
-                    url: url.clone(),
-                    reference: args.reference.clone(),
-                    ..SourceConfig::default()
-                },
-                mirror.path(),
-            )?;
-            tokio::task::spawn_blocking(move || source.fetch()).await??
-        }
+    let source = match (args.dir, args.git) {
+        (Some(dir), _) => DesiredSource::Dir(dir),
+        (None, Some(url)) => DesiredSource::Git {
+            url,
+            reference: args.reference,
+        },
         (None, None) => bail!("give a folder or --git URL"),
     };
-    let desired = DesiredRevision::load(Arc::new(revision));
+    let loaded = load_desired(&source).await?;
+    let desired = &loaded.desired;
     if desired.loaded.apps.is_empty() {
         for diagnostic in &desired.loaded.repo_errors {
             println!("{diagnostic}");
         }
-        let source = match (&args.dir, &args.git) {
-            (Some(dir), _) => dir.display().to_string(),
-            (None, url) => url
-                .as_deref()
-                .map(drover::source::redact_url)
-                .unwrap_or_default(),
-        };
-        eprintln!("{}", no_apps_found(&source));
+        eprintln!("{}", no_apps_found(&source.display()));
         return Ok(ExitCode::from(1));
     }
     if let Some(app) = &args.app
-        && !desired.loaded.apps.iter().any(|a| &a.name == app)
+        && desired.app(app).is_none()
     {
         let names: Vec<&str> = desired
             .loaded
@@ -438,19 +433,14 @@ async fn plan(args: PlanArgs) -> anyhow::Result<ExitCode> {
             names.join(", ")
         );
     }
-    let nomad = NomadClient::new(NomadConfig::from_env())?;
-    let live = LiveStore::default();
-    live.load_once(&nomad)
-        .await
-        .context("reading live state from Nomad")?;
     let store = match &args.data_dir {
-        Some(dir) => Store::open(&dir.join("drover.db"))?,
+        Some(dir) => Store::open(&app_stack::store_file(dir))?,
         None => Store::open_in_memory()?,
     };
-    let ctx = Context::new(
-        nomad,
+    let ctx = app_stack::context(
+        NomadConfig::from_env(),
         store,
-        live,
+        LiveReading::Once,
         ControllerSettings {
             colour: std::io::stdout().is_terminal(),
             redaction: if args.show_secrets {
@@ -460,72 +450,33 @@ async fn plan(args: PlanArgs) -> anyhow::Result<ExitCode> {
             },
             ..ControllerSettings::default()
         },
-    );
+    )
+    .await?;
     let mut changes = false;
     let mut failed = !desired.loaded.repo_errors.is_empty();
     for d in &desired.loaded.repo_errors {
         println!("{d}");
     }
-    let selected = |name: &str| args.app.as_ref().is_none_or(|a| a == name);
-    // The selected apps and the apps they depend on: a dependency is planned too (never printed
-    // unless selected), so its health is assessed from the cluster like a sync would see it.
-    let needed: std::collections::BTreeSet<&str> = desired
-        .loaded
-        .apps
-        .iter()
-        .filter(|loaded| selected(&loaded.name))
-        .flat_map(|loaded| {
-            let deps = loaded.result.as_ref().map(|a| a.depends_on.as_slice());
-            std::iter::once(loaded.name.as_str())
-                .chain(deps.unwrap_or_default().iter().map(String::as_str))
-        })
-        .collect();
-    let mut outcomes = Vec::new();
-    for loaded in &desired.loaded.apps {
-        if !needed.contains(loaded.name.as_str()) {
-            continue;
+    for planned in app_stack::dry_run(&ctx, desired, args.app.as_deref()).await {
+        println!("app {}:", planned.loaded.name);
+        for w in &planned.loaded.warnings {
+            println!("  warning: {w}");
         }
-        let edges = loaded
-            .result
-            .as_ref()
-            .map(drover::desired::resource_dependencies)
-            .unwrap_or_default();
-        let outcome = reconcile(
-            &ctx,
-            loaded,
-            &desired.revision.id,
-            &edges,
-            Mode::DryRun,
-            &mut AppMemory::default(),
-        )
-        .await;
-        outcomes.push((loaded, outcome));
-    }
-    let health: std::collections::BTreeMap<String, drover::health::Health> = outcomes
-        .iter()
-        .map(|(loaded, outcome)| (loaded.name.clone(), outcome.status.health))
-        .collect();
-    for (loaded, outcome) in outcomes {
-        if !selected(&loaded.name) {
-            continue;
-        }
-        println!("app {}:", loaded.name);
         // Information only: a sync waits for these, a plan does not.
-        let deps = loaded.result.as_ref().map(|a| a.depends_on.as_slice());
-        for dep in deps.unwrap_or_default() {
-            match health.get(dep) {
-                Some(drover::health::Health::Healthy) => println!("  depends on {dep} (Healthy)"),
+        for (dep, health) in &planned.dependencies {
+            match health {
+                Some(Health::Healthy) => println!("  depends on {dep} (Healthy)"),
                 Some(health) => {
                     println!("  depends on {dep} (not healthy: {health:?}; a sync waits for it)")
                 }
                 None => println!("  depends on {dep} (not planned: invalid or missing)"),
             }
         }
-        for e in &outcome.status.errors {
+        for e in &planned.outcome.status.errors {
             println!("  error: {e}");
             failed = true;
         }
-        if let Some(plan) = outcome.plan {
+        if let Some(plan) = planned.outcome.plan {
             for step in &plan.steps {
                 match &step.change {
                     drover::plan::Change::Create { diff }
@@ -562,12 +513,13 @@ fn http() -> anyhow::Result<reqwest::Client> {
         .context("building HTTP client")
 }
 
-async fn api(
+/// Call the running drover's API and decode its answer into the type the server serializes.
+async fn api<T: serde::de::DeserializeOwned>(
     method: reqwest::Method,
     server: &str,
     path: &str,
     body: Option<Value>,
-) -> anyhow::Result<Value> {
+) -> anyhow::Result<T> {
     let url = format!("{}{}", server.trim_end_matches('/'), path);
     let mutating = method != reqwest::Method::GET;
     let mut request = http()?.request(method, &url);
@@ -580,56 +532,44 @@ async fn api(
         .await
         .with_context(|| format!("cannot reach drover at {server} (is `drover serve` running?)"))?;
     let status = response.status();
-    let value: Value = response.json().await.unwrap_or(Value::Null);
+    let bytes = response
+        .bytes()
+        .await
+        .with_context(|| format!("{url}: reading the answer"))?;
     if !status.is_success() {
-        bail!(
-            "{url}: {status}: {}",
-            value.get("error").and_then(Value::as_str).unwrap_or("")
-        );
+        let reason = serde_json::from_slice::<ApiError>(&bytes)
+            .map(|e| e.error)
+            .unwrap_or_default();
+        bail!("{url}: {status}: {reason}");
     }
-    Ok(value)
+    serde_json::from_slice(&bytes).with_context(|| format!("{url}: unexpected answer"))
+}
+
+/// A status enum as the API and the page spell it (`OutOfSync`).
+fn word(value: impl std::fmt::Debug) -> String {
+    format!("{value:?}")
 }
 
 async fn sync(args: SyncArgs) -> anyhow::Result<ExitCode> {
-    let apps = api(reqwest::Method::GET, &args.server.server, "/api/apps", None).await?;
-    let names: Vec<String> = apps
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|s| s.get("name").and_then(Value::as_str).map(str::to_string))
-                .filter(|n| args.app.as_ref().is_none_or(|a| a == n))
-                .collect()
-        })
-        .unwrap_or_default();
+    let apps: Vec<AppStatus> =
+        api(reqwest::Method::GET, &args.server.server, "/api/apps", None).await?;
+    let selected: Vec<&AppStatus> = apps
+        .iter()
+        .filter(|s| args.app.as_ref().is_none_or(|a| *a == s.name))
+        .collect();
     if let Some(app) = &args.app
-        && names.is_empty()
+        && selected.is_empty()
     {
         bail!("no app named {app}");
     }
     if args.dry_run {
         let mut changes = false;
-        for status in apps.as_array().into_iter().flatten() {
-            let name = status.get("name").and_then(Value::as_str).unwrap_or("");
-            if !names.iter().any(|n| n == name) {
-                continue;
-            }
-            println!(
-                "app {name}: {}",
-                status.get("sync").and_then(Value::as_str).unwrap_or("")
-            );
-            for r in status
-                .get("resources")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                if let Some(diff) = r.get("diff").and_then(Value::as_str) {
+        for status in &selected {
+            println!("app {}: {}", status.name, word(status.sync));
+            for r in &status.resources {
+                if let Some(diff) = &r.diff {
                     changes = true;
-                    println!(
-                        "  {} {}:",
-                        r["change"].as_str().unwrap_or(""),
-                        r["id"].as_str().unwrap_or("")
-                    );
+                    println!("  {} {}:", r.change, r.id);
                     for line in diff.lines() {
                         println!("    {line}");
                     }
@@ -642,57 +582,60 @@ async fn sync(args: SyncArgs) -> anyhow::Result<ExitCode> {
             ExitCode::SUCCESS
         });
     }
-    for name in &names {
-        api(
+    for status in &selected {
+        let _: SyncRequested = api(
             reqwest::Method::POST,
             &args.server.server,
-            &format!("/api/apps/{name}/sync"),
+            &format!("/api/apps/{}/sync", status.name),
             None,
         )
         .await?;
-        println!("sync requested: {name}");
+        println!("sync requested: {}", status.name);
     }
     Ok(ExitCode::SUCCESS)
 }
 
 async fn status(args: ServerArgs) -> anyhow::Result<ExitCode> {
-    let apps = api(reqwest::Method::GET, &args.server, "/api/apps", None).await?;
+    let apps: Vec<AppStatus> = api(reqwest::Method::GET, &args.server, "/api/apps", None).await?;
     // What the page's banner shows: the Git fetch error and the repository's problems.
-    let source = api(reqwest::Method::GET, &args.server, "/api/source", None).await?;
-    if let Some(error) = source["last_error"].as_str() {
+    let source: SourceView = api(reqwest::Method::GET, &args.server, "/api/source", None).await?;
+    if let Some(error) = &source.last_error {
         println!("! Git: {error}");
     }
-    let repo = api(reqwest::Method::GET, &args.server, "/api/status", None).await?;
-    for problem in repo["problems"].as_array().into_iter().flatten() {
-        println!("! {}", problem.as_str().unwrap_or(""));
+    let repo: RepoView = api(reqwest::Method::GET, &args.server, "/api/status", None).await?;
+    for problem in &repo.problems {
+        println!("! {problem}");
     }
     println!(
         "{:<24} {:<12} {:<12} {:<14} PHASE",
         "APP", "SYNC", "HEALTH", "REVISION"
     );
-    for s in apps.as_array().into_iter().flatten() {
-        let revision = s["revision"].as_str().unwrap_or("");
-        let pinned = s["pinned"]
-            .as_str()
+    for s in &apps {
+        let pinned = s
+            .pinned
+            .as_ref()
             .map(|p| format!(" (pinned {})", p.get(..12).unwrap_or(p)))
             .unwrap_or_default();
         println!(
             "{:<24} {:<12} {:<12} {:<14} {}{pinned}",
-            s["name"].as_str().unwrap_or(""),
-            s["sync"].as_str().unwrap_or(""),
-            s["health"].as_str().unwrap_or(""),
-            revision.get(..12).unwrap_or(revision),
-            s["phase"].as_str().unwrap_or("")
+            s.name,
+            word(s.sync),
+            word(s.health),
+            s.revision.get(..12).unwrap_or(&s.revision),
+            s.phase
         );
-        for e in s["errors"].as_array().into_iter().flatten() {
-            println!("    ! {}", e.as_str().unwrap_or(""));
+        for e in &s.errors {
+            println!("    ! {e}");
+        }
+        for w in &s.warnings {
+            println!("    warning: {w}");
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
 async fn history(args: AppArgs) -> anyhow::Result<ExitCode> {
-    let records = api(
+    let records: Vec<HistoryEntry> = api(
         reqwest::Method::GET,
         &args.server.server,
         &format!("/api/apps/{}/history", args.app),
@@ -703,23 +646,16 @@ async fn history(args: AppArgs) -> anyhow::Result<ExitCode> {
         "{:<6} {:<14} {:<12} {:<8} CHANGES",
         "ID", "REVISION", "RESULT", "TRIGGER"
     );
-    for r in records.as_array().into_iter().flatten() {
-        let revision = r["revision"].as_str().unwrap_or("");
-        let changes: Vec<&str> = r["changes"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .collect();
+    for r in &records {
         println!(
             "{:<6} {:<14} {:<12} {:<8} {}",
-            r["id"].as_i64().unwrap_or_default(),
-            revision.get(..12).unwrap_or(revision),
-            r["result"].as_str().unwrap_or("running"),
-            r["trigger"].as_str().unwrap_or(""),
-            changes.join(", ")
+            r.id,
+            r.revision.get(..12).unwrap_or(&r.revision),
+            r.result.as_deref().unwrap_or("running"),
+            r.trigger,
+            r.changes.join(", ")
         );
-        if let Some(message) = r["message"].as_str() {
+        if let Some(message) = &r.message {
             println!("       {message}");
         }
     }
@@ -727,7 +663,7 @@ async fn history(args: AppArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn rollback(args: RollbackArgs) -> anyhow::Result<ExitCode> {
-    let answer = api(
+    let answer: Pinned = api(
         reqwest::Method::POST,
         &args.server.server,
         &format!("/api/apps/{}/rollback", args.app),
@@ -736,15 +672,13 @@ async fn rollback(args: RollbackArgs) -> anyhow::Result<ExitCode> {
     .await?;
     println!(
         "{} pinned to {}; `drover unpin {}` follows the branch again",
-        args.app,
-        answer["pinned"].as_str().unwrap_or(""),
-        args.app
+        args.app, answer.pinned, args.app
     );
     Ok(ExitCode::SUCCESS)
 }
 
 async fn unpin(args: AppArgs) -> anyhow::Result<ExitCode> {
-    api(
+    let _: Unpinned = api(
         reqwest::Method::POST,
         &args.server.server,
         &format!("/api/apps/{}/unpin", args.app),

@@ -45,7 +45,7 @@ fn errors_of(loaded: &Loaded, app: &str) -> String {
         .result
     {
         Ok(_) => String::new(),
-        Err(d) => desired::render_diagnostics(d),
+        Err(d) => common::render_diagnostics(d),
     }
 }
 
@@ -103,7 +103,7 @@ fn an_alias_bomb_in_the_root_drover_yaml_is_a_repo_error_and_apps_still_load() {
         ),
         ("apps/web/web.nomad.hcl", JOB),
     ]));
-    let errors = desired::render_diagnostics(&loaded.repo_errors);
+    let errors = common::render_diagnostics(&loaded.repo_errors);
     assert!(
         errors.contains("drover.yaml:") && errors.contains("aliases"),
         "{errors}"
@@ -234,7 +234,7 @@ fn a_referenced_file_over_the_limit_is_an_error_naming_it_and_unreferenced_ones_
             ("apps/big/big.nomad.hcl", &big),
         ],
     );
-    let loaded = desired::validate_dir(dir.path()).unwrap();
+    let loaded = common::load_dir(dir.path());
     assert!(loaded.app("web").is_some_and(|a| a.result.is_ok()));
     let errors = errors_of(&loaded, "big");
     assert!(

@@ -4,6 +4,12 @@
 mod common;
 
 use common::{TestEnv, app_yaml, web_jobspec};
+use drover::controller::AppStatus;
+use drover::web::api::{
+    ApiError, EventEntry, HistoryEntry, RepoView, SourceView, SyncRequested, Unpinned,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 async fn get(env: &TestEnv, path: &str) -> (u16, String) {
@@ -80,5 +86,67 @@ async fn a_failure_inside_drover_answers_without_its_detail() {
             );
         }
     }
+    env.shutdown().await;
+}
+
+/// The body at `path` decoded into `T`, checked to say everything the server sent: encoded
+/// again, it is the same JSON (no field the type lacks, none it renames).
+fn decodes_whole<T: DeserializeOwned + Serialize>(path: &str, body: &str) -> T {
+    let raw: Value =
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("{path}: not JSON ({e}): {body}"));
+    let typed: T = serde_json::from_value(raw.clone())
+        .unwrap_or_else(|e| panic!("{path}: does not decode ({e}): {body}"));
+    let again = serde_json::to_value(&typed).unwrap_or_else(|e| panic!("{path}: {e}"));
+    assert_eq!(again, raw, "{path}: the type loses or changes fields");
+    typed
+}
+
+async fn post(env: &TestEnv, path: &str) -> (u16, String) {
+    let r = env
+        .http
+        .post(format!("{}{path}", env.drover_url()))
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("POST {path}: {e}"));
+    let code = r.status().as_u16();
+    (code, r.text().await.unwrap_or_default())
+}
+
+#[tokio::test]
+async fn every_api_answer_is_the_type_the_cli_decodes() {
+    let mut env = TestEnv::new().await;
+    let revision = env.sync_web_app("").await;
+
+    let (_, body) = get(&env, "/api/apps").await;
+    let apps: Vec<AppStatus> = decodes_whole("/api/apps", &body);
+    assert_eq!(apps.len(), 1, "{body}");
+    let (_, body) = get(&env, "/api/apps/web").await;
+    let app: AppStatus = decodes_whole("/api/apps/web", &body);
+    assert_eq!(
+        (app.name.as_str(), app.revision.as_str()),
+        ("web", revision.as_str())
+    );
+    let (_, body) = get(&env, "/api/source").await;
+    let source: SourceView = decodes_whole("/api/source", &body);
+    assert_eq!(source.revision.as_deref(), Some(revision.as_str()));
+    let (_, body) = get(&env, "/api/status").await;
+    let _: RepoView = decodes_whole("/api/status", &body);
+    let (_, body) = get(&env, "/api/apps/web/history").await;
+    let history: Vec<HistoryEntry> = decodes_whole("/api/apps/web/history", &body);
+    assert!(history.iter().any(|h| h.revision == revision), "{body}");
+    let (_, body) = get(&env, "/api/events").await;
+    let _: Vec<EventEntry> = decodes_whole("/api/events", &body);
+    let (code, body) = post(&env, "/api/apps/web/sync").await;
+    assert_eq!(code, 202, "{body}");
+    let _: SyncRequested = decodes_whole("/api/apps/web/sync", &body);
+    let (code, body) = post(&env, "/api/apps/web/unpin").await;
+    assert_eq!(code, 200, "{body}");
+    let unpinned: Unpinned = decodes_whole("/api/apps/web/unpin", &body);
+    assert!(!unpinned.was_pinned, "{body}");
+    let (code, body) = get(&env, "/api/apps/nope").await;
+    assert_eq!(code, 404, "{body}");
+    let error: ApiError = decodes_whole("/api/apps/nope", &body);
+    assert_eq!(error.error, "no app named nope");
     env.shutdown().await;
 }

@@ -335,6 +335,8 @@ pub async fn reconcile(
         phase,
         resources,
         errors,
+        // Filled in by the scheduler from the loaded app, like `pinned`.
+        warnings: Vec::new(),
         last_sync: memory.last_sync.clone(),
         auto_sync: app.sync.auto,
         observed_at: SystemTime::now(),

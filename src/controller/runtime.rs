@@ -10,34 +10,21 @@ use tokio_util::sync::CancellationToken;
 
 use super::Context;
 use super::schedule::{self, ControllerHandle, DesiredRevision, RevisionReader};
+use crate::app_stack::{self, LiveReading, StackError};
 use crate::config::Settings;
 use crate::desired::ResourceId;
-use crate::live::LiveStore;
-use crate::providers::nomad::{NomadClient, NomadError};
 use crate::source::{GitSource, Movement, SourceError, SourceWatcher};
-use crate::store::{Store, StoreError};
+use crate::store::Store;
 
 /// Starting the server failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    /// The data directory could not be created.
-    #[error("cannot create data dir {path}")]
-    DataDir {
-        /// The directory.
-        path: String,
-        /// The OS error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The store could not be opened.
-    #[error("opening the store")]
-    Store(#[from] StoreError),
+    /// The store, Nomad client or live cache could not be set up.
+    #[error(transparent)]
+    Stack(#[from] StackError),
     /// The Git mirror could not be opened.
     #[error("opening the Git source")]
     Source(#[from] SourceError),
-    /// The Nomad client could not be built.
-    #[error("building the Nomad client")]
-    Nomad(#[from] NomadError),
     /// The web listener could not bind.
     #[error("cannot listen on {addr}")]
     Listen {
@@ -86,11 +73,7 @@ pub async fn start(settings: Settings, shutdown: CancellationToken) -> Result<Ru
         addr: settings.listen,
         source,
     })?;
-    std::fs::create_dir_all(&settings.data_dir).map_err(|source| StartError::DataDir {
-        path: settings.data_dir.display().to_string(),
-        source,
-    })?;
-    let store = Store::open(&settings.data_dir.join("drover.db"))?;
+    let store = app_stack::open_store(&settings.data_dir)?;
     // A crash in the middle of a sync left it open: close it as interrupted; the next
     // level-triggered cycle redoes whatever is still needed, guarded by markers and CAS.
     for sync in store.unfinished_syncs().await.unwrap_or_default() {
@@ -116,10 +99,13 @@ pub async fn start(settings: Settings, shutdown: CancellationToken) -> Result<Ru
         settings.source.poll_interval,
         shutdown.clone(),
     ));
-    let nomad = NomadClient::new(settings.nomad.clone())?;
-    let live = LiveStore::default();
-    live.spawn_watchers(nomad.clone(), shutdown.clone());
-    let ctx = Context::new(nomad, store, live, settings.controller.clone());
+    let ctx = app_stack::context(
+        settings.nomad.clone(),
+        store,
+        LiveReading::Watch(shutdown.clone()),
+        settings.controller.clone(),
+    )
+    .await?;
 
     let (desired_tx, desired_rx) = watch::channel(None::<DesiredRevision>);
     let mut tasks = Vec::new();

@@ -293,6 +293,7 @@ async fn app_task(
         drop(permit);
         let mut status = outcome.status;
         status.pinned = pin;
+        status.warnings = loaded.warnings.iter().map(ToString::to_string).collect();
         ctx.publish_unless(status, || left_git(&desired, &name));
         deadline = tokio::time::Instant::now() + outcome.requeue;
     }

@@ -2,12 +2,12 @@
 
 use std::time::SystemTime;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::health::Health;
 
 /// Whether the cluster matches Git.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SyncStatus {
     /// Everything matches.
     Synced,
@@ -20,7 +20,7 @@ pub enum SyncStatus {
 }
 
 /// The result of the last sync that wrote or failed.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SyncOutcome {
     /// `succeeded`, `failed`, `conflict`, `waiting`.
     pub result: String,
@@ -36,7 +36,7 @@ pub struct SyncOutcome {
 }
 
 /// One resource's state in an app.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ResourceStatus {
     /// `nomad_job/default/web`.
     pub id: String,
@@ -53,7 +53,7 @@ pub struct ResourceStatus {
 }
 
 /// The one read model of an app, published on every reconcile.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AppStatus {
     /// App name.
     pub name: String,
@@ -71,6 +71,10 @@ pub struct AppStatus {
     pub resources: Vec<ResourceStatus>,
     /// Errors (spec diagnostics, planning failures).
     pub errors: Vec<String>,
+    /// Warnings from the app's files (a field not supported yet): shown, never blocking.
+    /// (Absent from an older drover's answer.)
+    #[serde(default)]
+    pub warnings: Vec<String>,
     /// The last sync that wrote or failed.
     pub last_sync: Option<SyncOutcome>,
     /// Automatic sync on.
@@ -92,6 +96,7 @@ impl AppStatus {
             phase: phase.to_string(),
             resources: Vec::new(),
             errors: Vec::new(),
+            warnings: Vec::new(),
             last_sync: None,
             auto_sync: true,
             observed_at: SystemTime::now(),
@@ -101,7 +106,7 @@ impl AppStatus {
 
 /// What is wrong with the repository as a whole rather than one app (an invalid head revision, a
 /// refused prune of removed apps): published beside the app statuses, shown as a banner.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RepoStatus {
     /// The head revision these problems were derived from.
     pub revision: Option<String>,
@@ -112,7 +117,7 @@ pub struct RepoStatus {
 mod unix_seconds {
     use std::time::{SystemTime, UNIX_EPOCH};
 
-    use serde::Serializer;
+    use serde::{Deserialize, Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_u64(
@@ -120,5 +125,10 @@ mod unix_seconds {
                 .map(|d| d.as_secs())
                 .unwrap_or(0),
         )
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SystemTime, D::Error> {
+        let secs = u64::deserialize(d)?;
+        Ok(UNIX_EPOCH + std::time::Duration::from_secs(secs))
     }
 }

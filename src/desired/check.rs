@@ -13,6 +13,8 @@ pub(crate) struct Ctx {
     pub file: String,
     /// Everything found so far.
     pub diags: Vec<Diagnostic>,
+    /// What is accepted but deserves the user's attention (a field drover does not act on yet).
+    pub warnings: Vec<Diagnostic>,
 }
 
 /// `parent.key` (or `key` at the top).
@@ -66,6 +68,14 @@ impl<'a> Fields<'a> {
             .map(|(_, _, v)| *v)
     }
 
+    /// The node of `key` itself (where the user wrote the key), if present.
+    pub fn key(&self, key: &str) -> Option<&'a Node> {
+        self.entries
+            .iter()
+            .find(|(k, _, _)| k == key)
+            .map(|(_, k, _)| *k)
+    }
+
     /// Every known key present, in file order.
     pub fn keys(&self) -> impl Iterator<Item = &str> {
         self.entries.iter().map(|(k, _, _)| k.as_str())
@@ -78,6 +88,7 @@ impl Ctx {
         Ctx {
             file: file.to_string(),
             diags: Vec::new(),
+            warnings: Vec::new(),
         }
     }
 
@@ -101,6 +112,18 @@ impl Ctx {
             field: (!field.is_empty()).then(|| field.to_string()),
             message: message.into(),
             hint,
+        });
+    }
+
+    /// Record a warning at a node of this file: the app still loads.
+    pub fn warn(&mut self, node: &Node, field: &str, message: impl Into<String>) {
+        self.warnings.push(Diagnostic {
+            file: self.file.clone(),
+            line: node.line,
+            column: node.col,
+            field: (!field.is_empty()).then(|| field.to_string()),
+            message: message.into(),
+            hint: None,
         });
     }
 

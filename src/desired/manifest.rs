@@ -90,6 +90,8 @@ pub(crate) struct Draft {
     pub app: Option<App>,
     /// Errors so far.
     pub diags: Vec<Diagnostic>,
+    /// Warnings (fields accepted but not acted on yet); they do not make the app invalid.
+    pub warnings: Vec<Diagnostic>,
     /// Each `depends_on` entry with its position.
     pub depends_on: Vec<(String, usize, usize)>,
     /// Position of `name:` (or 0,0).
@@ -215,6 +217,7 @@ pub(crate) fn load_app(rev: &Revision, folder: &str, defaults: &RepoDefaults) ->
         file: file.clone(),
         app: None,
         diags: Vec::new(),
+        warnings: Vec::new(),
         depends_on: Vec::new(),
         name_pos: (0, 0),
         claims: Vec::new(),
@@ -324,6 +327,7 @@ pub(crate) fn load_app(rev: &Revision, folder: &str, defaults: &RepoDefaults) ->
         Some(n) => hooks(&mut ctx, rev, &dir, &namespace, n),
         None => Vec::new(),
     };
+    warn_unsupported(&mut ctx, &f);
     duplicate_ids_within(&mut ctx, &resources);
     draft.claims = resources
         .iter()
@@ -344,7 +348,34 @@ pub(crate) fn load_app(rev: &Revision, folder: &str, defaults: &RepoDefaults) ->
         });
     }
     draft.diags = ctx.diags;
+    draft.warnings = ctx.warnings;
     draft
+}
+
+/// The app.yaml keys that are checked but not acted on yet, and what that means for the app.
+/// Accepting them silently would let a user believe their probes run or their chart renders.
+const NOT_SUPPORTED_YET: [(&str, &str); 3] = [
+    (
+        "chart",
+        "not supported yet: it is checked, but no chart is rendered; only `resources` are applied",
+    ),
+    (
+        "probes",
+        "not supported yet: they are checked, but not run; health comes from the resources alone",
+    ),
+    (
+        "hooks",
+        "not supported yet: they are checked, but not run around a sync",
+    ),
+];
+
+/// A warning at each key in [`NOT_SUPPORTED_YET`] the app.yaml uses.
+fn warn_unsupported(ctx: &mut Ctx, fields: &super::check::Fields<'_>) {
+    for (key, message) in NOT_SUPPORTED_YET {
+        if let Some(node) = fields.key(key) {
+            ctx.warn(node, key, message);
+        }
+    }
 }
 
 fn duplicate_ids_within(ctx: &mut Ctx, resources: &[Resource]) {

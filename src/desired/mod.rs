@@ -1,4 +1,4 @@
-//! [`Revision`](crate::source::Revision) → [`App`]s: raw manifests (with spans), then typed apps.
+//! [`Revision`] → [`App`]s: raw manifests (with spans), then typed apps.
 //! Every error of an app is collected; a broken app never hides the others.
 //!
 //! OWNER: desired helper. `app.rs` and `diagnostic.rs` types are the contract with `plan/`.
@@ -19,10 +19,8 @@ pub use yaml::{
     MAX_BYTES as YAML_MAX_BYTES, MAX_DEPTH as YAML_MAX_DEPTH, MAX_NODES as YAML_MAX_NODES,
 };
 
+use crate::source::Revision;
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
-
-use crate::source::{Revision, RevisionError};
 
 /// The outcome of loading one app folder.
 #[derive(Debug, Clone)]
@@ -33,6 +31,8 @@ pub struct LoadedApp {
     pub dir: String,
     /// The typed app, or every error found in it (the app is then `InvalidSpec`).
     pub result: Result<App, Vec<Diagnostic>>,
+    /// What was accepted but deserves attention (a field not supported yet), valid app or not.
+    pub warnings: Vec<Diagnostic>,
 }
 
 /// Everything loaded from one revision.
@@ -45,22 +45,6 @@ pub struct Loaded {
 }
 
 impl Loaded {
-    /// Every diagnostic: repo-level first, then each app's.
-    pub fn diagnostics(&self) -> Vec<Diagnostic> {
-        let mut out = self.repo_errors.clone();
-        for app in &self.apps {
-            if let Err(d) = &app.result {
-                out.extend(d.iter().cloned());
-            }
-        }
-        out
-    }
-
-    /// Whether nothing at all is wrong.
-    pub fn is_clean(&self) -> bool {
-        self.repo_errors.is_empty() && self.apps.iter().all(|a| a.result.is_ok())
-    }
-
     /// The app called `name`, if any.
     pub fn app(&self, name: &str) -> Option<&LoadedApp> {
         self.apps.iter().find(|a| a.name == name)
@@ -116,6 +100,7 @@ pub fn load_with_owners(
                 (Some(app), true) => Ok(app),
                 (_, _) => Err(d.diags),
             },
+            warnings: d.warnings,
         })
         .collect();
     apps.sort_by(|a, b| a.name.cmp(&b.name).then(a.dir.cmp(&b.dir)));
@@ -307,25 +292,4 @@ fn cycle_from<'a>(graph: &BTreeMap<&'a str, Vec<&'a str>>, start: &'a str) -> Op
         }
     }
     None
-}
-
-/// Read a directory from disk and load it (`drover validate <dir>`).
-pub fn validate_dir(path: &Path) -> Result<Loaded, RevisionError> {
-    Ok(load(&Revision::from_dir(path)?))
-}
-
-/// Diagnostics as the CLI prints them: one per line (`file:line:col: field: message (hint)`),
-/// then a count.
-pub fn render_diagnostics(diags: &[Diagnostic]) -> String {
-    let mut out = String::new();
-    for d in diags {
-        out.push_str(&d.to_string());
-        out.push('\n');
-    }
-    match diags.len() {
-        0 => out.push_str("no errors\n"),
-        1 => out.push_str("1 error\n"),
-        n => out.push_str(&format!("{n} errors\n")),
-    }
-    out
 }

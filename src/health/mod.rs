@@ -1,13 +1,13 @@
 //! Health per resource and per app, derived from live facts each time (DESIGN principle 8).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::live::LiveSnapshot;
 use crate::providers::nomad::types::{AllocListStub, Deployment, Job};
 use crate::providers::nomad::{NomadClient, NomadError};
 
 /// How a resource or app is doing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Health {
     /// Running as desired.
     Healthy,

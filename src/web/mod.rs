@@ -1,5 +1,6 @@
 //! The status page, JSON API, manual sync/refresh/rollback endpoints and `/healthz` (axum).
 
+pub mod api;
 pub mod guard;
 pub mod page;
 
@@ -11,7 +12,6 @@ use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde_json::{Value, json};
 
 use crate::controller::schedule::ControllerHandle;
 use crate::controller::{AppStatus, Context};
@@ -53,7 +53,10 @@ pub fn router(state: WebState) -> Router {
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    (status, Json(json!({ "error": message.into() }))).into_response()
+    let body = api::ApiError {
+        error: message.into(),
+    };
+    (status, Json(body)).into_response()
 }
 
 /// What a client is told when drover itself failed: the detail (paths, SQL, OS errors) is for
@@ -92,11 +95,11 @@ async fn sync_app(State(state): State<WebState>, Path(name): Path<String>) -> Re
         state.controller.wait_loaded(&revision.id, left).await;
     }
     if state.controller.request_sync(&name) {
-        (
-            StatusCode::ACCEPTED,
-            Json(json!({ "app": name, "sync": "requested" })),
-        )
-            .into_response()
+        let body = api::SyncRequested {
+            app: name,
+            sync: "requested".into(),
+        };
+        (StatusCode::ACCEPTED, Json(body)).into_response()
     } else {
         error(StatusCode::NOT_FOUND, format!("no app named {name}"))
     }
@@ -111,20 +114,18 @@ async fn history(State(state): State<WebState>, Path(name): Path<String>) -> Res
         Ok(records) => Json(
             records
                 .into_iter()
-                .map(|r| {
-                    json!({
-                        "id": r.id,
-                        "app": r.app,
-                        "revision": r.revision,
-                        "started_at": secs(r.started_at),
-                        "finished_at": r.finished_at.map(secs),
-                        "result": r.result,
-                        "message": r.message,
-                        "changes": r.changes,
-                        "trigger": r.trigger,
-                    })
+                .map(|r| api::HistoryEntry {
+                    id: r.id,
+                    app: r.app,
+                    revision: r.revision,
+                    started_at: secs(r.started_at),
+                    finished_at: r.finished_at.map(secs),
+                    result: r.result,
+                    message: r.message,
+                    changes: r.changes,
+                    trigger: r.trigger,
                 })
-                .collect::<Vec<Value>>(),
+                .collect::<Vec<_>>(),
         )
         .into_response(),
         Err(e) => internal_error("reading sync history", &e),
@@ -197,7 +198,11 @@ async fn rollback(
         )
         .await;
     state.controller.request_sync(&name);
-    Json(json!({ "app": name, "pinned": commit })).into_response()
+    Json(api::Pinned {
+        app: name,
+        pinned: commit,
+    })
+    .into_response()
 }
 
 async fn unpin(State(state): State<WebState>, Path(name): Path<String>) -> Response {
@@ -217,42 +222,46 @@ async fn unpin(State(state): State<WebState>, Path(name): Path<String>) -> Respo
                 .add_event(Some(&name), "info", "unpinned")
                 .await;
             state.controller.request_sync(&name);
-            Json(json!({ "app": name, "was_pinned": was_pinned })).into_response()
+            Json(api::Unpinned {
+                app: name,
+                was_pinned,
+            })
+            .into_response()
         }
         Err(e) => internal_error("unpinning an app", &e),
     }
 }
 
-async fn source_status(State(state): State<WebState>) -> Json<Value> {
+async fn source_status(State(state): State<WebState>) -> Json<api::SourceView> {
     let status = state.source.subscribe().borrow().clone();
-    Json(json!({
-        "url": state.source.source().display_url(),
-        "revision": status.revision.as_ref().map(|r| r.id.clone()),
-        "message": status.revision.as_ref().map(|r| r.message.clone()),
-        "last_error": status.last_error,
-        "last_fetch": status.last_fetch.map(secs),
-        "consecutive_failures": status.consecutive_failures,
-    }))
+    Json(api::SourceView {
+        url: state.source.source().display_url(),
+        revision: status.revision.as_ref().map(|r| r.id.clone()),
+        message: status.revision.as_ref().map(|r| r.message.clone()),
+        last_error: status.last_error,
+        last_fetch: status.last_fetch.map(secs),
+        consecutive_failures: status.consecutive_failures,
+    })
 }
 
 /// The repository as a whole: the head revision's problems (invalid, prune refused) and the
 /// last Git fetch error; what the page's banner shows.
-async fn repo_status(State(state): State<WebState>) -> Json<Value> {
+async fn repo_status(State(state): State<WebState>) -> Json<api::RepoView> {
     let repo = state.ctx.repo.borrow().clone();
     let git_error = state.source.subscribe().borrow().last_error.clone();
-    Json(json!({
-        "revision": repo.revision,
-        "problems": repo.problems,
-        "git_error": git_error,
-    }))
+    Json(api::RepoView {
+        revision: repo.revision,
+        problems: repo.problems,
+        git_error,
+    })
 }
 
 async fn refresh(State(state): State<WebState>) -> impl IntoResponse {
     state.source.trigger();
-    (
-        StatusCode::ACCEPTED,
-        Json(json!({ "refresh": "requested" })),
-    )
+    let body = api::RefreshRequested {
+        refresh: "requested".into(),
+    };
+    (StatusCode::ACCEPTED, Json(body))
 }
 
 async fn events(State(state): State<WebState>) -> Response {
@@ -260,8 +269,14 @@ async fn events(State(state): State<WebState>) -> Response {
         Ok(events) => Json(
             events
                 .into_iter()
-                .map(|e| json!({"id": e.id, "app": e.app, "at": secs(e.at), "level": e.level, "message": e.message}))
-                .collect::<Vec<Value>>(),
+                .map(|e| api::EventEntry {
+                    id: e.id,
+                    app: e.app,
+                    at: secs(e.at),
+                    level: e.level,
+                    message: e.message,
+                })
+                .collect::<Vec<_>>(),
         )
         .into_response(),
         Err(e) => internal_error("reading events", &e),

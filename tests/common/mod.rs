@@ -489,3 +489,35 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+/// Load a desired-state folder from disk, the way `drover validate` does.
+pub fn load_dir(path: &Path) -> drover::desired::Loaded {
+    let revision = drover::source::Revision::from_dir(path)
+        .unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    drover::desired::load(&revision)
+}
+
+/// Every diagnostic of a load: repo-level first, then each app's.
+pub fn all_diagnostics(loaded: &drover::desired::Loaded) -> Vec<drover::desired::Diagnostic> {
+    let mut out = loaded.repo_errors.clone();
+    for app in &loaded.apps {
+        if let Err(d) = &app.result {
+            out.extend(d.iter().cloned());
+        }
+    }
+    out
+}
+
+/// Diagnostics one per line (`file:line:col: field: message (hint)`), then a count.
+pub fn render_diagnostics(diags: &[drover::desired::Diagnostic]) -> String {
+    let mut out = String::new();
+    for d in diags {
+        out.push_str(&format!("{d}\n"));
+    }
+    match diags.len() {
+        0 => out.push_str("no errors\n"),
+        1 => out.push_str("1 error\n"),
+        n => out.push_str(&format!("{n} errors\n")),
+    }
+    out
+}
