@@ -362,7 +362,8 @@ fn no_apps_found(source: &str) -> String {
 
 fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
     let revision = Revision::from_dir(&args.dir)?;
-    let loaded = drover::desired::load(&revision);
+    // No cluster here: the jobspecs are checked with Nomad's parser rules offline.
+    let loaded = drover::desired::check_jobspecs_offline(drover::desired::load(&revision));
     let mut errors = 0;
     for diagnostic in &loaded.repo_errors {
         println!("{diagnostic}");
@@ -389,6 +390,11 @@ fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Whether `drover plan --app` selects this app (all apps without `--app`).
+fn selected_app(args: &PlanArgs, name: &str) -> bool {
+    args.app.as_ref().is_none_or(|a| a == name)
 }
 
 async fn plan(args: PlanArgs) -> anyhow::Result<ExitCode> {
@@ -437,6 +443,32 @@ async fn plan(args: PlanArgs) -> anyhow::Result<ExitCode> {
             "no app named {app} in this revision (apps: {})",
             names.join(", ")
         );
+    }
+    // No cluster given: check the jobspecs offline first, as `validate` does, and stop before
+    // any Nomad call when Nomad would refuse one. With a cluster, its own parser decides.
+    if std::env::var_os("NOMAD_ADDR").is_none_or(|addr| addr.is_empty()) {
+        let mut refused = 0;
+        for loaded in desired
+            .loaded
+            .apps
+            .iter()
+            .filter(|a| selected_app(&args, &a.name))
+        {
+            if let Ok(app) = &loaded.result {
+                let errors = drover::desired::offline_jobspec_errors(app);
+                if !errors.is_empty() {
+                    println!("app {}:", loaded.name);
+                    for e in &errors {
+                        println!("  error: {e}");
+                    }
+                    refused += errors.len();
+                }
+            }
+        }
+        if refused > 0 {
+            println!("\n{refused} error(s) (checked offline: NOMAD_ADDR is not set)");
+            return Ok(ExitCode::from(1));
+        }
     }
     let nomad = NomadClient::new(NomadConfig::from_env())?;
     let live = LiveStore::default();

@@ -30,6 +30,41 @@ use eval::{Diag, Scope};
 pub struct ParseError {
     /// The diagnostic text, without the `Failed to parse job: ` prefix the endpoint adds.
     pub message: String,
+    /// Where the problem starts, for callers that point at the user's own file; `None` where
+    /// Nomad gives no position either (an unset variable, a Levant template).
+    pub location: Option<Location>,
+    /// The message without its position: `Unsupported argument; An argument named …`.
+    pub description: String,
+}
+
+/// The start of a diagnostic's range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Location {
+    /// Which of the two inputs the position is in.
+    pub input: Input,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column, in characters.
+    pub column: usize,
+}
+
+/// The two texts [`parse`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Input {
+    /// The jobspec (`JobHCL`).
+    Jobspec,
+    /// The var-file body (`Variables`).
+    Variables,
+}
+
+impl ParseError {
+    fn unlocated(description: String) -> Self {
+        ParseError {
+            message: description.clone(),
+            location: None,
+            description,
+        }
+    }
 }
 
 /// The file name Nomad's parse endpoint gives the jobspec.
@@ -64,12 +99,24 @@ pub(crate) fn pos_string(src: &str, r: &Range<usize>) -> String {
 }
 
 fn render(src: &str, d: &Diag) -> ParseError {
+    render_in(src, Input::Jobspec, d)
+}
+
+fn render_in(src: &str, input: Input, d: &Diag) -> ParseError {
+    let (line, column) = line_col(src, d.range.start);
+    let description = format!("{}; {}", d.summary, d.detail);
     ParseError {
-        message: format!("{}: {}; {}", pos_string(src, &d.range), d.summary, d.detail),
+        message: format!("{}: {description}", pos_string(src, &d.range)),
+        location: Some(Location {
+            input,
+            line,
+            column,
+        }),
+        description,
     }
 }
 
-fn syntax_error(e: &hcl::edit::parser::Error) -> ParseError {
+fn syntax_error(e: &hcl::edit::parser::Error, input: Input) -> ParseError {
     let loc = e.location();
     let msg = e
         .message()
@@ -77,13 +124,20 @@ fn syntax_error(e: &hcl::edit::parser::Error) -> ParseError {
         .next()
         .unwrap_or("invalid syntax")
         .to_string();
+    let description = format!("Invalid syntax; {msg}");
     ParseError {
         message: format!(
-            "{FILE}:{},{}-{}: Invalid syntax; {msg}",
+            "{FILE}:{},{}-{}: {description}",
             loc.line(),
             loc.column(),
             loc.column() + 1
         ),
+        location: Some(Location {
+            input,
+            line: loc.line(),
+            column: loc.column(),
+        }),
+        description,
     }
 }
 
@@ -94,13 +148,15 @@ pub fn parse(hcl: &str, variables: &str) -> Result<Value, ParseError> {
             message: format!(
                 "{FILE}: this file uses Levant/Nomad Pack `[[ ]]` template markers; render it before parsing"
             ),
+            location: None,
+            description: "this file uses Levant/Nomad Pack `[[ ]]` template markers; render it before parsing".to_string(),
         });
     }
-    let (body, renamed) = parse_body_lenient(hcl).map_err(|e| syntax_error(&e))?;
+    let (body, renamed) = parse_body_lenient(hcl).map_err(|e| syntax_error(&e, Input::Jobspec))?;
     let vars_body = if variables.trim().is_empty() {
         Body::new()
     } else {
-        hcl::edit::parser::parse_body(variables).map_err(|e| syntax_error(&e))?
+        hcl::edit::parser::parse_body(variables).map_err(|e| syntax_error(&e, Input::Variables))?
     };
 
     let mut var_blocks: Vec<&Block> = Vec::new();
@@ -162,8 +218,15 @@ pub fn parse(hcl: &str, variables: &str) -> Result<Value, ParseError> {
     let locals = eval_locals(hcl, &local_blocks, &vars, &renamed)?;
 
     let Some(job) = job else {
+        let description = "Missing job block; A job block is required".to_string();
         return Err(ParseError {
-            message: format!("{FILE}:1,1-1: Missing job block; A job block is required"),
+            message: format!("{FILE}:1,1-1: {description}"),
+            location: Some(Location {
+                input: Input::Jobspec,
+                line: 1,
+                column: 1,
+            }),
+            description,
         });
     };
     let mut sc = Scope {
@@ -393,16 +456,18 @@ fn input_variables(
     for st in var_body.iter() {
         let Structure::Attribute(a) = st else {
             let r = st.span().unwrap_or(0..0);
-            return Err(render(
+            return Err(render_in(
                 var_src,
+                Input::Variables,
                 &Diag::new(r, "Unexpected block", "Blocks are not allowed here."),
             ));
         };
         let name = a.key.value().to_string();
         let r = a.key.span().unwrap_or(0..0);
         if !declared.iter().any(|(n, ..)| *n == name) {
-            return Err(render(
+            return Err(render_in(
                 var_src,
+                Input::Variables,
                 &Diag::new(
                     r,
                     "Undefined variable",
@@ -421,7 +486,9 @@ fn input_variables(
             locals_ready: false,
             renamed: &[],
         };
-        let v = sc.eval(&a.value).map_err(|d| render(var_src, &d))?;
+        let v = sc
+            .eval(&a.value)
+            .map_err(|d| render_in(var_src, Input::Variables, &d))?;
         given.insert(name, v);
     }
 
@@ -432,10 +499,12 @@ fn input_variables(
             None => {
                 // Nomad's diagnostic has no source range: `<nil>: Unset variable "x"; …`
                 // (measured on Nomad 2.0.5, api-facts §7).
+                let description = format!(
+                    "Unset variable \"{name}\"; A used variable must be set or have a default value; see https://developer.hashicorp.com/nomad/docs/job-specification/hcl2/variables for details."
+                );
                 return Err(ParseError {
-                    message: format!(
-                        "<nil>: Unset variable \"{name}\"; A used variable must be set or have a default value; see https://developer.hashicorp.com/nomad/docs/job-specification/hcl2/variables for details."
-                    ),
+                    message: format!("<nil>: {description}"),
+                    ..ParseError::unlocated(description)
                 });
             }
         };

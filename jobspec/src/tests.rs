@@ -502,3 +502,51 @@ fn a_key_twice_is_lenient_in_driver_config_only() {
         "{e}"
     );
 }
+
+/// Errors carry the start of their range and which input it is in, so a caller can point at
+/// the user's own file.
+#[test]
+fn errors_locate_their_input() {
+    let job = "job \"x\" {\n  group \"g\" {\n    task \"t\" {\n      driver = \"docker\"\n      config { image = \"nginx:${var.tag}\" }\n      resources {\n        memory = \"lots\"\n      }\n    }\n  }\n}\n";
+    let e = parse(job, "").unwrap_err();
+    assert_eq!(
+        e.location,
+        Some(Location {
+            input: Input::Jobspec,
+            line: 5,
+            column: 36
+        }),
+        "{e}"
+    );
+    // HCL's error for a traversal into the `var` object (the range is `.tag`).
+    assert_eq!(
+        e.description,
+        "Unsupported attribute; This object does not have an attribute named \"tag\"."
+    );
+    let declared = format!("variable \"tag\" {{\n  type = string\n}}\n{job}");
+    let e = parse(&declared, "tag = \"1.27\"\n").unwrap_err();
+    assert_eq!(
+        e.location,
+        Some(Location {
+            input: Input::Jobspec,
+            line: 10,
+            column: 19
+        }),
+        "{e}"
+    );
+    assert_eq!(
+        e.description,
+        "Unsuitable value type; Unsuitable value: a number is required"
+    );
+    let e = parse(&declared, "tag = \n").unwrap_err();
+    assert_eq!(e.location.map(|l| l.input), Some(Input::Variables), "{e}");
+    let e = parse("job \"x\" {\n  group \"g\" {\n    count = \n  }\n}\n", "").unwrap_err();
+    assert_eq!(
+        e.location.map(|l| (l.line, l.input)),
+        Some((3, Input::Jobspec)),
+        "{e}"
+    );
+    assert!(e.description.starts_with("Invalid syntax;"), "{e}");
+    let e = parse(&declared, "").unwrap_err();
+    assert_eq!(e.location, None, "{e}");
+}
