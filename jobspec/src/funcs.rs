@@ -57,7 +57,9 @@ fn regex(p: &str) -> Result<regex::Regex, FuncErr> {
 pub(crate) fn call(name: &str, a: Vec<Value>) -> Result<Value, FuncErr> {
     let str_v = |x: String| Ok(Value::String(x));
     match name {
-        "file" | "fileexists" | "fileset" | "filebase64" | "templatefile" | "abspath"
+        // Nomad's filesystem functions, disabled in `/v1/jobs/parse` (AllowFS=false); Terraform's
+        // `templatefile` is not one of them.
+        "abspath" | "basename" | "dirname" | "file" | "filebase64" | "fileexists" | "fileset"
         | "pathexpand" => fail("filesystem function disabled"),
         "upper" => str_v(s(&a, 0)?.to_uppercase()),
         "lower" => str_v(s(&a, 0)?.to_lowercase()),

@@ -550,3 +550,232 @@ fn errors_locate_their_input() {
     let e = parse(&declared, "").unwrap_err();
     assert_eq!(e.location, None, "{e}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// What Nomad 2.0.5 accepts and how it answers (api-facts §7, measured), parser side
+// (`Canonicalize: false`; the canonicalized shapes are the devstack's, tested there).
+
+/// A job with every §7 shape: periodic, ports, a scaling policy with nested blocks, driver
+/// config blocks, a default identity, a task scaling policy.
+const SHAPES: &str = r#"
+job "shapes" {
+  periodic {
+    crons = ["0 * * * *"]
+  }
+  group "g" {
+    network {
+      port "http" {
+        to = 80
+      }
+      port "admin" {
+        static = 8080
+      }
+    }
+    scaling {
+      min = 1
+      max = 3
+      policy {
+        check "x" {
+          source = "prometheus"
+          strategy "target-value" {
+            target = 1
+          }
+        }
+      }
+    }
+    task "t" {
+      driver = "docker"
+      config {
+        image = "nginx"
+        labels {
+          traefik_enable = "true"
+        }
+        sysctl {
+          somaxconn = "16384"
+        }
+        logging {
+          type = "json-file"
+          config {
+            max-size = "1m"
+          }
+        }
+      }
+      identity {
+        env = true
+      }
+      scaling "cpu" {
+        min = 100
+        max = 500
+        policy {
+          cooldown = "1m"
+        }
+      }
+    }
+  }
+}
+"#;
+
+/// A task with nothing optional.
+const PLAIN: &str = "job \"plain\" {\n  group \"g\" {\n    task \"t\" {\n      driver = \"docker\"\n      config {\n        image = \"nginx\"\n      }\n    }\n  }\n}\n";
+
+fn has(v: &Value, key: &str) -> bool {
+    v.as_object().is_some_and(|o| o.contains_key(key))
+}
+
+/// §7 shapes: ConsulToken/VaultToken absent, Dispatched false, MaxRunDuration null, unset
+/// CSIPluginConfig and Identities absent.
+#[test]
+fn job_group_and_task_keys_are_nomad_2_0_5s() {
+    let j = parse(PLAIN, "").unwrap();
+    assert!(!has(&j, "ConsulToken") && !has(&j, "VaultToken"), "{j}");
+    assert_eq!(j["Dispatched"], json!(false));
+    let g = &j["TaskGroups"][0];
+    assert!(has(g, "MaxRunDuration"), "{g}");
+    assert_eq!(g["MaxRunDuration"], Value::Null);
+    let t = &g["Tasks"][0];
+    assert!(!has(t, "CSIPluginConfig") && !has(t, "Identities"), "{t}");
+}
+
+/// §7 shapes: Identity.ExtraClaims null, ports' IgnoreCollision false, ScalingPolicies[].{ID,
+/// Namespace} "", Periodic.SpecType "cron".
+#[test]
+fn identity_ports_scaling_and_periodic_are_nomad_2_0_5s() {
+    let j = parse(SHAPES, "").unwrap();
+    let g = &j["TaskGroups"][0];
+    let t = &g["Tasks"][0];
+    assert!(has(&t["Identity"], "ExtraClaims"), "{}", t["Identity"]);
+    assert_eq!(t["Identity"]["ExtraClaims"], Value::Null);
+    let net = &g["Networks"][0];
+    assert_eq!(net["DynamicPorts"][0]["IgnoreCollision"], json!(false));
+    assert_eq!(net["ReservedPorts"][0]["IgnoreCollision"], json!(false));
+    let sp = &t["ScalingPolicies"][0];
+    assert_eq!((&sp["ID"], &sp["Namespace"]), (&json!(""), &json!("")));
+    assert_eq!(j["Periodic"]["SpecType"], json!("cron"));
+}
+
+/// §7 shapes: a block inside a driver `config` is a list of objects (nested ones too), and the
+/// blocks inside a scaling `policy` are lists at every level, labels included.
+#[test]
+fn blocks_in_driver_config_and_scaling_policy_are_lists() {
+    let j = parse(SHAPES, "").unwrap();
+    let g = &j["TaskGroups"][0];
+    let config = &g["Tasks"][0]["Config"];
+    assert_eq!(config["labels"], json!([{"traefik_enable": "true"}]));
+    assert_eq!(config["sysctl"], json!([{"somaxconn": "16384"}]));
+    assert_eq!(
+        config["logging"],
+        json!([{"type": "json-file", "config": [{"max-size": "1m"}]}])
+    );
+    assert_eq!(
+        g["Scaling"]["Policy"]["check"],
+        json!([{"x": [{"source": "prometheus",
+            "strategy": [{"target-value": [{"target": 1}]}]}]}])
+    );
+}
+
+/// §7: the same key twice inside a driver `config` map block (a Docker `labels { … }`) is
+/// accepted, the last value winning; the jobspec's own attribute blocks still refuse it.
+#[test]
+fn a_key_twice_in_a_driver_config_map_block_is_accepted() {
+    let labels = PLAIN.replace(
+        "image = \"nginx\"",
+        "image = \"nginx\"\n        labels {\n          a = \"x\"\n          b = \"y\"\n          a = \"z\"\n        }",
+    );
+    let j = parse(&labels, "").unwrap();
+    assert_eq!(
+        j["TaskGroups"][0]["Tasks"][0]["Config"]["labels"],
+        json!([{"a": "z", "b": "y"}])
+    );
+    let meta = PLAIN.replace(
+        "driver = \"docker\"",
+        "driver = \"docker\"\n      meta {\n        a = \"x\"\n        a = \"y\"\n      }",
+    );
+    let e = parse(&meta, "").unwrap_err();
+    assert!(e.message.contains("Attribute redefined"), "{e}");
+}
+
+/// A group with a Consul Connect gateway service: `gateway_body` goes inside `gateway { … }`.
+fn gateway_job(gateway_body: &str) -> String {
+    format!(
+        "job \"gw\" {{\n  group \"g\" {{\n    network {{\n      mode = \"bridge\"\n      port \"inbound\" {{\n        static = 8080\n      }}\n    }}\n    service {{\n      name = \"gw\"\n      port = \"8080\"\n      connect {{\n        gateway {{\n          proxy {{\n            connect_timeout = \"5s\"\n          }}\n          {gateway_body}\n        }}\n      }}\n    }}\n  }}\n}}\n"
+    )
+}
+
+/// §7: Consul Connect gateways (ingress, terminating, mesh, each with a proxy) parse, in
+/// `api.ConsulGateway`'s shape.
+#[test]
+fn connect_gateways_parse() {
+    let gateway = |body: &str| {
+        let j = parse(&gateway_job(body), "").unwrap_or_else(|e| panic!("{body}: {e}"));
+        j["TaskGroups"][0]["Services"][0]["Connect"]["Gateway"].clone()
+    };
+    let ingress = gateway(
+        "ingress {\n            listener {\n              port     = 8080\n              protocol = \"http\"\n              service {\n                name  = \"web\"\n                hosts = [\"web.example\"]\n              }\n            }\n          }",
+    );
+    assert_eq!(ingress["Proxy"]["ConnectTimeout"], json!(5_000_000_000_i64));
+    let listener = &ingress["Ingress"]["Listeners"][0];
+    assert_eq!(listener["Port"], json!(8080));
+    assert_eq!(listener["Protocol"], json!("http"));
+    assert_eq!(listener["Services"][0]["Name"], json!("web"));
+    assert_eq!(listener["Services"][0]["Hosts"], json!(["web.example"]));
+    assert_eq!(ingress["Terminating"], Value::Null);
+    assert_eq!(ingress["Mesh"], Value::Null);
+    let terminating = gateway(
+        "terminating {\n            service {\n              name = \"legacy\"\n              ca_file = \"/etc/ca.pem\"\n            }\n          }",
+    );
+    let linked = &terminating["Terminating"]["Services"][0];
+    assert_eq!(linked["Name"], json!("legacy"));
+    assert_eq!(linked["CAFile"], json!("/etc/ca.pem"));
+    assert_eq!(terminating["Ingress"], Value::Null);
+    let mesh = gateway("mesh {}");
+    assert!(mesh["Mesh"].is_object(), "{mesh}");
+    assert!(mesh["Proxy"].is_object(), "{mesh}");
+}
+
+/// §7 errors: Nomad's filesystem functions (go-cty-funcs' eight) are known and disabled; a name
+/// Nomad does not have is `Call to unknown function`.
+#[test]
+fn filesystem_functions_are_disabled_and_others_unknown() {
+    for func in [
+        "abspath",
+        "basename",
+        "dirname",
+        "file",
+        "filebase64",
+        "fileexists",
+        "fileset",
+        "pathexpand",
+    ] {
+        let hcl = PLAIN.replace("\"nginx\"", &format!("{func}(\"~/x\")"));
+        let e = parse(&hcl, "").unwrap_err();
+        assert!(
+            e.message.contains(&format!(
+                "Error in function call; Call to function \"{func}\" failed: filesystem function disabled."
+            )),
+            "{func}: {e}"
+        );
+    }
+    // Terraform's `templatefile` is not one of Nomad's functions.
+    for func in ["nosuchfunction", "templatefile"] {
+        let hcl = PLAIN.replace("\"nginx\"", &format!("{func}(\"x\")"));
+        let e = parse(&hcl, "").unwrap_err();
+        assert!(
+            e.message.contains(&format!(
+                "Call to unknown function; There is no function named \"{func}\"."
+            )),
+            "{func}: {e}"
+        );
+    }
+}
+
+/// §7 errors: a wrong type is `Unsuitable value: a number is required`, its range the value
+/// inside the quotes.
+#[test]
+fn a_wrong_type_points_inside_the_quotes() {
+    let hcl = "job \"j\" {\n  group \"g\" {\n    count = \"three\"\n    task \"t\" {\n      driver = \"docker\"\n    }\n  }\n}\n";
+    let e = parse(hcl, "").unwrap_err();
+    assert_eq!(
+        e.message,
+        "input.hcl:3,14-19: Unsuitable value type; Unsuitable value: a number is required"
+    );
+}
