@@ -12,6 +12,7 @@ mod eval;
 #[cfg(any(test, feature = "test-support"))]
 pub mod examples;
 mod funcs;
+mod funcs_more;
 pub mod schema;
 
 pub use duration::parse_go_duration;

@@ -779,3 +779,110 @@ fn a_wrong_type_points_inside_the_quotes() {
         "input.hcl:3,14-19: Unsuitable value type; Unsuitable value: a number is required"
     );
 }
+
+/// jobspec2's function table beyond the common string and collection functions, with the
+/// values go-cty gives (Terraform's documented examples); Terraform-only names are unknown.
+#[test]
+fn nomads_other_functions_evaluate() {
+    let meta = |exprs: &[(&str, &str)]| {
+        let body: String = exprs
+            .iter()
+            .map(|(k, e)| format!("    {k} = {e}\n"))
+            .collect();
+        let hcl = format!(
+            "job \"f\" {{\n  meta = {{\n{body}  }}\n  group \"g\" {{\n    task \"t\" {{\n      driver = \"docker\"\n    }}\n  }}\n}}\n"
+        );
+        parse(&hcl, "").unwrap_or_else(|e| panic!("{e}"))["Meta"].clone()
+    };
+    let m = meta(&[
+        ("b64", "base64encode(\"hello\")"),
+        ("unb64", "base64decode(\"aGVsbG8=\")"),
+        ("md5", "md5(\"hello\")"),
+        ("sha1", "sha1(\"hello\")"),
+        ("sha256", "sha256(\"hello\")"),
+        ("sha512", "substr(sha512(\"hello\"), 0, 16)"),
+        ("strlen", "strlen(\"héllo\")"),
+        ("log", "log(8, 2)"),
+        ("chunks", "jsonencode(chunklist([\"a\", \"b\", \"c\"], 2))"),
+        (
+            "union",
+            "jsonencode(setunion([\"b\", \"a\"], [\"c\", \"a\"]))",
+        ),
+        (
+            "inter",
+            "jsonencode(setintersection([\"a\", \"b\"], [\"b\", \"c\"]))",
+        ),
+        ("product", "jsonencode(setproduct([\"a\", \"b\"], [\"x\"]))"),
+        ("csv", "jsonencode(csvdecode(\"a,b\\n1,\\\"2,3\\\"\\n\"))"),
+        ("uuidv5", "uuidv5(\"dns\", \"www.example.com\")"),
+        ("host", "cidrhost(\"10.12.112.0/20\", 268)"),
+        ("last", "cidrhost(\"10.12.112.0/20\", -1)"),
+        ("mask", "cidrnetmask(\"172.16.0.0/12\")"),
+        ("subnet", "cidrsubnet(\"172.16.0.0/12\", 4, 2)"),
+        (
+            "subnet6",
+            "cidrsubnet(\"fd00:fd12:3456:7890::/56\", 16, 162)",
+        ),
+        (
+            "subnets",
+            "join(\" \", cidrsubnets(\"10.1.0.0/16\", 4, 4, 8, 4))",
+        ),
+        ("later", "timeadd(\"2017-11-22T00:00:00Z\", \"10m\")"),
+        (
+            "date",
+            "formatdate(\"EEEE, DD-MMM-YY hh:mm:ss ZZZ\", \"2018-01-02T23:12:01Z\")",
+        ),
+        // go-cty: `h` is the 24-hour clock, `H` the 12-hour one.
+        (
+            "date12",
+            "formatdate(\"H:mmaa 'on' MMM D, YYYY (ZZZZZ)\", \"2018-01-02T23:12:01-08:00\")",
+        ),
+        ("converted", "convert(5, string)"),
+    ]);
+    assert_eq!(
+        m,
+        json!({
+            "b64": "aGVsbG8=",
+            "unb64": "hello",
+            "md5": "5d41402abc4b2a76b9719d911017c592",
+            "sha1": "aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d",
+            "sha256": "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824",
+            "sha512": "9b71d224bd62f378",
+            // Meta is a map of strings.
+            "strlen": "5",
+            "log": "3",
+            "chunks": "[[\"a\",\"b\"],[\"c\"]]",
+            "union": "[\"a\",\"b\",\"c\"]",
+            "inter": "[\"b\"]",
+            "product": "[[\"a\",\"x\"],[\"b\",\"x\"]]",
+            "csv": "[{\"a\":\"1\",\"b\":\"2,3\"}]",
+            "uuidv5": "2ed6657d-e927-568b-95e1-2665a8aea6a2",
+            "host": "10.12.113.12",
+            "last": "10.12.127.255",
+            "mask": "255.240.0.0",
+            "subnet": "172.18.0.0/16",
+            "subnet6": "fd00:fd12:3456:7800:a200::/72",
+            "subnets": "10.1.0.0/20 10.1.16.0/20 10.1.32.0/24 10.1.48.0/20",
+            "later": "2017-11-22T00:10:00Z",
+            "date": "Tuesday, 02-Jan-18 23:12:01 UTC",
+            "date12": "11:12pm on Jan 2, 2018 (-08:00)",
+            "converted": "5"
+        })
+    );
+    for func in ["tostring", "tonumber", "tolist", "regex"] {
+        let hcl = PLAIN.replace("\"nginx\"", &format!("{func}(\"x\")"));
+        let e = parse(&hcl, "").unwrap_err();
+        assert!(
+            e.message.contains("Call to unknown function"),
+            "{func}: {e}"
+        );
+    }
+    // Nomad has it; this parser cannot compute a bcrypt hash, and says so.
+    let e = parse(&PLAIN.replace("\"nginx\"", "bcrypt(\"x\")"), "").unwrap_err();
+    assert!(
+        e.message.contains(
+            "Call to function \"bcrypt\" failed: drover's jobspec parser cannot evaluate it"
+        ),
+        "{e}"
+    );
+}
