@@ -53,7 +53,7 @@ fn located(jobspec: &str, app_dir: &str, error: drover_jobspec::ParseError) -> D
         column,
         field: None,
         message: error.description,
-        hint: Some("Nomad's job parser refuses this (checked offline)".to_string()),
+        hint: Some("Nomad's jobspec parser, checked offline".to_string()),
     }
 }
 
@@ -94,7 +94,7 @@ mod tests {
         assert_eq!(
             errors(&loaded),
             [
-                "apps/web/web.nomad.hcl:11:19: Unsuitable value type; Unsuitable value: a number is required (Nomad's job parser refuses this (checked offline))"
+                "apps/web/web.nomad.hcl:11:19: Unsuitable value type; Unsuitable value: a number is required (Nomad's jobspec parser, checked offline)"
             ]
         );
         let undeclared = JOB.replace("var.tag", "var.version");
