@@ -108,3 +108,21 @@ fn plan_without_a_cluster_checks_offline_first() {
         "stops before calling a cluster: {text}"
     );
 }
+
+/// Nomad 2.0.5 accepts the same key twice inside a driver `config` map block (api-facts §7);
+/// so does `validate`. The jobspec's own attribute blocks still refuse it.
+#[test]
+fn a_key_twice_in_a_driver_config_block_validates() {
+    let labels = JOB.replace(
+        "config { image = \"nginx:${var.tag}\" }",
+        "config {\n        image = \"nginx:${var.tag}\"\n        labels {\n          a = \"x\"\n          a = \"x\"\n        }\n      }",
+    );
+    let dir = repo(&labels);
+    let (out, text) = drover("validate", dir.path());
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let meta = JOB.replace(
+        "driver = \"docker\"",
+        "driver = \"docker\"\n      meta {\n        a = \"x\"\n        a = \"y\"\n      }",
+    );
+    assert_refused(&meta, "apps/web/web.nomad.hcl:11:9: Attribute redefined;");
+}

@@ -254,6 +254,14 @@ pub fn parse(hcl: &str, variables: &str) -> Result<Value, ParseError> {
     Ok(job_v)
 }
 
+/// The syntax of a jobspec as Nomad reads it: like `hcl::edit::parser::parse_body`, except that an
+/// attribute set twice in one body parses (the second key is renamed in place to a placeholder
+/// of the same length), because Nomad accepts that inside a driver `config` block. [`parse`]
+/// decides whether the body allows it; use this for what can be read before that (labels).
+pub fn parse_jobspec_body(src: &str) -> Result<Body, hcl::edit::parser::Error> {
+    parse_body_lenient(src).map(|(body, _)| body)
+}
+
 /// Attribute keys renamed so that `hcl-edit` parses a body with a key defined twice: the byte
 /// offset of the renamed key and its real name.
 pub(crate) type Renamed = Vec<(usize, String)>;
