@@ -392,11 +392,6 @@ fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Whether `drover plan --app` selects this app (all apps without `--app`).
-fn selected_app(args: &PlanArgs, name: &str) -> bool {
-    args.app.as_ref().is_none_or(|a| a == name)
-}
-
 async fn plan(args: PlanArgs) -> anyhow::Result<ExitCode> {
     // Outlives the revision: its files are read from the mirror when the apps load.
     let mirror = tempfile::tempdir().context("creating a temporary mirror")?;
@@ -447,26 +442,17 @@ async fn plan(args: PlanArgs) -> anyhow::Result<ExitCode> {
     // No cluster given: check the jobspecs offline first, as `validate` does, and stop before
     // any Nomad call when Nomad would refuse one. With a cluster, its own parser decides.
     if std::env::var_os("NOMAD_ADDR").is_none_or(|addr| addr.is_empty()) {
-        let mut refused = 0;
-        for loaded in desired
-            .loaded
-            .apps
-            .iter()
-            .filter(|a| selected_app(&args, &a.name))
-        {
-            if let Ok(app) = &loaded.result {
-                let errors = drover::desired::offline_jobspec_errors(app);
-                if !errors.is_empty() {
-                    println!("app {}:", loaded.name);
-                    for e in &errors {
-                        println!("  error: {e}");
-                    }
-                    refused += errors.len();
-                }
+        let refused = drover::desired::refused_jobspecs(&desired.loaded, |name| {
+            args.app.as_ref().is_none_or(|a| a == name)
+        });
+        for (app, errors) in &refused {
+            println!("app {app}:");
+            for e in errors {
+                println!("  error: {e}");
             }
         }
-        if refused > 0 {
-            println!("\n{refused} error(s) (checked offline: NOMAD_ADDR is not set)");
+        if !refused.is_empty() {
+            println!("\n(checked offline: NOMAD_ADDR is not set)");
             return Ok(ExitCode::from(1));
         }
     }

@@ -25,6 +25,22 @@ pub fn offline_jobspec_errors(app: &App) -> Vec<Diagnostic> {
         .collect()
 }
 
+/// The apps (among those `selected`) whose HCL2 jobspecs Nomad would refuse, with the errors.
+pub fn refused_jobspecs(
+    loaded: &Loaded,
+    selected: impl Fn(&str) -> bool,
+) -> Vec<(&str, Vec<Diagnostic>)> {
+    loaded
+        .apps
+        .iter()
+        .filter(|app| selected(&app.name))
+        .filter_map(|app| {
+            let errors = offline_jobspec_errors(app.result.as_ref().ok()?);
+            (!errors.is_empty()).then_some((app.name.as_str(), errors))
+        })
+        .collect()
+}
+
 /// `loaded` with every valid app's HCL2 jobspecs checked offline: an app whose jobspec Nomad
 /// would refuse becomes invalid, with those errors.
 pub fn check_jobspecs_offline(mut loaded: Loaded) -> Loaded {
