@@ -383,6 +383,15 @@ fn looks_like_levant(hcl: &str) -> bool {
 /// A `variable` block: name, default and type text.
 type Declared = (String, Option<Value>, Option<String>);
 
+/// cty's conversion error for a value that does not fit a primitive type constraint.
+fn type_mismatch(ty: &str) -> &'static str {
+    match ty {
+        "number" => "a number is required",
+        "bool" => "a bool is required",
+        _ => "string required",
+    }
+}
+
 /// Declared `variable` blocks plus the var-file body → the `var` object.
 fn input_variables(
     hcl: &str,
@@ -423,7 +432,10 @@ fn input_variables(
             }
             match st {
                 Structure::Attribute(a) => match a.key.value().as_str() {
-                    "default" => default = Some(sc.eval(&a.value).map_err(|d| render(hcl, &d))?),
+                    "default" => {
+                        let value = sc.eval(&a.value).map_err(|d| render(hcl, &d))?;
+                        default = Some((value, a.value.span().unwrap_or(0..0)));
+                    }
                     "type" => {
                         let r = a.value.span().unwrap_or(0..0);
                         ty = Some(hcl.get(r).unwrap_or("").trim().to_string());
@@ -458,6 +470,26 @@ fn input_variables(
                 }
             }
         }
+        // Nomad converts a default to the declared type when it reads the block.
+        let default = match (default, ty.as_deref()) {
+            (Some((value, range)), Some(t)) => match eval::convert(value, t) {
+                Some(converted) => Some(converted),
+                None => {
+                    return Err(render(
+                        hcl,
+                        &Diag::new(
+                            range,
+                            "Invalid default value for variable",
+                            format!(
+                                "This default value is not compatible with the variable's type constraint: {}.",
+                                type_mismatch(t)
+                            ),
+                        ),
+                    ));
+                }
+            },
+            (default, _) => default.map(|(value, _)| value),
+        };
         declared.push((name, default, ty));
     }
 
@@ -498,6 +530,23 @@ fn input_variables(
         let v = sc
             .eval(&a.value)
             .map_err(|d| render_in(var_src, Input::Variables, &d))?;
+        // A value that does not fit the declared type is refused where it is written.
+        if let Some((_, _, Some(t))) = declared.iter().find(|(n, ..)| *n == name)
+            && eval::convert(v.clone(), t).is_none()
+        {
+            return Err(render_in(
+                var_src,
+                Input::Variables,
+                &Diag::new(
+                    a.value.span().unwrap_or(0..0),
+                    "Invalid value for variable",
+                    format!(
+                        "The value for {name} is not compatible with the variable's type constraint: {}.",
+                        type_mismatch(t)
+                    ),
+                ),
+            ));
+        }
         given.insert(name, v);
     }
 
@@ -517,11 +566,10 @@ fn input_variables(
                 });
             }
         };
+        // Both sources were checked against the type above.
         let v = match ty.as_deref() {
-            Some("string") => eval::to_str(&v).map(Value::String).unwrap_or(v),
-            Some("number") => eval::as_f64(&v).map(eval::num_f).unwrap_or(v),
-            Some("bool") => eval::as_bool(&v).map(Value::Bool).unwrap_or(v),
-            _ => v,
+            Some(t) => eval::convert(v.clone(), t).unwrap_or(v),
+            None => v,
         };
         out.insert(name, v);
     }

@@ -886,3 +886,26 @@ fn nomads_other_functions_evaluate() {
         "{e}"
     );
 }
+
+/// jobspec2 converts a variable's value to its declared type and refuses one that does not
+/// fit, at the value (the var file's or the default's).
+#[test]
+fn variable_values_must_fit_their_type() {
+    let hcl = "variable \"n\" {\n  type    = number\n  default = 2\n}\n\njob \"x\" {\n  group \"g\" {\n    count = var.n\n    task \"t\" {\n      driver = \"docker\"\n    }\n  }\n}\n";
+    assert_eq!(parse(hcl, "").unwrap()["TaskGroups"][0]["Count"], 2);
+    assert_eq!(
+        parse(hcl, "n = \"3\"\n").unwrap()["TaskGroups"][0]["Count"],
+        3
+    );
+    let e = parse(hcl, "n = \"three\"\n").unwrap_err();
+    assert_eq!(
+        e.message,
+        "input.hcl:1,5-12: Invalid value for variable; The value for n is not compatible with the variable's type constraint: a number is required."
+    );
+    assert_eq!(e.location.map(|l| l.input), Some(Input::Variables));
+    let e = parse(&hcl.replace("default = 2", "default = \"two\""), "").unwrap_err();
+    assert_eq!(
+        e.message,
+        "input.hcl:3,13-18: Invalid default value for variable; This default value is not compatible with the variable's type constraint: a number is required."
+    );
+}
