@@ -18,7 +18,7 @@ pub fn offline_jobspec_errors(app: &App) -> Vec<Diagnostic> {
             ResourceSpec::NomadJob(job) if job.format == JobFormat::Hcl2 => {
                 drover_jobspec::parse(&job.source, &job.variables)
                     .err()
-                    .map(|e| located(&job.file, &app.dir, e))
+                    .map(|e| located(&job.file, &job.variables, &app.dir, e))
             }
             _ => None,
         })
@@ -55,19 +55,32 @@ pub fn check_jobspecs_offline(mut loaded: Loaded) -> Loaded {
     loaded
 }
 
-/// A parser error as a diagnostic of the user's file: the jobspec, or the app.yaml for the
-/// variables drover assembled from it (those have no line of their own).
-fn located(jobspec: &str, app_dir: &str, error: drover_jobspec::ParseError) -> Diagnostic {
-    let (file, line, column) = match error.location {
-        Some(at) if at.input == Input::Jobspec => (jobspec.to_string(), at.line, at.column),
-        Some(_) => (format!("{app_dir}/app.yaml"), 0, 0),
-        None => (jobspec.to_string(), 0, 0),
+/// A parser error as a diagnostic of the user's file: the jobspec, or for the variables drover
+/// assembled (one `name = value` line each, from app.yaml and var files) the app.yaml, naming
+/// the variable.
+fn located(
+    jobspec: &str,
+    variables: &str,
+    app_dir: &str,
+    error: drover_jobspec::ParseError,
+) -> Diagnostic {
+    let (file, line, column, field) = match error.location {
+        Some(at) if at.input == Input::Jobspec => (jobspec.to_string(), at.line, at.column, None),
+        Some(at) => {
+            let name = variables
+                .lines()
+                .nth(at.line.saturating_sub(1))
+                .and_then(|l| l.split_once(" = "))
+                .map(|(name, _)| format!("nomad_job.variables.{name}"));
+            (format!("{app_dir}/app.yaml"), 0, 0, name)
+        }
+        None => (jobspec.to_string(), 0, 0, None),
     };
     Diagnostic {
         file,
         line,
         column,
-        field: None,
+        field,
         message: error.description,
         hint: Some("Nomad's jobspec parser, checked offline".to_string()),
     }
@@ -125,6 +138,18 @@ mod tests {
                 "apps/web/web.nomad.hcl:9:36: Unsupported attribute; This object does not have an attribute named \"version\"."
             ),
             "{found:?}"
+        );
+    }
+
+    #[test]
+    fn a_variable_value_nomad_refuses_names_the_app_yaml_variable() {
+        let app = APP.replace("tag: \"1.27\"", "tag: [1, 2]");
+        let loaded = load_checked(&[("apps/web/app.yaml", &app), ("apps/web/web.nomad.hcl", JOB)]);
+        assert_eq!(
+            errors(&loaded),
+            [
+                "apps/web/app.yaml: nomad_job.variables.tag: Invalid value for variable; The value for tag is not compatible with the variable's type constraint: string required. (Nomad's jobspec parser, checked offline)"
+            ]
         );
     }
 
