@@ -363,7 +363,10 @@ fn no_apps_found(source: &str) -> String {
 async fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
     let source = DesiredSource::Dir(args.dir);
     let loaded = load_desired(&source).await?;
-    let loaded = &loaded.desired.loaded;
+    // No cluster here: the jobspecs are checked with Nomad's parser rules offline.
+    let loaded = &drover::desired::check_jobspecs_offline(std::sync::Arc::unwrap_or_clone(
+        loaded.desired.loaded,
+    ));
     let mut errors = 0;
     for diagnostic in &loaded.repo_errors {
         println!("{diagnostic}");
@@ -432,6 +435,23 @@ async fn plan(args: PlanArgs) -> anyhow::Result<ExitCode> {
             "no app named {app} in this revision (apps: {})",
             names.join(", ")
         );
+    }
+    // No cluster given: check the jobspecs offline first, as `validate` does, and stop before
+    // any Nomad call when Nomad would refuse one. With a cluster, its own parser decides.
+    if std::env::var_os("NOMAD_ADDR").is_none_or(|addr| addr.is_empty()) {
+        let refused = drover::desired::refused_jobspecs(&desired.loaded, |name| {
+            args.app.as_ref().is_none_or(|a| a == name)
+        });
+        for (app, errors) in &refused {
+            println!("app {app}:");
+            for e in errors {
+                println!("  error: {e}");
+            }
+        }
+        if !refused.is_empty() {
+            println!("\n(checked offline: NOMAD_ADDR is not set)");
+            return Ok(ExitCode::from(1));
+        }
     }
     let store = match &args.data_dir {
         Some(dir) => Store::open(&app_stack::store_file(dir))?,

@@ -483,6 +483,22 @@ impl<'a> Scope<'a> {
                 "Call to function \"try\" failed: no expression succeeded.",
             ));
         }
+        // `convert(value, type)`: the second argument is a type expression, not a value.
+        if name == "convert"
+            && let [value, ty] = f.args.iter().collect::<Vec<_>>().as_slice()
+        {
+            let v = self.eval(value)?;
+            return convert(v, self.src(*ty).trim()).ok_or_else(|| {
+                self.err(
+                    f,
+                    "Error in function call",
+                    format!(
+                        "Call to function \"convert\" failed: a {} is required.",
+                        self.src(*ty).trim()
+                    ),
+                )
+            });
+        }
         let mut args = Vec::new();
         for a in f.args.iter() {
             args.push(self.eval(a)?);
@@ -498,12 +514,30 @@ impl<'a> Scope<'a> {
                 "Call to unknown function",
                 format!("There is no function named \"{name}\"."),
             ),
+            super::funcs::FuncErr::Unsupported => self.err(
+                f,
+                "Error in function call",
+                format!(
+                    "Call to function \"{name}\" failed: drover's jobspec parser cannot evaluate it (Nomad can)."
+                ),
+            ),
             super::funcs::FuncErr::Failed(msg) => self.err(
                 f,
                 "Error in function call",
                 format!("Call to function \"{name}\" failed: {msg}."),
             ),
         })
+    }
+}
+
+/// A value converted to a primitive type (`string`, `number`, `bool`); other types pass the
+/// value through. `None` when the value does not convert.
+pub(crate) fn convert(v: Value, ty: &str) -> Option<Value> {
+    match ty {
+        "string" => to_str(&v).map(Value::String),
+        "number" => as_f64(&v).map(num_f),
+        "bool" => as_bool(&v).map(Value::Bool),
+        _ => Some(v),
     }
 }
 

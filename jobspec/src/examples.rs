@@ -1,11 +1,6 @@
 //! The user's real jobspecs as test fixtures (`test-support` feature, also used by the
 //! devstack's tests): every one of them when `../shared/examples/brmartin` is present beside the
 //! workspace, none otherwise.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    reason = "test fixtures: a missing file is a broken checkout"
-)]
 
 /// The user's whole repository beside the workspace (or where `DROVER_SHARED_EXAMPLES` says), if
 /// present: a clone of the project alone skips the tests that go over all of it.

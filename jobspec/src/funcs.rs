@@ -1,9 +1,10 @@
-//! The HCL2 functions jobspecs may call (a subset of jobspec2's function table); filesystem
-//! functions fail like Nomad's with `AllowFS=false`.
+//! The HCL2 functions jobspecs may call (jobspec2's function table, `funcs_more.rs` has the
+//! rest); filesystem functions fail like Nomad's with `AllowFS=false`, and a name Nomad does not
+//! know (Terraform's `tostring`, `regex`, `templatefile`) is unknown here too.
 
 use serde_json::{Map, Value};
 
-use super::eval::{as_bool, as_f64, num_f, to_str};
+use super::eval::{as_f64, num_f, to_str};
 
 /// Why a call failed.
 pub(crate) enum FuncErr {
@@ -11,25 +12,27 @@ pub(crate) enum FuncErr {
     Unknown,
     /// The function rejected its arguments.
     Failed(String),
+    /// A Nomad function this parser cannot evaluate.
+    Unsupported,
 }
 
-fn fail<T>(msg: impl Into<String>) -> Result<T, FuncErr> {
+pub(crate) fn fail<T>(msg: impl Into<String>) -> Result<T, FuncErr> {
     Err(FuncErr::Failed(msg.into()))
 }
 
-fn s(args: &[Value], i: usize) -> Result<String, FuncErr> {
+pub(crate) fn s(args: &[Value], i: usize) -> Result<String, FuncErr> {
     args.get(i)
         .and_then(to_str)
         .ok_or_else(|| FuncErr::Failed(format!("argument {} must be a string", i + 1)))
 }
 
-fn n(args: &[Value], i: usize) -> Result<f64, FuncErr> {
+pub(crate) fn n(args: &[Value], i: usize) -> Result<f64, FuncErr> {
     args.get(i)
         .and_then(as_f64)
         .ok_or_else(|| FuncErr::Failed(format!("argument {} must be a number", i + 1)))
 }
 
-fn list(args: &[Value], i: usize) -> Result<Vec<Value>, FuncErr> {
+pub(crate) fn list(args: &[Value], i: usize) -> Result<Vec<Value>, FuncErr> {
     match args.get(i) {
         Some(Value::Array(a)) => Ok(a.clone()),
         _ => fail(format!("argument {} must be a list", i + 1)),
@@ -43,7 +46,7 @@ fn obj(args: &[Value], i: usize) -> Result<Map<String, Value>, FuncErr> {
     }
 }
 
-fn strs(v: Vec<Value>) -> Result<Vec<String>, FuncErr> {
+pub(crate) fn strs(v: Vec<Value>) -> Result<Vec<String>, FuncErr> {
     v.iter()
         .map(|x| to_str(x).ok_or_else(|| FuncErr::Failed("list elements must be strings".into())))
         .collect()
@@ -57,7 +60,9 @@ fn regex(p: &str) -> Result<regex::Regex, FuncErr> {
 pub(crate) fn call(name: &str, a: Vec<Value>) -> Result<Value, FuncErr> {
     let str_v = |x: String| Ok(Value::String(x));
     match name {
-        "file" | "fileexists" | "fileset" | "filebase64" | "templatefile" | "abspath"
+        // Nomad's filesystem functions, disabled in `/v1/jobs/parse` (AllowFS=false); Terraform's
+        // `templatefile` is not one of them.
+        "abspath" | "basename" | "dirname" | "file" | "filebase64" | "fileexists" | "fileset"
         | "pathexpand" => fail("filesystem function disabled"),
         "upper" => str_v(s(&a, 0)?.to_uppercase()),
         "lower" => str_v(s(&a, 0)?.to_lowercase()),
@@ -124,22 +129,6 @@ pub(crate) fn call(name: &str, a: Vec<Value>) -> Result<Value, FuncErr> {
         "regex_replace" => {
             let re = regex(&s(&a, 1)?)?;
             str_v(re.replace_all(&s(&a, 0)?, s(&a, 2)?.as_str()).into_owned())
-        }
-        "regex" => {
-            let re = regex(&s(&a, 0)?)?;
-            let x = s(&a, 1)?;
-            let Some(c) = re.captures(&x) else {
-                return fail("pattern did not match any part of the given string");
-            };
-            if c.len() == 1 {
-                return str_v(c.get(0).map(|m| m.as_str().to_string()).unwrap_or_default());
-            }
-            Ok(Value::Array(
-                c.iter()
-                    .skip(1)
-                    .map(|m| Value::String(m.map(|m| m.as_str()).unwrap_or("").to_string()))
-                    .collect(),
-            ))
         }
         "split" => {
             let (sep, x) = (s(&a, 0)?, s(&a, 1)?);
@@ -335,15 +324,6 @@ pub(crate) fn call(name: &str, a: Vec<Value>) -> Result<Value, FuncErr> {
                 .map(Value::from)
                 .or_else(|_| fail("cannot parse as integer"))
         }
-        "tostring" => s(&a, 0).map(Value::String),
-        "tonumber" => n(&a, 0).map(num_f),
-        "tobool" => a
-            .first()
-            .and_then(as_bool)
-            .map(Value::Bool)
-            .ok_or_else(|| FuncErr::Failed("bool required".into())),
-        "tolist" | "toset" => Ok(Value::Array(list(&a, 0)?)),
-        "tomap" => Ok(Value::Object(obj(&a, 0)?)),
         "jsonencode" => serde_json::to_string(a.first().unwrap_or(&Value::Null))
             .map(Value::String)
             .or_else(|e| fail(e.to_string())),
@@ -354,7 +334,7 @@ pub(crate) fn call(name: &str, a: Vec<Value>) -> Result<Value, FuncErr> {
         "yamldecode" => serde_yaml_ng::from_str(&s(&a, 0)?).or_else(|e| fail(e.to_string())),
         "urlencode" => str_v(url::form_urlencoded::byte_serialize(s(&a, 0)?.as_bytes()).collect()),
         "uuidv4" => str_v(uuid::Uuid::new_v4().to_string()),
-        _ => Err(FuncErr::Unknown),
+        _ => super::funcs_more::call(name, a),
     }
 }
 

@@ -12,6 +12,7 @@ mod eval;
 #[cfg(any(test, feature = "test-support"))]
 pub mod examples;
 mod funcs;
+mod funcs_more;
 pub mod schema;
 
 pub use duration::parse_go_duration;
@@ -30,6 +31,41 @@ use eval::{Diag, Scope};
 pub struct ParseError {
     /// The diagnostic text, without the `Failed to parse job: ` prefix the endpoint adds.
     pub message: String,
+    /// Where the problem starts, for callers that point at the user's own file; `None` where
+    /// Nomad gives no position either (an unset variable, a Levant template).
+    pub location: Option<Location>,
+    /// The message without its position: `Unsupported argument; An argument named …`.
+    pub description: String,
+}
+
+/// The start of a diagnostic's range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Location {
+    /// Which of the two inputs the position is in.
+    pub input: Input,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column, in characters.
+    pub column: usize,
+}
+
+/// The two texts [`parse`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Input {
+    /// The jobspec (`JobHCL`).
+    Jobspec,
+    /// The var-file body (`Variables`).
+    Variables,
+}
+
+impl ParseError {
+    fn unlocated(description: String) -> Self {
+        ParseError {
+            message: description.clone(),
+            location: None,
+            description,
+        }
+    }
 }
 
 /// The file name Nomad's parse endpoint gives the jobspec.
@@ -64,12 +100,24 @@ pub(crate) fn pos_string(src: &str, r: &Range<usize>) -> String {
 }
 
 fn render(src: &str, d: &Diag) -> ParseError {
+    render_in(src, Input::Jobspec, d)
+}
+
+fn render_in(src: &str, input: Input, d: &Diag) -> ParseError {
+    let (line, column) = line_col(src, d.range.start);
+    let description = format!("{}; {}", d.summary, d.detail);
     ParseError {
-        message: format!("{}: {}; {}", pos_string(src, &d.range), d.summary, d.detail),
+        message: format!("{}: {description}", pos_string(src, &d.range)),
+        location: Some(Location {
+            input,
+            line,
+            column,
+        }),
+        description,
     }
 }
 
-fn syntax_error(e: &hcl::edit::parser::Error) -> ParseError {
+fn syntax_error(e: &hcl::edit::parser::Error, input: Input) -> ParseError {
     let loc = e.location();
     let msg = e
         .message()
@@ -77,13 +125,20 @@ fn syntax_error(e: &hcl::edit::parser::Error) -> ParseError {
         .next()
         .unwrap_or("invalid syntax")
         .to_string();
+    let description = format!("Invalid syntax; {msg}");
     ParseError {
         message: format!(
-            "{FILE}:{},{}-{}: Invalid syntax; {msg}",
+            "{FILE}:{},{}-{}: {description}",
             loc.line(),
             loc.column(),
             loc.column() + 1
         ),
+        location: Some(Location {
+            input,
+            line: loc.line(),
+            column: loc.column(),
+        }),
+        description,
     }
 }
 
@@ -94,13 +149,15 @@ pub fn parse(hcl: &str, variables: &str) -> Result<Value, ParseError> {
             message: format!(
                 "{FILE}: this file uses Levant/Nomad Pack `[[ ]]` template markers; render it before parsing"
             ),
+            location: None,
+            description: "this file uses Levant/Nomad Pack `[[ ]]` template markers; render it before parsing".to_string(),
         });
     }
-    let (body, renamed) = parse_body_lenient(hcl).map_err(|e| syntax_error(&e))?;
+    let (body, renamed) = parse_body_lenient(hcl).map_err(|e| syntax_error(&e, Input::Jobspec))?;
     let vars_body = if variables.trim().is_empty() {
         Body::new()
     } else {
-        hcl::edit::parser::parse_body(variables).map_err(|e| syntax_error(&e))?
+        hcl::edit::parser::parse_body(variables).map_err(|e| syntax_error(&e, Input::Variables))?
     };
 
     let mut var_blocks: Vec<&Block> = Vec::new();
@@ -162,8 +219,15 @@ pub fn parse(hcl: &str, variables: &str) -> Result<Value, ParseError> {
     let locals = eval_locals(hcl, &local_blocks, &vars, &renamed)?;
 
     let Some(job) = job else {
+        let description = "Missing job block; A job block is required".to_string();
         return Err(ParseError {
-            message: format!("{FILE}:1,1-1: Missing job block; A job block is required"),
+            message: format!("{FILE}:1,1-1: {description}"),
+            location: Some(Location {
+                input: Input::Jobspec,
+                line: 1,
+                column: 1,
+            }),
+            description,
         });
     };
     let mut sc = Scope {
@@ -188,6 +252,14 @@ pub fn parse(hcl: &str, variables: &str) -> Result<Value, ParseError> {
     let mut job_v = Value::Object(out);
     normalize(&mut job_v);
     Ok(job_v)
+}
+
+/// The syntax of a jobspec as Nomad reads it: like `hcl::edit::parser::parse_body`, except that an
+/// attribute set twice in one body parses (the second key is renamed in place to a placeholder
+/// of the same length), because Nomad accepts that inside a driver `config` block. [`parse`]
+/// decides whether the body allows it; use this for what can be read before that (labels).
+pub fn parse_jobspec_body(src: &str) -> Result<Body, hcl::edit::parser::Error> {
+    parse_body_lenient(src).map(|(body, _)| body)
 }
 
 /// Attribute keys renamed so that `hcl-edit` parses a body with a key defined twice: the byte
@@ -311,6 +383,15 @@ fn looks_like_levant(hcl: &str) -> bool {
 /// A `variable` block: name, default and type text.
 type Declared = (String, Option<Value>, Option<String>);
 
+/// cty's conversion error for a value that does not fit a primitive type constraint.
+fn type_mismatch(ty: &str) -> &'static str {
+    match ty {
+        "number" => "a number is required",
+        "bool" => "a bool is required",
+        _ => "string required",
+    }
+}
+
 /// Declared `variable` blocks plus the var-file body → the `var` object.
 fn input_variables(
     hcl: &str,
@@ -351,7 +432,10 @@ fn input_variables(
             }
             match st {
                 Structure::Attribute(a) => match a.key.value().as_str() {
-                    "default" => default = Some(sc.eval(&a.value).map_err(|d| render(hcl, &d))?),
+                    "default" => {
+                        let value = sc.eval(&a.value).map_err(|d| render(hcl, &d))?;
+                        default = Some((value, a.value.span().unwrap_or(0..0)));
+                    }
                     "type" => {
                         let r = a.value.span().unwrap_or(0..0);
                         ty = Some(hcl.get(r).unwrap_or("").trim().to_string());
@@ -386,6 +470,26 @@ fn input_variables(
                 }
             }
         }
+        // Nomad converts a default to the declared type when it reads the block.
+        let default = match (default, ty.as_deref()) {
+            (Some((value, range)), Some(t)) => match eval::convert(value, t) {
+                Some(converted) => Some(converted),
+                None => {
+                    return Err(render(
+                        hcl,
+                        &Diag::new(
+                            range,
+                            "Invalid default value for variable",
+                            format!(
+                                "This default value is not compatible with the variable's type constraint: {}.",
+                                type_mismatch(t)
+                            ),
+                        ),
+                    ));
+                }
+            },
+            (default, _) => default.map(|(value, _)| value),
+        };
         declared.push((name, default, ty));
     }
 
@@ -393,16 +497,18 @@ fn input_variables(
     for st in var_body.iter() {
         let Structure::Attribute(a) = st else {
             let r = st.span().unwrap_or(0..0);
-            return Err(render(
+            return Err(render_in(
                 var_src,
+                Input::Variables,
                 &Diag::new(r, "Unexpected block", "Blocks are not allowed here."),
             ));
         };
         let name = a.key.value().to_string();
         let r = a.key.span().unwrap_or(0..0);
         if !declared.iter().any(|(n, ..)| *n == name) {
-            return Err(render(
+            return Err(render_in(
                 var_src,
+                Input::Variables,
                 &Diag::new(
                     r,
                     "Undefined variable",
@@ -421,7 +527,26 @@ fn input_variables(
             locals_ready: false,
             renamed: &[],
         };
-        let v = sc.eval(&a.value).map_err(|d| render(var_src, &d))?;
+        let v = sc
+            .eval(&a.value)
+            .map_err(|d| render_in(var_src, Input::Variables, &d))?;
+        // A value that does not fit the declared type is refused where it is written.
+        if let Some((_, _, Some(t))) = declared.iter().find(|(n, ..)| *n == name)
+            && eval::convert(v.clone(), t).is_none()
+        {
+            return Err(render_in(
+                var_src,
+                Input::Variables,
+                &Diag::new(
+                    a.value.span().unwrap_or(0..0),
+                    "Invalid value for variable",
+                    format!(
+                        "The value for {name} is not compatible with the variable's type constraint: {}.",
+                        type_mismatch(t)
+                    ),
+                ),
+            ));
+        }
         given.insert(name, v);
     }
 
@@ -432,18 +557,19 @@ fn input_variables(
             None => {
                 // Nomad's diagnostic has no source range: `<nil>: Unset variable "x"; …`
                 // (measured on Nomad 2.0.5, api-facts §7).
+                let description = format!(
+                    "Unset variable \"{name}\"; A used variable must be set or have a default value; see https://developer.hashicorp.com/nomad/docs/job-specification/hcl2/variables for details."
+                );
                 return Err(ParseError {
-                    message: format!(
-                        "<nil>: Unset variable \"{name}\"; A used variable must be set or have a default value; see https://developer.hashicorp.com/nomad/docs/job-specification/hcl2/variables for details."
-                    ),
+                    message: format!("<nil>: {description}"),
+                    ..ParseError::unlocated(description)
                 });
             }
         };
+        // Both sources were checked against the type above.
         let v = match ty.as_deref() {
-            Some("string") => eval::to_str(&v).map(Value::String).unwrap_or(v),
-            Some("number") => eval::as_f64(&v).map(eval::num_f).unwrap_or(v),
-            Some("bool") => eval::as_bool(&v).map(Value::Bool).unwrap_or(v),
-            _ => v,
+            Some(t) => eval::convert(v.clone(), t).unwrap_or(v),
+            None => v,
         };
         out.insert(name, v);
     }

@@ -502,3 +502,410 @@ fn a_key_twice_is_lenient_in_driver_config_only() {
         "{e}"
     );
 }
+
+/// Errors carry the start of their range and which input it is in, so a caller can point at
+/// the user's own file.
+#[test]
+fn errors_locate_their_input() {
+    let job = "job \"x\" {\n  group \"g\" {\n    task \"t\" {\n      driver = \"docker\"\n      config { image = \"nginx:${var.tag}\" }\n      resources {\n        memory = \"lots\"\n      }\n    }\n  }\n}\n";
+    let e = parse(job, "").unwrap_err();
+    assert_eq!(
+        e.location,
+        Some(Location {
+            input: Input::Jobspec,
+            line: 5,
+            column: 36
+        }),
+        "{e}"
+    );
+    // HCL's error for a traversal into the `var` object (the range is `.tag`).
+    assert_eq!(
+        e.description,
+        "Unsupported attribute; This object does not have an attribute named \"tag\"."
+    );
+    let declared = format!("variable \"tag\" {{\n  type = string\n}}\n{job}");
+    let e = parse(&declared, "tag = \"1.27\"\n").unwrap_err();
+    assert_eq!(
+        e.location,
+        Some(Location {
+            input: Input::Jobspec,
+            line: 10,
+            column: 19
+        }),
+        "{e}"
+    );
+    assert_eq!(
+        e.description,
+        "Unsuitable value type; Unsuitable value: a number is required"
+    );
+    let e = parse(&declared, "tag = \n").unwrap_err();
+    assert_eq!(e.location.map(|l| l.input), Some(Input::Variables), "{e}");
+    let e = parse("job \"x\" {\n  group \"g\" {\n    count = \n  }\n}\n", "").unwrap_err();
+    assert_eq!(
+        e.location.map(|l| (l.line, l.input)),
+        Some((3, Input::Jobspec)),
+        "{e}"
+    );
+    assert!(e.description.starts_with("Invalid syntax;"), "{e}");
+    let e = parse(&declared, "").unwrap_err();
+    assert_eq!(e.location, None, "{e}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// What Nomad 2.0.5 accepts and how it answers (api-facts §7, measured), parser side
+// (`Canonicalize: false`; the canonicalized shapes are the devstack's, tested there).
+
+/// A job with every §7 shape: periodic, ports, a scaling policy with nested blocks, driver
+/// config blocks, a default identity, a task scaling policy.
+const SHAPES: &str = r#"
+job "shapes" {
+  periodic {
+    crons = ["0 * * * *"]
+  }
+  group "g" {
+    network {
+      port "http" {
+        to = 80
+      }
+      port "admin" {
+        static = 8080
+      }
+    }
+    scaling {
+      min = 1
+      max = 3
+      policy {
+        check "x" {
+          source = "prometheus"
+          strategy "target-value" {
+            target = 1
+          }
+        }
+      }
+    }
+    task "t" {
+      driver = "docker"
+      config {
+        image = "nginx"
+        labels {
+          traefik_enable = "true"
+        }
+        sysctl {
+          somaxconn = "16384"
+        }
+        logging {
+          type = "json-file"
+          config {
+            max-size = "1m"
+          }
+        }
+      }
+      identity {
+        env = true
+      }
+      scaling "cpu" {
+        min = 100
+        max = 500
+        policy {
+          cooldown = "1m"
+        }
+      }
+    }
+  }
+}
+"#;
+
+/// A task with nothing optional.
+const PLAIN: &str = "job \"plain\" {\n  group \"g\" {\n    task \"t\" {\n      driver = \"docker\"\n      config {\n        image = \"nginx\"\n      }\n    }\n  }\n}\n";
+
+fn has(v: &Value, key: &str) -> bool {
+    v.as_object().is_some_and(|o| o.contains_key(key))
+}
+
+/// §7 shapes: ConsulToken/VaultToken absent, Dispatched false, MaxRunDuration null, unset
+/// CSIPluginConfig and Identities absent.
+#[test]
+fn job_group_and_task_keys_are_nomad_2_0_5s() {
+    let j = parse(PLAIN, "").unwrap();
+    assert!(!has(&j, "ConsulToken") && !has(&j, "VaultToken"), "{j}");
+    assert_eq!(j["Dispatched"], json!(false));
+    let g = &j["TaskGroups"][0];
+    assert!(has(g, "MaxRunDuration"), "{g}");
+    assert_eq!(g["MaxRunDuration"], Value::Null);
+    let t = &g["Tasks"][0];
+    assert!(!has(t, "CSIPluginConfig") && !has(t, "Identities"), "{t}");
+}
+
+/// §7 shapes: Identity.ExtraClaims null, ports' IgnoreCollision false, ScalingPolicies[].{ID,
+/// Namespace} "", Periodic.SpecType "cron".
+#[test]
+fn identity_ports_scaling_and_periodic_are_nomad_2_0_5s() {
+    let j = parse(SHAPES, "").unwrap();
+    let g = &j["TaskGroups"][0];
+    let t = &g["Tasks"][0];
+    assert!(has(&t["Identity"], "ExtraClaims"), "{}", t["Identity"]);
+    assert_eq!(t["Identity"]["ExtraClaims"], Value::Null);
+    let net = &g["Networks"][0];
+    assert_eq!(net["DynamicPorts"][0]["IgnoreCollision"], json!(false));
+    assert_eq!(net["ReservedPorts"][0]["IgnoreCollision"], json!(false));
+    let sp = &t["ScalingPolicies"][0];
+    assert_eq!((&sp["ID"], &sp["Namespace"]), (&json!(""), &json!("")));
+    assert_eq!(j["Periodic"]["SpecType"], json!("cron"));
+}
+
+/// §7 shapes: a block inside a driver `config` is a list of objects (nested ones too), and the
+/// blocks inside a scaling `policy` are lists at every level, labels included.
+#[test]
+fn blocks_in_driver_config_and_scaling_policy_are_lists() {
+    let j = parse(SHAPES, "").unwrap();
+    let g = &j["TaskGroups"][0];
+    let config = &g["Tasks"][0]["Config"];
+    assert_eq!(config["labels"], json!([{"traefik_enable": "true"}]));
+    assert_eq!(config["sysctl"], json!([{"somaxconn": "16384"}]));
+    assert_eq!(
+        config["logging"],
+        json!([{"type": "json-file", "config": [{"max-size": "1m"}]}])
+    );
+    assert_eq!(
+        g["Scaling"]["Policy"]["check"],
+        json!([{"x": [{"source": "prometheus",
+            "strategy": [{"target-value": [{"target": 1}]}]}]}])
+    );
+}
+
+/// §7: the same key twice inside a driver `config` map block (a Docker `labels { … }`) is
+/// accepted, the last value winning; the jobspec's own attribute blocks still refuse it.
+#[test]
+fn a_key_twice_in_a_driver_config_map_block_is_accepted() {
+    let labels = PLAIN.replace(
+        "image = \"nginx\"",
+        "image = \"nginx\"\n        labels {\n          a = \"x\"\n          b = \"y\"\n          a = \"z\"\n        }",
+    );
+    let j = parse(&labels, "").unwrap();
+    assert_eq!(
+        j["TaskGroups"][0]["Tasks"][0]["Config"]["labels"],
+        json!([{"a": "z", "b": "y"}])
+    );
+    let meta = PLAIN.replace(
+        "driver = \"docker\"",
+        "driver = \"docker\"\n      meta {\n        a = \"x\"\n        a = \"y\"\n      }",
+    );
+    let e = parse(&meta, "").unwrap_err();
+    assert!(e.message.contains("Attribute redefined"), "{e}");
+}
+
+/// A group with a Consul Connect gateway service: `gateway_body` goes inside `gateway { … }`.
+fn gateway_job(gateway_body: &str) -> String {
+    format!(
+        "job \"gw\" {{\n  group \"g\" {{\n    network {{\n      mode = \"bridge\"\n      port \"inbound\" {{\n        static = 8080\n      }}\n    }}\n    service {{\n      name = \"gw\"\n      port = \"8080\"\n      connect {{\n        gateway {{\n          proxy {{\n            connect_timeout = \"5s\"\n          }}\n          {gateway_body}\n        }}\n      }}\n    }}\n  }}\n}}\n"
+    )
+}
+
+/// §7: Consul Connect gateways (ingress, terminating, mesh, each with a proxy) parse, in
+/// `api.ConsulGateway`'s shape.
+#[test]
+fn connect_gateways_parse() {
+    let gateway = |body: &str| {
+        let j = parse(&gateway_job(body), "").unwrap_or_else(|e| panic!("{body}: {e}"));
+        j["TaskGroups"][0]["Services"][0]["Connect"]["Gateway"].clone()
+    };
+    let ingress = gateway(
+        "ingress {\n            listener {\n              port     = 8080\n              protocol = \"http\"\n              service {\n                name  = \"web\"\n                hosts = [\"web.example\"]\n              }\n            }\n          }",
+    );
+    assert_eq!(ingress["Proxy"]["ConnectTimeout"], json!(5_000_000_000_i64));
+    let listener = &ingress["Ingress"]["Listeners"][0];
+    assert_eq!(listener["Port"], json!(8080));
+    assert_eq!(listener["Protocol"], json!("http"));
+    assert_eq!(listener["Services"][0]["Name"], json!("web"));
+    assert_eq!(listener["Services"][0]["Hosts"], json!(["web.example"]));
+    assert_eq!(ingress["Terminating"], Value::Null);
+    assert_eq!(ingress["Mesh"], Value::Null);
+    let terminating = gateway(
+        "terminating {\n            service {\n              name = \"legacy\"\n              ca_file = \"/etc/ca.pem\"\n            }\n          }",
+    );
+    let linked = &terminating["Terminating"]["Services"][0];
+    assert_eq!(linked["Name"], json!("legacy"));
+    assert_eq!(linked["CAFile"], json!("/etc/ca.pem"));
+    assert_eq!(terminating["Ingress"], Value::Null);
+    let mesh = gateway("mesh {}");
+    assert!(mesh["Mesh"].is_object(), "{mesh}");
+    assert!(mesh["Proxy"].is_object(), "{mesh}");
+}
+
+/// §7 errors: Nomad's filesystem functions (go-cty-funcs' eight) are known and disabled; a name
+/// Nomad does not have is `Call to unknown function`.
+#[test]
+fn filesystem_functions_are_disabled_and_others_unknown() {
+    for func in [
+        "abspath",
+        "basename",
+        "dirname",
+        "file",
+        "filebase64",
+        "fileexists",
+        "fileset",
+        "pathexpand",
+    ] {
+        let hcl = PLAIN.replace("\"nginx\"", &format!("{func}(\"~/x\")"));
+        let e = parse(&hcl, "").unwrap_err();
+        assert!(
+            e.message.contains(&format!(
+                "Error in function call; Call to function \"{func}\" failed: filesystem function disabled."
+            )),
+            "{func}: {e}"
+        );
+    }
+    // Terraform's `templatefile` is not one of Nomad's functions.
+    for func in ["nosuchfunction", "templatefile"] {
+        let hcl = PLAIN.replace("\"nginx\"", &format!("{func}(\"x\")"));
+        let e = parse(&hcl, "").unwrap_err();
+        assert!(
+            e.message.contains(&format!(
+                "Call to unknown function; There is no function named \"{func}\"."
+            )),
+            "{func}: {e}"
+        );
+    }
+}
+
+/// §7 errors: a wrong type is `Unsuitable value: a number is required`, its range the value
+/// inside the quotes.
+#[test]
+fn a_wrong_type_points_inside_the_quotes() {
+    let hcl = "job \"j\" {\n  group \"g\" {\n    count = \"three\"\n    task \"t\" {\n      driver = \"docker\"\n    }\n  }\n}\n";
+    let e = parse(hcl, "").unwrap_err();
+    assert_eq!(
+        e.message,
+        "input.hcl:3,14-19: Unsuitable value type; Unsuitable value: a number is required"
+    );
+}
+
+/// jobspec2's function table beyond the common string and collection functions, with the
+/// values go-cty gives (Terraform's documented examples); Terraform-only names are unknown.
+#[test]
+fn nomads_other_functions_evaluate() {
+    let meta = |exprs: &[(&str, &str)]| {
+        let body: String = exprs
+            .iter()
+            .map(|(k, e)| format!("    {k} = {e}\n"))
+            .collect();
+        let hcl = format!(
+            "job \"f\" {{\n  meta = {{\n{body}  }}\n  group \"g\" {{\n    task \"t\" {{\n      driver = \"docker\"\n    }}\n  }}\n}}\n"
+        );
+        parse(&hcl, "").unwrap_or_else(|e| panic!("{e}"))["Meta"].clone()
+    };
+    let m = meta(&[
+        ("b64", "base64encode(\"hello\")"),
+        ("unb64", "base64decode(\"aGVsbG8=\")"),
+        ("md5", "md5(\"hello\")"),
+        ("sha1", "sha1(\"hello\")"),
+        ("sha256", "sha256(\"hello\")"),
+        ("sha512", "substr(sha512(\"hello\"), 0, 16)"),
+        ("strlen", "strlen(\"héllo\")"),
+        ("log", "log(8, 2)"),
+        ("chunks", "jsonencode(chunklist([\"a\", \"b\", \"c\"], 2))"),
+        (
+            "union",
+            "jsonencode(setunion([\"b\", \"a\"], [\"c\", \"a\"]))",
+        ),
+        (
+            "inter",
+            "jsonencode(setintersection([\"a\", \"b\"], [\"b\", \"c\"]))",
+        ),
+        ("product", "jsonencode(setproduct([\"a\", \"b\"], [\"x\"]))"),
+        ("csv", "jsonencode(csvdecode(\"a,b\\n1,\\\"2,3\\\"\\n\"))"),
+        ("uuidv5", "uuidv5(\"dns\", \"www.example.com\")"),
+        ("host", "cidrhost(\"10.12.112.0/20\", 268)"),
+        ("last", "cidrhost(\"10.12.112.0/20\", -1)"),
+        ("mask", "cidrnetmask(\"172.16.0.0/12\")"),
+        ("subnet", "cidrsubnet(\"172.16.0.0/12\", 4, 2)"),
+        (
+            "subnet6",
+            "cidrsubnet(\"fd00:fd12:3456:7890::/56\", 16, 162)",
+        ),
+        (
+            "subnets",
+            "join(\" \", cidrsubnets(\"10.1.0.0/16\", 4, 4, 8, 4))",
+        ),
+        ("later", "timeadd(\"2017-11-22T00:00:00Z\", \"10m\")"),
+        (
+            "date",
+            "formatdate(\"EEEE, DD-MMM-YY hh:mm:ss ZZZ\", \"2018-01-02T23:12:01Z\")",
+        ),
+        // go-cty: `h` is the 24-hour clock, `H` the 12-hour one.
+        (
+            "date12",
+            "formatdate(\"H:mmaa 'on' MMM D, YYYY (ZZZZZ)\", \"2018-01-02T23:12:01-08:00\")",
+        ),
+        ("converted", "convert(5, string)"),
+    ]);
+    assert_eq!(
+        m,
+        json!({
+            "b64": "aGVsbG8=",
+            "unb64": "hello",
+            "md5": "5d41402abc4b2a76b9719d911017c592",
+            "sha1": "aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d",
+            "sha256": "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824",
+            "sha512": "9b71d224bd62f378",
+            // Meta is a map of strings.
+            "strlen": "5",
+            "log": "3",
+            "chunks": "[[\"a\",\"b\"],[\"c\"]]",
+            "union": "[\"a\",\"b\",\"c\"]",
+            "inter": "[\"b\"]",
+            "product": "[[\"a\",\"x\"],[\"b\",\"x\"]]",
+            "csv": "[{\"a\":\"1\",\"b\":\"2,3\"}]",
+            "uuidv5": "2ed6657d-e927-568b-95e1-2665a8aea6a2",
+            "host": "10.12.113.12",
+            "last": "10.12.127.255",
+            "mask": "255.240.0.0",
+            "subnet": "172.18.0.0/16",
+            "subnet6": "fd00:fd12:3456:7800:a200::/72",
+            "subnets": "10.1.0.0/20 10.1.16.0/20 10.1.32.0/24 10.1.48.0/20",
+            "later": "2017-11-22T00:10:00Z",
+            "date": "Tuesday, 02-Jan-18 23:12:01 UTC",
+            "date12": "11:12pm on Jan 2, 2018 (-08:00)",
+            "converted": "5"
+        })
+    );
+    for func in ["tostring", "tonumber", "tolist", "regex"] {
+        let hcl = PLAIN.replace("\"nginx\"", &format!("{func}(\"x\")"));
+        let e = parse(&hcl, "").unwrap_err();
+        assert!(
+            e.message.contains("Call to unknown function"),
+            "{func}: {e}"
+        );
+    }
+    // Nomad has it; this parser cannot compute a bcrypt hash, and says so.
+    let e = parse(&PLAIN.replace("\"nginx\"", "bcrypt(\"x\")"), "").unwrap_err();
+    assert!(
+        e.message.contains(
+            "Call to function \"bcrypt\" failed: drover's jobspec parser cannot evaluate it"
+        ),
+        "{e}"
+    );
+}
+
+/// jobspec2 converts a variable's value to its declared type and refuses one that does not
+/// fit, at the value (the var file's or the default's).
+#[test]
+fn variable_values_must_fit_their_type() {
+    let hcl = "variable \"n\" {\n  type    = number\n  default = 2\n}\n\njob \"x\" {\n  group \"g\" {\n    count = var.n\n    task \"t\" {\n      driver = \"docker\"\n    }\n  }\n}\n";
+    assert_eq!(parse(hcl, "").unwrap()["TaskGroups"][0]["Count"], 2);
+    assert_eq!(
+        parse(hcl, "n = \"3\"\n").unwrap()["TaskGroups"][0]["Count"],
+        3
+    );
+    let e = parse(hcl, "n = \"three\"\n").unwrap_err();
+    assert_eq!(
+        e.message,
+        "input.hcl:1,5-12: Invalid value for variable; The value for n is not compatible with the variable's type constraint: a number is required."
+    );
+    assert_eq!(e.location.map(|l| l.input), Some(Input::Variables));
+    let e = parse(&hcl.replace("default = 2", "default = \"two\""), "").unwrap_err();
+    assert_eq!(
+        e.message,
+        "input.hcl:3,13-18: Invalid default value for variable; This default value is not compatible with the variable's type constraint: a number is required."
+    );
+}

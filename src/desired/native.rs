@@ -314,7 +314,8 @@ fn json_job_id(ctx: &mut Ctx, path: &str, text: &str) -> Option<(String, Option<
 /// Parse an HCL2 jobspec for its job ID, namespace and declared variables; templating layers and
 /// syntax errors are reported against the file.
 pub(crate) fn hcl_job_info(ctx: &mut Ctx, path: &str, text: &str) -> Option<JobInfo> {
-    let body = match hcl::edit::parser::parse_body(text) {
+    // Nomad's reading: a key twice inside a driver `config` block is not a syntax error.
+    let body = match drover_jobspec::parse_jobspec_body(text) {
         Ok(b) => b,
         Err(e) => {
             let findings = templating_findings(text, None);
