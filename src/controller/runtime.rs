@@ -97,7 +97,7 @@ pub async fn start(settings: Settings, shutdown: CancellationToken) -> Result<Ru
         let _ = store
             .finish_sync(
                 sync.id,
-                "interrupted",
+                crate::store::SyncResult::Interrupted,
                 Some("drover stopped during this sync"),
                 &[],
             )

@@ -8,7 +8,8 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::reconcile::{AppMemory, Mode, reconcile};
+use super::reconcile::{Action, AppMemory, Mode, reconcile};
+use super::status::{Kept, Phase};
 use super::{AppStatus, Context, RepoStatus, SyncStatus};
 use crate::desired::{self, Loaded, LoadedApp, ResourceId};
 use crate::source::Revision;
@@ -249,7 +250,7 @@ async fn app_task(
                         }
                         None => {
                             let mut status =
-                                AppStatus::unknown(&name, rev, "pinned revision unavailable");
+                                AppStatus::unknown(&name, rev, Phase::PinnedRevisionUnavailable);
                             status
                                 .errors
                                 .push(format!("pinned revision {rev} cannot be read"));
@@ -294,7 +295,12 @@ async fn app_task(
         let mut status = outcome.status;
         status.pinned = pin;
         ctx.publish_unless(status, || left_git(&desired, &name));
-        deadline = tokio::time::Instant::now() + outcome.requeue;
+        deadline = tokio::time::Instant::now()
+            + match outcome.action {
+                Action::RequeueAfter(after) => after,
+                // The resync still runs; a held permanent failure costs it no request.
+                Action::AwaitChange => ctx.settings.resync_interval,
+            };
     }
 }
 
@@ -438,7 +444,7 @@ async fn prune_removed_apps(
                 ctx,
                 app,
                 &current.revision.id,
-                "prune refused",
+                Kept::PruneRefused,
                 vec![message.clone()],
             );
         }
@@ -485,7 +491,7 @@ async fn prune_app(
             ctx,
             app,
             revision,
-            "not pruned",
+            Kept::NotPruned,
             vec![
                 "the app left Git but its last applied revision cannot be read; nothing deleted"
                     .into(),
@@ -494,7 +500,7 @@ async fn prune_app(
         return false;
     };
     if !last.sync.prune {
-        publish_removed(ctx, app, revision, "prune off", Vec::new());
+        publish_removed(ctx, app, revision, Kept::PruneOff, Vec::new());
         return false;
     }
     // Plan against an empty desired state; protected volumes keep their last prevent_destroy.
@@ -551,7 +557,7 @@ async fn prune_app(
     }
     tracing::info!(app, changes = ?report.changes(), "pruned app removed from Git");
     if report.failed() {
-        publish_removed(ctx, app, revision, "prune failed", report.problems());
+        publish_removed(ctx, app, revision, Kept::PruneFailed, report.problems());
         return true;
     }
     let remaining = ctx.store.owned(app).await.unwrap_or_default();
@@ -580,18 +586,18 @@ async fn prune_app(
         } else {
             reasons
         };
-        publish_removed(ctx, app, revision, "not pruned", reasons);
+        publish_removed(ctx, app, revision, Kept::NotPruned, reasons);
     }
     false
 }
 
 /// The status of an app that left Git while drover still runs what it applied: `OutOfSync`,
 /// phase `removed from Git (<why>)`; its last known resources and health stay shown.
-fn publish_removed(ctx: &Context, app: &str, revision: &str, why: &str, errors: Vec<String>) {
-    let phase = format!("removed from Git ({why})");
+fn publish_removed(ctx: &Context, app: &str, revision: &str, why: Kept, errors: Vec<String>) {
+    let phase = Phase::RemovedFromGit(why);
     let mut status = ctx
         .status_of(app)
-        .unwrap_or_else(|| AppStatus::unknown(app, revision, &phase));
+        .unwrap_or_else(|| AppStatus::unknown(app, revision, phase.clone()));
     status.revision = revision.to_string();
     status.sync = SyncStatus::OutOfSync;
     status.phase = phase;
@@ -803,7 +809,7 @@ mod tests {
         let pins = pins();
         let ctx = f.context(true, 0.5).await;
         for app in ["pruned", "relabelled"] {
-            ctx.publish(AppStatus::unknown(app, "old", "synced"));
+            ctx.publish(AppStatus::unknown(app, "old", Phase::Synced));
         }
 
         // Three of five known apps left Git at once: more than half, refused.
@@ -816,7 +822,7 @@ mod tests {
         f.marker("x3", "nomad_job/default/x3", "old").await;
         let ctx = f.context(true, 0.5).await;
         for app in ["pruned", "relabelled"] {
-            ctx.publish(AppStatus::unknown(app, "old", "synced"));
+            ctx.publish(AppStatus::unknown(app, "old", Phase::Synced));
         }
         let current = desired("new", &["x1", "x2", "x3"]);
         assert!(!prune_removed(&ctx, &current, &pins).await);
@@ -876,7 +882,7 @@ mod tests {
         f.applied_job("relabelled", "someone-else").await;
         let ctx = f.context(true, 1.0).await;
         for app in ["present", "never-applied", "kept", "relabelled"] {
-            ctx.publish(AppStatus::unknown(app, "old", "synced"));
+            ctx.publish(AppStatus::unknown(app, "old", Phase::Synced));
         }
         // `never-applied` left Git and drover owns nothing for it; `kept` left Git but its job
         // stays (prune off in its last revision); `relabelled`'s job names another owner, so
@@ -886,7 +892,7 @@ mod tests {
         assert_eq!(shown, ["kept", "present", "relabelled"].map(String::from));
         let kept = ctx.status_of("kept").expect("kept is shown");
         assert_eq!(kept.sync, SyncStatus::OutOfSync);
-        assert!(kept.phase.starts_with("removed from Git"), "{}", kept.phase);
+        assert_eq!(kept.phase, Phase::RemovedFromGit(Kept::PruneOff));
         assert_eq!(kept.revision, "new");
         // The status says why the job was kept (the prune's skip reason), not only that it was.
         let relabelled = ctx.status_of("relabelled").expect("relabelled is shown");

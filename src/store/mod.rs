@@ -137,6 +137,72 @@ pub enum StoreError {
     Task(#[source] tokio::task::JoinError),
 }
 
+/// What started a sync, as recorded in its history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Trigger {
+    /// The controller's own cycle applied Git.
+    Auto,
+    /// The controller's own cycle healed drift (`self_heal`).
+    SelfHeal,
+    /// `drover sync` or the page's button.
+    Manual,
+}
+
+/// How a sync ended, as recorded in its history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SyncResult {
+    /// Every write landed.
+    Succeeded,
+    /// A write failed.
+    Failed,
+    /// A compare-and-set write found the object changed.
+    Conflict,
+    /// A step waits on something; retried.
+    Waiting,
+    /// Writes were planned, none was allowed or needed.
+    NoOp,
+    /// drover stopped during the sync.
+    Interrupted,
+}
+
+impl Trigger {
+    /// The word stored and served.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Auto => "auto",
+            Trigger::SelfHeal => "self-heal",
+            Trigger::Manual => "manual",
+        }
+    }
+}
+
+impl SyncResult {
+    /// The word stored and served.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncResult::Succeeded => "succeeded",
+            SyncResult::Failed => "failed",
+            SyncResult::Conflict => "conflict",
+            SyncResult::Waiting => "waiting",
+            SyncResult::NoOp => "no-op",
+            SyncResult::Interrupted => "interrupted",
+        }
+    }
+}
+
+/// A stored word as `T` (a value this version does not know is corrupt).
+fn word<T: serde::de::DeserializeOwned>(
+    what: &'static str,
+    stored: String,
+) -> Result<T, StoreError> {
+    serde_json::from_value(serde_json::Value::String(stored)).map_err(|e| StoreError::Corrupt {
+        what,
+        source: Box::new(e),
+    })
+}
+
 /// One sync attempt of an app, from start to result.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyncRecord {
@@ -151,13 +217,13 @@ pub struct SyncRecord {
     /// When it finished; `None` while running or if drover stopped mid-sync.
     pub finished_at: Option<SystemTime>,
     /// `"succeeded"`, `"failed"`, `"no-op"`, ...; `None` while unfinished.
-    pub result: Option<String>,
+    pub result: Option<SyncResult>,
     /// A human explanation, usually of a failure.
     pub message: Option<String>,
     /// Human lines like `update nomad_job/default/web`.
     pub changes: Vec<String>,
-    /// What started it (`git`, `drift`, `manual`, `rollback`, ...), for people only.
-    pub trigger: String,
+    /// What started it.
+    pub trigger: Trigger,
 }
 
 /// What drover last applied for one resource: the base of the cheap triage.
@@ -288,9 +354,9 @@ impl Store {
         &self,
         app: &str,
         revision: &str,
-        trigger: &str,
+        trigger: Trigger,
     ) -> Result<i64, StoreError> {
-        let (app, revision, trigger) = (app.to_string(), revision.to_string(), trigger.to_string());
+        let (app, revision, trigger) = (app.to_string(), revision.to_string(), trigger.as_str());
         let now = to_millis(SystemTime::now());
         self.with(move |c| {
             c.execute(
@@ -307,11 +373,11 @@ impl Store {
     pub async fn finish_sync(
         &self,
         id: i64,
-        result: &str,
+        result: SyncResult,
         message: Option<&str>,
         changes: &[String],
     ) -> Result<(), StoreError> {
-        let result = result.to_string();
+        let result = result.as_str();
         let message = message.map(str::to_string);
         let changes = serde_json::to_string(changes).map_err(|e| StoreError::Corrupt {
             what: "change list",
@@ -678,21 +744,25 @@ fn select_syncs(
                     id: r.get(0)?,
                     app: r.get(1)?,
                     revision: r.get(2)?,
-                    trigger: r.get(3)?,
+                    trigger: Trigger::Auto,
                     started_at: from_millis(r.get(4)?),
                     finished_at: r.get::<_, Option<i64>>(5)?.map(from_millis),
-                    result: r.get(6)?,
+                    result: None,
                     message: r.get(7)?,
                     changes: Vec::new(),
                 },
                 r.get::<_, String>(8)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, Option<String>>(6)?,
             ))
         })
         .map_err(q(what))?
         .collect::<Result<Vec<_>, _>>()
         .map_err(q(what))?;
     raw.into_iter()
-        .map(|(mut record, changes)| {
+        .map(|(mut record, changes, trigger, result)| {
+            record.trigger = word("sync trigger", trigger)?;
+            record.result = result.map(|r| word("sync result", r)).transpose()?;
             record.changes = serde_json::from_str(&changes).map_err(|e| StoreError::Corrupt {
                 what: "change list",
                 source: Box::new(e),

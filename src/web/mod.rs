@@ -270,7 +270,7 @@ async fn page(State(state): State<WebState>) -> Html<String> {
             details.push_str(&format!(
                 "<li><code>{}</code> {} · {:?} · {}{}</li>",
                 esc(&r.id),
-                esc(&r.change),
+                esc(r.change.as_str()),
                 r.health,
                 esc(&r.message),
                 r.diff
@@ -285,7 +285,7 @@ async fn page(State(state): State<WebState>) -> Html<String> {
         if let Some(last) = &app.last_sync {
             details.push_str(&format!(
                 "<li>last sync: <b>{}</b> at <code>{}</code>{}</li>",
-                esc(&last.result),
+                esc(last.result.as_str()),
                 esc(last.revision.get(..12).unwrap_or(&last.revision)),
                 if last.changes.is_empty() {
                     String::new()
@@ -301,7 +301,7 @@ async fn page(State(state): State<WebState>) -> Html<String> {
             app.sync,
             app.health,
             app.health,
-            esc(&app.phase),
+            esc(&app.phase.to_string()),
             esc(app.revision.get(..12).unwrap_or(&app.revision)),
             app.pinned.as_ref().map(|p| format!(" (pinned {})", esc(p.get(..12).unwrap_or(p)))).unwrap_or_default(),
             details
