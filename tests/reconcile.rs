@@ -362,7 +362,11 @@ async fn a_restart_after_register_before_the_marker_does_not_register_again() {
     env.stop_drover().await;
     // A crash between the register and the marker write: the marker is lost, and a sync was open.
     store
-        .delete_marker("web", "nomad_job/default/web")
+        .delete_marker(
+            "web",
+            &drover::desired::ResourceId::parse("nomad_job/default/web")
+                .unwrap_or_else(|| panic!("id")),
+        )
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     store

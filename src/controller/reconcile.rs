@@ -459,27 +459,20 @@ async fn read_markers(
         .map_err(|e| format!("reading markers: {e}"))?;
     let markers = markers
         .into_iter()
-        .filter_map(|m| {
-            ResourceId::parse(&m.resource).map(|id| {
-                (
-                    id,
-                    AppliedMarker {
-                        spec_hash: m.spec_hash,
-                        live_index: m.live_index,
-                        revision: m.revision,
-                    },
-                )
-            })
+        .map(|m| {
+            let marker = AppliedMarker {
+                spec_hash: m.spec_hash,
+                live_index: m.live_index,
+                revision: m.revision,
+            };
+            (m.resource, marker)
         })
         .collect();
     let owned: Vec<ResourceId> = ctx
         .store
         .owned(&app.name)
         .await
-        .map_err(|e| format!("reading ownership: {e}"))?
-        .iter()
-        .filter_map(|r| ResourceId::parse(r))
-        .collect();
+        .map_err(|e| format!("reading ownership: {e}"))?;
     // A volume that left Git keeps the `prevent_destroy` it had: without its last spec at hand,
     // every owned volume that left Git is protected.
     let protected = owned
@@ -710,7 +703,7 @@ async fn running_resources(
     }
     let owned = ctx.store.owned(app).await.unwrap_or_default();
     let mut out = Vec::new();
-    for id in owned.iter().filter_map(|r| ResourceId::parse(r)) {
+    for id in owned {
         let assessment = match id.kind {
             ResourceKind::NomadJob => job_health(ctx, &live, &id, memory).await,
             ResourceKind::CsiVolume => health::csi_volume(&live, &id.scope, &id.name),
@@ -930,6 +923,7 @@ mod tests {
     use crate::plan::tests::{app, bucket, job, job_id, volume, volume_id};
     use crate::plan::{Payload, Reason, Step};
     use crate::providers::nomad::{NomadClient, NomadConfig};
+    use crate::store::rid;
     use crate::store::{Marker, Store};
 
     fn step(id: ResourceId, change: Change, reason: Reason, spec_hash: &str) -> Step {
@@ -1309,7 +1303,7 @@ mod tests {
     fn marker(app: &str, resource: &str, hash: &str, index: u64) -> Marker {
         Marker {
             app: app.into(),
-            resource: resource.into(),
+            resource: rid(resource),
             spec_hash: hash.into(),
             live_index: index,
             revision: "r7".into(),
@@ -1323,7 +1317,6 @@ mod tests {
         for m in [
             marker("a", "nomad_job/default/web", "hw", 7),
             marker("a", "csi_volume/default/data", "hd", 0),
-            marker("a", "not a resource id", "hx", 1),
             marker("b", "nomad_job/default/theirs", "hb", 3),
         ] {
             store.set_marker(&m).await.expect("marker");
@@ -1336,7 +1329,10 @@ mod tests {
             ("a", "bucket/media"),
             ("b", "csi_volume/default/theirs"),
         ] {
-            store.record_owned(owner, resource).await.expect("own");
+            store
+                .record_owned(owner, &rid(resource))
+                .await
+                .expect("own");
         }
         let nomad = NomadClient::new(NomadConfig::default()).expect("client");
         let ctx = Context::new(

@@ -241,10 +241,8 @@ async fn recorded_owners(store: &Store) -> BTreeMap<ResourceId, String> {
     for app in apps {
         match store.owned(&app).await {
             Ok(resources) => {
-                for resource in resources {
-                    if let Some(id) = ResourceId::parse(&resource) {
-                        owners.insert(id, app.clone());
-                    }
+                for id in resources {
+                    owners.insert(id, app.clone());
                 }
             }
             Err(e) => tracing::warn!(error = %e, %app, "cannot read resource owners"),

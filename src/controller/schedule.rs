@@ -512,14 +512,7 @@ async fn prune_app(
     if !live.ready() {
         return true;
     }
-    let owned: Vec<ResourceId> = ctx
-        .store
-        .owned(app)
-        .await
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|r| ResourceId::parse(r))
-        .collect();
+    let owned = ctx.store.owned(app).await.unwrap_or_default();
     let protected = last
         .resources
         .iter()
@@ -561,11 +554,9 @@ async fn prune_app(
         return true;
     }
     let remaining = ctx.store.owned(app).await.unwrap_or_default();
-    let kept: Vec<&String> = remaining
+    let kept: Vec<&ResourceId> = remaining
         .iter()
-        .filter(|r| {
-            ResourceId::parse(r).is_none_or(|id| id.kind != crate::desired::ResourceKind::CsiVolume)
-        })
+        .filter(|id| id.kind != crate::desired::ResourceKind::CsiVolume)
         .collect();
     if kept.is_empty() {
         ctx.unpublish(app);
@@ -613,6 +604,7 @@ mod tests {
     use crate::live::LiveStore;
     use crate::plan::nomad_job::OWNER_META_KEY;
     use crate::providers::nomad::{NomadClient, NomadConfig, RegisterOptions};
+    use crate::store::rid;
     use crate::store::{Marker, Store};
     use drover_devstack::faults::FaultSpec;
     use drover_devstack::{Devstack, DevstackConfig};
@@ -711,7 +703,10 @@ mod tests {
                 .await
                 .expect("register");
             let resource = format!("nomad_job/default/{app}");
-            self.store.record_owned(app, &resource).await.expect("own");
+            self.store
+                .record_owned(app, &rid(&resource))
+                .await
+                .expect("own");
             self.marker(app, &resource, "old").await;
         }
 
@@ -719,7 +714,7 @@ mod tests {
             self.store
                 .set_marker(&Marker {
                     app: app.into(),
-                    resource: resource.into(),
+                    resource: rid(resource),
                     spec_hash: "h".into(),
                     live_index: 1,
                     revision: revision.into(),
@@ -799,7 +794,7 @@ mod tests {
         // A volume that is no longer in the cluster stays owned (and is no reason to keep the
         // app's status).
         f.store
-            .record_owned("pruned", "csi_volume/default/pruned-data")
+            .record_owned("pruned", &rid("csi_volume/default/pruned-data"))
             .await
             .expect("own");
         for present in ["x1", "x2"] {

@@ -5,7 +5,7 @@ use super::*;
 fn marker(app: &str, resource: &str, hash: &str, index: u64) -> Marker {
     Marker {
         app: app.into(),
-        resource: resource.into(),
+        resource: rid(resource),
         spec_hash: hash.into(),
         live_index: index,
         revision: "rev1".into(),
@@ -212,25 +212,28 @@ async fn markers_upsert_by_app_and_resource() {
     let all = store.all_markers().await.unwrap();
     assert_eq!(
         all.iter()
-            .map(|m| (m.app.as_str(), m.resource.as_str()))
+            .map(|m| format!("{} {}", m.app, m.resource))
             .collect::<Vec<_>>(),
         vec![
-            ("db", "nomad_job/default/db"),
-            ("web", "csi_volume/default/v"),
-            ("web", "nomad_job/default/web"),
+            "db nomad_job/default/db",
+            "web csi_volume/default/v",
+            "web nomad_job/default/web",
         ]
     );
 
     store
-        .delete_marker("web", "csi_volume/default/v")
+        .delete_marker("web", &rid("csi_volume/default/v"))
         .await
         .unwrap();
-    store.delete_marker("web", "never-existed").await.unwrap();
+    store
+        .delete_marker("web", &rid("nomad_job/default/never-existed"))
+        .await
+        .unwrap();
     assert_eq!(store.markers("web").await.unwrap().len(), 1);
 
     // Indexes beyond i64 cannot be stored and say so instead of wrapping.
     let err = store
-        .set_marker(&marker("web", "x", "h", u64::MAX))
+        .set_marker(&marker("web", "nomad_job/default/x", "h", u64::MAX))
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
@@ -240,45 +243,45 @@ async fn markers_upsert_by_app_and_resource() {
 async fn ownership_records_one_owner_per_resource() {
     let store = Store::open_in_memory().unwrap();
     store
-        .record_owned("web", "nomad_job/default/web")
+        .record_owned("web", &rid("nomad_job/default/web"))
         .await
         .unwrap();
     store
-        .record_owned("web", "csi_volume/default/v")
+        .record_owned("web", &rid("csi_volume/default/v"))
         .await
         .unwrap();
     store
-        .record_owned("web", "nomad_job/default/web")
+        .record_owned("web", &rid("nomad_job/default/web"))
         .await
         .unwrap();
     assert_eq!(
         store.owned("web").await.unwrap(),
-        vec![
-            "csi_volume/default/v".to_string(),
-            "nomad_job/default/web".to_string()
-        ]
+        vec!["csi_volume/default/v", "nomad_job/default/web"]
     );
     assert_eq!(
         store
-            .owner_of("nomad_job/default/web")
+            .owner_of(&rid("nomad_job/default/web"))
             .await
             .unwrap()
             .as_deref(),
         Some("web")
     );
     assert_eq!(
-        store.owner_of("nomad_job/default/other").await.unwrap(),
+        store
+            .owner_of(&rid("nomad_job/default/other"))
+            .await
+            .unwrap(),
         None
     );
 
     // Another app taking the resource over moves ownership.
     store
-        .record_owned("web2", "csi_volume/default/v")
+        .record_owned("web2", &rid("csi_volume/default/v"))
         .await
         .unwrap();
     assert_eq!(
         store
-            .owner_of("csi_volume/default/v")
+            .owner_of(&rid("csi_volume/default/v"))
             .await
             .unwrap()
             .as_deref(),
@@ -286,28 +289,28 @@ async fn ownership_records_one_owner_per_resource() {
     );
     assert_eq!(
         store.owned("web").await.unwrap(),
-        vec!["nomad_job/default/web".to_string()]
+        vec!["nomad_job/default/web"]
     );
 
     // Forgetting by the wrong app leaves the owner in place.
     store
-        .forget_owned("web", "csi_volume/default/v")
+        .forget_owned("web", &rid("csi_volume/default/v"))
         .await
         .unwrap();
     assert!(
         store
-            .owner_of("csi_volume/default/v")
+            .owner_of(&rid("csi_volume/default/v"))
             .await
             .unwrap()
             .is_some()
     );
     store
-        .forget_owned("web2", "csi_volume/default/v")
+        .forget_owned("web2", &rid("csi_volume/default/v"))
         .await
         .unwrap();
     assert!(
         store
-            .owner_of("csi_volume/default/v")
+            .owner_of(&rid("csi_volume/default/v"))
             .await
             .unwrap()
             .is_none()
@@ -320,7 +323,7 @@ async fn known_apps_come_from_ownership_and_markers() {
     let store = Store::open_in_memory().unwrap();
     assert!(store.known_apps().await.unwrap().is_empty());
     store
-        .record_owned("zeta", "nomad_job/default/z")
+        .record_owned("zeta", &rid("nomad_job/default/z"))
         .await
         .unwrap();
     store
@@ -450,4 +453,40 @@ async fn two_handles_on_one_file_see_each_others_writes() {
 fn debug_names_the_store_without_its_connection() {
     let store = Store::open_in_memory().unwrap();
     assert_eq!(format!("{store:?}"), "Store { .. }");
+}
+
+#[tokio::test]
+async fn stored_resource_ids_this_version_cannot_read_are_left_out() {
+    let store = Store::open_in_memory().unwrap();
+    store
+        .set_marker(&marker("web", "nomad_job/default/web", "h", 1))
+        .await
+        .unwrap();
+    store
+        .record_owned("web", &rid("nomad_job/default/web"))
+        .await
+        .unwrap();
+    store
+        .with(|c| {
+            c.execute(
+                "INSERT INTO markers (app, resource, spec_hash, live_index, revision, applied_at)
+                 VALUES ('web', 'future_kind/x', 'h', 1, 'r', 0)",
+                [],
+            )
+            .map_err(q("test"))?;
+            c.execute(
+                "INSERT INTO owned (resource, app, recorded_at) VALUES ('future_kind/x', 'web', 0)",
+                [],
+            )
+            .map_err(q("test"))?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let markers = store.markers("web").await.unwrap();
+    assert_eq!(
+        markers.iter().map(|m| &m.resource).collect::<Vec<_>>(),
+        [&rid("nomad_job/default/web")]
+    );
+    assert_eq!(store.owned("web").await.unwrap(), ["nomad_job/default/web"]);
 }
