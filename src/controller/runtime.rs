@@ -9,9 +9,10 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::Context;
-use super::schedule::{self, ControllerHandle, DesiredRevision, RevisionReader};
+use super::schedule::{self, ControllerHandle};
 use crate::config::Settings;
 use crate::desired::ResourceId;
+use crate::desired::{DesiredRevision, RevisionReader};
 use crate::live::LiveStore;
 use crate::providers::nomad::{NomadClient, NomadError};
 use crate::source::{GitSource, Movement, SourceError, SourceWatcher};

@@ -11,42 +11,10 @@ use tokio_util::sync::CancellationToken;
 use super::reconcile::{Action, AppMemory, Mode, reconcile};
 use super::status::{Kept, Phase};
 use super::{AppStatus, Context, RepoStatus, SyncStatus};
-use crate::desired::{self, Loaded, LoadedApp, ResourceId};
-use crate::source::Revision;
+use crate::desired::{self, LoadedApp, ResourceId};
 
-/// A revision and the apps loaded from it.
-#[derive(Debug, Clone)]
-pub struct DesiredRevision {
-    /// The commit.
-    pub revision: Arc<Revision>,
-    /// Its apps (each valid or with its errors).
-    pub loaded: Arc<Loaded>,
-}
-
-impl DesiredRevision {
-    /// Load every app of a revision.
-    pub fn load(revision: Arc<Revision>) -> DesiredRevision {
-        Self::load_with_owners(revision, &BTreeMap::new())
-    }
-
-    /// Load every app of a revision; a resource two apps declare stays with the app drover
-    /// created it for (see [`desired::load_with_owners`]).
-    pub fn load_with_owners(
-        revision: Arc<Revision>,
-        recorded_owners: &BTreeMap<ResourceId, String>,
-    ) -> DesiredRevision {
-        let loaded = Arc::new(desired::load_with_owners(&revision, recorded_owners));
-        DesiredRevision { revision, loaded }
-    }
-
-    /// One app.
-    pub fn app(&self, name: &str) -> Option<&LoadedApp> {
-        self.loaded.apps.iter().find(|a| a.name == name)
-    }
-}
-
-/// Resolves pinned revisions (rollback): a commit ID → its tree.
-pub type RevisionReader = Arc<dyn Fn(&str) -> Option<Arc<Revision>> + Send + Sync>;
+// Moved to `desired/revision.rs`; re-exported for existing callers.
+pub use crate::desired::{DesiredRevision, PinnedRevisions, RevisionReader};
 
 /// Handle of a running controller.
 #[derive(Clone)]
@@ -212,7 +180,7 @@ async fn app_task(
 ) {
     let mut memory = AppMemory::default();
     let mut deadline = tokio::time::Instant::now();
-    let mut pinned_cache: Option<DesiredRevision> = None;
+    let mut pinned = PinnedRevisions::default();
     // What the last reconcile saw; a wake that changes none of it is skipped (the requeue timer
     // and manual syncs always run).
     let mut last_seen: Option<String> = None;
@@ -232,33 +200,18 @@ async fn app_task(
         let pin = ctx.store.pinned(&name).await.ok().flatten();
         let source = match (&pin, &pins) {
             (Some(rev), Some(reader)) if !head.revision.id.starts_with(rev.as_str()) => {
-                match &pinned_cache {
-                    Some(cached) if cached.revision.id.starts_with(rev.as_str()) => cached.clone(),
-                    _ => match tokio::task::spawn_blocking({
-                        let reader = reader.clone();
-                        let rev = rev.clone();
-                        move || reader(&rev)
-                    })
-                    .await
-                    .ok()
-                    .flatten()
-                    {
-                        Some(revision) => {
-                            let loaded = DesiredRevision::load(revision);
-                            pinned_cache = Some(loaded.clone());
-                            loaded
-                        }
-                        None => {
-                            let mut status =
-                                AppStatus::unknown(&name, rev, Phase::PinnedRevisionUnavailable);
-                            status
-                                .errors
-                                .push(format!("pinned revision {rev} cannot be read"));
-                            ctx.publish_unless(status, || left_git(&desired, &name));
-                            deadline = tokio::time::Instant::now() + ctx.settings.progress_interval;
-                            continue;
-                        }
-                    },
+                match pinned.load(reader, rev).await {
+                    Some(loaded) => loaded,
+                    None => {
+                        let mut status =
+                            AppStatus::unknown(&name, rev, Phase::PinnedRevisionUnavailable);
+                        status
+                            .errors
+                            .push(format!("pinned revision {rev} cannot be read"));
+                        ctx.publish_unless(status, || left_git(&desired, &name));
+                        deadline = tokio::time::Instant::now() + ctx.settings.progress_interval;
+                        continue;
+                    }
                 }
             }
             _ => head.clone(),
@@ -604,6 +557,7 @@ mod tests {
     use crate::live::LiveStore;
     use crate::plan::nomad_job::OWNER_META_KEY;
     use crate::providers::nomad::{NomadClient, NomadConfig, RegisterOptions};
+    use crate::source::Revision;
     use crate::store::rid;
     use crate::store::{Marker, Store};
     use drover_devstack::faults::FaultSpec;

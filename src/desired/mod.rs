@@ -9,12 +9,14 @@ mod deps;
 mod diagnostic;
 mod manifest;
 mod native;
+mod revision;
 mod yaml;
 
 pub use app::*;
 pub use check::{parse_duration_secs, parse_size};
 pub use deps::{JobRefs, job_refs, resource_dependencies, secret_path_matches};
 pub use diagnostic::Diagnostic;
+pub use revision::{DesiredRevision, PinnedRevisions, RevisionReader};
 pub use yaml::{
     MAX_BYTES as YAML_MAX_BYTES, MAX_DEPTH as YAML_MAX_DEPTH, MAX_NODES as YAML_MAX_NODES,
 };
