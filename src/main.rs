@@ -589,7 +589,7 @@ async fn sync(args: SyncArgs) -> anyhow::Result<ExitCode> {
             for r in &status.resources {
                 if let Some(diff) = &r.diff {
                     changes = true;
-                    println!("  {} {}:", r.change, r.id);
+                    println!("  {} {}:", r.change.as_str(), r.id);
                     for line in diff.lines() {
                         println!("    {line}");
                     }
@@ -671,8 +671,8 @@ async fn history(args: AppArgs) -> anyhow::Result<ExitCode> {
             "{:<6} {:<14} {:<12} {:<8} {}",
             r.id,
             r.revision.get(..12).unwrap_or(&r.revision),
-            r.result.as_deref().unwrap_or("running"),
-            r.trigger,
+            r.result.map_or("running", |result| result.as_str()),
+            r.trigger.as_str(),
             r.changes.join(", ")
         );
         if let Some(message) = &r.message {

@@ -116,7 +116,7 @@ async fn a_git_change_makes_one_new_job_version_and_nothing_else_changes() {
     assert!(
         history
             .iter()
-            .any(|h| h.revision == second && h.result.as_deref() == Some("succeeded")),
+            .any(|h| h.revision == second && h.result == Some(drover::store::SyncResult::Succeeded)),
         "{history:?}"
     );
     env.shutdown().await;
@@ -329,14 +329,16 @@ async fn an_enforce_index_conflict_is_reported_not_overwritten() {
         .await;
     assert_eq!(code, 200, "{body}");
     env.wait_app("web", "conflict reported", |s| {
-        s.last_sync.as_ref().is_some_and(|l| l.result == "conflict")
+        s.last_sync
+            .as_ref()
+            .is_some_and(|l| l.result == drover::store::SyncResult::Conflict)
     })
     .await;
     // The failed write is in the history with Nomad's EnforceIndex message; nothing was forced.
     let history = env.running_history("web").await;
     let conflict = history
         .iter()
-        .find(|h| h.result.as_deref() == Some("conflict"))
+        .find(|h| h.result == Some(drover::store::SyncResult::Conflict))
         .unwrap_or_else(|| panic!("no conflict in {history:?}"));
     assert!(
         conflict
@@ -360,11 +362,15 @@ async fn a_restart_after_register_before_the_marker_does_not_register_again() {
     env.stop_drover().await;
     // A crash between the register and the marker write: the marker is lost, and a sync was open.
     store
-        .delete_marker("web", "nomad_job/default/web")
+        .delete_marker(
+            "web",
+            &drover::desired::ResourceId::parse("nomad_job/default/web")
+                .unwrap_or_else(|| panic!("id")),
+        )
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     store
-        .begin_sync("web", "deadbeef", "auto")
+        .begin_sync("web", "deadbeef", drover::store::Trigger::Auto)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     drop(store);
@@ -388,7 +394,7 @@ async fn a_restart_after_register_before_the_marker_does_not_register_again() {
     assert!(
         history
             .iter()
-            .any(|h| h.result.as_deref() == Some("interrupted")),
+            .any(|h| h.result == Some(drover::store::SyncResult::Interrupted)),
         "{history:?}"
     );
     env.shutdown().await;
@@ -683,13 +689,13 @@ async fn transient_nomad_errors_are_retried_and_the_sync_completes() {
     assert!(
         history
             .iter()
-            .any(|h| h.result.as_deref() == Some("failed")),
+            .any(|h| h.result == Some(drover::store::SyncResult::Failed)),
         "{history:?}"
     );
     assert!(
         history
             .iter()
-            .any(|h| h.result.as_deref() == Some("succeeded")),
+            .any(|h| h.result == Some(drover::store::SyncResult::Succeeded)),
         "{history:?}"
     );
     env.shutdown().await;
@@ -961,7 +967,7 @@ async fn an_app_waits_for_the_apps_it_depends_on_to_be_healthy() {
     .await;
     let web = env
         .wait_app("web", "waiting for db", |s| {
-            s.phase.contains("waiting for dependency db")
+            s.phase.to_string().contains("waiting for dependency db")
         })
         .await;
     assert_eq!(sync_of(&web), "OutOfSync");

@@ -6,6 +6,7 @@ mod common;
 use std::time::{Duration, SystemTime};
 
 use common::{TestEnv, WAIT, app_yaml, web_jobspec};
+use drover::controller::Phase;
 use serde_json::{Value, json};
 
 /// Registrations (`POST /v1/jobs`) Nomad served so far, with when they arrived.
@@ -67,7 +68,7 @@ async fn a_forbidden_register_is_tried_once_per_revision_and_says_it_is_permanen
     env.start_drover().await;
     let failed = env
         .wait_app("web", "permanently failed at v1", |s| {
-            s.revision == v1 && s.phase.starts_with("sync failed (permanent")
+            s.revision == v1 && s.phase == Phase::SyncFailed { permanent: true }
         })
         .await;
     assert!(
@@ -78,7 +79,7 @@ async fn a_forbidden_register_is_tried_once_per_revision_and_says_it_is_permanen
     let again = env.wait_full_cycle("web").await;
     let again = env.wait_cycle_since("web", again.observed_at).await;
     assert!(
-        again.phase.starts_with("sync failed (permanent"),
+        again.phase == Phase::SyncFailed { permanent: true },
         "{again:#?}"
     );
     assert_eq!(registrations(&env).await.len(), 1);
@@ -87,7 +88,7 @@ async fn a_forbidden_register_is_tried_once_per_revision_and_says_it_is_permanen
     env.write("apps/web/job.nomad.hcl", &web_jobspec("web", "nginx:1.28"));
     let v2 = env.commit("nginx 1.28");
     env.wait_app("web", "permanently failed at v2", |s| {
-        s.revision == v2 && s.phase.starts_with("sync failed (permanent")
+        s.revision == v2 && s.phase == Phase::SyncFailed { permanent: true }
     })
     .await;
     let again = env.wait_full_cycle("web").await;

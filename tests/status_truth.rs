@@ -205,7 +205,8 @@ async fn a_refused_prune_of_removed_apps_is_shown_on_the_apps_the_api_the_page_a
     for app in ["gone1", "gone2", "gone3"] {
         let status = env
             .wait_app(app, "shown as removed, prune refused", |s| {
-                s.phase.contains("removed from Git") && s.phase.contains("prune refused")
+                s.phase.to_string().contains("removed from Git")
+                    && s.phase.to_string().contains("prune refused")
             })
             .await;
         assert_eq!(sync_of(&status), "OutOfSync", "{status:#?}");
@@ -303,7 +304,7 @@ async fn an_app_whose_prune_share_is_refused_is_out_of_sync_with_the_reason() {
     let rev = env.commit("drop two of three jobs");
     let status = env
         .wait_app("media", "prune refused", |s| {
-            s.revision == rev && s.phase.contains("prune refused")
+            s.revision == rev && s.phase.to_string().contains("prune refused")
         })
         .await;
     assert_eq!(sync_of(&status), "OutOfSync", "{status:#?}");
@@ -329,11 +330,11 @@ async fn a_stalled_register_shows_the_sync_in_flight_not_synced_at_the_old_revis
     let v2 = env.commit("nginx 1.28");
     let status = env
         .wait_app("web", "syncing v2", |s| {
-            s.revision == v2 && s.phase.starts_with("syncing")
+            s.revision == v2 && s.phase.to_string().starts_with("syncing")
         })
         .await;
     assert_eq!(sync_of(&status), "OutOfSync", "{status:#?}");
-    assert!(status.phase.contains(&v2[..12]), "{status:#?}");
+    assert!(status.phase.to_string().contains(&v2[..12]), "{status:#?}");
     // Still in flight: the register has not landed.
     let job = env.job("web").await.unwrap_or_default();
     assert_eq!(job["Version"], 0, "shown before the write finished");
@@ -573,7 +574,7 @@ async fn a_register_that_times_out_shows_sync_failed_at_the_new_revision_until_a
     env.write("apps/web/job.nomad.hcl", &web_jobspec("web", "nginx:1.28"));
     let v2 = env.commit("nginx 1.28");
     env.wait_app("web", "syncing v2", |s| {
-        s.revision == v2 && s.phase.starts_with("syncing")
+        s.revision == v2 && s.phase.to_string().starts_with("syncing")
     })
     .await;
     let failed = env

@@ -188,7 +188,7 @@ async fn apply_step(
             ),
         };
     }
-    let resource = step.id.to_string();
+    let resource = &step.id;
     let marker = |live_index: u64| Marker {
         app: plan.app.clone(),
         resource: resource.clone(),
@@ -203,7 +203,7 @@ async fn apply_step(
             // store was lost or the marker never written). Volumes carry no mark: never adopted.
             if step.reason == Reason::Unmanaged
                 && step.id.kind == ResourceKind::NomadJob
-                && let Err(e) = store.record_owned(&plan.app, &resource).await
+                && let Err(e) = store.record_owned(&plan.app, resource).await
             {
                 return failed(&e, true);
             }
@@ -239,7 +239,7 @@ async fn apply_step(
                     record_write(
                         store,
                         &plan.app,
-                        &resource,
+                        resource,
                         marker(response.job_modify_index),
                     )
                     .await
@@ -278,7 +278,7 @@ async fn apply_step(
                 .put_csi_volume(&step.id.scope, volume.expose(), *register)
                 .await
             {
-                Ok(_) => record_write(store, &plan.app, &resource, marker(0)).await,
+                Ok(_) => record_write(store, &plan.app, resource, marker(0)).await,
                 Err(e) => failed(&e, e.is_transient()),
             }
         }
@@ -296,8 +296,7 @@ async fn apply_step(
 
 /// Delete only what this app owns: recorded in the store *and* marked on the object.
 async fn prune(nomad: &NomadClient, store: &Store, app: &str, id: &ResourceId) -> StepResult {
-    let resource = id.to_string();
-    match store.owner_of(&resource).await {
+    match store.owner_of(id).await {
         Ok(Some(owner)) if owner == app => {}
         Ok(_) => {
             return StepResult::Skipped {
@@ -339,8 +338,8 @@ async fn prune(nomad: &NomadClient, store: &Store, app: &str, id: &ResourceId) -
     };
     match deleted {
         Ok(()) => {
-            let _ = store.delete_marker(app, &resource).await;
-            let _ = store.forget_owned(app, &resource).await;
+            let _ = store.delete_marker(app, id).await;
+            let _ = store.forget_owned(app, id).await;
             StepResult::Deleted
         }
         Err(e) => failed(&e, e.is_transient()),
@@ -348,7 +347,12 @@ async fn prune(nomad: &NomadClient, store: &Store, app: &str, id: &ResourceId) -
 }
 
 /// After a write: ownership first, then the marker (a crash in between only costs one plan call).
-async fn record_write(store: &Store, app: &str, resource: &str, marker: Marker) -> StepResult {
+async fn record_write(
+    store: &Store,
+    app: &str,
+    resource: &ResourceId,
+    marker: Marker,
+) -> StepResult {
     let live_index = marker.live_index;
     if let Err(e) = store.record_owned(app, resource).await {
         return failed(&e, true);
@@ -374,6 +378,7 @@ mod tests {
     use crate::desired::{CsiVolumeSpec, VolumeCapability, VolumeMode};
     use crate::plan::csi_volume;
     use crate::providers::nomad::NomadConfig;
+    use crate::store::rid;
     use drover_devstack::{Devstack, DevstackConfig, System};
     use serde_json::{Value, json};
     use std::collections::BTreeMap;
@@ -751,7 +756,14 @@ mod tests {
             .await
             .expect("markers")
             .into_iter()
-            .map(|m| (m.resource, m.spec_hash, m.live_index, m.revision))
+            .map(|m| {
+                (
+                    m.resource.to_string(),
+                    m.spec_hash,
+                    m.live_index,
+                    m.revision,
+                )
+            })
             .collect();
         assert_eq!(
             markers,
@@ -863,14 +875,17 @@ mod tests {
     async fn prune_needs_the_policy_and_this_apps_ownership_in_the_store() {
         let store = Store::open_in_memory().expect("store");
         store
-            .record_owned(APP, "nomad_job/default/mine")
+            .record_owned(APP, &rid("nomad_job/default/mine"))
             .await
             .expect("own");
         store
-            .record_owned("other", "nomad_job/default/theirs")
+            .record_owned("other", &rid("nomad_job/default/theirs"))
             .await
             .expect("own");
-        store.record_owned(APP, "bucket/media").await.expect("own");
+        store
+            .record_owned(APP, &rid("bucket/media"))
+            .await
+            .expect("own");
         let nomad = unreachable_nomad();
 
         let off = apply(
@@ -916,7 +931,7 @@ mod tests {
         // Nothing was forgotten.
         assert_eq!(
             store
-                .owner_of("nomad_job/default/theirs")
+                .owner_of(&rid("nomad_job/default/theirs"))
                 .await
                 .expect("owner")
                 .as_deref(),
@@ -1071,7 +1086,7 @@ mod tests {
                 .register_job(&job_body(name, owner), &RegisterOptions::default())
                 .await
                 .expect("register");
-            let resource = job_id(name).to_string();
+            let resource = job_id(name);
             store.record_owned(APP, &resource).await.expect("own");
             store
                 .set_marker(&Marker {
@@ -1154,7 +1169,7 @@ mod tests {
             .await
             .expect("markers")
             .into_iter()
-            .map(|m| m.resource)
+            .map(|m| m.resource.to_string())
             .collect();
         assert_eq!(
             markers,

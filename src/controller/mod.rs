@@ -13,7 +13,10 @@ use std::time::Duration;
 
 use tokio::sync::{Semaphore, watch};
 
-pub use status::{AppStatus, RepoStatus, ResourceStatus, SyncOutcome, SyncStatus};
+pub use status::{
+    AppStatus, ChangeKind, Kept, Pending, Phase, RepoStatus, ResourceStatus, SyncOutcome,
+    SyncResult, SyncStatus, Trigger,
+};
 
 use crate::live::LiveStore;
 use crate::providers::nomad::NomadClient;

@@ -6,12 +6,14 @@ use std::time::{Duration, SystemTime};
 
 use backon::{BackoffBuilder, ExponentialBuilder};
 
+use super::status::{ChangeKind, Pending, Phase, SyncResult, Trigger};
 use super::{AppStatus, Context, ControllerSettings, ResourceStatus, SyncOutcome, SyncStatus};
 use crate::apply::{self, ApplyPolicy, ApplyReport, StepResult};
 use crate::desired::{App, LoadedApp, ResourceId, ResourceKind};
 use crate::health::{self, Assessment, Health};
 use crate::live::LiveSnapshot;
 use crate::plan::{self, AppliedMarker, Change, Owned, Plan};
+use crate::telemetry::error_chain;
 
 /// Why this reconcile may write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,6 +68,17 @@ enum Failure {
     Permanent,
 }
 
+impl Failure {
+    /// How planning failed: only a transient Nomad error is worth a retry on the same facts.
+    fn of_plan(error: &plan::PlanError) -> Failure {
+        if error.is_transient() {
+            Failure::Transient
+        } else {
+            Failure::Permanent
+        }
+    }
+}
+
 impl AppMemory {
     /// When to run again after a failure of `kind`, remembering it; `None` for a permanent one
     /// (the normal resync or a change runs it again).
@@ -111,6 +124,16 @@ impl AppMemory {
     }
 }
 
+/// What the app task does after a reconcile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Reconcile again after this long, even without a trigger.
+    RequeueAfter(Duration),
+    /// Retrying cannot help (a permanent failure): wait for Git or the cluster to change. The
+    /// task still resyncs at `resync_interval`, where the held failure costs no request.
+    AwaitChange,
+}
+
 /// The result of one reconcile.
 #[derive(Debug)]
 pub struct Outcome {
@@ -121,10 +144,10 @@ pub struct Outcome {
     /// What apply did, when it ran.
     pub report: Option<ApplyReport>,
     /// When to reconcile again without a trigger.
-    pub requeue: Duration,
+    pub action: Action,
 }
 
-/// Reconcile one app at one revision.
+/// Reconcile one app at one revision: markers → triage → explain → apply → assess → publish.
 pub async fn reconcile(
     ctx: &Context,
     loaded: &LoadedApp,
@@ -136,103 +159,182 @@ pub async fn reconcile(
     let settings = &ctx.settings;
     let app = match &loaded.result {
         Ok(app) => app,
-        Err(diagnostics) => {
-            let mut status = AppStatus::unknown(&loaded.name, revision, "invalid spec");
-            status.sync = SyncStatus::InvalidSpec;
-            status.errors = diagnostics.iter().map(ToString::to_string).collect();
-            status.last_sync = memory.last_sync.clone();
-            // Nothing of this revision applies, but what was applied before still runs.
-            status.resources = running_resources(ctx, &loaded.name, memory).await;
-            status.health = app_health(&status.resources, Health::Unknown);
-            return Outcome {
-                requeue: if status.health.is_settled() {
-                    settings.resync_interval
-                } else {
-                    settings.progress_interval
-                },
-                status,
-                plan: None,
-                report: None,
-            };
-        }
+        Err(diagnostics) => return invalid_spec(ctx, loaded, revision, diagnostics, memory).await,
     };
     let live = ctx.live.snapshot();
     if !live.ready() {
-        let mut status = AppStatus::unknown(&app.name, revision, "waiting for live state");
-        if let Some(error) = &live.last_error {
-            status.errors.push(error.clone());
-        }
-        return Outcome {
-            status,
-            plan: None,
-            report: None,
-            requeue: settings.progress_interval,
-        };
+        return waiting_for_live_state(ctx, app, revision, &live);
     }
-
     let (markers, owned) = match read_markers(ctx, app).await {
         Ok(found) => found,
         Err(message) => {
-            let facts = String::new();
-            return failure(
-                ctx,
-                app,
-                revision,
-                message,
-                Failure::Transient,
-                facts,
-                memory,
-            );
+            return failure(ctx, app, revision, message, Failure::Transient, "", memory);
         }
     };
     let triage = plan::triage(app, &live, &markers, &owned);
     // A dry run writes nothing, so it waits for nothing: it shows what a sync would do, and its
     // caller reports the dependencies' health (`drover plan` has no controller statuses to ask).
-    let waiting_on = match mode {
-        Mode::DryRun => None,
-        Mode::Auto | Mode::Manual => unhealthy_dependencies(ctx, app),
-    };
-    if let Some(dep) = &waiting_on {
-        // Nothing will be applied yet: show the triage without asking the server.
-        return waiting_for_dependency(ctx, app, revision, &triage, dep, memory);
+    if mode != Mode::DryRun
+        && let Some(dependency) = unhealthy_dependencies(ctx, app)
+    {
+        return waiting_for_dependency(ctx, app, revision, &triage, &dependency, memory);
     }
     // A permanent failure is not retried on these same facts: the status that reported it stays.
     let facts = facts_key(revision, &triage, &live);
     if mode == Mode::Auto
         && let Some(held) = memory.permanent_on(&facts)
     {
-        let mut status = held.clone();
-        status.observed_at = SystemTime::now();
-        return Outcome {
-            status,
-            plan: None,
-            report: None,
-            requeue: settings.resync_interval,
-        };
+        return held_failure(held);
     }
-    let style = plan::render::Style {
-        colour: settings.colour,
-        redaction: &settings.redaction,
-    };
-    let plan = match plan::explain(&ctx.nomad, app, revision, &triage, edges, style).await {
+    let plan = match plan::explain(&ctx.nomad, app, revision, &triage, edges, style(settings)).await
+    {
         Ok(plan) => plan,
         Err(error) => {
-            let message = crate::telemetry::error_chain(&error);
-            let kind = if error.is_transient() {
-                Failure::Transient
-            } else {
-                Failure::Permanent
-            };
-            return failure(ctx, app, revision, message, kind, facts, memory);
+            let (message, kind) = (error_chain(&error), Failure::of_plan(&error));
+            return failure(ctx, app, revision, message, kind, &facts, memory);
         }
     };
+    let (policy, prune_refused) = sync_policy(mode, app, &plan, settings.max_prune_share, memory);
+    let report = match policy {
+        Some(policy) if wants_apply(&plan) => {
+            Some(run_apply(ctx, &plan, policy, mode, memory).await)
+        }
+        _ => None,
+    };
+    let resources = assess(ctx, &plan, report.as_ref(), &ctx.live.snapshot(), memory).await;
+    let prune_refusal = prune_refused.then(|| prune_refusal(settings.max_prune_share));
+    note_prune_refusal(ctx, &app.name, revision, prune_refusal.as_deref(), memory).await;
+    let status = derive_status(Cycle {
+        app,
+        revision,
+        plan: &plan,
+        report: report.as_ref(),
+        resources,
+        prune_refusal,
+        last_sync: memory.last_sync.clone(),
+        at: SystemTime::now(),
+    });
+    let action = next_action(&status, report.as_ref(), settings, memory);
+    if status.phase == (Phase::SyncFailed { permanent: true }) {
+        memory.hold_permanent(facts, &status);
+    }
+    Outcome {
+        status,
+        plan: Some(plan),
+        report,
+        action,
+    }
+}
 
-    let hold = held_heals(&plan, memory);
+/// Everything one cycle of a loadable app learned, from which its status follows.
+#[derive(Debug)]
+pub struct Cycle<'a> {
+    /// The app.
+    pub app: &'a App,
+    /// The revision in force.
+    pub revision: &'a str,
+    /// The plan made.
+    pub plan: &'a Plan,
+    /// What apply did, if it ran.
+    pub report: Option<&'a ApplyReport>,
+    /// Each resource's change and health.
+    pub resources: Vec<ResourceStatus>,
+    /// Why the prune was refused, if it was.
+    pub prune_refusal: Option<String>,
+    /// The last sync that wrote or failed.
+    pub last_sync: Option<SyncOutcome>,
+    /// When the facts were gathered.
+    pub at: SystemTime,
+}
+
+/// An app's status from the facts of one cycle (DESIGN principle 8: a phase is derived).
+pub fn derive_status(cycle: Cycle<'_>) -> AppStatus {
+    let Cycle {
+        app,
+        revision,
+        plan,
+        report,
+        resources,
+        prune_refusal,
+        last_sync,
+        at,
+    } = cycle;
+    let health = app_health(&resources, Health::Healthy);
+    let pending_writes = plan.steps.iter().zip(0..).any(|(step, i)| {
+        step.change.is_write()
+            && !report
+                .and_then(|r| r.steps.get(i))
+                .is_some_and(|s| s.result.wrote())
+    });
+    let phase = match report.and_then(failure_kind) {
+        Some(kind) => Phase::SyncFailed {
+            permanent: kind == Failure::Permanent,
+        },
+        None if report.is_some_and(ApplyReport::waiting) => Phase::Waiting,
+        None if prune_refusal.is_some() => Phase::OutOfSync(Pending::PruneRefused),
+        None if pending_writes && !app.sync.auto => Phase::OutOfSync(Pending::AutoSyncOff),
+        None if pending_writes => Phase::OutOfSync(Pending::Writes),
+        None if health == Health::Healthy => Phase::Synced,
+        None => Phase::WaitingForHealth,
+    };
+    let mut errors = report.map(ApplyReport::problems).unwrap_or_default();
+    errors.extend(prune_refusal);
+    AppStatus {
+        name: app.name.clone(),
+        revision: revision.to_string(),
+        pinned: None,
+        sync: if pending_writes {
+            SyncStatus::OutOfSync
+        } else {
+            SyncStatus::Synced
+        },
+        health,
+        phase,
+        resources,
+        errors,
+        // Filled in by the scheduler from the loaded app, like `pinned`.
+        warnings: Vec::new(),
+        last_sync,
+        auto_sync: app.sync.auto,
+        observed_at: at,
+    }
+}
+
+/// When to run again: a failure backs off (transient) or waits for a change (permanent);
+/// otherwise soon while something converges, else at the resync interval.
+fn next_action(
+    status: &AppStatus,
+    report: Option<&ApplyReport>,
+    settings: &ControllerSettings,
+    memory: &mut AppMemory,
+) -> Action {
+    if let Some(kind) = report.and_then(failure_kind) {
+        return memory
+            .failed(kind, settings)
+            .map_or(Action::AwaitChange, Action::RequeueAfter);
+    }
+    memory.retry = Retry::Clear;
+    if !status.health.is_settled() || report.is_some_and(ApplyReport::waiting) {
+        Action::RequeueAfter(settings.progress_interval)
+    } else {
+        Action::RequeueAfter(settings.resync_interval)
+    }
+}
+
+/// Which writes this cycle may make (`None`: none), and whether the prune guard refused the
+/// deletions (more than `max_prune_share` of the app at once).
+fn sync_policy(
+    mode: Mode,
+    app: &App,
+    plan: &Plan,
+    max_prune_share: f64,
+    memory: &mut AppMemory,
+) -> (Option<ApplyPolicy>, bool) {
     let policy = match mode {
         Mode::Auto if app.sync.auto => Some(ApplyPolicy {
             heal_drift: app.sync.self_heal,
             prune: app.sync.prune,
-            hold,
+            hold: held_heals(plan, memory),
         }),
         Mode::Manual => {
             memory.heals.clear();
@@ -244,111 +346,107 @@ pub async fn reconcile(
         }
         Mode::Auto | Mode::DryRun => None,
     };
-    let prune_refused = policy.as_ref().is_some_and(|p| p.prune)
-        && prune_share_exceeded(app, &plan, settings.max_prune_share);
+    let refused = policy.as_ref().is_some_and(|p| p.prune)
+        && prune_share_exceeded(app, plan, max_prune_share);
     let policy = policy.map(|policy| ApplyPolicy {
-        prune: policy.prune && !prune_refused,
+        prune: policy.prune && !refused,
         ..policy
     });
-    let mut report = None;
-    if let Some(policy) = policy
-        && waiting_on.is_none()
-        && plan
-            .steps
-            .iter()
-            .any(|s| s.change.is_write() || matches!(s.payload, plan::Payload::Confirm { .. }))
-    {
-        report = Some(run_apply(ctx, &plan, policy, mode, memory).await);
-    }
+    (policy, refused)
+}
 
-    let live = ctx.live.snapshot();
-    let resources = assess(ctx, &plan, report.as_ref(), &live, memory).await;
-    let health = app_health(&resources, Health::Healthy);
-    let pending_writes = plan.steps.iter().zip(0..).any(|(step, i)| {
-        step.change.is_write()
-            && !report
-                .as_ref()
-                .and_then(|r| r.steps.get(i))
-                .is_some_and(|s| s.result.wrote())
-    });
-    let sync = if pending_writes {
-        SyncStatus::OutOfSync
-    } else {
-        SyncStatus::Synced
-    };
-    let failed = report.as_ref().and_then(failure_kind);
-    let phase = match (&waiting_on, report.as_ref()) {
-        (Some(dep), _) => format!("waiting for dependency {dep}"),
-        (None, Some(_)) if failed == Some(Failure::Permanent) => format!("sync failed {PERMANENT}"),
-        (None, Some(r)) if r.failed() => "sync failed".to_string(),
-        (None, Some(r)) if r.waiting() => "waiting".to_string(),
-        _ if prune_refused => "out of sync (prune refused)".to_string(),
-        _ if pending_writes && !app.sync.auto => "out of sync (auto-sync off)".to_string(),
-        _ if pending_writes => "out of sync".to_string(),
-        _ if health == Health::Healthy => "synced".to_string(),
-        _ => "waiting for health".to_string(),
-    };
-    let mut errors: Vec<String> = report
-        .as_ref()
-        .map(ApplyReport::problems)
-        .unwrap_or_default();
-    if let Some(dep) = &waiting_on {
-        errors.push(format!("waiting for app {dep} to be Healthy"));
+/// Whether apply has anything to do: a write, or a marker to confirm.
+fn wants_apply(plan: &Plan) -> bool {
+    plan.steps
+        .iter()
+        .any(|s| s.change.is_write() || matches!(s.payload, plan::Payload::Confirm { .. }))
+}
+
+fn style(settings: &ControllerSettings) -> plan::render::Style<'_> {
+    plan::render::Style {
+        colour: settings.colour,
+        redaction: &settings.redaction,
     }
-    if prune_refused {
-        let message = format!(
-            "prune refused: the sync would delete more than {:.0}% of the app's resources",
-            settings.max_prune_share * 100.0
-        );
-        if memory.prune_refused_at.as_deref() != Some(revision) {
-            let _ = ctx
-                .store
-                .add_event(Some(&app.name), "error", &message)
-                .await;
-            memory.prune_refused_at = Some(revision.to_string());
-        }
-        errors.push(message);
-    } else {
+}
+
+fn prune_refusal(max_prune_share: f64) -> String {
+    format!(
+        "prune refused: the sync would delete more than {:.0}% of the app's resources",
+        max_prune_share * 100.0
+    )
+}
+
+/// A refused prune is an event once per revision, not every cycle.
+async fn note_prune_refusal(
+    ctx: &Context,
+    app: &str,
+    revision: &str,
+    refusal: Option<&str>,
+    memory: &mut AppMemory,
+) {
+    let Some(message) = refusal else {
         memory.prune_refused_at = None;
-    }
-    let requeue = if let Some(kind) = failed {
-        memory
-            .failed(kind, settings)
-            .unwrap_or(settings.resync_interval)
-    } else if !health.is_settled()
-        || report.as_ref().is_some_and(ApplyReport::waiting)
-        || waiting_on.is_some()
-    {
-        settings.progress_interval
-    } else {
-        settings.resync_interval
+        return;
     };
-    if failed.is_none() {
-        memory.retry = Retry::Clear;
+    if memory.prune_refused_at.as_deref() != Some(revision) {
+        let _ = ctx.store.add_event(Some(app), "error", message).await;
+        memory.prune_refused_at = Some(revision.to_string());
     }
-    let status = AppStatus {
-        name: app.name.clone(),
-        revision: revision.to_string(),
-        pinned: None,
-        sync,
-        health,
-        phase,
-        resources,
-        errors,
-        // Filled in by the scheduler from the loaded app, like `pinned`.
-        warnings: Vec::new(),
-        last_sync: memory.last_sync.clone(),
-        auto_sync: app.sync.auto,
-        observed_at: SystemTime::now(),
-    };
-    if failed == Some(Failure::Permanent) {
-        memory.hold_permanent(facts, &status);
-    }
+}
+
+/// The status of a permanent failure held on unchanged facts, observed again.
+fn held_failure(held: &AppStatus) -> Outcome {
+    let mut status = held.clone();
+    status.observed_at = SystemTime::now();
     Outcome {
         status,
-        plan: Some(plan),
-        report,
-        requeue,
+        plan: None,
+        report: None,
+        action: Action::AwaitChange,
+    }
+}
+
+/// The app's files do not load: nothing of this revision applies, but what was applied before
+/// still runs and its health is shown.
+async fn invalid_spec(
+    ctx: &Context,
+    loaded: &LoadedApp,
+    revision: &str,
+    diagnostics: &[crate::desired::Diagnostic],
+    memory: &mut AppMemory,
+) -> Outcome {
+    let mut status = AppStatus::unknown(&loaded.name, revision, Phase::InvalidSpec);
+    status.sync = SyncStatus::InvalidSpec;
+    status.errors = diagnostics.iter().map(ToString::to_string).collect();
+    status.last_sync = memory.last_sync.clone();
+    status.resources = running_resources(ctx, &loaded.name, memory).await;
+    status.health = app_health(&status.resources, Health::Unknown);
+    let settings = &ctx.settings;
+    Outcome {
+        action: Action::RequeueAfter(if status.health.is_settled() {
+            settings.resync_interval
+        } else {
+            settings.progress_interval
+        }),
+        status,
+        plan: None,
+        report: None,
+    }
+}
+
+fn waiting_for_live_state(
+    ctx: &Context,
+    app: &App,
+    revision: &str,
+    live: &LiveSnapshot,
+) -> Outcome {
+    let mut status = AppStatus::unknown(&app.name, revision, Phase::WaitingForLiveState);
+    status.errors.extend(live.last_error.clone());
+    Outcome {
+        status,
+        plan: None,
+        report: None,
+        action: Action::RequeueAfter(ctx.settings.progress_interval),
     }
 }
 
@@ -363,27 +461,20 @@ async fn read_markers(
         .map_err(|e| format!("reading markers: {e}"))?;
     let markers = markers
         .into_iter()
-        .filter_map(|m| {
-            ResourceId::parse(&m.resource).map(|id| {
-                (
-                    id,
-                    AppliedMarker {
-                        spec_hash: m.spec_hash,
-                        live_index: m.live_index,
-                        revision: m.revision,
-                    },
-                )
-            })
+        .map(|m| {
+            let marker = AppliedMarker {
+                spec_hash: m.spec_hash,
+                live_index: m.live_index,
+                revision: m.revision,
+            };
+            (m.resource, marker)
         })
         .collect();
     let owned: Vec<ResourceId> = ctx
         .store
         .owned(&app.name)
         .await
-        .map_err(|e| format!("reading ownership: {e}"))?
-        .iter()
-        .filter_map(|r| ResourceId::parse(r))
-        .collect();
+        .map_err(|e| format!("reading ownership: {e}"))?;
     // A volume that left Git keeps the `prevent_destroy` it had: without its last spec at hand,
     // every owned volume that left Git is protected.
     let protected = owned
@@ -435,9 +526,9 @@ async fn run_apply(
     // What caused the writes, for the history: Git, or drift being healed (self-heal).
     let heals_only = !allowed.is_empty() && allowed.iter().all(|step| step.reason.is_drift());
     let trigger = match mode {
-        Mode::Manual => "manual",
-        _ if heals_only => "self-heal",
-        _ => "auto",
+        Mode::Manual => Trigger::Manual,
+        _ if heals_only => Trigger::SelfHeal,
+        _ => Trigger::Auto,
     };
     if !allowed.is_empty() {
         // A write may take long (a slow or stalled Nomad): say so now, not only when it ends.
@@ -461,15 +552,15 @@ async fn run_apply(
             .iter()
             .any(|s| matches!(s.result, StepResult::Conflict { .. }))
         {
-            "conflict"
+            SyncResult::Conflict
         } else if report.failed() {
-            "failed"
+            SyncResult::Failed
         } else if report.waiting() {
-            "waiting"
+            SyncResult::Waiting
         } else if report.changes().is_empty() {
-            "no-op"
+            SyncResult::NoOp
         } else {
-            "succeeded"
+            SyncResult::Succeeded
         };
         let problems = report.problems();
         let message = (!problems.is_empty()).then(|| problems.join("; "));
@@ -485,10 +576,10 @@ async fn run_apply(
                 .add_event(Some(&plan.app), "warning", problem)
                 .await;
         }
-        if result != "no-op" {
-            tracing::info!(app = %plan.app, revision = %plan.revision, result, changes = ?report.changes(), "sync finished");
+        if result != SyncResult::NoOp {
+            tracing::info!(app = %plan.app, revision = %plan.revision, result = result.as_str(), changes = ?report.changes(), "sync finished");
             memory.last_sync = Some(SyncOutcome {
-                result: result.to_string(),
+                result,
                 revision: plan.revision.clone(),
                 changes: report.changes(),
                 problems,
@@ -503,10 +594,10 @@ async fn run_apply(
 /// applied; resources, health and the last sync (the revision in force) as last seen.
 fn in_flight(ctx: &Context, plan: &Plan, memory: &AppMemory) -> AppStatus {
     let short = plan.revision.get(..12).unwrap_or(&plan.revision);
-    let phase = format!("syncing {short}");
+    let phase = Phase::Syncing(short.to_string());
     let mut status = ctx
         .status_of(&plan.app)
-        .unwrap_or_else(|| AppStatus::unknown(&plan.app, &plan.revision, &phase));
+        .unwrap_or_else(|| AppStatus::unknown(&plan.app, &plan.revision, phase.clone()));
     status.revision = plan.revision.clone();
     status.sync = SyncStatus::OutOfSync;
     status.phase = phase;
@@ -578,7 +669,7 @@ async fn assess(
         }
         out.push(ResourceStatus {
             id: step.id.to_string(),
-            change: step.change.verb().to_string(),
+            change: ChangeKind::of(&step.change),
             reason: serde_json::to_value(step.reason)
                 .ok()
                 .and_then(|v| v.as_str().map(str::to_string))
@@ -595,7 +686,7 @@ async fn assess(
 fn app_health(resources: &[ResourceStatus], empty: Health) -> Health {
     resources
         .iter()
-        .filter(|r| r.change != "not-managed")
+        .filter(|r| r.change != ChangeKind::NotManaged)
         .map(|r| r.health)
         .reduce(Health::worst)
         .unwrap_or(empty)
@@ -614,7 +705,7 @@ async fn running_resources(
     }
     let owned = ctx.store.owned(app).await.unwrap_or_default();
     let mut out = Vec::new();
-    for id in owned.iter().filter_map(|r| ResourceId::parse(r)) {
+    for id in owned {
         let assessment = match id.kind {
             ResourceKind::NomadJob => job_health(ctx, &live, &id, memory).await,
             ResourceKind::CsiVolume => health::csi_volume(&live, &id.scope, &id.name),
@@ -622,7 +713,7 @@ async fn running_resources(
         };
         out.push(ResourceStatus {
             id: id.to_string(),
-            change: "unknown".to_string(),
+            change: ChangeKind::Unknown,
             reason: "invalid_spec".to_string(),
             health: assessment.health,
             message: format!("as last applied: {}", assessment.message),
@@ -666,9 +757,6 @@ async fn job_health(
         .insert(id.clone(), (fingerprint, assessment.clone()));
     assessment
 }
-
-/// The phase suffix of a permanent failure: it is not retried on the same facts.
-const PERMANENT: &str = "(permanent: retried when Git or the cluster changes)";
 
 /// How an apply failed: transient if any step can succeed on a retry (a transient error or a
 /// compare-and-set conflict, which the next plan resolves), else permanent; `None` if none failed.
@@ -715,28 +803,29 @@ fn failure(
     revision: &str,
     message: String,
     kind: Failure,
-    facts: String,
+    facts: &str,
     memory: &mut AppMemory,
 ) -> Outcome {
     tracing::warn!(app = %app.name, error = %message, transient = kind == Failure::Transient, "reconcile failed");
-    let requeue = memory.failed(kind, &ctx.settings);
-    let phase = match kind {
-        Failure::Transient => "plan failed".to_string(),
-        Failure::Permanent => format!("plan failed {PERMANENT}"),
+    let action = memory
+        .failed(kind, &ctx.settings)
+        .map_or(Action::AwaitChange, Action::RequeueAfter);
+    let phase = Phase::PlanFailed {
+        permanent: kind == Failure::Permanent,
     };
-    let mut status = AppStatus::unknown(&app.name, revision, &phase);
+    let mut status = AppStatus::unknown(&app.name, revision, phase);
     status.errors.push(message);
     status.auto_sync = app.sync.auto;
     status.last_sync = memory.last_sync.clone();
     status.sync = SyncStatus::Unknown;
     if kind == Failure::Permanent {
-        memory.hold_permanent(facts, &status);
+        memory.hold_permanent(facts.to_string(), &status);
     }
     Outcome {
         status,
         plan: None,
         report: None,
-        requeue: requeue.unwrap_or(ctx.settings.resync_interval),
+        action,
     }
 }
 
@@ -751,7 +840,7 @@ fn waiting_for_dependency(
     let mut status = AppStatus::unknown(
         &app.name,
         revision,
-        &format!("waiting for dependency {dependency}"),
+        Phase::WaitingForDependency(dependency.to_string()),
     );
     status.auto_sync = app.sync.auto;
     status.last_sync = memory.last_sync.clone();
@@ -774,13 +863,12 @@ fn waiting_for_dependency(
         .map(|t| ResourceStatus {
             id: t.id.to_string(),
             change: match t.verdict {
-                plan::Verdict::Create => "create",
-                plan::Verdict::Suspect => "check",
-                plan::Verdict::Delete => "delete",
-                plan::Verdict::Unchanged => "unchanged",
-                plan::Verdict::NotManaged => "not-managed",
-            }
-            .to_string(),
+                plan::Verdict::Create => ChangeKind::Create,
+                plan::Verdict::Suspect => ChangeKind::Check,
+                plan::Verdict::Delete => ChangeKind::Delete,
+                plan::Verdict::Unchanged => ChangeKind::Unchanged,
+                plan::Verdict::NotManaged => ChangeKind::NotManaged,
+            },
             reason: serde_json::to_value(t.reason)
                 .ok()
                 .and_then(|v| v.as_str().map(str::to_string))
@@ -794,7 +882,7 @@ fn waiting_for_dependency(
         status,
         plan: None,
         report: None,
-        requeue: ctx.settings.progress_interval,
+        action: Action::RequeueAfter(ctx.settings.progress_interval),
     }
 }
 
@@ -837,6 +925,7 @@ mod tests {
     use crate::plan::tests::{app, bucket, job, job_id, volume, volume_id};
     use crate::plan::{Payload, Reason, Step};
     use crate::providers::nomad::{NomadClient, NomadConfig};
+    use crate::store::rid;
     use crate::store::{Marker, Store};
 
     fn step(id: ResourceId, change: Change, reason: Reason, spec_hash: &str) -> Step {
@@ -931,6 +1020,189 @@ mod tests {
         );
     }
 
+    fn resource(id: ResourceId, change: ChangeKind, health: Health) -> ResourceStatus {
+        ResourceStatus {
+            id: id.to_string(),
+            change,
+            reason: String::new(),
+            health,
+            message: String::new(),
+            diff: None,
+        }
+    }
+
+    fn report_of(results: Vec<(ResourceId, StepResult)>) -> ApplyReport {
+        ApplyReport {
+            steps: results
+                .into_iter()
+                .map(|(id, result)| apply::StepReport {
+                    id,
+                    change: "create".into(),
+                    result,
+                })
+                .collect(),
+        }
+    }
+
+    /// The status of one cycle of `app` (jobs `web` and `db`) with this plan and apply report.
+    fn derived(
+        auto: bool,
+        changes: [Change; 2],
+        report: Option<&ApplyReport>,
+        health: [Health; 2],
+        prune_refusal: Option<&str>,
+    ) -> AppStatus {
+        let mut app = app(vec![job("web"), job("db")]);
+        app.sync.auto = auto;
+        let [web, db] = changes;
+        let plan = Plan {
+            app: app.name.clone(),
+            revision: "r".into(),
+            steps: vec![
+                step(job_id("web"), web, Reason::New, "h"),
+                step(job_id("db"), db, Reason::InSync, "h"),
+            ],
+        };
+        let resources = plan
+            .steps
+            .iter()
+            .zip(health)
+            .map(|(s, h)| resource(s.id.clone(), ChangeKind::of(&s.change), h))
+            .collect();
+        derive_status(Cycle {
+            app: &app,
+            revision: "r",
+            plan: &plan,
+            report,
+            resources,
+            prune_refusal: prune_refusal.map(str::to_string),
+            last_sync: None,
+            at: SystemTime::UNIX_EPOCH,
+        })
+    }
+
+    fn create() -> Change {
+        Change::Create { diff: "+".into() }
+    }
+
+    #[test]
+    fn derive_status_phases_follow_the_facts_in_order() {
+        use Health::{Healthy, Progressing};
+        let all_healthy = [Healthy, Healthy];
+        // Nothing to write, everything Healthy: synced.
+        let synced = derived(
+            true,
+            [Change::Unchanged, Change::Unchanged],
+            None,
+            all_healthy,
+            None,
+        );
+        assert_eq!(
+            (synced.sync, synced.phase),
+            (SyncStatus::Synced, Phase::Synced)
+        );
+        assert!(synced.errors.is_empty());
+        assert_eq!(synced.health, Healthy);
+        let converging = derived(
+            true,
+            [Change::Unchanged, Change::Unchanged],
+            None,
+            [Healthy, Progressing],
+            None,
+        );
+        assert_eq!(converging.phase, Phase::WaitingForHealth);
+        assert_eq!(converging.health, Progressing);
+        // A write not made: out of sync, and why.
+        let pending = derived(true, [create(), Change::Unchanged], None, all_healthy, None);
+        assert_eq!(pending.sync, SyncStatus::OutOfSync);
+        assert_eq!(pending.phase, Phase::OutOfSync(Pending::Writes));
+        let manual = derived(
+            false,
+            [create(), Change::Unchanged],
+            None,
+            all_healthy,
+            None,
+        );
+        assert_eq!(manual.phase, Phase::OutOfSync(Pending::AutoSyncOff));
+        assert!(!manual.auto_sync);
+        let refused = derived(
+            true,
+            [Change::Delete, Change::Unchanged],
+            None,
+            all_healthy,
+            Some("prune refused: too many"),
+        );
+        assert_eq!(refused.phase, Phase::OutOfSync(Pending::PruneRefused));
+        assert_eq!(refused.errors, ["prune refused: too many"]);
+        // The write made: synced (health follows), the step's result decides the rest.
+        let written = report_of(vec![
+            (job_id("web"), StepResult::Applied { live_index: 3 }),
+            (job_id("db"), StepResult::Unchanged),
+        ]);
+        let applied = derived(
+            true,
+            [create(), Change::Unchanged],
+            Some(&written),
+            [Progressing, Healthy],
+            None,
+        );
+        assert_eq!(applied.sync, SyncStatus::Synced);
+        assert_eq!(applied.phase, Phase::WaitingForHealth);
+        let waiting = report_of(vec![(
+            job_id("web"),
+            StepResult::Waiting {
+                reason: "plugin".into(),
+            },
+        )]);
+        let waits = derived(
+            true,
+            [create(), Change::Unchanged],
+            Some(&waiting),
+            all_healthy,
+            None,
+        );
+        assert_eq!(waits.phase, Phase::Waiting);
+        assert_eq!(waits.errors, ["nomad_job/default/web: waiting: plugin"]);
+        // A failure wins over a refused prune, and says whether it is permanent.
+        let forbidden = report_of(vec![(
+            job_id("web"),
+            StepResult::Failed {
+                message: "403".into(),
+                transient: false,
+            },
+        )]);
+        let failed = derived(
+            true,
+            [create(), Change::Unchanged],
+            Some(&forbidden),
+            all_healthy,
+            Some("prune refused"),
+        );
+        assert_eq!(failed.phase, Phase::SyncFailed { permanent: true });
+        assert_eq!(
+            failed.phase.to_string(),
+            format!(
+                "sync failed {}",
+                "(permanent: retried when Git or the cluster changes)"
+            )
+        );
+        assert_eq!(
+            failed.errors,
+            ["nomad_job/default/web: 403", "prune refused"]
+        );
+        assert_eq!(failed.sync, SyncStatus::OutOfSync);
+    }
+
+    #[test]
+    fn a_not_managed_resource_does_not_count_for_the_apps_health() {
+        let resources = vec![
+            resource(job_id("a"), ChangeKind::Unchanged, Health::Healthy),
+            resource(job_id("b"), ChangeKind::NotManaged, Health::Degraded),
+        ];
+        assert_eq!(app_health(&resources, Health::Unknown), Health::Healthy);
+        assert_eq!(app_health(&[], Health::Unknown), Health::Unknown);
+    }
+
     #[test]
     fn transient_failures_back_off_with_jitter_up_to_the_limit_and_permanent_ones_wait() {
         let settings = ControllerSettings {
@@ -967,7 +1239,7 @@ mod tests {
     #[test]
     fn a_permanent_failure_is_held_only_on_the_same_facts() {
         let mut memory = AppMemory::default();
-        let status = AppStatus::unknown("a", "r", "sync failed");
+        let status = AppStatus::unknown("a", "r", Phase::SyncFailed { permanent: true });
         assert!(memory.permanent_on("r|x").is_none());
         memory.hold_permanent("r|x".into(), &status);
         assert_eq!(memory.permanent_on("r|x"), Some(&status));
@@ -1033,7 +1305,7 @@ mod tests {
     fn marker(app: &str, resource: &str, hash: &str, index: u64) -> Marker {
         Marker {
             app: app.into(),
-            resource: resource.into(),
+            resource: rid(resource),
             spec_hash: hash.into(),
             live_index: index,
             revision: "r7".into(),
@@ -1047,7 +1319,6 @@ mod tests {
         for m in [
             marker("a", "nomad_job/default/web", "hw", 7),
             marker("a", "csi_volume/default/data", "hd", 0),
-            marker("a", "not a resource id", "hx", 1),
             marker("b", "nomad_job/default/theirs", "hb", 3),
         ] {
             store.set_marker(&m).await.expect("marker");
@@ -1060,7 +1331,10 @@ mod tests {
             ("a", "bucket/media"),
             ("b", "csi_volume/default/theirs"),
         ] {
-            store.record_owned(owner, resource).await.expect("own");
+            store
+                .record_owned(owner, &rid(resource))
+                .await
+                .expect("own");
         }
         let nomad = NomadClient::new(NomadConfig::default()).expect("client");
         let ctx = Context::new(

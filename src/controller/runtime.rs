@@ -9,10 +9,11 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::Context;
-use super::schedule::{self, ControllerHandle, DesiredRevision, RevisionReader};
+use super::schedule::{self, ControllerHandle};
 use crate::app_stack::{self, LiveReading, StackError};
 use crate::config::Settings;
 use crate::desired::ResourceId;
+use crate::desired::{DesiredRevision, RevisionReader};
 use crate::source::{GitSource, Movement, SourceError, SourceWatcher};
 use crate::store::Store;
 
@@ -80,7 +81,7 @@ pub async fn start(settings: Settings, shutdown: CancellationToken) -> Result<Ru
         let _ = store
             .finish_sync(
                 sync.id,
-                "interrupted",
+                crate::store::SyncResult::Interrupted,
                 Some("drover stopped during this sync"),
                 &[],
             )
@@ -227,10 +228,8 @@ async fn recorded_owners(store: &Store) -> BTreeMap<ResourceId, String> {
     for app in apps {
         match store.owned(&app).await {
             Ok(resources) => {
-                for resource in resources {
-                    if let Some(id) = ResourceId::parse(&resource) {
-                        owners.insert(id, app.clone());
-                    }
+                for id in resources {
+                    owners.insert(id, app.clone());
                 }
             }
             Err(e) => tracing::warn!(error = %e, %app, "cannot read resource owners"),

@@ -8,44 +8,13 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::reconcile::{AppMemory, Mode, reconcile};
+use super::reconcile::{Action, AppMemory, Mode, reconcile};
+use super::status::{Kept, Phase};
 use super::{AppStatus, Context, RepoStatus, SyncStatus};
-use crate::desired::{self, Loaded, LoadedApp, ResourceId};
-use crate::source::Revision;
+use crate::desired::{self, LoadedApp, ResourceId};
 
-/// A revision and the apps loaded from it.
-#[derive(Debug, Clone)]
-pub struct DesiredRevision {
-    /// The commit.
-    pub revision: Arc<Revision>,
-    /// Its apps (each valid or with its errors).
-    pub loaded: Arc<Loaded>,
-}
-
-impl DesiredRevision {
-    /// Load every app of a revision.
-    pub fn load(revision: Arc<Revision>) -> DesiredRevision {
-        Self::load_with_owners(revision, &BTreeMap::new())
-    }
-
-    /// Load every app of a revision; a resource two apps declare stays with the app drover
-    /// created it for (see [`desired::load_with_owners`]).
-    pub fn load_with_owners(
-        revision: Arc<Revision>,
-        recorded_owners: &BTreeMap<ResourceId, String>,
-    ) -> DesiredRevision {
-        let loaded = Arc::new(desired::load_with_owners(&revision, recorded_owners));
-        DesiredRevision { revision, loaded }
-    }
-
-    /// One app.
-    pub fn app(&self, name: &str) -> Option<&LoadedApp> {
-        self.loaded.apps.iter().find(|a| a.name == name)
-    }
-}
-
-/// Resolves pinned revisions (rollback): a commit ID → its tree.
-pub type RevisionReader = Arc<dyn Fn(&str) -> Option<Arc<Revision>> + Send + Sync>;
+// Moved to `desired/revision.rs`; re-exported for existing callers.
+pub use crate::desired::{DesiredRevision, PinnedRevisions, RevisionReader};
 
 /// Handle of a running controller.
 #[derive(Clone)]
@@ -211,7 +180,7 @@ async fn app_task(
 ) {
     let mut memory = AppMemory::default();
     let mut deadline = tokio::time::Instant::now();
-    let mut pinned_cache: Option<DesiredRevision> = None;
+    let mut pinned = PinnedRevisions::default();
     // What the last reconcile saw; a wake that changes none of it is skipped (the requeue timer
     // and manual syncs always run).
     let mut last_seen: Option<String> = None;
@@ -231,33 +200,18 @@ async fn app_task(
         let pin = ctx.store.pinned(&name).await.ok().flatten();
         let source = match (&pin, &pins) {
             (Some(rev), Some(reader)) if !head.revision.id.starts_with(rev.as_str()) => {
-                match &pinned_cache {
-                    Some(cached) if cached.revision.id.starts_with(rev.as_str()) => cached.clone(),
-                    _ => match tokio::task::spawn_blocking({
-                        let reader = reader.clone();
-                        let rev = rev.clone();
-                        move || reader(&rev)
-                    })
-                    .await
-                    .ok()
-                    .flatten()
-                    {
-                        Some(revision) => {
-                            let loaded = DesiredRevision::load(revision);
-                            pinned_cache = Some(loaded.clone());
-                            loaded
-                        }
-                        None => {
-                            let mut status =
-                                AppStatus::unknown(&name, rev, "pinned revision unavailable");
-                            status
-                                .errors
-                                .push(format!("pinned revision {rev} cannot be read"));
-                            ctx.publish_unless(status, || left_git(&desired, &name));
-                            deadline = tokio::time::Instant::now() + ctx.settings.progress_interval;
-                            continue;
-                        }
-                    },
+                match pinned.load(reader, rev).await {
+                    Some(loaded) => loaded,
+                    None => {
+                        let mut status =
+                            AppStatus::unknown(&name, rev, Phase::PinnedRevisionUnavailable);
+                        status
+                            .errors
+                            .push(format!("pinned revision {rev} cannot be read"));
+                        ctx.publish_unless(status, || left_git(&desired, &name));
+                        deadline = tokio::time::Instant::now() + ctx.settings.progress_interval;
+                        continue;
+                    }
                 }
             }
             _ => head.clone(),
@@ -295,7 +249,12 @@ async fn app_task(
         status.pinned = pin;
         status.warnings = loaded.warnings.iter().map(ToString::to_string).collect();
         ctx.publish_unless(status, || left_git(&desired, &name));
-        deadline = tokio::time::Instant::now() + outcome.requeue;
+        deadline = tokio::time::Instant::now()
+            + match outcome.action {
+                Action::RequeueAfter(after) => after,
+                // The resync still runs; a held permanent failure costs it no request.
+                Action::AwaitChange => ctx.settings.resync_interval,
+            };
     }
 }
 
@@ -439,7 +398,7 @@ async fn prune_removed_apps(
                 ctx,
                 app,
                 &current.revision.id,
-                "prune refused",
+                Kept::PruneRefused,
                 vec![message.clone()],
             );
         }
@@ -486,7 +445,7 @@ async fn prune_app(
             ctx,
             app,
             revision,
-            "not pruned",
+            Kept::NotPruned,
             vec![
                 "the app left Git but its last applied revision cannot be read; nothing deleted"
                     .into(),
@@ -495,7 +454,7 @@ async fn prune_app(
         return false;
     };
     if !last.sync.prune {
-        publish_removed(ctx, app, revision, "prune off", Vec::new());
+        publish_removed(ctx, app, revision, Kept::PruneOff, Vec::new());
         return false;
     }
     // Plan against an empty desired state; protected volumes keep their last prevent_destroy.
@@ -507,14 +466,7 @@ async fn prune_app(
     if !live.ready() {
         return true;
     }
-    let owned: Vec<ResourceId> = ctx
-        .store
-        .owned(app)
-        .await
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|r| ResourceId::parse(r))
-        .collect();
+    let owned = ctx.store.owned(app).await.unwrap_or_default();
     let protected = last
         .resources
         .iter()
@@ -552,15 +504,13 @@ async fn prune_app(
     }
     tracing::info!(app, changes = ?report.changes(), "pruned app removed from Git");
     if report.failed() {
-        publish_removed(ctx, app, revision, "prune failed", report.problems());
+        publish_removed(ctx, app, revision, Kept::PruneFailed, report.problems());
         return true;
     }
     let remaining = ctx.store.owned(app).await.unwrap_or_default();
-    let kept: Vec<&String> = remaining
+    let kept: Vec<&ResourceId> = remaining
         .iter()
-        .filter(|r| {
-            ResourceId::parse(r).is_none_or(|id| id.kind != crate::desired::ResourceKind::CsiVolume)
-        })
+        .filter(|id| id.kind != crate::desired::ResourceKind::CsiVolume)
         .collect();
     if kept.is_empty() {
         ctx.unpublish(app);
@@ -581,18 +531,18 @@ async fn prune_app(
         } else {
             reasons
         };
-        publish_removed(ctx, app, revision, "not pruned", reasons);
+        publish_removed(ctx, app, revision, Kept::NotPruned, reasons);
     }
     false
 }
 
 /// The status of an app that left Git while drover still runs what it applied: `OutOfSync`,
 /// phase `removed from Git (<why>)`; its last known resources and health stay shown.
-fn publish_removed(ctx: &Context, app: &str, revision: &str, why: &str, errors: Vec<String>) {
-    let phase = format!("removed from Git ({why})");
+fn publish_removed(ctx: &Context, app: &str, revision: &str, why: Kept, errors: Vec<String>) {
+    let phase = Phase::RemovedFromGit(why);
     let mut status = ctx
         .status_of(app)
-        .unwrap_or_else(|| AppStatus::unknown(app, revision, &phase));
+        .unwrap_or_else(|| AppStatus::unknown(app, revision, phase.clone()));
     status.revision = revision.to_string();
     status.sync = SyncStatus::OutOfSync;
     status.phase = phase;
@@ -608,6 +558,8 @@ mod tests {
     use crate::live::LiveStore;
     use crate::plan::nomad_job::OWNER_META_KEY;
     use crate::providers::nomad::{NomadClient, NomadConfig, RegisterOptions};
+    use crate::source::Revision;
+    use crate::store::rid;
     use crate::store::{Marker, Store};
     use drover_devstack::faults::FaultSpec;
     use drover_devstack::{Devstack, DevstackConfig};
@@ -706,7 +658,10 @@ mod tests {
                 .await
                 .expect("register");
             let resource = format!("nomad_job/default/{app}");
-            self.store.record_owned(app, &resource).await.expect("own");
+            self.store
+                .record_owned(app, &rid(&resource))
+                .await
+                .expect("own");
             self.marker(app, &resource, "old").await;
         }
 
@@ -714,7 +669,7 @@ mod tests {
             self.store
                 .set_marker(&Marker {
                     app: app.into(),
-                    resource: resource.into(),
+                    resource: rid(resource),
                     spec_hash: "h".into(),
                     live_index: 1,
                     revision: revision.into(),
@@ -794,7 +749,7 @@ mod tests {
         // A volume that is no longer in the cluster stays owned (and is no reason to keep the
         // app's status).
         f.store
-            .record_owned("pruned", "csi_volume/default/pruned-data")
+            .record_owned("pruned", &rid("csi_volume/default/pruned-data"))
             .await
             .expect("own");
         for present in ["x1", "x2"] {
@@ -804,7 +759,7 @@ mod tests {
         let pins = pins();
         let ctx = f.context(true, 0.5).await;
         for app in ["pruned", "relabelled"] {
-            ctx.publish(AppStatus::unknown(app, "old", "synced"));
+            ctx.publish(AppStatus::unknown(app, "old", Phase::Synced));
         }
 
         // Three of five known apps left Git at once: more than half, refused.
@@ -817,7 +772,7 @@ mod tests {
         f.marker("x3", "nomad_job/default/x3", "old").await;
         let ctx = f.context(true, 0.5).await;
         for app in ["pruned", "relabelled"] {
-            ctx.publish(AppStatus::unknown(app, "old", "synced"));
+            ctx.publish(AppStatus::unknown(app, "old", Phase::Synced));
         }
         let current = desired("new", &["x1", "x2", "x3"]);
         assert!(!prune_removed(&ctx, &current, &pins).await);
@@ -877,7 +832,7 @@ mod tests {
         f.applied_job("relabelled", "someone-else").await;
         let ctx = f.context(true, 1.0).await;
         for app in ["present", "never-applied", "kept", "relabelled"] {
-            ctx.publish(AppStatus::unknown(app, "old", "synced"));
+            ctx.publish(AppStatus::unknown(app, "old", Phase::Synced));
         }
         // `never-applied` left Git and drover owns nothing for it; `kept` left Git but its job
         // stays (prune off in its last revision); `relabelled`'s job names another owner, so
@@ -887,7 +842,7 @@ mod tests {
         assert_eq!(shown, ["kept", "present", "relabelled"].map(String::from));
         let kept = ctx.status_of("kept").expect("kept is shown");
         assert_eq!(kept.sync, SyncStatus::OutOfSync);
-        assert!(kept.phase.starts_with("removed from Git"), "{}", kept.phase);
+        assert_eq!(kept.phase, Phase::RemovedFromGit(Kept::PruneOff));
         assert_eq!(kept.revision, "new");
         // The status says why the job was kept (the prune's skip reason), not only that it was.
         let relabelled = ctx.status_of("relabelled").expect("relabelled is shown");

@@ -109,6 +109,13 @@ impl fmt::Display for ResourceId {
     }
 }
 
+/// Compares with the `Display` form (`nomad_job/default/web`).
+impl PartialEq<&str> for ResourceId {
+    fn eq(&self, other: &&str) -> bool {
+        ResourceId::parse(other).is_some_and(|id| id == *self)
+    }
+}
+
 impl ResourceId {
     /// Parse the `Display` form back (`nomad_job/default/web`, `bucket/b`).
     pub fn parse(text: &str) -> Option<ResourceId> {

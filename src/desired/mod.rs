@@ -10,6 +10,7 @@ mod diagnostic;
 mod jobspec;
 mod manifest;
 mod native;
+mod revision;
 mod yaml;
 
 pub use app::*;
@@ -17,6 +18,7 @@ pub use check::{parse_duration_secs, parse_size};
 pub use deps::{JobRefs, job_refs, resource_dependencies, secret_path_matches};
 pub use diagnostic::Diagnostic;
 pub use jobspec::{check_jobspecs_offline, offline_jobspec_errors, refused_jobspecs};
+pub use revision::{DesiredRevision, PinnedRevisions, RevisionReader};
 pub use yaml::{
     MAX_BYTES as YAML_MAX_BYTES, MAX_DEPTH as YAML_MAX_DEPTH, MAX_NODES as YAML_MAX_NODES,
 };

@@ -10,6 +10,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
+use crate::desired::ResourceId;
+
 /// Finished syncs kept per app; older ones are deleted when a sync finishes.
 const SYNCS_KEPT_PER_APP: i64 = 1000;
 
@@ -137,6 +139,72 @@ pub enum StoreError {
     Task(#[source] tokio::task::JoinError),
 }
 
+/// What started a sync, as recorded in its history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Trigger {
+    /// The controller's own cycle applied Git.
+    Auto,
+    /// The controller's own cycle healed drift (`self_heal`).
+    SelfHeal,
+    /// `drover sync` or the page's button.
+    Manual,
+}
+
+/// How a sync ended, as recorded in its history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SyncResult {
+    /// Every write landed.
+    Succeeded,
+    /// A write failed.
+    Failed,
+    /// A compare-and-set write found the object changed.
+    Conflict,
+    /// A step waits on something; retried.
+    Waiting,
+    /// Writes were planned, none was allowed or needed.
+    NoOp,
+    /// drover stopped during the sync.
+    Interrupted,
+}
+
+impl Trigger {
+    /// The word stored and served.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Auto => "auto",
+            Trigger::SelfHeal => "self-heal",
+            Trigger::Manual => "manual",
+        }
+    }
+}
+
+impl SyncResult {
+    /// The word stored and served.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncResult::Succeeded => "succeeded",
+            SyncResult::Failed => "failed",
+            SyncResult::Conflict => "conflict",
+            SyncResult::Waiting => "waiting",
+            SyncResult::NoOp => "no-op",
+            SyncResult::Interrupted => "interrupted",
+        }
+    }
+}
+
+/// A stored word as `T` (a value this version does not know is corrupt).
+fn word<T: serde::de::DeserializeOwned>(
+    what: &'static str,
+    stored: String,
+) -> Result<T, StoreError> {
+    serde_json::from_value(serde_json::Value::String(stored)).map_err(|e| StoreError::Corrupt {
+        what,
+        source: Box::new(e),
+    })
+}
+
 /// One sync attempt of an app, from start to result.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyncRecord {
@@ -151,13 +219,13 @@ pub struct SyncRecord {
     /// When it finished; `None` while running or if drover stopped mid-sync.
     pub finished_at: Option<SystemTime>,
     /// `"succeeded"`, `"failed"`, `"no-op"`, ...; `None` while unfinished.
-    pub result: Option<String>,
+    pub result: Option<SyncResult>,
     /// A human explanation, usually of a failure.
     pub message: Option<String>,
     /// Human lines like `update nomad_job/default/web`.
     pub changes: Vec<String>,
-    /// What started it (`git`, `drift`, `manual`, `rollback`, ...), for people only.
-    pub trigger: String,
+    /// What started it.
+    pub trigger: Trigger,
 }
 
 /// What drover last applied for one resource: the base of the cheap triage.
@@ -166,7 +234,7 @@ pub struct Marker {
     /// The app the resource belongs to.
     pub app: String,
     /// The resource's `ResourceId` display form.
-    pub resource: String,
+    pub resource: ResourceId,
     /// Hash of the desired spec that was applied.
     pub spec_hash: String,
     /// The live index after the apply (e.g. the job's `JobModifyIndex`).
@@ -288,9 +356,9 @@ impl Store {
         &self,
         app: &str,
         revision: &str,
-        trigger: &str,
+        trigger: Trigger,
     ) -> Result<i64, StoreError> {
-        let (app, revision, trigger) = (app.to_string(), revision.to_string(), trigger.to_string());
+        let (app, revision, trigger) = (app.to_string(), revision.to_string(), trigger.as_str());
         let now = to_millis(SystemTime::now());
         self.with(move |c| {
             c.execute(
@@ -307,11 +375,11 @@ impl Store {
     pub async fn finish_sync(
         &self,
         id: i64,
-        result: &str,
+        result: SyncResult,
         message: Option<&str>,
         changes: &[String],
     ) -> Result<(), StoreError> {
-        let result = result.to_string();
+        let result = result.as_str();
         let message = message.map(str::to_string);
         let changes = serde_json::to_string(changes).map_err(|e| StoreError::Corrupt {
             what: "change list",
@@ -395,7 +463,7 @@ impl Store {
                      revision = excluded.revision, applied_at = excluded.applied_at",
                 params![
                     m.app,
-                    m.resource,
+                    m.resource.to_string(),
                     m.spec_hash,
                     live_index,
                     m.revision,
@@ -422,7 +490,7 @@ impl Store {
     }
 
     /// Forget a resource's marker (after deleting it). Missing markers are fine.
-    pub async fn delete_marker(&self, app: &str, resource: &str) -> Result<(), StoreError> {
+    pub async fn delete_marker(&self, app: &str, resource: &ResourceId) -> Result<(), StoreError> {
         let (app, resource) = (app.to_string(), resource.to_string());
         self.with(move |c| {
             c.execute(
@@ -437,7 +505,7 @@ impl Store {
 
     /// Record that drover created `resource` for `app`, so it may prune it later. A resource has
     /// one owner: recording it for another app moves the ownership there (and logs it).
-    pub async fn record_owned(&self, app: &str, resource: &str) -> Result<(), StoreError> {
+    pub async fn record_owned(&self, app: &str, resource: &ResourceId) -> Result<(), StoreError> {
         let (app, resource) = (app.to_string(), resource.to_string());
         let now = to_millis(SystemTime::now());
         self.with(move |c| {
@@ -467,7 +535,7 @@ impl Store {
     }
 
     /// The resources drover created for `app`, sorted.
-    pub async fn owned(&self, app: &str) -> Result<Vec<String>, StoreError> {
+    pub async fn owned(&self, app: &str) -> Result<Vec<ResourceId>, StoreError> {
         let app = app.to_string();
         self.with(move |c| {
             let mut stmt = c
@@ -478,13 +546,13 @@ impl Store {
                 .map_err(q("owned"))?
                 .collect::<Result<Vec<String>, _>>()
                 .map_err(q("owned"))?;
-            Ok(rows)
+            Ok(rows.iter().filter_map(|r| resource_id(r)).collect())
         })
         .await
     }
 
     /// The app that owns `resource`, if drover created it.
-    pub async fn owner_of(&self, resource: &str) -> Result<Option<String>, StoreError> {
+    pub async fn owner_of(&self, resource: &ResourceId) -> Result<Option<String>, StoreError> {
         let resource = resource.to_string();
         self.with(move |c| {
             c.query_row(
@@ -500,7 +568,7 @@ impl Store {
 
     /// Drop `app`'s ownership of `resource` (after it was deleted). Another app's ownership of
     /// the same resource is left alone.
-    pub async fn forget_owned(&self, app: &str, resource: &str) -> Result<(), StoreError> {
+    pub async fn forget_owned(&self, app: &str, resource: &ResourceId) -> Result<(), StoreError> {
         let (app, resource) = (app.to_string(), resource.to_string());
         self.with(move |c| {
             c.execute(
@@ -678,21 +746,25 @@ fn select_syncs(
                     id: r.get(0)?,
                     app: r.get(1)?,
                     revision: r.get(2)?,
-                    trigger: r.get(3)?,
+                    trigger: Trigger::Auto,
                     started_at: from_millis(r.get(4)?),
                     finished_at: r.get::<_, Option<i64>>(5)?.map(from_millis),
-                    result: r.get(6)?,
+                    result: None,
                     message: r.get(7)?,
                     changes: Vec::new(),
                 },
                 r.get::<_, String>(8)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, Option<String>>(6)?,
             ))
         })
         .map_err(q(what))?
         .collect::<Result<Vec<_>, _>>()
         .map_err(q(what))?;
     raw.into_iter()
-        .map(|(mut record, changes)| {
+        .map(|(mut record, changes, trigger, result)| {
+            record.trigger = word("sync trigger", trigger)?;
+            record.result = result.map(|r| word("sync result", r)).transpose()?;
             record.changes = serde_json::from_str(&changes).map_err(|e| StoreError::Corrupt {
                 what: "change list",
                 source: Box::new(e),
@@ -714,29 +786,55 @@ fn select_markers(
     let raw = stmt
         .query_map(args, |r| {
             Ok((
-                Marker {
-                    app: r.get(0)?,
-                    resource: r.get(1)?,
-                    spec_hash: r.get(2)?,
-                    live_index: 0,
-                    revision: r.get(4)?,
-                    applied_at: from_millis(r.get(5)?),
-                },
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
                 r.get::<_, i64>(3)?,
+                r.get::<_, String>(4)?,
+                from_millis(r.get(5)?),
             ))
         })
         .map_err(q("markers"))?
         .collect::<Result<Vec<_>, _>>()
         .map_err(q("markers"))?;
-    raw.into_iter()
-        .map(|(mut m, index)| {
-            m.live_index = u64::try_from(index).map_err(|e| StoreError::Corrupt {
-                what: "live index",
-                source: Box::new(e),
-            })?;
-            Ok(m)
-        })
-        .collect()
+    let mut markers = Vec::with_capacity(raw.len());
+    for (app, resource, spec_hash, index, revision, applied_at) in raw {
+        let Some(resource) = resource_id(&resource) else {
+            continue;
+        };
+        let live_index = u64::try_from(index).map_err(|e| StoreError::Corrupt {
+            what: "live index",
+            source: Box::new(e),
+        })?;
+        markers.push(Marker {
+            app,
+            resource,
+            spec_hash,
+            live_index,
+            revision,
+            applied_at,
+        });
+    }
+    Ok(markers)
+}
+
+/// A stored resource ID; one this version cannot read (a kind it does not know, say one written
+/// by a newer drover) is left out with a warning rather than failing the app.
+fn resource_id(stored: &str) -> Option<ResourceId> {
+    let id = ResourceId::parse(stored);
+    if id.is_none() {
+        tracing::warn!(
+            resource = stored,
+            "skipping a stored resource ID this version cannot read"
+        );
+    }
+    id
+}
+
+/// A resource ID from its `Display` form, for tests.
+#[cfg(test)]
+pub(crate) fn rid(text: &str) -> ResourceId {
+    ResourceId::parse(text).unwrap_or_else(|| panic!("not a resource ID: {text}"))
 }
 
 #[cfg(test)]

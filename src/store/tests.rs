@@ -5,7 +5,7 @@ use super::*;
 fn marker(app: &str, resource: &str, hash: &str, index: u64) -> Marker {
     Marker {
         app: app.into(),
-        resource: resource.into(),
+        resource: rid(resource),
         spec_hash: hash.into(),
         live_index: index,
         revision: "rev1".into(),
@@ -61,30 +61,33 @@ async fn a_newer_schema_is_refused() {
 #[tokio::test]
 async fn sync_lifecycle_and_history_newest_first() {
     let store = Store::open_in_memory().unwrap();
-    let a = store.begin_sync("web", "r1", "git").await.unwrap();
+    let a = store.begin_sync("web", "r1", Trigger::Auto).await.unwrap();
     store
         .finish_sync(
             a,
-            "succeeded",
+            SyncResult::Succeeded,
             None,
             &["create nomad_job/default/web".into()],
         )
         .await
         .unwrap();
-    let b = store.begin_sync("web", "r2", "drift").await.unwrap();
-    store
-        .finish_sync(b, "failed", Some("plan failed"), &[])
+    let b = store
+        .begin_sync("web", "r2", Trigger::SelfHeal)
         .await
         .unwrap();
-    let other = store.begin_sync("db", "r2", "git").await.unwrap();
+    store
+        .finish_sync(b, SyncResult::Failed, Some("plan failed"), &[])
+        .await
+        .unwrap();
+    let other = store.begin_sync("db", "r2", Trigger::Auto).await.unwrap();
     assert!(b > a);
 
     let history = store.history("web", 10).await.unwrap();
     assert_eq!(history.iter().map(|s| s.id).collect::<Vec<_>>(), vec![b, a]);
     let newest = &history[0];
     assert_eq!(newest.revision, "r2");
-    assert_eq!(newest.trigger, "drift");
-    assert_eq!(newest.result.as_deref(), Some("failed"));
+    assert_eq!(newest.trigger, Trigger::SelfHeal);
+    assert_eq!(newest.result, Some(SyncResult::Failed));
     assert_eq!(newest.message.as_deref(), Some("plan failed"));
     assert!(newest.finished_at.unwrap() >= newest.started_at);
     assert_eq!(
@@ -100,7 +103,7 @@ async fn sync_lifecycle_and_history_newest_first() {
     assert!(store.last_sync("nope").await.unwrap().is_none());
 
     let err = store
-        .finish_sync(9999, "succeeded", None, &[])
+        .finish_sync(9999, SyncResult::Succeeded, None, &[])
         .await
         .unwrap_err();
     assert!(
@@ -115,12 +118,12 @@ async fn unfinished_syncs_survive_a_crash() {
     let path = dir.path().join("drover.db");
     let (done, interrupted) = {
         let store = Store::open(&path).unwrap();
-        let done = store.begin_sync("web", "r1", "git").await.unwrap();
+        let done = store.begin_sync("web", "r1", Trigger::Auto).await.unwrap();
         store
-            .finish_sync(done, "succeeded", None, &[])
+            .finish_sync(done, SyncResult::Succeeded, None, &[])
             .await
             .unwrap();
-        let interrupted = store.begin_sync("web", "r2", "git").await.unwrap();
+        let interrupted = store.begin_sync("web", "r2", Trigger::Auto).await.unwrap();
         // The process "dies" here: no finish_sync, store dropped.
         (done, interrupted)
     };
@@ -132,7 +135,12 @@ async fn unfinished_syncs_survive_a_crash() {
     assert_ne!(unfinished[0].id, done);
 
     store
-        .finish_sync(interrupted, "interrupted", Some("drover restarted"), &[])
+        .finish_sync(
+            interrupted,
+            SyncResult::Interrupted,
+            Some("drover restarted"),
+            &[],
+        )
         .await
         .unwrap();
     assert!(store.unfinished_syncs().await.unwrap().is_empty());
@@ -141,22 +149,25 @@ async fn unfinished_syncs_survive_a_crash() {
 #[tokio::test]
 async fn history_is_trimmed_per_app_but_unfinished_kept() {
     let store = Store::open_in_memory().unwrap();
-    let first = store.begin_sync("web", "r0", "git").await.unwrap();
+    let first = store.begin_sync("web", "r0", Trigger::Auto).await.unwrap();
     store
-        .finish_sync(first, "succeeded", None, &[])
+        .finish_sync(first, SyncResult::Succeeded, None, &[])
         .await
         .unwrap();
-    let other = store.begin_sync("db", "r0", "git").await.unwrap();
+    let other = store.begin_sync("db", "r0", Trigger::Auto).await.unwrap();
     store
-        .finish_sync(other, "succeeded", None, &[])
+        .finish_sync(other, SyncResult::Succeeded, None, &[])
         .await
         .unwrap();
     for i in 0..SYNCS_KEPT_PER_APP {
         let id = store
-            .begin_sync("web", &format!("r{i}"), "git")
+            .begin_sync("web", &format!("r{i}"), Trigger::Auto)
             .await
             .unwrap();
-        store.finish_sync(id, "no-op", None, &[]).await.unwrap();
+        store
+            .finish_sync(id, SyncResult::NoOp, None, &[])
+            .await
+            .unwrap();
     }
     let history = store.history("web", usize::MAX).await.unwrap();
     assert_eq!(history.len() as i64, SYNCS_KEPT_PER_APP);
@@ -201,25 +212,28 @@ async fn markers_upsert_by_app_and_resource() {
     let all = store.all_markers().await.unwrap();
     assert_eq!(
         all.iter()
-            .map(|m| (m.app.as_str(), m.resource.as_str()))
+            .map(|m| format!("{} {}", m.app, m.resource))
             .collect::<Vec<_>>(),
         vec![
-            ("db", "nomad_job/default/db"),
-            ("web", "csi_volume/default/v"),
-            ("web", "nomad_job/default/web"),
+            "db nomad_job/default/db",
+            "web csi_volume/default/v",
+            "web nomad_job/default/web",
         ]
     );
 
     store
-        .delete_marker("web", "csi_volume/default/v")
+        .delete_marker("web", &rid("csi_volume/default/v"))
         .await
         .unwrap();
-    store.delete_marker("web", "never-existed").await.unwrap();
+    store
+        .delete_marker("web", &rid("nomad_job/default/never-existed"))
+        .await
+        .unwrap();
     assert_eq!(store.markers("web").await.unwrap().len(), 1);
 
     // Indexes beyond i64 cannot be stored and say so instead of wrapping.
     let err = store
-        .set_marker(&marker("web", "x", "h", u64::MAX))
+        .set_marker(&marker("web", "nomad_job/default/x", "h", u64::MAX))
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
@@ -229,45 +243,45 @@ async fn markers_upsert_by_app_and_resource() {
 async fn ownership_records_one_owner_per_resource() {
     let store = Store::open_in_memory().unwrap();
     store
-        .record_owned("web", "nomad_job/default/web")
+        .record_owned("web", &rid("nomad_job/default/web"))
         .await
         .unwrap();
     store
-        .record_owned("web", "csi_volume/default/v")
+        .record_owned("web", &rid("csi_volume/default/v"))
         .await
         .unwrap();
     store
-        .record_owned("web", "nomad_job/default/web")
+        .record_owned("web", &rid("nomad_job/default/web"))
         .await
         .unwrap();
     assert_eq!(
         store.owned("web").await.unwrap(),
-        vec![
-            "csi_volume/default/v".to_string(),
-            "nomad_job/default/web".to_string()
-        ]
+        vec!["csi_volume/default/v", "nomad_job/default/web"]
     );
     assert_eq!(
         store
-            .owner_of("nomad_job/default/web")
+            .owner_of(&rid("nomad_job/default/web"))
             .await
             .unwrap()
             .as_deref(),
         Some("web")
     );
     assert_eq!(
-        store.owner_of("nomad_job/default/other").await.unwrap(),
+        store
+            .owner_of(&rid("nomad_job/default/other"))
+            .await
+            .unwrap(),
         None
     );
 
     // Another app taking the resource over moves ownership.
     store
-        .record_owned("web2", "csi_volume/default/v")
+        .record_owned("web2", &rid("csi_volume/default/v"))
         .await
         .unwrap();
     assert_eq!(
         store
-            .owner_of("csi_volume/default/v")
+            .owner_of(&rid("csi_volume/default/v"))
             .await
             .unwrap()
             .as_deref(),
@@ -275,28 +289,28 @@ async fn ownership_records_one_owner_per_resource() {
     );
     assert_eq!(
         store.owned("web").await.unwrap(),
-        vec!["nomad_job/default/web".to_string()]
+        vec!["nomad_job/default/web"]
     );
 
     // Forgetting by the wrong app leaves the owner in place.
     store
-        .forget_owned("web", "csi_volume/default/v")
+        .forget_owned("web", &rid("csi_volume/default/v"))
         .await
         .unwrap();
     assert!(
         store
-            .owner_of("csi_volume/default/v")
+            .owner_of(&rid("csi_volume/default/v"))
             .await
             .unwrap()
             .is_some()
     );
     store
-        .forget_owned("web2", "csi_volume/default/v")
+        .forget_owned("web2", &rid("csi_volume/default/v"))
         .await
         .unwrap();
     assert!(
         store
-            .owner_of("csi_volume/default/v")
+            .owner_of(&rid("csi_volume/default/v"))
             .await
             .unwrap()
             .is_none()
@@ -309,7 +323,7 @@ async fn known_apps_come_from_ownership_and_markers() {
     let store = Store::open_in_memory().unwrap();
     assert!(store.known_apps().await.unwrap().is_empty());
     store
-        .record_owned("zeta", "nomad_job/default/z")
+        .record_owned("zeta", &rid("nomad_job/default/z"))
         .await
         .unwrap();
     store
@@ -322,7 +336,10 @@ async fn known_apps_come_from_ownership_and_markers() {
         .unwrap();
     // A pin or a sync alone does not make an app "known" for pruning.
     store.pin("pinned-only", "r").await.unwrap();
-    store.begin_sync("synced-only", "r", "git").await.unwrap();
+    store
+        .begin_sync("synced-only", "r", Trigger::Auto)
+        .await
+        .unwrap();
     assert_eq!(store.known_apps().await.unwrap(), vec!["alpha", "zeta"]);
 }
 
@@ -409,19 +426,19 @@ async fn two_handles_on_one_file_see_each_others_writes() {
     let path = dir.path().join("drover.db");
     let writer = Store::open(&path).unwrap();
     let reader = Store::open(&path).unwrap();
-    let id = writer.begin_sync("web", "r1", "git").await.unwrap();
+    let id = writer.begin_sync("web", "r1", Trigger::Auto).await.unwrap();
     assert_eq!(reader.unfinished_syncs().await.unwrap()[0].id, id);
     writer
         .finish_sync(
             id,
-            "succeeded",
+            SyncResult::Succeeded,
             None,
             &["update nomad_job/default/web".into()],
         )
         .await
         .unwrap();
     let last = reader.last_sync("web").await.unwrap().unwrap();
-    assert_eq!(last.result.as_deref(), Some("succeeded"));
+    assert_eq!(last.result, Some(SyncResult::Succeeded));
     reader
         .add_event(Some("web"), "info", "from the other handle")
         .await
@@ -436,4 +453,40 @@ async fn two_handles_on_one_file_see_each_others_writes() {
 fn debug_names_the_store_without_its_connection() {
     let store = Store::open_in_memory().unwrap();
     assert_eq!(format!("{store:?}"), "Store { .. }");
+}
+
+#[tokio::test]
+async fn stored_resource_ids_this_version_cannot_read_are_left_out() {
+    let store = Store::open_in_memory().unwrap();
+    store
+        .set_marker(&marker("web", "nomad_job/default/web", "h", 1))
+        .await
+        .unwrap();
+    store
+        .record_owned("web", &rid("nomad_job/default/web"))
+        .await
+        .unwrap();
+    store
+        .with(|c| {
+            c.execute(
+                "INSERT INTO markers (app, resource, spec_hash, live_index, revision, applied_at)
+                 VALUES ('web', 'future_kind/x', 'h', 1, 'r', 0)",
+                [],
+            )
+            .map_err(q("test"))?;
+            c.execute(
+                "INSERT INTO owned (resource, app, recorded_at) VALUES ('future_kind/x', 'web', 0)",
+                [],
+            )
+            .map_err(q("test"))?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let markers = store.markers("web").await.unwrap();
+    assert_eq!(
+        markers.iter().map(|m| &m.resource).collect::<Vec<_>>(),
+        [&rid("nomad_job/default/web")]
+    );
+    assert_eq!(store.owned("web").await.unwrap(), ["nomad_job/default/web"]);
 }

@@ -59,13 +59,13 @@ pub struct HistoryEntry {
     /// Unix seconds; `None` while it runs.
     pub finished_at: Option<u64>,
     /// `succeeded`, `failed`, …; `None` while it runs.
-    pub result: Option<String>,
+    pub result: Option<crate::store::SyncResult>,
     /// Why it failed, or what it waited for.
     pub message: Option<String>,
     /// Lines like `update nomad_job/default/web`.
     pub changes: Vec<String>,
     /// What started it (`auto`, `manual`, …).
-    pub trigger: String,
+    pub trigger: crate::store::Trigger,
 }
 
 /// One entry of `GET /api/events`.

@@ -75,7 +75,11 @@ mod tests {
     use super::*;
 
     fn view_with(text: &str) -> PageView {
-        let mut app = AppStatus::unknown(text, "0123456789abcdef", text);
+        let mut app = AppStatus::unknown(
+            text,
+            "0123456789abcdef",
+            crate::controller::Phase::WaitingForDependency(text.into()),
+        );
         app.errors.push(text.to_string());
         app.pinned = Some("fedcba9876543210".into());
         PageView {
