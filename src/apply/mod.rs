@@ -1,12 +1,16 @@
 //! Executes a plan: compare-and-set writes, retries on transient errors only (inside the
 //! providers), the prune guard (ownership in the store *and* on the object), wave barriers.
+//! This file is the step machinery shared by every kind; each kind's writes and deletes are in
+//! a file of its own (`nomad_job.rs`, `csi_volume.rs`).
 
 use std::time::SystemTime;
 
 use serde::Serialize;
 
+mod csi_volume;
+mod nomad_job;
+
 use crate::desired::{ResourceId, ResourceKind};
-use crate::plan::nomad_job::OWNER_META_KEY;
 use crate::plan::{Change, Payload, Plan, Reason, Step};
 use crate::providers::nomad::{NomadClient, RegisterOptions};
 use crate::store::{Marker, Store};
@@ -188,14 +192,11 @@ async fn apply_step(
             ),
         };
     }
-    let resource = &step.id;
-    let marker = |live_index: u64| Marker {
-        app: plan.app.clone(),
-        resource: resource.clone(),
-        spec_hash: step.spec_hash.clone(),
-        live_index,
-        revision: plan.revision.clone(),
-        applied_at: SystemTime::now(),
+    let write = Write {
+        store,
+        plan,
+        step,
+        resource: &step.id,
     };
     match (&step.change, &step.payload) {
         (Change::Unchanged, Payload::Confirm { live_index }) => {
@@ -203,11 +204,11 @@ async fn apply_step(
             // store was lost or the marker never written). Volumes carry no mark: never adopted.
             if step.reason == Reason::Unmanaged
                 && step.id.kind == ResourceKind::NomadJob
-                && let Err(e) = store.record_owned(&plan.app, resource).await
+                && let Err(e) = store.record_owned(&plan.app, write.resource).await
             {
                 return failed(&e, true);
             }
-            match store.set_marker(&marker(*live_index)).await {
+            match store.set_marker(&write.marker(*live_index)).await {
                 Ok(()) => StepResult::Confirmed,
                 Err(e) => failed(&e, true),
             }
@@ -233,22 +234,7 @@ async fn apply_step(
                 submission_format: Some(format.clone()),
                 submission_variables: Some(variables.clone()),
             };
-            match nomad.register_job(job, &options).await {
-                Ok(response) => {
-                    tracing::info!(app = %plan.app, resource = %resource, eval = %response.eval_id, "job registered");
-                    record_write(
-                        store,
-                        &plan.app,
-                        resource,
-                        marker(response.job_modify_index),
-                    )
-                    .await
-                }
-                Err(e) if e.is_enforce_index_conflict() => StepResult::Conflict {
-                    message: e.body().unwrap_or_default().to_string(),
-                },
-                Err(e) => failed(&e, e.is_transient()),
-            }
+            nomad_job::register(nomad, job, &options, &write).await
         }
         (
             Change::Create { .. } | Change::Update { .. },
@@ -258,29 +244,15 @@ async fn apply_step(
                 plugin_id,
             },
         ) => {
-            // Volumes are created only after their plugin is healthy (like Terraform's
-            // `data "nomad_plugin" { wait_for_healthy = true }`).
-            match nomad.read_csi_plugin(plugin_id).await {
-                Ok(Some(plugin)) if plugin.is_healthy() => {}
-                Ok(Some(_)) => {
-                    return StepResult::Waiting {
-                        reason: format!("CSI plugin {plugin_id} is not healthy yet"),
-                    };
-                }
-                Ok(None) => {
-                    return StepResult::Waiting {
-                        reason: format!("CSI plugin {plugin_id} is not running yet"),
-                    };
-                }
-                Err(e) => return failed(&e, e.is_transient()),
-            }
-            match nomad
-                .put_csi_volume(&step.id.scope, volume.expose(), *register)
-                .await
-            {
-                Ok(_) => record_write(store, &plan.app, resource, marker(0)).await,
-                Err(e) => failed(&e, e.is_transient()),
-            }
+            csi_volume::put(
+                nomad,
+                &step.id,
+                volume.expose(),
+                *register,
+                plugin_id,
+                &write,
+            )
+            .await
         }
         (Change::Delete, Payload::Delete) => {
             if !policy.prune {
@@ -305,66 +277,58 @@ async fn prune(nomad: &NomadClient, store: &Store, app: &str, id: &ResourceId) -
         }
         Err(e) => return failed(&e, true),
     }
-    let deleted = match id.kind {
-        ResourceKind::NomadJob => {
-            match nomad.read_job(&id.scope, &id.name).await {
-                Ok(Some(job)) => {
-                    let marked = job.meta.get(OWNER_META_KEY).map(String::as_str);
-                    if marked != Some(app) {
-                        return StepResult::Skipped {
-                            reason: format!("job meta {OWNER_META_KEY} does not name this app"),
-                        };
-                    }
-                }
-                Ok(None) => {}
-                Err(e) => return failed(&e, e.is_transient()),
-            }
-            nomad
-                .deregister_job(&id.scope, &id.name, true)
-                .await
-                .map(|_| ())
-        }
-        ResourceKind::CsiVolume => {
-            nomad
-                // Deregister only: a prune never destroys the volume's data.
-                .delete_csi_volume(&id.scope, &id.name, true)
-                .await
-        }
-        _ => {
-            return StepResult::Skipped {
-                reason: "this kind is not pruned by this version".into(),
-            };
-        }
+    // Each kind checks its own mark on the object (where it has one) and deletes.
+    let result = match id.kind {
+        ResourceKind::NomadJob => nomad_job::prune(nomad, app, id).await,
+        ResourceKind::CsiVolume => csi_volume::prune(nomad, id).await,
+        _ => StepResult::Skipped {
+            reason: "this kind is not pruned by this version".into(),
+        },
     };
-    match deleted {
-        Ok(()) => {
-            let _ = store.delete_marker(app, id).await;
-            let _ = store.forget_owned(app, id).await;
-            StepResult::Deleted
+    if result == StepResult::Deleted {
+        let _ = store.delete_marker(app, id).await;
+        let _ = store.forget_owned(app, id).await;
+    }
+    result
+}
+
+/// What a write needs to record itself: the store, and the app, revision and spec it came from.
+struct Write<'a> {
+    store: &'a Store,
+    plan: &'a Plan,
+    step: &'a Step,
+    resource: &'a ResourceId,
+}
+
+impl Write<'_> {
+    /// The last-applied marker of this step at `live_index`.
+    fn marker(&self, live_index: u64) -> Marker {
+        Marker {
+            app: self.plan.app.clone(),
+            resource: self.resource.clone(),
+            spec_hash: self.step.spec_hash.clone(),
+            live_index,
+            revision: self.plan.revision.clone(),
+            applied_at: SystemTime::now(),
         }
-        Err(e) => failed(&e, e.is_transient()),
+    }
+
+    /// After a successful write: ownership first, then the marker (a crash in between only
+    /// costs one plan call).
+    async fn record(&self, live_index: u64) -> StepResult {
+        if let Err(e) = self.store.record_owned(&self.plan.app, self.resource).await {
+            return failed(&e, true);
+        }
+        if let Err(e) = self.store.set_marker(&self.marker(live_index)).await {
+            return failed(&e, true);
+        }
+        StepResult::Applied { live_index }
     }
 }
 
-/// After a write: ownership first, then the marker (a crash in between only costs one plan call).
-async fn record_write(
-    store: &Store,
-    app: &str,
-    resource: &ResourceId,
-    marker: Marker,
-) -> StepResult {
-    let live_index = marker.live_index;
-    if let Err(e) = store.record_owned(app, resource).await {
-        return failed(&e, true);
-    }
-    if let Err(e) = store.set_marker(&marker).await {
-        return failed(&e, true);
-    }
-    StepResult::Applied { live_index }
-}
-
-/// A failed step; `transient` says whether retrying without a change can help. Store errors are
-/// transient (a local disk or lock problem, not a statement about the request).
+/// A failed step, with the error's whole chain; `transient` says whether retrying without a
+/// change can help. Store errors are transient (a local disk or lock problem, not a statement
+/// about the request).
 fn failed(error: &dyn std::error::Error, transient: bool) -> StepResult {
     StepResult::Failed {
         message: crate::telemetry::error_chain(error),
@@ -373,19 +337,20 @@ fn failed(error: &dyn std::error::Error, transient: bool) -> StepResult {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::desired::{CsiVolumeSpec, VolumeCapability, VolumeMode};
     use crate::plan::csi_volume;
+    use crate::plan::nomad_job::OWNER_META_KEY;
     use crate::providers::nomad::NomadConfig;
     use crate::store::rid;
     use drover_devstack::{Devstack, DevstackConfig, System};
     use serde_json::{Value, json};
     use std::collections::BTreeMap;
 
-    const APP: &str = "media";
+    pub(super) const APP: &str = "media";
 
-    fn job_id(name: &str) -> ResourceId {
+    pub(super) fn job_id(name: &str) -> ResourceId {
         ResourceId {
             kind: ResourceKind::NomadJob,
             scope: "default".into(),
@@ -393,7 +358,7 @@ mod tests {
         }
     }
 
-    fn volume_id(name: &str) -> ResourceId {
+    pub(super) fn volume_id(name: &str) -> ResourceId {
         ResourceId {
             kind: ResourceKind::CsiVolume,
             scope: "default".into(),
@@ -401,7 +366,7 @@ mod tests {
         }
     }
 
-    fn bucket_id(name: &str) -> ResourceId {
+    pub(super) fn bucket_id(name: &str) -> ResourceId {
         ResourceId {
             kind: ResourceKind::Bucket,
             scope: String::new(),
@@ -409,7 +374,13 @@ mod tests {
         }
     }
 
-    fn step(id: ResourceId, wave: u32, change: Change, reason: Reason, payload: Payload) -> Step {
+    pub(super) fn step(
+        id: ResourceId,
+        wave: u32,
+        change: Change,
+        reason: Reason,
+        payload: Payload,
+    ) -> Step {
         Step {
             spec_hash: format!("hash-of-{}", id.name),
             id,
@@ -420,7 +391,7 @@ mod tests {
         }
     }
 
-    fn confirm(id: ResourceId, wave: u32, reason: Reason, live_index: u64) -> Step {
+    pub(super) fn confirm(id: ResourceId, wave: u32, reason: Reason, live_index: u64) -> Step {
         step(
             id,
             wave,
@@ -430,7 +401,7 @@ mod tests {
         )
     }
 
-    fn job_body(name: &str, owner: Option<&str>) -> Value {
+    pub(super) fn job_body(name: &str, owner: Option<&str>) -> Value {
         let mut job = json!({
             "ID": name, "Name": name, "Type": "batch", "Namespace": "default",
             "TaskGroups": [{"Name": "run", "Count": 1,
@@ -442,7 +413,7 @@ mod tests {
         job
     }
 
-    fn job_write(name: &str, wave: u32, reason: Reason, enforce_index: u64) -> Step {
+    pub(super) fn job_write(name: &str, wave: u32, reason: Reason, enforce_index: u64) -> Step {
         let change = if enforce_index == 0 {
             Change::Create { diff: "+".into() }
         } else {
@@ -464,7 +435,7 @@ mod tests {
         )
     }
 
-    fn volume_write(name: &str, plugin_id: &str) -> Step {
+    pub(super) fn volume_write(name: &str, plugin_id: &str) -> Step {
         let spec = CsiVolumeSpec {
             id: name.into(),
             name: name.into(),
@@ -499,7 +470,7 @@ mod tests {
         )
     }
 
-    fn delete(id: ResourceId, wave: u32) -> Step {
+    pub(super) fn delete(id: ResourceId, wave: u32) -> Step {
         step(
             id,
             wave,
@@ -509,7 +480,7 @@ mod tests {
         )
     }
 
-    fn plan(steps: Vec<Step>) -> Plan {
+    pub(super) fn plan(steps: Vec<Step>) -> Plan {
         Plan {
             app: APP.into(),
             revision: "rev-1".into(),
@@ -517,7 +488,7 @@ mod tests {
         }
     }
 
-    fn policy(heal_drift: bool, prune: bool, hold: Vec<ResourceId>) -> ApplyPolicy {
+    pub(super) fn policy(heal_drift: bool, prune: bool, hold: Vec<ResourceId>) -> ApplyPolicy {
         ApplyPolicy {
             heal_drift,
             prune,
@@ -525,7 +496,7 @@ mod tests {
         }
     }
 
-    fn nomad_at(address: String) -> NomadClient {
+    pub(super) fn nomad_at(address: String) -> NomadClient {
         NomadClient::new(NomadConfig {
             address,
             max_retries: 0,
@@ -536,14 +507,14 @@ mod tests {
 
     /// A Nomad address nobody listens on: every call fails at once (connection refused), so a
     /// step that reaches Nomad shows as `Failed`.
-    fn unreachable_nomad() -> NomadClient {
+    pub(super) fn unreachable_nomad() -> NomadClient {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().expect("addr").port();
         drop(listener);
         nomad_at(format!("http://127.0.0.1:{port}"))
     }
 
-    fn results(report: &ApplyReport) -> Vec<(String, StepResult)> {
+    pub(super) fn results(report: &ApplyReport) -> Vec<(String, StepResult)> {
         report
             .steps
             .iter()
@@ -551,17 +522,17 @@ mod tests {
             .collect()
     }
 
-    fn skipped(reason: &str) -> StepResult {
+    pub(super) fn skipped(reason: &str) -> StepResult {
         StepResult::Skipped {
             reason: reason.into(),
         }
     }
 
-    fn is_failed(result: &StepResult) -> bool {
+    pub(super) fn is_failed(result: &StepResult) -> bool {
         matches!(result, StepResult::Failed { .. })
     }
 
-    fn report_of(results: Vec<(&str, &str, StepResult)>) -> ApplyReport {
+    pub(super) fn report_of(results: Vec<(&str, &str, StepResult)>) -> ApplyReport {
         ApplyReport {
             steps: results
                 .into_iter()
@@ -944,7 +915,7 @@ mod tests {
     }
 
     /// The live index of a one-step report that applied.
-    fn applied_index(report: &ApplyReport) -> u64 {
+    pub(super) fn applied_index(report: &ApplyReport) -> u64 {
         match report.steps.as_slice() {
             [
                 StepReport {
@@ -956,7 +927,7 @@ mod tests {
         }
     }
 
-    async fn devstack(seed: &str) -> (Devstack, NomadClient) {
+    pub(super) async fn devstack(seed: &str) -> (Devstack, NomadClient) {
         let seed = drover_devstack::seed::Seed::from_yaml(seed).expect("seed");
         let stack = Devstack::start(DevstackConfig {
             time_scale: 0.01,
@@ -967,110 +938,6 @@ mod tests {
         .expect("devstack");
         let nomad = nomad_at(stack.nomad_url());
         (stack, nomad)
-    }
-
-    #[tokio::test]
-    async fn job_writes_are_compare_and_set_and_record_ownership_and_marker() {
-        let (stack, nomad) = devstack("{}").await;
-        let store = Store::open_in_memory().expect("store");
-        let all = policy(true, true, Vec::new());
-
-        let created = apply(
-            &nomad,
-            &store,
-            &plan(vec![job_write("web", 0, Reason::New, 0)]),
-            all.clone(),
-        )
-        .await;
-        let live_index = applied_index(&created);
-        assert!(live_index > 0);
-        assert_eq!(created.changes(), ["create nomad_job/default/web"]);
-        assert_eq!(
-            store.owned(APP).await.expect("owned"),
-            ["nomad_job/default/web"]
-        );
-        let marker = store.markers(APP).await.expect("markers");
-        assert_eq!(marker.len(), 1);
-        assert_eq!(marker[0].live_index, live_index);
-        assert_eq!(marker[0].spec_hash, "hash-of-web");
-
-        // Planned as absent, but it exists now: EnforceIndex refuses, nothing is overwritten.
-        let again = apply(
-            &nomad,
-            &store,
-            &plan(vec![job_write("web", 0, Reason::New, 0)]),
-            all.clone(),
-        )
-        .await;
-        assert!(
-            matches!(&again.steps[0].result, StepResult::Conflict { .. }),
-            "{again:?}"
-        );
-        assert!(again.failed());
-
-        // With the index the plan saw, the update (a new meta value) goes through.
-        let mut update = job_write("web", 0, Reason::GitChanged, live_index);
-        if let Payload::NomadJob { job, .. } = &mut update.payload {
-            job["Meta"]["release"] = json!("2");
-        }
-        let updated = apply(&nomad, &store, &plan(vec![update]), all).await;
-        let after = applied_index(&updated);
-        assert!(after > live_index);
-        assert_eq!(
-            store.markers(APP).await.expect("markers")[0].live_index,
-            after
-        );
-        stack.shutdown().await;
-    }
-
-    #[tokio::test]
-    async fn volumes_wait_for_a_healthy_plugin() {
-        let (stack, nomad) =
-            devstack("csi_plugins:\n  - {id: glusterfs}\n  - {id: sick, healthy: false}\n").await;
-        let store = Store::open_in_memory().expect("store");
-        let steps = vec![
-            volume_write("data", "glusterfs"),
-            volume_write("cache", "sick"),
-            volume_write("scratch", "absent"),
-        ];
-        let report = apply(&nomad, &store, &plan(steps), policy(true, true, Vec::new())).await;
-        assert_eq!(
-            results(&report),
-            [
-                ("data".to_string(), StepResult::Applied { live_index: 0 }),
-                (
-                    "cache".to_string(),
-                    StepResult::Waiting {
-                        reason: "CSI plugin sick is not healthy yet".into()
-                    }
-                ),
-                (
-                    "scratch".to_string(),
-                    StepResult::Waiting {
-                        reason: "CSI plugin absent is not running yet".into()
-                    }
-                ),
-            ]
-        );
-        assert!(
-            nomad
-                .read_csi_volume("default", "data")
-                .await
-                .expect("read")
-                .is_some()
-        );
-        assert!(
-            nomad
-                .read_csi_volume("default", "cache")
-                .await
-                .expect("read")
-                .is_none()
-        );
-        assert_eq!(
-            store.owned(APP).await.expect("owned"),
-            ["csi_volume/default/data"]
-        );
-        stack.shutdown().await;
     }
 
     #[tokio::test]

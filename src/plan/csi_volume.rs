@@ -1,8 +1,9 @@
 //! Planning a `csi_volume`: the request body Nomad takes, triage, and a field diff against live.
 
-use super::{AppliedMarker, Reason, Verdict};
+use super::{AppliedMarker, Change, Payload, PlanError, Reason, Verdict};
 use crate::desired::{CsiVolumeSpec, ResourceId, VolumeCapability, VolumeMode};
 use crate::live::LiveSnapshot;
+use crate::providers::nomad::NomadClient;
 use crate::providers::nomad::types::{
     CsiMountOptions, CsiVolume, CsiVolumeCapability, CsiVolumeRequest,
 };
@@ -145,6 +146,53 @@ pub fn diff_against_live(spec: &CsiVolumeSpec, live: &CsiVolume) -> Vec<String> 
         ));
     }
     lines
+}
+
+/// Step 2 for a volume to create or a suspect: a suspect is compared with the live volume.
+pub(super) async fn explain(
+    nomad: &NomadClient,
+    id: &ResourceId,
+    verdict: Verdict,
+    spec: &CsiVolumeSpec,
+) -> Result<(Change, Payload), PlanError> {
+    let volume = request_body(spec);
+    let payload = Payload::CsiVolume {
+        volume: crate::telemetry::Redacted(Box::new(volume)),
+        register: spec.mode == VolumeMode::Register,
+        plugin_id: spec.plugin_id.clone(),
+    };
+    Ok(if verdict == Verdict::Create {
+        let diff = format!(
+            "+ CSI Volume: \"{}\" (plugin \"{}\")\n",
+            spec.id, spec.plugin_id
+        );
+        (Change::Create { diff }, payload)
+    } else {
+        let live = nomad
+            .read_csi_volume(&id.scope, &id.name)
+            .await
+            .map_err(|source| PlanError::Nomad {
+                resource: id.clone(),
+                source,
+            })?;
+        match live {
+            None => (
+                Change::Create {
+                    diff: format!("+ CSI Volume: \"{}\"\n", spec.id),
+                },
+                payload,
+            ),
+            Some(live) => {
+                let lines = diff_against_live(spec, &live);
+                if lines.is_empty() {
+                    (Change::Unchanged, Payload::Confirm { live_index: 0 })
+                } else {
+                    let diff = format!("+/- CSI Volume: \"{}\"\n{}\n", spec.id, lines.join("\n"));
+                    (Change::Update { diff }, payload)
+                }
+            }
+        }
+    })
 }
 
 /// A string field as the diff shows it (an absent field reads as `""`).

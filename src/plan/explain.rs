@@ -1,9 +1,9 @@
-//! Step 2 of planning: the server's verdict for creations and suspects (Nomad parse + plan for
-//! jobs, a volume read for CSI volumes), turned into [`Plan`] steps.
+//! Step 2 of planning: the server's verdict for creations and suspects, turned into [`Plan`]
+//! steps. Each kind asks in its own file (`nomad_job::explain`: Nomad parse + plan;
+//! `csi_volume::explain`: a volume read); this file orders the steps.
 
 use super::{Change, Payload, Plan, Step, Triage, Verdict, csi_volume, nomad_job, order, render};
-use crate::desired::{App, JobFormat, ResourceId, ResourceSpec, VolumeMode};
-use crate::providers::nomad::types::DiffType;
+use crate::desired::{App, ResourceId, ResourceSpec};
 use crate::providers::nomad::{NomadClient, NomadError};
 
 /// Planning one app failed; the app reports it and the others go on.
@@ -68,136 +68,10 @@ pub async fn explain(
             (Verdict::Delete, _) => (Change::Delete, Payload::Delete),
             (Verdict::Create | Verdict::Suspect, Some(resource)) => match &resource.spec {
                 ResourceSpec::NomadJob(spec) => {
-                    let job = match spec.format {
-                        JobFormat::Hcl2 => nomad
-                            .parse_job(&spec.source, Some(&spec.variables), false)
-                            .await
-                            .map_err(|e| parse_error(&spec.file, &t.id, e))?,
-                        JobFormat::Json => {
-                            nomad_job::json_job(&spec.source).map_err(|message| {
-                                PlanError::Json {
-                                    file: spec.file.clone(),
-                                    message,
-                                }
-                            })?
-                        }
-                    };
-                    let mut job = nomad_job::prepare(job, &t.id, &app.name);
-                    let plan = |job: &serde_json::Value| {
-                        let job = job.clone();
-                        async move {
-                            nomad
-                                .plan_job(&job)
-                                .await
-                                .map_err(|source| PlanError::Nomad {
-                                    resource: t.id.clone(),
-                                    source,
-                                })
-                        }
-                    };
-                    let mut planned = plan(&job).await?;
-                    // A scaling group keeps its live count (DESIGN rule 8): a plan of the Git
-                    // count would show `Count: "3" => "1"` after every scale. The live counts
-                    // come from that diff; only when something else changed too is the job
-                    // planned again with them, for the true diff.
-                    let scaling = nomad_job::scaling_groups(&job);
-                    let mut count_only = false;
-                    if let Some(diff) = planned.diff.as_ref() {
-                        let live_counts = nomad_job::live_scaling_counts(diff, &scaling);
-                        if !live_counts.is_empty() {
-                            nomad_job::set_counts(&mut job, &live_counts);
-                            count_only = nomad_job::only_counts_differ(diff, &live_counts);
-                            if !count_only {
-                                planned = plan(&job).await?;
-                            }
-                        }
-                    }
-                    let unchanged = count_only
-                        || planned
-                            .diff
-                            .as_ref()
-                            .is_some_and(|d| d.diff_type == DiffType::None);
-                    // "Missing" in a stale cache but unchanged on the server: it exists (drover
-                    // registered it a moment ago). Registering again would only add an evaluation.
-                    if unchanged {
-                        (
-                            Change::Unchanged,
-                            Payload::Confirm {
-                                live_index: planned.job_modify_index,
-                            },
-                        )
-                    } else {
-                        let diff = planned
-                            .diff
-                            .as_ref()
-                            .map(|d| render::job_diff(d, style))
-                            .unwrap_or_default();
-                        let change = if planned.job_modify_index == 0 {
-                            Change::Create { diff }
-                        } else {
-                            Change::Update { diff }
-                        };
-                        let preserve_counts = !scaling.is_empty()
-                            && !planned
-                                .diff
-                                .as_ref()
-                                .is_some_and(nomad_job::changes_a_count);
-                        (
-                            change,
-                            Payload::NomadJob {
-                                job,
-                                enforce_index: planned.job_modify_index,
-                                preserve_counts,
-                                source: spec.source.clone(),
-                                format: nomad_job::submission_format(spec).to_string(),
-                                variables: spec.variables.clone(),
-                            },
-                        )
-                    }
+                    nomad_job::explain(nomad, &app.name, &t.id, spec, style).await?
                 }
                 ResourceSpec::CsiVolume(spec) => {
-                    let volume = csi_volume::request_body(spec);
-                    let payload = Payload::CsiVolume {
-                        volume: crate::telemetry::Redacted(Box::new(volume)),
-                        register: spec.mode == VolumeMode::Register,
-                        plugin_id: spec.plugin_id.clone(),
-                    };
-                    if t.verdict == Verdict::Create {
-                        let diff = format!(
-                            "+ CSI Volume: \"{}\" (plugin \"{}\")\n",
-                            spec.id, spec.plugin_id
-                        );
-                        (Change::Create { diff }, payload)
-                    } else {
-                        let live = nomad
-                            .read_csi_volume(&t.id.scope, &t.id.name)
-                            .await
-                            .map_err(|source| PlanError::Nomad {
-                                resource: t.id.clone(),
-                                source,
-                            })?;
-                        match live {
-                            None => (
-                                Change::Create {
-                                    diff: format!("+ CSI Volume: \"{}\"\n", spec.id),
-                                },
-                                payload,
-                            ),
-                            Some(live) => {
-                                let lines = csi_volume::diff_against_live(spec, &live);
-                                if lines.is_empty() {
-                                    (Change::Unchanged, Payload::Confirm { live_index: 0 })
-                                } else {
-                                    let diff = format!(
-                                        "+/- CSI Volume: \"{}\"\n{}\n",
-                                        spec.id,
-                                        lines.join("\n")
-                                    );
-                                    (Change::Update { diff }, payload)
-                                }
-                            }
-                        }
-                    }
+                    csi_volume::explain(nomad, &t.id, t.verdict, spec).await?
                 }
                 _ => (Change::NotManaged, Payload::None),
             },
@@ -231,53 +105,11 @@ fn delete_rank(id: &ResourceId) -> u32 {
     }
 }
 
-/// Map Nomad's `Failed to parse job: input.hcl:12,5-9: …` onto the user's file.
-fn parse_error(file: &str, id: &ResourceId, error: NomadError) -> PlanError {
-    match error.body() {
-        Some(body) if error.status() == Some(400) => {
-            let text = body.strip_prefix("Failed to parse job: ").unwrap_or(body);
-            let message = relocate_diagnostics(text, file);
-            PlanError::Parse {
-                file: file.to_string(),
-                message,
-            }
-        }
-        _ => PlanError::Nomad {
-            resource: id.clone(),
-            source: error,
-        },
-    }
-}
-
-/// `input.hcl:12,5-9: msg` → `apps/web/job.nomad.hcl:12:5: msg` (Nomad parses under the name
-/// `input.hcl`; the user needs their own file and line).
-pub(crate) fn relocate_diagnostics(text: &str, file: &str) -> String {
-    static LOCATION: std::sync::LazyLock<Option<regex::Regex>> =
-        std::sync::LazyLock::new(|| regex::Regex::new(r"input\.hcl:(\d+),(\d+)(?:-\d+)?").ok());
-    match LOCATION.as_ref() {
-        Some(re) => re
-            .replace_all(text, |c: &regex::Captures| {
-                format!("{file}:{}:{}", &c[1], &c[2])
-            })
-            .replace("input.hcl", file),
-        None => text.replace("input.hcl", file),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn nomad_parse_diagnostics_point_at_the_users_file() {
-        let text = "input.hcl:12,5-9: Unsupported argument; An argument named \"foo\" is not expected here.";
-        assert_eq!(
-            relocate_diagnostics(text, "apps/web/job.nomad.hcl"),
-            "apps/web/job.nomad.hcl:12:5: Unsupported argument; An argument named \"foo\" is not expected here."
-        );
-    }
-
-    use crate::desired::{JobFormat, NomadJobSpec, Resource, ResourceKind};
+    use crate::desired::{JobFormat, NomadJobSpec, Resource, ResourceKind, VolumeMode};
     use crate::plan::tests::{app, volume, volume_id};
     use crate::plan::{Reason, Triage};
     use crate::providers::nomad::{NomadConfig, RegisterOptions};

@@ -2,11 +2,11 @@
 
 use serde_json::Value;
 
-use super::{AppliedMarker, Reason, Verdict};
+use super::{AppliedMarker, Change, Payload, PlanError, Reason, Verdict, render};
 use crate::desired::{JobFormat, NomadJobSpec, ResourceId};
 use crate::live::LiveSnapshot;
-use crate::providers::nomad::job_body;
 use crate::providers::nomad::types::{DiffType, FieldDiff, JobDiff, ObjectDiff};
+use crate::providers::nomad::{NomadClient, NomadError, job_body};
 
 /// Job meta key marking the app that owns a job (DESIGN rule 4).
 pub const OWNER_META_KEY: &str = "drover.app";
@@ -145,10 +145,143 @@ pub fn changes_a_count(diff: &JobDiff) -> bool {
         })
 }
 
+/// Step 2 for a job to create or a suspect: the cluster parses the jobspec and plans it; its diff
+/// decides between Create, Update and Unchanged (a confirmation at the live index).
+pub(super) async fn explain(
+    nomad: &NomadClient,
+    app: &str,
+    id: &ResourceId,
+    spec: &NomadJobSpec,
+    style: render::Style<'_>,
+) -> Result<(Change, Payload), PlanError> {
+    let job = match spec.format {
+        JobFormat::Hcl2 => nomad
+            .parse_job(&spec.source, Some(&spec.variables), false)
+            .await
+            .map_err(|e| parse_error(&spec.file, id, e))?,
+        JobFormat::Json => json_job(&spec.source).map_err(|message| PlanError::Json {
+            file: spec.file.clone(),
+            message,
+        })?,
+    };
+    let mut job = prepare(job, id, app);
+    let plan = |job: &serde_json::Value| {
+        let job = job.clone();
+        async move {
+            nomad
+                .plan_job(&job)
+                .await
+                .map_err(|source| PlanError::Nomad {
+                    resource: id.clone(),
+                    source,
+                })
+        }
+    };
+    let mut planned = plan(&job).await?;
+    // A scaling group keeps its live count (DESIGN rule 8): a plan of the Git
+    // count would show `Count: "3" => "1"` after every scale. The live counts
+    // come from that diff; only when something else changed too is the job
+    // planned again with them, for the true diff.
+    let scaling = scaling_groups(&job);
+    let mut count_only = false;
+    if let Some(diff) = planned.diff.as_ref() {
+        let live_counts = live_scaling_counts(diff, &scaling);
+        if !live_counts.is_empty() {
+            set_counts(&mut job, &live_counts);
+            count_only = only_counts_differ(diff, &live_counts);
+            if !count_only {
+                planned = plan(&job).await?;
+            }
+        }
+    }
+    let unchanged = count_only
+        || planned
+            .diff
+            .as_ref()
+            .is_some_and(|d| d.diff_type == DiffType::None);
+    // "Missing" in a stale cache but unchanged on the server: it exists (drover
+    // registered it a moment ago). Registering again would only add an evaluation.
+    Ok(if unchanged {
+        (
+            Change::Unchanged,
+            Payload::Confirm {
+                live_index: planned.job_modify_index,
+            },
+        )
+    } else {
+        let diff = planned
+            .diff
+            .as_ref()
+            .map(|d| render::job_diff(d, style))
+            .unwrap_or_default();
+        let change = if planned.job_modify_index == 0 {
+            Change::Create { diff }
+        } else {
+            Change::Update { diff }
+        };
+        let preserve_counts =
+            !scaling.is_empty() && !planned.diff.as_ref().is_some_and(changes_a_count);
+        (
+            change,
+            Payload::NomadJob {
+                job,
+                enforce_index: planned.job_modify_index,
+                preserve_counts,
+                source: spec.source.clone(),
+                format: submission_format(spec).to_string(),
+                variables: spec.variables.clone(),
+            },
+        )
+    })
+}
+
+/// Map Nomad's `Failed to parse job: input.hcl:12,5-9: …` onto the user's file.
+fn parse_error(file: &str, id: &ResourceId, error: NomadError) -> PlanError {
+    match error.body() {
+        Some(body) if error.status() == Some(400) => {
+            let text = body.strip_prefix("Failed to parse job: ").unwrap_or(body);
+            let message = relocate_diagnostics(text, file);
+            PlanError::Parse {
+                file: file.to_string(),
+                message,
+            }
+        }
+        _ => PlanError::Nomad {
+            resource: id.clone(),
+            source: error,
+        },
+    }
+}
+
+/// `input.hcl:12,5-9: msg` → `apps/web/job.nomad.hcl:12:5: msg` (Nomad parses under the name
+/// `input.hcl`; the user needs their own file and line).
+pub(crate) fn relocate_diagnostics(text: &str, file: &str) -> String {
+    static LOCATION: std::sync::LazyLock<Option<regex::Regex>> =
+        std::sync::LazyLock::new(|| regex::Regex::new(r"input\.hcl:(\d+),(\d+)(?:-\d+)?").ok());
+    match LOCATION.as_ref() {
+        Some(re) => re
+            .replace_all(text, |c: &regex::Captures| {
+                format!("{file}:{}:{}", &c[1], &c[2])
+            })
+            .replace("input.hcl", file),
+        None => text.replace("input.hcl", file),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::desired::ResourceKind;
+
+    #[test]
+    fn nomad_parse_diagnostics_point_at_the_users_file() {
+        let text = "input.hcl:12,5-9: Unsupported argument; An argument named \"foo\" is not expected here.";
+        assert_eq!(
+            relocate_diagnostics(text, "apps/web/job.nomad.hcl"),
+            "apps/web/job.nomad.hcl:12:5: Unsupported argument; An argument named \"foo\" is not expected here."
+        );
+    }
+
     use crate::providers::nomad::types::{JobListStub, TaskDiff, TaskGroupDiff};
     use serde_json::json;
 
