@@ -74,7 +74,7 @@ mod tests {
     #[test]
     fn env_is_read_like_the_consul_cli() {
         let env = |k: &str| {
-            Some(match k {
+            let value = match k {
                 "CONSUL_HTTP_ADDR" => "consul.example:8501",
                 "CONSUL_HTTP_SSL" => "true",
                 "CONSUL_HTTP_TOKEN" => "c0nsul-s3cr3t",
@@ -83,8 +83,8 @@ mod tests {
                 "CONSUL_CLIENT_CERT" => "/etc/consul/cli.pem",
                 "CONSUL_CLIENT_KEY" => "/etc/consul/cli-key.pem",
                 _ => return None,
-            })
-            .map(str::to_string)
+            };
+            Some(value.to_string())
         };
         let c = ConsulConfig::from_lookup(env);
         assert_eq!(c.address, "https://consul.example:8501");
