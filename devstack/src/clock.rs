@@ -46,6 +46,12 @@ impl IndexClock {
         self.tx.send_replace(start);
     }
 
+    /// How many blocking reads are waiting on this clock right now (tests await a held query
+    /// through it instead of sleeping).
+    pub fn held_queries(&self) -> usize {
+        self.tx.receiver_count()
+    }
+
     /// Blocking-query semantics shared by Nomad and Consul: return as soon as `index_of()` is
     /// greater than `min_index`, or when `wait` (plus jitter of up to wait/16) has passed.
     /// `min_index == 0` returns at once. Returns the index to report.

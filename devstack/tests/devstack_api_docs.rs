@@ -671,13 +671,15 @@ async fn consul_config_apply_read_list_delete_with_cas() {
     assert_eq!(list.json.as_array().expect("array").len(), 1);
     assert_eq!(list.json[0]["Name"], "web");
 
-    // cas=0 means create-only: false for an existing entry, not an error.
+    // cas=0 means create-only: false for an existing entry, not an error. (The write must
+    // change something: Consul answers true to a write that changes nothing, without writing.)
+    let changed = json!({"Kind": "service-defaults", "Name": "web", "Protocol": "grpc"});
     let again = send(
         &c,
         "PUT",
         format!("{base}/v1/config?cas=0"),
         None,
-        Some(entry.clone()),
+        Some(changed.clone()),
     )
     .await;
     assert_eq!(again.status, StatusCode::OK);
@@ -687,7 +689,7 @@ async fn consul_config_apply_read_list_delete_with_cas() {
         "PUT",
         format!("{base}/v1/config?cas={}", modify + 100),
         None,
-        Some(entry.clone()),
+        Some(changed.clone()),
     )
     .await;
     assert_eq!(stale.json, json!(false));
@@ -696,7 +698,7 @@ async fn consul_config_apply_read_list_delete_with_cas() {
         "PUT",
         format!("{base}/v1/config?cas={modify}"),
         None,
-        Some(entry.clone()),
+        Some(changed),
     )
     .await;
     assert_eq!(ok.json, json!(true));

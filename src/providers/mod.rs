@@ -1,5 +1,7 @@
 //! Typed clients for the real APIs; the only code that knows wire formats.
 
+pub mod consul;
+pub mod http;
 pub mod nomad;
 
 use std::sync::Once;

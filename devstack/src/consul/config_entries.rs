@@ -468,6 +468,12 @@ pub(super) async fn apply(
     };
     let key = (s(&entry, "Kind").to_string(), s(&entry, "Name").to_string());
     let existing = inner.config.get(&key);
+    // ConfigEntry.Apply's shouldSkipUpsertOperation: an entry that already has exactly this
+    // (normalized) content is not written at all, and the answer is `true` whatever the `cas`
+    // index said; the indexes stay where they were.
+    if existing.is_some_and(|e| e.body == entry) {
+        return Json(true).into_response();
+    }
     if let Some(cas) = cas {
         let ok = match existing {
             None => cas == 0,
@@ -491,8 +497,19 @@ pub(super) async fn apply(
     Json(true).into_response()
 }
 
+/// Consul stores a hash of each entry's content (`Hash`, `json:",omitempty" hash:"ignore"`),
+/// which reads back with the entry; any stable 64-bit digest of the content stands in for it.
+fn content_hash(body: &Map<String, Value>) -> u64 {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(Value::Object(body.clone()).to_string().as_bytes());
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    u64::from_be_bytes(first)
+}
+
 fn entry_json(rec: &ConfigRec) -> Value {
     let mut m = rec.body.clone();
+    m.insert("Hash".into(), json!(content_hash(&rec.body)));
     m.insert("CreateIndex".into(), json!(rec.create_index));
     m.insert("ModifyIndex".into(), json!(rec.modify_index));
     Value::Object(m)
@@ -538,7 +555,33 @@ pub(super) async fn list(
             format!("invalid config entry kind: {kind}"),
         );
     }
-    let idx = block_on(&st, &params, |i| i.config_index).await;
+    // ConfigEntry.List suppresses spurious wakeups: the table index moves on a write of any
+    // kind, but a held list returns early only when a hash of this kind's entries (indexes
+    // excluded) differs from the one it started with. On timeout it reports the latest index.
+    let (min, wait) = super::blocking(&params);
+    let consul = &st.consul;
+    let (started_at, started_with) = {
+        let inner = consul.lock();
+        let bodies: Vec<Map<String, Value>> =
+            bodies_of_kind(&inner, &kind).into_iter().cloned().collect();
+        (inner.config_index, bodies)
+    };
+    let changed_index = || {
+        let inner = consul.lock();
+        let now: Vec<&Map<String, Value>> = bodies_of_kind(&inner, &kind);
+        if now.len() != started_with.len() || now.iter().zip(&started_with).any(|(a, b)| *a != b) {
+            inner.config_index
+        } else {
+            inner.config_index.min(min)
+        }
+    };
+    // The first run answers at once when the index already passed `min`, as any blocking read.
+    if started_at <= min {
+        tokio::select! {
+            _ = consul.index.wait_past(min, wait, changed_index) => {}
+            _ = st.shutdown.cancelled() => {}
+        }
+    }
     let inner = st.consul.lock();
     let out: Vec<Value> = inner
         .config
@@ -546,7 +589,16 @@ pub(super) async fn list(
         .filter(|((k, _), _)| *k == kind)
         .map(|(_, rec)| entry_json(rec))
         .collect();
-    json_read(idx, json!(out))
+    json_read(inner.config_index, json!(out))
+}
+
+fn bodies_of_kind<'a>(inner: &'a Inner, kind: &str) -> Vec<&'a Map<String, Value>> {
+    inner
+        .config
+        .iter()
+        .filter(|((k, _), _)| k == kind)
+        .map(|(_, rec)| &rec.body)
+        .collect()
 }
 
 /// `DELETE /v1/config/:kind/:name[?cas=N]` → `{}`, or `true`/`false` with cas.
@@ -567,14 +619,15 @@ pub(super) async fn delete(
     };
     let mut inner = st.consul.lock();
     let key = (kind, name);
-    if let Some(cas) = cas {
-        let ok = inner
+    // ConfigEntry.Delete skips deleting what is already gone and reports it deleted: `true`
+    // even with a `cas`. Only an entry that exists with another ModifyIndex answers `false`.
+    if let Some(cas) = cas
+        && inner
             .config
             .get(&key)
-            .is_some_and(|e| e.modify_index == cas);
-        if !ok {
-            return Json(false).into_response();
-        }
+            .is_some_and(|e| e.modify_index != cas)
+    {
+        return Json(false).into_response();
     }
     if inner.config.remove(&key).is_some() {
         inner.config_index = st.consul.index.bump();
