@@ -11,6 +11,7 @@ mod jobspec;
 mod manifest;
 mod native;
 mod traefik;
+mod vault_requirements;
 mod yaml;
 
 pub use app::*;
@@ -19,6 +20,9 @@ pub use deps::{JobRefs, job_refs, resource_dependencies, secret_path_matches};
 pub use diagnostic::Diagnostic;
 pub use jobspec::{check_jobspecs_offline, offline_jobspec_errors, refused_jobspecs};
 pub use traefik::TraefikDefaults;
+pub use vault_requirements::{
+    SecretRequirement, app_secret_requirements, secrets_in_template, template_secret_requirements,
+};
 pub use yaml::{
     MAX_BYTES as YAML_MAX_BYTES, MAX_DEPTH as YAML_MAX_DEPTH, MAX_NODES as YAML_MAX_NODES,
 };
