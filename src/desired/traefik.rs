@@ -157,6 +157,12 @@ fn lint_service(file: &str, service: &Service<'_>, defaults: &TraefikDefaults, l
             tag.as_str().map(|t| (t, at))
         })
         .collect();
+    // Traefik reads option names case-insensitively; router names are kept as written.
+    let written_keys: Vec<&str> = tags
+        .iter()
+        .map(|(tag, _)| tag.split_once('=').map_or(*tag, |(key, _)| key).trim())
+        .filter(|key| key.to_ascii_lowercase().starts_with("traefik."))
+        .collect();
     let traefik_tags: Vec<(String, &str, (usize, usize))> = tags
         .iter()
         .filter_map(|(tag, at)| {
@@ -218,9 +224,12 @@ fn lint_service(file: &str, service: &Service<'_>, defaults: &TraefikDefaults, l
     }
     // traefik.<protocol>.routers.<name>.<option>, in tag order.
     let mut routers: Vec<((String, String), Router)> = Vec::new();
-    for (key, _, at) in &traefik_tags {
+    for ((key, _, at), written) in traefik_tags.iter().zip(&written_keys) {
         let parts: Vec<&str> = key.splitn(5, '.').collect();
-        let [_, protocol, "routers", router, option] = parts.as_slice() else {
+        let [_, protocol, "routers", _, option] = parts.as_slice() else {
+            continue;
+        };
+        let Some(router) = written.split('.').nth(3) else {
             continue;
         };
         if !matches!(*protocol, "http" | "tcp" | "udp") {
@@ -530,6 +539,22 @@ mod tests {
             CHECK,
         ));
         assert!(lint_text(&job, &entrypoints_only).errors.is_empty());
+    }
+
+    #[test]
+    fn option_names_are_case_insensitive_and_router_names_kept_as_written() {
+        let job = job_with_service(&service(
+            &[
+                "traefik.enable=true",
+                "traefik.http.routers.MyApp.Rule=Host(`web.example.com`)",
+                "traefik.http.routers.MyApp.EntryPoints=websecure",
+            ],
+            CHECK,
+        ));
+        let lint = lint_text(&job, &TraefikDefaults::default());
+        assert!(lint.errors.is_empty(), "{:?}", shown(&lint.errors));
+        let names: Vec<&str> = lint.routers.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["MyApp"]);
     }
 
     #[test]
