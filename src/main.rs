@@ -149,6 +149,10 @@ struct DevstackArgs {
 struct ValidateArgs {
     /// The desired-state folder (with apps/*/app.yaml).
     dir: PathBuf,
+    /// Also list what each valid app requires of Vault (its `vault_secret`s and the secrets its
+    /// job templates read), paths and key names only.
+    #[arg(long)]
+    verbose: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -379,7 +383,14 @@ async fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
     let mut warnings = 0;
     for app in &loaded.apps {
         match &app.result {
-            Ok(a) => println!("ok    {} ({} resources)", a.name, a.resources.len()),
+            Ok(a) => {
+                println!("ok    {} ({} resources)", a.name, a.resources.len());
+                if args.verbose {
+                    for requirement in drover::desired::app_secret_requirements(a) {
+                        println!("  {}", vault_requirement_line(&requirement));
+                    }
+                }
+            }
             Err(diagnostics) => {
                 println!("error {}: {} problem(s)", app.name, diagnostics.len());
                 for d in diagnostics {
@@ -402,6 +413,26 @@ async fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `vault secret nomad/default/web: keys A, B (required by apps/web/app.yaml:4, …)`.
+fn vault_requirement_line(requirement: &drover::desired::SecretRequirement) -> String {
+    let keys: Vec<&str> = requirement.keys.iter().map(String::as_str).collect();
+    let keys = if keys.is_empty() {
+        "no key named".to_string()
+    } else {
+        format!("keys {}", keys.join(", "))
+    };
+    let by: Vec<String> = requirement
+        .required_by
+        .iter()
+        .map(|o| format!("{}:{}", o.file, o.line))
+        .collect();
+    format!(
+        "vault secret {}: {keys} (required by {})",
+        requirement.path,
+        by.join(", ")
+    )
 }
 
 async fn plan(args: PlanArgs) -> anyhow::Result<ExitCode> {

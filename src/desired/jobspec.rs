@@ -6,6 +6,7 @@
 
 use drover_jobspec::Input;
 
+use super::traefik::{self, RouterDeclaration};
 use super::{App, Diagnostic, JobFormat, Loaded, ResourceSpec};
 
 /// What Nomad's parser would refuse in the app's HCL2 jobspecs, each pointing at the user's
@@ -41,15 +42,50 @@ pub fn refused_jobspecs(
         .collect()
 }
 
-/// `loaded` with every valid app's HCL2 jobspecs checked offline: an app whose jobspec Nomad
-/// would refuse becomes invalid, with those errors.
+/// `loaded` with every valid app's jobspecs checked offline, each HCL2 jobspec parsed once: an
+/// app whose jobspec Nomad would refuse becomes invalid, with those errors; the jobs that parse
+/// get the Traefik tags lint (`traefik.rs`), whose errors make the app invalid too and whose
+/// warnings join the app's.
 pub fn check_jobspecs_offline(mut loaded: Loaded) -> Loaded {
-    for app in &mut loaded.apps {
+    let mut errors: Vec<Vec<Diagnostic>> = vec![Vec::new(); loaded.apps.len()];
+    let mut routers: Vec<(&str, Vec<RouterDeclaration>)> = Vec::new();
+    let mut warnings: Vec<Vec<Diagnostic>> = vec![Vec::new(); loaded.apps.len()];
+    for (i, app) in loaded.apps.iter().enumerate() {
+        let mut declared = Vec::new();
         if let Ok(valid) = &app.result {
-            let errors = offline_jobspec_errors(valid);
-            if !errors.is_empty() {
-                app.result = Err(errors);
+            for job in valid.resources.iter().filter_map(|r| match &r.spec {
+                ResourceSpec::NomadJob(job) => Some(job),
+                _ => None,
+            }) {
+                let parsed: Result<serde_json::Value, Option<Diagnostic>> = match job.format {
+                    JobFormat::Hcl2 => drover_jobspec::parse(&job.source, &job.variables)
+                        .map_err(|e| Some(located(&job.file, &job.variables, &valid.dir, e))),
+                    // JSON is checked by Nomad itself; here it is only read for the lint.
+                    JobFormat::Json => serde_json::from_str(&job.source).map_err(|_| None),
+                };
+                let parsed = match parsed {
+                    Ok(value) => value,
+                    Err(e) => {
+                        errors[i].extend(e);
+                        continue;
+                    }
+                };
+                let source = (job.format == JobFormat::Hcl2).then_some(job.source.as_str());
+                let lint = traefik::lint_job(&job.file, source, &parsed, &loaded.traefik);
+                errors[i].extend(lint.errors);
+                warnings[i].extend(lint.warnings);
+                declared.extend(lint.routers);
             }
+        }
+        routers.push((app.name.as_str(), declared));
+    }
+    for (i, duplicates) in traefik::duplicate_routers(&routers) {
+        errors[i].extend(duplicates);
+    }
+    for ((app, errors), warnings) in loaded.apps.iter_mut().zip(errors).zip(warnings) {
+        app.warnings.extend(warnings);
+        if !errors.is_empty() && app.result.is_ok() {
+            app.result = Err(errors);
         }
     }
     loaded
@@ -164,7 +200,7 @@ mod tests {
     }
 
     /// Every jobspec of the user's repository that the tests carry validates, as an app with
-    /// the variables its Terraform module passes.
+    /// the variables its Terraform module passes, Traefik tags included.
     #[test]
     fn every_fixture_jobspec_validates() {
         let mut checked = 0;
@@ -185,7 +221,13 @@ mod tests {
             };
             let app =
                 format!("name: app\nresources:\n  - nomad_job: {{ file: {name}{variables} }}\n");
+            // The dummy's Traefik router names no entrypoint: the user's Traefik gives it
+            // `websecure`, the one their other routers name (the Traefik lint needs it said).
             let loaded = load_checked(&[
+                (
+                    "drover.yaml",
+                    "traefik: { default_entrypoints: [websecure] }\n",
+                ),
                 ("apps/app/app.yaml", &app),
                 (&format!("apps/app/{name}"), &text),
             ]);

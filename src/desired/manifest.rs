@@ -66,6 +66,8 @@ pub(crate) struct RepoDefaults {
     pub namespace: String,
     /// Sync policy for apps that set none (an app's `sync:` keys override one by one).
     pub sync: SyncPolicy,
+    /// What the cluster's Traefik supplies to routers that do not say (`traefik:`).
+    pub traefik: super::TraefikDefaults,
 }
 
 impl Default for RepoDefaults {
@@ -73,6 +75,7 @@ impl Default for RepoDefaults {
         RepoDefaults {
             namespace: "default".to_string(),
             sync: SyncPolicy::default(),
+            traefik: super::TraefikDefaults::default(),
         }
     }
 }
@@ -142,7 +145,7 @@ pub(crate) fn repo_defaults(rev: &Revision, diags: &mut Vec<Diagnostic>) -> Repo
         Err(e) => ctx.push(yaml_error(path, e)),
         Ok(None) => {}
         Ok(Some(root)) => {
-            if let Some(f) = ctx.fields(&root, "", &["namespace", "sync"]) {
+            if let Some(f) = ctx.fields(&root, "", &["namespace", "sync", "traefik"]) {
                 if let Some(n) = f.get("namespace")
                     && let Some(ns) = namespace(&mut ctx, n, "namespace")
                 {
@@ -150,6 +153,9 @@ pub(crate) fn repo_defaults(rev: &Revision, diags: &mut Vec<Diagnostic>) -> Repo
                 }
                 if let Some(n) = f.get("sync") {
                     out.sync = sync_policy(&mut ctx, n, out.sync);
+                }
+                if let Some(n) = f.get("traefik") {
+                    out.traefik = traefik_defaults(&mut ctx, n);
                 }
             }
         }
@@ -185,6 +191,21 @@ fn namespace(ctx: &mut Ctx, node: &Node, field: &str) -> Option<String> {
         return None;
     }
     Some(ns)
+}
+
+/// `traefik:` in drover.yaml: the entrypoints and rule the cluster's Traefik gives a router
+/// that names none (its `entryPoints.<name>.asDefault` and the Consul catalog `defaultRule`).
+fn traefik_defaults(ctx: &mut Ctx, node: &Node) -> super::TraefikDefaults {
+    let mut out = super::TraefikDefaults::default();
+    if let Some(f) = ctx.fields(node, "traefik", &["default_entrypoints", "default_rule"]) {
+        if let Some(n) = f.get("default_entrypoints") {
+            out.entrypoints = ctx.string_list(n, "traefik.default_entrypoints");
+        }
+        if let Some(n) = f.get("default_rule") {
+            out.rule = ctx.nonempty(n, "traefik.default_rule");
+        }
+    }
+    out
 }
 
 fn sync_policy(ctx: &mut Ctx, node: &Node, base: SyncPolicy) -> SyncPolicy {

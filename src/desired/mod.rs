@@ -11,6 +11,8 @@ mod jobspec;
 mod manifest;
 mod native;
 mod revision;
+mod traefik;
+mod vault_requirements;
 mod yaml;
 
 pub use app::*;
@@ -19,6 +21,10 @@ pub use deps::{JobRefs, job_refs, resource_dependencies, secret_path_matches};
 pub use diagnostic::Diagnostic;
 pub use jobspec::{check_jobspecs_offline, offline_jobspec_errors, refused_jobspecs};
 pub use revision::{DesiredRevision, PinnedRevisions, RevisionReader};
+pub use traefik::TraefikDefaults;
+pub use vault_requirements::{
+    SecretRequirement, app_secret_requirements, secrets_in_template, template_secret_requirements,
+};
 pub use yaml::{
     MAX_BYTES as YAML_MAX_BYTES, MAX_DEPTH as YAML_MAX_DEPTH, MAX_NODES as YAML_MAX_NODES,
 };
@@ -46,6 +52,8 @@ pub struct Loaded {
     pub apps: Vec<LoadedApp>,
     /// Errors not tied to one app (a bad root `drover.yaml`, duplicate app names).
     pub repo_errors: Vec<Diagnostic>,
+    /// The root `drover.yaml` `traefik:` defaults, for the Traefik tags lint.
+    pub traefik: TraefikDefaults,
 }
 
 impl Loaded {
@@ -108,7 +116,11 @@ pub fn load_with_owners(
         })
         .collect();
     apps.sort_by(|a, b| a.name.cmp(&b.name).then(a.dir.cmp(&b.dir)));
-    Loaded { apps, repo_errors }
+    Loaded {
+        apps,
+        repo_errors,
+        traefik: defaults.traefik,
+    }
 }
 
 fn at(file: &str, (line, column): (usize, usize), field: &str, message: String) -> Diagnostic {

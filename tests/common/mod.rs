@@ -457,7 +457,7 @@ job "{id}" {{
     service {{
       name = "{id}"
       port = "http"
-      tags = ["traefik.enable=true"]
+      tags = ["public"]
     }}
   }}
 }}
