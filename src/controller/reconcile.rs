@@ -166,7 +166,6 @@ pub async fn reconcile(
         (Ok(last), Mode::Removed) => {
             emptied = App {
                 resources: Vec::new(),
-                depends_on: Vec::new(),
                 ..last.clone()
             };
             (&emptied, last)

@@ -771,6 +771,28 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_removed_apps_prune_waits_for_live_state_and_ends_when_nothing_is_left_to_delete() {
+        let f = Fixture::start().await;
+        f.applied_job("pruned", "pruned").await;
+        let pins = pins();
+        // Before the live cache has listed the cluster the prune cannot plan: try again later.
+        let unready = f.context(false, 1.0).await;
+        assert!(prune_app(&unready, "pruned", "new", &pins).await);
+        assert!(f.exists("pruned").await);
+        // The job was deleted by hand meanwhile: nothing to delete, nothing to retry; the job
+        // stays recorded (drover did not delete it), so the app is shown as not pruned.
+        f.nomad
+            .deregister_job("default", "pruned", true)
+            .await
+            .expect("deregister");
+        let ctx = f.context(true, 1.0).await;
+        assert!(!prune_app(&ctx, "pruned", "new", &pins).await);
+        let status = ctx.status_of("pruned").expect("status");
+        assert_eq!(status.phase, Phase::RemovedFromGit(Kept::NotPruned));
+        f.stack.shutdown().await;
+    }
+
+    #[tokio::test]
     async fn a_failed_prune_is_retried_and_an_unreadable_last_revision_deletes_nothing() {
         let f = Fixture::start().await;
         f.applied_job("failing", "failing").await;
