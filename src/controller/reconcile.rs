@@ -24,6 +24,10 @@ pub enum Mode {
     Manual,
     /// `drover plan` / `--dry-run`: never writes.
     DryRun,
+    /// The app left Git: an ordinary app whose desired resources are empty, given as it was last
+    /// applied (for its policy and its volumes' `prevent_destroy`). It deletes what it owns if that
+    /// policy said `prune: true`; no dependency waits, no sync history (the prune is an event).
+    Removed,
 }
 
 /// What an app task remembers between cycles: caches only, never facts (a restart loses nothing).
@@ -157,15 +161,25 @@ pub async fn reconcile(
     memory: &mut AppMemory,
 ) -> Outcome {
     let settings = &ctx.settings;
-    let app = match &loaded.result {
-        Ok(app) => app,
-        Err(diagnostics) => return invalid_spec(ctx, loaded, revision, diagnostics, memory).await,
+    let emptied;
+    let (app, declared) = match (&loaded.result, mode) {
+        (Ok(last), Mode::Removed) => {
+            emptied = App {
+                resources: Vec::new(),
+                ..last.clone()
+            };
+            (&emptied, last)
+        }
+        (Ok(app), _) => (app, app),
+        (Err(diagnostics), _) => {
+            return invalid_spec(ctx, loaded, revision, diagnostics, memory).await;
+        }
     };
     let live = ctx.live.snapshot();
     if !live.ready() {
         return waiting_for_live_state(ctx, app, revision, &live);
     }
-    let (markers, owned) = match read_markers(ctx, app).await {
+    let (markers, owned) = match read_markers(ctx, app, declared).await {
         Ok(found) => found,
         Err(message) => {
             return failure(ctx, app, revision, message, Failure::Transient, "", memory);
@@ -174,7 +188,7 @@ pub async fn reconcile(
     let triage = plan::triage(app, &live, &markers, &owned);
     // A dry run writes nothing, so it waits for nothing: it shows what a sync would do, and its
     // caller reports the dependencies' health (`drover plan` has no controller statuses to ask).
-    if mode != Mode::DryRun
+    if matches!(mode, Mode::Auto | Mode::Manual)
         && let Some(dependency) = unhealthy_dependencies(ctx, app)
     {
         return waiting_for_dependency(ctx, app, revision, &triage, &dependency, memory);
@@ -344,6 +358,17 @@ fn sync_policy(
                 hold: Vec::new(),
             })
         }
+        // Everything of a removed app goes: the share of apps leaving at once guards it instead.
+        Mode::Removed => {
+            return (
+                app.sync.prune.then(|| ApplyPolicy {
+                    heal_drift: false,
+                    prune: true,
+                    hold: Vec::new(),
+                }),
+                false,
+            );
+        }
         Mode::Auto | Mode::DryRun => None,
     };
     let refused = policy.as_ref().is_some_and(|p| p.prune)
@@ -450,9 +475,12 @@ fn waiting_for_live_state(
     }
 }
 
+/// The app's markers and what it owns. `declared` is the app as last declared (the app itself,
+/// or for a removed app its last applied version).
 async fn read_markers(
     ctx: &Context,
     app: &App,
+    declared: &App,
 ) -> Result<(BTreeMap<ResourceId, AppliedMarker>, Owned), String> {
     let markers = ctx
         .store
@@ -475,12 +503,18 @@ async fn read_markers(
         .owned(&app.name)
         .await
         .map_err(|e| format!("reading ownership: {e}"))?;
-    // A volume that left Git keeps the `prevent_destroy` it had: without its last spec at hand,
-    // every owned volume that left Git is protected.
+    // A volume that left Git keeps the `prevent_destroy` it had: a volume of a removed app has
+    // its last spec at hand; without it (a volume removed from an app) it is protected.
     let protected = owned
         .iter()
         .filter(|id| id.kind == ResourceKind::CsiVolume)
         .filter(|id| !app.resources.iter().any(|r| &r.id == *id))
+        .filter(|id| {
+            !declared.resources.iter().any(|r| {
+                &r.id == *id
+                    && matches!(&r.spec, crate::desired::ResourceSpec::CsiVolume(v) if !v.prevent_destroy)
+            })
+        })
         .cloned()
         .collect();
     Ok((
@@ -511,7 +545,8 @@ async fn run_apply(
     mode: Mode,
     memory: &mut AppMemory,
 ) -> ApplyReport {
-    let writes = plan.has_changes();
+    // A removed app's prune is recorded as events by its caller, not as a sync.
+    let writes = plan.has_changes() && mode != Mode::Removed;
     // The writes the policy lets through (apply skips the others).
     let allowed: Vec<&plan::Step> = plan
         .writes()
@@ -530,7 +565,7 @@ async fn run_apply(
         _ if heals_only => Trigger::SelfHeal,
         _ => Trigger::Auto,
     };
-    if !allowed.is_empty() {
+    if !allowed.is_empty() && mode != Mode::Removed {
         // A write may take long (a slow or stalled Nomad): say so now, not only when it ends.
         ctx.publish(in_flight(ctx, plan, memory));
     }
@@ -1344,7 +1379,7 @@ mod tests {
             ControllerSettings::default(),
         );
         let desired = app(vec![job("web"), volume("data"), bucket("media")]);
-        let (markers, owned) = read_markers(&ctx, &desired).await.expect("read");
+        let (markers, owned) = read_markers(&ctx, &desired, &desired).await.expect("read");
         let expected = BTreeMap::from([
             (
                 job_id("web"),
@@ -1379,6 +1414,20 @@ mod tests {
             ]
         );
         assert_eq!(owned.protected, [volume_id("scratch")]);
+
+        // The same app once it left Git: its volumes keep the prevent_destroy they were last
+        // declared with; one it no longer declared at all stays protected.
+        let mut kept = volume("scratch");
+        if let crate::desired::ResourceSpec::CsiVolume(v) = &mut kept.spec {
+            v.prevent_destroy = true;
+        }
+        let last = app(vec![job("web"), volume("data"), kept]);
+        let emptied = app(Vec::new());
+        let (_, owned) = read_markers(&ctx, &emptied, &last).await.expect("read");
+        assert_eq!(owned.protected, [volume_id("scratch")]);
+        let last = app(vec![job("web"), volume("scratch")]);
+        let (_, owned) = read_markers(&ctx, &emptied, &last).await.expect("read");
+        assert_eq!(owned.protected, [volume_id("data")]);
     }
 
     /// An app `a` whose `jobs` are one batch job each, with the given `sync:` policy.

@@ -436,11 +436,14 @@ async fn prune_app(
                 .ok()
                 .flatten()
                 .map(DesiredRevision::load)
-                .and_then(|d| d.app(app).and_then(|a| a.result.clone().ok()))
+                .and_then(|d| d.app(app).filter(|a| a.result.is_ok()).cloned())
         }
         _ => None,
     };
-    let Some(last) = last_app else {
+    let Some((loaded, policy)) = last_app.and_then(|a| {
+        let policy = a.result.as_ref().ok()?.sync;
+        Some((a, policy))
+    }) else {
         publish_removed(
             ctx,
             app,
@@ -453,49 +456,20 @@ async fn prune_app(
         );
         return false;
     };
-    if !last.sync.prune {
+    if !policy.prune {
         publish_removed(ctx, app, revision, Kept::PruneOff, Vec::new());
         return false;
     }
-    // Plan against an empty desired state; protected volumes keep their last prevent_destroy.
-    let empty = desired::App {
-        resources: Vec::new(),
-        ..last.clone()
+    // The same path as every app: markers → triage → explain → apply with its guards, against
+    // desired = nothing (its volumes keep their last prevent_destroy).
+    let mut memory = AppMemory::default();
+    let outcome = reconcile(ctx, &loaded, revision, &[], Mode::Removed, &mut memory).await;
+    let report = match outcome.report {
+        Some(report) => report,
+        // Live state not listed yet, or planning failed: try again on the next live change.
+        None if outcome.plan.is_none() => return true,
+        None => crate::apply::ApplyReport::default(),
     };
-    let live = ctx.live.snapshot();
-    if !live.ready() {
-        return true;
-    }
-    let owned = ctx.store.owned(app).await.unwrap_or_default();
-    let protected = last
-        .resources
-        .iter()
-        .filter(|r| matches!(&r.spec, desired::ResourceSpec::CsiVolume(v) if v.prevent_destroy))
-        .map(|r| r.id.clone())
-        .collect();
-    let owned = crate::plan::Owned {
-        resources: owned,
-        protected,
-    };
-    let triage = crate::plan::triage(&empty, &live, &BTreeMap::new(), &owned);
-    let style = crate::plan::render::Style {
-        colour: false,
-        redaction: &ctx.settings.redaction,
-    };
-    let Ok(plan) = crate::plan::explain(&ctx.nomad, &empty, "", &triage, &[], style).await else {
-        return true;
-    };
-    let report = crate::apply::apply(
-        &ctx.nomad,
-        &ctx.store,
-        &plan,
-        crate::apply::ApplyPolicy {
-            heal_drift: true,
-            prune: true,
-            hold: Vec::new(),
-        },
-    )
-    .await;
     for line in report.changes() {
         let _ = ctx
             .store
@@ -794,6 +768,28 @@ mod tests {
         assert!(ctx.status_of("relabelled").is_some(), "its job is left");
         let kept = ctx.status_of("kept").expect("kept's status");
         assert_eq!(kept.sync, SyncStatus::OutOfSync);
+        f.stack.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn a_removed_apps_prune_waits_for_live_state_and_ends_when_nothing_is_left_to_delete() {
+        let f = Fixture::start().await;
+        f.applied_job("pruned", "pruned").await;
+        let pins = pins();
+        // Before the live cache has listed the cluster the prune cannot plan: try again later.
+        let unready = f.context(false, 1.0).await;
+        assert!(prune_app(&unready, "pruned", "new", &pins).await);
+        assert!(f.exists("pruned").await);
+        // The job was deleted by hand meanwhile: nothing to delete, nothing to retry; the job
+        // stays recorded (drover did not delete it), so the app is shown as not pruned.
+        f.nomad
+            .deregister_job("default", "pruned", true)
+            .await
+            .expect("deregister");
+        let ctx = f.context(true, 1.0).await;
+        assert!(!prune_app(&ctx, "pruned", "new", &pins).await);
+        let status = ctx.status_of("pruned").expect("status");
+        assert_eq!(status.phase, Phase::RemovedFromGit(Kept::NotPruned));
         f.stack.shutdown().await;
     }
 
