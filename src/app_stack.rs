@@ -39,6 +39,9 @@ pub enum StackError {
     /// The Nomad client could not be built.
     #[error("building the Nomad client")]
     Nomad(#[source] NomadError),
+    /// The Vault client could not be built.
+    #[error("building the Vault client")]
+    Vault(#[source] crate::providers::vault::VaultError),
     /// The first full read of live state failed.
     #[error("reading live state from Nomad")]
     Live(#[source] NomadError),
@@ -228,4 +231,14 @@ pub async fn dry_run<'a>(
             }
         })
         .collect()
+}
+
+/// The Vault client for `config`, if Vault is configured.
+pub fn vault_client(
+    config: Option<crate::providers::vault::VaultConfig>,
+) -> Result<Option<crate::providers::vault::VaultClient>, StackError> {
+    config
+        .map(crate::providers::vault::VaultClient::new)
+        .transpose()
+        .map_err(StackError::Vault)
 }

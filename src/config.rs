@@ -159,6 +159,8 @@ pub struct Settings {
     pub controller: ControllerSettings,
     /// Status page and API.
     pub web: WebSettings,
+    /// Vault, for `vault_secret` preflight (`VAULT_*`; `None` without `VAULT_ADDR`).
+    pub vault: Option<crate::providers::vault::VaultConfig>,
 }
 
 impl Settings {
@@ -234,6 +236,7 @@ impl Settings {
             nomad,
             controller,
             web: file.web,
+            vault: crate::providers::vault::VaultConfig::from_lookup(&env),
         })
     }
 }

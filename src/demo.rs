@@ -15,6 +15,7 @@ use drover::config::Settings;
 use drover::controller::ControllerSettings;
 use drover::controller::runtime::{self, Running, StartError};
 use drover::providers::nomad::NomadConfig;
+use drover::providers::vault::VaultConfig;
 use drover::source::{SourceConfig, SourceError};
 use drover_devstack::s3::{S3Error, S3Server};
 use drover_devstack::seed::{Seed, SeedVaultMount, SeedVaultSecret};
@@ -227,6 +228,13 @@ fn demo_settings(options: &DemoOptions, repo: &Path, devstack: &Devstack) -> Set
             ..ControllerSettings::default()
         },
         web: drover::config::WebSettings::default(),
+        vault: Some(VaultConfig {
+            address: devstack.vault_url(),
+            token: Some(drover::telemetry::Redacted(
+                devstack.root_token().to_string(),
+            )),
+            ..VaultConfig::default()
+        }),
     }
 }
 

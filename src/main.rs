@@ -488,7 +488,7 @@ async fn plan(args: PlanArgs) -> anyhow::Result<ExitCode> {
         Some(dir) => Store::open(&app_stack::store_file(dir))?,
         None => Store::open_in_memory()?,
     };
-    let ctx = app_stack::context(
+    let mut ctx = app_stack::context(
         NomadConfig::from_env(),
         store,
         LiveReading::Once,
@@ -503,6 +503,7 @@ async fn plan(args: PlanArgs) -> anyhow::Result<ExitCode> {
         },
     )
     .await?;
+    ctx.vault = app_stack::vault_client(drover::providers::vault::VaultConfig::from_env())?;
     let mut changes = false;
     let mut failed = !desired.loaded.repo_errors.is_empty();
     for d in &desired.loaded.repo_errors {

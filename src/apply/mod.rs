@@ -24,6 +24,9 @@ pub struct ApplyPolicy {
     pub prune: bool,
     /// Drifted resources not to heal this time (their drift keeps coming back).
     pub hold: Vec<ResourceId>,
+    /// Resources whose preflight failed (a Vault requirement that does not hold), with why:
+    /// not written this cycle, while the rest of the app syncs.
+    pub blocked: std::collections::BTreeMap<ResourceId, String>,
 }
 
 /// Heals of one resource at one spec, none of which became healthy, before drover stops
@@ -48,6 +51,12 @@ pub enum StepResult {
     /// Not written on purpose (policy, ownership, an earlier wave).
     Skipped {
         /// Why.
+        reason: String,
+    },
+    /// Its preflight failed (a Vault secret lacks a key): not written; checked again at the
+    /// next cycle. Unlike `Waiting` it holds back only this resource, not later waves.
+    Blocked {
+        /// What the user must fix.
         reason: String,
     },
     /// Cannot proceed yet (e.g. the CSI plugin is not healthy); retried next cycle.
@@ -137,6 +146,7 @@ impl ApplyReport {
                 StepResult::Failed { message, .. } => Some(format!("{}: {message}", s.id)),
                 StepResult::Conflict { message } => Some(format!("{}: conflict: {message}", s.id)),
                 StepResult::Waiting { reason } => Some(format!("{}: waiting: {reason}", s.id)),
+                StepResult::Blocked { reason } => Some(format!("{}: blocked: {reason}", s.id)),
                 _ => None,
             })
             .collect()
@@ -178,6 +188,14 @@ async fn apply_step(
     step: &Step,
     policy: &ApplyPolicy,
 ) -> StepResult {
+    if step.change.is_write()
+        && step.change != Change::Delete
+        && let Some(reason) = policy.blocked.get(&step.id)
+    {
+        return StepResult::Blocked {
+            reason: reason.clone(),
+        };
+    }
     if step.change.is_write() && step.reason.is_drift() && !policy.heal_drift {
         return StepResult::Skipped {
             reason: "changed in the cluster; self_heal is off".into(),
@@ -493,6 +511,7 @@ pub(super) mod tests {
             heal_drift,
             prune,
             hold,
+            blocked: std::collections::BTreeMap::new(),
         }
     }
 

@@ -20,6 +20,7 @@ pub use status::{
 
 use crate::live::LiveStore;
 use crate::providers::nomad::NomadClient;
+use crate::providers::vault::VaultClient;
 use crate::store::Store;
 
 /// Controller tuning.
@@ -72,6 +73,8 @@ pub struct Context {
     pub repo: watch::Sender<RepoStatus>,
     /// Limits concurrent reconciles.
     pub permits: Arc<Semaphore>,
+    /// Vault, for the preflight of `vault_secret` requirements (`None`: no Vault configured).
+    pub vault: Option<VaultClient>,
 }
 
 impl Context {
@@ -91,6 +94,7 @@ impl Context {
             statuses: watch::Sender::new(BTreeMap::new()),
             repo: watch::Sender::new(RepoStatus::default()),
             permits,
+            vault: None,
         }
     }
 

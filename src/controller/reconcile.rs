@@ -208,14 +208,29 @@ pub async fn reconcile(
             return failure(ctx, app, revision, message, kind, &facts, memory);
         }
     };
+    // Preflight: every Vault requirement, one read each per cycle; a job whose requirement does
+    // not hold is not registered this cycle, while the rest of the app syncs.
+    let secrets = health::vault_secret::check(ctx.vault.as_ref(), app).await;
     let (policy, prune_refused) = sync_policy(mode, app, &plan, settings.max_prune_share, memory);
+    let policy = policy.map(|policy| ApplyPolicy {
+        blocked: secrets.blocked_jobs(app),
+        ..policy
+    });
     let report = match policy {
         Some(policy) if wants_apply(&plan) => {
             Some(run_apply(ctx, &plan, policy, mode, memory).await)
         }
         _ => None,
     };
-    let resources = assess(ctx, &plan, report.as_ref(), &ctx.live.snapshot(), memory).await;
+    let resources = assess(
+        ctx,
+        &plan,
+        report.as_ref(),
+        &ctx.live.snapshot(),
+        &secrets,
+        memory,
+    )
+    .await;
     let prune_refusal = prune_refused.then(|| prune_refusal(settings.max_prune_share));
     note_prune_refusal(ctx, &app.name, revision, prune_refusal.as_deref(), memory).await;
     let status = derive_status(Cycle {
@@ -349,6 +364,7 @@ fn sync_policy(
             heal_drift: app.sync.self_heal,
             prune: app.sync.prune,
             hold: held_heals(plan, memory),
+            ..ApplyPolicy::default()
         }),
         Mode::Manual => {
             memory.heals.clear();
@@ -356,6 +372,7 @@ fn sync_policy(
                 heal_drift: true,
                 prune: app.sync.prune,
                 hold: Vec::new(),
+                ..ApplyPolicy::default()
             })
         }
         // Everything of a removed app goes: the share of apps leaving at once guards it instead.
@@ -365,6 +382,7 @@ fn sync_policy(
                     heal_drift: false,
                     prune: true,
                     hold: Vec::new(),
+                    ..ApplyPolicy::default()
                 }),
                 false,
             );
@@ -647,6 +665,7 @@ async fn assess(
     plan: &Plan,
     report: Option<&ApplyReport>,
     live: &LiveSnapshot,
+    secrets: &health::vault_secret::SecretChecks,
     memory: &mut AppMemory,
 ) -> Vec<ResourceStatus> {
     let mut out = Vec::new();
@@ -665,6 +684,7 @@ async fn assess(
             },
             ResourceKind::NomadJob => job_health(ctx, live, &step.id, memory).await,
             ResourceKind::CsiVolume => health::csi_volume(live, &step.id.scope, &step.id.name),
+            ResourceKind::VaultSecret => secrets.assessment(&step.id),
             _ => Assessment {
                 health: Health::Unknown,
                 message: "not applied by this version".into(),
@@ -693,7 +713,9 @@ async fn assess(
         let mut message = assessment.message;
         if let Some(result) = applied {
             match result {
-                StepResult::Skipped { reason } | StepResult::Waiting { reason } => {
+                StepResult::Skipped { reason }
+                | StepResult::Waiting { reason }
+                | StepResult::Blocked { reason } => {
                     message = format!("{message}; {reason}");
                 }
                 StepResult::Failed { message: m, .. } | StepResult::Conflict { message: m } => {
@@ -702,9 +724,14 @@ async fn assess(
                 _ => {}
             }
         }
+        // A Vault requirement is checked, never written: it counts in the app's health.
+        let change = match (kind, &step.change) {
+            (ResourceKind::VaultSecret, Change::NotManaged) => ChangeKind::Unchanged,
+            (_, change) => ChangeKind::of(change),
+        };
         out.push(ResourceStatus {
             id: step.id.to_string(),
-            change: ChangeKind::of(&step.change),
+            change,
             reason: serde_json::to_value(step.reason)
                 .ok()
                 .and_then(|v| v.as_str().map(str::to_string))

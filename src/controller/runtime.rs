@@ -100,13 +100,14 @@ pub async fn start(settings: Settings, shutdown: CancellationToken) -> Result<Ru
         settings.source.poll_interval,
         shutdown.clone(),
     ));
-    let ctx = app_stack::context(
+    let mut ctx = app_stack::context(
         settings.nomad.clone(),
         store,
         LiveReading::Watch(shutdown.clone()),
         settings.controller.clone(),
     )
     .await?;
+    ctx.vault = app_stack::vault_client(settings.vault.clone())?;
 
     let (desired_tx, desired_rx) = watch::channel(None::<DesiredRevision>);
     let mut tasks = Vec::new();

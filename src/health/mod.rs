@@ -4,6 +4,7 @@
 
 mod csi_volume;
 mod nomad_job;
+pub mod vault_secret;
 
 use serde::{Deserialize, Serialize};
 

@@ -159,6 +159,15 @@ impl TestEnv {
                 ..ControllerSettings::default()
             },
             web: drover::config::WebSettings::default(),
+            vault: Some(drover::providers::vault::VaultConfig {
+                address: self.devstack.vault_url(),
+                token: Some(drover::telemetry::Redacted(
+                    self.devstack.root_token().to_string(),
+                )),
+                request_timeout: Duration::from_secs(5),
+                max_retries: 3,
+                ..drover::providers::vault::VaultConfig::default()
+            }),
         }
     }
 

@@ -1,0 +1,154 @@
+//! Vault secret requirements, checked before the jobs that need them: one read per requirement
+//! per cycle (Vault has no blocking queries). A requirement that does not hold blocks the jobs
+//! whose templates read it and shows on its `vault_secret` resource; nothing is ever written to
+//! Vault, and no value is read into memory (the client decodes key names only).
+
+use std::collections::BTreeMap;
+
+use super::{Assessment, Health};
+use crate::desired::{App, ResourceId, ResourceSpec, SecretRequirement, app_secret_requirements};
+use crate::providers::vault::{Missing, VaultClient};
+
+/// What one requirement came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// The secret holds every key.
+    Holds,
+    /// It does not: why, for people (`Vault secret nomad/default/x lacks key K`).
+    Lacks(String),
+    /// It could not be checked (Vault unreachable, a policy gap): why.
+    Unchecked(String),
+    /// No Vault is configured: nothing was checked and nothing is blocked.
+    NoVault,
+}
+
+/// The requirements of one app and their verdicts, in `app_secret_requirements` order.
+#[derive(Debug, Clone, Default)]
+pub struct SecretChecks {
+    checks: Vec<(SecretRequirement, Verdict)>,
+}
+
+/// The message for a missing secret or missing keys: names the path and keys, never a value.
+pub fn lacking_message(path: &str, missing: &Missing, keys: &[String]) -> Option<String> {
+    match missing {
+        Missing::Nothing => None,
+        Missing::Secret => Some(format!(
+            "Vault secret {path} does not exist (needs {} {})",
+            plural_key(keys.len()),
+            keys.join(", ")
+        )),
+        Missing::Keys(absent) => Some(format!(
+            "Vault secret {path} lacks {} {}",
+            plural_key(absent.len()),
+            absent.join(", ")
+        )),
+    }
+}
+
+fn plural_key(n: usize) -> &'static str {
+    if n == 1 { "key" } else { "keys" }
+}
+
+/// Check every requirement of `app` (one Vault read each; none without Vault).
+pub async fn check(vault: Option<&VaultClient>, app: &App) -> SecretChecks {
+    let mut checks = Vec::new();
+    for requirement in app_secret_requirements(app) {
+        let verdict = match vault {
+            None => Verdict::NoVault,
+            Some(vault) => {
+                let keys: Vec<String> = requirement.keys.iter().cloned().collect();
+                match vault.check_requirement(&requirement.path, &keys).await {
+                    Ok(missing) => match lacking_message(&requirement.path, &missing, &keys) {
+                        None => Verdict::Holds,
+                        Some(message) => Verdict::Lacks(message),
+                    },
+                    Err(e) if e.is_forbidden() => Verdict::Unchecked(format!(
+                        "Vault secret {} cannot be read with drover's token (a policy gap?): {e}",
+                        requirement.path
+                    )),
+                    Err(e) => Verdict::Unchecked(format!(
+                        "Vault secret {} not checked: {e}",
+                        requirement.path
+                    )),
+                }
+            }
+        };
+        checks.push((requirement, verdict));
+    }
+    SecretChecks { checks }
+}
+
+impl SecretChecks {
+    /// From given verdicts (for tests and callers that checked elsewhere).
+    pub fn from_verdicts(checks: Vec<(SecretRequirement, Verdict)>) -> SecretChecks {
+        SecretChecks { checks }
+    }
+
+    /// The jobs of `app` that must not be registered now, each with the reasons: a job is
+    /// blocked by every requirement one of its templates reads that does not hold (joined with
+    /// `vault_secret` entries of the same path, whose keys count too). Without Vault nothing is
+    /// blocked.
+    pub fn blocked_jobs(&self, app: &App) -> BTreeMap<ResourceId, String> {
+        let mut out: BTreeMap<ResourceId, String> = BTreeMap::new();
+        for resource in &app.resources {
+            let ResourceSpec::NomadJob(job) = &resource.spec else {
+                continue;
+            };
+            let reasons: Vec<&str> = self
+                .checks
+                .iter()
+                .filter(|(r, _)| r.required_by.iter().any(|o| o.file == job.file))
+                .filter_map(|(_, verdict)| match verdict {
+                    Verdict::Lacks(m) | Verdict::Unchecked(m) => Some(m.as_str()),
+                    Verdict::Holds | Verdict::NoVault => None,
+                })
+                .collect();
+            if !reasons.is_empty() {
+                out.insert(resource.id.clone(), reasons.join("; "));
+            }
+        }
+        out
+    }
+
+    /// The health of the `vault_secret` resource `id` (`mount` scope, `path` name).
+    pub fn assessment(&self, id: &ResourceId) -> Assessment {
+        let path = format!("{}/{}", id.scope, id.name);
+        let found = self.checks.iter().find(|(r, _)| r.path == path);
+        match found {
+            Some((r, Verdict::Holds)) => Assessment::new(
+                Health::Healthy,
+                format!(
+                    "holds {} {}",
+                    plural_key(r.keys.len()),
+                    r.keys.iter().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            ),
+            Some((_, Verdict::Lacks(m))) => Assessment::new(Health::Missing, m.clone()),
+            Some((_, Verdict::Unchecked(m))) => Assessment::new(Health::Unknown, m.clone()),
+            Some((_, Verdict::NoVault)) | None => Assessment::new(
+                Health::Unknown,
+                "not checked: no Vault configured (set VAULT_ADDR and VAULT_TOKEN, or \
+                 VAULT_ROLE_ID and VAULT_SECRET_ID)",
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_name_path_and_keys() {
+        let keys = vec!["A".to_string(), "B".to_string()];
+        assert_eq!(
+            lacking_message("nomad/default/o", &Missing::Keys(vec!["B".into()]), &keys).as_deref(),
+            Some("Vault secret nomad/default/o lacks key B")
+        );
+        assert_eq!(
+            lacking_message("nomad/default/o", &Missing::Secret, &keys).as_deref(),
+            Some("Vault secret nomad/default/o does not exist (needs keys A, B)")
+        );
+        assert_eq!(lacking_message("p", &Missing::Nothing, &keys), None);
+    }
+}
