@@ -143,6 +143,33 @@ async fn a_missing_vault_key_blocks_only_its_job_until_it_is_seeded() {
         status.errors
     );
 
+    // The mount is resolved once; each cycle then costs one read per requirement.
+    let vault_log: serde_json::Value = env
+        .http
+        .get(format!(
+            "{}/_devstack/requests?system=vault",
+            env.devstack.nomad_url()
+        ))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("request log: {e}"))
+        .json()
+        .await
+        .unwrap_or_default();
+    let entries = vault_log.get("entries").cloned().unwrap_or(vault_log);
+    let paths: Vec<&str> = entries
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["Path"].as_str())
+        .collect();
+    let mount_lookups = paths
+        .iter()
+        .filter(|p| p.starts_with("/v1/sys/internal/ui/mounts/"))
+        .count();
+    assert_eq!(mount_lookups, 1, "{paths:?}");
+    assert!(paths.contains(&"/v1/nomad/data/default/media"), "{paths:?}");
+
     // No value anywhere: the API, the page, the events and every log line.
     let base = env.drover_url();
     for path in ["/api/apps", "/api/apps/media", "/api/events", "/"] {

@@ -862,6 +862,45 @@ pub(super) mod tests {
     }
 
     #[tokio::test]
+    async fn a_failed_preflight_holds_back_only_that_write() {
+        let store = Store::open_in_memory().expect("store");
+        let reason = "Vault secret nomad/default/web lacks key K";
+        let steps = vec![
+            job_write("web", 0, Reason::New, 0),
+            confirm(job_id("settled"), 0, Reason::InSync, 4),
+            delete(job_id("gone"), 0),
+            // Nomad is unreachable: a write that is tried fails.
+            job_write("later", 1, Reason::GitChanged, 5),
+        ];
+        let mut policy = policy(true, true, Vec::new());
+        for name in ["web", "settled", "gone"] {
+            policy.blocked.insert(job_id(name), reason.to_string());
+        }
+        let report = apply(&unreachable_nomad(), &store, &plan(steps), policy).await;
+        let got = results(&report);
+        let blocked = StepResult::Blocked {
+            reason: reason.into(),
+        };
+        assert_eq!(got[0], ("web".to_string(), blocked));
+        // Only writes other than deletions are held back by a preflight.
+        assert_eq!(got[1], ("settled".to_string(), StepResult::Confirmed));
+        assert_eq!(
+            got[2],
+            ("gone".to_string(), skipped("not owned by this app"))
+        );
+        // A blocked step does not hold back later waves.
+        assert!(is_failed(&got[3].1), "{got:?}");
+        assert!(
+            report
+                .problems()
+                .contains(&format!("nomad_job/default/web: blocked: {reason}")),
+            "{:?}",
+            report.problems()
+        );
+        assert!(!StepResult::Blocked { reason: "r".into() }.blocks());
+    }
+
+    #[tokio::test]
     async fn prune_needs_the_policy_and_this_apps_ownership_in_the_store() {
         let store = Store::open_in_memory().expect("store");
         store
