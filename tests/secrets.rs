@@ -121,6 +121,9 @@ async fn no_secret_reaches_logs_pages_api_events_history_plan_or_the_store() {
         .arg(&config)
         .env("NOMAD_ADDR", env.devstack.nomad_url())
         .env("NOMAD_TOKEN", NOMAD_TOKEN)
+        // The Vault preflight reads the secret whose value must not show anywhere.
+        .env("VAULT_ADDR", env.devstack.vault_url())
+        .env("VAULT_TOKEN", NOMAD_TOKEN)
         .env("RUST_LOG", "debug")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -724,9 +724,12 @@ async fn assess(
                 _ => {}
             }
         }
-        // A Vault requirement is checked, never written: it counts in the app's health.
+        // A Vault requirement is checked, never written: with Vault configured it counts in the
+        // app's health; without, it is only shown (not checked).
         let change = match (kind, &step.change) {
-            (ResourceKind::VaultSecret, Change::NotManaged) => ChangeKind::Unchanged,
+            (ResourceKind::VaultSecret, Change::NotManaged) if ctx.vault.is_some() => {
+                ChangeKind::Unchanged
+            }
             (_, change) => ChangeKind::of(change),
         };
         out.push(ResourceStatus {
