@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use common::{TestEnv, web_jobspec};
 use drover::health::Health;
+use drover::providers::vault::{Missing, VaultClient, VaultConfig};
 use serde_json::json;
 
 /// A value seeded into Vault that must never be shown anywhere.
@@ -199,4 +200,186 @@ async fn a_missing_vault_key_blocks_only_its_job_until_it_is_seeded() {
         "a log line shows the secret value"
     );
     env.shutdown().await;
+}
+
+/// A call to the devstack's Vault API with the root token; returns the JSON answer (or Null).
+async fn vault_call(
+    devstack: &drover_devstack::Devstack,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> serde_json::Value {
+    let mut request = common::http_client()
+        .request(method, format!("{}/v1/{path}", devstack.vault_url()))
+        .header("X-Vault-Token", devstack.root_token());
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let answer = request
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("vault {path}: {e}"));
+    let status = answer.status();
+    let text = answer.text().await.unwrap_or_default();
+    assert!(status.is_success(), "vault {path}: {status}: {text}");
+    serde_json::from_str(&text).unwrap_or_default()
+}
+
+fn client(devstack: &drover_devstack::Devstack, token: Option<&str>) -> VaultClient {
+    VaultClient::new(VaultConfig {
+        address: devstack.vault_url(),
+        token: token.map(|t| drover::telemetry::Redacted(t.to_string())),
+        max_retries: 0,
+        ..VaultConfig::default()
+    })
+    .unwrap_or_else(|e| panic!("vault client: {e}"))
+}
+
+fn keys(names: &[&str]) -> Vec<String> {
+    names.iter().map(|k| k.to_string()).collect()
+}
+
+#[tokio::test]
+async fn check_requirement_reads_key_names_of_kv_v2_and_v1_and_a_deleted_version_is_missing() {
+    use reqwest::Method;
+    let devstack = common::fast_devstack().await;
+    let vault = client(&devstack, Some(devstack.root_token()));
+    vault_call(
+        &devstack,
+        Method::POST,
+        "secret/data/app",
+        Some(json!({"data": {"A": SEEDED_VALUE}})),
+    )
+    .await;
+    // Both spellings a template may use; the missing key is named, the value never kept.
+    let lacks = vault
+        .check_requirement("secret/app", &keys(&["A", "B"]))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(lacks, Missing::Keys(keys(&["B"])));
+    assert!(!format!("{lacks:?}").contains(SEEDED_VALUE));
+    let holds = vault
+        .check_requirement("secret/data/app", &keys(&["A"]))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(holds, Missing::Nothing);
+    let absent = vault
+        .check_requirement("secret/none", &keys(&["A"]))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(absent, Missing::Secret);
+    // A soft-deleted current version answers 404 with a body: missing, not an error.
+    vault_call(&devstack, Method::DELETE, "secret/data/app", None).await;
+    let deleted = vault
+        .check_requirement("secret/app", &keys(&["A"]))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(deleted, Missing::Secret);
+
+    // KV v1: the secret's own keys.
+    vault_call(
+        &devstack,
+        Method::POST,
+        "sys/mounts/kv1",
+        Some(json!({"type": "kv", "options": {"version": "1"}})),
+    )
+    .await;
+    vault_call(
+        &devstack,
+        Method::POST,
+        "kv1/app",
+        Some(json!({"A": SEEDED_VALUE})),
+    )
+    .await;
+    let v1 = vault
+        .check_requirement("kv1/app", &keys(&["A", "C"]))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(v1, Missing::Keys(keys(&["C"])));
+
+    // A bad token is a permanent 403, not "missing"; its text carries no token.
+    let outsider = client(&devstack, Some("not-a-token"));
+    let err = outsider
+        .check_requirement("secret/app", &keys(&["A"]))
+        .await
+        .err()
+        .unwrap_or_else(|| panic!("a bad token was accepted"));
+    assert!(err.is_forbidden() && !err.is_transient(), "{err}");
+    assert!(!err.to_string().contains("not-a-token"), "{err}");
+    // No token at all is said plainly.
+    let err = client(&devstack, None)
+        .check_requirement("secret/app", &keys(&["A"]))
+        .await
+        .err()
+        .unwrap_or_else(|| panic!("no token was accepted"));
+    assert!(err.to_string().contains("VAULT_TOKEN"), "{err}");
+    devstack.shutdown().await;
+}
+
+#[tokio::test]
+async fn approle_login_gives_the_token_the_check_uses() {
+    use reqwest::Method;
+    let devstack = common::fast_devstack().await;
+    vault_call(
+        &devstack,
+        Method::POST,
+        "secret/data/app",
+        Some(json!({"data": {"A": SEEDED_VALUE}})),
+    )
+    .await;
+    vault_call(
+        &devstack,
+        Method::POST,
+        "sys/auth/approle",
+        Some(json!({"type": "approle"})),
+    )
+    .await;
+    vault_call(
+        &devstack,
+        Method::PUT,
+        "sys/policies/acl/reader",
+        Some(json!({"policy": "path \"secret/data/*\" { capabilities = [\"read\"] }"})),
+    )
+    .await;
+    vault_call(
+        &devstack,
+        Method::POST,
+        "auth/approle/role/drover",
+        Some(json!({"token_policies": ["reader"]})),
+    )
+    .await;
+    let role_id = vault_call(
+        &devstack,
+        Method::GET,
+        "auth/approle/role/drover/role-id",
+        None,
+    )
+    .await["data"]["role_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let secret_id = vault_call(
+        &devstack,
+        Method::POST,
+        "auth/approle/role/drover/secret-id",
+        Some(json!({})),
+    )
+    .await["data"]["secret_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(!role_id.is_empty() && !secret_id.is_empty());
+    let vault = VaultClient::new(VaultConfig {
+        address: devstack.vault_url(),
+        approle: Some((role_id, drover::telemetry::Redacted(secret_id))),
+        max_retries: 0,
+        ..VaultConfig::default()
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    let holds = vault
+        .check_requirement("secret/app", &keys(&["A"]))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(holds, Missing::Nothing);
+    devstack.shutdown().await;
 }
