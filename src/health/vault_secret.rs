@@ -138,6 +138,76 @@ impl SecretChecks {
 mod tests {
     use super::*;
 
+    fn app_with(files: &[(&str, &str)]) -> App {
+        let files: std::collections::BTreeMap<String, Vec<u8>> = files
+            .iter()
+            .map(|(p, t)| (p.to_string(), t.as_bytes().to_vec()))
+            .collect();
+        let loaded = crate::desired::load(&crate::source::Revision::from_files("test", files));
+        loaded.apps[0]
+            .result
+            .clone()
+            .unwrap_or_else(|e| panic!("{e:?}"))
+    }
+
+    #[test]
+    fn a_requirement_that_fails_blocks_the_jobs_reading_it_and_only_with_vault() {
+        let reads = r#"job "reads" {
+  group "g" {
+    task "t" {
+      driver = "docker"
+      config { image = "nginx" }
+      template {
+        data        = "{{ with secret \"nomad/data/default/x\" }}{{ .Data.data.K }}{{ end }}"
+        destination = "local/x"
+      }
+    }
+  }
+}
+"#;
+        let plain = "job \"plain\" {\n  group \"g\" {\n    task \"t\" {\n      driver = \"docker\"\n      config { image = \"nginx\" }\n    }\n  }\n}\n";
+        let app = app_with(&[
+            (
+                "apps/a/app.yaml",
+                "resources:\n  - nomad_job: { file: reads.nomad.hcl }\n  - nomad_job: { file: plain.nomad.hcl }\n  - vault_secret: { mount: nomad, path: default/other, keys: [L] }\n",
+            ),
+            ("apps/a/reads.nomad.hcl", reads),
+            ("apps/a/plain.nomad.hcl", plain),
+        ]);
+        let lacking = |r: &SecretRequirement| Verdict::Lacks(format!("{} lacks", r.path));
+        let requirements = app_secret_requirements(&app);
+        assert_eq!(requirements.len(), 2, "{requirements:?}");
+        let checks = SecretChecks::from_verdicts(
+            requirements
+                .iter()
+                .map(|r| (r.clone(), lacking(r)))
+                .collect(),
+        );
+        let blocked = checks.blocked_jobs(&app);
+        let names: Vec<&str> = blocked.keys().map(|id| id.name.as_str()).collect();
+        // The listed-only secret blocks no job; the one a template reads blocks that job.
+        assert_eq!(names, ["reads"]);
+        let other =
+            ResourceId::parse("vault_secret/nomad/default/other").unwrap_or_else(|| panic!("id"));
+        assert_eq!(checks.assessment(&other).health, Health::Missing);
+        let holds = SecretChecks::from_verdicts(
+            requirements
+                .iter()
+                .map(|r| (r.clone(), Verdict::Holds))
+                .collect(),
+        );
+        assert!(holds.blocked_jobs(&app).is_empty());
+        assert_eq!(holds.assessment(&other).health, Health::Healthy);
+        let no_vault = SecretChecks::from_verdicts(
+            requirements
+                .iter()
+                .map(|r| (r.clone(), Verdict::NoVault))
+                .collect(),
+        );
+        assert!(no_vault.blocked_jobs(&app).is_empty());
+        assert_eq!(no_vault.assessment(&other).health, Health::Unknown);
+    }
+
     #[test]
     fn messages_name_path_and_keys() {
         let keys = vec!["A".to_string(), "B".to_string()];
