@@ -17,6 +17,7 @@ use crate::controller::{Context, ControllerSettings};
 use crate::desired::LoadedApp;
 use crate::health::Health;
 use crate::live::LiveStore;
+use crate::providers::consul::{ConsulClient, ConsulConfig, ConsulError};
 use crate::providers::nomad::{NomadClient, NomadConfig, NomadError};
 use crate::source::{GitSource, Revision, RevisionError, SourceConfig, SourceError};
 use crate::store::{Store, StoreError};
@@ -39,6 +40,9 @@ pub enum StackError {
     /// The Nomad client could not be built.
     #[error("building the Nomad client")]
     Nomad(#[source] NomadError),
+    /// The Consul client could not be built.
+    #[error("building the Consul client")]
+    Consul(#[source] ConsulError),
     /// The first full read of live state failed.
     #[error("reading live state from Nomad")]
     Live(#[source] NomadError),
@@ -83,17 +87,32 @@ pub fn open_store(data_dir: &Path) -> Result<Store, StackError> {
 /// says.
 pub async fn context(
     nomad: NomadConfig,
+    consul: Option<ConsulConfig>,
     store: Store,
     live: LiveReading,
     settings: ControllerSettings,
 ) -> Result<Context, StackError> {
     let nomad = NomadClient::new(nomad).map_err(StackError::Nomad)?;
+    let consul = consul
+        .map(ConsulClient::new)
+        .transpose()
+        .map_err(StackError::Consul)?;
     let cache = LiveStore::default();
-    match live {
-        LiveReading::Watch(shutdown) => cache.spawn_watchers(nomad.clone(), shutdown),
-        LiveReading::Once => cache.load_once(&nomad).await.map_err(StackError::Live)?,
+    let consul_shutdown = match live {
+        LiveReading::Watch(shutdown) => {
+            cache.spawn_watchers(nomad.clone(), shutdown.clone());
+            shutdown
+        }
+        LiveReading::Once => {
+            cache.load_once(&nomad).await.map_err(StackError::Live)?;
+            // A one-shot command ends with the process; its config-entry lists answer at once.
+            CancellationToken::new()
+        }
+    };
+    if let Some(consul) = &consul {
+        cache.watch_consul(consul.clone(), consul_shutdown);
     }
-    Ok(Context::new(nomad, store, cache, settings))
+    Ok(Context::new(nomad, store, cache, settings).with_consul(consul))
 }
 
 /// Where `plan` and `validate` read the desired state from.

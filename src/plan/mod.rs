@@ -5,6 +5,7 @@
 //! modify index with the recorded one. Step 2 ([`explain`]) sends only suspects and creations to
 //! the server (Nomad's parse and plan endpoints) for the verdict and the human diff.
 
+pub mod consul_config_entry;
 pub mod csi_volume;
 mod explain;
 pub mod nomad_job;
@@ -167,6 +168,13 @@ pub enum Payload {
         /// The plugin that must be healthy first.
         plugin_id: String,
     },
+    /// Write this Consul config entry with `?cas=`.
+    ConsulConfigEntry {
+        /// The entry as `PUT /v1/config` takes it, with drover's `Meta`.
+        entry: Value,
+        /// The live `ModifyIndex` the plan saw (0: create only if absent).
+        cas: u64,
+    },
     /// Delete (prune): a job is purged, a CSI volume only deregistered (storage is never
     /// destroyed by a prune).
     Delete,
@@ -242,6 +250,9 @@ pub fn triage(
         let (verdict, reason) = match &resource.spec {
             ResourceSpec::NomadJob(_) => nomad_job::triage(&resource.id, &hash, live, marker),
             ResourceSpec::CsiVolume(_) => csi_volume::triage(&resource.id, &hash, live, marker),
+            ResourceSpec::ConsulConfigEntry(_) => {
+                consul_config_entry::triage(&resource.id, &hash, live, marker)
+            }
             _ => (Verdict::NotManaged, Reason::InSync),
         };
         out.push(Triage {
@@ -257,6 +268,7 @@ pub fn triage(
         let exists = match id.kind {
             ResourceKind::NomadJob => live.job(&id.scope, &id.name).is_some(),
             ResourceKind::CsiVolume => live.volume(&id.scope, &id.name).is_some(),
+            ResourceKind::ConsulConfigEntry => live.config_entry(&id.scope, &id.name).is_some(),
             _ => false,
         };
         if exists {
