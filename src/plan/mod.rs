@@ -626,6 +626,47 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn triage_plans_config_entries_and_deletes_owned_ones_that_left_git_only_when_listed() {
+        let entry_id = |name: &str| id(ResourceKind::ConsulConfigEntry, "service-defaults", name);
+        let web = Resource {
+            id: entry_id("web"),
+            spec: ResourceSpec::ConsulConfigEntry(crate::desired::ConfigEntrySpec {
+                kind: "service-defaults".into(),
+                name: "web".into(),
+                body: serde_json::json!({"Kind": "service-defaults", "Name": "web"}),
+            }),
+            origin: origin(),
+        };
+        let mut snapshot = live(&[], &[]);
+        snapshot.config_entries.insert(
+            ("service-defaults".into(), "old".into()),
+            crate::providers::consul::ConfigEntry(
+                serde_json::json!({"Kind": "service-defaults", "Name": "old", "ModifyIndex": 4}),
+            ),
+        );
+        let owned = Owned {
+            resources: vec![entry_id("old"), entry_id("gone")],
+            protected: Vec::new(),
+        };
+        let got = triage(&app(vec![web]), &snapshot, &BTreeMap::new(), &owned);
+        assert_eq!(
+            verdicts(&got),
+            [
+                (
+                    "consul_config_entry/service-defaults/web".to_string(),
+                    Verdict::Create,
+                    Reason::New
+                ),
+                (
+                    "consul_config_entry/service-defaults/old".to_string(),
+                    Verdict::Delete,
+                    Reason::RemovedFromGit
+                ),
+            ]
+        );
+    }
+
+    #[test]
     fn triage_never_deletes_what_the_app_does_not_own() {
         let got = triage(
             &app(Vec::new()),
