@@ -115,6 +115,9 @@ pub async fn context(
     Ok(Context::new(nomad, store, cache, settings).with_consul(consul))
 }
 
+/// How long a one-shot plan waits for the first config-entry lists.
+const LIVE_READY_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Where `plan` and `validate` read the desired state from.
 #[derive(Debug, Clone)]
 pub enum DesiredSource {
@@ -205,6 +208,16 @@ pub async fn dry_run<'a>(
                 .chain(deps.unwrap_or_default().iter().map(String::as_str))
         })
         .collect();
+    // One-shot: list every config-entry kind in use once before planning (the watchers answer
+    // their first list at once), so no app plans against a kind not yet read.
+    let kinds = desired
+        .loaded
+        .apps
+        .iter()
+        .filter_map(|loaded| loaded.result.as_ref().ok())
+        .flat_map(|app| app.config_entry_kinds());
+    ctx.live.want_config_kinds(kinds);
+    ctx.live.wait_ready(LIVE_READY_WAIT).await;
     let mut outcomes = Vec::new();
     for loaded in &desired.loaded.apps {
         if !needed.contains(loaded.name.as_str()) {

@@ -339,3 +339,41 @@ async fn prune_deletes_only_owned_entries_whose_meta_names_the_app() {
     );
     env.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn drover_plan_reads_config_entries_from_consul_and_shows_their_diff() {
+    let mut env = TestEnv::new().await;
+    mesh_app(&env, "{ self_heal: true }", "http");
+    env.commit("mesh: config entries");
+    let plan = |env: &TestEnv| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_drover"))
+            .arg("plan")
+            .arg(&env.repo)
+            .env("NOMAD_ADDR", env.devstack.nomad_url())
+            .env("CONSUL_HTTP_ADDR", env.devstack.consul_url())
+            .env_remove("NOMAD_TOKEN")
+            .env_remove("CONSUL_HTTP_TOKEN")
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let out = tokio::task::block_in_place(|| plan(&env));
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(2), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("create consul_config_entry/service-defaults/web"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("+   Protocol: \"http\""), "{stdout}");
+
+    env.start_drover().await;
+    env.wait_synced_healthy(APP, None).await;
+    let out = tokio::task::block_in_place(|| plan(&env));
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "no changes once synced: {stdout}"
+    );
+    env.shutdown().await;
+}

@@ -229,6 +229,20 @@ impl LiveStore {
         }
     }
 
+    /// Wait until the snapshot is [`ready`](LiveSnapshot::ready), at most `limit` (a one-shot
+    /// command's first lists; the caller then reports what is still not listed).
+    pub async fn wait_ready(&self, limit: Duration) {
+        let mut changed = self.subscribe();
+        let _ = tokio::time::timeout(limit, async {
+            while !self.snapshot().ready() {
+                if changed.changed().await.is_err() {
+                    return;
+                }
+            }
+        })
+        .await;
+    }
+
     /// Fold one list result into the snapshot; returns the index to block on next.
     fn apply_list<T, E: std::fmt::Display>(
         &self,
