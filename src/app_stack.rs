@@ -112,11 +112,27 @@ pub async fn context(
     if let Some(consul) = &consul {
         cache.watch_consul(consul.clone(), consul_shutdown);
     }
+    // Entries drover owns are watched even when Git no longer declares their kind, so a restart
+    // cannot hide one that is due for pruning.
+    cache.want_config_kinds(owned_config_kinds(&store).await.iter().map(String::as_str));
     Ok(Context::new(nomad, store, cache, settings).with_consul(consul))
 }
 
 /// How long a one-shot plan waits for the first config-entry lists.
 const LIVE_READY_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The config-entry kinds of every entry the store says an app owns.
+async fn owned_config_kinds(store: &Store) -> BTreeSet<String> {
+    let mut kinds = BTreeSet::new();
+    for app in store.known_apps().await.unwrap_or_default() {
+        for id in store.owned(&app).await.unwrap_or_default() {
+            if id.kind == crate::desired::ResourceKind::ConsulConfigEntry {
+                kinds.insert(id.scope);
+            }
+        }
+    }
+    kinds
+}
 
 /// Where `plan` and `validate` read the desired state from.
 #[derive(Debug, Clone)]

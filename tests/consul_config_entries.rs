@@ -377,3 +377,20 @@ async fn drover_plan_reads_config_entries_from_consul_and_shows_their_diff() {
     );
     env.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_owned_entry_whose_kind_left_git_is_pruned_after_a_restart() {
+    let mut env = TestEnv::new().await;
+    synced(&mut env, "{ prune: true }").await;
+    env.stop_drover().await;
+    // No app declares service-defaults any more; only the store remembers drover's entry.
+    env.write(
+        "apps/mesh/app.yaml",
+        "name: mesh\nsync: { prune: true }\nresources:\n  - consul_config_entry: { file: intentions.hcl }\n",
+    );
+    env.commit("drop service-defaults while drover is down");
+    env.start_drover().await;
+    wait_entry(&env, "service-defaults", "web", "pruned", |e| e.is_none()).await;
+    assert!(entry(&env, "service-intentions", "web").await.is_some());
+    env.shutdown().await;
+}
