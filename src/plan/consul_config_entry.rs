@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
+use super::render::{REDACTED, Redaction};
 use super::{AppliedMarker, Change, Payload, Reason, Verdict};
 use crate::desired::{ConfigEntrySpec, ResourceId};
 use crate::live::LiveSnapshot;
@@ -65,12 +66,13 @@ pub(super) fn explain(
     id: &ResourceId,
     spec: &ConfigEntrySpec,
     live: Option<&ConfigEntry>,
+    redaction: &Redaction,
 ) -> (Change, Payload) {
     let entry = desired_entry(app, spec);
     let title = format!("Config Entry: \"{}/{}\"", id.scope, id.name);
     match live {
         None => {
-            let lines = diff_lines(&Value::Null, &normalize_for_diff(&entry, None));
+            let lines = diff_lines(&Value::Null, &normalize_for_diff(&entry, None), redaction);
             let diff = format!("+ {title}\n{}\n", lines.join("\n"));
             (
                 Change::Create { diff },
@@ -87,6 +89,7 @@ pub(super) fn explain(
             let lines = diff_lines(
                 &normalize_for_diff(live.body(), None),
                 &normalize_for_diff(&entry, None),
+                redaction,
             );
             let diff = format!("+/- {title}\n{}\n", lines.join("\n"));
             (
@@ -101,11 +104,17 @@ pub(super) fn explain(
 }
 
 /// `nomad job plan`-style lines between two normalised entries: `+` added, `-` removed, `+/-`
-/// edited, by field path (`Sources[0].Action`).
-pub fn diff_lines(live: &Value, desired: &Value) -> Vec<String> {
+/// edited, by field path (`Sources[0].Action`). Values whose own key looks secret (`redaction`)
+/// show as `<redacted>`.
+pub fn diff_lines(live: &Value, desired: &Value, redaction: &Redaction) -> Vec<String> {
     let (mut have, mut want) = (BTreeMap::new(), BTreeMap::new());
     flatten("", live, &mut have);
     flatten("", desired, &mut want);
+    for (path, value) in have.iter_mut().chain(want.iter_mut()) {
+        if redaction.hides_key(leaf_key(path)) {
+            *value = format!("\"{REDACTED}\"");
+        }
+    }
     let mut lines = Vec::new();
     for (path, new) in &want {
         match have.get(path) {
@@ -120,6 +129,15 @@ pub fn diff_lines(live: &Value, desired: &Value) -> Vec<String> {
         }
     }
     lines
+}
+
+/// The last key of a path (`JWKS.Local.JWKS` → `JWKS`, `Meta[api-token]` → `api-token`).
+fn leaf_key(path: &str) -> &str {
+    let path = path.trim_end_matches(|c: char| c == ']' || c.is_ascii_digit() || c == '[');
+    match path.strip_suffix(']') {
+        Some(inner) => inner.rsplit('[').next().unwrap_or(inner),
+        None => path.rsplit(['.', '[', ']']).next().unwrap_or(path),
+    }
 }
 
 fn flatten(path: &str, value: &Value, out: &mut BTreeMap<String, String>) {
@@ -228,18 +246,18 @@ mod tests {
     #[test]
     fn explain_creates_with_cas_zero_updates_with_the_live_index_and_confirms_a_match() {
         let s = spec(json!({"Kind": "service-defaults", "Name": "web", "Protocol": "http"}));
-        let (change, payload) = explain("media", &id(), &s, None);
+        let (change, payload) = explain("media", &id(), &s, None, &Redaction::default());
         assert_eq!(change.verb(), "create");
         assert!(matches!(payload, Payload::ConsulConfigEntry { cas: 0, .. }));
         let same = ConfigEntry(json!({"Kind": "service-defaults", "Name": "web",
             "Protocol": "http", "Meta": {"drover.app": "media"}, "ModifyIndex": 9}));
         assert_eq!(
-            explain("media", &id(), &s, Some(&same)),
+            explain("media", &id(), &s, Some(&same), &Redaction::default()),
             (Change::Unchanged, Payload::Confirm { live_index: 9 })
         );
         let drifted = ConfigEntry(json!({"Kind": "service-defaults", "Name": "web",
             "Protocol": "grpc", "Meta": {"drover.app": "media"}, "ModifyIndex": 11}));
-        let (change, payload) = explain("media", &id(), &s, Some(&drifted));
+        let (change, payload) = explain("media", &id(), &s, Some(&drifted), &Redaction::default());
         assert!(matches!(
             payload,
             Payload::ConsulConfigEntry { cas: 11, .. }
@@ -256,10 +274,30 @@ mod tests {
     }
 
     #[test]
+    fn values_under_secret_looking_keys_are_redacted_in_the_diff() {
+        let lines = diff_lines(
+            &Value::Null,
+            &json!({"Meta": {"api-token": "s3cr3t", "team": "a"},
+                    "Providers": [{"ClientSecret": "hunter2"}]}),
+            &Redaction::default(),
+        );
+        let text = lines.join("\n");
+        assert!(
+            !text.contains("s3cr3t") && !text.contains("hunter2"),
+            "{text}"
+        );
+        assert!(text.contains("Meta[api-token]: \"<redacted>\""), "{text}");
+        assert!(text.contains("Meta.team: \"a\""), "{text}");
+        assert_eq!(leaf_key("JWKS.Local.JWKS"), "JWKS");
+        assert_eq!(leaf_key("Sources[0].Action"), "Action");
+    }
+
+    #[test]
     fn the_diff_shows_added_removed_and_edited_fields_by_path() {
         let lines = diff_lines(
             &json!({"Sources": [{"Name": "a", "Action": "allow"}], "Protocol": "tcp"}),
             &json!({"Sources": [{"Name": "a", "Action": "deny"}], "Mode": "direct"}),
+            &Redaction::default(),
         );
         assert_eq!(
             lines,

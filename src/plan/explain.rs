@@ -83,6 +83,7 @@ pub async fn explain(
                     &t.id,
                     spec,
                     live.config_entry(&t.id.scope, &t.id.name),
+                    style.redaction,
                 ),
                 _ => (Change::NotManaged, Payload::None),
             },
