@@ -17,6 +17,7 @@ use crate::controller::{Context, ControllerSettings};
 use crate::desired::LoadedApp;
 use crate::health::Health;
 use crate::live::LiveStore;
+use crate::providers::consul::{ConsulClient, ConsulConfig, ConsulError};
 use crate::providers::nomad::{NomadClient, NomadConfig, NomadError};
 use crate::source::{GitSource, Revision, RevisionError, SourceConfig, SourceError};
 use crate::store::{Store, StoreError};
@@ -42,6 +43,9 @@ pub enum StackError {
     /// The Vault client could not be built.
     #[error("building the Vault client")]
     Vault(#[source] crate::providers::vault::VaultError),
+    /// The Consul client could not be built.
+    #[error("building the Consul client")]
+    Consul(#[source] ConsulError),
     /// The first full read of live state failed.
     #[error("reading live state from Nomad")]
     Live(#[source] NomadError),
@@ -86,17 +90,51 @@ pub fn open_store(data_dir: &Path) -> Result<Store, StackError> {
 /// says.
 pub async fn context(
     nomad: NomadConfig,
+    consul: Option<ConsulConfig>,
     store: Store,
     live: LiveReading,
     settings: ControllerSettings,
 ) -> Result<Context, StackError> {
     let nomad = NomadClient::new(nomad).map_err(StackError::Nomad)?;
+    let consul = consul
+        .map(ConsulClient::new)
+        .transpose()
+        .map_err(StackError::Consul)?;
     let cache = LiveStore::default();
-    match live {
-        LiveReading::Watch(shutdown) => cache.spawn_watchers(nomad.clone(), shutdown),
-        LiveReading::Once => cache.load_once(&nomad).await.map_err(StackError::Live)?,
+    let consul_shutdown = match live {
+        LiveReading::Watch(shutdown) => {
+            cache.spawn_watchers(nomad.clone(), shutdown.clone());
+            shutdown
+        }
+        LiveReading::Once => {
+            cache.load_once(&nomad).await.map_err(StackError::Live)?;
+            // A one-shot command ends with the process; its config-entry lists answer at once.
+            CancellationToken::new()
+        }
+    };
+    if let Some(consul) = &consul {
+        cache.watch_consul(consul.clone(), consul_shutdown);
     }
-    Ok(Context::new(nomad, store, cache, settings))
+    // Entries drover owns are watched even when Git no longer declares their kind, so a restart
+    // cannot hide one that is due for pruning.
+    cache.want_config_kinds(owned_config_kinds(&store).await.iter().map(String::as_str));
+    Ok(Context::new(nomad, store, cache, settings).with_consul(consul))
+}
+
+/// How long a one-shot plan waits for the first config-entry lists.
+const LIVE_READY_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The config-entry kinds of every entry the store says an app owns.
+async fn owned_config_kinds(store: &Store) -> BTreeSet<String> {
+    let mut kinds = BTreeSet::new();
+    for app in store.known_apps().await.unwrap_or_default() {
+        for id in store.owned(&app).await.unwrap_or_default() {
+            if id.kind == crate::desired::ResourceKind::ConsulConfigEntry {
+                kinds.insert(id.scope);
+            }
+        }
+    }
+    kinds
 }
 
 /// Where `plan` and `validate` read the desired state from.
@@ -189,6 +227,16 @@ pub async fn dry_run<'a>(
                 .chain(deps.unwrap_or_default().iter().map(String::as_str))
         })
         .collect();
+    // One-shot: list every config-entry kind in use once before planning (the watchers answer
+    // their first list at once), so no app plans against a kind not yet read.
+    let kinds = desired
+        .loaded
+        .apps
+        .iter()
+        .filter_map(|loaded| loaded.result.as_ref().ok())
+        .flat_map(|app| app.config_entry_kinds());
+    ctx.live.want_config_kinds(kinds);
+    ctx.live.wait_ready(LIVE_READY_WAIT).await;
     let mut outcomes = Vec::new();
     for loaded in &desired.loaded.apps {
         if !needed.contains(loaded.name.as_str()) {

@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::controller::ControllerSettings;
+use crate::providers::consul::ConsulConfig;
 use crate::providers::nomad::NomadConfig;
 use crate::source::{GitAuth, SourceConfig};
 
@@ -155,6 +156,8 @@ pub struct Settings {
     pub listen: SocketAddr,
     /// Nomad client.
     pub nomad: NomadConfig,
+    /// Consul client (`CONSUL_HTTP_ADDR` and friends); `None` when unset.
+    pub consul: Option<ConsulConfig>,
     /// Controller tuning.
     pub controller: ControllerSettings,
     /// Status page and API.
@@ -184,6 +187,7 @@ impl Settings {
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Settings, ConfigError> {
         let mut nomad = NomadConfig::from_lookup(&env);
+        let consul = ConsulConfig::from_lookup_when_set(&env);
         if let Some(address) = file.nomad.address {
             nomad.address = address.trim_end_matches('/').to_string();
         }
@@ -234,6 +238,7 @@ impl Settings {
                 .listen
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
             nomad,
+            consul,
             controller,
             web: file.web,
             vault: crate::providers::vault::VaultConfig::from_lookup(&env),

@@ -222,6 +222,13 @@ fn demo_settings(options: &DemoOptions, repo: &Path, devstack: &Devstack) -> Set
             )),
             ..NomadConfig::default()
         },
+        consul: Some(drover::providers::consul::ConsulConfig {
+            address: devstack.consul_url(),
+            token: Some(drover::telemetry::Redacted(
+                devstack.root_token().to_string(),
+            )),
+            ..drover::providers::consul::ConsulConfig::default()
+        }),
         controller: ControllerSettings {
             progress_interval: Duration::from_secs(2),
             resync_interval: Duration::from_secs(60),

@@ -490,6 +490,7 @@ async fn plan(args: PlanArgs) -> anyhow::Result<ExitCode> {
     };
     let mut ctx = app_stack::context(
         NomadConfig::from_env(),
+        drover::providers::consul::ConsulConfig::from_lookup_when_set(|k| std::env::var(k).ok()),
         store,
         LiveReading::Once,
         ControllerSettings {

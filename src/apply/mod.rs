@@ -7,11 +7,13 @@ use std::time::SystemTime;
 
 use serde::Serialize;
 
+mod consul_config_entry;
 mod csi_volume;
 mod nomad_job;
 
 use crate::desired::{ResourceId, ResourceKind};
 use crate::plan::{Change, Payload, Plan, Reason, Step};
+use crate::providers::consul::ConsulClient;
 use crate::providers::nomad::{NomadClient, RegisterOptions};
 use crate::store::{Marker, Store};
 
@@ -153,9 +155,21 @@ impl ApplyReport {
     }
 }
 
-/// Execute `plan` in wave order. A blocked wave stops the later ones; every write is CAS.
+/// Execute `plan` in wave order without a Consul client (see [`apply_with`]).
 pub async fn apply(
     nomad: &NomadClient,
+    store: &Store,
+    plan: &Plan,
+    policy: ApplyPolicy,
+) -> ApplyReport {
+    apply_with(nomad, None, store, plan, policy).await
+}
+
+/// Execute `plan` in wave order. A blocked wave stops the later ones; every write is CAS.
+/// Config-entry steps need `consul`; without it they fail with a message saying so.
+pub async fn apply_with(
+    nomad: &NomadClient,
+    consul: Option<&ConsulClient>,
     store: &Store,
     plan: &Plan,
     policy: ApplyPolicy,
@@ -167,7 +181,7 @@ pub async fn apply(
             Some(wave) if step.wave > wave && step.change.is_write() => StepResult::Skipped {
                 reason: format!("waiting for wave {wave}"),
             },
-            _ => apply_step(nomad, store, plan, step, &policy).await,
+            _ => apply_step(nomad, consul, store, plan, step, &policy).await,
         };
         if result.blocks() {
             blocked_at = Some(blocked_at.map_or(step.wave, |w| w.min(step.wave)));
@@ -183,6 +197,7 @@ pub async fn apply(
 
 async fn apply_step(
     nomad: &NomadClient,
+    consul: Option<&ConsulClient>,
     store: &Store,
     plan: &Plan,
     step: &Step,
@@ -219,9 +234,13 @@ async fn apply_step(
     match (&step.change, &step.payload) {
         (Change::Unchanged, Payload::Confirm { live_index }) => {
             // A job equal to desired already carries this app's owner meta: it is ours (the
-            // store was lost or the marker never written). Volumes carry no mark: never adopted.
+            // store was lost or the marker never written); so does a config entry equal to
+            // desired (its Meta names the app). Volumes carry no mark: never adopted.
             if step.reason == Reason::Unmanaged
-                && step.id.kind == ResourceKind::NomadJob
+                && matches!(
+                    step.id.kind,
+                    ResourceKind::NomadJob | ResourceKind::ConsulConfigEntry
+                )
                 && let Err(e) = store.record_owned(&plan.app, write.resource).await
             {
                 return failed(&e, true);
@@ -272,20 +291,33 @@ async fn apply_step(
             )
             .await
         }
+        (
+            Change::Create { .. } | Change::Update { .. },
+            Payload::ConsulConfigEntry { entry, cas },
+        ) => match consul {
+            Some(consul) => consul_config_entry::put(consul, &step.id, entry, *cas, &write).await,
+            None => consul_config_entry::no_consul(),
+        },
         (Change::Delete, Payload::Delete) => {
             if !policy.prune {
                 return StepResult::Skipped {
                     reason: "removed from Git; prune is off".into(),
                 };
             }
-            prune(nomad, store, &plan.app, &step.id).await
+            prune(nomad, consul, store, &plan.app, &step.id).await
         }
         _ => StepResult::Unchanged,
     }
 }
 
 /// Delete only what this app owns: recorded in the store *and* marked on the object.
-async fn prune(nomad: &NomadClient, store: &Store, app: &str, id: &ResourceId) -> StepResult {
+async fn prune(
+    nomad: &NomadClient,
+    consul: Option<&ConsulClient>,
+    store: &Store,
+    app: &str,
+    id: &ResourceId,
+) -> StepResult {
     match store.owner_of(id).await {
         Ok(Some(owner)) if owner == app => {}
         Ok(_) => {
@@ -299,6 +331,10 @@ async fn prune(nomad: &NomadClient, store: &Store, app: &str, id: &ResourceId) -
     let result = match id.kind {
         ResourceKind::NomadJob => nomad_job::prune(nomad, app, id).await,
         ResourceKind::CsiVolume => csi_volume::prune(nomad, id).await,
+        ResourceKind::ConsulConfigEntry => match consul {
+            Some(consul) => consul_config_entry::prune(consul, app, id).await,
+            None => consul_config_entry::no_consul(),
+        },
         _ => StepResult::Skipped {
             reason: "this kind is not pruned by this version".into(),
         },

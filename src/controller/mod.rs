@@ -19,6 +19,7 @@ pub use status::{
 };
 
 use crate::live::LiveStore;
+use crate::providers::consul::ConsulClient;
 use crate::providers::nomad::NomadClient;
 use crate::providers::vault::VaultClient;
 use crate::store::Store;
@@ -61,6 +62,8 @@ impl Default for ControllerSettings {
 pub struct Context {
     /// Nomad client.
     pub nomad: NomadClient,
+    /// Consul client, when one is configured (config entries need it).
+    pub consul: Option<ConsulClient>,
     /// History, markers, ownership, pins.
     pub store: Store,
     /// The live cache.
@@ -88,6 +91,7 @@ impl Context {
         let permits = Arc::new(Semaphore::new(settings.concurrency.max(1)));
         Context {
             nomad,
+            consul: None,
             store,
             live,
             settings: Arc::new(settings),
@@ -96,6 +100,12 @@ impl Context {
             permits,
             vault: None,
         }
+    }
+
+    /// The same context with a Consul client.
+    pub fn with_consul(mut self, consul: Option<ConsulClient>) -> Context {
+        self.consul = consul;
+        self
     }
 
     /// Publish one app's status.

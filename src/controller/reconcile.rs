@@ -175,6 +175,7 @@ pub async fn reconcile(
             return invalid_spec(ctx, loaded, revision, diagnostics, memory).await;
         }
     };
+    ctx.live.want_config_kinds(declared.config_entry_kinds());
     let live = ctx.live.snapshot();
     if !live.ready() {
         return waiting_for_live_state(ctx, app, revision, &live);
@@ -200,8 +201,16 @@ pub async fn reconcile(
     {
         return held_failure(held);
     }
-    let plan = match plan::explain(&ctx.nomad, app, revision, &triage, edges, style(settings)).await
-    {
+    let explained = plan::explain(
+        &ctx.nomad,
+        &live,
+        app,
+        revision,
+        &triage,
+        edges,
+        style(settings),
+    );
+    let plan = match explained.await {
         Ok(plan) => plan,
         Err(error) => {
             let (message, kind) = (error_chain(&error), Failure::of_plan(&error));
@@ -595,7 +604,7 @@ async fn run_apply(
     } else {
         None
     };
-    let report = apply::apply(&ctx.nomad, &ctx.store, plan, policy).await;
+    let report = apply::apply_with(&ctx.nomad, ctx.consul.as_ref(), &ctx.store, plan, policy).await;
     if report.steps.iter().any(|s| s.result.wrote()) {
         ctx.live.poke();
     }
@@ -685,6 +694,9 @@ async fn assess(
             ResourceKind::NomadJob => job_health(ctx, live, &step.id, memory).await,
             ResourceKind::CsiVolume => health::csi_volume(live, &step.id.scope, &step.id.name),
             ResourceKind::VaultSecret => secrets.assessment(&step.id),
+            ResourceKind::ConsulConfigEntry => {
+                health::consul_config_entry(live, &step.id.scope, &step.id.name)
+            }
             _ => Assessment {
                 health: Health::Unknown,
                 message: "not applied by this version".into(),
@@ -774,6 +786,9 @@ async fn running_resources(
         let assessment = match id.kind {
             ResourceKind::NomadJob => job_health(ctx, &live, &id, memory).await,
             ResourceKind::CsiVolume => health::csi_volume(&live, &id.scope, &id.name),
+            ResourceKind::ConsulConfigEntry => {
+                health::consul_config_entry(&live, &id.scope, &id.name)
+            }
             _ => continue,
         };
         out.push(ResourceStatus {

@@ -102,6 +102,7 @@ pub async fn start(settings: Settings, shutdown: CancellationToken) -> Result<Ru
     ));
     let mut ctx = app_stack::context(
         settings.nomad.clone(),
+        settings.consul.clone(),
         store,
         LiveReading::Watch(shutdown.clone()),
         settings.controller.clone(),

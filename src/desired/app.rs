@@ -29,6 +29,16 @@ pub struct App {
     pub hooks: Vec<Hook>,
 }
 
+impl App {
+    /// The Consul config-entry kinds this app declares (each is watched while any app uses it).
+    pub fn config_entry_kinds(&self) -> impl Iterator<Item = &str> {
+        self.resources
+            .iter()
+            .filter(|r| r.id.kind == ResourceKind::ConsulConfigEntry)
+            .map(|r| r.id.scope.as_str())
+    }
+}
+
 /// `sync:` in app.yaml.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct SyncPolicy {

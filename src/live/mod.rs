@@ -3,17 +3,19 @@
 //! Each watched kind has its own file (`nomad_job.rs`, `csi_volume.rs`: its list and how it
 //! folds into the snapshot); `pacing.rs` paces the blocking lists.
 
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+mod consul_config_entry;
 mod csi_volume;
 mod nomad_job;
 mod pacing;
 
+use crate::providers::consul::{ConfigEntry, ConsulClient};
 use crate::providers::nomad::types::{CsiVolumeStub, JobListStub};
 use crate::providers::nomad::{Indexed, NomadClient, NomadError, QueryOptions};
 use pacing::watch_loop;
@@ -36,6 +38,16 @@ pub struct LiveSnapshot {
     pub jobs_index: u64,
     /// `X-Nomad-Index` of the last volumes list.
     pub volumes_index: u64,
+    /// Consul config entries by `(kind, name)`, for the kinds in use.
+    pub config_entries: HashMap<Key, ConfigEntry>,
+    /// Config-entry kinds some app declares (each gets a watcher when Consul is configured).
+    pub config_kinds_wanted: BTreeSet<String>,
+    /// Config-entry kinds whose list has completed once.
+    pub config_kinds_ready: BTreeSet<String>,
+    /// `X-Consul-Index` of each kind's last list.
+    pub config_kinds_index: BTreeMap<String, u64>,
+    /// A Consul client is configured (`CONSUL_HTTP_ADDR`, or the devstack's).
+    pub consul_configured: bool,
     /// The last watcher error, cleared by the next success.
     pub last_error: Option<String>,
 }
@@ -43,7 +55,16 @@ pub struct LiveSnapshot {
 impl LiveSnapshot {
     /// Both lists have completed once: planning (and above all pruning) may start.
     pub fn ready(&self) -> bool {
-        self.jobs_ready && self.volumes_ready
+        self.jobs_ready
+            && self.volumes_ready
+            && (!self.consul_configured
+                || self.config_kinds_wanted.is_subset(&self.config_kinds_ready))
+    }
+
+    /// A config entry, if its kind is watched and it exists.
+    pub fn config_entry(&self, kind: &str, name: &str) -> Option<&ConfigEntry> {
+        self.config_entries
+            .get(&(kind.to_string(), name.to_string()))
     }
 
     /// A job's stub.
@@ -62,6 +83,14 @@ impl LiveSnapshot {
 pub struct LiveStore {
     snapshot: Arc<RwLock<Arc<LiveSnapshot>>>,
     changed: watch::Sender<u64>,
+    consul: Arc<Mutex<Option<ConsulWatch>>>,
+}
+
+/// What a config-entry watcher needs: the client and when to stop.
+#[derive(Clone)]
+struct ConsulWatch {
+    client: ConsulClient,
+    shutdown: CancellationToken,
 }
 
 impl Default for LiveStore {
@@ -69,6 +98,7 @@ impl Default for LiveStore {
         LiveStore {
             snapshot: Arc::new(RwLock::new(Arc::new(LiveSnapshot::default()))),
             changed: watch::Sender::new(0),
+            consul: Arc::default(),
         }
     }
 }
@@ -134,12 +164,91 @@ impl LiveStore {
         );
     }
 
+    /// Watch Consul config entries with `consul`: each kind named by
+    /// [`want_config_kinds`](Self::want_config_kinds) gets one held blocking list.
+    pub fn watch_consul(&self, consul: ConsulClient, shutdown: CancellationToken) {
+        let mut slot = match self.consul.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        *slot = Some(ConsulWatch {
+            client: consul,
+            shutdown,
+        });
+        drop(slot);
+        self.update(|s| s.consul_configured = true);
+    }
+
+    /// The config-entry kinds an app declares: each new one gets a watcher (when Consul is
+    /// configured), and [`LiveSnapshot::ready`] waits for its first list.
+    pub fn want_config_kinds<'a>(&self, kinds: impl IntoIterator<Item = &'a str>) {
+        let snapshot = self.snapshot();
+        let new: Vec<String> = kinds
+            .into_iter()
+            .filter(|k| !snapshot.config_kinds_wanted.contains(*k))
+            .map(str::to_string)
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        if new.is_empty() {
+            return;
+        }
+        self.update(|s| s.config_kinds_wanted.extend(new.iter().cloned()));
+        let watch = match self.consul.lock() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        let Some(watch) = watch else {
+            return;
+        };
+        for kind in new {
+            let store = self.clone();
+            let client = watch.client.clone();
+            let shutdown = watch.shutdown.clone();
+            tokio::spawn(async move {
+                watch_loop("config entries", shutdown, |index| {
+                    let list = consul_config_entry::list(
+                        client.clone(),
+                        kind.clone(),
+                        QueryOptions {
+                            index,
+                            wait: Some(BLOCKING_WAIT),
+                        },
+                    );
+                    let store = store.clone();
+                    let kind = kind.clone();
+                    async move {
+                        let answer = list.await;
+                        store.apply_list(answer.map(|l| (l.index, l.value)), |s, index, value| {
+                            consul_config_entry::fold(s, &kind, index, value)
+                        })
+                    }
+                })
+                .await;
+            });
+        }
+    }
+
+    /// Wait until the snapshot is [`ready`](LiveSnapshot::ready), at most `limit` (a one-shot
+    /// command's first lists; the caller then reports what is still not listed).
+    pub async fn wait_ready(&self, limit: Duration) {
+        let mut changed = self.subscribe();
+        let _ = tokio::time::timeout(limit, async {
+            while !self.snapshot().ready() {
+                if changed.changed().await.is_err() {
+                    return;
+                }
+            }
+        })
+        .await;
+    }
+
     /// Fold one list result into the snapshot; returns the index to block on next.
-    fn apply_list<T>(
+    fn apply_list<T, E: std::fmt::Display>(
         &self,
-        result: Result<(u64, T), NomadError>,
+        result: Result<(u64, T), E>,
         fold: impl FnOnce(&mut LiveSnapshot, u64, T) -> bool,
-    ) -> Result<u64, NomadError> {
+    ) -> Result<u64, E> {
         match result {
             Ok((index, value)) => {
                 let mut guard = match self.snapshot.write() {

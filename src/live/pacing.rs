@@ -4,8 +4,6 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::providers::nomad::NomadError;
-
 /// Sustained pace of one watcher: on average at most one list per this interval, so a server
 /// whose index moves on every answer (or that ignores `index`) cannot make it spin.
 const LIST_INTERVAL: Duration = Duration::from_millis(200);
@@ -103,10 +101,14 @@ fn with_jitter(delay: Duration) -> Duration {
 }
 
 /// Run blocking queries forever, paced by a [`ListPacer`]; errors back off.
-pub(super) async fn watch_loop<F, Fut>(what: &'static str, shutdown: CancellationToken, mut list: F)
-where
+pub(super) async fn watch_loop<F, Fut, E>(
+    what: &'static str,
+    shutdown: CancellationToken,
+    mut list: F,
+) where
     F: FnMut(u64) -> Fut,
-    Fut: Future<Output = Result<u64, NomadError>>,
+    Fut: Future<Output = Result<u64, E>>,
+    E: std::fmt::Display,
 {
     let mut pacer = ListPacer::new(tokio::time::Instant::now());
     loop {
@@ -123,7 +125,7 @@ where
                     tracing::warn!(
                         watcher = what,
                         index = next,
-                        "Nomad answers blocking queries at once without a newer index (a proxy \
+                        "the server answers blocking queries at once without a newer index (a proxy \
                          dropping index/wait?); backing off"
                     );
                 }
@@ -172,7 +174,7 @@ mod tests {
                 if calls.len() >= 1000 || begin.elapsed() >= window {
                     stop.cancel();
                 }
-                Ok(answer(index, calls.len()))
+                Ok::<u64, String>(answer(index, calls.len()))
             }
         }));
         tokio::select! {

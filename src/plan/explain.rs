@@ -2,8 +2,12 @@
 //! steps. Each kind asks in its own file (`nomad_job::explain`: Nomad parse + plan;
 //! `csi_volume::explain`: a volume read); this file orders the steps.
 
-use super::{Change, Payload, Plan, Step, Triage, Verdict, csi_volume, nomad_job, order, render};
+use super::{
+    Change, Payload, Plan, Step, Triage, Verdict, consul_config_entry, csi_volume, nomad_job,
+    order, render,
+};
 use crate::desired::{App, ResourceId, ResourceSpec};
+use crate::live::LiveSnapshot;
 use crate::providers::nomad::{NomadClient, NomadError};
 
 /// Planning one app failed; the app reports it and the others go on.
@@ -49,6 +53,7 @@ impl PlanError {
 /// Ask the server about every triaged resource that needs it and build the plan.
 pub async fn explain(
     nomad: &NomadClient,
+    live: &LiveSnapshot,
     app: &App,
     revision: &str,
     triage: &[Triage],
@@ -73,6 +78,13 @@ pub async fn explain(
                 ResourceSpec::CsiVolume(spec) => {
                     csi_volume::explain(nomad, &t.id, t.verdict, spec).await?
                 }
+                ResourceSpec::ConsulConfigEntry(spec) => consul_config_entry::explain(
+                    &app.name,
+                    &t.id,
+                    spec,
+                    live.config_entry(&t.id.scope, &t.id.name),
+                    style.redaction,
+                ),
                 _ => (Change::NotManaged, Payload::None),
             },
             (Verdict::Create | Verdict::Suspect, None) => (Change::Unchanged, Payload::None),
@@ -183,7 +195,16 @@ mod tests {
             colour: false,
             redaction: &redaction,
         };
-        explain(nomad, app, "rev-1", triage, &[], style).await
+        explain(
+            nomad,
+            &LiveSnapshot::default(),
+            app,
+            "rev-1",
+            triage,
+            &[],
+            style,
+        )
+        .await
     }
 
     fn fault(path: &str, status: u16) -> FaultSpec {

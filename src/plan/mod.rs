@@ -5,6 +5,7 @@
 //! modify index with the recorded one. Step 2 ([`explain`]) sends only suspects and creations to
 //! the server (Nomad's parse and plan endpoints) for the verdict and the human diff.
 
+pub mod consul_config_entry;
 pub mod csi_volume;
 mod explain;
 pub mod nomad_job;
@@ -167,6 +168,13 @@ pub enum Payload {
         /// The plugin that must be healthy first.
         plugin_id: String,
     },
+    /// Write this Consul config entry with `?cas=`.
+    ConsulConfigEntry {
+        /// The entry as `PUT /v1/config` takes it, with drover's `Meta`.
+        entry: Value,
+        /// The live `ModifyIndex` the plan saw (0: create only if absent).
+        cas: u64,
+    },
     /// Delete (prune): a job is purged, a CSI volume only deregistered (storage is never
     /// destroyed by a prune).
     Delete,
@@ -242,6 +250,9 @@ pub fn triage(
         let (verdict, reason) = match &resource.spec {
             ResourceSpec::NomadJob(_) => nomad_job::triage(&resource.id, &hash, live, marker),
             ResourceSpec::CsiVolume(_) => csi_volume::triage(&resource.id, &hash, live, marker),
+            ResourceSpec::ConsulConfigEntry(_) => {
+                consul_config_entry::triage(&resource.id, &hash, live, marker)
+            }
             _ => (Verdict::NotManaged, Reason::InSync),
         };
         out.push(Triage {
@@ -257,6 +268,7 @@ pub fn triage(
         let exists = match id.kind {
             ResourceKind::NomadJob => live.job(&id.scope, &id.name).is_some(),
             ResourceKind::CsiVolume => live.volume(&id.scope, &id.name).is_some(),
+            ResourceKind::ConsulConfigEntry => live.config_entry(&id.scope, &id.name).is_some(),
             _ => false,
         };
         if exists {
@@ -606,6 +618,47 @@ pub(crate) mod tests {
                 ),
                 (
                     "csi_volume/default/scratch".to_string(),
+                    Verdict::Delete,
+                    Reason::RemovedFromGit
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn triage_plans_config_entries_and_deletes_owned_ones_that_left_git_only_when_listed() {
+        let entry_id = |name: &str| id(ResourceKind::ConsulConfigEntry, "service-defaults", name);
+        let web = Resource {
+            id: entry_id("web"),
+            spec: ResourceSpec::ConsulConfigEntry(crate::desired::ConfigEntrySpec {
+                kind: "service-defaults".into(),
+                name: "web".into(),
+                body: serde_json::json!({"Kind": "service-defaults", "Name": "web"}),
+            }),
+            origin: origin(),
+        };
+        let mut snapshot = live(&[], &[]);
+        snapshot.config_entries.insert(
+            ("service-defaults".into(), "old".into()),
+            crate::providers::consul::ConfigEntry(
+                serde_json::json!({"Kind": "service-defaults", "Name": "old", "ModifyIndex": 4}),
+            ),
+        );
+        let owned = Owned {
+            resources: vec![entry_id("old"), entry_id("gone")],
+            protected: Vec::new(),
+        };
+        let got = triage(&app(vec![web]), &snapshot, &BTreeMap::new(), &owned);
+        assert_eq!(
+            verdicts(&got),
+            [
+                (
+                    "consul_config_entry/service-defaults/web".to_string(),
+                    Verdict::Create,
+                    Reason::New
+                ),
+                (
+                    "consul_config_entry/service-defaults/old".to_string(),
                     Verdict::Delete,
                     Reason::RemovedFromGit
                 ),

@@ -45,6 +45,12 @@ impl Redaction {
         }
     }
 
+    /// Whether the value of a key (a config-entry field, a map key) is hidden.
+    pub fn hides_key(&self, key: &str) -> bool {
+        let key = key.to_lowercase();
+        self.fragments.iter().any(|f| key.contains(f.as_str()))
+    }
+
     /// Whether a diff field's value is hidden. `in_config`: the field is a driver config key.
     fn hides(&self, field: &str, in_config: bool) -> bool {
         let key = match field.strip_suffix(']').and_then(|f| f.split_once('[')) {

@@ -152,6 +152,13 @@ impl TestEnv {
                 max_retries: 3,
                 ..NomadConfig::default()
             },
+            consul: Some(drover::providers::consul::ConsulConfig {
+                address: self.devstack.consul_url(),
+                token: self.nomad_token.clone().map(drover::telemetry::Redacted),
+                request_timeout: Duration::from_secs(5),
+                max_retries: 3,
+                ..drover::providers::consul::ConsulConfig::default()
+            }),
             controller: ControllerSettings {
                 progress_interval: Duration::from_millis(200),
                 resync_interval: Duration::from_secs(2),

@@ -43,6 +43,14 @@ impl ConsulConfig {
         Self::from_lookup(|key| std::env::var(key).ok())
     }
 
+    /// Settings from `CONSUL_*` variables when `CONSUL_HTTP_ADDR` is set; `None` otherwise
+    /// (drover then manages no config entries, and says so on each one).
+    pub fn from_lookup_when_set(lookup: impl Fn(&str) -> Option<String>) -> Option<Self> {
+        lookup("CONSUL_HTTP_ADDR")
+            .filter(|v| !v.is_empty())
+            .map(|_| Self::from_lookup(lookup))
+    }
+
     /// Settings from any variable lookup (testable without touching the process environment).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Self {
         let get = |key: &str| lookup(key).filter(|v| !v.is_empty());
