@@ -13,8 +13,7 @@ use super::status::{Kept, Phase};
 use super::{AppStatus, Context, RepoStatus, SyncStatus};
 use crate::desired::{self, LoadedApp, ResourceId};
 
-// Moved to `desired/revision.rs`; re-exported for existing callers.
-pub use crate::desired::{DesiredRevision, PinnedRevisions, RevisionReader};
+use crate::desired::{DesiredRevision, PinnedRevisions, RevisionReader};
 
 /// Handle of a running controller.
 #[derive(Clone)]
