@@ -12,8 +12,8 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use crate::controller::reconcile::{AppMemory, Mode, Outcome, reconcile};
-use crate::controller::schedule::DesiredRevision;
 use crate::controller::{Context, ControllerSettings};
+use crate::desired::DesiredRevision;
 use crate::desired::LoadedApp;
 use crate::health::Health;
 use crate::live::LiveStore;

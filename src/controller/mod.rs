@@ -3,6 +3,7 @@
 //! Start reading at [`reconcile::reconcile`]: load → plan → apply → assess → publish.
 
 pub mod reconcile;
+pub mod removal;
 pub mod runtime;
 pub mod schedule;
 mod status;

@@ -160,21 +160,11 @@ pub async fn reconcile(
     mode: Mode,
     memory: &mut AppMemory,
 ) -> Outcome {
-    let settings = &ctx.settings;
-    let emptied;
-    let (app, declared) = match (&loaded.result, mode) {
-        (Ok(last), Mode::Removed) => {
-            emptied = App {
-                resources: Vec::new(),
-                ..last.clone()
-            };
-            (&emptied, last)
-        }
-        (Ok(app), _) => (app, app),
-        (Err(diagnostics), _) => {
-            return invalid_spec(ctx, loaded, revision, diagnostics, memory).await;
-        }
+    let (app, declared) = match desired_of(loaded, mode) {
+        Ok(apps) => apps,
+        Err(diagnostics) => return invalid_spec(ctx, loaded, revision, diagnostics, memory).await,
     };
+    let app = &*app;
     ctx.live.want_config_kinds(declared.config_entry_kinds());
     let live = ctx.live.snapshot();
     if !live.ready() {
@@ -187,61 +177,22 @@ pub async fn reconcile(
         }
     };
     let triage = plan::triage(app, &live, &markers, &owned);
-    // A dry run writes nothing, so it waits for nothing: it shows what a sync would do, and its
-    // caller reports the dependencies' health (`drover plan` has no controller statuses to ask).
-    if matches!(mode, Mode::Auto | Mode::Manual)
-        && let Some(dependency) = unhealthy_dependencies(ctx, app)
-    {
-        return waiting_for_dependency(ctx, app, revision, &triage, &dependency, memory);
-    }
-    // A permanent failure is not retried on these same facts: the status that reported it stays.
     let facts = facts_key(revision, &triage, &live);
-    if mode == Mode::Auto
-        && let Some(held) = memory.permanent_on(&facts)
-    {
-        return held_failure(held);
+    if let Some(early) = hold_back(ctx, app, revision, &triage, &facts, mode, memory) {
+        return early;
     }
-    let explained = plan::explain(
-        &ctx.nomad,
-        &live,
-        app,
-        revision,
-        &triage,
-        edges,
-        style(settings),
-    );
+    let style = style(&ctx.settings);
+    let explained = plan::explain(&ctx.nomad, &live, app, revision, &triage, edges, style);
     let plan = match explained.await {
         Ok(plan) => plan,
-        Err(error) => {
-            let (message, kind) = (error_chain(&error), Failure::of_plan(&error));
-            return failure(ctx, app, revision, message, kind, &facts, memory);
-        }
+        Err(error) => return plan_failed(ctx, app, revision, &error, &facts, memory),
     };
     // Preflight: every Vault requirement, one read each per cycle; a job whose requirement does
     // not hold is not registered this cycle, while the rest of the app syncs.
     let secrets = health::vault_secret::check(ctx.vault.as_ref(), app).await;
-    let (policy, prune_refused) = sync_policy(mode, app, &plan, settings.max_prune_share, memory);
-    let policy = policy.map(|policy| ApplyPolicy {
-        blocked: secrets.blocked_jobs(app),
-        ..policy
-    });
-    let report = match policy {
-        Some(policy) if wants_apply(&plan) => {
-            Some(run_apply(ctx, &plan, policy, mode, memory).await)
-        }
-        _ => None,
-    };
-    let resources = assess(
-        ctx,
-        &plan,
-        report.as_ref(),
-        &ctx.live.snapshot(),
-        &secrets,
-        memory,
-    )
-    .await;
-    let prune_refusal = prune_refused.then(|| prune_refusal(settings.max_prune_share));
-    note_prune_refusal(ctx, &app.name, revision, prune_refusal.as_deref(), memory).await;
+    let (report, prune_refusal) = apply_allowed(ctx, mode, app, &plan, &secrets, memory).await;
+    let live_now = ctx.live.snapshot();
+    let resources = assess(ctx, &plan, report.as_ref(), &live_now, &secrets, memory).await;
     let status = derive_status(Cycle {
         app,
         revision,
@@ -252,7 +203,109 @@ pub async fn reconcile(
         last_sync: memory.last_sync.clone(),
         at: SystemTime::now(),
     });
-    let action = next_action(&status, report.as_ref(), settings, memory);
+    publish(ctx, status, plan, report, facts, memory)
+}
+
+/// The app to reconcile and the app as last declared: the same app, or for a removed app
+/// (`Mode::Removed`) its last applied version emptied of resources, beside that version (whose
+/// volumes keep their `prevent_destroy`). An app whose files do not load gives its diagnostics.
+fn desired_of(
+    loaded: &LoadedApp,
+    mode: Mode,
+) -> Result<(std::borrow::Cow<'_, App>, &App), &[crate::desired::Diagnostic]> {
+    match (&loaded.result, mode) {
+        (Ok(last), Mode::Removed) => {
+            let emptied = App {
+                resources: Vec::new(),
+                ..last.clone()
+            };
+            Ok((std::borrow::Cow::Owned(emptied), last))
+        }
+        (Ok(app), _) => Ok((std::borrow::Cow::Borrowed(app), app)),
+        (Err(diagnostics), _) => Err(diagnostics),
+    }
+}
+
+/// Why this cycle stops after triage, if it does: a sync waits for its dependencies' health,
+/// and a permanent failure is not retried on the same facts (its status stays). A dry run
+/// writes nothing, so it waits for nothing: it shows what a sync would do, and its caller
+/// reports the dependencies' health (`drover plan` has no controller statuses to ask).
+fn hold_back(
+    ctx: &Context,
+    app: &App,
+    revision: &str,
+    triage: &[plan::Triage],
+    facts: &str,
+    mode: Mode,
+    memory: &AppMemory,
+) -> Option<Outcome> {
+    if matches!(mode, Mode::Auto | Mode::Manual)
+        && let Some(dependency) = unhealthy_dependencies(ctx, app)
+    {
+        return Some(waiting_for_dependency(
+            ctx,
+            app,
+            revision,
+            triage,
+            &dependency,
+            memory,
+        ));
+    }
+    if mode == Mode::Auto {
+        return memory.permanent_on(facts).map(held_failure);
+    }
+    None
+}
+
+/// Apply what this cycle may write (its mode and the app's policy), with the prune guard's
+/// refusal, if it refused (an event once per revision).
+async fn apply_allowed(
+    ctx: &Context,
+    mode: Mode,
+    app: &App,
+    plan: &Plan,
+    secrets: &health::vault_secret::SecretChecks,
+    memory: &mut AppMemory,
+) -> (Option<ApplyReport>, Option<String>) {
+    let max_share = ctx.settings.max_prune_share;
+    let (policy, prune_refused) = sync_policy(mode, app, plan, max_share, memory);
+    let policy = policy.map(|policy| ApplyPolicy {
+        blocked: secrets.blocked_jobs(app),
+        ..policy
+    });
+    let report = match policy {
+        Some(policy) if wants_apply(plan) => Some(run_apply(ctx, plan, policy, mode, memory).await),
+        _ => None,
+    };
+    let refusal = prune_refused.then(|| prune_refusal(max_share));
+    note_prune_refusal(ctx, &app.name, &plan.revision, refusal.as_deref(), memory).await;
+    (report, refusal)
+}
+
+/// Planning (the server's verdict on the suspects) failed: retried if the error is transient.
+fn plan_failed(
+    ctx: &Context,
+    app: &App,
+    revision: &str,
+    error: &plan::PlanError,
+    facts: &str,
+    memory: &mut AppMemory,
+) -> Outcome {
+    let (message, kind) = (error_chain(error), Failure::of_plan(error));
+    failure(ctx, app, revision, message, kind, facts, memory)
+}
+
+/// The cycle's outcome: its status, and when to run again; a permanent sync failure is held on
+/// its facts.
+fn publish(
+    ctx: &Context,
+    status: AppStatus,
+    plan: Plan,
+    report: Option<ApplyReport>,
+    facts: String,
+    memory: &mut AppMemory,
+) -> Outcome {
+    let action = next_action(&status, report.as_ref(), &ctx.settings, memory);
     if status.phase == (Phase::SyncFailed { permanent: true }) {
         memory.hold_permanent(facts, &status);
     }
@@ -576,7 +629,9 @@ async fn run_apply(
     let writes = plan.has_changes() && mode != Mode::Removed;
     // The writes the policy lets through (apply skips the others).
     let allowed: Vec<&plan::Step> = plan
-        .writes()
+        .steps
+        .iter()
+        .filter(|step| step.change.is_write())
         .filter(|step| {
             if step.reason.is_drift() {
                 policy.heal_drift && !policy.hold.contains(&step.id)

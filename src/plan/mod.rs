@@ -220,11 +220,6 @@ impl Plan {
     pub fn has_changes(&self) -> bool {
         self.steps.iter().any(|s| s.change.is_write())
     }
-
-    /// Steps that write.
-    pub fn writes(&self) -> impl Iterator<Item = &Step> {
-        self.steps.iter().filter(|s| s.change.is_write())
-    }
 }
 
 /// Resources an app owns (from the store) that are not in its desired state any more.
@@ -485,7 +480,6 @@ pub(crate) mod tests {
             steps: vec![step("x", Change::Unchanged), step("y", Change::NotManaged)],
         };
         assert!(!quiet.has_changes());
-        assert_eq!(quiet.writes().count(), 0);
 
         let busy = Plan {
             steps: vec![
@@ -496,8 +490,6 @@ pub(crate) mod tests {
             ..quiet
         };
         assert!(busy.has_changes());
-        let writes: Vec<String> = busy.writes().map(|s| s.id.name.clone()).collect();
-        assert_eq!(writes, ["y", "z"]);
     }
 
     #[test]
