@@ -189,7 +189,11 @@ pub async fn reconcile(
     };
     // Preflight: every Vault requirement, one read each per cycle; a job whose requirement does
     // not hold is not registered this cycle, while the rest of the app syncs.
-    let secrets = health::vault_secret::check(ctx.vault.as_ref(), app).await;
+    let requirements = match mode {
+        Mode::Removed => &[][..],
+        _ => loaded.secret_requirements(),
+    };
+    let secrets = health::vault_secret::check(ctx.vault.as_ref(), requirements).await;
     let (report, prune_refusal) = apply_allowed(ctx, mode, app, &plan, &secrets, memory).await;
     let live_now = ctx.live.snapshot();
     let resources = assess(ctx, &plan, report.as_ref(), &live_now, &secrets, memory).await;

@@ -31,6 +31,7 @@ pub use yaml::{
 
 use crate::source::Revision;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, OnceLock};
 
 /// The outcome of loading one app folder.
 #[derive(Debug, Clone)]
@@ -43,6 +44,23 @@ pub struct LoadedApp {
     pub result: Result<App, Vec<Diagnostic>>,
     /// What was accepted but deserves attention (a field not supported yet), valid app or not.
     pub warnings: Vec<Diagnostic>,
+    /// The app's Vault requirements, computed on first use and shared by every clone: finding
+    /// the implicit ones parses each jobspec, which cost more CPU than the rest of a cycle when
+    /// it ran on every reconcile.
+    secret_requirements: Arc<OnceLock<Vec<SecretRequirement>>>,
+}
+
+impl LoadedApp {
+    /// The Vault secrets this app needs (listed `vault_secret`s and those its job templates
+    /// read), once per loaded revision; none when the app does not load.
+    pub fn secret_requirements(&self) -> &[SecretRequirement] {
+        match &self.result {
+            Ok(app) => self
+                .secret_requirements
+                .get_or_init(|| app_secret_requirements(app)),
+            Err(_) => &[],
+        }
+    }
 }
 
 /// Everything loaded from one revision.
@@ -113,6 +131,7 @@ pub fn load_with_owners(
                 (_, _) => Err(d.diags),
             },
             warnings: d.warnings,
+            secret_requirements: Arc::default(),
         })
         .collect();
     apps.sort_by(|a, b| a.name.cmp(&b.name).then(a.dir.cmp(&b.dir)));
@@ -308,4 +327,35 @@ fn cycle_from<'a>(graph: &BTreeMap<&'a str, Vec<&'a str>>, start: &'a str) -> Op
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_requirements_are_found_once_and_shared_by_every_clone() {
+        let files = BTreeMap::from([
+            (
+                "apps/a/app.yaml".to_string(),
+                b"name: a\nresources:\n  - nomad_job: { file: a.nomad.hcl }\n".to_vec(),
+            ),
+            (
+                "apps/a/a.nomad.hcl".to_string(),
+                b"job \"a\" {\n  group \"g\" {\n    task \"t\" {\n      driver = \"docker\"\n      config {\n        image = \"busybox:1\"\n      }\n      template {\n        data = \"{{ with secret \\\"nomad/data/default/a\\\" }}{{ .Data.data.PASSWORD }}{{ end }}\"\n        destination = \"secrets/env\"\n      }\n    }\n  }\n}\n"
+                    .to_vec(),
+            ),
+        ]);
+        let loaded = load(&Revision::from_files("r", files));
+        let app = &loaded.apps[0];
+        // A reconcile works on a clone of the loaded app each cycle: the clone must reuse what
+        // the first cycle found instead of parsing the jobspec again.
+        let copy = app.clone();
+        let first = copy.secret_requirements();
+        assert_eq!(first.len(), 1, "{first:?}");
+        assert_eq!(first[0].path, "nomad/data/default/a");
+        assert!(first[0].keys.contains("PASSWORD"), "{first:?}");
+        let again = app.clone();
+        assert!(std::ptr::eq(first, again.secret_requirements()));
+    }
 }

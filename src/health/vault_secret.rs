@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use super::{Assessment, Health};
-use crate::desired::{App, ResourceId, ResourceSpec, SecretRequirement, app_secret_requirements};
+use crate::desired::{App, ResourceId, ResourceSpec, SecretRequirement};
 use crate::providers::vault::{Missing, VaultClient};
 
 /// What one requirement came to.
@@ -49,10 +49,13 @@ fn plural_key(n: usize) -> &'static str {
     if n == 1 { "key" } else { "keys" }
 }
 
-/// Check every requirement of `app` (one Vault read each; none without Vault).
-pub async fn check(vault: Option<&VaultClient>, app: &App) -> SecretChecks {
+/// Check every requirement (one Vault read each; none without Vault).
+pub async fn check(
+    vault: Option<&VaultClient>,
+    requirements: &[SecretRequirement],
+) -> SecretChecks {
     let mut checks = Vec::new();
-    for requirement in app_secret_requirements(app) {
+    for requirement in requirements.iter().cloned() {
         let verdict = match vault {
             None => Verdict::NoVault,
             Some(vault) => {
@@ -137,6 +140,7 @@ impl SecretChecks {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::desired::app_secret_requirements;
 
     fn app_with(files: &[(&str, &str)]) -> App {
         let files: std::collections::BTreeMap<String, Vec<u8>> = files
