@@ -272,11 +272,8 @@ async fn apply_allowed(
     memory: &mut AppMemory,
 ) -> (Option<ApplyReport>, Option<String>) {
     let max_share = ctx.settings.max_prune_share;
-    let (policy, prune_refused) = sync_policy(mode, app, plan, max_share, memory);
-    let policy = policy.map(|policy| ApplyPolicy {
-        blocked: secrets.blocked_jobs(app),
-        ..policy
-    });
+    let blocked = secrets.blocked_jobs(app);
+    let (policy, prune_refused) = sync_policy(mode, app, plan, max_share, blocked, memory);
     let report = match policy {
         Some(policy) if wants_apply(plan) => Some(run_apply(ctx, plan, policy, mode, memory).await),
         _ => None,
@@ -417,12 +414,14 @@ fn next_action(
 }
 
 /// Which writes this cycle may make (`None`: none), and whether the prune guard refused the
-/// deletions (more than `max_prune_share` of the app at once).
+/// deletions (more than `max_prune_share` of the app at once). `blocked` are the writes whose
+/// preflight failed. Every field is spelled out: a policy must not get a default by accident.
 fn sync_policy(
     mode: Mode,
     app: &App,
     plan: &Plan,
     max_prune_share: f64,
+    blocked: BTreeMap<ResourceId, String>,
     memory: &mut AppMemory,
 ) -> (Option<ApplyPolicy>, bool) {
     let policy = match mode {
@@ -430,7 +429,7 @@ fn sync_policy(
             heal_drift: app.sync.self_heal,
             prune: app.sync.prune,
             hold: held_heals(plan, memory),
-            ..ApplyPolicy::default()
+            blocked,
         }),
         Mode::Manual => {
             memory.heals.clear();
@@ -438,7 +437,7 @@ fn sync_policy(
                 heal_drift: true,
                 prune: app.sync.prune,
                 hold: Vec::new(),
-                ..ApplyPolicy::default()
+                blocked,
             })
         }
         // Everything of a removed app goes: the share of apps leaving at once guards it instead.
@@ -448,7 +447,7 @@ fn sync_policy(
                     heal_drift: false,
                     prune: true,
                     hold: Vec::new(),
-                    ..ApplyPolicy::default()
+                    blocked,
                 }),
                 false,
             );
@@ -1121,6 +1120,58 @@ mod tests {
         assert!(exceeded(1, 3, 0.5));
         assert!(exceeded(0, 2, 0.5));
         assert!(!exceeded(1, 3, 0.8));
+    }
+
+    #[test]
+    fn the_sync_policy_follows_the_mode_the_apps_policy_and_the_preflight() {
+        let mut app = app_with(2);
+        app.sync.auto = true;
+        app.sync.self_heal = true;
+        app.sync.prune = true;
+        let plan = Plan {
+            app: "a".into(),
+            revision: "r".into(),
+            steps: vec![step(
+                job_id("job-0"),
+                Change::Unchanged,
+                Reason::LiveChanged,
+                "h",
+            )],
+        };
+        let blocked = BTreeMap::from([(job_id("job-1"), "lacks key K".to_string())]);
+        let mut memory = AppMemory::default();
+        memory
+            .heals
+            .insert(job_id("job-0"), ("h".into(), apply::HEAL_LIMIT));
+        let policy = |mode, app: &App, memory: &mut AppMemory| {
+            sync_policy(mode, app, &plan, 1.0, blocked.clone(), memory).0
+        };
+
+        let auto = policy(Mode::Auto, &app, &mut memory).unwrap_or_else(|| panic!("auto"));
+        assert!(auto.heal_drift && auto.prune);
+        assert_eq!(auto.hold, [job_id("job-0")]);
+        assert_eq!(auto.blocked, blocked);
+
+        app.sync.self_heal = false;
+        app.sync.prune = false;
+        let auto = policy(Mode::Auto, &app, &mut memory).unwrap_or_else(|| panic!("auto"));
+        assert!(!auto.heal_drift && !auto.prune);
+
+        // A manual sync heals drift whatever self_heal says, holds nothing and forgets the heals.
+        app.sync.prune = true;
+        let manual = policy(Mode::Manual, &app, &mut memory).unwrap_or_else(|| panic!("manual"));
+        assert!(manual.heal_drift && manual.prune);
+        assert!(manual.hold.is_empty() && memory.heals.is_empty());
+        assert_eq!(manual.blocked, blocked);
+
+        let removed = policy(Mode::Removed, &app, &mut memory).unwrap_or_else(|| panic!("gone"));
+        assert!(!removed.heal_drift && removed.prune);
+        app.sync.prune = false;
+        assert!(policy(Mode::Removed, &app, &mut memory).is_none());
+
+        app.sync.auto = false;
+        assert!(policy(Mode::Auto, &app, &mut memory).is_none());
+        assert!(policy(Mode::DryRun, &app, &mut memory).is_none());
     }
 
     #[test]
