@@ -84,30 +84,6 @@ fn sync_of(status: &drover::controller::AppStatus) -> String {
     format!("{:?}", status.sync)
 }
 
-/// Consul requests served so far: `(method, path)`.
-async fn consul_requests(env: &TestEnv) -> Vec<(String, String)> {
-    let r = env
-        .http
-        .get(format!(
-            "{}/_devstack/requests?system=consul",
-            env.devstack.consul_url()
-        ))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("request log: {e}"));
-    let v: Value = r.json().await.unwrap_or(Value::Null);
-    let entries = v.get("entries").cloned().unwrap_or(v);
-    entries
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|e| {
-            let field = |k: &str| e[k].as_str().unwrap_or_default().to_string();
-            (field("Method"), field("Path"))
-        })
-        .collect()
-}
-
 fn writes(requests: &[(String, String)]) -> usize {
     requests
         .iter()
@@ -148,12 +124,12 @@ async fn config_entries_are_created_from_git_owned_in_meta_and_drift_is_healed()
 
     // Unchanged: what Consul adds (Precedence, Type, re-sorted sources, indexes) is no change,
     // and the live state comes from the held blocking lists: a whole cycle costs no request.
-    let before = consul_requests(&env).await;
+    let before = env.consul_requests().await;
     assert_eq!(writes(&before), 2, "one cas write per entry: {before:?}");
     let status = env.wait_full_cycle(APP).await;
     assert_eq!(sync_of(&status), "Synced");
     assert_eq!(
-        consul_requests(&env).await,
+        env.consul_requests().await,
         before,
         "an unchanged cycle costs no Consul request"
     );

@@ -366,12 +366,21 @@ impl TestEnv {
 
     /// Requests Nomad served so far: `(method, path)`.
     pub async fn nomad_requests(&self) -> Vec<(String, String)> {
+        self.served_requests("nomad", &self.devstack.nomad_url())
+            .await
+    }
+
+    /// Requests Consul served so far: `(method, path)`.
+    pub async fn consul_requests(&self) -> Vec<(String, String)> {
+        self.served_requests("consul", &self.devstack.consul_url())
+            .await
+    }
+
+    /// The devstack's request log of one system, from its own address: `(method, path)`.
+    async fn served_requests(&self, system: &str, base: &str) -> Vec<(String, String)> {
         let r = self
             .http
-            .get(format!(
-                "{}/_devstack/requests?system=nomad",
-                self.devstack.nomad_url()
-            ))
+            .get(format!("{base}/_devstack/requests?system={system}"))
             .send()
             .await
             .unwrap_or_else(|e| panic!("request log: {e}"));
@@ -382,10 +391,8 @@ impl TestEnv {
             .into_iter()
             .flatten()
             .map(|e| {
-                (
-                    e["Method"].as_str().unwrap_or_default().to_string(),
-                    e["Path"].as_str().unwrap_or_default().to_string(),
-                )
+                let field = |k: &str| e[k].as_str().unwrap_or_default().to_string();
+                (field("Method"), field("Path"))
             })
             .collect()
     }
