@@ -281,6 +281,16 @@ pub async fn dry_run<'a>(
         .collect()
 }
 
+/// The S3 client for `config`, if S3 is configured.
+pub async fn s3_client(
+    config: Option<crate::providers::s3::S3Config>,
+) -> Option<crate::providers::s3::S3Client> {
+    match config {
+        Some(config) => Some(crate::providers::s3::S3Client::new(config).await),
+        None => None,
+    }
+}
+
 /// The Vault client for `config`, if Vault is configured.
 pub fn vault_client(
     config: Option<crate::providers::vault::VaultConfig>,

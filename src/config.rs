@@ -164,6 +164,9 @@ pub struct Settings {
     pub web: WebSettings,
     /// Vault, for `vault_secret` preflight (`VAULT_*`; `None` without `VAULT_ADDR`).
     pub vault: Option<crate::providers::vault::VaultConfig>,
+    /// S3, for buckets (`AWS_ENDPOINT_URL`, `AWS_REGION`, `AWS_ACCESS_KEY_ID`…; `None` when none
+    /// is set).
+    pub s3: Option<crate::providers::s3::S3Config>,
 }
 
 impl Settings {
@@ -242,6 +245,7 @@ impl Settings {
             controller,
             web: file.web,
             vault: crate::providers::vault::VaultConfig::from_lookup(&env),
+            s3: crate::providers::s3::S3Config::from_lookup_when_set(&env),
         })
     }
 }

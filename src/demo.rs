@@ -195,7 +195,17 @@ pub async fn start(options: DemoOptions) -> Result<Demo, DemoError> {
             source,
         })?;
     }
-    let settings = demo_settings(&options, &repo, &devstack);
+    let mut settings = demo_settings(&options, &repo, &devstack);
+    // Buckets are managed on the embedded S3 server (it has no versioning, policy, lifecycle or
+    // tagging: bucket ownership is kept in drover's store).
+    settings.s3 = Some(drover::providers::s3::S3Config {
+        endpoint: Some(s3.url()),
+        credentials: Some(drover::providers::s3::StaticCredentials::new(
+            DEMO_S3_ACCESS_KEY,
+            &secret_key,
+        )),
+        ..drover::providers::s3::S3Config::default()
+    });
     let running = runtime::start(settings, CancellationToken::new()).await?;
     Ok(Demo {
         devstack,
@@ -242,6 +252,7 @@ fn demo_settings(options: &DemoOptions, repo: &Path, devstack: &Devstack) -> Set
             )),
             ..VaultConfig::default()
         }),
+        s3: None,
     }
 }
 

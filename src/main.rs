@@ -505,6 +505,8 @@ async fn plan(args: PlanArgs) -> anyhow::Result<ExitCode> {
     )
     .await?;
     ctx.vault = app_stack::vault_client(drover::providers::vault::VaultConfig::from_env())?;
+    let s3 = drover::providers::s3::S3Config::from_lookup_when_set(|k| std::env::var(k).ok());
+    let ctx = ctx.with_s3(app_stack::s3_client(s3).await);
     let mut changes = false;
     let mut failed = !desired.loaded.repo_errors.is_empty();
     for d in &desired.loaded.repo_errors {

@@ -205,7 +205,7 @@ hooks:
     assert_eq!(app.resources[3].id.to_string(), "bucket/web-backups");
     assert_eq!(b.versioning, Some(true));
     assert_eq!(b.policy.as_ref().unwrap()["Version"], "2012-10-17");
-    assert_eq!(b.lifecycle.as_ref().unwrap()["rules"][0]["days"], 30);
+    assert_eq!(b.lifecycle.as_ref().unwrap()[0].expire_days, Some(30));
     assert_eq!(b.tags["team"], "media");
 
     assert_eq!(app.resources[4].id.to_string(), "vault_secret/kv/web/creds");

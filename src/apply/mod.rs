@@ -7,6 +7,7 @@ use std::time::SystemTime;
 
 use serde::Serialize;
 
+mod bucket;
 mod consul_config_entry;
 mod csi_volume;
 mod nomad_job;
@@ -15,6 +16,7 @@ use crate::desired::{ResourceId, ResourceKind};
 use crate::plan::{Change, Payload, Plan, Reason, Step};
 use crate::providers::consul::ConsulClient;
 use crate::providers::nomad::{NomadClient, RegisterOptions};
+use crate::providers::s3::S3Client;
 use crate::store::{Marker, Store};
 
 /// Which writes this apply may make.
@@ -174,6 +176,33 @@ pub async fn apply_with(
     plan: &Plan,
     policy: ApplyPolicy,
 ) -> ApplyReport {
+    let clients = Clients {
+        nomad,
+        consul,
+        s3: None,
+    };
+    apply_with_clients(clients, store, plan, policy).await
+}
+
+/// The clients an apply writes with: Nomad always; Consul and S3 when configured (their steps
+/// fail with a message saying how to configure them otherwise).
+#[derive(Clone, Copy)]
+pub struct Clients<'a> {
+    /// Nomad.
+    pub nomad: &'a NomadClient,
+    /// Consul (config entries).
+    pub consul: Option<&'a ConsulClient>,
+    /// S3 (buckets).
+    pub s3: Option<&'a S3Client>,
+}
+
+/// Execute `plan` in wave order with every client (see [`apply_with`]).
+pub async fn apply_with_clients(
+    clients: Clients<'_>,
+    store: &Store,
+    plan: &Plan,
+    policy: ApplyPolicy,
+) -> ApplyReport {
     let mut report = ApplyReport::default();
     let mut blocked_at: Option<u32> = None;
     for step in &plan.steps {
@@ -181,7 +210,7 @@ pub async fn apply_with(
             Some(wave) if step.wave > wave && step.change.is_write() => StepResult::Skipped {
                 reason: format!("waiting for wave {wave}"),
             },
-            _ => apply_step(nomad, consul, store, plan, step, &policy).await,
+            _ => apply_step(clients, store, plan, step, &policy).await,
         };
         if result.blocks() {
             blocked_at = Some(blocked_at.map_or(step.wave, |w| w.min(step.wave)));
@@ -196,8 +225,7 @@ pub async fn apply_with(
 }
 
 async fn apply_step(
-    nomad: &NomadClient,
-    consul: Option<&ConsulClient>,
+    clients: Clients<'_>,
     store: &Store,
     plan: &Plan,
     step: &Step,
@@ -225,6 +253,7 @@ async fn apply_step(
             ),
         };
     }
+    let Clients { nomad, consul, s3 } = clients;
     let write = Write {
         store,
         plan,
@@ -239,7 +268,7 @@ async fn apply_step(
             if step.reason == Reason::Unmanaged
                 && matches!(
                     step.id.kind,
-                    ResourceKind::NomadJob | ResourceKind::ConsulConfigEntry
+                    ResourceKind::NomadJob | ResourceKind::ConsulConfigEntry | ResourceKind::Bucket
                 )
                 && let Err(e) = store.record_owned(&plan.app, write.resource).await
             {
@@ -298,13 +327,17 @@ async fn apply_step(
             Some(consul) => consul_config_entry::put(consul, &step.id, entry, *cas, &write).await,
             None => consul_config_entry::no_consul(),
         },
+        (Change::Create { .. } | Change::Update { .. }, Payload::Bucket(writes)) => match s3 {
+            Some(s3) => bucket::put(s3, &step.id, writes, &write).await,
+            None => bucket::no_s3(),
+        },
         (Change::Delete, Payload::Delete) => {
             if !policy.prune {
                 return StepResult::Skipped {
                     reason: "removed from Git; prune is off".into(),
                 };
             }
-            prune(nomad, consul, store, &plan.app, &step.id).await
+            prune(clients, store, &plan.app, &step.id).await
         }
         _ => StepResult::Unchanged,
     }
@@ -312,8 +345,7 @@ async fn apply_step(
 
 /// Delete only what this app owns: recorded in the store *and* marked on the object.
 async fn prune(
-    nomad: &NomadClient,
-    consul: Option<&ConsulClient>,
+    Clients { nomad, consul, s3 }: Clients<'_>,
     store: &Store,
     app: &str,
     id: &ResourceId,
@@ -334,6 +366,10 @@ async fn prune(
         ResourceKind::ConsulConfigEntry => match consul {
             Some(consul) => consul_config_entry::prune(consul, app, id).await,
             None => consul_config_entry::no_consul(),
+        },
+        ResourceKind::Bucket => match s3 {
+            Some(s3) => bucket::prune(s3, app, id).await,
+            None => bucket::no_s3(),
         },
         _ => StepResult::Skipped {
             reason: "this kind is not pruned by this version".into(),

@@ -22,6 +22,7 @@ pub use status::{
 use crate::live::LiveStore;
 use crate::providers::consul::ConsulClient;
 use crate::providers::nomad::NomadClient;
+use crate::providers::s3::S3Client;
 use crate::providers::vault::VaultClient;
 use crate::store::Store;
 
@@ -79,6 +80,8 @@ pub struct Context {
     pub permits: Arc<Semaphore>,
     /// Vault, for the preflight of `vault_secret` requirements (`None`: no Vault configured).
     pub vault: Option<VaultClient>,
+    /// S3, for buckets (`None`: buckets are shown as not managed).
+    pub s3: Option<S3Client>,
 }
 
 impl Context {
@@ -100,12 +103,22 @@ impl Context {
             repo: watch::Sender::new(RepoStatus::default()),
             permits,
             vault: None,
+            s3: None,
         }
     }
 
     /// The same context with a Consul client.
     pub fn with_consul(mut self, consul: Option<ConsulClient>) -> Context {
         self.consul = consul;
+        self
+    }
+
+    /// The same context with an S3 client: buckets are read each cycle and managed.
+    pub fn with_s3(mut self, s3: Option<S3Client>) -> Context {
+        if s3.is_some() {
+            self.live.use_s3();
+        }
+        self.s3 = s3;
         self
     }
 

@@ -176,6 +176,17 @@ pub async fn reconcile(
             return failure(ctx, app, revision, message, Failure::Transient, "", memory);
         }
     };
+    // S3 has no watch: the buckets this app declares or owns are read now, once per cycle.
+    if let Some(s3) = &ctx.s3 {
+        let buckets = buckets_to_read(app, &owned);
+        if !buckets.is_empty()
+            && let Err(e) = ctx.live.read_buckets(s3, &buckets).await
+        {
+            let message = format!("reading buckets: {}", error_chain(&e));
+            return failure(ctx, app, revision, message, Failure::Transient, "", memory);
+        }
+    }
+    let live = ctx.live.snapshot();
     let triage = plan::triage(app, &live, &markers, &owned);
     let facts = facts_key(revision, &triage, &live);
     if let Some(early) = hold_back(ctx, app, revision, &triage, &facts, mode, memory) {
@@ -587,16 +598,21 @@ async fn read_markers(
         .await
         .map_err(|e| format!("reading ownership: {e}"))?;
     // A volume that left Git keeps the `prevent_destroy` it had: a volume of a removed app has
-    // its last spec at hand; without it (a volume removed from an app) it is protected.
+    // its last spec at hand; without it (a volume removed from an app) it is protected. A bucket
+    // is protected when its last spec said so (the prune deletes only empty buckets anyway).
     let protected = owned
         .iter()
-        .filter(|id| id.kind == ResourceKind::CsiVolume)
         .filter(|id| !app.resources.iter().any(|r| &r.id == *id))
-        .filter(|id| {
-            !declared.resources.iter().any(|r| {
+        .filter(|id| match id.kind {
+            ResourceKind::CsiVolume => !declared.resources.iter().any(|r| {
                 &r.id == *id
                     && matches!(&r.spec, crate::desired::ResourceSpec::CsiVolume(v) if !v.prevent_destroy)
-            })
+            }),
+            ResourceKind::Bucket => declared.resources.iter().any(|r| {
+                &r.id == *id
+                    && matches!(&r.spec, crate::desired::ResourceSpec::Bucket(b) if b.prevent_destroy)
+            }),
+            _ => false,
         })
         .cloned()
         .collect();
@@ -607,6 +623,27 @@ async fn read_markers(
             protected,
         },
     ))
+}
+
+/// The buckets a cycle reads: each declared one with the settings it declares, and each owned
+/// one that left Git (existence only: the prune reads the rest).
+fn buckets_to_read(app: &App, owned: &Owned) -> Vec<(String, crate::providers::s3::Wanted)> {
+    let mut out: Vec<(String, crate::providers::s3::Wanted)> = app
+        .resources
+        .iter()
+        .filter_map(|r| match &r.spec {
+            crate::desired::ResourceSpec::Bucket(spec) => {
+                Some((spec.name.clone(), plan::bucket::wanted(spec)))
+            }
+            _ => None,
+        })
+        .collect();
+    for id in &owned.resources {
+        if id.kind == ResourceKind::Bucket && !out.iter().any(|(name, _)| *name == id.name) {
+            out.push((id.name.clone(), crate::providers::s3::Wanted::default()));
+        }
+    }
+    out
 }
 
 fn unhealthy_dependencies(ctx: &Context, app: &App) -> Option<String> {
@@ -662,7 +699,12 @@ async fn run_apply(
     } else {
         None
     };
-    let report = apply::apply_with(&ctx.nomad, ctx.consul.as_ref(), &ctx.store, plan, policy).await;
+    let clients = apply::Clients {
+        nomad: &ctx.nomad,
+        consul: ctx.consul.as_ref(),
+        s3: ctx.s3.as_ref(),
+    };
+    let report = apply::apply_with_clients(clients, &ctx.store, plan, policy).await;
     if report.steps.iter().any(|s| s.result.wrote()) {
         ctx.live.poke();
     }
@@ -755,10 +797,7 @@ async fn assess(
             ResourceKind::ConsulConfigEntry => {
                 health::consul_config_entry(live, &step.id.scope, &step.id.name)
             }
-            _ => Assessment {
-                health: Health::Unknown,
-                message: "not applied by this version".into(),
-            },
+            ResourceKind::Bucket => health::bucket(live, &step.id.name),
         };
         if applied.is_some_and(StepResult::wrote) && step.reason.is_drift() {
             let entry = memory
@@ -847,6 +886,7 @@ async fn running_resources(
             ResourceKind::ConsulConfigEntry => {
                 health::consul_config_entry(&live, &id.scope, &id.name)
             }
+            ResourceKind::Bucket => health::bucket(&live, &id.name),
             _ => continue,
         };
         out.push(ResourceStatus {
@@ -1576,10 +1616,29 @@ mod tests {
         if let crate::desired::ResourceSpec::CsiVolume(v) = &mut kept.spec {
             v.prevent_destroy = true;
         }
-        let last = app(vec![job("web"), volume("data"), kept]);
+        let mut kept_bucket = bucket("media");
+        if let crate::desired::ResourceSpec::Bucket(b) = &mut kept_bucket.spec {
+            b.prevent_destroy = true;
+        }
+        let last = app(vec![job("web"), volume("data"), kept, kept_bucket]);
         let emptied = app(Vec::new());
         let (_, owned) = read_markers(&ctx, &emptied, &last).await.expect("read");
-        assert_eq!(owned.protected, [volume_id("scratch")]);
+        assert_eq!(
+            owned.protected,
+            [
+                crate::plan::tests::id(ResourceKind::Bucket, "", "media"),
+                volume_id("scratch")
+            ]
+        );
+        // A bucket whose last spec did not say prevent_destroy is not protected.
+        let last = app(vec![
+            job("web"),
+            volume("data"),
+            volume("scratch"),
+            bucket("media"),
+        ]);
+        let (_, owned) = read_markers(&ctx, &emptied, &last).await.expect("read");
+        assert!(owned.protected.is_empty(), "{:?}", owned.protected);
         let last = app(vec![job("web"), volume("scratch")]);
         let (_, owned) = read_markers(&ctx, &emptied, &last).await.expect("read");
         assert_eq!(owned.protected, [volume_id("data")]);

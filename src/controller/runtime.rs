@@ -109,6 +109,7 @@ pub async fn start(settings: Settings, shutdown: CancellationToken) -> Result<Ru
     )
     .await?;
     ctx.vault = app_stack::vault_client(settings.vault.clone())?;
+    let ctx = ctx.with_s3(app_stack::s3_client(settings.s3.clone()).await);
 
     let (desired_tx, desired_rx) = watch::channel(None::<DesiredRevision>);
     let mut tasks = Vec::new();

@@ -301,14 +301,34 @@ pub struct BucketSpec {
     pub name: String,
     /// Versioning on/off; `None` leaves it alone.
     pub versioning: Option<bool>,
-    /// Lifecycle rules, as given.
-    pub lifecycle: Option<serde_json::Value>,
+    /// Lifecycle rules; `None` leaves the bucket's lifecycle alone, `Some(empty)` removes it.
+    pub lifecycle: Option<Vec<LifecycleRule>>,
     /// Bucket policy JSON, as given.
     pub policy: Option<serde_json::Value>,
     /// Tags besides drover's ownership tag.
     pub tags: BTreeMap<String, String>,
     /// Never delete it, even when pruning.
     pub prevent_destroy: bool,
+}
+
+/// The tag naming the app that owns a bucket (the `Meta` key of jobs and config entries).
+pub const BUCKET_OWNER_TAG: &str = "drover.app";
+
+/// One bucket lifecycle rule (`lifecycle: { rules: [...] }`): the S3 actions drover sets.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct LifecycleRule {
+    /// Rule ID (unique in the bucket).
+    pub id: String,
+    /// Key prefix the rule applies to (`""`: every object).
+    pub prefix: String,
+    /// `Enabled` or `Disabled` in S3.
+    pub enabled: bool,
+    /// Expire current objects this many days after creation (`days`).
+    pub expire_days: Option<i32>,
+    /// Expire noncurrent versions this many days after they became noncurrent (`noncurrent_days`).
+    pub noncurrent_days: Option<i32>,
+    /// Abort incomplete multipart uploads this many days after they started (`abort_multipart_days`).
+    pub abort_multipart_days: Option<i32>,
 }
 
 /// `vault_secret:` — a requirement, never a value.

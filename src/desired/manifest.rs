@@ -8,9 +8,9 @@ use super::check::{Ctx, join, key_hint};
 use super::native;
 use super::yaml::{self, Node, Value};
 use super::{
-    App, BucketSpec, ChartRef, CsiVolumeSpec, Diagnostic, Hook, HookPhase, MountOptions, Origin,
-    Probe, Resource, ResourceId, ResourceKind, ResourceSpec, SecretString, SyncPolicy,
-    VaultSecretSpec, VolumeCapability, VolumeMode,
+    App, BUCKET_OWNER_TAG, BucketSpec, ChartRef, CsiVolumeSpec, Diagnostic, Hook, HookPhase,
+    LifecycleRule, MountOptions, Origin, Probe, Resource, ResourceId, ResourceKind, ResourceSpec,
+    SecretString, SyncPolicy, VaultSecretSpec, VolumeCapability, VolumeMode,
 };
 use crate::source::Revision;
 
@@ -755,7 +755,8 @@ pub(crate) fn one_of(
 }
 
 fn valid_bucket_name(name: &str) -> bool {
-    BUCKET.is_match(name) && !name.contains("..")
+    let ip_like = name.split('.').count() == 4 && name.split('.').all(|p| p.parse::<u8>().is_ok());
+    BUCKET.is_match(name) && !name.contains("..") && !ip_like && !name.starts_with("xn--")
 }
 
 fn bucket(ctx: &mut Ctx, node: &Node, field: &str) -> Option<BucketSpec> {
@@ -793,11 +794,13 @@ fn bucket(ctx: &mut Ctx, node: &Node, field: &str) -> Option<BucketSpec> {
     let versioning = f
         .get("versioning")
         .and_then(|n| ctx.boolean(n, &join(field, "versioning")));
-    let lifecycle = f.get("lifecycle").map(Node::to_json);
+    let lifecycle = f
+        .get("lifecycle")
+        .and_then(|n| lifecycle(ctx, n, &join(field, "lifecycle")));
     let policy = match f.get("policy") {
         Some(n) => match &n.value {
             Value::Str(s) => match serde_json::from_str(s) {
-                Ok(v) => Some(v),
+                Ok(v) => bucket_policy(ctx, n, &join(field, "policy"), v),
                 Err(e) => {
                     ctx.err(
                         n,
@@ -807,7 +810,7 @@ fn bucket(ctx: &mut Ctx, node: &Node, field: &str) -> Option<BucketSpec> {
                     None
                 }
             },
-            Value::Map(_) => Some(n.to_json()),
+            Value::Map(_) => bucket_policy(ctx, n, &join(field, "policy"), n.to_json()),
             _ => {
                 ctx.err(
                     n,
@@ -821,7 +824,19 @@ fn bucket(ctx: &mut Ctx, node: &Node, field: &str) -> Option<BucketSpec> {
     };
     let tags = f
         .get("tags")
-        .map(|n| ctx.string_map(n, &join(field, "tags")))
+        .map(|n| {
+            let tags = ctx.string_map(n, &join(field, "tags"));
+            if tags.contains_key(BUCKET_OWNER_TAG) {
+                ctx.err(
+                    n,
+                    &join(field, "tags"),
+                    format!(
+                        "the tag \"{BUCKET_OWNER_TAG}\" is drover's ownership tag; do not set it"
+                    ),
+                );
+            }
+            tags
+        })
         .unwrap_or_default();
     let prevent_destroy = f
         .get("prevent_destroy")
@@ -838,6 +853,124 @@ fn bucket(ctx: &mut Ctx, node: &Node, field: &str) -> Option<BucketSpec> {
         tags,
         prevent_destroy,
     })
+}
+
+/// A bucket policy document: an object with a `Statement` list whose items say `Effect`
+/// `Allow` or `Deny` and name an `Action` (S3 would refuse anything less at apply time).
+fn bucket_policy(
+    ctx: &mut Ctx,
+    node: &Node,
+    field: &str,
+    policy: serde_json::Value,
+) -> Option<serde_json::Value> {
+    let problem = match &policy {
+        serde_json::Value::Object(doc) => match doc.get("Statement") {
+            Some(serde_json::Value::Array(statements)) => {
+                statements.iter().enumerate().find_map(|(i, st)| {
+                    match st.get("Effect").and_then(serde_json::Value::as_str) {
+                        Some("Allow" | "Deny") if st.get("Action").is_some() => None,
+                        Some("Allow" | "Deny") => Some(format!("Statement[{i}] has no Action")),
+                        _ => Some(format!(
+                            "Statement[{i}].Effect must be \"Allow\" or \"Deny\""
+                        )),
+                    }
+                })
+            }
+            _ => Some("a policy needs a \"Statement\" list".to_string()),
+        },
+        _ => Some("a policy is a JSON object".to_string()),
+    };
+    match problem {
+        Some(problem) => {
+            ctx.err(node, field, format!("invalid bucket policy: {problem}"));
+            None
+        }
+        None => Some(policy),
+    }
+}
+
+/// `lifecycle: { rules: [{ id, prefix, days, noncurrent_days, abort_multipart_days, enabled }] }`.
+fn lifecycle(ctx: &mut Ctx, node: &Node, field: &str) -> Option<Vec<LifecycleRule>> {
+    let f = ctx.fields(node, field, &["rules"])?;
+    let Some(rules) = f.get("rules") else {
+        ctx.err(
+            node,
+            &join(field, "rules"),
+            "rules is required (an empty list removes every rule)",
+        );
+        return None;
+    };
+    let items = ctx.list(rules, &join(field, "rules"))?;
+    let before = ctx.diags.len();
+    let mut out: Vec<LifecycleRule> = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let at = format!("{field}.rules[{i}]");
+        let keys = [
+            "id",
+            "prefix",
+            "enabled",
+            "days",
+            "noncurrent_days",
+            "abort_multipart_days",
+        ];
+        let Some(r) = ctx.fields(item, &at, &keys) else {
+            continue;
+        };
+        let id = match r.get("id") {
+            Some(n) => ctx.nonempty(n, &join(&at, "id")),
+            None => {
+                ctx.err(item, &join(&at, "id"), "id is required");
+                None
+            }
+        };
+        let prefix = r
+            .get("prefix")
+            .and_then(|n| ctx.string(n, &join(&at, "prefix")))
+            .unwrap_or_default();
+        let enabled = r
+            .get("enabled")
+            .and_then(|n| ctx.boolean(n, &join(&at, "enabled")))
+            .unwrap_or(true);
+        let mut days = |key: &str| -> Option<i32> {
+            let n = r.get(key)?;
+            let value = ctx.unsigned(n, &join(&at, key))?;
+            match i32::try_from(value) {
+                Ok(days) if days > 0 => Some(days),
+                _ => {
+                    ctx.err(n, &join(&at, key), "days must be between 1 and 2147483647");
+                    None
+                }
+            }
+        };
+        let expire_days = days("days");
+        let noncurrent_days = days("noncurrent_days");
+        let abort_multipart_days = days("abort_multipart_days");
+        if expire_days.is_none() && noncurrent_days.is_none() && abort_multipart_days.is_none() {
+            ctx.err(
+                item,
+                &at,
+                "a rule needs an action: days, noncurrent_days or abort_multipart_days",
+            );
+        }
+        if let Some(id) = id {
+            if out.iter().any(|o| o.id == id) {
+                ctx.err(
+                    item,
+                    &join(&at, "id"),
+                    format!("duplicate rule id \"{id}\""),
+                );
+            }
+            out.push(LifecycleRule {
+                id,
+                prefix,
+                enabled,
+                expire_days,
+                noncurrent_days,
+                abort_multipart_days,
+            });
+        }
+    }
+    (ctx.diags.len() == before).then_some(out)
 }
 
 fn vault_secret(ctx: &mut Ctx, node: &Node, field: &str) -> Option<VaultSecretSpec> {

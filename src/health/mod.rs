@@ -2,6 +2,7 @@
 //! This file has the verdicts; each kind's judge is in a file of its own (`nomad_job.rs`,
 //! `csi_volume.rs`).
 
+mod bucket;
 mod consul_config_entry;
 mod csi_volume;
 mod nomad_job;
@@ -9,6 +10,7 @@ pub mod vault_secret;
 
 use serde::{Deserialize, Serialize};
 
+pub use bucket::bucket;
 pub use consul_config_entry::consul_config_entry;
 pub use csi_volume::csi_volume;
 pub use nomad_job::{JobFacts, job, judge_job};

@@ -10,6 +10,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+mod bucket;
 mod consul_config_entry;
 mod csi_volume;
 mod nomad_job;
@@ -18,6 +19,7 @@ mod pacing;
 use crate::providers::consul::{ConfigEntry, ConsulClient};
 use crate::providers::nomad::types::{CsiVolumeStub, JobListStub};
 use crate::providers::nomad::{Indexed, NomadClient, NomadError, QueryOptions};
+use crate::providers::s3::{BucketSettings, S3Client, S3Error, Wanted};
 use pacing::watch_loop;
 
 /// `(namespace, id)`.
@@ -48,6 +50,11 @@ pub struct LiveSnapshot {
     pub config_kinds_index: BTreeMap<String, u64>,
     /// A Consul client is configured (`CONSUL_HTTP_ADDR`, or the devstack's).
     pub consul_configured: bool,
+    /// Buckets by name as last read: `None` inside when the bucket does not exist. A bucket not
+    /// in the map was never read.
+    pub buckets: HashMap<String, Option<BucketSettings>>,
+    /// An S3 client is configured (`AWS_ENDPOINT_URL` and friends, or the demo's server).
+    pub s3_configured: bool,
     /// The last watcher error, cleared by the next success.
     pub last_error: Option<String>,
 }
@@ -65,6 +72,11 @@ impl LiveSnapshot {
     pub fn config_entry(&self, kind: &str, name: &str) -> Option<&ConfigEntry> {
         self.config_entries
             .get(&(kind.to_string(), name.to_string()))
+    }
+
+    /// A bucket as last read: `Some(None)` when it does not exist, `None` when never read.
+    pub fn bucket(&self, name: &str) -> Option<Option<&BucketSettings>> {
+        self.buckets.get(name).map(Option::as_ref)
     }
 
     /// A job's stub.
@@ -227,6 +239,37 @@ impl LiveStore {
                 .await;
             });
         }
+    }
+
+    /// Record that buckets are managed with an S3 client (their steps are planned, not
+    /// shown as `not-managed`).
+    pub fn use_s3(&self) {
+        self.update(|s| s.s3_configured = true);
+    }
+
+    /// Read `buckets` now (S3 has no watch): an app's cycle calls this before planning, so it
+    /// plans against what S3 says this cycle. An error leaves the snapshot as it was.
+    pub async fn read_buckets(
+        &self,
+        s3: &S3Client,
+        buckets: &[(String, Wanted)],
+    ) -> Result<(), S3Error> {
+        let read = bucket::read(s3, buckets).await?;
+        // Not news for other apps: the app that read is the one about to plan.
+        self.update_quiet(|s| {
+            bucket::fold(s, read);
+        });
+        Ok(())
+    }
+
+    fn update_quiet(&self, f: impl FnOnce(&mut LiveSnapshot)) {
+        let mut guard = match self.snapshot.write() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let mut next = (**guard).clone();
+        f(&mut next);
+        *guard = Arc::new(next);
     }
 
     /// Wait until the snapshot is [`ready`](LiveSnapshot::ready), at most `limit` (a one-shot

@@ -3,8 +3,8 @@
 //! `csi_volume::explain`: a volume read); this file orders the steps.
 
 use super::{
-    Change, Payload, Plan, Step, Triage, Verdict, consul_config_entry, csi_volume, nomad_job,
-    order, render,
+    Change, Payload, Plan, Step, Triage, Verdict, bucket, consul_config_entry, csi_volume,
+    nomad_job, order, render,
 };
 use crate::desired::{App, ResourceId, ResourceSpec};
 use crate::live::LiveSnapshot;
@@ -83,6 +83,14 @@ pub async fn explain(
                     &t.id,
                     spec,
                     live.config_entry(&t.id.scope, &t.id.name),
+                    style.redaction,
+                ),
+                ResourceSpec::Bucket(spec) => bucket::explain(
+                    &app.name,
+                    &t.id,
+                    spec,
+                    live.bucket(&t.id.name).flatten(),
+                    t.reason,
                     style.redaction,
                 ),
                 _ => (Change::NotManaged, Payload::None),

@@ -5,6 +5,7 @@
 //! modify index with the recorded one. Step 2 ([`explain`]) sends only suspects and creations to
 //! the server (Nomad's parse and plan endpoints) for the verdict and the human diff.
 
+pub mod bucket;
 pub mod consul_config_entry;
 pub mod csi_volume;
 mod explain;
@@ -175,6 +176,8 @@ pub enum Payload {
         /// The live `ModifyIndex` the plan saw (0: create only if absent).
         cas: u64,
     },
+    /// Create or update this bucket's settings.
+    Bucket(bucket::BucketWrites),
     /// Delete (prune): a job is purged, a CSI volume only deregistered (storage is never
     /// destroyed by a prune).
     Delete,
@@ -248,6 +251,7 @@ pub fn triage(
             ResourceSpec::ConsulConfigEntry(_) => {
                 consul_config_entry::triage(&resource.id, &hash, live, marker)
             }
+            ResourceSpec::Bucket(_) => bucket::triage(&resource.id, &hash, live, marker),
             _ => (Verdict::NotManaged, Reason::InSync),
         };
         out.push(Triage {
@@ -264,6 +268,7 @@ pub fn triage(
             ResourceKind::NomadJob => live.job(&id.scope, &id.name).is_some(),
             ResourceKind::CsiVolume => live.volume(&id.scope, &id.name).is_some(),
             ResourceKind::ConsulConfigEntry => live.config_entry(&id.scope, &id.name).is_some(),
+            ResourceKind::Bucket => live.bucket(&id.name).flatten().is_some(),
             _ => false,
         };
         if exists {
@@ -585,7 +590,7 @@ pub(crate) mod tests {
                 // Protected (`prevent_destroy`): never deleted.
                 volume_id("data"),
                 // A kind this version does not prune.
-                id(ResourceKind::Bucket, "", "media"),
+                id(ResourceKind::VaultSecret, "nomad", "default/media"),
             ],
             protected: vec![volume_id("data")],
         };
@@ -656,6 +661,46 @@ pub(crate) mod tests {
                 ),
             ]
         );
+    }
+
+    #[test]
+    fn triage_plans_buckets_with_an_s3_client_and_deletes_owned_ones_that_left_git_only_when_they_exist()
+     {
+        let bucket_id = |name: &str| id(ResourceKind::Bucket, "", name);
+        let mut snapshot = live(&[], &[]);
+        snapshot.s3_configured = true;
+        snapshot
+            .buckets
+            .insert("old".into(), Some(Default::default()));
+        snapshot.buckets.insert("gone".into(), None);
+        let owned = Owned {
+            resources: vec![bucket_id("old"), bucket_id("gone"), bucket_id("unread")],
+            protected: Vec::new(),
+        };
+        let got = triage(
+            &app(vec![bucket("media")]),
+            &snapshot,
+            &BTreeMap::new(),
+            &owned,
+        );
+        assert_eq!(
+            verdicts(&got),
+            [
+                ("bucket/media".to_string(), Verdict::Create, Reason::New),
+                (
+                    "bucket/old".to_string(),
+                    Verdict::Delete,
+                    Reason::RemovedFromGit
+                ),
+            ]
+        );
+        // A protected bucket (`prevent_destroy` when it left Git) is never deleted.
+        let protected = Owned {
+            protected: vec![bucket_id("old")],
+            ..owned
+        };
+        let got = triage(&app(Vec::new()), &snapshot, &BTreeMap::new(), &protected);
+        assert!(got.is_empty(), "{got:?}");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 pub mod consul;
 pub mod http;
 pub mod nomad;
+pub mod s3;
 pub mod vault;
 
 use std::sync::Once;

@@ -175,6 +175,7 @@ impl TestEnv {
                 max_retries: 3,
                 ..drover::providers::vault::VaultConfig::default()
             }),
+            s3: None,
         }
     }
 
