@@ -289,7 +289,9 @@ fn run_size(
         );
         env.write(
             &format!("apps/{app}/defaults.hcl"),
-            &format!("Kind     = \"service-defaults\"\nName     = \"{app}\"\nProtocol = \"http\"\n"),
+            &format!(
+                "Kind     = \"service-defaults\"\nName     = \"{app}\"\nProtocol = \"http\"\n"
+            ),
         );
         env.write(
             &format!("apps/{app}/job.nomad.hcl"),

@@ -104,9 +104,15 @@ async fn the_overseerr_example_syncs_from_an_empty_devstack_in_one_commit_in_dep
     assert_eq!(
         managed,
         [
-            ("csi_volume/default/glusterfs_overseerr_config", "Healthy".into()),
+            (
+                "csi_volume/default/glusterfs_overseerr_config",
+                "Healthy".into()
+            ),
             ("vault_secret/nomad/default/overseerr", "Healthy".into()),
-            ("consul_config_entry/service-intentions/overseerr", "Healthy".into()),
+            (
+                "consul_config_entry/service-intentions/overseerr",
+                "Healthy".into()
+            ),
             ("nomad_job/default/overseerr", "Healthy".into()),
         ],
         "{overseerr:#?}"

@@ -288,7 +288,9 @@ fn store_files(data_dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
         .filter_map(|path| Some((path.display().to_string(), std::fs::read(&path).ok()?)))
         .collect();
     assert!(
-        files.iter().any(|(_, bytes)| bytes.starts_with(b"SQLite format 3")),
+        files
+            .iter()
+            .any(|(_, bytes)| bytes.starts_with(b"SQLite format 3")),
         "the store's SQLite file is scanned: {:?}",
         files.iter().map(|(p, _)| p).collect::<Vec<_>>()
     );
@@ -330,10 +332,7 @@ fn leaks(captured: &[(String, Vec<u8>)]) -> Vec<String> {
     let mut found = Vec::new();
     for (place, bytes) in captured {
         for secret in SECRETS {
-            if bytes
-                .windows(secret.len())
-                .any(|w| w == secret.as_bytes())
-            {
+            if bytes.windows(secret.len()).any(|w| w == secret.as_bytes()) {
                 found.push(format!("{secret} in {place}"));
             }
         }
@@ -346,15 +345,16 @@ async fn no_secret_reaches_a_log_line_api_answer_page_store_byte_or_cli_output()
     use reqwest::Method;
     captured_logs();
     let mut seed = common::default_seed();
-    seed.vault_secrets.push(drover_devstack::seed::SeedVaultSecret {
-        mount: "nomad".into(),
-        path: "default/media".into(),
-        data: [
-            ("DB_PASSWORD".to_string(), json!(KV_VALUE)),
-            ("S3_SECRET_KEY".to_string(), json!(S3_SECRET_KEY)),
-        ]
-        .into(),
-    });
+    seed.vault_secrets
+        .push(drover_devstack::seed::SeedVaultSecret {
+            mount: "nomad".into(),
+            path: "default/media".into(),
+            data: [
+                ("DB_PASSWORD".to_string(), json!(KV_VALUE)),
+                ("S3_SECRET_KEY".to_string(), json!(S3_SECRET_KEY)),
+            ]
+            .into(),
+        });
     for (system, secret_id) in [("nomad", NOMAD_TOKEN), ("consul", CONSUL_TOKEN)] {
         seed.acl_tokens.push(drover_devstack::seed::SeedToken {
             secret_id: secret_id.into(),

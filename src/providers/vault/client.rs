@@ -229,7 +229,10 @@ impl VaultClient {
         } else if let Some(jwt) = &self.config.jwt {
             let token = read_jwt(&jwt.token_file)?;
             (
-                format!("/v1/auth/{}/login", encode_path(jwt.mount.trim_matches('/'))),
+                format!(
+                    "/v1/auth/{}/login",
+                    encode_path(jwt.mount.trim_matches('/'))
+                ),
                 serde_json::json!({"role": jwt.role, "jwt": token.expose()}),
             )
         } else {

@@ -121,7 +121,10 @@ mod tests {
             Some("hvs.v4ult-s3cr3t")
         );
         assert_eq!(c.approle.as_ref().map(|(r, _)| r.as_str()), Some("role"));
-        assert_eq!(c.jwt, None, "no JWT login without VAULT_JWT_ROLE and VAULT_JWT_FILE");
+        assert_eq!(
+            c.jwt, None,
+            "no JWT login without VAULT_JWT_ROLE and VAULT_JWT_FILE"
+        );
         let shown = format!("{c:?}");
         assert!(
             !shown.contains("v4ult-s3cr3t") && !shown.contains("s3cr3t-id"),
