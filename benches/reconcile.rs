@@ -1,5 +1,7 @@
 //! `cargo bench --bench reconcile`: the reconcile loop's work, counted (Nomad requests by kind,
-//! CPU time), for N apps through first sync, steady state, a Git change and drift.
+//! Consul and Vault requests, CPU time), for N apps through first sync, steady state, a Git
+//! change and drift. Each app is a service job, a Consul config entry and a Vault requirement
+//! (listed, and read by the job's template).
 //!
 //! Work is counted rather than timed: the machine is noisy, request counts are not. The devstack
 //! and drover run on separate runtimes with named threads, so drover's own CPU time is read from
@@ -21,7 +23,7 @@ use common::{TestEnv, app_yaml, web_jobspec};
 use drover::controller::runtime::{self, Running};
 use drover::controller::{AppStatus, SyncStatus};
 use drover::health::Health;
-use measure::{Cpu, Kinds, RequestLog};
+use measure::{ConsulVault, Cpu, Kinds, RequestLog};
 use serde_json::{Value, json};
 use tokio::runtime::Runtime;
 use tokio_util::sync::CancellationToken;
@@ -45,6 +47,8 @@ struct Phase {
     name: &'static str,
     wall: Duration,
     requests: Kinds,
+    /// Consul and Vault requests.
+    others: ConsulVault,
     drover_cpu: Duration,
     devstack_cpu: Duration,
     process_cpu: Duration,
@@ -57,6 +61,7 @@ impl Phase {
         json!({
             "wall_ms": self.wall.as_millis() as u64,
             "requests": self.requests.json(),
+            "consul_vault": self.others.json(),
             "drover_cpu_ms": self.drover_cpu.as_millis() as u64,
             "devstack_cpu_ms": self.devstack_cpu.as_millis() as u64,
             "process_cpu_ms": self.process_cpu.as_millis() as u64,
@@ -133,10 +138,14 @@ impl Bench {
         let cycles = self.cycles.get() - mark.cycles;
         let entries = self.log.since(mark.seq).await;
         let requests = Kinds::count(entries.iter().filter(|e| !exclude.contains(&e.seq)));
+        let consul = self.log.of_system_since("consul", mark.seq).await;
+        let vault = self.log.of_system_since("vault", mark.seq).await;
+        let others = ConsulVault::count(&consul, &vault);
         Phase {
             name,
             wall,
             requests,
+            others,
             drover_cpu,
             devstack_cpu,
             process_cpu,
@@ -227,6 +236,37 @@ fn healed_since(s: &AppStatus, after: SystemTime) -> bool {
     synced_healthy(s) && s.last_sync.as_ref().is_some_and(|l| l.at >= after)
 }
 
+/// The tests' web jobspec with a template reading the app's Vault secret (the same requirement
+/// the app lists: one requirement, one read per check).
+fn bench_jobspec(app: &str, image: &str) -> String {
+    web_jobspec(app, image).replace(
+        "      resources {",
+        &format!(
+            "      template {{\n        data        = \"{{{{ with secret \\\"nomad/data/default/{app}\\\" }}}}KEY={{{{ .Data.data.KEY }}}}{{{{ end }}}}\"\n        destination = \"secrets/app.env\"\n        env         = true\n      }}\n\n      resources {{"
+        ),
+    )
+}
+
+/// Write the app's secret (`KEY`) through the Vault API with the root token.
+async fn seed_secret(env: &TestEnv, app: &str) {
+    let answer = env
+        .http
+        .post(format!(
+            "{}/v1/nomad/data/default/{app}",
+            env.devstack.vault_url()
+        ))
+        .header("X-Vault-Token", env.devstack.root_token())
+        .json(&json!({"data": {"KEY": "bench"}}))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("seed {app}'s secret: {e}"));
+    assert!(
+        answer.status().is_success(),
+        "seed {app}'s secret: {}",
+        answer.status()
+    );
+}
+
 /// One N: first sync, steady state, a Git change, drift. Returns the phases and failed checks.
 fn run_size(
     n: usize,
@@ -240,12 +280,24 @@ fn run_size(
     for app in &apps {
         env.write(
             &format!("apps/{app}/app.yaml"),
-            &app_yaml(app, "sync: { self_heal: true }\n"),
+            &app_yaml(
+                app,
+                &format!(
+                    "  - consul_config_entry: {{ file: defaults.hcl }}\n  - vault_secret: {{ mount: nomad, path: default/{app}, keys: [KEY] }}\nsync: {{ self_heal: true }}\n"
+                ),
+            ),
+        );
+        env.write(
+            &format!("apps/{app}/defaults.hcl"),
+            &format!(
+                "Kind     = \"service-defaults\"\nName     = \"{app}\"\nProtocol = \"http\"\n"
+            ),
         );
         env.write(
             &format!("apps/{app}/job.nomad.hcl"),
-            &web_jobspec(app, "nginx:1.27"),
+            &bench_jobspec(app, "nginx:1.27"),
         );
+        dev_rt.block_on(seed_secret(&env, app));
     }
     let first_rev = env.commit(&format!("{n} apps"));
     let log = RequestLog::new(&env.devstack.nomad_url());
@@ -260,6 +312,7 @@ fn run_size(
     let mut findings = Vec::new();
     let mut phases = Vec::new();
     let settings = bench.env.settings();
+    let resync_interval = settings.controller.resync_interval;
     let tuning = json!({
         "concurrency": settings.controller.concurrency,
         "resync_interval_ms": settings.controller.resync_interval.as_millis() as u64,
@@ -286,6 +339,12 @@ fn run_size(
             })
             .await;
         let first = bench.phase("first sync", &mark, &[]).await;
+        if first.others.consul_writes != n as u64 {
+            findings.push(format!(
+                "N={n}, first sync: {} Consul config-entry writes for {n} new entries (want one each)",
+                first.others.consul_writes
+            ));
+        }
         if first.requests.register > n as u64 {
             findings.push(format!(
                 "N={n}, first sync: {} registers for {n} new jobs (a job created twice)",
@@ -327,6 +386,37 @@ fn run_size(
                 steady.requests.by_endpoint
             ));
         }
+        // An unchanged cycle costs Consul nothing (its watchers' held queries aside) and Vault one
+        // read per requirement per resync: each app's secret read at least once in the window
+        // (which is longer than a resync interval) and at most once per resync interval.
+        if steady.others.consul > 0 {
+            failures.push(format!(
+                "N={n}: steady state made {} Consul request(s) besides blocking queries",
+                steady.others.consul
+            ));
+        }
+        if steady.others.vault_other > 0 {
+            failures.push(format!(
+                "N={n}: steady state made {} Vault request(s) besides secret reads (mount lookups, logins)",
+                steady.others.vault_other
+            ));
+        }
+        let resyncs = window.as_millis() / resync_interval.as_millis().max(1) + 1;
+        for app in &apps {
+            let path = format!("/v1/nomad/data/default/{app}");
+            let reads = steady.others.vault_reads.get(&path).copied().unwrap_or(0);
+            if reads == 0 || u128::from(reads) > resyncs {
+                failures.push(format!(
+                    "N={n}: steady state read {path} {reads} time(s) in {window:?} (want 1..={resyncs}: one per resync of {resync_interval:?})"
+                ));
+            }
+        }
+        if steady.others.vault_reads.len() != apps.len() {
+            failures.push(format!(
+                "N={n}: steady state read other Vault paths than the {n} requirements: {:?}",
+                steady.others.vault_reads.keys().collect::<Vec<_>>()
+            ));
+        }
         phases.push(steady);
 
         // 3. One app's jobspec changes in Git.
@@ -335,7 +425,7 @@ fn run_size(
         let started = SystemTime::now();
         bench.env.write(
             &format!("apps/{changed}/job.nomad.hcl"),
-            &web_jobspec(changed, "nginx:1.28"),
+            &bench_jobspec(changed, "nginx:1.28"),
         );
         let second_rev = bench.env.commit(&format!("{changed}: nginx 1.28"));
         bench
@@ -432,7 +522,7 @@ fn print_table(results: &[SizeResult]) {
         println!("settings: {}", first.tuning);
     }
     println!(
-        "{:>3} {:<19} {:>8} {:>6} {:>5} {:>4} {:>5} {:>4} {:>4} {:>6} {:>6} {:>5} {:>6} {:>9} {:>9} {:>9}",
+        "{:>3} {:<19} {:>8} {:>6} {:>5} {:>4} {:>5} {:>4} {:>4} {:>6} {:>6} {:>5} {:>6} {:>5} {:>6} {:>6} {:>9} {:>9} {:>9}",
         "N",
         "phase",
         "wall",
@@ -445,6 +535,9 @@ fn print_table(results: &[SizeResult]) {
         "alloc",
         "other",
         "total",
+        "consul",
+        "c-blk",
+        "vault",
         "cycles",
         "drover cpu",
         "devstack",
@@ -454,7 +547,7 @@ fn print_table(results: &[SizeResult]) {
         for p in &r.phases {
             let k = &p.requests;
             println!(
-                "{:>3} {:<19} {:>7.2}s {:>6} {:>5} {:>4} {:>5} {:>4} {:>4} {:>6} {:>6} {:>5} {:>6} {:>8}ms {:>7}ms {:>7}ms",
+                "{:>3} {:<19} {:>7.2}s {:>6} {:>5} {:>4} {:>5} {:>4} {:>4} {:>6} {:>6} {:>5} {:>6} {:>5} {:>6} {:>6} {:>8}ms {:>7}ms {:>7}ms",
                 r.n,
                 p.name,
                 p.wall.as_secs_f64(),
@@ -467,6 +560,9 @@ fn print_table(results: &[SizeResult]) {
                 k.allocations,
                 k.other,
                 k.total(),
+                p.others.consul,
+                p.others.consul_blocking,
+                p.others.vault_read_total() + p.others.vault_other,
                 p.cycles,
                 p.drover_cpu.as_millis(),
                 p.devstack_cpu.as_millis(),
@@ -498,8 +594,26 @@ fn output_path() -> PathBuf {
     target.join("bench-reconcile.json")
 }
 
+/// The smoke run's name, as `cargo test` filters and `--list` see it.
+const SMOKE_NAME: &str = "reconcile_smoke";
+
 fn main() -> ExitCode {
-    // `cargo bench` passes `--bench`; a filter argument is not supported (the run is short).
+    // `cargo bench` passes `--bench` (a filter argument is not supported: the run is short).
+    // `cargo test` runs the smoke (`test = true` in Cargo.toml) and passes its own arguments: a
+    // filter that does not match the smoke skips it, `--list` lists it.
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let full = args.iter().any(|a| a == "--bench");
+    if !full {
+        if args.iter().any(|a| a == "--list") {
+            println!("{SMOKE_NAME}: test");
+            return ExitCode::SUCCESS;
+        }
+        let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
+        if !filters.is_empty() && !filters.iter().any(|f| SMOKE_NAME.contains(f.as_str())) {
+            println!("{SMOKE_NAME}: filtered out");
+            return ExitCode::SUCCESS;
+        }
+    }
     let dev_rt = runtime("devstack", 1);
     let drover_rt = runtime("drover", 2);
     let main_rt = tokio::runtime::Builder::new_current_thread()
@@ -508,7 +622,6 @@ fn main() -> ExitCode {
         .unwrap_or_else(|e| panic!("runtime: {e}"));
     let started = Instant::now();
     let mut results = Vec::new();
-    let full = std::env::args().any(|a| a == "--bench");
     let (sizes, window) = if full {
         (&SIZES[..], STEADY_WINDOW)
     } else {

@@ -45,6 +45,8 @@ pub const EXAMPLE_FILES: &[(&str, &[u8])] = example_files![
     "apps/minio/minio-service-resolver.hcl",
     "apps/overseerr/app.yaml",
     "apps/overseerr/jobspec.nomad.hcl",
+    "apps/overseerr/overseerr-intentions.hcl",
+    "apps/overseerr/seed.nomad.hcl",
 ];
 
 /// Write the built-in example repository's files under `dir`.

@@ -1,5 +1,6 @@
-//! What the reconcile bench counts: the devstack's Nomad request log, by kind, and CPU time read
-//! from `/proc` (no libc: per-thread `schedstat` in nanoseconds, else `stat` clock ticks).
+//! What the reconcile bench counts: the devstack's request log (Nomad by kind, Consul and Vault
+//! by what they cost), and CPU time read from `/proc` (no libc: per-thread `schedstat` in
+//! nanoseconds, else `stat` clock ticks).
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -82,6 +83,15 @@ impl RequestLog {
             .collect()
     }
 
+    /// Requests of `system` (`consul`, `vault`) after `seq`.
+    pub async fn of_system_since(&self, system: &str, seq: u64) -> Vec<Entry> {
+        self.fetch(Some(system), seq)
+            .await
+            .into_iter()
+            .filter(|e| e.system.eq_ignore_ascii_case(system))
+            .collect()
+    }
+
     /// Sequence numbers of the bench's own request (`method` on `/v1/job/<job>`) after `seq`.
     pub async fn own_request(&self, seq: u64, method: &str, job: &str) -> Vec<u64> {
         let path = format!("/v1/job/{job}");
@@ -159,12 +169,7 @@ impl Kinds {
                 "register" => k.register += 1,
                 "list" => {
                     k.list += 1;
-                    let blocking = e
-                        .query
-                        .split('&')
-                        .filter_map(|p| p.strip_prefix("index="))
-                        .any(|i| i.parse::<u64>().is_ok_and(|i| i > 0));
-                    if blocking {
+                    if is_blocking(&e.query) {
                         k.blocking_list += 1;
                     }
                 }
@@ -201,6 +206,71 @@ impl Kinds {
             "allocations": self.allocations,
             "other": self.other,
             "by_endpoint": self.by_endpoint,
+        })
+    }
+}
+
+/// Whether a request is a blocking query (`index` > 0 in its query string).
+fn is_blocking(query: &str) -> bool {
+    query
+        .split('&')
+        .filter_map(|p| p.strip_prefix("index="))
+        .any(|i| i.parse::<u64>().is_ok_and(|i| i > 0))
+}
+
+/// Consul and Vault requests: what an unchanged cycle must not cost (Consul) or costs once per
+/// requirement (Vault).
+#[derive(Debug, Clone, Default)]
+pub struct ConsulVault {
+    /// Consul requests other than blocking queries (reads that polled, writes).
+    pub consul: u64,
+    /// Consul blocking queries answered (a watcher's held list that returned).
+    pub consul_blocking: u64,
+    /// Of `consul`: config-entry writes (`PUT /v1/config`).
+    pub consul_writes: u64,
+    /// Vault secret reads (`GET /v1/<mount>/...` outside `sys/` and `auth/`), by path.
+    pub vault_reads: BTreeMap<String, u64>,
+    /// Every other Vault request (mount lookups, logins).
+    pub vault_other: u64,
+}
+
+impl ConsulVault {
+    pub fn count(consul: &[Entry], vault: &[Entry]) -> ConsulVault {
+        let mut c = ConsulVault::default();
+        for e in consul {
+            if e.method == "GET" && is_blocking(&e.query) {
+                c.consul_blocking += 1;
+            } else {
+                c.consul += 1;
+                if e.method == "PUT" && e.path == "/v1/config" {
+                    c.consul_writes += 1;
+                }
+            }
+        }
+        for e in vault {
+            let internal = e.path.starts_with("/v1/sys/") || e.path.starts_with("/v1/auth/");
+            if e.method == "GET" && !internal {
+                *c.vault_reads.entry(e.path.clone()).or_default() += 1;
+            } else {
+                c.vault_other += 1;
+            }
+        }
+        c
+    }
+
+    /// Every secret read.
+    pub fn vault_read_total(&self) -> u64 {
+        self.vault_reads.values().sum()
+    }
+
+    pub fn json(&self) -> Value {
+        json!({
+            "consul": self.consul,
+            "consul_blocking": self.consul_blocking,
+            "consul_writes": self.consul_writes,
+            "vault_reads": self.vault_read_total(),
+            "vault_reads_by_path": self.vault_reads,
+            "vault_other": self.vault_other,
         })
     }
 }

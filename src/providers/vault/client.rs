@@ -40,7 +40,7 @@ struct KvMount {
 pub struct VaultClient {
     http: reqwest::Client,
     config: VaultConfig,
-    /// The token in use: `VAULT_TOKEN`, or the one AppRole login returned.
+    /// The token in use: `VAULT_TOKEN`, or the one an AppRole or JWT login returned.
     token: Arc<Mutex<Option<Redacted<String>>>>,
     /// Mounts already resolved: a mount's version does not change under a running secret, so
     /// a steady cycle costs one read per requirement.
@@ -215,24 +215,42 @@ impl VaultClient {
         *self.token.lock().unwrap_or_else(|p| p.into_inner()) = token;
     }
 
-    /// The token to send: `VAULT_TOKEN`, or an AppRole login's (logged in on first use, and
-    /// again after a 403 drops it).
+    /// The token to send: `VAULT_TOKEN`, or an AppRole or JWT login's (logged in on first use,
+    /// and again after a 403 drops it).
     async fn token(&self) -> Result<Redacted<String>, VaultError> {
         if let Some(token) = self.current_token() {
             return Ok(token);
         }
-        let Some((role_id, secret_id)) = &self.config.approle else {
+        let (login_path, body) = if let Some((role_id, secret_id)) = &self.config.approle {
+            (
+                "/v1/auth/approle/login".to_string(),
+                serde_json::json!({"role_id": role_id, "secret_id": secret_id.expose()}),
+            )
+        } else if let Some(jwt) = &self.config.jwt {
+            let token = read_jwt(&jwt.token_file)?;
+            (
+                format!(
+                    "/v1/auth/{}/login",
+                    encode_path(jwt.mount.trim_matches('/'))
+                ),
+                serde_json::json!({"role": jwt.role, "jwt": token.expose()}),
+            )
+        } else {
             return Err(VaultError::NoCredentials);
         };
-        let body = serde_json::json!({"role_id": role_id, "secret_id": secret_id.expose()});
         let answer: Option<LoginAnswer> = self
-            .send_once(Method::POST, "/v1/auth/approle/login", Some(&body), None)
+            .send_once(Method::POST, &login_path, Some(&body), None)
             .await?;
         let token = answer
             .map(|a| Redacted(a.auth.client_token))
             .ok_or(VaultError::NoCredentials)?;
         self.set_token(Some(token.clone()));
         Ok(token)
+    }
+
+    /// Whether drover can log in again (AppRole or JWT) when a token is refused.
+    fn logs_in(&self) -> bool {
+        self.config.approle.is_some() || self.config.jwt.is_some()
     }
 
     /// Send with retries (exponential backoff with jitter) on transient errors only.
@@ -247,9 +265,8 @@ impl VaultClient {
             let result = self
                 .send_once(method.clone(), path, body, Some(&token))
                 .await;
-            if result.as_ref().is_err_and(VaultError::is_forbidden) && self.config.approle.is_some()
-            {
-                // An expired AppRole token: log in again next time.
+            if result.as_ref().is_err_and(VaultError::is_forbidden) && self.logs_in() {
+                // An expired login token: log in again next time.
                 self.set_token(None);
             }
             result
@@ -330,6 +347,23 @@ impl VaultClient {
             .map(Some)
             .map_err(|e| VaultError::decode(method.as_str(), path, &e))
     }
+}
+
+/// The JWT in `path`, trimmed (files written by `echo` end with a newline).
+fn read_jwt(path: &std::path::Path) -> Result<Redacted<String>, VaultError> {
+    let failed = |source| VaultError::JwtFile {
+        path: path.display().to_string(),
+        source,
+    };
+    let contents = std::fs::read_to_string(path).map_err(failed)?;
+    let jwt = contents.trim();
+    if jwt.is_empty() {
+        return Err(failed(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "the file is empty",
+        )));
+    }
+    Ok(Redacted(jwt.to_string()))
 }
 
 /// Each segment of a Vault path percent-encoded, slashes kept.

@@ -44,9 +44,20 @@ pub enum VaultError {
         /// Column of the error.
         column: usize,
     },
-    /// No credentials: neither `VAULT_TOKEN` nor AppRole was given.
-    #[error("vault: no token (set VAULT_TOKEN, or VAULT_ROLE_ID and VAULT_SECRET_ID)")]
+    /// No credentials: neither `VAULT_TOKEN`, AppRole nor JWT was given.
+    #[error(
+        "vault: no token (set VAULT_TOKEN, or VAULT_ROLE_ID and VAULT_SECRET_ID, or VAULT_JWT_ROLE and VAULT_JWT_FILE)"
+    )]
     NoCredentials,
+    /// The JWT file for a JWT login could not be read (or is empty).
+    #[error("vault: cannot read the JWT file {path} (VAULT_JWT_FILE)")]
+    JwtFile {
+        /// The file.
+        path: String,
+        /// The OS error (`InvalidData` for an empty file).
+        #[source]
+        source: std::io::Error,
+    },
     /// The client could not be built (unreadable certificate, bad address).
     #[error("vault client configuration: {0}")]
     Config(String),
@@ -77,7 +88,10 @@ impl VaultError {
         match self {
             VaultError::Transport { .. } => true,
             VaultError::Status { status, .. } => matches!(status, 429 | 500 | 502 | 503 | 504),
-            VaultError::Decode { .. } | VaultError::NoCredentials | VaultError::Config(_) => false,
+            VaultError::Decode { .. }
+            | VaultError::NoCredentials
+            | VaultError::JwtFile { .. }
+            | VaultError::Config(_) => false,
         }
     }
 
