@@ -128,12 +128,24 @@ async fn vault_requests(devstack: &drover_devstack::Devstack) -> Vec<(String, St
 }
 
 fn jwt_client(devstack: &drover_devstack::Devstack, token_file: &std::path::Path) -> VaultClient {
+    jwt_client_at(
+        devstack,
+        token_file,
+        drover::providers::vault::DEFAULT_JWT_MOUNT,
+    )
+}
+
+fn jwt_client_at(
+    devstack: &drover_devstack::Devstack,
+    token_file: &std::path::Path,
+    mount: &str,
+) -> VaultClient {
     VaultClient::new(VaultConfig {
         address: devstack.vault_url(),
         jwt: Some(drover::providers::vault::JwtLogin {
             role: "drover".into(),
             token_file: token_file.to_path_buf(),
-            mount: drover::providers::vault::DEFAULT_JWT_MOUNT.into(),
+            mount: mount.into(),
         }),
         max_retries: 0,
         ..VaultConfig::default()
@@ -185,6 +197,34 @@ async fn jwt_login_gives_the_token_the_check_uses_once() {
     assert_eq!(err.status(), Some(400), "{err}");
     assert!(!err.is_transient(), "{err}");
     assert!(!err.to_string().contains(refused), "{err}");
+
+    // JWT auth enabled at another path (`VAULT_JWT_MOUNT`): the login goes there.
+    std::fs::write(&token_file, JWT).unwrap_or_else(|e| panic!("{e}"));
+    vault_call(
+        &devstack,
+        Method::POST,
+        "sys/auth/nomad-workloads",
+        Some(json!({"type": "jwt"})),
+    )
+    .await;
+    vault_call(
+        &devstack,
+        Method::POST,
+        "auth/nomad-workloads/role/drover",
+        Some(json!({"role_type": "jwt", "token_policies": ["drover-reader"], "bound_audiences": ["drover"]})),
+    )
+    .await;
+    let holds = jwt_client_at(&devstack, &token_file, "nomad-workloads")
+        .check_requirement("secret/app", &keys)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(holds, Missing::Nothing);
+    let logins_there = vault_requests(&devstack)
+        .await
+        .into_iter()
+        .filter(|(method, path)| method == "POST" && path == "/v1/auth/nomad-workloads/login")
+        .count();
+    assert_eq!(logins_there, 1);
 
     // A missing file is named, so the user knows which setting to fix.
     let absent = dir.path().join("absent.jwt");

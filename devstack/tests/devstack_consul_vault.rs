@@ -1482,6 +1482,59 @@ async fn vault_jwt_login_needs_configured_role_and_well_formed_jwt() {
 }
 
 #[tokio::test]
+async fn vault_jwt_auth_enabled_at_another_path_has_its_own_roles_and_login() {
+    // JWT auth API: `vault auth enable -path=nomad-workloads jwt` is `POST sys/auth/<path>`; roles
+    // are `auth/<path>/role/:name`, login is `POST auth/<path>/login` (no token needed) and the
+    // token's `path` names the mount. A path with no auth method has no handler (404).
+    let ds = start().await;
+    let c = client();
+    let (s, _) = vault(
+        &c,
+        &ds,
+        "POST",
+        "sys/auth/nomad-workloads",
+        Some(json!({"type": "jwt"})),
+    )
+    .await;
+    assert_eq!(s, 204);
+    let good = "eyJhbGciOiJub25lIn0.eyJhdWQiOiJ2YXVsdC5pbyJ9.c2ln";
+    let login = |mount: &str| {
+        c.post(format!("{}/v1/auth/{mount}/login", ds.vault_url()))
+            .json(&json!({"role": "drover", "jwt": good}))
+            .send()
+    };
+    let r = login("nomad-workloads").await.expect("req");
+    assert_eq!(r.status(), 400, "no role yet");
+    let (s, _) = vault(
+        &c,
+        &ds,
+        "POST",
+        "auth/nomad-workloads/role/drover",
+        Some(
+            json!({"role_type": "jwt", "token_policies": ["wl"], "bound_audiences": ["vault.io"]}),
+        ),
+    )
+    .await;
+    assert_eq!(s, 204);
+    let r = login("nomad-workloads").await.expect("req");
+    assert_eq!(r.status(), 200);
+    let b: Value = r.json().await.expect("json");
+    assert_eq!(b["auth"]["policies"], json!(["default", "wl"]));
+    let token = b["auth"]["client_token"].as_str().unwrap_or_default();
+    let (s, me) = vault_as(&c, &ds, token, "GET", "auth/token/lookup-self", None).await;
+    assert_eq!(s, 200);
+    assert_eq!(me["data"]["path"], "auth/nomad-workloads/login");
+    // Roles belong to their mount: the default `jwt/` mount does not have this one.
+    let (s, _) = vault(&c, &ds, "GET", "auth/jwt/role/drover", None).await;
+    assert_eq!(s, 404);
+    let r = login("jwt").await.expect("req");
+    assert_eq!(r.status(), 400);
+    let r = login("not-enabled").await.expect("req");
+    assert_eq!(r.status(), 404);
+    ds.shutdown().await;
+}
+
+#[tokio::test]
 async fn vault_patch_requires_merge_patch_content_type() {
     // KV v2 PATCH needs `Content-Type: application/merge-patch+json`, otherwise 415.
     let ds = start().await;

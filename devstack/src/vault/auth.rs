@@ -317,8 +317,20 @@ pub(super) fn handle(st: &DevState, req: &Req) -> Response {
             return auth_response(&t);
         }
         ("POST" | "PUT", "auth/approle/login") => return approle_login(st, &body),
-        ("POST" | "PUT", "auth/jwt/login") => return jwt_login(st, &body),
         _ => {}
+    }
+    // JWT auth at `jwt/` (always, as `vault auth enable jwt` would) or at any path enabled with
+    // `sys/auth/<path>` of type `jwt` or `oidc` (`vault auth enable -path=nomad-workloads jwt`).
+    if let Some(rest) = path.strip_prefix("auth/")
+        && let Some((mount, rest)) = rest.split_once('/')
+        && is_jwt_mount(st, mount)
+    {
+        if rest == "login" && matches!(method, "POST" | "PUT") {
+            return jwt_login(st, mount, &body);
+        }
+        if let Some(name) = rest.strip_prefix("role/") {
+            return jwt_role(st, method, mount, name, &body);
+        }
     }
     if path == "auth/approle/role" && super::is_list(&req.method, &req.params) {
         let inner = st.vault.lock();
@@ -330,27 +342,6 @@ pub(super) fn handle(st: &DevState, req: &Req) -> Response {
     }
     if let Some(rest) = path.strip_prefix("auth/approle/role/") {
         return approle_role(st, req, rest, &body);
-    }
-    if let Some(name) = path.strip_prefix("auth/jwt/role/") {
-        if !matches!(method, "POST" | "PUT") {
-            let inner = st.vault.lock();
-            return match inner.jwt_roles.get(name) {
-                Some(r) => ok(envelope(
-                    json!({"token_policies": r.policies, "bound_audiences": r.bound_audiences, "token_ttl": r.ttl, "role_type": "jwt"}),
-                    "jwt",
-                )),
-                None => errors(StatusCode::NOT_FOUND, &[]),
-            };
-        }
-        let mut policies = strings(body.get("token_policies"));
-        policies.extend(strings(body.get("policies")));
-        let role = JwtRole {
-            policies,
-            ttl: ttl_of(body.get("token_ttl")).unwrap_or(DEFAULT_TTL),
-            bound_audiences: strings(body.get("bound_audiences")),
-        };
-        st.vault.lock().jwt_roles.insert(name.to_string(), role);
-        return no_content();
     }
     no_route(path)
 }
@@ -650,7 +641,48 @@ fn jwt_claims(jwt: &str) -> Option<Map<String, Value>> {
     }
 }
 
-fn jwt_login(st: &DevState, body: &Map<String, Value>) -> Response {
+/// Whether `mount` (under `auth/`) is a JWT auth method.
+fn is_jwt_mount(st: &DevState, mount: &str) -> bool {
+    mount == "jwt"
+        || st
+            .vault
+            .lock()
+            .auth_mounts
+            .get(mount)
+            .is_some_and(|(kind, _)| matches!(kind.as_str(), "jwt" | "oidc"))
+}
+
+/// `auth/<mount>/role/<name>`: write (`POST`/`PUT`) or read a JWT role of that mount.
+fn jwt_role(
+    st: &DevState,
+    method: &str,
+    mount: &str,
+    name: &str,
+    body: &Map<String, Value>,
+) -> Response {
+    let key = (mount.to_string(), name.to_string());
+    if !matches!(method, "POST" | "PUT") {
+        let inner = st.vault.lock();
+        return match inner.jwt_roles.get(&key) {
+            Some(r) => ok(envelope(
+                json!({"token_policies": r.policies, "bound_audiences": r.bound_audiences, "token_ttl": r.ttl, "role_type": "jwt"}),
+                "jwt",
+            )),
+            None => errors(StatusCode::NOT_FOUND, &[]),
+        };
+    }
+    let mut policies = strings(body.get("token_policies"));
+    policies.extend(strings(body.get("policies")));
+    let role = JwtRole {
+        policies,
+        ttl: ttl_of(body.get("token_ttl")).unwrap_or(DEFAULT_TTL),
+        bound_audiences: strings(body.get("bound_audiences")),
+    };
+    st.vault.lock().jwt_roles.insert(key, role);
+    no_content()
+}
+
+fn jwt_login(st: &DevState, mount: &str, body: &Map<String, Value>) -> Response {
     let role_name = body.get("role").and_then(Value::as_str).unwrap_or("");
     let jwt = body.get("jwt").and_then(Value::as_str).unwrap_or("");
     if jwt.is_empty() {
@@ -659,7 +691,8 @@ fn jwt_login(st: &DevState, body: &Map<String, Value>) -> Response {
     if role_name.is_empty() {
         return bad("missing role");
     }
-    let role = st.vault.lock().jwt_roles.get(role_name).cloned();
+    let key = (mount.to_string(), role_name.to_string());
+    let role = st.vault.lock().jwt_roles.get(&key).cloned();
     let Some(role) = role else {
         return bad(&format!("role {role_name:?} could not be found"));
     };
@@ -676,14 +709,8 @@ fn jwt_login(st: &DevState, body: &Map<String, Value>) -> Response {
     }
     let mut meta = Map::new();
     meta.insert("role".into(), json!(role_name));
-    let t = issue(
-        st,
-        role.policies,
-        role.ttl,
-        "jwt",
-        "auth/jwt/login",
-        Some(meta),
-    );
+    let login_path = format!("auth/{mount}/login");
+    let t = issue(st, role.policies, role.ttl, "jwt", &login_path, Some(meta));
     auth_response(&t)
 }
 

@@ -155,7 +155,8 @@ pub(crate) struct Inner {
     /// Policy name → (source text, parsed rules).
     pub policies: BTreeMap<String, (String, Vec<policy::PathRule>)>,
     pub approles: BTreeMap<String, AppRole>,
-    pub jwt_roles: BTreeMap<String, JwtRole>,
+    /// JWT roles by (auth mount, role name).
+    pub jwt_roles: BTreeMap<(String, String), JwtRole>,
     /// Enabled auth methods, `sys/auth`: path without slashes → (type, accessor).
     pub auth_mounts: BTreeMap<String, (String, String)>,
 }
@@ -347,10 +348,16 @@ pub(crate) fn is_list(method: &Method, params: &Params) -> bool {
 
 /// Paths served without a token.
 fn unauthenticated(path: &str) -> bool {
-    matches!(
-        path,
-        "sys/health" | "sys/seal-status" | "sys/leader" | "auth/approle/login" | "auth/jwt/login"
-    ) || path.starts_with("sys/internal/ui/mounts")
+    matches!(path, "sys/health" | "sys/seal-status" | "sys/leader")
+        || path.starts_with("sys/internal/ui/mounts")
+        || is_login(path)
+}
+
+/// `auth/<mount>/login`: every auth method's login is served without a token.
+fn is_login(path: &str) -> bool {
+    path.strip_prefix("auth/")
+        .and_then(|rest| rest.strip_suffix("/login"))
+        .is_some_and(|mount| !mount.is_empty() && !mount.contains('/'))
 }
 
 /// Paths every valid token may use (Vault's `default` policy).

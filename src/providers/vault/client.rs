@@ -373,3 +373,25 @@ fn encode_path(path: &str) -> String {
         .collect::<Vec<_>>()
         .join("/")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_jwt_file_is_trimmed_and_an_empty_or_missing_one_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let file = dir.path().join("vault.jwt");
+        std::fs::write(&file, "  a.b.c\n").unwrap_or_else(|e| panic!("{e}"));
+        let jwt = read_jwt(&file).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(jwt.expose(), "a.b.c");
+        std::fs::write(&file, "\n").unwrap_or_else(|e| panic!("{e}"));
+        let empty = read_jwt(&file).err().map(|e| e.to_string());
+        assert!(
+            empty.as_deref().is_some_and(|e| e.contains("vault.jwt")),
+            "{empty:?}"
+        );
+        let missing = read_jwt(&dir.path().join("absent")).err();
+        assert!(matches!(missing, Some(VaultError::JwtFile { .. })));
+    }
+}
