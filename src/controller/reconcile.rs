@@ -1074,6 +1074,7 @@ mod tests {
             reason,
             payload: Payload::None,
             spec_hash: spec_hash.into(),
+            after: Vec::new(),
         }
     }
 

@@ -1,6 +1,7 @@
 //! Implicit ordering inside an app, read from the resources themselves: a job waits for the CSI
-//! volumes it mounts and the Vault secrets its templates read; service-defaults come before the
-//! other config entries of the same service.
+//! volumes it mounts, the Vault secrets its templates read, the buckets its templates or env
+//! name and the service-intentions of its Connect upstreams; service-defaults come before the
+//! other config entries of the same service. Explicit `wave:`s add their own edges.
 
 use std::sync::LazyLock;
 
@@ -8,10 +9,15 @@ use hcl::edit::expr::Expression as EditExpr;
 use hcl::edit::structure::{Body, Structure};
 use regex::Regex;
 
-use super::{App, JobFormat, NomadJobSpec, ResourceId, ResourceKind, ResourceSpec};
+use super::{App, JobFormat, NomadJobSpec, ResourceId, ResourceSpec};
 
 static SECRET: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r#"\bsecrets?\s+"([^"]+)""#).unwrap_or_else(|_| unreachable!("literal regex"))
+});
+
+static S3_URL: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])")
+        .unwrap_or_else(|_| unreachable!("literal regex"))
 });
 
 /// What a job refers to: CSI volume sources and Vault secret paths read by its templates.
@@ -21,6 +27,38 @@ pub struct JobRefs {
     pub csi_sources: Vec<String>,
     /// `{{ with secret "mount/path" }}` paths, as written.
     pub secret_paths: Vec<String>,
+    /// Template bodies and `env` values, where bucket names are looked for.
+    pub texts: Vec<String>,
+    /// Connect upstreams' `destination_name`s.
+    pub upstreams: Vec<String>,
+}
+
+impl JobRefs {
+    /// Whether the job's templates or env name `bucket` (as a whole name, not inside another).
+    pub fn names_bucket(&self, bucket: &str) -> bool {
+        let is_name_char = |c: char| c.is_ascii_alphanumeric() || c == '.' || c == '-';
+        self.texts.iter().any(|text| {
+            text.match_indices(bucket).any(|(at, _)| {
+                let before = text[..at].chars().next_back();
+                let after = text[at + bucket.len()..].chars().next();
+                !before.is_some_and(is_name_char) && !after.is_some_and(is_name_char)
+            })
+        })
+    }
+
+    /// The buckets named by `s3://NAME` URLs in the job's templates or env (Litestream's
+    /// replica URL), declared in the app or not.
+    pub fn s3_url_buckets(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .texts
+            .iter()
+            .flat_map(|t| S3_URL.captures_iter(t))
+            .filter_map(|c| c.get(1).map(|m| m.as_str().to_string()))
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
 }
 
 /// Scan a jobspec (HCL2 text, or API JSON) for the volumes and secrets it uses.
@@ -42,6 +80,8 @@ pub fn job_refs(job: &NomadJobSpec) -> JobRefs {
     refs.csi_sources.dedup();
     refs.secret_paths.sort();
     refs.secret_paths.dedup();
+    refs.upstreams.sort();
+    refs.upstreams.dedup();
     refs
 }
 
@@ -82,7 +122,20 @@ fn walk(body: &Body, refs: &mut JobRefs) {
             "template" => {
                 if let Some(data) = b.body.get_attribute("data").and_then(|a| text_of(&a.value)) {
                     secrets_in(&data, refs);
+                    refs.texts.push(data);
                 }
+            }
+            "env" => {
+                for attr in b.body.attributes() {
+                    refs.texts.extend(text_of(&attr.value));
+                }
+            }
+            "upstreams" => {
+                refs.upstreams.extend(
+                    b.body
+                        .get_attribute("destination_name")
+                        .and_then(|a| literal_str(&a.value)),
+                );
             }
             _ => walk(&b.body, refs),
         }
@@ -107,6 +160,14 @@ fn walk_json(v: &serde_json::Value, refs: &mut JobRefs) {
             }
             if let Some(data) = map.get("EmbeddedTmpl").and_then(|s| s.as_str()) {
                 secrets_in(data, refs);
+                refs.texts.push(data.to_string());
+            }
+            if let Some(env) = map.get("Env").and_then(|e| e.as_object()) {
+                refs.texts
+                    .extend(env.values().filter_map(|v| v.as_str()).map(str::to_string));
+            }
+            if let Some(name) = map.get("DestinationName").and_then(|s| s.as_str()) {
+                refs.upstreams.push(name.to_string());
             }
             map.values().for_each(|v| walk_json(v, refs));
         }
@@ -128,9 +189,10 @@ pub fn secret_path_matches(template_path: &str, mount: &str, path: &str) -> bool
     rest == path || rest.strip_prefix("data/") == Some(path)
 }
 
-/// Implicit ordering edges inside an app: `(a, b)` means `a` must wait for `b`.
+/// Ordering edges inside an app, implicit and from explicit `wave:`s: `(a, b)` means `a` must
+/// wait for `b`.
 pub fn resource_dependencies(app: &App) -> Vec<(ResourceId, ResourceId)> {
-    let mut edges = Vec::new();
+    let mut edges = crate::plan::order::wave_edges(&app.explicit_waves);
     for r in &app.resources {
         match &r.spec {
             ResourceSpec::NomadJob(job) => {
@@ -144,6 +206,10 @@ pub fn resource_dependencies(app: &App) -> Vec<(ResourceId, ResourceId)> {
                             .secret_paths
                             .iter()
                             .any(|p| secret_path_matches(p, &s.mount, &s.path)),
+                        ResourceSpec::Bucket(b) => refs.names_bucket(&b.name),
+                        ResourceSpec::ConsulConfigEntry(e) => {
+                            e.kind == "service-intentions" && refs.upstreams.contains(&e.name)
+                        }
                         _ => false,
                     };
                     if hit {
@@ -164,7 +230,7 @@ pub fn resource_dependencies(app: &App) -> Vec<(ResourceId, ResourceId)> {
             _ => {}
         }
     }
-    edges.retain(|(a, b)| a != b && a.kind != ResourceKind::Bucket);
+    edges.retain(|(a, b)| a != b);
     edges.sort();
     edges.dedup();
     edges
