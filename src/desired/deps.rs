@@ -15,8 +15,10 @@ static SECRET: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r#"\bsecrets?\s+"([^"]+)""#).unwrap_or_else(|_| unreachable!("literal regex"))
 });
 
-static S3_URL: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])")
+/// A bucket a template points at: an `s3://NAME` URL, or a `bucket: NAME` line (Litestream's
+/// replica config).
+static BUCKET_REF: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r#"(?m)(?:s3://|^\s*-?\s*bucket:\s*["']?)([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])\b"#)
         .unwrap_or_else(|_| unreachable!("literal regex"))
 });
 
@@ -46,13 +48,13 @@ impl JobRefs {
         })
     }
 
-    /// The buckets named by `s3://NAME` URLs in the job's templates or env (Litestream's
-    /// replica URL), declared in the app or not.
-    pub fn s3_url_buckets(&self) -> Vec<String> {
+    /// The buckets the job's templates or env point at (`s3://NAME`, a `bucket: NAME` line),
+    /// declared in the app or not.
+    pub fn pointed_buckets(&self) -> Vec<String> {
         let mut out: Vec<String> = self
             .texts
             .iter()
-            .flat_map(|t| S3_URL.captures_iter(t))
+            .flat_map(|t| BUCKET_REF.captures_iter(t))
             .filter_map(|c| c.get(1).map(|m| m.as_str().to_string()))
             .collect();
         out.sort();
@@ -262,6 +264,48 @@ mod tests {
             "nomad",
             "default/overseerr"
         ));
+    }
+
+    #[test]
+    fn buckets_are_named_as_whole_names_and_pointed_at_by_url_or_bucket_line() {
+        let refs = JobRefs {
+            texts: vec![
+                "replicas:\n  - type: s3\n    bucket: litestream-db\n".into(),
+                "URL=s3://media.backups/x".into(),
+                "MEDIA=media-archive".into(),
+            ],
+            ..JobRefs::default()
+        };
+        assert_eq!(refs.pointed_buckets(), ["litestream-db", "media.backups"]);
+        assert!(refs.names_bucket("media-archive"));
+        assert!(refs.names_bucket("litestream-db"));
+        // Inside a longer name is not a mention.
+        assert!(!refs.names_bucket("media"));
+        assert!(!refs.names_bucket("archive"));
+        assert!(!refs.names_bucket("litestream"));
+    }
+
+    #[test]
+    fn upstreams_env_and_templates_from_hcl_and_json() {
+        let hcl = NomadJobSpec {
+            file: "j.nomad.hcl".into(),
+            format: JobFormat::Hcl2,
+            source: "job \"a\" {\n group \"g\" {\n  service {\n   connect {\n    sidecar_service {\n     proxy {\n      upstreams {\n       destination_name = \"minio\"\n       local_bind_port = 9000\n      }\n     }\n    }\n   }\n  }\n  task \"t\" {\n   env {\n    BUCKET = \"media\"\n   }\n  }\n }\n}\n".into(),
+            variables: String::new(),
+            job_id: "a".into(),
+        };
+        let refs = job_refs(&hcl);
+        assert_eq!(refs.upstreams, ["minio"]);
+        assert!(refs.names_bucket("media"));
+        let json = NomadJobSpec {
+            format: JobFormat::Json,
+            source: r#"{"Job": {"TaskGroups": [{"Services": [{"Connect": {"SidecarService": {"Proxy": {"Upstreams": [{"DestinationName": "minio"}]}}}}], "Tasks": [{"Env": {"B": "media"}, "Templates": [{"EmbeddedTmpl": "s3://other-bucket/x"}]}]}]}}"#.into(),
+            ..hcl
+        };
+        let refs = job_refs(&json);
+        assert_eq!(refs.upstreams, ["minio"]);
+        assert!(refs.names_bucket("media"));
+        assert_eq!(refs.pointed_buckets(), ["other-bucket"]);
     }
 
     #[test]

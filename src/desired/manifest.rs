@@ -341,9 +341,9 @@ pub(crate) fn load_app(rev: &Revision, folder: &str, defaults: &RepoDefaults) ->
         }
     }
     let chart = f.get("chart").and_then(|n| chart(&mut ctx, n));
-    let mut explicit_waves = BTreeMap::new();
+    let mut listing = Listing::default();
     let resources = match f.get("resources") {
-        Some(n) => resources(&mut ctx, rev, &dir, &namespace, n, &mut explicit_waves),
+        Some(n) => resources(&mut ctx, rev, &dir, &namespace, n, &mut listing),
         None => Vec::new(),
     };
     let probes = match f.get("probes") {
@@ -372,9 +372,9 @@ pub(crate) fn load_app(rev: &Revision, folder: &str, defaults: &RepoDefaults) ->
             resources,
             probes,
             hooks,
-            explicit_waves,
+            explicit_waves: listing.waves,
         };
-        dependency_cycle(&mut ctx, &app);
+        dependency_cycle(&mut ctx, &app, &listing.items);
         draft.app = ctx.diags.is_empty().then_some(app);
     }
     draft.diags = ctx.diags;
@@ -382,24 +382,25 @@ pub(crate) fn load_app(rev: &Revision, folder: &str, defaults: &RepoDefaults) ->
     draft
 }
 
-/// An error at the first resource of a dependency cycle inside the app, naming the whole cycle.
-fn dependency_cycle(ctx: &mut Ctx, app: &App) {
+/// An error where the first resource of a dependency cycle inside the app is listed, naming the
+/// whole cycle.
+fn dependency_cycle(ctx: &mut Ctx, app: &App, items: &BTreeMap<ResourceId, (usize, usize)>) {
     let ids: Vec<ResourceId> = app.resources.iter().map(|r| r.id.clone()).collect();
     let edges = super::resource_dependencies(app);
     let Err(cycle) = crate::plan::order::order(&ids, &app.explicit_waves, &edges) else {
         return;
     };
-    let Some(first) = cycle
+    let (line, column) = cycle
         .0
         .first()
-        .and_then(|id| app.resources.iter().find(|r| &r.id == id))
-    else {
-        return;
-    };
+        .and_then(|id| items.get(id))
+        .copied()
+        .unwrap_or((0, 0));
+    let file = ctx.file.clone();
     ctx.push(Diagnostic {
-        file: first.origin.file.clone(),
-        line: first.origin.line,
-        column: 0,
+        file,
+        line,
+        column,
         field: Some("resources".into()),
         message: cycle.to_string(),
         hint: Some(
@@ -559,14 +560,21 @@ fn explicit_wave(ctx: &mut Ctx, item: &Node, field: &str) -> Option<u32> {
     }
 }
 
-/// The app's resources, and the `wave:` written on any of them.
+/// Where each resource is listed in app.yaml, and the `wave:` written on any of them.
+#[derive(Default)]
+struct Listing {
+    waves: BTreeMap<ResourceId, u32>,
+    items: BTreeMap<ResourceId, (usize, usize)>,
+}
+
+/// The app's resources, and where they are listed.
 fn resources(
     ctx: &mut Ctx,
     rev: &Revision,
     dir: &str,
     namespace: &str,
     node: &Node,
-    waves: &mut BTreeMap<ResourceId, u32>,
+    listing: &mut Listing,
 ) -> Vec<Resource> {
     let mut out = Vec::new();
     let Some(items) = ctx.list(node, "resources") else {
@@ -639,8 +647,13 @@ fn resources(
                 })
             }
         };
-        if let (Some(resource), Some(wave)) = (&made, wave) {
-            waves.insert(resource.id.clone(), wave);
+        if let Some(resource) = &made {
+            listing
+                .items
+                .insert(resource.id.clone(), (item.line, item.col));
+            if let Some(wave) = wave {
+                listing.waves.insert(resource.id.clone(), wave);
+            }
         }
         out.extend(made);
     }
