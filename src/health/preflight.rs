@@ -141,3 +141,64 @@ async fn bucket_problem(app: &App, bucket: &str, facts: BucketFacts<'_>) -> Opti
         (None, None) => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::tests::{app, bucket};
+
+    fn probe_answering(answer: Result<bool, String>) -> Box<BucketProbe> {
+        Box::new(move |_name: String| {
+            let answer = answer.clone();
+            Box::pin(async move { answer })
+        })
+    }
+
+    #[tokio::test]
+    async fn a_bucket_is_fine_when_declared_known_or_found_and_unchecked_without_facts() {
+        let declared = app(vec![bucket("declared")]);
+        let known = BTreeSet::from(["known".to_string()]);
+        let facts = BucketFacts {
+            existing: Some(&known),
+            probe: None,
+        };
+        assert_eq!(bucket_problem(&declared, "declared", facts).await, None);
+        assert_eq!(bucket_problem(&declared, "known", facts).await, None);
+        assert_eq!(
+            bucket_problem(&declared, "other", facts).await.as_deref(),
+            Some("bucket other does not exist and is not in this plan")
+        );
+        // No S3 facts at all: not checked.
+        let none = BucketFacts::default();
+        assert_eq!(bucket_problem(&declared, "other", none).await, None);
+
+        let found = probe_answering(Ok(true));
+        let absent = probe_answering(Ok(false));
+        let broken = probe_answering(Err("403 Forbidden".into()));
+        let with = |probe: &'static BucketProbe| BucketFacts {
+            existing: None,
+            probe: Some(probe),
+        };
+        let found: &'static BucketProbe = Box::leak(found);
+        let absent: &'static BucketProbe = Box::leak(absent);
+        let broken: &'static BucketProbe = Box::leak(broken);
+        assert_eq!(bucket_problem(&declared, "other", with(found)).await, None);
+        assert_eq!(
+            bucket_problem(&declared, "other", with(absent))
+                .await
+                .as_deref(),
+            Some("bucket other does not exist and is not in this plan")
+        );
+        assert_eq!(
+            bucket_problem(&declared, "other", with(broken))
+                .await
+                .as_deref(),
+            Some("bucket other could not be checked: 403 Forbidden")
+        );
+        // A declared bucket is never asked about.
+        assert_eq!(
+            bucket_problem(&declared, "declared", with(absent)).await,
+            None
+        );
+    }
+}
