@@ -112,13 +112,17 @@ fn walk(body: &Body, refs: &mut JobRefs) {
                     .body
                     .get_attribute("type")
                     .and_then(|a| literal_str(&a.value));
+                let per_alloc = b
+                    .body
+                    .get_attribute("per_alloc")
+                    .is_some_and(|a| matches!(&a.value, EditExpr::Bool(v) if *v.value()));
                 if ty.as_deref() == Some("csi")
                     && let Some(src) = b
                         .body
                         .get_attribute("source")
                         .and_then(|a| literal_str(&a.value))
                 {
-                    refs.csi_sources.push(src);
+                    refs.csi_sources.push(csi_source(src, per_alloc));
                 }
             }
             "template" => {
@@ -144,6 +148,16 @@ fn walk(body: &Body, refs: &mut JobRefs) {
     }
 }
 
+/// The volume a `source` names: with `per_alloc`, each allocation mounts `source[N]`; the
+/// first one stands for them all.
+fn csi_source(source: String, per_alloc: bool) -> String {
+    if per_alloc {
+        format!("{source}[0]")
+    } else {
+        source
+    }
+}
+
 fn secrets_in(text: &str, refs: &mut JobRefs) {
     for c in SECRET.captures_iter(text) {
         if let Some(m) = c.get(1) {
@@ -158,7 +172,9 @@ fn walk_json(v: &serde_json::Value, refs: &mut JobRefs) {
             if map.get("Type").and_then(|t| t.as_str()) == Some("csi")
                 && let Some(src) = map.get("Source").and_then(|s| s.as_str())
             {
-                refs.csi_sources.push(src.to_string());
+                let per_alloc = map.get("PerAlloc").and_then(|p| p.as_bool()) == Some(true);
+                refs.csi_sources
+                    .push(csi_source(src.to_string(), per_alloc));
             }
             if let Some(data) = map.get("EmbeddedTmpl").and_then(|s| s.as_str()) {
                 secrets_in(data, refs);
@@ -313,12 +329,12 @@ mod tests {
         let job = NomadJobSpec {
             file: "j.nomad.hcl".into(),
             format: JobFormat::Hcl2,
-            source: "job \"a\" {\n group \"g\" {\n  volume \"c\" {\n   type = \"csi\"\n   source = \"vol1\"\n  }\n  volume \"h\" {\n   type = \"host\"\n   source = \"hostvol\"\n  }\n  task \"t\" {\n   template {\n    data = <<EOF\n{{ with secret \"kv/app\" }}{{ end }}\nEOF\n   }\n  }\n }\n}\n".into(),
+            source: "job \"a\" {\n group \"g\" {\n  volume \"c\" {\n   type = \"csi\"\n   source = \"vol1\"\n  }\n  volume \"h\" {\n   type = \"host\"\n   source = \"hostvol\"\n  }\n  volume \"p\" {\n   type = \"csi\"\n   source = \"each\"\n   per_alloc = true\n  }\n  task \"t\" {\n   template {\n    data = <<EOF\n{{ with secret \"kv/app\" }}{{ end }}\nEOF\n   }\n  }\n }\n}\n".into(),
             variables: String::new(),
             job_id: "a".into(),
         };
         let refs = job_refs(&job);
-        assert_eq!(refs.csi_sources, vec!["vol1"]);
+        assert_eq!(refs.csi_sources, vec!["each[0]", "vol1"]);
         assert_eq!(refs.secret_paths, vec!["kv/app"]);
     }
 }
