@@ -908,6 +908,11 @@ fn overseerr_app_with_implicit_dependencies() {
                 id("nomad_job/default/overseerr"),
                 id("csi_volume/default/glusterfs_overseerr_config")
             ),
+            // The job's Litestream template names the bucket.
+            (
+                id("nomad_job/default/overseerr"),
+                id("bucket/overseerr-litestream")
+            ),
             (
                 id("nomad_job/default/overseerr"),
                 id("vault_secret/nomad/default/overseerr")
@@ -1000,7 +1005,8 @@ fn example_desired_state_repo_loads_clean() {
     assert_eq!(names, ["glusterfs-csi", "minio", "overseerr"]);
     let overseerr = ok(&loaded, "overseerr");
     assert_eq!(overseerr.depends_on, ["minio", "glusterfs-csi"]);
-    assert_eq!(desired::resource_dependencies(overseerr).len(), 2);
+    // The CSI volume, the Vault secret and the Litestream bucket.
+    assert_eq!(desired::resource_dependencies(overseerr).len(), 3);
     let minio = ok(&loaded, "minio");
     let ids: Vec<String> = minio.resources.iter().map(|r| r.id.to_string()).collect();
     assert_eq!(

@@ -57,8 +57,8 @@ pub enum StepResult {
         /// Why.
         reason: String,
     },
-    /// Its preflight failed (a Vault secret lacks a key): not written; checked again at the
-    /// next cycle. Unlike `Waiting` it holds back only this resource, not later waves.
+    /// Its preflight failed (a Vault secret lacks a key, a CSI volume is missing) or a
+    /// dependency did not go through: not written; checked again at the next cycle.
     Blocked {
         /// What the user must fix.
         reason: String,
@@ -88,12 +88,15 @@ impl StepResult {
         matches!(self, StepResult::Applied { .. } | StepResult::Deleted)
     }
 
-    /// Whether later waves must wait.
-    pub fn blocks(&self) -> bool {
-        matches!(
-            self,
-            StepResult::Waiting { .. } | StepResult::Conflict { .. } | StepResult::Failed { .. }
-        )
+    /// Whether the steps that depend on this one must wait, and why (for their message).
+    pub fn hold_reason(&self) -> Option<String> {
+        match self {
+            StepResult::Waiting { reason } => Some(format!("is waiting: {reason}")),
+            StepResult::Blocked { reason } => Some(format!("is blocked: {reason}")),
+            StepResult::Conflict { message } => Some(format!("had a conflict: {message}")),
+            StepResult::Failed { message, .. } => Some(format!("failed: {message}")),
+            _ => None,
+        }
     }
 }
 
@@ -167,8 +170,10 @@ pub async fn apply(
     apply_with(nomad, None, store, plan, policy).await
 }
 
-/// Execute `plan` in wave order. A blocked wave stops the later ones; every write is CAS.
-/// Config-entry steps need `consul`; without it they fail with a message saying so.
+/// Execute `plan` in wave order; every write is CAS. A step whose dependency (`Step::after`)
+/// failed, waits or is blocked is not written: it is blocked too, naming that dependency, while
+/// the steps that do not depend on it go on. Config-entry steps need `consul`; without it they
+/// fail with a message saying so.
 pub async fn apply_with(
     nomad: &NomadClient,
     consul: Option<&ConsulClient>,
@@ -204,16 +209,21 @@ pub async fn apply_with_clients(
     policy: ApplyPolicy,
 ) -> ApplyReport {
     let mut report = ApplyReport::default();
-    let mut blocked_at: Option<u32> = None;
+    // The steps that did not go through this time, with why, for their dependents.
+    let mut held: Vec<(&ResourceId, String)> = Vec::new();
     for step in &plan.steps {
-        let result = match blocked_at {
-            Some(wave) if step.wave > wave && step.change.is_write() => StepResult::Skipped {
-                reason: format!("waiting for wave {wave}"),
+        let failed_dependency = step
+            .after
+            .iter()
+            .find_map(|dep| held.iter().find(|(id, _)| *id == dep));
+        let result = match failed_dependency {
+            Some((dep, why)) if step.change.is_write() => StepResult::Blocked {
+                reason: format!("depends on {dep}, which {why}"),
             },
             _ => apply_step(clients, store, plan, step, &policy).await,
         };
-        if result.blocks() {
-            blocked_at = Some(blocked_at.map_or(step.wave, |w| w.min(step.wave)));
+        if let Some(why) = result.hold_reason() {
+            held.push((&step.id, why));
         }
         report.steps.push(StepReport {
             id: step.id.clone(),
@@ -473,6 +483,7 @@ pub(super) mod tests {
     ) -> Step {
         Step {
             spec_hash: format!("hash-of-{}", id.name),
+            after: Vec::new(),
             id,
             wave,
             change,
@@ -637,26 +648,34 @@ pub(super) mod tests {
     }
 
     #[test]
-    fn only_applied_and_deleted_wrote_and_only_waits_conflicts_and_failures_block() {
+    fn only_applied_and_deleted_wrote_and_only_waits_blocks_conflicts_and_failures_hold() {
+        let reason = |r: &str| Some(r.to_string());
         let cases = [
-            (StepResult::Applied { live_index: 3 }, true, false),
-            (StepResult::Deleted, true, false),
-            (StepResult::Confirmed, false, false),
-            (StepResult::Unchanged, false, false),
-            (skipped("policy"), false, false),
+            (StepResult::Applied { live_index: 3 }, true, None),
+            (StepResult::Deleted, true, None),
+            (StepResult::Confirmed, false, None),
+            (StepResult::Unchanged, false, None),
+            (skipped("policy"), false, None),
             (
                 StepResult::Waiting {
                     reason: "plugin".into(),
                 },
                 false,
-                true,
+                reason("is waiting: plugin"),
+            ),
+            (
+                StepResult::Blocked {
+                    reason: "no volume".into(),
+                },
+                false,
+                reason("is blocked: no volume"),
             ),
             (
                 StepResult::Conflict {
                     message: "index".into(),
                 },
                 false,
-                true,
+                reason("had a conflict: index"),
             ),
             (
                 StepResult::Failed {
@@ -664,12 +683,12 @@ pub(super) mod tests {
                     transient: true,
                 },
                 false,
-                true,
+                reason("failed: boom"),
             ),
         ];
-        for (result, wrote, blocks) in cases {
+        for (result, wrote, holds) in cases {
             assert_eq!(result.wrote(), wrote, "{result:?}");
-            assert_eq!(result.blocks(), blocks, "{result:?}");
+            assert_eq!(result.hold_reason(), holds, "{result:?}");
         }
     }
 
@@ -905,16 +924,32 @@ pub(super) mod tests {
         assert!(is_failed(&got[3].1), "{got:?}");
     }
 
+    fn after(mut step: Step, dependencies: &[ResourceId]) -> Step {
+        step.after = dependencies.to_vec();
+        step
+    }
+
     #[tokio::test]
-    async fn a_blocked_wave_skips_the_writes_of_later_waves_only() {
+    async fn a_write_whose_dependency_did_not_go_through_is_blocked_naming_it_and_others_go_on() {
         let store = Store::open_in_memory().expect("store");
         let steps = vec![
-            // Nomad is unreachable: both wave-0 writes are tried and fail.
+            // Nomad is unreachable: the writes that are tried fail.
             job_write("first", 0, Reason::New, 0),
             volume_write("data", "glusterfs"),
-            confirm(job_id("unchanged"), 1, Reason::InSync, 4),
-            job_write("later", 1, Reason::GitChanged, 5),
-            delete(job_id("last"), 2),
+            // Not a write: refreshed whatever its dependency did.
+            after(
+                confirm(job_id("unchanged"), 1, Reason::InSync, 4),
+                &[volume_id("data")],
+            ),
+            after(
+                job_write("later", 1, Reason::GitChanged, 5),
+                &[job_id("unchanged"), volume_id("data")],
+            ),
+            // Blocked in turn, naming its own dependency.
+            after(job_write("chained", 2, Reason::New, 0), &[job_id("later")]),
+            // Independent of what failed: still tried, in a later wave.
+            job_write("free", 2, Reason::New, 0),
+            after(delete(job_id("last"), 3), &[job_id("first")]),
         ];
         let report = apply(
             &unreachable_nomad(),
@@ -925,10 +960,36 @@ pub(super) mod tests {
         .await;
         let got = results(&report);
         assert!(is_failed(&got[0].1), "{got:?}");
-        assert!(is_failed(&got[1].1), "{got:?}");
+        let StepResult::Failed { message, .. } = &got[1].1 else {
+            panic!("{got:?}");
+        };
         assert_eq!(got[2], ("unchanged".to_string(), StepResult::Confirmed));
-        assert_eq!(got[3], ("later".to_string(), skipped("waiting for wave 0")));
-        assert_eq!(got[4], ("last".to_string(), skipped("waiting for wave 0")));
+        let later = format!("depends on csi_volume/default/data, which failed: {message}");
+        assert_eq!(
+            got[3],
+            (
+                "later".to_string(),
+                StepResult::Blocked {
+                    reason: later.clone()
+                }
+            )
+        );
+        assert_eq!(
+            got[4],
+            (
+                "chained".to_string(),
+                StepResult::Blocked {
+                    reason: format!(
+                        "depends on nomad_job/default/later, which is blocked: {later}"
+                    )
+                }
+            )
+        );
+        assert!(is_failed(&got[5].1), "{got:?}");
+        assert!(
+            matches!(&got[6].1, StepResult::Blocked { reason } if reason.starts_with("depends on nomad_job/default/first, which failed: ")),
+            "{got:?}"
+        );
         assert!(report.failed());
         assert!(report.changes().is_empty());
     }
@@ -960,7 +1021,7 @@ pub(super) mod tests {
             got[2],
             ("gone".to_string(), skipped("not owned by this app"))
         );
-        // A blocked step does not hold back later waves.
+        // A blocked step holds back only what depends on it, not later waves.
         assert!(is_failed(&got[3].1), "{got:?}");
         assert!(
             report
@@ -969,7 +1030,6 @@ pub(super) mod tests {
             "{:?}",
             report.problems()
         );
-        assert!(!StepResult::Blocked { reason: "r".into() }.blocks());
     }
 
     #[tokio::test]

@@ -205,7 +205,11 @@ pub async fn reconcile(
         _ => loaded.secret_requirements(),
     };
     let secrets = health::vault_secret::check(ctx.vault.as_ref(), requirements).await;
-    let (report, prune_refusal) = apply_allowed(ctx, mode, app, &plan, &secrets, memory).await;
+    let checked = Checked {
+        live: &live,
+        secrets: &secrets,
+    };
+    let (report, prune_refusal) = apply_allowed(ctx, mode, app, &plan, checked, memory).await;
     let live_now = ctx.live.snapshot();
     let resources = assess(ctx, &plan, report.as_ref(), &live_now, &secrets, memory).await;
     let status = derive_status(Cycle {
@@ -272,18 +276,38 @@ fn hold_back(
     None
 }
 
+/// The facts a cycle's preflight reads: the live state the plan saw, and the Vault checks.
+#[derive(Clone, Copy)]
+struct Checked<'a> {
+    live: &'a LiveSnapshot,
+    secrets: &'a health::vault_secret::SecretChecks,
+}
+
 /// Apply what this cycle may write (its mode and the app's policy), with the prune guard's
-/// refusal, if it refused (an event once per revision).
+/// refusal, if it refused (an event once per revision). Jobs whose preflight fails (a Vault
+/// requirement, a missing CSI volume or bucket, an unhealthy plugin) are held back.
 async fn apply_allowed(
     ctx: &Context,
     mode: Mode,
     app: &App,
     plan: &Plan,
-    secrets: &health::vault_secret::SecretChecks,
+    checked: Checked<'_>,
     memory: &mut AppMemory,
 ) -> (Option<ApplyReport>, Option<String>) {
     let max_share = ctx.settings.max_prune_share;
-    let blocked = secrets.blocked_jobs(app);
+    let mut blocked = checked.secrets.blocked_jobs(app);
+    if matches!(mode, Mode::Auto | Mode::Manual) {
+        // Buckets are not checked until drover has S3 live state to give here.
+        let buckets = health::preflight::BucketFacts::default();
+        let found =
+            health::preflight::blocked_jobs(&ctx.nomad, checked.live, app, plan, buckets).await;
+        for (id, reason) in found {
+            blocked
+                .entry(id)
+                .and_modify(|r| *r = format!("{r}; {reason}"))
+                .or_insert(reason);
+        }
+    }
     let (policy, prune_refused) = sync_policy(mode, app, plan, max_share, blocked, memory);
     let report = match policy {
         Some(policy) if wants_apply(plan) => Some(run_apply(ctx, plan, policy, mode, memory).await),
@@ -1114,6 +1138,7 @@ mod tests {
             reason,
             payload: Payload::None,
             spec_hash: spec_hash.into(),
+            after: Vec::new(),
         }
     }
 

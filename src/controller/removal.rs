@@ -159,7 +159,13 @@ pub async fn reconcile_removed(
         publish_removed(ctx, app, revision, Kept::PruneOff, Vec::new());
         return Removal::Kept;
     }
-    let outcome = reconcile(ctx, &loaded, revision, &[], Mode::Removed, memory).await;
+    // Its last declared dependencies order the deletions (in reverse).
+    let edges = loaded
+        .result
+        .as_ref()
+        .map(crate::desired::resource_dependencies)
+        .unwrap_or_default();
+    let outcome = reconcile(ctx, &loaded, revision, &edges, Mode::Removed, memory).await;
     let report = match outcome.report {
         Some(report) => report,
         // Live state not listed yet, or planning failed: try again.

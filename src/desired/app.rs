@@ -27,6 +27,9 @@ pub struct App {
     pub probes: Vec<Probe>,
     /// Hooks run around a sync.
     pub hooks: Vec<Hook>,
+    /// The `wave:` written on resources (the others are ordered by their dependencies alone).
+    #[serde(skip)]
+    pub explicit_waves: BTreeMap<ResourceId, u32>,
 }
 
 impl App {

@@ -1,5 +1,6 @@
 //! `app.yaml` and the root `drover.yaml`: spanned YAML read into typed [`App`]s, every error kept.
 
+use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
 use regex::Regex;
@@ -25,12 +26,16 @@ const APP_KEYS: &[&str] = &[
     "hooks",
 ];
 const SYNC_KEYS: &[&str] = &["auto", "self_heal", "prune"];
-const KIND_KEYS: &[&str] = &[
+/// `wave:` beside a resource's kind key: its place in the app's apply order.
+const WAVE_KEY: &str = "wave";
+/// The kind keys and `wave`, the keys of one `resources:` item.
+const RESOURCE_ITEM_KEYS: &[&str] = &[
     "nomad_job",
     "csi_volume",
     "bucket",
     "vault_secret",
     "consul_config_entry",
+    WAVE_KEY,
 ];
 pub(crate) const JOB_KEYS: &[&str] = &["file", "variables", "var_files"];
 const VOLUME_INLINE_KEYS: &[&str] = &[
@@ -336,8 +341,9 @@ pub(crate) fn load_app(rev: &Revision, folder: &str, defaults: &RepoDefaults) ->
         }
     }
     let chart = f.get("chart").and_then(|n| chart(&mut ctx, n));
+    let mut listing = Listing::default();
     let resources = match f.get("resources") {
-        Some(n) => resources(&mut ctx, rev, &dir, &namespace, n),
+        Some(n) => resources(&mut ctx, rev, &dir, &namespace, n, &mut listing),
         None => Vec::new(),
     };
     let probes = match f.get("probes") {
@@ -356,7 +362,7 @@ pub(crate) fn load_app(rev: &Revision, folder: &str, defaults: &RepoDefaults) ->
         .collect();
 
     if ctx.diags.is_empty() && name_ok {
-        draft.app = Some(App {
+        let app = App {
             name,
             dir,
             namespace,
@@ -366,11 +372,43 @@ pub(crate) fn load_app(rev: &Revision, folder: &str, defaults: &RepoDefaults) ->
             resources,
             probes,
             hooks,
-        });
+            explicit_waves: listing.waves,
+        };
+        dependency_cycle(&mut ctx, &app, &listing.items);
+        draft.app = ctx.diags.is_empty().then_some(app);
     }
     draft.diags = ctx.diags;
     draft.warnings = ctx.warnings;
     draft
+}
+
+/// An error where the first resource of a dependency cycle inside the app is listed, naming the
+/// whole cycle.
+fn dependency_cycle(ctx: &mut Ctx, app: &App, items: &BTreeMap<ResourceId, (usize, usize)>) {
+    let ids: Vec<ResourceId> = app.resources.iter().map(|r| r.id.clone()).collect();
+    let edges = super::resource_dependencies(app);
+    let Err(cycle) = crate::plan::order::order(&ids, &app.explicit_waves, &edges) else {
+        return;
+    };
+    let (line, column) = cycle
+        .0
+        .first()
+        .and_then(|id| items.get(id))
+        .copied()
+        .unwrap_or((0, 0));
+    let file = ctx.file.clone();
+    ctx.push(Diagnostic {
+        file,
+        line,
+        column,
+        field: Some("resources".into()),
+        message: cycle.to_string(),
+        hint: Some(
+            "each resource waits for the next (it mounts, reads or names it, or has a higher \
+             wave:); remove one of these dependencies"
+                .into(),
+        ),
+    });
 }
 
 /// The app.yaml keys that are checked but not acted on yet, and what that means for the app.
@@ -447,16 +485,24 @@ fn one_key<'a>(
     what: &str,
 ) -> Option<(String, &'a Node)> {
     let f = ctx.fields(item, field, allowed)?;
-    let keys: Vec<String> = f.keys().map(str::to_string).collect();
+    let keys: Vec<String> = f
+        .keys()
+        .filter(|k| *k != WAVE_KEY)
+        .map(str::to_string)
+        .collect();
     match keys.as_slice() {
         [one] => f.get(one).map(|v| (one.clone(), v)),
         [] => {
-            if matches!(&item.value, Value::Map(p) if p.is_empty()) {
+            // Empty, or only `wave:` (unknown keys were reported already).
+            let only_wave = matches!(&item.value, Value::Map(p)
+                if p.iter().all(|(k, _)| k.key_text() == WAVE_KEY));
+            if only_wave {
+                let kinds: Vec<&str> = allowed.iter().copied().filter(|k| *k != WAVE_KEY).collect();
                 ctx.err_hint(
                     item,
                     field,
                     format!("empty {what}"),
-                    Some(format!("use one of: {}", allowed.join(", "))),
+                    Some(format!("use one of: {}", kinds.join(", "))),
                 );
             }
             None
@@ -477,12 +523,58 @@ fn one_key<'a>(
     }
 }
 
+/// The `wave:` of a resources item, if written: a non-negative integer.
+fn explicit_wave(ctx: &mut Ctx, item: &Node, field: &str) -> Option<u32> {
+    let Value::Map(pairs) = &item.value else {
+        return None;
+    };
+    let (_, node) = pairs.iter().find(|(k, _)| k.key_text() == WAVE_KEY)?;
+    let field = join(field, WAVE_KEY);
+    match &node.value {
+        Value::Int(i) => match u32::try_from(*i) {
+            Ok(wave) => Some(wave),
+            Err(_) => {
+                ctx.err_hint(
+                    node,
+                    &field,
+                    format!("wave {i} is out of range"),
+                    Some(
+                        "a wave is an integer from 0 to 4294967295; lower waves apply first".into(),
+                    ),
+                );
+                None
+            }
+        },
+        _ => {
+            ctx.err_hint(
+                node,
+                &field,
+                format!(
+                    "expected a wave (an integer), found {}",
+                    node.value.type_name()
+                ),
+                Some("write e.g. wave: 1; lower waves apply first".into()),
+            );
+            None
+        }
+    }
+}
+
+/// Where each resource is listed in app.yaml, and the `wave:` written on any of them.
+#[derive(Default)]
+struct Listing {
+    waves: BTreeMap<ResourceId, u32>,
+    items: BTreeMap<ResourceId, (usize, usize)>,
+}
+
+/// The app's resources, and where they are listed.
 fn resources(
     ctx: &mut Ctx,
     rev: &Revision,
     dir: &str,
     namespace: &str,
     node: &Node,
+    listing: &mut Listing,
 ) -> Vec<Resource> {
     let mut out = Vec::new();
     let Some(items) = ctx.list(node, "resources") else {
@@ -490,7 +582,9 @@ fn resources(
     };
     for (i, item) in items.iter().enumerate() {
         let field = format!("resources[{i}]");
-        let Some((kind, value)) = one_key(ctx, item, &field, KIND_KEYS, "a resource") else {
+        let wave = explicit_wave(ctx, item, &field);
+        let Some((kind, value)) = one_key(ctx, item, &field, RESOURCE_ITEM_KEYS, "a resource")
+        else {
             continue;
         };
         let field = join(&field, &kind);
@@ -553,6 +647,14 @@ fn resources(
                 })
             }
         };
+        if let Some(resource) = &made {
+            listing
+                .items
+                .insert(resource.id.clone(), (item.line, item.col));
+            if let Some(wave) = wave {
+                listing.waves.insert(resource.id.clone(), wave);
+            }
+        }
         out.extend(made);
     }
     out

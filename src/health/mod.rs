@@ -6,6 +6,7 @@ mod bucket;
 mod consul_config_entry;
 mod csi_volume;
 mod nomad_job;
+pub mod preflight;
 pub mod vault_secret;
 
 use serde::{Deserialize, Serialize};

@@ -60,13 +60,28 @@ pub async fn explain(
     edges: &[(ResourceId, ResourceId)],
     style: render::Style<'_>,
 ) -> Result<Plan, PlanError> {
-    let waves = order::waves(app, edges)?;
-    let max_wave = waves.values().copied().max().unwrap_or(0);
+    let ids: Vec<ResourceId> = triage.iter().map(|t| t.id.clone()).collect();
+    let order = order::order(&ids, &app.explicit_waves, edges)?;
     let mut steps = Vec::new();
     for t in triage {
         let resource = app.resources.iter().find(|r| r.id == t.id);
         let spec_hash = resource.map(|r| r.spec_hash()).unwrap_or_default();
-        let wave = waves.get(&t.id).copied().unwrap_or(max_wave + 1);
+        let wave = order.waves.get(&t.id).copied().unwrap_or_default();
+        let after = match t.verdict {
+            // Deleted in reverse: after the deletions of whatever depends on it.
+            Verdict::Delete => triage
+                .iter()
+                .filter(|d| d.verdict == Verdict::Delete)
+                .filter(|d| {
+                    order
+                        .dependencies
+                        .get(&d.id)
+                        .is_some_and(|deps| deps.contains(&t.id))
+                })
+                .map(|d| d.id.clone())
+                .collect(),
+            _ => order.dependencies.get(&t.id).cloned().unwrap_or_default(),
+        };
         let (change, payload) = match (t.verdict, resource) {
             (Verdict::Unchanged, _) => (Change::Unchanged, Payload::None),
             (Verdict::NotManaged, _) => (Change::NotManaged, Payload::None),
@@ -104,11 +119,12 @@ pub async fn explain(
             reason: t.reason,
             payload,
             spec_hash,
+            after,
         });
     }
-    // Deletions go last, in reverse dependency order (jobs before the volumes they mount).
+    // Deletions go last, in reverse wave order (jobs before the volumes they mount).
     steps.sort_by_key(|s| match s.change {
-        Change::Delete => (u32::MAX, u32::MAX - delete_rank(&s.id)),
+        Change::Delete => (u32::MAX, u32::MAX - s.wave),
         _ => (s.wave, 0),
     });
     Ok(Plan {
@@ -116,13 +132,6 @@ pub async fn explain(
         revision: revision.to_string(),
         steps,
     })
-}
-
-fn delete_rank(id: &ResourceId) -> u32 {
-    match id.kind {
-        crate::desired::ResourceKind::NomadJob => 1,
-        _ => 0,
-    }
 }
 
 #[cfg(test)]
@@ -198,6 +207,15 @@ mod tests {
     }
 
     async fn plan_of(nomad: &NomadClient, app: &App, triage: &[Triage]) -> Result<Plan, PlanError> {
+        plan_with_edges(nomad, app, triage, &[]).await
+    }
+
+    async fn plan_with_edges(
+        nomad: &NomadClient,
+        app: &App,
+        triage: &[Triage],
+        edges: &[(ResourceId, ResourceId)],
+    ) -> Result<Plan, PlanError> {
         let redaction = render::Redaction::default();
         let style = render::Style {
             colour: false,
@@ -209,7 +227,7 @@ mod tests {
             app,
             "rev-1",
             triage,
-            &[],
+            edges,
             style,
         )
         .await
@@ -382,7 +400,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn deletions_go_last_jobs_before_volumes_in_a_wave_after_every_desired_one() {
+    async fn deletions_go_last_in_reverse_order_each_after_the_deletions_of_its_dependents() {
         // No server call: unchanged and deleted resources need none.
         let nomad = NomadClient::new(NomadConfig::default()).expect("client");
         let desired = app(vec![volume("data")]);
@@ -397,11 +415,19 @@ mod tests {
                 Verdict::Delete,
                 Reason::RemovedFromGit,
             ),
+            triaged(&volume_id("spare"), Verdict::Delete, Reason::RemovedFromGit),
             triaged(&gone_job, Verdict::Delete, Reason::RemovedFromGit),
             triaged(&volume_id("data"), Verdict::Unchanged, Reason::InSync),
         ];
-        let plan = plan_of(&nomad, &desired, &triage).await.expect("plan");
-        let steps: Vec<(String, u32, &str, String)> = plan
+        // As last declared: the old job mounted scratch (and data, which stays).
+        let edges = [
+            (gone_job.clone(), volume_id("scratch")),
+            (gone_job.clone(), volume_id("data")),
+        ];
+        let plan = plan_with_edges(&nomad, &desired, &triage, &edges)
+            .await
+            .expect("plan");
+        let steps: Vec<(String, u32, &str, String, Vec<ResourceId>)> = plan
             .steps
             .iter()
             .map(|s| {
@@ -410,6 +436,7 @@ mod tests {
                     s.wave,
                     s.change.verb(),
                     s.spec_hash.clone(),
+                    s.after.clone(),
                 )
             })
             .collect();
@@ -420,23 +447,79 @@ mod tests {
                     "csi_volume/default/data".to_string(),
                     0,
                     "unchanged",
-                    desired.resources[0].spec_hash()
+                    desired.resources[0].spec_hash(),
+                    // The old job is deleted, not applied: nothing to wait for.
+                    Vec::new()
                 ),
                 (
                     "nomad_job/default/old".to_string(),
                     1,
                     "delete",
-                    String::new()
+                    String::new(),
+                    vec![]
                 ),
                 (
                     "csi_volume/default/scratch".to_string(),
-                    1,
+                    0,
                     "delete",
-                    String::new()
+                    String::new(),
+                    vec![gone_job.clone()]
+                ),
+                (
+                    "csi_volume/default/spare".to_string(),
+                    0,
+                    "delete",
+                    String::new(),
+                    vec![]
                 ),
             ]
         );
         assert!(plan.steps[1..].iter().all(|s| s.payload == Payload::Delete));
+    }
+
+    #[tokio::test]
+    async fn resources_listed_in_reverse_are_planned_in_dependency_order_with_their_dependencies() {
+        let nomad = NomadClient::new(NomadConfig::default()).expect("client");
+        let mut desired = app(vec![volume("late"), volume("data"), volume("first")]);
+        desired.explicit_waves.insert(volume_id("first"), 0);
+        desired.explicit_waves.insert(volume_id("late"), 4);
+        let triage: Vec<Triage> = desired
+            .resources
+            .iter()
+            .map(|r| triaged(&r.id, Verdict::Unchanged, Reason::InSync))
+            .collect();
+        let mut edges = order::wave_edges(&desired.explicit_waves);
+        edges.push((volume_id("late"), volume_id("data")));
+        let plan = plan_with_edges(&nomad, &desired, &triage, &edges)
+            .await
+            .expect("plan");
+        let steps: Vec<(String, u32, Vec<ResourceId>)> = plan
+            .steps
+            .iter()
+            .map(|s| (s.id.name.clone(), s.wave, s.after.clone()))
+            .collect();
+        assert_eq!(
+            steps,
+            [
+                ("data".to_string(), 0, vec![]),
+                ("first".to_string(), 0, vec![]),
+                (
+                    "late".to_string(),
+                    4,
+                    vec![volume_id("first"), volume_id("data")]
+                ),
+            ]
+        );
+
+        edges.push((volume_id("data"), volume_id("late")));
+        let err = plan_with_edges(&nomad, &desired, &triage, &edges)
+            .await
+            .expect_err("a cycle");
+        assert!(
+            matches!(&err, PlanError::Cycle(cycle) if cycle.0.len() == 3),
+            "{err:?}"
+        );
+        assert!(!err.is_transient());
     }
 
     #[tokio::test]

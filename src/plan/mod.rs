@@ -205,6 +205,10 @@ pub struct Step {
     pub payload: Payload,
     /// The desired spec hash to record once applied (`""` for deletions).
     pub spec_hash: String,
+    /// Steps of this plan that must not have failed for this one to write: the resource's
+    /// dependencies, or for a deletion the deletions of what depends on it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub after: Vec<ResourceId>,
 }
 
 /// The plan of one app at one revision.
@@ -383,6 +387,7 @@ pub(crate) mod tests {
             resources,
             probes: Vec::new(),
             hooks: Vec::new(),
+            explicit_waves: BTreeMap::new(),
         }
     }
 
@@ -441,6 +446,7 @@ pub(crate) mod tests {
             reason: Reason::InSync,
             payload: Payload::None,
             spec_hash: String::new(),
+            after: Vec::new(),
         }
     }
 
