@@ -65,6 +65,17 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX events_by_app ON events (app, id);
     ",
+    // 2: `once: true` hooks that completed (a migration seed runs exactly once).
+    "
+    CREATE TABLE once_hooks (
+        app TEXT NOT NULL,
+        phase TEXT NOT NULL,
+        job TEXT NOT NULL,
+        revision TEXT NOT NULL,
+        ran_at INTEGER NOT NULL,
+        PRIMARY KEY (app, phase, job)
+    );
+    ",
 ];
 
 /// A store operation failed.
@@ -636,6 +647,54 @@ impl Store {
             })
             .optional()
             .map_err(q("pinned"))
+        })
+        .await
+    }
+
+    /// Record that `app`'s `once: true` hook (its phase and job, `namespace/id`) completed at
+    /// `revision`: it never runs again for this app.
+    pub async fn record_once_hook(
+        &self,
+        app: &str,
+        phase: &str,
+        job: &str,
+        revision: &str,
+    ) -> Result<(), StoreError> {
+        let (app, phase, job, revision) = (
+            app.to_string(),
+            phase.to_string(),
+            job.to_string(),
+            revision.to_string(),
+        );
+        let now = to_millis(SystemTime::now());
+        self.with(move |c| {
+            c.execute(
+                "INSERT INTO once_hooks (app, phase, job, revision, ran_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (app, phase, job) DO NOTHING",
+                params![app, phase, job, revision, now],
+            )
+            .map_err(q("record once hook"))?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// The revision at which `app`'s `once: true` hook (phase, job) completed, if it did.
+    pub async fn once_hook_ran(
+        &self,
+        app: &str,
+        phase: &str,
+        job: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let (app, phase, job) = (app.to_string(), phase.to_string(), job.to_string());
+        self.with(move |c| {
+            c.query_row(
+                "SELECT revision FROM once_hooks WHERE app = ?1 AND phase = ?2 AND job = ?3",
+                params![app, phase, job],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(q("once hook"))
         })
         .await
     }
