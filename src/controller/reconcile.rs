@@ -9,7 +9,7 @@ use backon::{BackoffBuilder, ExponentialBuilder};
 use super::status::{ChangeKind, Pending, Phase, SyncResult, Trigger};
 use super::{AppStatus, Context, ControllerSettings, ResourceStatus, SyncOutcome, SyncStatus};
 use crate::apply::{self, ApplyPolicy, ApplyReport, StepResult};
-use crate::desired::{App, LoadedApp, ResourceId, ResourceKind};
+use crate::desired::{App, HookPhase, LoadedApp, ResourceId, ResourceKind};
 use crate::health::{self, Assessment, Health};
 use crate::live::LiveSnapshot;
 use crate::plan::{self, AppliedMarker, Change, Owned, Plan};
@@ -41,6 +41,8 @@ pub struct AppMemory {
     heals: HashMap<ResourceId, (String, u32)>,
     /// The revision whose prune was refused and recorded as an event (once, not every cycle).
     prune_refused_at: Option<String>,
+    /// The revision of a sync that wrote and whose post_sync hooks run once the app is Healthy.
+    post_sync_due: Option<String>,
 }
 
 /// The retry state after a failed cycle: transient failures back off (with jitter), permanent
@@ -197,7 +199,7 @@ pub async fn reconcile(
     let (report, prune_refusal) = apply_allowed(ctx, mode, app, &plan, &secrets, memory).await;
     let live_now = ctx.live.snapshot();
     let resources = assess(ctx, &plan, report.as_ref(), &live_now, &secrets, memory).await;
-    let status = derive_status(Cycle {
+    let mut status = derive_status(Cycle {
         app,
         revision,
         plan: &plan,
@@ -207,6 +209,9 @@ pub async fn reconcile(
         last_sync: memory.last_sync.clone(),
         at: SystemTime::now(),
     });
+    if mode != Mode::DryRun {
+        run_post_sync(ctx, app, &mut status, memory).await;
+    }
     publish(ctx, status, plan, report, facts, memory)
 }
 
@@ -275,7 +280,9 @@ async fn apply_allowed(
     let blocked = secrets.blocked_jobs(app);
     let (policy, prune_refused) = sync_policy(mode, app, plan, max_share, blocked, memory);
     let report = match policy {
-        Some(policy) if wants_apply(plan) => Some(run_apply(ctx, plan, policy, mode, memory).await),
+        Some(policy) if wants_apply(plan) => {
+            Some(run_apply(ctx, app, plan, policy, mode, memory).await)
+        }
         _ => None,
     };
     let refusal = prune_refused.then(|| prune_refusal(max_share));
@@ -623,6 +630,7 @@ fn unhealthy_dependencies(ctx: &Context, app: &App) -> Option<String> {
 
 async fn run_apply(
     ctx: &Context,
+    app: &App,
     plan: &Plan,
     policy: ApplyPolicy,
     mode: Mode,
@@ -662,7 +670,19 @@ async fn run_apply(
     } else {
         None
     };
-    let report = apply::apply_with(&ctx.nomad, ctx.consul.as_ref(), &ctx.store, plan, policy).await;
+    // Hooks run when a sync operation happens (writes to make), not on a no-op resync.
+    let hooks_due = !allowed.is_empty() && mode != Mode::Removed;
+    let report = if hooks_due {
+        sync_with_hooks(ctx, app, plan, policy).await
+    } else {
+        apply::apply_with(&ctx.nomad, ctx.consul.as_ref(), &ctx.store, plan, policy).await
+    };
+    if hooks_due {
+        apply::hooks::record_events(&ctx.store, &app.name, &report.hooks).await;
+        let settled = !report.failed() && !report.waiting();
+        let post_sync = app.hooks.iter().any(|h| h.phase == HookPhase::PostSync);
+        memory.post_sync_due = (settled && post_sync).then(|| plan.revision.clone());
+    }
     if report.steps.iter().any(|s| s.result.wrote()) {
         ctx.live.poke();
     }
@@ -708,6 +728,63 @@ async fn run_apply(
         }
     }
     report
+}
+
+/// A sync with its hooks: pre_sync first (a failure stops the sync before any write, the
+/// previous state keeps running), then the writes, then sync_fail if anything failed.
+async fn sync_with_hooks(
+    ctx: &Context,
+    app: &App,
+    plan: &Plan,
+    policy: ApplyPolicy,
+) -> ApplyReport {
+    let (nomad, store) = (&ctx.nomad, &ctx.store);
+    let pre = apply::hooks::run_phase(nomad, store, app, &plan.revision, HookPhase::PreSync).await;
+    let mut report = if pre.iter().any(apply::hooks::HookRun::failed) {
+        ApplyReport::stopped_by_hooks(plan, pre)
+    } else {
+        let mut report = apply::apply_with(nomad, ctx.consul.as_ref(), store, plan, policy).await;
+        report.hooks = pre;
+        report
+    };
+    if report.failed() {
+        let on_fail =
+            apply::hooks::run_phase(nomad, store, app, &plan.revision, HookPhase::SyncFail).await;
+        report.hooks.extend(on_fail);
+    }
+    report
+}
+
+/// The post_sync hooks of the last sync, once the app it wrote is Synced and Healthy; a
+/// failure fails that sync (shown on the status and in its outcome) and runs sync_fail.
+async fn run_post_sync(ctx: &Context, app: &App, status: &mut AppStatus, memory: &mut AppMemory) {
+    if status.phase != Phase::Synced {
+        return;
+    }
+    let Some(revision) = memory.post_sync_due.take() else {
+        return;
+    };
+    let (nomad, store) = (&ctx.nomad, &ctx.store);
+    let mut runs = apply::hooks::run_phase(nomad, store, app, &revision, HookPhase::PostSync).await;
+    if runs.iter().any(apply::hooks::HookRun::failed) {
+        runs.extend(
+            apply::hooks::run_phase(nomad, store, app, &revision, HookPhase::SyncFail).await,
+        );
+    }
+    apply::hooks::record_events(store, &app.name, &runs).await;
+    let problems: Vec<String> = runs
+        .iter()
+        .filter_map(apply::hooks::HookRun::problem)
+        .collect();
+    if problems.is_empty() {
+        return;
+    }
+    if let Some(last) = memory.last_sync.as_mut() {
+        last.result = SyncResult::Failed;
+        last.problems.extend(problems.iter().cloned());
+        status.last_sync = Some(last.clone());
+    }
+    status.errors.extend(problems);
 }
 
 /// The app's status while the writes of `plan` are in flight: out of sync, at the revision being
@@ -900,6 +977,17 @@ async fn job_health(
 /// compare-and-set conflict, which the next plan resolves), else permanent; `None` if none failed.
 fn failure_kind(report: &ApplyReport) -> Option<Failure> {
     let mut kind = None;
+    for hook in &report.hooks {
+        match hook.outcome {
+            apply::hooks::HookOutcome::Failed {
+                transient: true, ..
+            } => return Some(Failure::Transient),
+            apply::hooks::HookOutcome::Failed {
+                transient: false, ..
+            } => kind = Some(Failure::Permanent),
+            _ => {}
+        }
+    }
     for step in &report.steps {
         match step.result {
             StepResult::Failed {
@@ -1231,6 +1319,7 @@ mod tests {
                     result,
                 })
                 .collect(),
+            hooks: Vec::new(),
         }
     }
 
@@ -1448,6 +1537,7 @@ mod tests {
                     result,
                 })
                 .collect(),
+            hooks: Vec::new(),
         };
         let permanent = || StepResult::Failed {
             message: "403".into(),
