@@ -224,24 +224,25 @@ async fn a_failed_pre_sync_blocks_the_sync_shows_why_and_runs_sync_fail() {
     let notify = allocations(&env, "notify").await;
     assert_eq!(notify.len(), 1, "{notify:#?}");
     assert_eq!(notify[0]["ClientStatus"], "complete");
-    // The web job kept the version it had while the hook failed: the failed check's
-    // allocation came after it, and nothing of the failed sync touched it.
-    let check = allocations(&env, "check").await;
-    let bad = check
-        .iter()
-        .find(|a| a["ClientStatus"] == "failed")
-        .unwrap_or_else(|| panic!("{check:#?}"));
-    assert!(index(&before, "JobModifyIndex") < index(bad, "CreateIndex"));
     env.wait_event("pre_sync hook nomad_job/default/check failed")
         .await;
 
     // The retry runs the hook again (the fault was for one run), which lets the sync through.
     env.wait_synced_healthy("web", Some(&rev)).await;
     let web = env.job("web").await.unwrap_or_else(|| panic!("no web"));
+    assert!(web.to_string().contains("nginx:1.28"), "{web}");
+    // The update was registered only after the failed run had failed: the failed sync wrote
+    // nothing, the previous version kept running until the retry's hook passed.
+    let check = allocations(&env, "check").await;
+    let bad = check
+        .iter()
+        .find(|a| a["ClientStatus"] == "failed")
+        .unwrap_or_else(|| panic!("{check:#?}"));
     assert!(
-        web.to_string().contains("nginx:1.28"),
-        "updated after the hook passed"
+        index(bad, "ModifyIndex") < index(&web, "JobModifyIndex"),
+        "failed hook {bad} vs web {web}"
     );
+    assert!(index(&before, "JobModifyIndex") < index(bad, "CreateIndex"));
     env.shutdown().await;
 }
 
