@@ -305,19 +305,28 @@ async fn await_allocations(
                 tokio::time::sleep(READ_RETRY.min(left)).await;
             }
             Ok(Ok(found)) => {
-                // An index that goes backwards (a restarted server) starts over.
-                index = if found.index < index { 0 } else { found.index };
-                let run: Vec<&AllocListStub> = found
-                    .value
-                    .iter()
-                    .filter(|a| a.create_index >= since)
-                    .collect();
+                index = next_index(index, found.index);
+                let run = allocations_of_run(&found.value, since);
                 if let Some(outcome) = verdict(&run, expected) {
                     return outcome;
                 }
             }
         }
     }
+}
+
+/// The next blocking query's index: an index that went backwards (a restarted server) starts
+/// over at 0.
+fn next_index(previous: u64, found: u64) -> u64 {
+    if found < previous { 0 } else { found }
+}
+
+/// The allocations of the run registered at index `since` (an earlier run's are older).
+fn allocations_of_run(allocations: &[AllocListStub], since: u64) -> Vec<&AllocListStub> {
+    allocations
+        .iter()
+        .filter(|a| a.create_index >= since)
+        .collect()
 }
 
 /// The run's verdict from its allocations, `None` while it goes on: a failed or lost allocation
@@ -348,12 +357,18 @@ fn verdict(run: &[&AllocListStub], expected: usize) -> Option<HookOutcome> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::{devstack, job_body};
     use super::*;
+    use crate::desired::NomadJobSpec;
     use serde_json::json;
 
     fn alloc(status: &str, failed_task: Option<&str>) -> AllocListStub {
+        alloc_at(status, failed_task, 10)
+    }
+
+    fn alloc_at(status: &str, failed_task: Option<&str>, create_index: u64) -> AllocListStub {
         serde_json::from_value(json!({
-            "ID": "0123456789abcdef", "ClientStatus": status, "CreateIndex": 10,
+            "ID": "0123456789abcdef", "ClientStatus": status, "CreateIndex": create_index,
             "TaskStates": failed_task.map(|t| json!({t: {"State": "dead", "Failed": true}})),
         }))
         .unwrap_or_else(|e| panic!("{e}"))
@@ -388,5 +403,253 @@ mod tests {
     fn placements_sum_the_group_counts() {
         assert_eq!(placements(&json!({"TaskGroups": [{"Count": 2}, {}]})), 3);
         assert_eq!(placements(&json!({})), 1);
+    }
+
+    #[test]
+    fn a_run_is_the_allocations_created_from_its_registration_on() {
+        let allocs = [
+            alloc_at("complete", None, 9),
+            alloc_at("complete", None, 10),
+            alloc_at("running", None, 11),
+        ];
+        let run = allocations_of_run(&allocs, 10);
+        let indexes: Vec<u64> = run.iter().map(|a| a.create_index).collect();
+        assert_eq!(indexes, [10, 11]);
+    }
+
+    #[test]
+    fn a_blocking_index_that_goes_backwards_starts_over() {
+        assert_eq!(next_index(0, 5), 5);
+        assert_eq!(next_index(5, 5), 5);
+        assert_eq!(next_index(5, 7), 7);
+        assert_eq!(next_index(7, 5), 0);
+    }
+
+    const APP: &str = "a";
+
+    fn hook(phase: HookPhase, job: &Value, once: bool, timeout_secs: u64) -> Hook {
+        let id = job["ID"].as_str().unwrap_or_default().to_string();
+        Hook {
+            phase,
+            job: NomadJobSpec {
+                file: format!("apps/a/{id}.json"),
+                format: JobFormat::Json,
+                source: job.to_string(),
+                variables: String::new(),
+                job_id: id,
+            },
+            once,
+            timeout_secs,
+        }
+    }
+
+    fn app_with(hooks: Vec<Hook>) -> App {
+        App {
+            hooks,
+            ..crate::plan::tests::app(Vec::new())
+        }
+    }
+
+    fn batch(id: &str) -> Value {
+        let mut job = job_body(id, None);
+        job.as_object_mut().map(|o| o.remove("Meta"));
+        job
+    }
+
+    fn outcomes(runs: &[HookRun]) -> Vec<(String, HookOutcome)> {
+        runs.iter()
+            .map(|r| (r.job.name.clone(), r.outcome.clone()))
+            .collect()
+    }
+
+    async fn allocations(nomad: &NomadClient, id: &str) -> Vec<AllocListStub> {
+        nomad.job_allocations("default", id).await.expect("allocs")
+    }
+
+    #[tokio::test]
+    async fn a_hook_runs_as_a_new_version_each_time_and_a_once_hook_only_until_it_completes() {
+        let (stack, nomad) = devstack("{}").await;
+        let store = Store::open_in_memory().expect("store");
+        let app = app_with(vec![
+            hook(HookPhase::PostSync, &batch("other"), false, 10),
+            hook(HookPhase::PreSync, &batch("check"), false, 10),
+            hook(HookPhase::PreSync, &batch("seed"), true, 10),
+        ]);
+        let runs = run_phase(&nomad, &store, &app, "r1", HookPhase::PreSync).await;
+        assert_eq!(
+            outcomes(&runs),
+            [
+                ("check".to_string(), HookOutcome::Succeeded),
+                ("seed".to_string(), HookOutcome::Succeeded)
+            ]
+        );
+        assert_eq!(runs[1].name(), "pre_sync hook nomad_job/default/seed");
+        assert!(!runs[1].failed());
+        assert_eq!(runs[1].problem(), None);
+        let seed = nomad
+            .read_job("default", "seed")
+            .await
+            .expect("read")
+            .expect("seed");
+        assert_eq!(seed.meta.get(OWNER_META_KEY).map(String::as_str), Some(APP));
+        assert!(seed.meta.contains_key(HOOK_RUN_META_KEY));
+        assert!(
+            nomad
+                .read_job("default", "other")
+                .await
+                .expect("read")
+                .is_none()
+        );
+        assert_eq!(
+            store
+                .once_hook_ran(APP, "pre_sync", "default/seed")
+                .await
+                .expect("store")
+                .as_deref(),
+            Some("r1")
+        );
+
+        // Again: the plain hook runs as a new version (a second allocation); the once hook not.
+        let again = run_phase(&nomad, &store, &app, "r2", HookPhase::PreSync).await;
+        assert_eq!(
+            outcomes(&again),
+            [
+                ("check".to_string(), HookOutcome::Succeeded),
+                (
+                    "seed".to_string(),
+                    HookOutcome::AlreadyRan {
+                        revision: "r1".into()
+                    }
+                )
+            ]
+        );
+        assert_eq!(allocations(&nomad, "check").await.len(), 2);
+        assert_eq!(allocations(&nomad, "seed").await.len(), 1);
+
+        record_events(&store, APP, &again).await;
+        let events = store.events(Some(APP), 10).await.expect("events");
+        let messages: Vec<&str> = events.iter().map(|e| e.message.as_str()).collect();
+        assert_eq!(
+            messages,
+            ["pre_sync hook nomad_job/default/check completed"]
+        );
+        stack.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn a_failed_hook_stops_its_phase_is_not_recorded_and_says_why() {
+        let (stack, nomad) = devstack("{}").await;
+        let store = Store::open_in_memory().expect("store");
+        let app = app_with(vec![
+            hook(HookPhase::PreSync, &batch("seed"), true, 10),
+            hook(HookPhase::PreSync, &batch("after"), false, 10),
+        ]);
+        let control = format!("{}/_devstack/nomad/job/seed/fail-next", stack.nomad_url());
+        let answer = reqwest::Client::new()
+            .post(control)
+            .json(&json!({}))
+            .send()
+            .await
+            .expect("control");
+        assert!(answer.status().is_success());
+        let runs = run_phase(&nomad, &store, &app, "r1", HookPhase::PreSync).await;
+        assert_eq!(runs.len(), 1, "the phase stops at the failure: {runs:?}");
+        assert!(runs[0].failed());
+        let problem = runs[0].problem().expect("a problem");
+        assert!(
+            problem.starts_with("pre_sync hook nomad_job/default/seed failed: allocation "),
+            "{problem}"
+        );
+        assert!(
+            problem.ends_with(" failed (failed tasks: once)"),
+            "{problem}"
+        );
+        assert!(matches!(
+            runs[0].outcome,
+            HookOutcome::Failed {
+                transient: true,
+                ..
+            }
+        ));
+        assert_eq!(
+            store
+                .once_hook_ran(APP, "pre_sync", "default/seed")
+                .await
+                .expect("store"),
+            None
+        );
+        record_events(&store, APP, &runs).await;
+        let events = store.events(Some(APP), 10).await.expect("events");
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].level, "error");
+        assert_eq!(events[0].message, problem);
+        stack.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn a_hook_does_not_take_over_a_foreign_job_nor_run_a_service_and_times_out() {
+        let (stack, nomad) = devstack("{}").await;
+        let store = Store::open_in_memory().expect("store");
+        nomad
+            .register_job(
+                &job_body("theirs", Some("other")),
+                &RegisterOptions::default(),
+            )
+            .await
+            .expect("register");
+        let mut service = batch("svc");
+        service["Type"] = json!("service");
+        let mut no_groups = batch("empty");
+        no_groups["TaskGroups"] = json!([]);
+        // A template that waits for a Vault secret nobody wrote: the allocation never starts.
+        let mut waits = batch("waits");
+        waits["TaskGroups"][0]["Tasks"][0]["Templates"] = json!([{
+            "EmbeddedTmpl": "{{ with secret \"kv/data/missing\" }}{{ .Data.data.x }}{{ end }}",
+            "DestPath": "local/x"
+        }]);
+        let mut failures = Vec::new();
+        for job in [&batch("theirs"), &service, &no_groups, &waits] {
+            let app = app_with(vec![hook(HookPhase::SyncFail, job, false, 1)]);
+            let runs = run_phase(&nomad, &store, &app, "r1", HookPhase::SyncFail).await;
+            failures.push(runs[0].outcome.clone());
+        }
+        let reason = |o: &HookOutcome| match o {
+            HookOutcome::Failed { reason, transient } => (reason.clone(), *transient),
+            other => panic!("not a failure: {other:?}"),
+        };
+        let (theirs, transient) = reason(&failures[0]);
+        assert!(theirs.contains("does not name this app"), "{theirs}");
+        assert!(!transient);
+        let theirs_job = nomad.read_job("default", "theirs").await.expect("read");
+        assert_eq!(
+            theirs_job
+                .expect("theirs")
+                .meta
+                .get(OWNER_META_KEY)
+                .map(String::as_str),
+            Some("other"),
+            "not overwritten"
+        );
+        assert_eq!(
+            reason(&failures[1]),
+            (
+                "its job is type service; a hook's job must be a batch job".to_string(),
+                false
+            )
+        );
+        assert!(
+            nomad
+                .read_job("default", "svc")
+                .await
+                .expect("read")
+                .is_none()
+        );
+        let (empty, _) = reason(&failures[2]);
+        assert!(empty.starts_with("registering: "), "{empty}");
+        assert_eq!(
+            reason(&failures[3]),
+            ("timed out after 1s".to_string(), true)
+        );
+        stack.shutdown().await;
     }
 }

@@ -1174,4 +1174,70 @@ pub(super) mod tests {
         );
         stack.shutdown().await;
     }
+
+    fn hook_run(name: &str, outcome: hooks::HookOutcome) -> hooks::HookRun {
+        hooks::HookRun {
+            phase: crate::desired::HookPhase::PreSync,
+            job: job_id(name),
+            outcome,
+        }
+    }
+
+    #[test]
+    fn a_report_lists_completed_hooks_as_changes_and_failed_ones_as_problems() {
+        let failed_hook = || {
+            hook_run(
+                "check",
+                hooks::HookOutcome::Failed {
+                    reason: "timed out after 1s".into(),
+                    transient: true,
+                },
+            )
+        };
+        let report = ApplyReport {
+            steps: vec![StepReport {
+                id: job_id("web"),
+                change: "update".into(),
+                result: StepResult::Applied { live_index: 3 },
+            }],
+            hooks: vec![
+                hook_run("seed", hooks::HookOutcome::Succeeded),
+                hook_run(
+                    "once",
+                    hooks::HookOutcome::AlreadyRan {
+                        revision: "r0".into(),
+                    },
+                ),
+            ],
+        };
+        assert_eq!(
+            report.changes(),
+            [
+                "update nomad_job/default/web",
+                "run pre_sync hook nomad_job/default/seed"
+            ]
+        );
+        assert!(!report.failed());
+        assert!(report.problems().is_empty());
+
+        let stopped = ApplyReport::stopped_by_hooks(
+            &plan(vec![
+                job_write("web", 0, Reason::GitChanged, 3),
+                confirm(job_id("db"), 0, Reason::InSync, 4),
+            ]),
+            vec![failed_hook()],
+        );
+        let problem = "pre_sync hook nomad_job/default/check failed: timed out after 1s";
+        assert_eq!(
+            results(&stopped),
+            [
+                ("web".to_string(), skipped(problem)),
+                ("db".to_string(), StepResult::Unchanged)
+            ]
+        );
+        assert_eq!(stopped.steps[0].change, "update");
+        assert!(stopped.failed());
+        assert!(stopped.changes().is_empty());
+        assert_eq!(stopped.problems(), [problem]);
+    }
 }
