@@ -14,7 +14,7 @@ use serde_json::Value;
 use crate::desired::{App, Hook, HookPhase, JobFormat, ResourceId, ResourceKind};
 use crate::plan::nomad_job::{OWNER_META_KEY, json_job, prepare, submission_format};
 use crate::providers::nomad::types::AllocListStub;
-use crate::providers::nomad::{NomadClient, QueryOptions, RegisterOptions, job_body};
+use crate::providers::nomad::{NomadClient, NomadError, QueryOptions, RegisterOptions, job_body};
 use crate::store::Store;
 use crate::telemetry::error_chain;
 
@@ -228,22 +228,23 @@ async fn register_and_await(
     };
     let registered = match nomad.register_job(&job, &options).await {
         Ok(r) => r,
-        Err(e) if e.is_enforce_index_conflict() => {
-            return failed(
-                "the job changed while registering it (conflict)".into(),
-                true,
-            );
-        }
-        Err(e) => {
-            return failed(
-                format!("registering: {}", error_chain(&e)),
-                e.is_transient(),
-            );
-        }
+        Err(e) => return register_failure(&e),
     };
     let expected = placements(&job);
     let timeout = Duration::from_secs(hook.timeout_secs);
     await_allocations(nomad, id, registered.job_modify_index, expected, timeout).await
+}
+
+/// Why a register failed: a compare-and-set conflict (someone wrote the job since it was read)
+/// is retried, never overwritten; other errors say what Nomad answered.
+fn register_failure(error: &NomadError) -> HookOutcome {
+    match error {
+        e if e.is_enforce_index_conflict() => failed(
+            "the job changed while registering it (conflict); not overwritten".into(),
+            true,
+        ),
+        e => failed(format!("registering: {}", error_chain(e)), e.is_transient()),
+    }
 }
 
 /// A value that differs on every run (the time, to the nanosecond).
@@ -418,6 +419,34 @@ mod tests {
     }
 
     #[test]
+    fn a_register_conflict_is_retried_and_not_overwritten_other_errors_are_shown() {
+        let error = |status: u16, body: &str| NomadError::Status {
+            method: "POST".into(),
+            path: "/v1/jobs".into(),
+            status,
+            body: body.into(),
+        };
+        let conflict = error(
+            500,
+            "Enforcing job modify index 7: job exists with conflicting job modify index: 9",
+        );
+        assert_eq!(
+            register_failure(&conflict),
+            failed(
+                "the job changed while registering it (conflict); not overwritten".into(),
+                true
+            )
+        );
+        let HookOutcome::Failed { reason, transient } = register_failure(&error(400, "bad job"))
+        else {
+            panic!("not a failure");
+        };
+        assert!(reason.starts_with("registering: "), "{reason}");
+        assert!(reason.contains("bad job"), "{reason}");
+        assert!(!transient);
+    }
+
+    #[test]
     fn a_blocking_index_that_goes_backwards_starts_over() {
         assert_eq!(next_index(0, 5), 5);
         assert_eq!(next_index(5, 5), 5);
@@ -524,6 +553,14 @@ mod tests {
             ]
         );
         assert_eq!(allocations(&nomad, "check").await.len(), 2);
+        assert_eq!(
+            store
+                .once_hook_ran(APP, "pre_sync", "default/check")
+                .await
+                .expect("store"),
+            None,
+            "only once hooks are recorded"
+        );
         assert_eq!(allocations(&nomad, "seed").await.len(), 1);
 
         record_events(&store, APP, &again).await;
