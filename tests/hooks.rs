@@ -78,12 +78,14 @@ fn hooks_need_a_batch_job_and_a_valid_timeout_with_file_and_line() {
     std::fs::create_dir_all(&app).unwrap_or_else(|e| panic!("{e}"));
     let yaml = app_yaml(
         "web",
-        "hooks:\n  - { pre_sync: { nomad_job: { file: job.nomad.hcl } } }\n  - { sync_fail: { nomad_job: { file: seed.nomad.hcl }, timeout: soon } }\n  - { post_sync: { nomad_job: { file: seed.nomad.hcl }, timeout: 0s } }\n",
+        "hooks:\n  - { pre_sync: { nomad_job: { file: svc.nomad.hcl } } }\n  - { sync_fail: { nomad_job: { file: seed.nomad.hcl }, timeout: soon } }\n  - { post_sync: { nomad_job: { file: seed.nomad.hcl }, timeout: 0s } }\n  - { pre_sync: { nomad_job: { file: job.nomad.hcl } } }\n",
     );
     std::fs::write(app.join("app.yaml"), yaml).unwrap_or_else(|e| panic!("{e}"));
     std::fs::write(app.join("job.nomad.hcl"), web_jobspec("web", "nginx:1.27"))
         .unwrap_or_else(|e| panic!("{e}"));
     std::fs::write(app.join("seed.nomad.hcl"), batch_jobspec("seed"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(app.join("svc.nomad.hcl"), web_jobspec("svc", "nginx:1.27"))
         .unwrap_or_else(|e| panic!("{e}"));
     let diags = all_diagnostics(&load_dir(dir.path()));
     let shown: Vec<String> = diags.iter().map(ToString::to_string).collect();
@@ -94,7 +96,7 @@ fn hooks_need_a_batch_job_and_a_valid_timeout_with_file_and_line() {
         .unwrap_or_else(|| panic!("{shown:#?}"));
     assert_eq!(
         (service.file.as_str(), service.line),
-        ("apps/web/job.nomad.hcl", 6),
+        ("apps/web/svc.nomad.hcl", 6),
         "{shown:#?}"
     );
     assert!(service.message.contains("not service"), "{shown:#?}");
@@ -106,12 +108,19 @@ fn hooks_need_a_batch_job_and_a_valid_timeout_with_file_and_line() {
     };
     assert_eq!(timeout("hooks[1].sync_fail.timeout").line, 6);
     assert_eq!(timeout("hooks[2].post_sync.timeout").line, 7);
-    assert_eq!(diags.len(), 3, "{shown:#?}");
+    // The app's own job is not a hook's.
+    let own = timeout("hooks[3].pre_sync.nomad_job");
+    assert_eq!(own.line, 8);
+    assert!(
+        own.message.contains("also one of the app's resources"),
+        "{shown:#?}"
+    );
+    assert_eq!(diags.len(), 4, "{shown:#?}");
 
     // A batch job's `type` that is not batch: the error is at the `type` line.
     std::fs::write(
-        app.join("job.nomad.hcl"),
-        batch_jobspec("web").replace("\"batch\"", "\"system\""),
+        app.join("svc.nomad.hcl"),
+        batch_jobspec("svc").replace("\"batch\"", "\"system\""),
     )
     .unwrap_or_else(|e| panic!("{e}"));
     let diags = all_diagnostics(&load_dir(dir.path()));
@@ -226,6 +235,24 @@ async fn a_failed_pre_sync_blocks_the_sync_shows_why_and_runs_sync_fail() {
     assert_eq!(notify[0]["ClientStatus"], "complete");
     env.wait_event("pre_sync hook nomad_job/default/check failed")
         .await;
+    // The API's events show the hook runs.
+    let events: Value = env
+        .http
+        .get(format!("{}/api/events", env.drover_url()))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .json()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let text = events.to_string();
+    for needle in [
+        "pre_sync hook nomad_job/default/check failed: allocation",
+        "sync_fail hook nomad_job/default/notify completed",
+        "pre_sync hook nomad_job/default/check completed",
+    ] {
+        assert!(text.contains(needle), "{needle}: {text}");
+    }
 
     // The retry runs the hook again (the fault was for one run), which lets the sync through.
     env.wait_synced_healthy("web", Some(&rev)).await;

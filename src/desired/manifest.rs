@@ -345,7 +345,7 @@ pub(crate) fn load_app(rev: &Revision, folder: &str, defaults: &RepoDefaults) ->
         None => Vec::new(),
     };
     let hooks = match f.get("hooks") {
-        Some(n) => hooks(&mut ctx, rev, &dir, &namespace, n),
+        Some(n) => hooks(&mut ctx, rev, (&dir, &namespace), &resources, n),
         None => Vec::new(),
     };
     warn_unsupported(&mut ctx, &f);
@@ -989,7 +989,14 @@ fn probes(ctx: &mut Ctx, node: &Node) -> Vec<Probe> {
     out
 }
 
-fn hooks(ctx: &mut Ctx, rev: &Revision, dir: &str, namespace: &str, node: &Node) -> Vec<Hook> {
+/// `hooks:`; a hook's job must be a batch job of its own, not one of the app's `resources`.
+fn hooks(
+    ctx: &mut Ctx,
+    rev: &Revision,
+    (dir, namespace): (&str, &str),
+    resources: &[Resource],
+    node: &Node,
+) -> Vec<Hook> {
     const PHASES: [(&str, HookPhase); 3] = [
         ("pre_sync", HookPhase::PreSync),
         ("post_sync", HookPhase::PostSync),
@@ -1040,10 +1047,28 @@ fn hooks(ctx: &mut Ctx, rev: &Revision, dir: &str, namespace: &str, node: &Node)
             continue;
         };
         // A hook's job lives in the app's namespace like its other jobs.
-        if let Some((spec, _)) =
+        let Some((spec, _)) =
             native::nomad_job(ctx, rev, dir, namespace, job, &join(&field, "nomad_job"))
-            && native::check_batch_job(ctx, &spec)
-        {
+        else {
+            continue;
+        };
+        let is_resource = resources.iter().any(|r| {
+            r.id.kind == ResourceKind::NomadJob
+                && r.id.scope == namespace
+                && r.id.name == spec.job_id
+        });
+        if is_resource {
+            ctx.err(
+                job,
+                &join(&field, "nomad_job"),
+                format!(
+                    "job \"{}\" is also one of the app's resources; a hook needs a batch job of its own",
+                    spec.job_id
+                ),
+            );
+            continue;
+        }
+        if native::check_batch_job(ctx, &spec) {
             out.push(Hook {
                 phase,
                 job: spec,
