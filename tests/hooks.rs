@@ -339,3 +339,37 @@ async fn a_once_hook_runs_once_across_a_restart_and_a_new_commit_and_a_failed_on
     assert_eq!(seed["Version"], version, "not registered again");
     env.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_due_post_sync_survives_a_restart_before_the_app_is_healthy() {
+    let mut env = TestEnv::new().await;
+    env.write("apps/web/after.nomad.hcl", &batch_jobspec("after"));
+    env.write(
+        "apps/web/app.yaml",
+        &app_yaml(
+            "web",
+            "hooks:\n  - { post_sync: { nomad_job: { file: after.nomad.hcl } } }\n",
+        ),
+    );
+    // Slow to turn healthy (300 s of simulated time, 3 s here): drover restarts before.
+    let slow = web_jobspec("web", "nginx:1.27")
+        .replace("min_healthy_time = \"1s\"", "min_healthy_time = \"300s\"")
+        .replace("healthy_deadline = \"30s\"", "healthy_deadline = \"900s\"");
+    env.write("apps/web/job.nomad.hcl", &slow);
+    let rev = env.commit("web with a post_sync hook");
+    env.start_drover().await;
+    wait_sync(&env, "web", "that created the job", |s| {
+        s.revision == rev && s.changes == ["create nomad_job/default/web"]
+    })
+    .await;
+    env.stop_drover().await;
+    assert!(env.job("after").await.is_none(), "not run before Healthy");
+
+    env.start_drover().await;
+    env.wait_event("post_sync hook nomad_job/default/after completed")
+        .await;
+    let (_, deployment) = env.nomad("/v1/job/web/deployment").await;
+    let after = env.job("after").await.unwrap_or_else(|| panic!("no after"));
+    assert!(index(&deployment, "ModifyIndex") < index(&after, "CreateIndex"));
+    env.shutdown().await;
+}

@@ -41,8 +41,6 @@ pub struct AppMemory {
     heals: HashMap<ResourceId, (String, u32)>,
     /// The revision whose prune was refused and recorded as an event (once, not every cycle).
     prune_refused_at: Option<String>,
-    /// The revision of a sync that wrote and whose post_sync hooks run once the app is Healthy.
-    post_sync_due: Option<String>,
 }
 
 /// The retry state after a failed cycle: transient failures back off (with jitter), permanent
@@ -679,9 +677,12 @@ async fn run_apply(
     };
     if hooks_due {
         apply::hooks::record_events(&ctx.store, &app.name, &report.hooks).await;
+        // Due in the store, not in memory: a restart before the app is Healthy keeps it.
         let settled = !report.failed() && !report.waiting();
-        let post_sync = app.hooks.iter().any(|h| h.phase == HookPhase::PostSync);
-        memory.post_sync_due = (settled && post_sync).then(|| plan.revision.clone());
+        let due = (settled && has_post_sync(app)).then_some(plan.revision.as_str());
+        if let Err(e) = ctx.store.set_post_sync_due(&app.name, due).await {
+            tracing::warn!(app = %app.name, error = %error_chain(&e), "post_sync hooks not recorded as due");
+        }
     }
     if report.steps.iter().any(|s| s.result.wrote()) {
         ctx.live.poke();
@@ -755,16 +756,20 @@ async fn sync_with_hooks(
     report
 }
 
+fn has_post_sync(app: &App) -> bool {
+    app.hooks.iter().any(|h| h.phase == HookPhase::PostSync)
+}
+
 /// The post_sync hooks of the last sync, once the app it wrote is Synced and Healthy; a
 /// failure fails that sync (shown on the status and in its outcome) and runs sync_fail.
 async fn run_post_sync(ctx: &Context, app: &App, status: &mut AppStatus, memory: &mut AppMemory) {
-    if status.phase != Phase::Synced {
+    if status.phase != Phase::Synced || !has_post_sync(app) {
         return;
     }
-    let Some(revision) = memory.post_sync_due.take() else {
+    let (nomad, store) = (&ctx.nomad, &ctx.store);
+    let Ok(Some(revision)) = store.post_sync_due(&app.name).await else {
         return;
     };
-    let (nomad, store) = (&ctx.nomad, &ctx.store);
     let mut runs = apply::hooks::run_phase(nomad, store, app, &revision, HookPhase::PostSync).await;
     if runs.iter().any(apply::hooks::HookRun::failed) {
         runs.extend(
@@ -772,6 +777,10 @@ async fn run_post_sync(ctx: &Context, app: &App, status: &mut AppStatus, memory:
         );
     }
     apply::hooks::record_events(store, &app.name, &runs).await;
+    // Cleared once run (a restart during the run runs them again: at least once).
+    if let Err(e) = store.set_post_sync_due(&app.name, None).await {
+        tracing::warn!(app = %app.name, error = %error_chain(&e), "post_sync hooks ran but are still due");
+    }
     let problems: Vec<String> = runs
         .iter()
         .filter_map(apply::hooks::HookRun::problem)

@@ -65,7 +65,8 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX events_by_app ON events (app, id);
     ",
-    // 2: `once: true` hooks that completed (a migration seed runs exactly once).
+    // 2: `once: true` hooks that completed (a migration seed runs exactly once), and the sync
+    // whose post_sync hooks are due.
     "
     CREATE TABLE once_hooks (
         app TEXT NOT NULL,
@@ -74,6 +75,12 @@ const MIGRATIONS: &[&str] = &[
         revision TEXT NOT NULL,
         ran_at INTEGER NOT NULL,
         PRIMARY KEY (app, phase, job)
+    );
+    -- The sync whose post_sync hooks run once its app is Healthy (survives a restart).
+    CREATE TABLE post_sync_due (
+        app TEXT PRIMARY KEY,
+        revision TEXT NOT NULL,
+        due_at INTEGER NOT NULL
     );
     ",
 ];
@@ -695,6 +702,46 @@ impl Store {
             )
             .optional()
             .map_err(q("once hook"))
+        })
+        .await
+    }
+
+    /// Set (`Some(revision)`: that sync wrote and its post_sync hooks are due once the app is
+    /// Healthy) or clear (`None`) `app`'s due post_sync hooks.
+    pub async fn set_post_sync_due(
+        &self,
+        app: &str,
+        revision: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let (app, revision) = (app.to_string(), revision.map(str::to_string));
+        let now = to_millis(SystemTime::now());
+        self.with(move |c| {
+            match revision {
+                Some(revision) => c.execute(
+                    "INSERT INTO post_sync_due (app, revision, due_at) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (app) DO UPDATE SET revision = excluded.revision,
+                         due_at = excluded.due_at",
+                    params![app, revision, now],
+                ),
+                None => c.execute("DELETE FROM post_sync_due WHERE app = ?1", [app]),
+            }
+            .map_err(q("post_sync due"))?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// The revision of `app`'s sync whose post_sync hooks are due, if any.
+    pub async fn post_sync_due(&self, app: &str) -> Result<Option<String>, StoreError> {
+        let app = app.to_string();
+        self.with(move |c| {
+            c.query_row(
+                "SELECT revision FROM post_sync_due WHERE app = ?1",
+                [app],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(q("post_sync due"))
         })
         .await
     }

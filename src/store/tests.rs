@@ -527,3 +527,22 @@ async fn a_once_hook_is_recorded_per_app_phase_and_job_and_survives_a_reopen() {
     assert_eq!(ran("other", "pre_sync", "default/seed").await, None);
     assert_eq!(ran("media", "pre_sync", "default/seed2").await, None);
 }
+
+#[tokio::test]
+async fn a_due_post_sync_is_kept_per_app_until_cleared() {
+    let store = Store::open_in_memory().unwrap();
+    assert_eq!(store.post_sync_due("web").await.unwrap(), None);
+    store.set_post_sync_due("web", Some("r1")).await.unwrap();
+    store.set_post_sync_due("web", Some("r2")).await.unwrap();
+    store.set_post_sync_due("db", Some("r1")).await.unwrap();
+    assert_eq!(
+        store.post_sync_due("web").await.unwrap().as_deref(),
+        Some("r2")
+    );
+    store.set_post_sync_due("web", None).await.unwrap();
+    assert_eq!(store.post_sync_due("web").await.unwrap(), None);
+    assert_eq!(
+        store.post_sync_due("db").await.unwrap().as_deref(),
+        Some("r1")
+    );
+}
