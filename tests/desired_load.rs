@@ -123,6 +123,7 @@ probes:
 hooks:
   - { pre_sync: { nomad_job: { file: seed.nomad.hcl }, once: true } }
   - { post_sync: { nomad_job: { file: seed.nomad.hcl } } }
+  - { sync_fail: { nomad_job: { file: seed.nomad.hcl }, timeout: 90s } }
 "#;
     let (_dir, loaded) = load_dir(&[
         ("apps/web/app.yaml", app_yaml),
@@ -247,12 +248,15 @@ hooks:
             },
         ]
     );
-    assert_eq!(app.hooks.len(), 2);
+    assert_eq!(app.hooks.len(), 3);
     assert_eq!(app.hooks[0].phase, HookPhase::PreSync);
     assert!(app.hooks[0].once);
     assert_eq!(app.hooks[0].job.job_id, "seed");
+    assert_eq!(app.hooks[0].timeout_secs, 300, "the default timeout");
     assert_eq!(app.hooks[1].phase, HookPhase::PostSync);
     assert!(!app.hooks[1].once);
+    assert_eq!(app.hooks[2].phase, HookPhase::SyncFail);
+    assert_eq!(app.hooks[2].timeout_secs, 90);
 
     // Implicit ordering: the job waits for the volume it mounts and the secret it reads;
     // intentions wait for the service's defaults.

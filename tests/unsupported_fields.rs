@@ -1,4 +1,5 @@
-//! `chart`, `probes` and `hooks` are checked but not acted on yet: never silently accepted.
+//! `chart` and `probes` are checked but not acted on yet: never silently accepted (hooks run:
+//! tests/hooks.rs).
 //! `drover validate` warns at each with file:line and field (and still exits 0: the app works
 //! without them), and a running drover shows the warning on the app (API, page, `drover status`).
 
@@ -12,10 +13,9 @@ fn drover() -> Command {
     Command::new(env!("CARGO_BIN_EXE_drover"))
 }
 
-/// The web app's app.yaml with all three fields: `chart` on line 4, `probes` on 5, `hooks` on 7.
+/// The web app's app.yaml with both fields: `chart` on line 4, `probes` on 5.
 const UNSUPPORTED: &str = "chart: { name: litestream-service }\n\
-probes:\n  - { http: { url: \"https://web.example.org/health\" } }\n\
-hooks:\n  - { pre_sync: { nomad_job: { file: job.nomad.hcl }, once: true } }\n";
+probes:\n  - { http: { url: \"https://web.example.org/health\" } }\n";
 
 #[test]
 fn validate_warns_at_each_unsupported_field_and_exits_zero() {
@@ -39,7 +39,7 @@ fn validate_warns_at_each_unsupported_field_and_exits_zero() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("ok    web (1 resources)"), "{stdout}");
-    for (line, field) in [(4, "chart"), (5, "probes"), (7, "hooks")] {
+    for (line, field) in [(4, "chart"), (5, "probes")] {
         assert!(
             stdout.contains(&format!(
                 "  warning: apps/web/app.yaml:{line}:1: {field}: not supported yet"
@@ -47,7 +47,7 @@ fn validate_warns_at_each_unsupported_field_and_exits_zero() {
             "warns at {field}: {stdout}"
         );
     }
-    assert!(stdout.contains("3 warning(s)"), "{stdout}");
+    assert!(stdout.contains("2 warning(s)"), "{stdout}");
 }
 
 #[test]

@@ -845,6 +845,54 @@ async fn batch_job_completes_and_fail_next_fails() {
     api.ds.shutdown().await;
 }
 
+// Nomad's reconciler (scheduler/reconcile.go, filterOldTerminalAllocs): a completed batch
+// allocation is not run again by a register of the same spec, but terminal allocations of an
+// older job version, or of a purged job with the same ID, no longer count: a new version runs
+// again. (The way to re-run a batch job is a changed spec, e.g. a meta value.)
+#[tokio::test]
+async fn a_new_version_of_a_completed_batch_job_runs_again_the_same_spec_does_not() {
+    let api = Api::start().await;
+    let completed = |n: usize| {
+        move |v: &Value| {
+            v.as_array()
+                .is_some_and(|a| a.len() == n && a.iter().all(|x| x["ClientStatus"] == "complete"))
+        }
+    };
+    api.register(batch_job("seed")).await;
+    api.until("/v1/job/seed/allocations", "one complete", completed(1))
+        .await;
+    // The same spec again: no new version, the completed allocation stands.
+    let same = api.register(batch_job("seed")).await;
+    api.until(
+        &format!("/v1/evaluation/{}", same["EvalID"].as_str().unwrap()),
+        "evaluated",
+        |e| e["Status"] == "complete",
+    )
+    .await;
+    let allocs = api.ok("/v1/job/seed/allocations").await;
+    assert_eq!(allocs.as_array().map(Vec::len), Some(1), "{allocs}");
+    assert_eq!(api.ok("/v1/job/seed").await["Version"], 0);
+
+    // A changed meta is a new version: a new allocation runs to completion.
+    let mut changed = batch_job("seed");
+    changed["Meta"] = json!({"run": "2"});
+    api.register(changed).await;
+    let allocs = api
+        .until("/v1/job/seed/allocations", "two complete", completed(2))
+        .await;
+    let versions: Vec<&Value> = allocs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| &a["JobVersion"])
+        .collect();
+    assert!(
+        versions.contains(&&json!(0)) && versions.contains(&&json!(1)),
+        "{allocs}"
+    );
+    api.ds.shutdown().await;
+}
+
 fn volume(id: &str, plugin: &str) -> Value {
     json!({"Volumes": [{"ID": id, "Name": id, "PluginID": plugin,
         "RequestedCapabilities": [{"AccessMode": "single-node-writer", "AttachmentMode": "file-system"}],

@@ -10,6 +10,7 @@ use serde::Serialize;
 mod bucket;
 mod consul_config_entry;
 mod csi_volume;
+pub mod hooks;
 mod nomad_job;
 
 use crate::desired::{ResourceId, ResourceKind};
@@ -116,26 +117,60 @@ pub struct StepReport {
 pub struct ApplyReport {
     /// Per step, in plan order.
     pub steps: Vec<StepReport>,
+    /// The sync's hooks that ran (pre_sync before the steps, sync_fail after a failure).
+    pub hooks: Vec<hooks::HookRun>,
 }
 
 impl ApplyReport {
-    /// Lines like `update nomad_job/default/web` for each write made.
+    /// Lines like `update nomad_job/default/web` for each write made, and `run pre_sync hook
+    /// nomad_job/default/seed` for each hook that completed.
     pub fn changes(&self) -> Vec<String> {
+        let hook_runs = self
+            .hooks
+            .iter()
+            .filter(|h| h.outcome == hooks::HookOutcome::Succeeded)
+            .map(|h| format!("run {}", h.name()));
         self.steps
             .iter()
             .filter(|s| s.result.wrote())
             .map(|s| format!("{} {}", s.change, s.id))
+            .chain(hook_runs)
             .collect()
     }
 
-    /// Whether any step failed or conflicted.
+    /// Whether any step failed or conflicted, or a hook failed.
     pub fn failed(&self) -> bool {
-        self.steps.iter().any(|s| {
-            matches!(
-                s.result,
-                StepResult::Failed { .. } | StepResult::Conflict { .. }
-            )
-        })
+        self.hooks.iter().any(hooks::HookRun::failed)
+            || self.steps.iter().any(|s| {
+                matches!(
+                    s.result,
+                    StepResult::Failed { .. } | StepResult::Conflict { .. }
+                )
+            })
+    }
+
+    /// The report of a sync a failed pre_sync hook stopped: no write was made.
+    pub fn stopped_by_hooks(plan: &Plan, hooks: Vec<hooks::HookRun>) -> ApplyReport {
+        let reason = hooks
+            .iter()
+            .find_map(hooks::HookRun::problem)
+            .unwrap_or_default();
+        let steps = plan
+            .steps
+            .iter()
+            .map(|step| StepReport {
+                id: step.id.clone(),
+                change: step.change.verb().to_string(),
+                result: if step.change.is_write() {
+                    StepResult::Skipped {
+                        reason: reason.clone(),
+                    }
+                } else {
+                    StepResult::Unchanged
+                },
+            })
+            .collect();
+        ApplyReport { steps, hooks }
     }
 
     /// Whether any step waits on something.
@@ -145,17 +180,17 @@ impl ApplyReport {
             .any(|s| matches!(s.result, StepResult::Waiting { .. }))
     }
 
-    /// A one-line summary of failures and waits.
+    /// A one-line summary of failures and waits (failed hooks first).
     pub fn problems(&self) -> Vec<String> {
-        self.steps
-            .iter()
-            .filter_map(|s| match &s.result {
+        let hook_problems = self.hooks.iter().filter_map(hooks::HookRun::problem);
+        hook_problems
+            .chain(self.steps.iter().filter_map(|s| match &s.result {
                 StepResult::Failed { message, .. } => Some(format!("{}: {message}", s.id)),
                 StepResult::Conflict { message } => Some(format!("{}: conflict: {message}", s.id)),
                 StepResult::Waiting { reason } => Some(format!("{}: waiting: {reason}", s.id)),
                 StepResult::Blocked { reason } => Some(format!("{}: blocked: {reason}", s.id)),
                 _ => None,
-            })
+            }))
             .collect()
     }
 }
@@ -644,6 +679,7 @@ pub(super) mod tests {
                     result,
                 })
                 .collect(),
+            hooks: Vec::new(),
         }
     }
 
@@ -1233,5 +1269,71 @@ pub(super) mod tests {
             ["nomad_job/default/relabelled", "nomad_job/default/unmarked"]
         );
         stack.shutdown().await;
+    }
+
+    fn hook_run(name: &str, outcome: hooks::HookOutcome) -> hooks::HookRun {
+        hooks::HookRun {
+            phase: crate::desired::HookPhase::PreSync,
+            job: job_id(name),
+            outcome,
+        }
+    }
+
+    #[test]
+    fn a_report_lists_completed_hooks_as_changes_and_failed_ones_as_problems() {
+        let failed_hook = || {
+            hook_run(
+                "check",
+                hooks::HookOutcome::Failed {
+                    reason: "timed out after 1s".into(),
+                    transient: true,
+                },
+            )
+        };
+        let report = ApplyReport {
+            steps: vec![StepReport {
+                id: job_id("web"),
+                change: "update".into(),
+                result: StepResult::Applied { live_index: 3 },
+            }],
+            hooks: vec![
+                hook_run("seed", hooks::HookOutcome::Succeeded),
+                hook_run(
+                    "once",
+                    hooks::HookOutcome::AlreadyRan {
+                        revision: "r0".into(),
+                    },
+                ),
+            ],
+        };
+        assert_eq!(
+            report.changes(),
+            [
+                "update nomad_job/default/web",
+                "run pre_sync hook nomad_job/default/seed"
+            ]
+        );
+        assert!(!report.failed());
+        assert!(report.problems().is_empty());
+
+        let stopped = ApplyReport::stopped_by_hooks(
+            &plan(vec![
+                job_write("web", 0, Reason::GitChanged, 3),
+                confirm(job_id("db"), 0, Reason::InSync, 4),
+            ]),
+            vec![failed_hook()],
+        );
+        let problem = "pre_sync hook nomad_job/default/check failed: timed out after 1s";
+        assert_eq!(
+            results(&stopped),
+            [
+                ("web".to_string(), skipped(problem)),
+                ("db".to_string(), StepResult::Unchanged)
+            ]
+        );
+        assert_eq!(stopped.steps[0].change, "update");
+        assert!(stopped.failed());
+        assert!(stopped.changes().is_empty());
+        assert_eq!(stopped.problems(), [problem]);
     }
 }

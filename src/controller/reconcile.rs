@@ -9,7 +9,7 @@ use backon::{BackoffBuilder, ExponentialBuilder};
 use super::status::{ChangeKind, Pending, Phase, SyncResult, Trigger};
 use super::{AppStatus, Context, ControllerSettings, ResourceStatus, SyncOutcome, SyncStatus};
 use crate::apply::{self, ApplyPolicy, ApplyReport, StepResult};
-use crate::desired::{App, LoadedApp, ResourceId, ResourceKind};
+use crate::desired::{App, HookPhase, LoadedApp, ResourceId, ResourceKind};
 use crate::health::{self, Assessment, Health};
 use crate::live::LiveSnapshot;
 use crate::plan::{self, AppliedMarker, Change, Owned, Plan};
@@ -212,7 +212,7 @@ pub async fn reconcile(
     let (report, prune_refusal) = apply_allowed(ctx, mode, app, &plan, checked, memory).await;
     let live_now = ctx.live.snapshot();
     let resources = assess(ctx, &plan, report.as_ref(), &live_now, &secrets, memory).await;
-    let status = derive_status(Cycle {
+    let mut status = derive_status(Cycle {
         app,
         revision,
         plan: &plan,
@@ -222,6 +222,9 @@ pub async fn reconcile(
         last_sync: memory.last_sync.clone(),
         at: SystemTime::now(),
     });
+    if mode != Mode::DryRun {
+        run_post_sync(ctx, app, &mut status, memory).await;
+    }
     publish(ctx, status, plan, report, facts, memory)
 }
 
@@ -310,7 +313,9 @@ async fn apply_allowed(
     }
     let (policy, prune_refused) = sync_policy(mode, app, plan, max_share, blocked, memory);
     let report = match policy {
-        Some(policy) if wants_apply(plan) => Some(run_apply(ctx, plan, policy, mode, memory).await),
+        Some(policy) if wants_apply(plan) => {
+            Some(run_apply(ctx, app, plan, policy, mode, memory).await)
+        }
         _ => None,
     };
     let refusal = prune_refused.then(|| prune_refusal(max_share));
@@ -684,6 +689,7 @@ fn unhealthy_dependencies(ctx: &Context, app: &App) -> Option<String> {
 
 async fn run_apply(
     ctx: &Context,
+    app: &App,
     plan: &Plan,
     policy: ApplyPolicy,
     mode: Mode,
@@ -723,12 +729,22 @@ async fn run_apply(
     } else {
         None
     };
-    let clients = apply::Clients {
-        nomad: &ctx.nomad,
-        consul: ctx.consul.as_ref(),
-        s3: ctx.s3.as_ref(),
+    // Hooks run when a sync operation happens (writes to make), not on a no-op resync.
+    let hooks_due = !allowed.is_empty() && mode != Mode::Removed;
+    let report = if hooks_due {
+        sync_with_hooks(ctx, app, plan, policy).await
+    } else {
+        apply::apply_with_clients(apply_clients(ctx), &ctx.store, plan, policy).await
     };
-    let report = apply::apply_with_clients(clients, &ctx.store, plan, policy).await;
+    if hooks_due {
+        apply::hooks::record_events(&ctx.store, &app.name, &report.hooks).await;
+        // Due in the store, not in memory: a restart before the app is Healthy keeps it.
+        let settled = !report.failed() && !report.waiting();
+        let due = (settled && has_post_sync(app)).then_some(plan.revision.as_str());
+        if let Err(e) = ctx.store.set_post_sync_due(&app.name, due).await {
+            tracing::warn!(app = %app.name, error = %error_chain(&e), "post_sync hooks not recorded as due");
+        }
+    }
     if report.steps.iter().any(|s| s.result.wrote()) {
         ctx.live.poke();
     }
@@ -774,6 +790,80 @@ async fn run_apply(
         }
     }
     report
+}
+
+/// A sync with its hooks: pre_sync first (a failure stops the sync before any write, the
+/// previous state keeps running), then the writes, then sync_fail if anything failed.
+async fn sync_with_hooks(
+    ctx: &Context,
+    app: &App,
+    plan: &Plan,
+    policy: ApplyPolicy,
+) -> ApplyReport {
+    let (nomad, store) = (&ctx.nomad, &ctx.store);
+    let pre = apply::hooks::run_phase(nomad, store, app, &plan.revision, HookPhase::PreSync).await;
+    let mut report = if pre.iter().any(apply::hooks::HookRun::failed) {
+        ApplyReport::stopped_by_hooks(plan, pre)
+    } else {
+        let mut report = apply::apply_with_clients(apply_clients(ctx), store, plan, policy).await;
+        report.hooks = pre;
+        report
+    };
+    if report.failed() {
+        let on_fail =
+            apply::hooks::run_phase(nomad, store, app, &plan.revision, HookPhase::SyncFail).await;
+        report.hooks.extend(on_fail);
+    }
+    report
+}
+
+/// The clients a sync writes through.
+fn apply_clients(ctx: &Context) -> apply::Clients<'_> {
+    apply::Clients {
+        nomad: &ctx.nomad,
+        consul: ctx.consul.as_ref(),
+        s3: ctx.s3.as_ref(),
+    }
+}
+
+fn has_post_sync(app: &App) -> bool {
+    app.hooks.iter().any(|h| h.phase == HookPhase::PostSync)
+}
+
+/// The post_sync hooks of the last sync, once the app it wrote is Synced and Healthy; a
+/// failure fails that sync (shown on the status and in its outcome) and runs sync_fail.
+async fn run_post_sync(ctx: &Context, app: &App, status: &mut AppStatus, memory: &mut AppMemory) {
+    if status.phase != Phase::Synced || !has_post_sync(app) {
+        return;
+    }
+    let (nomad, store) = (&ctx.nomad, &ctx.store);
+    let Ok(Some(revision)) = store.post_sync_due(&app.name).await else {
+        return;
+    };
+    let mut runs = apply::hooks::run_phase(nomad, store, app, &revision, HookPhase::PostSync).await;
+    if runs.iter().any(apply::hooks::HookRun::failed) {
+        runs.extend(
+            apply::hooks::run_phase(nomad, store, app, &revision, HookPhase::SyncFail).await,
+        );
+    }
+    apply::hooks::record_events(store, &app.name, &runs).await;
+    // Cleared once run (a restart during the run runs them again: at least once).
+    if let Err(e) = store.set_post_sync_due(&app.name, None).await {
+        tracing::warn!(app = %app.name, error = %error_chain(&e), "post_sync hooks ran but are still due");
+    }
+    let problems: Vec<String> = runs
+        .iter()
+        .filter_map(apply::hooks::HookRun::problem)
+        .collect();
+    if problems.is_empty() {
+        return;
+    }
+    if let Some(last) = memory.last_sync.as_mut() {
+        last.result = SyncResult::Failed;
+        last.problems.extend(problems.iter().cloned());
+        status.last_sync = Some(last.clone());
+    }
+    status.errors.extend(problems);
 }
 
 /// The app's status while the writes of `plan` are in flight: out of sync, at the revision being
@@ -964,6 +1054,17 @@ async fn job_health(
 /// compare-and-set conflict, which the next plan resolves), else permanent; `None` if none failed.
 fn failure_kind(report: &ApplyReport) -> Option<Failure> {
     let mut kind = None;
+    for hook in &report.hooks {
+        match hook.outcome {
+            apply::hooks::HookOutcome::Failed {
+                transient: true, ..
+            } => return Some(Failure::Transient),
+            apply::hooks::HookOutcome::Failed {
+                transient: false, ..
+            } => kind = Some(Failure::Permanent),
+            _ => {}
+        }
+    }
     for step in &report.steps {
         match step.result {
             StepResult::Failed {
@@ -1296,6 +1397,7 @@ mod tests {
                     result,
                 })
                 .collect(),
+            hooks: Vec::new(),
         }
     }
 
@@ -1513,6 +1615,7 @@ mod tests {
                     result,
                 })
                 .collect(),
+            hooks: Vec::new(),
         };
         let permanent = || StepResult::Failed {
             message: "403".into(),

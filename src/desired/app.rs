@@ -392,8 +392,15 @@ pub struct Hook {
     pub phase: HookPhase,
     /// The batch job it runs.
     pub job: NomadJobSpec,
-    /// Run once per app lifetime rather than every sync.
+    /// Run once per app lifetime rather than every sync (recorded in the store on success).
     pub once: bool,
+    /// How long its allocations may take to complete before the hook fails (`timeout:`).
+    pub timeout_secs: u64,
+}
+
+impl Hook {
+    /// Default `timeout:` of a hook.
+    pub const DEFAULT_TIMEOUT_SECS: u64 = 300;
 }
 
 /// When a hook runs.
@@ -404,4 +411,17 @@ pub enum HookPhase {
     PreSync,
     /// After they are applied and healthy.
     PostSync,
+    /// When a sync fails (a write or a pre_sync hook).
+    SyncFail,
+}
+
+impl HookPhase {
+    /// The app.yaml key (`pre_sync`, `post_sync`, `sync_fail`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HookPhase::PreSync => "pre_sync",
+            HookPhase::PostSync => "post_sync",
+            HookPhase::SyncFail => "sync_fail",
+        }
+    }
 }

@@ -351,7 +351,7 @@ pub(crate) fn load_app(rev: &Revision, folder: &str, defaults: &RepoDefaults) ->
         None => Vec::new(),
     };
     let hooks = match f.get("hooks") {
-        Some(n) => hooks(&mut ctx, rev, &dir, &namespace, n),
+        Some(n) => hooks(&mut ctx, rev, (&dir, &namespace), &resources, n),
         None => Vec::new(),
     };
     warn_unsupported(&mut ctx, &f);
@@ -413,7 +413,7 @@ fn dependency_cycle(ctx: &mut Ctx, app: &App, items: &BTreeMap<ResourceId, (usiz
 
 /// The app.yaml keys that are checked but not acted on yet, and what that means for the app.
 /// Accepting them silently would let a user believe their probes run or their chart renders.
-const NOT_SUPPORTED_YET: [(&str, &str); 3] = [
+const NOT_SUPPORTED_YET: [(&str, &str); 2] = [
     (
         "chart",
         "not supported yet: it is checked, but no chart is rendered; only `resources` are applied",
@@ -421,10 +421,6 @@ const NOT_SUPPORTED_YET: [(&str, &str); 3] = [
     (
         "probes",
         "not supported yet: they are checked, but not run; health comes from the resources alone",
-    ),
-    (
-        "hooks",
-        "not supported yet: they are checked, but not run around a sync",
     ),
 ];
 
@@ -1228,25 +1224,55 @@ fn probes(ctx: &mut Ctx, node: &Node) -> Vec<Probe> {
     out
 }
 
-fn hooks(ctx: &mut Ctx, rev: &Revision, dir: &str, namespace: &str, node: &Node) -> Vec<Hook> {
+/// `hooks:`; a hook's job must be a batch job of its own, not one of the app's `resources`.
+fn hooks(
+    ctx: &mut Ctx,
+    rev: &Revision,
+    (dir, namespace): (&str, &str),
+    resources: &[Resource],
+    node: &Node,
+) -> Vec<Hook> {
+    const PHASES: [(&str, HookPhase); 3] = [
+        ("pre_sync", HookPhase::PreSync),
+        ("post_sync", HookPhase::PostSync),
+        ("sync_fail", HookPhase::SyncFail),
+    ];
     let mut out = Vec::new();
     let Some(items) = ctx.list(node, "hooks") else {
         return out;
     };
     for (i, item) in items.iter().enumerate() {
         let field = format!("hooks[{i}]");
-        let Some((phase, value)) = one_key(ctx, item, &field, &["pre_sync", "post_sync"], "a hook")
-        else {
+        let keys = PHASES.map(|(key, _)| key);
+        let Some((key, value)) = one_key(ctx, item, &field, &keys, "a hook") else {
             continue;
         };
-        let field = join(&field, &phase);
-        let Some(f) = ctx.fields(value, &field, &["nomad_job", "once"]) else {
+        let Some(phase) = PHASES.iter().find(|(k, _)| *k == key).map(|(_, p)| *p) else {
+            continue;
+        };
+        let field = join(&field, &key);
+        let Some(f) = ctx.fields(value, &field, &["nomad_job", "once", "timeout"]) else {
             continue;
         };
         let once = f
             .get("once")
             .and_then(|n| ctx.boolean(n, &join(&field, "once")))
             .unwrap_or(false);
+        let timeout_secs = match f.get("timeout") {
+            Some(n) => match ctx.duration_secs(n, &join(&field, "timeout")) {
+                Some(0) => {
+                    ctx.err(
+                        n,
+                        &join(&field, "timeout"),
+                        "a hook's timeout must be above 0",
+                    );
+                    continue;
+                }
+                Some(secs) => secs,
+                None => continue,
+            },
+            None => Hook::DEFAULT_TIMEOUT_SECS,
+        };
         let Some(job) = f.get("nomad_job") else {
             ctx.err(
                 value,
@@ -1256,17 +1282,33 @@ fn hooks(ctx: &mut Ctx, rev: &Revision, dir: &str, namespace: &str, node: &Node)
             continue;
         };
         // A hook's job lives in the app's namespace like its other jobs.
-        if let Some((spec, _)) =
+        let Some((spec, _)) =
             native::nomad_job(ctx, rev, dir, namespace, job, &join(&field, "nomad_job"))
-        {
+        else {
+            continue;
+        };
+        let is_resource = resources.iter().any(|r| {
+            r.id.kind == ResourceKind::NomadJob
+                && r.id.scope == namespace
+                && r.id.name == spec.job_id
+        });
+        if is_resource {
+            ctx.err(
+                job,
+                &join(&field, "nomad_job"),
+                format!(
+                    "job \"{}\" is also one of the app's resources; a hook needs a batch job of its own",
+                    spec.job_id
+                ),
+            );
+            continue;
+        }
+        if native::check_batch_job(ctx, &spec) {
             out.push(Hook {
-                phase: if phase == "pre_sync" {
-                    HookPhase::PreSync
-                } else {
-                    HookPhase::PostSync
-                },
+                phase,
                 job: spec,
                 once,
+                timeout_secs,
             });
         }
     }

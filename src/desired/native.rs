@@ -409,6 +409,58 @@ pub(crate) fn hcl_job_info(ctx: &mut Ctx, path: &str, text: &str) -> Option<JobI
     })
 }
 
+/// A hook's job must be a batch job (a service never completes, so it could never be awaited):
+/// an error at its `type` (or at the job block when it has none: Nomad's default is `service`).
+/// A `type` computed from a variable is left to the run, which checks the parsed job.
+pub(crate) fn check_batch_job(ctx: &mut Ctx, spec: &NomadJobSpec) -> bool {
+    let found = match spec.format {
+        JobFormat::Json => serde_json::from_str::<serde_json::Value>(&spec.source)
+            .ok()
+            .map(|v| {
+                let job = v.get("Job").cloned().unwrap_or(v);
+                let kind = job.get("Type").and_then(|t| t.as_str().map(str::to_string));
+                (Some(kind.unwrap_or_else(|| "service".to_string())), (1, 1))
+            }),
+        JobFormat::Hcl2 => drover_jobspec::parse_jobspec_body(&spec.source)
+            .ok()
+            .and_then(|body| {
+                body.iter().find_map(|s| match s {
+                    Structure::Block(b) if b.ident.as_str() == "job" => {
+                        Some(match b.body.get_attribute("type") {
+                            Some(a) => (
+                                match &a.value {
+                                    EditExpr::String(s) => Some(s.value().to_string()),
+                                    _ => None,
+                                },
+                                span_pos(&spec.source, a.span()),
+                            ),
+                            None => (
+                                Some("service".to_string()),
+                                span_pos(&spec.source, b.span()),
+                            ),
+                        })
+                    }
+                    _ => None,
+                })
+            }),
+    };
+    match found {
+        Some((Some(kind), pos)) if kind != "batch" => {
+            ctx.push(Diagnostic {
+                hint: Some("set type = \"batch\" in the job block".to_string()),
+                ..diag(
+                    &spec.file,
+                    pos,
+                    "type",
+                    format!("a hook's job must be a batch job (it runs to completion), not {kind}"),
+                )
+            });
+            false
+        }
+        _ => true,
+    }
+}
+
 const FS_FUNCTIONS: &[&str] = &[
     "file",
     "fileexists",

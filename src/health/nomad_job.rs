@@ -206,6 +206,7 @@ mod tests {
             deployment_status: Some(AllocDeploymentStatus { healthy }),
             next_allocation: None,
             task_states: None,
+            create_index: 1,
         }
     }
 

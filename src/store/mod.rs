@@ -65,6 +65,24 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX events_by_app ON events (app, id);
     ",
+    // 2: `once: true` hooks that completed (a migration seed runs exactly once), and the sync
+    // whose post_sync hooks are due.
+    "
+    CREATE TABLE once_hooks (
+        app TEXT NOT NULL,
+        phase TEXT NOT NULL,
+        job TEXT NOT NULL,
+        revision TEXT NOT NULL,
+        ran_at INTEGER NOT NULL,
+        PRIMARY KEY (app, phase, job)
+    );
+    -- The sync whose post_sync hooks run once its app is Healthy (survives a restart).
+    CREATE TABLE post_sync_due (
+        app TEXT PRIMARY KEY,
+        revision TEXT NOT NULL,
+        due_at INTEGER NOT NULL
+    );
+    ",
 ];
 
 /// A store operation failed.
@@ -636,6 +654,94 @@ impl Store {
             })
             .optional()
             .map_err(q("pinned"))
+        })
+        .await
+    }
+
+    /// Record that `app`'s `once: true` hook (its phase and job, `namespace/id`) completed at
+    /// `revision`: it never runs again for this app.
+    pub async fn record_once_hook(
+        &self,
+        app: &str,
+        phase: &str,
+        job: &str,
+        revision: &str,
+    ) -> Result<(), StoreError> {
+        let (app, phase, job, revision) = (
+            app.to_string(),
+            phase.to_string(),
+            job.to_string(),
+            revision.to_string(),
+        );
+        let now = to_millis(SystemTime::now());
+        self.with(move |c| {
+            c.execute(
+                "INSERT INTO once_hooks (app, phase, job, revision, ran_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (app, phase, job) DO NOTHING",
+                params![app, phase, job, revision, now],
+            )
+            .map_err(q("record once hook"))?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// The revision at which `app`'s `once: true` hook (phase, job) completed, if it did.
+    pub async fn once_hook_ran(
+        &self,
+        app: &str,
+        phase: &str,
+        job: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let (app, phase, job) = (app.to_string(), phase.to_string(), job.to_string());
+        self.with(move |c| {
+            c.query_row(
+                "SELECT revision FROM once_hooks WHERE app = ?1 AND phase = ?2 AND job = ?3",
+                params![app, phase, job],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(q("once hook"))
+        })
+        .await
+    }
+
+    /// Set (`Some(revision)`: that sync wrote and its post_sync hooks are due once the app is
+    /// Healthy) or clear (`None`) `app`'s due post_sync hooks.
+    pub async fn set_post_sync_due(
+        &self,
+        app: &str,
+        revision: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let (app, revision) = (app.to_string(), revision.map(str::to_string));
+        let now = to_millis(SystemTime::now());
+        self.with(move |c| {
+            match revision {
+                Some(revision) => c.execute(
+                    "INSERT INTO post_sync_due (app, revision, due_at) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (app) DO UPDATE SET revision = excluded.revision,
+                         due_at = excluded.due_at",
+                    params![app, revision, now],
+                ),
+                None => c.execute("DELETE FROM post_sync_due WHERE app = ?1", [app]),
+            }
+            .map_err(q("post_sync due"))?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// The revision of `app`'s sync whose post_sync hooks are due, if any.
+    pub async fn post_sync_due(&self, app: &str) -> Result<Option<String>, StoreError> {
+        let app = app.to_string();
+        self.with(move |c| {
+            c.query_row(
+                "SELECT revision FROM post_sync_due WHERE app = ?1",
+                [app],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(q("post_sync due"))
         })
         .await
     }

@@ -490,3 +490,59 @@ async fn stored_resource_ids_this_version_cannot_read_are_left_out() {
     );
     assert_eq!(store.owned("web").await.unwrap(), ["nomad_job/default/web"]);
 }
+
+#[tokio::test]
+async fn a_once_hook_is_recorded_per_app_phase_and_job_and_survives_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("drover.db");
+    {
+        let store = Store::open(&path).unwrap();
+        assert_eq!(
+            store
+                .once_hook_ran("media", "pre_sync", "default/seed")
+                .await
+                .unwrap(),
+            None
+        );
+        store
+            .record_once_hook("media", "pre_sync", "default/seed", "r1")
+            .await
+            .unwrap();
+        // A second record keeps the first revision.
+        store
+            .record_once_hook("media", "pre_sync", "default/seed", "r2")
+            .await
+            .unwrap();
+    }
+    let store = Store::open(&path).unwrap();
+    let ran = |app: &'static str, phase: &'static str, job: &'static str| {
+        let store = store.clone();
+        async move { store.once_hook_ran(app, phase, job).await.unwrap() }
+    };
+    assert_eq!(
+        ran("media", "pre_sync", "default/seed").await.as_deref(),
+        Some("r1")
+    );
+    assert_eq!(ran("media", "post_sync", "default/seed").await, None);
+    assert_eq!(ran("other", "pre_sync", "default/seed").await, None);
+    assert_eq!(ran("media", "pre_sync", "default/seed2").await, None);
+}
+
+#[tokio::test]
+async fn a_due_post_sync_is_kept_per_app_until_cleared() {
+    let store = Store::open_in_memory().unwrap();
+    assert_eq!(store.post_sync_due("web").await.unwrap(), None);
+    store.set_post_sync_due("web", Some("r1")).await.unwrap();
+    store.set_post_sync_due("web", Some("r2")).await.unwrap();
+    store.set_post_sync_due("db", Some("r1")).await.unwrap();
+    assert_eq!(
+        store.post_sync_due("web").await.unwrap().as_deref(),
+        Some("r2")
+    );
+    store.set_post_sync_due("web", None).await.unwrap();
+    assert_eq!(store.post_sync_due("web").await.unwrap(), None);
+    assert_eq!(
+        store.post_sync_due("db").await.unwrap().as_deref(),
+        Some("r1")
+    );
+}

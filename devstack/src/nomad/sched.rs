@@ -664,6 +664,9 @@ fn reconcile(
             .filter(|a| a.task_group == gname && !a.terminal())
             .collect();
         live.sort_by_key(|a| (name_index(&a.name), a.create_index));
+        // Completed batch allocations count, except those of an older job version or of a
+        // purged job with the same ID (Nomad's reconciler, filterOldTerminalAllocs): a new
+        // version of a batch job runs again.
         let completed: Vec<&&Alloc> = if batch {
             allocs
                 .iter()
@@ -671,6 +674,7 @@ fn reconcile(
                     a.task_group == gname
                         && a.client_status == "complete"
                         && a.desired_status == "run"
+                        && !older_job(&a.job, job)
                 })
                 .collect()
         } else {
@@ -749,6 +753,14 @@ fn reconcile(
         }
     }
     out
+}
+
+/// Whether `alloc_job` (the job an allocation runs) is older than `job`: a lower version, or an
+/// earlier instance of the ID (a lower `CreateIndex`).
+fn older_job(alloc_job: &Value, job: &Value) -> bool {
+    let num = |j: &Value, k: &str| j[k].as_u64().unwrap_or(0);
+    num(alloc_job, "Version") < num(job, "Version")
+        || num(alloc_job, "CreateIndex") < num(job, "CreateIndex")
 }
 
 fn name_index(name: &str) -> u64 {

@@ -246,6 +246,26 @@ impl NomadClient {
         Ok(found.flatten().unwrap_or_default())
     }
 
+    /// `GET /v1/job/:id/allocations`, blocking when `query.index > 0` (`[]` for an unknown job).
+    pub async fn watch_job_allocations(
+        &self,
+        namespace: &str,
+        id: &str,
+        query: QueryOptions,
+    ) -> Result<Indexed<Vec<AllocListStub>>, NomadError> {
+        let found: Indexed<Option<Vec<AllocListStub>>> = self
+            .get(
+                &format!("/v1/job/{}/allocations", enc(id)),
+                namespace,
+                query,
+            )
+            .await?;
+        Ok(Indexed {
+            value: found.value.unwrap_or_default(),
+            index: found.index,
+        })
+    }
+
     /// `GET /v1/volumes?type=csi`, blocking when `query.index > 0`.
     pub async fn list_csi_volumes(
         &self,

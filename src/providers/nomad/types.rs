@@ -415,6 +415,9 @@ pub struct AllocListStub {
     /// Per-task states.
     #[serde(rename = "TaskStates", default)]
     pub task_states: Option<BTreeMap<String, TaskState>>,
+    /// The Raft index that created it (tells one run of a batch job from an earlier one).
+    #[serde(rename = "CreateIndex", default)]
+    pub create_index: u64,
 }
 
 /// An allocation's deployment health.
