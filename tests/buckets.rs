@@ -478,3 +478,70 @@ fn invalid_bucket_names_policies_and_lifecycle_rules_are_errors_with_file_and_li
         assert!(text.contains(expected), "{expected:?} not in:\n{text}");
     }
 }
+
+/// `drover demo` manages the example's bucket on its embedded s3s-fs: created, then Unchanged
+/// and Healthy (not `not-managed`), ownership in the store since s3s-fs keeps no tags.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_demo_creates_the_example_bucket_on_its_embedded_s3_and_keeps_it_synced() {
+    let work = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_drover"))
+        .args(["demo", "--time-scale", "0.02", "--listen", "127.0.0.1:0"])
+        .arg("--work-dir")
+        .arg(work.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut child = KillOnDrop(child);
+    let stdout = child
+        .0
+        .stdout
+        .take()
+        .unwrap_or_else(|| panic!("piped stdout"));
+    let base = tokio::task::spawn_blocking(move || {
+        use std::io::BufRead as _;
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        let url = lines.by_ref().map_while(Result::ok).find_map(|line| {
+            line.trim()
+                .strip_prefix("Status page:")
+                .map(|url| url.trim().trim_end_matches('/').to_string())
+        });
+        std::thread::spawn(move || lines.for_each(drop));
+        url
+    })
+    .await
+    .ok()
+    .flatten()
+    .unwrap_or_else(|| panic!("the demo printed no status page URL"));
+    let http = common::http_client();
+    let bucket_of = |body: &serde_json::Value| {
+        body.as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|app| app["resources"].as_array().cloned().unwrap_or_default())
+            .find(|r| r["id"] == "bucket/overseerr-litestream")
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    let mut last = serde_json::Value::Null;
+    loop {
+        if let Ok(r) = http.get(format!("{base}/api/apps")).send().await
+            && let Ok(body) = r.json::<serde_json::Value>().await
+        {
+            last = body;
+            if bucket_of(&last)
+                .is_some_and(|b| b["change"] == "unchanged" && b["health"] == "Healthy")
+            {
+                break;
+            }
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the demo's bucket never synced: {last:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert!(
+        work.path().join("s3/overseerr-litestream").is_dir(),
+        "created on the embedded S3 server"
+    );
+}
