@@ -528,9 +528,10 @@ async fn the_demo_creates_the_example_bucket_on_its_embedded_s3_and_keeps_it_syn
             && let Ok(body) = r.json::<serde_json::Value>().await
         {
             last = body;
-            if bucket_of(&last)
-                .is_some_and(|b| b["change"] == "unchanged" && b["health"] == "Healthy")
-            {
+            // In sync, not merely equal: drover created it and recorded it as this app's.
+            if bucket_of(&last).is_some_and(|b| {
+                b["change"] == "unchanged" && b["reason"] == "in_sync" && b["health"] == "Healthy"
+            }) {
                 break;
             }
         }
