@@ -546,3 +546,62 @@ async fn the_demo_creates_the_example_bucket_on_its_embedded_s3_and_keeps_it_syn
         "created on the embedded S3 server"
     );
 }
+
+/// `drover plan` reads buckets through the standard `AWS_*` variables and shows their diff.
+#[tokio::test(flavor = "multi_thread")]
+async fn drover_plan_reads_buckets_from_s3_and_shows_their_diff() {
+    let (_dir, server, _config) = embedded_s3().await;
+    let env = TestEnv::new().await;
+    env.write(
+        "apps/media/app.yaml",
+        "name: media\nresources:\n  - bucket: { name: media-files, tags: { team: media } }\n",
+    );
+    env.commit("media");
+    let plan = |s3_env: bool| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_drover"));
+        command
+            .arg("plan")
+            .arg(&env.repo)
+            .env("NOMAD_ADDR", env.devstack.nomad_url())
+            .env_remove("NOMAD_TOKEN")
+            .env_remove("CONSUL_HTTP_ADDR")
+            .env_remove("VAULT_ADDR");
+        for key in ["AWS_ENDPOINT_URL_S3", "AWS_PROFILE", "AWS_SESSION_TOKEN"] {
+            command.env_remove(key);
+        }
+        if s3_env {
+            command
+                .env("AWS_ENDPOINT_URL", server.url())
+                .env("AWS_ACCESS_KEY_ID", USER)
+                .env("AWS_SECRET_ACCESS_KEY", PASSWORD)
+                .env("AWS_REGION", "us-east-1");
+        } else {
+            for key in [
+                "AWS_ENDPOINT_URL",
+                "AWS_ACCESS_KEY_ID",
+                "AWS_SECRET_ACCESS_KEY",
+                "AWS_REGION",
+                "AWS_DEFAULT_REGION",
+            ] {
+                command.env_remove(key);
+            }
+        }
+        command.output().unwrap_or_else(|e| panic!("{e}"))
+    };
+    let out = tokio::task::block_in_place(|| plan(true));
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(2), "{stdout}{stderr}");
+    assert!(stdout.contains("create bucket/media-files"), "{stdout}");
+    assert!(stdout.contains("+   Tags.team: \"media\""), "{stdout}");
+    assert!(!stdout.contains(PASSWORD) && !stderr.contains(PASSWORD));
+    // Without any AWS_* variable, buckets are shown as not managed.
+    let out = tokio::task::block_in_place(|| plan(false));
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        stdout.contains("not-managed bucket/media-files"),
+        "{stdout}"
+    );
+    server.shutdown().await;
+    env.shutdown().await;
+}
