@@ -605,3 +605,61 @@ async fn drover_plan_reads_buckets_from_s3_and_shows_their_diff() {
     server.shutdown().await;
     env.shutdown().await;
 }
+
+/// On a server that keeps tags, the store's record is not enough: a bucket whose `drover.app`
+/// tag was changed to another app is never deleted, though this app created it.
+#[tokio::test]
+async fn a_bucket_retagged_to_another_app_is_never_pruned_on_minio() {
+    let Some(minio) = minio().await else { return };
+    let mut env = TestEnv::new().await;
+    let app = |buckets: &[&str]| {
+        let mut yaml =
+            String::from("name: media\nsync: { self_heal: false, prune: true }\nresources:\n");
+        for b in buckets {
+            yaml.push_str(&format!("  - bucket: {{ name: {b} }}\n"));
+        }
+        yaml
+    };
+    env.write(
+        "apps/media/app.yaml",
+        &app(&["media-files", "keeper-one", "keeper-two"]),
+    );
+    env.commit("media: three buckets");
+    let config = s3_config(&minio.url, USER, PASSWORD);
+    start(&mut env, config.clone()).await;
+    env.wait_synced_healthy("media", None).await;
+    let s3 = S3Client::new(config).await;
+    let tag = Tag::builder()
+        .key("drover.app")
+        .value("someone-else")
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    s3.sdk()
+        .put_bucket_tagging()
+        .bucket("media-files")
+        .tagging(
+            Tagging::builder()
+                .tag_set(tag)
+                .build()
+                .unwrap_or_else(|e| panic!("{e}")),
+        )
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("retag: {e:?}"));
+
+    env.write("apps/media/app.yaml", &app(&["keeper-one", "keeper-two"]));
+    let revision = env.commit("media-files leaves Git");
+    let status = env
+        .wait_app("media", "refusing to prune media-files", |s| {
+            s.revision == revision
+                && message_of(s, "bucket/media-files").contains("do not say drover.app=media")
+        })
+        .await;
+    assert!(
+        s3.exists("media-files")
+            .await
+            .unwrap_or_else(|e| panic!("{e}")),
+        "{status:#?}"
+    );
+    env.shutdown().await;
+}
