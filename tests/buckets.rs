@@ -478,3 +478,188 @@ fn invalid_bucket_names_policies_and_lifecycle_rules_are_errors_with_file_and_li
         assert!(text.contains(expected), "{expected:?} not in:\n{text}");
     }
 }
+
+/// `drover demo` manages the example's bucket on its embedded s3s-fs: created, then Unchanged
+/// and Healthy (not `not-managed`), ownership in the store since s3s-fs keeps no tags.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_demo_creates_the_example_bucket_on_its_embedded_s3_and_keeps_it_synced() {
+    let work = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_drover"))
+        .args(["demo", "--time-scale", "0.02", "--listen", "127.0.0.1:0"])
+        .arg("--work-dir")
+        .arg(work.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut child = KillOnDrop(child);
+    let stdout = child
+        .0
+        .stdout
+        .take()
+        .unwrap_or_else(|| panic!("piped stdout"));
+    let base = tokio::task::spawn_blocking(move || {
+        use std::io::BufRead as _;
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        let url = lines.by_ref().map_while(Result::ok).find_map(|line| {
+            line.trim()
+                .strip_prefix("Status page:")
+                .map(|url| url.trim().trim_end_matches('/').to_string())
+        });
+        std::thread::spawn(move || lines.for_each(drop));
+        url
+    })
+    .await
+    .ok()
+    .flatten()
+    .unwrap_or_else(|| panic!("the demo printed no status page URL"));
+    let http = common::http_client();
+    let bucket_of = |body: &serde_json::Value| {
+        body.as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|app| app["resources"].as_array().cloned().unwrap_or_default())
+            .find(|r| r["id"] == "bucket/overseerr-litestream")
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    let mut last = serde_json::Value::Null;
+    loop {
+        if let Ok(r) = http.get(format!("{base}/api/apps")).send().await
+            && let Ok(body) = r.json::<serde_json::Value>().await
+        {
+            last = body;
+            // In sync, not merely equal: drover created it and recorded it as this app's.
+            if bucket_of(&last).is_some_and(|b| {
+                b["change"] == "unchanged" && b["reason"] == "in_sync" && b["health"] == "Healthy"
+            }) {
+                break;
+            }
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the demo's bucket never synced: {last:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert!(
+        work.path().join("s3/overseerr-litestream").is_dir(),
+        "created on the embedded S3 server"
+    );
+}
+
+/// `drover plan` reads buckets through the standard `AWS_*` variables and shows their diff.
+#[tokio::test(flavor = "multi_thread")]
+async fn drover_plan_reads_buckets_from_s3_and_shows_their_diff() {
+    let (_dir, server, _config) = embedded_s3().await;
+    let env = TestEnv::new().await;
+    env.write(
+        "apps/media/app.yaml",
+        "name: media\nresources:\n  - bucket: { name: media-files, tags: { team: media } }\n",
+    );
+    env.commit("media");
+    let plan = |s3_env: bool| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_drover"));
+        command
+            .arg("plan")
+            .arg(&env.repo)
+            .env("NOMAD_ADDR", env.devstack.nomad_url())
+            .env_remove("NOMAD_TOKEN")
+            .env_remove("CONSUL_HTTP_ADDR")
+            .env_remove("VAULT_ADDR");
+        for key in ["AWS_ENDPOINT_URL_S3", "AWS_PROFILE", "AWS_SESSION_TOKEN"] {
+            command.env_remove(key);
+        }
+        if s3_env {
+            command
+                .env("AWS_ENDPOINT_URL", server.url())
+                .env("AWS_ACCESS_KEY_ID", USER)
+                .env("AWS_SECRET_ACCESS_KEY", PASSWORD)
+                .env("AWS_REGION", "us-east-1");
+        } else {
+            for key in [
+                "AWS_ENDPOINT_URL",
+                "AWS_ACCESS_KEY_ID",
+                "AWS_SECRET_ACCESS_KEY",
+                "AWS_REGION",
+                "AWS_DEFAULT_REGION",
+            ] {
+                command.env_remove(key);
+            }
+        }
+        command.output().unwrap_or_else(|e| panic!("{e}"))
+    };
+    let out = tokio::task::block_in_place(|| plan(true));
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(2), "{stdout}{stderr}");
+    assert!(stdout.contains("create bucket/media-files"), "{stdout}");
+    assert!(stdout.contains("+   Tags.team: \"media\""), "{stdout}");
+    assert!(!stdout.contains(PASSWORD) && !stderr.contains(PASSWORD));
+    // Without any AWS_* variable, buckets are shown as not managed.
+    let out = tokio::task::block_in_place(|| plan(false));
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        stdout.contains("not-managed bucket/media-files"),
+        "{stdout}"
+    );
+    server.shutdown().await;
+    env.shutdown().await;
+}
+
+/// On a server that keeps tags, the store's record is not enough: a bucket whose `drover.app`
+/// tag was changed to another app is never deleted, though this app created it.
+#[tokio::test]
+async fn a_bucket_retagged_to_another_app_is_never_pruned_on_minio() {
+    let Some(minio) = minio().await else { return };
+    let mut env = TestEnv::new().await;
+    let app = |buckets: &[&str]| {
+        let mut yaml =
+            String::from("name: media\nsync: { self_heal: false, prune: true }\nresources:\n");
+        for b in buckets {
+            yaml.push_str(&format!("  - bucket: {{ name: {b} }}\n"));
+        }
+        yaml
+    };
+    env.write(
+        "apps/media/app.yaml",
+        &app(&["media-files", "keeper-one", "keeper-two"]),
+    );
+    env.commit("media: three buckets");
+    let config = s3_config(&minio.url, USER, PASSWORD);
+    start(&mut env, config.clone()).await;
+    env.wait_synced_healthy("media", None).await;
+    let s3 = S3Client::new(config).await;
+    let tag = Tag::builder()
+        .key("drover.app")
+        .value("someone-else")
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    s3.sdk()
+        .put_bucket_tagging()
+        .bucket("media-files")
+        .tagging(
+            Tagging::builder()
+                .tag_set(tag)
+                .build()
+                .unwrap_or_else(|e| panic!("{e}")),
+        )
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("retag: {e:?}"));
+
+    env.write("apps/media/app.yaml", &app(&["keeper-one", "keeper-two"]));
+    let revision = env.commit("media-files leaves Git");
+    let status = env
+        .wait_app("media", "refusing to prune media-files", |s| {
+            s.revision == revision
+                && message_of(s, "bucket/media-files").contains("do not say drover.app=media")
+        })
+        .await;
+    assert!(
+        s3.exists("media-files")
+            .await
+            .unwrap_or_else(|e| panic!("{e}")),
+        "{status:#?}"
+    );
+    env.shutdown().await;
+}

@@ -1079,8 +1079,9 @@ pub(super) mod tests {
             .record_owned("other", &rid("nomad_job/default/theirs"))
             .await
             .expect("own");
+        // Vault secrets are requirements, never pruned.
         store
-            .record_owned(APP, &rid("bucket/media"))
+            .record_owned(APP, &rid("vault_secret/nomad/media"))
             .await
             .expect("own");
         let nomad = unreachable_nomad();
@@ -1103,7 +1104,7 @@ pub(super) mod tests {
         let steps = vec![
             delete(job_id("theirs"), 0),
             delete(job_id("nobodys"), 0),
-            delete(bucket_id("media"), 0),
+            delete(rid("vault_secret/nomad/media"), 0),
         ];
         let report = apply(&nomad, &store, &plan(steps), policy(true, true, Vec::new())).await;
         assert_eq!(
@@ -1136,7 +1137,7 @@ pub(super) mod tests {
         );
         assert_eq!(
             store.owned(APP).await.expect("owned"),
-            ["bucket/media", "nomad_job/default/mine"]
+            ["nomad_job/default/mine", "vault_secret/nomad/media"]
         );
     }
 

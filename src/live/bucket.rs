@@ -41,7 +41,47 @@ pub(super) fn fold(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::providers::s3::{Read, Versioning};
+    use crate::providers::s3::{Read, S3Config, StaticCredentials, Versioning};
+
+    /// S3 has no watch, so a cycle's cost is what it reads: one `HeadBucket` per bucket, and for
+    /// one that exists one read per setting wanted (tags always).
+    #[tokio::test]
+    async fn a_read_costs_one_head_per_bucket_and_one_get_per_wanted_setting() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let server = drover_devstack::s3::S3Server::start(
+            "127.0.0.1:0".parse().expect("addr"),
+            dir.path(),
+            "key",
+            "secret-key",
+        )
+        .await
+        .expect("s3s-fs");
+        let s3 = S3Client::new(S3Config {
+            endpoint: Some(server.url()),
+            credentials: Some(StaticCredentials::new("key", "secret-key")),
+            max_retries: 0,
+            ..S3Config::default()
+        })
+        .await;
+        s3.create("media").await.expect("create");
+        let wanted = Wanted {
+            versioning: true,
+            tags: true,
+            ..Wanted::default()
+        };
+        let before = s3.requests();
+        let read = read(&s3, &[("media".into(), wanted), ("absent".into(), wanted)])
+            .await
+            .expect("read");
+        assert_eq!(s3.requests() - before, 1 + 2 + 1);
+        // s3s-fs implements neither versioning nor tagging.
+        let media = read.get("media").cloned().flatten().expect("media exists");
+        assert_eq!(media.versioning, Some(Read::Unsupported));
+        assert_eq!(media.tags, Some(Read::Unsupported));
+        assert_eq!(media.policy, None, "not wanted, not read");
+        assert_eq!(read.get("absent"), Some(&None));
+        server.shutdown().await;
+    }
 
     #[test]
     fn a_read_replaces_only_the_buckets_read_and_is_news_only_when_one_changed() {

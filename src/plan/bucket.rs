@@ -115,7 +115,8 @@ pub(super) fn explain(
             Some(Read::Value(v)) => Some(*v == Versioning::Enabled),
             // A server without versioning keeps no versions: "off" holds there.
             Some(Read::Unsupported) => Some(false),
-            None => None,
+            // A bucket about to be created is unversioned.
+            None => Some(false),
         };
         if live_on != Some(on) {
             writes.versioning = Some(on);
@@ -145,7 +146,9 @@ pub(super) fn explain(
         want.sort();
         let got = match &have.lifecycle {
             Some(Read::Value(rules)) => Some(rules.clone()),
-            _ => None,
+            Some(Read::Unsupported) => None,
+            // A bucket about to be created has no rules.
+            None => Some(Vec::new()),
         };
         if got.as_ref() != Some(&want) {
             writes.lifecycle = Some(want.clone());
@@ -405,6 +408,27 @@ mod tests {
                 ("team".to_string(), "a".to_string())
             ]))
         );
+
+        // What a new bucket already is (unversioned, no rules) is not written: a server without
+        // versioning or lifecycle (s3s-fs) can still create it.
+        let plain = BucketSpec {
+            versioning: Some(false),
+            lifecycle: Some(Vec::new()),
+            ..spec()
+        };
+        let (change, payload) = explain(
+            "app",
+            &id(),
+            &plain,
+            None,
+            Reason::New,
+            &Redaction::default(),
+        );
+        assert_eq!(change.verb(), "create");
+        let Payload::Bucket(w) = payload else {
+            panic!("{payload:?}")
+        };
+        assert!(w.create && w.versioning.is_none() && w.lifecycle.is_none());
 
         let same = settings(Versioning::Enabled, &[("drover.app", "app"), ("team", "a")]);
         assert_eq!(
