@@ -1,5 +1,6 @@
 //! What `drover plan` and the status say matches what drover does: a Vault requirement shows
-//! what its check found (not `not-managed`).
+//! what its check found (not `not-managed`), and a Git change to a CSI volume's secrets (which
+//! Nomad never shows back) is an update that re-sends them, not `unchanged`.
 
 mod common;
 
@@ -80,6 +81,99 @@ async fn plan_shows_each_vault_requirement_as_its_check_found_it_without_values(
     assert!(
         !stdout.contains(SECRET_VALUE) && !stderr.contains(SECRET_VALUE),
         "{stdout}{stderr}"
+    );
+    env.shutdown().await;
+}
+
+fn volume_app(secret: &str) -> String {
+    format!(
+        "name: data\nsync: {{ auto: true, prune: true }}\nresources:\n  - csi_volume:\n      \
+         id: data\n      plugin_id: glusterfs\n      capacity_min: 100MiB\n      \
+         capacity_max: 1GiB\n      capabilities: [{{ access_mode: single-node-writer, \
+         attachment_mode: file-system }}]\n      secrets: {{ password: \"{secret}\" }}\n"
+    )
+}
+
+/// PUTs of the volume (register or create) the devstack served.
+async fn volume_writes(env: &TestEnv) -> usize {
+    env.nomad_requests()
+        .await
+        .into_iter()
+        .filter(|(method, path)| method == "PUT" && path.starts_with("/v1/volume/csi/data"))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_git_change_to_a_volumes_secrets_is_an_update_that_resends_them() {
+    let mut env = TestEnv::new().await;
+    env.write("apps/data/app.yaml", &volume_app("first-secret-9a1d"));
+    let first = env.commit("data: a volume with secrets");
+    env.start_drover().await;
+    env.wait_synced_healthy("data", Some(&first)).await;
+    let writes_before = volume_writes(&env).await;
+    assert_eq!(writes_before, 1, "created once");
+
+    env.write("apps/data/app.yaml", &volume_app("second-secret-4be0"));
+    let second = env.commit("data: new volume secret");
+    let status = env
+        .wait_app("data", "synced at the secret change", |s| {
+            s.revision == second && s.last_sync.as_ref().is_some_and(|l| l.revision == second)
+        })
+        .await;
+    let last = status
+        .last_sync
+        .as_ref()
+        .unwrap_or_else(|| panic!("no sync: {status:#?}"));
+    assert!(
+        last.changes
+            .iter()
+            .any(|c| c == "update csi_volume/default/data"),
+        "the secret change is an update: {status:#?}"
+    );
+    assert_eq!(
+        volume_writes(&env).await,
+        writes_before + 1,
+        "the new secrets were re-sent to Nomad"
+    );
+    let shown = serde_json::to_string(&status).unwrap_or_default();
+    assert!(
+        !shown.contains("first-secret-9a1d") && !shown.contains("second-secret-4be0"),
+        "{shown}"
+    );
+    env.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pending_secret_change_shows_as_an_update_whose_diff_names_no_value() {
+    let mut env = TestEnv::new().await;
+    env.write("apps/data/app.yaml", &volume_app("first-secret-9a1d"));
+    let first = env.commit("data: a volume with secrets");
+    env.start_drover().await;
+    env.wait_synced_healthy("data", Some(&first)).await;
+
+    let manual = volume_app("second-secret-4be0").replace("auto: true", "auto: false");
+    env.write("apps/data/app.yaml", &manual);
+    let second = env.commit("data: new volume secret, manual sync");
+    let status = env
+        .wait_app("data", "planned at the secret change", |s| {
+            s.revision == second
+        })
+        .await;
+    let volume = status
+        .resources
+        .iter()
+        .find(|r| r.id == "csi_volume/default/data")
+        .unwrap_or_else(|| panic!("{status:#?}"));
+    assert_eq!(volume.change, "update", "{volume:#?}");
+    assert_eq!(volume.reason, "git_changed", "{volume:#?}");
+    let diff = volume.diff.clone().unwrap_or_default();
+    assert!(
+        diff.contains("Secrets or MountOptions.MountFlags: changed in Git"),
+        "{diff}"
+    );
+    assert!(
+        !diff.contains("first-secret-9a1d") && !diff.contains("second-secret-4be0"),
+        "{diff}"
     );
     env.shutdown().await;
 }

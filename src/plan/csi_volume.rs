@@ -148,11 +148,14 @@ pub fn diff_against_live(spec: &CsiVolumeSpec, live: &CsiVolume) -> Vec<String> 
     lines
 }
 
-/// Step 2 for a volume to create or a suspect: a suspect is compared with the live volume.
+/// Step 2 for a volume to create or a suspect: a suspect is compared with the live volume. A
+/// Git change that the comparison cannot see (Nomad never returns `Secrets` nor `MountFlags`)
+/// is re-sent as an update: Nomad updates an existing volume's secrets in place.
 pub(super) async fn explain(
     nomad: &NomadClient,
     id: &ResourceId,
     verdict: Verdict,
+    reason: Reason,
     spec: &CsiVolumeSpec,
 ) -> Result<(Change, Payload), PlanError> {
     let volume = request_body(spec);
@@ -183,7 +186,10 @@ pub(super) async fn explain(
                 payload,
             ),
             Some(live) => {
-                let lines = diff_against_live(spec, &live);
+                let mut lines = diff_against_live(spec, &live);
+                if lines.is_empty() && reason == Reason::GitChanged {
+                    lines.push(UNSEEN_CHANGE.to_string());
+                }
                 if lines.is_empty() {
                     (Change::Unchanged, Payload::Confirm { live_index: 0 })
                 } else {
@@ -194,6 +200,11 @@ pub(super) async fn explain(
         }
     })
 }
+
+/// The diff line of a Git change the live volume cannot show: what changed is one of the fields
+/// Nomad redacts, so no value (old or new) is known or shown.
+pub const UNSEEN_CHANGE: &str =
+    "  +/- Secrets or MountOptions.MountFlags: changed in Git (re-sent; Nomad never returns them)";
 
 /// A string field as the diff shows it (an absent field reads as `""`).
 fn text(value: &str) -> String {

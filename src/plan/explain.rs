@@ -76,7 +76,7 @@ pub async fn explain(
                     nomad_job::explain(nomad, &app.name, &t.id, spec, style).await?
                 }
                 ResourceSpec::CsiVolume(spec) => {
-                    csi_volume::explain(nomad, &t.id, t.verdict, spec).await?
+                    csi_volume::explain(nomad, &t.id, t.verdict, t.reason, spec).await?
                 }
                 ResourceSpec::ConsulConfigEntry(spec) => consul_config_entry::explain(
                     &app.name,
