@@ -168,7 +168,7 @@ async fn a_pending_secret_change_shows_as_an_update_whose_diff_names_no_value() 
     assert_eq!(volume.reason, "git_changed", "{volume:#?}");
     let diff = volume.diff.clone().unwrap_or_default();
     assert!(
-        diff.contains("Secrets or MountOptions.MountFlags: changed in Git"),
+        diff.contains("changed in Git in a field Nomad does not return (Secrets"),
         "{diff}"
     );
     assert!(

@@ -201,10 +201,13 @@ pub(super) async fn explain(
     })
 }
 
-/// The diff line of a Git change the live volume cannot show: what changed is one of the fields
-/// Nomad redacts, so no value (old or new) is known or shown.
-pub const UNSEEN_CHANGE: &str =
-    "  +/- Secrets or MountOptions.MountFlags: changed in Git (re-sent; Nomad never returns them)";
+/// The diff line of a Git change the live volume cannot show: the spec changed but every field
+/// Nomad returns matches, so what changed is one Nomad never returns (`Secrets`, `MountFlags`)
+/// or one drover keeps to itself (`prevent_destroy`). Which one is not known (the marker keeps
+/// only the spec's hash), and no value is shown; the volume is re-sent, which updates secrets in
+/// place and is a no-op otherwise.
+pub const UNSEEN_CHANGE: &str = "  +/- changed in Git in a field Nomad does not return (Secrets, \
+     MountOptions.MountFlags) or drover does not send (prevent_destroy): re-sent, no value shown";
 
 /// A string field as the diff shows it (an absent field reads as `""`).
 fn text(value: &str) -> String {
