@@ -984,7 +984,7 @@ pub(super) mod tests {
             .await
             .expect("own");
         store
-            .record_owned(APP, &rid("bucket/media"))
+            .record_owned(APP, &rid("vault_secret/nomad/default/media"))
             .await
             .expect("own");
         let nomad = unreachable_nomad();
@@ -1007,7 +1007,8 @@ pub(super) mod tests {
         let steps = vec![
             delete(job_id("theirs"), 0),
             delete(job_id("nobodys"), 0),
-            delete(bucket_id("media"), 0),
+            // Vault secrets are requirements, never deleted.
+            delete(rid("vault_secret/nomad/default/media"), 0),
         ];
         let report = apply(&nomad, &store, &plan(steps), policy(true, true, Vec::new())).await;
         assert_eq!(
@@ -1016,7 +1017,7 @@ pub(super) mod tests {
                 ("theirs".to_string(), skipped("not owned by this app")),
                 ("nobodys".to_string(), skipped("not owned by this app")),
                 (
-                    "media".to_string(),
+                    "default/media".to_string(),
                     skipped("this kind is not pruned by this version")
                 ),
             ]
@@ -1040,7 +1041,7 @@ pub(super) mod tests {
         );
         assert_eq!(
             store.owned(APP).await.expect("owned"),
-            ["bucket/media", "nomad_job/default/mine"]
+            ["nomad_job/default/mine", "vault_secret/nomad/default/media"]
         );
     }
 
