@@ -1,7 +1,7 @@
 //! `cargo bench --bench reconcile`: the reconcile loop's work, counted (Nomad requests by kind,
-//! Consul and Vault requests, CPU time), for N apps through first sync, steady state, a Git
-//! change and drift. Each app is a service job, a Consul config entry and a Vault requirement
-//! (listed, and read by the job's template).
+//! Consul, Vault and S3 requests, CPU time), for N apps through first sync, steady state, a Git
+//! change and drift. Each app is a service job, a Consul config entry, a Vault requirement
+//! (listed, and read by the job's template) and a bucket on the embedded S3 server.
 //!
 //! Work is counted rather than timed: the machine is noisy, request counts are not. The devstack
 //! and drover run on separate runtimes with named threads, so drover's own CPU time is read from
@@ -23,7 +23,8 @@ use common::{TestEnv, app_yaml, web_jobspec};
 use drover::controller::runtime::{self, Running};
 use drover::controller::{AppStatus, SyncStatus};
 use drover::health::Health;
-use measure::{ConsulVault, Cpu, Kinds, RequestLog};
+use drover_devstack::s3::S3Server;
+use measure::{ConsulVault, Cpu, Kinds, RequestLog, S3Counts};
 use serde_json::{Value, json};
 use tokio::runtime::Runtime;
 use tokio_util::sync::CancellationToken;
@@ -49,6 +50,8 @@ struct Phase {
     requests: Kinds,
     /// Consul and Vault requests.
     others: ConsulVault,
+    /// S3 requests (the embedded server's log).
+    s3: S3Counts,
     drover_cpu: Duration,
     devstack_cpu: Duration,
     process_cpu: Duration,
@@ -62,6 +65,7 @@ impl Phase {
             "wall_ms": self.wall.as_millis() as u64,
             "requests": self.requests.json(),
             "consul_vault": self.others.json(),
+            "s3": self.s3.json(),
             "drover_cpu_ms": self.drover_cpu.as_millis() as u64,
             "devstack_cpu_ms": self.devstack_cpu.as_millis() as u64,
             "process_cpu_ms": self.process_cpu.as_millis() as u64,
@@ -102,6 +106,8 @@ impl CycleCounter {
 /// The start of a measured phase.
 struct Mark {
     seq: u64,
+    /// S3 requests served before the phase.
+    s3_seen: usize,
     at: Instant,
     drover_cpu: Duration,
     devstack_cpu: Duration,
@@ -113,6 +119,7 @@ struct Bench {
     env: TestEnv,
     running: Option<Running>,
     log: RequestLog,
+    s3: S3Server,
     cycles: CycleCounter,
     apps: Vec<String>,
 }
@@ -121,6 +128,7 @@ impl Bench {
     async fn mark(&self) -> Mark {
         Mark {
             seq: self.log.last_seq().await,
+            s3_seen: self.s3.requests().len(),
             at: Instant::now(),
             drover_cpu: Cpu::threads_with_prefix("drover"),
             devstack_cpu: Cpu::threads_with_prefix("devstack"),
@@ -141,11 +149,13 @@ impl Bench {
         let consul = self.log.of_system_since("consul", mark.seq).await;
         let vault = self.log.of_system_since("vault", mark.seq).await;
         let others = ConsulVault::count(&consul, &vault);
+        let s3 = S3Counts::count(self.s3.requests().get(mark.s3_seen..).unwrap_or_default());
         Phase {
             name,
             wall,
             requests,
             others,
+            s3,
             drover_cpu,
             devstack_cpu,
             process_cpu,
@@ -283,7 +293,7 @@ fn run_size(
             &app_yaml(
                 app,
                 &format!(
-                    "  - consul_config_entry: {{ file: defaults.hcl }}\n  - vault_secret: {{ mount: nomad, path: default/{app}, keys: [KEY] }}\nsync: {{ self_heal: true }}\n"
+                    "  - consul_config_entry: {{ file: defaults.hcl }}\n  - vault_secret: {{ mount: nomad, path: default/{app}, keys: [KEY] }}\n  - bucket: {{ name: {app} }}\nsync: {{ self_heal: true }}\n"
                 ),
             ),
         );
@@ -301,17 +311,41 @@ fn run_size(
     }
     let first_rev = env.commit(&format!("{n} apps"));
     let log = RequestLog::new(&env.devstack.nomad_url());
+    // The S3 server `drover demo` runs, on the devstack's runtime.
+    let s3_dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let s3 = dev_rt
+        .block_on(S3Server::start(
+            "127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}")),
+            s3_dir.path(),
+            "bench",
+            "bench-secret-key",
+        ))
+        .unwrap_or_else(|e| panic!("s3s-fs: {e}"));
+    let s3_config = drover::providers::s3::S3Config {
+        endpoint: Some(s3.url()),
+        credentials: Some(drover::providers::s3::StaticCredentials::new(
+            "bench",
+            "bench-secret-key",
+        )),
+        ..drover::providers::s3::S3Config::default()
+    };
     let mut bench = Bench {
         env,
         running: None,
         log,
+        s3,
         cycles: CycleCounter::default(),
         apps: apps.clone(),
     };
     let mut failures = Vec::new();
     let mut findings = Vec::new();
     let mut phases = Vec::new();
-    let settings = bench.env.settings();
+    let settings_with_s3 = |env: &TestEnv| {
+        let mut settings = env.settings();
+        settings.s3 = Some(s3_config.clone());
+        settings
+    };
+    let settings = settings_with_s3(&bench.env);
     let resync_interval = settings.controller.resync_interval;
     let tuning = json!({
         "concurrency": settings.controller.concurrency,
@@ -324,7 +358,7 @@ fn run_size(
     main_rt.block_on(async {
         // 1. First sync.
         let mark = bench.mark().await;
-        let settings = bench.env.settings();
+        let settings = settings_with_s3(&bench.env);
         // Spawned on drover's runtime so that its tasks (and CPU time) live there.
         let running = drover_rt
             .spawn(runtime::start(settings, CancellationToken::new()))
@@ -417,6 +451,36 @@ fn run_size(
                 steady.others.vault_reads.keys().collect::<Vec<_>>()
             ));
         }
+        // S3 has no watch: an unchanged cycle reads each bucket again, once per resync. A read
+        // is one HeadBucket plus one GetBucketTagging (tags are always read: ownership), since
+        // these buckets declare no other setting; it writes nothing.
+        if steady.s3.writes > 0 {
+            failures.push(format!(
+                "N={n}: steady state made {} S3 write(s)",
+                steady.s3.writes
+            ));
+        }
+        for app in &apps {
+            let heads = steady.s3.heads.get(app).copied().unwrap_or(0);
+            if heads == 0 || u128::from(heads) > resyncs {
+                failures.push(format!(
+                    "N={n}: steady state read bucket {app} {heads} time(s) in {window:?} (want 1..={resyncs}: S3 has no watch, so one read per bucket per resync of {resync_interval:?})"
+                ));
+            }
+        }
+        if steady.s3.heads.len() != apps.len() {
+            failures.push(format!(
+                "N={n}: steady state read other buckets than the {n} declared: {:?}",
+                steady.s3.heads.keys().collect::<Vec<_>>()
+            ));
+        }
+        let bucket_reads: u64 = steady.s3.heads.values().sum();
+        if steady.s3.other_reads > bucket_reads {
+            failures.push(format!(
+                "N={n}: steady state made {} S3 GET(s) for {bucket_reads} bucket read(s) (want at most one, the tags, per read)",
+                steady.s3.other_reads
+            ));
+        }
         phases.push(steady);
 
         // 3. One app's jobspec changes in Git.
@@ -486,6 +550,7 @@ fn run_size(
         drover_rt.block_on(running.stop());
     }
     dev_rt.block_on(bench.env.shutdown());
+    dev_rt.block_on(bench.s3.shutdown());
     SizeResult {
         n,
         tuning,
@@ -522,7 +587,7 @@ fn print_table(results: &[SizeResult]) {
         println!("settings: {}", first.tuning);
     }
     println!(
-        "{:>3} {:<19} {:>8} {:>6} {:>5} {:>4} {:>5} {:>4} {:>4} {:>6} {:>6} {:>5} {:>6} {:>5} {:>6} {:>6} {:>9} {:>9} {:>9}",
+        "{:>3} {:<19} {:>8} {:>6} {:>5} {:>4} {:>5} {:>4} {:>4} {:>6} {:>6} {:>5} {:>6} {:>5} {:>6} {:>5} {:>6} {:>9} {:>9} {:>9}",
         "N",
         "phase",
         "wall",
@@ -538,6 +603,7 @@ fn print_table(results: &[SizeResult]) {
         "consul",
         "c-blk",
         "vault",
+        "s3",
         "cycles",
         "drover cpu",
         "devstack",
@@ -547,7 +613,7 @@ fn print_table(results: &[SizeResult]) {
         for p in &r.phases {
             let k = &p.requests;
             println!(
-                "{:>3} {:<19} {:>7.2}s {:>6} {:>5} {:>4} {:>5} {:>4} {:>4} {:>6} {:>6} {:>5} {:>6} {:>5} {:>6} {:>6} {:>8}ms {:>7}ms {:>7}ms",
+                "{:>3} {:<19} {:>7.2}s {:>6} {:>5} {:>4} {:>5} {:>4} {:>4} {:>6} {:>6} {:>5} {:>6} {:>5} {:>6} {:>5} {:>6} {:>8}ms {:>7}ms {:>7}ms",
                 r.n,
                 p.name,
                 p.wall.as_secs_f64(),
@@ -563,6 +629,7 @@ fn print_table(results: &[SizeResult]) {
                 p.others.consul,
                 p.others.consul_blocking,
                 p.others.vault_read_total() + p.others.vault_other,
+                p.s3.total,
                 p.cycles,
                 p.drover_cpu.as_millis(),
                 p.devstack_cpu.as_millis(),

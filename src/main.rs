@@ -546,6 +546,20 @@ async fn plan(args: PlanArgs) -> anyhow::Result<ExitCode> {
                         changes = true;
                         println!("  delete {} (if prune is on)", step.id);
                     }
+                    _ if step.id.kind == drover::desired::ResourceKind::VaultSecret => {
+                        // A requirement is checked, never written: show what the check found,
+                        // in the status's words (never a value).
+                        let id = step.id.to_string();
+                        match planned.outcome.status.resources.iter().find(|r| r.id == id) {
+                            Some(r) => println!(
+                                "  {} {id}: {:?}, {}",
+                                r.change.as_str(),
+                                r.health,
+                                r.message
+                            ),
+                            None => println!("  {} {id}", step.change.verb()),
+                        }
+                    }
                     other => println!("  {} {}", other.verb(), step.id),
                 }
             }

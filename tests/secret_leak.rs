@@ -1,7 +1,9 @@
 //! Credentials and secret values stay secret: Vault login by JWT (the JWT file is read, never
 //! shown), and a full run seeded with recognisable secrets (Vault KV values, the S3 secret key,
 //! the Consul and Vault tokens, CSI volume secrets, the JWT) in which no log line at TRACE, API
-//! answer, page, stored byte or CLI output shows any of them.
+//! answer, page, stored byte or CLI output shows any of them. The S3 secret key is drover's own
+//! credential too (`AWS_SECRET_ACCESS_KEY` for the embedded s3s-fs, which checks each SigV4
+//! signature): the app has a bucket, so drover signs requests with it in every cycle.
 
 mod common;
 
@@ -245,7 +247,10 @@ async fn jwt_login_gives_the_token_the_check_uses_once() {
 
 /// A Vault KV value (the secret's `DB_PASSWORD`).
 const KV_VALUE: &str = "drover-leak-KvValue-51c9";
-/// The S3 secret key, stored in Vault for Litestream as the demo does.
+/// The S3 access key id drover and Litestream use (not a secret: it names the key).
+const S3_ACCESS_KEY: &str = "drover-leak-access";
+/// The S3 secret key: drover's own S3 credential, and stored in Vault for Litestream as the
+/// demo does.
 const S3_SECRET_KEY: &str = "drover-leak-S3Secret-e2a8";
 /// drover's Consul ACL token.
 const CONSUL_TOKEN: &str = "drover-leak-ConsulToken-b41f";
@@ -269,13 +274,13 @@ const SECRETS: [&str; 8] = [
     JWT,
 ];
 
-/// The app: a CSI volume with secrets, a Vault requirement, a config entry and a job whose
-/// templates read the secret (and, with `extra_key`, a key Vault lacks).
+/// The app: a CSI volume with secrets, a bucket, a Vault requirement, a config entry and a job
+/// whose templates read the secret (and, with `extra_key`, a key Vault lacks).
 fn write_media_app(env: &common::TestEnv, csi_secret: &str, extra_key: Option<&str>) {
     env.write(
         "apps/media/app.yaml",
         &format!(
-            "name: media\nsync: {{ auto: true, self_heal: false, prune: true }}\nresources:\n  - csi_volume:\n      id: media_data\n      plugin_id: glusterfs\n      capacity_min: 100MiB\n      capacity_max: 1GiB\n      capabilities: [{{ access_mode: single-node-writer, attachment_mode: file-system }}]\n      secrets: {{ password: \"{csi_secret}\" }}\n  - vault_secret: {{ mount: nomad, path: default/media, keys: [DB_PASSWORD, S3_SECRET_KEY] }}\n  - consul_config_entry: {{ file: media-defaults.hcl }}\n  - nomad_job: {{ file: job.nomad.hcl }}\n"
+            "name: media\nsync: {{ auto: true, self_heal: false, prune: true }}\nresources:\n  - csi_volume:\n      id: media_data\n      plugin_id: glusterfs\n      capacity_min: 100MiB\n      capacity_max: 1GiB\n      capabilities: [{{ access_mode: single-node-writer, attachment_mode: file-system }}]\n      secrets: {{ password: \"{csi_secret}\" }}\n  - bucket: {{ name: media-litestream }}\n  - vault_secret: {{ mount: nomad, path: default/media, keys: [DB_PASSWORD, S3_SECRET_KEY] }}\n  - consul_config_entry: {{ file: media-defaults.hcl }}\n  - nomad_job: {{ file: job.nomad.hcl }}\n"
         ),
     );
     env.write(
@@ -418,6 +423,28 @@ async fn no_secret_reaches_a_log_line_api_answer_page_store_byte_or_cli_output()
     let jwt_dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let jwt_file = jwt_dir.path().join("vault.jwt");
     std::fs::write(&jwt_file, JWT).unwrap_or_else(|e| panic!("{e}"));
+    // The embedded S3 server `drover demo` runs; it refuses a request not signed with this key.
+    let s3_dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let s3_server = drover_devstack::s3::S3Server::start(
+        "127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}")),
+        s3_dir.path(),
+        S3_ACCESS_KEY,
+        S3_SECRET_KEY,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("s3s-fs: {e}"));
+    // As `AWS_ENDPOINT_URL`, `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY` give them.
+    let s3_env = [
+        ("AWS_ENDPOINT_URL", s3_server.url()),
+        ("AWS_ACCESS_KEY_ID", S3_ACCESS_KEY.to_string()),
+        ("AWS_SECRET_ACCESS_KEY", S3_SECRET_KEY.to_string()),
+    ];
+    let s3_config = drover::providers::s3::S3Config::from_lookup(|k| {
+        s3_env
+            .iter()
+            .find(|(key, _)| *key == k)
+            .map(|(_, v)| v.clone())
+    });
 
     let mut settings = env.settings();
     settings.nomad.token = Some(drover::telemetry::Redacted(NOMAD_TOKEN.into()));
@@ -427,12 +454,21 @@ async fn no_secret_reaches_a_log_line_api_answer_page_store_byte_or_cli_output()
     if let Some(vault) = settings.vault.as_mut() {
         vault.token = Some(drover::telemetry::Redacted(VAULT_TOKEN.into()));
     }
+    settings.s3 = Some(s3_config.clone());
 
     // 1. Everything created: the volume with its secrets, the entry, the checked secret, the job.
     write_media_app(&env, CSI_SECRET, None);
     let first = env.commit("media");
     env.start_drover_with(settings).await;
     env.wait_synced_healthy("media", Some(&first)).await;
+    // drover signed with the scanned key: the server holds the bucket it created.
+    let s3 = drover::providers::s3::S3Client::new(s3_config).await;
+    assert!(
+        s3.exists("media-litestream")
+            .await
+            .unwrap_or_else(|e| panic!("{e}")),
+        "drover created the bucket with its S3 credentials"
+    );
 
     // 2. Drift behind drover's back (self_heal off): the diff is shown, not healed.
     let (status, mut job) = nomad_call(&env, Method::GET, "/v1/job/media", None).await;
@@ -487,6 +523,7 @@ async fn no_secret_reaches_a_log_line_api_answer_page_store_byte_or_cli_output()
             .env_remove("VAULT_TOKEN")
             .env("VAULT_JWT_ROLE", "drover")
             .env("VAULT_JWT_FILE", &jwt_file)
+            .envs(s3_env.iter().map(|(k, v)| (k, v)))
             .output()
             .unwrap_or_else(|e| panic!("drover {args:?}: {e}"));
         let mut bytes = out.stdout;
@@ -525,4 +562,5 @@ async fn no_secret_reaches_a_log_line_api_answer_page_store_byte_or_cli_output()
     let found = leaks(&captured);
     assert!(found.is_empty(), "secrets leaked: {found:#?}");
     env.shutdown().await;
+    s3_server.shutdown().await;
 }

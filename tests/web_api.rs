@@ -176,3 +176,59 @@ async fn credentials_in_the_git_url_never_reach_the_api_page_or_events() {
         env.shutdown().await;
     }
 }
+
+#[tokio::test]
+async fn traefik_lint_warnings_reach_the_api_and_the_page() {
+    let mut env = TestEnv::new().await;
+    let tagged = web_jobspec("web", "nginx:1.27").replace(
+        "tags = [\"public\"]",
+        "tags = [\"traefik.enable=true\", \"traefik.http.routers.web.rule=Host(`web.example`)\", \"traefik.http.routers.web.entrypoints=websecure\"]",
+    );
+    env.write("apps/web/app.yaml", &app_yaml("web", ""));
+    env.write("apps/web/job.nomad.hcl", &tagged);
+    let revision = env.commit("web: Traefik tags, no check");
+    env.start_drover().await;
+    // The status a finished cycle publishes (a sync's in-flight status comes before it).
+    let status = env.wait_synced_healthy("web", Some(&revision)).await;
+    // The warning points at the service block (line and column of `service`).
+    let line = tagged
+        .lines()
+        .position(|l| l == "    service {")
+        .map(|i| i + 1)
+        .unwrap_or_else(|| panic!("no service block in {tagged}"));
+    let at = format!("apps/web/job.nomad.hcl:{line}:5: check: service");
+    let expected = format!("{at} \"web\" has Traefik tags but no check");
+    assert!(
+        status.warnings.iter().any(|w| w.starts_with(&expected)),
+        "{:#?}",
+        status.warnings
+    );
+
+    let (code, app) = get_json(&env, "/api/apps/web").await;
+    assert_eq!(code, 200);
+    let warnings: Vec<&str> = app["warnings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(warnings.iter().any(|w| w.starts_with(&expected)), "{app:#}");
+    let (code, page) = get(&env, "/").await;
+    assert_eq!(code, 200);
+    // The page escapes HTML (`/` too); read it as text.
+    let text = [
+        ("&quot;", "\""),
+        ("&#34;", "\""),
+        ("&#x2f;", "/"),
+        ("&#x27;", "'"),
+        ("&lt;", "<"),
+        ("&gt;", ">"),
+        ("&amp;", "&"),
+    ]
+    .iter()
+    .fold(page.clone(), |text, (entity, plain)| {
+        text.replace(entity, plain)
+    });
+    assert!(text.contains(&format!("warning: {expected}")), "{page}");
+    env.shutdown().await;
+}

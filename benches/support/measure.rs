@@ -275,6 +275,48 @@ impl ConsulVault {
     }
 }
 
+/// S3 requests, from the embedded S3 server's own log (`S3Server::requests`): S3 has no watch,
+/// so an unchanged cycle reads each bucket again (one `HeadBucket`, plus one read per declared
+/// setting).
+#[derive(Debug, Clone, Default)]
+pub struct S3Counts {
+    /// Every request.
+    pub total: u64,
+    /// `HeadBucket` (one per bucket read), by bucket.
+    pub heads: BTreeMap<String, u64>,
+    /// Other reads (`GET`: a setting, or a listing).
+    pub other_reads: u64,
+    /// Writes (`PUT`, `POST`, `DELETE`).
+    pub writes: u64,
+}
+
+impl S3Counts {
+    pub fn count(requests: &[drover_devstack::s3::S3Request]) -> S3Counts {
+        let mut c = S3Counts::default();
+        for r in requests {
+            c.total += 1;
+            if r.method == "HEAD" {
+                *c.heads.entry(r.bucket().to_string()).or_default() += 1;
+            } else if r.is_read() {
+                c.other_reads += 1;
+            } else {
+                c.writes += 1;
+            }
+        }
+        c
+    }
+
+    pub fn json(&self) -> Value {
+        json!({
+            "total": self.total,
+            "head_bucket": self.heads.values().sum::<u64>(),
+            "head_bucket_by_bucket": self.heads,
+            "other_reads": self.other_reads,
+            "writes": self.writes,
+        })
+    }
+}
+
 /// CPU time from `/proc`.
 pub struct Cpu;
 

@@ -1,8 +1,10 @@
 //! A real S3 server for the demo and tests: `s3s` + `s3s-fs` (SigV4-checked) on loopback. Not a
-//! simulator: it is an S3 implementation storing objects in a folder.
+//! simulator: it is an S3 implementation storing objects in a folder. Every request it receives
+//! is logged (method, path, query), so tests and the bench count what drover asks of S3.
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
@@ -31,6 +33,65 @@ pub enum S3Error {
     },
 }
 
+/// One request the server received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Request {
+    /// HTTP method (`HEAD`, `GET`, `PUT`, …).
+    pub method: String,
+    /// Path: `/bucket` or `/bucket/key` (path-style addressing).
+    pub path: String,
+    /// Query string (`versioning`, `tagging`, `list-type=2`, …), `""` without one.
+    pub query: String,
+}
+
+impl S3Request {
+    /// The bucket the request is about (`""` for the service root, e.g. `ListBuckets`).
+    pub fn bucket(&self) -> &str {
+        self.path
+            .trim_start_matches('/')
+            .split('/')
+            .next()
+            .unwrap_or_default()
+    }
+
+    /// Whether it only reads (`GET` or `HEAD`).
+    pub fn is_read(&self) -> bool {
+        self.method == "GET" || self.method == "HEAD"
+    }
+}
+
+/// The requests served, in arrival order.
+type RequestLog = Arc<Mutex<Vec<S3Request>>>;
+
+/// The s3s service with each request logged before it is served.
+#[derive(Clone)]
+struct Logged {
+    inner: s3s::service::S3Service,
+    log: RequestLog,
+}
+
+type Incoming = http::Request<hyper::body::Incoming>;
+type Inner = s3s::service::S3Service;
+
+impl hyper::service::Service<Incoming> for Logged {
+    type Response = <Inner as hyper::service::Service<Incoming>>::Response;
+    type Error = <Inner as hyper::service::Service<Incoming>>::Error;
+    type Future = <Inner as hyper::service::Service<Incoming>>::Future;
+
+    fn call(&self, req: Incoming) -> Self::Future {
+        let entry = S3Request {
+            method: req.method().to_string(),
+            path: req.uri().path().to_string(),
+            query: req.uri().query().unwrap_or_default().to_string(),
+        };
+        self.log
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push(entry);
+        hyper::service::Service::call(&self.inner, req)
+    }
+}
+
 /// A running S3 server.
 pub struct S3Server {
     /// Where it listens.
@@ -39,6 +100,7 @@ pub struct S3Server {
     pub access_key: String,
     /// Secret key it accepts.
     pub secret_key: String,
+    log: RequestLog,
     stop: CancellationToken,
     task: JoinHandle<()>,
 }
@@ -64,7 +126,11 @@ impl S3Server {
             access_key.to_string(),
             secret_key.to_string(),
         ));
-        let service = builder.build();
+        let log = RequestLog::default();
+        let service = Logged {
+            inner: builder.build(),
+            log: log.clone(),
+        };
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| S3Error::Bind { addr, source })?;
@@ -97,6 +163,7 @@ impl S3Server {
             addr: local,
             access_key: access_key.to_string(),
             secret_key: secret_key.to_string(),
+            log,
             stop,
             task,
         })
@@ -107,9 +174,69 @@ impl S3Server {
         format!("http://{}", self.addr)
     }
 
+    /// Every request received so far, in arrival order.
+    pub fn requests(&self) -> Vec<S3Request> {
+        self.log
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
     /// Stop serving.
     pub async fn shutdown(self) {
         self.stop.cancel();
         let _ = self.task.await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn every_request_is_logged_with_method_path_and_query_signed_or_not() {
+        let dir = tempfile_dir();
+        let server = S3Server::start(
+            "127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}")),
+            &dir,
+            "access",
+            "secret",
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let http = reqwest::Client::new();
+        // Unsigned, so refused or not found: counted all the same.
+        http.head(format!("{}/media", server.url()))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        http.get(format!("{}/media?versioning", server.url()))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let logged = server.requests();
+        assert_eq!(
+            logged,
+            [
+                S3Request {
+                    method: "HEAD".into(),
+                    path: "/media".into(),
+                    query: String::new(),
+                },
+                S3Request {
+                    method: "GET".into(),
+                    path: "/media".into(),
+                    query: "versioning".into(),
+                },
+            ]
+        );
+        assert!(logged.iter().all(|r| r.is_read() && r.bucket() == "media"));
+        server.shutdown().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    fn tempfile_dir() -> std::path::PathBuf {
+        std::env::temp_dir().join(format!("drover-s3-log-{}", uuid::Uuid::new_v4()))
     }
 }

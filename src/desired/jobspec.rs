@@ -7,7 +7,7 @@
 use drover_jobspec::Input;
 
 use super::traefik::{self, RouterDeclaration};
-use super::{App, Diagnostic, JobFormat, Loaded, ResourceSpec};
+use super::{App, Diagnostic, JobFormat, Loaded, NomadJobSpec, ResourceSpec, TraefikDefaults};
 
 /// What Nomad's parser would refuse in the app's HCL2 jobspecs, each pointing at the user's
 /// file, with the variables the app gives them (app.yaml `variables:` and var files). JSON
@@ -44,36 +44,23 @@ pub fn refused_jobspecs(
 
 /// `loaded` with every valid app's jobspecs checked offline, each HCL2 jobspec parsed once: an
 /// app whose jobspec Nomad would refuse becomes invalid, with those errors; the jobs that parse
-/// get the Traefik tags lint (`traefik.rs`), whose errors make the app invalid too and whose
-/// warnings join the app's.
+/// get the Traefik tags lint (`traefik.rs`), whose errors make the app invalid too (its warnings
+/// joined the app's at load: [`with_lint_warnings`]).
 pub fn check_jobspecs_offline(mut loaded: Loaded) -> Loaded {
     let mut errors: Vec<Vec<Diagnostic>> = vec![Vec::new(); loaded.apps.len()];
     let mut routers: Vec<(&str, Vec<RouterDeclaration>)> = Vec::new();
-    let mut warnings: Vec<Vec<Diagnostic>> = vec![Vec::new(); loaded.apps.len()];
     for (i, app) in loaded.apps.iter().enumerate() {
         let mut declared = Vec::new();
         if let Ok(valid) = &app.result {
-            for job in valid.resources.iter().filter_map(|r| match &r.spec {
-                ResourceSpec::NomadJob(job) => Some(job),
-                _ => None,
-            }) {
-                let parsed: Result<serde_json::Value, Option<Diagnostic>> = match job.format {
-                    JobFormat::Hcl2 => drover_jobspec::parse(&job.source, &job.variables)
-                        .map_err(|e| Some(located(&job.file, &job.variables, &valid.dir, e))),
-                    // JSON is checked by Nomad itself; here it is only read for the lint.
-                    JobFormat::Json => serde_json::from_str(&job.source).map_err(|_| None),
-                };
-                let parsed = match parsed {
-                    Ok(value) => value,
+            for job in jobs(valid) {
+                let lint = match lint_job(job, &valid.dir, &loaded.traefik) {
+                    Ok(lint) => lint,
                     Err(e) => {
                         errors[i].extend(e);
                         continue;
                     }
                 };
-                let source = (job.format == JobFormat::Hcl2).then_some(job.source.as_str());
-                let lint = traefik::lint_job(&job.file, source, &parsed, &loaded.traefik);
                 errors[i].extend(lint.errors);
-                warnings[i].extend(lint.warnings);
                 declared.extend(lint.routers);
             }
         }
@@ -82,11 +69,52 @@ pub fn check_jobspecs_offline(mut loaded: Loaded) -> Loaded {
     for (i, duplicates) in traefik::duplicate_routers(&routers) {
         errors[i].extend(duplicates);
     }
-    for ((app, errors), warnings) in loaded.apps.iter_mut().zip(errors).zip(warnings) {
-        app.warnings.extend(warnings);
+    for (app, errors) in loaded.apps.iter_mut().zip(errors) {
         if !errors.is_empty() && app.result.is_ok() {
             app.result = Err(errors);
         }
+    }
+    loaded
+}
+
+/// The app's Nomad jobs.
+fn jobs(app: &App) -> impl Iterator<Item = &NomadJobSpec> {
+    app.resources.iter().filter_map(|r| match &r.spec {
+        ResourceSpec::NomadJob(job) => Some(job),
+        _ => None,
+    })
+}
+
+/// The Traefik tags lint of one job, parsed offline; a jobspec that does not parse is the
+/// parser's error (`None` for JSON, which Nomad itself checks).
+fn lint_job(
+    job: &NomadJobSpec,
+    app_dir: &str,
+    defaults: &TraefikDefaults,
+) -> Result<traefik::JobLint, Option<Diagnostic>> {
+    let parsed: serde_json::Value = match job.format {
+        JobFormat::Hcl2 => drover_jobspec::parse(&job.source, &job.variables)
+            .map_err(|e| Some(located(&job.file, &job.variables, app_dir, e)))?,
+        // JSON is checked by Nomad itself; here it is only read for the lint.
+        JobFormat::Json => serde_json::from_str(&job.source).map_err(|_| None)?,
+    };
+    let source = (job.format == JobFormat::Hcl2).then_some(job.source.as_str());
+    Ok(traefik::lint_job(&job.file, source, &parsed, defaults))
+}
+
+/// `loaded` with the Traefik tags lint's warnings added to each valid app's, at every load (the
+/// controller's too): the status, the API and `validate` show them with the other warnings. A
+/// jobspec that does not parse is left to Nomad (DESIGN rule 1) and lint errors to `validate`:
+/// nothing here makes an app invalid.
+pub(crate) fn with_lint_warnings(mut loaded: Loaded) -> Loaded {
+    let traefik = loaded.traefik.clone();
+    for app in &mut loaded.apps {
+        let Ok(valid) = &app.result else { continue };
+        let found: Vec<Diagnostic> = jobs(valid)
+            .filter_map(|job| lint_job(job, &valid.dir, &traefik).ok())
+            .flat_map(|lint| lint.warnings)
+            .collect();
+        app.warnings.extend(found);
     }
     loaded
 }

@@ -135,11 +135,11 @@ pub fn load_with_owners(
         })
         .collect();
     apps.sort_by(|a, b| a.name.cmp(&b.name).then(a.dir.cmp(&b.dir)));
-    Loaded {
+    jobspec::with_lint_warnings(Loaded {
         apps,
         repo_errors,
         traefik: defaults.traefik,
-    }
+    })
 }
 
 fn at(file: &str, (line, column): (usize, usize), field: &str, message: String) -> Diagnostic {

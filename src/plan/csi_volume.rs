@@ -148,11 +148,14 @@ pub fn diff_against_live(spec: &CsiVolumeSpec, live: &CsiVolume) -> Vec<String> 
     lines
 }
 
-/// Step 2 for a volume to create or a suspect: a suspect is compared with the live volume.
+/// Step 2 for a volume to create or a suspect: a suspect is compared with the live volume. A
+/// Git change that the comparison cannot see (Nomad never returns `Secrets` nor `MountFlags`)
+/// is re-sent as an update: Nomad updates an existing volume's secrets in place.
 pub(super) async fn explain(
     nomad: &NomadClient,
     id: &ResourceId,
     verdict: Verdict,
+    reason: Reason,
     spec: &CsiVolumeSpec,
 ) -> Result<(Change, Payload), PlanError> {
     let volume = request_body(spec);
@@ -183,7 +186,10 @@ pub(super) async fn explain(
                 payload,
             ),
             Some(live) => {
-                let lines = diff_against_live(spec, &live);
+                let mut lines = diff_against_live(spec, &live);
+                if lines.is_empty() && reason == Reason::GitChanged {
+                    lines.push(UNSEEN_CHANGE.to_string());
+                }
                 if lines.is_empty() {
                     (Change::Unchanged, Payload::Confirm { live_index: 0 })
                 } else {
@@ -194,6 +200,14 @@ pub(super) async fn explain(
         }
     })
 }
+
+/// The diff line of a Git change the live volume cannot show: the spec changed but every field
+/// Nomad returns matches, so what changed is one Nomad never returns (`Secrets`, `MountFlags`)
+/// or one drover keeps to itself (`prevent_destroy`). Which one is not known (the marker keeps
+/// only the spec's hash), and no value is shown; the volume is re-sent, which updates secrets in
+/// place and is a no-op otherwise.
+pub const UNSEEN_CHANGE: &str = "  +/- changed in Git in a field Nomad does not return (Secrets, \
+     MountOptions.MountFlags) or drover does not send (prevent_destroy): re-sent, no value shown";
 
 /// A string field as the diff shows it (an absent field reads as `""`).
 fn text(value: &str) -> String {

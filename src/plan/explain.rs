@@ -91,7 +91,7 @@ pub async fn explain(
                     nomad_job::explain(nomad, &app.name, &t.id, spec, style).await?
                 }
                 ResourceSpec::CsiVolume(spec) => {
-                    csi_volume::explain(nomad, &t.id, t.verdict, spec).await?
+                    csi_volume::explain(nomad, &t.id, t.verdict, t.reason, spec).await?
                 }
                 ResourceSpec::ConsulConfigEntry(spec) => consul_config_entry::explain(
                     &app.name,
@@ -363,6 +363,17 @@ mod tests {
             .put_csi_volume("default", &csi_volume::request_body(spec), false)
             .await
             .expect("create volume");
+        // Not drover's yet (adopted): nothing differs, confirmed.
+        let plan = plan_of(
+            &nomad,
+            &desired,
+            &[triaged(&id, Verdict::Suspect, Reason::Unmanaged)],
+        )
+        .await
+        .expect("plan");
+        assert_eq!(plan.steps[0].change, Change::Unchanged);
+        assert_eq!(plan.steps[0].payload, Payload::Confirm { live_index: 0 });
+        // Changed in Git where the live volume cannot show it (its secrets): re-sent.
         let plan = plan_of(
             &nomad,
             &desired,
@@ -370,8 +381,16 @@ mod tests {
         )
         .await
         .expect("plan");
-        assert_eq!(plan.steps[0].change, Change::Unchanged);
-        assert_eq!(plan.steps[0].payload, Payload::Confirm { live_index: 0 });
+        assert_eq!(
+            plan.steps[0].change,
+            Change::Update {
+                diff: format!("+/- CSI Volume: \"data\"\n{}\n", csi_volume::UNSEEN_CHANGE)
+            }
+        );
+        assert!(
+            matches!(&plan.steps[0].payload, Payload::CsiVolume { .. }),
+            "{plan:?}"
+        );
 
         let mut changed = desired.clone();
         if let ResourceSpec::CsiVolume(spec) = &mut changed.resources[0].spec {
