@@ -1,7 +1,7 @@
 //! `reconcile(app)`: load → plan → apply → assess → publish. Level-triggered: it never learns
 //! whether a commit, drift or a timer woke it, and recomputes everything from facts.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, SystemTime};
 
 use backon::{BackoffBuilder, ExponentialBuilder};
@@ -297,8 +297,15 @@ async fn apply_allowed(
     let max_share = ctx.settings.max_prune_share;
     let mut blocked = checked.secrets.blocked_jobs(app);
     if matches!(mode, Mode::Auto | Mode::Manual) {
-        // Buckets are not checked until drover has S3 live state to give here.
-        let buckets = health::preflight::BucketFacts::default();
+        // With S3 configured: the buckets this cycle's read found are known to exist; any other
+        // bucket a job points at is asked about (a HEAD), and only while that job waits to be
+        // written. Without S3, buckets are not checked.
+        let existing = existing_buckets(checked.live);
+        let probe = ctx.s3.clone().map(bucket_probe);
+        let buckets = health::preflight::BucketFacts {
+            existing: ctx.s3.as_ref().map(|_| &existing),
+            probe: probe.as_deref(),
+        };
         let found =
             health::preflight::blocked_jobs(&ctx.nomad, checked.live, app, plan, buckets).await;
         for (id, reason) in found {
@@ -316,6 +323,23 @@ async fn apply_allowed(
     let refusal = prune_refused.then(|| prune_refusal(max_share));
     note_prune_refusal(ctx, &app.name, &plan.revision, refusal.as_deref(), memory).await;
     (report, refusal)
+}
+
+/// The buckets the live state last read as existing.
+fn existing_buckets(live: &LiveSnapshot) -> BTreeSet<String> {
+    live.buckets
+        .iter()
+        .filter(|(_, state)| state.is_some())
+        .map(|(name, _)| name.clone())
+        .collect()
+}
+
+/// Asks S3 whether a bucket the live state has not read (or read as missing) exists now.
+fn bucket_probe(s3: crate::providers::s3::S3Client) -> Box<health::preflight::BucketProbe> {
+    Box::new(move |bucket: String| {
+        let s3 = s3.clone();
+        Box::pin(async move { s3.exists(&bucket).await.map_err(|e| error_chain(&e)) })
+    })
 }
 
 /// Planning (the server's verdict on the suspects) failed: retried if the error is transient.
