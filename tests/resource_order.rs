@@ -7,6 +7,7 @@
 mod common;
 
 use common::{TestEnv, web_jobspec};
+use drover::controller::SyncResult;
 use drover::source::Revision;
 use drover_devstack::seed::SeedCsiPlugin;
 use serde_json::{Value, json};
@@ -488,6 +489,12 @@ async fn a_missing_bucket_blocks_only_the_job_pointing_at_it_until_it_exists() {
         .await;
     env.wait_job("other", "registered", |j| j.is_some()).await;
     assert!(env.job("web").await.is_none(), "{status:#?}");
+    // The history says so: the sync that held web back is `blocked`, not `succeeded`.
+    let status = env
+        .wait_app("media", "a sync recorded", |s| s.last_sync.is_some())
+        .await;
+    let last = status.last_sync.as_ref().map(|l| l.result);
+    assert_eq!(last, Some(SyncResult::Blocked), "{status:#?}");
     assert!(
         s3.exists("media-files")
             .await

@@ -757,21 +757,7 @@ async fn run_apply(
         ctx.live.poke();
     }
     if writes {
-        let result = if report
-            .steps
-            .iter()
-            .any(|s| matches!(s.result, StepResult::Conflict { .. }))
-        {
-            SyncResult::Conflict
-        } else if report.failed() {
-            SyncResult::Failed
-        } else if report.waiting() {
-            SyncResult::Waiting
-        } else if report.changes().is_empty() {
-            SyncResult::NoOp
-        } else {
-            SyncResult::Succeeded
-        };
+        let result = sync_result(&report);
         let problems = report.problems();
         let message = (!problems.is_empty()).then(|| problems.join("; "));
         if let Some(id) = sync_id {
@@ -798,6 +784,26 @@ async fn run_apply(
         }
     }
     report
+}
+
+/// How a sync ended, for its history: the worst of its steps. A step held back by its preflight
+/// or a failed dependency makes it `blocked`, not `succeeded` (nor `no-op` when nothing else
+/// was written): something the plan wanted is not there.
+fn sync_result(report: &ApplyReport) -> SyncResult {
+    let any = |result: fn(&StepResult) -> bool| report.steps.iter().any(|s| result(&s.result));
+    if any(|r| matches!(r, StepResult::Conflict { .. })) {
+        SyncResult::Conflict
+    } else if report.failed() {
+        SyncResult::Failed
+    } else if report.waiting() {
+        SyncResult::Waiting
+    } else if any(|r| matches!(r, StepResult::Blocked { .. })) {
+        SyncResult::Blocked
+    } else if report.changes().is_empty() {
+        SyncResult::NoOp
+    } else {
+        SyncResult::Succeeded
+    }
 }
 
 /// The app's status while the writes of `plan` are in flight: out of sync, at the revision being
@@ -1185,6 +1191,50 @@ mod tests {
             app: app.name.clone(),
             revision: "r".into(),
             steps,
+        }
+    }
+
+    #[test]
+    fn a_sync_with_a_blocked_step_is_recorded_blocked_and_the_old_results_keep_their_words() {
+        let report = |results: Vec<StepResult>| ApplyReport {
+            steps: results
+                .into_iter()
+                .zip(0..)
+                .map(|(result, i)| apply::StepReport {
+                    id: job_id(&format!("job-{i}")),
+                    change: "update".into(),
+                    result,
+                })
+                .collect(),
+        };
+        let wrote = || StepResult::Applied { live_index: 7 };
+        let blocked = || StepResult::Blocked {
+            reason: "bucket b does not exist and is not in this plan".into(),
+        };
+        let waiting = || StepResult::Waiting {
+            reason: "plugin".into(),
+        };
+        let failed = || StepResult::Failed {
+            message: "500".into(),
+            transient: true,
+        };
+        let conflict = || StepResult::Conflict {
+            message: "index".into(),
+        };
+        for (results, expected) in [
+            (vec![wrote(), blocked()], SyncResult::Blocked),
+            (vec![blocked()], SyncResult::Blocked),
+            (vec![wrote()], SyncResult::Succeeded),
+            (vec![StepResult::Confirmed], SyncResult::NoOp),
+            (vec![wrote(), blocked(), waiting()], SyncResult::Waiting),
+            (vec![blocked(), failed()], SyncResult::Failed),
+            (vec![failed(), conflict()], SyncResult::Conflict),
+        ] {
+            assert_eq!(
+                sync_result(&report(results.clone())),
+                expected,
+                "{results:?}"
+            );
         }
     }
 
