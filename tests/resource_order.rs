@@ -2,11 +2,12 @@
 //! bucket, Connect upstream's intentions) apply resources in dependency order whatever their
 //! listing order; a cycle is an error naming it; a failure blocks only its dependents and is shown
 //! on them; deletion runs in reverse order. And the preflight of a job: a missing CSI volume or an
-//! unhealthy plugin blocks only that job, until fixed.
+//! unhealthy plugin or a missing bucket blocks only that job, until fixed.
 
 mod common;
 
 use common::{TestEnv, web_jobspec};
+use drover::controller::SyncResult;
 use drover::source::Revision;
 use drover_devstack::seed::SeedCsiPlugin;
 use serde_json::{Value, json};
@@ -429,4 +430,85 @@ async fn a_removed_app_is_deleted_in_reverse_dependency_order() {
         "the intentions before the service-defaults they follow: {log:#?}"
     );
     env.shutdown().await;
+}
+
+/// `web_jobspec` whose task's env points at the bucket `bucket` (an `s3://` URL).
+fn jobspec_pointing_at_bucket(id: &str, bucket: &str) -> String {
+    web_jobspec(id, "nginx:1.27").replace(
+        "      driver = \"docker\"\n",
+        &format!(
+            "      driver = \"docker\"\n\n      env {{\n        LITESTREAM_REPLICA = \"s3://{bucket}/db\"\n      }}\n"
+        ),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_bucket_blocks_only_the_job_pointing_at_it_until_it_exists() {
+    use drover::providers::s3::{S3Client, S3Config, StaticCredentials};
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (user, password) = ("drover-test", "drover-test-password");
+    let server = drover_devstack::s3::S3Server::start(
+        "127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}")),
+        dir.path(),
+        user,
+        password,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("s3s-fs: {e}"));
+    let config = S3Config {
+        endpoint: Some(server.url()),
+        credentials: Some(StaticCredentials::new(user, password)),
+        max_retries: 1,
+        request_timeout: std::time::Duration::from_secs(5),
+        ..S3Config::default()
+    };
+    let s3 = S3Client::new(config.clone()).await;
+    let mut env = TestEnv::new().await;
+    env.write(
+        "apps/media/web.nomad.hcl",
+        &jobspec_pointing_at_bucket("web", "overseerr-litestream"),
+    );
+    env.write(
+        "apps/media/other.nomad.hcl",
+        &web_jobspec("other", "nginx:1.27"),
+    );
+    // The app also declares a bucket: the cycle's S3 read knows it exists once created.
+    env.write(
+        "apps/media/app.yaml",
+        "name: media\nresources:\n  - nomad_job: { file: web.nomad.hcl }\n  - nomad_job: { file: other.nomad.hcl }\n  - bucket: { name: media-files }\n",
+    );
+    env.commit("media");
+    let mut settings = env.settings();
+    settings.s3 = Some(config);
+    env.start_drover_with(settings).await;
+    let missing = "bucket overseerr-litestream does not exist and is not in this plan";
+    let status = env
+        .wait_app("media", "web blocked by its missing bucket", |s| {
+            resource_message(s, "nomad_job/default/web").contains(missing)
+        })
+        .await;
+    env.wait_job("other", "registered", |j| j.is_some()).await;
+    assert!(env.job("web").await.is_none(), "{status:#?}");
+    // The history says so: the sync that held web back is `blocked`, not `succeeded`.
+    let status = env
+        .wait_app("media", "a sync recorded", |s| s.last_sync.is_some())
+        .await;
+    let last = status.last_sync.as_ref().map(|l| l.result);
+    assert_eq!(last, Some(SyncResult::Blocked), "{status:#?}");
+    assert!(
+        s3.exists("media-files")
+            .await
+            .unwrap_or_else(|e| panic!("{e}")),
+        "the app's other resources sync"
+    );
+
+    // The bucket appears (made by someone else): the job registers at a later cycle, without
+    // a commit.
+    s3.create("overseerr-litestream")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    env.wait_job("web", "registered once its bucket exists", |j| j.is_some())
+        .await;
+    env.shutdown().await;
+    server.shutdown().await;
 }

@@ -276,14 +276,8 @@ async fn apply_step(
     step: &Step,
     policy: &ApplyPolicy,
 ) -> StepResult {
-    if step.change.is_write()
-        && step.change != Change::Delete
-        && let Some(reason) = policy.blocked.get(&step.id)
-    {
-        return StepResult::Blocked {
-            reason: reason.clone(),
-        };
-    }
+    // Drift the policy does not heal is not written whatever its preflight says: that is the
+    // reason to show, not a block.
     if step.change.is_write() && step.reason.is_drift() && !policy.heal_drift {
         return StepResult::Skipped {
             reason: "changed in the cluster; self_heal is off".into(),
@@ -296,6 +290,14 @@ async fn apply_step(
                  (an auto_revert or another controller?); not healing until Git changes or a \
                  manual sync"
             ),
+        };
+    }
+    if step.change.is_write()
+        && step.change != Change::Delete
+        && let Some(reason) = policy.blocked.get(&step.id)
+    {
+        return StepResult::Blocked {
+            reason: reason.clone(),
         };
     }
     let Clients { nomad, consul, s3 } = clients;
@@ -960,6 +962,48 @@ pub(super) mod tests {
         assert!(is_failed(&got[3].1), "{got:?}");
     }
 
+    #[tokio::test]
+    async fn drift_left_alone_by_the_heal_policy_says_so_even_when_its_preflight_fails() {
+        let store = Store::open_in_memory().expect("store");
+        let reason = "bucket b does not exist and is not in this plan";
+        let steps = || {
+            vec![
+                job_write("drifted", 0, Reason::LiveChanged, 5),
+                job_write("new", 0, Reason::New, 5),
+            ]
+        };
+        let blocked = |mut policy: ApplyPolicy| {
+            for name in ["drifted", "new"] {
+                policy.blocked.insert(job_id(name), reason.to_string());
+            }
+            policy
+        };
+        let nomad = unreachable_nomad();
+        let off = blocked(policy(false, false, Vec::new()));
+        let report = apply(&nomad, &store, &plan(steps()), off).await;
+        let is_blocked = StepResult::Blocked {
+            reason: reason.into(),
+        };
+        assert_eq!(
+            results(&report),
+            [
+                (
+                    "drifted".to_string(),
+                    skipped("changed in the cluster; self_heal is off")
+                ),
+                ("new".to_string(), is_blocked.clone()),
+            ]
+        );
+        // Held heals too: no write would be made, so the hold is the reason shown.
+        let held = blocked(policy(true, false, vec![job_id("drifted"), job_id("new")]));
+        let got = results(&apply(&nomad, &store, &plan(steps()), held).await);
+        assert!(
+            matches!(&got[0].1, StepResult::Skipped { reason } if reason.contains(&format!("after {HEAL_LIMIT} heals"))),
+            "{got:?}"
+        );
+        assert_eq!(got[1], ("new".to_string(), is_blocked));
+    }
+
     fn after(mut step: Step, dependencies: &[ResourceId]) -> Step {
         step.after = dependencies.to_vec();
         step
@@ -1112,10 +1156,8 @@ pub(super) mod tests {
             [
                 ("theirs".to_string(), skipped("not owned by this app")),
                 ("nobodys".to_string(), skipped("not owned by this app")),
-                (
-                    "media".to_string(),
-                    skipped("this kind is not pruned by this version")
-                ),
+                // Owned, so its kind's prune runs: without an S3 client it cannot.
+                ("media".to_string(), bucket::no_s3()),
             ]
         );
         assert_eq!(

@@ -1,7 +1,7 @@
 //! `reconcile(app)`: load → plan → apply → assess → publish. Level-triggered: it never learns
 //! whether a commit, drift or a timer woke it, and recomputes everything from facts.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, SystemTime};
 
 use backon::{BackoffBuilder, ExponentialBuilder};
@@ -300,8 +300,15 @@ async fn apply_allowed(
     let max_share = ctx.settings.max_prune_share;
     let mut blocked = checked.secrets.blocked_jobs(app);
     if matches!(mode, Mode::Auto | Mode::Manual) {
-        // Buckets are not checked until drover has S3 live state to give here.
-        let buckets = health::preflight::BucketFacts::default();
+        // With S3 configured: the buckets this cycle's read found are known to exist; any other
+        // bucket a job points at is asked about (a HEAD), and only while that job waits to be
+        // written. Without S3, buckets are not checked.
+        let existing = existing_buckets(checked.live);
+        let probe = ctx.s3.clone().map(bucket_probe);
+        let buckets = health::preflight::BucketFacts {
+            existing: ctx.s3.as_ref().map(|_| &existing),
+            probe: probe.as_deref(),
+        };
         let found =
             health::preflight::blocked_jobs(&ctx.nomad, checked.live, app, plan, buckets).await;
         for (id, reason) in found {
@@ -321,6 +328,23 @@ async fn apply_allowed(
     let refusal = prune_refused.then(|| prune_refusal(max_share));
     note_prune_refusal(ctx, &app.name, &plan.revision, refusal.as_deref(), memory).await;
     (report, refusal)
+}
+
+/// The buckets the live state last read as existing.
+fn existing_buckets(live: &LiveSnapshot) -> BTreeSet<String> {
+    live.buckets
+        .iter()
+        .filter(|(_, state)| state.is_some())
+        .map(|(name, _)| name.clone())
+        .collect()
+}
+
+/// Asks S3 whether a bucket the live state has not read (or read as missing) exists now.
+fn bucket_probe(s3: crate::providers::s3::S3Client) -> Box<health::preflight::BucketProbe> {
+    Box::new(move |bucket: String| {
+        let s3 = s3.clone();
+        Box::pin(async move { s3.exists(&bucket).await.map_err(|e| error_chain(&e)) })
+    })
 }
 
 /// Planning (the server's verdict on the suspects) failed: retried if the error is transient.
@@ -749,21 +773,7 @@ async fn run_apply(
         ctx.live.poke();
     }
     if writes {
-        let result = if report
-            .steps
-            .iter()
-            .any(|s| matches!(s.result, StepResult::Conflict { .. }))
-        {
-            SyncResult::Conflict
-        } else if report.failed() {
-            SyncResult::Failed
-        } else if report.waiting() {
-            SyncResult::Waiting
-        } else if report.changes().is_empty() {
-            SyncResult::NoOp
-        } else {
-            SyncResult::Succeeded
-        };
+        let result = sync_result(&report);
         let problems = report.problems();
         let message = (!problems.is_empty()).then(|| problems.join("; "));
         if let Some(id) = sync_id {
@@ -864,6 +874,26 @@ async fn run_post_sync(ctx: &Context, app: &App, status: &mut AppStatus, memory:
         status.last_sync = Some(last.clone());
     }
     status.errors.extend(problems);
+}
+
+/// How a sync ended, for its history: the worst of its steps. A step held back by its preflight
+/// or a failed dependency makes it `blocked`, not `succeeded` (nor `no-op` when nothing else
+/// was written): something the plan wanted is not there.
+fn sync_result(report: &ApplyReport) -> SyncResult {
+    let any = |result: fn(&StepResult) -> bool| report.steps.iter().any(|s| result(&s.result));
+    if any(|r| matches!(r, StepResult::Conflict { .. })) {
+        SyncResult::Conflict
+    } else if report.failed() {
+        SyncResult::Failed
+    } else if report.waiting() {
+        SyncResult::Waiting
+    } else if any(|r| matches!(r, StepResult::Blocked { .. })) {
+        SyncResult::Blocked
+    } else if report.changes().is_empty() {
+        SyncResult::NoOp
+    } else {
+        SyncResult::Succeeded
+    }
 }
 
 /// The app's status while the writes of `plan` are in flight: out of sync, at the revision being
@@ -1262,6 +1292,51 @@ mod tests {
             app: app.name.clone(),
             revision: "r".into(),
             steps,
+        }
+    }
+
+    #[test]
+    fn a_sync_with_a_blocked_step_is_recorded_blocked_and_the_old_results_keep_their_words() {
+        let report = |results: Vec<StepResult>| ApplyReport {
+            steps: results
+                .into_iter()
+                .zip(0..)
+                .map(|(result, i)| apply::StepReport {
+                    id: job_id(&format!("job-{i}")),
+                    change: "update".into(),
+                    result,
+                })
+                .collect(),
+            hooks: Vec::new(),
+        };
+        let wrote = || StepResult::Applied { live_index: 7 };
+        let blocked = || StepResult::Blocked {
+            reason: "bucket b does not exist and is not in this plan".into(),
+        };
+        let waiting = || StepResult::Waiting {
+            reason: "plugin".into(),
+        };
+        let failed = || StepResult::Failed {
+            message: "500".into(),
+            transient: true,
+        };
+        let conflict = || StepResult::Conflict {
+            message: "index".into(),
+        };
+        for (results, expected) in [
+            (vec![wrote(), blocked()], SyncResult::Blocked),
+            (vec![blocked()], SyncResult::Blocked),
+            (vec![wrote()], SyncResult::Succeeded),
+            (vec![StepResult::Confirmed], SyncResult::NoOp),
+            (vec![wrote(), blocked(), waiting()], SyncResult::Waiting),
+            (vec![blocked(), failed()], SyncResult::Failed),
+            (vec![failed(), conflict()], SyncResult::Conflict),
+        ] {
+            assert_eq!(
+                sync_result(&report(results.clone())),
+                expected,
+                "{results:?}"
+            );
         }
     }
 

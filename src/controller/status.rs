@@ -247,7 +247,7 @@ impl PartialEq<&str> for ChangeKind {
 /// The result of the last sync that wrote or failed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SyncOutcome {
-    /// `succeeded`, `failed`, `conflict`, `waiting`.
+    /// `succeeded`, `failed`, `conflict`, `waiting`, `blocked`.
     pub result: SyncResult,
     /// The revision it applied.
     pub revision: String,
@@ -454,6 +454,7 @@ mod tests {
             (SyncResult::Failed, "failed"),
             (SyncResult::Conflict, "conflict"),
             (SyncResult::Waiting, "waiting"),
+            (SyncResult::Blocked, "blocked"),
             (SyncResult::NoOp, "no-op"),
             (SyncResult::Interrupted, "interrupted"),
         ] {

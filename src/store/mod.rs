@@ -181,6 +181,9 @@ pub enum SyncResult {
     Conflict,
     /// A step waits on something; retried.
     Waiting,
+    /// A write was held back (its preflight failed, or a dependency did not go through); the
+    /// others landed. Retried each cycle.
+    Blocked,
     /// Writes were planned, none was allowed or needed.
     NoOp,
     /// drover stopped during the sync.
@@ -206,6 +209,7 @@ impl SyncResult {
             SyncResult::Failed => "failed",
             SyncResult::Conflict => "conflict",
             SyncResult::Waiting => "waiting",
+            SyncResult::Blocked => "blocked",
             SyncResult::NoOp => "no-op",
             SyncResult::Interrupted => "interrupted",
         }
@@ -236,7 +240,7 @@ pub struct SyncRecord {
     pub started_at: SystemTime,
     /// When it finished; `None` while running or if drover stopped mid-sync.
     pub finished_at: Option<SystemTime>,
-    /// `"succeeded"`, `"failed"`, `"no-op"`, ...; `None` while unfinished.
+    /// `"succeeded"`, `"failed"`, `"blocked"`, `"no-op"`, ...; `None` while unfinished.
     pub result: Option<SyncResult>,
     /// A human explanation, usually of a failure.
     pub message: Option<String>,
