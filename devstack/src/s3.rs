@@ -1,8 +1,12 @@
 //! A real S3 server for the demo and tests: `s3s` + `s3s-fs` (SigV4-checked) on loopback. Not a
 //! simulator: it is an S3 implementation storing objects in a folder.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
@@ -31,6 +35,64 @@ pub enum S3Error {
     },
 }
 
+/// One request the S3 server answered, for tests that check what was read or written and when.
+#[derive(Debug, Clone)]
+pub struct S3Request {
+    /// HTTP method.
+    pub method: String,
+    /// Path (`/bucket` or `/bucket/key`).
+    pub path: String,
+    /// Query string (`versioning`, `tagging`, …), empty if none.
+    pub query: String,
+    /// HTTP status of the answer (500 if the service failed).
+    pub status: u16,
+    /// When the request arrived.
+    pub arrived: SystemTime,
+}
+
+/// The S3 service, recording each request it answers.
+#[derive(Clone)]
+struct LoggedService {
+    inner: s3s::service::S3Service,
+    log: Arc<Mutex<Vec<S3Request>>>,
+}
+
+type S3Response = <s3s::service::S3Service as hyper::service::Service<
+    http::Request<hyper::body::Incoming>,
+>>::Response;
+type S3ServiceError = <s3s::service::S3Service as hyper::service::Service<
+    http::Request<hyper::body::Incoming>,
+>>::Error;
+
+impl hyper::service::Service<http::Request<hyper::body::Incoming>> for LoggedService {
+    type Response = S3Response;
+    type Error = S3ServiceError;
+    type Future = Pin<Box<dyn Future<Output = Result<S3Response, S3ServiceError>> + Send>>;
+
+    fn call(&self, request: http::Request<hyper::body::Incoming>) -> Self::Future {
+        let arrived = SystemTime::now();
+        let method = request.method().to_string();
+        let path = request.uri().path().to_string();
+        let query = request.uri().query().unwrap_or_default().to_string();
+        let answer = hyper::service::Service::call(&self.inner, request);
+        let log = Arc::clone(&self.log);
+        Box::pin(async move {
+            let answer = answer.await;
+            let status = answer.as_ref().map_or(500, |r| r.status().as_u16());
+            if let Ok(mut log) = log.lock() {
+                log.push(S3Request {
+                    method,
+                    path,
+                    query,
+                    status,
+                    arrived,
+                });
+            }
+            answer
+        })
+    }
+}
+
 /// A running S3 server.
 pub struct S3Server {
     /// Where it listens.
@@ -41,6 +103,7 @@ pub struct S3Server {
     pub secret_key: String,
     stop: CancellationToken,
     task: JoinHandle<()>,
+    log: Arc<Mutex<Vec<S3Request>>>,
 }
 
 impl S3Server {
@@ -64,7 +127,11 @@ impl S3Server {
             access_key.to_string(),
             secret_key.to_string(),
         ));
-        let service = builder.build();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let service = LoggedService {
+            inner: builder.build(),
+            log: Arc::clone(&log),
+        };
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| S3Error::Bind { addr, source })?;
@@ -99,12 +166,18 @@ impl S3Server {
             secret_key: secret_key.to_string(),
             stop,
             task,
+            log,
         })
     }
 
     /// `http://host:port`.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// Every request answered so far, oldest first.
+    pub fn requests(&self) -> Vec<S3Request> {
+        self.log.lock().map(|log| log.clone()).unwrap_or_default()
     }
 
     /// Stop serving.
