@@ -113,6 +113,14 @@ fn bucket_creations(s3: &S3Server, bucket: &str) -> Vec<S3Request> {
         .collect()
 }
 
+/// How many times `bucket` was read (`HeadBucket`, the first request of each read).
+fn bucket_reads(s3: &S3Server, bucket: &str) -> usize {
+    s3.requests()
+        .iter()
+        .filter(|r| r.method == "HEAD" && r.path.trim_end_matches('/') == format!("/{bucket}"))
+        .count()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_overseerr_example_syncs_from_an_empty_devstack_in_one_commit_in_dependency_order() {
     // The devstack as `drover demo` seeds it: the CSI plugin and both apps' Vault secrets.
@@ -135,6 +143,8 @@ async fn the_overseerr_example_syncs_from_an_empty_devstack_in_one_commit_in_dep
     let revision = env.commit("the Overseerr migration");
     let mut settings = env.settings();
     settings.s3 = Some(s3_config);
+    // No resync within the test: every bucket read comes from a first look or a write.
+    settings.controller.resync_interval = Duration::from_secs(600);
     env.start_drover_with(settings).await;
     for app in APPS {
         env.wait_synced_healthy(app, Some(&revision)).await;
@@ -224,6 +234,16 @@ async fn the_overseerr_example_syncs_from_an_empty_devstack_in_one_commit_in_dep
         bucket_created[0]
     );
 
+    // The bucket was read twice (absent, then once after its creation) however many progress
+    // cycles the app took to become Healthy: S3 has no watch, and reading on every cycle
+    // would cost a `HeadBucket` per bucket each `progress_interval`.
+    assert_eq!(
+        bucket_reads(&s3, "overseerr-litestream"),
+        2,
+        "{:#?}",
+        s3.requests()
+    );
+
     // MinIO's own buckets were created once each, after MinIO's job (they live in MinIO).
     let minio = env
         .job("minio")
@@ -274,6 +294,11 @@ async fn the_overseerr_example_syncs_from_an_empty_devstack_in_one_commit_in_dep
     assert_eq!(seed["Version"], 0, "the seed was registered again: {seed}");
     assert_eq!(seed_allocs.len(), 1, "the seed ran again: {seed_allocs:#?}");
     assert_eq!(bucket_creations(&s3, "overseerr-litestream").len(), 1);
+    assert_eq!(
+        bucket_reads(&s3, "overseerr-litestream"),
+        2,
+        "the second sync left the bucket alone: no read before the resync"
+    );
     env.shutdown().await;
     s3.shutdown().await;
 }
