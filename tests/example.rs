@@ -8,6 +8,8 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use common::TestEnv;
+use drover::providers::s3::{S3Config, StaticCredentials};
+use drover_devstack::s3::{S3Request, S3Server};
 use drover_devstack::seed::SeedVaultSecret;
 use serde_json::{Value, json};
 
@@ -67,6 +69,58 @@ async fn served(env: &TestEnv) -> Vec<Served> {
         .collect()
 }
 
+/// A number field of a Nomad object.
+fn index(v: &Value, key: &str) -> u64 {
+    v[key].as_u64().unwrap_or_else(|| panic!("no {key} in {v}"))
+}
+
+/// When Nomad accepted a job's current version.
+fn submit_time(job: &Value) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_nanos(index(job, "SubmitTime"))
+}
+
+/// The embedded S3 server (`s3s-fs`, as `drover demo` runs it) with the example's keys.
+async fn embedded_s3() -> (tempfile::TempDir, S3Server, S3Config) {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let server = S3Server::start(
+        "127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}")),
+        dir.path(),
+        "access",
+        "secret",
+    )
+    .await
+    .unwrap_or_else(|e| panic!("s3s-fs: {e}"));
+    let config = S3Config {
+        endpoint: Some(server.url()),
+        credentials: Some(StaticCredentials::new("access", "secret")),
+        max_retries: 1,
+        request_timeout: Duration::from_secs(5),
+        ..S3Config::default()
+    };
+    (dir, server, config)
+}
+
+/// The successful `CreateBucket` requests for `bucket`.
+fn bucket_creations(s3: &S3Server, bucket: &str) -> Vec<S3Request> {
+    s3.requests()
+        .into_iter()
+        .filter(|r| {
+            r.method == "PUT"
+                && r.path.trim_end_matches('/') == format!("/{bucket}")
+                && r.query.is_empty()
+                && (200..300).contains(&r.status)
+        })
+        .collect()
+}
+
+/// How many times `bucket` was read (`HeadBucket`, the first request of each read).
+fn bucket_reads(s3: &S3Server, bucket: &str) -> usize {
+    s3.requests()
+        .iter()
+        .filter(|r| r.method == "HEAD" && r.path.trim_end_matches('/') == format!("/{bucket}"))
+        .count()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_overseerr_example_syncs_from_an_empty_devstack_in_one_commit_in_dependency_order() {
     // The devstack as `drover demo` seeds it: the CSI plugin and both apps' Vault secrets.
@@ -81,33 +135,38 @@ async fn the_overseerr_example_syncs_from_an_empty_devstack_in_one_commit_in_dep
         .into(),
     });
     let mut env = TestEnv::with_seed(seed).await;
+    let (_s3_dir, s3, s3_config) = embedded_s3().await;
     copy_dir(
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("desired-state"),
         &env.repo,
     );
     let revision = env.commit("the Overseerr migration");
-    env.start_drover().await;
+    let mut settings = env.settings();
+    settings.s3 = Some(s3_config);
+    // No resync within the test: every bucket read comes from a first look or a write.
+    settings.controller.resync_interval = Duration::from_secs(600);
+    env.start_drover_with(settings).await;
     for app in APPS {
         env.wait_synced_healthy(app, Some(&revision)).await;
     }
 
-    // Every resource of a kind drover manages today is Healthy (a bucket is still `not-managed`).
+    // Every resource is Healthy, the bucket included.
     let overseerr = env
         .status("overseerr")
         .unwrap_or_else(|| panic!("no overseerr status"));
-    let managed: Vec<(&str, String)> = overseerr
+    let health: Vec<(&str, String)> = overseerr
         .resources
         .iter()
-        .filter(|r| !r.id.starts_with("bucket/"))
         .map(|r| (r.id.as_str(), format!("{:?}", r.health)))
         .collect();
     assert_eq!(
-        managed,
+        health,
         [
             (
                 "csi_volume/default/glusterfs_overseerr_config",
                 "Healthy".into()
             ),
+            ("bucket/overseerr-litestream", "Healthy".into()),
             ("vault_secret/nomad/default/overseerr", "Healthy".into()),
             (
                 "consul_config_entry/service-intentions/overseerr",
@@ -118,16 +177,16 @@ async fn the_overseerr_example_syncs_from_an_empty_devstack_in_one_commit_in_dep
         "{overseerr:#?}"
     );
 
-    // The job was registered once, after its volume was created, after every config entry (its
-    // own intentions, and MinIO's which let it reach MinIO) was written and after its Vault
-    // secret was read: each of those requests arrived before the job's submission time.
+    // The job was registered once, after its volume and its bucket were created, after every
+    // config entry (its own intentions, and MinIO's which let it reach MinIO) was written and
+    // after its Vault secret was read: each of those requests arrived before the job's
+    // submission time.
     let job = env
         .job("overseerr")
         .await
         .unwrap_or_else(|| panic!("no overseerr job"));
     assert_eq!(job["Version"], 0, "registered once");
-    let submitted = SystemTime::UNIX_EPOCH
-        + Duration::from_nanos(job["SubmitTime"].as_u64().unwrap_or_default());
+    let submitted = submit_time(&job);
     let log = served(&env).await;
     let ok = |s: &&Served| (200..300).contains(&s.status);
     let volume_created: Vec<&Served> = log
@@ -167,11 +226,85 @@ async fn the_overseerr_example_syncs_from_an_empty_devstack_in_one_commit_in_dep
             "{before:?} came after the job's registration at {submitted:?}"
         );
     }
+    let bucket_created = bucket_creations(&s3, "overseerr-litestream");
+    assert_eq!(bucket_created.len(), 1, "{:#?}", s3.requests());
+    assert!(
+        bucket_created[0].arrived < submitted,
+        "{:?} came after the job's registration at {submitted:?}",
+        bucket_created[0]
+    );
+
+    // The bucket was read twice (absent, then once after its creation) however many progress
+    // cycles the app took to become Healthy: S3 has no watch, and reading on every cycle
+    // would cost a `HeadBucket` per bucket each `progress_interval`.
+    assert_eq!(
+        bucket_reads(&s3, "overseerr-litestream"),
+        2,
+        "{:#?}",
+        s3.requests()
+    );
+
+    // MinIO's own buckets were created once each, after MinIO's job (they live in MinIO).
+    let minio = env
+        .job("minio")
+        .await
+        .unwrap_or_else(|| panic!("no minio job"));
+    for bucket in ["plex-litestream", "appflowy"] {
+        let created = bucket_creations(&s3, bucket);
+        assert_eq!(created.len(), 1, "{bucket}: {:#?}", s3.requests());
+        assert!(created[0].arrived > submit_time(&minio), "{bucket}");
+    }
+
+    // The seed hook ran once (one version, one allocation, complete) and its allocation had
+    // completed before the Overseerr job was created (Raft indexes, not clocks).
+    let seed_job = || async {
+        let job = env
+            .job("overseerr-litestream-seed")
+            .await
+            .unwrap_or_else(|| panic!("the seed hook never ran"));
+        let (_, allocs) = env
+            .nomad("/v1/job/overseerr-litestream-seed/allocations")
+            .await;
+        (job, allocs.as_array().cloned().unwrap_or_default())
+    };
+    let (seed, seed_allocs) = seed_job().await;
+    assert_eq!(seed["Version"], 0, "{seed}");
+    assert_eq!(seed_allocs.len(), 1, "{seed_allocs:#?}");
+    assert_eq!(seed_allocs[0]["ClientStatus"], "complete");
+    assert!(
+        index(&seed_allocs[0], "ModifyIndex") < index(&job, "CreateIndex"),
+        "seed alloc {} vs overseerr job {job}",
+        seed_allocs[0]
+    );
+
+    // A second commit changing the job syncs it again, without running the seed again.
+    let jobspec = std::fs::read_to_string(env.repo.join("apps/overseerr/jobspec.nomad.hcl"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let changed = jobspec.replacen("cpu        = 200", "cpu        = 250", 1);
+    assert_ne!(changed, jobspec, "the change applies");
+    env.write("apps/overseerr/jobspec.nomad.hcl", &changed);
+    let second = env.commit("more CPU for Overseerr");
+    env.wait_synced_healthy("overseerr", Some(&second)).await;
+    let job = env
+        .job("overseerr")
+        .await
+        .unwrap_or_else(|| panic!("no overseerr job"));
+    assert_eq!(job["Version"], 1, "the change was registered: {job}");
+    let (seed, seed_allocs) = seed_job().await;
+    assert_eq!(seed["Version"], 0, "the seed was registered again: {seed}");
+    assert_eq!(seed_allocs.len(), 1, "the seed ran again: {seed_allocs:#?}");
+    assert_eq!(bucket_creations(&s3, "overseerr-litestream").len(), 1);
+    assert_eq!(
+        bucket_reads(&s3, "overseerr-litestream"),
+        2,
+        "the second sync left the bucket alone: no read before the resync"
+    );
     env.shutdown().await;
+    s3.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn the_demo_brings_every_managed_resource_of_the_example_to_synced_and_healthy() {
+async fn the_demo_brings_every_resource_of_the_example_buckets_included_to_synced_and_healthy() {
     let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_drover"))
         .args(["demo", "--listen", "127.0.0.1:0", "--time-scale", "0.02"])
@@ -195,7 +328,8 @@ async fn the_demo_brings_every_managed_resource_of_the_example_to_synced_and_hea
     .await
     .unwrap_or_else(|_| panic!("the demo printed no status page URL"));
     let http = common::http_client();
-    // An app is done when Synced and Healthy with each resource drover manages Healthy.
+    // An app is done when Synced and Healthy with every resource (buckets included) unchanged
+    // against Git and Healthy: none is left `not-managed`.
     let done = |app: &Value| {
         app["sync"] == "Synced"
             && app["health"] == "Healthy"
@@ -203,7 +337,7 @@ async fn the_demo_brings_every_managed_resource_of_the_example_to_synced_and_hea
                 .as_array()
                 .into_iter()
                 .flatten()
-                .all(|r| r["change"] == "not-managed" || r["health"] == "Healthy")
+                .all(|r| r["change"] == "unchanged" && r["health"] == "Healthy")
     };
     let deadline = tokio::time::Instant::now() + common::WAIT * 2;
     let mut apps = Value::Null;
@@ -224,20 +358,16 @@ async fn the_demo_brings_every_managed_resource_of_the_example_to_synced_and_hea
         // Polling the demo's API from outside: there is no event to await across processes.
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let overseerr = apps
+    let ids: Vec<&str> = apps
         .as_array()
         .into_iter()
         .flatten()
-        .find(|a| a["name"] == "overseerr")
-        .cloned()
-        .unwrap_or_default();
-    let ids: Vec<&str> = overseerr["resources"]
-        .as_array()
-        .into_iter()
-        .flatten()
+        .flat_map(|a| a["resources"].as_array().into_iter().flatten())
         .filter_map(|r| r["id"].as_str())
         .collect();
     for id in [
+        "bucket/plex-litestream",
+        "bucket/appflowy",
         "csi_volume/default/glusterfs_overseerr_config",
         "bucket/overseerr-litestream",
         "vault_secret/nomad/default/overseerr",

@@ -1,10 +1,12 @@
 //! A real S3 server for the demo and tests: `s3s` + `s3s-fs` (SigV4-checked) on loopback. Not a
-//! simulator: it is an S3 implementation storing objects in a folder. Every request it receives
-//! is logged (method, path, query), so tests and the bench count what drover asks of S3.
+//! simulator: it is an S3 implementation storing objects in a folder.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
@@ -33,15 +35,19 @@ pub enum S3Error {
     },
 }
 
-/// One request the server received.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One request the S3 server answered, for tests that check what was read or written and when.
+#[derive(Debug, Clone)]
 pub struct S3Request {
-    /// HTTP method (`HEAD`, `GET`, `PUT`, …).
+    /// HTTP method.
     pub method: String,
-    /// Path: `/bucket` or `/bucket/key` (path-style addressing).
+    /// Path (`/bucket` or `/bucket/key`).
     pub path: String,
-    /// Query string (`versioning`, `tagging`, `list-type=2`, …), `""` without one.
+    /// Query string (`versioning`, `tagging`, …), empty if none.
     pub query: String,
+    /// HTTP status of the answer (500 if the service failed).
+    pub status: u16,
+    /// When the request arrived.
+    pub arrived: SystemTime,
 }
 
 impl S3Request {
@@ -60,35 +66,46 @@ impl S3Request {
     }
 }
 
-/// The requests served, in arrival order.
-type RequestLog = Arc<Mutex<Vec<S3Request>>>;
-
-/// The s3s service with each request logged before it is served.
+/// The S3 service, recording each request it answers.
 #[derive(Clone)]
-struct Logged {
+struct LoggedService {
     inner: s3s::service::S3Service,
-    log: RequestLog,
+    log: Arc<Mutex<Vec<S3Request>>>,
 }
 
-type Incoming = http::Request<hyper::body::Incoming>;
-type Inner = s3s::service::S3Service;
+type S3Response = <s3s::service::S3Service as hyper::service::Service<
+    http::Request<hyper::body::Incoming>,
+>>::Response;
+type S3ServiceError = <s3s::service::S3Service as hyper::service::Service<
+    http::Request<hyper::body::Incoming>,
+>>::Error;
 
-impl hyper::service::Service<Incoming> for Logged {
-    type Response = <Inner as hyper::service::Service<Incoming>>::Response;
-    type Error = <Inner as hyper::service::Service<Incoming>>::Error;
-    type Future = <Inner as hyper::service::Service<Incoming>>::Future;
+impl hyper::service::Service<http::Request<hyper::body::Incoming>> for LoggedService {
+    type Response = S3Response;
+    type Error = S3ServiceError;
+    type Future = Pin<Box<dyn Future<Output = Result<S3Response, S3ServiceError>> + Send>>;
 
-    fn call(&self, req: Incoming) -> Self::Future {
-        let entry = S3Request {
-            method: req.method().to_string(),
-            path: req.uri().path().to_string(),
-            query: req.uri().query().unwrap_or_default().to_string(),
-        };
-        self.log
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .push(entry);
-        hyper::service::Service::call(&self.inner, req)
+    fn call(&self, request: http::Request<hyper::body::Incoming>) -> Self::Future {
+        let arrived = SystemTime::now();
+        let method = request.method().to_string();
+        let path = request.uri().path().to_string();
+        let query = request.uri().query().unwrap_or_default().to_string();
+        let answer = hyper::service::Service::call(&self.inner, request);
+        let log = Arc::clone(&self.log);
+        Box::pin(async move {
+            let answer = answer.await;
+            let status = answer.as_ref().map_or(500, |r| r.status().as_u16());
+            if let Ok(mut log) = log.lock() {
+                log.push(S3Request {
+                    method,
+                    path,
+                    query,
+                    status,
+                    arrived,
+                });
+            }
+            answer
+        })
     }
 }
 
@@ -100,9 +117,9 @@ pub struct S3Server {
     pub access_key: String,
     /// Secret key it accepts.
     pub secret_key: String,
-    log: RequestLog,
     stop: CancellationToken,
     task: JoinHandle<()>,
+    log: Arc<Mutex<Vec<S3Request>>>,
 }
 
 impl S3Server {
@@ -126,10 +143,10 @@ impl S3Server {
             access_key.to_string(),
             secret_key.to_string(),
         ));
-        let log = RequestLog::default();
-        let service = Logged {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let service = LoggedService {
             inner: builder.build(),
-            log: log.clone(),
+            log: Arc::clone(&log),
         };
         let listener = TcpListener::bind(addr)
             .await
@@ -163,9 +180,9 @@ impl S3Server {
             addr: local,
             access_key: access_key.to_string(),
             secret_key: secret_key.to_string(),
-            log,
             stop,
             task,
+            log,
         })
     }
 
@@ -174,12 +191,9 @@ impl S3Server {
         format!("http://{}", self.addr)
     }
 
-    /// Every request received so far, in arrival order.
+    /// Every request answered so far, oldest first.
     pub fn requests(&self) -> Vec<S3Request> {
-        self.log
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone()
+        self.log.lock().map(|log| log.clone()).unwrap_or_default()
     }
 
     /// Stop serving.
@@ -216,20 +230,13 @@ mod tests {
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         let logged = server.requests();
+        let seen: Vec<(&str, &str, &str)> = logged
+            .iter()
+            .map(|r| (r.method.as_str(), r.path.as_str(), r.query.as_str()))
+            .collect();
         assert_eq!(
-            logged,
-            [
-                S3Request {
-                    method: "HEAD".into(),
-                    path: "/media".into(),
-                    query: String::new(),
-                },
-                S3Request {
-                    method: "GET".into(),
-                    path: "/media".into(),
-                    query: "versioning".into(),
-                },
-            ]
+            seen,
+            [("HEAD", "/media", ""), ("GET", "/media", "versioning")]
         );
         assert!(logged.iter().all(|r| r.is_read() && r.bucket() == "media"));
         server.shutdown().await;

@@ -176,9 +176,14 @@ pub async fn reconcile(
             return failure(ctx, app, revision, message, Failure::Transient, "", memory);
         }
     };
-    // S3 has no watch: the buckets this app declares or owns are read now, once per cycle.
+    // S3 has no watch: the buckets this app declares or owns are read on its resync, on a
+    // manual sync and after drover wrote them, not on every progress cycle.
     if let Some(s3) = &ctx.s3 {
         let buckets = buckets_to_read(app, &owned);
+        let buckets = match mode {
+            Mode::Manual => buckets,
+            _ => ctx.live.buckets_due(buckets, ctx.settings.resync_interval),
+        };
         if !buckets.is_empty()
             && let Err(e) = ctx.live.read_buckets(s3, &buckets).await
         {
@@ -321,7 +326,15 @@ async fn apply_allowed(
     let (policy, prune_refused) = sync_policy(mode, app, plan, max_share, blocked, memory);
     let report = match policy {
         Some(policy) if wants_apply(plan) => {
-            Some(run_apply(ctx, app, plan, policy, mode, memory).await)
+            let report = run_apply(ctx, app, plan, policy, mode, memory).await;
+            // Whatever was written to a bucket is read back on the next cycle.
+            ctx.live.forget_bucket_reads(
+                plan.steps
+                    .iter()
+                    .filter(|step| step.id.kind == ResourceKind::Bucket && step.change.is_write())
+                    .map(|step| step.id.name.as_str()),
+            );
+            Some(report)
         }
         _ => None,
     };

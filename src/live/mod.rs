@@ -96,6 +96,9 @@ pub struct LiveStore {
     snapshot: Arc<RwLock<Arc<LiveSnapshot>>>,
     changed: watch::Sender<u64>,
     consul: Arc<Mutex<Option<ConsulWatch>>>,
+    /// When each bucket was last read, and with which settings: S3 has no watch, so a read is
+    /// reused until it is a resync interval old or drover writes the bucket.
+    bucket_reads: Arc<Mutex<HashMap<String, (Wanted, tokio::time::Instant)>>>,
 }
 
 /// What a config-entry watcher needs: the client and when to stop.
@@ -111,6 +114,7 @@ impl Default for LiveStore {
             snapshot: Arc::new(RwLock::new(Arc::new(LiveSnapshot::default()))),
             changed: watch::Sender::new(0),
             consul: Arc::default(),
+            bucket_reads: Arc::default(),
         }
     }
 }
@@ -254,12 +258,51 @@ impl LiveStore {
         s3: &S3Client,
         buckets: &[(String, Wanted)],
     ) -> Result<(), S3Error> {
+        let read_at = tokio::time::Instant::now();
         let read = bucket::read(s3, buckets).await?;
+        if let Ok(mut reads) = self.bucket_reads.lock() {
+            for (name, wanted) in buckets {
+                reads.insert(name.clone(), (*wanted, read_at));
+            }
+        }
         // Not news for other apps: the app that read is the one about to plan.
         self.update_quiet(|s| {
             bucket::fold(s, read);
         });
         Ok(())
+    }
+
+    /// Of `buckets`, those a cycle must read: never read with these settings, read at least
+    /// `max_age` ago (the app's resync), or written by drover since (see
+    /// [`forget_bucket_reads`](Self::forget_bucket_reads)). Progress cycles in between reuse
+    /// the snapshot, so an app converging elsewhere costs S3 nothing.
+    pub fn buckets_due(
+        &self,
+        buckets: Vec<(String, Wanted)>,
+        max_age: Duration,
+    ) -> Vec<(String, Wanted)> {
+        let Ok(reads) = self.bucket_reads.lock() else {
+            return buckets;
+        };
+        let now = tokio::time::Instant::now();
+        buckets
+            .into_iter()
+            .filter(|(name, wanted)| match reads.get(name) {
+                Some((read_with, at)) => {
+                    read_with != wanted || now.saturating_duration_since(*at) >= max_age
+                }
+                None => true,
+            })
+            .collect()
+    }
+
+    /// Drover wrote (or may have written) these buckets: their next cycle reads them again.
+    pub fn forget_bucket_reads<'a>(&self, names: impl IntoIterator<Item = &'a str>) {
+        if let Ok(mut reads) = self.bucket_reads.lock() {
+            for name in names {
+                reads.remove(name);
+            }
+        }
     }
 
     fn update_quiet(&self, f: impl FnOnce(&mut LiveSnapshot)) {
@@ -354,4 +397,45 @@ fn spawn_watcher<T, L, Fut>(
         })
         .await;
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// S3 has no watch: a bucket is read again only when its last read is a resync old, when
+    /// it is wanted with other settings, or when drover wrote it.
+    #[tokio::test(start_paused = true)]
+    async fn a_bucket_is_due_on_first_look_at_resync_with_new_settings_or_after_a_write() {
+        let live = LiveStore::default();
+        let resync = Duration::from_secs(180);
+        let versioning = Wanted {
+            versioning: true,
+            ..Wanted::default()
+        };
+        let media = || vec![("media".to_string(), versioning)];
+        assert_eq!(live.buckets_due(media(), resync), media(), "never read");
+        if let Ok(mut reads) = live.bucket_reads.lock() {
+            reads.insert("media".into(), (versioning, tokio::time::Instant::now()));
+        }
+        assert!(live.buckets_due(media(), resync).is_empty(), "just read");
+        tokio::time::advance(resync - Duration::from_secs(1)).await;
+        assert!(
+            live.buckets_due(media(), resync).is_empty(),
+            "progress cycle"
+        );
+        let other = vec![("media".to_string(), Wanted::default())];
+        assert_eq!(
+            live.buckets_due(other.clone(), resync),
+            other,
+            "other settings"
+        );
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert_eq!(live.buckets_due(media(), resync), media(), "resync");
+        if let Ok(mut reads) = live.bucket_reads.lock() {
+            reads.insert("media".into(), (versioning, tokio::time::Instant::now()));
+        }
+        live.forget_bucket_reads(["media"]);
+        assert_eq!(live.buckets_due(media(), resync), media(), "written");
+    }
 }
