@@ -1021,6 +1021,8 @@ fn example_desired_state_repo_loads_clean() {
             "consul_config_entry/service-defaults/minio-minio",
             "consul_config_entry/service-resolver/minio-minio",
             "consul_config_entry/service-intentions/minio-minio",
+            "bucket/plex-litestream",
+            "bucket/appflowy",
         ]
     );
     // minio's job reads its root credentials through KV v2's data/ path.
