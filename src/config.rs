@@ -87,6 +87,13 @@ pub struct WebSettings {
     /// stops DNS-rebinding pages from reaching the API.
     #[serde(default)]
     pub allowed_hosts: Vec<String>,
+    /// File holding the shared secret of the Git webhooks (`/api/v1/webhooks/...`);
+    /// `DROVER_WEBHOOK_SECRET` wins over it. Neither set: webhooks are off.
+    #[serde(default)]
+    pub webhook_secret_file: Option<PathBuf>,
+    /// The webhook secret, resolved from the environment or the file (never from the YAML itself).
+    #[serde(skip)]
+    pub webhook_secret: Option<crate::telemetry::Redacted<String>>,
 }
 
 /// `repo:`.
@@ -234,6 +241,23 @@ impl Settings {
             },
             ..defaults
         };
+        let mut web = file.web;
+        web.webhook_secret = match env("DROVER_WEBHOOK_SECRET") {
+            Some(secret) => Some(secret),
+            None => match &web.webhook_secret_file {
+                Some(path) => Some(std::fs::read_to_string(path).map_err(|source| {
+                    ConfigError::Read {
+                        path: path.display().to_string(),
+                        source,
+                    }
+                })?),
+                None => None,
+            },
+        }
+        .map(|secret| secret.trim().to_string())
+        // An empty secret would let anyone sign; treat it as none (webhooks off).
+        .filter(|secret| !secret.is_empty())
+        .map(crate::telemetry::Redacted);
         Ok(Settings {
             source,
             data_dir,
@@ -243,7 +267,7 @@ impl Settings {
             nomad,
             consul,
             controller,
-            web: file.web,
+            web,
             vault: crate::providers::vault::VaultConfig::from_lookup(&env),
             s3: crate::providers::s3::S3Config::from_lookup_when_set(&env),
         })

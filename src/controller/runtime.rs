@@ -157,7 +157,12 @@ pub async fn start(settings: Settings, shutdown: CancellationToken) -> Result<Ru
         controller: controller.clone(),
         source: watcher.clone(),
         access: crate::web::guard::AccessPolicy::new(&settings.web.allowed_hosts),
-    });
+    })
+    // Outside the page/API guard: webhooks authenticate by their own signature or token.
+    .nest(
+        crate::web::webhook::WEBHOOK_PATH,
+        crate::web::webhook::router(settings.web.webhook_secret.clone(), watcher.clone()),
+    );
     let stop = shutdown.clone();
     tasks.push(tokio::spawn(async move {
         let served = axum::serve(listener, app)

@@ -3,6 +3,7 @@
 pub mod api;
 pub mod guard;
 pub mod page;
+pub mod webhook;
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
