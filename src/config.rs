@@ -245,12 +245,14 @@ impl Settings {
         web.webhook_secret = match env("DROVER_WEBHOOK_SECRET") {
             Some(secret) => Some(secret),
             None => match &web.webhook_secret_file {
-                Some(path) => Some(std::fs::read_to_string(path).map_err(|source| {
-                    ConfigError::Read {
-                        path: path.display().to_string(),
-                        source,
-                    }
-                })?),
+                Some(path) => {
+                    Some(
+                        std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                            path: path.display().to_string(),
+                            source,
+                        })?,
+                    )
+                }
                 None => None,
             },
         }

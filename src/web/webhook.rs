@@ -153,7 +153,11 @@ async fn receive(
 }
 
 fn too_large(provider: Provider) -> Response {
-    tracing::warn!(?provider, limit = MAX_WEBHOOK_BODY, "webhook body too large");
+    tracing::warn!(
+        ?provider,
+        limit = MAX_WEBHOOK_BODY,
+        "webhook body too large"
+    );
     refuse(
         StatusCode::PAYLOAD_TOO_LARGE,
         &format!("webhook body over {MAX_WEBHOOK_BODY} bytes"),
@@ -178,8 +182,8 @@ fn authenticate(
     let header_text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     match provider {
         Provider::GitHub => {
-            let signature = header_text("x-hub-signature-256")
-                .ok_or("missing X-Hub-Signature-256 header")?;
+            let signature =
+                header_text("x-hub-signature-256").ok_or("missing X-Hub-Signature-256 header")?;
             verify_hmac(secret, body, signature.strip_prefix("sha256="))
         }
         Provider::Gitea => {
@@ -333,7 +337,8 @@ mod tests {
     use super::*;
 
     fn sign(secret: &str, body: &[u8]) -> String {
-        let mut mac = HmacSha256::new_from_slice(secret.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+        let mut mac =
+            HmacSha256::new_from_slice(secret.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
         mac.update(body);
         hex::encode(mac.finalize().into_bytes())
     }
@@ -369,7 +374,10 @@ mod tests {
     fn repository_urls_compare_by_host_and_path() {
         let https = "https://github.com/Owner/Repo.git";
         assert!(same_repository(https, "git@github.com:owner/repo.git"));
-        assert!(same_repository(https, "https://user:tok@github.com/owner/repo/"));
+        assert!(same_repository(
+            https,
+            "https://user:tok@github.com/owner/repo/"
+        ));
         assert!(same_repository(https, "ssh://git@github.com:22/owner/repo"));
         assert!(!same_repository(https, "https://github.com/owner/other"));
         assert!(!same_repository(https, "https://gitlab.com/owner/repo"));
@@ -379,14 +387,23 @@ mod tests {
     #[test]
     fn github_ping_and_other_events_are_told_apart() {
         let mut headers = HeaderMap::new();
-        headers.insert("x-github-event", "ping".parse().unwrap_or_else(|e| panic!("{e}")));
+        headers.insert(
+            "x-github-event",
+            "ping".parse().unwrap_or_else(|e| panic!("{e}")),
+        );
         assert_eq!(event_kind(Provider::GitHub, &headers), Event::Ping);
-        headers.insert("x-github-event", "issues".parse().unwrap_or_else(|e| panic!("{e}")));
+        headers.insert(
+            "x-github-event",
+            "issues".parse().unwrap_or_else(|e| panic!("{e}")),
+        );
         assert_eq!(
             event_kind(Provider::GitHub, &headers),
             Event::Other("issues".into())
         );
-        headers.insert("x-github-event", "push".parse().unwrap_or_else(|e| panic!("{e}")));
+        headers.insert(
+            "x-github-event",
+            "push".parse().unwrap_or_else(|e| panic!("{e}")),
+        );
         assert_eq!(event_kind(Provider::GitHub, &headers), Event::Push);
     }
 }
