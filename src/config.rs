@@ -324,6 +324,46 @@ mod tests {
     }
 
     #[test]
+    fn the_webhook_secret_comes_from_the_environment_or_a_file_never_empty() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let file_path = dir.path().join("secret");
+        std::fs::write(&file_path, "from-file\n").unwrap_or_else(|e| panic!("{e}"));
+        let settings = |yaml: &str, env_secret: Option<&str>| {
+            let file: FileSettings =
+                serde_yaml_ng::from_str(yaml).unwrap_or_else(|e| panic!("{e}"));
+            let env_secret = env_secret.map(str::to_string);
+            Settings::from_file_settings(file, move |k| {
+                (k == "DROVER_WEBHOOK_SECRET")
+                    .then(|| env_secret.clone())
+                    .flatten()
+            })
+        };
+        let secret = |s: Settings| s.web.webhook_secret.map(|r| r.expose().clone());
+        let with_file = format!(
+            "repo: {{ url: /srv/repo }}\nweb: {{ webhook_secret_file: {} }}\n",
+            file_path.display()
+        );
+        let plain = "repo: { url: /srv/repo }\n";
+        let ok = |r: Result<Settings, ConfigError>| r.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(secret(ok(settings(plain, None))), None);
+        assert_eq!(secret(ok(settings(plain, Some("  ")))), None);
+        assert_eq!(secret(ok(settings(plain, Some("env")))), Some("env".into()));
+        assert_eq!(
+            secret(ok(settings(&with_file, None))),
+            Some("from-file".into())
+        );
+        assert_eq!(
+            secret(ok(settings(&with_file, Some("env")))),
+            Some("env".into())
+        );
+        let missing = "repo: { url: /srv/repo }\nweb: { webhook_secret_file: /nonexistent/x }\n";
+        assert!(settings(missing, None).is_err());
+        // The secret never shows in the settings' Debug output (logged at startup by some).
+        let debug = format!("{:?}", ok(settings(plain, Some("s3cr3t-value"))));
+        assert!(!debug.contains("s3cr3t-value"), "{debug}");
+    }
+
+    #[test]
     fn redact_keys_replace_the_default_fragments() {
         let parse = |yaml: &str| {
             let file: FileSettings =

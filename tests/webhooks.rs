@@ -122,12 +122,15 @@ async fn a_signed_github_push_registers_the_job_well_under_a_second() {
     env.shutdown().await;
 }
 
+/// The headers a forge sends for a body.
+type HeadersFor = dyn Fn(&[u8]) -> Vec<(&'static str, String)>;
+
 #[tokio::test]
 async fn gitea_gitlab_and_generic_pushes_with_the_right_secret_trigger_a_fetch() {
     let mut env = TestEnv::new().await;
     let mut head = env.commit("first");
     start(&mut env, Some(SECRET), &head).await;
-    let cases: Vec<(&str, Box<dyn Fn(&[u8]) -> Vec<(&'static str, String)>>)> = vec![
+    let cases: Vec<(&str, Box<HeadersFor>)> = vec![
         (
             "gitea",
             Box::new(|b: &[u8]| {
