@@ -238,7 +238,6 @@ async fn oversized_bodies_get_413_declared_or_streamed() {
     let mut env = TestEnv::new().await;
     let first = env.commit("first");
     start(&mut env, Some(SECRET), &first).await;
-    let fetched_before = last_fetch(&env);
     let big = vec![b' '; 1024 * 1024 + 1];
 
     let (code, answer) = post(&env, "github", &github_push(&big, SECRET), big.clone()).await;
@@ -262,7 +261,6 @@ async fn oversized_bodies_get_413_declared_or_streamed() {
     let limit = vec![b' '; 1024 * 1024];
     let (code, answer) = post(&env, "github", &github_push(&limit, SECRET), limit).await;
     assert_eq!(code, 202, "{answer}");
-    assert_ne!(fetched_before, None);
     env.shutdown().await;
 }
 
