@@ -87,7 +87,21 @@ pub struct WebSettings {
     /// stops DNS-rebinding pages from reaching the API.
     #[serde(default)]
     pub allowed_hosts: Vec<String>,
+    /// File holding the API token that mutating endpoints (sync, refresh, rollback, unpin) require
+    /// as `Authorization: Bearer <token>`; `DROVER_API_TOKEN` takes precedence. Without either,
+    /// those endpoints are off (403).
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+    /// Require the token for the read-only API and the status page too (`/healthz` stays open).
+    #[serde(default)]
+    pub private: bool,
+    /// The resolved token (from `DROVER_API_TOKEN` or `token_file`); never read from YAML.
+    #[serde(skip)]
+    pub api_token: Option<crate::telemetry::Redacted<String>>,
 }
+
+/// The environment variable holding the API token (server and CLI).
+pub const API_TOKEN_ENV: &str = "DROVER_API_TOKEN";
 
 /// `repo:`.
 #[derive(Debug, Clone, Deserialize)]
@@ -207,6 +221,19 @@ impl Settings {
             })?;
             nomad.token = Some(crate::telemetry::Redacted(token.trim().to_string()));
         }
+        let mut web = file.web;
+        web.api_token = match (env(API_TOKEN_ENV), &web.token_file) {
+            (Some(token), _) if !token.trim().is_empty() => Some(token.trim().to_string()),
+            (_, Some(path)) => {
+                let token = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.display().to_string(),
+                    source,
+                })?;
+                Some(token.trim().to_string()).filter(|t| !t.is_empty())
+            }
+            _ => None,
+        }
+        .map(crate::telemetry::Redacted);
         let data_dir = file
             .data_dir
             .unwrap_or_else(|| PathBuf::from("drover-data"));
@@ -243,7 +270,7 @@ impl Settings {
             nomad,
             consul,
             controller,
-            web: file.web,
+            web,
             vault: crate::providers::vault::VaultConfig::from_lookup(&env),
             s3: crate::providers::s3::S3Config::from_lookup_when_set(&env),
         })
