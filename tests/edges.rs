@@ -122,7 +122,9 @@ async fn watchers_cap_their_rate_when_every_answer_has_a_new_index() {
 // ---- the web API: cross-site requests and foreign Host names ----
 
 fn drover_bin() -> tokio::process::Command {
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_drover"))
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_drover"));
+    command.env("DROVER_API_TOKEN", common::TEST_API_TOKEN);
+    command
 }
 
 fn web_base(env: &TestEnv) -> String {
@@ -383,7 +385,9 @@ async fn configured_allowed_hosts_are_answered() {
 // ---- the CLI ----
 
 fn drover_sync_bin() -> std::process::Command {
-    std::process::Command::new(env!("CARGO_BIN_EXE_drover"))
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_drover"));
+    command.env("DROVER_API_TOKEN", common::TEST_API_TOKEN);
+    command
 }
 
 #[test]
