@@ -325,6 +325,50 @@ mod tests {
     }
 
     #[test]
+    fn the_api_token_comes_from_the_environment_else_the_token_file() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let file = dir.path().join("api-token");
+        std::fs::write(&file, "from-file\n").unwrap_or_else(|e| panic!("{e}"));
+        let resolve = |yaml: String, env_token: Option<&str>| {
+            let parsed: FileSettings =
+                serde_yaml_ng::from_str(&yaml).unwrap_or_else(|e| panic!("{e}"));
+            Settings::from_file_settings(parsed, |k| {
+                (k == API_TOKEN_ENV)
+                    .then(|| env_token.map(str::to_string))
+                    .flatten()
+            })
+            .map(|s| (s.web.api_token.map(|t| t.expose().clone()), s.web.private))
+        };
+        let with_file = format!(
+            "repo: {{ url: /srv/repo }}\nweb: {{ token_file: {}, private: true }}\n",
+            file.display()
+        );
+        let without = "repo: { url: /srv/repo }\n".to_string();
+        assert_eq!(
+            resolve(with_file.clone(), None).ok(),
+            Some((Some("from-file".to_string()), true))
+        );
+        assert_eq!(
+            resolve(with_file, Some(" from-env ")).ok(),
+            Some((Some("from-env".to_string()), true))
+        );
+        assert_eq!(
+            resolve(without.clone(), Some("from-env")).ok(),
+            Some((Some("from-env".to_string()), false))
+        );
+        assert_eq!(resolve(without.clone(), None).ok(), Some((None, false)));
+        assert_eq!(resolve(without, Some("  ")).ok(), Some((None, false)));
+        let missing = format!(
+            "repo: {{ url: /srv/repo }}\nweb: {{ token_file: {} }}\n",
+            dir.path().join("absent").display()
+        );
+        assert!(
+            resolve(missing, None).is_err(),
+            "an unreadable token file is an error"
+        );
+    }
+
+    #[test]
     fn redact_keys_replace_the_default_fragments() {
         let parse = |yaml: &str| {
             let file: FileSettings =
