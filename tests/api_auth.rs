@@ -330,6 +330,92 @@ async fn private_mode_needs_the_token_for_reads_and_the_page() {
 }
 
 #[tokio::test]
+async fn the_private_page_signs_in_with_an_http_only_same_site_cookie() {
+    let (env, _) = env_with_web(|s| s.web.private = true).await;
+    let (code, form) = send(&env, reqwest::Method::GET, "/", None, &[], None).await;
+    assert_eq!(code, 401);
+    assert!(
+        form.contains("Sign in") && !form.contains("nomad_job"),
+        "{form}"
+    );
+
+    let login = |token: &str| {
+        env.http
+            .post(format!("{}/login", env.drover_url()))
+            .json(&json!({ "token": token }))
+            .send()
+    };
+    let wrong = login("not-the-token")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(wrong.status().as_u16(), 401);
+    assert!(wrong.headers().get("set-cookie").is_none());
+    // A cross-site form cannot sign in either.
+    let form_post = env
+        .http
+        .post(format!("{}/login", env.drover_url()))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("token={TEST_API_TOKEN}"))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(form_post.status().as_u16(), 403);
+    assert!(form_post.headers().get("set-cookie").is_none());
+
+    let right = login(TEST_API_TOKEN)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(right.status().as_u16(), 204);
+    let set_cookie = right
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_else(|| panic!("no cookie: {:?}", right.headers()))
+        .to_string();
+    assert!(
+        set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Strict"),
+        "{set_cookie}"
+    );
+    assert!(!set_cookie.contains(TEST_API_TOKEN), "{set_cookie}");
+    let cookie = set_cookie.split(';').next().unwrap_or_default().to_string();
+    for path in ["/", "/api/v1/apps"] {
+        let (code, body) = send(
+            &env,
+            reqwest::Method::GET,
+            path,
+            None,
+            &[("cookie", cookie.as_str())],
+            None,
+        )
+        .await;
+        assert_eq!(code, 200, "{path}: {body}");
+        assert!(body.contains("web"), "{path}: {body}");
+    }
+    // A forged cookie opens nothing, and the cookie is for reading: changes need the token.
+    let (code, _) = send(
+        &env,
+        reqwest::Method::GET,
+        "/api/v1/apps",
+        None,
+        &[("cookie", "drover_session=0000")],
+        None,
+    )
+    .await;
+    assert_eq!(code, 401);
+    let (code, body) = send(
+        &env,
+        reqwest::Method::POST,
+        "/api/v1/refresh",
+        None,
+        &[("cookie", cookie.as_str())],
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(code, 401, "{body}");
+    env.shutdown().await;
+}
+
+#[tokio::test]
 async fn the_unversioned_api_paths_are_gone() {
     let (env, _) = env_with_web(|_| {}).await;
     for (method, path) in [

@@ -10,7 +10,7 @@ use axum::Json;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::{Html, IntoResponse, Response};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -24,6 +24,8 @@ pub struct ApiAuth {
     token_digest: Option<Arc<Redacted<[u8; 32]>>>,
     /// Whether reads need the token too.
     private: bool,
+    /// The page-session cookie's value: derived from the token, so the cookie is not the token.
+    session: Option<Arc<Redacted<String>>>,
 }
 
 impl std::fmt::Debug for ApiAuth {
@@ -56,7 +58,26 @@ impl ApiAuth {
         ApiAuth {
             token_digest: token.map(|t| Arc::new(Redacted(digest(t.expose().as_bytes())))),
             private,
+            session: token.map(|t| {
+                let derived = digest(format!("drover-page-session:{}", t.expose()).as_bytes());
+                Arc::new(Redacted(hex::encode(derived)))
+            }),
         }
+    }
+
+    /// Whether the request carries the page-session cookie `POST /login` set.
+    fn has_session(&self, headers: &HeaderMap) -> bool {
+        let Some(expected) = &self.session else {
+            return false;
+        };
+        headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|pair| pair.trim().split_once('='))
+            .filter(|(name, _)| *name == SESSION_COOKIE)
+            .any(|(_, value)| bool::from(value.as_bytes().ct_eq(expected.expose().as_bytes())))
     }
 
     fn check(&self, headers: &HeaderMap) -> Credentials {
@@ -127,14 +148,83 @@ pub async fn changes(State(auth): State<ApiAuth>, request: Request, next: Next) 
     require(&auth, request, next).await
 }
 
-/// Middleware for the read-only API and the page: the token when `web.private` is set.
+/// Middleware for the read-only API and the page: with `web.private`, the token or the page
+/// session cookie (a browser cannot add the header to a page load). A page request without
+/// either gets the login form (still `401`).
 pub async fn reads(State(auth): State<ApiAuth>, request: Request, next: Next) -> Response {
-    if auth.private {
-        require(&auth, request, next).await
-    } else {
-        next.run(request).await
+    if !auth.private || auth.has_session(request.headers()) {
+        return next.run(request).await;
+    }
+    if request.uri().path() == "/" && auth.check(request.headers()) != Credentials::Valid {
+        tracing::info!("status page: login form shown");
+        return (StatusCode::UNAUTHORIZED, Html(LOGIN_PAGE)).into_response();
+    }
+    require(&auth, request, next).await
+}
+
+/// The page-session cookie.
+const SESSION_COOKIE: &str = "drover_session";
+
+/// `POST /login` body.
+#[derive(serde::Deserialize)]
+pub struct Login {
+    token: String,
+}
+
+/// `POST /login` with `{"token": "..."}` (the guard has made sure it is JSON from drover's own
+/// page): the right token sets an `HttpOnly; SameSite=Strict` session cookie for the private page
+/// and read-only API; the token itself never goes into a URL or a cookie.
+pub async fn login(State(auth): State<ApiAuth>, Json(login): Json<Login>) -> Response {
+    let mut headers = HeaderMap::new();
+    if let Ok(value) = HeaderValue::from_str(&format!("Bearer {}", login.token)) {
+        headers.insert(header::AUTHORIZATION, value);
+    }
+    match (&auth.session, auth.check(&headers)) {
+        (Some(session), Credentials::Valid) => {
+            let cookie = format!(
+                "{SESSION_COOKIE}={}; HttpOnly; SameSite=Strict; Path=/",
+                session.expose()
+            );
+            match HeaderValue::from_str(&cookie) {
+                Ok(value) => {
+                    (StatusCode::NO_CONTENT, [(header::SET_COOKIE, value)]).into_response()
+                }
+                Err(_) => answer(StatusCode::INTERNAL_SERVER_ERROR, "cannot set the cookie"),
+            }
+        }
+        (None, _) => answer(StatusCode::FORBIDDEN, TOKEN_NOT_CONFIGURED),
+        _ => {
+            tracing::warn!("login refused: wrong API token");
+            answer(StatusCode::UNAUTHORIZED, TOKEN_WRONG)
+        }
     }
 }
+
+/// The private page's login form: posts JSON to `/login` (a plain form post would be refused as
+/// cross-site-capable), then reloads.
+const LOGIN_PAGE: &str = r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>drover: sign in</title></head>
+<body>
+<h1>drover</h1>
+<p>This drover is private: enter its API token (DROVER_API_TOKEN).</p>
+<form id="login"><input type="password" name="token" autocomplete="current-password" autofocus>
+<button type="submit">Sign in</button></form>
+<p id="error" role="alert"></p>
+<script>
+document.getElementById("login").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const token = event.target.token.value;
+  const answer = await fetch("/login", {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ token }),
+  });
+  if (answer.ok) { location.reload(); }
+  else { document.getElementById("error").textContent = "wrong token"; }
+});
+</script>
+</body></html>
+"#;
 
 #[cfg(test)]
 mod tests {

@@ -56,6 +56,7 @@ pub fn router(state: WebState) -> Router {
     Router::new()
         .route("/", get(page).route_layer(reads))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/login", post(auth::login).with_state(state.auth.clone()))
         .nest(API_PREFIX, api_reads.merge(api_changes))
         .layer(axum::middleware::from_fn_with_state(
             state.access.clone(),
