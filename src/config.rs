@@ -94,7 +94,21 @@ pub struct WebSettings {
     /// The webhook secret, resolved from the environment or the file (never from the YAML itself).
     #[serde(skip)]
     pub webhook_secret: Option<crate::telemetry::Redacted<String>>,
+    /// File holding the API token that mutating endpoints (sync, refresh, rollback, unpin) require
+    /// as `Authorization: Bearer <token>`; `DROVER_API_TOKEN` takes precedence. Without either,
+    /// those endpoints are off (403).
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+    /// Require the token for the read-only API and the status page too (`/healthz` stays open).
+    #[serde(default)]
+    pub private: bool,
+    /// The resolved token (from `DROVER_API_TOKEN` or `token_file`); never read from YAML.
+    #[serde(skip)]
+    pub api_token: Option<crate::telemetry::Redacted<String>>,
 }
+
+/// The environment variable holding the API token (server and CLI).
+pub const API_TOKEN_ENV: &str = "DROVER_API_TOKEN";
 
 /// `repo:`.
 #[derive(Debug, Clone, Deserialize)]
@@ -214,6 +228,19 @@ impl Settings {
             })?;
             nomad.token = Some(crate::telemetry::Redacted(token.trim().to_string()));
         }
+        let mut web = file.web;
+        web.api_token = match (env(API_TOKEN_ENV), &web.token_file) {
+            (Some(token), _) if !token.trim().is_empty() => Some(token.trim().to_string()),
+            (_, Some(path)) => {
+                let token = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.display().to_string(),
+                    source,
+                })?;
+                Some(token.trim().to_string()).filter(|t| !t.is_empty())
+            }
+            _ => None,
+        }
+        .map(crate::telemetry::Redacted);
         let data_dir = file
             .data_dir
             .unwrap_or_else(|| PathBuf::from("drover-data"));
@@ -361,6 +388,50 @@ mod tests {
         // The secret never shows in the settings' Debug output (logged at startup by some).
         let debug = format!("{:?}", ok(settings(plain, Some("s3cr3t-value"))));
         assert!(!debug.contains("s3cr3t-value"), "{debug}");
+    }
+
+    #[test]
+    fn the_api_token_comes_from_the_environment_else_the_token_file() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let file = dir.path().join("api-token");
+        std::fs::write(&file, "from-file\n").unwrap_or_else(|e| panic!("{e}"));
+        let resolve = |yaml: String, env_token: Option<&str>| {
+            let parsed: FileSettings =
+                serde_yaml_ng::from_str(&yaml).unwrap_or_else(|e| panic!("{e}"));
+            Settings::from_file_settings(parsed, |k| {
+                (k == API_TOKEN_ENV)
+                    .then(|| env_token.map(str::to_string))
+                    .flatten()
+            })
+            .map(|s| (s.web.api_token.map(|t| t.expose().clone()), s.web.private))
+        };
+        let with_file = format!(
+            "repo: {{ url: /srv/repo }}\nweb: {{ token_file: {}, private: true }}\n",
+            file.display()
+        );
+        let without = "repo: { url: /srv/repo }\n".to_string();
+        assert_eq!(
+            resolve(with_file.clone(), None).ok(),
+            Some((Some("from-file".to_string()), true))
+        );
+        assert_eq!(
+            resolve(with_file, Some(" from-env ")).ok(),
+            Some((Some("from-env".to_string()), true))
+        );
+        assert_eq!(
+            resolve(without.clone(), Some("from-env")).ok(),
+            Some((Some("from-env".to_string()), false))
+        );
+        assert_eq!(resolve(without.clone(), None).ok(), Some((None, false)));
+        assert_eq!(resolve(without, Some("  ")).ok(), Some((None, false)));
+        let missing = format!(
+            "repo: {{ url: /srv/repo }}\nweb: {{ token_file: {} }}\n",
+            dir.path().join("absent").display()
+        );
+        assert!(
+            resolve(missing, None).is_err(),
+            "an unreadable token file is an error"
+        );
     }
 
     #[test]

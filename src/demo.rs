@@ -123,6 +123,8 @@ pub struct Demo {
     pub running: Running,
     /// The Git repository users commit to.
     pub repo: PathBuf,
+    /// The API token the page's buttons and the CLI need (`DROVER_API_TOKEN`, or generated).
+    pub api_token: String,
 }
 
 impl Demo {
@@ -208,12 +210,20 @@ pub async fn start(options: DemoOptions) -> Result<Demo, DemoError> {
         )),
         ..drover::providers::s3::S3Config::default()
     });
+    // The demo's changes need a token like any drover's: the caller's, or a fresh random one.
+    let api_token = std::env::var(drover::config::API_TOKEN_ENV)
+        .ok()
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty())
+        .unwrap_or_else(|| hex::encode(rand::random::<[u8; 24]>()));
+    settings.web.api_token = Some(drover::telemetry::Redacted(api_token.clone()));
     let running = runtime::start(settings, CancellationToken::new()).await?;
     Ok(Demo {
         devstack,
         s3,
         running,
         repo,
+        api_token,
     })
 }
 

@@ -300,6 +300,12 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     );
     println!("\nPaste these lines into the shell where you run nomad, consul, vault or curl:\n");
     print!("{}", demo.devstack.env_exports());
+    // For `drover sync/rollback/unpin` and curl against the demo (changes need the token).
+    println!(
+        "export {}={}",
+        drover::config::API_TOKEN_ENV,
+        demo.api_token
+    );
     println!(
         "\nEdit a file under {}/apps, then `git commit -am \"...\"` there: drover applies it within one poll ({}).",
         demo.repo.display(),
@@ -592,6 +598,13 @@ async fn api<T: serde::de::DeserializeOwned>(
     let url = format!("{}{}", server.trim_end_matches('/'), path);
     let mutating = method != reqwest::Method::GET;
     let mut request = http()?.request(method, &url);
+    // Changes (and reads on a private server) need the API token; reqwest marks it sensitive.
+    if let Some(token) = std::env::var(drover::config::API_TOKEN_ENV)
+        .ok()
+        .filter(|t| !t.trim().is_empty())
+    {
+        request = request.bearer_auth(token.trim());
+    }
     // The API refuses changes without a JSON body (a cross-site form cannot send one).
     if let Some(body) = body.or_else(|| mutating.then(|| serde_json::json!({}))) {
         request = request.json(&body);
@@ -620,8 +633,13 @@ fn word(value: impl std::fmt::Debug) -> String {
 }
 
 async fn sync(args: SyncArgs) -> anyhow::Result<ExitCode> {
-    let apps: Vec<AppStatus> =
-        api(reqwest::Method::GET, &args.server.server, "/api/apps", None).await?;
+    let apps: Vec<AppStatus> = api(
+        reqwest::Method::GET,
+        &args.server.server,
+        "/api/v1/apps",
+        None,
+    )
+    .await?;
     let selected: Vec<&AppStatus> = apps
         .iter()
         .filter(|s| args.app.as_ref().is_none_or(|a| *a == s.name))
@@ -655,7 +673,7 @@ async fn sync(args: SyncArgs) -> anyhow::Result<ExitCode> {
         let _: SyncRequested = api(
             reqwest::Method::POST,
             &args.server.server,
-            &format!("/api/apps/{}/sync", status.name),
+            &format!("/api/v1/apps/{}/sync", status.name),
             None,
         )
         .await?;
@@ -665,13 +683,15 @@ async fn sync(args: SyncArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn status(args: ServerArgs) -> anyhow::Result<ExitCode> {
-    let apps: Vec<AppStatus> = api(reqwest::Method::GET, &args.server, "/api/apps", None).await?;
+    let apps: Vec<AppStatus> =
+        api(reqwest::Method::GET, &args.server, "/api/v1/apps", None).await?;
     // What the page's banner shows: the Git fetch error and the repository's problems.
-    let source: SourceView = api(reqwest::Method::GET, &args.server, "/api/source", None).await?;
+    let source: SourceView =
+        api(reqwest::Method::GET, &args.server, "/api/v1/source", None).await?;
     if let Some(error) = &source.last_error {
         println!("! Git: {error}");
     }
-    let repo: RepoView = api(reqwest::Method::GET, &args.server, "/api/status", None).await?;
+    let repo: RepoView = api(reqwest::Method::GET, &args.server, "/api/v1/status", None).await?;
     for problem in &repo.problems {
         println!("! {problem}");
     }
@@ -707,7 +727,7 @@ async fn history(args: AppArgs) -> anyhow::Result<ExitCode> {
     let records: Vec<HistoryEntry> = api(
         reqwest::Method::GET,
         &args.server.server,
-        &format!("/api/apps/{}/history", args.app),
+        &format!("/api/v1/apps/{}/history", args.app),
         None,
     )
     .await?;
@@ -735,7 +755,7 @@ async fn rollback(args: RollbackArgs) -> anyhow::Result<ExitCode> {
     let answer: Pinned = api(
         reqwest::Method::POST,
         &args.server.server,
-        &format!("/api/apps/{}/rollback", args.app),
+        &format!("/api/v1/apps/{}/rollback", args.app),
         Some(serde_json::json!({ "revision": args.to })),
     )
     .await?;
@@ -750,7 +770,7 @@ async fn unpin(args: AppArgs) -> anyhow::Result<ExitCode> {
     let _: Unpinned = api(
         reqwest::Method::POST,
         &args.server.server,
-        &format!("/api/apps/{}/unpin", args.app),
+        &format!("/api/v1/apps/{}/unpin", args.app),
         None,
     )
     .await?;

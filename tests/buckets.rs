@@ -524,7 +524,7 @@ async fn the_demo_creates_the_example_bucket_on_its_embedded_s3_and_keeps_it_syn
     let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
     let mut last = serde_json::Value::Null;
     loop {
-        if let Ok(r) = http.get(format!("{base}/api/apps")).send().await
+        if let Ok(r) = http.get(format!("{base}/api/v1/apps")).send().await
             && let Ok(body) = r.json::<serde_json::Value>().await
         {
             last = body;

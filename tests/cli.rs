@@ -178,7 +178,7 @@ async fn demo_shows_the_media_stack_synced_and_healthy_and_picks_up_a_commit() {
         async move {
             let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
             loop {
-                if let Ok(r) = client.get(format!("{base}/api/apps")).send().await
+                if let Ok(r) = client.get(format!("{base}/api/v1/apps")).send().await
                     && let Ok(body) = r.json::<serde_json::Value>().await
                 {
                     if apps(&body, want_rev.as_deref()) {
@@ -256,7 +256,10 @@ fn the_readme_seed_example_is_a_valid_seed() {
 /// Run the binary against a running drover (`--server`), off the async runtime's threads.
 async fn cli(env: &TestEnv, args: &[&str]) -> (Option<i32>, String, String) {
     let mut command = drover();
-    command.args(args).env("DROVER_ADDR", env.drover_url());
+    command
+        .args(args)
+        .env("DROVER_ADDR", env.drover_url())
+        .env("DROVER_API_TOKEN", common::TEST_API_TOKEN);
     let out = tokio::task::spawn_blocking(move || command.output())
         .await
         .unwrap_or_else(|e| panic!("{e}"))

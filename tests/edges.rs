@@ -122,7 +122,9 @@ async fn watchers_cap_their_rate_when_every_answer_has_a_new_index() {
 // ---- the web API: cross-site requests and foreign Host names ----
 
 fn drover_bin() -> tokio::process::Command {
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_drover"))
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_drover"));
+    command.env("DROVER_API_TOKEN", common::TEST_API_TOKEN);
+    command
 }
 
 fn web_base(env: &TestEnv) -> String {
@@ -142,7 +144,10 @@ async fn send_raw(
     headers: &[(&str, &str)],
     body: &str,
 ) -> (u16, Value) {
-    let mut request = env.http.request(method, format!("{}{path}", web_base(env)));
+    let mut request = env
+        .http
+        .request(method, format!("{}{path}", web_base(env)))
+        .bearer_auth(common::TEST_API_TOKEN);
     for (name, value) in headers {
         request = request.header(*name, *value);
     }
@@ -212,7 +217,11 @@ async fn cross_site_and_foreign_host_requests_are_refused_and_change_nothing() {
     let json = ("Content-Type", "application/json");
     let attacker = ("Origin", "https://attacker.example");
 
-    for path in ["/api/apps/web/sync", "/api/apps/web/unpin", "/api/refresh"] {
+    for path in [
+        "/api/v1/apps/web/sync",
+        "/api/v1/apps/web/unpin",
+        "/api/v1/refresh",
+    ] {
         for (what, headers, body, reason) in [
             (
                 "a form from another site",
@@ -251,7 +260,7 @@ async fn cross_site_and_foreign_host_requests_are_refused_and_change_nothing() {
     let (code, body) = send_raw(
         &env,
         reqwest::Method::GET,
-        "/api/apps",
+        "/api/v1/apps",
         &[("Host", foreign_host.as_str())],
         "",
     )
@@ -260,7 +269,14 @@ async fn cross_site_and_foreign_host_requests_are_refused_and_change_nothing() {
     // Nothing was synced: the app is still OutOfSync with no job and no sync in its history.
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert!(env.job("web").await.is_none(), "a refused sync applied");
-    let (_, history) = send_raw(&env, reqwest::Method::GET, "/api/apps/web/history", &[], "").await;
+    let (_, history) = send_raw(
+        &env,
+        reqwest::Method::GET,
+        "/api/v1/apps/web/history",
+        &[],
+        "",
+    )
+    .await;
     assert_eq!(history, serde_json::json!([]), "no sync recorded");
 
     // Loopback names with any port, same-origin JSON and the CLI still work.
@@ -271,7 +287,7 @@ async fn cross_site_and_foreign_host_requests_are_refused_and_change_nothing() {
         let (code, body) = send_raw(
             &env,
             reqwest::Method::GET,
-            "/api/apps",
+            "/api/v1/apps",
             &[("Host", host.as_str())],
             "",
         )
@@ -282,7 +298,7 @@ async fn cross_site_and_foreign_host_requests_are_refused_and_change_nothing() {
     let (code, body) = send_raw(
         &env,
         reqwest::Method::POST,
-        "/api/apps/web/sync",
+        "/api/v1/apps/web/sync",
         &[
             json,
             ("Origin", origin.as_str()),
@@ -300,7 +316,7 @@ async fn cross_site_and_foreign_host_requests_are_refused_and_change_nothing() {
     let (code, body) = send_raw(
         &env,
         reqwest::Method::POST,
-        "/api/apps/web/unpin",
+        "/api/v1/apps/web/unpin",
         &[attacker, form],
         "x=1",
     )
@@ -334,7 +350,7 @@ async fn configured_allowed_hosts_are_answered() {
     let (code, body) = send_raw(
         &env,
         reqwest::Method::GET,
-        "/api/apps",
+        "/api/v1/apps",
         &[("Host", host.as_str())],
         "",
     )
@@ -344,7 +360,7 @@ async fn configured_allowed_hosts_are_answered() {
     let (code, body) = send_raw(
         &env,
         reqwest::Method::POST,
-        "/api/refresh",
+        "/api/v1/refresh",
         &[
             ("Host", host.as_str()),
             ("Origin", origin.as_str()),
@@ -357,7 +373,7 @@ async fn configured_allowed_hosts_are_answered() {
     let (code, body) = send_raw(
         &env,
         reqwest::Method::GET,
-        "/api/apps",
+        "/api/v1/apps",
         &[("Host", "other.example.org")],
         "",
     )
@@ -369,7 +385,9 @@ async fn configured_allowed_hosts_are_answered() {
 // ---- the CLI ----
 
 fn drover_sync_bin() -> std::process::Command {
-    std::process::Command::new(env!("CARGO_BIN_EXE_drover"))
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_drover"));
+    command.env("DROVER_API_TOKEN", common::TEST_API_TOKEN);
+    command
 }
 
 #[test]
@@ -425,7 +443,7 @@ async fn unknown_apps_are_errors_in_unpin_history_and_plan() {
         );
         assert!(!stdout.contains("follows the branch"), "{stdout}");
     }
-    let (_, events) = send_raw(&env, reqwest::Method::GET, "/api/events", &[], "").await;
+    let (_, events) = send_raw(&env, reqwest::Method::GET, "/api/v1/events", &[], "").await;
     assert!(
         !events
             .as_array()
@@ -581,7 +599,7 @@ async fn the_demo_seeds_its_repository_from_the_built_in_example_anywhere() {
     let deadline = tokio::time::Instant::now() + common::WAIT;
     let mut names = Vec::new();
     while tokio::time::Instant::now() < deadline {
-        if let Ok(response) = http.get(format!("{url}api/apps")).send().await
+        if let Ok(response) = http.get(format!("{url}api/v1/apps")).send().await
             && let Ok(apps) = response.json::<Value>().await
         {
             names = apps

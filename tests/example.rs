@@ -342,7 +342,7 @@ async fn the_demo_brings_every_resource_of_the_example_buckets_included_to_synce
     let deadline = tokio::time::Instant::now() + common::WAIT * 2;
     let mut apps = Value::Null;
     loop {
-        if let Ok(response) = http.get(format!("{url}api/apps")).send().await
+        if let Ok(response) = http.get(format!("{url}api/v1/apps")).send().await
             && let Ok(answer) = response.json::<Value>().await
         {
             apps = answer;

@@ -238,7 +238,7 @@ async fn a_failed_pre_sync_blocks_the_sync_shows_why_and_runs_sync_fail() {
     // The API's events show the hook runs.
     let events: Value = env
         .http
-        .get(format!("{}/api/events", env.drover_url()))
+        .get(format!("{}/api/v1/events", env.drover_url()))
         .send()
         .await
         .unwrap_or_else(|e| panic!("{e}"))

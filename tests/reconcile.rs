@@ -575,6 +575,7 @@ async fn api_post(env: &TestEnv, path: &str, body: Value) -> (u16, Value) {
         .http
         .post(format!("http://{addr}{path}"))
         .json(&body)
+        .bearer_auth(common::TEST_API_TOKEN)
         .send()
         .await
         .unwrap_or_else(|e| panic!("{path}: {e}"));
@@ -607,7 +608,7 @@ async fn auto_sync_off_waits_for_a_manual_sync() {
         env.job("web").await.is_none(),
         "auto: false never applies by itself"
     );
-    let (code, _) = api_post(&env, "/api/apps/web/sync", json!({})).await;
+    let (code, _) = api_post(&env, "/api/v1/apps/web/sync", json!({})).await;
     assert_eq!(code, 202);
     env.wait_synced_healthy("web", None).await;
     assert!(env.job("web").await.is_some());
@@ -628,7 +629,7 @@ async fn rollback_pins_an_older_revision_until_unpinned() {
 
     let (code, body) = api_post(
         &env,
-        "/api/apps/web/rollback",
+        "/api/v1/apps/web/rollback",
         json!({ "revision": &v1[..8] }),
     )
     .await;
@@ -649,7 +650,7 @@ async fn rollback_pins_an_older_revision_until_unpinned() {
     assert_eq!(status.revision, v1, "a pinned app stays at its pin");
     assert_eq!(image(env.job("web").await), "nginx:1.26");
 
-    let (code, _) = api_post(&env, "/api/apps/web/unpin", json!({})).await;
+    let (code, _) = api_post(&env, "/api/v1/apps/web/unpin", json!({})).await;
     assert_eq!(code, 200);
     env.wait_synced_healthy("web", Some(&v3)).await;
     assert_eq!(image(env.job("web").await), "nginx:1.28");
@@ -1074,7 +1075,7 @@ async fn drover_stops_fighting_a_change_that_keeps_undoing_it_until_a_manual_syn
         "first sync plus at most three heals, saw {heals} registers"
     );
     // A manual sync applies Git again.
-    let (code, _) = api_post(&env, "/api/apps/web/sync", json!({})).await;
+    let (code, _) = api_post(&env, "/api/v1/apps/web/sync", json!({})).await;
     assert_eq!(code, 202);
     env.wait_job("web", "running again", |j| {
         j.is_some_and(|j| j["Stop"] == false)

@@ -348,12 +348,12 @@ async fn read_api(env: &common::TestEnv, moment: &str) -> Vec<(String, Vec<u8>)>
     let mut out = Vec::new();
     for path in [
         "/",
-        "/api/apps",
-        "/api/apps/media",
-        "/api/apps/media/history",
-        "/api/events",
-        "/api/source",
-        "/api/status",
+        "/api/v1/apps",
+        "/api/v1/apps/media",
+        "/api/v1/apps/media/history",
+        "/api/v1/events",
+        "/api/v1/source",
+        "/api/v1/status",
     ] {
         let answer = env
             .http
@@ -497,7 +497,7 @@ async fn no_secret_reaches_a_log_line_api_answer_page_store_byte_or_cli_output()
                 .any(|r| r.id == "nomad_job/default/media" && r.message.contains("API_KEY"))
     })
     .await;
-    // The block is a stored event too (scanned through /api/events and the store's file).
+    // The block is a stored event too (scanned through /api/v1/events and the store's file).
     env.wait_event("lacks key API_KEY").await;
 
     // 4. What a user reads: every API answer, the page, the CLI.

@@ -164,7 +164,7 @@ async fn no_secret_reaches_logs_pages_api_events_history_plan_or_the_store() {
     let wait_app = |want: &'static str| async move {
         let deadline = tokio::time::Instant::now() + common::WAIT;
         loop {
-            let body = get("/api/apps/app").await;
+            let body = get("/api/v1/apps/app").await;
             let v: Value = serde_json::from_str(&body).unwrap_or_default();
             if v["sync"] == want && (want != "Synced" || v["health"] == "Healthy") {
                 return body;
@@ -199,11 +199,11 @@ async fn no_secret_reaches_logs_pages_api_events_history_plan_or_the_store() {
 
     for path in [
         "/",
-        "/api/apps",
-        "/api/apps/app",
-        "/api/apps/app/history",
-        "/api/events",
-        "/api/source",
+        "/api/v1/apps",
+        "/api/v1/apps/app",
+        "/api/v1/apps/app/history",
+        "/api/v1/events",
+        "/api/v1/source",
     ] {
         assert_clean(path, &get(path).await);
     }

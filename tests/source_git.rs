@@ -1008,7 +1008,7 @@ async fn serve_trusts_only_hosts_in_the_users_known_hosts() {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         let source = loop {
             let source: serde_json::Value =
-                match http.get(format!("{base}/api/source")).send().await {
+                match http.get(format!("{base}/api/v1/source")).send().await {
                     Ok(r) => r.json().await.unwrap_or_default(),
                     Err(_) => serde_json::Value::Null,
                 };

@@ -48,6 +48,7 @@ async fn api_post(env: &TestEnv, path: &str, body: Value) -> (u16, Value) {
         .http
         .post(format!("http://{}{path}", web_addr(env)))
         .json(&body)
+        .bearer_auth(common::TEST_API_TOKEN)
         .send()
         .await
         .unwrap_or_else(|e| panic!("POST {path}: {e}"));
@@ -80,11 +81,11 @@ async fn wait_statuses(
     }
 }
 
-/// Wait until the repo-level status (`/api/status`) has a problem containing `needle`.
+/// Wait until the repo-level status (`/api/v1/status`) has a problem containing `needle`.
 async fn wait_repo_problem(env: &TestEnv, needle: &str) -> Value {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
-        let (code, body) = api_get(env, "/api/status").await;
+        let (code, body) = api_get(env, "/api/v1/status").await;
         if code == 200 {
             let status: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
             let found = status["problems"]
@@ -170,7 +171,7 @@ async fn an_invalid_app_removed_from_git_leaves_the_status_list() {
         !all.contains_key("broken")
     })
     .await;
-    let apps = api_json(&env, "/api/apps").await;
+    let apps = api_json(&env, "/api/v1/apps").await;
     let names: Vec<&str> = apps
         .as_array()
         .into_iter()
@@ -256,7 +257,7 @@ async fn an_invalid_head_revision_is_a_repo_problem_and_drover_status_prints_it_
     );
 
     // A pin and a Git fetch error are printed too.
-    let (code, body) = api_post(&env, "/api/apps/web/rollback", json!({ "revision": v1 })).await;
+    let (code, body) = api_post(&env, "/api/v1/apps/web/rollback", json!({ "revision": v1 })).await;
     assert_eq!(code, 200, "{body}");
     env.wait_app("web", "pinned", |s| {
         s.pinned.as_deref() == Some(v1.as_str())
@@ -387,7 +388,7 @@ async fn rollback_to_a_revision_without_the_app_or_with_it_invalid_is_refused() 
 
     let (code, body) = api_post(
         &env,
-        "/api/apps/web/rollback",
+        "/api/v1/apps/web/rollback",
         json!({ "revision": &without[..8] }),
     )
     .await;
@@ -399,7 +400,7 @@ async fn rollback_to_a_revision_without_the_app_or_with_it_invalid_is_refused() 
     );
     let (code, body) = api_post(
         &env,
-        "/api/apps/web/rollback",
+        "/api/v1/apps/web/rollback",
         json!({ "revision": broken }),
     )
     .await;
@@ -455,7 +456,7 @@ async fn a_branch_that_moved_backwards_is_applied_with_a_warning_naming_both_com
         warning.message.contains(&v1[..12]) && warning.message.contains(&v2[..12]),
         "{warning:?}"
     );
-    let api = api_json(&env, "/api/events").await;
+    let api = api_json(&env, "/api/v1/events").await;
     assert!(
         api.as_array().into_iter().flatten().any(|e| e["message"]
             .as_str()

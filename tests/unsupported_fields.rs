@@ -90,7 +90,9 @@ async fn a_running_drover_syncs_the_app_and_shows_the_warning_on_it() {
 
     let (api, page) = {
         let get = |path: &str| env.http.get(format!("{}{path}", env.drover_url())).send();
-        let api = get("/api/apps/web").await.unwrap_or_else(|e| panic!("{e}"));
+        let api = get("/api/v1/apps/web")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
         let api: serde_json::Value = api.json().await.unwrap_or_else(|e| panic!("{e}"));
         let page = get("/").await.unwrap_or_else(|e| panic!("{e}"));
         (api, page.text().await.unwrap_or_else(|e| panic!("{e}")))

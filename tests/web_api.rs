@@ -33,6 +33,7 @@ async fn post_json(env: &TestEnv, path: &str, body: Value) -> (u16, Value) {
         .http
         .post(format!("{}{path}", env.drover_url()))
         .json(&body)
+        .bearer_auth(common::TEST_API_TOKEN)
         .send()
         .await
         .unwrap_or_else(|e| panic!("POST {path}: {e}"));
@@ -48,11 +49,11 @@ async fn every_read_endpoint_answers_what_drover_knows() {
     let (code, body) = get(&env, "/healthz").await;
     assert_eq!((code, body.as_str()), (200, "ok"));
 
-    let (code, apps) = get_json(&env, "/api/apps").await;
+    let (code, apps) = get_json(&env, "/api/v1/apps").await;
     assert_eq!(code, 200);
     assert_eq!(apps.as_array().map(Vec::len), Some(1), "{apps}");
 
-    let (code, app) = get_json(&env, "/api/apps/web").await;
+    let (code, app) = get_json(&env, "/api/v1/apps/web").await;
     assert_eq!(code, 200);
     assert_eq!(app["name"], "web");
     assert_eq!(app["sync"], "Synced");
@@ -65,7 +66,7 @@ async fn every_read_endpoint_answers_what_drover_knows() {
             .is_some_and(|t| t > 1_700_000_000)
     );
 
-    let (code, missing) = get_json(&env, "/api/apps/nosuch").await;
+    let (code, missing) = get_json(&env, "/api/v1/apps/nosuch").await;
     assert_eq!(code, 404);
     assert!(
         missing["error"]
@@ -74,7 +75,7 @@ async fn every_read_endpoint_answers_what_drover_knows() {
         "{missing}"
     );
 
-    let (code, history) = get_json(&env, "/api/apps/web/history").await;
+    let (code, history) = get_json(&env, "/api/v1/apps/web/history").await;
     assert_eq!(code, 200);
     let first = &history[0];
     assert_eq!(first["revision"], rev.as_str(), "{history}");
@@ -83,7 +84,7 @@ async fn every_read_endpoint_answers_what_drover_knows() {
     assert_eq!(first["changes"], json!(["create nomad_job/default/web"]));
     assert!(first["finished_at"].as_u64() >= first["started_at"].as_u64());
 
-    let (code, source) = get_json(&env, "/api/source").await;
+    let (code, source) = get_json(&env, "/api/v1/source").await;
     assert_eq!(code, 200);
     assert_eq!(source["revision"], rev.as_str());
     assert_eq!(source["message"], "web");
@@ -110,14 +111,18 @@ async fn refresh_fetches_now_and_events_record_a_rollback() {
 
     env.write("apps/web/job.nomad.hcl", &web_jobspec("web", "nginx:1.28"));
     let second = env.commit("web: nginx 1.28");
-    let (code, _) = post_json(&env, "/api/refresh", json!({})).await;
+    let (code, _) = post_json(&env, "/api/v1/refresh", json!({})).await;
     assert_eq!(code, 202);
     env.wait_synced_healthy("web", Some(&second)).await;
 
-    let (code, pinned) =
-        post_json(&env, "/api/apps/web/rollback", json!({ "revision": first })).await;
+    let (code, pinned) = post_json(
+        &env,
+        "/api/v1/apps/web/rollback",
+        json!({ "revision": first }),
+    )
+    .await;
     assert_eq!(code, 200, "{pinned}");
-    let (code, events) = get_json(&env, "/api/events").await;
+    let (code, events) = get_json(&env, "/api/v1/events").await;
     assert_eq!(code, 200);
     assert!(
         events
@@ -159,13 +164,13 @@ async fn credentials_in_the_git_url_never_reach_the_api_page_or_events() {
             tokio::time::timeout(common::WAIT, rx.wait_for(|s| s.last_error.is_some())).await;
         assert!(failed.is_ok(), "the fetch error is reported");
 
-        let (_, source) = get(&env, "/api/source").await;
+        let (_, source) = get(&env, "/api/v1/source").await;
         let (_, page) = get(&env, "/").await;
-        let (_, events) = get(&env, "/api/events").await;
+        let (_, events) = get(&env, "/api/v1/events").await;
         for (what, text) in [
-            ("/api/source", &source),
+            ("/api/v1/source", &source),
             ("/", &page),
-            ("/api/events", &events),
+            ("/api/v1/events", &events),
         ] {
             assert!(
                 !text.contains("pa55w0rd-secret"),
@@ -204,7 +209,7 @@ async fn traefik_lint_warnings_reach_the_api_and_the_page() {
         status.warnings
     );
 
-    let (code, app) = get_json(&env, "/api/apps/web").await;
+    let (code, app) = get_json(&env, "/api/v1/apps/web").await;
     assert_eq!(code, 200);
     let warnings: Vec<&str> = app["warnings"]
         .as_array()

@@ -70,7 +70,7 @@ async fn a_failure_inside_drover_answers_without_its_detail() {
     db.execute_batch("DROP TABLE events; DROP TABLE syncs;")
         .unwrap_or_else(|e| panic!("drop tables: {e}"));
 
-    for path in ["/api/events", "/api/apps/web/history"] {
+    for path in ["/api/v1/events", "/api/v1/apps/web/history"] {
         let (code, body) = get(&env, path).await;
         assert_eq!(code, 500, "{path}: {body}");
         let answer: Value = serde_json::from_str(&body)
@@ -106,6 +106,7 @@ async fn post(env: &TestEnv, path: &str) -> (u16, String) {
         .http
         .post(format!("{}{path}", env.drover_url()))
         .json(&serde_json::json!({}))
+        .bearer_auth(common::TEST_API_TOKEN)
         .send()
         .await
         .unwrap_or_else(|e| panic!("POST {path}: {e}"));
@@ -118,35 +119,35 @@ async fn every_api_answer_is_the_type_the_cli_decodes() {
     let mut env = TestEnv::new().await;
     let revision = env.sync_web_app("").await;
 
-    let (_, body) = get(&env, "/api/apps").await;
-    let apps: Vec<AppStatus> = decodes_whole("/api/apps", &body);
+    let (_, body) = get(&env, "/api/v1/apps").await;
+    let apps: Vec<AppStatus> = decodes_whole("/api/v1/apps", &body);
     assert_eq!(apps.len(), 1, "{body}");
-    let (_, body) = get(&env, "/api/apps/web").await;
-    let app: AppStatus = decodes_whole("/api/apps/web", &body);
+    let (_, body) = get(&env, "/api/v1/apps/web").await;
+    let app: AppStatus = decodes_whole("/api/v1/apps/web", &body);
     assert_eq!(
         (app.name.as_str(), app.revision.as_str()),
         ("web", revision.as_str())
     );
-    let (_, body) = get(&env, "/api/source").await;
-    let source: SourceView = decodes_whole("/api/source", &body);
+    let (_, body) = get(&env, "/api/v1/source").await;
+    let source: SourceView = decodes_whole("/api/v1/source", &body);
     assert_eq!(source.revision.as_deref(), Some(revision.as_str()));
-    let (_, body) = get(&env, "/api/status").await;
-    let _: RepoView = decodes_whole("/api/status", &body);
-    let (_, body) = get(&env, "/api/apps/web/history").await;
-    let history: Vec<HistoryEntry> = decodes_whole("/api/apps/web/history", &body);
+    let (_, body) = get(&env, "/api/v1/status").await;
+    let _: RepoView = decodes_whole("/api/v1/status", &body);
+    let (_, body) = get(&env, "/api/v1/apps/web/history").await;
+    let history: Vec<HistoryEntry> = decodes_whole("/api/v1/apps/web/history", &body);
     assert!(history.iter().any(|h| h.revision == revision), "{body}");
-    let (_, body) = get(&env, "/api/events").await;
-    let _: Vec<EventEntry> = decodes_whole("/api/events", &body);
-    let (code, body) = post(&env, "/api/apps/web/sync").await;
+    let (_, body) = get(&env, "/api/v1/events").await;
+    let _: Vec<EventEntry> = decodes_whole("/api/v1/events", &body);
+    let (code, body) = post(&env, "/api/v1/apps/web/sync").await;
     assert_eq!(code, 202, "{body}");
-    let _: SyncRequested = decodes_whole("/api/apps/web/sync", &body);
-    let (code, body) = post(&env, "/api/apps/web/unpin").await;
+    let _: SyncRequested = decodes_whole("/api/v1/apps/web/sync", &body);
+    let (code, body) = post(&env, "/api/v1/apps/web/unpin").await;
     assert_eq!(code, 200, "{body}");
-    let unpinned: Unpinned = decodes_whole("/api/apps/web/unpin", &body);
+    let unpinned: Unpinned = decodes_whole("/api/v1/apps/web/unpin", &body);
     assert!(!unpinned.was_pinned, "{body}");
-    let (code, body) = get(&env, "/api/apps/nope").await;
+    let (code, body) = get(&env, "/api/v1/apps/nope").await;
     assert_eq!(code, 404, "{body}");
-    let error: ApiError = decodes_whole("/api/apps/nope", &body);
+    let error: ApiError = decodes_whole("/api/v1/apps/nope", &body);
     assert_eq!(error.error, "no app named nope");
     env.shutdown().await;
 }

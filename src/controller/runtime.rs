@@ -157,6 +157,7 @@ pub async fn start(settings: Settings, shutdown: CancellationToken) -> Result<Ru
         controller: controller.clone(),
         source: watcher.clone(),
         access: crate::web::guard::AccessPolicy::new(&settings.web.allowed_hosts),
+        auth: crate::web::auth::ApiAuth::new(settings.web.api_token.as_ref(), settings.web.private),
     })
     // Outside the page/API guard: webhooks authenticate by their own signature or token.
     .nest(

@@ -11,7 +11,7 @@ pub struct ApiError {
     pub error: String,
 }
 
-/// `POST /api/apps/:name/sync`.
+/// `POST /api/v1/apps/:name/sync`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SyncRequested {
     /// The app.
@@ -20,7 +20,7 @@ pub struct SyncRequested {
     pub sync: String,
 }
 
-/// `POST /api/apps/:name/rollback`.
+/// `POST /api/v1/apps/:name/rollback`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Pinned {
     /// The app.
@@ -29,7 +29,7 @@ pub struct Pinned {
     pub pinned: String,
 }
 
-/// `POST /api/apps/:name/unpin`.
+/// `POST /api/v1/apps/:name/unpin`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Unpinned {
     /// The app.
@@ -38,14 +38,14 @@ pub struct Unpinned {
     pub was_pinned: bool,
 }
 
-/// `POST /api/refresh`.
+/// `POST /api/v1/refresh`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RefreshRequested {
     /// Always `requested`.
     pub refresh: String,
 }
 
-/// One entry of `GET /api/apps/:name/history`: a sync drover ran.
+/// One entry of `GET /api/v1/apps/:name/history`: a sync drover ran.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HistoryEntry {
     /// Sync id.
@@ -68,7 +68,7 @@ pub struct HistoryEntry {
     pub trigger: crate::store::Trigger,
 }
 
-/// One entry of `GET /api/events`.
+/// One entry of `GET /api/v1/events`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EventEntry {
     /// Event id.
@@ -83,7 +83,7 @@ pub struct EventEntry {
     pub message: String,
 }
 
-/// `GET /api/source`: the Git watcher.
+/// `GET /api/v1/source`: the Git watcher.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SourceView {
     /// The repository URL, credentials removed.
@@ -100,7 +100,7 @@ pub struct SourceView {
     pub consecutive_failures: u32,
 }
 
-/// `GET /api/status`: the repository as a whole (what the page's banner shows).
+/// `GET /api/v1/status`: the repository as a whole (what the page's banner shows).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RepoView {
     /// The head revision the problems were derived from.

@@ -1,4 +1,5 @@
-//! Request guard for the status page and API, which have no credentials of their own:
+//! Request guard for the status page and API against web pages (before the API token of
+//! [`super::auth`], which a browser may hold as a cookie):
 //! - every request must name an allowed host in `Host` (`localhost`, an IP address, or a name in
 //!   `web.allowed_hosts`), so a DNS-rebinding page cannot read or drive drover under its own
 //!   name. IP addresses are safe to accept: rebinding needs a name the attacker controls, and a

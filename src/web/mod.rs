@@ -1,6 +1,7 @@
 //! The status page, JSON API, manual sync/refresh/rollback endpoints and `/healthz` (axum).
 
 pub mod api;
+pub mod auth;
 pub mod guard;
 pub mod page;
 pub mod webhook;
@@ -29,29 +30,44 @@ pub struct WebState {
     pub source: Arc<SourceWatcher>,
     /// Allowed `Host` names (see [`guard`]).
     pub access: guard::AccessPolicy,
+    /// The API token (see [`auth`]).
+    pub auth: auth::ApiAuth,
 }
 
-/// All routes.
+/// All routes: the page, `/healthz` and the JSON API under `/api/v1/` (see [`auth`] for who
+/// may call what).
 pub fn router(state: WebState) -> Router {
+    let reads = axum::middleware::from_fn_with_state(state.auth.clone(), auth::reads);
+    let changes = axum::middleware::from_fn_with_state(state.auth.clone(), auth::changes);
+    let api_reads = Router::new()
+        .route("/apps", get(list_apps))
+        .route("/apps/{name}", get(get_app))
+        .route("/apps/{name}/resources", get(resources))
+        .route("/apps/{name}/history", get(history))
+        .route("/source", get(source_status))
+        .route("/status", get(repo_status))
+        .route("/events", get(events))
+        .route_layer(reads.clone());
+    let api_changes = Router::new()
+        .route("/apps/{name}/sync", post(sync_app))
+        .route("/apps/{name}/rollback", post(rollback))
+        .route("/apps/{name}/unpin", post(unpin))
+        .route("/refresh", post(refresh))
+        .route_layer(changes);
     Router::new()
-        .route("/", get(page))
+        .route("/", get(page).route_layer(reads))
         .route("/healthz", get(|| async { "ok" }))
-        .route("/api/apps", get(list_apps))
-        .route("/api/apps/{name}", get(get_app))
-        .route("/api/apps/{name}/sync", post(sync_app))
-        .route("/api/apps/{name}/history", get(history))
-        .route("/api/apps/{name}/rollback", post(rollback))
-        .route("/api/apps/{name}/unpin", post(unpin))
-        .route("/api/source", get(source_status))
-        .route("/api/status", get(repo_status))
-        .route("/api/refresh", post(refresh))
-        .route("/api/events", get(events))
+        .route("/login", post(auth::login).with_state(state.auth.clone()))
+        .nest(API_PREFIX, api_reads.merge(api_changes))
         .layer(axum::middleware::from_fn_with_state(
             state.access.clone(),
             guard::guard,
         ))
         .with_state(state)
 }
+
+/// Where the JSON API lives; the CLI prefixes its paths with it too.
+pub const API_PREFIX: &str = "/api/v1";
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
     let body = api::ApiError {
@@ -72,6 +88,13 @@ fn internal_error(what: &str, failure: &dyn std::error::Error) -> Response {
 
 async fn list_apps(State(state): State<WebState>) -> Json<Vec<AppStatus>> {
     Json(state.ctx.statuses.borrow().values().cloned().collect())
+}
+
+async fn resources(State(state): State<WebState>, Path(name): Path<String>) -> Response {
+    match state.ctx.status_of(&name) {
+        Some(status) => Json(status.resources).into_response(),
+        None => error(StatusCode::NOT_FOUND, format!("no app named {name}")),
+    }
 }
 
 async fn get_app(State(state): State<WebState>, Path(name): Path<String>) -> Response {

@@ -38,6 +38,9 @@ pub async fn fast_devstack() -> Devstack {
     .unwrap_or_else(|e| panic!("devstack starts: {e}"))
 }
 
+/// The API token every test drover is started with (send it to mutating endpoints).
+pub const TEST_API_TOKEN: &str = "test-api-token-7f3a9c";
+
 /// An HTTP client for tests (installs the crypto provider reqwest needs, even for plain http).
 pub fn http_client() -> reqwest::Client {
     drover::providers::install_crypto_provider();
@@ -165,7 +168,10 @@ impl TestEnv {
                 max_backoff: Duration::from_secs(2),
                 ..ControllerSettings::default()
             },
-            web: drover::config::WebSettings::default(),
+            web: drover::config::WebSettings {
+                api_token: Some(drover::telemetry::Redacted(TEST_API_TOKEN.to_string())),
+                ..drover::config::WebSettings::default()
+            },
             vault: Some(drover::providers::vault::VaultConfig {
                 address: self.devstack.vault_url(),
                 token: Some(drover::telemetry::Redacted(
