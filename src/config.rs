@@ -268,7 +268,6 @@ impl Settings {
             },
             ..defaults
         };
-        let mut web = file.web;
         web.webhook_secret = match env("DROVER_WEBHOOK_SECRET") {
             Some(secret) => Some(secret),
             None => match &web.webhook_secret_file {
