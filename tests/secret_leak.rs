@@ -7,53 +7,13 @@
 
 mod common;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock};
-
+use common::logs::{captured_logs, logs_text};
 use drover::providers::vault::{Missing, VaultClient, VaultConfig, VaultError};
 use serde_json::{Value, json};
 
 /// A JWT (`{"alg":"none"}.{"aud":"drover","sub":"drover-leak-jwt-sub-5e1b"}.sig`): the devstack
 /// checks its shape and audience, not its signature.
 const JWT: &str = "eyJhbGciOiJub25lIn0.eyJhdWQiOiJkcm92ZXIiLCJzdWIiOiJkcm92ZXItbGVhay1qd3Qtc3ViLTVlMWIifQ.c2lnLWRyb3Zlci1sZWFr";
-
-/// Every log line drover writes in this test binary, at every level.
-fn captured_logs() -> Arc<Mutex<Vec<u8>>> {
-    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let logs = Arc::new(Mutex::new(Vec::new()));
-        let sink = logs.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .with_ansi(false)
-            .with_writer(move || Sink(sink.clone()))
-            .finish();
-        let _ = tracing::subscriber::set_global_default(subscriber);
-        logs
-    })
-    .clone()
-}
-
-fn logs_text() -> String {
-    let logs = captured_logs();
-    let bytes = logs.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    String::from_utf8_lossy(&bytes).to_string()
-}
-
-struct Sink(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Sink {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 /// A call to the devstack's Vault API with the root token; returns the JSON answer (or Null).
 async fn vault_call(

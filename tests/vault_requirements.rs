@@ -5,9 +5,7 @@
 
 mod common;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock};
-
+use common::logs::captured_logs;
 use common::{TestEnv, web_jobspec};
 use drover::health::Health;
 use drover::providers::vault::{Missing, VaultClient, VaultConfig};
@@ -15,38 +13,6 @@ use serde_json::json;
 
 /// A value seeded into Vault that must never be shown anywhere.
 const SEEDED_VALUE: &str = "s3cr3t-Vault-VALUE-7f1c";
-
-/// Every log line drover writes in this test binary, at every level.
-fn captured_logs() -> Arc<Mutex<Vec<u8>>> {
-    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let logs = Arc::new(Mutex::new(Vec::new()));
-        let sink = logs.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .with_ansi(false)
-            .with_writer(move || Sink(sink.clone()))
-            .finish();
-        let _ = tracing::subscriber::set_global_default(subscriber);
-        logs
-    })
-    .clone()
-}
-
-struct Sink(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Sink {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 /// The web jobspec with a template reading `DB_PASSWORD` from `nomad/data/default/media`.
 fn jobspec_reading_secret(id: &str) -> String {

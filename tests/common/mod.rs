@@ -1,6 +1,8 @@
 //! TestEnv: the devstack, a real Git repository and drover on loopback ports chosen at run time.
 #![allow(dead_code)]
 
+pub mod logs;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
