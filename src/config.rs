@@ -31,6 +31,9 @@ pub enum ConfigError {
         /// serde's message, with line and column.
         message: String,
     },
+    /// Settings that cannot work together.
+    #[error("drover.yaml: {0}")]
+    Invalid(String),
 }
 
 /// `drover.yaml` as written (snake_case; unknown keys are errors).
@@ -268,7 +271,14 @@ impl Settings {
             },
             ..defaults
         };
-        web.webhook_secret = match env("DROVER_WEBHOOK_SECRET") {
+        if web.private && web.api_token.is_none() {
+            // Private with no token would lock everyone out of the page and the API.
+            return Err(ConfigError::Invalid(format!(
+                "web.private needs an API token: set {API_TOKEN_ENV} or web.token_file"
+            )));
+        }
+        // A blank variable is unset: the file is used then, as for the API token.
+        web.webhook_secret = match env("DROVER_WEBHOOK_SECRET").filter(|s| !s.trim().is_empty()) {
             Some(secret) => Some(secret),
             None => match &web.webhook_secret_file {
                 Some(path) => {
@@ -382,6 +392,11 @@ mod tests {
             secret(ok(settings(&with_file, Some("env")))),
             Some("env".into())
         );
+        assert_eq!(
+            secret(ok(settings(&with_file, Some(" ")))),
+            Some("from-file".into()),
+            "a blank variable falls back to the file"
+        );
         let missing = "repo: { url: /srv/repo }\nweb: { webhook_secret_file: /nonexistent/x }\n";
         assert!(settings(missing, None).is_err());
         // The secret never shows in the settings' Debug output (logged at startup by some).
@@ -430,6 +445,14 @@ mod tests {
         assert!(
             resolve(missing, None).is_err(),
             "an unreadable token file is an error"
+        );
+        let private_without_token = "repo: { url: /srv/repo }\nweb: { private: true }\n";
+        assert!(
+            matches!(
+                resolve(private_without_token.to_string(), None),
+                Err(ConfigError::Invalid(_))
+            ),
+            "private with no token would lock everyone out"
         );
     }
 

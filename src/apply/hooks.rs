@@ -12,6 +12,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::desired::{App, Hook, HookPhase, JobFormat, ResourceId, ResourceKind};
+use crate::live::pacing::ListPacer;
 use crate::plan::nomad_job::{OWNER_META_KEY, json_job, prepare, submission_format};
 use crate::providers::nomad::types::AllocListStub;
 use crate::providers::nomad::{NomadClient, NomadError, QueryOptions, RegisterOptions, job_body};
@@ -23,10 +24,6 @@ pub const HOOK_RUN_META_KEY: &str = "drover.hook-run";
 
 /// The longest single blocking query while a hook is awaited (Nomad caps waits at 5 minutes).
 const LONGEST_WAIT: Duration = Duration::from_secs(60);
-
-/// A pause after a failed read of the allocations before the next one (the hook's timeout
-/// still bounds the whole wait).
-const READ_RETRY: Duration = Duration::from_millis(500);
 
 /// One hook's run.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -283,7 +280,9 @@ async fn await_allocations(
     timeout: Duration,
 ) -> HookOutcome {
     let deadline = tokio::time::Instant::now() + timeout;
-    let mut index = 0;
+    // The watchers' pacing: a server or proxy that ignores `index`/`wait`, answers index 0 or
+    // fails cannot make this loop spin; the hook's timeout still bounds the whole wait.
+    let mut pacer = ListPacer::new(tokio::time::Instant::now());
     let mut last_error = None;
     loop {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
@@ -294,32 +293,30 @@ async fn await_allocations(
             }
             return failed(reason, true);
         }
+        let started = tokio::time::Instant::now();
+        let slot = pacer.reserve(started);
         let query = QueryOptions {
-            index,
+            index: pacer.index(),
             wait: Some(left.min(LONGEST_WAIT)),
         };
         let read = nomad.watch_job_allocations(&id.scope, &id.name, query);
-        match tokio::time::timeout(left, read).await {
+        let next = match tokio::time::timeout(left, read).await {
             Err(_) => continue,
             Ok(Err(e)) => {
                 last_error = Some(error_chain(&e));
-                tokio::time::sleep(READ_RETRY.min(left)).await;
+                tokio::time::Instant::now() + pacer.failed()
             }
             Ok(Ok(found)) => {
-                index = next_index(index, found.index);
+                let next = pacer.answered(started, slot, found.index);
                 let run = allocations_of_run(&found.value, since);
                 if let Some(outcome) = verdict(&run, expected) {
                     return outcome;
                 }
+                next
             }
-        }
+        };
+        tokio::time::sleep_until(next.min(deadline)).await;
     }
-}
-
-/// The next blocking query's index: an index that went backwards (a restarted server) starts
-/// over at 0.
-fn next_index(previous: u64, found: u64) -> u64 {
-    if found < previous { 0 } else { found }
 }
 
 /// The allocations of the run registered at index `since` (an earlier run's are older).
@@ -444,14 +441,6 @@ mod tests {
         assert!(reason.starts_with("registering: "), "{reason}");
         assert!(reason.contains("bad job"), "{reason}");
         assert!(!transient);
-    }
-
-    #[test]
-    fn a_blocking_index_that_goes_backwards_starts_over() {
-        assert_eq!(next_index(0, 5), 5);
-        assert_eq!(next_index(5, 5), 5);
-        assert_eq!(next_index(5, 7), 7);
-        assert_eq!(next_index(7, 5), 0);
     }
 
     const APP: &str = "a";

@@ -14,7 +14,7 @@ mod bucket;
 mod consul_config_entry;
 mod csi_volume;
 mod nomad_job;
-mod pacing;
+pub(crate) mod pacing;
 
 use crate::providers::consul::{ConfigEntry, ConsulClient};
 use crate::providers::nomad::types::{CsiVolumeStub, JobListStub};

@@ -22,7 +22,7 @@ const UNMOVED_WARN_AFTER: u32 = 3;
 /// the last index; an index that did not increase is not re-used at once (backoff with jitter up
 /// to a cap); one that went backwards restarts from 0; and lists never exceed a rate cap.
 #[derive(Debug)]
-struct ListPacer {
+pub(crate) struct ListPacer {
     /// The index to block on next (0: a plain list).
     index: u64,
     /// Answers in a row whose index did not increase.
@@ -34,7 +34,7 @@ struct ListPacer {
 }
 
 impl ListPacer {
-    fn new(now: tokio::time::Instant) -> ListPacer {
+    pub(crate) fn new(now: tokio::time::Instant) -> ListPacer {
         ListPacer {
             index: 0,
             unmoved: 0,
@@ -45,7 +45,7 @@ impl ListPacer {
 
     /// Record a list starting at `started`; returns the earliest start of the next one the rate
     /// cap allows.
-    fn reserve(&mut self, started: tokio::time::Instant) -> tokio::time::Instant {
+    pub(crate) fn reserve(&mut self, started: tokio::time::Instant) -> tokio::time::Instant {
         self.theoretical_arrival = self.theoretical_arrival.max(started) + LIST_INTERVAL;
         self.theoretical_arrival
             .checked_sub(LIST_INTERVAL * (LIST_BURST - 1))
@@ -55,7 +55,7 @@ impl ListPacer {
 
     /// An answer with index `answered` arrived for the list started at `started`, whose rate slot
     /// was `slot`; returns when the next list may start.
-    fn answered(
+    pub(crate) fn answered(
         &mut self,
         started: tokio::time::Instant,
         slot: tokio::time::Instant,
@@ -83,8 +83,13 @@ impl ListPacer {
         slot.max(started + with_jitter(backoff))
     }
 
+    /// The index to block on next (0: a plain list).
+    pub(crate) fn index(&self) -> u64 {
+        self.index
+    }
+
     /// The list failed; returns how long to wait before the next one.
-    fn failed(&mut self) -> Duration {
+    pub(crate) fn failed(&mut self) -> Duration {
         self.failures = self.failures.saturating_add(1);
         self.index = 0;
         self.unmoved = 0;
