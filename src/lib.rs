@@ -19,6 +19,7 @@ pub mod controller;
 pub mod desired;
 pub mod health;
 pub mod live;
+pub mod notify;
 pub mod plan;
 pub mod providers;
 pub mod source;

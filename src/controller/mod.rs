@@ -15,8 +15,8 @@ use std::time::Duration;
 use tokio::sync::{Semaphore, watch};
 
 pub use status::{
-    AppStatus, ChangeKind, Kept, Pending, Phase, RepoStatus, ResourceStatus, SyncOutcome,
-    SyncResult, SyncStatus, Trigger,
+    AppStatus, ChangeKind, Kept, Pending, Phase, ProbeKind, ProbeStatus, RepoStatus,
+    ResourceStatus, SyncOutcome, SyncResult, SyncStatus, Trigger,
 };
 
 use crate::live::LiveStore;
@@ -82,6 +82,8 @@ pub struct Context {
     pub vault: Option<VaultClient>,
     /// S3, for buckets (`None`: buckets are shown as not managed).
     pub s3: Option<S3Client>,
+    /// Recent alerts and their deliveries (the page and `/api/v1/alerts` read it).
+    pub alerts: crate::notify::AlertLog,
 }
 
 impl Context {
@@ -104,6 +106,7 @@ impl Context {
             permits,
             vault: None,
             s3: None,
+            alerts: crate::notify::AlertLog::default(),
         }
     }
 

@@ -464,6 +464,8 @@ pub fn derive_status(cycle: Cycle<'_>) -> AppStatus {
         // Filled in by the scheduler from the loaded app, like `pinned`.
         warnings: Vec::new(),
         last_sync,
+        // Filled in by the scheduler from the probe runner's latest results.
+        probes: Vec::new(),
         auto_sync: app.sync.auto,
         observed_at: at,
     }

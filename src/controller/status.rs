@@ -302,6 +302,10 @@ pub struct AppStatus {
     pub warnings: Vec<String>,
     /// The last sync that wrote or failed.
     pub last_sync: Option<SyncOutcome>,
+    /// The app's probes (`probes:` in app.yaml), each with its last result; their health counts in
+    /// the app's. (Absent from an older drover's answer.)
+    #[serde(default)]
+    pub probes: Vec<ProbeStatus>,
     /// Automatic sync on.
     pub auto_sync: bool,
     /// When this status was computed.
@@ -323,10 +327,47 @@ impl AppStatus {
             errors: Vec::new(),
             warnings: Vec::new(),
             last_sync: None,
+            probes: Vec::new(),
             auto_sync: true,
             observed_at: SystemTime::now(),
         }
     }
+}
+
+/// Which check a probe makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProbeKind {
+    /// An HTTP(S) request: expected status, latency, timeout.
+    Http,
+    /// A TLS handshake: certificate days to expiry.
+    Tls,
+    /// The newest object under a bucket prefix is younger than `max_age`.
+    BackupFreshness,
+}
+
+/// One probe's last result, as the status, page, metrics and alerts show it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProbeStatus {
+    /// The probe's name (`name:` in app.yaml, or derived from its target).
+    pub name: String,
+    /// What it checks.
+    pub kind: ProbeKind,
+    /// What it checks against: a URL, `host:port`, `bucket/prefix`.
+    pub target: String,
+    /// `Healthy` when it passed, `Degraded` when it failed, `Unknown` before its first run.
+    pub health: Health,
+    /// What it found (`200 in 35 ms`, `certificate expires in 12 days`, `newest object 3m old`).
+    pub message: String,
+    /// HTTP and TLS: how long the check took.
+    pub latency_ms: Option<u64>,
+    /// TLS: whole days until the certificate expires (negative once expired).
+    pub days_left: Option<i64>,
+    /// Backup freshness: the age of the newest object, in seconds.
+    pub age_seconds: Option<u64>,
+    /// When it last ran (`None`: not yet).
+    #[serde(with = "unix_seconds_opt")]
+    pub checked_at: Option<SystemTime>,
 }
 
 /// What is wrong with the repository as a whole rather than one app (an invalid head revision, a
@@ -355,6 +396,24 @@ mod unix_seconds {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SystemTime, D::Error> {
         let secs = u64::deserialize(d)?;
         Ok(UNIX_EPOCH + std::time::Duration::from_secs(secs))
+    }
+}
+
+mod unix_seconds_opt {
+    use std::time::SystemTime;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {
+        match t {
+            Some(t) => super::unix_seconds::serialize(t, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SystemTime>, D::Error> {
+        let secs = Option::<u64>::deserialize(d)?;
+        Ok(secs.map(|secs| std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs)))
     }
 }
 
