@@ -1,0 +1,202 @@
+//! The status page in a real browser (headless Chromium over the DevTools protocol): the overview
+//! lists the apps with the statuses the API gives, a drift made through the devstack appears on
+//! the open page without a reload and its diff on the app page; screenshots go to
+//! `target/tmp/screenshots/`.
+
+#[path = "common/browser.rs"]
+mod browser;
+mod common;
+
+use std::time::Duration;
+
+use browser::Browser;
+use common::{TestEnv, app_yaml, web_jobspec};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+/// How long the page may take to show a change the API already shows.
+const PAGE_WAIT: Duration = Duration::from_secs(30);
+
+/// `[[name, sync, health], …]` of the overview's rows, as the page shows them.
+const ROWS: &str = "JSON.stringify([...document.querySelectorAll('[data-app]')]
+    .map(e => [e.dataset.app, e.dataset.sync, e.dataset.health]).sort())";
+
+async fn api_apps(env: &TestEnv) -> Vec<Value> {
+    env.http
+        .get(format!("{}/api/v1/apps", env.drover_url()))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("apps: {e}"))
+        .json()
+        .await
+        .unwrap_or_else(|e| panic!("apps answer: {e}"))
+}
+
+/// The rows the API says the overview must show, in the page's order.
+fn expected_rows(apps: &[Value]) -> String {
+    let mut rows: Vec<Value> = apps
+        .iter()
+        .map(|a| json!([a["name"], a["sync"], a["health"]]))
+        .collect();
+    rows.sort_by_key(|r| r.to_string());
+    Value::Array(rows).to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_page_shows_real_statuses_then_a_drift_and_its_diff_live() {
+    let Some(chromium) = Browser::launch().await else {
+        return;
+    };
+    let mut env = TestEnv::new().await;
+    // `web` leaves drift alone so it stays on the page; `api` heals.
+    env.write(
+        "apps/web/app.yaml",
+        &app_yaml("web", "sync: { self_heal: false }\n"),
+    );
+    env.write("apps/web/job.nomad.hcl", &web_jobspec("web", "nginx:1.27"));
+    env.write("apps/api/app.yaml", &app_yaml("api", ""));
+    env.write("apps/api/job.nomad.hcl", &web_jobspec("api", "nginx:1.27"));
+    let rev = env.commit("two apps");
+    env.start_drover().await;
+    env.wait_synced_healthy("web", Some(&rev)).await;
+    env.wait_synced_healthy("api", Some(&rev)).await;
+
+    let mut page = chromium.new_page().await;
+    let overview = format!("{}/", env.drover_url());
+    page.goto(&overview).await;
+    let expected = expected_rows(&api_apps(&env).await);
+    assert!(expected.contains("\"Synced\""), "{expected}");
+    page.wait_value(
+        "both apps with their API statuses",
+        ROWS,
+        &json!(expected),
+        PAGE_WAIT,
+    )
+    .await;
+    let links = page
+        .eval("JSON.stringify([...document.querySelectorAll('[data-app] a[href]')].map(a => a.getAttribute('href')).sort())")
+        .await;
+    assert_eq!(links, json!(r#"["/apps/api","/apps/web"]"#));
+    page.screenshot("overview-synced.png").await;
+
+    // A drift made in Nomad behind drover's back: a new image.
+    let mut edited = env.job("web").await.unwrap_or_default();
+    edited["TaskGroups"][0]["Tasks"][0]["Config"]["image"] = json!("evil:latest");
+    let (code, body) = env
+        .nomad_send(Method::POST, "/v1/jobs", Some(json!({ "Job": edited })))
+        .await;
+    assert_eq!(code, 200, "{body}");
+    // The open page (no reload) turns the row OutOfSync.
+    page.wait_for(
+        "web OutOfSync without a reload",
+        "document.querySelector('[data-app=\"web\"]')?.dataset.sync === 'OutOfSync'",
+        PAGE_WAIT,
+    )
+    .await;
+    assert_eq!(
+        page.eval("document.querySelector('[data-app=\"api\"]').dataset.sync")
+            .await,
+        json!("Synced"),
+        "only the drifted app changed"
+    );
+    page.screenshot("overview-drift.png").await;
+
+    // The app page shows the live diff of the job.
+    page.goto(&format!("{}/apps/web", env.drover_url())).await;
+    let diff = page
+        .wait_for(
+            "the job's diff",
+            "document.querySelector('pre.diff[data-resource=\"nomad_job/default/web\"]')?.textContent",
+            PAGE_WAIT,
+        )
+        .await;
+    let diff = diff.as_str().unwrap_or_default();
+    assert!(
+        diff.contains("evil:latest") && diff.contains("nginx:1.27"),
+        "the diff names both images: {diff}"
+    );
+    assert_eq!(
+        page.eval("document.querySelector('[data-app=\"web\"]').dataset.sync")
+            .await,
+        json!("OutOfSync")
+    );
+    let shot = page.screenshot("app-web-diff.png").await;
+    assert!(shot.exists());
+    env.shutdown().await;
+}
+
+/// `drover demo`'s status page URL, read from its output.
+async fn start_demo(dir: &std::path::Path) -> (tokio::process::Child, String) {
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_drover"))
+        .args(["demo", "--listen", "127.0.0.1:0", "--time-scale", "0.02"])
+        .current_dir(dir)
+        .env("TMPDIR", dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let stdout = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+    let url = tokio::time::timeout(common::WAIT, async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(url) = line.trim().strip_prefix("Status page:") {
+                return url.trim().to_string();
+            }
+        }
+        String::new()
+    })
+    .await
+    .unwrap_or_else(|_| panic!("the demo printed no status page URL"));
+    // Keep reading its output so a full pipe never stalls it.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, url)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_demo_page_lists_the_example_apps_with_their_real_statuses() {
+    let Some(chromium) = Browser::launch().await else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (mut demo, url) = start_demo(tmp.path()).await;
+    let http = common::http_client();
+    // Wait until the demo settled (every app Synced and Healthy), then compare the page.
+    let deadline = tokio::time::Instant::now() + common::WAIT * 2;
+    let apps = loop {
+        let apps: Vec<Value> = match http.get(format!("{url}api/v1/apps")).send().await {
+            Ok(r) => r.json().await.unwrap_or_default(),
+            Err(_) => Vec::new(),
+        };
+        let settled = apps.len() == 3
+            && apps
+                .iter()
+                .all(|a| a["sync"] == "Synced" && a["health"] == "Healthy");
+        if settled {
+            break apps;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the demo never settled: {apps:#?}"
+        );
+        // Polling the demo's API from outside: there is no event to await across processes.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let mut page = chromium.new_page().await;
+    page.goto(&url).await;
+    page.wait_value(
+        "the example's apps with their API statuses",
+        ROWS,
+        &json!(expected_rows(&apps)),
+        PAGE_WAIT,
+    )
+    .await;
+    let names = page
+        .eval(
+            "[...document.querySelectorAll('[data-app]')].map(e => e.dataset.app).sort().join(',')",
+        )
+        .await;
+    assert_eq!(names, json!("glusterfs-csi,minio,overseerr"));
+    page.screenshot("demo-overview.png").await;
+    let _ = demo.kill().await;
+}
