@@ -125,6 +125,9 @@ pub struct Demo {
     pub repo: PathBuf,
     /// The API token the page's buttons and the CLI need (`DROVER_API_TOKEN`, or generated).
     pub api_token: String,
+    /// Whether the repository's post-commit hook calls drover's Git webhook (false when the
+    /// repository has a post-commit hook of its own, or it could not be written).
+    pub commit_hook: bool,
 }
 
 impl Demo {
@@ -217,14 +220,84 @@ pub async fn start(options: DemoOptions) -> Result<Demo, DemoError> {
         .filter(|t| !t.is_empty())
         .unwrap_or_else(|| hex::encode(rand::random::<[u8; 24]>()));
     settings.web.api_token = Some(drover::telemetry::Redacted(api_token.clone()));
+    // A push webhook like a Git forge's: the repository's post-commit hook calls it, so a commit
+    // applies at once rather than at the next poll.
+    let webhook_secret = std::env::var("DROVER_WEBHOOK_SECRET")
+        .ok()
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty())
+        .unwrap_or_else(|| hex::encode(rand::random::<[u8; 24]>()));
+    settings.web.webhook_secret = Some(drover::telemetry::Redacted(webhook_secret.clone()));
     let running = runtime::start(settings, CancellationToken::new()).await?;
+    let commit_hook = match install_commit_hook(&repo, running.web_addr, &webhook_secret) {
+        Ok(installed) => installed,
+        Err(error) => {
+            // The poll still applies commits; only the shortcut is lost.
+            tracing::warn!(%error, "cannot install the demo's post-commit hook");
+            false
+        }
+    };
     Ok(Demo {
         devstack,
         s3,
         running,
         repo,
         api_token,
+        commit_hook,
     })
+}
+
+/// The first line after the shebang of the post-commit hook the demo writes: a hook without it
+/// is the user's, and is left alone.
+const COMMIT_HOOK_MARK: &str = "# drover demo: post-commit webhook";
+
+/// The hook's script (`{mark}`, `{secret}` and `{url}` filled in). Without curl it does nothing.
+const COMMIT_HOOK: &str = r#"#!/bin/sh
+{mark} (rewritten at each start; delete this file to stop it).
+command -v curl >/dev/null 2>&1 || exit 0
+ref=$(git symbolic-ref -q HEAD || echo HEAD)
+curl -fsS -m 5 -o /dev/null -X POST -H 'Authorization: Bearer {secret}' \
+  -H 'Content-Type: application/json' --data "{\"ref\":\"$ref\"}" '{url}' || true
+"#;
+
+/// Write `.git/hooks/post-commit` in the demo's repository: it POSTs the generic Git webhook
+/// (the secret in a bearer header) so drover fetches each commit at once. Returns false, writing
+/// nothing, when the repository already has a post-commit hook of its own.
+fn install_commit_hook(
+    repo: &Path,
+    web_addr: std::net::SocketAddr,
+    secret: &str,
+) -> std::io::Result<bool> {
+    // Anything but token characters would need shell quoting in the script: no shortcut then.
+    let plain = |c: char| c.is_ascii_alphanumeric() || "-._~+/=".contains(c);
+    if !secret.chars().all(plain) {
+        return Ok(false);
+    }
+    let hooks = repo.join(".git").join("hooks");
+    let path = hooks.join("post-commit");
+    if let Ok(existing) = std::fs::read_to_string(&path)
+        && !existing.contains(COMMIT_HOOK_MARK)
+    {
+        return Ok(false);
+    }
+    std::fs::create_dir_all(&hooks)?;
+    // The secret is hex and the address `ip:port`: nothing in them needs shell quoting.
+    let url = format!(
+        "http://{web_addr}{}/webhooks/generic",
+        drover::web::API_PREFIX
+    );
+    let script = COMMIT_HOOK
+        .replace("{mark}", COMMIT_HOOK_MARK)
+        .replace("{secret}", secret)
+        .replace("{url}", &url);
+    std::fs::write(&path, script)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        // Executable, and readable by the owner only: it holds the webhook secret.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(true)
 }
 
 fn demo_settings(options: &DemoOptions, repo: &Path, devstack: &Devstack) -> Settings {

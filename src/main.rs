@@ -306,11 +306,19 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         drover::config::API_TOKEN_ENV,
         demo.api_token
     );
-    println!(
-        "\nEdit a file under {}/apps, then `git commit -am \"...\"` there: drover applies it within one poll ({}).",
-        demo.repo.display(),
-        humantime::format_duration(args.poll_interval)
-    );
+    if demo.commit_hook {
+        println!(
+            "\nEdit a file under {}/apps, then `git commit -am \"...\"` there: its post-commit hook calls drover's Git webhook, so drover applies it at once (otherwise within one poll, {}).",
+            demo.repo.display(),
+            humantime::format_duration(args.poll_interval)
+        );
+    } else {
+        println!(
+            "\nEdit a file under {}/apps, then `git commit -am \"...\"` there: drover applies it within one poll ({}).",
+            demo.repo.display(),
+            humantime::format_duration(args.poll_interval)
+        );
+    }
     println!("Ctrl-C stops everything.");
     tokio::signal::ctrl_c()
         .await

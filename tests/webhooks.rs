@@ -346,3 +346,131 @@ async fn without_a_secret_webhooks_are_off() {
     assert_eq!(code, 404);
     env.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_commit_in_the_demos_repository_applies_at_once_through_its_post_commit_hook() {
+    if std::process::Command::new("curl")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true but no curl (.ci/run installs it)"
+        );
+        eprintln!("skipped: the demo's post-commit hook needs curl");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let mut demo = tokio::process::Command::new(env!("CARGO_BIN_EXE_drover"))
+        .args(["demo", "--listen", "127.0.0.1:0", "--time-scale", "0.02"])
+        .args(["--poll-interval", "10m"])
+        .current_dir(tmp.path())
+        .env("TMPDIR", tmp.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let stdout = demo.stdout.take().unwrap_or_else(|| panic!("no stdout"));
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+    let (mut page, mut repo, mut nomad, mut hook) =
+        (String::new(), String::new(), String::new(), false);
+    tokio::time::timeout(common::WAIT, async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            let line = line.trim();
+            if let Some(url) = line.strip_prefix("Status page:") {
+                page = url.trim().to_string();
+            } else if let Some(path) = line.strip_prefix("Git repo:") {
+                repo = path.trim().to_string();
+            } else if let Some(url) = line.strip_prefix("export NOMAD_ADDR=") {
+                nomad = url.to_string();
+            } else if line.contains("post-commit hook calls drover's Git webhook") {
+                hook = true;
+            } else if line.starts_with("Ctrl-C") {
+                return;
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("the demo did not print its addresses"));
+    assert!(hook, "the demo says nothing of its post-commit hook");
+    assert!(
+        !page.is_empty() && !repo.is_empty() && !nomad.is_empty(),
+        "{page:?} {repo:?} {nomad:?}"
+    );
+    let hook_file = std::path::Path::new(&repo).join(".git/hooks/post-commit");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&hook_file)
+            .unwrap_or_else(|e| panic!("{}: {e}", hook_file.display()))
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "the hook holds the secret: owner only");
+    }
+    let http = common::http_client();
+    // The first fetch is done once the example's apps are listed: a commit after it is new.
+    let deadline = Instant::now() + common::WAIT;
+    loop {
+        let apps: Vec<Value> = match http.get(format!("{page}api/v1/apps")).send().await {
+            Ok(r) => r.json().await.unwrap_or_default(),
+            Err(_) => Vec::new(),
+        };
+        if apps.len() == 3 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the demo listed no apps");
+        // Polling the demo's API from outside: there is no event to await across processes.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // A new app, committed with the git CLI (which runs the hook); polling is 10 minutes away.
+    let app = std::path::Path::new(&repo).join("apps/hello");
+    std::fs::create_dir_all(&app).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(app.join("app.yaml"), app_yaml("hello", "")).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        app.join("job.nomad.hcl"),
+        web_jobspec("hello", "nginx:1.27"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .args([
+                "-c",
+                "user.name=Demo User",
+                "-c",
+                "user.email=demo@example.org",
+            ])
+            .args(args)
+            .current_dir(&repo)
+            .output()
+            .unwrap_or_else(|e| panic!("git {args:?}: {e}"));
+        assert!(out.status.success(), "git {args:?}: {out:?}");
+    };
+    git(&["add", "apps/hello"]);
+    git(&["commit", "-q", "-m", "hello"]);
+    let committed = Instant::now();
+    let deadline = committed + Duration::from_secs(20);
+    loop {
+        let found = http
+            .get(format!("{nomad}/v1/job/hello"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200);
+        if found {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the commit was not applied without a poll: no job hello"
+        );
+        // Polling the demo's Nomad from outside: there is no event to await across processes.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    eprintln!(
+        "commit → job registered through the post-commit hook in {:?}",
+        committed.elapsed()
+    );
+    let _ = demo.kill().await;
+}

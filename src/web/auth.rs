@@ -96,7 +96,7 @@ impl ApiAuth {
 }
 
 /// The token of `Authorization: Bearer <token>` (scheme case-insensitive).
-fn bearer(value: &HeaderValue) -> Option<&str> {
+pub(crate) fn bearer(value: &HeaderValue) -> Option<&str> {
     let text = value.to_str().ok()?.trim();
     let (scheme, token) = text.split_once(' ')?;
     scheme

@@ -199,8 +199,9 @@ fn authenticate(
             if let Some(signature) = header_text(GENERIC_SIGNATURE_HEADER) {
                 return verify_hmac(secret, body, signature.strip_prefix("sha256="));
             }
-            let token = header_text(header::AUTHORIZATION.as_str())
-                .and_then(|value| value.strip_prefix("Bearer "))
+            let token = headers
+                .get(header::AUTHORIZATION)
+                .and_then(super::auth::bearer)
                 .ok_or("missing Authorization: Bearer or X-Drover-Signature-256 header")?;
             verify_token(secret, token)
         }
@@ -359,6 +360,23 @@ mod tests {
         assert!(verify_token("s3cret", "s3cre").is_err());
         assert!(verify_token("s3cret", "s3cret ").is_err());
         assert!(verify_token("s3cret", "").is_err());
+    }
+
+    #[test]
+    fn the_generic_bearer_scheme_is_case_insensitive() {
+        let with = |value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(
+                header::AUTHORIZATION,
+                axum::http::HeaderValue::from_str(value).unwrap_or_else(|e| panic!("{e}")),
+            );
+            authenticate(Provider::Generic, &headers, b"{}", "s3cret")
+        };
+        assert_eq!(with("Bearer s3cret"), Ok(()));
+        assert_eq!(with("bearer s3cret"), Ok(()));
+        assert_eq!(with("BEARER  s3cret"), Ok(()));
+        assert!(with("Bearer other").is_err());
+        assert!(with("Basic s3cret").is_err());
     }
 
     #[test]
