@@ -222,8 +222,14 @@ const VAULT_TOKEN: &str = "drover-leak-VaultToken-3a7e";
 const CSI_SECRET: &str = "drover-leak-CsiSecret-0f6b";
 const CSI_SECRET_CHANGED: &str = "drover-leak-CsiSecret-2d93";
 
+/// drover's API token (the CLI's `DROVER_API_TOKEN`) and its Git webhook secret.
+const API_TOKEN: &str = "drover-leak-ApiToken-6c2d";
+const WEBHOOK_SECRET: &str = "drover-leak-WebhookSecret-9e4a";
+
 /// Every value that must never be shown.
-const SECRETS: [&str; 8] = [
+const SECRETS: [&str; 10] = [
+    API_TOKEN,
+    WEBHOOK_SECRET,
     KV_VALUE,
     S3_SECRET_KEY,
     CONSUL_TOKEN,
@@ -415,6 +421,8 @@ async fn no_secret_reaches_a_log_line_api_answer_page_store_byte_or_cli_output()
         vault.token = Some(drover::telemetry::Redacted(VAULT_TOKEN.into()));
     }
     settings.s3 = Some(s3_config.clone());
+    settings.web.api_token = Some(drover::telemetry::Redacted(API_TOKEN.into()));
+    settings.web.webhook_secret = Some(drover::telemetry::Redacted(WEBHOOK_SECRET.into()));
 
     // 1. Everything created: the volume with its secrets, the entry, the checked secret, the job.
     write_media_app(&env, CSI_SECRET, None);
@@ -469,12 +477,33 @@ async fn no_secret_reaches_a_log_line_api_answer_page_store_byte_or_cli_output()
         "the scanned answer holds the block message and the diffs: {app_answer}"
     );
     captured.extend(answers);
+    // A Git webhook with the secret, and one with a wrong one (its refusal is logged).
+    for token in [WEBHOOK_SECRET, "drover-leak-wrong"] {
+        let answer = env
+            .http
+            .post(format!("{base}/api/v1/webhooks/generic"))
+            .header("Authorization", format!("Bearer {token}"))
+            .header("Content-Type", "application/json")
+            .body("{}")
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("webhook: {e}"));
+        let status = answer.status().as_u16();
+        let text = answer.text().await.unwrap_or_default();
+        assert_eq!(
+            status,
+            if token == WEBHOOK_SECRET { 202 } else { 401 },
+            "{text}"
+        );
+        captured.push((format!("webhook answer {status}"), text.into_bytes()));
+    }
     let cli = |args: &[&str]| {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_drover"))
             .args(args)
             .env("RUST_LOG", "trace")
             .env("DROVER_LOG_FORMAT", "text")
             .env("DROVER_ADDR", &base)
+            .env(drover::config::API_TOKEN_ENV, API_TOKEN)
             .env("NOMAD_ADDR", env.devstack.nomad_url())
             .env("NOMAD_TOKEN", NOMAD_TOKEN)
             .env("CONSUL_HTTP_ADDR", env.devstack.consul_url())
@@ -499,8 +528,15 @@ async fn no_secret_reaches_a_log_line_api_answer_page_store_byte_or_cli_output()
             cli(&["validate", "--verbose", &repo]),
             cli(&["status"]),
             cli(&["history", "media"]),
+            cli(&["sync", "--app", "media"]),
         ]
     });
+    let (_, synced) = &cli_runs[cli_runs.len() - 1];
+    let synced = String::from_utf8_lossy(synced);
+    assert!(
+        synced.contains("sync requested: media"),
+        "the CLI's sync was let through with the token: {synced}"
+    );
     let jwt_logins = vault_requests(&env.devstack)
         .await
         .into_iter()
