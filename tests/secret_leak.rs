@@ -1,6 +1,7 @@
 //! Credentials and secret values stay secret: Vault login by JWT (the JWT file is read, never
 //! shown), and a full run seeded with recognisable secrets (Vault KV values, the S3 secret key,
-//! the Consul and Vault tokens, CSI volume secrets, the JWT) in which no log line at TRACE, API
+//! the Consul and Vault tokens, CSI volume secrets, the JWT, drover's API token and Git webhook
+//! secret, both used) in which no log line at TRACE, API
 //! answer, page, stored byte or CLI output shows any of them. The S3 secret key is drover's own
 //! credential too (`AWS_SECRET_ACCESS_KEY` for the embedded s3s-fs, which checks each SigV4
 //! signature): the app has a bucket, so drover signs requests with it in every cycle.
