@@ -470,7 +470,7 @@ async fn secret_looking_env_values_never_reach_the_page_or_api_but_show_secrets_
         .as_ref()
         .map(|d| d.web_addr)
         .unwrap_or_else(|| panic!("drover runs"));
-    for path in ["/api/v1/apps/web", "/api/v1/apps", "/"] {
+    for path in ["/api/v1/apps/web", "/api/v1/apps", "/apps/web"] {
         let text = env
             .http
             .get(format!("http://{web}{path}"))

@@ -315,6 +315,7 @@ async fn read_api(env: &common::TestEnv, moment: &str) -> Vec<(String, Vec<u8>)>
     let mut out = Vec::new();
     for path in [
         "/",
+        "/apps/media",
         "/api/v1/apps",
         "/api/v1/apps/media",
         "/api/v1/apps/media/history",

@@ -199,6 +199,7 @@ async fn no_secret_reaches_logs_pages_api_events_history_plan_or_the_store() {
 
     for path in [
         "/",
+        "/apps/app",
         "/api/v1/apps",
         "/api/v1/apps/app",
         "/api/v1/apps/app/history",

@@ -181,7 +181,7 @@ async fn an_invalid_app_removed_from_git_leaves_the_status_list() {
     assert_eq!(names, ["good"], "{apps}");
     let (_, page) = api_get(&env, "/").await;
     assert!(
-        page.contains("<b>good</b>") && !page.contains("<b>broken</b>"),
+        page.contains(r#"data-app="good""#) && !page.contains(r#"data-app="broken""#),
         "the page lists it no more: {page}"
     );
     env.shutdown().await;
@@ -221,7 +221,8 @@ async fn a_refused_prune_of_removed_apps_is_shown_on_the_apps_the_api_the_page_a
     assert_eq!(repo["revision"], rev.as_str(), "{repo}");
     let (_, page) = api_get(&env, "/").await;
     assert!(
-        page.contains("class=banner") && page.contains("prune refused"),
+        page.contains(r#"<div id="banner" role="alert"><ul><li>"#)
+            && page.contains("prune refused"),
         "the page shows a banner: {page}"
     );
     let cli = drover_status(&env).await;
@@ -252,7 +253,7 @@ async fn an_invalid_head_revision_is_a_repo_problem_and_drover_status_prints_it_
     );
     let (_, page) = api_get(&env, "/").await;
     assert!(
-        page.contains("class=banner") && page.contains("bogus_key"),
+        page.contains(r#"<div id="banner" role="alert"><ul><li>"#) && page.contains("bogus_key"),
         "{page}"
     );
 

@@ -45,14 +45,21 @@ async fn markup_from_git_and_from_errors_is_escaped_on_the_page() {
         "the error quotes the key: {status:?}"
     );
 
-    let (code, page) = get(&env, "/").await;
-    assert_eq!(code, 200, "{page}");
-    assert!(!page.contains("<script"), "unescaped markup: {page}");
-    for what in ["key", "commit"] {
-        assert!(
-            page.contains(&format!("&lt;script&gt;alert(&#x27;{what}&#x27;)")),
-            "the {what} is shown, escaped: {page}"
-        );
+    // The overview shows the commit subject; the app page the commit and the error.
+    for (path, shown) in [
+        ("/", &["commit"][..]),
+        ("/apps/web", &["key", "commit"][..]),
+    ] {
+        let (code, page) = get(&env, path).await;
+        assert_eq!(code, 200, "{page}");
+        let page = page.replace(r#"<script src="/assets/drover.js" defer></script>"#, "");
+        assert!(!page.contains("<script"), "unescaped markup: {page}");
+        for what in shown {
+            assert!(
+                page.contains(&format!("&lt;script&gt;alert(&#x27;{what}&#x27;)")),
+                "{path}: the {what} is shown, escaped: {page}"
+            );
+        }
     }
     env.shutdown().await;
 }

@@ -760,6 +760,7 @@ async fn run_apply(
         // A write may take long (a slow or stalled Nomad): say so now, not only when it ends.
         ctx.publish(in_flight(ctx, plan, memory));
     }
+    let sync_started = std::time::Instant::now();
     let sync_id = if writes {
         ctx.store
             .begin_sync(&plan.app, &plan.revision, trigger)
@@ -811,6 +812,9 @@ async fn run_apply(
                 changes: report.changes(),
                 problems,
                 at: SystemTime::now(),
+                duration_ms: Some(
+                    u64::try_from(sync_started.elapsed().as_millis()).unwrap_or(u64::MAX),
+                ),
             });
         }
     }
@@ -1010,6 +1014,7 @@ async fn assess(
             health: assessment.health,
             message,
             diff,
+            wave: Some(step.wave),
         });
     }
     out
@@ -1055,6 +1060,7 @@ async fn running_resources(
             health: assessment.health,
             message: format!("as last applied: {}", assessment.message),
             diff: None,
+            wave: None,
         });
     }
     out
@@ -1224,6 +1230,7 @@ fn waiting_for_dependency(
             health: Health::Unknown,
             message: format!("waiting for {dependency}"),
             diff: None,
+            wave: None,
         })
         .collect();
     Outcome {
@@ -1474,6 +1481,7 @@ mod tests {
             health,
             message: String::new(),
             diff: None,
+            wave: None,
         }
     }
 

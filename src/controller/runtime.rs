@@ -158,6 +158,8 @@ pub async fn start(settings: Settings, shutdown: CancellationToken) -> Result<Ru
         source: watcher.clone(),
         access: crate::web::guard::AccessPolicy::new(&settings.web.allowed_hosts),
         auth: crate::web::auth::ApiAuth::new(settings.web.api_token.as_ref(), settings.web.private),
+        commits: crate::web::page::CommitCache::default(),
+        shutdown: shutdown.clone(),
     })
     // Outside the page/API guard: webhooks authenticate by their own signature or token.
     .nest(

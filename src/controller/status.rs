@@ -258,6 +258,9 @@ pub struct SyncOutcome {
     /// When it finished.
     #[serde(with = "unix_seconds")]
     pub at: SystemTime,
+    /// How long it took, in milliseconds. (Absent from an older drover's answer.)
+    #[serde(default)]
+    pub duration_ms: Option<u64>,
 }
 
 /// One resource's state in an app.
@@ -275,6 +278,10 @@ pub struct ResourceStatus {
     pub message: String,
     /// The pending diff, if it is out of sync (secrets never appear here).
     pub diff: Option<String>,
+    /// The apply wave it belongs to (`None`: not planned, e.g. as last applied). (Absent from
+    /// an older drover's answer.)
+    #[serde(default)]
+    pub wave: Option<u32>,
 }
 
 /// The one read model of an app, published on every reconcile.

@@ -253,6 +253,19 @@ pub fn redact_url(raw: &str) -> String {
     }
 }
 
+/// A commit's subject, author and time ([`GitSource::commit_info`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CommitInfo {
+    /// Full commit id.
+    pub id: String,
+    /// The first line of its message.
+    pub subject: String,
+    /// The author's name.
+    pub author: String,
+    /// Unix seconds of its commit time.
+    pub time: i64,
+}
+
 /// How a followed branch moved between two fetched commits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Movement {
@@ -473,6 +486,26 @@ impl GitSource {
         let repo = self.repo()?;
         let oid = self.resolve_in(&repo, commit_or_ref, true)?;
         read_revision(&repo, oid)
+    }
+
+    /// Who wrote a commit of the mirror and when, with its subject (the status page shows it
+    /// beside each app's revision). Reads the commit object only, not its tree.
+    pub fn commit_info(&self, commit: &str) -> Result<CommitInfo, SourceError> {
+        let repo = self.repo()?;
+        let read = |source| SourceError::Read {
+            what: format!("commit {commit}"),
+            source,
+        };
+        let oid = Oid::from_str(commit).map_err(read)?;
+        let found = repo.find_commit(oid).map_err(read)?;
+        let author = found.author();
+        Ok(CommitInfo {
+            id: oid.to_string(),
+            subject: String::from_utf8_lossy(found.summary_bytes().unwrap_or_default())
+                .into_owned(),
+            author: String::from_utf8_lossy(author.name_bytes()).into_owned(),
+            time: found.time().seconds(),
+        })
     }
 
     /// The full commit id a commit (full or abbreviated), branch, tag or ref names in the mirror.

@@ -34,6 +34,8 @@ pub struct SourceStatus {
     pub last_fetch: Option<SystemTime>,
     /// Failed fetches since the last success.
     pub consecutive_failures: u32,
+    /// When the first of those failed fetches finished (`None` while fetches succeed).
+    pub failing_since: Option<SystemTime>,
 }
 
 /// A background task that keeps a [`GitSource`] fetched.
@@ -210,6 +212,7 @@ fn publish(tx: &watch::Sender<SourceStatus>, outcome: Result<Option<Revision>, S
             Ok(fetched) => {
                 let changed_error = status.last_error.take().is_some();
                 let changed_failures = std::mem::take(&mut status.consecutive_failures) != 0;
+                status.failing_since = None;
                 let Some(revision) = fetched else {
                     return changed_error || changed_failures;
                 };
@@ -229,6 +232,7 @@ fn publish(tx: &watch::Sender<SourceStatus>, outcome: Result<Option<Revision>, S
             }
             Err(message) => {
                 status.consecutive_failures = status.consecutive_failures.saturating_add(1);
+                status.failing_since.get_or_insert(now);
                 tracing::warn!(
                     error = %message,
                     failures = status.consecutive_failures,
@@ -301,8 +305,14 @@ mod tests {
         let first = rx.borrow_and_update().revision.clone().unwrap();
 
         publish(&tx, Err("fetch x: boom".into()));
+        let first_failure = rx.borrow_and_update().last_fetch;
+        assert!(first_failure.is_some());
         publish(&tx, Err("fetch x: boom".into()));
         let status = rx.borrow_and_update().clone();
+        assert_eq!(
+            status.failing_since, first_failure,
+            "since the first failure"
+        );
         assert_eq!(status.revision.unwrap().id, "aaa");
         assert_eq!(status.consecutive_failures, 2);
         assert_eq!(status.last_error.as_deref(), Some("fetch x: boom"));
@@ -313,6 +323,7 @@ mod tests {
         let status = rx.borrow_and_update().clone();
         assert!(status.last_error.is_none());
         assert_eq!(status.consecutive_failures, 0);
+        assert_eq!(status.failing_since, None);
         assert!(Arc::ptr_eq(&first, status.revision.as_ref().unwrap()));
 
         // Unchanged poll (tree re-read or not): subscribers are not woken, but last_fetch moves.

@@ -109,4 +109,12 @@ pub struct RepoView {
     pub problems: Vec<String>,
     /// The last Git fetch error.
     pub git_error: Option<String>,
+    /// Unix seconds of the first of the failed fetches since the last success. (Absent from an
+    /// older drover's answer.)
+    #[serde(default)]
+    pub git_failing_since: Option<u64>,
+    /// Whether the mutating endpoints are on (the server has an API token); the page disables
+    /// its buttons otherwise. (Absent from an older drover's answer.)
+    #[serde(default)]
+    pub changes_enabled: bool,
 }

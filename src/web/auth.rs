@@ -65,6 +65,12 @@ impl ApiAuth {
         }
     }
 
+    /// Whether mutating endpoints can be used at all (a token is configured); the page disables
+    /// its buttons otherwise.
+    pub fn changes_enabled(&self) -> bool {
+        self.token_digest.is_some()
+    }
+
     /// Whether the request carries the page-session cookie `POST /login` set.
     fn has_session(&self, headers: &HeaderMap) -> bool {
         let Some(expected) = &self.session else {
@@ -155,7 +161,8 @@ pub async fn reads(State(auth): State<ApiAuth>, request: Request, next: Next) ->
     if !auth.private || auth.has_session(request.headers()) {
         return next.run(request).await;
     }
-    if request.uri().path() == "/" && auth.check(request.headers()) != Credentials::Valid {
+    let is_page = !request.uri().path().starts_with(super::API_PREFIX);
+    if is_page && auth.check(request.headers()) != Credentials::Valid {
         tracing::info!("status page: login form shown");
         return (StatusCode::UNAUTHORIZED, Html(LOGIN_PAGE)).into_response();
     }

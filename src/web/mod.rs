@@ -4,13 +4,14 @@ pub mod api;
 pub mod auth;
 pub mod guard;
 pub mod page;
+pub mod stream;
 pub mod webhook;
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -32,6 +33,10 @@ pub struct WebState {
     pub access: guard::AccessPolicy,
     /// The API token (see [`auth`]).
     pub auth: auth::ApiAuth,
+    /// Commit subjects and authors the page shows, read once per commit.
+    pub commits: page::CommitCache,
+    /// Ends the page's event streams when drover stops (a graceful shutdown waits for them).
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 /// All routes: the page, `/healthz` and the JSON API under `/api/v1/` (see [`auth`] for who
@@ -47,6 +52,7 @@ pub fn router(state: WebState) -> Router {
         .route("/source", get(source_status))
         .route("/status", get(repo_status))
         .route("/events", get(events))
+        .route("/stream", get(stream::stream))
         .route_layer(reads.clone());
     let api_changes = Router::new()
         .route("/apps/{name}/sync", post(sync_app))
@@ -54,8 +60,14 @@ pub fn router(state: WebState) -> Router {
         .route("/apps/{name}/unpin", post(unpin))
         .route("/refresh", post(refresh))
         .route_layer(changes);
+    let pages = Router::new()
+        .route("/", get(overview))
+        .route("/apps/{name}", get(app_page))
+        .route_layer(reads);
     Router::new()
-        .route("/", get(page).route_layer(reads))
+        .merge(pages)
+        .route("/assets/drover.js", get(script))
+        .route("/assets/drover.css", get(style))
         .route("/healthz", get(|| async { "ok" }))
         .route("/login", post(auth::login).with_state(state.auth.clone()))
         .nest(API_PREFIX, api_reads.merge(api_changes))
@@ -272,11 +284,13 @@ async fn source_status(State(state): State<WebState>) -> Json<api::SourceView> {
 /// last Git fetch error; what the page's banner shows.
 async fn repo_status(State(state): State<WebState>) -> Json<api::RepoView> {
     let repo = state.ctx.repo.borrow().clone();
-    let git_error = state.source.subscribe().borrow().last_error.clone();
+    let source = state.source.subscribe().borrow().clone();
     Json(api::RepoView {
         revision: repo.revision,
         problems: repo.problems,
-        git_error,
+        git_error: source.last_error,
+        git_failing_since: source.failing_since.map(secs),
+        changes_enabled: state.auth.changes_enabled(),
     })
 }
 
@@ -313,24 +327,178 @@ fn secs(t: SystemTime) -> u64 {
         .unwrap_or(0)
 }
 
-/// A plain server-rendered status page that refreshes itself.
-async fn page(State(state): State<WebState>) -> Response {
-    let source = state.source.subscribe().borrow().clone();
-    let view = page::PageView {
-        repository: state.source.source().display_url(),
-        revision: source.revision.as_ref().map(|r| page::PageRevision {
-            id: r.id.clone(),
-            message: r.message.clone(),
-        }),
-        git_error: source.last_error.clone(),
-        problems: state.ctx.repo.borrow().problems.clone(),
-        apps: state.ctx.statuses.borrow().values().cloned().collect(),
-    };
-    match page::render(&view) {
-        Ok(html) => Html(html).into_response(),
+/// Headers of every page: a strict CSP (drover's own script and styles only, never framed) and
+/// no content sniffing.
+fn html(status: StatusCode, body: String) -> Response {
+    let mut response = (status, Html(body)).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(page::CONTENT_SECURITY_POLICY),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+fn rendered(what: &str, status: StatusCode, result: Result<String, page::RenderError>) -> Response {
+    match result {
+        Ok(body) => html(status, body),
         Err(e) => {
-            tracing::error!(error = %crate::telemetry::error_chain(&e), "status page");
+            tracing::error!(error = %crate::telemetry::error_chain(&e), "{what}");
             (StatusCode::INTERNAL_SERVER_ERROR, INTERNAL_ERROR).into_response()
         }
     }
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
+            (
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+async fn script() -> Response {
+    asset("text/javascript; charset=utf-8", page::SCRIPT)
+}
+
+async fn style() -> Response {
+    asset("text/css; charset=utf-8", page::STYLE)
+}
+
+/// The header and banner: the head revision, the Git fetch error (and since when) and the
+/// repository's problems.
+fn repo_summary(state: &WebState, now: SystemTime) -> page::RepoSummary {
+    let source = state.source.subscribe().borrow().clone();
+    let problems = state.ctx.repo.borrow().problems.clone();
+    page::RepoSummary::new(
+        state.source.source().display_url(),
+        source
+            .revision
+            .as_ref()
+            .map(|r| (r.id.as_str(), r.message.as_str())),
+        source.last_error.as_deref(),
+        source.failing_since,
+        &problems,
+        now,
+    )
+}
+
+/// The commits `ids` name, through the cache (a Git read only for a commit not seen yet).
+async fn commits(
+    state: &WebState,
+    ids: std::collections::BTreeSet<String>,
+) -> std::collections::HashMap<String, crate::source::CommitInfo> {
+    let (cache, source) = (state.commits.clone(), state.source.clone());
+    tokio::task::spawn_blocking(move || {
+        ids.into_iter()
+            .filter_map(|id| {
+                cache
+                    .get(&id, |id| source.source().commit_info(id).ok())
+                    .map(|info| (id, info))
+            })
+            .collect()
+    })
+    .await
+    .unwrap_or_default()
+}
+
+/// Every app's row, from the published statuses only (no store query: the overview of 1,000
+/// apps costs one pass over memory plus one Git read per new commit).
+async fn summaries(state: &WebState, now: SystemTime) -> Vec<page::AppSummary> {
+    let statuses: Vec<AppStatus> = state.ctx.statuses.borrow().values().cloned().collect();
+    let found = commits(state, statuses.iter().map(|s| s.revision.clone()).collect()).await;
+    statuses
+        .iter()
+        .map(|s| page::AppSummary::of(s, found.get(&s.revision), now))
+        .collect()
+}
+
+/// `/`: one row per app.
+async fn overview(State(state): State<WebState>) -> Response {
+    let now = SystemTime::now();
+    let view = page::OverviewView {
+        repo: repo_summary(&state, now),
+        apps: summaries(&state, now).await,
+        alerts: state
+            .ctx
+            .alerts
+            .recent()
+            .iter()
+            .rev()
+            .take(20)
+            .map(|a| page::AlertView::new(a, now))
+            .collect(),
+    };
+    rendered("status page", StatusCode::OK, page::render_overview(&view))
+}
+
+/// How many syncs and events the app page lists.
+const APP_PAGE_HISTORY: usize = 20;
+
+/// `/apps/{name}`: one app in full.
+async fn app_page(State(state): State<WebState>, Path(name): Path<String>) -> Response {
+    let now = SystemTime::now();
+    let repo = repo_summary(&state, now);
+    let Some(status) = state.ctx.status_of(&name) else {
+        return rendered(
+            "app page",
+            StatusCode::NOT_FOUND,
+            page::render_not_found(&repo, &name),
+        );
+    };
+    let history = match state.ctx.store.history(&name, APP_PAGE_HISTORY).await {
+        Ok(records) => records,
+        Err(e) => return internal_error("reading sync history", &e),
+    };
+    let events = match state.ctx.store.events(Some(&name), APP_PAGE_HISTORY).await {
+        Ok(records) => records,
+        Err(e) => return internal_error("reading events", &e),
+    };
+    let found = commits(&state, [status.revision.clone()].into()).await;
+    let (waves, not_managed) = page::group_resources(&status);
+    let mut rollback_revisions: Vec<String> = Vec::new();
+    for record in &history {
+        if !rollback_revisions.contains(&record.revision) {
+            rollback_revisions.push(record.revision.clone());
+        }
+    }
+    let view = page::AppView {
+        repo,
+        summary: page::AppSummary::of(&status, found.get(&status.revision), now),
+        waves,
+        not_managed,
+        jobs: page::jobs_of(&status, &state.ctx.live.snapshot()),
+        history: page::history_view(&history, now),
+        rollback_revisions,
+        events: page::events_view(&events, now),
+        alerts: state
+            .ctx
+            .alerts
+            .recent()
+            .iter()
+            .rev()
+            .filter(|a| a.app.as_deref() == Some(name.as_str()))
+            .take(20)
+            .map(|a| page::AlertView::new(a, now))
+            .collect(),
+        changes: page::ChangesView::new(state.auth.changes_enabled()),
+        status,
+    };
+    rendered("app page", StatusCode::OK, page::render_app(&view))
 }
