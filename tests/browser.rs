@@ -1,7 +1,7 @@
 //! The status page in a real browser (headless Chromium over the DevTools protocol): the overview
 //! lists the apps with the statuses the API gives, a drift made through the devstack appears on
-//! the open page without a reload and its diff on the app page; screenshots go to
-//! `target/tmp/screenshots/`.
+//! the open page without a reload and its diff on the app page, the Sync button refuses a wrong
+//! token and heals the drift with the right one; screenshots go to `target/tmp/screenshots/`.
 
 #[path = "common/browser.rs"]
 mod browser;
@@ -122,6 +122,46 @@ async fn the_page_shows_real_statuses_then_a_drift_and_its_diff_live() {
     );
     let shot = page.screenshot("app-web-diff.png").await;
     assert!(shot.exists());
+
+    // The Sync button: a wrong token is refused and changes nothing; the right one heals the
+    // drift, and the open page turns Synced by itself.
+    let click_sync_with = |token: &str| {
+        format!(
+            "(() => {{ const t = document.getElementById('token'); t.value = {token:?}; \
+             document.querySelector('button[data-action=\"sync\"]').click(); return true; }})()"
+        )
+    };
+    page.eval(&click_sync_with("not-the-token")).await;
+    page.wait_for(
+        "the refusal of a wrong token",
+        "document.getElementById('answer').textContent.startsWith('401') && document.getElementById('answer').textContent",
+        PAGE_WAIT,
+    )
+    .await;
+    let job = env.job("web").await.unwrap_or_default();
+    assert_eq!(
+        job["TaskGroups"][0]["Tasks"][0]["Config"]["image"], "evil:latest",
+        "a refused sync wrote nothing"
+    );
+    page.eval(&click_sync_with(common::TEST_API_TOKEN)).await;
+    page.wait_for(
+        "the sync accepted",
+        "document.getElementById('answer').textContent.startsWith('202') && document.getElementById('answer').textContent",
+        PAGE_WAIT,
+    )
+    .await;
+    page.wait_for(
+        "web Synced again after the manual sync, without a reload",
+        "document.querySelector('main[data-app=\"web\"]').dataset.sync === 'Synced' && !document.querySelector('pre.diff')",
+        PAGE_WAIT,
+    )
+    .await;
+    let job = env.job("web").await.unwrap_or_default();
+    assert_eq!(
+        job["TaskGroups"][0]["Tasks"][0]["Config"]["image"], "nginx:1.27",
+        "the manual sync wrote Git's image back"
+    );
+    page.screenshot("app-web-synced.png").await;
     env.shutdown().await;
 }
 
