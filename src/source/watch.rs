@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::{GitSource, Revision, SourceError};
+use crate::telemetry::Metrics;
 
 /// The shortest poll interval honoured, so a zero in the config cannot spin the fetch loop.
 const MIN_POLL_INTERVAL: Duration = Duration::from_millis(100);
@@ -62,6 +63,16 @@ impl SourceWatcher {
         poll_interval: Duration,
         shutdown: CancellationToken,
     ) -> SourceWatcher {
+        SourceWatcher::spawn_with_metrics(source, poll_interval, shutdown, None)
+    }
+
+    /// [`SourceWatcher::spawn`], recording each fetch's duration and outcome in `metrics`.
+    pub fn spawn_with_metrics(
+        source: GitSource,
+        poll_interval: Duration,
+        shutdown: CancellationToken,
+        metrics: Option<Metrics>,
+    ) -> SourceWatcher {
         let (tx, rx) = watch::channel(SourceStatus::default());
         let trigger = Arc::new(Notify::new());
         let started = Arc::new(AtomicU64::new(0));
@@ -74,6 +85,7 @@ impl SourceWatcher {
             Arc::clone(&trigger),
             Arc::clone(&started),
             completed_tx,
+            metrics,
         ));
         SourceWatcher {
             status: rx,
@@ -133,6 +145,7 @@ async fn run(
     trigger: Arc<Notify>,
     started: Arc<AtomicU64>,
     completed: watch::Sender<u64>,
+    metrics: Option<Metrics>,
 ) {
     let url = source.display_url();
     // A fetch that outlived its timeout; it is awaited before another starts on the same mirror.
@@ -165,6 +178,9 @@ async fn run(
                 }
             },
         };
+        if let Some(metrics) = &metrics {
+            metrics.git_fetched(fetch_started.elapsed(), outcome.is_ok(), SystemTime::now());
+        }
         publish(&tx, outcome);
         if pending.is_none() {
             // The fetch numbered `started` is over (a timed-out one is still pending).

@@ -1,4 +1,5 @@
-//! The status page, JSON API, manual sync/refresh/rollback endpoints and `/healthz` (axum).
+//! The status page, JSON API, manual sync/refresh/rollback endpoints, `/metrics` and `/healthz`
+//! (axum).
 
 pub mod api;
 pub mod auth;
@@ -55,7 +56,8 @@ pub fn router(state: WebState) -> Router {
         .route("/refresh", post(refresh))
         .route_layer(changes);
     Router::new()
-        .route("/", get(page).route_layer(reads))
+        .route("/", get(page).route_layer(reads.clone()))
+        .route("/metrics", get(metrics).route_layer(reads))
         .route("/healthz", get(|| async { "ok" }))
         .route("/login", post(auth::login).with_state(state.auth.clone()))
         .nest(API_PREFIX, api_reads.merge(api_changes))
@@ -84,6 +86,21 @@ pub const INTERNAL_ERROR: &str = "internal error, see the drover log";
 fn internal_error(what: &str, failure: &dyn std::error::Error) -> Response {
     tracing::error!(error = %crate::telemetry::error_chain(failure), "{what}");
     error(StatusCode::INTERNAL_SERVER_ERROR, INTERNAL_ERROR)
+}
+
+/// `GET /metrics`: the OpenMetrics exposition of [`crate::telemetry::metrics`].
+async fn metrics(State(state): State<WebState>) -> Response {
+    match state.ctx.metrics.encode() {
+        Ok(text) => (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                crate::telemetry::metrics::CONTENT_TYPE,
+            )],
+            text,
+        )
+            .into_response(),
+        Err(e) => internal_error("encoding the metrics", &e),
+    }
 }
 
 async fn list_apps(State(state): State<WebState>) -> Json<Vec<AppStatus>> {
