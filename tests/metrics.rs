@@ -168,6 +168,37 @@ async fn a_drift_made_through_the_cluster_api_and_healed_counts_once_each() {
     env.shutdown().await;
 }
 
+#[tokio::test]
+async fn a_drift_left_alone_counts_once_however_many_cycles_it_lasts() {
+    let mut env = TestEnv::new().await;
+    env.sync_web_app("sync: { self_heal: false }\n").await;
+    let (code, _) = env.nomad_send(Method::DELETE, "/v1/job/web", None).await;
+    assert_eq!(code, 200);
+    env.wait_app("web", "OutOfSync", |s| {
+        s.sync == drover::controller::SyncStatus::OutOfSync
+    })
+    .await;
+    // Two more full cycles that each plan the same drift again.
+    env.wait_full_cycle("web").await;
+    env.wait_full_cycle("web").await;
+    let found = scrape(&env).await;
+    assert_eq!(
+        found.get(r#"drover_drift_detected_total{app="web"}"#),
+        Some(1.0),
+        "{found:?}"
+    );
+    assert_eq!(
+        found.sum("drover_drift_healed_total", &[]),
+        0.0,
+        "{found:?}"
+    );
+    assert_eq!(
+        found.get(r#"drover_app_sync_state{app="web",state="out_of_sync"}"#),
+        Some(1.0)
+    );
+    env.shutdown().await;
+}
+
 /// The requests the devstack logged for `system` (`nomad`, `consul`), by status code.
 async fn logged_by_code(env: &TestEnv, system: &str, base: &str) -> BTreeMap<String, f64> {
     let log: serde_json::Value = env

@@ -81,11 +81,13 @@ impl SourceWatcher {
             source.clone(),
             poll_interval.max(MIN_POLL_INTERVAL),
             shutdown,
-            tx,
             Arc::clone(&trigger),
             Arc::clone(&started),
-            completed_tx,
-            metrics,
+            Reports {
+                status: tx,
+                completed: completed_tx,
+                metrics,
+            },
         ));
         SourceWatcher {
             status: rx,
@@ -137,16 +139,27 @@ fn jittered(base: Duration) -> Duration {
     base.mul_f64(factor)
 }
 
+/// Where the fetch loop reports: the status, the number of the last finished fetch, and the
+/// metrics (if any).
+struct Reports {
+    status: watch::Sender<SourceStatus>,
+    completed: watch::Sender<u64>,
+    metrics: Option<Metrics>,
+}
+
 async fn run(
     source: GitSource,
     poll_interval: Duration,
     shutdown: CancellationToken,
-    tx: watch::Sender<SourceStatus>,
     trigger: Arc<Notify>,
     started: Arc<AtomicU64>,
-    completed: watch::Sender<u64>,
-    metrics: Option<Metrics>,
+    reports: Reports,
 ) {
+    let Reports {
+        status: tx,
+        completed,
+        metrics,
+    } = reports;
     let url = source.display_url();
     // A fetch that outlived its timeout; it is awaited before another starts on the same mirror.
     let mut pending: Option<JoinHandle<Result<Option<Revision>, SourceError>>> = None;
