@@ -237,28 +237,86 @@ async fn the_request_counters_equal_the_devstacks_own_request_log() {
     // Only drover talks to this devstack's Nomad and Consul (the test reads nothing there but
     // the control API, which is not logged), so both count the same requests since the start.
     let env = env_with_apps(&["alpha", "beta"], "").await;
-    let nomad_url = env.devstack.nomad_url();
-    let consul_url = env.devstack.consul_url();
+    let systems = [
+        ("nomad", env.devstack.nomad_url()),
+        ("consul", env.devstack.consul_url()),
+        ("vault", env.devstack.vault_url()),
+    ];
     // A request in flight between the two reads (a blocking query answering) would make them
-    // differ for a moment: compare when a scrape before and after the log read agree.
+    // differ for a moment: compare when a scrape before and after the log reads agree.
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         let first = scrape(&env).await;
-        let nomad_logged = logged_by_code(&env, "nomad", &nomad_url).await;
-        let consul_logged = logged_by_code(&env, "consul", &consul_url).await;
+        let mut logged = Vec::new();
+        for (system, url) in &systems {
+            logged.push(logged_by_code(&env, system, url).await);
+        }
         let second = scrape(&env).await;
-        let nomad_counted = counted_by_code(&second, "nomad");
-        let consul_counted = counted_by_code(&second, "consul");
-        let steady = counted_by_code(&first, "nomad") == nomad_counted
-            && counted_by_code(&first, "consul") == consul_counted;
+        let steady = systems
+            .iter()
+            .all(|(system, _)| counted_by_code(&first, system) == counted_by_code(&second, system));
         if steady || tokio::time::Instant::now() > deadline {
-            assert!(!nomad_logged.is_empty(), "drover sent Nomad requests");
-            assert_eq!(nomad_counted, nomad_logged, "nomad, by status code");
-            assert_eq!(consul_counted, consul_logged, "consul, by status code");
+            assert!(!logged[0].is_empty(), "drover sent Nomad requests");
+            for ((system, _), logged) in systems.iter().zip(logged) {
+                assert_eq!(
+                    counted_by_code(&second, system),
+                    logged,
+                    "{system}, by status code"
+                );
+            }
             break;
         }
     }
     env.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_s3_request_counter_equals_the_s3_servers_own_log() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (user, password) = ("metrics-user", "metrics-password-1");
+    let server = drover_devstack::s3::S3Server::start(
+        "127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}")),
+        dir.path(),
+        user,
+        password,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("s3s-fs: {e}"));
+    let mut env = TestEnv::new().await;
+    env.write(
+        "apps/media/app.yaml",
+        "name: media\nresources:\n  - bucket: { name: media-files }\n",
+    );
+    env.commit("media: one bucket");
+    let mut settings = env.settings();
+    settings.s3 = Some(drover::providers::s3::S3Config {
+        endpoint: Some(server.url()),
+        credentials: Some(drover::providers::s3::StaticCredentials::new(
+            user, password,
+        )),
+        max_retries: 1,
+        request_timeout: std::time::Duration::from_secs(5),
+        ..drover::providers::s3::S3Config::default()
+    });
+    env.start_drover_with(settings).await;
+    env.wait_synced_healthy("media", None).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let first = scrape(&env).await;
+        let mut logged: BTreeMap<String, f64> = BTreeMap::new();
+        for request in server.requests() {
+            *logged.entry(request.status.to_string()).or_default() += 1.0;
+        }
+        let second = scrape(&env).await;
+        let counted = counted_by_code(&second, "s3");
+        if counted_by_code(&first, "s3") == counted || tokio::time::Instant::now() > deadline {
+            assert!(!logged.is_empty(), "drover sent S3 requests");
+            assert_eq!(counted, logged, "s3, by status code");
+            break;
+        }
+    }
+    env.shutdown().await;
+    server.shutdown().await;
 }
 
 #[tokio::test]
