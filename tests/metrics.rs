@@ -450,3 +450,31 @@ async fn an_open_drover_serves_metrics_without_a_token() {
     assert!(text.contains("# HELP drover_git_fetch_failures "), "{text}");
     env.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_request_that_gets_no_answer_is_counted_as_an_error_once_per_attempt() {
+    drover::providers::install_crypto_provider();
+    // A port nothing listens on: bound, then closed.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let statuses = tokio::sync::watch::Sender::new(BTreeMap::new());
+    let metrics = drover::telemetry::Metrics::new(statuses.subscribe());
+    let nomad = drover::providers::nomad::NomadClient::new(drover::providers::nomad::NomadConfig {
+        address: format!("http://{closed}"),
+        max_retries: 2,
+        request_timeout: std::time::Duration::from_secs(2),
+        ..drover::providers::nomad::NomadConfig::default()
+    })
+    .unwrap_or_else(|e| panic!("{e}"))
+    .counting_requests(metrics.requests(drover::telemetry::metrics::ApiSystem::Nomad));
+    let read = nomad.read_job("default", "web").await;
+    assert!(read.is_err(), "{read:?}");
+    let found = Scrape::parse(&metrics.encode().unwrap_or_else(|e| panic!("{e}")));
+    // The first attempt and two retries (a refused connection is transient).
+    assert_eq!(
+        counted_by_code(&found, "nomad"),
+        BTreeMap::from([("error".to_string(), 3.0)]),
+        "{found:?}"
+    );
+}
