@@ -3,7 +3,7 @@
 //!
 //! Events (syncs, drift, Git fetches, API requests, alerts) are counted where they happen;
 //! per-app state and probe results are derived from the status read model at scrape time by
-//! [`StatusCollector`], so an app that left Git leaves no stale series. Label values are app,
+//! a custom collector, so an app that left Git leaves no stale series. Label values are app,
 //! probe and channel names, systems and HTTP status codes: bounded, and never a URL, a token or
 //! an error text.
 
@@ -315,6 +315,14 @@ struct StatusCollector {
     statuses: watch::Receiver<BTreeMap<String, AppStatus>>,
 }
 
+/// The part of an app's status the series are derived from.
+struct ScrapedApp {
+    name: String,
+    sync: SyncStatus,
+    health: Health,
+    probes: Vec<crate::controller::ProbeStatus>,
+}
+
 const SYNC_STATES: [(SyncStatus, &str); 4] = [
     (SyncStatus::Synced, "synced"),
     (SyncStatus::OutOfSync, "out_of_sync"),
@@ -360,8 +368,19 @@ fn encode_gauges<V: prometheus_client::encoding::EncodeGaugeValue + Clone>(
 
 impl Collector for StatusCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        // Copied out, so a slow scrape never holds the lock reconciles publish through.
-        let statuses: Vec<AppStatus> = self.statuses.borrow().values().cloned().collect();
+        // Only what the series need is copied out (not resources and diffs), so a scrape holds
+        // the lock reconciles publish through for as short as it can.
+        let statuses: Vec<ScrapedApp> = self
+            .statuses
+            .borrow()
+            .values()
+            .map(|status| ScrapedApp {
+                name: status.name.clone(),
+                sync: status.sync,
+                health: status.health,
+                probes: status.probes.clone(),
+            })
+            .collect();
         let mut sync_rows = Vec::new();
         let mut health_rows = Vec::new();
         let mut probe_success = Vec::new();
