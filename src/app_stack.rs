@@ -100,25 +100,36 @@ pub async fn context(
         .map(ConsulClient::new)
         .transpose()
         .map_err(StackError::Consul)?;
-    let cache = LiveStore::default();
+    // The context first: it hands the clients the counters of its metrics, and the watchers
+    // must send through those counting clients.
+    let ctx = Context::new(nomad, store, LiveStore::default(), settings).with_consul(consul);
+    let cache = &ctx.live;
     let consul_shutdown = match live {
         LiveReading::Watch(shutdown) => {
-            cache.spawn_watchers(nomad.clone(), shutdown.clone());
+            cache.spawn_watchers(ctx.nomad.clone(), shutdown.clone());
             shutdown
         }
         LiveReading::Once => {
-            cache.load_once(&nomad).await.map_err(StackError::Live)?;
+            cache
+                .load_once(&ctx.nomad)
+                .await
+                .map_err(StackError::Live)?;
             // A one-shot command ends with the process; its config-entry lists answer at once.
             CancellationToken::new()
         }
     };
-    if let Some(consul) = &consul {
+    if let Some(consul) = &ctx.consul {
         cache.watch_consul(consul.clone(), consul_shutdown);
     }
     // Entries drover owns are watched even when Git no longer declares their kind, so a restart
     // cannot hide one that is due for pruning.
-    cache.want_config_kinds(owned_config_kinds(&store).await.iter().map(String::as_str));
-    Ok(Context::new(nomad, store, cache, settings).with_consul(consul))
+    cache.want_config_kinds(
+        owned_config_kinds(&ctx.store)
+            .await
+            .iter()
+            .map(String::as_str),
+    );
+    Ok(ctx)
 }
 
 /// How long a one-shot plan waits for the first config-entry lists.

@@ -502,7 +502,7 @@ async fn plan(args: PlanArgs) -> anyhow::Result<ExitCode> {
         Some(dir) => Store::open(&app_stack::store_file(dir))?,
         None => Store::open_in_memory()?,
     };
-    let mut ctx = app_stack::context(
+    let ctx = app_stack::context(
         NomadConfig::from_env(),
         drover::providers::consul::ConsulConfig::from_lookup_when_set(|k| std::env::var(k).ok()),
         store,
@@ -518,7 +518,9 @@ async fn plan(args: PlanArgs) -> anyhow::Result<ExitCode> {
         },
     )
     .await?;
-    ctx.vault = app_stack::vault_client(drover::providers::vault::VaultConfig::from_env())?;
+    let ctx = ctx.with_vault(app_stack::vault_client(
+        drover::providers::vault::VaultConfig::from_env(),
+    )?);
     let s3 = drover::providers::s3::S3Config::from_lookup_when_set(|k| std::env::var(k).ok());
     let ctx = ctx.with_s3(app_stack::s3_client(s3).await);
     let mut changes = false;

@@ -1,4 +1,9 @@
-//! Logging setup (text on a TTY, JSON otherwise, or as asked) and [`Redacted`] for secrets.
+//! Logging setup (text on a TTY, JSON otherwise, or as asked), [`Redacted`] for secrets, and
+//! the metrics registry ([`metrics`]).
+
+pub mod metrics;
+
+pub use metrics::Metrics;
 
 use std::fmt;
 use std::io::IsTerminal;

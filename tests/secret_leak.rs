@@ -309,7 +309,7 @@ fn store_files(data_dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
     files
 }
 
-/// Every API answer and the page, as a user reads them now: `(what, body)`.
+/// Every API answer, the page and the metrics, as a user reads them now: `(what, body)`.
 async fn read_api(env: &common::TestEnv, moment: &str) -> Vec<(String, Vec<u8>)> {
     let base = env.drover_url();
     let mut out = Vec::new();
@@ -322,6 +322,7 @@ async fn read_api(env: &common::TestEnv, moment: &str) -> Vec<(String, Vec<u8>)>
         "/api/v1/events",
         "/api/v1/source",
         "/api/v1/status",
+        "/metrics",
     ] {
         let answer = env
             .http

@@ -25,6 +25,8 @@ use crate::providers::nomad::NomadClient;
 use crate::providers::s3::S3Client;
 use crate::providers::vault::VaultClient;
 use crate::store::Store;
+use crate::telemetry::Metrics;
+use crate::telemetry::metrics::ApiSystem;
 
 /// Controller tuning.
 #[derive(Debug, Clone)]
@@ -84,6 +86,8 @@ pub struct Context {
     pub s3: Option<S3Client>,
     /// Recent alerts and their deliveries (the page and `/api/v1/alerts` read it).
     pub alerts: crate::notify::AlertLog,
+    /// What `/metrics` serves; the clients of this context count their requests in it.
+    pub metrics: Metrics,
 }
 
 impl Context {
@@ -95,33 +99,46 @@ impl Context {
         settings: ControllerSettings,
     ) -> Context {
         let permits = Arc::new(Semaphore::new(settings.concurrency.max(1)));
+        let statuses = watch::Sender::new(BTreeMap::new());
+        let metrics = Metrics::new(statuses.subscribe());
         Context {
-            nomad,
+            nomad: nomad.counting_requests(metrics.requests(ApiSystem::Nomad)),
             consul: None,
             store,
             live,
             settings: Arc::new(settings),
-            statuses: watch::Sender::new(BTreeMap::new()),
+            statuses,
             repo: watch::Sender::new(RepoStatus::default()),
             permits,
             vault: None,
             s3: None,
             alerts: crate::notify::AlertLog::default(),
+            metrics,
         }
     }
 
-    /// The same context with a Consul client.
+    /// The same context with a Consul client (its requests counted in `metrics`).
     pub fn with_consul(mut self, consul: Option<ConsulClient>) -> Context {
-        self.consul = consul;
+        let counter = self.metrics.requests(ApiSystem::Consul);
+        self.consul = consul.map(|c| c.counting_requests(counter));
         self
     }
 
-    /// The same context with an S3 client: buckets are read each cycle and managed.
+    /// The same context with a Vault client (its requests counted in `metrics`).
+    pub fn with_vault(mut self, vault: Option<VaultClient>) -> Context {
+        let counter = self.metrics.requests(ApiSystem::Vault);
+        self.vault = vault.map(|v| v.counting_requests(counter));
+        self
+    }
+
+    /// The same context with an S3 client: buckets are read each cycle and managed (its
+    /// requests counted in `metrics`).
     pub fn with_s3(mut self, s3: Option<S3Client>) -> Context {
         if s3.is_some() {
             self.live.use_s3();
         }
-        self.s3 = s3;
+        let counter = self.metrics.requests(ApiSystem::S3);
+        self.s3 = s3.map(|s3| s3.counting_requests(counter));
         self
     }
 

@@ -1,7 +1,7 @@
 //! `reconcile(app)`: load → plan → apply → assess → publish. Level-triggered: it never learns
 //! whether a commit, drift or a timer woke it, and recomputes everything from facts.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::{Duration, SystemTime};
 
 use backon::{BackoffBuilder, ExponentialBuilder};
@@ -41,6 +41,8 @@ pub struct AppMemory {
     heals: HashMap<ResourceId, (String, u32)>,
     /// The revision whose prune was refused and recorded as an event (once, not every cycle).
     prune_refused_at: Option<String>,
+    /// The resources the last plan found drifted, so a drift is counted once, not each cycle.
+    drifted: HashSet<ResourceId>,
 }
 
 /// The retry state after a failed cycle: transient failures back off (with jitter), permanent
@@ -203,6 +205,9 @@ pub async fn reconcile(
         Ok(plan) => plan,
         Err(error) => return plan_failed(ctx, app, revision, &error, &facts, memory),
     };
+    if mode != Mode::DryRun {
+        count_new_drift(ctx, &plan, memory);
+    }
     // Preflight: every Vault requirement, one read each per cycle; a job whose requirement does
     // not hold is not registered this cycle, while the rest of the app syncs.
     let requirements = match mode {
@@ -231,6 +236,20 @@ pub async fn reconcile(
         run_post_sync(ctx, app, &mut status, memory).await;
     }
     publish(ctx, status, plan, report, facts, memory)
+}
+
+/// Count the resources the server newly confirmed drifted (changed, stopped or deleted behind
+/// drover's back); one that stays drifted over several cycles counts once.
+fn count_new_drift(ctx: &Context, plan: &Plan, memory: &mut AppMemory) {
+    let drifted: HashSet<ResourceId> = plan
+        .steps
+        .iter()
+        .filter(|step| step.reason.is_drift() && step.change.is_write())
+        .map(|step| step.id.clone())
+        .collect();
+    let new = drifted.difference(&memory.drifted).count();
+    ctx.metrics.drift_detected(&plan.app, new as u64);
+    memory.drifted = drifted;
 }
 
 /// The app to reconcile and the app as last declared: the same app, or for a removed app
@@ -790,6 +809,8 @@ async fn run_apply(
     }
     if writes {
         let result = sync_result(&report);
+        ctx.metrics
+            .sync_finished(&plan.app, result, sync_started.elapsed());
         let problems = report.problems();
         let message = (!problems.is_empty()).then(|| problems.join("; "));
         if let Some(id) = sync_id {
@@ -963,6 +984,7 @@ async fn assess(
             ResourceKind::Bucket => health::bucket(live, &step.id.name),
         };
         if applied.is_some_and(StepResult::wrote) && step.reason.is_drift() {
+            ctx.metrics.drift_healed(&plan.app);
             let entry = memory
                 .heals
                 .entry(step.id.clone())

@@ -94,22 +94,23 @@ pub async fn start(settings: Settings, shutdown: CancellationToken) -> Result<Ru
             )
             .await;
     }
-    let source = GitSource::open(settings.source.clone(), &settings.data_dir.join("mirror"))?;
-    let watcher = Arc::new(SourceWatcher::spawn(
-        source.clone(),
-        settings.source.poll_interval,
-        shutdown.clone(),
-    ));
-    let mut ctx = app_stack::context(
+    let ctx = app_stack::context(
         settings.nomad.clone(),
         settings.consul.clone(),
         store,
         LiveReading::Watch(shutdown.clone()),
         settings.controller.clone(),
     )
-    .await?;
-    ctx.vault = app_stack::vault_client(settings.vault.clone())?;
+    .await?
+    .with_vault(app_stack::vault_client(settings.vault.clone())?);
     let ctx = ctx.with_s3(app_stack::s3_client(settings.s3.clone()).await);
+    let source = GitSource::open(settings.source.clone(), &settings.data_dir.join("mirror"))?;
+    let watcher = Arc::new(SourceWatcher::spawn_with_metrics(
+        source.clone(),
+        settings.source.poll_interval,
+        shutdown.clone(),
+        Some(ctx.metrics.clone()),
+    ));
 
     let (desired_tx, desired_rx) = watch::channel(None::<DesiredRevision>);
     let mut tasks = Vec::new();

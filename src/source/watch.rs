@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::{GitSource, Revision, SourceError};
+use crate::telemetry::Metrics;
 
 /// The shortest poll interval honoured, so a zero in the config cannot spin the fetch loop.
 const MIN_POLL_INTERVAL: Duration = Duration::from_millis(100);
@@ -64,6 +65,16 @@ impl SourceWatcher {
         poll_interval: Duration,
         shutdown: CancellationToken,
     ) -> SourceWatcher {
+        SourceWatcher::spawn_with_metrics(source, poll_interval, shutdown, None)
+    }
+
+    /// [`SourceWatcher::spawn`], recording each fetch's duration and outcome in `metrics`.
+    pub fn spawn_with_metrics(
+        source: GitSource,
+        poll_interval: Duration,
+        shutdown: CancellationToken,
+        metrics: Option<Metrics>,
+    ) -> SourceWatcher {
         let (tx, rx) = watch::channel(SourceStatus::default());
         let trigger = Arc::new(Notify::new());
         let started = Arc::new(AtomicU64::new(0));
@@ -72,10 +83,13 @@ impl SourceWatcher {
             source.clone(),
             poll_interval.max(MIN_POLL_INTERVAL),
             shutdown,
-            tx,
             Arc::clone(&trigger),
             Arc::clone(&started),
-            completed_tx,
+            Reports {
+                status: tx,
+                completed: completed_tx,
+                metrics,
+            },
         ));
         SourceWatcher {
             status: rx,
@@ -127,15 +141,27 @@ fn jittered(base: Duration) -> Duration {
     base.mul_f64(factor)
 }
 
+/// Where the fetch loop reports: the status, the number of the last finished fetch, and the
+/// metrics (if any).
+struct Reports {
+    status: watch::Sender<SourceStatus>,
+    completed: watch::Sender<u64>,
+    metrics: Option<Metrics>,
+}
+
 async fn run(
     source: GitSource,
     poll_interval: Duration,
     shutdown: CancellationToken,
-    tx: watch::Sender<SourceStatus>,
     trigger: Arc<Notify>,
     started: Arc<AtomicU64>,
-    completed: watch::Sender<u64>,
+    reports: Reports,
 ) {
+    let Reports {
+        status: tx,
+        completed,
+        metrics,
+    } = reports;
     let url = source.display_url();
     // A fetch that outlived its timeout; it is awaited before another starts on the same mirror.
     let mut pending: Option<JoinHandle<Result<Option<Revision>, SourceError>>> = None;
@@ -167,6 +193,9 @@ async fn run(
                 }
             },
         };
+        if let Some(metrics) = &metrics {
+            metrics.git_fetched(fetch_started.elapsed(), outcome.is_ok(), SystemTime::now());
+        }
         publish(&tx, outcome);
         if pending.is_none() {
             // The fetch numbered `started` is over (a timed-out one is still pending).

@@ -1,4 +1,5 @@
-//! The status page, JSON API, manual sync/refresh/rollback endpoints and `/healthz` (axum).
+//! The status page, JSON API, manual sync/refresh/rollback endpoints, `/metrics` and `/healthz`
+//! (axum).
 
 pub mod api;
 pub mod auth;
@@ -63,6 +64,7 @@ pub fn router(state: WebState) -> Router {
     let pages = Router::new()
         .route("/", get(overview))
         .route("/apps/{name}", get(app_page))
+        .route("/metrics", get(metrics))
         .route_layer(reads);
     Router::new()
         .merge(pages)
@@ -96,6 +98,21 @@ pub const INTERNAL_ERROR: &str = "internal error, see the drover log";
 fn internal_error(what: &str, failure: &dyn std::error::Error) -> Response {
     tracing::error!(error = %crate::telemetry::error_chain(failure), "{what}");
     error(StatusCode::INTERNAL_SERVER_ERROR, INTERNAL_ERROR)
+}
+
+/// `GET /metrics`: the OpenMetrics exposition of [`crate::telemetry::metrics`].
+async fn metrics(State(state): State<WebState>) -> Response {
+    match state.ctx.metrics.encode() {
+        Ok(text) => (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                crate::telemetry::metrics::CONTENT_TYPE,
+            )],
+            text,
+        )
+            .into_response(),
+        Err(e) => internal_error("encoding the metrics", &e),
+    }
 }
 
 async fn list_apps(State(state): State<WebState>) -> Json<Vec<AppStatus>> {

@@ -13,12 +13,15 @@ use super::entry::ConfigEntry;
 use super::error::ConsulError;
 use crate::providers::http::{client_builder, path_segment};
 use crate::providers::nomad::{Indexed, QueryOptions};
+use crate::telemetry::metrics::RequestCounter;
 
 /// A Consul API client (config entries so far).
 #[derive(Debug, Clone)]
 pub struct ConsulClient {
     http: reqwest::Client,
     config: ConsulConfig,
+    /// Where each request is counted (`None`: nowhere), by status code.
+    requests: Option<RequestCounter>,
 }
 
 impl ConsulClient {
@@ -27,7 +30,17 @@ impl ConsulClient {
         let http = client_builder(&config.tls)
             .and_then(|b| b.build().map_err(|e| format!("building HTTP client: {e}")))
             .map_err(ConsulError::Config)?;
-        Ok(ConsulClient { http, config })
+        Ok(ConsulClient {
+            http,
+            config,
+            requests: None,
+        })
+    }
+
+    /// The same client, counting every request it (and its clones) sends in `requests`.
+    pub fn counting_requests(mut self, requests: RequestCounter) -> ConsulClient {
+        self.requests = Some(requests);
+        self
     }
 
     /// The settings in use.
@@ -170,7 +183,14 @@ impl ConsulClient {
             Some(wait) => wait + wait / 16 + self.config.request_timeout,
             None => self.config.request_timeout,
         };
-        let response = request.timeout(timeout).send().await.map_err(transport)?;
+        let sent = request.timeout(timeout).send().await;
+        if let Some(requests) = &self.requests {
+            match &sent {
+                Ok(response) => requests.answered(response.status().as_u16()),
+                Err(_) => requests.unanswered(),
+            }
+        }
+        let response = sent.map_err(transport)?;
         let status = response.status();
         // Consul never sends 0; the documented client rule reads anything below 1 as 1.
         let index = response

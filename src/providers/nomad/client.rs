@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::telemetry::metrics::RequestCounter;
 use backon::{ExponentialBuilder, Retryable};
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
@@ -55,6 +56,8 @@ pub struct NomadClient {
     http: reqwest::Client,
     config: NomadConfig,
     base: String,
+    /// Where each request is counted (`None`: nowhere), by status code.
+    requests: Option<RequestCounter>,
 }
 
 impl NomadClient {
@@ -101,7 +104,18 @@ impl NomadClient {
         let http = builder
             .build()
             .map_err(|e| NomadError::Config(format!("building HTTP client: {e}")))?;
-        Ok(NomadClient { http, config, base })
+        Ok(NomadClient {
+            http,
+            config,
+            base,
+            requests: None,
+        })
+    }
+
+    /// The same client, counting every request it (and its clones) sends in `requests`.
+    pub fn counting_requests(mut self, requests: RequestCounter) -> NomadClient {
+        self.requests = Some(requests);
+        self
     }
 
     /// The settings in use.
@@ -480,15 +494,18 @@ impl NomadClient {
             Some(wait) => wait + wait / 16 + self.config.request_timeout,
             None => self.config.request_timeout,
         };
-        request
-            .timeout(timeout)
-            .send()
-            .await
-            .map_err(|source| NomadError::Transport {
-                method: method.to_string(),
-                path: path.to_string(),
-                source,
-            })
+        let sent = request.timeout(timeout).send().await;
+        if let Some(requests) = &self.requests {
+            match &sent {
+                Ok(response) => requests.answered(response.status().as_u16()),
+                Err(_) => requests.unanswered(),
+            }
+        }
+        sent.map_err(|source| NomadError::Transport {
+            method: method.to_string(),
+            path: path.to_string(),
+            source,
+        })
     }
 }
 

@@ -6,6 +6,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::config::interceptors::FinalizerInterceptorContextRef;
+use aws_sdk_s3::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_s3::error::BoxError;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::types::{
     AbortIncompleteMultipartUpload, BucketLifecycleConfiguration, BucketLocationConstraint,
@@ -16,6 +19,30 @@ use serde::Serialize;
 
 use super::{S3Config, S3Error};
 use crate::desired::LifecycleRule;
+use crate::telemetry::metrics::RequestCounter;
+
+/// Counts each HTTP attempt of the SDK by its status code (`error` when none came back).
+#[derive(Debug)]
+struct CountAttempts(RequestCounter);
+
+impl Intercept for CountAttempts {
+    fn name(&self) -> &'static str {
+        "drover::CountAttempts"
+    }
+
+    fn read_after_attempt(
+        &self,
+        context: &FinalizerInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> std::result::Result<(), BoxError> {
+        match context.response() {
+            Some(response) => self.0.answered(response.status().as_u16()),
+            None => self.0.unanswered(),
+        }
+        Ok(())
+    }
+}
 
 /// A bucket's versioning state as S3 reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -137,6 +164,19 @@ impl S3Client {
             inner: aws_sdk_s3::Client::from_conf(s3),
             requests: Arc::default(),
         }
+    }
+
+    /// The same client, counting every HTTP attempt it (and its clones) makes in `requests`, by
+    /// status code: an interceptor sees each attempt the SDK sends, retries included.
+    pub fn counting_requests(mut self, requests: RequestCounter) -> S3Client {
+        let config = self
+            .inner
+            .config()
+            .to_builder()
+            .interceptor(CountAttempts(requests))
+            .build();
+        self.inner = aws_sdk_s3::Client::from_conf(config);
+        self
     }
 
     /// The SDK client itself, for tests and tools that change a bucket behind drover's back

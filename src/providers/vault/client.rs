@@ -14,6 +14,7 @@ use super::config::VaultConfig;
 use super::error::VaultError;
 use crate::providers::http::{client_builder, path_segment};
 use crate::telemetry::Redacted;
+use crate::telemetry::metrics::RequestCounter;
 
 /// What a secret lacks of a requirement.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,6 +46,8 @@ pub struct VaultClient {
     /// Mounts already resolved: a mount's version does not change under a running secret, so
     /// a steady cycle costs one read per requirement.
     mounts: Arc<Mutex<Vec<KvMount>>>,
+    /// Where each request is counted (`None`: nowhere), by status code.
+    requests: Option<RequestCounter>,
 }
 
 #[derive(Deserialize)]
@@ -96,7 +99,14 @@ impl VaultClient {
             config,
             token,
             mounts: Arc::new(Mutex::new(Vec::new())),
+            requests: None,
         })
+    }
+
+    /// The same client, counting every request it (and its clones) sends in `requests`.
+    pub fn counting_requests(mut self, requests: RequestCounter) -> VaultClient {
+        self.requests = Some(requests);
+        self
     }
 
     /// The settings in use.
@@ -312,7 +322,14 @@ impl VaultClient {
         if let Some(body) = body {
             request = request.json(body);
         }
-        let response = request.send().await.map_err(transport)?;
+        let sent = request.send().await;
+        if let Some(requests) = &self.requests {
+            match &sent {
+                Ok(response) => requests.answered(response.status().as_u16()),
+                Err(_) => requests.unanswered(),
+            }
+        }
+        let response = sent.map_err(transport)?;
         let status = response.status();
         let bytes = response.bytes().await.map_err(transport)?;
         if status.as_u16() == 404 {
