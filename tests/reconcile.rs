@@ -202,6 +202,40 @@ async fn drift_is_reported_with_its_diff_and_left_alone_when_self_heal_is_off() 
 }
 
 #[tokio::test]
+async fn a_drift_left_alone_adds_no_sync_to_the_history_cycle_after_cycle() {
+    let mut env = TestEnv::new().await;
+    env.sync_web_app("sync: { self_heal: false }\n").await;
+    let (code, _) = env.nomad_send(Method::DELETE, "/v1/job/web", None).await;
+    assert_eq!(code, 200);
+    env.wait_app("web", "OutOfSync", |s| sync_of(s) == "OutOfSync")
+        .await;
+    for _ in 0..3 {
+        let status = env.wait_full_cycle("web").await;
+        assert_eq!(sync_of(&status), "OutOfSync");
+    }
+    let store = &env
+        .drover
+        .as_ref()
+        .unwrap_or_else(|| panic!("drover is not running"))
+        .ctx
+        .store;
+    let history = store
+        .history("web", 50)
+        .await
+        .unwrap_or_else(|e| panic!("history: {e}"));
+    let results: Vec<&str> = history
+        .iter()
+        .map(|s| s.result.map_or("unfinished", |r| r.as_str()))
+        .collect();
+    assert_eq!(
+        results,
+        ["succeeded"],
+        "only the first sync: cycles that may not write are not syncs"
+    );
+    env.shutdown().await;
+}
+
+#[tokio::test]
 async fn bad_yaml_unknown_keys_and_bad_hcl_break_only_their_own_app() {
     let mut env = TestEnv::new().await;
     env.write("apps/good/app.yaml", &app_yaml("good", ""));

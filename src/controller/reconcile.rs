@@ -753,8 +753,6 @@ async fn run_apply(
     mode: Mode,
     memory: &mut AppMemory,
 ) -> ApplyReport {
-    // A removed app's prune is recorded as events by its caller, not as a sync.
-    let writes = plan.has_changes() && mode != Mode::Removed;
     // The writes the policy lets through (apply skips the others).
     let allowed: Vec<&plan::Step> = plan
         .steps
@@ -768,6 +766,9 @@ async fn run_apply(
             }
         })
         .collect();
+    // A sync is a cycle with writes to make: a drift held by `self_heal: false` is no sync, cycle
+    // after cycle. A removed app's prune is recorded as events by its caller, not as a sync.
+    let writes = !allowed.is_empty() && mode != Mode::Removed;
     // What caused the writes, for the history: Git, or drift being healed (self-heal).
     let heals_only = !allowed.is_empty() && allowed.iter().all(|step| step.reason.is_drift());
     let trigger = match mode {
@@ -775,7 +776,7 @@ async fn run_apply(
         _ if heals_only => Trigger::SelfHeal,
         _ => Trigger::Auto,
     };
-    if !allowed.is_empty() && mode != Mode::Removed {
+    if writes {
         // A write may take long (a slow or stalled Nomad): say so now, not only when it ends.
         ctx.publish(in_flight(ctx, plan, memory));
     }
@@ -789,13 +790,12 @@ async fn run_apply(
         None
     };
     // Hooks run when a sync operation happens (writes to make), not on a no-op resync.
-    let hooks_due = !allowed.is_empty() && mode != Mode::Removed;
-    let report = if hooks_due {
+    let report = if writes {
         sync_with_hooks(ctx, app, plan, policy).await
     } else {
         apply::apply_with_clients(apply_clients(ctx), &ctx.store, plan, policy).await
     };
-    if hooks_due {
+    if writes {
         apply::hooks::record_events(&ctx.store, &app.name, &report.hooks).await;
         // Due in the store, not in memory: a restart before the app is Healthy keeps it.
         let settled = !report.failed() && !report.waiting();
