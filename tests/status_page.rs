@@ -309,3 +309,61 @@ async fn the_buttons_are_off_with_the_reason_when_no_token_is_configured() {
     assert_eq!(status["changes_enabled"], true, "{status}");
     env.shutdown().await;
 }
+
+async fn drover_status(env: &TestEnv) -> String {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_drover"))
+        .args(["status", "--server", &env.drover_url()])
+        .env("DROVER_API_TOKEN", common::TEST_API_TOKEN)
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("drover status: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "drover status failed: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+#[tokio::test]
+async fn drover_status_prints_the_last_sync_the_drift_and_since_when_git_fails() {
+    let mut env = TestEnv::new().await;
+    let revision = env.sync_web_app("sync: { self_heal: false }\n").await;
+    let cli = drover_status(&env).await;
+    assert!(
+        cli.contains("    last sync: succeeded ") && cli.contains(&revision[..12]),
+        "{cli}"
+    );
+    assert!(!cli.contains("drift:"), "{cli}");
+
+    let (code, _) = env.nomad_send(Method::DELETE, "/v1/job/web", None).await;
+    assert_eq!(code, 200);
+    env.wait_app("web", "OutOfSync", |s| {
+        s.resources.iter().any(drover::web::page::is_drift)
+    })
+    .await;
+    let moved = env.repo.with_extension("moved");
+    std::fs::rename(&env.repo, &moved).unwrap_or_else(|e| panic!("{e}"));
+    let mut source = env
+        .drover
+        .as_ref()
+        .map(|d| d.source.subscribe())
+        .unwrap_or_else(|| panic!("running"));
+    tokio::time::timeout(common::WAIT, source.wait_for(|s| s.failing_since.is_some()))
+        .await
+        .unwrap_or_else(|_| panic!("fetch error never reported"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let cli = drover_status(&env).await;
+    assert!(
+        cli.contains("drift: update nomad_job/default/web (stopped, changed in the cluster)"),
+        "{cli}"
+    );
+    assert!(cli.contains("! Git fetch failing (failing since "), "{cli}");
+    assert!(cli.contains("no repository at this path"), "{cli}");
+    // The page's banner says the same.
+    let html = get(&env, "/").await.text().await.unwrap_or_default();
+    assert!(html.contains("Git fetch failing (failing since "), "{html}");
+    std::fs::rename(&moved, &env.repo).unwrap_or_else(|e| panic!("{e}"));
+    env.shutdown().await;
+}
