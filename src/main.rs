@@ -698,39 +698,100 @@ async fn status(args: ServerArgs) -> anyhow::Result<ExitCode> {
     // What the page's banner shows: the Git fetch error and the repository's problems.
     let source: SourceView =
         api(reqwest::Method::GET, &args.server, "/api/v1/source", None).await?;
-    if let Some(error) = &source.last_error {
-        println!("! Git: {error}");
-    }
     let repo: RepoView = api(reqwest::Method::GET, &args.server, "/api/v1/status", None).await?;
-    for problem in &repo.problems {
-        println!("! {problem}");
+    for line in status_lines(&apps, &source, &repo, std::time::SystemTime::now()) {
+        println!("{line}");
     }
-    println!(
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `drover status`: what the page shows, as text (the banner, then one block per app).
+fn status_lines(
+    apps: &[AppStatus],
+    source: &SourceView,
+    repo: &RepoView,
+    now: std::time::SystemTime,
+) -> Vec<String> {
+    use drover::web::page::{Moment, duration_text, is_drift};
+    let at = |unix: u64| Moment::new(std::time::UNIX_EPOCH + Duration::from_secs(unix), now);
+    let mut out = Vec::new();
+    if let Some(error) = &source.last_error {
+        let since = repo
+            .git_failing_since
+            .map(|t| {
+                let m = at(t);
+                format!(" (failing since {}, {})", m.absolute, m.relative)
+            })
+            .unwrap_or_default();
+        out.push(format!("! Git fetch failing{since}: {error}"));
+    }
+    for problem in &repo.problems {
+        out.push(format!("! {problem}"));
+    }
+    out.push(format!(
         "{:<24} {:<12} {:<12} {:<14} PHASE",
         "APP", "SYNC", "HEALTH", "REVISION"
-    );
-    for s in &apps {
+    ));
+    for s in apps {
         let pinned = s
             .pinned
             .as_ref()
             .map(|p| format!(" (pinned {})", p.get(..12).unwrap_or(p)))
             .unwrap_or_default();
-        println!(
+        out.push(format!(
             "{:<24} {:<12} {:<12} {:<14} {}{pinned}",
             s.name,
             word(s.sync),
             word(s.health),
             s.revision.get(..12).unwrap_or(&s.revision),
             s.phase
-        );
+        ));
+        match &s.last_sync {
+            Some(last) => {
+                let when = Moment::new(last.at, now);
+                let took = last
+                    .duration_ms
+                    .map(|ms| format!(" in {}", duration_text(ms)))
+                    .unwrap_or_default();
+                out.push(format!(
+                    "    last sync: {} {} ({}){took} at {}",
+                    last.result.as_str(),
+                    when.absolute,
+                    when.relative,
+                    last.revision.get(..12).unwrap_or(&last.revision)
+                ));
+            }
+            None => out.push("    last sync: never".to_string()),
+        }
+        for r in s.resources.iter().filter(|r| is_drift(r)) {
+            out.push(format!(
+                "    drift: {} {} ({}, changed in the cluster)",
+                r.change.as_str(),
+                r.id,
+                r.reason
+            ));
+        }
+        for p in &s.probes {
+            out.push(format!(
+                "    probe {} ({}) {}: {} {}",
+                p.name,
+                serde_json::to_value(p.kind)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default(),
+                p.target,
+                word(p.health),
+                p.message
+            ));
+        }
         for e in &s.errors {
-            println!("    ! {e}");
+            out.push(format!("    ! {e}"));
         }
         for w in &s.warnings {
-            println!("    warning: {w}");
+            out.push(format!("    warning: {w}"));
         }
     }
-    Ok(ExitCode::SUCCESS)
+    out
 }
 
 async fn history(args: AppArgs) -> anyhow::Result<ExitCode> {
@@ -786,4 +847,75 @@ async fn unpin(args: AppArgs) -> anyhow::Result<ExitCode> {
     .await?;
     println!("{} follows the branch again", args.app);
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use drover::controller::{
+        ChangeKind, Phase, ProbeKind, ProbeStatus, ResourceStatus, SyncOutcome, SyncResult,
+    };
+    use std::time::UNIX_EPOCH;
+
+    #[test]
+    fn status_prints_the_banner_last_sync_drift_and_probes() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let mut app = AppStatus::unknown("web", "0123456789abcdef", Phase::Synced);
+        app.last_sync = Some(SyncOutcome {
+            result: SyncResult::Failed,
+            revision: "0123456789abcdef".into(),
+            changes: Vec::new(),
+            problems: Vec::new(),
+            at: now - Duration::from_secs(180),
+            duration_ms: Some(1500),
+        });
+        app.resources.push(ResourceStatus {
+            id: "nomad_job/default/web".into(),
+            change: ChangeKind::Update,
+            reason: "live_changed".into(),
+            health: Health::Healthy,
+            message: String::new(),
+            diff: None,
+            wave: Some(0),
+        });
+        app.probes.push(ProbeStatus {
+            name: "home".into(),
+            kind: ProbeKind::Http,
+            target: "http://web/".into(),
+            health: Health::Degraded,
+            message: "503 in 12 ms".into(),
+            latency_ms: Some(12),
+            days_left: None,
+            age_seconds: None,
+            checked_at: Some(now),
+        });
+        let source = SourceView {
+            url: "file:///repo".into(),
+            revision: None,
+            message: None,
+            last_error: Some("no repository at this path".into()),
+            last_fetch: None,
+            consecutive_failures: 3,
+        };
+        let repo = RepoView {
+            revision: None,
+            problems: vec!["prune refused: 3 of 4 apps left Git".into()],
+            git_error: source.last_error.clone(),
+            git_failing_since: Some(1_800_000_000 - 600),
+            changes_enabled: true,
+        };
+        let text = status_lines(&[app], &source, &repo, now).join("\n");
+        for expected in [
+            "! Git fetch failing (failing since 2027-01-15T07:50:00Z, 10m ago): no repository at this path",
+            "! prune refused: 3 of 4 apps left Git",
+            "    last sync: failed 2027-01-15T07:57:00Z (3m ago) in 1.5 s at 0123456789ab",
+            "    drift: update nomad_job/default/web (live_changed, changed in the cluster)",
+            "    probe home (http) http://web/: Degraded 503 in 12 ms",
+        ] {
+            assert!(
+                text.contains(expected),
+                "{expected:?} missing from:\n{text}"
+            );
+        }
+    }
 }

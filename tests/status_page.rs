@@ -309,3 +309,181 @@ async fn the_buttons_are_off_with_the_reason_when_no_token_is_configured() {
     assert_eq!(status["changes_enabled"], true, "{status}");
     env.shutdown().await;
 }
+
+async fn drover_status(env: &TestEnv) -> String {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_drover"))
+        .args(["status", "--server", &env.drover_url()])
+        .env("DROVER_API_TOKEN", common::TEST_API_TOKEN)
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("drover status: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "drover status failed: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+#[tokio::test]
+async fn drover_status_prints_the_last_sync_the_drift_and_since_when_git_fails() {
+    let mut env = TestEnv::new().await;
+    let revision = env.sync_web_app("sync: { self_heal: false }\n").await;
+    let cli = drover_status(&env).await;
+    assert!(
+        cli.contains("    last sync: succeeded ") && cli.contains(&revision[..12]),
+        "{cli}"
+    );
+    assert!(!cli.contains("drift:"), "{cli}");
+
+    let (code, _) = env.nomad_send(Method::DELETE, "/v1/job/web", None).await;
+    assert_eq!(code, 200);
+    env.wait_app("web", "OutOfSync", |s| {
+        s.resources.iter().any(drover::web::page::is_drift)
+    })
+    .await;
+    let moved = env.repo.with_extension("moved");
+    std::fs::rename(&env.repo, &moved).unwrap_or_else(|e| panic!("{e}"));
+    let mut source = env
+        .drover
+        .as_ref()
+        .map(|d| d.source.subscribe())
+        .unwrap_or_else(|| panic!("running"));
+    tokio::time::timeout(common::WAIT, source.wait_for(|s| s.failing_since.is_some()))
+        .await
+        .unwrap_or_else(|_| panic!("fetch error never reported"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let cli = drover_status(&env).await;
+    assert!(
+        cli.contains("drift: update nomad_job/default/web (stopped, changed in the cluster)"),
+        "{cli}"
+    );
+    assert!(cli.contains("! Git fetch failing (failing since "), "{cli}");
+    assert!(cli.contains("no repository at this path"), "{cli}");
+    // The page's banner says the same.
+    let html = get(&env, "/").await.text().await.unwrap_or_default();
+    assert!(html.contains("Git fetch failing (failing since "), "{html}");
+    std::fs::rename(&moved, &env.repo).unwrap_or_else(|e| panic!("{e}"));
+    env.shutdown().await;
+}
+
+#[tokio::test]
+async fn alerts_reach_the_stream_and_the_pages_and_bursts_of_changes_are_coalesced() {
+    let mut env = TestEnv::new().await;
+    env.sync_web_app("").await;
+    let ctx = env
+        .drover
+        .as_ref()
+        .map(|d| d.ctx.clone())
+        .unwrap_or_else(|| panic!("running"));
+    let mut stream = EventReader::open(&env).await;
+    stream.wait_app("web", "listed", |_| true).await;
+
+    let id = ctx.alerts.push(drover::notify::AlertRecord {
+        id: 0,
+        trigger: drover::notify::AlertTrigger::Drift,
+        app: Some("web".into()),
+        resource: Some("nomad_job/default/web".into()),
+        state: drover::notify::AlertState::Firing,
+        message: "<b>drifted</b>".into(),
+        at: std::time::SystemTime::now(),
+        deliveries: Vec::new(),
+    });
+    let alerts = tokio::time::timeout(common::WAIT, async {
+        loop {
+            match stream.next().await {
+                Some(e) if e.event == "alerts" => {
+                    let alerts: Vec<Value> = serde_json::from_str(&e.data).unwrap_or_default();
+                    if alerts.iter().any(|a| a["id"] == id) {
+                        return alerts;
+                    }
+                }
+                Some(_) => {}
+                None => panic!("the stream ended"),
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no alerts event"));
+    assert_eq!(
+        alerts.last().map(|a| a["trigger"].clone()),
+        Some("drift".into())
+    );
+    for path in ["/", "/apps/web"] {
+        let html = get(&env, path).await.text().await.unwrap_or_default();
+        assert!(
+            html.contains(&format!(
+                r#"data-alert-id="{id}" data-trigger="drift" data-state="firing""#
+            )),
+            "{path}: {html}"
+        );
+        assert!(
+            html.contains("&lt;b&gt;drifted&lt;&#x2f;b&gt;"),
+            "{path}: {html}"
+        );
+    }
+
+    // A burst of 40 status changes, 5 ms apart (of an app the controller does not know, so no
+    // reconcile interferes): at most one event per coalescing window, not 40.
+    let burst_started = std::time::Instant::now();
+    for i in 1..=40 {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        let mut status = drover::controller::AppStatus::unknown(
+            "burst",
+            "0123456789abcdef",
+            drover::controller::Phase::Waiting,
+        );
+        status.errors = (0..i).map(|n| format!("error {n}")).collect();
+        ctx.publish(status);
+    }
+    // The promise: at most 4 `apps` events a second.
+    let windows = burst_started.elapsed().as_millis() / 250;
+    let mut events = 0;
+    let last = tokio::time::timeout(common::WAIT, async {
+        loop {
+            match stream.next().await {
+                Some(e) if e.event == "apps" => {
+                    events += 1;
+                    let apps: AppsEvent = serde_json::from_str(&e.data)
+                        .unwrap_or_else(|err| panic!("{err}: {}", e.data));
+                    if apps
+                        .apps
+                        .iter()
+                        .any(|a| a.name == "burst" && a.errors == 40)
+                    {
+                        return e.data;
+                    }
+                }
+                Some(_) => {}
+                None => panic!("the stream ended"),
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("the burst never showed"));
+    assert!(
+        events <= windows + 2,
+        "{events} apps events for a burst over {windows} quarter-seconds; last {last}"
+    );
+    // An app that goes is named in `removed`.
+    ctx.unpublish("burst");
+    tokio::time::timeout(common::WAIT, async {
+        loop {
+            match stream.next().await {
+                Some(e) if e.event == "apps" => {
+                    let apps: AppsEvent = serde_json::from_str(&e.data)
+                        .unwrap_or_else(|err| panic!("{err}: {}", e.data));
+                    if apps.removed == ["burst"] {
+                        return;
+                    }
+                }
+                Some(_) => {}
+                None => panic!("the stream ended"),
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("the removal never showed"));
+    env.shutdown().await;
+}

@@ -94,7 +94,8 @@ async fn a_running_drover_syncs_the_app_and_shows_the_warning_on_it() {
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         let api: serde_json::Value = api.json().await.unwrap_or_else(|e| panic!("{e}"));
-        let page = get("/").await.unwrap_or_else(|e| panic!("{e}"));
+        // The overview counts warnings; the app page shows them.
+        let page = get("/apps/web").await.unwrap_or_else(|e| panic!("{e}"));
         (api, page.text().await.unwrap_or_else(|e| panic!("{e}")))
     };
     assert!(

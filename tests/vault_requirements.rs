@@ -139,7 +139,13 @@ async fn a_missing_vault_key_blocks_only_its_job_until_it_is_seeded() {
 
     // No value anywhere: the API, the page, the events and every log line.
     let base = env.drover_url();
-    for path in ["/api/v1/apps", "/api/v1/apps/media", "/api/v1/events", "/"] {
+    for path in [
+        "/api/v1/apps",
+        "/api/v1/apps/media",
+        "/api/v1/events",
+        "/",
+        "/apps/media",
+    ] {
         let body = env
             .http
             .get(format!("{base}{path}"))

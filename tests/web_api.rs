@@ -218,7 +218,8 @@ async fn traefik_lint_warnings_reach_the_api_and_the_page() {
         .filter_map(Value::as_str)
         .collect();
     assert!(warnings.iter().any(|w| w.starts_with(&expected)), "{app:#}");
-    let (code, page) = get(&env, "/").await;
+    // The overview counts warnings; the app page shows them.
+    let (code, page) = get(&env, "/apps/web").await;
     assert_eq!(code, 200);
     // The page escapes HTML (`/` too); read it as text.
     let text = [

@@ -156,6 +156,11 @@ pub struct CommitSummary {
 /// [`crate::plan::Reason::is_drift`], served snake_case).
 const DRIFT_REASONS: [&str; 3] = ["live_changed", "stopped", "missing"];
 
+/// Whether `resource` is out of sync because the cluster changed, not Git (the drift marker).
+pub fn is_drift(resource: &crate::controller::ResourceStatus) -> bool {
+    resource.change != ChangeKind::Unchanged && DRIFT_REASONS.contains(&resource.reason.as_str())
+}
+
 impl AppSummary {
     /// The row of `status`; `commit` looks revisions up (cached: see [`CommitCache`]).
     pub fn of(status: &AppStatus, commit: Option<&CommitInfo>, now: SystemTime) -> AppSummary {
@@ -165,9 +170,7 @@ impl AppSummary {
                 .entry(resource.change.as_str().to_string())
                 .or_insert(0) += 1;
         }
-        let drift = status.resources.iter().any(|r| {
-            r.change != ChangeKind::Unchanged && DRIFT_REASONS.contains(&r.reason.as_str())
-        });
+        let drift = status.resources.iter().any(is_drift);
         let phase = status.phase.to_string();
         let failed = status
             .last_sync
@@ -449,8 +452,7 @@ pub fn group_resources(status: &AppStatus) -> (Vec<WaveView>, Vec<ResourceView>)
     let mut not_managed = Vec::new();
     for resource in &status.resources {
         let view = ResourceView {
-            drift: resource.change != ChangeKind::Unchanged
-                && DRIFT_REASONS.contains(&resource.reason.as_str()),
+            drift: is_drift(resource),
             status: resource.clone(),
         };
         if resource.change == ChangeKind::NotManaged {
