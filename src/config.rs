@@ -34,6 +34,9 @@ pub enum ConfigError {
     /// Settings that cannot work together.
     #[error("drover.yaml: {0}")]
     Invalid(String),
+    /// `notifications:` cannot be resolved (a secret file, a variable not set).
+    #[error("drover.yaml: {0}")]
+    Notifications(#[from] crate::notify::settings::NotifyConfigError),
 }
 
 /// `drover.yaml` as written (snake_case; unknown keys are errors).
@@ -69,6 +72,9 @@ pub struct FileSettings {
     /// Status page and API settings.
     #[serde(default)]
     pub web: WebSettings,
+    /// Alerts: channels, routes, hold-down and re-notification.
+    #[serde(default)]
+    pub notifications: crate::notify::settings::NotificationsFile,
 }
 
 /// `redact:` — values hidden in every diff drover shows (CLI, status page, API).
@@ -191,6 +197,8 @@ pub struct Settings {
     /// S3, for buckets (`AWS_ENDPOINT_URL`, `AWS_REGION`, `AWS_ACCESS_KEY_ID`…; `None` when none
     /// is set).
     pub s3: Option<crate::providers::s3::S3Config>,
+    /// Alerts (on by default, recorded for the page even without channels).
+    pub notifications: crate::notify::settings::NotifySettings,
 }
 
 impl Settings {
@@ -204,6 +212,12 @@ impl Settings {
             serde_yaml_ng::from_str(&text).map_err(|e| ConfigError::Parse {
                 path: path.display().to_string(),
                 message: e.to_string(),
+            })?;
+        file.notifications
+            .check_in(&text)
+            .map_err(|message| ConfigError::Parse {
+                path: path.display().to_string(),
+                message,
             })?;
         Settings::from_file_settings(file, |k| std::env::var(k).ok())
     }
@@ -296,6 +310,7 @@ impl Settings {
         // An empty secret would let anyone sign; treat it as none (webhooks off).
         .filter(|secret| !secret.is_empty())
         .map(crate::telemetry::Redacted);
+        let notifications = file.notifications.resolve(&env)?;
         Ok(Settings {
             source,
             data_dir,
@@ -308,6 +323,7 @@ impl Settings {
             web,
             vault: crate::providers::vault::VaultConfig::from_lookup(&env),
             s3: crate::providers::s3::S3Config::from_lookup_when_set(&env),
+            notifications,
         })
     }
 }

@@ -47,6 +47,7 @@ pub fn router(state: WebState) -> Router {
         .route("/source", get(source_status))
         .route("/status", get(repo_status))
         .route("/events", get(events))
+        .route("/alerts", get(alerts))
         .route_layer(reads.clone());
     let api_changes = Router::new()
         .route("/apps/{name}/sync", post(sync_app))
@@ -88,6 +89,13 @@ fn internal_error(what: &str, failure: &dyn std::error::Error) -> Response {
 
 async fn list_apps(State(state): State<WebState>) -> Json<Vec<AppStatus>> {
     Json(state.ctx.statuses.borrow().values().cloned().collect())
+}
+
+/// Recent alerts, newest first, each with its channels' deliveries.
+async fn alerts(State(state): State<WebState>) -> Json<Vec<crate::notify::AlertRecord>> {
+    let mut recent = state.ctx.alerts.recent();
+    recent.reverse();
+    Json(recent)
 }
 
 async fn resources(State(state): State<WebState>, Path(name): Path<String>) -> Response {
