@@ -749,3 +749,126 @@ async fn a_drift_made_through_the_devstack_reaches_the_webhook_and_no_secret_lea
     }
     env.shutdown().await;
 }
+
+/// What the SMTP sink received in one session.
+#[derive(Debug, Clone, Default)]
+struct Mail {
+    commands: Vec<String>,
+    data: String,
+}
+
+/// A local SMTP sink speaking just enough SMTP (EHLO with AUTH PLAIN, MAIL, RCPT, DATA, QUIT).
+async fn smtp_sink() -> (u16, watch::Receiver<Vec<Mail>>) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("bind: {e}"));
+    let port = listener
+        .local_addr()
+        .unwrap_or_else(|e| panic!("{e}"))
+        .port();
+    let (tx, rx) = watch::channel(Vec::new());
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let (read, mut write) = stream.into_split();
+                let mut lines = BufReader::new(read).lines();
+                let mut mail = Mail::default();
+                let _ = write.write_all(b"220 sink ESMTP\r\n").await;
+                while let Ok(Some(line)) = lines.next_line().await {
+                    let upper = line.to_ascii_uppercase();
+                    mail.commands.push(line.clone());
+                    let reply: &[u8] = if upper.starts_with("EHLO") {
+                        b"250-sink\r\n250 AUTH PLAIN LOGIN\r\n"
+                    } else if upper.starts_with("AUTH") {
+                        b"235 2.7.0 ok\r\n"
+                    } else if upper.starts_with("DATA") {
+                        let _ = write.write_all(b"354 go on\r\n").await;
+                        while let Ok(Some(data)) = lines.next_line().await {
+                            if data == "." {
+                                break;
+                            }
+                            mail.data.push_str(&data);
+                            mail.data.push('\n');
+                        }
+                        b"250 2.0.0 queued\r\n"
+                    } else if upper.starts_with("QUIT") {
+                        let _ = write.write_all(b"221 bye\r\n").await;
+                        break;
+                    } else {
+                        b"250 ok\r\n"
+                    };
+                    let _ = write.write_all(reply).await;
+                }
+                tx.send_modify(|all| all.push(mail));
+            });
+        }
+    });
+    (port, rx)
+}
+
+#[tokio::test]
+async fn an_alert_is_mailed_through_smtp() {
+    const PASSWORD: &str = "smtp-pass-3d9e71";
+    let (port, mut mails) = smtp_sink().await;
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let engine = Engine::start(
+        context(store_at(dir.path())),
+        notify_settings(
+            vec![(
+                "mail",
+                ChannelConfig::Email {
+                    host: "127.0.0.1".into(),
+                    port,
+                    tls: drover::notify::settings::SmtpTls::None,
+                    username: Some("drover".into()),
+                    password: Some(Redacted(PASSWORD.into())),
+                    from: "drover <drover@example.org>".into(),
+                    to: vec!["ops@example.org".into(), "oncall@example.org".into()],
+                },
+            )],
+            vec![route(&[], None, &["mail"])],
+        ),
+    );
+    engine.ctx.publish(sync_failed("web"));
+    let alert = engine
+        .wait_alert(
+            "mailed",
+            is(AlertTrigger::SyncFailed, "web", AlertState::Firing),
+        )
+        .await;
+    assert_eq!(
+        alert.deliveries[0].result,
+        DeliveryResult::Delivered,
+        "{alert:#?}"
+    );
+    let mail = mails
+        .wait_for(|all| !all.is_empty())
+        .await
+        .map(|all| all[0].clone())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let has = |prefix: &str| mail.commands.iter().any(|c| c.starts_with(prefix));
+    assert!(has("MAIL FROM:<drover@example.org>"), "{mail:#?}");
+    assert!(has("RCPT TO:<ops@example.org>"), "{mail:#?}");
+    assert!(has("RCPT TO:<oncall@example.org>"), "{mail:#?}");
+    assert!(
+        mail.data
+            .contains("Subject: drover [FIRING] sync_failed web"),
+        "{}",
+        mail.data
+    );
+    assert!(mail.data.contains("web: sync failed"), "{}", mail.data);
+    // The credentials went to the server (AUTH PLAIN), and nowhere else.
+    use base64::Engine as _;
+    let auth = mail
+        .commands
+        .iter()
+        .find_map(|c| c.strip_prefix("AUTH PLAIN "))
+        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+        .unwrap_or_default();
+    assert_eq!(auth, format!("\0drover\0{PASSWORD}").into_bytes());
+    let log = format!("{:?}", engine.ctx.alerts.recent());
+    assert!(!log.contains(PASSWORD));
+    engine.stop().await;
+}

@@ -16,9 +16,12 @@ pub enum DeliveryError {
     /// The request did not complete (connection, timeout); the URL is left out.
     #[error("request failed: {0}")]
     Transport(String),
-    /// The SMTP exchange failed.
+    /// The SMTP exchange failed (transiently).
     #[error("SMTP: {0}")]
     Smtp(String),
+    /// The SMTP server refused the message for good.
+    #[error("SMTP: {0}")]
+    SmtpRejected(String),
     /// The channel cannot work as configured.
     #[error("{0}")]
     Config(String),
@@ -30,7 +33,7 @@ impl DeliveryError {
         match self {
             DeliveryError::Status(code) => *code >= 500 || *code == 429 || *code == 408,
             DeliveryError::Transport(_) | DeliveryError::Smtp(_) => true,
-            DeliveryError::Config(_) => false,
+            DeliveryError::Config(_) | DeliveryError::SmtpRejected(_) => false,
         }
     }
 }

@@ -387,6 +387,15 @@ impl NotificationsFile {
             let urls = match channel {
                 ChannelFile::Webhook(u) | ChannelFile::Slack(u) | ChannelFile::Discord(u) => u,
                 ChannelFile::Email(email) => {
+                    let loopback = ["127.0.0.1", "::1", "localhost"].contains(&email.host.as_str());
+                    if email.tls == Some(SmtpTls::None) && !loopback {
+                        return Err((
+                            format!(
+                                "channel {name}: tls: none sends the password in the clear; only for a relay on loopback"
+                            ),
+                            format!("{name}:"),
+                        ));
+                    }
                     if email.to.is_empty() {
                         return Err((
                             format!("channel {name}: email needs at least one `to`"),
