@@ -48,6 +48,12 @@ impl Received {
     }
 }
 
+/// The receiver's shared state: what it saw, and how often each flaky path was asked.
+type ReceiverState = (
+    watch::Sender<Vec<Received>>,
+    Arc<Mutex<BTreeMap<String, u32>>>,
+);
+
 /// A local HTTP receiver recording every request; paths under `/flaky/` answer 503 to their
 /// first two requests.
 #[derive(Clone)]
@@ -62,10 +68,7 @@ impl Receiver {
         let flaky_count = Arc::new(Mutex::new(BTreeMap::<String, u32>::new()));
         let state = (seen.clone(), flaky_count);
         let app = axum::Router::new().fallback(
-            |State((seen, flaky)): State<(
-                watch::Sender<Vec<Received>>,
-                Arc<Mutex<BTreeMap<String, u32>>>,
-            )>,
+            |State((seen, flaky)): State<ReceiverState>,
              uri: Uri,
              headers: HeaderMap,
              body: Bytes| async move {
@@ -871,4 +874,32 @@ async fn an_alert_is_mailed_through_smtp() {
     let log = format!("{:?}", engine.ctx.alerts.recent());
     assert!(!log.contains(PASSWORD));
     engine.stop().await;
+}
+
+#[tokio::test]
+async fn the_alerts_api_is_a_read_closed_by_web_private() {
+    let mut env = TestEnv::new().await;
+    let mut settings = env.settings();
+    settings.web.private = true;
+    env.start_drover_with(settings).await;
+    let url = format!("{}/api/v1/alerts", env.drover_url());
+    for authorization in [None, Some("Bearer not-the-token")] {
+        let mut request = env.http.get(&url);
+        if let Some(value) = authorization {
+            request = request.header("authorization", value);
+        }
+        let response = request.send().await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(response.status().as_u16(), 401, "{authorization:?}");
+    }
+    let response = env
+        .http
+        .get(&url)
+        .bearer_auth(common::TEST_API_TOKEN)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(response.status().as_u16(), 200);
+    let body: Value = response.json().await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(body.is_array(), "{body}");
+    env.shutdown().await;
 }
