@@ -497,6 +497,35 @@ mod tests {
     }
 
     #[test]
+    fn notifications_are_checked_with_their_line_and_resolved_from_files() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let hook = dir.path().join("hook-url");
+        std::fs::write(&hook, "http://127.0.0.1:9/hook?token=t0ken\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let config = dir.path().join("drover.yaml");
+        let write = |routes: &str| {
+            let text = format!(
+                "repo: {{ url: /srv/repo }}\nnotifications:\n  channels:\n    ops: {{ webhook: {{ url_file: {} }} }}\n  routes:\n    - {{ channels: [{routes}] }}\n",
+                hook.display()
+            );
+            std::fs::write(&config, text).unwrap_or_else(|e| panic!("{e}"));
+            Settings::load(&config)
+        };
+        let err = write("opz")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            err.contains("unknown channel \"opz\"") && err.ends_with("at line 6"),
+            "{err}"
+        );
+        let settings = write("ops").unwrap_or_else(|e| panic!("{e}"));
+        assert!(settings.notifications.enabled);
+        assert_eq!(settings.notifications.routes.len(), 1);
+        assert!(!format!("{settings:?}").contains("t0ken"));
+    }
+
+    #[test]
     fn unknown_keys_are_errors_with_position() {
         let err = serde_yaml_ng::from_str::<FileSettings>("repo: { url: x }\nconcurency: 3\n")
             .err()
