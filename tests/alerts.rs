@@ -670,31 +670,30 @@ async fn a_drift_made_through_the_devstack_reaches_the_webhook_and_no_secret_lea
     receiver.wait("/ntfy/t", 1).await;
 
     // The dead channel fails for good (after its retries): its error is recorded, redacted.
-    let api = format!("{}/api/v1/alerts", env.drover_url());
-    let deadline = tokio::time::Instant::now() + WAIT;
-    let alerts = loop {
-        let alerts: Value = env
-            .http
-            .get(&api)
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{e}"))
-            .json()
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        let dead_failed = alerts
-            .as_array()
-            .into_iter()
-            .flatten()
-            .flat_map(|a| a["deliveries"].as_array().into_iter().flatten())
-            .any(|d| d["channel"] == "dead" && d["result"] == "failed");
-        if dead_failed {
-            break alerts;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{alerts:#}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
+    let log = match &env.drover {
+        Some(running) => running.ctx.alerts.clone(),
+        None => panic!("drover is running"),
     };
-    let newest = &alerts[0];
+    let mut changes = log.subscribe();
+    let dead_failed = |all: &std::collections::VecDeque<AlertRecord>| {
+        all.iter()
+            .flat_map(|a| a.deliveries.iter())
+            .any(|d| d.channel == "dead" && matches!(d.result, DeliveryResult::Failed { .. }))
+    };
+    tokio::time::timeout(WAIT, changes.wait_for(dead_failed))
+        .await
+        .unwrap_or_else(|_| panic!("the dead channel never failed: {:#?}", log.recent()))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let api = format!("{}/api/v1/alerts", env.drover_url());
+    let alerts: Value = env
+        .http
+        .get(&api)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .json()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     assert!(alerts.as_array().is_some_and(|a| !a.is_empty()));
     let drift = alerts
         .as_array()
@@ -719,10 +718,13 @@ async fn a_drift_made_through_the_devstack_reaches_the_webhook_and_no_secret_lea
         Some("delivered")
     );
     assert_eq!(delivered.get("dead").map(String::as_str), Some("failed"));
-    assert!(
-        newest["id"].as_u64()
-            >= alerts[alerts.as_array().map_or(1, |a| a.len()) - 1]["id"].as_u64()
-    );
+    let ids: Vec<u64> = alerts
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|a| a["id"].as_u64())
+        .collect();
+    assert!(ids.windows(2).all(|w| w[0] > w[1]), "newest first: {ids:?}");
 
     let answer = alerts.to_string();
     let bodies: String = receiver
