@@ -34,6 +34,9 @@ pub enum ConfigError {
     /// Settings that cannot work together.
     #[error("drover.yaml: {0}")]
     Invalid(String),
+    /// `notifications:` cannot be resolved (a secret file, a variable not set).
+    #[error("drover.yaml: {0}")]
+    Notifications(#[from] crate::notify::settings::NotifyConfigError),
 }
 
 /// `drover.yaml` as written (snake_case; unknown keys are errors).
@@ -69,6 +72,9 @@ pub struct FileSettings {
     /// Status page and API settings.
     #[serde(default)]
     pub web: WebSettings,
+    /// Alerts: channels, routes, hold-down and re-notification.
+    #[serde(default)]
+    pub notifications: crate::notify::settings::NotificationsFile,
 }
 
 /// `redact:` — values hidden in every diff drover shows (CLI, status page, API).
@@ -191,6 +197,8 @@ pub struct Settings {
     /// S3, for buckets (`AWS_ENDPOINT_URL`, `AWS_REGION`, `AWS_ACCESS_KEY_ID`…; `None` when none
     /// is set).
     pub s3: Option<crate::providers::s3::S3Config>,
+    /// Alerts (on by default, recorded for the page even without channels).
+    pub notifications: crate::notify::settings::NotifySettings,
 }
 
 impl Settings {
@@ -204,6 +212,12 @@ impl Settings {
             serde_yaml_ng::from_str(&text).map_err(|e| ConfigError::Parse {
                 path: path.display().to_string(),
                 message: e.to_string(),
+            })?;
+        file.notifications
+            .check_in(&text)
+            .map_err(|message| ConfigError::Parse {
+                path: path.display().to_string(),
+                message,
             })?;
         Settings::from_file_settings(file, |k| std::env::var(k).ok())
     }
@@ -296,6 +310,7 @@ impl Settings {
         // An empty secret would let anyone sign; treat it as none (webhooks off).
         .filter(|secret| !secret.is_empty())
         .map(crate::telemetry::Redacted);
+        let notifications = file.notifications.resolve(&env)?;
         Ok(Settings {
             source,
             data_dir,
@@ -308,6 +323,7 @@ impl Settings {
             web,
             vault: crate::providers::vault::VaultConfig::from_lookup(&env),
             s3: crate::providers::s3::S3Config::from_lookup_when_set(&env),
+            notifications,
         })
     }
 }
@@ -478,6 +494,35 @@ mod tests {
             serde_yaml_ng::from_str::<FileSettings>("repo: { url: x }\nredact: { key: [a] }\n")
                 .is_err()
         );
+    }
+
+    #[test]
+    fn notifications_are_checked_with_their_line_and_resolved_from_files() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let hook = dir.path().join("hook-url");
+        std::fs::write(&hook, "http://127.0.0.1:9/hook?token=t0ken\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let config = dir.path().join("drover.yaml");
+        let write = |routes: &str| {
+            let text = format!(
+                "repo: {{ url: /srv/repo }}\nnotifications:\n  channels:\n    ops: {{ webhook: {{ url_file: {} }} }}\n  routes:\n    - {{ channels: [{routes}] }}\n",
+                hook.display()
+            );
+            std::fs::write(&config, text).unwrap_or_else(|e| panic!("{e}"));
+            Settings::load(&config)
+        };
+        let err = write("opz")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            err.contains("unknown channel \"opz\"") && err.ends_with("at line 6"),
+            "{err}"
+        );
+        let settings = write("ops").unwrap_or_else(|e| panic!("{e}"));
+        assert!(settings.notifications.enabled);
+        assert_eq!(settings.notifications.routes.len(), 1);
+        assert!(!format!("{settings:?}").contains("t0ken"));
     }
 
     #[test]

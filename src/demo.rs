@@ -338,6 +338,7 @@ fn demo_settings(options: &DemoOptions, repo: &Path, devstack: &Devstack) -> Set
             ..VaultConfig::default()
         }),
         s3: None,
+        notifications: drover::notify::settings::NotifySettings::default(),
     }
 }
 

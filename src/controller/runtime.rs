@@ -152,6 +152,11 @@ pub async fn start(settings: Settings, shutdown: CancellationToken) -> Result<Ru
         Arc::new(move |rev: &str| reader_source.revision_at(rev).ok().map(Arc::new));
     let (controller, join) = schedule::spawn(ctx.clone(), desired_rx, Some(pins), shutdown.clone());
     tasks.push(join);
+    tasks.push(crate::notify::engine::spawn(
+        ctx.clone(),
+        settings.notifications.clone(),
+        shutdown.clone(),
+    ));
 
     let app = crate::web::router(crate::web::WebState {
         ctx: ctx.clone(),

@@ -2,6 +2,13 @@
 //! probe, a refused prune), fired once per state change, resolved when they clear, and delivered
 //! to the configured channels. [`AlertLog`] keeps the recent ones for the page and the API.
 
+pub mod channels;
+pub mod conditions;
+pub mod dedup;
+pub mod email;
+pub mod engine;
+pub mod settings;
+
 use std::collections::VecDeque;
 use std::time::SystemTime;
 

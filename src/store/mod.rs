@@ -83,6 +83,19 @@ const MIGRATIONS: &[&str] = &[
         due_at INTEGER NOT NULL
     );
     ",
+    // 3: the alerts firing now, so a restart neither fires them again nor forgets to resolve
+    // them. `app` and `resource` are '' when the alert has none (they are in the key).
+    "
+    CREATE TABLE alerts_firing (
+        trigger TEXT NOT NULL,
+        app TEXT NOT NULL,
+        resource TEXT NOT NULL,
+        message TEXT NOT NULL,
+        fired_at INTEGER NOT NULL,
+        notified_at INTEGER NOT NULL,
+        PRIMARY KEY (trigger, app, resource)
+    );
+    ",
 ];
 
 /// A store operation failed.
@@ -809,6 +822,83 @@ impl Store {
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(q("events"))?;
             Ok(rows)
+        })
+        .await
+    }
+}
+
+/// One alert that is firing, as the store keeps it across restarts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FiringAlert {
+    /// The trigger's word (`sync_failed`, `drift`, …).
+    pub trigger: String,
+    /// The app, if the alert has one.
+    pub app: Option<String>,
+    /// The resource or probe, if one.
+    pub resource: Option<String>,
+    /// The message it fired with.
+    pub message: String,
+    /// When it began firing.
+    pub fired_at: SystemTime,
+    /// When it was last sent (the first time, or a re-notification).
+    pub notified_at: SystemTime,
+}
+
+impl Store {
+    /// The alerts firing when they were last saved.
+    pub async fn firing_alerts(&self) -> Result<Vec<FiringAlert>, StoreError> {
+        self.with(|c| {
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT trigger, app, resource, message, fired_at, notified_at
+                     FROM alerts_firing ORDER BY trigger, app, resource",
+                )
+                .map_err(q("firing alerts"))?;
+            let rows = stmt
+                .query_map([], |r| {
+                    let app: String = r.get(1)?;
+                    let resource: String = r.get(2)?;
+                    Ok(FiringAlert {
+                        trigger: r.get(0)?,
+                        app: Some(app).filter(|a| !a.is_empty()),
+                        resource: Some(resource).filter(|r| !r.is_empty()),
+                        message: r.get(3)?,
+                        fired_at: from_millis(r.get(4)?),
+                        notified_at: from_millis(r.get(5)?),
+                    })
+                })
+                .map_err(q("firing alerts"))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(q("firing alerts"))?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    /// Replace the saved firing alerts with `alerts` (in one transaction).
+    pub async fn save_firing_alerts(&self, alerts: Vec<FiringAlert>) -> Result<(), StoreError> {
+        self.with(move |c| {
+            let tx = c.transaction().map_err(q("save firing alerts"))?;
+            tx.execute("DELETE FROM alerts_firing", [])
+                .map_err(q("save firing alerts"))?;
+            for alert in &alerts {
+                tx.execute(
+                    "INSERT OR REPLACE INTO alerts_firing
+                     (trigger, app, resource, message, fired_at, notified_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![
+                        alert.trigger,
+                        alert.app.as_deref().unwrap_or(""),
+                        alert.resource.as_deref().unwrap_or(""),
+                        alert.message,
+                        to_millis(alert.fired_at),
+                        to_millis(alert.notified_at),
+                    ],
+                )
+                .map_err(q("save firing alerts"))?;
+            }
+            tx.commit().map_err(q("save firing alerts"))?;
+            Ok(())
         })
         .await
     }

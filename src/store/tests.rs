@@ -546,3 +546,59 @@ async fn a_due_post_sync_is_kept_per_app_until_cleared() {
         Some("r1")
     );
 }
+
+#[tokio::test]
+async fn firing_alerts_survive_a_reopen_and_are_replaced_as_a_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("drover.db");
+    let at = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    let drift = FiringAlert {
+        trigger: "drift".into(),
+        app: Some("web".into()),
+        resource: Some("nomad_job/default/web".into()),
+        message: "changed in the cluster".into(),
+        fired_at: at,
+        notified_at: at + Duration::from_secs(60),
+    };
+    let repo = FiringAlert {
+        trigger: "prune_refused".into(),
+        app: None,
+        resource: None,
+        message: "prune refused".into(),
+        fired_at: at,
+        notified_at: at,
+    };
+    {
+        let store = Store::open(&path).unwrap();
+        assert!(store.firing_alerts().await.unwrap().is_empty());
+        store
+            .save_firing_alerts(vec![drift.clone(), repo.clone()])
+            .await
+            .unwrap();
+    }
+    let store = Store::open(&path).unwrap();
+    assert_eq!(
+        store.firing_alerts().await.unwrap(),
+        vec![drift.clone(), repo]
+    );
+    store.save_firing_alerts(vec![drift.clone()]).await.unwrap();
+    assert_eq!(store.firing_alerts().await.unwrap(), vec![drift]);
+}
+
+#[tokio::test]
+async fn a_schema_2_store_gains_the_firing_alerts_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("drover.db");
+    {
+        let mut conn = Connection::open(&path).unwrap();
+        let tx = conn.transaction().unwrap();
+        for sql in &MIGRATIONS[..2] {
+            tx.execute_batch(sql).unwrap();
+        }
+        tx.pragma_update(None, "user_version", 2).unwrap();
+        tx.commit().unwrap();
+    }
+    let store = Store::open(&path).unwrap();
+    assert_eq!(Store::schema_version(), 3);
+    assert!(store.firing_alerts().await.unwrap().is_empty());
+}

@@ -54,6 +54,7 @@ pub fn router(state: WebState) -> Router {
         .route("/status", get(repo_status))
         .route("/events", get(events))
         .route("/stream", get(stream::stream))
+        .route("/alerts", get(alerts))
         .route_layer(reads.clone());
     let api_changes = Router::new()
         .route("/apps/{name}/sync", post(sync_app))
@@ -117,6 +118,13 @@ async fn metrics(State(state): State<WebState>) -> Response {
 
 async fn list_apps(State(state): State<WebState>) -> Json<Vec<AppStatus>> {
     Json(state.ctx.statuses.borrow().values().cloned().collect())
+}
+
+/// Recent alerts, newest first, each with its channels' deliveries.
+async fn alerts(State(state): State<WebState>) -> Json<Vec<crate::notify::AlertRecord>> {
+    let mut recent = state.ctx.alerts.recent();
+    recent.reverse();
+    Json(recent)
 }
 
 async fn resources(State(state): State<WebState>, Path(name): Path<String>) -> Response {
