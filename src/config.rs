@@ -69,6 +69,19 @@ pub struct FileSettings {
     /// Status page and API settings.
     #[serde(default)]
     pub web: WebSettings,
+    /// App probes (`probes:` in app.yaml) settings.
+    #[serde(default)]
+    pub probes: ProbeSettings,
+}
+
+/// `probes:` — how app probes connect.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProbeSettings {
+    /// A PEM bundle of CA certificates trusted by `http` and `tls` probes besides the system
+    /// roots (a homelab CA).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
 }
 
 /// `redact:` — values hidden in every diff drover shows (CLI, status page, API).
@@ -191,6 +204,8 @@ pub struct Settings {
     /// S3, for buckets (`AWS_ENDPOINT_URL`, `AWS_REGION`, `AWS_ACCESS_KEY_ID`…; `None` when none
     /// is set).
     pub s3: Option<crate::providers::s3::S3Config>,
+    /// App probes.
+    pub probes: ProbeSettings,
 }
 
 impl Settings {
@@ -308,6 +323,7 @@ impl Settings {
             web,
             vault: crate::providers::vault::VaultConfig::from_lookup(&env),
             s3: crate::providers::s3::S3Config::from_lookup_when_set(&env),
+            probes: file.probes,
         })
     }
 }

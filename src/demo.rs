@@ -265,6 +265,7 @@ fn demo_settings(options: &DemoOptions, repo: &Path, devstack: &Devstack) -> Set
             ..VaultConfig::default()
         }),
         s3: None,
+        probes: Default::default(),
     }
 }
 

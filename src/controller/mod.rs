@@ -2,6 +2,7 @@
 //!
 //! Start reading at [`reconcile::reconcile`]: load → plan → apply → assess → publish.
 
+pub mod probes;
 pub mod reconcile;
 pub mod removal;
 pub mod runtime;
@@ -84,6 +85,8 @@ pub struct Context {
     pub s3: Option<S3Client>,
     /// Recent alerts and their deliveries (the page and `/api/v1/alerts` read it).
     pub alerts: crate::notify::AlertLog,
+    /// The apps' probes and their latest results (the status derivation reads them).
+    pub probes: probes::ProbeRunner,
 }
 
 impl Context {
@@ -107,7 +110,15 @@ impl Context {
             vault: None,
             s3: None,
             alerts: crate::notify::AlertLog::default(),
+            probes: probes::ProbeRunner::new(crate::health::probes::ProbeClients::system()),
         }
+    }
+
+    /// The same context with probes trusting `clients`' roots (drover.yaml's `probes.ca_file`).
+    pub fn with_probe_clients(mut self, clients: crate::health::probes::ProbeClients) -> Context {
+        self.probes.stop_all();
+        self.probes = probes::ProbeRunner::new(Some(clients));
+        self
     }
 
     /// The same context with a Consul client.

@@ -184,6 +184,7 @@ impl TestEnv {
                 ..drover::providers::vault::VaultConfig::default()
             }),
             s3: None,
+            probes: Default::default(),
         }
     }
 
