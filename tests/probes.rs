@@ -500,7 +500,7 @@ async fn a_failing_probe_turns_its_app_degraded_and_its_recovery_healthy() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn probes_run_from_the_last_good_revision_and_stop_when_the_app_leaves_git() {
+async fn probes_restart_when_changed_run_from_the_last_good_revision_and_stop_when_gone() {
     let flip = Arc::new(AtomicU16::new(200));
     let addr = http_server(flip.clone()).await;
     let mut env = TestEnv::new().await;
@@ -514,6 +514,30 @@ async fn probes_run_from_the_last_good_revision_and_stop_when_the_app_leaves_git
         s.probes
             .first()
             .is_some_and(|p| p.health == Health::Healthy)
+    })
+    .await;
+
+    // A new revision that changes the probes restarts them: the new probe's results replace the
+    // old one's.
+    let failing = format!(
+        "probes:\n  - {{ http: {{ url: \"http://{addr}/fail\", name: renamed, interval: 1s }} }}\n"
+    );
+    env.write("apps/web/app.yaml", &app_yaml("web", &failing));
+    env.commit("web: another probe");
+    env.wait_app("web", "Degraded by the new probe", |s| {
+        s.probes.len() == 1
+            && s.probes[0].name == "renamed"
+            && s.probes[0].health == Health::Degraded
+            && s.health == Health::Degraded
+    })
+    .await;
+    env.write("apps/web/app.yaml", &app_yaml("web", &probes));
+    env.commit("web: the first probe again");
+    env.wait_app("web", "the first probe passing again", |s| {
+        s.probes.len() == 1
+            && s.probes[0].target.ends_with("/flip")
+            && s.probes[0].health == Health::Healthy
+            && s.health == Health::Healthy
     })
     .await;
 
