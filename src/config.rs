@@ -75,6 +75,19 @@ pub struct FileSettings {
     /// Alerts: channels, routes, hold-down and re-notification.
     #[serde(default)]
     pub notifications: crate::notify::settings::NotificationsFile,
+    /// App probes (`probes:` in app.yaml) settings.
+    #[serde(default)]
+    pub probes: ProbeSettings,
+}
+
+/// `probes:` — how app probes connect.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProbeSettings {
+    /// A PEM bundle of CA certificates trusted by `http` and `tls` probes besides the system
+    /// roots (a homelab CA).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
 }
 
 /// `redact:` — values hidden in every diff drover shows (CLI, status page, API).
@@ -199,6 +212,8 @@ pub struct Settings {
     pub s3: Option<crate::providers::s3::S3Config>,
     /// Alerts (on by default, recorded for the page even without channels).
     pub notifications: crate::notify::settings::NotifySettings,
+    /// App probes.
+    pub probes: ProbeSettings,
 }
 
 impl Settings {
@@ -324,6 +339,7 @@ impl Settings {
             vault: crate::providers::vault::VaultConfig::from_lookup(&env),
             s3: crate::providers::s3::S3Config::from_lookup_when_set(&env),
             notifications,
+            probes: file.probes,
         })
     }
 }

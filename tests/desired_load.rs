@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use drover::desired::{
-    self, App, Diagnostic, HookPhase, JobFormat, Loaded, Probe, ResourceId, ResourceKind,
-    ResourceSpec, VolumeMode,
+    self, App, Diagnostic, HookPhase, JobFormat, Loaded, Probe, ProbeCheck, ResourceId,
+    ResourceKind, ResourceSpec, VolumeMode,
 };
 use drover::source::Revision;
 
@@ -117,8 +117,8 @@ resources:
   - consul_config_entry: { kind: service-intentions, name: web, sources: [{ name: other, action: allow }] }
 probes:
   - { http: { url: "https://web.example.org/health" } }
-  - { http: { url: "http://web.example.org/", expect_status: 301 } }
-  - { tls: { host: web.example.org, warn_days: 14 } }
+  - { http: { url: "http://web.example.org/", expect_status: 301, name: redirect, interval: 1m, timeout: 3s } }
+  - { tls: { host: web.example.org, port: 8443, warn_days: 14 } }
   - { backup_freshness: { bucket: web-backups, prefix: db/, max_age: 5m } }
 hooks:
   - { pre_sync: { nomad_job: { file: seed.nomad.hcl }, once: true } }
@@ -229,22 +229,41 @@ hooks:
     assert_eq!(
         app.probes,
         vec![
-            Probe::Http {
-                url: "https://web.example.org/health".into(),
-                expect_status: 200
+            Probe {
+                name: None,
+                interval_secs: 30,
+                check: ProbeCheck::Http {
+                    url: "https://web.example.org/health".into(),
+                    expect_status: 200,
+                    timeout_secs: 10,
+                },
             },
-            Probe::Http {
-                url: "http://web.example.org/".into(),
-                expect_status: 301
+            Probe {
+                name: Some("redirect".into()),
+                interval_secs: 60,
+                check: ProbeCheck::Http {
+                    url: "http://web.example.org/".into(),
+                    expect_status: 301,
+                    timeout_secs: 3,
+                },
             },
-            Probe::Tls {
-                host: "web.example.org".into(),
-                warn_days: 14
+            Probe {
+                name: None,
+                interval_secs: 30,
+                check: ProbeCheck::Tls {
+                    host: "web.example.org".into(),
+                    port: 8443,
+                    warn_days: 14,
+                },
             },
-            Probe::BackupFreshness {
-                bucket: "web-backups".into(),
-                prefix: "db/".into(),
-                max_age_secs: 300
+            Probe {
+                name: None,
+                interval_secs: 30,
+                check: ProbeCheck::BackupFreshness {
+                    bucket: "web-backups".into(),
+                    prefix: "db/".into(),
+                    max_age_secs: 300,
+                },
             },
         ]
     );
@@ -379,6 +398,8 @@ resources:
 probes:
   - { http: { url: "ftp://x", expect_status: 999 } }
   - { backup_freshness: { bucket: b, max_age: soon } }
+  - { tls: { host: h, port: 70000, interval: 0s, name: "" } }
+  - { http: { url: "https://user:hunter2@x/?token=abc%", timeout: fast } }
 hooks:
   - { pre_sync: { once: true } }
 "#,
@@ -426,6 +447,18 @@ hooks:
             .message
             .contains("soon")
     );
+    let port = find("probes[2].tls.port");
+    assert!(port.message.contains("70000"), "{port:?}");
+    assert_eq!(port.line, 16);
+    assert!(
+        find("probes[2].tls.interval")
+            .message
+            .contains("at least 1s")
+    );
+    find("probes[2].tls.name");
+    let timeout = find("probes[3].http.timeout");
+    assert!(timeout.message.contains("fast"), "{timeout:?}");
+    assert_eq!(timeout.line, 17);
     assert!(
         find("hooks[0].pre_sync.nomad_job")
             .message

@@ -1,5 +1,5 @@
-//! `chart` and `probes` are checked but not acted on yet: never silently accepted (hooks run:
-//! tests/hooks.rs).
+//! `chart` is checked but not acted on yet: never silently accepted (hooks run: tests/hooks.rs;
+//! probes run: tests/probes.rs, and are no longer warned about).
 //! `drover validate` warns at each with file:line and field (and still exits 0: the app works
 //! without them), and a running drover shows the warning on the app (API, page, `drover status`).
 
@@ -13,7 +13,7 @@ fn drover() -> Command {
     Command::new(env!("CARGO_BIN_EXE_drover"))
 }
 
-/// The web app's app.yaml with both fields: `chart` on line 4, `probes` on 5.
+/// The web app's app.yaml with `chart` on line 4 and `probes` (supported) on 5.
 const UNSUPPORTED: &str = "chart: { name: litestream-service }\n\
 probes:\n  - { http: { url: \"https://web.example.org/health\" } }\n";
 
@@ -39,15 +39,12 @@ fn validate_warns_at_each_unsupported_field_and_exits_zero() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("ok    web (1 resources)"), "{stdout}");
-    for (line, field) in [(4, "chart"), (5, "probes")] {
-        assert!(
-            stdout.contains(&format!(
-                "  warning: apps/web/app.yaml:{line}:1: {field}: not supported yet"
-            )),
-            "warns at {field}: {stdout}"
-        );
-    }
-    assert!(stdout.contains("2 warning(s)"), "{stdout}");
+    assert!(
+        stdout.contains("  warning: apps/web/app.yaml:4:1: chart: not supported yet"),
+        "warns at chart: {stdout}"
+    );
+    assert!(!stdout.contains("probes: not supported"), "{stdout}");
+    assert!(stdout.contains("1 warning(s)"), "{stdout}");
 }
 
 #[test]
@@ -73,16 +70,13 @@ async fn a_running_drover_syncs_the_app_and_shows_the_warning_on_it() {
     let mut env = TestEnv::new().await;
     env.write(
         "apps/web/app.yaml",
-        &app_yaml(
-            "web",
-            "probes:\n  - { http: { url: \"https://web.example.org/health\" } }\n",
-        ),
+        &app_yaml("web", "chart: { name: litestream-service }\n"),
     );
     env.write("apps/web/job.nomad.hcl", &web_jobspec("web", "nginx:1.27"));
-    env.commit("web with probes");
+    env.commit("web with a chart");
     env.start_drover().await;
     let status = env.wait_synced_healthy("web", None).await;
-    let expected = "apps/web/app.yaml:4:1: probes: not supported yet";
+    let expected = "apps/web/app.yaml:4:1: chart: not supported yet";
     assert!(
         status.warnings.iter().any(|w| w.starts_with(expected)),
         "{status:?}"

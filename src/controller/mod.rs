@@ -2,6 +2,7 @@
 //!
 //! Start reading at [`reconcile::reconcile`]: load → plan → apply → assess → publish.
 
+pub mod probes;
 pub mod reconcile;
 pub mod removal;
 pub mod runtime;
@@ -88,6 +89,8 @@ pub struct Context {
     pub alerts: crate::notify::AlertLog,
     /// What `/metrics` serves; the clients of this context count their requests in it.
     pub metrics: Metrics,
+    /// The apps' probes and their latest results (the status derivation reads them).
+    pub probes: probes::ProbeRunner,
 }
 
 impl Context {
@@ -114,7 +117,15 @@ impl Context {
             s3: None,
             alerts: crate::notify::AlertLog::default(),
             metrics,
+            probes: probes::ProbeRunner::new(crate::health::probes::ProbeClients::system()),
         }
+    }
+
+    /// The same context with probes trusting `clients`' roots (drover.yaml's `probes.ca_file`).
+    pub fn with_probe_clients(mut self, clients: crate::health::probes::ProbeClients) -> Context {
+        self.probes.stop_all();
+        self.probes = probes::ProbeRunner::new(Some(clients));
+        self
     }
 
     /// The same context with a Consul client (its requests counted in `metrics`).

@@ -26,6 +26,9 @@ pub enum StartError {
     /// The Git mirror could not be opened.
     #[error("opening the Git source")]
     Source(#[from] SourceError),
+    /// The probes' CA file (`probes.ca_file`) could not be used.
+    #[error(transparent)]
+    Probes(#[from] crate::health::probes::TrustError),
     /// The web listener could not bind.
     #[error("cannot listen on {addr}")]
     Listen {
@@ -104,6 +107,9 @@ pub async fn start(settings: Settings, shutdown: CancellationToken) -> Result<Ru
     .await?
     .with_vault(app_stack::vault_client(settings.vault.clone())?);
     let ctx = ctx.with_s3(app_stack::s3_client(settings.s3.clone()).await);
+    let ctx = ctx.with_probe_clients(crate::health::probes::ProbeClients::new(
+        settings.probes.ca_file.as_deref(),
+    )?);
     let source = GitSource::open(settings.source.clone(), &settings.data_dir.join("mirror"))?;
     let watcher = Arc::new(SourceWatcher::spawn_with_metrics(
         source.clone(),

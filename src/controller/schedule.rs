@@ -9,6 +9,7 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use super::probes::with_probes;
 use super::reconcile::{Action, AppMemory, Mode, reconcile};
 use super::removal::{Removal, RemovalVerdict, reconcile_removed};
 use super::status::Phase;
@@ -137,6 +138,7 @@ async fn run(
     for (_, task) in tasks {
         task.abort();
     }
+    ctx.probes.stop_all();
 }
 
 /// What a new app task is given.
@@ -209,6 +211,9 @@ async fn app_task(
     let mut last_seen: Option<String> = None;
     // The revision at which this app, having left Git, was kept: wakes skip it until the next.
     let mut kept_at: Option<String> = None;
+    // The last reconcile's status, before the probes' latest results are merged in: a probe's
+    // change re-publishes it with them, without another cycle.
+    let mut last_status: Option<AppStatus> = None;
     loop {
         let timer = tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -220,6 +225,8 @@ async fn app_task(
             continue;
         };
         if head.app(&name).is_none() {
+            ctx.probes.stop(&name);
+            last_status = None;
             let verdict = removals.borrow().clone();
             let Some(verdict) = verdict.filter(|v| v.revision == head.revision.id) else {
                 // The index has not decided on this revision yet; it wakes the tasks when it has.
@@ -260,6 +267,7 @@ async fn app_task(
                         status
                             .errors
                             .push(format!("pinned revision {rev} cannot be read"));
+                        let status = with_probes(status, ctx.probes.results(&name));
                         ctx.publish_unless(status, || left_git(&desired, &name));
                         deadline = tokio::time::Instant::now() + ctx.settings.progress_interval;
                         continue;
@@ -271,9 +279,15 @@ async fn app_task(
         let Some(loaded) = source.app(&name).or_else(|| head.app(&name)).cloned() else {
             return;
         };
+        // Probes run from the last revision of the app that loads.
+        if let Ok(app) = &loaded.result {
+            ctx.probes
+                .ensure(&name, &app.probes, ctx.s3.clone(), handle.wake.clone());
+        }
         let manual = take_manual(&handle);
         let seen = observed(&ctx, &loaded, &source.revision.id, pin.as_deref());
         if !timer && !manual && last_seen.as_ref() == Some(&seen) {
+            republish_probes(&ctx, &name, last_status.as_ref(), &desired);
             continue;
         }
         last_seen = Some(seen);
@@ -296,6 +310,8 @@ async fn app_task(
         let mut status = outcome.status;
         status.pinned = pin;
         status.warnings = loaded.warnings.iter().map(ToString::to_string).collect();
+        last_status = Some(status.clone());
+        let status = with_probes(status, ctx.probes.results(&name));
         ctx.publish_unless(status, || left_git(&desired, &name));
         deadline = tokio::time::Instant::now()
             + match outcome.action {
@@ -304,6 +320,28 @@ async fn app_task(
                 Action::AwaitChange => ctx.settings.resync_interval,
             };
     }
+}
+
+/// A wake with no new facts for a reconcile: if the probes' results differ from the published
+/// ones (a probe's health changed), publish the last reconcile's status with them, at once and
+/// without a request to the cluster.
+fn republish_probes(
+    ctx: &Context,
+    name: &str,
+    last_status: Option<&AppStatus>,
+    desired: &watch::Receiver<Option<DesiredRevision>>,
+) {
+    let Some(last) = last_status else { return };
+    let results = ctx.probes.results(name);
+    if ctx
+        .status_of(name)
+        .is_some_and(|shown| shown.probes == results)
+    {
+        return;
+    }
+    let mut status = with_probes(last.clone(), results);
+    status.observed_at = std::time::SystemTime::now();
+    ctx.publish_unless(status, || left_git(desired, name));
 }
 
 /// Whether a manual sync was asked for since the last cycle (and forget it).

@@ -356,21 +356,47 @@ pub struct ConfigEntrySpec {
     pub body: serde_json::Value,
 }
 
-/// `probes:` entries.
+/// One `probes:` entry: what it checks, how often, under which name.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Probe {
+    /// `name:`, or `None` to be named after its target.
+    pub name: Option<String>,
+    /// Seconds between two runs (`interval:`, default [`Probe::DEFAULT_INTERVAL_SECS`]).
+    pub interval_secs: u64,
+    /// The check.
+    pub check: ProbeCheck,
+}
+
+impl Probe {
+    /// Default `interval:` of a probe.
+    pub const DEFAULT_INTERVAL_SECS: u64 = 30;
+    /// Default `timeout:` of an `http` probe.
+    pub const DEFAULT_HTTP_TIMEOUT_SECS: u64 = 10;
+    /// Default `port:` of a `tls` probe.
+    pub const DEFAULT_TLS_PORT: u16 = 443;
+    /// Default `warn_days:` of a `tls` probe.
+    pub const DEFAULT_WARN_DAYS: u32 = 30;
+}
+
+/// What a probe checks.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Probe {
-    /// An HTTP GET expecting a status.
+pub enum ProbeCheck {
+    /// An HTTP GET expecting a status (redirects are not followed).
     Http {
         /// URL to fetch.
         url: String,
         /// Status code expected.
         expect_status: u16,
+        /// Seconds before the request counts as failed.
+        timeout_secs: u64,
     },
     /// A TLS certificate that must not expire within `warn_days`.
     Tls {
-        /// Host to connect to.
+        /// Host to connect to (and the name the certificate must carry).
         host: String,
+        /// Port (default 443).
+        port: u16,
         /// Days of validity left before a warning.
         warn_days: u32,
     },

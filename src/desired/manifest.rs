@@ -10,8 +10,8 @@ use super::native;
 use super::yaml::{self, Node, Value};
 use super::{
     App, BUCKET_OWNER_TAG, BucketSpec, ChartRef, CsiVolumeSpec, Diagnostic, Hook, HookPhase,
-    LifecycleRule, MountOptions, Origin, Probe, Resource, ResourceId, ResourceKind, ResourceSpec,
-    SecretString, SyncPolicy, VaultSecretSpec, VolumeCapability, VolumeMode,
+    LifecycleRule, MountOptions, Origin, Probe, ProbeCheck, Resource, ResourceId, ResourceKind,
+    ResourceSpec, SecretString, SyncPolicy, VaultSecretSpec, VolumeCapability, VolumeMode,
 };
 use crate::source::Revision;
 
@@ -412,17 +412,11 @@ fn dependency_cycle(ctx: &mut Ctx, app: &App, items: &BTreeMap<ResourceId, (usiz
 }
 
 /// The app.yaml keys that are checked but not acted on yet, and what that means for the app.
-/// Accepting them silently would let a user believe their probes run or their chart renders.
-const NOT_SUPPORTED_YET: [(&str, &str); 2] = [
-    (
-        "chart",
-        "not supported yet: it is checked, but no chart is rendered; only `resources` are applied",
-    ),
-    (
-        "probes",
-        "not supported yet: they are checked, but not run; health comes from the resources alone",
-    ),
-];
+/// Accepting them silently would let a user believe their chart renders.
+const NOT_SUPPORTED_YET: [(&str, &str); 1] = [(
+    "chart",
+    "not supported yet: it is checked, but no chart is rendered; only `resources` are applied",
+)];
 
 /// A warning at each key in [`NOT_SUPPORTED_YET`] the app.yaml uses.
 fn warn_unsupported(ctx: &mut Ctx, fields: &super::check::Fields<'_>) {
@@ -1127,101 +1121,172 @@ fn probes(ctx: &mut Ctx, node: &Node) -> Vec<Probe> {
         };
         let field = join(&field, &kind);
         let before = ctx.diags.len();
-        let probe = match kind.as_str() {
-            "http" => (|| {
-                let f = ctx.fields(value, &field, &["url", "expect_status"])?;
-                let url = match f.get("url") {
-                    Some(n) => {
-                        let u = ctx.nonempty(n, &join(&field, "url"))?;
-                        match url::Url::parse(&u) {
-                            Ok(p) if matches!(p.scheme(), "http" | "https") => Some(u),
-                            _ => {
-                                ctx.err(
-                                    n,
-                                    &join(&field, "url"),
-                                    format!("\"{u}\" is not an http(s) URL"),
-                                );
-                                None
-                            }
-                        }
-                    }
-                    None => {
-                        ctx.err(value, &join(&field, "url"), "url is required");
-                        None
-                    }
-                };
-                let status = match f.get("expect_status") {
-                    Some(n) => match ctx.unsigned(n, &join(&field, "expect_status")) {
-                        Some(s @ 100..=599) => Some(s as u16),
-                        Some(s) => {
-                            ctx.err(
-                                n,
-                                &join(&field, "expect_status"),
-                                format!("{s} is not an HTTP status code"),
-                            );
-                            None
-                        }
-                        None => None,
-                    },
-                    None => Some(200),
-                };
-                Some(Probe::Http {
-                    url: url?,
-                    expect_status: status?,
-                })
-            })(),
-            "tls" => (|| {
-                let f = ctx.fields(value, &field, &["host", "warn_days"])?;
-                let host = match f.get("host") {
-                    Some(n) => ctx.nonempty(n, &join(&field, "host")),
-                    None => {
-                        ctx.err(value, &join(&field, "host"), "host is required");
-                        None
-                    }
-                };
-                let warn_days = match f.get("warn_days") {
-                    Some(n) => ctx
-                        .unsigned(n, &join(&field, "warn_days"))
-                        .map(|d| u32::try_from(d).unwrap_or(u32::MAX)),
-                    None => Some(30),
-                };
-                Some(Probe::Tls {
-                    host: host?,
-                    warn_days: warn_days?,
-                })
-            })(),
-            _ => (|| {
-                let f = ctx.fields(value, &field, &["bucket", "prefix", "max_age"])?;
-                let bucket = match f.get("bucket") {
-                    Some(n) => ctx.nonempty(n, &join(&field, "bucket")),
-                    None => {
-                        ctx.err(value, &join(&field, "bucket"), "bucket is required");
-                        None
-                    }
-                };
-                let prefix = f
-                    .get("prefix")
-                    .and_then(|n| ctx.string(n, &join(&field, "prefix")))
-                    .unwrap_or_default();
-                let max_age = match f.get("max_age") {
-                    Some(n) => ctx.duration_secs(n, &join(&field, "max_age")),
-                    None => {
-                        ctx.err(value, &join(&field, "max_age"), "max_age is required");
-                        None
-                    }
-                };
-                Some(Probe::BackupFreshness {
-                    bucket: bucket?,
-                    prefix,
-                    max_age_secs: max_age?,
-                })
-            })(),
+        let allowed: &[&str] = match kind.as_str() {
+            "http" => &["url", "expect_status", "timeout", "name", "interval"],
+            "tls" => &["host", "port", "warn_days", "name", "interval"],
+            _ => &["bucket", "prefix", "max_age", "name", "interval"],
         };
-        if ctx.diags.len() == before {
-            out.extend(probe);
+        let Some(f) = ctx.fields(value, &field, allowed) else {
+            continue;
+        };
+        let name = f
+            .get("name")
+            .and_then(|n| ctx.nonempty(n, &join(&field, "name")));
+        let interval = match f.get("interval") {
+            Some(n) => positive_duration(ctx, n, &join(&field, "interval")),
+            None => Some(Probe::DEFAULT_INTERVAL_SECS),
+        };
+        let check = match kind.as_str() {
+            "http" => http_probe(ctx, value, &f, &field),
+            "tls" => tls_probe(ctx, value, &f, &field),
+            _ => backup_probe(ctx, value, &f, &field),
+        };
+        if ctx.diags.len() == before
+            && let (Some(check), Some(interval_secs)) = (check, interval)
+        {
+            out.push(Probe {
+                name,
+                interval_secs,
+                check,
+            });
         }
     }
     out
+}
+
+/// A duration above zero (`interval:`, `timeout:`), else an error at the node.
+fn positive_duration(ctx: &mut Ctx, node: &Node, field: &str) -> Option<u64> {
+    match ctx.duration_secs(node, field)? {
+        0 => {
+            ctx.err(node, field, "must be at least 1s");
+            None
+        }
+        secs => Some(secs),
+    }
+}
+
+fn http_probe(
+    ctx: &mut Ctx,
+    value: &Node,
+    f: &super::check::Fields<'_>,
+    field: &str,
+) -> Option<ProbeCheck> {
+    let url = match f.get("url") {
+        Some(n) => {
+            let u = ctx.nonempty(n, &join(field, "url"))?;
+            match url::Url::parse(&u) {
+                Ok(p) if matches!(p.scheme(), "http" | "https") => Some(u),
+                _ => {
+                    // The URL may carry a password: the message names it without one.
+                    ctx.err(
+                        n,
+                        &join(field, "url"),
+                        format!(
+                            "\"{}\" is not an http(s) URL",
+                            crate::health::probes::redact_url(&u)
+                        ),
+                    );
+                    None
+                }
+            }
+        }
+        None => {
+            ctx.err(value, &join(field, "url"), "url is required");
+            None
+        }
+    };
+    let status = match f.get("expect_status") {
+        Some(n) => match ctx.unsigned(n, &join(field, "expect_status")) {
+            Some(s @ 100..=599) => Some(s as u16),
+            Some(s) => {
+                ctx.err(
+                    n,
+                    &join(field, "expect_status"),
+                    format!("{s} is not an HTTP status code"),
+                );
+                None
+            }
+            None => None,
+        },
+        None => Some(200),
+    };
+    let timeout = match f.get("timeout") {
+        Some(n) => positive_duration(ctx, n, &join(field, "timeout")),
+        None => Some(Probe::DEFAULT_HTTP_TIMEOUT_SECS),
+    };
+    Some(ProbeCheck::Http {
+        url: url?,
+        expect_status: status?,
+        timeout_secs: timeout?,
+    })
+}
+
+fn tls_probe(
+    ctx: &mut Ctx,
+    value: &Node,
+    f: &super::check::Fields<'_>,
+    field: &str,
+) -> Option<ProbeCheck> {
+    let host = match f.get("host") {
+        Some(n) => ctx.nonempty(n, &join(field, "host")),
+        None => {
+            ctx.err(value, &join(field, "host"), "host is required");
+            None
+        }
+    };
+    let port = match f.get("port") {
+        Some(n) => match ctx.unsigned(n, &join(field, "port")) {
+            Some(p @ 1..=65535) => Some(p as u16),
+            Some(p) => {
+                ctx.err(n, &join(field, "port"), format!("{p} is not a TCP port"));
+                None
+            }
+            None => None,
+        },
+        None => Some(Probe::DEFAULT_TLS_PORT),
+    };
+    let warn_days = match f.get("warn_days") {
+        Some(n) => ctx
+            .unsigned(n, &join(field, "warn_days"))
+            .map(|d| u32::try_from(d).unwrap_or(u32::MAX)),
+        None => Some(Probe::DEFAULT_WARN_DAYS),
+    };
+    Some(ProbeCheck::Tls {
+        host: host?,
+        port: port?,
+        warn_days: warn_days?,
+    })
+}
+
+fn backup_probe(
+    ctx: &mut Ctx,
+    value: &Node,
+    f: &super::check::Fields<'_>,
+    field: &str,
+) -> Option<ProbeCheck> {
+    let bucket = match f.get("bucket") {
+        Some(n) => ctx.nonempty(n, &join(field, "bucket")),
+        None => {
+            ctx.err(value, &join(field, "bucket"), "bucket is required");
+            None
+        }
+    };
+    let prefix = f
+        .get("prefix")
+        .and_then(|n| ctx.string(n, &join(field, "prefix")))
+        .unwrap_or_default();
+    let max_age = match f.get("max_age") {
+        Some(n) => positive_duration(ctx, n, &join(field, "max_age")),
+        None => {
+            ctx.err(value, &join(field, "max_age"), "max_age is required");
+            None
+        }
+    };
+    Some(ProbeCheck::BackupFreshness {
+        bucket: bucket?,
+        prefix,
+        max_age_secs: max_age?,
+    })
 }
 
 /// `hooks:`; a hook's job must be a batch job of its own, not one of the app's `resources`.

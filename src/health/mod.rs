@@ -7,6 +7,7 @@ mod consul_config_entry;
 mod csi_volume;
 mod nomad_job;
 pub mod preflight;
+pub mod probes;
 pub mod vault_secret;
 
 use serde::{Deserialize, Serialize};

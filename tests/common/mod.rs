@@ -185,6 +185,7 @@ impl TestEnv {
             }),
             s3: None,
             notifications: drover::notify::settings::NotifySettings::default(),
+            probes: Default::default(),
         }
     }
 

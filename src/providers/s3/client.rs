@@ -456,6 +456,46 @@ impl S3Client {
             .map_err(|e| convert("PutBucketTagging", bucket, e))
     }
 
+    /// The newest object under `prefix` (its key and `LastModified`), over every page of
+    /// ListObjectsV2; `None` when there is none.
+    pub async fn newest_object(
+        &self,
+        bucket: &str,
+        prefix: &str,
+    ) -> Result<Option<(String, std::time::SystemTime)>> {
+        let mut newest: Option<(String, std::time::SystemTime)> = None;
+        let mut continuation: Option<String> = None;
+        loop {
+            self.count();
+            let page = self
+                .inner
+                .list_objects_v2()
+                .bucket(bucket)
+                .prefix(prefix)
+                .set_continuation_token(continuation.take())
+                .send()
+                .await
+                .map_err(|e| convert("ListObjectsV2", bucket, e))?;
+            for object in page.contents() {
+                let (Some(key), Some(modified)) = (object.key(), object.last_modified()) else {
+                    continue;
+                };
+                let Ok(modified) = std::time::SystemTime::try_from(*modified) else {
+                    continue;
+                };
+                if newest.as_ref().is_none_or(|(_, at)| modified > *at) {
+                    newest = Some((key.to_string(), modified));
+                }
+            }
+            match page.next_continuation_token() {
+                Some(token) if page.is_truncated() == Some(true) => {
+                    continuation = Some(token.to_string());
+                }
+                _ => return Ok(newest),
+            }
+        }
+    }
+
     /// Whether the bucket holds no object and no object version (one key is enough to say no).
     pub async fn is_empty(&self, bucket: &str) -> Result<bool> {
         self.count();
