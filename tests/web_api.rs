@@ -160,9 +160,12 @@ async fn credentials_in_the_git_url_never_reach_the_api_page_or_events() {
             .as_ref()
             .map(|d| d.source.subscribe())
             .unwrap_or_else(|| panic!("running"));
-        let failed =
-            tokio::time::timeout(common::WAIT, rx.wait_for(|s| s.last_error.is_some())).await;
-        assert!(failed.is_ok(), "the fetch error is reported");
+        // The watch's read guard is dropped at once: held across the awaits below, it would
+        // block the Git watcher's next publish (and so the shutdown) on this one thread.
+        let failed = tokio::time::timeout(common::WAIT, rx.wait_for(|s| s.last_error.is_some()))
+            .await
+            .is_ok_and(|seen| seen.is_ok());
+        assert!(failed, "the fetch error is reported");
 
         let (_, source) = get(&env, "/api/v1/source").await;
         let (_, page) = get(&env, "/").await;
