@@ -17,6 +17,44 @@ use serde_json::{Value, json};
 /// How long the page may take to show a change the API already shows.
 const PAGE_WAIT: Duration = Duration::from_secs(30);
 
+/// A local HTTP receiver for alert webhooks: the JSON bodies posted to it, in order.
+async fn alert_receiver() -> (String, tokio::sync::watch::Receiver<Vec<Value>>) {
+    let (tx, rx) = tokio::sync::watch::channel(Vec::new());
+    let tx = std::sync::Arc::new(tx);
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |axum::Json(body): axum::Json<Value>| {
+            let tx = tx.clone();
+            async move {
+                tx.send_modify(|all| all.push(body));
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("bind: {e}"));
+    let addr = listener
+        .local_addr()
+        .unwrap_or_else(|e| panic!("addr: {e}"));
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (format!("http://{addr}/hook"), rx)
+}
+
+/// Notifications as drover.yaml gives them: drift alerts (held 1 s) of `web` to `url`.
+fn drift_alerts_to(url: &str) -> drover::notify::settings::NotifySettings {
+    let yaml = format!(
+        "repo: {{ url: /unused }}\nnotifications:\n  for: 1s\n  channels:\n    ops: {{ webhook: {{ url: '{url}' }} }}\n  routes:\n    - {{ triggers: [on_drift, on_recovered], apps: [web], channels: [ops] }}\n"
+    );
+    let file: drover::config::FileSettings =
+        serde_yaml_ng::from_str(&yaml).unwrap_or_else(|e| panic!("{e}"));
+    drover::config::Settings::from_file_settings(file, |_| None)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .notifications
+}
+
 /// `[[name, sync, health], …]` of the overview's rows, as the page shows them.
 const ROWS: &str = "JSON.stringify([...document.querySelectorAll('[data-app]')]
     .map(e => [e.dataset.app, e.dataset.sync, e.dataset.health]).sort())";
@@ -57,7 +95,10 @@ async fn the_page_shows_real_statuses_then_a_drift_and_its_diff_live() {
     env.write("apps/api/app.yaml", &app_yaml("api", ""));
     env.write("apps/api/job.nomad.hcl", &web_jobspec("api", "nginx:1.27"));
     let rev = env.commit("two apps");
-    env.start_drover().await;
+    let (hook_url, mut received) = alert_receiver().await;
+    let mut settings = env.settings();
+    settings.notifications = drift_alerts_to(&hook_url);
+    env.start_drover_with(settings).await;
     env.wait_synced_healthy("web", Some(&rev)).await;
     env.wait_synced_healthy("api", Some(&rev)).await;
 
@@ -100,6 +141,27 @@ async fn the_page_shows_real_statuses_then_a_drift_and_its_diff_live() {
         "only the drifted app changed"
     );
     page.screenshot("overview-drift.png").await;
+    // The drift alert reaches the local receiver within 60 s of the change.
+    let drifted_at = std::time::Instant::now();
+    let alerts = tokio::time::timeout(
+        Duration::from_secs(60),
+        received.wait_for(|all| all.iter().any(|a| a["trigger"] == "drift")),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("no drift alert reached the receiver within 60 s"))
+    .map(|all| all.clone())
+    .unwrap_or_else(|e| panic!("{e}"));
+    let drift = alerts
+        .iter()
+        .find(|a| a["trigger"] == "drift")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(drift["app"], "web", "{drift}");
+    assert_eq!(drift["state"], "firing", "{drift}");
+    eprintln!(
+        "drift → alert at the receiver in {:?}",
+        drifted_at.elapsed()
+    );
 
     // The app page shows the live diff of the job.
     page.goto(&format!("{}/apps/web", env.drover_url())).await;
@@ -120,6 +182,13 @@ async fn the_page_shows_real_statuses_then_a_drift_and_its_diff_live() {
             .await,
         json!("OutOfSync")
     );
+    // The alert is on the app's page too.
+    page.wait_for(
+        "the drift alert on the app page",
+        "document.querySelector('#alerts [data-trigger=\"drift\"][data-state=\"firing\"]')?.textContent",
+        PAGE_WAIT,
+    )
+    .await;
     let shot = page.screenshot("app-web-diff.png").await;
     assert!(shot.exists());
 
