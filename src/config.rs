@@ -344,7 +344,8 @@ impl Settings {
     }
 }
 
-mod opt_duration {
+/// An optional humantime duration (`30s`, `5m`) in YAML (drover.yaml's sections share it).
+pub(crate) mod opt_duration {
     use std::time::Duration;
 
     use serde::{Deserialize, Deserializer};

@@ -21,10 +21,10 @@ pub struct NotificationsFile {
     pub enabled: bool,
     /// Hold-down: a condition fires once it held this long and resolves once gone this long
     /// (default `15s`).
-    #[serde(default, rename = "for", with = "opt_duration")]
+    #[serde(default, rename = "for", with = "crate::config::opt_duration")]
     pub hold: Option<Duration>,
     /// Send a firing alert again after this long (default: never).
-    #[serde(default, with = "opt_duration")]
+    #[serde(default, with = "crate::config::opt_duration")]
     pub renotify_interval: Option<Duration>,
     /// Named channels (`name: { webhook: {...} }`).
     #[serde(default, with = "serde_yaml_ng::with::singleton_map_recursive")]
@@ -600,21 +600,6 @@ impl Route {
             (Some(globs), Some(app)) => globs.iter().any(|g| glob_matches(g, app)),
             (Some(_), None) => false,
         }
-    }
-}
-
-mod opt_duration {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer};
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-        let text: Option<String> = Option::deserialize(d)?;
-        text.map(|t| {
-            humantime::parse_duration(&t)
-                .map_err(|e| serde::de::Error::custom(format!("invalid duration {t:?}: {e}")))
-        })
-        .transpose()
     }
 }
 
