@@ -21,6 +21,9 @@ use crate::providers::s3::S3Client;
 pub struct ProbeRunner {
     clients: Option<ProbeClients>,
     apps: Arc<Mutex<BTreeMap<String, AppProbes>>>,
+    /// Run numbers, never reused across apps, stops and restarts: a task stopped while its
+    /// check was in flight can never write into a later run's results.
+    runs: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl std::fmt::Debug for ProbeRunner {
@@ -47,6 +50,7 @@ impl ProbeRunner {
         ProbeRunner {
             clients,
             apps: Arc::new(Mutex::new(BTreeMap::new())),
+            runs: Arc::new(std::sync::atomic::AtomicU64::new(0)),
         }
     }
 
@@ -71,7 +75,7 @@ impl ProbeRunner {
         {
             return;
         }
-        let generation = apps.get(app).map_or(0, |old| old.generation + 1);
+        let generation = self.runs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if let Some(old) = apps.remove(app) {
             old.stop.cancel();
         }
@@ -214,6 +218,48 @@ mod tests {
         let mut status = AppStatus::unknown("web", "abc", Phase::Synced);
         status.health = Health::Healthy;
         status
+    }
+
+    #[tokio::test]
+    async fn a_stopped_runs_late_result_never_lands_in_a_later_run_of_the_same_app() {
+        let runner = ProbeRunner::new(None);
+        let probe = Probe {
+            name: Some("p".into()),
+            interval_secs: 3600,
+            check: crate::desired::ProbeCheck::Http {
+                url: "http://127.0.0.1:1/".into(),
+                expect_status: 200,
+                timeout_secs: 1,
+            },
+        };
+        let wake = Arc::new(Notify::new());
+        runner.ensure("a", std::slice::from_ref(&probe), None, wake.clone());
+        let first = runner.apps().get("a").map(|a| a.generation);
+        // The app leaves Git and comes back: a new run of the same probes.
+        runner.stop("a");
+        runner.ensure("a", std::slice::from_ref(&probe), None, wake);
+        let second = runner.apps().get("a").map(|a| a.generation);
+        assert_ne!(first, second);
+        let Some(first) = first else {
+            panic!("the first run was registered")
+        };
+        // What the first run's task might write after its check was already in flight.
+        let stale = Slot {
+            runner: &runner,
+            app: "a",
+            generation: first,
+            index: 0,
+        };
+        let mut late = probe_with(Health::Healthy);
+        late.message = "late result of a stopped run".into();
+        assert!(!runner.record(&stale, late));
+        assert!(
+            runner
+                .results("a")
+                .iter()
+                .all(|r| r.message != "late result of a stopped run")
+        );
+        runner.stop_all();
     }
 
     #[test]

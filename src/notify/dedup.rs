@@ -202,11 +202,14 @@ impl Tracker {
     }
 
     /// When the next decision may fall due without any status change (a hold-down ending, a
-    /// re-notification), so the engine can wake then.
-    pub fn next_due(&self) -> Option<SystemTime> {
+    /// re-notification), so the engine can wake then. Keys that cannot be judged now
+    /// (`undecided`, as given to `observe`) are left out: their due time may be past, and they
+    /// wait for a status change, not for a clock.
+    pub fn next_due(&self, undecided: impl Fn(&ConditionKey) -> bool) -> Option<SystemTime> {
         self.entries
-            .values()
-            .filter_map(|entry| match entry.stage {
+            .iter()
+            .filter(|(key, _)| !undecided(key))
+            .filter_map(|(_, entry)| match entry.stage {
                 Stage::Pending { since } => Some(since + self.policy.hold),
                 Stage::Firing {
                     gone_since: Some(gone),
@@ -311,7 +314,9 @@ mod tests {
         let never = |_: &ConditionKey| false;
         t.observe(at(0), &on, never);
         assert_eq!(t.observe(at(30), &on, never).len(), 1);
-        assert_eq!(t.next_due(), Some(at(3630)));
+        assert_eq!(t.next_due(never), Some(at(3630)));
+        // An app that cannot be judged now has no due time: the engine waits for its status.
+        assert_eq!(t.next_due(|k: &ConditionKey| *k == key), None);
         assert!(t.observe(at(3629), &on, never).is_empty());
         assert_eq!(
             states(&t.observe(at(3630), &on, never)),

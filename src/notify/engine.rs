@@ -130,7 +130,7 @@ async fn run(
     loop {
         let now = SystemTime::now();
         let in_grace = now.duration_since(started).unwrap_or_default() < STARTUP_GRACE;
-        let transitions = {
+        let (transitions, due) = {
             let statuses = statuses_rx.borrow_and_update();
             let repo = repo_rx.borrow_and_update();
             let current = conditions::derive(&statuses, &repo, with_healed);
@@ -141,21 +141,25 @@ async fn run(
                 },
                 None => repo.revision.is_none() && in_grace,
             };
-            tracker.observe(now, &current, undecided)
+            let transitions = tracker.observe(now, &current, &undecided);
+            // Without the undecided keys: a past due time of one would wake the loop at once,
+            // again and again, until its app can be judged.
+            (transitions, tracker.next_due(&undecided))
         };
         let firing = tracker.firing();
         if firing != saved {
             let rows = firing.iter().cloned().map(to_saved).collect();
-            if let Err(error) = ctx.store.save_firing_alerts(rows).await {
-                tracing::warn!(%error, "cannot save the firing alerts");
+            match ctx.store.save_firing_alerts(rows).await {
+                Ok(()) => saved = firing,
+                // Kept unsaved: the next turn tries again (within a minute at most, below).
+                Err(error) => tracing::warn!(%error, "cannot save the firing alerts"),
             }
-            saved = firing;
         }
         for transition in transitions {
             dispatch(&ctx, &settings, &channels, transition, now);
         }
         // Wake for a hold-down or re-notification falling due, and at the end of the grace.
-        let mut wake = tracker.next_due();
+        let mut wake = due;
         if in_grace {
             let grace_end = started + STARTUP_GRACE;
             wake = Some(wake.map_or(grace_end, |w| w.min(grace_end)));
