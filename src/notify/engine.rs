@@ -141,10 +141,10 @@ async fn run(
                 },
                 None => repo.revision.is_none() && in_grace,
             };
-            let transitions = tracker.observe(now, &current, &undecided);
+            let transitions = tracker.observe(now, &current, undecided);
             // Without the undecided keys: a past due time of one would wake the loop at once,
             // again and again, until its app can be judged.
-            (transitions, tracker.next_due(&undecided))
+            (transitions, tracker.next_due(undecided))
         };
         let firing = tracker.firing();
         if firing != saved {
