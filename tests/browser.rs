@@ -234,41 +234,14 @@ async fn the_page_shows_real_statuses_then_a_drift_and_its_diff_live() {
     env.shutdown().await;
 }
 
-/// `drover demo`'s status page URL, read from its output.
-async fn start_demo(dir: &std::path::Path) -> (tokio::process::Child, String) {
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_drover"))
-        .args(["demo", "--listen", "127.0.0.1:0", "--time-scale", "0.02"])
-        .current_dir(dir)
-        .env("TMPDIR", dir)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap_or_else(|e| panic!("{e}"));
-    let stdout = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
-    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
-    let url = tokio::time::timeout(common::WAIT, async {
-        while let Ok(Some(line)) = lines.next_line().await {
-            if let Some(url) = line.trim().strip_prefix("Status page:") {
-                return url.trim().to_string();
-            }
-        }
-        String::new()
-    })
-    .await
-    .unwrap_or_else(|_| panic!("the demo printed no status page URL"));
-    // Keep reading its output so a full pipe never stalls it.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, url)
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn the_demo_page_lists_the_example_apps_with_their_real_statuses() {
     let Some(chromium) = Browser::launch().await else {
         return;
     };
     let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let (mut demo, url) = start_demo(tmp.path()).await;
+    let mut demo = common::start_demo(tmp.path(), tmp.path(), &[]).await;
+    let url = demo.url.clone();
     let http = common::http_client();
     // Wait until the demo settled (every app Synced and Healthy), then compare the page.
     let deadline = tokio::time::Instant::now() + common::WAIT * 2;
@@ -307,5 +280,5 @@ async fn the_demo_page_lists_the_example_apps_with_their_real_statuses() {
         .await;
     assert_eq!(names, json!("glusterfs-csi,minio,overseerr"));
     page.screenshot("demo-overview.png").await;
-    let _ = demo.kill().await;
+    let _ = demo.child.kill().await;
 }

@@ -484,35 +484,9 @@ fn invalid_bucket_names_policies_and_lifecycle_rules_are_errors_with_file_and_li
 #[tokio::test(flavor = "multi_thread")]
 async fn the_demo_creates_the_example_bucket_on_its_embedded_s3_and_keeps_it_synced() {
     let work = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_drover"))
-        .args(["demo", "--time-scale", "0.02", "--listen", "127.0.0.1:0"])
-        .arg("--work-dir")
-        .arg(work.path())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{e}"));
-    let mut child = KillOnDrop(child);
-    let stdout = child
-        .0
-        .stdout
-        .take()
-        .unwrap_or_else(|| panic!("piped stdout"));
-    let base = tokio::task::spawn_blocking(move || {
-        use std::io::BufRead as _;
-        let mut lines = std::io::BufReader::new(stdout).lines();
-        let url = lines.by_ref().map_while(Result::ok).find_map(|line| {
-            line.trim()
-                .strip_prefix("Status page:")
-                .map(|url| url.trim().trim_end_matches('/').to_string())
-        });
-        std::thread::spawn(move || lines.for_each(drop));
-        url
-    })
-    .await
-    .ok()
-    .flatten()
-    .unwrap_or_else(|| panic!("the demo printed no status page URL"));
+    let work_dir = work.path().display().to_string();
+    let demo = common::start_demo(work.path(), work.path(), &["--work-dir", &work_dir]).await;
+    let base = demo.url.trim_end_matches('/').to_string();
     let http = common::http_client();
     let bucket_of = |body: &serde_json::Value| {
         body.as_array()

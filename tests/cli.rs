@@ -2,10 +2,10 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use common::{KillOnDrop, TestEnv, app_yaml, web_jobspec};
+use common::{TestEnv, app_yaml, web_jobspec};
 
 fn drover() -> Command {
     Command::new(env!("CARGO_BIN_EXE_drover"))
@@ -123,44 +123,14 @@ async fn plan_exits_two_with_changes_and_zero_once_synced() {
 async fn demo_shows_the_media_stack_synced_and_healthy_and_picks_up_a_commit() {
     let work = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     // Port 0: the demo binds a free port itself and prints its status page URL.
-    let child = drover()
-        .args([
-            "demo",
-            "--time-scale",
-            "0.02",
-            "--poll-interval",
-            "300ms",
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .arg("--work-dir")
-        .arg(work.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{e}"));
-    let mut child = KillOnDrop(child);
-    let stdout = child
-        .0
-        .stdout
-        .take()
-        .unwrap_or_else(|| panic!("piped stdout"));
-    let base = tokio::task::spawn_blocking(move || {
-        use std::io::BufRead as _;
-        let mut lines = std::io::BufReader::new(stdout).lines();
-        let url = lines.by_ref().map_while(Result::ok).find_map(|line| {
-            line.trim()
-                .strip_prefix("Status page:")
-                .map(|url| url.trim().trim_end_matches('/').to_string())
-        });
-        // Keep draining so the demo never blocks on a full pipe.
-        std::thread::spawn(move || lines.for_each(drop));
-        url
-    })
-    .await
-    .ok()
-    .flatten()
-    .unwrap_or_else(|| panic!("the demo printed no status page URL"));
+    let work_dir = work.path().display().to_string();
+    let demo = common::start_demo(
+        work.path(),
+        work.path(),
+        &["--poll-interval", "300ms", "--work-dir", &work_dir],
+    )
+    .await;
+    let base = demo.url.trim_end_matches('/').to_string();
     drover::providers::install_crypto_provider();
     let client = reqwest::Client::new();
     let apps = |body: &serde_json::Value, want_rev: Option<&str>| -> bool {
@@ -233,7 +203,7 @@ async fn demo_shows_the_media_stack_synced_and_healthy_and_picks_up_a_commit() {
     let head = git(&["rev-parse", "HEAD"]);
     let body = wait(Some(head.clone())).await;
     assert!(apps(&body, Some(&head)), "new commit not applied: {body:#}");
-    drop(child);
+    drop(demo);
 }
 
 #[test]

@@ -572,28 +572,9 @@ async fn the_demo_seeds_its_repository_from_the_built_in_example_anywhere() {
 
     let elsewhere = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let mut child = drover_bin()
-        .args(["demo", "--listen", "127.0.0.1:0", "--time-scale", "0.02"])
-        .current_dir(elsewhere.path())
-        .env("TMPDIR", tmp.path())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap_or_else(|e| panic!("{e}"));
     // The printed status page URL, then the apps drover found in the repository.
-    let stdout = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
-    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
-    let url = tokio::time::timeout(common::WAIT, async {
-        while let Ok(Some(line)) = lines.next_line().await {
-            if let Some(url) = line.trim().strip_prefix("Status page:") {
-                return url.trim().to_string();
-            }
-        }
-        String::new()
-    })
-    .await
-    .unwrap_or_else(|_| panic!("the demo printed no status page URL"));
+    let mut demo = common::start_demo(elsewhere.path(), tmp.path(), &[]).await;
+    let url = demo.url.clone();
     assert!(url.starts_with("http://127.0.0.1:"), "{url}");
     let http = common::http_client();
     let deadline = tokio::time::Instant::now() + common::WAIT;
@@ -616,7 +597,7 @@ async fn the_demo_seeds_its_repository_from_the_built_in_example_anywhere() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert_eq!(names, ["glusterfs-csi", "minio", "overseerr"]);
-    let _ = child.kill().await;
+    let _ = demo.child.kill().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

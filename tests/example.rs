@@ -306,27 +306,8 @@ async fn the_overseerr_example_syncs_from_an_empty_devstack_in_one_commit_in_dep
 #[tokio::test(flavor = "multi_thread")]
 async fn the_demo_brings_every_resource_of_the_example_buckets_included_to_synced_and_healthy() {
     let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_drover"))
-        .args(["demo", "--listen", "127.0.0.1:0", "--time-scale", "0.02"])
-        .current_dir(tmp.path())
-        .env("TMPDIR", tmp.path())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap_or_else(|e| panic!("{e}"));
-    let stdout = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
-    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
-    let url = tokio::time::timeout(common::WAIT, async {
-        while let Ok(Some(line)) = lines.next_line().await {
-            if let Some(url) = line.trim().strip_prefix("Status page:") {
-                return url.trim().to_string();
-            }
-        }
-        String::new()
-    })
-    .await
-    .unwrap_or_else(|_| panic!("the demo printed no status page URL"));
+    let mut demo = common::start_demo(tmp.path(), tmp.path(), &[]).await;
+    let url = demo.url.clone();
     let http = common::http_client();
     // An app is done when Synced and Healthy with every resource (buckets included) unchanged
     // against Git and Healthy: none is left `not-managed`.
@@ -376,5 +357,5 @@ async fn the_demo_brings_every_resource_of_the_example_buckets_included_to_synce
     ] {
         assert!(ids.contains(&id), "{id} missing from {ids:?}");
     }
-    let _ = child.kill().await;
+    let _ = demo.child.kill().await;
 }

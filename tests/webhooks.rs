@@ -362,43 +362,16 @@ async fn a_commit_in_the_demos_repository_applies_at_once_through_its_post_commi
         return;
     }
     let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let mut demo = tokio::process::Command::new(env!("CARGO_BIN_EXE_drover"))
-        .args(["demo", "--listen", "127.0.0.1:0", "--time-scale", "0.02"])
-        .args(["--poll-interval", "10m"])
-        .current_dir(tmp.path())
-        .env("TMPDIR", tmp.path())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap_or_else(|e| panic!("{e}"));
-    let stdout = demo.stdout.take().unwrap_or_else(|| panic!("no stdout"));
-    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
-    let (mut page, mut repo, mut nomad, mut hook) =
-        (String::new(), String::new(), String::new(), false);
-    tokio::time::timeout(common::WAIT, async {
-        while let Ok(Some(line)) = lines.next_line().await {
-            let line = line.trim();
-            if let Some(url) = line.strip_prefix("Status page:") {
-                page = url.trim().to_string();
-            } else if let Some(path) = line.strip_prefix("Git repo:") {
-                repo = path.trim().to_string();
-            } else if let Some(url) = line.strip_prefix("export NOMAD_ADDR=") {
-                nomad = url.to_string();
-            } else if line.contains("post-commit hook calls drover's Git webhook") {
-                hook = true;
-            } else if line.starts_with("Ctrl-C") {
-                return;
-            }
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("the demo did not print its addresses"));
+    let mut demo = common::start_demo(tmp.path(), tmp.path(), &["--poll-interval", "10m"]).await;
+    let hook = demo
+        .printed
+        .iter()
+        .any(|line| line.contains("post-commit hook calls drover's Git webhook"));
     assert!(hook, "the demo says nothing of its post-commit hook");
-    assert!(
-        !page.is_empty() && !repo.is_empty() && !nomad.is_empty(),
-        "{page:?} {repo:?} {nomad:?}"
-    );
+    let (page, repo) = (demo.url.clone(), demo.repo.clone());
+    let nomad = demo
+        .export("NOMAD_ADDR")
+        .unwrap_or_else(|| panic!("no NOMAD_ADDR in {:#?}", demo.printed));
     let hook_file = std::path::Path::new(&repo).join(".git/hooks/post-commit");
     #[cfg(unix)]
     {
@@ -472,5 +445,5 @@ async fn a_commit_in_the_demos_repository_applies_at_once_through_its_post_commi
         "commit → job registered through the post-commit hook in {:?}",
         committed.elapsed()
     );
-    let _ = demo.kill().await;
+    let _ = demo.child.kill().await;
 }

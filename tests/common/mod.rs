@@ -513,6 +513,79 @@ pub fn example(path: &str) -> PathBuf {
     p
 }
 
+/// `drover demo` started as a user would, and what it printed.
+pub struct DemoProcess {
+    /// The process (killed when dropped).
+    pub child: tokio::process::Child,
+    /// `Status page:` (ends with `/`).
+    pub url: String,
+    /// `Git repo:`.
+    pub repo: String,
+    /// Every line it printed before `Ctrl-C stops everything.`
+    pub printed: Vec<String>,
+}
+
+impl DemoProcess {
+    /// The value of an `export NAME=value` line it printed.
+    pub fn export(&self, name: &str) -> Option<String> {
+        let prefix = format!("export {name}=");
+        self.printed
+            .iter()
+            .find_map(|line| line.trim().strip_prefix(&prefix).map(str::to_string))
+    }
+}
+
+/// Start `drover demo` on a free loopback port with fast devstack time (and `args`), in `cwd`
+/// with `TMPDIR=tmp` (where it makes its folder), the test API token in its environment; wait
+/// until it has printed everything it prints at start.
+pub async fn start_demo(cwd: &Path, tmp: &Path, args: &[&str]) -> DemoProcess {
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_drover"))
+        .args(["demo", "--listen", "127.0.0.1:0", "--time-scale", "0.02"])
+        .args(args)
+        .current_dir(cwd)
+        .env("TMPDIR", tmp)
+        .env("DROVER_API_TOKEN", TEST_API_TOKEN)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("drover demo: {e}"));
+    let stdout = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+    let printed = tokio::time::timeout(WAIT, async {
+        let mut printed = Vec::new();
+        while let Ok(Some(line)) = lines.next_line().await {
+            let last = line.starts_with("Ctrl-C");
+            printed.push(line);
+            if last {
+                break;
+            }
+        }
+        printed
+    })
+    .await
+    .unwrap_or_else(|_| panic!("the demo did not finish printing its addresses"));
+    // Keep reading its output so a full pipe never stalls it.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let field = |label: &str| {
+        printed
+            .iter()
+            .find_map(|line| {
+                line.trim()
+                    .strip_prefix(label)
+                    .map(|v| v.trim().to_string())
+            })
+            .unwrap_or_else(|| panic!("the demo printed no {label:?} line: {printed:#?}"))
+    };
+    let (url, repo) = (field("Status page:"), field("Git repo:"));
+    DemoProcess {
+        child,
+        url,
+        repo,
+        printed,
+    }
+}
+
 /// Kills a child process (drover serve, the demo) when dropped, so a failing test leaves none
 /// running.
 pub struct KillOnDrop(pub std::process::Child);
