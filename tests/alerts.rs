@@ -92,15 +92,7 @@ impl Receiver {
             },
         );
         let app = app.with_state(state);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .unwrap_or_else(|e| panic!("bind: {e}"));
-        let addr = listener
-            .local_addr()
-            .unwrap_or_else(|e| panic!("addr: {e}"));
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let addr = common::serve_local(app).await;
         Receiver {
             url: format!("http://{addr}"),
             seen,

@@ -31,15 +31,7 @@ async fn alert_receiver() -> (String, tokio::sync::watch::Receiver<Vec<Value>>) 
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .unwrap_or_else(|e| panic!("bind: {e}"));
-    let addr = listener
-        .local_addr()
-        .unwrap_or_else(|e| panic!("addr: {e}"));
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
+    let addr = common::serve_local(app).await;
     (format!("http://{addr}/hook"), rx)
 }
 

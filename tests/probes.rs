@@ -53,16 +53,7 @@ async fn http_server(flip: Arc<AtomicU16>) -> SocketAddr {
                 }
             }),
         );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .unwrap_or_else(|e| panic!("bind: {e}"));
-    let addr = listener
-        .local_addr()
-        .unwrap_or_else(|e| panic!("addr: {e}"));
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    addr
+    common::serve_local(app).await
 }
 
 fn http_probe(url: String, timeout_secs: u64) -> Probe {

@@ -513,6 +513,20 @@ pub fn example(path: &str) -> PathBuf {
     p
 }
 
+/// Serve `app` on a free loopback port (a test's receiver or target); returns its address.
+pub async fn serve_local(app: axum::Router) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("bind: {e}"));
+    let addr = listener
+        .local_addr()
+        .unwrap_or_else(|e| panic!("addr: {e}"));
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    addr
+}
+
 /// `drover demo` started as a user would, and what it printed.
 pub struct DemoProcess {
     /// The process (killed when dropped).
