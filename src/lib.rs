@@ -14,6 +14,7 @@
 
 pub mod app_stack;
 pub mod apply;
+pub mod chart;
 pub mod config;
 pub mod controller;
 pub mod desired;

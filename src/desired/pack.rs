@@ -1,0 +1,225 @@
+//! `pack:` in app.yaml: find the pack (repo-local `charts/<name>/`, else one shipped with drover),
+//! merge its variables (`default < var_files < variables`), render it, and turn what it renders
+//! into ordinary resources of the app whose origin is the pack template.
+
+use std::collections::BTreeMap;
+
+use super::check::Ctx;
+use super::native;
+use super::yaml::{Node, Value};
+use super::{Diagnostic, JobFormat, NomadJobSpec, Origin, PackRef, Resource, ResourceId, ResourceKind, ResourceSpec};
+use crate::chart::variables::{GivenValue, GivenValues, parse_var_file};
+use crate::chart::{ChartError, PackFiles, load_pack, render_pack, shipped};
+use crate::source::Revision;
+
+const PACK_KEYS: &[&str] = &["name", "source", "ref", "variables", "var_files"];
+
+/// The files of pack `name` from `source` (a folder of the repository, default `charts`), else
+/// the shipped one when no source was given.
+pub(crate) fn find_pack(rev: &Revision, name: &str, source: Option<&str>) -> Result<PackFiles, String> {
+    let folder = source.unwrap_or("charts").trim_end_matches('/');
+    let dir = format!("{folder}/{name}");
+    let prefix = format!("{dir}/");
+    let mut files = BTreeMap::new();
+    for path in rev.paths() {
+        if let Some(rel) = path.strip_prefix(&prefix)
+            && let Ok(bytes) = rev.file(path)
+            && let Ok(text) = String::from_utf8(bytes.into_owned())
+        {
+            files.insert(rel.to_string(), text);
+        }
+    }
+    if !files.is_empty() {
+        return Ok(PackFiles { dir, files });
+    }
+    if source.is_none()
+        && let Some(files) = shipped::pack_files(name)
+    {
+        return Ok(files);
+    }
+    let shipped = shipped::names();
+    Err(if source.is_none() {
+        format!(
+            "no pack \"{name}\": neither {dir}/ in this repository nor a pack shipped with drover ({})",
+            if shipped.is_empty() { "none".to_string() } else { shipped.join(", ") }
+        )
+    } else {
+        format!("no pack \"{name}\" at {dir}/ in this repository")
+    })
+}
+
+fn chart_diag(e: ChartError, field: &str) -> Diagnostic {
+    Diagnostic {
+        file: e.file,
+        line: e.line,
+        column: 0,
+        field: Some(field.to_string()),
+        message: e.message,
+        hint: None,
+    }
+}
+
+/// Read `pack:`, render it and return the resources it renders to.
+pub(crate) fn pack_resources(
+    ctx: &mut Ctx,
+    rev: &Revision,
+    dir: &str,
+    namespace: &str,
+    node: &Node,
+) -> Option<(PackRef, Vec<Resource>)> {
+    let f = ctx.fields(node, "pack", PACK_KEYS)?;
+    let Some(name_node) = f.get("name") else {
+        ctx.err(node, "pack.name", "a pack needs a name");
+        return None;
+    };
+    let name = ctx.nonempty(name_node, "pack.name")?;
+    let source = match f.get("source") {
+        Some(n) => Some(ctx.nonempty(n, "pack.source")?),
+        None => None,
+    };
+    let reference = match f.get("ref") {
+        Some(n) => Some(ctx.nonempty(n, "pack.ref")?),
+        None => None,
+    };
+    if let Some(src) = &source
+        && (src.contains("://") || src.starts_with("git@"))
+    {
+        ctx.err_hint(
+            f.get("source").unwrap_or(node),
+            "pack.source",
+            format!("pack sources in Git repositories ({src}) are not supported yet"),
+            Some("vendor the pack into this repository under charts/ and omit source".into()),
+        );
+        return None;
+    }
+    if reference.is_some() {
+        ctx.err(
+            f.get("ref").unwrap_or(node),
+            "pack.ref",
+            "ref applies to a Git source, which is not supported yet",
+        );
+        return None;
+    }
+    let files = match find_pack(rev, &name, source.as_deref()) {
+        Ok(files) => files,
+        Err(message) => {
+            ctx.err(name_node, "pack.name", message);
+            return None;
+        }
+    };
+    let pack_dir = files.dir.clone();
+    let pack = match load_pack(files, &name) {
+        Ok(p) => p,
+        Err(e) => {
+            ctx.push(chart_diag(e, "pack"));
+            return None;
+        }
+    };
+
+    let mut given = GivenValues::default();
+    if let Some(n) = f.get("var_files") {
+        let items = ctx.list(n, "pack.var_files")?;
+        for (i, item) in items.iter().enumerate() {
+            let field = format!("pack.var_files[{i}]");
+            let rel = ctx.nonempty(item, &field)?;
+            let path = match native::resolve(dir, &rel) {
+                Ok(p) => p,
+                Err(e) => {
+                    ctx.err(item, &field, e);
+                    return None;
+                }
+            };
+            let text = match rev.file(&path).map(|b| String::from_utf8(b.into_owned())) {
+                Ok(Ok(t)) => t,
+                Ok(Err(_)) => {
+                    ctx.err(item, &field, format!("{path} is not UTF-8 text"));
+                    return None;
+                }
+                Err(e) => {
+                    ctx.err(item, &field, format!("{path}: {e}"));
+                    return None;
+                }
+            };
+            if let Err(e) = parse_var_file(&path, &text, &mut given) {
+                ctx.push(chart_diag(e, &field));
+                return None;
+            }
+        }
+    }
+    if let Some(n) = f.get("variables") {
+        match &n.value {
+            Value::Map(pairs) => {
+                for (k, v) in pairs {
+                    given.set(
+                        &k.key_text(),
+                        GivenValue {
+                            value: v.to_json(),
+                            file: ctx.file.clone(),
+                            line: v.line,
+                        },
+                    );
+                }
+            }
+            Value::Null => {}
+            _ => {
+                ctx.err(n, "pack.variables", "expected a mapping of variable names to values");
+                return None;
+            }
+        }
+    }
+    let rendered = match render_pack(&pack, &given) {
+        Ok(r) => r,
+        Err(mut e) => {
+            // A missing variable is the app's mistake: point at its pack: block.
+            if e.line == 0 && e.message.starts_with("missing required variable") {
+                e.file = ctx.file.clone();
+                e.line = node.line;
+                e.message = format!("{} (pack {})", e.message, pack.name);
+            }
+            ctx.push(chart_diag(e, "pack"));
+            return None;
+        }
+    };
+    let mut resources = Vec::new();
+    let mut templates = Vec::new();
+    let before = ctx.diags.len();
+    for file in &rendered.files {
+        templates.push(file.template.clone());
+        if !file.is_job() {
+            continue;
+        }
+        let Some(info) = native::hcl_job_info(ctx, &file.template, &file.text) else {
+            continue;
+        };
+        resources.push(Resource {
+            id: ResourceId {
+                kind: ResourceKind::NomadJob,
+                scope: namespace.to_string(),
+                name: info.job_id.clone(),
+            },
+            spec: ResourceSpec::NomadJob(NomadJobSpec {
+                file: file.template.clone(),
+                format: JobFormat::Hcl2,
+                source: file.text.clone(),
+                variables: String::new(),
+                job_id: info.job_id,
+            }),
+            origin: Origin {
+                file: file.template.clone(),
+                line: 1,
+            },
+        });
+    }
+    if ctx.diags.len() > before {
+        return None;
+    }
+    Some((
+        PackRef {
+            name: pack.name.clone(),
+            dir: pack_dir,
+            version: pack.version.clone(),
+            templates,
+        },
+        resources,
+    ))
+}
