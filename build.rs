@@ -25,7 +25,8 @@ fn main() {
     let mut files = Vec::new();
     walk(&charts, &mut files);
     files.sort();
-    let mut code = String::from("/// Path under charts/ → text.\npub static FILES: &[(&str, &str)] = &[\n");
+    let mut code =
+        String::from("/// Path under charts/ → text.\npub static FILES: &[(&str, &str)] = &[\n");
     for file in files {
         let Ok(rel) = file.strip_prefix(&charts) else {
             continue;
@@ -35,7 +36,11 @@ fn main() {
             continue;
         }
         let rel = rel.to_string_lossy().replace('\\', "/");
-        let _ = writeln!(code, "    ({rel:?}, include_str!({:?})),", file.display().to_string());
+        let _ = writeln!(
+            code,
+            "    ({rel:?}, include_str!({:?})),",
+            file.display().to_string()
+        );
     }
     code.push_str("];\n");
     let out = PathBuf::from(std::env::var("OUT_DIR").unwrap_or_else(|_| ".".into()));

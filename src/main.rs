@@ -432,7 +432,11 @@ fn render(args: RenderArgs) -> anyhow::Result<ExitCode> {
     let dir = args.dir.unwrap_or_else(|| PathBuf::from("."));
     let (text, errors) = cli::render_repo(&dir, args.app.as_deref())?;
     print!("{text}");
-    Ok(if errors > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if errors > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 async fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {

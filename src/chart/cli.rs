@@ -3,11 +3,11 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
+use super::ChartError;
 use super::pack::{PackFiles, load_pack};
 use super::render::{RenderedPack, render_pack};
 use super::shipped;
 use super::variables::{GivenValue, GivenValues, parse_cli_var, parse_var_file};
-use super::ChartError;
 use crate::desired::{Resource, ResourceSpec};
 use crate::source::Revision;
 
@@ -65,7 +65,8 @@ pub fn write_rendered(rendered: &RenderedPack, out: &Path) -> Result<Vec<String>
         let path = out.join(&file.output_name);
         let shown = path.display().to_string();
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| ChartError::new(&shown, 0, e.to_string()))?;
+            std::fs::create_dir_all(parent)
+                .map_err(|e| ChartError::new(&shown, 0, e.to_string()))?;
         }
         std::fs::write(&path, &file.text).map_err(|e| ChartError::new(&shown, 0, e.to_string()))?;
         written.push(shown);
@@ -118,7 +119,11 @@ pub fn render_repo(dir: &Path, app: Option<&str>) -> Result<(String, usize), Cha
     if let Some(name) = app
         && !found
     {
-        return Err(ChartError::new(&shown, 0, format!("no app named \"{name}\"")));
+        return Err(ChartError::new(
+            &shown,
+            0,
+            format!("no app named \"{name}\""),
+        ));
     }
     Ok((out, errors))
 }
@@ -132,10 +137,17 @@ pub fn list_charts(dir: Option<&Path>) -> Result<String, ChartError> {
     if let Some(dir) = dir {
         let charts = dir.join("charts");
         if let Ok(entries) = std::fs::read_dir(&charts) {
-            let mut dirs: Vec<_> = entries.flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect();
+            let mut dirs: Vec<_> = entries
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.is_dir())
+                .collect();
             dirs.sort();
             for p in dirs {
-                let name = p.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+                let name = p
+                    .file_name()
+                    .map(|n| n.to_string_lossy().to_string())
+                    .unwrap_or_default();
                 let display = format!("charts/{name}");
                 let loaded = PackFiles::from_dir(&p, &display).and_then(|f| load_pack(f, &name));
                 local_names.push(name.clone());
@@ -164,7 +176,11 @@ pub fn list_charts(dir: Option<&Path>) -> Result<String, ChartError> {
                         Some(d) => format!("default {d}"),
                         None => "required".to_string(),
                     };
-                    let _ = writeln!(out, "  - {} ({}, {default}): {}", v.name, v.ty, v.description);
+                    let _ = writeln!(
+                        out,
+                        "  - {} ({}, {default}): {}",
+                        v.name, v.ty, v.description
+                    );
                 }
             }
             Err(e) => {

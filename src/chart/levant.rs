@@ -13,7 +13,8 @@ pub fn merge_var_files(files: &[(String, String)]) -> Result<Value, ChartError> 
     let mut data = serde_json::Map::new();
     for (name, text) in files {
         let value: Value = if name.to_ascii_lowercase().ends_with(".json") {
-            serde_json::from_str(text).map_err(|e| ChartError::new(name, e.line(), e.to_string()))?
+            serde_json::from_str(text)
+                .map_err(|e| ChartError::new(name, e.line(), e.to_string()))?
         } else {
             serde_yaml_ng::from_str(text).map_err(|e| {
                 ChartError::new(name, e.location().map_or(0, |l| l.line()), e.to_string())

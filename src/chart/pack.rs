@@ -42,14 +42,16 @@ impl PackFiles {
             let entries = std::fs::read_dir(&dir)
                 .map_err(|e| ChartError::new(dir.display().to_string(), 0, e.to_string()))?;
             for entry in entries {
-                let entry =
-                    entry.map_err(|e| ChartError::new(dir.display().to_string(), 0, e.to_string()))?;
+                let entry = entry
+                    .map_err(|e| ChartError::new(dir.display().to_string(), 0, e.to_string()))?;
                 let path = entry.path();
                 if path.is_dir() {
                     stack.push(path);
                     continue;
                 }
-                let Ok(rel) = path.strip_prefix(root) else { continue };
+                let Ok(rel) = path.strip_prefix(root) else {
+                    continue;
+                };
                 let rel = rel.to_string_lossy().replace('\\', "/");
                 // Binary files (images in a README) are not part of what a pack renders.
                 if let Ok(text) = std::fs::read_to_string(&path) {
@@ -165,7 +167,11 @@ fn string_attr(
         Some(attr) => match eval_expr(attr.expr()).map_err(|m| ChartError::new(file, line, m))? {
             Value::String(s) => Ok(Some(s)),
             Value::Bool(b) => Ok(Some(b.to_string())),
-            _ => Err(ChartError::new(file, line, format!("{key} must be a string"))),
+            _ => Err(ChartError::new(
+                file,
+                line,
+                format!("{key} must be a string"),
+            )),
         },
     }
 }
@@ -206,24 +212,35 @@ pub fn load_pack(files: PackFiles, fallback_name: &str) -> Result<Pack, ChartErr
                 if let Some(n) = string_attr(&meta_file, line, b, "name")? {
                     pack.name = n;
                 }
-                pack.description = string_attr(&meta_file, line, b, "description")?.unwrap_or_default();
+                pack.description =
+                    string_attr(&meta_file, line, b, "description")?.unwrap_or_default();
                 pack.version = string_attr(&meta_file, line, b, "version")?.unwrap_or_default();
                 pack.url = string_attr(&meta_file, line, b, "url")?.unwrap_or_default();
             }
             "app" => {
-                pack.app_url = string_attr(&meta_file, line, block.body(), "url")?.unwrap_or_default();
+                pack.app_url =
+                    string_attr(&meta_file, line, block.body(), "url")?.unwrap_or_default();
             }
             "dependency" => {
                 let Some(name) = block.labels().first().map(|l| l.as_str().to_string()) else {
-                    return Err(ChartError::new(&meta_file, line, "a dependency block needs a name label"));
+                    return Err(ChartError::new(
+                        &meta_file,
+                        line,
+                        "a dependency block needs a name label",
+                    ));
                 };
                 let b = block.body();
-                let alias = string_attr(&meta_file, line, b, "alias")?.unwrap_or_else(|| name.clone());
+                let alias =
+                    string_attr(&meta_file, line, b, "alias")?.unwrap_or_else(|| name.clone());
                 let source = string_attr(&meta_file, line, b, "source")?.unwrap_or_default();
                 let enabled = match b.attributes().find(|a| a.key() == "enabled") {
-                    Some(a) => match eval_expr(a.expr()).map_err(|m| ChartError::new(&meta_file, line, m))? {
+                    Some(a) => match eval_expr(a.expr())
+                        .map_err(|m| ChartError::new(&meta_file, line, m))?
+                    {
                         Value::Bool(v) => v,
-                        _ => return Err(ChartError::new(&meta_file, line, "enabled must be a bool")),
+                        _ => {
+                            return Err(ChartError::new(&meta_file, line, "enabled must be a bool"));
+                        }
                     },
                     None => true,
                 };
@@ -241,7 +258,9 @@ pub fn load_pack(files: PackFiles, fallback_name: &str) -> Result<Pack, ChartErr
         .files
         .iter()
         .filter(|(p, _)| {
-            p.starts_with("templates/") && p.ends_with(".tpl") && !p["templates/".len()..].contains('/')
+            p.starts_with("templates/")
+                && p.ends_with(".tpl")
+                && !p["templates/".len()..].contains('/')
         })
         .map(|(p, t)| TemplateFile {
             rel: p.clone(),

@@ -13,9 +13,9 @@ use std::sync::Arc;
 use drover_gotmpl::{Delims, FuncMap, MissingKey, TemplateSet, Value};
 use serde_json::Map;
 
+use super::ChartError;
 use super::pack::Pack;
 use super::variables::{GivenValues, resolve};
-use super::ChartError;
 
 /// One rendered template.
 #[derive(Debug, Clone, PartialEq)]
@@ -131,7 +131,9 @@ fn context_funcs(funcs: &mut FuncMap) {
     fn key(args: &[Value], name: &str) -> Result<String, String> {
         match args.first() {
             Some(Value::String(s)) if args.len() == 2 => Ok(s.clone()),
-            _ => Err(format!("{name} takes a key and a pack context: [[ {name} \"key\" . ]]")),
+            _ => Err(format!(
+                "{name} takes a key and a pack context: [[ {name} \"key\" . ]]"
+            )),
         }
     }
     funcs.insert(
@@ -154,7 +156,8 @@ fn context_funcs(funcs: &mut FuncMap) {
         "var",
         Arc::new(|args: &[Value]| {
             let k = key(args, "var")?;
-            Ok(descend(&self_part(args.get(1), "vars")?, &k, "var").unwrap_or(Value::String(String::new())))
+            Ok(descend(&self_part(args.get(1), "vars")?, &k, "var")
+                .unwrap_or(Value::String(String::new())))
         }),
     );
     funcs.insert(
@@ -168,7 +171,8 @@ fn context_funcs(funcs: &mut FuncMap) {
         "meta",
         Arc::new(|args: &[Value]| {
             let k = key(args, "meta")?;
-            Ok(descend(&self_part(args.get(1), "meta")?, &k, "meta").unwrap_or(Value::String(String::new())))
+            Ok(descend(&self_part(args.get(1), "meta")?, &k, "meta")
+                .unwrap_or(Value::String(String::new())))
         }),
     );
     funcs.insert(
@@ -273,9 +277,16 @@ fn error_line(message: &str, name: &str) -> usize {
         .unwrap_or(0)
 }
 
+/// The engine's error at the template's file and line; the message keeps the column and the
+/// action (`12:8: executing … at <…>: …`) without repeating the file name.
 fn template_error(name: &str, e: &drover_gotmpl::Error) -> ChartError {
     let message = e.to_string();
-    ChartError::new(name, error_line(&message, name), message)
+    let line = error_line(&message, name);
+    let short = message
+        .strip_prefix(&format!("template: {name}:"))
+        .map(str::to_string)
+        .unwrap_or(message);
+    ChartError::new(name, line, short)
 }
 
 /// Render `pack` with the given values.
@@ -298,7 +309,8 @@ pub fn render_pack(pack: &Pack, given: &GivenValues) -> Result<RenderedPack, Cha
     for level in &levels {
         for t in &level.pack.templates {
             let name = format!("{}/{}", level.prefix, t.rel);
-            set.parse(&name, &t.text).map_err(|e| template_error(&name, &e))?;
+            set.parse(&name, &t.text)
+                .map_err(|e| template_error(&name, &e))?;
         }
     }
     let mut out = RenderedPack::default();
@@ -326,7 +338,8 @@ pub fn render_pack(pack: &Pack, given: &GivenValues) -> Result<RenderedPack, Cha
     }
     if let Some(text) = &pack.outputs {
         let name = format!("{}/outputs.tpl", pack.files.dir);
-        set.parse(&name, text).map_err(|e| template_error(&name, &e))?;
+        set.parse(&name, text)
+            .map_err(|e| template_error(&name, &e))?;
         let rendered = set
             .execute(&name, &root.context)
             .map_err(|e| template_error(&name, &e))?;

@@ -131,7 +131,9 @@ impl VarType {
                     other => Err(format!("unknown type constructor \"{other}\"")),
                 }
             }
-            _ => Err("expected a type (string, number, bool, list(T), map(T), object({…}), any)".into()),
+            _ => Err(
+                "expected a type (string, number, bool, list(T), map(T), object({…}), any)".into(),
+            ),
         }
     }
 
@@ -275,11 +277,18 @@ pub fn parse_variables(file: &str, text: &str) -> Result<Vec<VariableDecl>, Char
             return Err(ChartError::new(
                 file,
                 line,
-                format!("unexpected block \"{}\"; only variable blocks belong here", block.identifier()),
+                format!(
+                    "unexpected block \"{}\"; only variable blocks belong here",
+                    block.identifier()
+                ),
             ));
         }
         let Some(name) = block.labels().first().map(|l| l.as_str().to_string()) else {
-            return Err(ChartError::new(file, line, "a variable block needs a name label"));
+            return Err(ChartError::new(
+                file,
+                line,
+                "a variable block needs a name label",
+            ));
         };
         let mut decl = VariableDecl {
             name: name.clone(),
@@ -310,7 +319,11 @@ pub fn parse_variables(file: &str, text: &str) -> Result<Vec<VariableDecl>, Char
             );
         }
         if out.iter().any(|d| d.name == name) {
-            return Err(ChartError::new(file, line, format!("variable \"{name}\" is declared twice")));
+            return Err(ChartError::new(
+                file,
+                line,
+                format!("variable \"{name}\" is declared twice"),
+            ));
         }
         out.push(decl);
     }
@@ -319,7 +332,11 @@ pub fn parse_variables(file: &str, text: &str) -> Result<Vec<VariableDecl>, Char
 
 /// The line where a block starts (hcl-rs keeps no spans: found by its header text).
 fn block_line(text: &str, block: &hcl::Block) -> usize {
-    let label = block.labels().first().map(|l| l.as_str()).unwrap_or_default();
+    let label = block
+        .labels()
+        .first()
+        .map(|l| l.as_str())
+        .unwrap_or_default();
     text.lines()
         .position(|l| {
             let t = l.trim_start();
@@ -406,7 +423,9 @@ pub fn resolve(
         return Err(ChartError::new(
             &value.file,
             value.line,
-            format!("unknown variable \"{name}\": pack {pack_name} declares no such variable{hint}"),
+            format!(
+                "unknown variable \"{name}\": pack {pack_name} declares no such variable{hint}"
+            ),
         ));
     }
     let mut out = Map::new();
@@ -438,18 +457,30 @@ pub fn parse_var_file(file: &str, text: &str, into: &mut GivenValues) -> Result<
     let lower = file.to_ascii_lowercase();
     if lower.ends_with(".json") || lower.ends_with(".yaml") || lower.ends_with(".yml") {
         let value: Value = if lower.ends_with(".json") {
-            serde_json::from_str(text).map_err(|e| ChartError::new(file, e.line(), e.to_string()))?
+            serde_json::from_str(text)
+                .map_err(|e| ChartError::new(file, e.line(), e.to_string()))?
         } else {
             serde_yaml_ng::from_str(text).map_err(|e| {
                 ChartError::new(file, e.location().map_or(0, |l| l.line()), e.to_string())
             })?
         };
         let Value::Object(entries) = value else {
-            return Err(ChartError::new(file, 1, "a var file is a mapping of variable names to values"));
+            return Err(ChartError::new(
+                file,
+                1,
+                "a var file is a mapping of variable names to values",
+            ));
         };
         for (k, v) in entries {
             let line = line_of_key(text, &k);
-            into.set(&k, GivenValue { value: v, file: file.to_string(), line });
+            into.set(
+                &k,
+                GivenValue {
+                    value: v,
+                    file: file.to_string(),
+                    line,
+                },
+            );
         }
         return Ok(());
     }
@@ -457,7 +488,14 @@ pub fn parse_var_file(file: &str, text: &str, into: &mut GivenValues) -> Result<
     for attr in body.attributes() {
         let line = line_of_key(text, attr.key());
         let value = eval_expr(attr.expr()).map_err(|m| ChartError::new(file, line, m))?;
-        into.set(attr.key(), GivenValue { value, file: file.to_string(), line });
+        into.set(
+            attr.key(),
+            GivenValue {
+                value,
+                file: file.to_string(),
+                line,
+            },
+        );
     }
     Ok(())
 }

@@ -9,9 +9,9 @@ use super::check::{Ctx, join, key_hint};
 use super::native;
 use super::yaml::{self, Node, Value};
 use super::{
-    App, BUCKET_OWNER_TAG, BucketSpec, CsiVolumeSpec, Diagnostic, Hook, HookPhase,
-    LifecycleRule, MountOptions, Origin, Probe, ProbeCheck, Resource, ResourceId, ResourceKind,
-    ResourceSpec, SecretString, SyncPolicy, VaultSecretSpec, VolumeCapability, VolumeMode,
+    App, BUCKET_OWNER_TAG, BucketSpec, CsiVolumeSpec, Diagnostic, Hook, HookPhase, LifecycleRule,
+    MountOptions, Origin, Probe, ProbeCheck, Resource, ResourceId, ResourceKind, ResourceSpec,
+    SecretString, SyncPolicy, VaultSecretSpec, VolumeCapability, VolumeMode,
 };
 use crate::source::Revision;
 

@@ -7,7 +7,10 @@ use std::collections::BTreeMap;
 use super::check::Ctx;
 use super::native;
 use super::yaml::{Node, Value};
-use super::{Diagnostic, JobFormat, NomadJobSpec, Origin, PackRef, Resource, ResourceId, ResourceKind, ResourceSpec};
+use super::{
+    Diagnostic, JobFormat, NomadJobSpec, Origin, PackRef, Resource, ResourceId, ResourceKind,
+    ResourceSpec,
+};
 use crate::chart::variables::{GivenValue, GivenValues, parse_var_file};
 use crate::chart::{ChartError, PackFiles, load_pack, render_pack, shipped};
 use crate::source::Revision;
@@ -16,7 +19,11 @@ const PACK_KEYS: &[&str] = &["name", "source", "ref", "variables", "var_files"];
 
 /// The files of pack `name` from `source` (a folder of the repository, default `charts`), else
 /// the shipped one when no source was given.
-pub(crate) fn find_pack(rev: &Revision, name: &str, source: Option<&str>) -> Result<PackFiles, String> {
+pub(crate) fn find_pack(
+    rev: &Revision,
+    name: &str,
+    source: Option<&str>,
+) -> Result<PackFiles, String> {
     let folder = source.unwrap_or("charts").trim_end_matches('/');
     let dir = format!("{folder}/{name}");
     let prefix = format!("{dir}/");
@@ -41,7 +48,11 @@ pub(crate) fn find_pack(rev: &Revision, name: &str, source: Option<&str>) -> Res
     Err(if source.is_none() {
         format!(
             "no pack \"{name}\": neither {dir}/ in this repository nor a pack shipped with drover ({})",
-            if shipped.is_empty() { "none".to_string() } else { shipped.join(", ") }
+            if shipped.is_empty() {
+                "none".to_string()
+            } else {
+                shipped.join(", ")
+            }
         )
     } else {
         format!("no pack \"{name}\" at {dir}/ in this repository")
@@ -162,7 +173,11 @@ pub(crate) fn pack_resources(
             }
             Value::Null => {}
             _ => {
-                ctx.err(n, "pack.variables", "expected a mapping of variable names to values");
+                ctx.err(
+                    n,
+                    "pack.variables",
+                    "expected a mapping of variable names to values",
+                );
                 return None;
             }
         }
