@@ -1,6 +1,13 @@
 //! Go `text/template` (Go 1.22+ semantics) over JSON values, with configurable delimiters and the
 //! Sprig v3 functions Nomad Packs use. (Crate docs are completed with the engine.)
 
+mod exec;
+mod fmt;
+mod funcs;
+mod lex;
+mod parse;
+mod sprig;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -28,7 +35,14 @@ pub type Func = Arc<dyn Fn(&[Value]) -> Result<Value, String> + Send + Sync>;
 /// Named functions callable from templates (Go's `template.FuncMap`).
 #[derive(Clone, Default)]
 pub struct FuncMap {
-    funcs: BTreeMap<String, Func>,
+    funcs: BTreeMap<String, Entry>,
+}
+
+/// A function and, for the Sprig ones, its Go signature (for Go's argument checks).
+#[derive(Clone)]
+pub(crate) struct Entry {
+    pub(crate) f: Func,
+    pub(crate) sig: Option<funcs::Sig>,
 }
 
 impl FuncMap {
@@ -37,7 +51,15 @@ impl FuncMap {
     }
 
     pub fn insert(&mut self, name: &str, f: Func) {
-        self.funcs.insert(name.to_string(), f);
+        self.funcs.insert(name.to_string(), Entry { f, sig: None });
+    }
+
+    pub(crate) fn insert_entry(&mut self, name: &str, e: Entry) {
+        self.funcs.insert(name.to_string(), e);
+    }
+
+    pub(crate) fn entry(&self, name: &str) -> Option<&Entry> {
+        self.funcs.get(name)
     }
 
     pub fn extend(&mut self, other: FuncMap) {
@@ -45,7 +67,7 @@ impl FuncMap {
     }
 
     pub fn get(&self, name: &str) -> Option<&Func> {
-        self.funcs.get(name)
+        self.funcs.get(name).map(|e| &e.f)
     }
 
     pub fn contains(&self, name: &str) -> bool {
@@ -54,7 +76,7 @@ impl FuncMap {
 
     /// The Sprig v3 functions (without `env` / `expandenv`).
     pub fn sprig() -> Self {
-        Self::default()
+        sprig::sprig()
     }
 }
 
@@ -111,6 +133,7 @@ pub struct TemplateSet {
     delims: Delims,
     funcs: FuncMap,
     missing_key: MissingKey,
+    trees: parse::Trees,
 }
 
 impl TemplateSet {
@@ -119,32 +142,52 @@ impl TemplateSet {
             delims,
             funcs,
             missing_key: MissingKey::Default,
+            trees: BTreeMap::new(),
         }
     }
 
     /// Parse `text` as template `name`; `define`/`block` inside add more named templates.
-    /// A name already defined is replaced, as in Go. Unknown functions are parse errors.
+    /// A name already defined is replaced, as in Go (unless the new body is empty). Unknown
+    /// functions are parse errors.
     pub fn parse(&mut self, name: &str, text: &str) -> Result<(), Error> {
-        let _ = (&self.delims, &self.funcs, text);
-        Err(Error::Parse {
-            name: name.to_string(),
-            line: 1,
-            message: "not implemented".into(),
-        })
+        let funcs = &self.funcs;
+        let has_func = |f: &str| funcs::BUILTINS.contains(&f) || funcs.contains(f);
+        let trees = parse::parse(name, text, &self.delims.left, &self.delims.right, &has_func)
+            .map_err(|e| Error::Parse {
+                name: name.to_string(),
+                line: e.line,
+                message: e.message,
+            })?;
+        for tree in trees {
+            let keep_old = parse::is_empty(&tree.root) && self.trees.contains_key(&tree.name);
+            if !keep_old {
+                self.trees.insert(tree.name.clone(), Arc::new(tree));
+            }
+        }
+        Ok(())
     }
 
     pub fn has(&self, name: &str) -> bool {
-        let _ = name;
-        false
+        self.trees.contains_key(name)
     }
 
     pub fn names(&self) -> Vec<String> {
-        Vec::new()
+        self.trees.keys().cloned().collect()
     }
 
     pub fn execute(&self, name: &str, data: &Value) -> Result<String, Error> {
-        let _ = (data, self.missing_key);
-        Err(Error::Template(format!("no template {name:?}")))
+        let Some(tree) = self.trees.get(name) else {
+            return Err(Error::Template(format!(
+                "no template {} associated with this set",
+                fmt::go_quote(name)
+            )));
+        };
+        let ex = exec::Exec {
+            trees: &self.trees,
+            funcs: &self.funcs,
+            missing_key: self.missing_key,
+        };
+        ex.run(tree.clone(), data)
     }
 
     pub fn set_missing_key(&mut self, mode: MissingKey) {
