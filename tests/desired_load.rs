@@ -1036,7 +1036,20 @@ fn example_desired_state_repo_loads_clean() {
         common::render_diagnostics(&common::all_diagnostics(&loaded))
     );
     let names: Vec<&str> = loaded.apps.iter().map(|a| a.name.as_str()).collect();
-    assert_eq!(names, ["glusterfs-csi", "minio", "overseerr"]);
+    assert_eq!(
+        names,
+        [
+            "glusterfs-csi",
+            "jellyfin",
+            "minio",
+            "overseerr",
+            "prowlarr",
+            "qbittorrent",
+            "radarr",
+            "sonarr",
+            "traefik"
+        ]
+    );
     let overseerr = ok(&loaded, "overseerr");
     assert_eq!(overseerr.depends_on, ["minio", "glusterfs-csi"]);
     // The CSI volume, the Vault secret and the Litestream bucket.

@@ -239,7 +239,11 @@ pub fn load_pack(files: PackFiles, fallback_name: &str) -> Result<Pack, ChartErr
                     {
                         Value::Bool(v) => v,
                         _ => {
-                            return Err(ChartError::new(&meta_file, line, "enabled must be a bool"));
+                            return Err(ChartError::new(
+                                &meta_file,
+                                line,
+                                "enabled must be a bool",
+                            ));
                         }
                     },
                     None => true,
