@@ -135,7 +135,8 @@ async fn demo_shows_the_media_stack_synced_and_healthy_and_picks_up_a_commit() {
     let client = reqwest::Client::new();
     let apps = |body: &serde_json::Value, want_rev: Option<&str>| -> bool {
         let list = body.as_array().cloned().unwrap_or_default();
-        list.len() == 3
+        // desired-state/'s nine apps (tests/media_stack.rs lists them).
+        list.len() == 9
             && list.iter().all(|a| {
                 a["sync"] == "Synced"
                     && a["health"] == "Healthy"
