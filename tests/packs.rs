@@ -291,3 +291,66 @@ async fn an_app_with_a_pack_syncs_what_the_pack_renders() {
     assert!(shown.contains("missing required variable image"), "{shown}");
     env.shutdown().await;
 }
+
+/// A Levant jobspec (`[[ .key ]]` actions) with a YAML var file and a JSON one (later wins) is
+/// rendered before it is read: the job ID, image and datacenters come from the var files; a key
+/// the var files lack is an error at the template's line, naming the key.
+#[test]
+fn a_levant_jobspec_is_rendered_with_its_var_files() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let write = |path: &str, text: &str| {
+        let full = dir.path().join(path);
+        std::fs::create_dir_all(full.parent().unwrap_or(dir.path()))
+            .unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(full, text).unwrap_or_else(|e| panic!("{e}"));
+    };
+    write(
+        "apps/legacy/app.yaml",
+        "name: legacy\nresources:\n  - nomad_job: { file: job.nomad, levant: { var_files: [base.yaml, prod.json] } }\n",
+    );
+    write(
+        "apps/legacy/job.nomad",
+        "job \"[[ .job_name ]]\" {\n  datacenters = [[ .datacenters | toJson ]]\n  group \"g\" {\n    task \"t\" {\n      driver = \"docker\"\n      config {\n        image = \"[[ .image ]]:[[ .tag ]]\"\n      }\n    }\n  }\n}\n",
+    );
+    write(
+        "apps/legacy/base.yaml",
+        "job_name: legacy\ndatacenters: [dc1, dc2]\nimage: nginx\ntag: \"1.25\"\n",
+    );
+    write("apps/legacy/prod.json", "{\"tag\": \"1.27\"}\n");
+    let loaded = common::load_dir(dir.path());
+    let app = match &loaded.apps[0].result {
+        Ok(app) => app,
+        Err(d) => panic!("{d:#?}"),
+    };
+    let drover::desired::ResourceSpec::NomadJob(job) = &app.resources[0].spec else {
+        panic!("{app:#?}")
+    };
+    assert_eq!(job.job_id, "legacy");
+    assert!(
+        job.source.contains("image = \"nginx:1.27\""),
+        "{}",
+        job.source
+    );
+    assert!(
+        job.source.contains("datacenters = [\"dc1\",\"dc2\"]"),
+        "{}",
+        job.source
+    );
+
+    write("apps/legacy/prod.json", "{}\n");
+    write(
+        "apps/legacy/base.yaml",
+        "job_name: legacy\ndatacenters: [dc1]\nimage: nginx\n",
+    );
+    let loaded = common::load_dir(dir.path());
+    let Err(diags) = &loaded.apps[0].result else {
+        panic!("tag is missing")
+    };
+    let shown = diags
+        .iter()
+        .map(|d| d.to_string())
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(shown.starts_with("apps/legacy/job.nomad:7:"), "{shown}");
+    assert!(shown.contains("tag"), "{shown}");
+}

@@ -38,7 +38,7 @@ const RESOURCE_ITEM_KEYS: &[&str] = &[
     "consul_config_entry",
     WAVE_KEY,
 ];
-pub(crate) const JOB_KEYS: &[&str] = &["file", "variables", "var_files"];
+pub(crate) const JOB_KEYS: &[&str] = &["file", "variables", "var_files", "levant"];
 const VOLUME_INLINE_KEYS: &[&str] = &[
     "id",
     "name",
