@@ -354,3 +354,64 @@ fn a_levant_jobspec_is_rendered_with_its_var_files() {
     assert!(shown.starts_with("apps/legacy/job.nomad:7:"), "{shown}");
     assert!(shown.contains("tag"), "{shown}");
 }
+
+/// A pack's `*.volume.hcl.tpl` and `*.config-entry.hcl.tpl` become the app's CSI volume and
+/// Consul config entry (read as the same files beside app.yaml would be), with the template as
+/// their origin; the job mounting the volume orders after it.
+#[test]
+fn a_pack_renders_a_volume_and_a_config_entry_too() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    copy_dir(
+        &root("tests/fixtures/packs/stateful"),
+        &dir.path().join("charts/stateful"),
+    );
+    std::fs::create_dir_all(dir.path().join("apps/db")).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        dir.path().join("apps/db/app.yaml"),
+        "name: db\npack:\n  name: stateful\n  variables: { name: pg, allowed: [traefik, api] }\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let loaded = common::load_dir(dir.path());
+    let app = match &loaded.apps[0].result {
+        Ok(app) => app,
+        Err(d) => panic!("{d:#?}"),
+    };
+    let ids: Vec<(String, &str)> = app
+        .resources
+        .iter()
+        .map(|r| (r.id.to_string(), r.origin.file.as_str()))
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            (
+                "csi_volume/default/pg_data".to_string(),
+                "charts/stateful/templates/data.volume.hcl.tpl"
+            ),
+            (
+                "consul_config_entry/service-intentions/pg".to_string(),
+                "charts/stateful/templates/intentions.config-entry.hcl.tpl"
+            ),
+            (
+                "nomad_job/default/pg".to_string(),
+                "charts/stateful/templates/stateful.nomad.tpl"
+            ),
+        ]
+    );
+    let drover::desired::ResourceSpec::CsiVolume(volume) = &app.resources[0].spec else {
+        panic!()
+    };
+    assert_eq!(
+        (volume.capacity_min, volume.capacity_max),
+        (Some(100 * 1024 * 1024), Some(1024 * 1024 * 1024))
+    );
+    let drover::desired::ResourceSpec::ConsulConfigEntry(entry) = &app.resources[1].spec else {
+        panic!()
+    };
+    assert_eq!(entry.body["Sources"][1]["Name"], "api");
+    let edges = drover::desired::resource_dependencies(app);
+    assert!(
+        edges.contains(&(app.resources[2].id.clone(), app.resources[0].id.clone())),
+        "the job waits for its volume: {edges:?}"
+    );
+}

@@ -11,6 +11,7 @@ use super::{
     Diagnostic, JobFormat, NomadJobSpec, Origin, PackRef, Resource, ResourceId, ResourceKind,
     ResourceSpec,
 };
+use crate::chart::Rendered;
 use crate::chart::variables::{GivenValue, GivenValues, parse_var_file};
 use crate::chart::{ChartError, PackFiles, load_pack, render_pack, shipped};
 use crate::source::Revision;
@@ -200,6 +201,12 @@ pub(crate) fn pack_resources(
     let before = ctx.diags.len();
     for file in &rendered.files {
         templates.push(file.template.clone());
+        if file.is_volume() || file.is_config_entry() {
+            if let Some(resource) = rendered_file_resource(ctx, namespace, file) {
+                resources.push(resource);
+            }
+            continue;
+        }
         if !file.is_job() {
             continue;
         }
@@ -237,4 +244,72 @@ pub(crate) fn pack_resources(
         },
         resources,
     ))
+}
+
+/// Where a rendered file is put for the readers of app files (a path without the `drover:`
+/// scheme, which app paths may not contain); diagnostics and origins are renamed back.
+const RENDERED_DIR: &str = "rendered";
+
+/// A rendered `*.volume.hcl` (a `nomad volume create` spec) or `*.config-entry.hcl` (a
+/// `consul config write` file), read exactly as the same file in the app folder would be, with
+/// the template as its origin.
+fn rendered_file_resource(ctx: &mut Ctx, namespace: &str, file: &Rendered) -> Option<Resource> {
+    let synthetic = format!("{RENDERED_DIR}/{}", file.file_name);
+    let rev = Revision::from_files(
+        "pack-render",
+        BTreeMap::from([(synthetic.clone(), file.text.clone().into_bytes())]),
+    );
+    let at = |value| Node {
+        value,
+        line: 1,
+        col: 1,
+    };
+    let before = ctx.diags.len();
+    let field = format!("pack ({})", file.template);
+    let made = if file.is_volume() {
+        native::csi_volume_file(
+            ctx,
+            &rev,
+            RENDERED_DIR,
+            namespace,
+            &at(Value::Str(file.file_name.clone())),
+            None,
+            &field,
+        )
+        .map(|(spec, _)| Resource {
+            id: ResourceId {
+                kind: ResourceKind::CsiVolume,
+                scope: namespace.to_string(),
+                name: spec.id.clone(),
+            },
+            spec: ResourceSpec::CsiVolume(spec),
+            origin: Origin {
+                file: file.template.clone(),
+                line: 1,
+            },
+        })
+    } else {
+        let node = at(Value::Map(vec![(
+            at(Value::Str("file".into())),
+            at(Value::Str(file.file_name.clone())),
+        )]));
+        native::config_entry(ctx, &rev, RENDERED_DIR, &node, &field).map(|(spec, _)| Resource {
+            id: ResourceId {
+                kind: ResourceKind::ConsulConfigEntry,
+                scope: spec.kind.clone(),
+                name: spec.name.clone(),
+            },
+            spec: ResourceSpec::ConsulConfigEntry(spec),
+            origin: Origin {
+                file: file.template.clone(),
+                line: 1,
+            },
+        })
+    };
+    for d in &mut ctx.diags[before..] {
+        if d.file == synthetic || d.file == ctx.file {
+            d.file = file.template.clone();
+        }
+    }
+    made
 }
