@@ -415,3 +415,118 @@ fn a_pack_renders_a_volume_and_a_config_entry_too() {
         "the job waits for its volume: {edges:?}"
     );
 }
+
+fn render_shipped(name: &str, values: &GivenValues) -> Vec<drover::chart::Rendered> {
+    let files = drover::chart::shipped::pack_files(name)
+        .unwrap_or_else(|| panic!("drover ships no pack {name}"));
+    let pack = load_pack(files, name).unwrap_or_else(|e| panic!("{e}"));
+    render_pack(&pack, values)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .files
+}
+
+/// `web_service` as the example's Sonarr uses it (mesh, Traefik route, env), and as a plain
+/// service (no mesh: the check on the named port, no expose; args; two datacenters).
+#[test]
+fn web_service_renders_the_golden_jobs() {
+    let sonarr = render_shipped(
+        "web_service",
+        &given(&[
+            ("job_name", json!("sonarr")),
+            ("image", json!("lscr.io/linuxserver/sonarr:latest")),
+            ("port", json!(8989)),
+            ("check_path", json!("/ping")),
+            ("traefik_host", json!("sonarr.brmartin.co.uk")),
+            ("env", json!({ "TZ": "Europe/London" })),
+            ("resources", json!({ "cpu": 100, "memory": 256 })),
+        ]),
+    );
+    assert_eq!(sonarr.len(), 1);
+    assert_eq!(
+        sonarr[0].template,
+        "drover:charts/web_service/templates/web_service.nomad.tpl"
+    );
+    similar_asserts(
+        &sonarr[0].text,
+        &read("tests/fixtures/packs/expected/web_service/sonarr.nomad"),
+    );
+    let whoami = render_shipped(
+        "web_service",
+        &given(&[
+            ("job_name", json!("whoami")),
+            ("datacenters", json!(["dc1", "dc2"])),
+            ("count", json!(2)),
+            ("image", json!("traefik/whoami:v1.10")),
+            ("args", json!(["--port", "80"])),
+            ("port", json!(80)),
+            ("connect", json!(false)),
+        ]),
+    );
+    similar_asserts(
+        &whoami[0].text,
+        &read("tests/fixtures/packs/expected/web_service/whoami.nomad"),
+    );
+}
+
+/// The shipped litestream_service (compiled into the binary) is the same pack as charts/.
+#[test]
+fn the_shipped_litestream_service_renders_the_seed_job_too() {
+    let job = render_shipped("litestream_service", &overseerr_values());
+    similar_asserts(
+        &job[0].text,
+        &read("tests/fixtures/packs/expected/overseerr.nomad"),
+    );
+}
+
+/// `drover charts` lists the shipped packs with each variable's type, default or "required".
+#[test]
+fn drover_charts_lists_the_shipped_packs_and_their_variables() {
+    let out = drover()
+        .arg("charts")
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("litestream_service 0.1.0 (drover:charts/litestream_service)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("  - image (string, required): The application's Docker image."),
+        "{stdout}"
+    );
+    assert!(
+        stdout
+            .contains("  - check_path (string, default \"/\"): The HTTP path of the health check."),
+        "{stdout}"
+    );
+    assert!(stdout.contains("web_service 0.1.0"), "{stdout}");
+}
+
+/// `drover render --pack DIR --to-dir OUT` writes nomad-pack's file names.
+#[test]
+fn drover_render_pack_writes_nomad_pack_file_names() {
+    let out_dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let out = drover()
+        .arg("render")
+        .arg("--pack")
+        .arg(root("tests/fixtures/packs/hello_app"))
+        .arg("--var-file")
+        .arg(root("tests/fixtures/packs/expected/hello_app/vars.hcl"))
+        .arg("--to-dir")
+        .arg(out_dir.path())
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let written = std::fs::read_to_string(out_dir.path().join("hello_app/hello_app.nomad"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    similar_asserts(
+        &written,
+        &read("tests/fixtures/packs/expected/hello_app/hello_app.nomad"),
+    );
+}
