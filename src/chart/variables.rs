@@ -534,3 +534,122 @@ pub fn parse_cli_var(arg: &str) -> Result<(String, Value), String> {
     };
     Ok((name.trim().to_string(), value))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn ty(text: &str) -> VarType {
+        let body: hcl::Body =
+            hcl::parse(&format!("t = {text}\n")).unwrap_or_else(|e| panic!("{e}"));
+        let attr = body
+            .attributes()
+            .next()
+            .unwrap_or_else(|| panic!("no attribute"));
+        VarType::from_expr(attr.expr()).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn type_expressions_read_and_print_back() {
+        for text in [
+            "string",
+            "list(number)",
+            "map(list(string))",
+            "object({a = string, b = optional(bool)})",
+            "tuple([string, number])",
+            "any",
+        ] {
+            assert_eq!(ty(text).to_string(), text);
+        }
+    }
+
+    #[test]
+    fn values_convert_as_hcl_converts_them() {
+        assert_eq!(ty("string").convert(&json!(5), "v"), Ok(json!("5")));
+        assert_eq!(ty("number").convert(&json!("5"), "v"), Ok(json!(5)));
+        assert_eq!(ty("bool").convert(&json!("true"), "v"), Ok(json!(true)));
+        assert_eq!(
+            ty("number").convert(&json!("five"), "v"),
+            Err("v: expected number, found the string \"five\"".to_string())
+        );
+        assert_eq!(
+            ty("list(number)").convert(&json!([1, "x"]), "v"),
+            Err("v[1]: expected number, found the string \"x\"".to_string())
+        );
+        let object = ty("object({a = string, b = optional(bool)})");
+        assert_eq!(
+            object.convert(&json!({ "a": "x" }), "v"),
+            Ok(json!({ "a": "x", "b": null }))
+        );
+        assert_eq!(
+            object.convert(&json!({ "b": true }), "v"),
+            Err("v: attribute \"a\" is required".to_string())
+        );
+        assert!(
+            object
+                .convert(&json!({ "a": "x", "c": 1 }), "v")
+                .is_err_and(|e| e.contains("unexpected attribute \"c\""))
+        );
+    }
+
+    #[test]
+    fn given_values_win_over_defaults_and_unknown_names_are_refused() {
+        let decls = parse_variables(
+            "variables.hcl",
+            "variable \"a\" {\n  type = number\n  default = 1\n}\n\nvariable \"b\" {\n  type = string\n}\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(decls[1].line, 6);
+        let value = |v| GivenValue {
+            value: v,
+            file: "app.yaml".into(),
+            line: 3,
+        };
+        let mut given = GivenValues::default();
+        given.set("b", value(json!("x")));
+        let (vars, _) = resolve("p", &decls, &[], &given).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(Value::Object(vars), json!({ "a": 1, "b": "x" }));
+
+        given.set("p.a", value(json!("2")));
+        let (vars, _) = resolve("p", &decls, &[], &given).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(vars["a"], json!(2), "the pack-qualified name, converted");
+
+        let err = resolve("p", &decls, &[], &GivenValues::default()).expect_err("b is required");
+        assert_eq!(err.message, "missing required variable b");
+
+        given.set("c", value(json!(1)));
+        let err = resolve("p", &decls, &[], &given).expect_err("c is unknown");
+        assert_eq!((err.file.as_str(), err.line), ("app.yaml", 3));
+        assert!(err.message.starts_with("unknown variable \"c\""), "{err}");
+    }
+
+    #[test]
+    fn dependency_values_go_to_the_dependency_by_alias() {
+        let mut given = GivenValues::default();
+        let value = |v| GivenValue {
+            value: v,
+            file: "f".into(),
+            line: 0,
+        };
+        given.set("dep.x", value(json!(1)));
+        given.set("dep", value(json!({ "y": 2 })));
+        let (_, deps) =
+            resolve("p", &[], &["dep".to_string()], &given).unwrap_or_else(|e| panic!("{e}"));
+        let dep = &deps["dep"].own;
+        assert_eq!(
+            (dep["x"].value.clone(), dep["y"].value.clone()),
+            (json!(1), json!(2))
+        );
+    }
+
+    #[test]
+    fn cli_vars_are_strings_unless_structured() {
+        assert_eq!(parse_cli_var("a=1"), Ok(("a".into(), json!("1"))));
+        assert_eq!(
+            parse_cli_var("l=[\"x\", 2]"),
+            Ok(("l".into(), json!(["x", 2])))
+        );
+        assert!(parse_cli_var("novalue").is_err());
+    }
+}
