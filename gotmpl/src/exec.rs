@@ -10,8 +10,9 @@ use crate::funcs::{self, ParamType};
 use crate::parse::{Arg, ArgKind, Command, Node, Number, Pipe, Tree};
 use crate::{Error, FuncMap, MissingKey};
 
-/// `template` calls nest at most this deep (Go: 100000), so self-recursion errors out.
-pub(crate) const MAX_TEMPLATE_DEPTH: usize = 1000;
+/// `template` calls nest at most this deep (Go: 100000), so self-recursion errors out
+/// (and the stack of a 2 MiB thread suffices even in debug builds).
+pub(crate) const MAX_TEMPLATE_DEPTH: usize = 100;
 /// Output cap: a template that produces more fails instead of exhausting memory.
 pub(crate) const MAX_OUTPUT: usize = 64 * 1024 * 1024;
 
@@ -90,10 +91,7 @@ impl State<'_> {
             Some(i) => pos - i - 1,
             None => pos,
         };
-        let mut action = self.context.clone();
-        if action.chars().count() > 20 {
-            action = format!("{}...", action.chars().take(20).collect::<String>());
-        }
+        let action = self.context.clone();
         Err(Error::Exec {
             name: self.tree.parse_name.clone(),
             line,
@@ -213,7 +211,7 @@ impl State<'_> {
         list: &[Node],
         else_list: Option<&[Node]>,
     ) -> R<()> {
-        let mut one = |s: &mut Self, key: Value, elem: Value| -> R<Flow> {
+        let one = |s: &mut Self, key: Value, elem: Value| -> R<Flow> {
             let mark = s.vars.len();
             match pipe.decl.len() {
                 0 => {}
@@ -366,6 +364,7 @@ impl State<'_> {
                     ArgKind::Bool(b) => Ok(Some(Value::Bool(*b))),
                     ArgKind::Dot => Ok(dot.clone()),
                     ArgKind::Nil => self.errorf("nil is not a command"),
+                    ArgKind::Number(Number::Uint(_), text) => self.errorf(format!("{text} overflows int")),
                     ArgKind::Number(n, _) => Ok(Some(number_value(n))),
                     ArgKind::Str(_, s) => Ok(Some(Value::String(s.clone()))),
                     _ => self.errorf(format!(
@@ -387,12 +386,13 @@ impl State<'_> {
     fn eval_field_chain(&mut self, mut receiver: Val, idents: &[String], has_args: bool) -> R<Val> {
         let n = idents.len();
         for (i, ident) in idents.iter().enumerate() {
-            receiver = self.eval_field(ident, receiver, has_args && i == n - 1)?;
+            // Values looked up in a map are Go `interface {}` values (error messages say so).
+            receiver = self.eval_field(ident, receiver, has_args && i == n - 1, i > 0)?;
         }
         Ok(receiver)
     }
 
-    fn eval_field(&mut self, name: &str, receiver: Val, has_args: bool) -> R<Val> {
+    fn eval_field(&mut self, name: &str, receiver: Val, has_args: bool, from_map: bool) -> R<Val> {
         let Some(recv) = receiver else {
             if self.ex.missing_key == MissingKey::Error {
                 return self.errorf(format!("nil data; no entry for key {}", go_quote(name)));
@@ -416,10 +416,10 @@ impl State<'_> {
                 }
             }
             Value::Null => self.errorf(format!("nil pointer evaluating interface {{}}.{name}")),
-            other => self.errorf(format!(
-                "can't evaluate field {name} in type {}",
-                type_name(&other)
-            )),
+            other => {
+                let typ = if from_map { "interface {}" } else { type_name(&other) };
+                self.errorf(format!("can't evaluate field {name} in type {typ}"))
+            }
         }
     }
 
@@ -456,23 +456,15 @@ impl State<'_> {
         }
     }
 
-    fn eval_function(
-        &mut self,
-        dot: &Val,
-        pos: usize,
-        name: &str,
-        cmd: &Command,
-        final_: Option<Val>,
-    ) -> R<Val> {
+    fn eval_function(&mut self, dot: &Val, pos: usize, name: &str, cmd: &Command, final_: Option<Val>) -> R<Val> {
         self.at(pos, name);
         let args = &cmd.args[1..];
-        // `and` / `or` short-circuit: evaluate lazily.
-        if name == "and" || name == "or" {
+        let user = self.ex.funcs.entry(name);
+        // `and` / `or` short-circuit: evaluate lazily (unless a FuncMap replaced them).
+        if user.is_none() && (name == "and" || name == "or") {
             let n = args.len() + usize::from(final_.is_some());
             if n == 0 {
-                return self.errorf(format!(
-                    "wrong number of args for {name}: want at least 1 got 0"
-                ));
+                return self.errorf(format!("wrong number of args for {name}: want at least 1 got 0"));
             }
             let mut last: Val = None;
             for a in args {
@@ -488,60 +480,73 @@ impl State<'_> {
             }
             return Ok(last.or(Some(Value::Null)));
         }
-        let mut argv: Vec<Val> = Vec::with_capacity(args.len() + 1);
-        for a in args {
-            argv.push(self.eval_arg_value(dot, a)?);
+        let sig = match user {
+            Some(e) => e.sig.clone(),
+            None if funcs::BUILTINS.contains(&name) => funcs::builtin_sig(name),
+            None => return self.errorf(format!("{} is not a defined function", go_quote(name))),
+        };
+        let n_args = args.len() + usize::from(final_.is_some());
+        if let Some(sig) = &sig {
+            let fixed = sig.fixed.len();
+            if sig.variadic.is_some() && n_args < fixed {
+                return self.errorf(format!("wrong number of args for {name}: want at least {fixed} got {}", args.len()));
+            }
+            if sig.variadic.is_none() && n_args != fixed {
+                return self.errorf(format!("wrong number of args for {name}: want {fixed} got {n_args}"));
+            }
+        }
+        let param = |i: usize| -> ParamType {
+            sig.as_ref().map(|s| s.fixed.get(i).copied().or(s.variadic).unwrap_or(ParamType::Any)).unwrap_or(ParamType::Any)
+        };
+        let mut argv: Vec<Val> = Vec::with_capacity(n_args);
+        for (i, a) in args.iter().enumerate() {
+            let t = param(i);
+            if t != ParamType::Any && let Some(msg) = literal_mismatch(a, t) {
+                self.at(a.pos, a);
+                return self.errorf(msg);
+            }
+            let v = self.eval_arg_value(dot, a)?;
+            self.at(a.pos, a);
+            argv.push(Some(self.validate(v, t)?));
         }
         if let Some(f) = final_ {
-            argv.push(f);
+            argv.push(Some(self.validate(f, param(args.len()))?));
         }
-        self.at(pos, name);
-        if let Some(r) = funcs::builtin(name, &argv) {
-            return match r {
-                Ok(v) => Ok(Some(v)),
-                Err(funcs::CallError::Plain(m)) => self.errorf(m),
-                Err(funcs::CallError::Call(m)) => self.errorf(format!("error calling {name}: {m}")),
-            };
-        }
-        let Some(entry) = self.ex.funcs.entry(name) else {
-            return self.errorf(format!("{} is not a defined function", go_quote(name)));
+        self.at(cmd.pos, cmd);
+        let result = match user {
+            Some(entry) => {
+                let values: Vec<Value> = argv.into_iter().map(|v| v.unwrap_or(Value::Null)).collect();
+                (entry.f)(&values).map_err(|m| self.errorf::<()>(format!("error calling {name}: {m}")).unwrap_err())?
+            }
+            None => match funcs::builtin(name, &argv) {
+                Some(Ok(v)) => v,
+                Some(Err(funcs::CallError::Plain(m))) => return self.errorf(m),
+                Some(Err(funcs::CallError::Call(m))) => return self.errorf(format!("error calling {name}: {m}")),
+                None => return self.errorf(format!("{} is not a defined function", go_quote(name))),
+            },
         };
-        let mut values = Vec::with_capacity(argv.len());
-        if let Some(sig) = &entry.sig {
-            let fixed = sig.fixed.len();
-            match sig.variadic {
-                Some(_) if argv.len() < fixed => {
-                    return self.errorf(format!(
-                        "wrong number of args for {name}: want at least {fixed} got {}",
-                        argv.len()
-                    ));
-                }
-                None if argv.len() != fixed => {
-                    return self.errorf(format!(
-                        "wrong number of args for {name}: want {fixed} got {}",
-                        argv.len()
-                    ));
-                }
-                _ => {}
-            }
-            for (i, v) in argv.into_iter().enumerate() {
-                let t = sig
-                    .fixed
-                    .get(i)
-                    .copied()
-                    .or(sig.variadic)
-                    .unwrap_or(ParamType::Any);
-                values.push(self.validate(v, t)?);
-            }
-        } else {
-            values = argv.into_iter().map(|v| v.unwrap_or(Value::Null)).collect();
+        // Sprig's set/unset/merge change the map they are given (Go maps are references): when
+        // that map is a variable (`$_ := set $d "k" v`), write the result back into it.
+        if matches!(name, "set" | "unset" | "merge" | "mergeOverwrite" | "mustMerge" | "mustMergeOverwrite")
+            && user.is_some()
+            && let Some(Arg { kind: ArgKind::Variable(var, idents), .. }) = args.first()
+        {
+            self.write_back(var, idents, result.clone());
         }
-        match (entry.f)(&values) {
-            Ok(v) => Ok(Some(v)),
-            Err(m) => {
-                self.at(pos, name);
-                self.errorf(format!("error calling {name}: {m}"))
+        Ok(Some(result))
+    }
+
+    fn write_back(&mut self, var: &str, idents: &[String], value: Value) {
+        let Some(slot) = self.vars.iter_mut().rev().find(|(n, _)| n == var) else { return };
+        let Some(mut target) = slot.1.as_mut() else { return };
+        for ident in idents {
+            match target.get_mut(ident.as_str()) {
+                Some(t) => target = t,
+                None => return,
             }
+        }
+        if target.is_object() {
+            *target = value;
         }
     }
 
@@ -565,14 +570,28 @@ impl State<'_> {
             if v.is_null() {
                 return self.errorf(format!("invalid value; expected {}", t.go_name()));
             }
-            return self.errorf(format!(
-                "wrong type for value; expected {}; got {}",
-                t.go_name(),
-                type_name(&v)
-            ));
+            return self.errorf(format!("wrong type for value; expected {}; got {}", t.go_name(), type_name(&v)));
         }
         Ok(v)
     }
+}
+
+/// Go checks a literal argument against a typed parameter before evaluating it.
+fn literal_mismatch(a: &Arg, t: ParamType) -> Option<String> {
+    let (want, ok) = match (&a.kind, t) {
+        (ArgKind::Nil, ParamType::List | ParamType::Map) => return None,
+        (ArgKind::Nil, _) => return Some(format!("cannot assign nil to {}", t.go_name())),
+        (ArgKind::Str(..), ParamType::Str) => return None,
+        (ArgKind::Str(..), _) | (ArgKind::Number(..), _) | (ArgKind::Bool(_), _) => match t {
+            ParamType::Str => ("string", false),
+            ParamType::Int => ("integer", matches!(a.kind, ArgKind::Number(Number::Int(_) | Number::Uint(_), _))),
+            ParamType::Float => ("float", matches!(a.kind, ArgKind::Number(..))),
+            ParamType::Bool => ("bool", matches!(a.kind, ArgKind::Bool(_))),
+            _ => return None,
+        },
+        _ => return None,
+    };
+    if ok { None } else { Some(format!("expected {want}; found {a}")) }
 }
 
 pub(crate) fn number_value(n: &Number) -> Value {

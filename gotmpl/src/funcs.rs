@@ -42,6 +42,14 @@ pub(crate) const BUILTINS: &[&str] = &[
     "le", "gt", "ge", "html", "js", "urlquery", "call",
 ];
 
+/// The built-ins whose parameters Go type-checks before the call.
+pub(crate) fn builtin_sig(name: &str) -> Option<Sig> {
+    match name {
+        "printf" => Some(Sig { fixed: vec![ParamType::Str], variadic: Some(ParamType::Any) }),
+        _ => None,
+    }
+}
+
 pub(crate) enum CallError {
     /// Reported as is (argument-count and type errors).
     Plain(String),
@@ -135,7 +143,7 @@ fn eval_args(args: &[Val]) -> String {
 
 fn len(v: Option<&Value>) -> Result<Value, CallError> {
     match v {
-        None | Some(Value::Null) => call("len of nil pointer"),
+        None | Some(Value::Null) => call("reflect: call of reflect.Value.Type on zero Value"),
         Some(Value::String(s)) => Ok(Value::from(s.len())),
         Some(Value::Array(a)) => Ok(Value::from(a.len())),
         Some(Value::Object(m)) => Ok(Value::from(m.len())),

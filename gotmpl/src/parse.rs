@@ -7,7 +7,7 @@ use std::sync::Arc;
 use crate::lex::{Item, Kind, lex};
 
 /// Control structures and parenthesised pipelines nest at most this deep (no stack overflow).
-pub(crate) const MAX_NESTING: usize = 1000;
+pub(crate) const MAX_NESTING: usize = 200;
 
 #[derive(Debug, Clone)]
 pub(crate) struct Tree {
@@ -165,6 +165,8 @@ struct Parser<'a> {
     depth: usize,
     action_line: usize,
     trees: Vec<Tree>,
+    /// The furthest item read, for error lines.
+    read: std::cell::Cell<usize>,
 }
 
 /// Parse `text`; returns the top-level tree (named `name`) and the `define`d / `block` trees, in
@@ -189,6 +191,7 @@ pub(crate) fn parse(
         depth: 0,
         action_line: 0,
         trees: Vec::new(),
+        read: std::cell::Cell::new(0),
     };
     let root = p.parse_top()?;
     let mut trees = vec![Tree {
@@ -216,11 +219,9 @@ impl Parser<'_> {
         })
     }
 
+    /// Go reports the line of the last token read (peeked ones included).
     fn cur_line(&self) -> usize {
-        self.items
-            .get(self.i.saturating_sub(1))
-            .map(|t| t.line)
-            .unwrap_or(1)
+        self.items.get(self.read.get()).map(|t| t.line).unwrap_or(1)
     }
 
     fn errorf<T>(&self, message: impl Into<String>) -> PResult<T> {
@@ -228,6 +229,7 @@ impl Parser<'_> {
     }
 
     fn next(&mut self) -> Item {
+        self.read.set(self.read.get().max(self.i.min(self.items.len().saturating_sub(1))));
         let item = self
             .items
             .get(self.i)
@@ -253,6 +255,7 @@ impl Parser<'_> {
     }
 
     fn peek(&self) -> Item {
+        self.read.set(self.read.get().max(self.i.min(self.items.len().saturating_sub(1))));
         self.items
             .get(self.i)
             .cloned()

@@ -129,6 +129,8 @@ fn float(f: f64) -> Value {
 fn list_of(v: &Value, what: &str) -> Result<Vec<Value>, String> {
     match v {
         Value::Array(a) => Ok(a.clone()),
+        // Sprig asks reflect for the kind of a nil interface: a nil-pointer panic in Go.
+        Value::Null => Err(NIL_DEREF.to_string()),
         other => Err(format!("Cannot {what} on type {}", type_name(other))),
     }
 }
@@ -477,23 +479,7 @@ pub(crate) fn sprig() -> FuncMap {
     reg(&mut m, "toString", &[P::Any], None, |v| {
         Ok(Value::String(strval(&v[0])))
     });
-    reg(&mut m, "toStrings", &[P::Any], None, |v| {
-        Ok(match &v[0] {
-            Value::Array(a) => strings(
-                a.iter()
-                    .map(|e| {
-                        if e.is_null() {
-                            String::new()
-                        } else {
-                            strval(e)
-                        }
-                    })
-                    .collect(),
-            ),
-            Value::Null => Value::Array(Vec::new()),
-            other => strings(vec![strval(other)]),
-        })
-    });
+    reg(&mut m, "toStrings", &[P::Any], None, |v| Ok(strings(strslice(&v[0]))));
     reg(&mut m, "toJson", &[P::Any], None, |v| {
         Ok(Value::String(go_json(&v[0], None)))
     });
@@ -544,23 +530,31 @@ pub(crate) fn sprig() -> FuncMap {
     for name in ["rest", "mustRest"] {
         reg(&mut m, name, &[P::Any], None, |v| {
             let l = list_of(&v[0], "find rest")?;
-            Ok(if l.is_empty() {
-                Value::Null
-            } else {
-                Value::Array(l[1..].to_vec())
-            })
+            Ok(Value::Array(l.get(1..).unwrap_or_default().to_vec()))
         });
     }
     for name in ["initial", "mustInitial"] {
         reg(&mut m, name, &[P::Any], None, |v| {
             let l = list_of(&v[0], "find initial")?;
-            Ok(if l.is_empty() {
-                Value::Null
-            } else {
-                Value::Array(l[..l.len() - 1].to_vec())
-            })
+            Ok(Value::Array(l.get(..l.len().saturating_sub(1)).unwrap_or_default().to_vec()))
         });
     }
+    reg(&mut m, "slice", &[P::Any], a, |v| {
+        let l = match &v[0] {
+            Value::Array(a) => a,
+            Value::Null => return Err(NIL_DEREF.into()),
+            other => return Err(format!("list should be type of slice or array but {}", kind_of(other))),
+        };
+        if l.is_empty() {
+            return Ok(Value::Null);
+        }
+        let start = v.get(1).map(to_i64).unwrap_or(0);
+        let end = v.get(2).map(to_i64).unwrap_or(l.len() as i64);
+        if start < 0 || end < start || end > l.len() as i64 {
+            return Err("reflect.Value.Slice: slice index out of bounds".into());
+        }
+        Ok(Value::Array(l[start as usize..end as usize].to_vec()))
+    });
     reg(&mut m, "uniq", &[P::Any], None, |v| {
         let l = list_of(&v[0], "uniq")?;
         let mut out: Vec<Value> = Vec::new();
@@ -743,7 +737,7 @@ pub(crate) fn sprig() -> FuncMap {
         Ok(Value::String(
             match base64::engine::general_purpose::STANDARD.decode(s(&v[0])) {
                 Ok(b) => String::from_utf8_lossy(&b).into_owned(),
-                Err(e) => e.to_string(),
+                Err(e) => go_base64_error(&e),
             },
         ))
     });
@@ -826,6 +820,17 @@ pub(crate) fn sprig() -> FuncMap {
     });
     m
 }
+
+fn go_base64_error(e: &base64::DecodeError) -> String {
+    let at = match e {
+        base64::DecodeError::InvalidByte(at, _) | base64::DecodeError::InvalidLastSymbol { offset: at, .. } => *at,
+        base64::DecodeError::InvalidLength(len) => *len,
+        base64::DecodeError::InvalidPadding => 0,
+    };
+    format!("illegal base64 data at input byte {at}")
+}
+
+const NIL_DEREF: &str = "runtime error: invalid memory address or nil pointer dereference";
 
 fn kind_of(v: &Value) -> &'static str {
     match v {
