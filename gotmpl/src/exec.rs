@@ -364,7 +364,9 @@ impl State<'_> {
                     ArgKind::Bool(b) => Ok(Some(Value::Bool(*b))),
                     ArgKind::Dot => Ok(dot.clone()),
                     ArgKind::Nil => self.errorf("nil is not a command"),
-                    ArgKind::Number(Number::Uint(_), text) => self.errorf(format!("{text} overflows int")),
+                    ArgKind::Number(Number::Uint(_), text) => {
+                        self.errorf(format!("{text} overflows int"))
+                    }
                     ArgKind::Number(n, _) => Ok(Some(number_value(n))),
                     ArgKind::Str(_, s) => Ok(Some(Value::String(s.clone()))),
                     _ => self.errorf(format!(
@@ -417,7 +419,11 @@ impl State<'_> {
             }
             Value::Null => self.errorf(format!("nil pointer evaluating interface {{}}.{name}")),
             other => {
-                let typ = if from_map { "interface {}" } else { type_name(&other) };
+                let typ = if from_map {
+                    "interface {}"
+                } else {
+                    type_name(&other)
+                };
                 self.errorf(format!("can't evaluate field {name} in type {typ}"))
             }
         }
@@ -456,7 +462,14 @@ impl State<'_> {
         }
     }
 
-    fn eval_function(&mut self, dot: &Val, pos: usize, name: &str, cmd: &Command, final_: Option<Val>) -> R<Val> {
+    fn eval_function(
+        &mut self,
+        dot: &Val,
+        pos: usize,
+        name: &str,
+        cmd: &Command,
+        final_: Option<Val>,
+    ) -> R<Val> {
         self.at(pos, name);
         let args = &cmd.args[1..];
         let user = self.ex.funcs.entry(name);
@@ -464,7 +477,9 @@ impl State<'_> {
         if user.is_none() && (name == "and" || name == "or") {
             let n = args.len() + usize::from(final_.is_some());
             if n == 0 {
-                return self.errorf(format!("wrong number of args for {name}: want at least 1 got 0"));
+                return self.errorf(format!(
+                    "wrong number of args for {name}: want at least 1 got 0"
+                ));
             }
             let mut last: Val = None;
             for a in args {
@@ -489,19 +504,34 @@ impl State<'_> {
         if let Some(sig) = &sig {
             let fixed = sig.fixed.len();
             if sig.variadic.is_some() && n_args < fixed {
-                return self.errorf(format!("wrong number of args for {name}: want at least {fixed} got {}", args.len()));
+                return self.errorf(format!(
+                    "wrong number of args for {name}: want at least {fixed} got {}",
+                    args.len()
+                ));
             }
             if sig.variadic.is_none() && n_args != fixed {
-                return self.errorf(format!("wrong number of args for {name}: want {fixed} got {n_args}"));
+                return self.errorf(format!(
+                    "wrong number of args for {name}: want {fixed} got {n_args}"
+                ));
             }
         }
         let param = |i: usize| -> ParamType {
-            sig.as_ref().map(|s| s.fixed.get(i).copied().or(s.variadic).unwrap_or(ParamType::Any)).unwrap_or(ParamType::Any)
+            sig.as_ref()
+                .map(|s| {
+                    s.fixed
+                        .get(i)
+                        .copied()
+                        .or(s.variadic)
+                        .unwrap_or(ParamType::Any)
+                })
+                .unwrap_or(ParamType::Any)
         };
         let mut argv: Vec<Val> = Vec::with_capacity(n_args);
         for (i, a) in args.iter().enumerate() {
             let t = param(i);
-            if t != ParamType::Any && let Some(msg) = literal_mismatch(a, t) {
+            if t != ParamType::Any
+                && let Some(msg) = literal_mismatch(a, t)
+            {
                 self.at(a.pos, a);
                 return self.errorf(msg);
             }
@@ -515,21 +545,34 @@ impl State<'_> {
         self.at(cmd.pos, cmd);
         let result = match user {
             Some(entry) => {
-                let values: Vec<Value> = argv.into_iter().map(|v| v.unwrap_or(Value::Null)).collect();
-                (entry.f)(&values).map_err(|m| self.errorf::<()>(format!("error calling {name}: {m}")).unwrap_err())?
+                let values: Vec<Value> =
+                    argv.into_iter().map(|v| v.unwrap_or(Value::Null)).collect();
+                (entry.f)(&values).map_err(|m| {
+                    self.errorf::<()>(format!("error calling {name}: {m}"))
+                        .unwrap_err()
+                })?
             }
             None => match funcs::builtin(name, &argv) {
                 Some(Ok(v)) => v,
                 Some(Err(funcs::CallError::Plain(m))) => return self.errorf(m),
-                Some(Err(funcs::CallError::Call(m))) => return self.errorf(format!("error calling {name}: {m}")),
-                None => return self.errorf(format!("{} is not a defined function", go_quote(name))),
+                Some(Err(funcs::CallError::Call(m))) => {
+                    return self.errorf(format!("error calling {name}: {m}"));
+                }
+                None => {
+                    return self.errorf(format!("{} is not a defined function", go_quote(name)));
+                }
             },
         };
         // Sprig's set/unset/merge change the map they are given (Go maps are references): when
         // that map is a variable (`$_ := set $d "k" v`), write the result back into it.
-        if matches!(name, "set" | "unset" | "merge" | "mergeOverwrite" | "mustMerge" | "mustMergeOverwrite")
-            && user.is_some()
-            && let Some(Arg { kind: ArgKind::Variable(var, idents), .. }) = args.first()
+        if matches!(
+            name,
+            "set" | "unset" | "merge" | "mergeOverwrite" | "mustMerge" | "mustMergeOverwrite"
+        ) && user.is_some()
+            && let Some(Arg {
+                kind: ArgKind::Variable(var, idents),
+                ..
+            }) = args.first()
         {
             self.write_back(var, idents, result.clone());
         }
@@ -537,8 +580,12 @@ impl State<'_> {
     }
 
     fn write_back(&mut self, var: &str, idents: &[String], value: Value) {
-        let Some(slot) = self.vars.iter_mut().rev().find(|(n, _)| n == var) else { return };
-        let Some(mut target) = slot.1.as_mut() else { return };
+        let Some(slot) = self.vars.iter_mut().rev().find(|(n, _)| n == var) else {
+            return;
+        };
+        let Some(mut target) = slot.1.as_mut() else {
+            return;
+        };
         for ident in idents {
             match target.get_mut(ident.as_str()) {
                 Some(t) => target = t,
@@ -553,7 +600,7 @@ impl State<'_> {
     fn validate(&self, v: Val, t: ParamType) -> R<Value> {
         let Some(v) = v else {
             return match t {
-                ParamType::Any | ParamType::List | ParamType::Map => Ok(Value::Null),
+                ParamType::Any | ParamType::Map => Ok(Value::Null),
                 _ => self.errorf(format!("invalid value; expected {}", t.go_name())),
             };
         };
@@ -561,16 +608,18 @@ impl State<'_> {
             ParamType::Any => true,
             ParamType::Str => v.is_string(),
             ParamType::Int => v.is_i64() || v.is_u64(),
-            ParamType::Float => v.is_f64(),
             ParamType::Bool => v.is_boolean(),
-            ParamType::List => v.is_array() || v.is_null(),
             ParamType::Map => v.is_object() || v.is_null(),
         };
         if !ok {
             if v.is_null() {
                 return self.errorf(format!("invalid value; expected {}", t.go_name()));
             }
-            return self.errorf(format!("wrong type for value; expected {}; got {}", t.go_name(), type_name(&v)));
+            return self.errorf(format!(
+                "wrong type for value; expected {}; got {}",
+                t.go_name(),
+                type_name(&v)
+            ));
         }
         Ok(v)
     }
@@ -579,19 +628,25 @@ impl State<'_> {
 /// Go checks a literal argument against a typed parameter before evaluating it.
 fn literal_mismatch(a: &Arg, t: ParamType) -> Option<String> {
     let (want, ok) = match (&a.kind, t) {
-        (ArgKind::Nil, ParamType::List | ParamType::Map) => return None,
+        (ArgKind::Nil, ParamType::Map | ParamType::Any) => return None,
         (ArgKind::Nil, _) => return Some(format!("cannot assign nil to {}", t.go_name())),
         (ArgKind::Str(..), ParamType::Str) => return None,
         (ArgKind::Str(..), _) | (ArgKind::Number(..), _) | (ArgKind::Bool(_), _) => match t {
             ParamType::Str => ("string", false),
-            ParamType::Int => ("integer", matches!(a.kind, ArgKind::Number(Number::Int(_) | Number::Uint(_), _))),
-            ParamType::Float => ("float", matches!(a.kind, ArgKind::Number(..))),
+            ParamType::Int => (
+                "integer",
+                matches!(a.kind, ArgKind::Number(Number::Int(_) | Number::Uint(_), _)),
+            ),
             ParamType::Bool => ("bool", matches!(a.kind, ArgKind::Bool(_))),
             _ => return None,
         },
         _ => return None,
     };
-    if ok { None } else { Some(format!("expected {want}; found {a}")) }
+    if ok {
+        None
+    } else {
+        Some(format!("expected {want}; found {a}"))
+    }
 }
 
 pub(crate) fn number_value(n: &Number) -> Value {

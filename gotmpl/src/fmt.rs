@@ -83,7 +83,7 @@ pub(crate) fn format_float_g(f: f64) -> String {
     let neg = mant.starts_with('-');
     let digits: String = mant.chars().filter(|c| c.is_ascii_digit()).collect();
     let sign = if neg { "-" } else { "" };
-    if exp < -4 || exp >= 6 {
+    if !(-4..6).contains(&exp) {
         return exp_form(sign, &digits, exp);
     }
     fixed_form(sign, &digits, exp)

@@ -10,9 +10,7 @@ pub(crate) enum ParamType {
     Any,
     Str,
     Int,
-    Float,
     Bool,
-    List,
     Map,
 }
 
@@ -22,9 +20,7 @@ impl ParamType {
             ParamType::Any => "interface {}",
             ParamType::Str => "string",
             ParamType::Int => "int",
-            ParamType::Float => "float64",
             ParamType::Bool => "bool",
-            ParamType::List => "[]interface {}",
             ParamType::Map => "map[string]interface {}",
         }
     }
@@ -45,7 +41,10 @@ pub(crate) const BUILTINS: &[&str] = &[
 /// The built-ins whose parameters Go type-checks before the call.
 pub(crate) fn builtin_sig(name: &str) -> Option<Sig> {
     match name {
-        "printf" => Some(Sig { fixed: vec![ParamType::Str], variadic: Some(ParamType::Any) }),
+        "printf" => Some(Sig {
+            fixed: vec![ParamType::Str],
+            variadic: Some(ParamType::Any),
+        }),
         _ => None,
     }
 }

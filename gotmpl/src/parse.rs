@@ -229,7 +229,11 @@ impl Parser<'_> {
     }
 
     fn next(&mut self) -> Item {
-        self.read.set(self.read.get().max(self.i.min(self.items.len().saturating_sub(1))));
+        self.read.set(
+            self.read
+                .get()
+                .max(self.i.min(self.items.len().saturating_sub(1))),
+        );
         let item = self
             .items
             .get(self.i)
@@ -255,7 +259,11 @@ impl Parser<'_> {
     }
 
     fn peek(&self) -> Item {
-        self.read.set(self.read.get().max(self.i.min(self.items.len().saturating_sub(1))));
+        self.read.set(
+            self.read
+                .get()
+                .max(self.i.min(self.items.len().saturating_sub(1))),
+        );
         self.items
             .get(self.i)
             .cloned()

@@ -161,7 +161,7 @@ fn write_json(v: &Value, indent: Option<&str>, depth: usize, out: &mut String) {
         Value::Number(n) if n.is_f64() => {
             let f = n.as_f64().unwrap_or(0.0);
             let a = f.abs();
-            if a != 0.0 && (a < 1e-6 || a >= 1e21) {
+            if a != 0.0 && !(1e-6..1e21).contains(&a) {
                 let s = crate::fmt::format_float_g(f);
                 // Go: 'e' format with shortest digits, exponent without a leading zero.
                 let s = if s.contains('e') { s } else { format!("{f:e}") };
@@ -479,7 +479,9 @@ pub(crate) fn sprig() -> FuncMap {
     reg(&mut m, "toString", &[P::Any], None, |v| {
         Ok(Value::String(strval(&v[0])))
     });
-    reg(&mut m, "toStrings", &[P::Any], None, |v| Ok(strings(strslice(&v[0]))));
+    reg(&mut m, "toStrings", &[P::Any], None, |v| {
+        Ok(strings(strslice(&v[0])))
+    });
     reg(&mut m, "toJson", &[P::Any], None, |v| {
         Ok(Value::String(go_json(&v[0], None)))
     });
@@ -492,14 +494,9 @@ pub(crate) fn sprig() -> FuncMap {
             .unwrap_or(Value::Null))
     });
     reg(&mut m, "list", &[], a, |v| Ok(Value::Array(v.to_vec())));
-    for (name, must) in [
-        ("append", false),
-        ("mustAppend", true),
-        ("push", false),
-        ("mustPush", true),
-    ] {
-        reg(&mut m, name, &[P::Any, P::Any], None, move |v| {
-            let mut l = list_of(&v[0], "push").map_err(|e| if must { e } else { e })?;
+    for name in ["append", "mustAppend", "push", "mustPush"] {
+        reg(&mut m, name, &[P::Any, P::Any], None, |v| {
+            let mut l = list_of(&v[0], "push")?;
             l.push(v[1].clone());
             Ok(Value::Array(l))
         });
@@ -536,14 +533,23 @@ pub(crate) fn sprig() -> FuncMap {
     for name in ["initial", "mustInitial"] {
         reg(&mut m, name, &[P::Any], None, |v| {
             let l = list_of(&v[0], "find initial")?;
-            Ok(Value::Array(l.get(..l.len().saturating_sub(1)).unwrap_or_default().to_vec()))
+            Ok(Value::Array(
+                l.get(..l.len().saturating_sub(1))
+                    .unwrap_or_default()
+                    .to_vec(),
+            ))
         });
     }
     reg(&mut m, "slice", &[P::Any], a, |v| {
         let l = match &v[0] {
             Value::Array(a) => a,
             Value::Null => return Err(NIL_DEREF.into()),
-            other => return Err(format!("list should be type of slice or array but {}", kind_of(other))),
+            other => {
+                return Err(format!(
+                    "list should be type of slice or array but {}",
+                    kind_of(other)
+                ));
+            }
         };
         if l.is_empty() {
             return Ok(Value::Null);
@@ -823,7 +829,8 @@ pub(crate) fn sprig() -> FuncMap {
 
 fn go_base64_error(e: &base64::DecodeError) -> String {
     let at = match e {
-        base64::DecodeError::InvalidByte(at, _) | base64::DecodeError::InvalidLastSymbol { offset: at, .. } => *at,
+        base64::DecodeError::InvalidByte(at, _)
+        | base64::DecodeError::InvalidLastSymbol { offset: at, .. } => *at,
         base64::DecodeError::InvalidLength(len) => *len,
         base64::DecodeError::InvalidPadding => 0,
     };
