@@ -824,7 +824,76 @@ pub(crate) fn sprig() -> FuncMap {
             v[1].clone()
         })
     });
+    reg(&mut m, "base", &[P::Str], None, |v| {
+        Ok(Value::String(path_base(s(&v[0]))))
+    });
+    reg(&mut m, "dir", &[P::Str], None, |v| {
+        Ok(Value::String(path_dir(s(&v[0]))))
+    });
+    reg(&mut m, "clean", &[P::Str], None, |v| {
+        Ok(Value::String(path_clean(s(&v[0]))))
+    });
+    reg(&mut m, "ext", &[P::Str], None, |v| {
+        let p = s(&v[0]);
+        let ext = match p.rfind(['.', '/']) {
+            Some(i) if p.as_bytes()[i] == b'.' => &p[i..],
+            _ => "",
+        };
+        Ok(Value::String(ext.to_string()))
+    });
+    reg(&mut m, "uuidv4", &[], None, |_| {
+        Ok(Value::String(uuid::Uuid::new_v4().to_string()))
+    });
     m
+}
+
+/// Go's `path.Clean`.
+fn path_clean(p: &str) -> String {
+    if p.is_empty() {
+        return ".".into();
+    }
+    let rooted = p.starts_with('/');
+    let mut parts: Vec<&str> = Vec::new();
+    for part in p.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                if parts.last().is_some_and(|l| *l != "..") {
+                    parts.pop();
+                } else if !rooted {
+                    parts.push("..");
+                }
+            }
+            other => parts.push(other),
+        }
+    }
+    let joined = parts.join("/");
+    match (rooted, joined.is_empty()) {
+        (true, _) => format!("/{joined}"),
+        (false, true) => ".".into(),
+        (false, false) => joined,
+    }
+}
+
+/// Go's `path.Base`.
+fn path_base(p: &str) -> String {
+    if p.is_empty() {
+        return ".".into();
+    }
+    let t = p.trim_end_matches('/');
+    if t.is_empty() {
+        return "/".into();
+    }
+    t.rsplit('/').next().unwrap_or(t).to_string()
+}
+
+/// Go's `path.Dir`.
+fn path_dir(p: &str) -> String {
+    let dir = match p.rfind('/') {
+        Some(i) => &p[..=i],
+        None => "",
+    };
+    path_clean(dir)
 }
 
 fn go_base64_error(e: &base64::DecodeError) -> String {
