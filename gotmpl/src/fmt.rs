@@ -506,3 +506,62 @@ pub(crate) fn sprintf(format: &str, args: &[Value]) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn floats_print_like_go_percent_v() {
+        for (f, want) in [
+            (1.5, "1.5"),
+            (2.0, "2"),
+            (1e21, "1e+21"),
+            (1e6, "1e+06"),
+            (123456.0, "123456"),
+            (1234567.0, "1.234567e+06"),
+            (0.0001, "0.0001"),
+            (0.00001, "1e-05"),
+            (-2.5, "-2.5"),
+            (0.1, "0.1"),
+        ] {
+            assert_eq!(format_float_g(f), want, "{f}");
+        }
+    }
+
+    #[test]
+    fn values_print_like_go_percent_v() {
+        let v = json!({"b": [1, "x", null], "a": {"z": true, "y": 1.5}});
+        assert_eq!(to_v(&v), "map[a:map[y:1.5 z:true] b:[1 x <nil>]]");
+    }
+
+    #[test]
+    fn sprintf_handles_verbs_flags_and_bad_arguments() {
+        let args = [json!("ab"), json!(42), json!(3.14159)];
+        assert_eq!(sprintf("%-4s|%05d|%.2f|%%", &args), "ab  |00042|3.14|%");
+        assert_eq!(sprintf("%d %d", &[json!(1)]), "1 %!d(MISSING)");
+        assert_eq!(
+            sprintf("x", &[json!(1), json!("a")]),
+            "x%!(EXTRA int=1, string=a)"
+        );
+        assert_eq!(
+            sprintf("%q %v %t", &[json!("a\"b"), json!(null), json!(true)]),
+            "\"a\\\"b\" <nil> true"
+        );
+    }
+
+    #[test]
+    fn sprint_spaces_only_between_non_strings() {
+        assert_eq!(
+            sprint(&[json!("a"), json!(1), json!(2), json!("b")]),
+            "a1 2b"
+        );
+        assert_eq!(sprintln(&[json!("a"), json!(1)]), "a 1\n");
+    }
+
+    #[test]
+    fn quote_escapes_like_strconv() {
+        assert_eq!(go_quote("a\"\\\n\t\u{1}é"), "\"a\\\"\\\\\\n\\t\\x01é\"");
+    }
+}

@@ -905,3 +905,78 @@ fn parse_number(token: &Item) -> Result<Number, String> {
 
 /// The trees of one `parse` call, keyed by name, for the set.
 pub(crate) type Trees = BTreeMap<String, Arc<Tree>>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_err(text: &str) -> (usize, String) {
+        match parse("t", text, "[[", "]]", &|f| f == "f") {
+            Ok(_) => panic!("{text:?} parsed"),
+            Err(e) => (e.line, e.message),
+        }
+    }
+
+    #[test]
+    fn parse_errors_name_line_and_problem_like_go() {
+        assert_eq!(
+            parse_err("[[ nope ]]"),
+            (1, "function \"nope\" not defined".into())
+        );
+        assert_eq!(parse_err("[[ if 1 ]]\n\nx"), (3, "unexpected EOF".into()));
+        assert_eq!(parse_err("a\n[[ end ]]"), (2, "unexpected {{end}}".into()));
+        assert_eq!(
+            parse_err("[[ $x ]]"),
+            (1, "undefined variable \"$x\"".into())
+        );
+        assert_eq!(
+            parse_err("[[ break ]]"),
+            (1, "{{break}} outside {{range}}".into())
+        );
+        assert_eq!(parse_err("[[ ]]"), (1, "missing value for command".into()));
+    }
+
+    #[test]
+    fn define_and_block_add_templates() {
+        let trees = parse(
+            "main",
+            "[[ define \"a\" ]]A[[ end ]][[ block \"b\" . ]]B[[ end ]]",
+            "[[",
+            "]]",
+            &|_| false,
+        )
+        .unwrap_or_else(|e| panic!("{}", e.message));
+        let names: Vec<&str> = trees.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["main", "a", "b"]);
+    }
+
+    #[test]
+    fn numbers_follow_go_literal_rules() {
+        let num = |s: &str| {
+            parse_number(&Item {
+                kind: Kind::Number,
+                pos: 0,
+                val: s.into(),
+                line: 1,
+            })
+            .map_err(|e| e)
+            .ok()
+        };
+        assert!(matches!(num("0x1F"), Some(Number::Int(31))));
+        assert!(matches!(num("017"), Some(Number::Int(15))));
+        assert!(matches!(num("1_000"), Some(Number::Int(1000))));
+        assert!(matches!(num("-7"), Some(Number::Int(-7))));
+        assert!(matches!(num("1.5e3"), Some(Number::Float(f)) if f == 1500.0));
+        assert!(num("1__0").is_none());
+    }
+
+    #[test]
+    fn unquote_handles_go_escapes() {
+        assert_eq!(
+            unquote(r#""a\tb\u00e9\x41\101""#).as_deref(),
+            Some("a\tbéAA")
+        );
+        assert_eq!(unquote("`raw\\n`").as_deref(), Some("raw\\n"));
+        assert_eq!(unquote(r#""bad\q""#), None);
+    }
+}
