@@ -40,6 +40,8 @@ struct State<'a> {
     vars: Vec<(String, Val)>,
     depth: usize,
     out: String,
+    /// Dot is an element of a list or map being ranged over: a Go `interface {}` value.
+    dot_is_elem: bool,
 }
 
 type R<T> = Result<T, Error>;
@@ -59,6 +61,7 @@ impl Exec<'_> {
             vars: vec![("$".into(), dot.clone())],
             depth: 0,
             out: String::new(),
+            dot_is_elem: false,
         };
         s.walk_list(&dot, &tree.root)?;
         Ok(s.out)
@@ -225,7 +228,9 @@ impl State<'_> {
                     s.vars[i + 1].1 = Some(elem.clone());
                 }
             }
+            let saved = std::mem::replace(&mut s.dot_is_elem, true);
             let r = s.walk_list(&Some(elem), list);
+            s.dot_is_elem = saved;
             s.vars.truncate(mark);
             r
         };
@@ -333,7 +338,7 @@ impl State<'_> {
         match &first.kind {
             ArgKind::Field(idents) => {
                 self.at(first.pos, first);
-                self.eval_field_chain(dot.clone(), idents, cmd.args.len() > 1 || final_.is_some())
+                self.eval_dot_field_chain(dot, idents, cmd.args.len() > 1 || final_.is_some())
             }
             ArgKind::Chain(node, fields) => {
                 self.at(first.pos, first);
@@ -385,11 +390,31 @@ impl State<'_> {
         }
     }
 
-    fn eval_field_chain(&mut self, mut receiver: Val, idents: &[String], has_args: bool) -> R<Val> {
+    fn eval_field_chain(&mut self, receiver: Val, idents: &[String], has_args: bool) -> R<Val> {
+        self.eval_field_chain_from(receiver, idents, has_args, false)
+    }
+
+    fn eval_dot_field_chain(&mut self, dot: &Val, idents: &[String], has_args: bool) -> R<Val> {
+        let elem = self.dot_is_elem;
+        self.eval_field_chain_from(dot.clone(), idents, has_args, elem)
+    }
+
+    fn eval_field_chain_from(
+        &mut self,
+        mut receiver: Val,
+        idents: &[String],
+        has_args: bool,
+        receiver_is_elem: bool,
+    ) -> R<Val> {
         let n = idents.len();
         for (i, ident) in idents.iter().enumerate() {
             // Values looked up in a map are Go `interface {}` values (error messages say so).
-            receiver = self.eval_field(ident, receiver, has_args && i == n - 1, i > 0)?;
+            receiver = self.eval_field(
+                ident,
+                receiver,
+                has_args && i == n - 1,
+                i > 0 || receiver_is_elem,
+            )?;
         }
         Ok(receiver)
     }
@@ -435,7 +460,7 @@ impl State<'_> {
         match &arg.kind {
             ArgKind::Dot => Ok(dot.clone()),
             ArgKind::Nil => Ok(Some(Value::Null)),
-            ArgKind::Field(idents) => self.eval_field_chain(dot.clone(), idents, false),
+            ArgKind::Field(idents) => self.eval_dot_field_chain(dot, idents, false),
             ArgKind::Variable(name, idents) => {
                 let v = self.var_value(name)?;
                 self.eval_field_chain(v, idents, false)
@@ -542,20 +567,26 @@ impl State<'_> {
         if let Some(f) = final_ {
             argv.push(Some(self.validate(f, param(args.len()))?));
         }
-        self.at(cmd.pos, cmd);
         let result = match user {
             Some(entry) => {
                 let values: Vec<Value> =
                     argv.into_iter().map(|v| v.unwrap_or(Value::Null)).collect();
-                (entry.f)(&values).map_err(|m| {
-                    self.errorf::<()>(format!("error calling {name}: {m}"))
-                        .unwrap_err()
-                })?
+                match (entry.f)(&values) {
+                    Ok(v) => v,
+                    Err(m) => {
+                        self.at(cmd.pos, cmd);
+                        return self.errorf(format!("error calling {name}: {m}"));
+                    }
+                }
             }
             None => match funcs::builtin(name, &argv) {
                 Some(Ok(v)) => v,
-                Some(Err(funcs::CallError::Plain(m))) => return self.errorf(m),
+                Some(Err(funcs::CallError::Plain(m))) => {
+                    self.at(pos, name);
+                    return self.errorf(m);
+                }
                 Some(Err(funcs::CallError::Call(m))) => {
+                    self.at(cmd.pos, cmd);
                     return self.errorf(format!("error calling {name}: {m}"));
                 }
                 None => {

@@ -304,6 +304,11 @@ fn fmt_float(x: f64, verb: char, f: &Flags) -> String {
         }
         _ => format_float_g(x),
     };
+    let body = if verb == 'G' {
+        body.to_uppercase()
+    } else {
+        body
+    };
     let body = if x.is_infinite() || x.is_nan() {
         format_float_g(x)
     } else {

@@ -864,7 +864,11 @@ fn parse_number(token: &Item) -> Result<Number, String> {
     let clean: String = body.chars().filter(|c| *c != '_').collect();
     let lower = clean.to_ascii_lowercase();
     let int = if let Some(h) = lower.strip_prefix("0x") {
-        if h.contains('.') || h.contains('p') {
+        if h.contains('p') {
+            let f = hex_float(h).ok_or_else(bad)?;
+            return Ok(Number::Float(if neg { -f } else { f }));
+        }
+        if h.contains('.') {
             return Err(bad());
         }
         u64::from_str_radix(h, 16).ok()
@@ -901,6 +905,23 @@ fn parse_number(token: &Item) -> Result<Number, String> {
     // A decimal integer too large for 64 bits: a float, as in Go.
     let f: f64 = lower.parse().map_err(|_| bad())?;
     Ok(Number::Float(if neg { -f } else { f }))
+}
+
+/// A hex float body (after `0x`): `1.8p4`.
+fn hex_float(h: &str) -> Option<f64> {
+    let (mant, exp) = h.split_once('p')?;
+    let exp: i32 = exp.parse().ok()?;
+    let (int, frac) = mant.split_once('.').unwrap_or((mant, ""));
+    let mut v = 0f64;
+    for c in int.chars() {
+        v = v * 16.0 + f64::from(c.to_digit(16)?);
+    }
+    let mut scale = 1.0 / 16.0;
+    for c in frac.chars() {
+        v += f64::from(c.to_digit(16)?) * scale;
+        scale /= 16.0;
+    }
+    Some(v * 2f64.powi(exp))
 }
 
 /// The trees of one `parse` call, keyed by name, for the set.

@@ -250,7 +250,7 @@ fn merge_into(dst: &mut Map<String, Value>, src: &Map<String, Value>, overwrite:
         match (dst.get_mut(k), v) {
             (Some(Value::Object(d)), Value::Object(s)) => merge_into(d, s, overwrite),
             (Some(existing), v) => {
-                if overwrite && !empty(v) || empty(existing) && !overwrite {
+                if overwrite || empty(existing) {
                     *existing = v.clone();
                 }
             }
@@ -293,7 +293,7 @@ fn title(s: &str) -> String {
     let mut prev_sep = true;
     for c in s.chars() {
         if prev_sep {
-            out.extend(c.to_uppercase());
+            out.push_str(&go_upper(c.encode_utf8(&mut [0; 4])));
         } else {
             out.push(c);
         }
@@ -303,7 +303,37 @@ fn title(s: &str) -> String {
 }
 
 fn go_regex(re: &str) -> Result<regex::Regex, String> {
-    regex::Regex::new(re).map_err(|e| format!("error parsing regexp: {e}"))
+    regex::Regex::new(re).map_err(|e| {
+        let detail = e.to_string();
+        let last = detail
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .last()
+            .unwrap_or("")
+            .trim();
+        let last = last.strip_prefix("error: ").unwrap_or(last);
+        format!("regexp: Compile(`{re}`): error parsing regexp: {last}")
+    })
+}
+
+/// Go's `unicode.ToUpper` per rune: no rune grows into several (ß stays ß).
+fn go_upper(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            let mut up = c.to_uppercase();
+            match (up.next(), up.next()) {
+                (Some(u), None) => u,
+                _ => c,
+            }
+        })
+        .collect()
+}
+
+/// Go's `unicode.ToLower` per rune.
+fn go_lower(s: &str) -> String {
+    s.chars()
+        .map(|c| c.to_lowercase().next().unwrap_or(c))
+        .collect()
 }
 
 pub(crate) fn sprig() -> FuncMap {
@@ -348,10 +378,10 @@ pub(crate) fn sprig() -> FuncMap {
         ))
     });
     reg(&mut m, "upper", &[P::Str], None, |v| {
-        Ok(Value::String(s(&v[0]).to_uppercase()))
+        Ok(Value::String(go_upper(s(&v[0]))))
     });
     reg(&mut m, "lower", &[P::Str], None, |v| {
-        Ok(Value::String(s(&v[0]).to_lowercase()))
+        Ok(Value::String(go_lower(s(&v[0]))))
     });
     reg(&mut m, "title", &[P::Str], None, |v| {
         Ok(Value::String(title(s(&v[0]))))
@@ -760,10 +790,10 @@ pub(crate) fn sprig() -> FuncMap {
         ))
     });
     reg(&mut m, "regexFind", &[P::Str, P::Str], None, |v| {
+        let re = go_regex(s(&v[0]))?;
         Ok(Value::String(
-            go_regex(s(&v[0]))
-                .ok()
-                .and_then(|re| re.find(s(&v[1])).map(|m| m.as_str().to_string()))
+            re.find(s(&v[1]))
+                .map(|m| m.as_str().to_string())
                 .unwrap_or_default(),
         ))
     });
@@ -773,10 +803,10 @@ pub(crate) fn sprig() -> FuncMap {
         &[P::Str, P::Str, P::Str],
         None,
         |v| {
-            Ok(Value::String(match go_regex(s(&v[0])) {
-                Ok(re) => re.replace_all(s(&v[1]), s(&v[2])).into_owned(),
-                Err(_) => s(&v[1]).to_string(),
-            }))
+            let re = go_regex(s(&v[0]))?;
+            Ok(Value::String(
+                re.replace_all(s(&v[1]), s(&v[2])).into_owned(),
+            ))
         },
     );
     reg(&mut m, "kindOf", &[P::Any], None, |v| {
