@@ -543,8 +543,8 @@ mod tests {
 
     #[test]
     fn sprintf_handles_verbs_flags_and_bad_arguments() {
-        let args = [json!("ab"), json!(42), json!(3.14159)];
-        assert_eq!(sprintf("%-4s|%05d|%.2f|%%", &args), "ab  |00042|3.14|%");
+        let args = [json!("ab"), json!(42), json!(2.5)];
+        assert_eq!(sprintf("%-4s|%05d|%.2f|%%", &args), "ab  |00042|2.50|%");
         assert_eq!(sprintf("%d %d", &[json!(1)]), "1 %!d(MISSING)");
         assert_eq!(
             sprintf("x", &[json!(1), json!("a")]),

@@ -980,7 +980,6 @@ mod tests {
                 val: s.into(),
                 line: 1,
             })
-            .map_err(|e| e)
             .ok()
         };
         assert!(matches!(num("0x1F"), Some(Number::Int(31))));

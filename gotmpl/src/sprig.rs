@@ -307,8 +307,8 @@ fn go_regex(re: &str) -> Result<regex::Regex, String> {
         let detail = e.to_string();
         let last = detail
             .lines()
-            .filter(|l| !l.trim().is_empty())
-            .last()
+            .rev()
+            .find(|l| !l.trim().is_empty())
             .unwrap_or("")
             .trim();
         let last = last.strip_prefix("error: ").unwrap_or(last);
