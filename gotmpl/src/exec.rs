@@ -15,6 +15,9 @@ use crate::{Error, FuncMap, MissingKey};
 pub(crate) const MAX_TEMPLATE_DEPTH: usize = 100;
 /// Output cap: a template that produces more fails instead of exhausting memory.
 pub(crate) const MAX_OUTPUT: usize = 64 * 1024 * 1024;
+/// Nodes walked and range iterations, in all: `range 1000000000000` with an empty body errors
+/// out instead of spinning.
+pub(crate) const MAX_STEPS: u64 = 10_000_000;
 
 /// A value during evaluation: `None` is Go's invalid `reflect.Value` (a missing key, no data).
 type Val = Option<Value>;
@@ -42,6 +45,7 @@ struct State<'a> {
     out: String,
     /// Dot is an element of a list or map being ranged over: a Go `interface {}` value.
     dot_is_elem: bool,
+    steps: u64,
 }
 
 type R<T> = Result<T, Error>;
@@ -62,6 +66,7 @@ impl Exec<'_> {
             depth: 0,
             out: String::new(),
             dot_is_elem: false,
+            steps: 0,
         };
         s.walk_list(&dot, &tree.root)?;
         Ok(s.out)
@@ -123,7 +128,16 @@ impl State<'_> {
         Ok(Flow::Normal)
     }
 
+    fn step(&mut self) -> R<()> {
+        self.steps += 1;
+        if self.steps > MAX_STEPS {
+            return self.errorf(format!("execution exceeds {MAX_STEPS} steps"));
+        }
+        Ok(())
+    }
+
     fn walk(&mut self, dot: &Val, node: &Node) -> R<Flow> {
+        self.step()?;
         match node {
             Node::Text(t) => self.write(t)?,
             Node::Action(pipe) => {
@@ -215,6 +229,7 @@ impl State<'_> {
         else_list: Option<&[Node]>,
     ) -> R<()> {
         let one = |s: &mut Self, key: Value, elem: Value| -> R<Flow> {
+            s.step()?;
             let mark = s.vars.len();
             match pipe.decl.len() {
                 0 => {}

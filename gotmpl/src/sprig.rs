@@ -754,7 +754,7 @@ pub(crate) fn sprig() -> FuncMap {
     });
     reg(&mut m, "until", &[P::Int], None, |v| {
         let n = i(&v[0]);
-        if n.unsigned_abs() > 10_000_000 {
+        if n.unsigned_abs() > 1_000_000 {
             return Err("until: count too large".into());
         }
         let r: Vec<Value> = if n >= 0 {

@@ -208,3 +208,112 @@ fn output_size_is_capped() {
         .expect_err("output over the cap must fail");
     assert!(err.to_string().contains("output exceeds"), "{err}");
 }
+
+#[test]
+fn huge_integer_range_errors_instead_of_spinning() {
+    let mut set = TemplateSet::new(Delims::default(), FuncMap::new());
+    set.parse("spin", "{{ range 1000000000000 }}{{ end }}")
+        .expect("parses");
+    let err = set
+        .execute("spin", &Value::Null)
+        .expect_err("a trillion iterations must fail");
+    assert!(err.to_string().contains("steps"), "{err}");
+}
+
+/// Random templates made of template syntax fragments: parse and execute never panic.
+#[test]
+fn random_fragment_soup_never_panics() {
+    const FRAGMENTS: &[&str] = &[
+        "[[",
+        "]]",
+        "[[-",
+        "-]]",
+        " ",
+        "\n",
+        "if",
+        "else",
+        "end",
+        "range",
+        "with",
+        "define",
+        "template",
+        "block",
+        "break",
+        "continue",
+        ".",
+        ".a",
+        ".list",
+        "$",
+        "$x",
+        ":=",
+        "=",
+        "|",
+        "(",
+        ")",
+        "\"s\"",
+        "`r`",
+        "'c'",
+        "1",
+        "-2",
+        "1.5",
+        "0x1p4",
+        "nil",
+        "true",
+        "printf",
+        "\"%d %s %v\"",
+        "index",
+        "slice",
+        "len",
+        "eq",
+        "lt",
+        "and",
+        "or",
+        "not",
+        "default",
+        "quote",
+        "toJson",
+        "upper",
+        "until",
+        "repeat",
+        "dict",
+        "list",
+        "set",
+        "/*",
+        "*/",
+        "{{",
+        "}}",
+        "é",
+        "substr",
+        "trunc",
+        "fail",
+        "div",
+        "0",
+        "-1",
+        ",",
+    ];
+    let data = serde_json::json!({"a": {"b": 1}, "list": [1, "x", null, [2]], "s": "héllo"});
+    let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+    for _ in 0..20_000 {
+        let mut text = String::new();
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let len = (seed % 24) as usize;
+        for _ in 0..len {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            text.push_str(FRAGMENTS[(seed % FRAGMENTS.len() as u64) as usize]);
+        }
+        let mut set = TemplateSet::new(
+            Delims {
+                left: "[[".into(),
+                right: "]]".into(),
+            },
+            FuncMap::sprig(),
+        );
+        if set.parse("t", &text).is_ok() {
+            let _ = set.execute("t", &data);
+        }
+    }
+}
