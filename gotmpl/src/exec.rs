@@ -370,12 +370,11 @@ impl State<'_> {
             }
             ArgKind::Variable(name, idents) => {
                 self.at(first.pos, first);
-                let v = self.var_value(name)?;
                 if idents.is_empty() {
                     self.not_a_function(cmd, &final_)?;
-                    return Ok(v);
+                    return self.var_value(name);
                 }
-                self.eval_field_chain(v, idents, cmd.args.len() > 1 || final_.is_some())
+                self.eval_var_field_chain(name, idents, cmd.args.len() > 1 || final_.is_some())
             }
             _ => {
                 self.at(first.pos, first);
@@ -406,67 +405,76 @@ impl State<'_> {
     }
 
     fn eval_field_chain(&mut self, receiver: Val, idents: &[String], has_args: bool) -> R<Val> {
-        self.eval_field_chain_from(receiver, idents, has_args, false)
+        self.field_chain(receiver.as_ref(), idents, has_args, false)
     }
 
     fn eval_dot_field_chain(&mut self, dot: &Val, idents: &[String], has_args: bool) -> R<Val> {
-        let elem = self.dot_is_elem;
-        self.eval_field_chain_from(dot.clone(), idents, has_args, elem)
+        self.field_chain(dot.as_ref(), idents, has_args, self.dot_is_elem)
     }
 
-    fn eval_field_chain_from(
-        &mut self,
-        mut receiver: Val,
+    /// `$x.a.b` without cloning `$x` (only the result is cloned).
+    fn eval_var_field_chain(&self, var: &str, idents: &[String], has_args: bool) -> R<Val> {
+        match self.vars.iter().rev().find(|(n, _)| n == var) {
+            Some((_, v)) => self.field_chain(v.as_ref(), idents, has_args, false),
+            None => self.errorf(format!("undefined variable: {var}")),
+        }
+    }
+
+    /// Go's evalFieldChain on a map receiver, navigating by reference. `None` is the invalid value.
+    fn field_chain(
+        &self,
+        receiver: Option<&Value>,
         idents: &[String],
         has_args: bool,
         receiver_is_elem: bool,
     ) -> R<Val> {
+        static NIL: Value = Value::Null;
         let n = idents.len();
-        for (i, ident) in idents.iter().enumerate() {
+        let mut cur = receiver;
+        for (i, name) in idents.iter().enumerate() {
             // Values looked up in a map are Go `interface {}` values (error messages say so).
-            receiver = self.eval_field(
-                ident,
-                receiver,
-                has_args && i == n - 1,
-                i > 0 || receiver_is_elem,
-            )?;
-        }
-        Ok(receiver)
-    }
-
-    fn eval_field(&mut self, name: &str, receiver: Val, has_args: bool, from_map: bool) -> R<Val> {
-        let Some(recv) = receiver else {
-            if self.ex.missing_key == MissingKey::Error {
-                return self.errorf(format!("nil data; no entry for key {}", go_quote(name)));
-            }
-            return Ok(None);
-        };
-        match recv {
-            Value::Object(mut m) => {
-                if has_args {
-                    return self.errorf(format!("{name} is not a method but has arguments"));
+            let from_map = i > 0 || receiver_is_elem;
+            cur = match cur {
+                None => {
+                    if self.ex.missing_key == MissingKey::Error {
+                        return self
+                            .errorf(format!("nil data; no entry for key {}", go_quote(name)));
+                    }
+                    // Further fields of the invalid value stay invalid.
+                    return Ok(None);
                 }
-                match m.remove(name) {
-                    Some(v) => Ok(Some(v)),
-                    None => match self.ex.missing_key {
-                        MissingKey::Error => {
-                            self.errorf(format!("map has no entry for key {}", go_quote(name)))
-                        }
-                        MissingKey::Zero => Ok(Some(Value::Null)),
-                        MissingKey::Default => Ok(None),
-                    },
+                Some(Value::Object(m)) => {
+                    if has_args && i == n - 1 {
+                        return self.errorf(format!("{name} is not a method but has arguments"));
+                    }
+                    match m.get(name.as_str()) {
+                        Some(v) => Some(v),
+                        None => match self.ex.missing_key {
+                            MissingKey::Error => {
+                                return self.errorf(format!(
+                                    "map has no entry for key {}",
+                                    go_quote(name)
+                                ));
+                            }
+                            MissingKey::Zero => Some(&NIL),
+                            MissingKey::Default => None,
+                        },
+                    }
                 }
-            }
-            Value::Null => self.errorf(format!("nil pointer evaluating interface {{}}.{name}")),
-            other => {
-                let typ = if from_map {
-                    "interface {}"
-                } else {
-                    type_name(&other)
-                };
-                self.errorf(format!("can't evaluate field {name} in type {typ}"))
-            }
+                Some(Value::Null) => {
+                    return self.errorf(format!("nil pointer evaluating interface {{}}.{name}"));
+                }
+                Some(other) => {
+                    let typ = if from_map {
+                        "interface {}"
+                    } else {
+                        type_name(other)
+                    };
+                    return self.errorf(format!("can't evaluate field {name} in type {typ}"));
+                }
+            };
         }
+        Ok(cur.cloned())
     }
 
     /// An argument to a function.
@@ -476,10 +484,8 @@ impl State<'_> {
             ArgKind::Dot => Ok(dot.clone()),
             ArgKind::Nil => Ok(Some(Value::Null)),
             ArgKind::Field(idents) => self.eval_dot_field_chain(dot, idents, false),
-            ArgKind::Variable(name, idents) => {
-                let v = self.var_value(name)?;
-                self.eval_field_chain(v, idents, false)
-            }
+            ArgKind::Variable(name, idents) if idents.is_empty() => self.var_value(name),
+            ArgKind::Variable(name, idents) => self.eval_var_field_chain(name, idents, false),
             ArgKind::Pipe(p) => self.eval_pipeline(dot, p),
             ArgKind::Identifier(name) => {
                 let cmd = Command {

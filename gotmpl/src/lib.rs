@@ -250,3 +250,142 @@ impl TemplateSet {
         self.missing_key = mode;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn pack_set() -> TemplateSet {
+        TemplateSet::new(
+            Delims {
+                left: "[[".into(),
+                right: "]]".into(),
+            },
+            FuncMap::sprig(),
+        )
+    }
+
+    #[test]
+    fn templates_share_one_namespace_and_later_definitions_replace() {
+        let mut set = pack_set();
+        set.parse("_helpers.tpl", r#"[[ define "name" ]]old[[ end ]]"#)
+            .expect("helpers parse");
+        set.parse("job.nomad.tpl", r#"job "[[ template "name" . ]]""#)
+            .expect("job parses");
+        assert_eq!(
+            set.execute("job.nomad.tpl", &Value::Null).expect("renders"),
+            r#"job "old""#
+        );
+        set.parse("more.tpl", r#"[[ define "name" ]]new[[ end ]]"#)
+            .expect("redefinition parses");
+        assert_eq!(
+            set.execute("job.nomad.tpl", &Value::Null).expect("renders"),
+            r#"job "new""#
+        );
+        // An empty body does not replace (Go: only white space and comments).
+        set.parse("empty.tpl", r#"[[ define "name" ]]  [[/* x */]] [[ end ]]"#)
+            .expect("parses");
+        assert_eq!(
+            set.execute("job.nomad.tpl", &Value::Null).expect("renders"),
+            r#"job "new""#
+        );
+        assert!(set.has("name") && set.has("_helpers.tpl"));
+        assert_eq!(
+            set.names(),
+            [
+                "_helpers.tpl",
+                "empty.tpl",
+                "job.nomad.tpl",
+                "more.tpl",
+                "name"
+            ]
+        );
+    }
+
+    #[test]
+    fn unknown_template_and_unknown_function_are_errors() {
+        let mut set = pack_set();
+        assert!(matches!(
+            set.execute("nope", &Value::Null),
+            Err(Error::Template(_))
+        ));
+        let err = set
+            .parse("t", "x\n[[ env \"HOME\" ]]")
+            .expect_err("env is not provided");
+        assert_eq!(
+            err.to_string(),
+            r#"template: t:2: function "env" not defined"#
+        );
+    }
+
+    #[test]
+    fn a_failing_function_reports_template_line_column_and_action() {
+        let mut funcs = FuncMap::sprig();
+        funcs.insert(
+            "required_var",
+            Arc::new(|args: &[Value]| match args {
+                [Value::String(name), Value::Null] => {
+                    Err(format!("missing required variable {name}"))
+                }
+                [_, v] => Ok(v.clone()),
+                _ => Err("want 2 arguments".into()),
+            }),
+        );
+        let mut set = TemplateSet::new(
+            Delims {
+                left: "[[".into(),
+                right: "]]".into(),
+            },
+            funcs,
+        );
+        set.parse(
+            "job.nomad.tpl",
+            "job {\n  image = [[ required_var \"image\" .image ]]\n}",
+        )
+        .expect("parses");
+        let err = set
+            .execute("job.nomad.tpl", &json!({}))
+            .expect_err("image is missing");
+        assert_eq!(
+            err.to_string(),
+            "template: job.nomad.tpl:2:13: executing \"job.nomad.tpl\" at <required_var \"image\" .image>: \
+             error calling required_var: missing required variable image"
+        );
+        assert_eq!(
+            set.execute("job.nomad.tpl", &json!({"image": "x"}))
+                .expect("renders"),
+            "job {\n  image = x\n}"
+        );
+    }
+
+    #[test]
+    fn missing_key_modes() {
+        let mut set = pack_set();
+        set.parse("t", "[[ .a.b ]]").expect("parses");
+        assert_eq!(set.execute("t", &json!({})).expect("renders"), "<no value>");
+        set.set_missing_key(MissingKey::Zero);
+        assert_eq!(
+            set.execute("t", &json!({"a": {}})).expect("renders"),
+            "<no value>"
+        );
+        set.set_missing_key(MissingKey::Error);
+        let err = set
+            .execute("t", &json!({"a": {}}))
+            .expect_err("missing key");
+        assert!(
+            err.to_string().ends_with(r#"map has no entry for key "b""#),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn default_delimiters_and_literal_pack_syntax() {
+        let mut set = TemplateSet::new(Delims::default(), FuncMap::new());
+        set.parse("t", "{{ .x }} [[ .x ]]").expect("parses");
+        assert_eq!(
+            set.execute("t", &json!({"x": 1})).expect("renders"),
+            "1 [[ .x ]]"
+        );
+    }
+}
