@@ -902,9 +902,11 @@ fn parse_number(token: &Item) -> Result<Number, String> {
         let f: f64 = lower.parse().map_err(|_| bad())?;
         return Ok(Number::Float(if neg { -f } else { f }));
     }
-    // A decimal integer too large for 64 bits: a float, as in Go.
-    let f: f64 = lower.parse().map_err(|_| bad())?;
-    Ok(Number::Float(if neg { -f } else { f }))
+    // An integer literal too large for 64 bits.
+    if !lower.is_empty() && lower.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("integer overflow: {}", crate::fmt::go_quote(text)));
+    }
+    Err(bad())
 }
 
 /// A hex float body (after `0x`): `1.8p4`.
