@@ -316,7 +316,11 @@ impl State<'_> {
         let mut value: Option<Val> = None;
         for cmd in &pipe.cmds {
             let v = self.eval_command(dot, cmd, value.take())?;
-            value = Some(v);
+            // Go digs into an `interface {}` result: a nil one becomes the invalid value.
+            value = Some(match v {
+                Some(Value::Null) => None,
+                v => v,
+            });
         }
         // The "lovely" unwrap: a nil interface becomes the invalid value.
         let value = match value.flatten() {
@@ -583,10 +587,20 @@ impl State<'_> {
             }
             let v = self.eval_arg_value(dot, a)?;
             self.at(a.pos, a);
-            argv.push(Some(self.validate(v, t)?));
+            // Untyped parameters keep the invalid value (built-ins tell it from nil).
+            argv.push(if t == ParamType::Any {
+                v
+            } else {
+                Some(self.validate(v, t)?)
+            });
         }
         if let Some(f) = final_ {
-            argv.push(Some(self.validate(f, param(args.len()))?));
+            let t = param(args.len());
+            argv.push(if t == ParamType::Any {
+                f
+            } else {
+                Some(self.validate(f, t)?)
+            });
         }
         let result = match user {
             Some(entry) => {
@@ -656,6 +670,13 @@ impl State<'_> {
                 _ => self.errorf(format!("invalid value; expected {}", t.go_name())),
             };
         };
+        if v.is_null() && t != ParamType::Any {
+            // A nil `interface {}` read from a map is not assignable to a typed parameter.
+            return self.errorf(format!(
+                "wrong type for value; expected {}; got interface {{}}",
+                t.go_name()
+            ));
+        }
         let ok = match t {
             ParamType::Any => true,
             ParamType::Str => v.is_string(),

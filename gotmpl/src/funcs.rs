@@ -142,7 +142,8 @@ fn eval_args(args: &[Val]) -> String {
 
 fn len(v: Option<&Value>) -> Result<Value, CallError> {
     match v {
-        None | Some(Value::Null) => call("reflect: call of reflect.Value.Type on zero Value"),
+        None => call("reflect: call of reflect.Value.Type on zero Value"),
+        Some(Value::Null) => call("len of nil pointer"),
         Some(Value::String(s)) => Ok(Value::from(s.len())),
         Some(Value::Array(a)) => Ok(Value::from(a.len())),
         Some(Value::Object(m)) => Ok(Value::from(m.len())),

@@ -131,7 +131,7 @@ fn list_of(v: &Value, what: &str) -> Result<Vec<Value>, String> {
         Value::Array(a) => Ok(a.clone()),
         // Sprig asks reflect for the kind of a nil interface: a nil-pointer panic in Go.
         Value::Null => Err(NIL_DEREF.to_string()),
-        other => Err(format!("Cannot {what} on type {}", type_name(other))),
+        other => Err(format!("Cannot {what} on type {}", kind_of(other))),
     }
 }
 
@@ -592,7 +592,7 @@ pub(crate) fn sprig() -> FuncMap {
         Ok(Value::Array(l[start as usize..end as usize].to_vec()))
     });
     reg(&mut m, "uniq", &[P::Any], None, |v| {
-        let l = list_of(&v[0], "uniq")?;
+        let l = list_of(&v[0], "find uniq")?;
         let mut out: Vec<Value> = Vec::new();
         for e in l {
             if !out.contains(&e) {
@@ -670,7 +670,10 @@ pub(crate) fn sprig() -> FuncMap {
             .unwrap_or(Value::String(String::new())))
     });
     reg(&mut m, "set", &[P::Map, P::Str, P::Any], None, |v| {
-        let mut d = v[0].as_object().cloned().unwrap_or_default();
+        let Some(d) = v[0].as_object() else {
+            return Err("assignment to entry in nil map".into());
+        };
+        let mut d = d.clone();
         d.insert(s(&v[1]).to_string(), v[2].clone());
         Ok(Value::Object(d))
     });
