@@ -32,6 +32,8 @@
 //!   yields U+FFFD where Go would write the broken bytes.
 //! - Sprig functions returning typed Go slices (`[]string` from `splitList`, `toStrings`,
 //!   `sortAlpha`, `keys`) return JSON arrays: `typeOf` says `[]interface {}` for them.
+//! - Go's numeric results keep their Go type (`add` returns `int64`, `int` an `int`): `typeOf` and
+//!   `kindOf` say `int64` for them in Go, `int` here; printing and comparisons are the same.
 //! - `keys` and `values` return sorted (by key) results; Go's are in random map order.
 //! - `set`, `unset`, `merge`, `mergeOverwrite` change the map in place in Go; here the change is
 //!   written back when the map is a variable or a field of one (`$_ := set $d "k" v`), not when it
