@@ -27,7 +27,8 @@
 //!
 //! **Known differences from Go** (each golden case that shows one has a `.expected-diff` note):
 //! - Template calls nest at most 100 deep (Go: 100000), control structures and parentheses 200 deep,
-//!   output is capped at 64 MiB: a runaway template errors instead of exhausting stack or memory.
+//!   output is capped at 64 MiB, execution at 10 million steps, values built by Sprig functions at
+//!   1,000 levels of nesting: a runaway template errors instead of exhausting stack, memory or time.
 //! - Strings are UTF-8: a Sprig function that cuts a multi-byte character (`trunc`, `substr`)
 //!   yields U+FFFD where Go would write the broken bytes.
 //! - Sprig functions returning typed Go slices (`[]string` from `splitList`, `toStrings`,

@@ -13,6 +13,10 @@ use crate::{Entry, FuncMap};
 
 type R = Result<Value, String>;
 
+/// Values nest at most this deep: a template that wraps a map in itself in a loop errors out
+/// instead of overflowing the stack when the value is printed or dropped.
+pub(crate) const MAX_VALUE_DEPTH: usize = 1000;
+
 fn reg(
     m: &mut FuncMap,
     name: &str,
@@ -20,10 +24,17 @@ fn reg(
     variadic: Option<P>,
     f: impl Fn(&[Value]) -> R + Send + Sync + 'static,
 ) {
+    let checked = move |args: &[Value]| -> R {
+        let v = f(args)?;
+        if too_deep(&v) {
+            return Err(format!("result nests deeper than {MAX_VALUE_DEPTH} levels"));
+        }
+        Ok(v)
+    };
     m.insert_entry(
         name,
         Entry {
-            f: Arc::new(f),
+            f: Arc::new(checked),
             sig: Some(Sig {
                 fixed: fixed.to_vec(),
                 variadic,
@@ -32,6 +43,21 @@ fn reg(
     );
 }
 
+/// Iterative (no recursion) depth check.
+fn too_deep(v: &Value) -> bool {
+    let mut stack: Vec<(&Value, usize)> = vec![(v, 1)];
+    while let Some((v, depth)) = stack.pop() {
+        if depth > MAX_VALUE_DEPTH {
+            return true;
+        }
+        match v {
+            Value::Array(a) => stack.extend(a.iter().map(|e| (e, depth + 1))),
+            Value::Object(m) => stack.extend(m.values().map(|e| (e, depth + 1))),
+            _ => {}
+        }
+    }
+    false
+}
 fn s(v: &Value) -> &str {
     v.as_str().unwrap_or("")
 }

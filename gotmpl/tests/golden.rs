@@ -317,3 +317,24 @@ fn random_fragment_soup_never_panics() {
         }
     }
 }
+
+#[test]
+fn self_nesting_values_error_instead_of_overflowing_the_stack() {
+    let mut set = TemplateSet::new(Delims::default(), FuncMap::sprig());
+    set.parse(
+        "nest",
+        r#"{{ $d := dict }}{{ range until 100000 }}{{ $d = dict "a" $d }}{{ end }}{{ $d }}"#,
+    )
+    .expect("parses");
+    let err = set
+        .execute("nest", &Value::Null)
+        .expect_err("100,000 levels must be refused");
+    assert!(err.to_string().contains("nests deeper than"), "{err}");
+}
+
+#[test]
+fn template_sets_can_be_shared_between_threads() {
+    fn assert_send_sync<T: Send + Sync + Clone>() {}
+    assert_send_sync::<TemplateSet>();
+    assert_send_sync::<FuncMap>();
+}
