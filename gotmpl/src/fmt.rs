@@ -463,7 +463,10 @@ pub(crate) fn sprintf(format: &str, args: &[Value]) -> String {
                     chars.next();
                     let v = args.get(*argi).and_then(as_int);
                     *argi += 1;
-                    return v.and_then(|i| usize::try_from(i).ok());
+                    // Go refuses widths over 1e6; clamp (no huge allocation).
+                    return v
+                        .and_then(|i| usize::try_from(i).ok())
+                        .map(|w| w.min(1_000_000));
                 }
                 let mut n: Option<usize> = None;
                 while let Some(d) = chars.peek().and_then(|c| c.to_digit(10)) {

@@ -43,6 +43,28 @@ fn reg(
     );
 }
 
+/// A result larger than the output cap is refused before it is built.
+fn check_size(len: u128) -> Result<(), String> {
+    if len > crate::exec::MAX_OUTPUT as u128 {
+        return Err(format!("result exceeds {} bytes", crate::exec::MAX_OUTPUT));
+    }
+    Ok(())
+}
+
+/// Sprig's indent/nindent: `prefix`, then `n` spaces before every line.
+fn indent(n: i64, text: &str, prefix: &str) -> R {
+    if n < 0 {
+        return Err("strings: negative Repeat count".into());
+    }
+    let lines = text.matches('\n').count() as u128 + 1;
+    check_size(text.len() as u128 + lines * n as u128)?;
+    let pad = " ".repeat(n as usize);
+    Ok(Value::String(format!(
+        "{prefix}{pad}{}",
+        text.replace('\n', &format!("\n{pad}"))
+    )))
+}
+
 /// Iterative (no recursion) depth check.
 fn too_deep(v: &Value) -> bool {
     let mut stack: Vec<(&Value, usize)> = vec![(v, 1)];
@@ -439,6 +461,12 @@ pub(crate) fn sprig() -> FuncMap {
     });
     reg(&mut m, "replace", &[P::Str, P::Str, P::Str], None, |v| {
         let (old, new, src) = (s(&v[0]), s(&v[1]), s(&v[2]));
+        let count = if old.is_empty() {
+            src.chars().count() + 1
+        } else {
+            src.matches(old).count()
+        };
+        check_size(src.len() as u128 + count as u128 * new.len() as u128)?;
         if old.is_empty() {
             // Go inserts `new` around every rune.
             let mut out = String::from(new);
@@ -506,18 +534,10 @@ pub(crate) fn sprig() -> FuncMap {
         ))
     });
     reg(&mut m, "indent", &[P::Int, P::Str], None, |v| {
-        let pad = " ".repeat(i(&v[0]).clamp(0, 10_000) as usize);
-        Ok(Value::String(format!(
-            "{pad}{}",
-            s(&v[1]).replace('\n', &format!("\n{pad}"))
-        )))
+        indent(i(&v[0]), s(&v[1]), "")
     });
     reg(&mut m, "nindent", &[P::Int, P::Str], None, |v| {
-        let pad = " ".repeat(i(&v[0]).clamp(0, 10_000) as usize);
-        Ok(Value::String(format!(
-            "\n{pad}{}",
-            s(&v[1]).replace('\n', &format!("\n{pad}"))
-        )))
+        indent(i(&v[0]), s(&v[1]), "\n")
     });
     reg(&mut m, "join", &[P::Str, P::Any], None, |v| {
         Ok(Value::String(strslice(&v[1]).join(s(&v[0]))))

@@ -338,3 +338,25 @@ fn template_sets_can_be_shared_between_threads() {
     assert_send_sync::<TemplateSet>();
     assert_send_sync::<FuncMap>();
 }
+
+#[test]
+fn string_builders_refuse_results_over_the_output_cap() {
+    let mut set = TemplateSet::new(Delims::default(), FuncMap::sprig());
+    for (name, text) in [
+        (
+            "indent",
+            r#"{{ $s := repeat 1000000 "\n" }}{{ indent 1000 $s }}"#,
+        ),
+        (
+            "replace",
+            r#"{{ $s := repeat 1000000 "a" }}{{ replace "a" (repeat 1000 "b") $s }}"#,
+        ),
+        ("width", r#"{{ printf "%*d" 1000000000000 1 | len }}"#),
+    ] {
+        set.parse(name, text).expect("parses");
+        match set.execute(name, &Value::Null) {
+            Err(e) => assert!(e.to_string().contains("exceeds"), "{name}: {e}"),
+            Ok(out) => assert!(out.len() < 2_000_000, "{name}: {} bytes", out.len()),
+        }
+    }
+}
