@@ -602,6 +602,19 @@ impl State<'_> {
                 Some(self.validate(f, t)?)
             });
         }
+        // Functions copy their arguments (Sprig's append copies the list): charge the work, so a
+        // loop that grows a list quadratically meets the step cap instead of running for hours.
+        let work: usize = argv
+            .iter()
+            .map(|v| match v {
+                Some(Value::Array(a)) => a.len(),
+                Some(Value::Object(m)) => m.len(),
+                Some(Value::String(s)) => s.len() / 8,
+                _ => 0,
+            })
+            .sum();
+        self.steps += work as u64;
+        self.step()?;
         let result = match user {
             Some(entry) => {
                 let values: Vec<Value> =
