@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::fmt::{format_v, go_quote, type_name};
 use crate::funcs::{self, ParamType};
@@ -744,6 +744,3 @@ pub(crate) fn number_value(n: &Number) -> Value {
             .unwrap_or(Value::Null),
     }
 }
-
-#[allow(dead_code)]
-fn _unused(_: Map<String, Value>) {}

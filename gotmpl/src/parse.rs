@@ -564,7 +564,6 @@ impl Parser<'_> {
                 break;
             }
             self.next_non_space();
-            let after_var = self.peek();
             let next = self.peek_non_space();
             if next.kind == Kind::Assign || next.kind == Kind::Declare {
                 pipe.is_assign = next.kind == Kind::Assign;
@@ -584,16 +583,8 @@ impl Parser<'_> {
                 }
                 return self.errorf(format!("too many declarations in {context}"));
             } else {
-                // Not a declaration: put the variable (and what followed it) back.
-                let _ = after_var;
-                self.i -= 1;
-                while self
-                    .items
-                    .get(self.i)
-                    .is_some_and(|t| t.kind != Kind::Variable)
-                {
-                    self.i -= 1;
-                }
+                // Not a declaration: put the variable back (peeking consumed nothing after it).
+                self.i = self.i.saturating_sub(1);
                 break;
             }
         }
