@@ -583,8 +583,17 @@ impl Parser<'_> {
                 }
                 return self.errorf(format!("too many declarations in {context}"));
             } else {
-                // Not a declaration: put the variable back (peeking consumed nothing after it).
-                self.i = self.i.saturating_sub(1);
+                // Not a declaration: put back the variable and the spaces peeking skipped.
+                while self.i > 0 {
+                    self.i -= 1;
+                    if self
+                        .items
+                        .get(self.i)
+                        .is_some_and(|t| t.kind == Kind::Variable)
+                    {
+                        break;
+                    }
+                }
                 break;
             }
         }
