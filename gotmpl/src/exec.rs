@@ -3,17 +3,21 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::fmt::{format_v, go_quote, type_name};
 use crate::funcs::{self, ParamType};
 use crate::parse::{Arg, ArgKind, Command, Node, Number, Pipe, Tree};
 use crate::{Error, FuncMap, MissingKey};
 
-/// `template` calls nest at most this deep (Go: 100000), so self-recursion errors out.
-pub(crate) const MAX_TEMPLATE_DEPTH: usize = 1000;
+/// `template` calls nest at most this deep (Go: 100000), so self-recursion errors out
+/// (and the stack of a 2 MiB thread suffices even in debug builds).
+pub(crate) const MAX_TEMPLATE_DEPTH: usize = 100;
 /// Output cap: a template that produces more fails instead of exhausting memory.
 pub(crate) const MAX_OUTPUT: usize = 64 * 1024 * 1024;
+/// Nodes walked and range iterations, in all: `range 1000000000000` with an empty body errors
+/// out instead of spinning.
+pub(crate) const MAX_STEPS: u64 = 10_000_000;
 
 /// A value during evaluation: `None` is Go's invalid `reflect.Value` (a missing key, no data).
 type Val = Option<Value>;
@@ -39,6 +43,9 @@ struct State<'a> {
     vars: Vec<(String, Val)>,
     depth: usize,
     out: String,
+    /// Dot is an element of a list or map being ranged over: a Go `interface {}` value.
+    dot_is_elem: bool,
+    steps: u64,
 }
 
 type R<T> = Result<T, Error>;
@@ -58,6 +65,8 @@ impl Exec<'_> {
             vars: vec![("$".into(), dot.clone())],
             depth: 0,
             out: String::new(),
+            dot_is_elem: false,
+            steps: 0,
         };
         s.walk_list(&dot, &tree.root)?;
         Ok(s.out)
@@ -90,10 +99,7 @@ impl State<'_> {
             Some(i) => pos - i - 1,
             None => pos,
         };
-        let mut action = self.context.clone();
-        if action.chars().count() > 20 {
-            action = format!("{}...", action.chars().take(20).collect::<String>());
-        }
+        let action = self.context.clone();
         Err(Error::Exec {
             name: self.tree.parse_name.clone(),
             line,
@@ -122,7 +128,16 @@ impl State<'_> {
         Ok(Flow::Normal)
     }
 
+    fn step(&mut self) -> R<()> {
+        self.steps += 1;
+        if self.steps > MAX_STEPS {
+            return self.errorf(format!("execution exceeds {MAX_STEPS} steps"));
+        }
+        Ok(())
+    }
+
     fn walk(&mut self, dot: &Val, node: &Node) -> R<Flow> {
+        self.step()?;
         match node {
             Node::Text(t) => self.write(t)?,
             Node::Action(pipe) => {
@@ -213,7 +228,8 @@ impl State<'_> {
         list: &[Node],
         else_list: Option<&[Node]>,
     ) -> R<()> {
-        let mut one = |s: &mut Self, key: Value, elem: Value| -> R<Flow> {
+        let one = |s: &mut Self, key: Value, elem: Value| -> R<Flow> {
+            s.step()?;
             let mark = s.vars.len();
             match pipe.decl.len() {
                 0 => {}
@@ -227,7 +243,9 @@ impl State<'_> {
                     s.vars[i + 1].1 = Some(elem.clone());
                 }
             }
+            let saved = std::mem::replace(&mut s.dot_is_elem, true);
             let r = s.walk_list(&Some(elem), list);
+            s.dot_is_elem = saved;
             s.vars.truncate(mark);
             r
         };
@@ -298,7 +316,11 @@ impl State<'_> {
         let mut value: Option<Val> = None;
         for cmd in &pipe.cmds {
             let v = self.eval_command(dot, cmd, value.take())?;
-            value = Some(v);
+            // Go digs into an `interface {}` result: a nil one becomes the invalid value.
+            value = Some(match v {
+                Some(Value::Null) => None,
+                v => v,
+            });
         }
         // The "lovely" unwrap: a nil interface becomes the invalid value.
         let value = match value.flatten() {
@@ -335,7 +357,7 @@ impl State<'_> {
         match &first.kind {
             ArgKind::Field(idents) => {
                 self.at(first.pos, first);
-                self.eval_field_chain(dot.clone(), idents, cmd.args.len() > 1 || final_.is_some())
+                self.eval_dot_field_chain(dot, idents, cmd.args.len() > 1 || final_.is_some())
             }
             ArgKind::Chain(node, fields) => {
                 self.at(first.pos, first);
@@ -352,12 +374,11 @@ impl State<'_> {
             }
             ArgKind::Variable(name, idents) => {
                 self.at(first.pos, first);
-                let v = self.var_value(name)?;
                 if idents.is_empty() {
                     self.not_a_function(cmd, &final_)?;
-                    return Ok(v);
+                    return self.var_value(name);
                 }
-                self.eval_field_chain(v, idents, cmd.args.len() > 1 || final_.is_some())
+                self.eval_var_field_chain(name, idents, cmd.args.len() > 1 || final_.is_some())
             }
             _ => {
                 self.at(first.pos, first);
@@ -366,6 +387,9 @@ impl State<'_> {
                     ArgKind::Bool(b) => Ok(Some(Value::Bool(*b))),
                     ArgKind::Dot => Ok(dot.clone()),
                     ArgKind::Nil => self.errorf("nil is not a command"),
+                    ArgKind::Number(Number::Uint(_), text) => {
+                        self.errorf(format!("{text} overflows int"))
+                    }
                     ArgKind::Number(n, _) => Ok(Some(number_value(n))),
                     ArgKind::Str(_, s) => Ok(Some(Value::String(s.clone()))),
                     _ => self.errorf(format!(
@@ -384,43 +408,77 @@ impl State<'_> {
         }
     }
 
-    fn eval_field_chain(&mut self, mut receiver: Val, idents: &[String], has_args: bool) -> R<Val> {
-        let n = idents.len();
-        for (i, ident) in idents.iter().enumerate() {
-            receiver = self.eval_field(ident, receiver, has_args && i == n - 1)?;
-        }
-        Ok(receiver)
+    fn eval_field_chain(&mut self, receiver: Val, idents: &[String], has_args: bool) -> R<Val> {
+        self.field_chain(receiver.as_ref(), idents, has_args, false)
     }
 
-    fn eval_field(&mut self, name: &str, receiver: Val, has_args: bool) -> R<Val> {
-        let Some(recv) = receiver else {
-            if self.ex.missing_key == MissingKey::Error {
-                return self.errorf(format!("nil data; no entry for key {}", go_quote(name)));
-            }
-            return Ok(None);
-        };
-        match recv {
-            Value::Object(mut m) => {
-                if has_args {
-                    return self.errorf(format!("{name} is not a method but has arguments"));
-                }
-                match m.remove(name) {
-                    Some(v) => Ok(Some(v)),
-                    None => match self.ex.missing_key {
-                        MissingKey::Error => {
-                            self.errorf(format!("map has no entry for key {}", go_quote(name)))
-                        }
-                        MissingKey::Zero => Ok(Some(Value::Null)),
-                        MissingKey::Default => Ok(None),
-                    },
-                }
-            }
-            Value::Null => self.errorf(format!("nil pointer evaluating interface {{}}.{name}")),
-            other => self.errorf(format!(
-                "can't evaluate field {name} in type {}",
-                type_name(&other)
-            )),
+    fn eval_dot_field_chain(&mut self, dot: &Val, idents: &[String], has_args: bool) -> R<Val> {
+        self.field_chain(dot.as_ref(), idents, has_args, self.dot_is_elem)
+    }
+
+    /// `$x.a.b` without cloning `$x` (only the result is cloned).
+    fn eval_var_field_chain(&self, var: &str, idents: &[String], has_args: bool) -> R<Val> {
+        match self.vars.iter().rev().find(|(n, _)| n == var) {
+            Some((_, v)) => self.field_chain(v.as_ref(), idents, has_args, false),
+            None => self.errorf(format!("undefined variable: {var}")),
         }
+    }
+
+    /// Go's evalFieldChain on a map receiver, navigating by reference. `None` is the invalid value.
+    fn field_chain(
+        &self,
+        receiver: Option<&Value>,
+        idents: &[String],
+        has_args: bool,
+        receiver_is_elem: bool,
+    ) -> R<Val> {
+        static NIL: Value = Value::Null;
+        let n = idents.len();
+        let mut cur = receiver;
+        for (i, name) in idents.iter().enumerate() {
+            // Values looked up in a map are Go `interface {}` values (error messages say so).
+            let from_map = i > 0 || receiver_is_elem;
+            cur = match cur {
+                None => {
+                    if self.ex.missing_key == MissingKey::Error {
+                        return self
+                            .errorf(format!("nil data; no entry for key {}", go_quote(name)));
+                    }
+                    // Further fields of the invalid value stay invalid.
+                    return Ok(None);
+                }
+                Some(Value::Object(m)) => {
+                    if has_args && i == n - 1 {
+                        return self.errorf(format!("{name} is not a method but has arguments"));
+                    }
+                    match m.get(name.as_str()) {
+                        Some(v) => Some(v),
+                        None => match self.ex.missing_key {
+                            MissingKey::Error => {
+                                return self.errorf(format!(
+                                    "map has no entry for key {}",
+                                    go_quote(name)
+                                ));
+                            }
+                            MissingKey::Zero => Some(&NIL),
+                            MissingKey::Default => None,
+                        },
+                    }
+                }
+                Some(Value::Null) => {
+                    return self.errorf(format!("nil pointer evaluating interface {{}}.{name}"));
+                }
+                Some(other) => {
+                    let typ = if from_map {
+                        "interface {}"
+                    } else {
+                        type_name(other)
+                    };
+                    return self.errorf(format!("can't evaluate field {name} in type {typ}"));
+                }
+            };
+        }
+        Ok(cur.cloned())
     }
 
     /// An argument to a function.
@@ -429,11 +487,9 @@ impl State<'_> {
         match &arg.kind {
             ArgKind::Dot => Ok(dot.clone()),
             ArgKind::Nil => Ok(Some(Value::Null)),
-            ArgKind::Field(idents) => self.eval_field_chain(dot.clone(), idents, false),
-            ArgKind::Variable(name, idents) => {
-                let v = self.var_value(name)?;
-                self.eval_field_chain(v, idents, false)
-            }
+            ArgKind::Field(idents) => self.eval_dot_field_chain(dot, idents, false),
+            ArgKind::Variable(name, idents) if idents.is_empty() => self.var_value(name),
+            ArgKind::Variable(name, idents) => self.eval_var_field_chain(name, idents, false),
             ArgKind::Pipe(p) => self.eval_pipeline(dot, p),
             ArgKind::Identifier(name) => {
                 let cmd = Command {
@@ -466,8 +522,9 @@ impl State<'_> {
     ) -> R<Val> {
         self.at(pos, name);
         let args = &cmd.args[1..];
-        // `and` / `or` short-circuit: evaluate lazily.
-        if name == "and" || name == "or" {
+        let user = self.ex.funcs.entry(name);
+        // `and` / `or` short-circuit: evaluate lazily (unless a FuncMap replaced them).
+        if user.is_none() && (name == "and" || name == "or") {
             let n = args.len() + usize::from(final_.is_some());
             if n == 0 {
                 return self.errorf(format!(
@@ -488,77 +545,156 @@ impl State<'_> {
             }
             return Ok(last.or(Some(Value::Null)));
         }
-        let mut argv: Vec<Val> = Vec::with_capacity(args.len() + 1);
-        for a in args {
-            argv.push(self.eval_arg_value(dot, a)?);
+        let sig = match user {
+            Some(e) => e.sig.clone(),
+            None if funcs::BUILTINS.contains(&name) => funcs::builtin_sig(name),
+            None => return self.errorf(format!("{} is not a defined function", go_quote(name))),
+        };
+        let n_args = args.len() + usize::from(final_.is_some());
+        if let Some(sig) = &sig {
+            let fixed = sig.fixed.len();
+            if sig.variadic.is_some() && n_args < fixed {
+                return self.errorf(format!(
+                    "wrong number of args for {name}: want at least {fixed} got {}",
+                    args.len()
+                ));
+            }
+            if sig.variadic.is_none() && n_args != fixed {
+                return self.errorf(format!(
+                    "wrong number of args for {name}: want {fixed} got {n_args}"
+                ));
+            }
+        }
+        let param = |i: usize| -> ParamType {
+            sig.as_ref()
+                .map(|s| {
+                    s.fixed
+                        .get(i)
+                        .copied()
+                        .or(s.variadic)
+                        .unwrap_or(ParamType::Any)
+                })
+                .unwrap_or(ParamType::Any)
+        };
+        let mut argv: Vec<Val> = Vec::with_capacity(n_args);
+        for (i, a) in args.iter().enumerate() {
+            let t = param(i);
+            if t != ParamType::Any
+                && let Some(msg) = literal_mismatch(a, t)
+            {
+                self.at(a.pos, a);
+                return self.errorf(msg);
+            }
+            let v = self.eval_arg_value(dot, a)?;
+            self.at(a.pos, a);
+            // Untyped parameters keep the invalid value (built-ins tell it from nil).
+            argv.push(if t == ParamType::Any {
+                v
+            } else {
+                Some(self.validate(v, t)?)
+            });
         }
         if let Some(f) = final_ {
-            argv.push(f);
+            let t = param(args.len());
+            argv.push(if t == ParamType::Any {
+                f
+            } else {
+                Some(self.validate(f, t)?)
+            });
         }
-        self.at(pos, name);
-        if let Some(r) = funcs::builtin(name, &argv) {
-            return match r {
-                Ok(v) => Ok(Some(v)),
-                Err(funcs::CallError::Plain(m)) => self.errorf(m),
-                Err(funcs::CallError::Call(m)) => self.errorf(format!("error calling {name}: {m}")),
-            };
-        }
-        let Some(entry) = self.ex.funcs.entry(name) else {
-            return self.errorf(format!("{} is not a defined function", go_quote(name)));
+        // Functions copy their arguments (Sprig's append copies the list): charge the work, so a
+        // loop that grows a list quadratically meets the step cap instead of running for hours.
+        let work: usize = argv
+            .iter()
+            .map(|v| match v {
+                Some(Value::Array(a)) => a.len(),
+                Some(Value::Object(m)) => m.len(),
+                Some(Value::String(s)) => s.len() / 8,
+                _ => 0,
+            })
+            .sum();
+        self.steps += work as u64;
+        self.step()?;
+        let result = match user {
+            Some(entry) => {
+                let values: Vec<Value> =
+                    argv.into_iter().map(|v| v.unwrap_or(Value::Null)).collect();
+                match (entry.f)(&values) {
+                    Ok(v) => v,
+                    Err(m) => {
+                        self.at(cmd.pos, cmd);
+                        return self.errorf(format!("error calling {name}: {m}"));
+                    }
+                }
+            }
+            None => match funcs::builtin(name, &argv) {
+                Some(Ok(v)) => v,
+                Some(Err(funcs::CallError::Plain(m))) => {
+                    self.at(pos, name);
+                    return self.errorf(m);
+                }
+                Some(Err(funcs::CallError::Call(m))) => {
+                    self.at(cmd.pos, cmd);
+                    return self.errorf(format!("error calling {name}: {m}"));
+                }
+                None => {
+                    return self.errorf(format!("{} is not a defined function", go_quote(name)));
+                }
+            },
         };
-        let mut values = Vec::with_capacity(argv.len());
-        if let Some(sig) = &entry.sig {
-            let fixed = sig.fixed.len();
-            match sig.variadic {
-                Some(_) if argv.len() < fixed => {
-                    return self.errorf(format!(
-                        "wrong number of args for {name}: want at least {fixed} got {}",
-                        argv.len()
-                    ));
-                }
-                None if argv.len() != fixed => {
-                    return self.errorf(format!(
-                        "wrong number of args for {name}: want {fixed} got {}",
-                        argv.len()
-                    ));
-                }
-                _ => {}
-            }
-            for (i, v) in argv.into_iter().enumerate() {
-                let t = sig
-                    .fixed
-                    .get(i)
-                    .copied()
-                    .or(sig.variadic)
-                    .unwrap_or(ParamType::Any);
-                values.push(self.validate(v, t)?);
-            }
-        } else {
-            values = argv.into_iter().map(|v| v.unwrap_or(Value::Null)).collect();
+        // Sprig's set/unset/merge change the map they are given (Go maps are references): when
+        // that map is a variable (`$_ := set $d "k" v`), write the result back into it.
+        if matches!(
+            name,
+            "set" | "unset" | "merge" | "mergeOverwrite" | "mustMerge" | "mustMergeOverwrite"
+        ) && user.is_some()
+            && let Some(Arg {
+                kind: ArgKind::Variable(var, idents),
+                ..
+            }) = args.first()
+        {
+            self.write_back(var, idents, result.clone());
         }
-        match (entry.f)(&values) {
-            Ok(v) => Ok(Some(v)),
-            Err(m) => {
-                self.at(pos, name);
-                self.errorf(format!("error calling {name}: {m}"))
+        Ok(Some(result))
+    }
+
+    fn write_back(&mut self, var: &str, idents: &[String], value: Value) {
+        let Some(slot) = self.vars.iter_mut().rev().find(|(n, _)| n == var) else {
+            return;
+        };
+        let Some(mut target) = slot.1.as_mut() else {
+            return;
+        };
+        for ident in idents {
+            match target.get_mut(ident.as_str()) {
+                Some(t) => target = t,
+                None => return,
             }
+        }
+        if target.is_object() {
+            *target = value;
         }
     }
 
     fn validate(&self, v: Val, t: ParamType) -> R<Value> {
         let Some(v) = v else {
             return match t {
-                ParamType::Any | ParamType::List | ParamType::Map => Ok(Value::Null),
+                ParamType::Any | ParamType::Map => Ok(Value::Null),
                 _ => self.errorf(format!("invalid value; expected {}", t.go_name())),
             };
         };
+        if v.is_null() && t != ParamType::Any {
+            // A nil `interface {}` read from a map is not assignable to a typed parameter.
+            return self.errorf(format!(
+                "wrong type for value; expected {}; got interface {{}}",
+                t.go_name()
+            ));
+        }
         let ok = match t {
             ParamType::Any => true,
             ParamType::Str => v.is_string(),
             ParamType::Int => v.is_i64() || v.is_u64(),
-            ParamType::Float => v.is_f64(),
             ParamType::Bool => v.is_boolean(),
-            ParamType::List => v.is_array() || v.is_null(),
             ParamType::Map => v.is_object() || v.is_null(),
         };
         if !ok {
@@ -575,6 +711,30 @@ impl State<'_> {
     }
 }
 
+/// Go checks a literal argument against a typed parameter before evaluating it.
+fn literal_mismatch(a: &Arg, t: ParamType) -> Option<String> {
+    let (want, ok) = match (&a.kind, t) {
+        (ArgKind::Nil, ParamType::Map | ParamType::Any) => return None,
+        (ArgKind::Nil, _) => return Some(format!("cannot assign nil to {}", t.go_name())),
+        (ArgKind::Str(..), ParamType::Str) => return None,
+        (ArgKind::Str(..), _) | (ArgKind::Number(..), _) | (ArgKind::Bool(_), _) => match t {
+            ParamType::Str => ("string", false),
+            ParamType::Int => (
+                "integer",
+                matches!(a.kind, ArgKind::Number(Number::Int(_) | Number::Uint(_), _)),
+            ),
+            ParamType::Bool => ("bool", matches!(a.kind, ArgKind::Bool(_))),
+            _ => return None,
+        },
+        _ => return None,
+    };
+    if ok {
+        None
+    } else {
+        Some(format!("expected {want}; found {a}"))
+    }
+}
+
 pub(crate) fn number_value(n: &Number) -> Value {
     match n {
         Number::Int(i) => Value::from(*i),
@@ -584,6 +744,3 @@ pub(crate) fn number_value(n: &Number) -> Value {
             .unwrap_or(Value::Null),
     }
 }
-
-#[allow(dead_code)]
-fn _unused(_: Map<String, Value>) {}

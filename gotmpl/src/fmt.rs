@@ -83,7 +83,7 @@ pub(crate) fn format_float_g(f: f64) -> String {
     let neg = mant.starts_with('-');
     let digits: String = mant.chars().filter(|c| c.is_ascii_digit()).collect();
     let sign = if neg { "-" } else { "" };
-    if exp < -4 || exp >= 6 {
+    if !(-4..6).contains(&exp) {
         return exp_form(sign, &digits, exp);
     }
     fixed_form(sign, &digits, exp)
@@ -304,6 +304,11 @@ fn fmt_float(x: f64, verb: char, f: &Flags) -> String {
         }
         _ => format_float_g(x),
     };
+    let body = if verb == 'G' {
+        body.to_uppercase()
+    } else {
+        body
+    };
     let body = if x.is_infinite() || x.is_nan() {
         format_float_g(x)
     } else {
@@ -452,13 +457,16 @@ pub(crate) fn sprintf(format: &str, args: &[Value]) -> String {
             }
             chars.next();
         }
-        let mut num =
+        let num =
             |chars: &mut std::iter::Peekable<std::str::Chars>, argi: &mut usize| -> Option<usize> {
                 if chars.peek() == Some(&'*') {
                     chars.next();
                     let v = args.get(*argi).and_then(as_int);
                     *argi += 1;
-                    return v.and_then(|i| usize::try_from(i).ok());
+                    // Go refuses widths over 1e6; clamp (no huge allocation).
+                    return v
+                        .and_then(|i| usize::try_from(i).ok())
+                        .map(|w| w.min(1_000_000));
                 }
                 let mut n: Option<usize> = None;
                 while let Some(d) = chars.peek().and_then(|c| c.to_digit(10)) {
@@ -505,4 +513,63 @@ pub(crate) fn sprintf(format: &str, args: &[Value]) -> String {
         out.push(')');
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn floats_print_like_go_percent_v() {
+        for (f, want) in [
+            (1.5, "1.5"),
+            (2.0, "2"),
+            (1e21, "1e+21"),
+            (1e6, "1e+06"),
+            (123456.0, "123456"),
+            (1234567.0, "1.234567e+06"),
+            (0.0001, "0.0001"),
+            (0.00001, "1e-05"),
+            (-2.5, "-2.5"),
+            (0.1, "0.1"),
+        ] {
+            assert_eq!(format_float_g(f), want, "{f}");
+        }
+    }
+
+    #[test]
+    fn values_print_like_go_percent_v() {
+        let v = json!({"b": [1, "x", null], "a": {"z": true, "y": 1.5}});
+        assert_eq!(to_v(&v), "map[a:map[y:1.5 z:true] b:[1 x <nil>]]");
+    }
+
+    #[test]
+    fn sprintf_handles_verbs_flags_and_bad_arguments() {
+        let args = [json!("ab"), json!(42), json!(2.5)];
+        assert_eq!(sprintf("%-4s|%05d|%.2f|%%", &args), "ab  |00042|2.50|%");
+        assert_eq!(sprintf("%d %d", &[json!(1)]), "1 %!d(MISSING)");
+        assert_eq!(
+            sprintf("x", &[json!(1), json!("a")]),
+            "x%!(EXTRA int=1, string=a)"
+        );
+        assert_eq!(
+            sprintf("%q %v %t", &[json!("a\"b"), json!(null), json!(true)]),
+            "\"a\\\"b\" <nil> true"
+        );
+    }
+
+    #[test]
+    fn sprint_spaces_only_between_non_strings() {
+        assert_eq!(
+            sprint(&[json!("a"), json!(1), json!(2), json!("b")]),
+            "a1 2b"
+        );
+        assert_eq!(sprintln(&[json!("a"), json!(1)]), "a 1\n");
+    }
+
+    #[test]
+    fn quote_escapes_like_strconv() {
+        assert_eq!(go_quote("a\"\\\n\t\u{1}é"), "\"a\\\"\\\\\\n\\t\\x01é\"");
+    }
 }

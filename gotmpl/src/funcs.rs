@@ -10,9 +10,7 @@ pub(crate) enum ParamType {
     Any,
     Str,
     Int,
-    Float,
     Bool,
-    List,
     Map,
 }
 
@@ -22,9 +20,7 @@ impl ParamType {
             ParamType::Any => "interface {}",
             ParamType::Str => "string",
             ParamType::Int => "int",
-            ParamType::Float => "float64",
             ParamType::Bool => "bool",
-            ParamType::List => "[]interface {}",
             ParamType::Map => "map[string]interface {}",
         }
     }
@@ -41,6 +37,17 @@ pub(crate) const BUILTINS: &[&str] = &[
     "and", "or", "not", "len", "index", "slice", "print", "printf", "println", "eq", "ne", "lt",
     "le", "gt", "ge", "html", "js", "urlquery", "call",
 ];
+
+/// The built-ins whose parameters Go type-checks before the call.
+pub(crate) fn builtin_sig(name: &str) -> Option<Sig> {
+    match name {
+        "printf" => Some(Sig {
+            fixed: vec![ParamType::Str],
+            variadic: Some(ParamType::Any),
+        }),
+        _ => None,
+    }
+}
 
 pub(crate) enum CallError {
     /// Reported as is (argument-count and type errors).
@@ -135,7 +142,8 @@ fn eval_args(args: &[Val]) -> String {
 
 fn len(v: Option<&Value>) -> Result<Value, CallError> {
     match v {
-        None | Some(Value::Null) => call("len of nil pointer"),
+        None => call("reflect: call of reflect.Value.Type on zero Value"),
+        Some(Value::Null) => call("len of nil pointer"),
         Some(Value::String(s)) => Ok(Value::from(s.len())),
         Some(Value::Array(a)) => Ok(Value::from(a.len())),
         Some(Value::Object(m)) => Ok(Value::from(m.len())),

@@ -539,3 +539,15 @@ impl Lexer<'_> {
         true
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn items_carry_their_line() {
+        let items = lex("[[ if .t ]]\nno end\n", "[[", "]]");
+        let last = items.last().expect("an item");
+        assert_eq!((last.kind, last.line), (Kind::Eof, 3), "{items:?}");
+    }
+}

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use crate::lex::{Item, Kind, lex};
 
 /// Control structures and parenthesised pipelines nest at most this deep (no stack overflow).
-pub(crate) const MAX_NESTING: usize = 1000;
+pub(crate) const MAX_NESTING: usize = 200;
 
 #[derive(Debug, Clone)]
 pub(crate) struct Tree {
@@ -165,6 +165,8 @@ struct Parser<'a> {
     depth: usize,
     action_line: usize,
     trees: Vec<Tree>,
+    /// The furthest item read, for error lines.
+    read: std::cell::Cell<usize>,
 }
 
 /// Parse `text`; returns the top-level tree (named `name`) and the `define`d / `block` trees, in
@@ -189,6 +191,7 @@ pub(crate) fn parse(
         depth: 0,
         action_line: 0,
         trees: Vec::new(),
+        read: std::cell::Cell::new(0),
     };
     let root = p.parse_top()?;
     let mut trees = vec![Tree {
@@ -216,11 +219,9 @@ impl Parser<'_> {
         })
     }
 
+    /// Go reports the line of the last token read (peeked ones included).
     fn cur_line(&self) -> usize {
-        self.items
-            .get(self.i.saturating_sub(1))
-            .map(|t| t.line)
-            .unwrap_or(1)
+        self.items.get(self.read.get()).map(|t| t.line).unwrap_or(1)
     }
 
     fn errorf<T>(&self, message: impl Into<String>) -> PResult<T> {
@@ -228,6 +229,11 @@ impl Parser<'_> {
     }
 
     fn next(&mut self) -> Item {
+        self.read.set(
+            self.read
+                .get()
+                .max(self.i.min(self.items.len().saturating_sub(1))),
+        );
         let item = self
             .items
             .get(self.i)
@@ -253,6 +259,11 @@ impl Parser<'_> {
     }
 
     fn peek(&self) -> Item {
+        self.read.set(
+            self.read
+                .get()
+                .max(self.i.min(self.items.len().saturating_sub(1))),
+        );
         self.items
             .get(self.i)
             .cloned()
@@ -553,7 +564,6 @@ impl Parser<'_> {
                 break;
             }
             self.next_non_space();
-            let after_var = self.peek();
             let next = self.peek_non_space();
             if next.kind == Kind::Assign || next.kind == Kind::Declare {
                 pipe.is_assign = next.kind == Kind::Assign;
@@ -573,15 +583,16 @@ impl Parser<'_> {
                 }
                 return self.errorf(format!("too many declarations in {context}"));
             } else {
-                // Not a declaration: put the variable (and what followed it) back.
-                let _ = after_var;
-                self.i -= 1;
-                while self
-                    .items
-                    .get(self.i)
-                    .is_some_and(|t| t.kind != Kind::Variable)
-                {
+                // Not a declaration: put back the variable and the spaces peeking skipped.
+                while self.i > 0 {
                     self.i -= 1;
+                    if self
+                        .items
+                        .get(self.i)
+                        .is_some_and(|t| t.kind == Kind::Variable)
+                    {
+                        break;
+                    }
                 }
                 break;
             }
@@ -853,7 +864,11 @@ fn parse_number(token: &Item) -> Result<Number, String> {
     let clean: String = body.chars().filter(|c| *c != '_').collect();
     let lower = clean.to_ascii_lowercase();
     let int = if let Some(h) = lower.strip_prefix("0x") {
-        if h.contains('.') || h.contains('p') {
+        if h.contains('p') {
+            let f = hex_float(h).ok_or_else(bad)?;
+            return Ok(Number::Float(if neg { -f } else { f }));
+        }
+        if h.contains('.') {
             return Err(bad());
         }
         u64::from_str_radix(h, 16).ok()
@@ -887,10 +902,103 @@ fn parse_number(token: &Item) -> Result<Number, String> {
         let f: f64 = lower.parse().map_err(|_| bad())?;
         return Ok(Number::Float(if neg { -f } else { f }));
     }
-    // A decimal integer too large for 64 bits: a float, as in Go.
-    let f: f64 = lower.parse().map_err(|_| bad())?;
-    Ok(Number::Float(if neg { -f } else { f }))
+    // An integer literal too large for 64 bits.
+    if !lower.is_empty() && lower.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("integer overflow: {}", crate::fmt::go_quote(text)));
+    }
+    Err(bad())
+}
+
+/// A hex float body (after `0x`): `1.8p4`.
+fn hex_float(h: &str) -> Option<f64> {
+    let (mant, exp) = h.split_once('p')?;
+    let exp: i32 = exp.parse().ok()?;
+    let (int, frac) = mant.split_once('.').unwrap_or((mant, ""));
+    let mut v = 0f64;
+    for c in int.chars() {
+        v = v * 16.0 + f64::from(c.to_digit(16)?);
+    }
+    let mut scale = 1.0 / 16.0;
+    for c in frac.chars() {
+        v += f64::from(c.to_digit(16)?) * scale;
+        scale /= 16.0;
+    }
+    Some(v * 2f64.powi(exp))
 }
 
 /// The trees of one `parse` call, keyed by name, for the set.
 pub(crate) type Trees = BTreeMap<String, Arc<Tree>>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_err(text: &str) -> (usize, String) {
+        match parse("t", text, "[[", "]]", &|f| f == "f") {
+            Ok(_) => panic!("{text:?} parsed"),
+            Err(e) => (e.line, e.message),
+        }
+    }
+
+    #[test]
+    fn parse_errors_name_line_and_problem_like_go() {
+        assert_eq!(
+            parse_err("[[ nope ]]"),
+            (1, "function \"nope\" not defined".into())
+        );
+        assert_eq!(parse_err("[[ if 1 ]]\n\nx"), (3, "unexpected EOF".into()));
+        assert_eq!(parse_err("a\n[[ end ]]"), (2, "unexpected {{end}}".into()));
+        assert_eq!(
+            parse_err("[[ $x ]]"),
+            (1, "undefined variable \"$x\"".into())
+        );
+        assert_eq!(
+            parse_err("[[ break ]]"),
+            (1, "{{break}} outside {{range}}".into())
+        );
+        assert_eq!(parse_err("[[ ]]"), (1, "missing value for command".into()));
+    }
+
+    #[test]
+    fn define_and_block_add_templates() {
+        let trees = parse(
+            "main",
+            "[[ define \"a\" ]]A[[ end ]][[ block \"b\" . ]]B[[ end ]]",
+            "[[",
+            "]]",
+            &|_| false,
+        )
+        .unwrap_or_else(|e| panic!("{}", e.message));
+        let names: Vec<&str> = trees.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["main", "a", "b"]);
+    }
+
+    #[test]
+    fn numbers_follow_go_literal_rules() {
+        let num = |s: &str| {
+            parse_number(&Item {
+                kind: Kind::Number,
+                pos: 0,
+                val: s.into(),
+                line: 1,
+            })
+            .ok()
+        };
+        assert!(matches!(num("0x1F"), Some(Number::Int(31))));
+        assert!(matches!(num("017"), Some(Number::Int(15))));
+        assert!(matches!(num("1_000"), Some(Number::Int(1000))));
+        assert!(matches!(num("-7"), Some(Number::Int(-7))));
+        assert!(matches!(num("1.5e3"), Some(Number::Float(f)) if f == 1500.0));
+        assert!(num("1__0").is_none());
+    }
+
+    #[test]
+    fn unquote_handles_go_escapes() {
+        assert_eq!(
+            unquote(r#""a\tb\u00e9\x41\101""#).as_deref(),
+            Some("a\tbéAA")
+        );
+        assert_eq!(unquote("`raw\\n`").as_deref(), Some("raw\\n"));
+        assert_eq!(unquote(r#""bad\q""#), None);
+    }
+}

@@ -13,6 +13,10 @@ use crate::{Entry, FuncMap};
 
 type R = Result<Value, String>;
 
+/// Values nest at most this deep: a template that wraps a map in itself in a loop errors out
+/// instead of overflowing the stack when the value is printed or dropped.
+pub(crate) const MAX_VALUE_DEPTH: usize = 1000;
+
 fn reg(
     m: &mut FuncMap,
     name: &str,
@@ -20,10 +24,17 @@ fn reg(
     variadic: Option<P>,
     f: impl Fn(&[Value]) -> R + Send + Sync + 'static,
 ) {
+    let checked = move |args: &[Value]| -> R {
+        let v = f(args)?;
+        if too_deep(&v) {
+            return Err(format!("result nests deeper than {MAX_VALUE_DEPTH} levels"));
+        }
+        Ok(v)
+    };
     m.insert_entry(
         name,
         Entry {
-            f: Arc::new(f),
+            f: Arc::new(checked),
             sig: Some(Sig {
                 fixed: fixed.to_vec(),
                 variadic,
@@ -32,6 +43,43 @@ fn reg(
     );
 }
 
+/// A result larger than the output cap is refused before it is built.
+fn check_size(len: u128) -> Result<(), String> {
+    if len > crate::exec::MAX_OUTPUT as u128 {
+        return Err(format!("result exceeds {} bytes", crate::exec::MAX_OUTPUT));
+    }
+    Ok(())
+}
+
+/// Sprig's indent/nindent: `prefix`, then `n` spaces before every line.
+fn indent(n: i64, text: &str, prefix: &str) -> R {
+    if n < 0 {
+        return Err("strings: negative Repeat count".into());
+    }
+    let lines = text.matches('\n').count() as u128 + 1;
+    check_size(text.len() as u128 + lines * n as u128)?;
+    let pad = " ".repeat(n as usize);
+    Ok(Value::String(format!(
+        "{prefix}{pad}{}",
+        text.replace('\n', &format!("\n{pad}"))
+    )))
+}
+
+/// Iterative (no recursion) depth check.
+fn too_deep(v: &Value) -> bool {
+    let mut stack: Vec<(&Value, usize)> = vec![(v, 1)];
+    while let Some((v, depth)) = stack.pop() {
+        if depth > MAX_VALUE_DEPTH {
+            return true;
+        }
+        match v {
+            Value::Array(a) => stack.extend(a.iter().map(|e| (e, depth + 1))),
+            Value::Object(m) => stack.extend(m.values().map(|e| (e, depth + 1))),
+            _ => {}
+        }
+    }
+    false
+}
 fn s(v: &Value) -> &str {
     v.as_str().unwrap_or("")
 }
@@ -129,7 +177,9 @@ fn float(f: f64) -> Value {
 fn list_of(v: &Value, what: &str) -> Result<Vec<Value>, String> {
     match v {
         Value::Array(a) => Ok(a.clone()),
-        other => Err(format!("Cannot {what} on type {}", type_name(other))),
+        // Sprig asks reflect for the kind of a nil interface: a nil-pointer panic in Go.
+        Value::Null => Err(NIL_DEREF.to_string()),
+        other => Err(format!("Cannot {what} on type {}", kind_of(other))),
     }
 }
 
@@ -159,7 +209,7 @@ fn write_json(v: &Value, indent: Option<&str>, depth: usize, out: &mut String) {
         Value::Number(n) if n.is_f64() => {
             let f = n.as_f64().unwrap_or(0.0);
             let a = f.abs();
-            if a != 0.0 && (a < 1e-6 || a >= 1e21) {
+            if a != 0.0 && !(1e-6..1e21).contains(&a) {
                 let s = crate::fmt::format_float_g(f);
                 // Go: 'e' format with shortest digits, exponent without a leading zero.
                 let s = if s.contains('e') { s } else { format!("{f:e}") };
@@ -248,7 +298,7 @@ fn merge_into(dst: &mut Map<String, Value>, src: &Map<String, Value>, overwrite:
         match (dst.get_mut(k), v) {
             (Some(Value::Object(d)), Value::Object(s)) => merge_into(d, s, overwrite),
             (Some(existing), v) => {
-                if overwrite && !empty(v) || empty(existing) && !overwrite {
+                if overwrite || empty(existing) {
                     *existing = v.clone();
                 }
             }
@@ -291,7 +341,7 @@ fn title(s: &str) -> String {
     let mut prev_sep = true;
     for c in s.chars() {
         if prev_sep {
-            out.extend(c.to_uppercase());
+            out.push_str(&go_upper(c.encode_utf8(&mut [0; 4])));
         } else {
             out.push(c);
         }
@@ -301,7 +351,37 @@ fn title(s: &str) -> String {
 }
 
 fn go_regex(re: &str) -> Result<regex::Regex, String> {
-    regex::Regex::new(re).map_err(|e| format!("error parsing regexp: {e}"))
+    regex::Regex::new(re).map_err(|e| {
+        let detail = e.to_string();
+        let last = detail
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("")
+            .trim();
+        let last = last.strip_prefix("error: ").unwrap_or(last);
+        format!("regexp: Compile(`{re}`): error parsing regexp: {last}")
+    })
+}
+
+/// Go's `unicode.ToUpper` per rune: no rune grows into several (ß stays ß).
+fn go_upper(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            let mut up = c.to_uppercase();
+            match (up.next(), up.next()) {
+                (Some(u), None) => u,
+                _ => c,
+            }
+        })
+        .collect()
+}
+
+/// Go's `unicode.ToLower` per rune.
+fn go_lower(s: &str) -> String {
+    s.chars()
+        .map(|c| c.to_lowercase().next().unwrap_or(c))
+        .collect()
 }
 
 pub(crate) fn sprig() -> FuncMap {
@@ -346,10 +426,10 @@ pub(crate) fn sprig() -> FuncMap {
         ))
     });
     reg(&mut m, "upper", &[P::Str], None, |v| {
-        Ok(Value::String(s(&v[0]).to_uppercase()))
+        Ok(Value::String(go_upper(s(&v[0]))))
     });
     reg(&mut m, "lower", &[P::Str], None, |v| {
-        Ok(Value::String(s(&v[0]).to_lowercase()))
+        Ok(Value::String(go_lower(s(&v[0]))))
     });
     reg(&mut m, "title", &[P::Str], None, |v| {
         Ok(Value::String(title(s(&v[0]))))
@@ -381,6 +461,12 @@ pub(crate) fn sprig() -> FuncMap {
     });
     reg(&mut m, "replace", &[P::Str, P::Str, P::Str], None, |v| {
         let (old, new, src) = (s(&v[0]), s(&v[1]), s(&v[2]));
+        let count = if old.is_empty() {
+            src.chars().count() + 1
+        } else {
+            src.matches(old).count()
+        };
+        check_size(src.len() as u128 + count as u128 * new.len() as u128)?;
         if old.is_empty() {
             // Go inserts `new` around every rune.
             let mut out = String::from(new);
@@ -448,18 +534,10 @@ pub(crate) fn sprig() -> FuncMap {
         ))
     });
     reg(&mut m, "indent", &[P::Int, P::Str], None, |v| {
-        let pad = " ".repeat(i(&v[0]).clamp(0, 10_000) as usize);
-        Ok(Value::String(format!(
-            "{pad}{}",
-            s(&v[1]).replace('\n', &format!("\n{pad}"))
-        )))
+        indent(i(&v[0]), s(&v[1]), "")
     });
     reg(&mut m, "nindent", &[P::Int, P::Str], None, |v| {
-        let pad = " ".repeat(i(&v[0]).clamp(0, 10_000) as usize);
-        Ok(Value::String(format!(
-            "\n{pad}{}",
-            s(&v[1]).replace('\n', &format!("\n{pad}"))
-        )))
+        indent(i(&v[0]), s(&v[1]), "\n")
     });
     reg(&mut m, "join", &[P::Str, P::Any], None, |v| {
         Ok(Value::String(strslice(&v[1]).join(s(&v[0]))))
@@ -478,21 +556,7 @@ pub(crate) fn sprig() -> FuncMap {
         Ok(Value::String(strval(&v[0])))
     });
     reg(&mut m, "toStrings", &[P::Any], None, |v| {
-        Ok(match &v[0] {
-            Value::Array(a) => strings(
-                a.iter()
-                    .map(|e| {
-                        if e.is_null() {
-                            String::new()
-                        } else {
-                            strval(e)
-                        }
-                    })
-                    .collect(),
-            ),
-            Value::Null => Value::Array(Vec::new()),
-            other => strings(vec![strval(other)]),
-        })
+        Ok(strings(strslice(&v[0])))
     });
     reg(&mut m, "toJson", &[P::Any], None, |v| {
         Ok(Value::String(go_json(&v[0], None)))
@@ -506,14 +570,9 @@ pub(crate) fn sprig() -> FuncMap {
             .unwrap_or(Value::Null))
     });
     reg(&mut m, "list", &[], a, |v| Ok(Value::Array(v.to_vec())));
-    for (name, must) in [
-        ("append", false),
-        ("mustAppend", true),
-        ("push", false),
-        ("mustPush", true),
-    ] {
-        reg(&mut m, name, &[P::Any, P::Any], None, move |v| {
-            let mut l = list_of(&v[0], "push").map_err(|e| if must { e } else { e })?;
+    for name in ["append", "mustAppend", "push", "mustPush"] {
+        reg(&mut m, name, &[P::Any, P::Any], None, |v| {
+            let mut l = list_of(&v[0], "push")?;
             l.push(v[1].clone());
             Ok(Value::Array(l))
         });
@@ -544,25 +603,42 @@ pub(crate) fn sprig() -> FuncMap {
     for name in ["rest", "mustRest"] {
         reg(&mut m, name, &[P::Any], None, |v| {
             let l = list_of(&v[0], "find rest")?;
-            Ok(if l.is_empty() {
-                Value::Null
-            } else {
-                Value::Array(l[1..].to_vec())
-            })
+            Ok(Value::Array(l.get(1..).unwrap_or_default().to_vec()))
         });
     }
     for name in ["initial", "mustInitial"] {
         reg(&mut m, name, &[P::Any], None, |v| {
             let l = list_of(&v[0], "find initial")?;
-            Ok(if l.is_empty() {
-                Value::Null
-            } else {
-                Value::Array(l[..l.len() - 1].to_vec())
-            })
+            Ok(Value::Array(
+                l.get(..l.len().saturating_sub(1))
+                    .unwrap_or_default()
+                    .to_vec(),
+            ))
         });
     }
+    reg(&mut m, "slice", &[P::Any], a, |v| {
+        let l = match &v[0] {
+            Value::Array(a) => a,
+            Value::Null => return Err(NIL_DEREF.into()),
+            other => {
+                return Err(format!(
+                    "list should be type of slice or array but {}",
+                    kind_of(other)
+                ));
+            }
+        };
+        if l.is_empty() {
+            return Ok(Value::Null);
+        }
+        let start = v.get(1).map(to_i64).unwrap_or(0);
+        let end = v.get(2).map(to_i64).unwrap_or(l.len() as i64);
+        if start < 0 || end < start || end > l.len() as i64 {
+            return Err("reflect.Value.Slice: slice index out of bounds".into());
+        }
+        Ok(Value::Array(l[start as usize..end as usize].to_vec()))
+    });
     reg(&mut m, "uniq", &[P::Any], None, |v| {
-        let l = list_of(&v[0], "uniq")?;
+        let l = list_of(&v[0], "find uniq")?;
         let mut out: Vec<Value> = Vec::new();
         for e in l {
             if !out.contains(&e) {
@@ -640,7 +716,10 @@ pub(crate) fn sprig() -> FuncMap {
             .unwrap_or(Value::String(String::new())))
     });
     reg(&mut m, "set", &[P::Map, P::Str, P::Any], None, |v| {
-        let mut d = v[0].as_object().cloned().unwrap_or_default();
+        let Some(d) = v[0].as_object() else {
+            return Err("assignment to entry in nil map".into());
+        };
+        let mut d = d.clone();
         d.insert(s(&v[1]).to_string(), v[2].clone());
         Ok(Value::Object(d))
     });
@@ -724,7 +803,7 @@ pub(crate) fn sprig() -> FuncMap {
     });
     reg(&mut m, "until", &[P::Int], None, |v| {
         let n = i(&v[0]);
-        if n.unsigned_abs() > 10_000_000 {
+        if n.unsigned_abs() > 1_000_000 {
             return Err("until: count too large".into());
         }
         let r: Vec<Value> = if n >= 0 {
@@ -743,7 +822,7 @@ pub(crate) fn sprig() -> FuncMap {
         Ok(Value::String(
             match base64::engine::general_purpose::STANDARD.decode(s(&v[0])) {
                 Ok(b) => String::from_utf8_lossy(&b).into_owned(),
-                Err(e) => e.to_string(),
+                Err(e) => go_base64_error(&e),
             },
         ))
     });
@@ -760,10 +839,10 @@ pub(crate) fn sprig() -> FuncMap {
         ))
     });
     reg(&mut m, "regexFind", &[P::Str, P::Str], None, |v| {
+        let re = go_regex(s(&v[0]))?;
         Ok(Value::String(
-            go_regex(s(&v[0]))
-                .ok()
-                .and_then(|re| re.find(s(&v[1])).map(|m| m.as_str().to_string()))
+            re.find(s(&v[1]))
+                .map(|m| m.as_str().to_string())
                 .unwrap_or_default(),
         ))
     });
@@ -773,10 +852,10 @@ pub(crate) fn sprig() -> FuncMap {
         &[P::Str, P::Str, P::Str],
         None,
         |v| {
-            Ok(Value::String(match go_regex(s(&v[0])) {
-                Ok(re) => re.replace_all(s(&v[1]), s(&v[2])).into_owned(),
-                Err(_) => s(&v[1]).to_string(),
-            }))
+            let re = go_regex(s(&v[0]))?;
+            Ok(Value::String(
+                re.replace_all(s(&v[1]), s(&v[2])).into_owned(),
+            ))
         },
     );
     reg(&mut m, "kindOf", &[P::Any], None, |v| {
@@ -824,8 +903,89 @@ pub(crate) fn sprig() -> FuncMap {
             v[1].clone()
         })
     });
+    reg(&mut m, "base", &[P::Str], None, |v| {
+        Ok(Value::String(path_base(s(&v[0]))))
+    });
+    reg(&mut m, "dir", &[P::Str], None, |v| {
+        Ok(Value::String(path_dir(s(&v[0]))))
+    });
+    reg(&mut m, "clean", &[P::Str], None, |v| {
+        Ok(Value::String(path_clean(s(&v[0]))))
+    });
+    reg(&mut m, "ext", &[P::Str], None, |v| {
+        let p = s(&v[0]);
+        let ext = match p.rfind(['.', '/']) {
+            Some(i) if p.as_bytes()[i] == b'.' => &p[i..],
+            _ => "",
+        };
+        Ok(Value::String(ext.to_string()))
+    });
+    reg(&mut m, "uuidv4", &[], None, |_| {
+        Ok(Value::String(uuid::Uuid::new_v4().to_string()))
+    });
     m
 }
+
+/// Go's `path.Clean`.
+fn path_clean(p: &str) -> String {
+    if p.is_empty() {
+        return ".".into();
+    }
+    let rooted = p.starts_with('/');
+    let mut parts: Vec<&str> = Vec::new();
+    for part in p.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                if parts.last().is_some_and(|l| *l != "..") {
+                    parts.pop();
+                } else if !rooted {
+                    parts.push("..");
+                }
+            }
+            other => parts.push(other),
+        }
+    }
+    let joined = parts.join("/");
+    match (rooted, joined.is_empty()) {
+        (true, _) => format!("/{joined}"),
+        (false, true) => ".".into(),
+        (false, false) => joined,
+    }
+}
+
+/// Go's `path.Base`.
+fn path_base(p: &str) -> String {
+    if p.is_empty() {
+        return ".".into();
+    }
+    let t = p.trim_end_matches('/');
+    if t.is_empty() {
+        return "/".into();
+    }
+    t.rsplit('/').next().unwrap_or(t).to_string()
+}
+
+/// Go's `path.Dir`.
+fn path_dir(p: &str) -> String {
+    let dir = match p.rfind('/') {
+        Some(i) => &p[..=i],
+        None => "",
+    };
+    path_clean(dir)
+}
+
+fn go_base64_error(e: &base64::DecodeError) -> String {
+    let at = match e {
+        base64::DecodeError::InvalidByte(at, _)
+        | base64::DecodeError::InvalidLastSymbol { offset: at, .. } => *at,
+        base64::DecodeError::InvalidLength(len) => *len,
+        base64::DecodeError::InvalidPadding => 0,
+    };
+    format!("illegal base64 data at input byte {at}")
+}
+
+const NIL_DEREF: &str = "runtime error: invalid memory address or nil pointer dereference";
 
 fn kind_of(v: &Value) -> &'static str {
     match v {
