@@ -157,7 +157,7 @@ pub(crate) struct JobInfo {
     pub declared: Vec<(String, bool, usize)>,
 }
 
-/// Load `nomad_job: { file, variables, var_files }`.
+/// Load `nomad_job: { file, variables, var_files, levant }`.
 pub(crate) fn nomad_job(
     ctx: &mut Ctx,
     rev: &Revision,
