@@ -530,3 +530,35 @@ fn drover_render_pack_writes_nomad_pack_file_names() {
         &read("tests/fixtures/packs/expected/hello_app/hello_app.nomad"),
     );
 }
+
+/// A template that fails (`fail`, an unknown function) is an error of its app at the template's
+/// file and line, not a crash.
+#[test]
+fn a_template_error_names_the_template_file_and_line() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let pack = dir.path().join("charts/bad");
+    std::fs::create_dir_all(pack.join("templates")).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(pack.join("metadata.hcl"), "pack {\n  name = \"bad\"\n}\n")
+        .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        pack.join("templates/bad.nomad.tpl"),
+        "job \"bad\" {\n  # fine\n  [[ fail \"no datacenter given\" ]]\n}\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::create_dir_all(dir.path().join("apps/bad")).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        dir.path().join("apps/bad/app.yaml"),
+        "name: bad\npack: { name: bad }\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let loaded = common::load_dir(dir.path());
+    let Err(diags) = &loaded.apps[0].result else {
+        panic!("the template fails")
+    };
+    let shown = diags[0].to_string();
+    assert!(
+        shown.starts_with("charts/bad/templates/bad.nomad.tpl:3: pack: "),
+        "{shown}"
+    );
+    assert!(shown.contains("no datacenter given"), "{shown}");
+}
