@@ -1,0 +1,1 @@
+[[ and .fl (fail "not evaluated") ]] [[ or .t (fail "nope") ]]

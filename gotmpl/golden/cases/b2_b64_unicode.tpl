@@ -1,0 +1,1 @@
+[[ b64enc "héllo" ]] [[ b64dec "aMOpbGxv" ]] [[ sha256sum "" ]]

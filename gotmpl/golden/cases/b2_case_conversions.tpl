@@ -1,0 +1,1 @@
+[[ camelcase "foo_bar_baz" ]] [[ camelcase "FooBar" ]] [[ camelcase "foo-bar" ]] [[ snakecase "fooBarBaz" ]] [[ snakecase "foo bar" ]] [[ snakecase "foo-bar" ]] [[ kebabcase "foo_bar" ]] [[ kebabcase "FooBar" ]] [[ snakecase "ID" ]] [[ snakecase "userID" ]] [[ kebabcase "HTTPServer" ]]

@@ -1,0 +1,1 @@
+[[ coalesce ]] [[ coalesce nil "" 0 ]] [[ coalesce (list) "x" ]]

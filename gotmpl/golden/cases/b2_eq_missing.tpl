@@ -1,0 +1,1 @@
+[[ eq "a" .nope ]] [[ eq .nope .nope ]] [[ ne .name .nope ]]

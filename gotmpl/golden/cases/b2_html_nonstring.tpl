@@ -1,0 +1,1 @@
+[[ html 1 "<" ]] [[ urlquery .list ]] [[ js 5 ]]

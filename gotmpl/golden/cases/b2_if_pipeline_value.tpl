@@ -1,0 +1,1 @@
+[[ if len .emptylist ]]x[[ else ]]empty[[ end ]] [[ if .list | len ]]has[[ end ]]

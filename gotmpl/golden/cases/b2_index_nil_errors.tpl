@@ -1,0 +1,1 @@
+[[ index .nope 1 ]]

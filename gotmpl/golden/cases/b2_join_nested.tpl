@@ -1,0 +1,1 @@
+[[ join "," .nested ]] [[ join "," (list 1 nil "x") ]] [[ join "" .list ]]

@@ -1,0 +1,1 @@
+[[ len .m ]] [[ len true ]]

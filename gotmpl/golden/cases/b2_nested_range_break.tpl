@@ -1,0 +1,1 @@
+[[ range .nested ]][[ range . ]][[ if eq . "b" ]][[ break ]][[ end ]][[ . ]][[ end ]]|[[ end ]]

@@ -1,0 +1,1 @@
+[[ .fl ]] [[ printf "%v" .fl ]] [[ toJson .fl ]]

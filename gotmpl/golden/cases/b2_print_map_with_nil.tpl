@@ -1,0 +1,1 @@
+[[ .m ]] [[ .m.n ]] [[ index .m "n" ]] [[ printf "%v" .m.n ]]

@@ -1,0 +1,1 @@
+[[ printf "%t %t" 1 true ]]

@@ -1,0 +1,1 @@
+[[ quote .nested ]] [[ quote .m ]] [[ squote .list ]] [[ quote "" ]]

@@ -1,0 +1,1 @@
+[[ range .nums ]][[ with . ]][[ if eq . 1 ]][[ continue ]][[ end ]][[ . ]][[ end ]][[ end ]]

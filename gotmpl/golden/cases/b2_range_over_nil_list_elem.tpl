@@ -1,0 +1,1 @@
+[[ range (list nil 1) ]][[ . ]],[[ end ]]

@@ -1,0 +1,1 @@
+[[ $d := dict "inner" (dict) ]][[ $_ := set $d.inner "k" "v" ]][[ $d ]]

@@ -1,0 +1,1 @@
+[[ splitList "," ",a," ]] [[ len (splitList "," ",a,") ]] [[ split "." "a.b" ]]

@@ -1,0 +1,1 @@
+[[ substr 5 2 "abcdef" ]]

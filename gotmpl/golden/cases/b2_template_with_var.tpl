@@ -1,0 +1,1 @@
+[[ define "p" ]]<[[ . ]]>[[ end ]][[ $v := "val" ]][[ template "p" $v ]] [[ range .list ]][[ template "p" . ]][[ end ]]

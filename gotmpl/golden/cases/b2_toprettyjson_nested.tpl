@@ -1,0 +1,1 @@
+[[ toPrettyJson (dict "a" (list 1 (dict "b" nil)) "c" (dict)) ]]

@@ -1,0 +1,1 @@
+[[ trimAll "ab" "abxyzba" ]] [[ trimAll "" "  x " ]]| [[ trim "\t x \r\n" ]]|

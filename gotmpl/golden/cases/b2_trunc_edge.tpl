@@ -1,0 +1,1 @@
+[[ trunc -100 "abc" ]]|[[ trunc -1 "abc" ]]|[[ trunc 3 "abc" ]]

@@ -1,0 +1,1 @@
+[[ .héllo ]] [[ .u | upper ]] [[ len .u ]] [[ title .u ]]

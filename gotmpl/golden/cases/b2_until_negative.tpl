@@ -1,0 +1,1 @@
+[[ until -3 ]] [[ len (until 10) ]]

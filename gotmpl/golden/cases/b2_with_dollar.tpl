@@ -1,0 +1,1 @@
+[[ with .list ]][[ len . ]] [[ len $.nums ]][[ end ]]

@@ -1,0 +1,1 @@
+[[ ((print "a") | printf "%s-%s" "b") ]]

@@ -1,0 +1,1 @@
+[[ print nil nil ]] [[ print 1 nil 2 ]] [[ print "a" nil ]]

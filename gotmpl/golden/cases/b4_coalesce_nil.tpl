@@ -1,0 +1,1 @@
+[[ coalesce .nope .n .l .m .s ]]

@@ -1,0 +1,1 @@
+[[ get .map "zz" | empty ]] [[ get .map "k" ]]

@@ -1,0 +1,1 @@
+[[ has "a" .list ]] [[ has "a" .n ]] [[ has "a" .nope ]]

@@ -1,0 +1,1 @@
+[[ join "," .n ]]|[[ join "," .m ]]|[[ join "," .i ]]|[[ join "," .map ]]

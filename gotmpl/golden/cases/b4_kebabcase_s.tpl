@@ -1,0 +1,1 @@
+[[ kebabcase .s ]]

@@ -1,0 +1,1 @@
+[[ keys .m ]] [[ keys .map .m ]]

@@ -1,0 +1,1 @@
+[[ kindIs "invalid" .nope ]] [[ kindIs "slice" .l ]] [[ kindIs "map" .n ]]

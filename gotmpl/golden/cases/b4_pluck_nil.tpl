@@ -1,0 +1,1 @@
+[[ pluck "k" .map .m ]]

@@ -1,0 +1,1 @@
+[[ plural "a" "b" .fl ]]

@@ -1,0 +1,1 @@
+[[ quote .nope .n .s .i ]] [[ squote .nope .s ]]

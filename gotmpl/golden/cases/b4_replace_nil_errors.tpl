@@ -1,0 +1,1 @@
+[[ replace "a" "b" .nope ]]

@@ -1,0 +1,1 @@
+[[ slice .list 1 ]] [[ slice .l ]] [[ slice .list ]]

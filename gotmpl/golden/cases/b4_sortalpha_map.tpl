@@ -1,0 +1,1 @@
+[[ sortAlpha .map ]] [[ sortAlpha .n ]]

@@ -1,0 +1,1 @@
+[[ toPrettyJson .fl ]]

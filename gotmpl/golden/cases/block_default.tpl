@@ -1,0 +1,1 @@
+[[ block "b" .name ]]default [[ . ]][[ end ]]

@@ -1,0 +1,2 @@
+a[[/* a comment
+ spanning lines */]]b

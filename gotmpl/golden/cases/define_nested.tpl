@@ -1,0 +1,1 @@
+[[ define "a" ]]A[[ template "b" . ]][[ end ]][[ define "b" ]]B[[ .count ]][[ end ]][[ template "a" . ]]

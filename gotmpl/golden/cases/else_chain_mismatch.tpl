@@ -1,0 +1,1 @@
+[[ if .t ]]a[[ else with .m ]][[ .a ]][[ end ]]

@@ -1,0 +1,4 @@
+[[ define "t" ]]
+  x [[ .a.b ]]
+[[ end ]]
+[[ template "t" .name ]]

@@ -1,0 +1,1 @@
+[[ expandenv "$HOME" ]]

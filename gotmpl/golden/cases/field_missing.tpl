@@ -1,0 +1,1 @@
+[[ .nope ]]|[[ .nope.deeper ]]

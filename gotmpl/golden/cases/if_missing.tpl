@@ -1,0 +1,1 @@
+[[ if .nope ]]yes[[ else ]]no[[ end ]]

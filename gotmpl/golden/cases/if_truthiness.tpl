@@ -1,0 +1,1 @@
+[[ range $i, $v := .vals ]][[ $i ]]:[[ if $v ]]T[[ else ]]F[[ end ]] [[ end ]]

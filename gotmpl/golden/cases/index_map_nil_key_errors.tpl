@@ -1,0 +1,1 @@
+[[ index .m nil ]]

@@ -1,0 +1,2 @@
+ok
+  [[ index .list 5 ]]

@@ -1,0 +1,1 @@
+[[ len .list ]] [[ len .s ]] [[ len .m ]] [[ len "héllo" ]]

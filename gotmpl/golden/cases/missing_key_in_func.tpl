@@ -1,0 +1,1 @@
+[[ printf "%v|%s" .nope .nope ]] [[ print .nope ]] [[ len (list .nope) ]]

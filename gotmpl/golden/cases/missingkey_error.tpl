@@ -1,0 +1,2 @@
+[[/* missingkey=error */]]
+[[ .name ]] [[ .nope ]]

@@ -1,0 +1,1 @@
+[[/* missingkey=error */]][[ with .nope ]]x[[ end ]]

@@ -1,0 +1,1 @@
+[[/* missingkey=error */]][[ .a.b ]]

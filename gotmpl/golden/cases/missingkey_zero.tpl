@@ -1,0 +1,1 @@
+[[/* missingkey=zero */]][[ .nope ]]

@@ -1,0 +1,1 @@
+[[/* missingkey=zero */]][[ .a.nope ]]|[[ printf "%v" .nope ]]|[[ .nope | default "d" ]]|[[ .nope.deeper ]]

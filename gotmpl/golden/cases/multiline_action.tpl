@@ -1,0 +1,4 @@
+[[ printf
+  "%s-%s"
+  .name
+  .name ]]

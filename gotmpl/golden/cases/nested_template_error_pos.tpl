@@ -1,0 +1,5 @@
+[[ define "inner" ]]
+[[ fail "inner failed" ]]
+[[ end ]]
+[[ define "outer" ]][[ template "inner" . ]][[ end ]]
+[[ template "outer" . ]]

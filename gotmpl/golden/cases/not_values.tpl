@@ -1,0 +1,1 @@
+[[ not .t ]] [[ not 0 ]] [[ not .list ]] [[ not .nope ]]

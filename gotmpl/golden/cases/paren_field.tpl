@@ -1,0 +1,1 @@
+[[ (.m).a ]] [[ (index .ports 1).port ]]

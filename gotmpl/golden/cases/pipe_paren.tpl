@@ -1,0 +1,1 @@
+[[ printf "%d" (add 1 (len .list)) ]] [[ (print "x") ]]

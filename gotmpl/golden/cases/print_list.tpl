@@ -1,0 +1,1 @@
+[[ .list ]] [[ .nums ]] [[ .emptylist ]] [[ .mixed ]]

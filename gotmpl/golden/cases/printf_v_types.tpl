@@ -1,0 +1,1 @@
+[[ printf "%v %v %v %v %v %v" .m .nums 1.0 .nil .t .s ]]

@@ -1,0 +1,1 @@
+[[ range .ports ]][[ .name ]]:[[ range $.list ]][[ . ]][[ end ]] [[ end ]]

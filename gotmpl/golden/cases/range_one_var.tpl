@@ -1,0 +1,1 @@
+[[ range $e := .list ]][[ $e ]][[ end ]]

@@ -1,0 +1,1 @@
+[[ camelcase "http_server" ]] [[ camelcase "hello world" ]] [[ snakecase "HTTPServer" ]] [[ snakecase "FirstName" ]] [[ kebabcase "FirstName" ]] [[ kebabcase "myJobName" ]] [[ snakecase "already_snake" ]]

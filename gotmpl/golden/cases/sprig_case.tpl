@@ -1,0 +1,1 @@
+[[ upper .s ]] [[ lower .s ]] [[ title "hello wide world" ]] [[ title "o'neil is_here x-y" ]]

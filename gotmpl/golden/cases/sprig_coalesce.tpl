@@ -1,0 +1,1 @@
+[[ coalesce .nope .empty .name ]] [[ coalesce 0 "" ]] [[ coalesce .zero .count ]]

@@ -1,0 +1,1 @@
+[[ contains "ell" .s ]] [[ hasPrefix "Hell" .s ]] [[ hasSuffix "x" .s ]] [[ .name | hasPrefix "w" ]]

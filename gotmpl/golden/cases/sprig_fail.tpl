@@ -1,0 +1,2 @@
+before
+[[ if not .token ]][[ fail "missing required variable token" ]][[ end ]]

@@ -1,0 +1,1 @@
+[[ keys .job.meta ]] [[ values .job.meta ]] [[ len (keys .m) ]]

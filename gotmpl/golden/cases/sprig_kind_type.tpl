@@ -1,0 +1,1 @@
+[[ kindOf .name ]] [[ kindOf .count ]] [[ kindOf .f ]] [[ kindOf .list ]] [[ kindOf .m ]] [[ kindOf .t ]] [[ kindIs "string" .name ]] [[ kindIs "map" .list ]] [[ typeOf .name ]] [[ typeOf .count ]] [[ typeOf .list ]] [[ typeOf .m ]] [[ typeOf .f ]] [[ kindOf .nope ]] [[ typeOf .nope ]]

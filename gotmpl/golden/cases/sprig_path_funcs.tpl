@@ -1,0 +1,1 @@
+[[ base "/a/b/c.txt" ]] [[ base "/a/b/" ]] [[ base "" ]] [[ base "/" ]] [[ dir "/a/b/c" ]] [[ dir "c" ]] [[ dir "/c" ]] [[ ext "x.tar.gz" ]] [[ ext "noext" ]] [[ ext "a.b/c" ]] [[ clean "a//b/../c/." ]] [[ clean "/../x" ]] [[ clean "" ]] [[ clean "../../a" ]]

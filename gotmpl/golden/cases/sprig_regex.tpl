@@ -1,0 +1,1 @@
+[[ regexMatch "^[a-z]+$" "abc" ]] [[ regexMatch "^[a-z]+$" "ab1" ]] [[ regexFind "[0-9]+" "abc123def45" ]] [[ regexReplaceAll "a(x*)b" "-ab-axxb-" "${1}W" ]] [[ regexReplaceAll "[aeiou]" "education" "_" ]] [[ regexFind "z" "abc" ]]|

@@ -1,0 +1,1 @@
+[[ replace " " "-" "a b c" ]] [[ "a.b.c" | replace "." "_" ]] [[ replace "" "-" "ab" ]]

@@ -1,0 +1,1 @@
+[[ .nope | required "x is required" ]]

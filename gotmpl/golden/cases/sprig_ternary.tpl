@@ -1,0 +1,1 @@
+[[ ternary "y" "n" .t ]] [[ ternary "y" "n" false ]] [[ .fl | ternary 1 2 ]]

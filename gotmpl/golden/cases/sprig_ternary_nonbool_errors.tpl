@@ -1,0 +1,1 @@
+[[ ternary 1 2 .count ]]

@@ -1,0 +1,1 @@
+[[ toJson .m ]] [[ toJson .list ]] [[ toJson .name ]] [[ toJson .nope ]] [[ toJson .f ]] [[ toJson "<a&b>" ]] [[ toJson .emptylist ]] [[ toJson .emptymap ]] [[ toJson .ports ]] [[ toJson .big ]] [[ toJson .small ]] [[ toJson .million ]]

@@ -1,0 +1,3 @@
+[[ toPrettyJson .m ]]
+[[ toPrettyJson .ports ]]
+[[ toPrettyJson .emptylist ]] [[ toPrettyJson .emptymap ]] [[ toPrettyJson 1 ]]

@@ -1,0 +1,1 @@
+[[ define "r" ]]x[[ template "r" . ]][[ end ]][[ template "r" . ]]

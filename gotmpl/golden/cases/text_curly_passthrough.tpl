@@ -1,0 +1,2 @@
+template { data = "{{ with secret \"kv/x\" }}{{ .Data.data.pw }}{{ end }}" }
+[[ .name ]] {{ .name }}

@@ -1,0 +1,4 @@
+[[ range .list -]]
+  - [[ . ]]
+[[ end -]]
+done

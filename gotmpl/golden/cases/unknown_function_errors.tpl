@@ -1,0 +1,2 @@
+a
+[[ nosuchfunc 1 ]]

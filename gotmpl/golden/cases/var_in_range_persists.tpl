@@ -1,0 +1,1 @@
+[[ $last := "" ]][[ range .list ]][[ $last = . ]][[ end ]][[ $last ]]

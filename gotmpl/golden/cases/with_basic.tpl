@@ -1,0 +1,1 @@
+[[ with .m ]][[ .a ]]-[[ .b ]][[ end ]] [[ with .nope ]]x[[ else ]]none[[ end ]]

@@ -1,0 +1,1 @@
+[[ with .nope ]]a[[ else with .name ]]b=[[ . ]][[ else ]]c[[ end ]]

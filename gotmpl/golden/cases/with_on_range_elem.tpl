@@ -1,0 +1,1 @@
+[[ range .ports ]][[ with .port ]][[ . ]] [[ end ]][[ end ]]

@@ -1,0 +1,1 @@
+[[ with $x := .job.meta ]][[ $x.owner ]] [[ .owner ]][[ end ]]
