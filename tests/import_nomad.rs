@@ -44,6 +44,17 @@ async fn drover(env: &TestEnv, args: &[&str]) -> (bool, String) {
 /// Register `hcl` as `nomad job run` does: parsed by the cluster, with its submission stored
 /// (`with_submission`) or, like a job sent by another tool as JSON, without one.
 async fn run_job(env: &TestEnv, hcl: &str, flags: Value, with_submission: bool) {
+    run_job_with_meta(env, hcl, flags, with_submission, json!({})).await;
+}
+
+/// [`run_job`] with job meta added to the parsed job.
+async fn run_job_with_meta(
+    env: &TestEnv,
+    hcl: &str,
+    flags: Value,
+    with_submission: bool,
+    meta: Value,
+) {
     let var_lines: String = flags
         .as_object()
         .into_iter()
@@ -58,6 +69,10 @@ async fn run_job(env: &TestEnv, hcl: &str, flags: Value, with_submission: bool) 
         )
         .await;
     assert_eq!(status, 200, "parse: {job}");
+    let mut job = job;
+    if meta.as_object().is_some_and(|m| !m.is_empty()) {
+        job["Meta"] = meta;
+    }
     let mut body = json!({ "Job": job });
     if with_submission {
         body["Submission"] = json!({
@@ -94,6 +109,18 @@ async fn an_imported_cluster_syncs_with_zero_writes_and_drover_owns_it() {
     )
     .await;
     run_job(&env, &web_jobspec("api", "httpd:2.4"), json!({}), false).await;
+    // Left out: a job that looks like a drover hook run, and a stopped job.
+    run_job_with_meta(
+        &env,
+        &web_jobspec("seed", "busybox:1"),
+        json!({}),
+        false,
+        json!({ "drover.hook-run": "1" }),
+    )
+    .await;
+    run_job(&env, &web_jobspec("old", "nginx:1.20"), json!({}), true).await;
+    let (status, answer) = env.nomad_send(Method::DELETE, "/v1/job/old", None).await;
+    assert_eq!(status, 200, "stop old: {answer}");
     let (status, answer) = env
         .nomad_send(
             Method::PUT,
@@ -132,6 +159,8 @@ async fn an_imported_cluster_syncs_with_zero_writes_and_drover_owns_it() {
         "adopted  nomad_job/default/api -> apps/api (from job JSON (no stored submission), owner meta written)",
         "adopted  csi_volume/default/media -> apps/csi-media",
         "adopted  consul_config_entry/service-defaults/web -> apps/web",
+        "skipped  nomad_job/default/seed: a drover hook job",
+        "skipped  nomad_job/default/old: stopped",
     ] {
         assert!(report.contains(line), "missing {line:?} in:\n{report}");
     }
@@ -143,6 +172,7 @@ async fn an_imported_cluster_syncs_with_zero_writes_and_drover_owns_it() {
     );
     assert!(env.repo.join("apps/web/web.nomad.hcl").exists());
     assert!(env.repo.join("apps/api/api.nomad.json").exists());
+    assert!(!env.repo.join("apps/seed").exists() && !env.repo.join("apps/old").exists());
     let (ok, validated) = drover(&env, &["validate", &repo]).await;
     assert!(ok, "validate failed:\n{validated}");
 
