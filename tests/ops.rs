@@ -54,6 +54,17 @@ fn drovers_own_jobspec_parses_with_nomads_rules() {
         "the JWT file Nomad writes for identity vault_drover: {}",
         task["Env"]
     );
+    // The drover.yaml its template renders is one drover reads (every key known).
+    let config = task["Templates"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|t| t["DestPath"] == "local/drover.yaml")
+        .and_then(|t| t["EmbeddedTmpl"].as_str())
+        .unwrap_or_else(|| panic!("no local/drover.yaml template: {task}"));
+    let file: drover::config::FileSettings = serde_yaml_ng::from_str(config)
+        .unwrap_or_else(|e| panic!("the job's drover.yaml: {e}\n{config}"));
+    assert_eq!(file.data_dir, Some(PathBuf::from("/var/lib/drover")));
     assert!(
         task["VolumeMounts"][0]["Destination"] == "/var/lib/drover",
         "the store on the volume: {}",
@@ -380,4 +391,34 @@ async fn every_drover_command_in_the_runbooks_exists_with_its_flags() {
             );
         }
     }
+}
+
+#[tokio::test]
+async fn drovers_own_job_passes_drover_validate_as_an_app() {
+    // As an app of a desired-state repository (drover operating drover): Nomad's rules, the
+    // Traefik lint and the Vault requirements its templates state.
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let app = dir.path().join("apps/drover");
+    std::fs::create_dir_all(&app).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(app.join("drover.nomad.hcl"), read("nomad/drover.nomad.hcl"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        app.join("app.yaml"),
+        "name: drover\nresources:\n  - nomad_job: { file: drover.nomad.hcl }\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_drover"))
+        .arg("validate")
+        .arg(dir.path())
+        .arg("--verbose")
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("drover validate: {e}"));
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "drover validate:\n{text}");
+    assert!(!text.contains("warning"), "drover validate warns:\n{text}");
+    assert!(
+        text.contains("vault secret kv/data/drover: keys api_token"),
+        "the API token comes from Vault:\n{text}"
+    );
 }
