@@ -83,6 +83,43 @@ async fn run_job_with_meta(
     assert_eq!(status, 200, "register: {answer}");
 }
 
+/// A job that mounts the CSI volume `media`; its image comes from a var file.
+const POSTGRES_JOBSPEC: &str = r#"variable "image" {
+  type = string
+}
+
+job "postgres" {
+  datacenters = ["dc1"]
+
+  group "db" {
+    volume "media" {
+      type            = "csi"
+      source          = "media"
+      access_mode     = "single-node-writer"
+      attachment_mode = "file-system"
+    }
+
+    task "db" {
+      driver = "docker"
+
+      config {
+        image = var.image
+      }
+
+      volume_mount {
+        volume      = "media"
+        destination = "/data"
+      }
+
+      resources {
+        cpu    = 100
+        memory = 64
+      }
+    }
+  }
+}
+"#;
+
 async fn consul_put(env: &TestEnv, path: &str, body: Value) {
     let r = env
         .http
@@ -135,6 +172,40 @@ async fn an_imported_cluster_syncs_with_zero_writes_and_drover_owns_it() {
         )
         .await;
     assert_eq!(status, 200, "volume create: {answer}");
+    let (status, answer) = env
+        .nomad_send(
+            Method::PUT,
+            "/v1/volume/csi/scratch/create",
+            Some(json!({ "Volumes": [{
+                "ID": "scratch", "Name": "scratch", "PluginID": "glusterfs",
+                "RequestedCapabilities": [
+                    { "AccessMode": "single-node-writer", "AttachmentMode": "file-system" }
+                ]
+            }] })),
+        )
+        .await;
+    assert_eq!(status, 200, "volume create: {answer}");
+    // `nomad job run -var-file=postgres.vars.hcl postgres.nomad.hcl`: the var file is in the
+    // submission.
+    let var_file = "image = \"postgres:16\"\n";
+    let (status, job) = env
+        .nomad_send(
+            Method::POST,
+            "/v1/jobs/parse",
+            Some(json!({ "JobHCL": POSTGRES_JOBSPEC, "Variables": var_file })),
+        )
+        .await;
+    assert_eq!(status, 200, "parse postgres: {job}");
+    let (status, answer) = env
+        .nomad_send(
+            Method::POST,
+            "/v1/jobs",
+            Some(json!({ "Job": job, "Submission": {
+                "Source": POSTGRES_JOBSPEC, "Format": "hcl2", "VariableFlags": {}, "Variables": var_file
+            } })),
+        )
+        .await;
+    assert_eq!(status, 200, "register postgres: {answer}");
     consul_put(
         &env,
         "/v1/config",
@@ -157,7 +228,8 @@ async fn an_imported_cluster_syncs_with_zero_writes_and_drover_owns_it() {
     for line in [
         "adopted  nomad_job/default/web -> apps/web (from stored submission (hcl2), owner meta written)",
         "adopted  nomad_job/default/api -> apps/api (from job JSON (no stored submission), owner meta written)",
-        "adopted  csi_volume/default/media -> apps/csi-media",
+        "adopted  csi_volume/default/media -> apps/postgres ",
+        "adopted  csi_volume/default/scratch -> apps/csi-scratch ",
         "adopted  consul_config_entry/service-defaults/web -> apps/web",
         "skipped  nomad_job/default/seed: a drover hook job",
         "skipped  nomad_job/default/old: stopped",
@@ -172,6 +244,9 @@ async fn an_imported_cluster_syncs_with_zero_writes_and_drover_owns_it() {
     );
     assert!(env.repo.join("apps/web/web.nomad.hcl").exists());
     assert!(env.repo.join("apps/api/api.nomad.json").exists());
+    let var_file_kept = std::fs::read_to_string(env.repo.join("apps/postgres/postgres.vars.hcl"))
+        .unwrap_or_else(|e| panic!("the submission's var file beside the jobspec: {e}"));
+    assert_eq!(var_file_kept, var_file);
     assert!(!env.repo.join("apps/seed").exists() && !env.repo.join("apps/old").exists());
     let (ok, validated) = drover(&env, &["validate", &repo]).await;
     assert!(ok, "validate failed:\n{validated}");
@@ -182,12 +257,12 @@ async fn an_imported_cluster_syncs_with_zero_writes_and_drover_owns_it() {
     let nomad_before = env.nomad_requests().await.len();
     let consul_before = env.consul_requests().await.len();
     env.start_drover().await;
-    for app in ["web", "api", "csi-media"] {
+    for app in ["web", "api", "postgres", "csi-scratch"] {
         env.wait_synced_healthy(app, Some(&rev)).await;
     }
     // A full timer-driven cycle more, so a late write could not slip past the count.
     let mark = std::time::SystemTime::now();
-    for app in ["web", "api", "csi-media"] {
+    for app in ["web", "api", "postgres", "csi-scratch"] {
         env.wait_cycle_since(app, mark).await;
     }
     let nomad_after = env.nomad_requests().await;

@@ -833,7 +833,8 @@ pub fn unique_name(id: &str, namespace: &str, taken: &BTreeSet<String>) -> Strin
         .unwrap_or(with_ns)
 }
 
-/// Lower-case, characters outside `[a-z0-9.-]` turned into `-`, trimmed to 63, padded to 3.
+/// Lower-case, characters outside `[a-z0-9.-]` turned into `-`, trimmed to 63; a name shorter
+/// than 3 gets `-app`.
 pub fn app_name(id: &str) -> String {
     let mapped: String = id
         .to_ascii_lowercase()
@@ -854,8 +855,13 @@ pub fn app_name(id: &str) -> String {
     while name.ends_with(|c: char| !c.is_ascii_alphanumeric()) {
         name.pop();
     }
-    while name.len() < 3 {
-        name.push('0');
+    if name.len() < 3 {
+        // App names have at least three characters: `db` becomes `db-app`.
+        name = if name.is_empty() {
+            "app".to_string()
+        } else {
+            format!("{name}-app")
+        };
     }
     name
 }
@@ -884,8 +890,9 @@ mod tests {
     #[test]
     fn app_names_are_valid_and_unique() {
         assert_eq!(app_name("Web_Frontend"), "web-frontend");
-        assert_eq!(app_name("a"), "a00");
-        assert_eq!(app_name("_x_"), "x00");
+        assert_eq!(app_name("db"), "db-app");
+        assert_eq!(app_name("_x_"), "x-app");
+        assert_eq!(app_name("__"), "app");
         let taken: BTreeSet<String> = ["web".to_string(), "web-prod".to_string()].into();
         assert_eq!(unique_name("web", "prod", &taken), "web-prod-2");
         assert_eq!(unique_name("api", "prod", &taken), "api");
