@@ -286,3 +286,35 @@ async fn an_imported_cluster_syncs_with_zero_writes_and_drover_owns_it() {
     assert!(env.job("web").await.is_some(), "web stays");
     env.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_job_changed_while_importing_is_not_overwritten() {
+    let env = TestEnv::new().await;
+    run_job(&env, &web_jobspec("web", "nginx:1.27"), json!({}), true).await;
+    // Someone registers between the import's read and its write: Nomad refuses the write
+    // (EnforceIndex), as it would for the import's stale index.
+    env.control(
+        "/faults",
+        json!({
+            "system": "nomad", "method": "POST", "path": "^/v1/jobs$", "kind": "error",
+            "status": 500, "count": 1,
+            "body": "Enforcing job modify index 12: job exists with conflicting job modify index: 13"
+        }),
+    )
+    .await;
+    let repo = env.repo.display().to_string();
+    let (ok, report) = drover(&env, &["import", "nomad", "--out", &repo]).await;
+    assert!(ok, "import failed:\n{report}");
+    assert!(
+        report
+            .contains("adopted  nomad_job/default/web -> apps/web (from stored submission (hcl2))"),
+        "not stamped:\n{report}"
+    );
+    assert!(
+        report.contains("nomad_job/default/web changed while importing"),
+        "{report}"
+    );
+    let job = env.job("web").await.unwrap_or_else(|| panic!("web"));
+    assert!(job["Meta"].get("drover.app").is_none(), "{}", job["Meta"]);
+    env.shutdown().await;
+}

@@ -80,10 +80,19 @@ const SERVER_ENTRY_FIELDS: &[&str] = &["CreateIndex", "ModifyIndex", "Hash"];
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
     /// A Nomad call failed.
-    #[error("reading Nomad: {0}")]
+    #[error("reading Nomad")]
     Nomad(#[from] NomadError),
+    /// Writing the owner meta onto a job failed (the repository is already written).
+    #[error("writing the owner meta onto {resource}")]
+    Stamp {
+        /// `nomad_job/<ns>/<id>`.
+        resource: String,
+        /// The register's error.
+        #[source]
+        source: NomadError,
+    },
     /// A Consul call failed.
-    #[error("reading Consul ({kind}): {source}")]
+    #[error("Consul config entries of kind {kind}")]
     Consul {
         /// The kind being listed or written.
         kind: String,
@@ -98,7 +107,7 @@ pub enum ImportError {
         path: String,
     },
     /// A file could not be written.
-    #[error("writing {path}: {source}")]
+    #[error("writing {path}")]
     Write {
         /// The file.
         path: String,
@@ -717,10 +726,20 @@ async fn stamp_jobs(
             submission_format,
             submission_variables,
         };
-        nomad.register_job(&stamped, &options).await?;
         let resource = format!("nomad_job/{}/{}", job.namespace, job.id);
-        if let Some(a) = report.adopted.iter_mut().find(|a| a.resource == resource) {
-            a.stamped = true;
+        match nomad.register_job(&stamped, &options).await {
+            Ok(_) => {
+                if let Some(a) = report.adopted.iter_mut().find(|a| a.resource == resource) {
+                    a.stamped = true;
+                }
+            }
+            // Someone changed the job since it was read: never overwrite their change.
+            Err(e) if e.is_enforce_index_conflict() => report.notes.push(format!(
+                "{resource} changed while importing: its owner meta was not written and its \
+                 jobspec may be out of date; re-import it (into an empty folder) or compare \
+                 with `drover plan`"
+            )),
+            Err(source) => return Err(ImportError::Stamp { resource, source }),
         }
     }
     Ok(())
