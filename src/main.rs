@@ -88,6 +88,24 @@ enum Command {
     Rollback(RollbackArgs),
     /// Remove an app's rollback pin: it follows the branch again.
     Unpin(AppArgs),
+    /// Write a desired-state repository from what already runs elsewhere.
+    #[command(subcommand)]
+    Import(ImportCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ImportCommand {
+    /// Adopt the jobs, CSI volumes and Consul config entries running in the cluster
+    /// (NOMAD_ADDR, CONSUL_HTTP_ADDR) into apps/ of a repository, so the first sync changes nothing.
+    Nomad {
+        /// The repository folder to write apps/<app>/ into (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+        /// Do not write the owner meta (`drover.app`) onto adopted jobs and config entries now;
+        /// drover's first sync then writes it.
+        #[arg(long)]
+        no_stamp: bool,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -253,7 +271,22 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::History(args) => history(args).await,
         Command::Rollback(args) => rollback(args).await,
         Command::Unpin(args) => unpin(args).await,
+        Command::Import(ImportCommand::Nomad { out, no_stamp }) => {
+            import_nomad(out, !no_stamp).await
+        }
     }
+}
+
+async fn import_nomad(out: PathBuf, stamp: bool) -> anyhow::Result<ExitCode> {
+    let nomad = drover::providers::nomad::NomadClient::new(NomadConfig::from_env())?;
+    let consul =
+        drover::providers::consul::ConsulConfig::from_lookup_when_set(|k| std::env::var(k).ok())
+            .map(drover::providers::consul::ConsulClient::new)
+            .transpose()?;
+    let options = drover::import::nomad::ImportOptions { out, stamp };
+    let report = drover::import::nomad::import(&nomad, consul.as_ref(), &options).await?;
+    println!("{report}");
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {

@@ -1,0 +1,3 @@
+//! Importers: turn what already exists somewhere else into a desired-state repository.
+
+pub mod nomad;
