@@ -88,6 +88,21 @@ enum Command {
     Rollback(RollbackArgs),
     /// Remove an app's rollback pin: it follows the branch again.
     Unpin(AppArgs),
+    /// Write a desired-state repository from what you have today.
+    #[command(subcommand)]
+    Import(ImportCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ImportCommand {
+    /// From a Terraform configuration using the Nomad provider: one app per module.
+    Terraform {
+        /// The Terraform root module's folder.
+        dir: PathBuf,
+        /// The repository to write (must not exist, or be empty).
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -253,6 +268,23 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::History(args) => history(args).await,
         Command::Rollback(args) => rollback(args).await,
         Command::Unpin(args) => unpin(args).await,
+        Command::Import(command) => import(command),
+    }
+}
+
+fn import(command: ImportCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        ImportCommand::Terraform { dir, out } => {
+            let imported = drover::import::terraform::import_terraform(&dir, &out)?;
+            print!("{}", imported.report(&dir));
+            println!(
+                "\nwrote {} app(s) to {}; check it with: drover validate {}",
+                imported.apps.len(),
+                out.display(),
+                out.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
