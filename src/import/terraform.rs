@@ -18,6 +18,9 @@ use serde_json::json;
 
 use eval::{Evaluated, Scope, classify};
 
+/// Where files that could not be translated are kept (drover reads only `apps/`).
+const NOT_IMPORTED: &str = "not-imported";
+
 /// How deep module calls may nest (a cycle of local modules stops here).
 const MAX_MODULE_DEPTH: usize = 8;
 
@@ -98,6 +101,8 @@ pub struct ImportedApp {
     pub namespace: Option<String>,
     /// Files written beside its app.yaml: name → content.
     pub files: BTreeMap<String, Vec<u8>>,
+    /// Files not translated, kept for the user under `not-imported/<app>/`: name → content.
+    pub kept: BTreeMap<String, Vec<u8>>,
     /// `data "nomad_plugin"` with `wait_for_healthy`: plugin ID and place.
     plugin_waits: Vec<(String, String, usize)>,
     /// Terraform module names it depends on (resolved to apps at the end).
@@ -113,6 +118,8 @@ pub struct TerraformImport {
     pub gaps: Vec<Gap>,
     /// Constructs translated with a caveat, or not needed by drover.
     pub notes: Vec<Gap>,
+    /// Modules with nothing drover manages but files kept under `not-imported/`.
+    pub kept_only: Vec<ImportedApp>,
 }
 
 impl TerraformImport {
@@ -221,6 +228,11 @@ fn write_repository(
         write(&folder.join("app.yaml"), app_yaml(app).as_bytes())?;
         for (name, content) in &app.files {
             write(&folder.join(name), content)?;
+        }
+    }
+    for app in imported.apps.iter().chain(&imported.kept_only) {
+        for (name, content) in &app.kept {
+            write(&out.join(NOT_IMPORTED).join(&app.name).join(name), content)?;
         }
     }
     write(
@@ -380,6 +392,15 @@ fn app_name(module: &str) -> String {
     if name.is_empty() { "root".into() } else { name }
 }
 
+/// An object key's name as written (`KEY` or `"KEY"`).
+fn object_key(key: &hcl::ObjectKey) -> String {
+    match key {
+        hcl::ObjectKey::Identifier(i) => i.to_string(),
+        hcl::ObjectKey::Expression(hcl::Expression::String(s)) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
 /// A value as app.yaml writes it (JSON has the same shape as YAML here).
 fn to_json(value: &Value) -> serde_json::Value {
     serde_json::to_value(value).unwrap_or(serde_json::Value::Null)
@@ -403,11 +424,14 @@ struct Importer {
 
 impl Importer {
     fn gap(&mut self, file: &str, line: usize, what: impl Into<String>, why: impl Into<String>) {
+        // hcl-rs quotes whole expressions in its messages: one line each in the report.
+        let why: String = why.into();
+        let why = why.split_whitespace().collect::<Vec<_>>().join(" ");
         self.result.gaps.push(Gap {
             file: file.to_string(),
             line,
             what: what.into(),
-            why: why.into(),
+            why,
         });
     }
 
@@ -422,7 +446,7 @@ impl Importer {
 
     /// The root module: each `module` block is an app; resources outside modules form one more.
     fn root_module(&mut self, files: &[TfFile]) -> Result<(), ImportError> {
-        let scope = self.scope(files, ".", &hcl::Map::new());
+        let mut scope = self.scope(files, ".", &hcl::Map::new());
         let root_name = self
             .root
             .canonicalize()
@@ -444,6 +468,8 @@ impl Importer {
                         origin: format!("{}:{line} module \"{name}\"", file.rel),
                         ..ImportedApp::default()
                     };
+                    // The outputs of the modules read so far, for `module.x.y`.
+                    scope.modules = self.module_outputs.clone();
                     if self.module_call(&mut app, file, block, &scope, 0)? {
                         self.result.apps.push(app);
                     }
@@ -1009,13 +1035,19 @@ impl Importer {
                 let text = String::from_utf8_lossy(&content).into_owned();
                 match eval::render_template(&text, &vars) {
                     Ok(rendered) => {
-                        let rendered_name = base.strip_suffix(".tpl").unwrap_or(&base).to_string();
+                        let stem = base.strip_suffix(".tpl").unwrap_or(&base);
+                        // drover reads a jobspec as HCL2 unless it ends in .json.
+                        let rendered_name = if stem.ends_with(".hcl") || stem.ends_with(".json") {
+                            stem.to_string()
+                        } else {
+                            format!("{stem}.hcl")
+                        };
                         self.note(&file.rel, line, format!("{what} jobspec"), format!("templatefile(\"{path}\") rendered with its variables into {rendered_name}"));
                         Self::add_file(app, &rendered_name, name, rendered.into_bytes())
                     }
                     Err(e) => {
-                        let kept = Self::add_file(app, &format!("{base}.tftpl"), name, content);
-                        self.gap(&file.rel, line, format!("{what} jobspec"), format!("templatefile(\"{path}\") cannot be rendered ({e}); the template is kept as apps/{}/{kept}, not referenced by app.yaml", app.name));
+                        app.kept.insert(base.clone(), content);
+                        self.gap(&file.rel, line, format!("{what} jobspec"), format!("templatefile(\"{path}\") cannot be rendered ({e}); the template is kept as {NOT_IMPORTED}/{}/{base}: render it by hand or turn it into a jobspec with HCL2 variables", app.name));
                         return;
                     }
                 }
@@ -1146,6 +1178,15 @@ impl Importer {
         let ctx = scope.context();
         let mut spec = serde_json::Map::new();
         for arg in args_of(file, &block.body) {
+            if arg.key == "secrets" {
+                // Only the key names, from the expression itself: the values are never read.
+                let keys: Vec<String> = match &arg.expr {
+                    hcl::Expression::Object(object) => object.keys().map(object_key).collect(),
+                    _ => Vec::new(),
+                };
+                self.gap(&file.rel, arg.line, format!("{what} secrets"), format!("secret values are never written to the repository: the volume is imported without its secrets ({}); keep them in Vault and add them to the csi_volume by hand", keys.join(", ")));
+                continue;
+            }
             let value = match eval::evaluate(&arg.expr, &ctx) {
                 Ok(v) => v,
                 Err(e) => {
@@ -1168,13 +1209,6 @@ impl Importer {
                 }
                 key @ ("parameters" | "context") => {
                     spec.insert(key.into(), to_json(&value));
-                }
-                "secrets" => {
-                    let keys: Vec<String> = value
-                        .as_object()
-                        .map(|m| m.keys().cloned().collect())
-                        .unwrap_or_default();
-                    self.gap(&file.rel, arg.line, format!("{what} secrets"), format!("secret values are never written to the repository: the volume is imported without its secrets ({}); put them in Vault and add them to the csi_volume by hand", keys.join(", ")));
                 }
                 "namespace" if as_text(&value).as_deref() == Some("default") => {}
                 "namespace" => self.gap(
@@ -1383,14 +1417,7 @@ impl Importer {
             && call.name.name.as_str() == "jsonencode"
             && let Some(hcl::Expression::Object(object)) = call.args.first()
         {
-            let keys: Vec<String> = object
-                .keys()
-                .map(|k| match k {
-                    hcl::ObjectKey::Identifier(i) => i.to_string(),
-                    hcl::ObjectKey::Expression(hcl::Expression::String(s)) => s.clone(),
-                    other => other.to_string(),
-                })
-                .collect();
+            let keys: Vec<String> = object.keys().map(object_key).collect();
             return Some(keys);
         }
         self.gap(
@@ -1523,8 +1550,12 @@ impl Importer {
         self.result.notes.extend(notes);
         // An app with nothing drover manages is not written.
         let mut empty = Vec::new();
+        let mut kept_only = Vec::new();
         self.result.apps.retain(|app| {
             if app.resources.is_empty() {
+                if !app.kept.is_empty() {
+                    kept_only.push(app.clone());
+                }
                 empty.push(app.origin.clone());
                 false
             } else {
@@ -1549,6 +1580,7 @@ impl Importer {
                 why: "declares nothing drover manages: no app written".into(),
             });
         }
+        self.result.kept_only = kept_only;
         let written: BTreeSet<String> = self.result.apps.iter().map(|a| a.name.clone()).collect();
         for app in &mut self.result.apps {
             app.depends_on.retain(|d| written.contains(d));
