@@ -148,6 +148,28 @@ fn the_fixture_imports_one_app_per_module_and_reports_every_gap_at_file_and_line
     let worker = read(&out.join("apps/worker/worker.nomad.hcl"));
     assert!(worker.starts_with("job \"worker\" {\n"), "{worker}");
     assert!(worker.contains("image = \"busybox:1.36\""), "{worker}");
+    // A registration (external_id, context) and a config entry whose config_json is a file().
+    let worker_app = read(&out.join("apps/worker/app.yaml"));
+    for expected in [
+        "depends_on:\n- csi\n",
+        "    external_id: worker_scratch\n    context:\n      server: storage.lan\n",
+        "    - access_mode: multi-node-multi-writer\n      attachment_mode: file-system\n    prevent_destroy: true\n",
+        "- consul_config_entry:\n    file: service-resolver-worker.json\n",
+    ] {
+        assert!(
+            worker_app.contains(expected),
+            "missing {expected:?} in\n{worker_app}"
+        );
+    }
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&read(
+            &out.join("apps/worker/service-resolver-worker.json")
+        ))
+        .ok(),
+        Some(
+            serde_json::json!({ "Kind": "service-resolver", "Name": "worker", "ConnectTimeout": "15s" })
+        )
+    );
     // The template that cannot be rendered is kept, outside apps/.
     assert_eq!(
         read(&out.join("not-imported/broken/stamp.nomad.tpl")),
@@ -277,6 +299,17 @@ async fn the_imported_fixture_syncs_to_synced_and_healthy_on_the_devstack() {
         "vault_secret/nomad/default/overseerr",
         "consul_config_entry/service-defaults/web",
         "nomad_job/default/web",
+    ] {
+        assert!(ids.contains(&id), "{id} not in {ids:?}");
+    }
+    let worker = env
+        .status("worker")
+        .unwrap_or_else(|| panic!("no worker status"));
+    let ids: Vec<&str> = worker.resources.iter().map(|r| r.id.as_str()).collect();
+    for id in [
+        "csi_volume/default/worker_scratch",
+        "consul_config_entry/service-resolver/worker",
+        "nomad_job/default/worker",
     ] {
         assert!(ids.contains(&id), "{id} not in {ids:?}");
     }
