@@ -363,23 +363,21 @@ fn labels(block: &EditBlock) -> Vec<String> {
         .collect()
 }
 
+fn literal_regex(pattern: &str) -> Regex {
+    Regex::new(pattern).unwrap_or_else(|e| unreachable!("literal regex {pattern}: {e}"))
+}
+
 /// `module.<name>` references in an expression's text.
-static MODULE_REF: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"\bmodule\.([A-Za-z_][A-Za-z0-9_-]*)")
-        .unwrap_or_else(|_| Regex::new("$^").unwrap_or_else(|_| unreachable!()))
-});
+static MODULE_REF: LazyLock<Regex> =
+    LazyLock::new(|| literal_regex(r"\bmodule\.([A-Za-z_][A-Za-z0-9_-]*)"));
 
 /// A jobspec's `csi_plugin { id = "…" }`.
-static CSI_PLUGIN_ID: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r#"csi_plugin\s*\{[^}]*?\bid\s*=\s*"([^"]+)""#)
-        .unwrap_or_else(|_| Regex::new("$^").unwrap_or_else(|_| unreachable!()))
-});
+static CSI_PLUGIN_ID: LazyLock<Regex> =
+    LazyLock::new(|| literal_regex(r#"csi_plugin\s*\{[^}]*?\bid\s*=\s*"([^"]+)""#));
 
 /// A jobspec's `namespace = "…"` in its job block (at most one indentation level).
-static JOB_NAMESPACE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r#"(?m)^[ \t]{0,2}namespace\s*=\s*"([^"]+)""#)
-        .unwrap_or_else(|_| Regex::new("$^").unwrap_or_else(|_| unreachable!()))
-});
+static JOB_NAMESPACE: LazyLock<Regex> =
+    LazyLock::new(|| literal_regex(r#"(?m)^[ \t]{0,2}namespace\s*=\s*"([^"]+)""#));
 
 /// A drover app name from a Terraform module name (`plugin_csi` → `plugin-csi`).
 fn app_name(module: &str) -> String {
@@ -1596,6 +1594,57 @@ impl Importer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn write(dir: &Path, path: &str, text: &str) {
+        let full = dir.join(path);
+        if let Some(parent) = full.parent() {
+            std::fs::create_dir_all(parent).unwrap_or_else(|e| panic!("{e}"));
+        }
+        std::fs::write(full, text).unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    #[test]
+    fn a_jobspec_namespace_becomes_the_apps_and_a_second_one_is_a_gap() {
+        let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let dir = tmp.path();
+        write(
+            dir,
+            "main.tf",
+            "module \"site\" {\n  source = \"./site\"\n}\n",
+        );
+        write(
+            dir,
+            "site/main.tf",
+            "resource \"nomad_job\" \"a\" {\n  jobspec = file(\"${path.module}/a.hcl\")\n}\n\
+             resource \"nomad_job\" \"b\" {\n  jobspec = file(\"${path.module}/b.hcl\")\n}\n",
+        );
+        write(
+            dir,
+            "site/a.hcl",
+            "job \"a\" {\n  namespace = \"shop\"\n}\n",
+        );
+        write(
+            dir,
+            "site/b.hcl",
+            "job \"b\" {\n  namespace = \"other\"\n}\n",
+        );
+        let imported = read_configuration(dir).unwrap_or_else(|e| panic!("{e}"));
+        let site = &imported.apps[0];
+        assert_eq!(site.namespace.as_deref(), Some("shop"));
+        assert!(app_yaml(site).contains("\nnamespace: shop\n"));
+        assert_eq!(
+            site.resources,
+            [json!({ "nomad_job": { "file": "a.hcl" } })]
+        );
+        assert_eq!(
+            imported
+                .gaps
+                .iter()
+                .map(|g| (g.file.as_str(), g.line))
+                .collect::<Vec<_>>(),
+            [("site/main.tf", 5)]
+        );
+    }
 
     #[test]
     fn module_names_become_app_names() {
