@@ -74,8 +74,8 @@ fn the_fixture_imports_one_app_per_module_and_reports_every_gap_at_file_and_line
     let report = read(&out.join("IMPORT-REPORT.md"));
     assert!(stdout.starts_with(&report), "{stdout}");
     for gap in [
-        "`main.tf:50` module \"broken\": declares nothing drover manages",
-        "`main.tf:55` module \"vpc\": source \"terraform-aws-modules/vpc/aws\" is not a local folder",
+        "`main.tf:61` module \"broken\": declares nothing drover manages",
+        "`main.tf:66` module \"vpc\": source \"terraform-aws-modules/vpc/aws\" is not a local folder",
         "`modules/api/main.tf:24` resource \"nomad_job\" \"extra\" count: count other than 0 or 1",
         "`modules/broken/main.tf:2` resource \"nomad_job\" \"stamp\" jobspec: templatefile(\"modules/broken/stamp.nomad.tpl\") cannot be rendered (undefined function `timestamp`",
         "`modules/web/main.tf:50` resource \"nomad_csi_volume\" \"web_data\" secrets: secret values are never written to the repository: the volume is imported without its secrets (password, username)",
@@ -102,7 +102,7 @@ fn the_fixture_imports_one_app_per_module_and_reports_every_gap_at_file_and_line
         })
         .collect();
     apps.sort();
-    assert_eq!(apps, ["api", "csi", "web", "worker"]);
+    assert_eq!(apps, ["api", "batch", "csi", "web", "worker"]);
 
     // file() with hcl2 vars, the volume with prevent_destroy, the bucket, the Vault requirement
     // (key names only), the config entry, and the dependencies from `depends_on = [module.csi]`
@@ -132,6 +132,17 @@ fn the_fixture_imports_one_app_per_module_and_reports_every_gap_at_file_and_line
         ))
         .ok(),
         Some(serde_json::json!({ "Kind": "service-defaults", "Name": "web", "Protocol": "http" }))
+    );
+    // The wrapper module's `dynamic "hcl2"` with use_hcl2 = true: its vars, interpolated.
+    let batch = read(&out.join("apps/batch/app.yaml"));
+    assert!(
+        batch.contains("- nomad_job:\n    file: batch.nomad.hcl\n    variables:\n      image: nginx:1.27-batch\n"),
+        "{batch}"
+    );
+    // … and with use_hcl2 = false (the default): no variables.
+    assert!(
+        read(&out.join("apps/csi/app.yaml"))
+            .ends_with("- nomad_job:\n    file: plugin.nomad.hcl\n"),
     );
     // templatefile() rendered with a module output, a local built from another local, for and if.
     let api = read(&out.join("apps/api/api.nomad.hcl"));
@@ -287,7 +298,7 @@ async fn the_imported_fixture_syncs_to_synced_and_healthy_on_the_devstack() {
     let mut settings = env.settings();
     settings.s3 = Some(s3_config);
     env.start_drover_with(settings).await;
-    for app in ["csi", "web", "api", "worker"] {
+    for app in ["csi", "web", "api", "batch", "worker"] {
         let status = env.wait_synced_healthy(app, Some(&revision)).await;
         assert!(!status.resources.is_empty(), "{status:#?}");
     }
@@ -315,6 +326,14 @@ async fn the_imported_fixture_syncs_to_synced_and_healthy_on_the_devstack() {
     }
     let job = env.job("api").await.unwrap_or_else(|| panic!("no api job"));
     assert_eq!(job["TaskGroups"][0]["Count"], 2, "{job}");
+    let batch = env
+        .job("batch")
+        .await
+        .unwrap_or_else(|| panic!("no batch job"));
+    assert_eq!(
+        batch["TaskGroups"][0]["Tasks"][0]["Config"]["image"], "nginx:1.27-batch",
+        "{batch}"
+    );
     env.shutdown().await;
 }
 
