@@ -81,10 +81,11 @@ fn the_fixture_imports_one_app_per_module_and_reports_every_gap_at_file_and_line
         "`modules/web/main.tf:50` resource \"nomad_csi_volume\" \"web_data\" secrets: secret values are never written to the repository: the volume is imported without its secrets (password, username)",
         "`modules/worker/main.tf:33` resource \"aws_instance\" \"bastion\": resource type aws_instance (provider aws) is not supported",
         "`modules/worker/main.tf:37` data \"http\" \"ip\": data sources are not translated",
+        "`modules/worker/main.tf:76` resource \"minio_s3_bucket\" \"logs\" bucket: undefined function `formatdate`",
     ] {
         assert!(report.contains(gap), "missing {gap:?} in\n{report}");
     }
-    assert!(report.contains("## Not translated (7)"), "{report}");
+    assert!(report.contains("## Not translated (8)"), "{report}");
     for note in [
         "`modules/web/main.tf:19` wait_for_healthy on plugin \"glusterfs\": depends_on: [csi]",
         "`modules/nomad-job/main.tf:25` resource \"nomad_job\" \"this\" purge_on_destroy: ignored",
@@ -203,6 +204,15 @@ fn the_fixture_imports_one_app_per_module_and_reports_every_gap_at_file_and_line
         text(&checked.stdout),
         text(&checked.stderr)
     );
+}
+
+#[test]
+fn import_terraform_has_help() {
+    let run = drover(&["import", "terraform", "--help"]);
+    assert!(run.status.success());
+    let help = text(&run.stdout);
+    assert!(help.contains("Usage: drover import terraform"), "{help}");
+    assert!(help.contains("--out <OUT>"), "{help}");
 }
 
 #[test]

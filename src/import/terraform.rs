@@ -907,6 +907,23 @@ impl Importer {
         }
     }
 
+    /// A string argument; an evaluation error is a gap at its line.
+    fn text_arg(
+        &mut self,
+        file: &TfFile,
+        arg: &Arg<'_>,
+        ctx: &hcl::eval::Context<'_>,
+        what: &str,
+    ) -> Option<String> {
+        match eval::evaluate(&arg.expr, ctx) {
+            Ok(value) => as_text(&value),
+            Err(e) => {
+                self.gap(&file.rel, arg.line, format!("{what} {}", arg.key), e);
+                None
+            }
+        }
+    }
+
     /// Read a file named by `file()`/`templatefile()` (relative to the root).
     fn read_file(&mut self, path: &str, file: &TfFile, line: usize, what: &str) -> Option<Vec<u8>> {
         match std::fs::read(self.root.join(path)) {
@@ -1357,20 +1374,11 @@ impl Importer {
     ) {
         let ctx = scope.context();
         let (mut mount, mut path, mut keys) = (None, None, None);
+        let reported = self.result.gaps.len();
         for arg in args_of(file, &block.body) {
             match arg.key.as_str() {
-                "mount" => {
-                    mount = eval::evaluate(&arg.expr, &ctx)
-                        .ok()
-                        .as_ref()
-                        .and_then(as_text)
-                }
-                "name" => {
-                    path = eval::evaluate(&arg.expr, &ctx)
-                        .ok()
-                        .as_ref()
-                        .and_then(as_text)
-                }
+                "mount" => mount = self.text_arg(file, &arg, &ctx, what),
+                "name" => path = self.text_arg(file, &arg, &ctx, what),
                 "data_json" => keys = self.secret_keys(file, &arg, &ctx, what),
                 "depends_on" | "count" | "for_each" | "provider" => {}
                 key => self.note(
@@ -1383,6 +1391,10 @@ impl Importer {
         }
         let line = file.line(block.span());
         let (Some(mount), Some(path), Some(keys)) = (mount, path, keys) else {
+            // Say it once: an argument that failed has its gap already.
+            if self.result.gaps.len() > reported {
+                return;
+            }
             self.gap(
                 &file.rel,
                 line,
@@ -1438,14 +1450,10 @@ impl Importer {
     ) {
         let ctx = scope.context();
         let mut name = None;
+        let reported = self.result.gaps.len();
         for arg in args_of(file, &block.body) {
             match arg.key.as_str() {
-                "bucket" => {
-                    name = eval::evaluate(&arg.expr, &ctx)
-                        .ok()
-                        .as_ref()
-                        .and_then(as_text)
-                }
+                "bucket" => name = self.text_arg(file, &arg, &ctx, what),
                 "force_destroy" => self.note(
                     &file.rel,
                     arg.line,
@@ -1468,6 +1476,9 @@ impl Importer {
             }
         }
         let Some(name) = name else {
+            if self.result.gaps.len() > reported {
+                return;
+            }
             self.gap(
                 &file.rel,
                 file.line(block.span()),
