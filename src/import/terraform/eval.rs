@@ -178,10 +178,11 @@ pub(crate) fn normalize(path: &str) -> String {
             other => parts.push(other),
         }
     }
-    if parts.is_empty() {
-        ".".into()
-    } else {
-        parts.join("/")
+    let joined = parts.join("/");
+    match (path.starts_with('/'), joined.is_empty()) {
+        (true, _) => format!("/{joined}"),
+        (false, true) => ".".into(),
+        (false, false) => joined,
     }
 }
 
@@ -307,6 +308,14 @@ mod tests {
             text.as_deref().map(classify),
             Some(Evaluated::File("modules/web/job.nomad.hcl".into()))
         );
+    }
+
+    #[test]
+    fn paths_are_normalized_and_absolute_ones_stay_absolute() {
+        assert_eq!(normalize("./modules/x/../y/./a.hcl"), "modules/y/a.hcl");
+        assert_eq!(normalize("/srv/jobs/a.hcl"), "/srv/jobs/a.hcl");
+        assert_eq!(normalize("./"), ".");
+        assert_eq!(normalize("../shared/a.hcl"), "../shared/a.hcl");
     }
 
     #[test]
