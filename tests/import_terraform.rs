@@ -415,4 +415,9 @@ fn brmartin_imports_into_a_repository_that_validates_with_overseerr_as_the_examp
             .collect()
     };
     assert_eq!(job_ids(&imported), job_ids(&example));
+    // The jobspec is the user's file, unchanged (the example took it as it is).
+    assert_eq!(
+        read(&out.join("apps/overseerr/jobspec.nomad.hcl")),
+        read(&dir.join("modules/overseerr/jobspec.nomad.hcl"))
+    );
 }
