@@ -88,7 +88,8 @@ enum Command {
     Rollback(RollbackArgs),
     /// Remove an app's rollback pin: it follows the branch again.
     Unpin(AppArgs),
-    /// Write a desired-state repository from what already runs elsewhere.
+    /// Write a desired-state repository from what you have today: a Terraform configuration
+    /// or a running cluster.
     #[command(subcommand)]
     Import(ImportCommand),
 }
@@ -105,6 +106,14 @@ enum ImportCommand {
         /// drover's first sync then writes it.
         #[arg(long)]
         no_stamp: bool,
+    },
+    /// From a Terraform configuration using the Nomad provider: one app per module.
+    Terraform {
+        /// The Terraform root module's folder.
+        dir: PathBuf,
+        /// The repository to write (must not exist, or be empty).
+        #[arg(long)]
+        out: PathBuf,
     },
 }
 
@@ -271,8 +280,23 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::History(args) => history(args).await,
         Command::Rollback(args) => rollback(args).await,
         Command::Unpin(args) => unpin(args).await,
-        Command::Import(ImportCommand::Nomad { out, no_stamp }) => {
-            import_nomad(out, !no_stamp).await
+        Command::Import(command) => import(command).await,
+    }
+}
+
+async fn import(command: ImportCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        ImportCommand::Nomad { out, no_stamp } => import_nomad(out, !no_stamp).await,
+        ImportCommand::Terraform { dir, out } => {
+            let imported = drover::import::terraform::import_terraform(&dir, &out)?;
+            print!("{}", imported.report(&dir));
+            println!(
+                "\nwrote {} app(s) to {}; check it with: drover validate {}",
+                imported.apps.len(),
+                out.display(),
+                out.display()
+            );
+            Ok(ExitCode::SUCCESS)
         }
     }
 }
