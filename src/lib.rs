@@ -19,6 +19,7 @@ pub mod config;
 pub mod controller;
 pub mod desired;
 pub mod health;
+pub mod import;
 pub mod live;
 pub mod notify;
 pub mod plan;

@@ -92,6 +92,10 @@ enum Command {
     Render(RenderArgs),
     /// List the packs drover ships and the repository's charts/, with their variables.
     Charts(ChartsArgs),
+    /// Write a desired-state repository from what you have today: a Terraform configuration
+    /// or a running cluster.
+    #[command(subcommand)]
+    Import(ImportCommand),
 }
 
 #[derive(Debug, clap::Args)]
@@ -120,6 +124,29 @@ struct RenderArgs {
 struct ChartsArgs {
     /// A desired-state folder whose charts/ to list too.
     dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+enum ImportCommand {
+    /// Adopt the jobs, CSI volumes and Consul config entries running in the cluster
+    /// (NOMAD_ADDR, CONSUL_HTTP_ADDR) into apps/ of a repository, so the first sync changes nothing.
+    Nomad {
+        /// The repository folder to write apps/<app>/ into (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+        /// Do not write the owner meta (`drover.app`) onto adopted jobs and config entries now;
+        /// drover's first sync then writes it.
+        #[arg(long)]
+        no_stamp: bool,
+    },
+    /// From a Terraform configuration using the Nomad provider: one app per module.
+    Terraform {
+        /// The Terraform root module's folder.
+        dir: PathBuf,
+        /// The repository to write (must not exist, or be empty).
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -290,7 +317,37 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print!("{}", drover::chart::cli::list_charts(args.dir.as_deref())?);
             Ok(ExitCode::SUCCESS)
         }
+        Command::Import(command) => import(command).await,
     }
+}
+
+async fn import(command: ImportCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        ImportCommand::Nomad { out, no_stamp } => import_nomad(out, !no_stamp).await,
+        ImportCommand::Terraform { dir, out } => {
+            let imported = drover::import::terraform::import_terraform(&dir, &out)?;
+            print!("{}", imported.report(&dir));
+            println!(
+                "\nwrote {} app(s) to {}; check it with: drover validate {}",
+                imported.apps.len(),
+                out.display(),
+                out.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn import_nomad(out: PathBuf, stamp: bool) -> anyhow::Result<ExitCode> {
+    let nomad = drover::providers::nomad::NomadClient::new(NomadConfig::from_env())?;
+    let consul =
+        drover::providers::consul::ConsulConfig::from_lookup_when_set(|k| std::env::var(k).ok())
+            .map(drover::providers::consul::ConsulClient::new)
+            .transpose()?;
+    let options = drover::import::nomad::ImportOptions { out, stamp };
+    let report = drover::import::nomad::import(&nomad, consul.as_ref(), &options).await?;
+    println!("{report}");
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {

@@ -193,6 +193,36 @@ impl NomadClient {
         .await
     }
 
+    /// `GET /v1/job/:id` as the server sends it, every field kept (for `drover import nomad`);
+    /// `None` on 404.
+    pub async fn read_job_json(
+        &self,
+        namespace: &str,
+        id: &str,
+    ) -> Result<Option<Value>, NomadError> {
+        self.optional(self.get(
+            &format!("/v1/job/{}", enc(id)),
+            namespace,
+            QueryOptions::default(),
+        ))
+        .await
+    }
+
+    /// `GET /v1/job/:id/submission`: the jobspec source stored with the job's current version
+    /// (`Source`, `Format`, `VariableFlags`, `Variables`); `None` when Nomad keeps none (404).
+    pub async fn read_job_submission(
+        &self,
+        namespace: &str,
+        id: &str,
+    ) -> Result<Option<Value>, NomadError> {
+        self.optional(self.get(
+            &format!("/v1/job/{}/submission", enc(id)),
+            namespace,
+            QueryOptions::default(),
+        ))
+        .await
+    }
+
     /// `GET /v1/jobs` (with `meta=true`), blocking when `query.index > 0`. `namespace` may be `*`.
     pub async fn list_jobs(
         &self,
