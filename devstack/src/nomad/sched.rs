@@ -1538,8 +1538,7 @@ fn misses_healthy_deadline(
         return false;
     }
     let to_healthy = Duration::from_secs(2) + min_healthy;
-    !ready_at
-        .is_some_and(|ready| ready + cfg.scaled(to_healthy) <= placed_at + cfg.scaled(deadline))
+    ready_at.is_none_or(|ready| ready + cfg.scaled(to_healthy) > placed_at + cfg.scaled(deadline))
 }
 
 pub(crate) fn fail_alloc_tasks(a: &mut Alloc, task: Option<&str>, msg: &str) {
