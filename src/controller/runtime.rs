@@ -14,6 +14,7 @@ use crate::app_stack::{self, LiveReading, StackError};
 use crate::config::Settings;
 use crate::desired::ResourceId;
 use crate::desired::{DesiredRevision, RevisionReader};
+use crate::source::packs::PackFetcher;
 use crate::source::{GitSource, Movement, SourceError, SourceWatcher};
 use crate::store::Store;
 
@@ -125,6 +126,8 @@ pub async fn start(settings: Settings, shutdown: CancellationToken) -> Result<Ru
     let history = source.clone();
     let events = ctx.store.clone();
     let owner_store = ctx.store.clone();
+    // Pack registries are resolved again only when the desired repo's commit changes.
+    let pack_fetcher = Arc::new(PackFetcher::new(&settings.data_dir.join("packs")));
     tasks.push(tokio::spawn(async move {
         let mut current: Option<String> = None;
         loop {
@@ -137,7 +140,9 @@ pub async fn start(settings: Settings, shutdown: CancellationToken) -> Result<Ru
                     warn_if_not_forward(&history, &events, previous, revision.id.clone()).await;
                 }
                 let owners = recorded_owners(&owner_store).await;
+                let packs = Arc::clone(&pack_fetcher);
                 let loaded = tokio::task::spawn_blocking(move || {
+                    let revision = Arc::new(packs.attach(Arc::unwrap_or_clone(revision)));
                     DesiredRevision::load_with_owners(revision, &owners)
                 })
                 .await;
