@@ -265,3 +265,64 @@ async fn a_registry_pack_syncs_and_stays_pinned_until_the_desired_repo_changes()
     assert_eq!(job["Meta"]["pack_version"], "0.3.0");
     env.shutdown().await;
 }
+
+/// A ref that resolved before and then fails to fetch (the registry is gone) keeps its last
+/// resolved commit: the app still loads, from that commit, with a warning naming the URL and ref.
+/// A fetcher that never resolved it reports the app's error instead.
+#[test]
+fn a_failed_fetch_keeps_the_last_resolved_commit_with_a_warning() {
+    let registry = Registry::new();
+    let url = registry.url();
+    let desired = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    write(
+        desired.path(),
+        "apps/hello/app.yaml",
+        &pack_app("hello", &url, "v1"),
+    );
+    let mirrors = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let fetcher = drover::source::packs::PackFetcher::new(mirrors.path());
+    let read =
+        || drover::source::Revision::from_dir(desired.path()).unwrap_or_else(|e| panic!("{e}"));
+    let origin = |loaded: &drover::desired::Loaded| match &loaded.apps[0].result {
+        Ok(app) => app.resources[0].origin.file.clone(),
+        Err(d) => panic!("{d:#?}"),
+    };
+
+    let first = drover::desired::load(&fetcher.attach(read()));
+    let expected = format!(
+        "git+{url}@{}:packs/hello_app/templates/hello_app.nomad.tpl",
+        &registry.first[..12]
+    );
+    assert_eq!(origin(&first), expected);
+    assert!(
+        first.apps[0].warnings.is_empty(),
+        "{:?}",
+        first.apps[0].warnings
+    );
+
+    std::fs::rename(&registry.path, registry.path.with_extension("gone"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let again = drover::desired::load(&fetcher.attach(read()));
+    assert_eq!(origin(&again), expected);
+    let warnings = common::render_diagnostics(&again.apps[0].warnings);
+    assert!(
+        warnings.contains(&url)
+            && warnings.contains("\"v1\"")
+            && warnings.contains(&format!(
+                "keeping the last resolved commit {}",
+                &registry.first[..12]
+            )),
+        "{warnings}"
+    );
+
+    let fresh = drover::source::packs::PackFetcher::new(mirrors.path());
+    let failed = drover::desired::load(&fresh.attach(read()));
+    let Err(diags) = &failed.apps[0].result else {
+        panic!("the registry is gone and was never resolved by this fetcher")
+    };
+    let shown = common::render_diagnostics(diags);
+    assert!(
+        shown.contains("apps/hello/app.yaml:4") && shown.contains(&url),
+        "{shown}"
+    );
+}
