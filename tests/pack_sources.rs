@@ -326,3 +326,52 @@ fn a_failed_fetch_keeps_the_last_resolved_commit_with_a_warning() {
         "{shown}"
     );
 }
+
+async fn api_post(env: &TestEnv, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+    let addr = env
+        .drover
+        .as_ref()
+        .map(|d| d.web_addr)
+        .unwrap_or_else(|| panic!("running"));
+    let r = env
+        .http
+        .post(format!("http://{addr}{path}"))
+        .json(&body)
+        .bearer_auth(common::TEST_API_TOKEN)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{path}: {e}"));
+    let code = r.status().as_u16();
+    (code, r.json().await.unwrap_or(serde_json::Value::Null))
+}
+
+/// A rollback to an older desired commit reads that commit's Git pack sources too: the app
+/// rolls back to the pack release its ref named there.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rollback_reads_the_registry_pack_of_the_older_revision() {
+    let registry = Registry::new();
+    let second = registry.release("0.3.0");
+    let url = registry.url();
+    let mut env = TestEnv::new().await;
+    env.write("apps/hello/app.yaml", &pack_app("hello", &url, "v1"));
+    let v1 = env.commit("hello at tag v1");
+    env.start_drover().await;
+    env.wait_synced_healthy("hello", Some(&v1)).await;
+    env.write("apps/hello/app.yaml", &pack_app("hello", &url, &second));
+    let v2 = env.commit("hello at the 0.3.0 commit");
+    env.wait_synced_healthy("hello", Some(&v2)).await;
+    let version =
+        |j: Option<serde_json::Value>| j.unwrap_or_default()["Meta"]["pack_version"].clone();
+    assert_eq!(version(env.job("hello").await), "0.3.0");
+
+    let (code, body) = api_post(
+        &env,
+        "/api/v1/apps/hello/rollback",
+        serde_json::json!({ "revision": &v1[..8] }),
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    env.wait_synced_healthy("hello", Some(&v1)).await;
+    assert_eq!(version(env.job("hello").await), "0.2.0");
+    env.shutdown().await;
+}

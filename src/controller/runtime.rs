@@ -128,6 +128,8 @@ pub async fn start(settings: Settings, shutdown: CancellationToken) -> Result<Ru
     let owner_store = ctx.store.clone();
     // Pack registries are resolved again only when the desired repo's commit changes.
     let pack_fetcher = Arc::new(PackFetcher::new(&settings.data_dir.join("packs")));
+    let pinned_packs = Arc::clone(&pack_fetcher);
+    let rollback_packs = Arc::clone(&pack_fetcher);
     tasks.push(tokio::spawn(async move {
         let mut current: Option<String> = None;
         loop {
@@ -159,8 +161,11 @@ pub async fn start(settings: Settings, shutdown: CancellationToken) -> Result<Ru
     }));
 
     let reader_source = source.clone();
-    let pins: RevisionReader =
-        Arc::new(move |rev: &str| reader_source.revision_at(rev).ok().map(Arc::new));
+    let pins: RevisionReader = Arc::new(move |rev: &str| {
+        // A pinned (rolled back) revision reads its Git packs too (off the async runtime).
+        let revision = reader_source.revision_at(rev).ok()?;
+        Some(Arc::new(pinned_packs.attach(revision)))
+    });
     let (controller, join) = schedule::spawn(ctx.clone(), desired_rx, Some(pins), shutdown.clone());
     tasks.push(join);
     tasks.push(crate::notify::engine::spawn(
@@ -173,6 +178,7 @@ pub async fn start(settings: Settings, shutdown: CancellationToken) -> Result<Ru
         ctx: ctx.clone(),
         controller: controller.clone(),
         source: watcher.clone(),
+        packs: rollback_packs,
         access: crate::web::guard::AccessPolicy::new(&settings.web.allowed_hosts),
         auth: crate::web::auth::ApiAuth::new(settings.web.api_token.as_ref(), settings.web.private),
         commits: crate::web::page::CommitCache::default(),
