@@ -375,3 +375,25 @@ async fn a_rollback_reads_the_registry_pack_of_the_older_revision() {
     assert_eq!(version(env.job("hello").await), "0.2.0");
     env.shutdown().await;
 }
+
+/// A manual refresh (`POST /api/v1/refresh`) resolves the registry's moved tag again without a
+/// new desired commit.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_manual_refresh_resolves_a_moved_tag_again() {
+    let registry = Registry::new();
+    let url = registry.url();
+    let mut env = TestEnv::new().await;
+    env.write("apps/hello/app.yaml", &pack_app("hello", &url, "v1"));
+    let rev = env.commit("hello at tag v1");
+    env.start_drover().await;
+    env.wait_synced_healthy("hello", Some(&rev)).await;
+    let second = registry.release("0.3.0");
+    registry.tag("v1", &second);
+    let (code, body) = api_post(&env, "/api/v1/refresh", serde_json::json!({})).await;
+    assert_eq!(code, 202, "{body}");
+    env.wait_job("hello", "the 0.3.0 release", |job| {
+        job.is_some_and(|j| j["Meta"]["pack_version"] == "0.3.0")
+    })
+    .await;
+    env.shutdown().await;
+}

@@ -132,13 +132,17 @@ pub async fn start(settings: Settings, shutdown: CancellationToken) -> Result<Ru
     let rollback_packs = Arc::clone(&pack_fetcher);
     tasks.push(tokio::spawn(async move {
         let mut current: Option<String> = None;
+        // A manual refresh resolves the pack registries' tags and branches again.
+        let mut resolve_packs = false;
         loop {
             let revision = source_rx.borrow_and_update().revision.clone();
             if let Some(revision) = revision
-                && current.as_deref() != Some(revision.id.as_str())
+                && (resolve_packs || current.as_deref() != Some(revision.id.as_str()))
             {
                 let previous = current.replace(revision.id.clone());
-                if let Some(previous) = previous {
+                if let Some(previous) = previous
+                    && previous != revision.id
+                {
                     warn_if_not_forward(&history, &events, previous, revision.id.clone()).await;
                 }
                 let owners = recorded_owners(&owner_store).await;
@@ -153,9 +157,11 @@ pub async fn start(settings: Settings, shutdown: CancellationToken) -> Result<Ru
                     desired_tx.send_replace(Some(loaded));
                 }
             }
+            resolve_packs = false;
             tokio::select! {
                 _ = stop.cancelled() => return,
                 changed = source_rx.changed() => if changed.is_err() { return },
+                () = pack_fetcher.refresh_requested() => resolve_packs = true,
             }
         }
     }));

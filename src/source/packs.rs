@@ -117,6 +117,7 @@ pub struct PackFetcher {
     root: PathBuf,
     known_hosts: Option<PathBuf>,
     last: Mutex<BTreeMap<(String, String), String>>,
+    refresh: tokio::sync::Notify,
 }
 
 impl PackFetcher {
@@ -126,6 +127,7 @@ impl PackFetcher {
             root: root.to_path_buf(),
             known_hosts: None,
             last: Mutex::new(BTreeMap::new()),
+            refresh: tokio::sync::Notify::new(),
         }
     }
 
@@ -133,6 +135,17 @@ impl PackFetcher {
     pub fn with_known_hosts(mut self, file: Option<PathBuf>) -> Self {
         self.known_hosts = file;
         self
+    }
+
+    /// Ask the loader of the current revision to resolve the pack refs again (a manual
+    /// refresh); several requests before it wakes coalesce into one.
+    pub fn request_refresh(&self) {
+        self.refresh.notify_one();
+    }
+
+    /// Resolves when [`PackFetcher::request_refresh`] was called.
+    pub async fn refresh_requested(&self) {
+        self.refresh.notified().await;
     }
 
     /// Resolve every Git pack source `rev`'s apps name and attach them (blocking: Git I/O).

@@ -324,6 +324,7 @@ async fn repo_status(State(state): State<WebState>) -> Json<api::RepoView> {
 }
 
 async fn refresh(State(state): State<WebState>) -> impl IntoResponse {
+    state.packs.request_refresh();
     state.source.trigger();
     let body = api::RefreshRequested {
         refresh: "requested".into(),
