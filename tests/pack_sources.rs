@@ -397,3 +397,45 @@ async fn a_manual_refresh_resolves_a_moved_tag_again() {
     .await;
     env.shutdown().await;
 }
+
+/// A full commit ref is immutable: once in the mirror it is read without a fetch, so it still
+/// loads, without a warning, when the registry has gone away (even for a new fetcher).
+#[test]
+fn a_full_commit_ref_is_read_from_the_mirror_without_a_fetch() {
+    let registry = Registry::new();
+    let url = registry.url();
+    let commit = registry.first.clone();
+    let desired = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    write(
+        desired.path(),
+        "apps/hello/app.yaml",
+        &pack_app("hello", &url, &commit),
+    );
+    let mirrors = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let read =
+        || drover::source::Revision::from_dir(desired.path()).unwrap_or_else(|e| panic!("{e}"));
+    let load = || {
+        let fetcher = drover::source::packs::PackFetcher::new(mirrors.path());
+        drover::desired::load(&fetcher.attach(read()))
+    };
+    let first = load();
+    assert!(first.apps[0].result.is_ok(), "{:?}", first.apps[0].result);
+    std::fs::rename(&registry.path, registry.path.with_extension("gone"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let again = load();
+    match &again.apps[0].result {
+        Ok(app) => assert_eq!(
+            app.resources[0].origin.file,
+            format!(
+                "git+{url}@{}:packs/hello_app/templates/hello_app.nomad.tpl",
+                &commit[..12]
+            )
+        ),
+        Err(d) => panic!("{d:#?}"),
+    }
+    assert!(
+        again.apps[0].warnings.is_empty(),
+        "{:?}",
+        again.apps[0].warnings
+    );
+}
