@@ -439,3 +439,94 @@ fn a_full_commit_ref_is_read_from_the_mirror_without_a_fetch() {
         again.apps[0].warnings
     );
 }
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap_or_else(|e| panic!("{e}"))
+        .port()
+}
+
+/// Kills the child process (git daemon) when dropped, even if the test panics.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Start `git-daemon` serving `base` on a free loopback port and wait until it listens (as
+/// tests/source_git.rs does; retried on a new port if another process took the one picked).
+#[expect(
+    clippy::disallowed_methods,
+    reason = "a synchronous helper waiting for a child process to listen"
+)]
+fn git_daemon(base: &Path) -> (KillOnDrop, u16) {
+    let exec_path = Command::new("git")
+        .arg("--exec-path")
+        .output()
+        .unwrap_or_else(|e| panic!("git: {e}"));
+    let program = Path::new(String::from_utf8_lossy(&exec_path.stdout).trim()).join("git-daemon");
+    assert!(
+        program.exists(),
+        "{} is missing (package `git`)",
+        program.display()
+    );
+    for _ in 0..5 {
+        let port = free_port();
+        let child = Command::new(&program)
+            .args([
+                &format!("--base-path={}", base.display()),
+                "--export-all",
+                &format!("--port={port}"),
+                "--listen=127.0.0.1",
+                "--reuseaddr",
+            ])
+            .arg(base)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("git-daemon: {e}"));
+        let mut child = KillOnDrop(child);
+        for _ in 0..200 {
+            if let Ok(Some(_)) = child.0.try_wait() {
+                break;
+            }
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return (child, port);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+    }
+    panic!("git-daemon never listened on a loopback port (five ports tried)");
+}
+
+/// Over a real `git daemon` (git://): `drover render <dir>` reads the registry pack at tag v1.
+#[test]
+fn render_reads_a_registry_pack_over_git_daemon() {
+    let registry = Registry::new();
+    let base = registry
+        .path
+        .parent()
+        .unwrap_or_else(|| panic!("registry has a parent"));
+    let (_daemon, port) = git_daemon(base);
+    let url = format!("git://127.0.0.1:{port}/registry");
+    let desired = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    write(
+        desired.path(),
+        "apps/hello/app.yaml",
+        &pack_app("hello", &url, "v1"),
+    );
+    let (code, out) = render(desired.path());
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains(&format!(
+            "# hello: nomad_job/default/hello (from git+{url}@{}:packs/hello_app/templates/hello_app.nomad.tpl)",
+            &registry.first[..12]
+        )),
+        "{out}"
+    );
+}
