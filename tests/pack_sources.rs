@@ -530,3 +530,35 @@ fn render_reads_a_registry_pack_over_git_daemon() {
         "{out}"
     );
 }
+
+/// A registry that accepts the connection and never answers is an error of the app after the
+/// fetch timeout, naming the URL and the ref; loading does not hang.
+#[test]
+fn a_hung_registry_times_out_as_an_error_of_that_app() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+    let port = listener
+        .local_addr()
+        .unwrap_or_else(|e| panic!("{e}"))
+        .port();
+    let url = format!("git://127.0.0.1:{port}/registry");
+    let desired = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    write(
+        desired.path(),
+        "apps/hello/app.yaml",
+        &pack_app("hello", &url, "v1"),
+    );
+    let mirrors = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let fetcher = drover::source::packs::PackFetcher::new(mirrors.path())
+        .with_fetch_timeout(std::time::Duration::from_millis(500));
+    let rev = drover::source::Revision::from_dir(desired.path()).unwrap_or_else(|e| panic!("{e}"));
+    let loaded = drover::desired::load(&fetcher.attach(rev));
+    let Err(diags) = &loaded.apps[0].result else {
+        panic!("the registry never answers")
+    };
+    let shown = common::render_diagnostics(diags);
+    assert!(
+        shown.contains("timed out") && shown.contains(&url) && shown.contains("\"v1\""),
+        "{shown}"
+    );
+    drop(listener);
+}

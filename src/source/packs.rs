@@ -10,7 +10,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Mutex, mpsc};
+use std::time::Duration;
 
 use sha2::Digest as _;
 
@@ -19,6 +20,10 @@ use crate::chart::{PackFiles, load_pack};
 
 /// The most bytes of one pack drover reads from a registry (4 MiB).
 pub const MAX_PACK_BYTES: usize = 4 * 1024 * 1024;
+
+/// How long one registry fetch may take before the app's pack is reported as failed (libgit2 has
+/// no per-call timeout; the fetch is asked to cancel).
+pub const PACK_FETCH_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// The ref a pack source follows when `ref:` is omitted: the remote's default branch.
 pub const DEFAULT_PACK_REF: &str = "HEAD";
@@ -118,6 +123,7 @@ pub struct PackFetcher {
     known_hosts: Option<PathBuf>,
     last: Mutex<BTreeMap<(String, String), String>>,
     refresh: tokio::sync::Notify,
+    timeout: Duration,
 }
 
 impl PackFetcher {
@@ -128,12 +134,19 @@ impl PackFetcher {
             known_hosts: None,
             last: Mutex::new(BTreeMap::new()),
             refresh: tokio::sync::Notify::new(),
+            timeout: PACK_FETCH_TIMEOUT,
         }
     }
 
     /// Trust the SSH host keys in `file`, as the desired repo's source does.
     pub fn with_known_hosts(mut self, file: Option<PathBuf>) -> Self {
         self.known_hosts = file;
+        self
+    }
+
+    /// Give up on a registry fetch after `timeout` (default [`PACK_FETCH_TIMEOUT`]).
+    pub fn with_fetch_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
         self
     }
 
@@ -173,7 +186,7 @@ impl PackFetcher {
         let failed =
             |e: &SourceError| format!("cannot fetch pack source {shown} at ref {reference:?}: {e}");
         let source = self.source(url, reference).map_err(|e| failed(&e))?;
-        let (tree, warning) = match fetch_tree(&source, reference) {
+        let (tree, warning) = match self.fetch_within_timeout(&source, reference) {
             Ok(tree) => {
                 let mut last = match self.last.lock() {
                     Ok(guard) => guard,
@@ -229,6 +242,33 @@ impl PackFetcher {
             Some(file) => source.with_known_hosts(file.clone()),
             None => source,
         })
+    }
+}
+
+impl PackFetcher {
+    /// [`fetch_tree`] on its own thread, cancelled after the timeout so a hung registry cannot
+    /// stall loading the desired state.
+    fn fetch_within_timeout(
+        &self,
+        source: &GitSource,
+        reference: &str,
+    ) -> Result<Revision, SourceError> {
+        let (tx, rx) = mpsc::channel();
+        let (fetcher, wanted) = (source.clone(), reference.to_string());
+        std::thread::spawn(move || {
+            let _ = tx.send(fetch_tree(&fetcher, &wanted));
+        });
+        match rx.recv_timeout(self.timeout) {
+            Ok(result) => result,
+            Err(_) => {
+                source.cancel();
+                Err(SourceError::Fetch {
+                    url: source.display_url(),
+                    message: format!("timed out after {}s", self.timeout.as_secs_f32()),
+                    transient: true,
+                })
+            }
+        }
     }
 }
 
