@@ -9,7 +9,8 @@ use super::render::{RenderedPack, render_pack};
 use super::shipped;
 use super::variables::{GivenValue, GivenValues, parse_cli_var, parse_var_file};
 use crate::desired::{Resource, ResourceSpec};
-use crate::source::Revision;
+use crate::source::packs::PackFetcher;
+use crate::source::{Revision, redact_url};
 
 /// `drover render --pack DIR [--var k=v]… [--var-file F]…`: the pack rendered as
 /// `nomad-pack render` names its outputs (`<pack>/<template without .tpl>`).
@@ -86,8 +87,21 @@ fn describe(r: &Resource) -> Option<String> {
 pub fn render_repo(dir: &Path, app: Option<&str>) -> Result<(String, usize), ChartError> {
     let shown = dir.display().to_string();
     let rev = Revision::from_dir(dir).map_err(|e| ChartError::new(&shown, 0, e.to_string()))?;
+    // Packs from Git registries are read into memory, so their mirror need not outlive this.
+    let mirrors = tempfile::tempdir().map_err(|e| ChartError::new(&shown, 0, e.to_string()))?;
+    let rev = PackFetcher::new(mirrors.path()).attach(rev);
     let loaded = crate::desired::load(&rev);
     let mut out = String::new();
+    for ((url, reference), fetched) in rev.pack_sources().iter() {
+        if let Ok(fetched) = fetched {
+            let commit = fetched.commit.get(..12).unwrap_or(&fetched.commit);
+            let _ = writeln!(
+                out,
+                "# pack source {} {reference} = {commit}",
+                redact_url(url)
+            );
+        }
+    }
     let mut errors = 0;
     for d in &loaded.repo_errors {
         let _ = writeln!(out, "error: {d}");

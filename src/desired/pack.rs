@@ -14,7 +14,8 @@ use super::{
 use crate::chart::Rendered;
 use crate::chart::variables::{GivenValue, GivenValues, parse_var_file};
 use crate::chart::{ChartError, PackFiles, load_pack, render_pack, shipped};
-use crate::source::Revision;
+use crate::source::packs::{DEFAULT_PACK_REF, is_git_url};
+use crate::source::{Revision, redact_url};
 
 const PACK_KEYS: &[&str] = &["name", "source", "ref", "variables", "var_files"];
 
@@ -60,6 +61,55 @@ pub(crate) fn find_pack(
     })
 }
 
+/// The files of pack `name` from the Git registry `url` at `reference`, as the source stage
+/// attached them to the revision; a fetch failure is this app's error at `pack.source`.
+fn git_pack(
+    ctx: &mut Ctx,
+    rev: &Revision,
+    url: &str,
+    reference: Option<&str>,
+    name: &str,
+    f: &super::check::Fields<'_>,
+    node: &Node,
+) -> Result<PackFiles, ()> {
+    let at = f.get("source").unwrap_or(node);
+    let shown = redact_url(url);
+    let ref_shown = reference.unwrap_or(DEFAULT_PACK_REF);
+    let fetched = match rev.pack_sources().get(url, reference) {
+        Some(Ok(fetched)) => fetched,
+        Some(Err(message)) => {
+            ctx.err(at, "pack.source", message.clone());
+            return Err(());
+        }
+        None => {
+            ctx.err(
+                at,
+                "pack.source",
+                format!("pack source {shown} at ref {ref_shown:?} was not fetched"),
+            );
+            return Err(());
+        }
+    };
+    if let Some(warning) = &fetched.warning {
+        ctx.warn(at, "pack.source", warning.clone());
+    }
+    match fetched.packs.get(name) {
+        Some(Ok(files)) => Ok(files.clone()),
+        Some(Err(message)) => {
+            ctx.err(at, "pack.source", format!("{message} (ref {ref_shown:?})"));
+            Err(())
+        }
+        None => {
+            ctx.err(
+                at,
+                "pack.source",
+                format!("pack \"{name}\" of {shown} at ref {ref_shown:?} was not fetched"),
+            );
+            Err(())
+        }
+    }
+}
+
 fn chart_diag(e: ChartError, field: &str) -> Diagnostic {
     Diagnostic {
         file: e.file,
@@ -93,31 +143,23 @@ pub(crate) fn pack_resources(
         Some(n) => Some(ctx.nonempty(n, "pack.ref")?),
         None => None,
     };
-    if let Some(src) = &source
-        && (src.contains("://") || src.starts_with("git@"))
-    {
-        ctx.err_hint(
-            f.get("source").unwrap_or(node),
-            "pack.source",
-            format!("pack sources in Git repositories ({src}) are not supported yet"),
-            Some("vendor the pack into this repository under charts/ and omit source".into()),
-        );
-        return None;
-    }
-    if reference.is_some() {
+    let git_source = source.as_deref().filter(|s| is_git_url(s));
+    if reference.is_some() && git_source.is_none() {
         ctx.err(
             f.get("ref").unwrap_or(node),
             "pack.ref",
-            "ref applies to a Git source, which is not supported yet",
+            "ref applies to a Git source (source: <git URL>), not to a folder of this repository",
         );
         return None;
     }
-    let files = match find_pack(rev, &name, source.as_deref()) {
-        Ok(files) => files,
-        Err(message) => {
+    let found = match git_source {
+        Some(url) => git_pack(ctx, rev, url, reference.as_deref(), &name, &f, node),
+        None => find_pack(rev, &name, source.as_deref()).map_err(|message| {
             ctx.err(name_node, "pack.name", message);
-            return None;
-        }
+        }),
+    };
+    let Ok(files) = found else {
+        return None;
     };
     let pack_dir = files.dir.clone();
     let pack = match load_pack(files, &name) {
