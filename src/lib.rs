@@ -17,6 +17,8 @@ pub mod apply;
 pub mod config;
 pub mod controller;
 pub mod desired;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod health;
 pub mod import;
 pub mod live;
