@@ -9,8 +9,11 @@ use std::time::Duration;
 /// Generous for a debug build; a quadratic or runaway input blows through it.
 const PER_INPUT: Duration = Duration::from_secs(10);
 
+/// A fuzz target's entry point: arbitrary bytes in, nothing out.
+type Target = fn(&[u8]);
+
 /// Every fuzz target and the function it calls.
-const TARGETS: &[(&str, fn(&[u8]))] = &[
+const TARGETS: &[(&str, Target)] = &[
     ("app_yaml", drover::fuzzing::app_yaml),
     ("drover_yaml", drover::fuzzing::drover_yaml),
     ("webhook", drover::fuzzing::webhook),
@@ -40,7 +43,7 @@ fn inputs(target: &str) -> Vec<PathBuf> {
 }
 
 /// Run `function` on `data` in its own thread: a panic or a hang fails with the file's name.
-fn run_bounded(function: fn(&[u8]), data: Vec<u8>, path: &Path) {
+fn run_bounded(function: Target, data: Vec<u8>, path: &Path) {
     let (done, finished) = mpsc::channel();
     let worker = std::thread::Builder::new()
         .name(path.display().to_string())
