@@ -18,6 +18,8 @@ pub mod chart;
 pub mod config;
 pub mod controller;
 pub mod desired;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod health;
 pub mod import;
 pub mod live;
