@@ -8,6 +8,8 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+#[path = "common/daemon.rs"]
+mod daemon;
 use common::{TestEnv, app_yaml, web_jobspec};
 
 fn root(path: &str) -> PathBuf {
@@ -440,30 +442,8 @@ fn a_full_commit_ref_is_read_from_the_mirror_without_a_fetch() {
     );
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .unwrap_or_else(|e| panic!("{e}"))
-        .port()
-}
-
-/// Kills the child process (git daemon) when dropped, even if the test panics.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Start `git-daemon` serving `base` on a free loopback port and wait until it listens (as
-/// tests/source_git.rs does; retried on a new port if another process took the one picked).
-#[expect(
-    clippy::disallowed_methods,
-    reason = "a synchronous helper waiting for a child process to listen"
-)]
-fn git_daemon(base: &Path) -> (KillOnDrop, u16) {
+/// Start `git-daemon` serving `base` on a free loopback port (tests/common/daemon.rs).
+fn git_daemon(base: &Path) -> (daemon::KillOnDrop, u16) {
     let exec_path = Command::new("git")
         .arg("--exec-path")
         .output()
@@ -474,9 +454,9 @@ fn git_daemon(base: &Path) -> (KillOnDrop, u16) {
         "{} is missing (package `git`)",
         program.display()
     );
-    for _ in 0..5 {
-        let port = free_port();
-        let child = Command::new(&program)
+    daemon::spawn_listening(|port| {
+        let mut command = Command::new(&program);
+        command
             .args([
                 &format!("--base-path={}", base.display()),
                 "--export-all",
@@ -484,24 +464,9 @@ fn git_daemon(base: &Path) -> (KillOnDrop, u16) {
                 "--listen=127.0.0.1",
                 "--reuseaddr",
             ])
-            .arg(base)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("git-daemon: {e}"));
-        let mut child = KillOnDrop(child);
-        for _ in 0..200 {
-            if let Ok(Some(_)) = child.0.try_wait() {
-                break;
-            }
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return (child, port);
-            }
-            std::thread::sleep(std::time::Duration::from_millis(25));
-        }
-    }
-    panic!("git-daemon never listened on a loopback port (five ports tried)");
+            .arg(base);
+        command
+    })
 }
 
 /// Over a real `git daemon` (git://): `drover render <dir>` reads the registry pack at tag v1.
