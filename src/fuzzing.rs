@@ -38,3 +38,59 @@ pub fn drover_yaml(data: &[u8]) {
 pub fn webhook(data: &[u8]) {
     crate::web::webhook::fuzz_request(data);
 }
+
+/// `data` as a pack's chart values: a `variables.hcl`, then a line `%%`, then a var file whose
+/// format the first byte picks (`j` JSON, `y` YAML, anything else HCL): declarations parsed,
+/// values read, merged and type-checked as a `pack:` app's are.
+pub fn pack_values(data: &[u8]) {
+    let _ = resolve_pack_values(data);
+}
+
+/// [`pack_values`]' work: `None` when the input stops before the merge (not UTF-8, a declaration
+/// or value file that does not parse), else the merge's result.
+fn resolve_pack_values(
+    data: &[u8],
+) -> Option<Result<crate::chart::variables::Resolved, crate::chart::ChartError>> {
+    use crate::chart::variables::{GivenValues, parse_var_file, parse_variables, resolve};
+    let (&format, rest) = data.split_first()?;
+    let text = std::str::from_utf8(rest).ok()?;
+    let (declarations, values) = text.split_once("\n%%\n").unwrap_or((text, ""));
+    let decls = parse_variables("variables.hcl", declarations).ok()?;
+    let values_file = match format {
+        b'j' => "values.json",
+        b'y' => "values.yaml",
+        _ => "values.hcl",
+    };
+    let mut given = GivenValues::default();
+    parse_var_file(values_file, values, &mut given).ok()?;
+    Some(resolve("fuzz", &decls, &[], &given))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seed(name: &str) -> Vec<u8> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fuzz/corpus/pack_values")
+            .join(name);
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    }
+
+    /// The seeds from desired-state reach the merge and pass it in all three formats, so the
+    /// fuzzer starts from inputs that exercise the whole path, not the parsers' first error.
+    #[test]
+    fn pack_value_seeds_reach_the_merge() {
+        for app in ["overseerr", "jellyfin", "traefik"] {
+            for format in ["yaml", "json", "hcl"] {
+                let name = format!("{app}-{format}");
+                match resolve_pack_values(&seed(&name)) {
+                    Some(Ok((values, _))) => assert!(!values.is_empty(), "{name}"),
+                    other => panic!("{name}: {other:?}"),
+                }
+            }
+        }
+        let mismatch = resolve_pack_values(&seed("hostile-type-mismatch-hcl"));
+        assert!(matches!(mismatch, Some(Err(_))), "{mismatch:?}");
+    }
+}

@@ -17,6 +17,7 @@ const TARGETS: &[(&str, Target)] = &[
     ("app_yaml", drover::fuzzing::app_yaml),
     ("drover_yaml", drover::fuzzing::drover_yaml),
     ("webhook", drover::fuzzing::webhook),
+    ("pack_values", drover::fuzzing::pack_values),
     ("jobspec", drover_jobspec::fuzzing::parse),
     ("gotmpl", drover_gotmpl::fuzzing::render),
 ];
