@@ -229,6 +229,7 @@ fn fetch_if_changed(
     if known == Some(id.as_str()) {
         return Ok(None);
     }
+    source.verify_new(known, &id)?;
     source.revision_at(&id).map(Some)
 }
 
