@@ -53,6 +53,8 @@ pub struct Running {
     pub source: Arc<SourceWatcher>,
     shutdown: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
+    /// Held while running, so `drover restore` can tell the store is in use.
+    _data_dir_lock: Option<crate::store::backup::DataDirLock>,
 }
 
 impl Running {
@@ -79,6 +81,15 @@ pub async fn start(settings: Settings, shutdown: CancellationToken) -> Result<Ru
         source,
     })?;
     let store = app_stack::open_store(&settings.data_dir)?;
+    // Not exclusive: a second drover on the same data dir is the operator's call, but restore
+    // must see that one runs.
+    let data_dir_lock = match crate::store::backup::DataDirLock::try_acquire(&settings.data_dir) {
+        Ok(lock) => lock,
+        Err(error) => {
+            tracing::warn!(%error, "cannot lock the data directory");
+            None
+        }
+    };
     // A crash in the middle of a sync left it open: close it as interrupted; the next
     // level-triggered cycle redoes whatever is still needed, guarded by markers and CAS.
     for sync in store.unfinished_syncs().await.unwrap_or_default() {
@@ -212,6 +223,7 @@ pub async fn start(settings: Settings, shutdown: CancellationToken) -> Result<Ru
         source: watcher,
         shutdown,
         tasks,
+        _data_dir_lock: data_dir_lock,
     })
 }
 
