@@ -140,13 +140,15 @@ async fn start(mode: VerifyMode) -> Option<Signed> {
     })
 }
 
+fn running(env: &TestEnv) -> &drover::controller::runtime::Running {
+    env.drover
+        .as_ref()
+        .unwrap_or_else(|| panic!("drover is not running"))
+}
+
 /// Fetch now; return `GET /api/v1/source`.
 async fn refresh(env: &TestEnv) -> Value {
-    let running = env
-        .drover
-        .as_ref()
-        .unwrap_or_else(|| panic!("drover is not running"));
-    tokio::time::timeout(WAIT, running.source.refresh())
+    tokio::time::timeout(WAIT, running(env).source.refresh())
         .await
         .unwrap_or_else(|_| panic!("no fetch finished"));
     env.http
@@ -171,6 +173,17 @@ async fn assert_refused(s: &Signed, bad: &str, reason: &str) {
         "{source:#}"
     );
     assert_eq!(source["revision"].as_str(), Some(s.first.as_str()));
+    // The repository problem the alert engine and the page's banner read, and an event.
+    let expected = format!("commit {short}: {reason}");
+    let mut repo = running(&s.env).ctx.repo.subscribe();
+    let published = tokio::time::timeout(
+        WAIT,
+        repo.wait_for(|r| r.refused_commit.as_deref() == Some(expected.as_str())),
+    )
+    .await
+    .is_ok();
+    assert!(published, "refusal not published: {:?}", *repo.borrow());
+    s.env.wait_event(&expected).await;
     let status = s.env.wait_full_cycle("web").await;
     assert_eq!(status.revision, s.first);
     let job = s.env.job("web").await.unwrap_or_default();
@@ -246,6 +259,11 @@ async fn only_commits_signed_by_a_listed_key_go_into_force() {
     let source = refresh(&s.env).await;
     assert_eq!(source["last_error"], Value::Null, "{source:#}");
     s.env.wait_synced_healthy("web", Some(&good)).await;
+    let mut repo = running(&s.env).ctx.repo.subscribe();
+    tokio::time::timeout(WAIT, repo.wait_for(|r| r.refused_commit.is_none()))
+        .await
+        .unwrap_or_else(|_| panic!("the refusal is cleared"))
+        .unwrap_or_else(|e| panic!("{e}"));
     let job = s.env.job("web").await.unwrap_or_default();
     assert_eq!(
         job["TaskGroups"][0]["Tasks"][0]["Config"]["image"],

@@ -233,6 +233,14 @@ pub enum SourceError {
 }
 
 impl SourceError {
+    /// Whether a fetched commit was refused by signature verification (not a fetch failure).
+    pub fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            SourceError::Unverified(super::verify::VerifyError::Refused { .. })
+        )
+    }
+
     /// Whether a later attempt may succeed without a configuration change.
     pub fn is_transient(&self) -> bool {
         match self {
