@@ -147,6 +147,9 @@ pub struct RepoSettings {
     /// Credentials.
     #[serde(default)]
     pub auth: AuthSettings,
+    /// Commit signature verification (off when absent).
+    #[serde(default)]
+    pub verify: Option<crate::source::verify::VerifyPolicy>,
 }
 
 /// `repo.auth:` — where secrets are, never the secrets.
@@ -294,7 +297,14 @@ impl Settings {
                 ssh_key_file: file.repo.auth.ssh_key_file,
                 ssh_key_passphrase_env: file.repo.auth.ssh_key_passphrase_env,
             },
+            verify: file.repo.verify,
         };
+        if let Some(policy) = &source.verify {
+            // Unreadable or unsupported keys stop the start rather than refusing every commit.
+            policy
+                .load()
+                .map_err(|e| ConfigError::Invalid(format!("repo.verify: {e}")))?;
+        }
         let defaults = ControllerSettings::default();
         let controller = ControllerSettings {
             concurrency: file.concurrency.unwrap_or(defaults.concurrency),
@@ -557,5 +567,36 @@ mod tests {
             .unwrap_or_default();
         assert!(err.contains("concurency"), "{err}");
         assert!(err.contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn repo_verify_needs_a_readable_key_source() {
+        let load = |yaml: &str| {
+            let file =
+                serde_yaml_ng::from_str::<FileSettings>(yaml).unwrap_or_else(|e| panic!("{e}"));
+            Settings::from_file_settings(file, |_| None)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+        };
+        let err = load("repo: { url: x, verify: { mode: all-new } }\n");
+        assert!(err.contains("repo.verify: no key source"), "{err}");
+        let err = load("repo: { url: x, verify: { ssh_allowed_signers: /nonexistent/signers } }\n");
+        assert!(
+            err.contains("repo.verify: cannot read /nonexistent/signers"),
+            "{err}"
+        );
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let signers = dir.path().join("allowed_signers");
+        std::fs::write(&signers, "# nobody yet\n").unwrap_or_else(|e| panic!("{e}"));
+        let yaml = format!(
+            "repo: {{ url: x, verify: {{ ssh_allowed_signers: {} }} }}\n",
+            signers.display()
+        );
+        let err = load(&yaml);
+        assert_eq!(
+            err, "",
+            "an empty allowed_signers file loads (every commit is refused)"
+        );
     }
 }

@@ -92,10 +92,59 @@ enum Command {
     Render(RenderArgs),
     /// List the packs drover ships and the repository's charts/, with their variables.
     Charts(ChartsArgs),
+    /// Write a consistent copy of drover's store (SQLite) to a new file; safe while serve runs.
+    Backup(BackupArgs),
+    /// Put a backup in place as drover's store (the old one kept aside); refused while a drover
+    /// runs on the data directory unless --force.
+    Restore(RestoreArgs),
     /// Write a desired-state repository from what you have today: a Terraform configuration
     /// or a running cluster.
     #[command(subcommand)]
     Import(ImportCommand),
+}
+
+/// Where the store is: --data-dir, else drover.yaml's `data_dir`.
+#[derive(Debug, clap::Args)]
+struct DataDirArgs {
+    /// The data directory (default: drover.yaml's data_dir).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// drover.yaml, read for data_dir when --data-dir is not given.
+    #[arg(short, long, default_value = "drover.yaml")]
+    config: PathBuf,
+}
+
+impl DataDirArgs {
+    fn resolve(&self) -> anyhow::Result<PathBuf> {
+        if let Some(dir) = &self.data_dir {
+            return Ok(dir.clone());
+        }
+        let text = std::fs::read_to_string(&self.config)
+            .with_context(|| format!("reading {} (or pass --data-dir)", self.config.display()))?;
+        let file = drover::config::FileSettings::parse(&text, &self.config.display().to_string())?;
+        Ok(file
+            .data_dir
+            .unwrap_or_else(|| PathBuf::from("drover-data")))
+    }
+}
+
+#[derive(Debug, clap::Args)]
+struct BackupArgs {
+    /// The backup file to write (must not exist).
+    file: PathBuf,
+    #[command(flatten)]
+    store: DataDirArgs,
+}
+
+#[derive(Debug, clap::Args)]
+struct RestoreArgs {
+    /// The backup file to restore.
+    file: PathBuf,
+    #[command(flatten)]
+    store: DataDirArgs,
+    /// Restore even though a drover holds the data directory.
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -313,6 +362,26 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Rollback(args) => rollback(args).await,
         Command::Unpin(args) => unpin(args).await,
         Command::Render(args) => render(args),
+        Command::Backup(args) => {
+            let version = drover::store::backup::backup(&args.store.resolve()?, &args.file)?;
+            println!(
+                "wrote {} (store schema version {version})",
+                args.file.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Restore(args) => {
+            let dir = args.store.resolve()?;
+            let aside = drover::store::backup::restore(&args.file, &dir, args.force)?;
+            let kept = aside.map(|p| format!("; the old store is {}", p.display()));
+            println!(
+                "restored {} into {}{}",
+                args.file.display(),
+                dir.display(),
+                kept.unwrap_or_default()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Charts(args) => {
             print!("{}", drover::chart::cli::list_charts(args.dir.as_deref())?);
             Ok(ExitCode::SUCCESS)

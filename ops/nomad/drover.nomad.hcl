@@ -235,7 +235,8 @@ job "drover" {
       }
     }
 
-    # Continuous replication of the store to MinIO (see ops/runbooks/disaster-recovery.md).
+    # Continuous replication of the store to MinIO (see ops/runbooks/disaster-recovery.md). This
+    # is the job's periodic backup; `drover backup` is for copies at chosen moments (upgrades).
     task "litestream" {
       driver = "docker"
 

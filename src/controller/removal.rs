@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 
 use super::reconcile::{Action, AppMemory, Mode, reconcile};
 use super::status::{Kept, Phase};
-use super::{AppStatus, Context, RepoStatus, SyncStatus};
+use super::{AppStatus, Context, SyncStatus};
 use crate::desired::{DesiredRevision, LoadedApp, ResourceId, ResourceKind, RevisionReader};
 
 /// What a revision's index decided about the apps that left Git with it.
@@ -37,9 +37,10 @@ impl RemovalVerdict {
             .collect();
         let verdict = removal_verdict(ctx, current).await;
         problems.extend(verdict.as_ref().and_then(|v| v.refusal.clone()));
-        ctx.repo.send_replace(RepoStatus {
-            revision: Some(current.revision.id.clone()),
-            problems,
+        // The refused commit is the source's to set and clear (runtime), not the revision's.
+        ctx.repo.send_modify(|repo| {
+            repo.revision = Some(current.revision.id.clone());
+            repo.problems = problems;
         });
         verdict
     }

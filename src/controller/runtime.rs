@@ -53,6 +53,8 @@ pub struct Running {
     pub source: Arc<SourceWatcher>,
     shutdown: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
+    /// Held while running, so `drover restore` can tell the store is in use.
+    _data_dir_lock: Option<crate::store::backup::DataDirLock>,
 }
 
 impl Running {
@@ -79,6 +81,15 @@ pub async fn start(settings: Settings, shutdown: CancellationToken) -> Result<Ru
         source,
     })?;
     let store = app_stack::open_store(&settings.data_dir)?;
+    // Not exclusive: a second drover on the same data dir is the operator's call, but restore
+    // must see that one runs.
+    let data_dir_lock = match crate::store::backup::DataDirLock::try_acquire(&settings.data_dir) {
+        Ok(lock) => lock,
+        Err(error) => {
+            tracing::warn!(%error, "cannot lock the data directory");
+            None
+        }
+    };
     // A crash in the middle of a sync left it open: close it as interrupted; the next
     // level-triggered cycle redoes whatever is still needed, guarded by markers and CAS.
     for sync in store.unfinished_syncs().await.unwrap_or_default() {
@@ -121,6 +132,11 @@ pub async fn start(settings: Settings, shutdown: CancellationToken) -> Result<Ru
 
     let (desired_tx, desired_rx) = watch::channel(None::<DesiredRevision>);
     let mut tasks = Vec::new();
+    tasks.push(tokio::spawn(publish_refused_commits(
+        ctx.clone(),
+        watcher.subscribe(),
+        shutdown.clone(),
+    )));
     let mut source_rx = watcher.subscribe();
     let stop = shutdown.clone();
     let history = source.clone();
@@ -212,7 +228,33 @@ pub async fn start(settings: Settings, shutdown: CancellationToken) -> Result<Ru
         source: watcher,
         shutdown,
         tasks,
+        _data_dir_lock: data_dir_lock,
     })
+}
+
+/// A commit refused by signature verification becomes a repository problem (the page's banner,
+/// `/api/v1/status`, an alert) and an event, until a fetch brings a commit that passes.
+async fn publish_refused_commits(
+    ctx: Context,
+    mut source_rx: watch::Receiver<crate::source::SourceStatus>,
+    stop: CancellationToken,
+) {
+    loop {
+        let refused = source_rx.borrow_and_update().refused_commit.clone();
+        let changed = ctx.repo.send_if_modified(|repo| {
+            let changed = repo.refused_commit != refused;
+            repo.refused_commit = refused.clone();
+            changed
+        });
+        if changed && let Some(reason) = &refused {
+            let message = format!("{reason}; the last verified revision stays in force");
+            let _ = ctx.store.add_event(None, "warning", &message).await;
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            changed = source_rx.changed() => if changed.is_err() { return },
+        }
+    }
 }
 
 /// A branch that did not move forward (a force-push back to an older commit, a rewritten or

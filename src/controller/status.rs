@@ -385,6 +385,10 @@ pub struct RepoStatus {
     pub revision: Option<String>,
     /// One line each: `revision … is invalid: …`, `prune refused: …`.
     pub problems: Vec<String>,
+    /// A fetched commit refused by signature verification (`repo.verify`), e.g.
+    /// `commit abc1234: no signature`; the revision in force stays.
+    #[serde(default)]
+    pub refused_commit: Option<String>,
 }
 
 mod unix_seconds {

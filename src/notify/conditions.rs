@@ -51,10 +51,16 @@ pub fn derive(
     for status in statuses.values().filter(|s| app_is_known(s)) {
         app_conditions(status, with_healed, &mut found);
     }
-    if !repo.problems.is_empty() {
+    let problems: Vec<&str> = repo
+        .problems
+        .iter()
+        .map(String::as_str)
+        .chain(repo.refused_commit.as_deref())
+        .collect();
+    if !problems.is_empty() {
         found.insert(
             ConditionKey::new(AlertTrigger::PruneRefused, None, None),
-            format!("repository: {}", repo.problems.join("; ")),
+            format!("repository: {}", problems.join("; ")),
         );
     }
     found
@@ -223,6 +229,7 @@ pub(crate) mod tests {
         let repo = RepoStatus {
             revision: Some("abc".into()),
             problems: vec!["prune refused: 3 of 4 apps left Git".into()],
+            refused_commit: Some("commit abc1234: no signature".into()),
         };
         let found = derive(&statuses, &repo, false);
         use AlertTrigger::*;
@@ -239,6 +246,20 @@ pub(crate) mod tests {
         );
         let failed_key = ConditionKey::new(SyncFailed, Some("a"), None);
         assert_eq!(found[&failed_key], "a: sync failed: nomad said 500");
+        assert_eq!(
+            found[&ConditionKey::new(PruneRefused, None, None)],
+            "repository: prune refused: 3 of 4 apps left Git; commit abc1234: no signature"
+        );
+        let only_refused = RepoStatus {
+            problems: Vec::new(),
+            ..repo.clone()
+        };
+        assert_eq!(
+            derive(&BTreeMap::new(), &only_refused, false)
+                .get(&ConditionKey::new(PruneRefused, None, None))
+                .map(String::as_str),
+            Some("repository: commit abc1234: no signature")
+        );
         let with_healed = derive(&statuses, &repo, true);
         assert!(with_healed.contains_key(&ConditionKey::new(
             DriftHealed,

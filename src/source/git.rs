@@ -111,6 +111,8 @@ pub struct SourceConfig {
     pub poll_interval: Duration,
     /// Credentials for the remote.
     pub auth: GitAuth,
+    /// Commit signature verification (`None`: off).
+    pub verify: Option<super::verify::VerifyPolicy>,
 }
 
 impl SourceConfig {
@@ -131,6 +133,7 @@ impl fmt::Debug for SourceConfig {
             .field("reference", &self.reference)
             .field("poll_interval", &self.poll_interval)
             .field("auth", &self.auth)
+            .field("verify", &self.verify)
             .finish()
     }
 }
@@ -142,6 +145,7 @@ impl Default for SourceConfig {
             reference: "HEAD".to_string(),
             poll_interval: Duration::from_secs(60),
             auth: GitAuth::default(),
+            verify: None,
         }
     }
 }
@@ -216,6 +220,10 @@ pub enum SourceError {
         #[source]
         source: std::io::Error,
     },
+    /// A fetched commit failed signature verification (or the keys could not be read); the
+    /// last verified revision stays in force.
+    #[error("{0}")]
+    Unverified(#[from] super::verify::VerifyError),
     /// The fetch was cancelled (shutdown or timeout).
     #[error("fetch {url} cancelled")]
     Cancelled {
@@ -225,6 +233,14 @@ pub enum SourceError {
 }
 
 impl SourceError {
+    /// Whether a fetched commit was refused by signature verification (not a fetch failure).
+    pub fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            SourceError::Unverified(super::verify::VerifyError::Refused { .. })
+        )
+    }
+
     /// Whether a later attempt may succeed without a configuration change.
     pub fn is_transient(&self) -> bool {
         match self {
@@ -479,6 +495,23 @@ impl GitSource {
                 other => other,
             })?;
         Ok((repo, oid))
+    }
+
+    /// Check the signatures of what fetched commit `tip` brings after the `verified` one
+    /// (`repo.verify`); a no-op when verification is off.
+    pub fn verify_new(&self, verified: Option<&str>, tip: &str) -> Result<(), SourceError> {
+        let Some(policy) = &self.config.verify else {
+            return Ok(());
+        };
+        let repo = self.repo()?;
+        let read = |what: &str| {
+            let what = what.to_string();
+            move |source| SourceError::Read { what, source }
+        };
+        let tip = Oid::from_str(tip).map_err(read(tip))?;
+        let verified = verified.and_then(|id| Oid::from_str(id).ok());
+        policy.check(&repo, verified, tip)?;
+        Ok(())
     }
 
     /// Read an older (or any) commit or ref from the mirror, without network access.

@@ -9,6 +9,7 @@ mod git;
 mod local;
 pub mod packs;
 mod revision;
+pub mod verify;
 mod watch;
 
 pub use git::{CommitInfo, GitAuth, GitSource, Movement, SourceConfig, SourceError, redact_url};

@@ -37,6 +37,8 @@ pub struct SourceStatus {
     pub consecutive_failures: u32,
     /// When the first of those failed fetches finished (`None` while fetches succeed).
     pub failing_since: Option<SystemTime>,
+    /// The last fetch's commit refused by signature verification (`commit abc1234: …`).
+    pub refused_commit: Option<String>,
 }
 
 /// A background task that keeps a [`GitSource`] fetched.
@@ -166,6 +168,7 @@ async fn run(
     // A fetch that outlived its timeout; it is awaited before another starts on the same mirror.
     let mut pending: Option<JoinHandle<Result<Option<Revision>, SourceError>>> = None;
     let mut fetch_started = tokio::time::Instant::now();
+    let mut refused: Option<String> = None;
     loop {
         let mut handle = match pending.take() {
             Some(handle) => handle,
@@ -184,7 +187,10 @@ async fn run(
                 break;
             }
             joined = tokio::time::timeout(FETCH_TIMEOUT, &mut handle) => match joined {
-                Ok(Ok(result)) => result.map_err(|e| e.to_string()),
+                Ok(Ok(result)) => result.map_err(|e| {
+                    refused = e.is_refusal().then(|| e.to_string());
+                    e.to_string()
+                }),
                 Ok(Err(join)) => Err(format!("fetch {url}: task failed: {join}")),
                 Err(_) => {
                     source.cancel();
@@ -196,7 +202,17 @@ async fn run(
         if let Some(metrics) = &metrics {
             metrics.git_fetched(fetch_started.elapsed(), outcome.is_ok(), SystemTime::now());
         }
+        let refused = std::mem::take(&mut refused);
+        let fetched = outcome.is_ok();
         publish(&tx, outcome);
+        if fetched || refused.is_some() {
+            // A timed-out or failed fetch says nothing about the commit: keep what was known.
+            tx.send_if_modified(|status| {
+                let changed = status.refused_commit != refused;
+                status.refused_commit = refused;
+                changed
+            });
+        }
         if pending.is_none() {
             // The fetch numbered `started` is over (a timed-out one is still pending).
             completed.send_replace(started.load(Ordering::SeqCst));
@@ -229,6 +245,7 @@ fn fetch_if_changed(
     if known == Some(id.as_str()) {
         return Ok(None);
     }
+    source.verify_new(known, &id)?;
     source.revision_at(&id).map(Some)
 }
 

@@ -1037,5 +1037,7 @@ pub(crate) fn rid(text: &str) -> ResourceId {
     ResourceId::parse(text).unwrap_or_else(|| panic!("not a resource ID: {text}"))
 }
 
+pub mod backup;
+
 #[cfg(test)]
 mod tests;
