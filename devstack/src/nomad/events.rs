@@ -301,9 +301,14 @@ async fn follow(
     wanted: impl Fn(&Event) -> bool,
 ) {
     let mut changed = st.nomad.clock.subscribe();
+    // A reset is a new cluster: its streams end, as a restarted Nomad's connections do.
+    let generation = st.nomad.generation();
     let mut replay = true;
     let mut beat = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
     loop {
+        if st.nomad.generation() != generation {
+            return;
+        }
         let (batches, lost) = st.nomad.lock().events.since(after);
         if lost && !replay {
             // Nomad closes a subscription that fell behind its buffer; the client re-lists.
