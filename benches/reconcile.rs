@@ -29,7 +29,7 @@ use serde_json::{Value, json};
 use tokio::runtime::Runtime;
 use tokio_util::sync::CancellationToken;
 
-/// App counts measured.
+/// App counts measured (`DROVER_BENCH_SIZES=10,100,1000` measures others).
 const SIZES: [usize; 2] = [10, 50];
 /// The steady-state window.
 const STEADY_WINDOW: Duration = Duration::from_secs(10);
@@ -692,7 +692,13 @@ fn main() -> ExitCode {
         .unwrap_or_else(|e| panic!("runtime: {e}"));
     let started = Instant::now();
     let mut results = Vec::new();
-    let (sizes, window) = if full {
+    let asked: Vec<usize> = std::env::var("DROVER_BENCH_SIZES")
+        .ok()
+        .map(|v| v.split(',').filter_map(|n| n.trim().parse().ok()).collect())
+        .unwrap_or_default();
+    let (sizes, window) = if full && !asked.is_empty() {
+        (&asked[..], STEADY_WINDOW)
+    } else if full {
         (&SIZES[..], STEADY_WINDOW)
     } else {
         (&SMOKE_SIZES[..], SMOKE_WINDOW)

@@ -344,3 +344,51 @@ async fn follow(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(index: u64, topic: &'static str, key: &str, filter: Option<&str>) -> Event {
+        Event {
+            topic,
+            kind: "X",
+            key: key.to_string(),
+            namespace: "default".to_string(),
+            filter_keys: filter.map(|f| vec![f.to_string()]),
+            index,
+            payload: Value::Null,
+        }
+    }
+
+    #[test]
+    fn the_buffer_keeps_the_newest_batches_and_says_when_a_follower_lost_some() {
+        let mut buffer = EventBuffer::default();
+        buffer.push((1..=5).map(|i| event(i, "Job", "web", None)).collect(), 3);
+        let (kept, lost) = buffer.since(0);
+        assert_eq!(kept.iter().map(|b| b.0).collect::<Vec<_>>(), vec![3, 4, 5]);
+        assert!(lost, "indexes 1 and 2 were dropped");
+        let (kept, lost) = buffer.since(2);
+        assert_eq!(kept.len(), 3);
+        assert!(!lost, "nothing after 2 was dropped");
+        // Two events of one index are one batch.
+        buffer.push(
+            vec![event(6, "Job", "a", None), event(6, "Job", "b", None)],
+            3,
+        );
+        let (kept, _) = buffer.since(5);
+        assert_eq!(kept.len(), 1);
+        assert_eq!(kept[0].1.len(), 2);
+    }
+
+    #[test]
+    fn a_topic_key_matches_the_key_or_a_filter_key_and_star_matches_all() {
+        let mut topics = BTreeMap::new();
+        topics.insert("Allocation".to_string(), vec!["web".to_string()]);
+        assert!(event(1, "Allocation", "a1", Some("web")).wanted(&topics));
+        assert!(!event(1, "Allocation", "a1", Some("api")).wanted(&topics));
+        assert!(!event(1, "Job", "web", None).wanted(&topics));
+        topics.insert("*".to_string(), vec!["*".to_string()]);
+        assert!(event(1, "Job", "web", None).wanted(&topics));
+    }
+}
