@@ -201,6 +201,12 @@ pub async fn load_desired(source: &DesiredSource) -> Result<LoadedDesired, Stack
             (revision, Some(mirror))
         }
     };
+    // Packs from Git registries are read into memory: their mirrors need not outlive this.
+    let pack_mirrors = tempfile::tempdir().map_err(StackError::Mirror)?;
+    let packs = crate::source::packs::PackFetcher::new(pack_mirrors.path());
+    let revision = tokio::task::spawn_blocking(move || packs.attach(revision))
+        .await
+        .map_err(StackError::FetchTask)?;
     Ok(LoadedDesired {
         desired: DesiredRevision::load(Arc::new(revision)),
         _mirror: mirror,

@@ -216,6 +216,23 @@ pub struct Settings {
     pub probes: ProbeSettings,
 }
 
+impl FileSettings {
+    /// Parse the text of a `drover.yaml`; `path` only names the file in errors.
+    pub fn parse(text: &str, path: &str) -> Result<FileSettings, ConfigError> {
+        let file: FileSettings = serde_yaml_ng::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_string(),
+            message: e.to_string(),
+        })?;
+        file.notifications
+            .check_in(text)
+            .map_err(|message| ConfigError::Parse {
+                path: path.to_string(),
+                message,
+            })?;
+        Ok(file)
+    }
+}
+
 impl Settings {
     /// Read `drover.yaml` and merge the environment.
     pub fn load(path: &Path) -> Result<Settings, ConfigError> {
@@ -223,17 +240,7 @@ impl Settings {
             path: path.display().to_string(),
             source,
         })?;
-        let file: FileSettings =
-            serde_yaml_ng::from_str(&text).map_err(|e| ConfigError::Parse {
-                path: path.display().to_string(),
-                message: e.to_string(),
-            })?;
-        file.notifications
-            .check_in(&text)
-            .map_err(|message| ConfigError::Parse {
-                path: path.display().to_string(),
-                message,
-            })?;
+        let file = FileSettings::parse(&text, &path.display().to_string())?;
         Settings::from_file_settings(file, |k| std::env::var(k).ok())
     }
 

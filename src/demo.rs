@@ -44,9 +44,14 @@ pub const EXAMPLE_FILES: &[(&str, &[u8])] = example_files![
     "apps/minio/minio-service-defaults.hcl",
     "apps/minio/minio-service-resolver.hcl",
     "apps/overseerr/app.yaml",
-    "apps/overseerr/jobspec.nomad.hcl",
     "apps/overseerr/overseerr-intentions.hcl",
     "apps/overseerr/seed.nomad.hcl",
+    "apps/jellyfin/app.yaml",
+    "apps/prowlarr/app.yaml",
+    "apps/qbittorrent/app.yaml",
+    "apps/radarr/app.yaml",
+    "apps/sonarr/app.yaml",
+    "apps/traefik/app.yaml",
 ];
 
 /// Write the built-in example repository's files under `dir`.

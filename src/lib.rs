@@ -14,9 +14,12 @@
 
 pub mod app_stack;
 pub mod apply;
+pub mod chart;
 pub mod config;
 pub mod controller;
 pub mod desired;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod health;
 pub mod import;
 pub mod live;

@@ -88,9 +88,42 @@ enum Command {
     Rollback(RollbackArgs),
     /// Remove an app's rollback pin: it follows the branch again.
     Unpin(AppArgs),
-    /// Write a desired-state repository from what already runs elsewhere.
+    /// Print what apps render to (pack renders included), or render one pack like `nomad-pack render`.
+    Render(RenderArgs),
+    /// List the packs drover ships and the repository's charts/, with their variables.
+    Charts(ChartsArgs),
+    /// Write a desired-state repository from what you have today: a Terraform configuration
+    /// or a running cluster.
     #[command(subcommand)]
     Import(ImportCommand),
+}
+
+#[derive(Debug, clap::Args)]
+struct RenderArgs {
+    /// The desired-state folder (omit with --pack).
+    #[arg(required_unless_present = "pack", conflicts_with = "pack")]
+    dir: Option<PathBuf>,
+    /// Only this app.
+    #[arg(long)]
+    app: Option<String>,
+    /// Render this pack folder instead, as `nomad-pack render` does.
+    #[arg(long)]
+    pack: Option<PathBuf>,
+    /// A pack variable, NAME=VALUE (a dependency's as ALIAS.NAME=VALUE); repeatable.
+    #[arg(long = "var", requires = "pack")]
+    vars: Vec<String>,
+    /// A pack variable file (HCL, JSON or YAML); repeatable, later files win.
+    #[arg(long = "var-file", requires = "pack")]
+    var_files: Vec<PathBuf>,
+    /// Write the rendered files under this folder (OUT/<pack>/<template without .tpl>).
+    #[arg(long, requires = "pack")]
+    to_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+struct ChartsArgs {
+    /// A desired-state folder whose charts/ to list too.
+    dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -105,6 +138,14 @@ enum ImportCommand {
         /// drover's first sync then writes it.
         #[arg(long)]
         no_stamp: bool,
+    },
+    /// From a Terraform configuration using the Nomad provider: one app per module.
+    Terraform {
+        /// The Terraform root module's folder.
+        dir: PathBuf,
+        /// The repository to write (must not exist, or be empty).
+        #[arg(long)]
+        out: PathBuf,
     },
 }
 
@@ -271,8 +312,28 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::History(args) => history(args).await,
         Command::Rollback(args) => rollback(args).await,
         Command::Unpin(args) => unpin(args).await,
-        Command::Import(ImportCommand::Nomad { out, no_stamp }) => {
-            import_nomad(out, !no_stamp).await
+        Command::Render(args) => render(args),
+        Command::Charts(args) => {
+            print!("{}", drover::chart::cli::list_charts(args.dir.as_deref())?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Import(command) => import(command).await,
+    }
+}
+
+async fn import(command: ImportCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        ImportCommand::Nomad { out, no_stamp } => import_nomad(out, !no_stamp).await,
+        ImportCommand::Terraform { dir, out } => {
+            let imported = drover::import::terraform::import_terraform(&dir, &out)?;
+            print!("{}", imported.report(&dir));
+            println!(
+                "\nwrote {} app(s) to {}; check it with: drover validate {}",
+                imported.apps.len(),
+                out.display(),
+                out.display()
+            );
+            Ok(ExitCode::SUCCESS)
         }
     }
 }
@@ -409,6 +470,30 @@ fn no_apps_found(source: &str) -> String {
         "no apps found in {source}: drover reads one app per folder, apps/<app>/app.yaml, with \
          the files it references beside it, e.g.\n  apps/web/app.yaml\n  apps/web/web.nomad.hcl"
     )
+}
+
+fn render(args: RenderArgs) -> anyhow::Result<ExitCode> {
+    use drover::chart::cli;
+    if let Some(pack) = &args.pack {
+        let rendered = cli::render_pack_dir(pack, &args.vars, &args.var_files)?;
+        match &args.to_dir {
+            Some(out) => {
+                for path in cli::write_rendered(&rendered, out)? {
+                    println!("wrote {path}");
+                }
+            }
+            None => print!("{}", cli::print_rendered(&rendered)),
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let dir = args.dir.unwrap_or_else(|| PathBuf::from("."));
+    let (text, errors) = cli::render_repo(&dir, args.app.as_deref())?;
+    print!("{text}");
+    Ok(if errors > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 async fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {

@@ -242,7 +242,8 @@ async fn the_demo_page_lists_the_example_apps_with_their_real_statuses() {
             Ok(r) => r.json().await.unwrap_or_default(),
             Err(_) => Vec::new(),
         };
-        let settled = apps.len() == 3
+        // desired-state/'s nine apps (tests/media_stack.rs lists them).
+        let settled = apps.len() == 9
             && apps
                 .iter()
                 .all(|a| a["sync"] == "Synced" && a["health"] == "Healthy");
@@ -270,7 +271,10 @@ async fn the_demo_page_lists_the_example_apps_with_their_real_statuses() {
             "[...document.querySelectorAll('[data-app]')].map(e => e.dataset.app).sort().join(',')",
         )
         .await;
-    assert_eq!(names, json!("glusterfs-csi,minio,overseerr"));
+    assert_eq!(
+        names,
+        json!("glusterfs-csi,jellyfin,minio,overseerr,prowlarr,qbittorrent,radarr,sonarr,traefik")
+    );
     page.screenshot("demo-overview.png").await;
     let _ = demo.child.kill().await;
 }

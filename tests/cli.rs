@@ -135,7 +135,8 @@ async fn demo_shows_the_media_stack_synced_and_healthy_and_picks_up_a_commit() {
     let client = reqwest::Client::new();
     let apps = |body: &serde_json::Value, want_rev: Option<&str>| -> bool {
         let list = body.as_array().cloned().unwrap_or_default();
-        list.len() == 3
+        // desired-state/'s nine apps (tests/media_stack.rs lists them).
+        list.len() == 9
             && list.iter().all(|a| {
                 a["sync"] == "Synced"
                     && a["health"] == "Healthy"
@@ -178,13 +179,11 @@ async fn demo_shows_the_media_stack_synced_and_healthy_and_picks_up_a_commit() {
 
     // A commit made with plain git in the printed repo is applied within a poll.
     let repo = work.path().join("repo");
-    let job = repo.join("apps/overseerr/jobspec.nomad.hcl");
-    let text = std::fs::read_to_string(&job).unwrap_or_default();
-    std::fs::write(
-        &job,
-        text.replacen("TZ = \"Europe/London\"", "TZ = \"UTC\"", 1),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    let app_yaml = repo.join("apps/overseerr/app.yaml");
+    let text = std::fs::read_to_string(&app_yaml).unwrap_or_default();
+    assert!(text.contains("TZ: Europe/London"), "{text}");
+    std::fs::write(&app_yaml, text.replacen("TZ: Europe/London", "TZ: UTC", 1))
+        .unwrap_or_else(|e| panic!("{e}"));
     let git = |args: &[&str]| {
         let out = Command::new("git")
             .args(["-c", "user.name=t", "-c", "user.email=t@t"])

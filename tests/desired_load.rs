@@ -90,7 +90,6 @@ name: web
 namespace: apps
 depends_on: [db]
 sync: { auto: false, self_heal: false, prune: true }
-chart: { name: litestream-service, values: { image: "x:1", port: 5055 } }
 resources:
   - nomad_job:
       file: web.nomad.hcl
@@ -152,9 +151,7 @@ hooks:
         (app.sync.auto, app.sync.self_heal, app.sync.prune),
         (false, false, true)
     );
-    let chart = app.chart.as_ref().unwrap();
-    assert_eq!(chart.name, "litestream-service");
-    assert_eq!(chart.values["port"], 5055);
+    assert!(app.pack.is_none(), "no pack: only the listed resources");
     assert_eq!(app.resources.len(), 7);
 
     let job = &app.resources[0];
@@ -1039,7 +1036,20 @@ fn example_desired_state_repo_loads_clean() {
         common::render_diagnostics(&common::all_diagnostics(&loaded))
     );
     let names: Vec<&str> = loaded.apps.iter().map(|a| a.name.as_str()).collect();
-    assert_eq!(names, ["glusterfs-csi", "minio", "overseerr"]);
+    assert_eq!(
+        names,
+        [
+            "glusterfs-csi",
+            "jellyfin",
+            "minio",
+            "overseerr",
+            "prowlarr",
+            "qbittorrent",
+            "radarr",
+            "sonarr",
+            "traefik"
+        ]
+    );
     let overseerr = ok(&loaded, "overseerr");
     assert_eq!(overseerr.depends_on, ["minio", "glusterfs-csi"]);
     // The CSI volume, the Vault secret and the Litestream bucket.

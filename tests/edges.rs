@@ -590,13 +590,26 @@ async fn the_demo_seeds_its_repository_from_the_built_in_example_anywhere() {
                 .filter_map(|a| a["name"].as_str().map(str::to_string))
                 .collect();
             names.sort();
-            if names.len() == 3 {
+            if names.len() == 9 {
                 break;
             }
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    assert_eq!(names, ["glusterfs-csi", "minio", "overseerr"]);
+    assert_eq!(
+        names,
+        [
+            "glusterfs-csi",
+            "jellyfin",
+            "minio",
+            "overseerr",
+            "prowlarr",
+            "qbittorrent",
+            "radarr",
+            "sonarr",
+            "traefik"
+        ]
+    );
     let _ = demo.child.kill().await;
 }
 

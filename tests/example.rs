@@ -14,7 +14,17 @@ use drover_devstack::seed::SeedVaultSecret;
 use serde_json::{Value, json};
 
 /// The example's apps, as `drover validate` lists them.
-const APPS: [&str; 3] = ["glusterfs-csi", "minio", "overseerr"];
+const APPS: [&str; 9] = [
+    "glusterfs-csi",
+    "jellyfin",
+    "minio",
+    "overseerr",
+    "prowlarr",
+    "qbittorrent",
+    "radarr",
+    "sonarr",
+    "traefik",
+];
 
 /// Copy `from` (a folder) under `to`, recursively.
 fn copy_dir(from: &Path, to: &Path) {
@@ -277,12 +287,17 @@ async fn the_overseerr_example_syncs_from_an_empty_devstack_in_one_commit_in_dep
         seed_allocs[0]
     );
 
-    // A second commit changing the job syncs it again, without running the seed again.
-    let jobspec = std::fs::read_to_string(env.repo.join("apps/overseerr/jobspec.nomad.hcl"))
+    // A second commit changing the job (a pack variable) syncs it again, without running the
+    // seed again.
+    let app_yaml = std::fs::read_to_string(env.repo.join("apps/overseerr/app.yaml"))
         .unwrap_or_else(|e| panic!("{e}"));
-    let changed = jobspec.replacen("cpu        = 200", "cpu        = 250", 1);
-    assert_ne!(changed, jobspec, "the change applies");
-    env.write("apps/overseerr/jobspec.nomad.hcl", &changed);
+    let changed = app_yaml.replacen(
+        "    port: 5055\n",
+        "    port: 5055\n    resources: { cpu: 250, memory: 256, memory_max: 512 }\n",
+        1,
+    );
+    assert_ne!(changed, app_yaml, "the change applies");
+    env.write("apps/overseerr/app.yaml", &changed);
     let second = env.commit("more CPU for Overseerr");
     env.wait_synced_healthy("overseerr", Some(&second)).await;
     let job = env

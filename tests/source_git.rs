@@ -1,10 +1,14 @@
 //! Git source end to end: real repositories made with the `git` CLI, fetched by drover's
 //! `GitSource` from a path, a `file://` URL, `git daemon` and smart HTTP (`git http-backend`).
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
+
+#[path = "common/daemon.rs"]
+mod daemon;
+use daemon::{KillOnDrop, free_port, spawn_listening};
 
 use drover::source::{
     GitAuth, GitSource, SourceConfig, SourceError, SourceStatus, SourceWatcher, commit_all,
@@ -87,56 +91,6 @@ impl Upstream {
         };
         let source = GitSource::open(config, &data.path().join("mirror")).unwrap();
         (source, data)
-    }
-}
-
-/// A port nothing listens on right now (only for "nothing answers there" tests: a server is
-/// started with [`spawn_listening`], which survives losing the port to another process).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Start a server that must be told its port up front (git daemon, sshd): pick a free port, start
-/// it, and wait until it listens; if it exits first (another process took the port between the
-/// pick and its bind), try again on a new port.
-#[expect(
-    clippy::disallowed_methods,
-    reason = "a synchronous helper waiting for a child process to listen"
-)]
-fn spawn_listening(mut command_for: impl FnMut(u16) -> Command) -> (KillOnDrop, u16) {
-    for _ in 0..5 {
-        let port = free_port();
-        let child = command_for(port)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("the server program starts");
-        let mut child = KillOnDrop(child);
-        for _ in 0..200 {
-            if let Ok(Some(_)) = child.0.try_wait() {
-                break;
-            }
-            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return (child, port);
-            }
-            std::thread::sleep(Duration::from_millis(25));
-        }
-    }
-    panic!("the server never listened on a loopback port (five ports tried)");
-}
-
-/// Kills the child process (git daemon) when dropped, even if the test panics.
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }
 

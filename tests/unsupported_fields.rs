@@ -1,4 +1,4 @@
-//! `chart` is checked but not acted on yet: never silently accepted (hooks run: tests/hooks.rs;
+//! `chart` (the placeholder before `pack:`) is not acted on: never silently accepted (hooks run: tests/hooks.rs;
 //! probes run: tests/probes.rs, and are no longer warned about).
 //! `drover validate` warns at each with file:line and field (and still exits 0: the app works
 //! without them), and a running drover shows the warning on the app (API, page, `drover status`).

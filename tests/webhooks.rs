@@ -390,7 +390,8 @@ async fn a_commit_in_the_demos_repository_applies_at_once_through_its_post_commi
             Ok(r) => r.json().await.unwrap_or_default(),
             Err(_) => Vec::new(),
         };
-        if apps.len() == 3 {
+        // Every app of desired-state/ (the example the demo seeds its repository from).
+        if apps.len() == example_app_count() {
             break;
         }
         assert!(Instant::now() < deadline, "the demo listed no apps");
@@ -446,4 +447,14 @@ async fn a_commit_in_the_demos_repository_applies_at_once_through_its_post_commi
         committed.elapsed()
     );
     let _ = demo.child.kill().await;
+}
+
+/// How many apps desired-state/ holds: the demo lists them all once its first fetch is done.
+fn example_app_count() -> usize {
+    let apps = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("desired-state/apps");
+    std::fs::read_dir(&apps)
+        .unwrap_or_else(|e| panic!("{}: {e}", apps.display()))
+        .filter_map(Result::ok)
+        .filter(|entry| entry.path().join("app.yaml").is_file())
+        .count()
 }

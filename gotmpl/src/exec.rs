@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::fmt::{format_v, go_quote, type_name};
 use crate::funcs::{self, ParamType};
@@ -602,6 +602,19 @@ impl State<'_> {
                 Some(self.validate(f, t)?)
             });
         }
+        // Functions copy their arguments (Sprig's append copies the list): charge the work, so a
+        // loop that grows a list quadratically meets the step cap instead of running for hours.
+        let work: usize = argv
+            .iter()
+            .map(|v| match v {
+                Some(Value::Array(a)) => a.len(),
+                Some(Value::Object(m)) => m.len(),
+                Some(Value::String(s)) => s.len() / 8,
+                _ => 0,
+            })
+            .sum();
+        self.steps += work as u64;
+        self.step()?;
         let result = match user {
             Some(entry) => {
                 let values: Vec<Value> =
@@ -731,6 +744,3 @@ pub(crate) fn number_value(n: &Number) -> Value {
             .unwrap_or(Value::Null),
     }
 }
-
-#[allow(dead_code)]
-fn _unused(_: Map<String, Value>) {}

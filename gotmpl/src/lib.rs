@@ -254,6 +254,36 @@ impl TemplateSet {
     }
 }
 
+/// Entry point for drover's fuzz targets (`fuzz/`, and `tests/fuzz_corpus.rs` on stable).
+#[doc(hidden)]
+pub mod fuzzing {
+    use super::{Delims, FuncMap, TemplateSet, Value};
+
+    /// `data` as a pack template with `[[ ]]` delimiters and Sprig, and after a NUL byte as its
+    /// JSON data (a small fixed object when absent or invalid): parsed, then executed; must not
+    /// panic, and the engine's step and output limits bound the time and memory.
+    pub fn render(data: &[u8]) {
+        let text = String::from_utf8_lossy(data);
+        let (template, json) = text.split_once('\0').unwrap_or((&text, ""));
+        let data = serde_json::from_str::<Value>(json).unwrap_or_else(|_| {
+            serde_json::json!({
+                "name": "web",
+                "count": 3,
+                "ports": [80, 443],
+                "meta": {"team": "ops", "ratio": 0.5, "on": true, "none": null},
+            })
+        });
+        let delims = Delims {
+            left: "[[".into(),
+            right: "]]".into(),
+        };
+        let mut set = TemplateSet::new(delims, FuncMap::sprig());
+        if set.parse("fuzz", template).is_ok() {
+            let _ = set.execute("fuzz", &data);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

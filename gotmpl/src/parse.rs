@@ -564,7 +564,6 @@ impl Parser<'_> {
                 break;
             }
             self.next_non_space();
-            let after_var = self.peek();
             let next = self.peek_non_space();
             if next.kind == Kind::Assign || next.kind == Kind::Declare {
                 pipe.is_assign = next.kind == Kind::Assign;
@@ -584,15 +583,16 @@ impl Parser<'_> {
                 }
                 return self.errorf(format!("too many declarations in {context}"));
             } else {
-                // Not a declaration: put the variable (and what followed it) back.
-                let _ = after_var;
-                self.i -= 1;
-                while self
-                    .items
-                    .get(self.i)
-                    .is_some_and(|t| t.kind != Kind::Variable)
-                {
+                // Not a declaration: put back the variable and the spaces peeking skipped.
+                while self.i > 0 {
                     self.i -= 1;
+                    if self
+                        .items
+                        .get(self.i)
+                        .is_some_and(|t| t.kind == Kind::Variable)
+                    {
+                        break;
+                    }
                 }
                 break;
             }

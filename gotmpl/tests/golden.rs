@@ -360,3 +360,17 @@ fn string_builders_refuse_results_over_the_output_cap() {
         }
     }
 }
+
+#[test]
+fn quadratic_list_growth_meets_the_step_cap() {
+    let mut set = TemplateSet::new(Delims::default(), FuncMap::sprig());
+    set.parse(
+        "grow",
+        r#"{{ $l := list }}{{ range until 1000000 }}{{ $l = append $l . }}{{ end }}{{ len $l }}"#,
+    )
+    .expect("parses");
+    let err = set
+        .execute("grow", &Value::Null)
+        .expect_err("a million appends must be refused");
+    assert!(err.to_string().contains("steps"), "{err}");
+}

@@ -867,5 +867,16 @@ fn normalize_constraints(v: &mut Value) {
     }
 }
 
+/// Entry point for drover's fuzz targets (`fuzz/`, and `tests/fuzz_corpus.rs` on stable).
+#[doc(hidden)]
+pub mod fuzzing {
+    /// `data` as a jobspec, and after a NUL byte, as its HCL2 var-file; must not panic.
+    pub fn parse(data: &[u8]) {
+        let text = String::from_utf8_lossy(data);
+        let (hcl, variables) = text.split_once('\0').unwrap_or((&text, ""));
+        let _ = super::parse(hcl, variables);
+    }
+}
+
 #[cfg(test)]
 mod tests;

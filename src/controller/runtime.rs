@@ -14,6 +14,7 @@ use crate::app_stack::{self, LiveReading, StackError};
 use crate::config::Settings;
 use crate::desired::ResourceId;
 use crate::desired::{DesiredRevision, RevisionReader};
+use crate::source::packs::PackFetcher;
 use crate::source::{GitSource, Movement, SourceError, SourceWatcher};
 use crate::store::Store;
 
@@ -125,19 +126,29 @@ pub async fn start(settings: Settings, shutdown: CancellationToken) -> Result<Ru
     let history = source.clone();
     let events = ctx.store.clone();
     let owner_store = ctx.store.clone();
+    // Pack registries are resolved again only when the desired repo's commit changes.
+    let pack_fetcher = Arc::new(PackFetcher::new(&settings.data_dir.join("packs")));
+    let pinned_packs = Arc::clone(&pack_fetcher);
+    let rollback_packs = Arc::clone(&pack_fetcher);
     tasks.push(tokio::spawn(async move {
         let mut current: Option<String> = None;
+        // A manual refresh resolves the pack registries' tags and branches again.
+        let mut resolve_packs = false;
         loop {
             let revision = source_rx.borrow_and_update().revision.clone();
             if let Some(revision) = revision
-                && current.as_deref() != Some(revision.id.as_str())
+                && (resolve_packs || current.as_deref() != Some(revision.id.as_str()))
             {
                 let previous = current.replace(revision.id.clone());
-                if let Some(previous) = previous {
+                if let Some(previous) = previous
+                    && previous != revision.id
+                {
                     warn_if_not_forward(&history, &events, previous, revision.id.clone()).await;
                 }
                 let owners = recorded_owners(&owner_store).await;
+                let packs = Arc::clone(&pack_fetcher);
                 let loaded = tokio::task::spawn_blocking(move || {
+                    let revision = Arc::new(packs.attach(Arc::unwrap_or_clone(revision)));
                     DesiredRevision::load_with_owners(revision, &owners)
                 })
                 .await;
@@ -146,16 +157,21 @@ pub async fn start(settings: Settings, shutdown: CancellationToken) -> Result<Ru
                     desired_tx.send_replace(Some(loaded));
                 }
             }
+            resolve_packs = false;
             tokio::select! {
                 _ = stop.cancelled() => return,
                 changed = source_rx.changed() => if changed.is_err() { return },
+                () = pack_fetcher.refresh_requested() => resolve_packs = true,
             }
         }
     }));
 
     let reader_source = source.clone();
-    let pins: RevisionReader =
-        Arc::new(move |rev: &str| reader_source.revision_at(rev).ok().map(Arc::new));
+    let pins: RevisionReader = Arc::new(move |rev: &str| {
+        // A pinned (rolled back) revision reads its Git packs too (off the async runtime).
+        let revision = reader_source.revision_at(rev).ok()?;
+        Some(Arc::new(pinned_packs.attach(revision)))
+    });
     let (controller, join) = schedule::spawn(ctx.clone(), desired_rx, Some(pins), shutdown.clone());
     tasks.push(join);
     tasks.push(crate::notify::engine::spawn(
@@ -168,6 +184,7 @@ pub async fn start(settings: Settings, shutdown: CancellationToken) -> Result<Ru
         ctx: ctx.clone(),
         controller: controller.clone(),
         source: watcher.clone(),
+        packs: rollback_packs,
         access: crate::web::guard::AccessPolicy::new(&settings.web.allowed_hosts),
         auth: crate::web::auth::ApiAuth::new(settings.web.api_token.as_ref(), settings.web.private),
         commits: crate::web::page::CommitCache::default(),

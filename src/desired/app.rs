@@ -19,8 +19,8 @@ pub struct App {
     pub depends_on: Vec<String>,
     /// Automatic sync, self-heal and prune switches.
     pub sync: SyncPolicy,
-    /// A chart to render, if any (rendered in a later stage).
-    pub chart: Option<ChartRef>,
+    /// The pack (chart) the app renders, if any; what it renders is in `resources`.
+    pub pack: Option<PackRef>,
     /// Explicit resources, in file order.
     pub resources: Vec<Resource>,
     /// Health probes beyond the resources' own health.
@@ -63,13 +63,17 @@ impl Default for SyncPolicy {
     }
 }
 
-/// `chart:` in app.yaml.
+/// `pack:` in app.yaml, as resolved and rendered.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ChartRef {
-    /// Chart name (repo-local `charts/<name>` first, then drover's own).
+pub struct PackRef {
+    /// The pack name (`pack.name` of its metadata.hcl).
     pub name: String,
-    /// Values passed to the chart.
-    pub values: serde_json::Value,
+    /// Where its files came from (`charts/<name>`, or `drover:charts/<name>` when shipped).
+    pub dir: String,
+    /// `pack.version`.
+    pub version: String,
+    /// The templates that rendered something.
+    pub templates: Vec<String>,
 }
 
 /// What kind of thing a resource is.

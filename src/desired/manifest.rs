@@ -9,9 +9,9 @@ use super::check::{Ctx, join, key_hint};
 use super::native;
 use super::yaml::{self, Node, Value};
 use super::{
-    App, BUCKET_OWNER_TAG, BucketSpec, ChartRef, CsiVolumeSpec, Diagnostic, Hook, HookPhase,
-    LifecycleRule, MountOptions, Origin, Probe, ProbeCheck, Resource, ResourceId, ResourceKind,
-    ResourceSpec, SecretString, SyncPolicy, VaultSecretSpec, VolumeCapability, VolumeMode,
+    App, BUCKET_OWNER_TAG, BucketSpec, CsiVolumeSpec, Diagnostic, Hook, HookPhase, LifecycleRule,
+    MountOptions, Origin, Probe, ProbeCheck, Resource, ResourceId, ResourceKind, ResourceSpec,
+    SecretString, SyncPolicy, VaultSecretSpec, VolumeCapability, VolumeMode,
 };
 use crate::source::Revision;
 
@@ -21,6 +21,7 @@ const APP_KEYS: &[&str] = &[
     "depends_on",
     "sync",
     "chart",
+    "pack",
     "resources",
     "probes",
     "hooks",
@@ -37,7 +38,7 @@ const RESOURCE_ITEM_KEYS: &[&str] = &[
     "consul_config_entry",
     WAVE_KEY,
 ];
-pub(crate) const JOB_KEYS: &[&str] = &["file", "variables", "var_files"];
+pub(crate) const JOB_KEYS: &[&str] = &["file", "variables", "var_files", "levant"];
 const VOLUME_INLINE_KEYS: &[&str] = &[
     "id",
     "name",
@@ -340,11 +341,21 @@ pub(crate) fn load_app(rev: &Revision, folder: &str, defaults: &RepoDefaults) ->
             }
         }
     }
-    let chart = f.get("chart").and_then(|n| chart(&mut ctx, n));
     let mut listing = Listing::default();
-    let resources = match f.get("resources") {
+    let mut resources = match f.get("resources") {
         Some(n) => resources(&mut ctx, rev, &dir, &namespace, n, &mut listing),
         None => Vec::new(),
+    };
+    // What the pack renders comes after the explicit resources (order among kinds is by
+    // dependencies, not by listing).
+    let pack = match f.get("pack") {
+        Some(n) => super::pack::pack_resources(&mut ctx, rev, &dir, &namespace, n).map(
+            |(pack, rendered)| {
+                resources.extend(rendered);
+                pack
+            },
+        ),
+        None => None,
     };
     let probes = match f.get("probes") {
         Some(n) => probes(&mut ctx, n),
@@ -368,7 +379,7 @@ pub(crate) fn load_app(rev: &Revision, folder: &str, defaults: &RepoDefaults) ->
             namespace,
             depends_on,
             sync,
-            chart,
+            pack,
             resources,
             probes,
             hooks,
@@ -411,11 +422,12 @@ fn dependency_cycle(ctx: &mut Ctx, app: &App, items: &BTreeMap<ResourceId, (usiz
     });
 }
 
-/// The app.yaml keys that are checked but not acted on yet, and what that means for the app.
-/// Accepting them silently would let a user believe their chart renders.
+/// The app.yaml keys that are accepted but not acted on, and what that means for the app.
+/// `chart:` was the placeholder before packs: ignoring it silently would let a user believe it
+/// renders.
 const NOT_SUPPORTED_YET: [(&str, &str); 1] = [(
     "chart",
-    "not supported yet: it is checked, but no chart is rendered; only `resources` are applied",
+    "not supported yet under this name: charts are Nomad Packs, written `pack: { name, variables, var_files }`; `chart:` is ignored",
 )];
 
 /// A warning at each key in [`NOT_SUPPORTED_YET`] the app.yaml uses.
@@ -443,27 +455,6 @@ fn duplicate_ids_within(ctx: &mut Ctx, resources: &[Resource]) {
             });
         }
     }
-}
-
-fn chart(ctx: &mut Ctx, node: &Node) -> Option<ChartRef> {
-    let f = ctx.fields(node, "chart", &["name", "values"])?;
-    let name = match f.get("name") {
-        Some(n) => ctx.nonempty(n, "chart.name")?,
-        None => {
-            ctx.err(node, "chart.name", "a chart needs a name");
-            return None;
-        }
-    };
-    let values = match f.get("values") {
-        Some(n) if matches!(n.value, Value::Map(_)) => n.to_json(),
-        Some(n) if matches!(n.value, Value::Null) => serde_json::json!({}),
-        Some(n) => {
-            ctx.err(n, "chart.values", "expected a mapping of values");
-            return None;
-        }
-        None => serde_json::json!({}),
-    };
-    Some(ChartRef { name, values })
 }
 
 /// The single key of a "one of" item (`- nomad_job: {...}`), reported when zero or several.

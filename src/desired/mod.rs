@@ -4,12 +4,13 @@
 //! OWNER: desired helper. `app.rs` and `diagnostic.rs` types are the contract with `plan/`.
 
 mod app;
-mod check;
+pub(crate) mod check;
 mod deps;
 mod diagnostic;
 mod jobspec;
 mod manifest;
 mod native;
+mod pack;
 mod revision;
 mod traefik;
 mod vault_requirements;

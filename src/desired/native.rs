@@ -157,7 +157,7 @@ pub(crate) struct JobInfo {
     pub declared: Vec<(String, bool, usize)>,
 }
 
-/// Load `nomad_job: { file, variables, var_files }`.
+/// Load `nomad_job: { file, variables, var_files, levant }`.
 pub(crate) fn nomad_job(
     ctx: &mut Ctx,
     rev: &Revision,
@@ -197,6 +197,10 @@ pub(crate) fn nomad_job(
         .map(|n| manifest::variables_map(ctx, n, &join(field, "variables")))
         .unwrap_or_default();
     let (path, text) = read(ctx, rev, dir, file_node, &join(field, "file"))?;
+    let text = match f.get("levant") {
+        Some(levant) => levant_render(ctx, rev, dir, levant, &join(field, "levant"), &path, &text)?,
+        None => text,
+    };
     let before = ctx.diags.len();
     let is_json = path.ends_with(".json") || text.trim_start().starts_with('{');
     if is_json {
@@ -245,6 +249,52 @@ pub(crate) fn nomad_job(
             line: info.line,
         },
     ))
+}
+
+/// `levant: { var_files: [...] }`: the jobspec is a Levant template (`[[ .key ]]`), rendered with
+/// the merged YAML/JSON var files (later files win) before anything else reads it.
+fn levant_render(
+    ctx: &mut Ctx,
+    rev: &Revision,
+    dir: &str,
+    node: &Node,
+    field: &str,
+    path: &str,
+    text: &str,
+) -> Option<String> {
+    let f = ctx.fields(node, field, &["var_files"])?;
+    let mut files = Vec::new();
+    if let Some(list) = f.get("var_files") {
+        for (i, item) in ctx
+            .list(list, &join(field, "var_files"))?
+            .iter()
+            .enumerate()
+        {
+            files.push(read(
+                ctx,
+                rev,
+                dir,
+                item,
+                &format!("{field}.var_files[{i}]"),
+            )?);
+        }
+    }
+    let rendered = crate::chart::levant::merge_var_files(&files)
+        .and_then(|data| crate::chart::levant::render(path, text, &data));
+    match rendered {
+        Ok(text) => Some(text),
+        Err(e) => {
+            ctx.push(Diagnostic {
+                file: e.file,
+                line: e.line,
+                column: 0,
+                field: Some(field.to_string()),
+                message: e.message,
+                hint: None,
+            });
+            None
+        }
+    }
 }
 
 fn check_namespace(ctx: &mut Ctx, path: &str, line: usize, declared: Option<&str>, app_ns: &str) {

@@ -1,3 +1,5 @@
-//! Importers: turn what already exists somewhere else into a desired-state repository.
+//! Importers: turn what a user already has (a Terraform configuration, a running cluster) into a
+//! drover desired-state repository.
 
 pub mod nomad;
+pub mod terraform;

@@ -383,7 +383,7 @@ pub(crate) mod tests {
             namespace: "default".into(),
             depends_on: Vec::new(),
             sync: SyncPolicy::default(),
-            chart: None,
+            pack: None,
             resources,
             probes: Vec::new(),
             hooks: Vec::new(),

@@ -7,6 +7,7 @@
 
 mod git;
 mod local;
+pub mod packs;
 mod revision;
 mod watch;
 

@@ -22,6 +22,9 @@ pub struct Revision {
     pub message: String,
     files: Arc<BTreeMap<String, Content>>,
     git: Option<Arc<GitObjects>>,
+    /// Packs from Git registries the apps name, fetched by the source stage (see
+    /// [`super::packs`]) so desired loading stays pure over the revision.
+    pack_sources: Arc<super::packs::PackSources>,
 }
 
 /// Where a file's bytes are.
@@ -106,6 +109,7 @@ impl Revision {
             message: String::new(),
             files: Arc::new(files),
             git: None,
+            pack_sources: Arc::default(),
         }
     }
 
@@ -119,6 +123,7 @@ impl Revision {
             message: String::new(),
             files: Arc::new(files),
             git: None,
+            pack_sources: Arc::default(),
         })
     }
 
@@ -142,7 +147,19 @@ impl Revision {
                 path: repo.to_path_buf(),
                 repo: Mutex::new(None),
             })),
+            pack_sources: Arc::default(),
         }
+    }
+
+    /// This revision with the Git pack sources its apps name attached.
+    pub fn with_pack_sources(mut self, sources: super::packs::PackSources) -> Self {
+        self.pack_sources = Arc::new(sources);
+        self
+    }
+
+    /// The Git pack sources attached by the source stage.
+    pub fn pack_sources(&self) -> &super::packs::PackSources {
+        &self.pack_sources
     }
 
     /// The short form of the commit ID shown to people.

@@ -30,6 +30,8 @@ pub struct WebState {
     pub controller: ControllerHandle,
     /// Git refresh and revision resolution.
     pub source: Arc<SourceWatcher>,
+    /// Fetches the Git pack registries a rollback revision's apps name.
+    pub packs: Arc<crate::source::packs::PackFetcher>,
     /// Allowed `Host` names (see [`guard`]).
     pub access: guard::AccessPolicy,
     /// The API token (see [`auth`]).
@@ -210,10 +212,12 @@ async fn rollback(
     let wanted = request.revision.clone();
     // Load the app from that revision: pinning to a revision without it, or where it does not
     // load, would leave the app with nothing to apply.
+    let packs = Arc::clone(&state.packs);
     let read = tokio::task::spawn_blocking(move || {
-        source
-            .revision_at(&wanted)
-            .map(|revision| (crate::desired::load(&revision), revision))
+        source.revision_at(&wanted).map(|revision| {
+            let revision = packs.attach(revision);
+            (crate::desired::load(&revision), revision)
+        })
     })
     .await;
     let (loaded, revision) = match read {
@@ -320,6 +324,7 @@ async fn repo_status(State(state): State<WebState>) -> Json<api::RepoView> {
 }
 
 async fn refresh(State(state): State<WebState>) -> impl IntoResponse {
+    state.packs.request_refresh();
     state.source.trigger();
     let body = api::RefreshRequested {
         refresh: "requested".into(),

@@ -333,6 +333,56 @@ fn normalise_repo_url(url: &str) -> String {
     format!("{host}/{path}")
 }
 
+/// For [`crate::fuzzing::webhook`]: `data`'s first line as every provider's signature or token
+/// header (and event header), the rest as the body, through authentication, the event kind and
+/// the push payload's ref and repository checks. A correct signature must always verify.
+pub(crate) fn fuzz_request(data: &[u8]) {
+    const SECRET: &str = "fuzz-secret";
+    let (line, body) = match data.iter().position(|&b| b == b'\n') {
+        Some(at) => (&data[..at], &data[at + 1..]),
+        None => (data, &[][..]),
+    };
+    let Ok(value) = axum::http::HeaderValue::from_bytes(line) else {
+        return;
+    };
+    let mut headers = HeaderMap::new();
+    for name in [
+        "x-hub-signature-256",
+        "x-gitea-signature",
+        "x-gitlab-token",
+        GENERIC_SIGNATURE_HEADER,
+        "x-github-event",
+        "x-gitea-event",
+        "x-gitlab-event",
+    ] {
+        headers.insert(name, value.clone());
+    }
+    headers.insert(header::AUTHORIZATION, value);
+    for provider in [
+        Provider::GitHub,
+        Provider::Gitea,
+        Provider::GitLab,
+        Provider::Generic,
+    ] {
+        let _ = authenticate(provider, &headers, body, SECRET);
+        let _ = event_kind(provider, &headers);
+    }
+    let mut mac = HmacSha256::new_from_slice(SECRET.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+    mac.update(body);
+    let signature = hex::encode(mac.finalize().into_bytes());
+    assert_eq!(verify_hmac(SECRET, body, Some(&signature)), Ok(()));
+    if let Some(payload) = parse_payload(body) {
+        if let Some(pushed) = payload.get("ref").and_then(Value::as_str) {
+            for reference in ["HEAD", "main", "refs/heads/main", "refs/tags/v1"] {
+                let _ = ref_matches(reference, pushed);
+            }
+        }
+        for url in payload_urls(&payload) {
+            let _ = same_repository(&url, "https://git.example.com/ops/desired-state.git");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

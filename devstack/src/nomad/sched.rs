@@ -1471,10 +1471,10 @@ fn advance_allocs(
         // update.healthy_deadline: an allocation of a deployment that is not healthy in time
         // (e.g. a template still waiting for Vault) is marked unhealthy.
         let deadline = dur(&group["Update"], "HealthyDeadline");
+        let min_healthy = dur(&group["Update"], "MinHealthyTime");
         if a.healthy.is_none()
             && !a.deployment_id.is_empty()
-            && !deadline.is_zero()
-            && now > a.placed_at + cfg.scaled(deadline)
+            && misses_healthy_deadline(cfg, a.placed_at, a.ready_at, now, deadline, min_healthy)
         {
             a.healthy = Some(false);
             a.health_time = Some(now_rfc3339());
@@ -1521,6 +1521,26 @@ fn reschedule_delay(group: &Value) -> Duration {
 }
 
 /// Mark an allocation's task (or its main tasks) failed.
+/// Whether an allocation of a deployment that is not healthy yet has missed its
+/// `update.healthy_deadline` at `now`. One whose client was ready in time would turn healthy on the
+/// simulated timeline (ready, +1 s running, +1 s checks, + min_healthy_time) before the deadline,
+/// even when the scheduler loop runs late on a loaded machine: only a late readiness (a template
+/// still waiting for Vault, say) misses it.
+fn misses_healthy_deadline(
+    cfg: &crate::DevstackConfig,
+    placed_at: Instant,
+    ready_at: Option<Instant>,
+    now: Instant,
+    deadline: Duration,
+    min_healthy: Duration,
+) -> bool {
+    if deadline.is_zero() || now <= placed_at + cfg.scaled(deadline) {
+        return false;
+    }
+    let to_healthy = Duration::from_secs(2) + min_healthy;
+    ready_at.is_none_or(|ready| ready + cfg.scaled(to_healthy) > placed_at + cfg.scaled(deadline))
+}
+
 pub(crate) fn fail_alloc_tasks(a: &mut Alloc, task: Option<&str>, msg: &str) {
     let t = now_rfc3339();
     for (name, ts) in a.task_states.iter_mut() {
@@ -1963,6 +1983,58 @@ mod tests {
             create_index: 1,
             modify_index: 1,
         }
+    }
+
+    #[test]
+    fn only_a_late_readiness_misses_the_healthy_deadline() {
+        let cfg = crate::DevstackConfig {
+            time_scale: 0.01,
+            ..Default::default()
+        };
+        let placed = Instant::now();
+        let deadline = Duration::from_secs(300); // 3 s at this scale
+        let min = Duration::from_secs(10);
+        let late = placed + Duration::from_secs(4);
+        // Ready at once, but the loop ran 4 s late: it would have been healthy in time.
+        assert!(!misses_healthy_deadline(
+            &cfg,
+            placed,
+            Some(placed),
+            late,
+            deadline,
+            min
+        ));
+        // Never ready (a template waiting for Vault): unhealthy once the deadline passed.
+        assert!(misses_healthy_deadline(
+            &cfg, placed, None, late, deadline, min
+        ));
+        // Ready too late to be healthy before the deadline.
+        let ready = placed + Duration::from_millis(2900);
+        assert!(misses_healthy_deadline(
+            &cfg,
+            placed,
+            Some(ready),
+            late,
+            deadline,
+            min
+        ));
+        // Before the deadline nothing is missed; a zero deadline is never missed.
+        assert!(!misses_healthy_deadline(
+            &cfg,
+            placed,
+            None,
+            placed + Duration::from_secs(2),
+            deadline,
+            min
+        ));
+        assert!(!misses_healthy_deadline(
+            &cfg,
+            placed,
+            None,
+            late,
+            Duration::ZERO,
+            min
+        ));
     }
 
     #[test]

@@ -1,0 +1,1 @@
+[[ until 5 ]] [[ until 0 ]] [[ range until 3 ]][[ . ]][[ end ]]
