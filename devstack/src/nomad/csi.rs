@@ -658,8 +658,11 @@ pub(crate) async fn detach(st: &Arc<DevState>, req: &Req, id: &str) -> ApiResult
         .map(|i| inner.nodes[i].id.clone())
         .unwrap_or(node);
     let index = nomad.write(&mut inner, &["csi_volumes"]);
-    for a in inner.allocs.values_mut() {
-        if a.node_id == node_id && a.terminal() {
+    for a in inner
+        .allocs
+        .values_mut_where(|a| a.node_id == node_id && a.terminal())
+    {
+        {
             a.claims.retain(|(cns, cid, _)| !(*cns == ns && cid == id));
         }
     }

@@ -62,6 +62,8 @@ pub(crate) struct EventBuffer {
     pending: Vec<Event>,
     /// The type the next job upserts are reported with (`JobDeregistered` for a stop).
     pub job_type_hint: Option<&'static str>,
+    /// Objects examined to derive events, ever (tests check it follows the writes, not the state).
+    pub examined: u64,
 }
 
 impl EventBuffer {
@@ -151,13 +153,19 @@ pub(crate) fn collect(inner: &mut Inner, from: u64, to: u64, capacity: usize) {
             payload,
         });
     };
-    for entry in inner.jobs.values() {
+    // Only the objects written under this lock are examined (O(changed), not O(state)).
+    let jobs = inner.jobs.take_touched();
+    let allocs = inner.allocs.take_touched();
+    let deployments = inner.deployments.take_touched();
+    let volumes = inner.volumes.take_touched();
+    inner.events.examined += (jobs.len() + allocs.len() + deployments.len() + volumes.len()) as u64;
+    for entry in jobs.iter().filter_map(|k| inner.jobs.get(k)) {
         let index = entry.job["ModifyIndex"].as_u64().unwrap_or(0);
         if in_range(index) {
             add("Job", job_kind, index, json!({"Job": entry.job}));
         }
     }
-    for a in inner.allocs.values() {
+    for a in allocs.iter().filter_map(|k| inner.allocs.get(k)) {
         if in_range(a.modify_index) {
             // Created within these indexes (perhaps updated again before the lock was released).
             let kind = if in_range(a.create_index) {
@@ -175,7 +183,7 @@ pub(crate) fn collect(inner: &mut Inner, from: u64, to: u64, capacity: usize) {
             );
         }
     }
-    for d in inner.deployments.values() {
+    for d in deployments.iter().filter_map(|k| inner.deployments.get(k)) {
         if in_range(d.modify_index) {
             add(
                 "Deployment",
@@ -185,7 +193,7 @@ pub(crate) fn collect(inner: &mut Inner, from: u64, to: u64, capacity: usize) {
             );
         }
     }
-    for v in inner.volumes.values() {
+    for v in volumes.iter().filter_map(|k| inner.volumes.get(k)) {
         if in_range(v.modify_index) {
             add(
                 "CSIVolume",
@@ -390,5 +398,48 @@ mod tests {
         assert!(!event(1, "Job", "web", None).wanted(&topics));
         topics.insert("*".to_string(), vec!["*".to_string()]);
         assert!(event(1, "Job", "web", None).wanted(&topics));
+    }
+
+    /// A write to one job of 1,000 examines that job only, not the whole state.
+    #[test]
+    fn a_write_examines_only_the_objects_it_touched() {
+        let nomad = super::super::NomadState::new(&crate::DevstackConfig::default());
+        {
+            let mut inner = nomad.lock();
+            let index = nomad.write(&mut inner, &["jobs"]);
+            for i in 0..1000 {
+                let id = format!("app-{i}");
+                let job = json!({"ID": id, "Namespace": "default", "ModifyIndex": index});
+                inner.jobs.insert(
+                    ("default".to_string(), id),
+                    super::super::JobEntry {
+                        job,
+                        versions: Vec::new(),
+                        submissions: BTreeMap::new(),
+                        summary_index: index,
+                        summary_create: index,
+                    },
+                );
+            }
+        }
+        let examined_before = nomad.lock().events.examined;
+        assert_eq!(examined_before, 1000, "the registration touched 1,000 jobs");
+        let written = {
+            let mut inner = nomad.lock();
+            let index = nomad.write(&mut inner, &["jobs"]);
+            let key = ("default".to_string(), "app-7".to_string());
+            if let Some(entry) = inner.jobs.get_mut(&key) {
+                entry.job["ModifyIndex"] = json!(index);
+            }
+            index
+        };
+        let inner = nomad.lock();
+        assert_eq!(inner.events.examined - examined_before, 1);
+        let (batches, _) = inner.events.since(written - 1);
+        let keys: Vec<&str> = batches
+            .iter()
+            .flat_map(|(_, events)| events.iter().map(|e| e.key.as_str()))
+            .collect();
+        assert_eq!(keys, vec!["app-7"]);
     }
 }

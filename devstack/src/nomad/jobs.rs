@@ -307,7 +307,7 @@ impl NomadState {
             o.insert("Stable".into(), json!(false));
             o.insert("Status".into(), json!("pending"));
         }
-        let entry = inner.jobs.entry(key.clone()).or_insert_with(|| JobEntry {
+        let entry = inner.jobs.get_or_insert_with(key.clone(), || JobEntry {
             job: Value::Null,
             versions: Vec::new(),
             submissions: Default::default(),

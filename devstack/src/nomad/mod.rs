@@ -14,6 +14,7 @@ mod http;
 mod jobs;
 mod misc;
 mod sched;
+mod tracked;
 mod vars;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -306,13 +307,13 @@ pub(crate) struct AclToken {
 #[derive(Debug, Default)]
 pub(crate) struct Inner {
     pub namespaces: BTreeMap<String, Value>,
-    pub jobs: BTreeMap<(String, String), JobEntry>,
-    pub allocs: BTreeMap<String, Alloc>,
+    pub jobs: tracked::TrackedMap<(String, String), JobEntry>,
+    pub allocs: tracked::TrackedMap<String, Alloc>,
     pub evals: BTreeMap<String, Eval>,
-    pub deployments: BTreeMap<String, Deployment>,
+    pub deployments: tracked::TrackedMap<String, Deployment>,
     pub nodes: Vec<Node>,
     pub seed_plugins: BTreeMap<String, SeedPlugin>,
-    pub volumes: BTreeMap<(String, String), Volume>,
+    pub volumes: tracked::TrackedMap<(String, String), Volume>,
     pub vars: BTreeMap<(String, String), Variable>,
     pub tokens: BTreeMap<String, AclToken>,
     /// Jobs whose next placements fail (control API).

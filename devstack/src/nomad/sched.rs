@@ -1247,8 +1247,11 @@ fn wall_in(d: Duration) -> String {
 
 fn cancel_deployments(inner: &mut Inner, key: &(String, String), index: u64, why: &str) {
     let mut changed = false;
-    for d in inner.deployments.values_mut() {
-        if d.namespace == key.0 && d.job_id == key.1 && d.active() {
+    for d in inner
+        .deployments
+        .values_mut_where(|d| d.namespace == key.0 && d.job_id == key.1 && d.active())
+    {
+        {
             d.status = "cancelled".to_string();
             d.description = why.to_string();
             d.modify_index = index;
@@ -1326,6 +1329,18 @@ fn alloc_group(a: &Alloc) -> Value {
         .unwrap_or(Value::Null)
 }
 
+/// Terminal and deregistered, or running, health decided and in sync with Consul.
+fn alloc_at_rest(a: &Alloc) -> bool {
+    if a.terminal() {
+        return !a.consul_registered;
+    }
+    a.running_at.is_some()
+        && a.healthy.is_some()
+        && a.job_type == "service"
+        && a.consul_registered
+        && a.consul_passing
+}
+
 fn advance_allocs(
     state: &Arc<DevState>,
     inner: &mut Inner,
@@ -1334,7 +1349,13 @@ fn advance_allocs(
 ) {
     let cfg = &state.config;
     let nomad = &state.nomad;
-    let ids: Vec<String> = inner.allocs.keys().cloned().collect();
+    // Only allocations with something left to advance are written (and so become events).
+    let ids: Vec<String> = inner
+        .allocs
+        .values()
+        .filter(|a| !alloc_at_rest(a))
+        .map(|a| a.id.clone())
+        .collect();
     let var_keys: BTreeSet<(String, String)> = inner.vars.keys().cloned().collect();
     let mut changed_any = false;
     let mut failure_evals: Vec<(String, String, Duration)> = Vec::new();
@@ -1500,10 +1521,8 @@ fn advance_allocs(
     }
     if changed_any || !failure_evals.is_empty() {
         let index = nomad.write(inner, &["allocs", "job_summary"]);
-        for a in inner.allocs.values_mut() {
-            if a.modify_index == 0 {
-                a.modify_index = index;
-            }
+        for a in inner.allocs.values_mut_where(|a| a.modify_index == 0) {
+            a.modify_index = index;
         }
         for (ns, job_id, delay) in failure_evals {
             schedule_failure_eval(state, inner, &ns, &job_id, delay, index, now);
@@ -1883,8 +1902,11 @@ pub(crate) fn drain_node(nomad: &NomadState, inner: &mut Inner, idx: usize, dead
         n.modify_index = index;
     }
     let mut jobs_hit: BTreeSet<(String, String)> = BTreeSet::new();
-    for a in inner.allocs.values_mut() {
-        if a.node_id == node_id && !a.terminal() {
+    for a in inner
+        .allocs
+        .values_mut_where(|a| a.node_id == node_id && !a.terminal())
+    {
+        {
             stop_alloc(a, "alloc is being migrated", index);
             jobs_hit.insert((a.namespace.clone(), a.job_id.clone()));
         }
@@ -1910,8 +1932,11 @@ pub(crate) fn lose_node(nomad: &NomadState, inner: &mut Inner, idx: usize) -> u6
         n.modify_index = index;
     }
     let mut jobs_hit: BTreeSet<(String, String)> = BTreeSet::new();
-    for a in inner.allocs.values_mut() {
-        if a.node_id == node_id && !a.terminal() {
+    for a in inner
+        .allocs
+        .values_mut_where(|a| a.node_id == node_id && !a.terminal())
+    {
+        {
             a.client_status = "lost".to_string();
             a.desired_status = "stop".to_string();
             a.client_description = "alloc is lost since its node is down".to_string();
