@@ -115,7 +115,9 @@ pub(crate) struct Alloc {
     pub node_name: String,
     pub job_id: String,
     pub job_type: String,
-    pub job: Value,
+    /// The job version the allocation runs, shared by all allocations placed from it (a copy
+    /// each made a job of G groups hold G copies of itself: quadratic memory).
+    pub job: std::sync::Arc<Value>,
     pub task_group: String,
     pub desired_status: String,
     pub desired_description: String,

@@ -903,8 +903,11 @@ fn process_eval(state: &Arc<DevState>, inner: &mut Inner, eval_id: &str, now: In
         return;
     };
     let key = (ev.namespace.clone(), ev.job_id.clone());
-    let job = inner.jobs.get(&key).map(|e| e.job.clone());
-    let plans = reconcile(inner, &key.0, &key.1, job.as_ref());
+    let job = inner
+        .jobs
+        .get(&key)
+        .map(|e| std::sync::Arc::new(e.job.clone()));
+    let plans = reconcile(inner, &key.0, &key.1, job.as_deref());
     let blocked = ev.status == "blocked";
     let nothing = plans.values().all(|p| {
         p.place.is_empty() && p.stop.is_empty() && p.inplace.is_empty() && p.destructive.is_empty()
@@ -1987,6 +1990,50 @@ fn finish_drains(nomad: &NomadState, inner: &mut Inner) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The allocations placed from one job version share one copy of it: memory linear in
+    /// allocations, not allocations × job size (a job of 1,000 groups took > 20 GB).
+    #[tokio::test]
+    async fn allocations_of_one_job_version_share_one_copy_of_it() {
+        let config = crate::DevstackConfig::default();
+        let state = Arc::new(DevState {
+            nomad: super::super::NomadState::new(&config),
+            consul: crate::consul::ConsulState::new(&config),
+            vault: crate::vault::VaultState::new(&config),
+            faults: crate::faults::FaultTable::default(),
+            requests: crate::faults::RequestLog::default(),
+            shutdown: tokio_util::sync::CancellationToken::new(),
+            config,
+        });
+        state.reset();
+        let groups: Vec<Value> = (0..300)
+            .map(|g| {
+                json!({"Name": format!("g{g}"), "Count": 1, "Tasks": [{"Name": "t",
+                    "Driver": "docker", "Config": {"image": "nginx"},
+                    "Resources": {"CPU": 10, "MemoryMB": 10}}]})
+            })
+            .collect();
+        let mut job = json!({"ID": "wide", "Name": "wide", "Type": "service",
+            "Datacenters": ["*"], "TaskGroups": groups});
+        let mut inner = state.nomad.lock();
+        if let Err(e) = jobs::admit(&mut job, super::super::REGION, "default") {
+            panic!("admit: {e:?}");
+        }
+        state
+            .nomad
+            .upsert_job(&mut inner, job, None, "job-register", 50);
+        process_evals(&state, &mut inner, Instant::now());
+        let copies: BTreeSet<*const Value> = inner
+            .allocs
+            .values()
+            .map(|a| {
+                let job: &Value = &a.job;
+                std::ptr::from_ref(job)
+            })
+            .collect();
+        assert_eq!(inner.allocs.len(), 300, "one allocation per group");
+        assert_eq!(copies.len(), 1, "job copies held by 300 allocations");
+    }
 
     fn node() -> super::super::Node {
         super::super::Node {
