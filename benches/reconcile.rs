@@ -29,7 +29,7 @@ use serde_json::{Value, json};
 use tokio::runtime::Runtime;
 use tokio_util::sync::CancellationToken;
 
-/// App counts measured.
+/// App counts measured (`DROVER_BENCH_SIZES=10,100,1000` measures others).
 const SIZES: [usize; 2] = [10, 50];
 /// The steady-state window.
 const STEADY_WINDOW: Duration = Duration::from_secs(10);
@@ -57,6 +57,10 @@ struct Phase {
     process_cpu: Duration,
     /// Reconcile cycles observed (status publishes with a new `observed_at`; a lower bound).
     cycles: u64,
+    /// Resident memory of the bench process (drover and the devstack) at the phase's end, MiB.
+    rss_mib: u64,
+    /// When every app was Synced (all jobs registered), before all were Healthy (`wall`).
+    synced: Option<Duration>,
 }
 
 impl Phase {
@@ -70,6 +74,8 @@ impl Phase {
             "devstack_cpu_ms": self.devstack_cpu.as_millis() as u64,
             "process_cpu_ms": self.process_cpu.as_millis() as u64,
             "reconcile_cycles": self.cycles,
+            "process_rss_mib": self.rss_mib,
+            "all_synced_ms": self.synced.map(|d| d.as_millis() as u64),
         })
     }
 }
@@ -160,6 +166,8 @@ impl Bench {
             devstack_cpu,
             process_cpu,
             cycles,
+            rss_mib: resident_mib(),
+            synced: None,
         }
     }
 
@@ -368,11 +376,18 @@ fn run_size(
         bench.cycles.spawn(&running, drover_rt);
         bench.running = Some(running);
         bench
+            .wait_all("Synced", |s| {
+                s.sync == SyncStatus::Synced && s.revision == first_rev
+            })
+            .await;
+        let all_synced = mark.at.elapsed();
+        bench
             .wait_all("Synced+Healthy", |s| {
                 synced_healthy(s) && s.revision == first_rev
             })
             .await;
-        let first = bench.phase("first sync", &mark, &[]).await;
+        let mut first = bench.phase("first sync", &mark, &[]).await;
+        first.synced = Some(all_synced);
         if first.others.consul_writes != n as u64 {
             findings.push(format!(
                 "N={n}, first sync: {} Consul config-entry writes for {n} new entries (want one each)",
@@ -590,7 +605,7 @@ fn print_table(results: &[SizeResult]) {
         println!("settings: {}", first.tuning);
     }
     println!(
-        "{:>3} {:<19} {:>8} {:>6} {:>5} {:>4} {:>5} {:>4} {:>4} {:>6} {:>6} {:>5} {:>6} {:>5} {:>6} {:>5} {:>6} {:>9} {:>9} {:>9}",
+        "{:>3} {:<19} {:>8} {:>6} {:>5} {:>4} {:>5} {:>4} {:>4} {:>6} {:>6} {:>5} {:>6} {:>5} {:>6} {:>5} {:>6} {:>9} {:>9} {:>9} {:>7} {:>8}",
         "N",
         "phase",
         "wall",
@@ -610,13 +625,15 @@ fn print_table(results: &[SizeResult]) {
         "cycles",
         "drover cpu",
         "devstack",
-        "proc cpu"
+        "proc cpu",
+        "rss",
+        "synced"
     );
     for r in results {
         for p in &r.phases {
             let k = &p.requests;
             println!(
-                "{:>3} {:<19} {:>7.2}s {:>6} {:>5} {:>4} {:>5} {:>4} {:>4} {:>6} {:>6} {:>5} {:>6} {:>5} {:>6} {:>5} {:>6} {:>8}ms {:>7}ms {:>7}ms",
+                "{:>3} {:<19} {:>7.2}s {:>6} {:>5} {:>4} {:>5} {:>4} {:>4} {:>6} {:>6} {:>5} {:>6} {:>5} {:>6} {:>5} {:>6} {:>8}ms {:>7}ms {:>7}ms {:>4}MiB {:>8}",
                 r.n,
                 p.name,
                 p.wall.as_secs_f64(),
@@ -636,11 +653,55 @@ fn print_table(results: &[SizeResult]) {
                 p.cycles,
                 p.drover_cpu.as_millis(),
                 p.devstack_cpu.as_millis(),
-                p.process_cpu.as_millis()
+                p.process_cpu.as_millis(),
+                p.rss_mib,
+                p.synced
+                    .map_or_else(|| "-".to_string(), |d| format!("{:.2}s", d.as_secs_f64()))
             );
         }
     }
     println!();
+}
+
+/// A one-app change is O(1) work: at a larger N it must not cost more than twice the Nomad
+/// requests it costs at the smallest N measured (an O(N) re-list or re-plan would).
+fn one_change_scaling_failures(results: &[SizeResult]) -> Vec<String> {
+    let change_requests = |r: &SizeResult| {
+        r.phases
+            .iter()
+            .find(|p| p.name == "git change (1 app)")
+            .map(|p| p.requests.total())
+    };
+    let Some((base_n, base)) = results
+        .iter()
+        .filter_map(|r| change_requests(r).map(|c| (r.n, c)))
+        .min_by_key(|(n, _)| *n)
+    else {
+        return Vec::new();
+    };
+    results
+        .iter()
+        .filter_map(|r| change_requests(r).map(|c| (r.n, c)))
+        .filter(|&(n, c)| n > base_n && c > 2 * base.max(1))
+        .map(|(n, c)| {
+            format!(
+                "N={n}: a one-app change made {c} Nomad requests, more than twice the {base} at N={base_n} (O(N) work for an O(1) change)"
+            )
+        })
+        .collect()
+}
+
+/// `VmRSS` of this process in MiB (0 where /proc is unavailable).
+fn resident_mib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or(0, |kib| kib / 1024)
 }
 
 fn write_report(report: &Value) {
@@ -692,7 +753,13 @@ fn main() -> ExitCode {
         .unwrap_or_else(|e| panic!("runtime: {e}"));
     let started = Instant::now();
     let mut results = Vec::new();
-    let (sizes, window) = if full {
+    let asked: Vec<usize> = std::env::var("DROVER_BENCH_SIZES")
+        .ok()
+        .map(|v| v.split(',').filter_map(|n| n.trim().parse().ok()).collect())
+        .unwrap_or_default();
+    let (sizes, window) = if full && !asked.is_empty() {
+        (&asked[..], STEADY_WINDOW)
+    } else if full {
         (&SIZES[..], STEADY_WINDOW)
     } else {
         (&SMOKE_SIZES[..], SMOKE_WINDOW)
@@ -725,7 +792,12 @@ fn main() -> ExitCode {
             "smoke run (no --bench argument): no report written; `cargo bench --bench reconcile` measures"
         );
     }
-    let failures: Vec<&String> = results.iter().flat_map(|r| &r.failures).collect();
+    let scaling = one_change_scaling_failures(&results);
+    let failures: Vec<&String> = results
+        .iter()
+        .flat_map(|r| &r.failures)
+        .chain(&scaling)
+        .collect();
     if failures.is_empty() {
         println!("all checks passed");
         ExitCode::SUCCESS

@@ -36,6 +36,11 @@ impl IndexClock {
         next
     }
 
+    /// A receiver that sees every new index (event-stream followers wait on it).
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.tx.subscribe()
+    }
+
     /// Wake blocked readers without taking an index (state they watch changed in place).
     pub fn poke(&self) {
         self.tx.send_modify(|_| {});

@@ -65,6 +65,11 @@ pub struct DevstackConfig {
     pub time_scale: f64,
     /// Optional initial state (nodes, Vault secrets, CSI plugins, tokens).
     pub seed: Option<seed::Seed>,
+    /// How often `/v1/event/stream` writes a `{}` heartbeat line (Nomad: 30 s).
+    pub event_heartbeat: Duration,
+    /// Index batches the event buffer keeps for `?index=` replay (Nomad's `event_buffer_size`,
+    /// default 100).
+    pub event_buffer: usize,
 }
 
 impl Default for DevstackConfig {
@@ -79,6 +84,8 @@ impl Default for DevstackConfig {
             consul_acl: false,
             time_scale: 1.0,
             seed: None,
+            event_heartbeat: Duration::from_secs(30),
+            event_buffer: 100,
         }
     }
 }

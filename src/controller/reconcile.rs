@@ -1099,8 +1099,12 @@ async fn job_health(
         .job(&id.scope, &id.name)
         .map(|s| {
             format!(
-                "{}:{}:{}:{:?}",
-                s.modify_index, s.job_modify_index, s.stop, s.summary
+                "{}:{}:{}:{:?}:{}",
+                s.modify_index,
+                s.job_modify_index,
+                s.stop,
+                s.summary,
+                live.job_activity(&id.scope, &id.name)
             )
         })
         .unwrap_or_default();

@@ -370,7 +370,12 @@ fn observed(ctx: &Context, loaded: &LoadedApp, revision: &str, pin: Option<&str>
     let _ = write!(seen, "|ready={}", live.ready());
     let mut stub_of = |id: &ResourceId| match id.kind {
         crate::desired::ResourceKind::NomadJob => {
-            let _ = write!(seen, "|{:?}", live.job(&id.scope, &id.name));
+            let _ = write!(
+                seen,
+                "|{:?}@{}",
+                live.job(&id.scope, &id.name),
+                live.job_activity(&id.scope, &id.name)
+            );
         }
         crate::desired::ResourceKind::CsiVolume => {
             let _ = write!(seen, "|{:?}", live.volume(&id.scope, &id.name));

@@ -13,12 +13,13 @@ use tokio_util::sync::CancellationToken;
 mod bucket;
 mod consul_config_entry;
 mod csi_volume;
+mod event_stream;
 mod nomad_job;
 pub(crate) mod pacing;
 
 use crate::providers::consul::{ConfigEntry, ConsulClient};
 use crate::providers::nomad::types::{CsiVolumeStub, JobListStub};
-use crate::providers::nomad::{Indexed, NomadClient, NomadError, QueryOptions};
+use crate::providers::nomad::{NomadClient, NomadError, QueryOptions};
 use crate::providers::s3::{BucketSettings, S3Client, S3Error, Wanted};
 use pacing::watch_loop;
 
@@ -36,10 +37,13 @@ pub struct LiveSnapshot {
     pub jobs_ready: bool,
     /// The volumes list has completed once.
     pub volumes_ready: bool,
-    /// `X-Nomad-Index` of the last jobs list.
+    /// The index jobs are known up to (the last list's `X-Nomad-Index`, or the last event's).
     pub jobs_index: u64,
-    /// `X-Nomad-Index` of the last volumes list.
+    /// The index volumes are known up to.
     pub volumes_index: u64,
+    /// Per job, the index of the last allocation or deployment event (the event stream carries
+    /// no job summary: this is what tells a reconcile that health may have moved).
+    pub job_activity: HashMap<Key, u64>,
     /// Consul config entries by `(kind, name)`, for the kinds in use.
     pub config_entries: HashMap<Key, ConfigEntry>,
     /// Config-entry kinds some app declares (each gets a watcher when Consul is configured).
@@ -82,6 +86,14 @@ impl LiveSnapshot {
     /// A job's stub.
     pub fn job(&self, namespace: &str, id: &str) -> Option<&JobListStub> {
         self.jobs.get(&(namespace.to_string(), id.to_string()))
+    }
+
+    /// The index of the job's last allocation or deployment event (0: none seen).
+    pub fn job_activity(&self, namespace: &str, id: &str) -> u64 {
+        self.job_activity
+            .get(&(namespace.to_string(), id.to_string()))
+            .copied()
+            .unwrap_or(0)
     }
 
     /// A volume's stub.
@@ -160,24 +172,26 @@ impl LiveStore {
         Ok(())
     }
 
-    /// Start one watcher per watched kind (jobs, CSI volumes); they stop on `shutdown`.
+    /// Keep jobs and CSI volumes current until `shutdown`: one list, then Nomad's event stream
+    /// (falling back to blocking lists while the stream is unavailable).
     pub fn spawn_watchers(&self, nomad: NomadClient, shutdown: CancellationToken) {
-        spawn_watcher(
-            self,
-            "jobs",
-            nomad.clone(),
-            shutdown.clone(),
-            nomad_job::list,
-            nomad_job::fold,
-        );
-        spawn_watcher(
-            self,
-            "csi volumes",
-            nomad,
-            shutdown,
-            csi_volume::list,
-            csi_volume::fold,
-        );
+        tokio::spawn(event_stream::follow(self.clone(), nomad, shutdown));
+    }
+
+    /// Change the snapshot; readers are woken only when `f` says something changed.
+    fn update_if(&self, f: impl FnOnce(&mut LiveSnapshot) -> bool) {
+        let mut guard = match self.snapshot.write() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let mut next = (**guard).clone();
+        let had_error = next.last_error.take().is_some();
+        let changed = f(&mut next) || had_error;
+        *guard = Arc::new(next);
+        drop(guard);
+        if changed {
+            self.changed.send_modify(|generation| *generation += 1);
+        }
     }
 
     /// Watch Consul config entries with `consul`: each kind named by
@@ -364,39 +378,6 @@ impl LiveStore {
     pub fn poke(&self) {
         self.changed.send_modify(|generation| *generation += 1);
     }
-}
-
-/// Run one watcher: block on `list` from the last index, fold each answer into the snapshot.
-fn spawn_watcher<T, L, Fut>(
-    store: &LiveStore,
-    what: &'static str,
-    nomad: NomadClient,
-    shutdown: CancellationToken,
-    list: L,
-    fold: fn(&mut LiveSnapshot, u64, T) -> bool,
-) where
-    T: Send + 'static,
-    L: Fn(NomadClient, QueryOptions) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<Indexed<T>, NomadError>> + Send,
-{
-    let store = store.clone();
-    tokio::spawn(async move {
-        watch_loop(what, shutdown, |index| {
-            let list = list(
-                nomad.clone(),
-                QueryOptions {
-                    index,
-                    wait: Some(BLOCKING_WAIT),
-                },
-            );
-            let store = store.clone();
-            async move {
-                let answer = list.await;
-                store.apply_list(answer.map(|l| (l.index, l.value)), fold)
-            }
-        })
-        .await;
-    });
 }
 
 #[cfg(test)]

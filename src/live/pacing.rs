@@ -106,16 +106,30 @@ fn with_jitter(delay: Duration) -> Duration {
 }
 
 /// Run blocking queries forever, paced by a [`ListPacer`]; errors back off.
-pub(super) async fn watch_loop<F, Fut, E>(
+pub(super) async fn watch_loop<F, Fut, E>(what: &'static str, shutdown: CancellationToken, list: F)
+where
+    F: FnMut(u64) -> Fut,
+    Fut: Future<Output = Result<u64, E>>,
+    E: std::fmt::Display,
+{
+    let mut pacer = ListPacer::new(tokio::time::Instant::now());
+    watch_loop_from(what, shutdown, 0, &mut pacer, list).await;
+}
+
+/// [`watch_loop`] with a pacer kept by the caller across runs (a fallback that starts and
+/// stops keeps its rate cap), whose first query blocks on `index`.
+pub(super) async fn watch_loop_from<F, Fut, E>(
     what: &'static str,
     shutdown: CancellationToken,
+    index: u64,
+    pacer: &mut ListPacer,
     mut list: F,
 ) where
     F: FnMut(u64) -> Fut,
     Fut: Future<Output = Result<u64, E>>,
     E: std::fmt::Display,
 {
-    let mut pacer = ListPacer::new(tokio::time::Instant::now());
+    pacer.index = index;
     loop {
         let started = tokio::time::Instant::now();
         let slot = pacer.reserve(started);

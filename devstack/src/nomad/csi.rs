@@ -212,6 +212,11 @@ fn claims(inner: &Inner, ns: &str, id: &str) -> Vec<(String, bool, String)> {
         .collect()
 }
 
+/// A volume as the `CSIVolume` topic carries it.
+pub(crate) fn volume_event_json(inner: &Inner, v: &Volume) -> Value {
+    volume_json(inner, v, true)
+}
+
 fn volume_json(inner: &Inner, v: &Volume, full: bool) -> Value {
     let spec = &v.spec;
     let ns = s(spec, "Namespace");
@@ -603,7 +608,10 @@ fn remove(st: &Arc<DevState>, req: &Req, id: &str) -> ApiResult {
         return Err(ApiError::internal(format!("volume in use: {id}")));
     }
     let index = nomad.write(&mut inner, &["csi_volumes"]);
-    inner.volumes.remove(&key);
+    if let Some(gone) = inner.volumes.remove(&key) {
+        let payload = json!({"Volume": volume_json(&inner, &gone, true)});
+        inner.push_removed("CSIVolume", "CSIVolumeDeregistered", index, payload);
+    }
     Ok(empty_reply(StatusCode::OK, index))
 }
 
@@ -650,8 +658,11 @@ pub(crate) async fn detach(st: &Arc<DevState>, req: &Req, id: &str) -> ApiResult
         .map(|i| inner.nodes[i].id.clone())
         .unwrap_or(node);
     let index = nomad.write(&mut inner, &["csi_volumes"]);
-    for a in inner.allocs.values_mut() {
-        if a.node_id == node_id && a.terminal() {
+    for a in inner
+        .allocs
+        .values_mut_where(|a| a.node_id == node_id && a.terminal())
+    {
+        {
             a.claims.retain(|(cns, cid, _)| !(*cns == ns && cid == id));
         }
     }

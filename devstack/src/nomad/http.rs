@@ -521,6 +521,7 @@ async fn route(st: &Arc<DevState>, req: &Req) -> ApiResult {
         ["status", "peers"] if get => misc::peers(st, req),
         ["agent", "self"] if get => misc::agent_self(st, req),
         ["regions"] if get => misc::regions(st, req),
+        ["event", "stream"] if get => super::events::stream(st, req).await,
         _ => Ok(StatusCode::NOT_FOUND.into_response()),
     }
 }

@@ -307,7 +307,7 @@ impl NomadState {
             o.insert("Stable".into(), json!(false));
             o.insert("Status".into(), json!("pending"));
         }
-        let entry = inner.jobs.entry(key.clone()).or_insert_with(|| JobEntry {
+        let entry = inner.jobs.get_or_insert_with(key.clone(), || JobEntry {
             job: Value::Null,
             versions: Vec::new(),
             submissions: Default::default(),
@@ -579,6 +579,12 @@ pub(crate) async fn deregister(st: &Arc<DevState>, req: &Req, id: &str) -> ApiRe
     let up = if purge {
         let index = nomad.write(&mut inner, &["jobs", "evals", "job_summary"]);
         inner.jobs.remove(&key);
+        inner.push_removed(
+            "Job",
+            "JobDeregistered",
+            index,
+            json!({"Job": entry.job.clone()}),
+        );
         let eval_id = if no_eval(&entry.job) {
             String::new()
         } else {
@@ -593,6 +599,8 @@ pub(crate) async fn deregister(st: &Arc<DevState>, req: &Req, id: &str) -> ApiRe
     } else {
         let mut job = entry.job.clone();
         job["Stop"] = json!(true);
+        // Nomad reports a stop (deregister without purge) as `JobDeregistered`.
+        inner.events.job_type_hint = Some("JobDeregistered");
         nomad.upsert_job(&mut inner, job, None, "job-deregister", 0)
     };
     let body = with_meta(

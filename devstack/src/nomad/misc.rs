@@ -144,7 +144,7 @@ pub(crate) fn alloc_stub_with_resources(a: &Alloc) -> Value {
 pub(crate) fn alloc_full(a: &Alloc) -> Value {
     let mut v = alloc_stub_with_resources(a);
     if let Some(o) = v.as_object_mut() {
-        o.insert("Job".into(), a.job.clone());
+        o.insert("Job".into(), Value::clone(&a.job));
         o.insert("DeploymentID".into(), json!(a.deployment_id));
         o.insert("PreviousAllocation".into(), json!(a.previous_allocation));
         o.insert("AllocModifyIndex".into(), json!(a.modify_index));

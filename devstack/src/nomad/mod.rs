@@ -8,11 +8,13 @@ pub mod diff;
 
 mod control;
 mod csi;
+mod events;
 mod fallback;
 mod http;
 mod jobs;
 mod misc;
 mod sched;
+mod tracked;
 mod vars;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -39,6 +41,39 @@ pub struct NomadState {
     inner: Mutex<Inner>,
     /// Counts resets, so the scheduler re-registers nodes in Consul after one.
     generation: std::sync::atomic::AtomicU64,
+    /// Index batches the event buffer keeps.
+    event_buffer: usize,
+}
+
+/// The state lock's guard: when it is released after writes, the objects those writes touched
+/// become events (`/v1/event/stream`), so no write site can forget to emit them.
+pub(crate) struct StateGuard<'a> {
+    guard: MutexGuard<'a, Inner>,
+    nomad: &'a NomadState,
+    /// The index when the lock was taken.
+    taken_at: u64,
+}
+
+impl std::ops::Deref for StateGuard<'_> {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.guard
+    }
+}
+
+impl std::ops::DerefMut for StateGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Inner {
+        &mut self.guard
+    }
+}
+
+impl Drop for StateGuard<'_> {
+    fn drop(&mut self) {
+        let now = self.nomad.clock.current();
+        if now > self.taken_at {
+            events::collect(&mut self.guard, self.taken_at, now, self.nomad.event_buffer);
+        }
+    }
 }
 
 /// A job, its kept versions and submissions.
@@ -80,7 +115,9 @@ pub(crate) struct Alloc {
     pub node_name: String,
     pub job_id: String,
     pub job_type: String,
-    pub job: Value,
+    /// The job version the allocation runs, shared by all allocations placed from it (a copy
+    /// each made a job of G groups hold G copies of itself: quadratic memory).
+    pub job: std::sync::Arc<Value>,
     pub task_group: String,
     pub desired_status: String,
     pub desired_description: String,
@@ -272,13 +309,13 @@ pub(crate) struct AclToken {
 #[derive(Debug, Default)]
 pub(crate) struct Inner {
     pub namespaces: BTreeMap<String, Value>,
-    pub jobs: BTreeMap<(String, String), JobEntry>,
-    pub allocs: BTreeMap<String, Alloc>,
+    pub jobs: tracked::TrackedMap<(String, String), JobEntry>,
+    pub allocs: tracked::TrackedMap<String, Alloc>,
     pub evals: BTreeMap<String, Eval>,
-    pub deployments: BTreeMap<String, Deployment>,
+    pub deployments: tracked::TrackedMap<String, Deployment>,
     pub nodes: Vec<Node>,
     pub seed_plugins: BTreeMap<String, SeedPlugin>,
-    pub volumes: BTreeMap<(String, String), Volume>,
+    pub volumes: tracked::TrackedMap<(String, String), Volume>,
     pub vars: BTreeMap<(String, String), Variable>,
     pub tokens: BTreeMap<String, AclToken>,
     /// Jobs whose next placements fail (control API).
@@ -287,6 +324,8 @@ pub(crate) struct Inner {
     pub tables: BTreeMap<&'static str, u64>,
     /// Next dynamic port per node.
     pub next_port: BTreeMap<String, u64>,
+    /// Events for `/v1/event/stream`.
+    pub(crate) events: events::EventBuffer,
 }
 
 impl Inner {
@@ -326,17 +365,25 @@ impl Inner {
 
 impl NomadState {
     /// Empty state; [`NomadState::reset`] fills in the seed.
-    pub fn new(_config: &DevstackConfig) -> Self {
+    pub fn new(config: &DevstackConfig) -> Self {
         NomadState {
             clock: IndexClock::new(1),
             inner: Mutex::new(Inner::default()),
             generation: std::sync::atomic::AtomicU64::new(0),
+            event_buffer: config.event_buffer,
         }
     }
 
     /// The state lock; a poisoned lock is recovered because every write leaves the state whole.
-    pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    pub(crate) fn lock(&self) -> StateGuard<'_> {
+        let guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        // Read under the lock: only writers holding it move the clock.
+        let taken_at = self.clock.current();
+        StateGuard {
+            guard,
+            nomad: self,
+            taken_at,
+        }
     }
 
     /// Take the next index and record it as the last write of `tables`.

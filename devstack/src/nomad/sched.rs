@@ -903,8 +903,11 @@ fn process_eval(state: &Arc<DevState>, inner: &mut Inner, eval_id: &str, now: In
         return;
     };
     let key = (ev.namespace.clone(), ev.job_id.clone());
-    let job = inner.jobs.get(&key).map(|e| e.job.clone());
-    let plans = reconcile(inner, &key.0, &key.1, job.as_ref());
+    let job = inner
+        .jobs
+        .get(&key)
+        .map(|e| std::sync::Arc::new(e.job.clone()));
+    let plans = reconcile(inner, &key.0, &key.1, job.as_deref());
     let blocked = ev.status == "blocked";
     let nothing = plans.values().all(|p| {
         p.place.is_empty() && p.stop.is_empty() && p.inplace.is_empty() && p.destructive.is_empty()
@@ -1247,8 +1250,11 @@ fn wall_in(d: Duration) -> String {
 
 fn cancel_deployments(inner: &mut Inner, key: &(String, String), index: u64, why: &str) {
     let mut changed = false;
-    for d in inner.deployments.values_mut() {
-        if d.namespace == key.0 && d.job_id == key.1 && d.active() {
+    for d in inner
+        .deployments
+        .values_mut_where(|d| d.namespace == key.0 && d.job_id == key.1 && d.active())
+    {
+        {
             d.status = "cancelled".to_string();
             d.description = why.to_string();
             d.modify_index = index;
@@ -1326,6 +1332,18 @@ fn alloc_group(a: &Alloc) -> Value {
         .unwrap_or(Value::Null)
 }
 
+/// Terminal and deregistered, or running, health decided and in sync with Consul.
+fn alloc_at_rest(a: &Alloc) -> bool {
+    if a.terminal() {
+        return !a.consul_registered;
+    }
+    a.running_at.is_some()
+        && a.healthy.is_some()
+        && a.job_type == "service"
+        && a.consul_registered
+        && a.consul_passing
+}
+
 fn advance_allocs(
     state: &Arc<DevState>,
     inner: &mut Inner,
@@ -1334,7 +1352,13 @@ fn advance_allocs(
 ) {
     let cfg = &state.config;
     let nomad = &state.nomad;
-    let ids: Vec<String> = inner.allocs.keys().cloned().collect();
+    // Only allocations with something left to advance are written (and so become events).
+    let ids: Vec<String> = inner
+        .allocs
+        .values()
+        .filter(|a| !alloc_at_rest(a))
+        .map(|a| a.id.clone())
+        .collect();
     let var_keys: BTreeSet<(String, String)> = inner.vars.keys().cloned().collect();
     let mut changed_any = false;
     let mut failure_evals: Vec<(String, String, Duration)> = Vec::new();
@@ -1500,10 +1524,8 @@ fn advance_allocs(
     }
     if changed_any || !failure_evals.is_empty() {
         let index = nomad.write(inner, &["allocs", "job_summary"]);
-        for a in inner.allocs.values_mut() {
-            if a.modify_index == 0 {
-                a.modify_index = index;
-            }
+        for a in inner.allocs.values_mut_where(|a| a.modify_index == 0) {
+            a.modify_index = index;
         }
         for (ns, job_id, delay) in failure_evals {
             schedule_failure_eval(state, inner, &ns, &job_id, delay, index, now);
@@ -1883,8 +1905,11 @@ pub(crate) fn drain_node(nomad: &NomadState, inner: &mut Inner, idx: usize, dead
         n.modify_index = index;
     }
     let mut jobs_hit: BTreeSet<(String, String)> = BTreeSet::new();
-    for a in inner.allocs.values_mut() {
-        if a.node_id == node_id && !a.terminal() {
+    for a in inner
+        .allocs
+        .values_mut_where(|a| a.node_id == node_id && !a.terminal())
+    {
+        {
             stop_alloc(a, "alloc is being migrated", index);
             jobs_hit.insert((a.namespace.clone(), a.job_id.clone()));
         }
@@ -1910,8 +1935,11 @@ pub(crate) fn lose_node(nomad: &NomadState, inner: &mut Inner, idx: usize) -> u6
         n.modify_index = index;
     }
     let mut jobs_hit: BTreeSet<(String, String)> = BTreeSet::new();
-    for a in inner.allocs.values_mut() {
-        if a.node_id == node_id && !a.terminal() {
+    for a in inner
+        .allocs
+        .values_mut_where(|a| a.node_id == node_id && !a.terminal())
+    {
+        {
             a.client_status = "lost".to_string();
             a.desired_status = "stop".to_string();
             a.client_description = "alloc is lost since its node is down".to_string();
@@ -1962,6 +1990,50 @@ fn finish_drains(nomad: &NomadState, inner: &mut Inner) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The allocations placed from one job version share one copy of it: memory linear in
+    /// allocations, not allocations × job size (a job of 1,000 groups took > 20 GB).
+    #[tokio::test]
+    async fn allocations_of_one_job_version_share_one_copy_of_it() {
+        let config = crate::DevstackConfig::default();
+        let state = Arc::new(DevState {
+            nomad: super::super::NomadState::new(&config),
+            consul: crate::consul::ConsulState::new(&config),
+            vault: crate::vault::VaultState::new(&config),
+            faults: crate::faults::FaultTable::default(),
+            requests: crate::faults::RequestLog::default(),
+            shutdown: tokio_util::sync::CancellationToken::new(),
+            config,
+        });
+        state.reset();
+        let groups: Vec<Value> = (0..300)
+            .map(|g| {
+                json!({"Name": format!("g{g}"), "Count": 1, "Tasks": [{"Name": "t",
+                    "Driver": "docker", "Config": {"image": "nginx"},
+                    "Resources": {"CPU": 10, "MemoryMB": 10}}]})
+            })
+            .collect();
+        let mut job = json!({"ID": "wide", "Name": "wide", "Type": "service",
+            "Datacenters": ["*"], "TaskGroups": groups});
+        let mut inner = state.nomad.lock();
+        if let Err(e) = jobs::admit(&mut job, super::super::REGION, "default") {
+            panic!("admit: {e:?}");
+        }
+        state
+            .nomad
+            .upsert_job(&mut inner, job, None, "job-register", 50);
+        process_evals(&state, &mut inner, Instant::now());
+        let copies: BTreeSet<*const Value> = inner
+            .allocs
+            .values()
+            .map(|a| {
+                let job: &Value = &a.job;
+                std::ptr::from_ref(job)
+            })
+            .collect();
+        assert_eq!(inner.allocs.len(), 300, "one allocation per group");
+        assert_eq!(copies.len(), 1, "job copies held by 300 allocations");
+    }
 
     fn node() -> super::super::Node {
         super::super::Node {

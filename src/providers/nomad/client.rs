@@ -13,9 +13,60 @@ use super::config::NomadConfig;
 use super::error::NomadError;
 use super::job_body;
 use super::types::{
-    AllocListStub, CsiPlugin, CsiVolume, CsiVolumeRequest, CsiVolumeStub, Deployment, Job,
-    JobListStub, JobPlanResponse, JobRegisterResponse,
+    AllocListStub, CsiPlugin, CsiVolume, CsiVolumeRequest, CsiVolumeStub, Deployment, EventBatch,
+    Job, JobListStub, JobPlanResponse, JobRegisterResponse,
 };
+
+/// Longest line of the event stream kept in memory (a job of thousands of groups is large, but
+/// not this large); a longer one ends the stream.
+const MAX_EVENT_LINE: usize = 64 * 1024 * 1024;
+
+/// An open `GET /v1/event/stream`, read one NDJSON line at a time.
+#[derive(Debug)]
+pub struct EventStream {
+    response: reqwest::Response,
+    buf: Vec<u8>,
+    idle: Duration,
+}
+
+impl EventStream {
+    /// The next line: a batch of events, or a heartbeat (`index` 0, no events). `Ok(None)` when
+    /// the server ended the stream or sent nothing, not even a heartbeat, for the idle limit.
+    pub async fn next_batch(&mut self) -> Result<Option<EventBatch>, NomadError> {
+        loop {
+            if let Some(end) = self.buf.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = self.buf.drain(..=end).collect();
+                if line.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                return serde_json::from_slice(&line).map(Some).map_err(|source| {
+                    NomadError::Decode {
+                        method: "GET".into(),
+                        path: EVENT_STREAM_PATH.into(),
+                        source,
+                    }
+                });
+            }
+            if self.buf.len() > MAX_EVENT_LINE {
+                return Ok(None);
+            }
+            let chunk = match tokio::time::timeout(self.idle, self.response.chunk()).await {
+                Err(_) => return Ok(None),
+                Ok(chunk) => chunk.map_err(|source| NomadError::Transport {
+                    method: "GET".into(),
+                    path: EVENT_STREAM_PATH.into(),
+                    source,
+                })?,
+            };
+            match chunk {
+                Some(bytes) => self.buf.extend_from_slice(&bytes),
+                None => return Ok(None),
+            }
+        }
+    }
+}
+
+const EVENT_STREAM_PATH: &str = "/v1/event/stream";
 
 /// Blocking-query options: return when the index passes `index`, or after `wait`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -236,6 +287,88 @@ impl NomadClient {
         push_blocking(&mut params, query);
         self.send(Method::GET, "/v1/jobs", &params, None::<&()>)
             .await
+    }
+
+    /// One job's list stub (`GET /v1/jobs?prefix=<id>`), `None` when it does not exist.
+    pub async fn job_stub(
+        &self,
+        namespace: &str,
+        id: &str,
+    ) -> Result<Option<JobListStub>, NomadError> {
+        let params = vec![
+            ("namespace", namespace.to_string()),
+            ("meta", "true".into()),
+            ("prefix", id.to_string()),
+        ];
+        let listed: Indexed<Vec<JobListStub>> = self
+            .send(Method::GET, "/v1/jobs", &params, None::<&()>)
+            .await?;
+        Ok(listed.value.into_iter().find(|j| j.id == id))
+    }
+
+    /// Open `GET /v1/event/stream` for `topics` in every namespace, replaying from `index`.
+    /// `idle` ends the stream when not even a heartbeat (30 s in Nomad) arrives for that long.
+    pub async fn event_stream(
+        &self,
+        topics: &[&str],
+        index: u64,
+        idle: Duration,
+    ) -> Result<EventStream, NomadError> {
+        let mut params: Vec<(&str, String)> =
+            topics.iter().map(|t| ("topic", t.to_string())).collect();
+        params.push(("namespace", "*".into()));
+        params.push(("index", index.to_string()));
+        let mut request = self
+            .http
+            .get(format!("{}{EVENT_STREAM_PATH}", self.base))
+            .query(&params);
+        if let Some(region) = &self.config.region {
+            request = request.query(&[("region", region)]);
+        }
+        if let Some(token) = &self.config.token {
+            request = request.header("X-Nomad-Token", token.expose());
+        }
+        // No total timeout (the body never ends); the headers must come within the usual one.
+        let sent = tokio::time::timeout(self.config.request_timeout, request.send()).await;
+        if let Some(requests) = &self.requests {
+            match &sent {
+                Ok(Ok(response)) => requests.answered(response.status().as_u16()),
+                _ => requests.unanswered(),
+            }
+        }
+        let response = match sent {
+            Ok(Ok(response)) => response,
+            Ok(Err(source)) => {
+                return Err(NomadError::Transport {
+                    method: "GET".into(),
+                    path: EVENT_STREAM_PATH.into(),
+                    source,
+                });
+            }
+            Err(_) => {
+                return Err(NomadError::Status {
+                    method: "GET".into(),
+                    path: EVENT_STREAM_PATH.into(),
+                    status: StatusCode::GATEWAY_TIMEOUT.as_u16(),
+                    body: "no answer within the request timeout".into(),
+                });
+            }
+        };
+        if !response.status().is_success() {
+            let status = response.status().as_u16();
+            let body = response.text().await.unwrap_or_default().trim().to_string();
+            return Err(NomadError::Status {
+                method: "GET".into(),
+                path: EVENT_STREAM_PATH.into(),
+                status,
+                body,
+            });
+        }
+        Ok(EventStream {
+            response,
+            buf: Vec::new(),
+            idle,
+        })
     }
 
     /// `DELETE /v1/job/:id` (stop), or with `purge` remove it and its history.

@@ -7,6 +7,6 @@ mod error;
 pub mod job_body;
 pub mod types;
 
-pub use client::{Indexed, NomadClient, QueryOptions, RegisterOptions};
+pub use client::{EventStream, Indexed, NomadClient, QueryOptions, RegisterOptions};
 pub use config::NomadConfig;
 pub use error::NomadError;

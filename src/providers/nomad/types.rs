@@ -960,3 +960,65 @@ mod tests {
         );
     }
 }
+
+/// One line of `GET /v1/event/stream`: the events of one index (`{}`, a heartbeat, has none).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct EventBatch {
+    /// The raft index the events happened at (0 for a heartbeat).
+    #[serde(rename = "Index", default)]
+    pub index: u64,
+    /// The events, in the order the server applied them.
+    #[serde(rename = "Events", default, deserialize_with = "nullable")]
+    pub events: Vec<Event>,
+}
+
+/// One event of the stream (`structs.Event`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Event {
+    /// `Job`, `Allocation`, `Deployment`, `CSIVolume`, …
+    #[serde(rename = "Topic", default)]
+    pub topic: String,
+    /// `JobRegistered`, `JobDeregistered`, `AllocationUpdated`, …
+    #[serde(rename = "Type", default)]
+    pub kind: String,
+    /// The object's ID.
+    #[serde(rename = "Key", default)]
+    pub key: String,
+    /// The object's namespace.
+    #[serde(rename = "Namespace", default)]
+    pub namespace: String,
+    /// The index it happened at.
+    #[serde(rename = "Index", default)]
+    pub index: u64,
+    /// The object, under a key named after the topic.
+    #[serde(rename = "Payload", default)]
+    pub payload: EventPayload,
+}
+
+/// The payload fields drover reads: a full job or volume reads as its list stub.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct EventPayload {
+    /// `Job` topic.
+    #[serde(rename = "Job", default)]
+    pub job: Option<JobListStub>,
+    /// `CSIVolume` topic.
+    #[serde(rename = "Volume", default)]
+    pub volume: Option<CsiVolumeStub>,
+    /// `Allocation` topic: whose allocation.
+    #[serde(rename = "Allocation", default)]
+    pub allocation: Option<EventJobRef>,
+    /// `Deployment` topic: whose deployment.
+    #[serde(rename = "Deployment", default)]
+    pub deployment: Option<EventJobRef>,
+}
+
+/// The job an allocation or deployment belongs to.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct EventJobRef {
+    /// Job ID.
+    #[serde(rename = "JobID", default)]
+    pub job_id: String,
+    /// Namespace.
+    #[serde(rename = "Namespace", default)]
+    pub namespace: String,
+}
