@@ -281,6 +281,8 @@ pub(crate) struct VarLock {
     pub ttl: String,
     pub lock_delay: String,
     pub expires: Instant,
+    /// The lock delay already scaled to wall time: how long after expiry nobody may acquire.
+    pub delay: std::time::Duration,
 }
 
 /// A Nomad variable.
@@ -317,6 +319,8 @@ pub(crate) struct Inner {
     pub seed_plugins: BTreeMap<String, SeedPlugin>,
     pub volumes: tracked::TrackedMap<(String, String), Volume>,
     pub vars: BTreeMap<(String, String), Variable>,
+    /// Variables whose lock expired: no lock-acquire before this instant (the lock delay).
+    pub var_lock_delays: BTreeMap<(String, String), Instant>,
     pub tokens: BTreeMap<String, AclToken>,
     /// Jobs whose next placements fail (control API).
     pub fail_next: BTreeSet<(String, String)>,

@@ -37,17 +37,24 @@ fn meta_json(v: &Variable, items: bool) -> Value {
 
 /// Drop locks whose TTL ran out (called by the scheduler loop).
 pub(crate) fn expire_locks(nomad: &NomadState, inner: &mut Inner, now: Instant) {
-    let expired: Vec<(String, String)> = inner
+    let expired: Vec<((String, String), Instant)> = inner
         .vars
         .iter()
-        .filter(|(_, v)| v.lock.as_ref().is_some_and(|l| l.expires <= now))
-        .map(|(k, _)| k.clone())
+        .filter_map(|(k, v)| {
+            v.lock
+                .as_ref()
+                .filter(|l| l.expires <= now)
+                .map(|l| (k.clone(), l.expires + l.delay))
+        })
         .collect();
     if expired.is_empty() {
         return;
     }
     let index = nomad.write(inner, &["vars"]);
-    for k in expired {
+    for (k, delay_until) in expired {
+        // A lock lost by expiry stays unavailable for its lock delay, so the old holder (which
+        // may still believe it leads) has stopped writing before anyone else acquires.
+        inner.var_lock_delays.insert(k.clone(), delay_until);
         if let Some(v) = inner.vars.get_mut(&k) {
             v.lock = None;
             v.modify_index = index;
@@ -249,25 +256,40 @@ fn put(st: &Arc<DevState>, req: &Req, ns: &str, path: &str) -> ApiResult {
             if held.is_some() {
                 return conflict(req, existing.as_ref(), ns, path);
             }
+            // An expired lock (cleaned up by the scheduler or not yet) blocks acquisition until
+            // its lock delay has passed; this answers like a held lock (409, current variable).
+            let delay_until = existing
+                .as_ref()
+                .and_then(|v| v.lock.as_ref())
+                .map(|l| l.expires + l.delay)
+                .or_else(|| inner.var_lock_delays.get(&key).copied());
+            if delay_until.is_some_and(|until| now < until) {
+                return conflict(req, existing.as_ref(), ns, path);
+            }
+            inner.var_lock_delays.remove(&key);
             let index = nomad.write(&mut inner, &["vars"]);
             let t = now_ns();
-            let v = Variable {
-                namespace: ns.to_string(),
-                path: path.to_string(),
-                items: items
-                    .or_else(|| existing.as_ref().map(|v| v.items.clone()))
-                    .unwrap_or_default(),
-                lock: Some(VarLock {
-                    id: new_id(),
-                    ttl: format_go_duration(ttl),
-                    lock_delay: delay_s,
-                    expires: now + st.config.scaled(ttl),
-                }),
-                create_index: existing.as_ref().map(|v| v.create_index).unwrap_or(index),
-                modify_index: index,
-                create_time: existing.as_ref().map(|v| v.create_time).unwrap_or(t),
-                modify_time: t,
-            };
+            let v =
+                Variable {
+                    namespace: ns.to_string(),
+                    path: path.to_string(),
+                    items: items
+                        .or_else(|| existing.as_ref().map(|v| v.items.clone()))
+                        .unwrap_or_default(),
+                    lock: Some(VarLock {
+                        id: new_id(),
+                        ttl: format_go_duration(ttl),
+                        expires: now + st.config.scaled(ttl),
+                        delay: st.config.scaled(parse_go_duration(&delay_s).ok_or_else(|| {
+                            ApiError::bad(format!("invalid lock delay {delay_s:?}"))
+                        })?),
+                        lock_delay: delay_s,
+                    }),
+                    create_index: existing.as_ref().map(|v| v.create_index).unwrap_or(index),
+                    modify_index: index,
+                    create_time: existing.as_ref().map(|v| v.create_time).unwrap_or(t),
+                    modify_time: t,
+                };
             let out = meta_json(&v, true);
             inner.vars.insert(key, v);
             Ok(write_reply(req, index, &out))
