@@ -292,3 +292,133 @@ async fn all_new_refuses_a_bad_commit_under_a_good_tip() {
     s.env.wait_synced_healthy("web", Some(&good)).await;
     s.env.shutdown().await;
 }
+
+/// A new Ed25519 OpenPGP key (rPGP) whose primary key signs.
+fn openpgp_key(user: &str) -> pgp::composed::SignedSecretKey {
+    let mut params = pgp::composed::SecretKeyParamsBuilder::default();
+    params
+        .key_type(pgp::composed::KeyType::Ed25519Legacy)
+        .can_certify(true)
+        .can_sign(true)
+        .primary_user_id(user.into());
+    params
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"))
+        .generate(rand08::thread_rng())
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn openpgp_fingerprint(key: &pgp::composed::SignedSecretKey) -> String {
+    use pgp::types::KeyDetails;
+    format!("{:X}", key.fingerprint())
+}
+
+/// Commit the working copy with git2, the `gpgsig` header made by `sign` over the commit
+/// object; HEAD moves to it. Returns the commit id.
+fn commit_openpgp(repo_path: &Path, message: &str, sign: impl Fn(&str) -> String) -> String {
+    run(git(repo_path).args(["add", "-A"]));
+    let repo = git2::Repository::open(repo_path).unwrap_or_else(|e| panic!("{e}"));
+    let tree_id = repo
+        .index()
+        .and_then(|mut index| index.write_tree())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let tree = repo.find_tree(tree_id).unwrap_or_else(|e| panic!("{e}"));
+    let parent = repo.head().and_then(|h| h.peel_to_commit()).ok();
+    let parents: Vec<&git2::Commit> = parent.iter().collect();
+    let who =
+        git2::Signature::now("Tester", "tester@example.com").unwrap_or_else(|e| panic!("{e}"));
+    let buffer = repo
+        .commit_create_buffer(&who, &who, message, &tree, &parents)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let content = buffer
+        .as_str()
+        .unwrap_or_else(|e| panic!("utf-8 commit: {e}"));
+    let oid = repo
+        .commit_signed(content, &sign(content), Some("gpgsig"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    run(git(repo_path).args(["reset", "-q", "--hard", &oid.to_string()]));
+    oid.to_string()
+}
+
+fn openpgp_signature(key: &pgp::composed::SignedSecretKey, data: &[u8]) -> String {
+    pgp::composed::DetachedSignature::sign_binary_data(
+        rand08::thread_rng(),
+        &key.primary_key,
+        &pgp::types::Password::empty(),
+        pgp::crypto::hash::HashAlgorithm::Sha256,
+        data,
+    )
+    .and_then(|s| s.to_armored_string(Default::default()))
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn only_commits_signed_by_a_listed_openpgp_key_go_into_force() {
+    let listed = openpgp_key("Tester <tester@example.com>");
+    let other = openpgp_key("Other <other@example.com>");
+    let keys = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let armoured = keys.path().join("team.asc");
+    std::fs::write(
+        &armoured,
+        listed
+            .to_public_key()
+            .to_armored_string(Default::default())
+            .unwrap_or_else(|e| panic!("{e}")),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+
+    let mut env = TestEnv::new().await;
+    env.write("apps/web/app.yaml", &app_yaml("web", ""));
+    env.write("apps/web/job.nomad.hcl", &web_jobspec("web", "nginx:1.27"));
+    let first = commit_openpgp(&env.repo, "web 1.27, signed", |c| {
+        openpgp_signature(&listed, c.as_bytes())
+    });
+    let mut settings = env.settings();
+    settings.source.verify = Some(VerifyPolicy {
+        ssh_allowed_signers: None,
+        openpgp_keys: vec![armoured],
+        mode: VerifyMode::Tip,
+    });
+    env.start_drover_with(settings).await;
+    env.wait_synced_healthy("web", Some(&first)).await;
+    let s = Signed {
+        env,
+        _keys: keys,
+        good: PathBuf::new(),
+        unknown: PathBuf::new(),
+        first,
+    };
+
+    set_image(&s.env, "nginx:1.28");
+    let by_other = commit_openpgp(&s.env.repo, "1.28, other key", |c| {
+        openpgp_signature(&other, c.as_bytes())
+    });
+    let reason = format!(
+        "signed by unknown OpenPGP key {}",
+        openpgp_fingerprint(&other)
+    );
+    assert_refused(&s, &by_other, &reason).await;
+
+    // A valid signature by the listed key, but over other content.
+    set_image(&s.env, "nginx:1.28");
+    let tampered = commit_openpgp(&s.env.repo, "1.28, tampered", |_| {
+        openpgp_signature(&listed, b"some other commit")
+    });
+    let source = refresh(&s.env).await;
+    let prefix = format!(
+        "commit {}: bad signature by OpenPGP key {}",
+        &tampered[..7],
+        openpgp_fingerprint(&listed)
+    );
+    let shown = source["last_error"].as_str().unwrap_or_default();
+    assert!(shown.starts_with(&prefix), "{source:#}");
+    assert_refused(&s, &tampered, shown.split_once(": ").map_or("", |(_, r)| r)).await;
+
+    set_image(&s.env, "nginx:1.29");
+    let good = commit_openpgp(&s.env.repo, "1.29, signed", |c| {
+        openpgp_signature(&listed, c.as_bytes())
+    });
+    let source = refresh(&s.env).await;
+    assert_eq!(source["last_error"], Value::Null, "{source:#}");
+    s.env.wait_synced_healthy("web", Some(&good)).await;
+}

@@ -1,11 +1,15 @@
 //! Commit signature verification (`repo.verify:` in drover.yaml): a fetched commit goes into
 //! force only when it carries a Git SSH signature (namespace `git`) by a key listed in an
-//! `allowed_signers` file. The signed data and the signature come from libgit2
-//! (`extract_signature`), the SSHSIG check from RustCrypto's `ssh-key`.
+//! `allowed_signers` file, or an OpenPGP signature by a key (primary or signing subkey) of the
+//! armoured `openpgp_keys` files. The signed data and the signature come from libgit2
+//! (`extract_signature`), the SSHSIG check from RustCrypto's `ssh-key`, the OpenPGP check from
+//! rPGP (`pgp`).
 
 use std::path::PathBuf;
 
 use git2::{Oid, Repository};
+use pgp::composed::{Deserializable, DetachedSignature, SignedPublicKey};
+use pgp::types::KeyDetails;
 use serde::Deserialize;
 use ssh_key::{HashAlg, PublicKey, SshSig};
 
@@ -19,7 +23,7 @@ pub struct VerifyPolicy {
     /// An OpenSSH `allowed_signers` file (`ssh-keygen -Y verify` format).
     #[serde(default)]
     pub ssh_allowed_signers: Option<PathBuf>,
-    /// Armoured OpenPGP public keys (not supported yet: refused at load).
+    /// Files of armoured OpenPGP public keys (`.asc`, one or more keys each).
     #[serde(default)]
     pub openpgp_keys: Vec<PathBuf>,
     /// Which new commits are checked.
@@ -42,8 +46,16 @@ pub enum VerifyMode {
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
     /// The policy names no key source.
-    #[error("no key source: set ssh_allowed_signers (openpgp_keys is not supported yet)")]
+    #[error("no key source: set ssh_allowed_signers or openpgp_keys")]
     NoKeys,
+    /// An OpenPGP key file is not understood.
+    #[error("{path}: {message}")]
+    OpenPgpKeys {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
     /// A key file could not be read.
     #[error("cannot read {path}")]
     Read {
@@ -219,21 +231,71 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
+/// The keys a commit may be signed with: both sources together.
+#[derive(Debug, Clone, Default)]
+pub struct TrustedKeys {
+    /// From `ssh_allowed_signers`.
+    pub ssh: Vec<AllowedSigner>,
+    /// From `openpgp_keys`, every binding signature checked.
+    pub openpgp: Vec<SignedPublicKey>,
+}
+
+/// Parse armoured OpenPGP public keys (one file may hold several). A key whose self-signatures
+/// or subkey bindings do not verify is refused, so a subkey is never trusted on its own say.
+pub fn parse_openpgp_keys(text: &str, path: &str) -> Result<Vec<SignedPublicKey>, VerifyError> {
+    let error = |message: String| VerifyError::OpenPgpKeys {
+        path: path.to_string(),
+        message,
+    };
+    let (parsed, _headers) = SignedPublicKey::from_string_many(text)
+        .map_err(|e| error(format!("not an armoured OpenPGP public key: {e}")))?;
+    let mut keys = Vec::new();
+    for key in parsed {
+        let key = key.map_err(|e| error(format!("cannot read a key: {e}")))?;
+        key.verify_bindings().map_err(|e| {
+            error(format!(
+                "key {} has a binding that does not verify: {e}",
+                openpgp_fingerprint(&key.primary_key)
+            ))
+        })?;
+        keys.push(key);
+    }
+    if keys.is_empty() {
+        return Err(error("no OpenPGP public key in the file".into()));
+    }
+    Ok(keys)
+}
+
+/// A key's fingerprint as GnuPG prints it (upper-case hex).
+fn openpgp_fingerprint(key: &impl KeyDetails) -> String {
+    format!("{:X}", key.fingerprint())
+}
+
 impl VerifyPolicy {
     /// Read the key files (at each check, so a rotated file needs no restart).
-    pub fn load(&self) -> Result<Vec<AllowedSigner>, VerifyError> {
-        if !self.openpgp_keys.is_empty() {
+    pub fn load(&self) -> Result<TrustedKeys, VerifyError> {
+        if self.ssh_allowed_signers.is_none() && self.openpgp_keys.is_empty() {
             return Err(VerifyError::NoKeys);
         }
-        let Some(path) = &self.ssh_allowed_signers else {
-            return Err(VerifyError::NoKeys);
+        let read = |path: &std::path::Path| {
+            let shown = path.display().to_string();
+            std::fs::read_to_string(path)
+                .map(|text| (text, shown.clone()))
+                .map_err(|source| VerifyError::Read {
+                    path: shown,
+                    source,
+                })
         };
-        let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| VerifyError::Read {
-            path: shown.clone(),
-            source,
-        })?;
-        parse_allowed_signers(&text, &shown)
+        let mut keys = TrustedKeys::default();
+        if let Some(path) = &self.ssh_allowed_signers {
+            let (text, shown) = read(path)?;
+            keys.ssh = parse_allowed_signers(&text, &shown)?;
+        }
+        for path in &self.openpgp_keys {
+            let (text, shown) = read(path)?;
+            keys.openpgp.extend(parse_openpgp_keys(&text, &shown)?);
+        }
+        Ok(keys)
     }
 
     /// Check the commits `tip` brings after `verified` (the revision in force, if any): the tip
@@ -246,7 +308,7 @@ impl VerifyPolicy {
         verified: Option<Oid>,
         tip: Oid,
     ) -> Result<(), VerifyError> {
-        let signers = self.load()?;
+        let keys = self.load()?;
         let git = |what: String| move |source| VerifyError::Git { what, source };
         let commits = match (self.mode, verified) {
             (VerifyMode::AllNew, Some(verified)) => {
@@ -275,7 +337,7 @@ impl VerifyPolicy {
         };
         // Oldest first, so the status names the first bad commit.
         for oid in commits.into_iter().rev() {
-            check_commit(repo, oid, &signers)?;
+            check_commit(repo, oid, &keys)?;
         }
         Ok(())
     }
@@ -285,12 +347,9 @@ fn short(oid: Oid) -> String {
     oid.to_string().chars().take(7).collect()
 }
 
-/// Check one commit's `gpgsig` header against `signers`.
-pub fn check_commit(
-    repo: &Repository,
-    oid: Oid,
-    signers: &[AllowedSigner],
-) -> Result<(), VerifyError> {
+/// Check one commit's `gpgsig` header against `keys`.
+pub fn check_commit(repo: &Repository, oid: Oid, keys: &TrustedKeys) -> Result<(), VerifyError> {
+    let signers = &keys.ssh;
     let refuse = |reason: String| VerifyError::Refused {
         short: short(oid),
         reason,
@@ -312,9 +371,7 @@ pub fn check_commit(
         .trim_start()
         .starts_with("-----BEGIN PGP SIGNATURE-----")
     {
-        return Err(refuse(
-            "OpenPGP signature, but only SSH signatures are accepted".into(),
-        ));
+        return check_openpgp(&signature, &signed, &keys.openpgp).map_err(refuse);
     }
     let sig = SshSig::from_pem(signature.trim().as_bytes())
         .map_err(|e| refuse(format!("unreadable signature: {e}")))?;
@@ -361,6 +418,49 @@ pub fn check_commit(
     } else {
         format!("signed by unknown key {fingerprint}")
     }))
+}
+
+/// Check an armoured OpenPGP signature over `signed` against the listed keys (primary keys and
+/// subkeys whose binding allows signing); the reason for a refusal otherwise.
+fn check_openpgp(armour: &str, signed: &[u8], keys: &[SignedPublicKey]) -> Result<(), String> {
+    let (signature, _headers) = DetachedSignature::from_string(armour.trim())
+        .map_err(|e| format!("unreadable OpenPGP signature: {e}"))?;
+    let issuer_fingerprints = signature.signature.issuer_fingerprint();
+    let issuer_key_ids = signature.signature.issuer_key_id();
+    let issued_by = |key: &dyn KeyDetails| {
+        let fingerprint = key.fingerprint();
+        let key_id = key.legacy_key_id();
+        issuer_fingerprints.iter().any(|f| **f == fingerprint)
+            || issuer_key_ids.iter().any(|k| **k == key_id)
+    };
+    let bad = |fingerprint: String| {
+        move |e: pgp::errors::Error| format!("bad signature by OpenPGP key {fingerprint}: {e}")
+    };
+    for key in keys {
+        if issued_by(&key.primary_key) {
+            let fingerprint = openpgp_fingerprint(&key.primary_key);
+            return signature
+                .verify(&key.primary_key, signed)
+                .map_err(bad(fingerprint));
+        }
+        for subkey in &key.public_subkeys {
+            let may_sign = subkey.signatures.iter().any(|s| s.key_flags().sign());
+            if may_sign && issued_by(&subkey.key) {
+                let fingerprint = openpgp_fingerprint(&subkey.key);
+                return signature.verify(subkey, signed).map_err(bad(fingerprint));
+            }
+        }
+    }
+    let issuer = issuer_fingerprints
+        .first()
+        .map(|f| format!("{f:X}"))
+        .or_else(|| {
+            issuer_key_ids
+                .first()
+                .map(|k| hex::encode_upper(k.as_ref()))
+        })
+        .unwrap_or_else(|| "(the signature names no issuer)".into());
+    Err(format!("signed by unknown OpenPGP key {issuer}"))
 }
 
 #[cfg(test)]
@@ -416,6 +516,62 @@ mod tests {
         assert!(err.to_string().contains("YYYYMMDD"), "{err}");
     }
 
+    /// A new Ed25519 OpenPGP key that may sign with its primary key.
+    fn openpgp_key(user: &str) -> pgp::composed::SignedSecretKey {
+        let mut params = pgp::composed::SecretKeyParamsBuilder::default();
+        params
+            .key_type(pgp::composed::KeyType::Ed25519Legacy)
+            .can_certify(true)
+            .can_sign(true)
+            .primary_user_id(user.into());
+        params
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"))
+            .generate(rand08::thread_rng())
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn openpgp_sign(key: &pgp::composed::SignedSecretKey, data: &[u8]) -> String {
+        DetachedSignature::sign_binary_data(
+            rand08::thread_rng(),
+            &key.primary_key,
+            &pgp::types::Password::empty(),
+            pgp::crypto::hash::HashAlgorithm::Sha256,
+            data,
+        )
+        .and_then(|s| s.to_armored_string(Default::default()))
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn openpgp_signatures_by_listed_keys_only() {
+        let listed = openpgp_key("listed <l@example.com>");
+        let other = openpgp_key("other <o@example.com>");
+        let armoured = listed
+            .to_public_key()
+            .to_armored_string(Default::default())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let keys = parse_openpgp_keys(&armoured, "k.asc").unwrap_or_else(|e| panic!("{e}"));
+        let data = b"tree 0\n\nmsg\n";
+        assert_eq!(
+            check_openpgp(&openpgp_sign(&listed, data), data, &keys),
+            Ok(())
+        );
+        let err = check_openpgp(&openpgp_sign(&listed, data), b"tampered", &keys).unwrap_err();
+        let listed_fp = openpgp_fingerprint(&listed.primary_key);
+        assert!(
+            err.starts_with(&format!("bad signature by OpenPGP key {listed_fp}")),
+            "{err}"
+        );
+        let err = check_openpgp(&openpgp_sign(&other, data), data, &keys).unwrap_err();
+        let other_fp = openpgp_fingerprint(&other.primary_key);
+        assert_eq!(err, format!("signed by unknown OpenPGP key {other_fp}"));
+        let err = parse_openpgp_keys("not a key", "k.asc")
+            .map(|_| ())
+            .unwrap_err();
+        assert!(err.to_string().starts_with("k.asc: "), "{err}");
+    }
+
     #[test]
     fn times_are_utc_seconds() {
         assert_eq!(parse_time("19700101"), Ok(0));
@@ -444,7 +600,10 @@ mod tests {
         assert_eq!(signed.as_str().ok(), Some(content.as_str()));
         assert_eq!(signature.as_str().ok(), Some(armour));
         // And a signature that does not parse is a refusal naming the commit, not a crash.
-        let signers = parse_allowed_signers(&format!("a@b {KEY}"), "s").unwrap_or_default();
+        let signers = TrustedKeys {
+            ssh: parse_allowed_signers(&format!("a@b {KEY}"), "s").unwrap_or_default(),
+            openpgp: Vec::new(),
+        };
         let err = check_commit(&repo, oid, &signers).map(|_| ()).unwrap_err();
         assert!(
             err.to_string()
