@@ -1138,13 +1138,26 @@ async fn variables_cas_and_locks() {
         v.get("Lock").is_none()
     })
     .await;
-    let (s, v) = api
-        .put(
-            "/v1/var/app/ttl?lock-acquire",
-            json!({"Lock": {"TTL": "10s"}}),
-        )
-        .await;
-    assert_eq!(s, 200, "{v}");
+    // Free again once the lock delay (15 s by default, scaled) has passed after the expiry;
+    // devstack_var_locks.rs checks that it is not free before.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (s, v) = api
+            .put(
+                "/v1/var/app/ttl?lock-acquire",
+                json!({"Lock": {"TTL": "10s"}}),
+            )
+            .await;
+        if s == 200 {
+            break;
+        }
+        assert_eq!(s, 409, "{v}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the expired lock never became free: {v}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     let (s, t, _) = api
         .send(
             "PUT",
