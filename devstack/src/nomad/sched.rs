@@ -153,6 +153,56 @@ fn garbage_collect(nomad: &NomadState, inner: &mut Inner) {
 
 /// Nomad's `getJobStatus`.
 pub(crate) fn job_status(inner: &Inner, key: &(String, String)) -> &'static str {
+    let mut facts = JobFacts::default();
+    for a in inner
+        .allocs
+        .values()
+        .filter(|a| a.namespace == key.0 && a.job_id == key.1)
+    {
+        facts.add_alloc(a);
+    }
+    for d in inner
+        .deployments
+        .values()
+        .filter(|d| d.namespace == key.0 && d.job_id == key.1)
+    {
+        facts.add_deployment(d);
+    }
+    for ev in inner
+        .evals
+        .values()
+        .filter(|ev| ev.namespace == key.0 && ev.job_id == key.1)
+    {
+        facts.add_eval(ev);
+    }
+    status_of(inner, key, &facts)
+}
+
+/// What a job's status is derived from, gathered from its allocations, deployments and evals.
+#[derive(Debug, Default, Clone, Copy)]
+struct JobFacts {
+    has_alloc: bool,
+    live_alloc: bool,
+    active_deployment: bool,
+    has_eval: bool,
+    pending_eval: bool,
+}
+
+impl JobFacts {
+    fn add_alloc(&mut self, a: &Alloc) {
+        self.has_alloc = true;
+        self.live_alloc |= !a.terminal();
+    }
+    fn add_deployment(&mut self, d: &super::Deployment) {
+        self.active_deployment |= d.active();
+    }
+    fn add_eval(&mut self, ev: &super::Eval) {
+        self.has_eval = true;
+        self.pending_eval |= matches!(ev.status.as_str(), "pending" | "blocked");
+    }
+}
+
+fn status_of(inner: &Inner, key: &(String, String), facts: &JobFacts) -> &'static str {
     let Some(e) = inner.jobs.get(key) else {
         return "dead";
     };
@@ -166,46 +216,53 @@ pub(crate) fn job_status(inner: &Inner, key: &(String, String)) -> &'static str 
             "running"
         };
     }
-    let mut has_alloc = false;
-    for a in inner
-        .allocs
-        .values()
-        .filter(|a| a.namespace == key.0 && a.job_id == key.1)
-    {
-        has_alloc = true;
-        if !a.terminal() {
-            return "running";
-        }
-    }
-    if inner
-        .deployments
-        .values()
-        .any(|d| d.namespace == key.0 && d.job_id == key.1 && d.active())
-    {
-        return "running";
-    }
-    let mut has_eval = false;
-    for ev in inner
-        .evals
-        .values()
-        .filter(|ev| ev.namespace == key.0 && ev.job_id == key.1)
-    {
-        if matches!(ev.status.as_str(), "pending" | "blocked") {
-            return "pending";
-        }
-        has_eval = true;
-    }
-    if has_alloc || has_eval {
+    if facts.live_alloc || facts.active_deployment {
+        "running"
+    } else if facts.pending_eval {
+        "pending"
+    } else if facts.has_alloc || facts.has_eval {
         "dead"
     } else {
         "pending"
     }
 }
 
+/// The facts entry of a job that exists (others are not looked up by the caller).
+fn facts_of<'a>(
+    facts: &'a mut BTreeMap<(String, String), JobFacts>,
+    inner: &Inner,
+    namespace: &str,
+    job_id: &str,
+) -> Option<&'a mut JobFacts> {
+    let key = (namespace.to_string(), job_id.to_string());
+    if !inner.jobs.contains_key(&key) {
+        return None;
+    }
+    Some(facts.entry(key).or_default())
+}
+
+/// Every job's status, from one pass over allocations, deployments and evals (not one pass per
+/// job: with a thousand jobs that was the devstack's busiest loop).
 fn update_job_statuses(nomad: &NomadState, inner: &mut Inner) {
+    let mut facts: BTreeMap<(String, String), JobFacts> = BTreeMap::new();
+    for a in inner.allocs.values() {
+        if let Some(f) = facts_of(&mut facts, inner, &a.namespace, &a.job_id) {
+            f.add_alloc(a);
+        }
+    }
+    for d in inner.deployments.values() {
+        if let Some(f) = facts_of(&mut facts, inner, &d.namespace, &d.job_id) {
+            f.add_deployment(d);
+        }
+    }
+    for ev in inner.evals.values() {
+        if let Some(f) = facts_of(&mut facts, inner, &ev.namespace, &ev.job_id) {
+            f.add_eval(ev);
+        }
+    }
     let keys: Vec<_> = inner.jobs.keys().cloned().collect();
     for key in keys {
-        let status = job_status(inner, &key);
+        let status = status_of(inner, &key, &facts.get(&key).copied().unwrap_or_default());
         let current = inner
             .jobs
             .get(&key)
@@ -1773,6 +1830,21 @@ fn update_deployments(state: &Arc<DevState>, inner: &mut Inner, now: Instant) {
         .filter(|d| d.active())
         .map(|d| d.id.clone())
         .collect();
+    // Placed, healthy and unhealthy allocations per (deployment, group), in one pass over the
+    // allocations (not one per deployment group: quadratic with a thousand jobs deploying).
+    let active_ids: BTreeSet<&str> = active.iter().map(String::as_str).collect();
+    let mut counts: BTreeMap<(String, String), (u64, u64, u64)> = BTreeMap::new();
+    for a in inner.allocs.values() {
+        if !active_ids.contains(a.deployment_id.as_str()) {
+            continue;
+        }
+        let c = counts
+            .entry((a.deployment_id.clone(), a.task_group.clone()))
+            .or_default();
+        c.0 += 1;
+        c.1 += u64::from(a.healthy == Some(true));
+        c.2 += u64::from(a.healthy == Some(false));
+    }
     for id in active {
         let Some(d) = inner.deployments.get(&id).cloned() else {
             continue;
@@ -1780,14 +1852,10 @@ fn update_deployments(state: &Arc<DevState>, inner: &mut Inner, now: Instant) {
         let mut groups = d.groups.clone();
         let mut progressed = false;
         for (gname, g) in groups.iter_mut() {
-            let allocs: Vec<&Alloc> = inner
-                .allocs
-                .values()
-                .filter(|a| a.deployment_id == id && &a.task_group == gname)
-                .collect();
-            let placed = allocs.len() as u64;
-            let healthy = allocs.iter().filter(|a| a.healthy == Some(true)).count() as u64;
-            let unhealthy = allocs.iter().filter(|a| a.healthy == Some(false)).count() as u64;
+            let (placed, healthy, unhealthy) = counts
+                .get(&(id.clone(), gname.clone()))
+                .copied()
+                .unwrap_or_default();
             if healthy > g.healthy {
                 progressed = true;
                 let by = state
