@@ -285,6 +285,21 @@ async fn seed_secret(env: &TestEnv, app: &str) {
     );
 }
 
+/// The tests' seed on ten roomy amd64 nodes (16 GHz, 64 GiB each: room for 1,600 of the bench's
+/// 100 MHz allocations; the default three nodes hold 120, and the rest would wait as blocked
+/// evaluations until their deployments fail on the progress deadline).
+fn roomy_cluster() -> drover_devstack::seed::Seed {
+    let nodes = (1..=10)
+        .map(|i| json!({"name": format!("node-{i}"), "cpu_mhz": 16_000, "memory_mb": 65_536}))
+        .collect::<Vec<_>>();
+    let nodes =
+        serde_json::from_value(Value::Array(nodes)).unwrap_or_else(|e| panic!("seed nodes: {e}"));
+    drover_devstack::seed::Seed {
+        nodes: Some(nodes),
+        ..common::default_seed()
+    }
+}
+
 /// One N: first sync, steady state, a Git change, drift. Returns the phases and failed checks.
 fn run_size(
     n: usize,
@@ -293,7 +308,7 @@ fn run_size(
     drover_rt: &Runtime,
     main_rt: &Runtime,
 ) -> SizeResult {
-    let env = dev_rt.block_on(TestEnv::new());
+    let env = dev_rt.block_on(TestEnv::with_seed(roomy_cluster()));
     let apps: Vec<String> = (0..n).map(|i| format!("app-{i:02}")).collect();
     for app in &apps {
         env.write(
