@@ -34,6 +34,20 @@ pub(crate) struct Event {
 }
 
 impl Event {
+    /// An event about `payload`, keyed as Nomad keys that topic's events.
+    fn about(topic: &'static str, kind: &'static str, index: u64, payload: Value) -> Event {
+        let (key, namespace, filter_keys) = identity(topic, &payload);
+        Event {
+            topic,
+            kind,
+            key,
+            namespace,
+            filter_keys,
+            index,
+            payload,
+        }
+    }
+
     fn json(&self) -> Value {
         json!({"Topic": self.topic, "Type": self.kind, "Key": self.key,
             "Namespace": self.namespace, "FilterKeys": self.filter_keys, "Index": self.index,
@@ -104,16 +118,9 @@ impl Inner {
         index: u64,
         payload: Value,
     ) {
-        let (key, namespace, filter_keys) = identity(topic, &payload);
-        self.events.pending.push(Event {
-            topic,
-            kind,
-            key,
-            namespace,
-            filter_keys,
-            index,
-            payload,
-        });
+        self.events
+            .pending
+            .push(Event::about(topic, kind, index, payload));
     }
 }
 
@@ -142,16 +149,7 @@ pub(crate) fn collect(inner: &mut Inner, from: u64, to: u64, capacity: usize) {
     let mut out = std::mem::take(&mut inner.events.pending);
     let job_kind = inner.events.job_type_hint.take().unwrap_or("JobRegistered");
     let mut add = |topic: &'static str, kind: &'static str, index: u64, payload: Value| {
-        let (key, namespace, filter_keys) = identity(topic, &payload);
-        out.push(Event {
-            topic,
-            kind,
-            key,
-            namespace,
-            filter_keys,
-            index,
-            payload,
-        });
+        out.push(Event::about(topic, kind, index, payload));
     };
     // Only the objects written under this lock are examined (O(changed), not O(state)).
     let jobs = inner.jobs.take_touched();
