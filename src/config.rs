@@ -11,6 +11,9 @@ use crate::providers::consul::ConsulConfig;
 use crate::providers::nomad::NomadConfig;
 use crate::source::{GitAuth, SourceConfig};
 
+/// Where drover keeps its store when drover.yaml names no `data_dir`.
+pub const DEFAULT_DATA_DIR: &str = "drover-data";
+
 /// A bad `drover.yaml`.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -285,7 +288,7 @@ impl Settings {
         .map(crate::telemetry::Redacted);
         let data_dir = file
             .data_dir
-            .unwrap_or_else(|| PathBuf::from("drover-data"));
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
         let source = SourceConfig {
             url: file.repo.url,
             reference: file.repo.reference.unwrap_or_else(|| "HEAD".into()),

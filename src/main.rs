@@ -124,7 +124,7 @@ impl DataDirArgs {
         let file = drover::config::FileSettings::parse(&text, &self.config.display().to_string())?;
         Ok(file
             .data_dir
-            .unwrap_or_else(|| PathBuf::from("drover-data")))
+            .unwrap_or_else(|| PathBuf::from(drover::config::DEFAULT_DATA_DIR)))
     }
 }
 
