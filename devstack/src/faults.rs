@@ -35,6 +35,10 @@ pub enum FaultKind {
     Sealed,
     /// The system's 403 body.
     Forbidden,
+    /// Serve normally but answer a blocking query at once, as if it carried no `index` or
+    /// `wait` (a server or proxy that ignores blocking: a client that does not pace itself
+    /// turns this into a hot loop).
+    NoBlock,
 }
 
 /// A fault as posted to `POST /_devstack/faults`.
@@ -242,6 +246,30 @@ pub struct RequestEntry {
     /// How long it took to answer, in milliseconds.
     #[serde(rename = "DurationMs")]
     pub duration_ms: u64,
+    /// The object a write touched (`job <namespace>/<id>`), when the handler names one.
+    #[serde(rename = "Object", skip_serializing_if = "Option::is_none")]
+    pub object: Option<String>,
+    /// The job version the write created; absent when it created none (an unchanged
+    /// re-register, api-facts §1.4) or wrote no versioned object.
+    #[serde(rename = "Version", skip_serializing_if = "Option::is_none")]
+    pub version: Option<u64>,
+}
+
+/// What a write handler touched, carried to the request log as a response extension.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WrittenObject {
+    /// `job <namespace>/<id>`.
+    pub object: String,
+    /// The version created, if any.
+    pub version: Option<u64>,
+}
+
+impl WrittenObject {
+    /// Attach to a response so the request log records it.
+    pub fn attach(self, mut response: Response) -> Response {
+        response.extensions_mut().insert(self);
+        response
+    }
 }
 
 #[derive(Debug, Default)]
@@ -386,6 +414,7 @@ async fn fault_response(state: &DevState, system: System, spec: &FaultSpec) -> O
                 "local node not active but active cluster node not found",
             ),
         }),
+        FaultKind::NoBlock => None,
         FaultKind::Forbidden => Some(match system {
             System::Nomad | System::Consul => text(StatusCode::FORBIDDEN, "Permission denied"),
             System::Vault => vault_errors(StatusCode::FORBIDDEN, VAULT_PERMISSION_DENIED),
@@ -410,7 +439,12 @@ pub async fn middleware(
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default();
 
+    let mut request = request;
     let faulted = match state.faults.fire(system, &method, &path) {
+        Some(spec) if spec.kind == FaultKind::NoBlock => {
+            drop_blocking_params(&mut request);
+            None
+        }
         Some(spec) => fault_response(&state, system, &spec).await,
         None => None,
     };
@@ -428,6 +462,7 @@ pub async fn middleware(
             }
         }
     };
+    let written = response.extensions().get::<WrittenObject>().cloned();
     state.requests.record(RequestEntry {
         seq: 0,
         system,
@@ -437,8 +472,33 @@ pub async fn middleware(
         status: response.status().as_u16(),
         time,
         duration_ms: started.elapsed().as_millis() as u64,
+        object: written.as_ref().map(|w| w.object.clone()),
+        version: written.and_then(|w| w.version),
     });
     response
+}
+
+/// Remove `index` and `wait` from the query so the handler answers at once.
+fn drop_blocking_params(request: &mut Request) {
+    let Some(query) = request.uri().query() else {
+        return;
+    };
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|p| {
+            let key = p.split_once('=').map_or(*p, |(k, _)| k);
+            !key.eq_ignore_ascii_case("index") && !key.eq_ignore_ascii_case("wait")
+        })
+        .collect();
+    let path = request.uri().path();
+    let rebuilt = if kept.is_empty() {
+        path.to_string()
+    } else {
+        format!("{path}?{}", kept.join("&"))
+    };
+    if let Ok(uri) = rebuilt.parse() {
+        *request.uri_mut() = uri;
+    }
 }
 
 #[cfg(test)]
@@ -495,6 +555,8 @@ mod tests {
                 status: 200,
                 time: String::new(),
                 duration_ms: 0,
+                object: None,
+                version: None,
             });
         }
         assert_eq!(log.entries_since(None, 1).len(), 2);

@@ -411,3 +411,137 @@ async fn shutdown_ends_pending_consul_long_polls() {
     assert!(started.elapsed() < Duration::from_secs(5));
     let _ = poll.await;
 }
+
+fn small_job(id: &str, image: &str) -> Value {
+    json!({"ID": id, "Type": "service", "TaskGroups": [{"Name": "web", "Count": 1,
+        "Tasks": [{"Name": "t", "Driver": "docker", "Config": {"image": image},
+            "Resources": {"CPU": 100, "MemoryMB": 64}}]}]})
+}
+
+async fn nomad_index(c: &Client, url: &str) -> u64 {
+    let r = c.get(url).send().await.expect("req");
+    assert_eq!(r.status(), 200, "GET {url}");
+    r.headers()["x-nomad-index"]
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("index")
+}
+
+#[tokio::test]
+async fn no_block_fault_answers_a_blocking_query_at_once_and_blocking_returns_when_cleared() {
+    // A server (or proxy) that ignores `index`/`wait`: the query answers before anything
+    // changed, with the unchanged index. Real time: a scaled clock would end the wait anyway.
+    let ds = drover_devstack::Devstack::start(drover_devstack::DevstackConfig::default())
+        .await
+        .expect("devstack starts");
+    let c = client();
+    let base = ds.nomad_url();
+    let index = nomad_index(&c, &format!("{base}/v1/jobs")).await;
+    let blocking = format!("{base}/v1/jobs?index={index}&wait=5m");
+    let id = add_fault(
+        &c,
+        &base,
+        json!({"system": "nomad", "method": "GET", "path": "/v1/jobs", "kind": "no_block"}),
+    )
+    .await;
+    // Nothing is written meanwhile: without the fault this would block for 5 minutes and the
+    // client's 20 s timeout would fail the test.
+    assert_eq!(nomad_index(&c, &blocking).await, index);
+    c.delete(format!("{base}/_devstack/faults/{id}"))
+        .send()
+        .await
+        .expect("req");
+    // Cleared: the same query blocks until a write.
+    let waiter = {
+        let c = c.clone();
+        tokio::spawn(async move { nomad_index(&c, &blocking).await })
+    };
+    // Still waiting a moment later (with the fault it answered at once).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!waiter.is_finished(), "the cleared query blocks again");
+    let r = c
+        .put(format!("{base}/v1/jobs"))
+        .json(&json!({"Job": small_job("wake", "nginx:1")}))
+        .send()
+        .await
+        .expect("req");
+    assert_eq!(r.status(), 200);
+    let woke = waiter.await.expect("join");
+    assert!(
+        woke > index,
+        "the blocking query answered with the write's index"
+    );
+    ds.shutdown().await;
+}
+
+#[tokio::test]
+async fn request_log_names_the_job_a_write_touched_and_the_version_it_created() {
+    // A duplicate registration is visible in the log: an unchanged re-register creates no
+    // version (api-facts §1.4), so its entry has an `Object` but no `Version`.
+    let ds = start().await;
+    let c = client();
+    let base = ds.nomad_url();
+    let register = |job: Value| {
+        let c = c.clone();
+        let url = format!("{base}/v1/jobs");
+        async move {
+            let r = c
+                .put(url)
+                .json(&json!({ "Job": job }))
+                .send()
+                .await
+                .expect("req");
+            assert_eq!(r.status(), 200);
+        }
+    };
+    register(small_job("web", "nginx:1")).await;
+    register(small_job("web", "nginx:1")).await;
+    register(small_job("web", "nginx:2")).await;
+    let r = c
+        .post(format!("{base}/v1/job/web/scale"))
+        .json(&json!({"Count": 3, "Target": {"Group": "web"}}))
+        .send()
+        .await
+        .expect("req");
+    assert_eq!(r.status(), 200);
+    let r = c
+        .delete(format!("{base}/v1/job/web"))
+        .send()
+        .await
+        .expect("req");
+    assert_eq!(r.status(), 200);
+    let log: Value = c
+        .get(format!("{base}/_devstack/requests?system=nomad"))
+        .send()
+        .await
+        .expect("req")
+        .json()
+        .await
+        .expect("json");
+    let writes: Vec<(String, Value)> = log
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter(|e| e["Method"] != "GET")
+        .map(|e| {
+            (
+                e["Object"].as_str().unwrap_or("").to_string(),
+                e["Version"].clone(),
+            )
+        })
+        .collect();
+    let job = "job default/web".to_string();
+    assert_eq!(
+        writes,
+        vec![
+            (job.clone(), json!(0)),
+            (job.clone(), Value::Null),
+            (job.clone(), json!(1)),
+            (job.clone(), json!(2)),
+            // A stop is a new version too.
+            (job.clone(), json!(3)),
+        ]
+    );
+    ds.shutdown().await;
+}

@@ -14,6 +14,7 @@ use super::http::{
     write_reply,
 };
 use super::{Eval, Inner, JobEntry, NomadState, REGION, TRACKED_VERSIONS, misc, now_ns, sched};
+use crate::faults::WrittenObject;
 
 fn s<'a>(v: &'a Value, k: &str) -> &'a str {
     v.get(k).and_then(|x| x.as_str()).unwrap_or("")
@@ -196,6 +197,24 @@ pub(crate) struct Upsert {
     pub eval_index: u64,
     pub job_modify_index: u64,
     pub index: u64,
+}
+
+impl Upsert {
+    /// For the request log: the job written and the version it created, if any (an unchanged
+    /// re-register creates none; a new version is stamped `JobModifyIndex` = this write).
+    pub(crate) fn written(&self, inner: &Inner, key: &(String, String)) -> WrittenObject {
+        let version = inner
+            .jobs
+            .get(key)
+            .filter(|e| {
+                self.job_modify_index == self.index && u(&e.job, "JobModifyIndex") == self.index
+            })
+            .map(|e| u(&e.job, "Version"));
+        WrittenObject {
+            object: format!("job {}/{}", key.0, key.1),
+            version,
+        }
+    }
 }
 
 /// Create an evaluation for a job at `index`.
@@ -535,7 +554,8 @@ pub(crate) async fn register(st: &Arc<DevState>, req: &Req, url_id: Option<&str>
         eval_priority,
         new_version,
     );
-    Ok(write_reply(req, up.index, &register_response(&up)))
+    let written = up.written(&inner, &key);
+    Ok(written.attach(write_reply(req, up.index, &register_response(&up))))
 }
 
 /// `PreserveCounts`: every group that already exists keeps its current count, with or without a
@@ -608,7 +628,8 @@ pub(crate) async fn deregister(st: &Arc<DevState>, req: &Req, id: &str) -> ApiRe
             "JobModifyIndex": up.job_modify_index, "VolumeEvalID": "", "VolumeEvalIndex": 0}),
         up.index,
     );
-    Ok(write_reply(req, up.index, &body))
+    let written = up.written(&inner, &key);
+    Ok(written.attach(write_reply(req, up.index, &body)))
 }
 
 /// `PUT|POST /v1/job/:id/plan`.
@@ -1066,7 +1087,8 @@ pub(crate) async fn scale(st: &Arc<DevState>, req: &Req, id: &str) -> ApiResult 
         )));
     }
     let up = nomad.upsert_job(&mut inner, job, None, "job-scaling", 0);
-    Ok(write_reply(req, up.index, &register_response(&up)))
+    let written = up.written(&inner, &key);
+    Ok(written.attach(write_reply(req, up.index, &register_response(&up))))
 }
 
 /// `PUT|POST /v1/job/:id/evaluate`.
