@@ -7,9 +7,10 @@
 //!
 //! Invariants checked (issue 15). Made to fail on purpose and reverted: with `prune: false` in the
 //! repo's drover.yaml, seed 1796089488710163396 for 30 s fails "converges to the last good
-//! revision" (a deleted app's job still running). Removing the drift step's cause did NOT make the
-//! register check fail on that seed (30 s): the check is a count over a set of pending jobs, since
-//! the request log does not say which job a `POST /v1/jobs` carries, and restarts add every job.
+//! revision" (a deleted app's job still running); without the drift step's cause, seed
+//! 1796098143387738043 fails "no duplicate registration" (the heal's version has no cause); with
+//! the list pacer's backoff removed, the same seed (no event stream) fails "paced requests" with
+//! 1,048 requests in one second (99 with it).
 
 #[path = "common/daemon.rs"]
 #[allow(dead_code)]
@@ -28,6 +29,9 @@ use serde_json::{Value, json};
 const RSS_LIMIT_KIB: u64 = 150 * 1024;
 /// No sync may stay open longer than this (Nomad request timeout 30 s, plus the apply).
 const SYNC_OPEN_LIMIT: Duration = Duration::from_secs(45);
+/// Nomad requests in any one second, drover's and the soak's together (measured: the busiest
+/// second of a normal run is well under a hundred; the unpaced bug of issue 15 made 14,000).
+const MAX_REQUESTS_PER_SECOND: usize = 400;
 /// How long the end waits for drover to settle once faults are cleared.
 const SETTLE: Duration = Duration::from_secs(40);
 /// A hung (`timeout`) request holds one of drover's requests for its 30 s client timeout: none
@@ -209,11 +213,18 @@ impl Soak {
     }
 
     async fn note_model_change(&mut self, model: &Model) {
-        let changed: BTreeSet<String> = model
+        let mut changed: BTreeSet<String> = model
             .iter()
             .filter(|(name, app)| self.good.get(*name) != Some(app))
             .map(|(name, _)| name.clone())
             .collect();
+        // A pruned app is stopped: a new version too.
+        changed.extend(
+            self.good
+                .keys()
+                .filter(|n| !model.contains_key(*n))
+                .cloned(),
+        );
         for gone in self.good.keys().filter(|n| !model.contains_key(*n)) {
             self.scaled.remove(gone);
         }
@@ -445,10 +456,9 @@ impl Soak {
             77..=88 => self.scale().await,
             _ => {
                 self.step("SIGKILL drover and restart it on the same data dir");
+                // No cause: a register in flight at the kill may be sent again after the
+                // restart, but an unchanged re-register creates no job version.
                 self.kill_drover();
-                // A register in flight at the kill may be sent again after the restart.
-                let all = self.good.keys().cloned().collect();
-                self.cause(all).await;
                 self.start_drover().await;
             }
         }
@@ -588,7 +598,7 @@ impl Soak {
             .copied()
             .unwrap_or("");
         let mut spec = json!({ "system": "nomad", "path": path });
-        let kind = match self.rng.below(5) {
+        let kind = match self.rng.below(6) {
             0 => {
                 spec["kind"] = json!("error");
                 spec["status"] = json!(*self.rng.pick(&[500, 502, 503]).unwrap_or(&500));
@@ -607,6 +617,12 @@ impl Soak {
                 spec["kind"] = json!("forbidden");
                 "403"
             }
+            4 => {
+                // Blocking queries answered at once: an unpaced client turns this into a hot
+                // loop (in runs without the event stream every watch is a blocking list).
+                spec["kind"] = json!("no_block");
+                "blocking queries answered at once"
+            }
             _ => {
                 spec["kind"] = json!("latency");
                 spec["latency_ms"] = json!(100 + self.rng.below(1400));
@@ -618,20 +634,26 @@ impl Soak {
         }
         let hold = Duration::from_millis(500 + self.rng.below(3500));
         self.step(&format!("fault: {kind} on {path:?} for {hold:?}: {spec}"));
+        let id = self.arm(&spec).await;
+        self.armed.push((id, Instant::now() + hold));
+    }
+
+    /// Arm a devstack fault; returns its ID.
+    async fn arm(&self, spec: &Value) -> String {
         let resp: Value = self
             .http
             .post(format!("{}/_devstack/faults", self.devstack.nomad_url()))
-            .json(&spec)
+            .json(spec)
             .send()
             .await
             .unwrap_or_else(|e| panic!("arm fault: {e}"))
             .json()
             .await
             .unwrap_or_else(|e| panic!("arm fault: {e}"));
-        let id = resp["ID"]
+        resp["ID"]
             .as_str()
-            .unwrap_or_else(|| panic!("fault ID in {resp}"));
-        self.armed.push((id.to_string(), Instant::now() + hold));
+            .unwrap_or_else(|| panic!("fault ID in {resp}"))
+            .to_string()
     }
 
     async fn drift(&mut self) {
@@ -689,38 +711,55 @@ impl Soak {
         }
     }
 
-    /// Every register drover sent (2xx, not the soak's own) traces to a cause: a commit that
-    /// changed a job, a drift to heal, or a restart. The log does not say which job a
-    /// `POST /v1/jobs` carries, so causes are counted as a set of jobs waiting for a register.
-    ///
-    /// Reported, not failed: counted this way the check is both too lenient (a restart excuses
-    /// every job) and too strict (a register the server applied while drover's request timed
-    /// out is sent again, rightly: seed 1796093106685033390 under CI load). The sound check
-    /// compares each job's versions with its causes; until the devstack's request log names the
-    /// job, an unexplained register is printed as a warning.
-    fn check_registers_trace_to_causes(&self) {
-        let mut pending: BTreeSet<String> = BTreeSet::new();
+    /// No duplicate registration: every job version drover's writes created traces to its own
+    /// cause (a commit that changed or removed that job, or a drift to heal). The devstack's
+    /// request log names the job of each write and the version it created; an unchanged
+    /// re-register (a retry after a timeout, a restart) creates none and needs no cause.
+    fn check_versions_trace_to_causes(&self) -> Result<(), String> {
+        let mut pending: BTreeMap<String, u64> = BTreeMap::new();
         let mut causes = self.causes.iter().peekable();
         for e in &self.log {
             let seq = e["Seq"].as_u64().unwrap_or(0);
             while let Some(cause) = causes.next_if(|c| c.seq < seq) {
-                pending.extend(cause.jobs.iter().cloned());
+                for job in &cause.jobs {
+                    *pending.entry(job.clone()).or_default() += 1;
+                }
             }
             let mine = e["Query"].as_str().unwrap_or("").contains("soak=");
-            let ok = (200..300).contains(&e["Status"].as_u64().unwrap_or(0));
-            let path = e["Path"].as_str().unwrap_or("");
-            let is_register = e["Method"] == "POST"
-                && (path == "/v1/jobs"
-                    || path
-                        .strip_prefix("/v1/job/")
-                        .is_some_and(|rest| !rest.contains('/')));
-            if mine || !ok || !is_register {
+            let (Some(object), Some(version)) = (e["Object"].as_str(), e["Version"].as_u64())
+            else {
+                continue;
+            };
+            if mine {
                 continue;
             }
-            if pending.pop_first().is_none() {
-                println!("WARNING (not an invariant yet) register without a counted cause: {e}");
+            let job = object.strip_prefix("job default/").unwrap_or(object);
+            match pending.get_mut(job) {
+                Some(n) if *n > 0 => *n -= 1,
+                _ => {
+                    return Err(format!(
+                        "INVARIANT no duplicate registration: {job} version {version} has no cause \
+                         (no commit changed it and no drift since its last version): {e}"
+                    ));
+                }
             }
         }
+        Ok(())
+    }
+
+    /// The busiest second of Nomad requests: an unpaced client (a blocking query answered at
+    /// once, a retry without backoff) shows up here as thousands.
+    fn busiest_second(&self) -> (String, usize) {
+        let mut per_second: BTreeMap<&str, usize> = BTreeMap::new();
+        for e in &self.log {
+            let second = e["Time"].as_str().and_then(|t| t.get(..19)).unwrap_or("");
+            *per_second.entry(second).or_default() += 1;
+        }
+        per_second
+            .into_iter()
+            .max_by_key(|(_, n)| *n)
+            .map(|(s, n)| (s.to_string(), n))
+            .unwrap_or_default()
     }
 
     /// No sync stays open: every app's history has no unfinished sync older than the bound.
@@ -877,6 +916,13 @@ async fn soak_holds_its_invariants_under_random_commits_faults_drift_scales_and_
             },
         );
     }
+    // Half the runs without the event stream: every watch is then a paced blocking list.
+    if soak.rng.below(2) == 0 {
+        soak.step("no event stream this run (500 on /v1/event/stream until the end)");
+        soak.arm(&json!({ "system": "nomad", "path": "/v1/event/stream",
+            "kind": "error", "status": 500 }))
+            .await;
+    }
     soak.step("commit: five apps (app1, app3, app5 with scaling)");
     soak.commit_good(initial, "five apps").await;
     soak.start_drover().await;
@@ -931,7 +977,15 @@ async fn soak_holds_its_invariants_under_random_commits_faults_drift_scales_and_
         soak.log.len(),
         soak.max_rss_kib
     );
-    soak.check_registers_trace_to_causes();
+    let (second, requests) = soak.busiest_second();
+    println!("soak seed {seed}: busiest second {second}: {requests} Nomad requests");
+    assert!(
+        requests <= MAX_REQUESTS_PER_SECOND,
+        "INVARIANT paced requests (seed {seed}): {requests} Nomad requests in the second {second}"
+    );
+    if let Err(problem) = soak.check_versions_trace_to_causes() {
+        panic!("{problem} (seed {seed})");
+    }
     soak.check_no_stuck_sync().await;
     soak.kill_drover();
     let stderr = std::fs::read_to_string(&soak.stderr_log).unwrap_or_default();

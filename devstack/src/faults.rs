@@ -441,8 +441,11 @@ pub async fn middleware(
 
     let mut request = request;
     let faulted = match state.faults.fire(system, &method, &path) {
+        // The event stream's `index` is a replay point, not a blocking query: left alone.
         Some(spec) if spec.kind == FaultKind::NoBlock => {
-            drop_blocking_params(&mut request);
+            if path != "/v1/event/stream" {
+                drop_blocking_params(&mut request);
+            }
             None
         }
         Some(spec) => fault_response(&state, system, &spec).await,
