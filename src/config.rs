@@ -81,6 +81,9 @@ pub struct FileSettings {
     /// App probes (`probes:` in app.yaml) settings.
     #[serde(default)]
     pub probes: ProbeSettings,
+    /// High availability (`ha:`): absent means one process, as always.
+    #[serde(default)]
+    pub ha: Option<crate::ha::HaFile>,
 }
 
 /// `probes:` — how app probes connect.
@@ -220,6 +223,8 @@ pub struct Settings {
     pub notifications: crate::notify::settings::NotifySettings,
     /// App probes.
     pub probes: ProbeSettings,
+    /// Leader election among replicas; `None` runs a single process.
+    pub ha: Option<crate::ha::HaSettings>,
 }
 
 impl FileSettings {
@@ -360,6 +365,11 @@ impl Settings {
             s3: crate::providers::s3::S3Config::from_lookup_when_set(&env),
             notifications,
             probes: file.probes,
+            ha: file
+                .ha
+                .map(crate::ha::HaFile::resolve)
+                .transpose()
+                .map_err(ConfigError::Invalid)?,
         })
     }
 }

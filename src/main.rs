@@ -492,14 +492,20 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
 
 async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let settings = Settings::load(&args.config)?;
-    let running = drover::controller::runtime::start(settings, CancellationToken::new()).await?;
+    let shutdown = CancellationToken::new();
+    let running = drover::controller::runtime::start(settings, shutdown.clone()).await?;
     println!(
         "drover is serving its status page on http://{}/",
         running.web_addr
     );
-    tokio::signal::ctrl_c()
-        .await
-        .context("waiting for Ctrl-C")?;
+    tokio::select! {
+        signal = tokio::signal::ctrl_c() => signal.context("waiting for Ctrl-C")?,
+        // Only a lost leader lock cancels from inside: exit 3 so a supervisor restarts a follower.
+        () = shutdown.cancelled() => {
+            running.stop().await;
+            return Ok(ExitCode::from(3));
+        }
+    }
     running.stop().await;
     Ok(ExitCode::SUCCESS)
 }

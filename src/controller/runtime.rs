@@ -30,6 +30,9 @@ pub enum StartError {
     /// The probes' CA file (`probes.ca_file`) could not be used.
     #[error(transparent)]
     Probes(#[from] crate::health::probes::TrustError),
+    /// Shut down while waiting for the leader lock.
+    #[error("stopped before becoming the leader")]
+    Stopped,
     /// The web listener could not bind.
     #[error("cannot listen on {addr}")]
     Listen {
@@ -80,6 +83,19 @@ pub async fn start(settings: Settings, shutdown: CancellationToken) -> Result<Ru
         addr: settings.listen,
         source,
     })?;
+    // HA: a follower waits here until it holds the leader lock; nothing below writes before.
+    let leadership = match &settings.ha {
+        Some(ha) => {
+            let lock = crate::ha::LeaderLock::new(settings.nomad.clone(), ha.clone());
+            let holder = web_addr.to_string();
+            tracing::info!(path = %ha.path, "waiting for the leader lock");
+            let Some(id) = lock.campaign(&holder, &shutdown).await else {
+                return Err(StartError::Stopped);
+            };
+            Some(tokio::spawn(lock.hold(id, shutdown.clone())))
+        }
+        None => None,
+    };
     let store = app_stack::open_store(&settings.data_dir)?;
     // Not exclusive: a second drover on the same data dir is the operator's call, but restore
     // must see that one runs.
@@ -131,7 +147,7 @@ pub async fn start(settings: Settings, shutdown: CancellationToken) -> Result<Ru
     ));
 
     let (desired_tx, desired_rx) = watch::channel(None::<DesiredRevision>);
-    let mut tasks = Vec::new();
+    let mut tasks: Vec<JoinHandle<()>> = leadership.into_iter().collect();
     tasks.push(tokio::spawn(publish_refused_commits(
         ctx.clone(),
         watcher.subscribe(),
