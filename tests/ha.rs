@@ -70,7 +70,13 @@ async fn lock_holder(env: &TestEnv) -> serde_json::Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_leader_and_the_follower_takes_over_after_ttl_and_lock_delay() {
-    let env = TestEnv::new().await;
+    // Real time: drover's renew period is derived from the TTL it asked for, so the devstack must
+    // not scale the TTL down.
+    let env = TestEnv::with_config(drover_devstack::DevstackConfig {
+        time_scale: 1.0,
+        ..drover_devstack::DevstackConfig::default()
+    })
+    .await;
     let dirs = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dirs.path().join("a")).unwrap();
     std::fs::create_dir_all(dirs.path().join("b")).unwrap();
