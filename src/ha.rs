@@ -7,12 +7,70 @@
 
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::providers::nomad::NomadConfig;
+
+/// This replica's part: the leader writes; a follower reads, plans and serves, never writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Reconciles and writes (also a single process without `ha:`).
+    Leader,
+    /// Waits for the lock; its controller plans but never applies, prunes, runs hooks or
+    /// notifies, and its web server refuses changes with 503.
+    Follower,
+}
+
+/// Who leads, as this replica knows it. The controller context carries it in a `watch`, so a
+/// follower that takes the lock starts writing without a restart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Leadership {
+    /// This replica's part.
+    pub role: Role,
+    /// This replica's holder id in the lock (`None`: no `ha:` block, a single process).
+    pub this_replica: Option<String>,
+    /// The holder id of the current leader, when known.
+    pub leader: Option<String>,
+}
+
+impl Leadership {
+    /// A single process without `ha:`: always the leader.
+    pub fn single() -> Leadership {
+        Leadership {
+            role: Role::Leader,
+            this_replica: None,
+            leader: None,
+        }
+    }
+
+    /// A replica that has not (yet) taken the lock.
+    pub fn follower(this_replica: &str) -> Leadership {
+        Leadership {
+            role: Role::Follower,
+            this_replica: Some(this_replica.to_string()),
+            leader: None,
+        }
+    }
+
+    /// Whether this replica may write to the cluster and send notifications.
+    pub fn leads(&self) -> bool {
+        self.role == Role::Leader
+    }
+}
+
+/// What one attempt at the lock found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attempt {
+    /// Taken: the lock ID to renew and release with.
+    Acquired(String),
+    /// Held by another replica (or in its lock delay); its holder id when the variable names one.
+    Held(Option<String>),
+}
 
 /// `ha:` in drover.yaml.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -149,9 +207,8 @@ impl LeaderLock {
         }
     }
 
-    /// Try once: the lock ID when taken, `None` when another replica holds it (or its lock delay
-    /// runs).
-    pub async fn try_acquire(&self, holder: &str) -> Result<Option<String>, HaError> {
+    /// Try once: the lock ID when taken, else who holds it (the lock delay also answers "held").
+    pub async fn try_acquire(&self, holder: &str) -> Result<Attempt, HaError> {
         let lock = json!({
             "TTL": format!("{}s", self.settings.ttl.as_secs()),
             "LockDelay": format!("{}ms", self.settings.lock_delay.as_millis()),
@@ -162,9 +219,14 @@ impl LeaderLock {
                 json!({"Items": {"holder": holder}, "Lock": lock}),
             )
             .await?;
-        Ok((status == 200)
-            .then(|| body["Lock"]["ID"].as_str().map(String::from))
-            .flatten())
+        let holder_of = |body: &Value| body["Items"]["holder"].as_str().map(String::from);
+        Ok(match body["Lock"]["ID"].as_str() {
+            Some(id) if status == 200 => Attempt::Acquired(id.to_string()),
+            // Without a lock on the variable (its lock delay runs) its last holder's name stays in
+            // the items, but nobody leads.
+            _ if !body["Lock"].is_null() => Attempt::Held(holder_of(&body)),
+            _ => Attempt::Held(None),
+        })
     }
 
     /// Renew; `false` when the lock is no longer ours.
@@ -180,15 +242,25 @@ impl LeaderLock {
             .map(drop)
     }
 
-    /// Wait until this replica holds the lock (trying every TTL/3); `None` on shutdown.
-    pub async fn campaign(&self, holder: &str, shutdown: &CancellationToken) -> Option<String> {
+    /// Wait until this replica holds the lock (trying every TTL/3), publishing who leads
+    /// meanwhile; `None` on shutdown.
+    pub async fn campaign(
+        &self,
+        holder: &str,
+        leadership: &watch::Sender<Leadership>,
+        shutdown: &CancellationToken,
+    ) -> Option<String> {
         loop {
             match self.try_acquire(holder).await {
-                Ok(Some(id)) => {
-                    tracing::info!(path = %self.settings.path, "became the leader");
-                    return Some(id);
+                Ok(Attempt::Acquired(id)) => return Some(id),
+                Ok(Attempt::Held(leader)) => {
+                    tracing::debug!(?leader, "another replica leads; following");
+                    leadership.send_if_modified(|now| {
+                        let changed = now.leader != leader;
+                        now.leader.clone_from(&leader);
+                        changed
+                    });
                 }
-                Ok(None) => tracing::debug!("another replica leads; following"),
                 Err(error) => tracing::warn!(%error, "leader lock unreachable; following"),
             }
             tokio::select! {
@@ -198,9 +270,56 @@ impl LeaderLock {
         }
     }
 
+    /// The replica's whole life under `ha:`: follow until the lock is taken, restore the state a
+    /// leader needs, lead (the role flips, the controller starts writing) and renew until
+    /// shutdown; a leader that loses the lock flips back to follower and cancels `shutdown`, so
+    /// the process exits (code 3) and its scheduler restarts it as a follower.
+    pub async fn run(
+        self,
+        holder: String,
+        store: crate::store::Store,
+        leadership: watch::Sender<Leadership>,
+        shutdown: CancellationToken,
+    ) {
+        loop {
+            let Some(id) = self.campaign(&holder, &leadership, &shutdown).await else {
+                return;
+            };
+            if let Err(error) = restore_cluster_state(&store).await {
+                // Leading without the previous leader's state could adopt or prune wrongly.
+                tracing::error!(%error, "took the leader lock but cannot restore the cluster state; releasing it");
+                if let Err(error) = self.release(&id).await {
+                    tracing::warn!(%error, "releasing the leader lock");
+                }
+                continue;
+            }
+            tracing::info!(path = %self.settings.path, holder = %holder, "became the leader");
+            leadership.send_replace(Leadership {
+                role: Role::Leader,
+                this_replica: Some(holder.clone()),
+                leader: Some(holder),
+            });
+            self.hold(id, leadership, shutdown).await;
+            return;
+        }
+    }
+
     /// Renew every TTL/3 until shutdown; when the lock is lost or cannot be renewed in time,
-    /// cancel `shutdown` (everything that writes stops) before the TTL runs out.
-    pub async fn hold(self, id: String, shutdown: CancellationToken) {
+    /// stop writing at once (role follower) and cancel `shutdown`, before the TTL runs out.
+    pub async fn hold(
+        self,
+        id: String,
+        leadership: watch::Sender<Leadership>,
+        shutdown: CancellationToken,
+    ) {
+        let step_down = |why: &str| {
+            tracing::error!("{why}: stepping down");
+            leadership.send_modify(|now| {
+                now.role = Role::Follower;
+                now.leader = None;
+            });
+            shutdown.cancel();
+        };
         let mut last_renewed = Instant::now();
         loop {
             tokio::select! {
@@ -215,20 +334,24 @@ impl LeaderLock {
             let attempt = Instant::now();
             match self.renew(&id).await {
                 Ok(true) => last_renewed = attempt,
-                Ok(false) => {
-                    tracing::error!("the leader lock is held by another replica: stepping down");
-                    shutdown.cancel();
-                    return;
-                }
+                Ok(false) => return step_down("the leader lock is held by another replica"),
                 Err(error) => tracing::warn!(%error, "renewing the leader lock"),
             }
             if must_step_down(last_renewed, Instant::now(), self.settings.ttl) {
-                tracing::error!("the leader lock could not be renewed in time: stepping down");
-                shutdown.cancel();
-                return;
+                return step_down("the leader lock could not be renewed in time");
             }
         }
     }
+}
+
+/// The state a leader needs (markers, ownership, pins, `once` hooks) as the previous leader left
+/// it, read into the local store right after taking the lock and before anything is applied.
+///
+/// TODO(cluster_state): a no-op until `crate::cluster_state` (h-hastate) lands; then call its
+/// restore-into-the-local-store function here. This is the only call site on the takeover path.
+pub async fn restore_cluster_state(store: &crate::store::Store) -> Result<(), HaError> {
+    let _ = store;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1096,6 +1096,8 @@ mod tests {
             git_error: source.last_error.clone(),
             git_failing_since: Some(1_800_000_000 - 600),
             changes_enabled: true,
+            role: drover::ha::Role::Leader,
+            leader: None,
         };
         let text = status_lines(&[app], &source, &repo, now).join("\n");
         for expected in [

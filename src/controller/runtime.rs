@@ -30,9 +30,6 @@ pub enum StartError {
     /// The probes' CA file (`probes.ca_file`) could not be used.
     #[error(transparent)]
     Probes(#[from] crate::health::probes::TrustError),
-    /// Shut down while waiting for the leader lock.
-    #[error("stopped before becoming the leader")]
-    Stopped,
     /// The web listener could not bind.
     #[error("cannot listen on {addr}")]
     Listen {
@@ -83,19 +80,6 @@ pub async fn start(settings: Settings, shutdown: CancellationToken) -> Result<Ru
         addr: settings.listen,
         source,
     })?;
-    // HA: a follower waits here until it holds the leader lock; nothing below writes before.
-    let leadership = match &settings.ha {
-        Some(ha) => {
-            let lock = crate::ha::LeaderLock::new(settings.nomad.clone(), ha.clone());
-            let holder = web_addr.to_string();
-            tracing::info!(path = %ha.path, "waiting for the leader lock");
-            let Some(id) = lock.campaign(&holder, &shutdown).await else {
-                return Err(StartError::Stopped);
-            };
-            Some(tokio::spawn(lock.hold(id, shutdown.clone())))
-        }
-        None => None,
-    };
     let store = app_stack::open_store(&settings.data_dir)?;
     // Not exclusive: a second drover on the same data dir is the operator's call, but restore
     // must see that one runs.
@@ -138,6 +122,21 @@ pub async fn start(settings: Settings, shutdown: CancellationToken) -> Result<Ru
     let ctx = ctx.with_probe_clients(crate::health::probes::ProbeClients::new(
         settings.probes.ca_file.as_deref(),
     )?);
+    // HA: every replica starts as a follower (reads, plans, serves; writes nothing) and the
+    // lock task flips it to leader when it takes the lock.
+    let leadership = settings.ha.as_ref().map(|ha| {
+        let holder = web_addr.to_string();
+        ctx.leadership
+            .send_replace(crate::ha::Leadership::follower(&holder));
+        tracing::info!(path = %ha.path, %holder, "following until this replica takes the leader lock");
+        let lock = crate::ha::LeaderLock::new(settings.nomad.clone(), ha.clone());
+        tokio::spawn(lock.run(
+            holder,
+            ctx.store.clone(),
+            ctx.leadership.clone(),
+            shutdown.clone(),
+        ))
+    });
     let source = GitSource::open(settings.source.clone(), &settings.data_dir.join("mirror"))?;
     let watcher = Arc::new(SourceWatcher::spawn_with_metrics(
         source.clone(),
@@ -226,7 +225,12 @@ pub async fn start(settings: Settings, shutdown: CancellationToken) -> Result<Ru
     .nest(
         crate::web::webhook::WEBHOOK_PATH,
         crate::web::webhook::router(settings.web.webhook_secret.clone(), watcher.clone()),
-    );
+    )
+    // Webhooks included: a follower (`ha:`) refuses every change with 503 naming the leader.
+    .layer(axum::middleware::from_fn_with_state(
+        ctx.leadership.subscribe(),
+        crate::web::follower::refuse_changes,
+    ));
     let stop = shutdown.clone();
     tasks.push(tokio::spawn(async move {
         let served = axum::serve(listener, app)
