@@ -1,5 +1,7 @@
 //! High availability: one leader among several `drover serve` replicas, elected with a Nomad
-//! variable lock (`PUT /v1/var/:path?lock-acquire|lock-renew|lock-release`, api-facts §1.11).
+//! variable lock (`PUT /v1/var/:path?lock-acquire|lock-renew|lock-release`, api-facts §1.11) or a
+//! Consul session holding a KV key (`PUT /v1/session/create`, `PUT /v1/kv/:key?acquire=`,
+//! api-facts §2.4).
 //!
 //! Safety rule: no two writers. A leader renews every TTL/3 and, if no renew has succeeded for
 //! 2/3 of the TTL, steps down (cancels everything that writes) before the lock can expire; the
@@ -13,6 +15,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::providers::consul::ConsulConfig;
 use crate::providers::nomad::NomadConfig;
 
 /// This replica's part: the leader writes; a follower reads, plans and serves, never writes.
@@ -89,10 +92,22 @@ pub struct HaFile {
     pub lock_delay: Option<Duration>,
 }
 
+/// Which lock elects the leader.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockKind {
+    /// A Nomad variable lock at `path`.
+    NomadVariable,
+    /// A Consul session (TTL, lock delay) acquiring the KV key `path`; Consul invalidates a
+    /// session only about 2×TTL after its last renew.
+    ConsulSession,
+}
+
 /// Resolved HA settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HaSettings {
-    /// Variable path of the lock.
+    /// The lock's kind.
+    pub kind: LockKind,
+    /// Variable path (Nomad) or KV key (Consul) of the lock.
     pub path: String,
     /// Lock TTL.
     pub ttl: Duration,
@@ -103,17 +118,21 @@ pub struct HaSettings {
 impl HaFile {
     /// Check and resolve the block; an error names what is wrong.
     pub fn resolve(self) -> Result<HaSettings, String> {
-        if self.lock != "nomad-variable" {
-            return Err(format!(
-                "ha.lock {:?} is not supported: use nomad-variable (consul-session is not implemented yet)",
-                self.lock
-            ));
-        }
+        let kind = match self.lock.as_str() {
+            "nomad-variable" => LockKind::NomadVariable,
+            "consul-session" => LockKind::ConsulSession,
+            other => {
+                return Err(format!(
+                    "ha.lock {other:?} is not supported: use nomad-variable or consul-session"
+                ));
+            }
+        };
         let ttl = self.ttl.unwrap_or(Duration::from_secs(15));
         if ttl < Duration::from_secs(10) {
-            return Err("ha.ttl must be at least 10s (Nomad's minimum lock TTL)".into());
+            return Err("ha.ttl must be at least 10s (the minimum lock and session TTL)".into());
         }
         Ok(HaSettings {
+            kind,
             path: self.path.unwrap_or_else(|| "drover/leader".into()),
             ttl,
             lock_delay: self.lock_delay.unwrap_or(Duration::from_secs(15)),
@@ -145,11 +164,18 @@ pub enum HaError {
     },
 }
 
+/// Where the lock lives.
+#[derive(Clone)]
+enum LockService {
+    Nomad(NomadConfig),
+    Consul(ConsulConfig),
+}
+
 /// The leader lock of one replica.
 #[derive(Clone)]
 pub struct LeaderLock {
     http: reqwest::Client,
-    nomad: NomadConfig,
+    service: LockService,
     settings: HaSettings,
 }
 
@@ -160,8 +186,13 @@ pub fn must_step_down(last_renewed: Instant, now: Instant, ttl: Duration) -> boo
 }
 
 impl LeaderLock {
-    /// A lock client for `settings` against the Nomad of `nomad`.
-    pub fn new(nomad: NomadConfig, settings: HaSettings) -> LeaderLock {
+    /// A lock client for `settings` against the Nomad of `nomad` or the Consul of `consul`;
+    /// `None` for a Consul session lock without a Consul (`CONSUL_HTTP_ADDR`).
+    pub fn new(
+        nomad: NomadConfig,
+        consul: Option<ConsulConfig>,
+        settings: HaSettings,
+    ) -> Option<LeaderLock> {
         // reqwest is built without a default TLS provider and panics without one.
         crate::providers::install_crypto_provider();
         let http = reqwest::Client::builder()
@@ -169,46 +200,142 @@ impl LeaderLock {
             .timeout(settings.ttl / 6)
             .build()
             .unwrap_or_default();
-        LeaderLock {
+        let service = match settings.kind {
+            LockKind::NomadVariable => LockService::Nomad(nomad),
+            LockKind::ConsulSession => LockService::Consul(consul?),
+        };
+        Some(LeaderLock {
             http,
-            nomad,
+            service,
             settings,
-        }
+        })
     }
 
-    async fn put(&self, operation: &str, body: Value) -> Result<(u16, Value), HaError> {
-        let url = format!(
-            "{}/v1/var/{}?{operation}&namespace={}",
-            self.nomad.address.trim_end_matches('/'),
-            self.settings.path,
-            self.nomad.namespace
-        );
-        let mut request = self.http.put(url).json(&body);
-        if let Some(token) = &self.nomad.token {
-            request = request.header("X-Nomad-Token", token.0.as_str());
-        }
+    /// Send one request; the status and the answer's text, or an error if it did not complete.
+    async fn send(&self, request: reqwest::RequestBuilder) -> Result<(u16, String), HaError> {
         let path = self.settings.path.clone();
         let response = request.send().await.map_err(|source| HaError::Request {
             path: path.clone(),
             source,
         })?;
         let status = response.status().as_u16();
-        let text = response.text().await.map_err(|source| HaError::Request {
-            path: path.clone(),
-            source,
-        })?;
+        let text = response
+            .text()
+            .await
+            .map_err(|source| HaError::Request { path, source })?;
+        Ok((status, text))
+    }
+
+    fn unexpected(&self, status: u16, text: &str) -> HaError {
+        HaError::Status {
+            path: self.settings.path.clone(),
+            status,
+            body: text.chars().take(200).collect(),
+        }
+    }
+
+    async fn put(&self, operation: &str, body: Value) -> Result<(u16, Value), HaError> {
+        let LockService::Nomad(nomad) = &self.service else {
+            return Err(self.unexpected(0, "a Nomad lock operation on a Consul lock"));
+        };
+        let url = format!(
+            "{}/v1/var/{}?{operation}&namespace={}",
+            nomad.address.trim_end_matches('/'),
+            self.settings.path,
+            nomad.namespace
+        );
+        let mut request = self.http.put(url).json(&body);
+        if let Some(token) = &nomad.token {
+            request = request.header("X-Nomad-Token", token.0.as_str());
+        }
+        let (status, text) = self.send(request).await?;
         match status {
             200 | 409 => Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null))),
-            _ => Err(HaError::Status {
-                path,
-                status,
-                body: text.chars().take(200).collect(),
-            }),
+            _ => Err(self.unexpected(status, &text)),
         }
+    }
+
+    /// A Consul request to `path` (with `?ns=` when a namespace is set).
+    fn consul(
+        &self,
+        consul: &ConsulConfig,
+        method: reqwest::Method,
+        path: &str,
+    ) -> reqwest::RequestBuilder {
+        let mut request = self.http.request(
+            method,
+            format!("{}{path}", consul.address.trim_end_matches('/')),
+        );
+        if let Some(ns) = &consul.namespace {
+            request = request.query(&[("ns", ns)]);
+        }
+        if let Some(token) = &consul.token {
+            request = request.header("X-Consul-Token", token.0.as_str());
+        }
+        request
+    }
+
+    /// Consul: create a session with the TTL and lock delay, and acquire the key with it.
+    async fn consul_try_acquire(
+        &self,
+        consul: &ConsulConfig,
+        holder: &str,
+    ) -> Result<Attempt, HaError> {
+        let session = json!({
+            "Name": "drover-leader",
+            "TTL": format!("{}s", self.settings.ttl.as_secs()),
+            "LockDelay": format!("{}ms", self.settings.lock_delay.as_millis()),
+            "Behavior": "release",
+        });
+        let create = self
+            .consul(consul, reqwest::Method::PUT, "/v1/session/create")
+            .json(&session);
+        let (status, text) = self.send(create).await?;
+        let created: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        let Some(session_id) = created["ID"].as_str().filter(|_| status == 200) else {
+            return Err(self.unexpected(status, &text));
+        };
+        let key = format!("/v1/kv/{}", self.settings.path);
+        let acquire = self
+            .consul(consul, reqwest::Method::PUT, &key)
+            .query(&[("acquire", session_id)])
+            .body(holder.to_string());
+        let (status, text) = self.send(acquire).await?;
+        if status == 200 && text.trim() == "true" {
+            return Ok(Attempt::Acquired(session_id.to_string()));
+        }
+        // Not ours: the session is not kept (a new one is made for the next attempt).
+        let destroy = format!("/v1/session/destroy/{session_id}");
+        if let Err(error) = self
+            .send(self.consul(consul, reqwest::Method::PUT, &destroy))
+            .await
+        {
+            tracing::debug!(%error, "destroying an unused session");
+        }
+        if status != 200 {
+            return Err(self.unexpected(status, &text));
+        }
+        let (status, text) = self
+            .send(self.consul(consul, reqwest::Method::GET, &key))
+            .await?;
+        let entry: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        let entry = &entry[0];
+        // Held when a session holds the key; during the lock delay nobody does.
+        let holder = (status == 200 && entry["Session"].is_string())
+            .then(|| entry["Value"].as_str())
+            .flatten()
+            .and_then(|v| {
+                base64::Engine::decode(&base64::engine::general_purpose::STANDARD, v).ok()
+            })
+            .and_then(|v| String::from_utf8(v).ok());
+        Ok(Attempt::Held(holder))
     }
 
     /// Try once: the lock ID when taken, else who holds it (the lock delay also answers "held").
     pub async fn try_acquire(&self, holder: &str) -> Result<Attempt, HaError> {
+        if let LockService::Consul(consul) = &self.service {
+            return self.consul_try_acquire(consul, holder).await;
+        }
         let lock = json!({
             "TTL": format!("{}s", self.settings.ttl.as_secs()),
             "LockDelay": format!("{}ms", self.settings.lock_delay.as_millis()),
@@ -231,12 +358,37 @@ impl LeaderLock {
 
     /// Renew; `false` when the lock is no longer ours.
     pub async fn renew(&self, id: &str) -> Result<bool, HaError> {
+        if let LockService::Consul(consul) = &self.service {
+            let renew = self.consul(
+                consul,
+                reqwest::Method::PUT,
+                &format!("/v1/session/renew/{id}"),
+            );
+            // 404: the session was invalidated, so the key is no longer ours.
+            return match self.send(renew).await? {
+                (200, _) => Ok(true),
+                (404, _) => Ok(false),
+                (status, text) => Err(self.unexpected(status, &text)),
+            };
+        }
         let (status, _) = self.put("lock-renew", json!({"Lock": {"ID": id}})).await?;
         Ok(status == 200)
     }
 
     /// Release on a clean shutdown so a follower need not wait for the TTL.
     pub async fn release(&self, id: &str) -> Result<(), HaError> {
+        if let LockService::Consul(consul) = &self.service {
+            let key = format!("/v1/kv/{}", self.settings.path);
+            let release = self
+                .consul(consul, reqwest::Method::PUT, &key)
+                .query(&[("release", id)]);
+            self.send(release).await?;
+            let destroy = format!("/v1/session/destroy/{id}");
+            return self
+                .send(self.consul(consul, reqwest::Method::PUT, &destroy))
+                .await
+                .map(drop);
+        }
         self.put("lock-release", json!({"Lock": {"ID": id}}))
             .await
             .map(drop)
@@ -371,14 +523,18 @@ mod tests {
     }
 
     #[test]
-    fn only_nomad_variable_locks_with_a_ttl_of_ten_seconds_or_more() {
+    fn nomad_variable_or_consul_session_locks_with_a_ttl_of_ten_seconds_or_more() {
         let file = |lock: &str, ttl: u64| HaFile {
             lock: lock.into(),
             path: None,
             ttl: Some(Duration::from_secs(ttl)),
             lock_delay: None,
         };
-        assert!(file("consul-session", 15).resolve().is_err());
+        assert!(file("etcd", 15).resolve().is_err());
+        assert_eq!(
+            file("consul-session", 15).resolve().map(|s| s.kind),
+            Ok(LockKind::ConsulSession)
+        );
         assert!(file("nomad-variable", 5).resolve().is_err());
         let settings = file("nomad-variable", 10).resolve().unwrap();
         assert_eq!(settings.path, "drover/leader");

@@ -33,9 +33,10 @@ struct Replica {
     holder: String,
 }
 
-/// Start `drover serve` with an `ha:` block in `dir`; it prints its address at once (a follower
-/// serves too), and the test waits for that line.
-async fn serve(env: &TestEnv, dir: &Path) -> Replica {
+/// Start `drover serve` with `ha.lock: <lock>` in `dir` (a Consul session lock reaches the
+/// devstack's Consul); it prints its address at once (a follower serves too), and the test waits
+/// for that line.
+async fn serve_with_lock(env: &TestEnv, dir: &Path, lock: &str) -> Replica {
     std::fs::create_dir_all(dir).unwrap();
     let config = dir.join("drover.yaml");
     std::fs::write(
@@ -43,7 +44,7 @@ async fn serve(env: &TestEnv, dir: &Path) -> Replica {
         format!(
             "repo:\n  url: {}\n  ref: {}\n  poll_interval: 1s\ndata_dir: {}\nlisten: 127.0.0.1:0\n\
              nomad: {{ address: {} }}\n\
-             ha: {{ lock: nomad-variable, path: {LOCK_PATH}, ttl: {}s, lock_delay: {}s }}\n",
+             ha: {{ lock: {lock}, path: {LOCK_PATH}, ttl: {}s, lock_delay: {}s }}\n",
             env.repo.display(),
             drover::source::SEED_BRANCH,
             dir.join("data").display(),
@@ -58,6 +59,7 @@ async fn serve(env: &TestEnv, dir: &Path) -> Replica {
             .args(["serve", "-c"])
             .arg(&config)
             .env(drover::config::API_TOKEN_ENV, TEST_API_TOKEN)
+            .env("CONSUL_HTTP_ADDR", env.devstack.consul_url())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(dir.join("stderr.log")).unwrap())
@@ -173,11 +175,15 @@ fn leads(status: &Value) -> bool {
 
 /// Start two replicas: the first leads (the second starts once it does), the second follows.
 async fn two_replicas(env: &TestEnv, dir: &Path) -> (Replica, Replica) {
-    let first = serve(env, &dir.join("a")).await;
+    two_replicas_with_lock(env, dir, "nomad-variable").await
+}
+
+async fn two_replicas_with_lock(env: &TestEnv, dir: &Path, lock: &str) -> (Replica, Replica) {
+    let first = serve_with_lock(env, &dir.join("a"), lock).await;
     first
         .wait_status(env, "the first replica leads", leads)
         .await;
-    let second = serve(env, &dir.join("b")).await;
+    let second = serve_with_lock(env, &dir.join("b"), lock).await;
     let holder = first.holder.clone();
     second
         .wait_status(env, "the second follows the first", |s| {
@@ -485,4 +491,58 @@ async fn a_partitioned_leader_steps_down_before_its_ttl_and_nobody_writes_until_
         })
         .await;
     assert_eq!(registrations(&env).await, registered + 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consul_session_lock_elects_one_leader_and_fails_over_after_the_session_dies() {
+    let env = real_time_env().await;
+    let first_commit = commit_web(&env, "nginx:1.27");
+    let dirs = tempfile::tempdir().unwrap();
+    let (mut leader, follower) = two_replicas_with_lock(&env, dirs.path(), "consul-session").await;
+    // The key holds the leader's id and is locked by its session.
+    let key: Value = env
+        .http
+        .get(format!("{}/v1/kv/{LOCK_PATH}", env.devstack.consul_url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(key[0]["Session"].is_string(), "{key}");
+    let value = base64::Engine::decode(
+        &base64::engine::general_purpose::STANDARD,
+        key[0]["Value"].as_str().unwrap(),
+    )
+    .unwrap();
+    assert_eq!(String::from_utf8(value).unwrap(), leader.holder);
+    leader
+        .wait_app(&env, "web", "the leader syncs web", |s| {
+            s["revision"] == first_commit.as_str() && s["sync"] == "Synced"
+        })
+        .await;
+    assert_eq!(follower.post(&env, "/api/v1/refresh").await.0, 503);
+
+    let killed = tokio::time::Instant::now();
+    leader.process.0.kill().unwrap();
+    let _ = leader.process.0.wait();
+    let second_commit = commit_web(&env, "nginx:1.28");
+    follower
+        .wait_status(&env, "the follower takes over", leads)
+        .await;
+    let took = killed.elapsed();
+    // Consul invalidates a session between TTL and 2×TTL after its last renew (at most TTL/3
+    // before the kill); then the lock delay runs, and the follower tries every TTL/3.
+    let earliest = TTL + LOCK_DELAY - TTL / 3;
+    let bound = TTL * 2 + LOCK_DELAY + TTL / 3 + Duration::from_secs(2);
+    assert!(
+        took >= earliest && took <= bound,
+        "takeover took {took:?}, not within {earliest:?}..{bound:?}"
+    );
+    follower
+        .wait_app(&env, "web", "the new leader syncs the second commit", |s| {
+            s["revision"] == second_commit.as_str() && s["sync"] == "Synced"
+        })
+        .await;
+    assert_eq!(registrations(&env).await, 2, "one registration per commit");
 }

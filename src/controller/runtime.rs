@@ -30,6 +30,9 @@ pub enum StartError {
     /// The probes' CA file (`probes.ca_file`) could not be used.
     #[error(transparent)]
     Probes(#[from] crate::health::probes::TrustError),
+    /// `ha.lock: consul-session` without a Consul.
+    #[error("ha.lock consul-session needs a Consul: set CONSUL_HTTP_ADDR")]
+    NoConsulForLock,
     /// The web listener could not bind.
     #[error("cannot listen on {addr}")]
     Listen {
@@ -124,19 +127,27 @@ pub async fn start(settings: Settings, shutdown: CancellationToken) -> Result<Ru
     )?);
     // HA: every replica starts as a follower (reads, plans, serves; writes nothing) and the
     // lock task flips it to leader when it takes the lock.
-    let leadership = settings.ha.as_ref().map(|ha| {
-        let holder = web_addr.to_string();
-        ctx.leadership
-            .send_replace(crate::ha::Leadership::follower(&holder));
-        tracing::info!(path = %ha.path, %holder, "following until this replica takes the leader lock");
-        let lock = crate::ha::LeaderLock::new(settings.nomad.clone(), ha.clone());
-        tokio::spawn(lock.run(
-            holder,
-            ctx.store.clone(),
-            ctx.leadership.clone(),
-            shutdown.clone(),
-        ))
-    });
+    let leadership = match &settings.ha {
+        Some(ha) => {
+            let holder = web_addr.to_string();
+            ctx.leadership
+                .send_replace(crate::ha::Leadership::follower(&holder));
+            tracing::info!(path = %ha.path, %holder, "following until this replica takes the leader lock");
+            let lock = crate::ha::LeaderLock::new(
+                settings.nomad.clone(),
+                settings.consul.clone(),
+                ha.clone(),
+            )
+            .ok_or(StartError::NoConsulForLock)?;
+            Some(tokio::spawn(lock.run(
+                holder,
+                ctx.store.clone(),
+                ctx.leadership.clone(),
+                shutdown.clone(),
+            )))
+        }
+        None => None,
+    };
     let source = GitSource::open(settings.source.clone(), &settings.data_dir.join("mirror"))?;
     let watcher = Arc::new(SourceWatcher::spawn_with_metrics(
         source.clone(),
