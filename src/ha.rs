@@ -90,6 +90,9 @@ pub struct HaFile {
     /// How long the lock stays unavailable after it expired.
     #[serde(default, with = "crate::config::opt_duration")]
     pub lock_delay: Option<Duration>,
+    /// This replica's id in the lock, which followers name as the leader (e.g. its URL).
+    #[serde(default)]
+    pub advertise: Option<String>,
 }
 
 /// Which lock elects the leader.
@@ -113,6 +116,28 @@ pub struct HaSettings {
     pub ttl: Duration,
     /// Lock delay.
     pub lock_delay: Duration,
+    /// `ha.advertise`: this replica's id in the lock (default: see [`holder_id`]).
+    pub advertise: Option<String>,
+}
+
+/// This replica's id in the lock, which followers show and name in their 503s: `ha.advertise`,
+/// else the listen address, else (listening on all interfaces, where that names no replica)
+/// Nomad's `NOMAD_ADDR_http` of the allocation or `HOSTNAME` with the port.
+pub fn holder_id(
+    advertise: Option<&str>,
+    listen: std::net::SocketAddr,
+    env: impl Fn(&str) -> Option<String>,
+) -> String {
+    if let Some(advertise) = advertise.filter(|a| !a.is_empty()) {
+        return advertise.to_string();
+    }
+    if !listen.ip().is_unspecified() {
+        return listen.to_string();
+    }
+    let set = |key: &str| env(key).filter(|v| !v.is_empty());
+    set("NOMAD_ADDR_http")
+        .or_else(|| set("HOSTNAME").map(|host| format!("{host}:{}", listen.port())))
+        .unwrap_or_else(|| listen.to_string())
 }
 
 impl HaFile {
@@ -136,6 +161,7 @@ impl HaFile {
             path: self.path.unwrap_or_else(|| "drover/leader".into()),
             ttl,
             lock_delay: self.lock_delay.unwrap_or(Duration::from_secs(15)),
+            advertise: self.advertise,
         })
     }
 }
@@ -511,6 +537,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_holder_id_names_a_reachable_replica() {
+        let any: std::net::SocketAddr = "0.0.0.0:8080".parse().unwrap();
+        let local: std::net::SocketAddr = "127.0.0.1:9000".parse().unwrap();
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |key: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == key)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let nomad = env(&[("NOMAD_ADDR_http", "10.0.0.7:25000"), ("HOSTNAME", "node1")]);
+        assert_eq!(
+            holder_id(Some("https://a.example"), any, nomad),
+            "https://a.example"
+        );
+        assert_eq!(holder_id(Some(""), local, nomad), "127.0.0.1:9000");
+        assert_eq!(holder_id(None, any, nomad), "10.0.0.7:25000");
+        assert_eq!(
+            holder_id(None, any, env(&[("HOSTNAME", "node1")])),
+            "node1:8080"
+        );
+        assert_eq!(holder_id(None, any, env(&[])), "0.0.0.0:8080");
+    }
+
+    #[test]
     fn a_leader_steps_down_at_two_thirds_of_the_ttl_without_a_renew() {
         let start = Instant::now();
         let ttl = Duration::from_secs(15);
@@ -529,6 +581,7 @@ mod tests {
             path: None,
             ttl: Some(Duration::from_secs(ttl)),
             lock_delay: None,
+            advertise: None,
         };
         assert!(file("etcd", 15).resolve().is_err());
         assert_eq!(

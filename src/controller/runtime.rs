@@ -129,7 +129,8 @@ pub async fn start(settings: Settings, shutdown: CancellationToken) -> Result<Ru
     // lock task flips it to leader when it takes the lock.
     let leadership = match &settings.ha {
         Some(ha) => {
-            let holder = web_addr.to_string();
+            let holder =
+                crate::ha::holder_id(ha.advertise.as_deref(), web_addr, |k| std::env::var(k).ok());
             ctx.leadership
                 .send_replace(crate::ha::Leadership::follower(&holder));
             tracing::info!(path = %ha.path, %holder, "following until this replica takes the leader lock");
