@@ -81,6 +81,9 @@ pub struct FileSettings {
     /// App probes (`probes:` in app.yaml) settings.
     #[serde(default)]
     pub probes: ProbeSettings,
+    /// High availability (`ha:`): absent means one process, as always.
+    #[serde(default)]
+    pub ha: Option<crate::ha::HaFile>,
 }
 
 /// `probes:` — how app probes connect.
@@ -220,6 +223,8 @@ pub struct Settings {
     pub notifications: crate::notify::settings::NotifySettings,
     /// App probes.
     pub probes: ProbeSettings,
+    /// Leader election among replicas; `None` runs a single process.
+    pub ha: Option<crate::ha::HaSettings>,
 }
 
 impl FileSettings {
@@ -257,6 +262,20 @@ impl Settings {
     ) -> Result<Settings, ConfigError> {
         let mut nomad = NomadConfig::from_lookup(&env);
         let consul = ConsulConfig::from_lookup_when_set(&env);
+        let ha = file
+            .ha
+            .clone()
+            .map(crate::ha::HaFile::resolve)
+            .transpose()
+            .map_err(ConfigError::Invalid)?;
+        if ha
+            .as_ref()
+            .is_some_and(|ha| ha.kind == crate::ha::LockKind::ConsulSession && consul.is_none())
+        {
+            return Err(ConfigError::Invalid(
+                "ha.lock consul-session needs a Consul: set CONSUL_HTTP_ADDR".into(),
+            ));
+        }
         if let Some(address) = file.nomad.address {
             nomad.address = address.trim_end_matches('/').to_string();
         }
@@ -360,6 +379,7 @@ impl Settings {
             s3: crate::providers::s3::S3Config::from_lookup_when_set(&env),
             notifications,
             probes: file.probes,
+            ha,
         })
     }
 }
@@ -455,6 +475,26 @@ mod tests {
         // The secret never shows in the settings' Debug output (logged at startup by some).
         let debug = format!("{:?}", ok(settings(plain, Some("s3cr3t-value"))));
         assert!(!debug.contains("s3cr3t-value"), "{debug}");
+    }
+
+    #[test]
+    fn a_consul_session_lock_needs_a_consul() {
+        let resolve = |consul: Option<&str>| {
+            let parsed: FileSettings =
+                serde_yaml_ng::from_str("repo: { url: /srv/repo }\nha: { lock: consul-session }\n")
+                    .unwrap_or_else(|e| panic!("{e}"));
+            Settings::from_file_settings(parsed, |k| {
+                (k == "CONSUL_HTTP_ADDR")
+                    .then(|| consul.map(str::to_string))
+                    .flatten()
+            })
+            .map(|s| s.ha.map(|ha| ha.kind))
+        };
+        assert!(resolve(None).is_err());
+        assert_eq!(
+            resolve(Some("127.0.0.1:8500")).ok(),
+            Some(Some(crate::ha::LockKind::ConsulSession))
+        );
     }
 
     #[test]

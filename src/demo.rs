@@ -345,6 +345,7 @@ fn demo_settings(options: &DemoOptions, repo: &Path, devstack: &Devstack) -> Set
         s3: None,
         notifications: drover::notify::settings::NotifySettings::default(),
         probes: Default::default(),
+        ha: None,
     }
 }
 

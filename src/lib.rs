@@ -20,6 +20,7 @@ pub mod controller;
 pub mod desired;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod ha;
 pub mod health;
 pub mod import;
 pub mod live;

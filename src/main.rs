@@ -492,14 +492,20 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
 
 async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let settings = Settings::load(&args.config)?;
-    let running = drover::controller::runtime::start(settings, CancellationToken::new()).await?;
+    let shutdown = CancellationToken::new();
+    let running = drover::controller::runtime::start(settings, shutdown.clone()).await?;
     println!(
         "drover is serving its status page on http://{}/",
         running.web_addr
     );
-    tokio::signal::ctrl_c()
-        .await
-        .context("waiting for Ctrl-C")?;
+    tokio::select! {
+        signal = tokio::signal::ctrl_c() => signal.context("waiting for Ctrl-C")?,
+        // Only a lost leader lock cancels from inside: exit 3 so a supervisor restarts a follower.
+        () = shutdown.cancelled() => {
+            running.stop().await;
+            return Ok(ExitCode::from(3));
+        }
+    }
     running.stop().await;
     Ok(ExitCode::SUCCESS)
 }
@@ -915,6 +921,14 @@ fn status_lines(
     for problem in &repo.problems {
         out.push(format!("! {problem}"));
     }
+    let leadership = drover::ha::Leadership {
+        role: repo.role,
+        this_replica: None,
+        leader: repo.leader.clone(),
+    };
+    if let Some(role) = drover::web::page::role_line(&leadership) {
+        out.push(format!("! {role}"));
+    }
     out.push(format!(
         "{:<24} {:<12} {:<12} {:<14} PHASE",
         "APP", "SYNC", "HEALTH", "REVISION"
@@ -1090,11 +1104,14 @@ mod tests {
             git_error: source.last_error.clone(),
             git_failing_since: Some(1_800_000_000 - 600),
             changes_enabled: true,
+            role: drover::ha::Role::Follower,
+            leader: Some("10.0.0.7:8080".into()),
         };
         let text = status_lines(&[app], &source, &repo, now).join("\n");
         for expected in [
             "! Git fetch failing (failing since 2027-01-15T07:50:00Z, 10m ago): no repository at this path",
             "! prune refused: 3 of 4 apps left Git",
+            "! follower (read-only): the leader is 10.0.0.7:8080; changes are made there",
             "    last sync: failed 2027-01-15T07:57:00Z (3m ago) in 1.5 s at 0123456789ab",
             "    drift: update nomad_job/default/web (live_changed, changed in the cluster)",
             "    probe home (http) http://web/: Degraded 503 in 12 ms",

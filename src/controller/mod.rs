@@ -91,6 +91,8 @@ pub struct Context {
     pub metrics: Metrics,
     /// The apps' probes and their latest results (the status derivation reads them).
     pub probes: probes::ProbeRunner,
+    /// Whether this replica leads (`ha:`); only a leader writes to the cluster or notifies.
+    pub leadership: watch::Sender<crate::ha::Leadership>,
 }
 
 impl Context {
@@ -118,7 +120,13 @@ impl Context {
             alerts: crate::notify::AlertLog::default(),
             metrics,
             probes: probes::ProbeRunner::new(crate::health::probes::ProbeClients::system()),
+            leadership: watch::Sender::new(crate::ha::Leadership::single()),
         }
+    }
+
+    /// Whether this replica may write to the cluster and send notifications now.
+    pub fn leads(&self) -> bool {
+        self.leadership.borrow().leads()
     }
 
     /// The same context with probes trusting `clients`' roots (drover.yaml's `probes.ca_file`).

@@ -167,6 +167,7 @@ pub async fn reconcile(
         Err(diagnostics) => return invalid_spec(ctx, loaded, revision, diagnostics, memory).await,
     };
     let app = &*app;
+    let mode = on_this_replica(mode, ctx.leads());
     ctx.live.want_config_kinds(declared.config_entry_kinds());
     let live = ctx.live.snapshot();
     if !live.ready() {
@@ -236,6 +237,13 @@ pub async fn reconcile(
         run_post_sync(ctx, app, &mut status, memory).await;
     }
     publish(ctx, status, plan, report, facts, memory)
+}
+
+/// The mode a cycle runs in on this replica: a follower's (`ha:`) plans like a dry run and writes
+/// nothing (no apply, prune, hook or sync record), whatever woke it; a removed app keeps its
+/// emptied desired state, so the follower shows what the leader prunes.
+fn on_this_replica(mode: Mode, leads: bool) -> Mode {
+    if leads { mode } else { Mode::DryRun }
 }
 
 /// Count the resources the server newly confirmed drifted (changed, stopped or deleted behind
@@ -1409,6 +1417,14 @@ mod tests {
         assert!(exceeded(1, 3, 0.5));
         assert!(exceeded(0, 2, 0.5));
         assert!(!exceeded(1, 3, 0.8));
+    }
+
+    #[test]
+    fn a_follower_plans_every_mode_as_a_dry_run_and_a_leader_keeps_it() {
+        for mode in [Mode::Auto, Mode::Manual, Mode::DryRun, Mode::Removed] {
+            assert_eq!(on_this_replica(mode, true), mode);
+            assert_eq!(on_this_replica(mode, false), Mode::DryRun);
+        }
     }
 
     #[test]

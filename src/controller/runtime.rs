@@ -30,6 +30,9 @@ pub enum StartError {
     /// The probes' CA file (`probes.ca_file`) could not be used.
     #[error(transparent)]
     Probes(#[from] crate::health::probes::TrustError),
+    /// `ha.lock: consul-session` without a Consul.
+    #[error("ha.lock consul-session needs a Consul: set CONSUL_HTTP_ADDR")]
+    NoConsulForLock,
     /// The web listener could not bind.
     #[error("cannot listen on {addr}")]
     Listen {
@@ -122,6 +125,30 @@ pub async fn start(settings: Settings, shutdown: CancellationToken) -> Result<Ru
     let ctx = ctx.with_probe_clients(crate::health::probes::ProbeClients::new(
         settings.probes.ca_file.as_deref(),
     )?);
+    // HA: every replica starts as a follower (reads, plans, serves; writes nothing) and the
+    // lock task flips it to leader when it takes the lock.
+    let leadership = match &settings.ha {
+        Some(ha) => {
+            let holder =
+                crate::ha::holder_id(ha.advertise.as_deref(), web_addr, |k| std::env::var(k).ok());
+            ctx.leadership
+                .send_replace(crate::ha::Leadership::follower(&holder));
+            tracing::info!(path = %ha.path, %holder, "following until this replica takes the leader lock");
+            let lock = crate::ha::LeaderLock::new(
+                settings.nomad.clone(),
+                settings.consul.clone(),
+                ha.clone(),
+            )
+            .ok_or(StartError::NoConsulForLock)?;
+            Some(tokio::spawn(lock.run(
+                holder,
+                ctx.store.clone(),
+                ctx.leadership.clone(),
+                shutdown.clone(),
+            )))
+        }
+        None => None,
+    };
     let source = GitSource::open(settings.source.clone(), &settings.data_dir.join("mirror"))?;
     let watcher = Arc::new(SourceWatcher::spawn_with_metrics(
         source.clone(),
@@ -131,7 +158,7 @@ pub async fn start(settings: Settings, shutdown: CancellationToken) -> Result<Ru
     ));
 
     let (desired_tx, desired_rx) = watch::channel(None::<DesiredRevision>);
-    let mut tasks = Vec::new();
+    let mut tasks: Vec<JoinHandle<()>> = leadership.into_iter().collect();
     tasks.push(tokio::spawn(publish_refused_commits(
         ctx.clone(),
         watcher.subscribe(),
@@ -210,7 +237,12 @@ pub async fn start(settings: Settings, shutdown: CancellationToken) -> Result<Ru
     .nest(
         crate::web::webhook::WEBHOOK_PATH,
         crate::web::webhook::router(settings.web.webhook_secret.clone(), watcher.clone()),
-    );
+    )
+    // Webhooks included: a follower (`ha:`) refuses every change with 503 naming the leader.
+    .layer(axum::middleware::from_fn_with_state(
+        ctx.leadership.subscribe(),
+        crate::web::follower::refuse_changes,
+    ));
     let stop = shutdown.clone();
     tasks.push(tokio::spawn(async move {
         let served = axum::serve(listener, app)

@@ -98,6 +98,7 @@ async fn run(
     shutdown: CancellationToken,
 ) {
     let mut live_changes = ctx.live.subscribe();
+    let mut leadership = ctx.leadership.subscribe();
     let mut tasks: BTreeMap<String, JoinHandle<()>> = BTreeMap::new();
     let removals = watch::Sender::new(None::<Arc<RemovalVerdict>>);
     let mut revision_changed = true;
@@ -132,6 +133,12 @@ async fn run(
                 // the cache (the others skip the wake); removed apps retry a pending prune.
                 handle.wake_all();
                 revision_changed = false;
+            }
+            // Took the lock (`ha:`): decide again on the restored state and wake every app, which
+            // now writes.
+            changed = leadership.changed() => {
+                if changed.is_err() { break }
+                revision_changed = true;
             }
         }
     }
@@ -209,8 +216,9 @@ async fn app_task(
     // What the last reconcile saw; a wake that changes none of it is skipped (the requeue timer
     // and manual syncs always run).
     let mut last_seen: Option<String> = None;
-    // The revision at which this app, having left Git, was kept: wakes skip it until the next.
-    let mut kept_at: Option<String> = None;
+    // The revision at which this app, having left Git, was kept, and whether this replica led
+    // then: wakes skip it until either changes.
+    let mut kept_at: Option<(String, bool)> = None;
     // The last reconcile's status, before the probes' latest results are merged in: a probe's
     // change re-publishes it with them, without another cycle.
     let mut last_status: Option<AppStatus> = None;
@@ -237,14 +245,15 @@ async fn app_task(
                 return;
             }
             let manual = take_manual(&handle);
-            if !timer && !manual && kept_at.as_ref() == Some(&verdict.revision) {
+            let kept = (verdict.revision.clone(), ctx.leads());
+            if !timer && !manual && kept_at.as_ref() == Some(&kept) {
                 continue;
             }
             last_seen = None;
             let permit = ctx.permits.clone().acquire_owned().await;
             let removal = reconcile_removed(&ctx, &name, &verdict, &pins, &mut memory).await;
             drop(permit);
-            kept_at = (removal == Removal::Kept).then(|| verdict.revision.clone());
+            kept_at = (removal == Removal::Kept).then_some(kept);
             deadline = tokio::time::Instant::now()
                 + match removal {
                     Removal::Gone => return,
@@ -365,7 +374,8 @@ fn left_git(desired: &watch::Receiver<Option<DesiredRevision>>, app: &str) -> bo
 /// the live stubs of its resources and the health of the apps it depends on.
 fn observed(ctx: &Context, loaded: &LoadedApp, revision: &str, pin: Option<&str>) -> String {
     use std::fmt::Write as _;
-    let mut seen = format!("{revision}|{pin:?}");
+    // A follower that takes the lock must act on facts it only planned on before.
+    let mut seen = format!("{revision}|{pin:?}|leads={}", ctx.leads());
     let live = ctx.live.snapshot();
     let _ = write!(seen, "|ready={}", live.ready());
     let mut stub_of = |id: &ResourceId| match id.kind {

@@ -202,6 +202,10 @@ fn dispatch(
         .collect();
     targets.sort();
     targets.dedup();
+    // A follower (`ha:`) records and shows the alert; only the leader delivers it.
+    if !ctx.leads() {
+        targets.clear();
+    }
     let record = AlertRecord {
         id: 0,
         trigger: key.trigger,

@@ -11,6 +11,15 @@ pub struct ApiError {
     pub error: String,
 }
 
+/// What a follower (`ha:`) answers a change with, as a `503`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FollowerRefusal {
+    /// Why, naming the leader.
+    pub error: String,
+    /// The leader's holder id (its listen address), unknown during a takeover.
+    pub leader: Option<String>,
+}
+
 /// `POST /api/v1/apps/:name/sync`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SyncRequested {
@@ -117,4 +126,15 @@ pub struct RepoView {
     /// its buttons otherwise. (Absent from an older drover's answer.)
     #[serde(default)]
     pub changes_enabled: bool,
+    /// `leader` or `follower` (`ha:`); a single drover is its own leader. (Absent from an older
+    /// drover's answer.)
+    #[serde(default = "leader_role")]
+    pub role: crate::ha::Role,
+    /// The leader's holder id (its listen address) under `ha:`, when known.
+    #[serde(default)]
+    pub leader: Option<String>,
+}
+
+fn leader_role() -> crate::ha::Role {
+    crate::ha::Role::Leader
 }

@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod follower;
 pub mod guard;
 pub mod page;
 pub mod stream;
@@ -314,12 +315,15 @@ async fn source_status(State(state): State<WebState>) -> Json<api::SourceView> {
 async fn repo_status(State(state): State<WebState>) -> Json<api::RepoView> {
     let repo = state.ctx.repo.borrow().clone();
     let source = state.source.subscribe().borrow().clone();
+    let leadership = state.ctx.leadership.borrow().clone();
     Json(api::RepoView {
         revision: repo.revision,
         problems: repo.problems,
         git_error: source.last_error,
         git_failing_since: source.failing_since.map(secs),
         changes_enabled: state.auth.changes_enabled(),
+        role: leadership.role,
+        leader: leadership.leader,
     })
 }
 
@@ -416,7 +420,8 @@ async fn style() -> Response {
 fn repo_summary(state: &WebState, now: SystemTime) -> page::RepoSummary {
     let source = state.source.subscribe().borrow().clone();
     let problems = state.ctx.repo.borrow().problems.clone();
-    page::RepoSummary::new(
+    let leadership = state.ctx.leadership.borrow().clone();
+    let mut summary = page::RepoSummary::new(
         state.source.source().display_url(),
         source
             .revision
@@ -426,7 +431,9 @@ fn repo_summary(state: &WebState, now: SystemTime) -> page::RepoSummary {
         source.failing_since,
         &problems,
         now,
-    )
+    );
+    summary.role = page::role_line(&leadership);
+    summary
 }
 
 /// The commits `ids` name, through the cache (a Git read only for a commit not seen yet).

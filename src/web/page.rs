@@ -255,6 +255,22 @@ pub struct RepoSummary {
     /// Banner lines: Git fetch failing (since when), the head revision's problems (invalid,
     /// prune refused).
     pub problems: Vec<String>,
+    /// On a follower (`ha:`): that it follows and who leads (the header shows it).
+    #[serde(default)]
+    pub role: Option<String>,
+}
+
+/// The header's line for a follower (`ha:`); `None` on a leader or a single drover.
+pub fn role_line(leadership: &crate::ha::Leadership) -> Option<String> {
+    if leadership.leads() {
+        return None;
+    }
+    Some(match &leadership.leader {
+        Some(leader) => {
+            format!("follower (read-only): the leader is {leader}; changes are made there")
+        }
+        None => "follower (read-only): no leader holds the lock right now".into(),
+    })
 }
 
 impl RepoSummary {
@@ -283,6 +299,7 @@ impl RepoSummary {
             revision: head.map(|(id, _)| short(id)),
             subject: head.map(|(_, subject)| subject.to_string()),
             problems,
+            role: None,
         }
     }
 }

@@ -186,6 +186,7 @@ impl TestEnv {
             s3: None,
             notifications: drover::notify::settings::NotifySettings::default(),
             probes: Default::default(),
+            ha: None,
         }
     }
 
