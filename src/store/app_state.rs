@@ -28,6 +28,11 @@ impl ChangeFeed {
         self.wake.notify_one();
     }
 
+    /// Make the next [`changed`](Self::changed) return at once, with no app marked.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
     /// Wait until an app is marked (returns at once if one was marked since the last wait).
     pub async fn changed(&self) {
         self.wake.notified().await;
