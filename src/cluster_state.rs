@@ -95,6 +95,31 @@ pub enum ClusterStateError {
     Store(#[from] StoreError),
 }
 
+/// `cluster_state:` in drover.yaml.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterStateFile {
+    /// The Nomad variable prefix of the records (default `drover/state`).
+    #[serde(default)]
+    pub prefix: Option<String>,
+}
+
+impl ClusterStateFile {
+    /// The prefix to use; the block is an error without `ha:` (it would do nothing).
+    pub fn resolve(file: Option<ClusterStateFile>, ha: bool) -> Result<StatePrefix, String> {
+        match file {
+            None => Ok(StatePrefix::default()),
+            Some(_) if !ha => {
+                Err("cluster_state needs ha: (only an HA leader keeps state in the cluster)".into())
+            }
+            Some(file) => match file.prefix {
+                None => Ok(StatePrefix::default()),
+                Some(prefix) => StatePrefix::new(&prefix).map_err(|e| e.to_string()),
+            },
+        }
+    }
+}
+
 /// Where records live: `<prefix>/apps/<escaped app>` and `<prefix>/meta`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StatePrefix(String);
@@ -686,6 +711,27 @@ mod tests {
             assert!(StatePrefix::new(bad).is_err(), "{bad:?}");
         }
         assert!(StatePrefix::new(&"p".repeat(60)).is_err());
+    }
+
+    #[test]
+    fn cluster_state_in_drover_yaml_needs_ha_and_a_valid_prefix() {
+        let load = |extra: &str| {
+            let yaml = format!("repo: {{ url: /srv/repo }}\n{extra}");
+            crate::config::FileSettings::parse(&yaml, "drover.yaml")
+                .map_err(|e| e.to_string())
+                .and_then(|file| {
+                    crate::config::Settings::from_file_settings(file, |_| None)
+                        .map_err(|e| e.to_string())
+                })
+        };
+        let ha = "ha: { lock: nomad-variable }\n";
+        assert_eq!(load(ha).unwrap().cluster_state, StatePrefix::default());
+        let custom = load(&format!("{ha}cluster_state: {{ prefix: team-a/drover }}\n")).unwrap();
+        assert_eq!(custom.cluster_state.as_str(), "team-a/drover");
+        let alone = load("cluster_state: { prefix: x }\n").unwrap_err();
+        assert!(alone.contains("cluster_state needs ha:"), "{alone}");
+        let bad = load(&format!("{ha}cluster_state: {{ prefix: 'a b' }}\n")).unwrap_err();
+        assert!(bad.contains("Nomad variable paths allow only"), "{bad}");
     }
 
     #[test]

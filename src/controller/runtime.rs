@@ -30,6 +30,9 @@ pub enum StartError {
     /// The probes' CA file (`probes.ca_file`) could not be used.
     #[error(transparent)]
     Probes(#[from] crate::health::probes::TrustError),
+    /// HA: the leader's state could not be read from the cluster.
+    #[error("restoring the leader's state from the cluster")]
+    ClusterState(#[from] crate::cluster_state::ClusterStateError),
     /// Shut down while waiting for the leader lock.
     #[error("stopped before becoming the leader")]
     Stopped,
@@ -138,6 +141,20 @@ pub async fn start(settings: Settings, shutdown: CancellationToken) -> Result<Ru
     let ctx = ctx.with_probe_clients(crate::health::probes::ProbeClients::new(
         settings.probes.ca_file.as_deref(),
     )?);
+    // HA: the cluster's markers, ownership, pins and hooks replace the local ones before anything
+    // plans; the mirror copies each change back while this replica leads.
+    let state_mirror = match &settings.ha {
+        Some(_) => Some(
+            crate::cluster_state::take_over(
+                &ctx.store,
+                &ctx.nomad,
+                settings.cluster_state.clone(),
+                shutdown.clone(),
+            )
+            .await?,
+        ),
+        None => None,
+    };
     let source = GitSource::open(settings.source.clone(), &settings.data_dir.join("mirror"))?;
     let watcher = Arc::new(SourceWatcher::spawn_with_metrics(
         source.clone(),
@@ -147,7 +164,7 @@ pub async fn start(settings: Settings, shutdown: CancellationToken) -> Result<Ru
     ));
 
     let (desired_tx, desired_rx) = watch::channel(None::<DesiredRevision>);
-    let mut tasks: Vec<JoinHandle<()>> = leadership.into_iter().collect();
+    let mut tasks: Vec<JoinHandle<()>> = leadership.into_iter().chain(state_mirror).collect();
     tasks.push(tokio::spawn(publish_refused_commits(
         ctx.clone(),
         watcher.subscribe(),
