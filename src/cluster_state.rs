@@ -13,6 +13,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use futures::{StreamExt as _, TryStreamExt as _};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -36,6 +37,9 @@ const FORMAT: &str = "drover-app-state/1";
 /// Retry delays after a failed copy (Nomad unreachable, a store error).
 const RETRY_MIN: Duration = Duration::from_millis(500);
 const RETRY_MAX: Duration = Duration::from_secs(30);
+
+/// Record reads in flight during a restore.
+const RESTORE_READS_AT_ONCE: usize = 8;
 
 /// CAS conflicts in a row on one app before it waits for the next round.
 const CONFLICT_ATTEMPTS: usize = 3;
@@ -320,32 +324,42 @@ pub async fn restore(
     if !initialized && listed.is_empty() {
         return Ok(Restored::default());
     }
-    let mut known = BTreeMap::new();
-    for listed in listed {
-        let path = listed.path;
-        let Some(app) = prefix.app_of(&path) else {
-            return Err(ClusterStateError::Unreadable {
-                path,
-                reason: "not an app record path drover writes".into(),
-            });
-        };
-        // Gone between the list and the read: deleted by its writer, so no state.
-        let Some(variable) = nomad
-            .read_variable(&namespace, &path)
-            .await
-            .map_err(nomad_error(&path))?
-        else {
-            continue;
-        };
-        let state = decode(&path, &variable.items)?;
-        known.insert(
-            app,
-            Known {
-                modify_index: variable.modify_index,
-                state,
-            },
-        );
-    }
+    // A few reads at once: a takeover with a thousand apps should not wait on each in turn.
+    let reads = futures::stream::iter(listed.into_iter().map(|listed| {
+        let namespace = &namespace;
+        async move {
+            let path = listed.path;
+            let Some(app) = prefix.app_of(&path) else {
+                return Err(ClusterStateError::Unreadable {
+                    path,
+                    reason: "not an app record path drover writes".into(),
+                });
+            };
+            // Gone between the list and the read: deleted by its writer, so no state.
+            let Some(variable) = nomad
+                .read_variable(namespace, &path)
+                .await
+                .map_err(nomad_error(&path))?
+            else {
+                return Ok(None);
+            };
+            let state = decode(&path, &variable.items)?;
+            Ok(Some((
+                app,
+                Known {
+                    modify_index: variable.modify_index,
+                    state,
+                },
+            )))
+        }
+    }))
+    .buffer_unordered(RESTORE_READS_AT_ONCE);
+    let known: BTreeMap<String, Known> = reads
+        .try_collect::<Vec<_>>()
+        .await?
+        .into_iter()
+        .flatten()
+        .collect();
     let states = known
         .iter()
         .map(|(app, k)| (app.clone(), k.state.clone()))

@@ -165,6 +165,14 @@ async fn the_next_leader_restores_pins_hooks_and_markers_and_repeats_no_write() 
         [("pre_sync", "default/seed")]
     );
 
+    // Records carry hashes of specs, never the specs (or any value in them).
+    for marker in web.markers.iter().chain(&db.markers) {
+        assert!(
+            marker.spec_hash.len() == 64 && marker.spec_hash.bytes().all(|b| b.is_ascii_hexdigit()),
+            "{marker:?}"
+        );
+    }
+
     // A fresh store restored from the cluster has the same rows.
     let fresh = Store::open_in_memory().unwrap_or_else(|e| panic!("{e}"));
     let restored = cluster_state::restore(&fresh, &nomad(&env), &StatePrefix::default())
