@@ -65,7 +65,8 @@ async fn run(pushes: usize) -> Result<Vec<Duration>, String> {
     env.start_drover_with(settings).await;
     env.wait_fetched(&first).await;
     for i in 0..APPS {
-        env.wait_synced_healthy(&format!("app{i}"), Some(&first)).await;
+        env.wait_synced_healthy(&format!("app{i}"), Some(&first))
+            .await;
     }
     let url = format!("{}/api/v1/webhooks/github", env.drover_url());
     let body = json!({
@@ -103,9 +104,10 @@ async fn run(pushes: usize) -> Result<Vec<Duration>, String> {
             return Err(format!("push {n}: webhook answered {}", response.status()));
         }
         loop {
-            let registered = log.entries_since(Some(System::Nomad), mark).iter().any(|e| {
-                e.object.as_deref() == Some(object.as_str()) && e.version.is_some()
-            });
+            let registered = log
+                .entries_since(Some(System::Nomad), mark)
+                .iter()
+                .any(|e| e.object.as_deref() == Some(object.as_str()) && e.version.is_some());
             if registered {
                 latencies.push(started.elapsed());
                 break;

@@ -84,6 +84,9 @@ pub struct FileSettings {
     /// High availability (`ha:`): absent means one process, as always.
     #[serde(default)]
     pub ha: Option<crate::ha::HaFile>,
+    /// Where an HA leader keeps its state in the cluster (`cluster_state: { prefix }`); needs `ha:`.
+    #[serde(default)]
+    pub cluster_state: Option<crate::cluster_state::ClusterStateFile>,
 }
 
 /// `probes:` — how app probes connect.
@@ -225,6 +228,8 @@ pub struct Settings {
     pub probes: ProbeSettings,
     /// Leader election among replicas; `None` runs a single process.
     pub ha: Option<crate::ha::HaSettings>,
+    /// The Nomad variable prefix of the leader's state (used only with `ha`).
+    pub cluster_state: crate::cluster_state::StatePrefix,
 }
 
 impl FileSettings {
@@ -365,6 +370,9 @@ impl Settings {
         .filter(|secret| !secret.is_empty())
         .map(crate::telemetry::Redacted);
         let notifications = file.notifications.resolve(&env)?;
+        let cluster_state =
+            crate::cluster_state::ClusterStateFile::resolve(file.cluster_state, file.ha.is_some())
+                .map_err(ConfigError::Invalid)?;
         Ok(Settings {
             source,
             data_dir,
@@ -380,6 +388,7 @@ impl Settings {
             notifications,
             probes: file.probes,
             ha,
+            cluster_state,
         })
     }
 }

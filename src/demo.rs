@@ -346,6 +346,7 @@ fn demo_settings(options: &DemoOptions, repo: &Path, devstack: &Devstack) -> Set
         notifications: drover::notify::settings::NotifySettings::default(),
         probes: Default::default(),
         ha: None,
+        cluster_state: Default::default(),
     }
 }
 

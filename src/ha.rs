@@ -455,7 +455,7 @@ impl LeaderLock {
     pub async fn run(
         self,
         holder: String,
-        store: crate::store::Store,
+        takeover: Takeover,
         leadership: watch::Sender<Leadership>,
         shutdown: CancellationToken,
     ) {
@@ -463,7 +463,7 @@ impl LeaderLock {
             let Some(id) = self.campaign(&holder, &leadership, &shutdown).await else {
                 return;
             };
-            if let Err(error) = restore_cluster_state(&store).await {
+            if let Err(error) = restore_cluster_state(&takeover, &shutdown).await {
                 // Leading without the previous leader's state could adopt or prune wrongly.
                 tracing::error!(%error, "took the leader lock but cannot restore the cluster state; releasing it");
                 if let Err(error) = self.release(&id).await {
@@ -522,13 +522,32 @@ impl LeaderLock {
     }
 }
 
-/// The state a leader needs (markers, ownership, pins, `once` hooks) as the previous leader left
-/// it, read into the local store right after taking the lock and before anything is applied.
-///
-/// TODO(cluster_state): a no-op until `crate::cluster_state` (h-hastate) lands; then call its
-/// restore-into-the-local-store function here. This is the only call site on the takeover path.
-pub async fn restore_cluster_state(store: &crate::store::Store) -> Result<(), HaError> {
-    let _ = store;
+/// What a new leader needs to take over: the store to fill and where the previous leader kept
+/// its state (`crate::cluster_state`).
+pub struct Takeover {
+    /// This replica's store.
+    pub store: crate::store::Store,
+    /// Nomad, where the state variables live.
+    pub nomad: crate::providers::nomad::NomadClient,
+    /// The variables' prefix.
+    pub prefix: crate::cluster_state::StatePrefix,
+}
+
+/// Right after taking the lock and before writing anything: the cluster's markers, ownership,
+/// pins and hooks replace the local ones, then a mirror copies each change back until
+/// `shutdown` (a step-down cancels it). The only call site on the takeover path.
+pub async fn restore_cluster_state(
+    takeover: &Takeover,
+    shutdown: &CancellationToken,
+) -> Result<(), crate::cluster_state::ClusterStateError> {
+    // The mirror ends with `shutdown`; nothing needs its handle.
+    let _mirror = crate::cluster_state::take_over(
+        &takeover.store,
+        &takeover.nomad,
+        takeover.prefix.clone(),
+        shutdown.clone(),
+    )
+    .await?;
     Ok(())
 }
 

@@ -15,6 +15,7 @@
 pub mod app_stack;
 pub mod apply;
 pub mod chart;
+pub mod cluster_state;
 pub mod config;
 pub mod controller;
 pub mod desired;

@@ -33,6 +33,9 @@ pub enum StartError {
     /// `ha.lock: consul-session` without a Consul.
     #[error("ha.lock consul-session needs a Consul: set CONSUL_HTTP_ADDR")]
     NoConsulForLock,
+    /// HA: the leader's state could not be read from the cluster.
+    #[error("restoring the leader's state from the cluster")]
+    ClusterState(#[from] crate::cluster_state::ClusterStateError),
     /// The web listener could not bind.
     #[error("cannot listen on {addr}")]
     Listen {
@@ -140,9 +143,14 @@ pub async fn start(settings: Settings, shutdown: CancellationToken) -> Result<Ru
                 ha.clone(),
             )
             .ok_or(StartError::NoConsulForLock)?;
+            let takeover = crate::ha::Takeover {
+                store: ctx.store.clone(),
+                nomad: ctx.nomad.clone(),
+                prefix: settings.cluster_state.clone(),
+            };
             Some(tokio::spawn(lock.run(
                 holder,
-                ctx.store.clone(),
+                takeover,
                 ctx.leadership.clone(),
                 shutdown.clone(),
             )))

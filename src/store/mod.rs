@@ -5,7 +5,7 @@
 //! the runtime. Times are stored as Unix milliseconds.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, OptionalExtension, params};
@@ -299,6 +299,8 @@ pub struct EventRecord {
 #[derive(Clone)]
 pub struct Store {
     conn: Arc<Mutex<Connection>>,
+    /// Told the app of every write to the cluster-kept tables, once someone asked for it (HA).
+    changes: Arc<OnceLock<Arc<ChangeFeed>>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -361,7 +363,21 @@ impl Store {
         migrate(&mut conn)?;
         Ok(Store {
             conn: Arc::new(Mutex::new(conn)),
+            changes: Arc::default(),
         })
+    }
+
+    /// The feed of apps whose cluster-kept state (markers, ownership, pin, `once` hooks, due
+    /// post_sync) changed; created on first call, shared by every clone of this store.
+    pub fn change_feed(&self) -> Arc<ChangeFeed> {
+        Arc::clone(self.changes.get_or_init(Arc::default))
+    }
+
+    /// Tell the feed, if there is one, that `app`'s cluster-kept state changed.
+    fn changed(&self, app: &str) {
+        if let Some(feed) = self.changes.get() {
+            feed.mark_dirty(app);
+        }
     }
 
     /// The schema version this build writes.
@@ -485,6 +501,7 @@ impl Store {
     /// Insert or replace the marker of `(marker.app, marker.resource)`.
     pub async fn set_marker(&self, marker: &Marker) -> Result<(), StoreError> {
         let m = marker.clone();
+        let app = marker.app.clone();
         let live_index = i64::try_from(m.live_index).map_err(|e| StoreError::Corrupt {
             what: "live index (above i64::MAX)",
             source: Box::new(e),
@@ -508,7 +525,9 @@ impl Store {
             .map_err(q("set marker"))?;
             Ok(())
         })
-        .await
+        .await?;
+        self.changed(&app);
+        Ok(())
     }
 
     /// The app's markers, by resource.
@@ -526,6 +545,7 @@ impl Store {
 
     /// Forget a resource's marker (after deleting it). Missing markers are fine.
     pub async fn delete_marker(&self, app: &str, resource: &ResourceId) -> Result<(), StoreError> {
+        let changed = app;
         let (app, resource) = (app.to_string(), resource.to_string());
         self.with(move |c| {
             c.execute(
@@ -535,15 +555,18 @@ impl Store {
             .map_err(q("delete marker"))?;
             Ok(())
         })
-        .await
+        .await?;
+        self.changed(changed);
+        Ok(())
     }
 
     /// Record that drover created `resource` for `app`, so it may prune it later. A resource has
     /// one owner: recording it for another app moves the ownership there (and logs it).
     pub async fn record_owned(&self, app: &str, resource: &ResourceId) -> Result<(), StoreError> {
+        let changed = app;
         let (app, resource) = (app.to_string(), resource.to_string());
         let now = to_millis(SystemTime::now());
-        self.with(move |c| {
+        let previous = self.with(move |c| {
             let tx = c.transaction().map_err(q("record owned"))?;
             let previous: Option<String> = tx
                 .query_row(
@@ -553,7 +576,8 @@ impl Store {
                 )
                 .optional()
                 .map_err(q("record owned"))?;
-            if let Some(previous) = previous.filter(|p| *p != app) {
+            let previous = previous.filter(|p| *p != app);
+            if let Some(previous) = &previous {
                 tracing::warn!(%resource, from = %previous, to = %app, "resource ownership moves");
             }
             tx.execute(
@@ -564,9 +588,16 @@ impl Store {
                 params![resource, app, now],
             )
             .map_err(q("record owned"))?;
-            tx.commit().map_err(q("record owned"))
+            tx.commit().map_err(q("record owned"))?;
+            Ok(previous)
         })
-        .await
+        .await?;
+        self.changed(changed);
+        // The app the resource moved away from lost an ownership row too.
+        if let Some(previous) = previous {
+            self.changed(&previous);
+        }
+        Ok(())
     }
 
     /// The resources drover created for `app`, sorted.
@@ -604,6 +635,7 @@ impl Store {
     /// Drop `app`'s ownership of `resource` (after it was deleted). Another app's ownership of
     /// the same resource is left alone.
     pub async fn forget_owned(&self, app: &str, resource: &ResourceId) -> Result<(), StoreError> {
+        let changed = app;
         let (app, resource) = (app.to_string(), resource.to_string());
         self.with(move |c| {
             c.execute(
@@ -613,7 +645,9 @@ impl Store {
             .map_err(q("forget owned"))?;
             Ok(())
         })
-        .await
+        .await?;
+        self.changed(changed);
+        Ok(())
     }
 
     /// Apps that own resources or have markers, sorted: an app among these that is no longer in
@@ -635,6 +669,7 @@ impl Store {
 
     /// Pin `app` to `revision` (rollback) until [`unpin`](Store::unpin); replaces an older pin.
     pub async fn pin(&self, app: &str, revision: &str) -> Result<(), StoreError> {
+        let changed = app;
         let (app, revision) = (app.to_string(), revision.to_string());
         let now = to_millis(SystemTime::now());
         self.with(move |c| {
@@ -647,19 +682,27 @@ impl Store {
             .map_err(q("pin"))?;
             Ok(())
         })
-        .await
+        .await?;
+        self.changed(changed);
+        Ok(())
     }
 
     /// Remove `app`'s pin; `true` if there was one.
     pub async fn unpin(&self, app: &str) -> Result<bool, StoreError> {
+        let changed = app;
         let app = app.to_string();
-        self.with(move |c| {
-            let n = c
-                .execute("DELETE FROM pins WHERE app = ?1", [app])
-                .map_err(q("unpin"))?;
-            Ok(n > 0)
-        })
-        .await
+        let removed = self
+            .with(move |c| {
+                let n = c
+                    .execute("DELETE FROM pins WHERE app = ?1", [app])
+                    .map_err(q("unpin"))?;
+                Ok(n > 0)
+            })
+            .await?;
+        if removed {
+            self.changed(changed);
+        }
+        Ok(removed)
     }
 
     /// The revision `app` is pinned to, if any.
@@ -684,6 +727,7 @@ impl Store {
         job: &str,
         revision: &str,
     ) -> Result<(), StoreError> {
+        let changed = app;
         let (app, phase, job, revision) = (
             app.to_string(),
             phase.to_string(),
@@ -700,7 +744,9 @@ impl Store {
             .map_err(q("record once hook"))?;
             Ok(())
         })
-        .await
+        .await?;
+        self.changed(changed);
+        Ok(())
     }
 
     /// The revision at which `app`'s `once: true` hook (phase, job) completed, if it did.
@@ -730,6 +776,7 @@ impl Store {
         app: &str,
         revision: Option<&str>,
     ) -> Result<(), StoreError> {
+        let changed = app;
         let (app, revision) = (app.to_string(), revision.map(str::to_string));
         let now = to_millis(SystemTime::now());
         self.with(move |c| {
@@ -745,7 +792,9 @@ impl Store {
             .map_err(q("post_sync due"))?;
             Ok(())
         })
-        .await
+        .await?;
+        self.changed(changed);
+        Ok(())
     }
 
     /// The revision of `app`'s sync whose post_sync hooks are due, if any.
@@ -1037,7 +1086,10 @@ pub(crate) fn rid(text: &str) -> ResourceId {
     ResourceId::parse(text).unwrap_or_else(|| panic!("not a resource ID: {text}"))
 }
 
+pub mod app_state;
 pub mod backup;
+
+pub use app_state::{AppState, ChangeFeed};
 
 #[cfg(test)]
 mod tests;

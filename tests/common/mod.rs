@@ -187,6 +187,7 @@ impl TestEnv {
             notifications: drover::notify::settings::NotifySettings::default(),
             probes: Default::default(),
             ha: None,
+            cluster_state: Default::default(),
         }
     }
 

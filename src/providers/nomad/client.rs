@@ -557,7 +557,7 @@ impl NomadClient {
     }
 
     /// Send with retries (exponential backoff with jitter) on transient errors only.
-    async fn send<T: DeserializeOwned>(
+    pub(super) async fn send<T: DeserializeOwned>(
         &self,
         method: Method,
         path: &str,
@@ -574,7 +574,7 @@ impl NomadClient {
             .await
     }
 
-    async fn send_empty(
+    pub(super) async fn send_empty(
         &self,
         method: Method,
         path: &str,
