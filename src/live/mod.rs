@@ -26,13 +26,18 @@ use pacing::watch_loop;
 /// `(namespace, id)`.
 pub type Key = (String, String);
 
+/// The snapshot's maps: cloning one shares its nodes, so each event or bucket read makes a new
+/// snapshot in O(log N) instead of copying every job, entry and bucket (at 1,000 apps that copy
+/// was most of drover's CPU time during a first sync).
+pub type PersistentMap<K, V> = imbl::HashMap<K, V>;
+
 /// What the watchers last saw.
 #[derive(Debug, Clone, Default)]
 pub struct LiveSnapshot {
     /// Jobs in every namespace.
-    pub jobs: HashMap<Key, JobListStub>,
+    pub jobs: PersistentMap<Key, JobListStub>,
     /// CSI volumes in every namespace.
-    pub volumes: HashMap<Key, CsiVolumeStub>,
+    pub volumes: PersistentMap<Key, CsiVolumeStub>,
     /// The jobs list has completed once.
     pub jobs_ready: bool,
     /// The volumes list has completed once.
@@ -43,9 +48,9 @@ pub struct LiveSnapshot {
     pub volumes_index: u64,
     /// Per job, the index of the last allocation or deployment event (the event stream carries
     /// no job summary: this is what tells a reconcile that health may have moved).
-    pub job_activity: HashMap<Key, u64>,
+    pub job_activity: PersistentMap<Key, u64>,
     /// Consul config entries by `(kind, name)`, for the kinds in use.
-    pub config_entries: HashMap<Key, ConfigEntry>,
+    pub config_entries: PersistentMap<Key, ConfigEntry>,
     /// Config-entry kinds some app declares (each gets a watcher when Consul is configured).
     pub config_kinds_wanted: BTreeSet<String>,
     /// Config-entry kinds whose list has completed once.
@@ -56,7 +61,7 @@ pub struct LiveSnapshot {
     pub consul_configured: bool,
     /// Buckets by name as last read: `None` inside when the bucket does not exist. A bucket not
     /// in the map was never read.
-    pub buckets: HashMap<String, Option<BucketSettings>>,
+    pub buckets: PersistentMap<String, Option<BucketSettings>>,
     /// An S3 client is configured (`AWS_ENDPOINT_URL` and friends, or the demo's server).
     pub s3_configured: bool,
     /// The last watcher error, cleared by the next success.
