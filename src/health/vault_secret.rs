@@ -87,6 +87,13 @@ impl SecretChecks {
         SecretChecks { checks }
     }
 
+    /// Every requirement holds (or no Vault is configured, so none was read).
+    pub fn all_hold(&self) -> bool {
+        self.checks
+            .iter()
+            .all(|(_, verdict)| matches!(verdict, Verdict::Holds | Verdict::NoVault))
+    }
+
     /// The jobs of `app` that must not be registered now, each with the reasons: a job is
     /// blocked by every requirement one of its templates reads that does not hold (joined with
     /// `vault_secret` entries of the same path, whose keys count too). Without Vault nothing is
