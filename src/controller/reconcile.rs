@@ -861,7 +861,14 @@ async fn run_apply(
         }
     }
     if report.steps.iter().any(|s| s.result.wrote()) {
-        ctx.live.poke();
+        let written = report
+            .steps
+            .iter()
+            .filter(|s| s.result.wrote())
+            .filter(|s| matches!(s.id.kind, ResourceKind::NomadJob | ResourceKind::CsiVolume))
+            .map(|s| (s.id.scope.clone(), s.id.name.clone()))
+            .collect();
+        ctx.live.poke(written);
     }
     if writes {
         let result = sync_result(&report);
