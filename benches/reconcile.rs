@@ -31,8 +31,8 @@ use tokio_util::sync::CancellationToken;
 
 /// App counts measured (`DROVER_BENCH_SIZES=10,100,1000` measures others).
 const SIZES: [usize; 2] = [10, 50];
-/// The steady-state window.
-const STEADY_WINDOW: Duration = Duration::from_secs(10);
+/// The steady-state window: the idle minute.
+const STEADY_WINDOW: Duration = Duration::from_secs(60);
 /// Under `cargo test --benches` (no `--bench` argument): one small run that checks the same
 /// assertions quickly and writes no report.
 const SMOKE_SIZES: [usize; 1] = [3];
@@ -85,10 +85,12 @@ impl Phase {
 struct CycleCounter(Arc<AtomicU64>);
 
 impl CycleCounter {
-    fn spawn(&self, running: &Running, rt: &Runtime) {
+    /// Counts on the bench's own runtime (the caller's): reading all N statuses on each publish
+    /// is the bench's work, not drover's, and must not show in drover's CPU.
+    fn spawn(&self, running: &Running) {
         let mut rx = running.ctx.statuses.subscribe();
         let count = self.0.clone();
-        rt.spawn(async move {
+        tokio::spawn(async move {
             let mut seen: BTreeMap<String, SystemTime> = BTreeMap::new();
             loop {
                 for (name, status) in rx.borrow_and_update().iter() {
@@ -304,6 +306,7 @@ fn roomy_cluster() -> drover_devstack::seed::Seed {
 fn run_size(
     n: usize,
     window: Duration,
+    serve_defaults: bool,
     dev_rt: &Runtime,
     drover_rt: &Runtime,
     main_rt: &Runtime,
@@ -366,11 +369,20 @@ fn run_size(
     let settings_with_s3 = |env: &TestEnv| {
         let mut settings = env.settings();
         settings.s3 = Some(s3_config.clone());
+        if serve_defaults {
+            // What `drover serve` runs with unless told otherwise: the tests' 2 s resync
+            // re-reads every app's secret and bucket 500 times a second at 1,000 apps, which no
+            // user would set. The smoke keeps the tests' intervals, so its window sees resyncs.
+            let defaults = drover::controller::ControllerSettings::default();
+            settings.controller.resync_interval = defaults.resync_interval;
+            settings.controller.progress_interval = defaults.progress_interval;
+        }
         settings
     };
     let settings = settings_with_s3(&bench.env);
     let resync_interval = settings.controller.resync_interval;
     let tuning = json!({
+        "serve_defaults": serve_defaults,
         "concurrency": settings.controller.concurrency,
         "resync_interval_ms": settings.controller.resync_interval.as_millis() as u64,
         "progress_interval_ms": settings.controller.progress_interval.as_millis() as u64,
@@ -388,7 +400,7 @@ fn run_size(
             .await
             .unwrap_or_else(|e| panic!("drover task: {e}"))
             .unwrap_or_else(|e| panic!("drover: {e:?}"));
-        bench.cycles.spawn(&running, drover_rt);
+        bench.cycles.spawn(&running);
         bench.running = Some(running);
         bench
             .wait_all("Synced", |s| {
@@ -466,19 +478,31 @@ fn run_size(
             ));
         }
         let resyncs = window.as_millis() / resync_interval.as_millis().max(1) + 1;
+        // At least one read per app only when the window holds a whole resync interval (the
+        // smoke's 2 s); with `drover serve`'s 3 minutes a quiet minute may read nothing.
+        let least = u64::from(window >= resync_interval);
         for app in &apps {
             let path = format!("/v1/nomad/data/default/{app}");
             let reads = steady.others.vault_reads.get(&path).copied().unwrap_or(0);
-            if reads == 0 || u128::from(reads) > resyncs {
+            if reads < least || u128::from(reads) > resyncs {
                 failures.push(format!(
-                    "N={n}: steady state read {path} {reads} time(s) in {window:?} (want 1..={resyncs}: one per resync of {resync_interval:?})"
+                    "N={n}: steady state read {path} {reads} time(s) in {window:?} (want {least}..={resyncs}: one per resync of {resync_interval:?})"
                 ));
             }
         }
-        if steady.others.vault_reads.len() != apps.len() {
+        let requirement_paths: Vec<String> = apps
+            .iter()
+            .map(|app| format!("/v1/nomad/data/default/{app}"))
+            .collect();
+        let other_paths: Vec<&String> = steady
+            .others
+            .vault_reads
+            .keys()
+            .filter(|path| !requirement_paths.contains(path))
+            .collect();
+        if !other_paths.is_empty() {
             failures.push(format!(
-                "N={n}: steady state read other Vault paths than the {n} requirements: {:?}",
-                steady.others.vault_reads.keys().collect::<Vec<_>>()
+                "N={n}: steady state read other Vault paths than the {n} requirements: {other_paths:?}"
             ));
         }
         // S3 has no watch: an unchanged cycle reads each bucket again, once per resync. A read
@@ -492,16 +516,21 @@ fn run_size(
         }
         for app in &apps {
             let heads = steady.s3.heads.get(app).copied().unwrap_or(0);
-            if heads == 0 || u128::from(heads) > resyncs {
+            if heads < least || u128::from(heads) > resyncs {
                 failures.push(format!(
-                    "N={n}: steady state read bucket {app} {heads} time(s) in {window:?} (want 1..={resyncs}: S3 has no watch, so one read per bucket per resync of {resync_interval:?})"
+                    "N={n}: steady state read bucket {app} {heads} time(s) in {window:?} (want {least}..={resyncs}: S3 has no watch, so one read per bucket per resync of {resync_interval:?})"
                 ));
             }
         }
-        if steady.s3.heads.len() != apps.len() {
+        let other_buckets: Vec<&String> = steady
+            .s3
+            .heads
+            .keys()
+            .filter(|bucket| !apps.contains(bucket))
+            .collect();
+        if !other_buckets.is_empty() {
             failures.push(format!(
-                "N={n}: steady state read other buckets than the {n} declared: {:?}",
-                steady.s3.heads.keys().collect::<Vec<_>>()
+                "N={n}: steady state read other buckets than the {n} declared: {other_buckets:?}"
             ));
         }
         let bucket_reads: u64 = steady.s3.heads.values().sum();
@@ -781,7 +810,7 @@ fn main() -> ExitCode {
     };
     for &n in sizes {
         eprintln!("reconcile bench: N={n} ...");
-        results.push(run_size(n, window, &dev_rt, &drover_rt, &main_rt));
+        results.push(run_size(n, window, full, &dev_rt, &drover_rt, &main_rt));
     }
     print_table(&results);
     for finding in results.iter().flat_map(|r| &r.findings) {

@@ -9,7 +9,7 @@ use backon::{BackoffBuilder, ExponentialBuilder};
 use super::status::{ChangeKind, Pending, Phase, SyncResult, Trigger};
 use super::{AppStatus, Context, ControllerSettings, ResourceStatus, SyncOutcome, SyncStatus};
 use crate::apply::{self, ApplyPolicy, ApplyReport, StepResult};
-use crate::desired::{App, HookPhase, LoadedApp, ResourceId, ResourceKind};
+use crate::desired::{App, HookPhase, LoadedApp, ResourceId, ResourceKind, SecretRequirement};
 use crate::health::{self, Assessment, Health};
 use crate::live::LiveSnapshot;
 use crate::plan::{self, AppliedMarker, Change, Owned, Plan};
@@ -43,6 +43,39 @@ pub struct AppMemory {
     prune_refused_at: Option<String>,
     /// The resources the last plan found drifted, so a drift is counted once, not each cycle.
     drifted: HashSet<ResourceId>,
+    /// The last Vault check of the app's requirements (see [`secrets_due`]).
+    secrets: Option<SecretsChecked>,
+}
+
+/// One Vault check of an app's requirements, and when it was made.
+#[derive(Debug, Clone)]
+struct SecretsChecked {
+    requirements: Vec<SecretRequirement>,
+    checks: health::vault_secret::SecretChecks,
+    at: tokio::time::Instant,
+}
+
+/// Whether a cycle must read its Vault requirements again rather than reuse the last check
+/// (Vault has no watch, so each read is a request). A cycle that may write, a manual sync, new
+/// requirements, a requirement that did not hold and a check a resync old read again; the
+/// progress cycles of an app converging and the cycles of unrelated wakes (another app's
+/// commit, an allocation moving) reuse it: at 1,000 apps they were most of drover's Vault reads.
+fn secrets_due(
+    last: Option<&SecretsChecked>,
+    requirements: &[SecretRequirement],
+    may_write: bool,
+    mode: Mode,
+    now: tokio::time::Instant,
+    max_age: Duration,
+) -> bool {
+    let Some(last) = last else {
+        return true;
+    };
+    may_write
+        || mode == Mode::Manual
+        || last.requirements != requirements
+        || !last.checks.all_hold()
+        || now.saturating_duration_since(last.at) >= max_age
 }
 
 /// The retry state after a failed cycle: transient failures back off (with jitter), permanent
@@ -209,13 +242,36 @@ pub async fn reconcile(
     if mode != Mode::DryRun {
         count_new_drift(ctx, &plan, memory);
     }
-    // Preflight: every Vault requirement, one read each per cycle; a job whose requirement does
+    // Preflight: every Vault requirement, one read each when due; a job whose requirement does
     // not hold is not registered this cycle, while the rest of the app syncs.
     let requirements = match mode {
         Mode::Removed => &[][..],
         _ => loaded.secret_requirements(),
     };
-    let secrets = health::vault_secret::check(ctx.vault.as_ref(), requirements).await;
+    let now = tokio::time::Instant::now();
+    let max_age = ctx.settings.resync_interval;
+    let reuse = memory.secrets.as_ref().filter(|last| {
+        !secrets_due(
+            Some(last),
+            requirements,
+            wants_apply(&plan),
+            mode,
+            now,
+            max_age,
+        )
+    });
+    let secrets = match reuse {
+        Some(last) => last.checks.clone(),
+        None => {
+            let checks = health::vault_secret::check(ctx.vault.as_ref(), requirements).await;
+            memory.secrets = Some(SecretsChecked {
+                requirements: requirements.to_vec(),
+                checks: checks.clone(),
+                at: now,
+            });
+            checks
+        }
+    };
     let checked = Checked {
         live: &live,
         secrets: &secrets,
@@ -813,7 +869,14 @@ async fn run_apply(
         }
     }
     if report.steps.iter().any(|s| s.result.wrote()) {
-        ctx.live.poke();
+        let written = report
+            .steps
+            .iter()
+            .filter(|s| s.result.wrote())
+            .filter(|s| matches!(s.id.kind, ResourceKind::NomadJob | ResourceKind::CsiVolume))
+            .map(|s| (s.id.scope.clone(), s.id.name.clone()))
+            .collect();
+        ctx.live.poke(written);
     }
     if writes {
         let result = sync_result(&report);
@@ -1698,6 +1761,62 @@ mod tests {
         ];
         assert_eq!(app_health(&resources, Health::Unknown), Health::Healthy);
         assert_eq!(app_health(&[], Health::Unknown), Health::Unknown);
+    }
+
+    #[test]
+    fn vault_is_read_again_only_when_a_cycle_may_write_is_manual_or_the_check_is_stale() {
+        use health::vault_secret::{SecretChecks, Verdict};
+        let requirement = |path: &str| SecretRequirement {
+            path: path.to_string(),
+            keys: BTreeSet::from(["KEY".to_string()]),
+            required_by: Vec::new(),
+        };
+        let wanted = vec![requirement("nomad/data/default/web")];
+        let at = tokio::time::Instant::now();
+        let resync = Duration::from_secs(180);
+        let checked = |verdict: Verdict| SecretsChecked {
+            requirements: wanted.clone(),
+            checks: SecretChecks::from_verdicts(vec![(wanted[0].clone(), verdict)]),
+            at,
+        };
+        let holds = checked(Verdict::Holds);
+        let due = |last: Option<&SecretsChecked>, write: bool, mode: Mode, after: Duration| {
+            secrets_due(last, &wanted, write, mode, at + after, resync)
+        };
+        let soon = Duration::from_secs(1);
+        assert!(due(None, false, Mode::Auto, soon), "never checked");
+        assert!(
+            !due(Some(&holds), false, Mode::Auto, soon),
+            "a progress cycle reuses it"
+        );
+        assert!(
+            !due(Some(&holds), false, Mode::Auto, resync - soon),
+            "not yet a resync old"
+        );
+        assert!(due(Some(&holds), false, Mode::Auto, resync), "a resync old");
+        assert!(
+            due(Some(&holds), true, Mode::Auto, soon),
+            "a cycle that may write"
+        );
+        assert!(
+            due(Some(&holds), false, Mode::Manual, soon),
+            "a manual sync"
+        );
+        let lacks = checked(Verdict::Lacks("lacks KEY".into()));
+        assert!(
+            due(Some(&lacks), false, Mode::Auto, soon),
+            "a requirement that did not hold"
+        );
+        let unchecked = checked(Verdict::Unchecked("sealed".into()));
+        assert!(
+            due(Some(&unchecked), false, Mode::Auto, soon),
+            "a read that failed"
+        );
+        let other = [requirement("nomad/data/default/api")];
+        assert!(
+            secrets_due(Some(&holds), &other, false, Mode::Auto, at + soon, resync),
+            "other requirements"
+        );
     }
 
     #[test]

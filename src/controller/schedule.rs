@@ -1,7 +1,7 @@
 //! The controller loop: one task per app (never two reconciles of one app at once), woken by a
 //! new revision, a live change, a manual sync or its own requeue timer; a concurrency limit.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -15,6 +15,7 @@ use super::removal::{Removal, RemovalVerdict, reconcile_removed};
 use super::status::Phase;
 use super::{AppStatus, Context};
 use crate::desired::{self, LoadedApp, ResourceId};
+use crate::live::{Key, Touched};
 
 use crate::desired::{DesiredRevision, PinnedRevisions, RevisionReader};
 
@@ -31,6 +32,9 @@ struct AppHandle {
     manual: Arc<Mutex<bool>>,
     /// False while the app has left Git (its task prunes it): no manual sync then.
     in_git: Arc<AtomicBool>,
+    /// The jobs and volumes whose live changes can change this app's reconcile (see
+    /// [`interest`]); `None`: every change (not yet known, invalid, dependencies, removed).
+    interest: Arc<Mutex<Option<HashSet<Key>>>>,
 }
 
 impl ControllerHandle {
@@ -60,14 +64,20 @@ impl ControllerHandle {
         matches!(tokio::time::timeout(limit, loaded).await, Ok(Ok(_)))
     }
 
-    /// Wake every app now.
-    pub fn wake_all(&self) {
+    /// Wake the apps a live change concerns (all when `touched.all`).
+    fn wake_touched(&self, touched: &Touched) {
         let apps = match self.apps.lock() {
             Ok(a) => a,
             Err(p) => p.into_inner(),
         };
         for handle in apps.values() {
-            handle.wake.notify_one();
+            let concerned = match handle.interest.lock() {
+                Ok(interest) => touched.concerns(interest.as_ref()),
+                Err(_) => true,
+            };
+            if concerned {
+                handle.wake.notify_one();
+            }
         }
     }
 }
@@ -130,8 +140,8 @@ async fn run(
             changed = live_changes.changed() => {
                 if changed.is_err() { break }
                 // Drift or progress in the cluster: apps whose resources changed re-check from
-                // the cache (the others skip the wake); removed apps retry a pending prune.
-                handle.wake_all();
+                // the cache; removed apps retry a pending prune.
+                handle.wake_touched(&ctx.live.take_touched());
                 revision_changed = false;
             }
             // Took the lock (`ha:`): decide again on the restored state and wake every app, which
@@ -179,6 +189,7 @@ fn on_revision(
                 wake: Arc::new(Notify::new()),
                 manual: Arc::new(Mutex::new(false)),
                 in_git: Arc::new(AtomicBool::new(true)),
+                interest: Arc::default(),
             };
             apps.insert(name.clone(), app_handle.clone());
             let task = tokio::spawn(app_task(
@@ -222,6 +233,8 @@ async fn app_task(
     // The last reconcile's status, before the probes' latest results are merged in: a probe's
     // change re-publishes it with them, without another cycle.
     let mut last_status: Option<AppStatus> = None;
+    // The app's pin and the head revision it was read at.
+    let mut pin_read: Option<(String, Option<String>)> = None;
     loop {
         let timer = tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -233,6 +246,7 @@ async fn app_task(
             continue;
         };
         if head.app(&name).is_none() {
+            set_interest(&handle, None);
             ctx.probes.stop(&name);
             last_status = None;
             let verdict = removals.borrow().clone();
@@ -265,7 +279,17 @@ async fn app_task(
             continue;
         }
         kept_at = None;
-        let pin = ctx.store.pinned(&name).await.ok().flatten();
+        // Pins change only through rollback and unpin, which ask for a (manual) sync: a wake
+        // from the cluster reuses the pin read at this revision.
+        let manual_pending = handle.manual.lock().map(|m| *m).unwrap_or(true);
+        let pin = match &pin_read {
+            Some((at, pin)) if !timer && !manual_pending && *at == head.revision.id => pin.clone(),
+            _ => {
+                let pin = ctx.store.pinned(&name).await.ok().flatten();
+                pin_read = Some((head.revision.id.clone(), pin.clone()));
+                pin
+            }
+        };
         let source = match (&pin, &pins) {
             (Some(rev), Some(reader)) if !head.revision.id.starts_with(rev.as_str()) => {
                 match pinned.load(reader, rev).await {
@@ -288,6 +312,7 @@ async fn app_task(
         let Some(loaded) = source.app(&name).or_else(|| head.app(&name)).cloned() else {
             return;
         };
+        set_interest(&handle, interest(&loaded));
         // Probes run from the last revision of the app that loads.
         if let Ok(app) = &loaded.result {
             ctx.probes
@@ -353,6 +378,35 @@ fn republish_probes(
     ctx.publish_unless(status, || left_git(desired, name));
 }
 
+/// The jobs and volumes whose live changes can change a reconcile of `loaded` (what
+/// [`observed`] reads); `None` for every change: an invalid app shows what it last applied,
+/// and an app with dependencies re-checks their health on any wake.
+fn interest(loaded: &LoadedApp) -> Option<HashSet<Key>> {
+    let app = loaded.result.as_ref().ok()?;
+    if !app.depends_on.is_empty() {
+        return None;
+    }
+    Some(
+        app.resources
+            .iter()
+            .filter(|r| {
+                matches!(
+                    r.id.kind,
+                    crate::desired::ResourceKind::NomadJob
+                        | crate::desired::ResourceKind::CsiVolume
+                )
+            })
+            .map(|r| (r.id.scope.clone(), r.id.name.clone()))
+            .collect(),
+    )
+}
+
+fn set_interest(handle: &AppHandle, keys: Option<HashSet<Key>>) {
+    if let Ok(mut interest) = handle.interest.lock() {
+        *interest = keys;
+    }
+}
+
 /// Whether a manual sync was asked for since the last cycle (and forget it).
 fn take_manual(handle: &AppHandle) -> bool {
     handle
@@ -415,4 +469,47 @@ fn observed(ctx: &Context, loaded: &LoadedApp, revision: &str, pin: Option<&str>
         }
     }
     seen
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn loaded(app_yaml: &str, jobs: &[&str]) -> LoadedApp {
+        let mut files = BTreeMap::new();
+        for job in jobs {
+            files.insert(
+                format!("apps/a/{job}.nomad.hcl"),
+                format!("job \"{job}\" {{\n  type = \"batch\"\n  group \"g\" {{\n    task \"t\" {{\n      driver = \"docker\"\n      config {{\n        image = \"busybox:1\"\n      }}\n    }}\n  }}\n}}\n")
+                    .into_bytes(),
+            );
+        }
+        files.insert("apps/a/app.yaml".to_string(), app_yaml.as_bytes().to_vec());
+        let revision = crate::source::Revision::from_files("r", files);
+        let mut loaded = crate::desired::load(&revision);
+        loaded.apps.remove(0)
+    }
+
+    #[test]
+    fn an_app_follows_the_live_changes_of_its_own_jobs_unless_it_must_see_every_change() {
+        let two_jobs = "name: a\nresources:\n  - nomad_job: { file: web.nomad.hcl }\n  - nomad_job: { file: worker.nomad.hcl }\n";
+        let keys = interest(&loaded(two_jobs, &["web", "worker"]));
+        let key = |id: &str| ("default".to_string(), id.to_string());
+        assert_eq!(keys, Some(HashSet::from([key("web"), key("worker")])));
+        let with_dependency = format!("{two_jobs}depends_on: [db]\n");
+        assert_eq!(
+            interest(&loaded(&with_dependency, &["web", "worker"])),
+            None,
+            "dependencies' health is re-checked on any wake"
+        );
+        let invalid = "name: a\nresources:\n  - nomad_job: { file: missing.nomad.hcl }\n";
+        let invalid = loaded(invalid, &[]);
+        assert!(invalid.result.is_err());
+        assert_eq!(
+            interest(&invalid),
+            None,
+            "an invalid app shows what it last applied"
+        );
+    }
 }

@@ -76,9 +76,16 @@ pub struct Loaded {
 }
 
 impl Loaded {
-    /// The app called `name`, if any.
+    /// The app called `name`, if any (the first of that name, as `apps` is sorted by name).
+    /// Every app task looks itself up on each wake: a binary search keeps that O(log N) at
+    /// 1,000 apps, where a scan made each wake of all apps O(N²).
     pub fn app(&self, name: &str) -> Option<&LoadedApp> {
-        self.apps.iter().find(|a| a.name == name)
+        let first = self.apps.partition_point(|a| a.name.as_str() < name);
+        match self.apps.get(first) {
+            Some(found) if found.name == name => Some(found),
+            // Not there, or `apps` was built unsorted: the scan is the answer.
+            _ => self.apps.iter().find(|a| a.name == name),
+        }
     }
 }
 
@@ -358,5 +365,53 @@ mod tests {
         assert!(first[0].keys.contains("PASSWORD"), "{first:?}");
         let again = app.clone();
         assert!(std::ptr::eq(first, again.secret_requirements()));
+    }
+
+    fn named(name: &str, dir: &str) -> LoadedApp {
+        LoadedApp {
+            name: name.to_string(),
+            dir: dir.to_string(),
+            result: Err(Vec::new()),
+            warnings: Vec::new(),
+            secret_requirements: Arc::default(),
+        }
+    }
+
+    #[test]
+    fn an_app_is_found_by_name_first_of_its_name_sorted_or_not() {
+        let mut apps: Vec<LoadedApp> = (0..1000)
+            .map(|i| named(&format!("app-{i:02}"), &format!("apps/app-{i:02}")))
+            .collect();
+        apps.push(named("app-500", "apps/z-copy"));
+        apps.sort_by(|a, b| a.name.cmp(&b.name).then(a.dir.cmp(&b.dir)));
+        let sorted = Loaded {
+            apps: apps.clone(),
+            ..Loaded::default()
+        };
+        for i in [0, 1, 99, 100, 500, 999] {
+            let name = format!("app-{i:02}");
+            assert_eq!(
+                sorted.app(&name).map(|a| a.name.as_str()),
+                Some(name.as_str())
+            );
+        }
+        assert_eq!(
+            sorted.app("app-500").map(|a| a.dir.as_str()),
+            Some("apps/app-500")
+        );
+        assert!(sorted.app("app-1000").is_none());
+        assert!(sorted.app("").is_none());
+        apps.reverse();
+        let unsorted = Loaded {
+            apps,
+            ..Loaded::default()
+        };
+        for i in [0, 7, 500, 999] {
+            let name = format!("app-{i:02}");
+            assert_eq!(
+                unsorted.app(&name).map(|a| a.name.as_str()),
+                Some(name.as_str())
+            );
+        }
     }
 }

@@ -33,7 +33,7 @@ impl DesiredRevision {
 
     /// One app.
     pub fn app(&self, name: &str) -> Option<&LoadedApp> {
-        self.loaded.apps.iter().find(|a| a.name == name)
+        self.loaded.app(name)
     }
 }
 

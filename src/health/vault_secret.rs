@@ -1,5 +1,6 @@
 //! Vault secret requirements, checked before the jobs that need them: one read per requirement
-//! per cycle (Vault has no blocking queries). A requirement that does not hold blocks the jobs
+//! when the controller finds a check due (Vault has no blocking queries; see
+//! `controller::reconcile::secrets_due`). A requirement that does not hold blocks the jobs
 //! whose templates read it and shows on its `vault_secret` resource; nothing is ever written to
 //! Vault, and no value is read into memory (the client decodes key names only).
 
@@ -85,6 +86,13 @@ impl SecretChecks {
     /// From given verdicts (for tests and callers that checked elsewhere).
     pub fn from_verdicts(checks: Vec<(SecretRequirement, Verdict)>) -> SecretChecks {
         SecretChecks { checks }
+    }
+
+    /// Every requirement holds (or no Vault is configured, so none was read).
+    pub fn all_hold(&self) -> bool {
+        self.checks
+            .iter()
+            .all(|(_, verdict)| matches!(verdict, Verdict::Holds | Verdict::NoVault))
     }
 
     /// The jobs of `app` that must not be registered now, each with the reasons: a job is

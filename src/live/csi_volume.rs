@@ -1,9 +1,7 @@
 //! Watching CSI volumes: one `GET /v1/volumes?type=csi&namespace=*` list (blocking after the
 //! first), kept as the snapshot's `volumes`.
 
-use std::collections::HashMap;
-
-use super::{Key, LiveSnapshot};
+use super::{Key, LiveSnapshot, PersistentMap};
 use crate::providers::nomad::types::CsiVolumeStub;
 use crate::providers::nomad::{Indexed, NomadClient, NomadError, QueryOptions};
 
@@ -26,7 +24,7 @@ pub(super) fn fold(snapshot: &mut LiveSnapshot, index: u64, volumes: Vec<CsiVolu
 }
 
 /// Volumes by `(namespace, id)`; an omitted namespace is `default`.
-fn by_key(volumes: Vec<CsiVolumeStub>) -> HashMap<Key, CsiVolumeStub> {
+fn by_key(volumes: Vec<CsiVolumeStub>) -> PersistentMap<Key, CsiVolumeStub> {
     volumes
         .into_iter()
         .map(|v| {

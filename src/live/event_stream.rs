@@ -112,7 +112,7 @@ async fn read_stream(
             return Some(format!("the stream jumped back to index {}", batch.index));
         }
         let mut to_read = Vec::new();
-        store.update_if(|s| fold_batch(s, &batch, &mut to_read));
+        store.update_keys(|s, touched| fold_batch(s, &batch, &mut to_read, touched));
         // A deregistration is a stop or a purge; only the server knows which (one read).
         for (namespace, id) in to_read {
             let stub = tokio::select! {
@@ -120,8 +120,9 @@ async fn read_stream(
                 r = nomad.job_stub(&namespace, &id) => r,
             };
             match stub {
-                Ok(stub) => store.update_if(|s| {
+                Ok(stub) => store.update_keys(|s, touched| {
                     let key = (namespace.clone(), id.clone());
+                    touched.push(key.clone());
                     match stub {
                         Some(stub) => {
                             s.jobs.insert(key, stub);
@@ -137,8 +138,14 @@ async fn read_stream(
 }
 
 /// Fold one batch into the snapshot; returns whether anything changed. Jobs whose
-/// deregistration needs a read are pushed to `to_read`.
-pub(super) fn fold_batch(s: &mut LiveSnapshot, batch: &EventBatch, to_read: &mut Vec<Key>) -> bool {
+/// deregistration needs a read are pushed to `to_read`, the jobs and volumes it changed to
+/// `touched`.
+pub(super) fn fold_batch(
+    s: &mut LiveSnapshot,
+    batch: &EventBatch,
+    to_read: &mut Vec<Key>,
+    touched: &mut Vec<Key>,
+) -> bool {
     let mut changed = false;
     for event in &batch.events {
         let key = (namespace_or_default(&event.namespace), event.key.clone());
@@ -158,16 +165,21 @@ pub(super) fn fold_batch(s: &mut LiveSnapshot, batch: &EventBatch, to_read: &mut
                     stub.summary = old.and_then(|o| o.summary.clone());
                 }
                 if old != Some(&stub) {
+                    touched.push(key.clone());
                     s.jobs.insert(key, stub);
                     changed = true;
                 }
             }
             "CSIVolume" if event.index > s.volumes_index => {
                 if event.kind == "CSIVolumeDeregistered" {
-                    changed |= s.volumes.remove(&key).is_some();
+                    if s.volumes.remove(&key).is_some() {
+                        touched.push(key);
+                        changed = true;
+                    }
                 } else if let Some(volume) = &event.payload.volume {
                     let key = (namespace_or_default(&volume.namespace), volume.id.clone());
                     if s.volumes.get(&key) != Some(volume) {
+                        touched.push(key.clone());
                         s.volumes.insert(key, volume.clone());
                         changed = true;
                     }
@@ -181,6 +193,7 @@ pub(super) fn fold_batch(s: &mut LiveSnapshot, batch: &EventBatch, to_read: &mut
                     .or(event.payload.deployment.as_ref());
                 if let Some(owner) = owner {
                     let key = (namespace_or_default(&owner.namespace), owner.job_id.clone());
+                    touched.push(key.clone());
                     s.job_activity.insert(key, event.index);
                     changed = true;
                 }
@@ -282,12 +295,19 @@ mod tests {
             ..LiveSnapshot::default()
         };
         let mut to_read = Vec::new();
+        let mut touched = Vec::new();
         let registered = batch(serde_json::json!({"Index": 12, "Events": [{"Topic": "Job",
             "Type": "JobRegistered", "Key": "web", "Namespace": "default", "Index": 12,
             "Payload": {"Job": {"ID": "web", "Namespace": "default", "Type": "service",
                 "Status": "pending", "ModifyIndex": 12, "JobModifyIndex": 12, "CreateIndex": 12,
                 "Meta": {"drover.app": "web"}, "TaskGroups": []}}}]}));
-        assert!(fold_batch(&mut s, &registered, &mut to_read));
+        assert!(fold_batch(&mut s, &registered, &mut to_read, &mut touched));
+        assert_eq!(
+            touched,
+            vec![("default".to_string(), "web".to_string())],
+            "the registered job wakes its app"
+        );
+        touched.clear();
         let stub = s.job("default", "web").cloned();
         assert_eq!(stub.as_ref().map(|j| j.job_modify_index), Some(12));
         assert_eq!(
@@ -297,20 +317,26 @@ mod tests {
         );
         assert_eq!((s.jobs_index, s.volumes_index), (12, 12));
         assert!(
-            !fold_batch(&mut s, &registered, &mut to_read),
+            !fold_batch(&mut s, &registered, &mut to_read, &mut touched),
             "an event at or below the cache's index is already in it"
         );
+        assert!(touched.is_empty(), "nothing to wake for an old event");
         let gone = batch(serde_json::json!({"Index": 13, "Events": [{"Topic": "Job",
             "Type": "JobDeregistered", "Key": "web", "Namespace": "default", "Index": 13,
             "Payload": {"Job": {"ID": "web"}}}]}));
-        fold_batch(&mut s, &gone, &mut to_read);
+        fold_batch(&mut s, &gone, &mut to_read, &mut touched);
         assert_eq!(to_read, vec![("default".to_string(), "web".to_string())]);
         let alloc = batch(
             serde_json::json!({"Index": 14, "Events": [{"Topic": "Allocation",
             "Type": "AllocationUpdated", "Key": "a1", "Namespace": "default", "Index": 14,
             "Payload": {"Allocation": {"ID": "a1", "JobID": "web", "Namespace": "default"}}}]}),
         );
-        assert!(fold_batch(&mut s, &alloc, &mut to_read));
+        assert!(fold_batch(&mut s, &alloc, &mut to_read, &mut touched));
         assert_eq!(s.job_activity("default", "web"), 14);
+        assert_eq!(
+            touched,
+            vec![("default".to_string(), "web".to_string())],
+            "an allocation wakes its job's app"
+        );
     }
 }

@@ -1,9 +1,7 @@
 //! Watching jobs: one `GET /v1/jobs?namespace=*` list (blocking after the first), kept as
 //! the snapshot's `jobs`.
 
-use std::collections::HashMap;
-
-use super::{Key, LiveSnapshot};
+use super::{Key, LiveSnapshot, PersistentMap};
 use crate::providers::nomad::types::JobListStub;
 use crate::providers::nomad::{Indexed, NomadClient, NomadError, QueryOptions};
 
@@ -27,7 +25,7 @@ pub(super) fn fold(snapshot: &mut LiveSnapshot, index: u64, jobs: Vec<JobListStu
 }
 
 /// Jobs by `(namespace, id)`; an omitted namespace is `default`.
-fn by_key(jobs: Vec<JobListStub>) -> HashMap<Key, JobListStub> {
+fn by_key(jobs: Vec<JobListStub>) -> PersistentMap<Key, JobListStub> {
     jobs.into_iter()
         .map(|j| {
             let ns = if j.namespace.is_empty() {
