@@ -225,3 +225,104 @@ async fn the_next_leader_restores_pins_hooks_and_markers_and_repeats_no_write() 
     assert_eq!(image(&web_job), "nginx:1.27", "the pin was lost");
     env.shutdown().await;
 }
+
+/// A replica that first follows and then takes over must apply the pin it restored, not the
+/// one it read as a follower (none: its store was empty). Real time: the follower retries the
+/// lock every TTL/3 and a scaled devstack would expire the lock under it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_follower_that_takes_over_applies_the_restored_pin() {
+    let mut env = TestEnv::with_config(drover_devstack::DevstackConfig {
+        time_scale: 1.0,
+        ..drover_devstack::DevstackConfig::default()
+    })
+    .await;
+    let dirs = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let real_time = |env: &TestEnv, data: &Path| {
+        let mut settings = replica(env, data);
+        if let Some(ha) = settings.ha.as_mut() {
+            ha.ttl = Duration::from_secs(10);
+            ha.lock_delay = Duration::from_millis(100);
+        }
+        settings
+    };
+    env.write("apps/web/app.yaml", &app_yaml("web", ""));
+    env.write("apps/web/job.nomad.hcl", &web_jobspec("web", "nginx:1.27"));
+    let first = env.commit("web");
+    let a = real_time(&env, &dirs.path().join("a"));
+    env.start_drover_with(a).await;
+    env.wait_synced_healthy("web", Some(&first)).await;
+    let pinned = env
+        .http
+        .post(format!("{}/api/v1/apps/web/rollback", env.drover_url()))
+        .bearer_auth(TEST_API_TOKEN)
+        .json(&json!({ "revision": first }))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(pinned.status().as_u16(), 200);
+    env.write("apps/web/job.nomad.hcl", &web_jobspec("web", "nginx:1.28"));
+    let second = env.commit("web on 1.28");
+    env.wait_fetched(&second).await;
+    env.wait_full_cycle("web").await;
+    wait_copied(&env, "web").await;
+    env.stop_drover().await;
+
+    // Another replica holds the lock while B starts: B follows (no pin in its empty store).
+    let b = real_time(&env, &dirs.path().join("b"));
+    let other = drover::ha::LeaderLock::new(
+        b.nomad.clone(),
+        b.consul.clone(),
+        b.ha.clone().unwrap_or_else(|| panic!("ha")),
+    )
+    .unwrap_or_else(|| panic!("lock"));
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let lock_id = loop {
+        match other.try_acquire("another-replica").await {
+            Ok(drover::ha::Attempt::Acquired(id)) => break id,
+            attempt => assert!(
+                tokio::time::Instant::now() < deadline,
+                "the lock stays taken: {attempt:?}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let before = env.nomad_requests().await.len();
+    env.start_drover_with(b).await;
+    env.wait_fetched(&second).await;
+    env.wait_full_cycle("web").await;
+    let leads = |env: &TestEnv| {
+        env.drover
+            .as_ref()
+            .unwrap_or_else(|| panic!("no drover"))
+            .ctx
+            .leads()
+    };
+    assert!(
+        !leads(&env),
+        "a follower while another replica holds the lock"
+    );
+    other
+        .release(&lock_id)
+        .await
+        .unwrap_or_else(|e| panic!("release: {e}"));
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !leads(&env) {
+        assert!(tokio::time::Instant::now() < deadline, "B never led");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    env.wait_full_cycle("web").await;
+    env.wait_full_cycle("web").await;
+    assert_eq!(store(&env).pinned("web").await.ok().flatten(), Some(first));
+    let web_job = env.job("web").await.unwrap_or_else(|| panic!("no web"));
+    assert_eq!(
+        image(&web_job),
+        "nginx:1.27",
+        "the new leader undid the pin"
+    );
+    let registers = env.nomad_requests().await[before..]
+        .iter()
+        .filter(|(method, path)| (method == "POST" || method == "PUT") && path == "/v1/jobs")
+        .count();
+    assert_eq!(registers, 0, "the new leader registered web again");
+    env.shutdown().await;
+}

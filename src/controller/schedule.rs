@@ -233,8 +233,8 @@ async fn app_task(
     // The last reconcile's status, before the probes' latest results are merged in: a probe's
     // change re-publishes it with them, without another cycle.
     let mut last_status: Option<AppStatus> = None;
-    // The app's pin and the head revision it was read at.
-    let mut pin_read: Option<(String, Option<String>)> = None;
+    // The app's pin, with the head revision and the role it was read at.
+    let mut pin_read: Option<(String, bool, Option<String>)> = None;
     loop {
         let timer = tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -279,14 +279,20 @@ async fn app_task(
             continue;
         }
         kept_at = None;
-        // Pins change only through rollback and unpin, which ask for a (manual) sync: a wake
-        // from the cluster reuses the pin read at this revision.
+        // Pins change only through rollback and unpin, which ask for a (manual) sync, and an HA
+        // takeover, which restores them before the role flips: a wake from the cluster reuses
+        // the pin read at this revision in this role.
         let manual_pending = handle.manual.lock().map(|m| *m).unwrap_or(true);
+        let leads = ctx.leads();
         let pin = match &pin_read {
-            Some((at, pin)) if !timer && !manual_pending && *at == head.revision.id => pin.clone(),
+            Some((at, led, pin))
+                if !timer && !manual_pending && *at == head.revision.id && *led == leads =>
+            {
+                pin.clone()
+            }
             _ => {
                 let pin = ctx.store.pinned(&name).await.ok().flatten();
-                pin_read = Some((head.revision.id.clone(), pin.clone()));
+                pin_read = Some((head.revision.id.clone(), leads, pin.clone()));
                 pin
             }
         };
