@@ -11,6 +11,8 @@
 mod common;
 #[path = "support/measure.rs"]
 mod measure;
+#[path = "support/mode.rs"]
+mod mode;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -773,22 +775,11 @@ fn output_path() -> PathBuf {
 const SMOKE_NAME: &str = "reconcile_smoke";
 
 fn main() -> ExitCode {
-    // `cargo bench` passes `--bench` (a filter argument is not supported: the run is short).
-    // `cargo test` runs the smoke (`test = true` in Cargo.toml) and passes its own arguments: a
-    // filter that does not match the smoke skips it, `--list` lists it.
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let full = args.iter().any(|a| a == "--bench");
-    if !full {
-        if args.iter().any(|a| a == "--list") {
-            println!("{SMOKE_NAME}: test");
-            return ExitCode::SUCCESS;
-        }
-        let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
-        if !filters.is_empty() && !filters.iter().any(|f| SMOKE_NAME.contains(f.as_str())) {
-            println!("{SMOKE_NAME}: filtered out");
-            return ExitCode::SUCCESS;
-        }
-    }
+    let full = match mode::from_args(SMOKE_NAME) {
+        mode::Mode::Full => true,
+        mode::Mode::Smoke => false,
+        mode::Mode::Done => return ExitCode::SUCCESS,
+    };
     let dev_rt = runtime("devstack", 1);
     let drover_rt = runtime("drover", 2);
     let main_rt = tokio::runtime::Builder::new_current_thread()

@@ -10,6 +10,8 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "support/mode.rs"]
+mod mode;
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime};
@@ -125,19 +127,11 @@ async fn run(pushes: usize) -> Result<Vec<Duration>, String> {
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let full = args.iter().any(|a| a == "--bench");
-    if !full {
-        if args.iter().any(|a| a == "--list") {
-            println!("{SMOKE_NAME}: test");
-            return ExitCode::SUCCESS;
-        }
-        let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
-        if !filters.is_empty() && !filters.iter().any(|f| SMOKE_NAME.contains(f.as_str())) {
-            println!("{SMOKE_NAME}: filtered out");
-            return ExitCode::SUCCESS;
-        }
-    }
+    let full = match mode::from_args(SMOKE_NAME) {
+        mode::Mode::Full => true,
+        mode::Mode::Smoke => false,
+        mode::Mode::Done => return ExitCode::SUCCESS,
+    };
     let pushes = if full { PUSHES } else { SMOKE_PUSHES };
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

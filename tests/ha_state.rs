@@ -93,6 +93,19 @@ async fn wait_copied(env: &TestEnv, app: &str) -> AppState {
     }
 }
 
+/// Roll `app` back to `revision` through the API (which pins it there).
+async fn pin(env: &TestEnv, app: &str, revision: &str) {
+    let pinned = env
+        .http
+        .post(format!("{}/api/v1/apps/{app}/rollback", env.drover_url()))
+        .bearer_auth(TEST_API_TOKEN)
+        .json(&json!({ "revision": revision }))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(pinned.status().as_u16(), 200);
+}
+
 fn image(job: &Value) -> &str {
     job["TaskGroups"][0]["Tasks"][0]["Config"]["image"]
         .as_str()
@@ -121,15 +134,7 @@ async fn the_next_leader_restores_pins_hooks_and_markers_and_repeats_no_write() 
         .await;
     env.wait_synced_healthy("web", Some(&first)).await;
     env.wait_synced_healthy("db", Some(&first)).await;
-    let pinned = env
-        .http
-        .post(format!("{}/api/v1/apps/web/rollback", env.drover_url()))
-        .bearer_auth(TEST_API_TOKEN)
-        .json(&json!({ "revision": first }))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(pinned.status().as_u16(), 200);
+    pin(&env, "web", &first).await;
     // Git moves on; the pinned app stays where it was.
     env.write("apps/web/job.nomad.hcl", &web_jobspec("web", "nginx:1.28"));
     env.write("apps/db/job.nomad.hcl", &web_jobspec("db", "nginx:1.28"));
@@ -251,15 +256,7 @@ async fn a_follower_that_takes_over_applies_the_restored_pin() {
     let a = real_time(&env, &dirs.path().join("a"));
     env.start_drover_with(a).await;
     env.wait_synced_healthy("web", Some(&first)).await;
-    let pinned = env
-        .http
-        .post(format!("{}/api/v1/apps/web/rollback", env.drover_url()))
-        .bearer_auth(TEST_API_TOKEN)
-        .json(&json!({ "revision": first }))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(pinned.status().as_u16(), 200);
+    pin(&env, "web", &first).await;
     env.write("apps/web/job.nomad.hcl", &web_jobspec("web", "nginx:1.28"));
     let second = env.commit("web on 1.28");
     env.wait_fetched(&second).await;
