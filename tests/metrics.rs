@@ -478,3 +478,54 @@ async fn a_request_that_gets_no_answer_is_counted_as_an_error_once_per_attempt()
         "{found:?}"
     );
 }
+
+#[tokio::test]
+async fn a_commit_runs_a_cycle_only_in_the_apps_whose_files_it_changed() {
+    let mut env = TestEnv::new().await;
+    for name in ["web", "api"] {
+        env.write(&format!("apps/{name}/app.yaml"), &app_yaml(name, ""));
+        env.write(
+            &format!("apps/{name}/job.nomad.hcl"),
+            &web_jobspec(name, "nginx:1.27"),
+        );
+    }
+    let first = env.commit("apps");
+    // No resync inside the test: every cycle counted below was woken by the commits.
+    let mut settings = env.settings();
+    settings.controller.resync_interval = std::time::Duration::from_secs(3600);
+    env.start_drover_with(settings).await;
+    for name in ["web", "api"] {
+        env.wait_synced_healthy(name, Some(&first)).await;
+    }
+    let cycles = |found: &Scrape, app: &str| {
+        found
+            .get(&format!("drover_reconciles_total{{app=\"{app}\"}}"))
+            .unwrap_or_else(|| panic!("no reconcile counted for {app}: {found:?}"))
+    };
+    let before = scrape(&env).await;
+
+    env.write("apps/web/job.nomad.hcl", &web_jobspec("web", "nginx:1.28"));
+    let second = env.commit("web: nginx 1.28");
+    env.wait_synced_healthy("web", Some(&second)).await;
+    let api = env
+        .wait_app("api", "at the new commit", |s| s.revision == second)
+        .await;
+    assert_eq!(api.sync, drover::controller::SyncStatus::Synced, "{api:#?}");
+    let after = scrape(&env).await;
+    assert!(
+        cycles(&after, "web") > cycles(&before, "web"),
+        "the changed app ran a cycle: {after:?}"
+    );
+    assert_eq!(
+        cycles(&after, "api"),
+        cycles(&before, "api"),
+        "api's files did not change: it reports the commit without a cycle"
+    );
+
+    // Its own change still runs it.
+    env.write("apps/api/job.nomad.hcl", &web_jobspec("api", "nginx:1.28"));
+    let third = env.commit("api: nginx 1.28");
+    env.wait_synced_healthy("api", Some(&third)).await;
+    assert!(cycles(&scrape(&env).await, "api") > cycles(&after, "api"));
+    env.shutdown().await;
+}

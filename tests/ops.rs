@@ -99,7 +99,7 @@ fn the_example_drover_yaml_loads() {
         drover::config::Settings::load(&path).unwrap_or_else(|e| panic!("ops/drover.yaml: {e}"));
     assert_eq!(settings.source.reference, "main");
     assert_eq!(settings.data_dir, PathBuf::from("/var/lib/drover"));
-    assert_eq!(settings.controller.concurrency, 4);
+    assert_eq!(settings.controller.concurrency, 16);
     assert!(settings.web.api_token.is_some());
 }
 

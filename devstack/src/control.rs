@@ -47,6 +47,7 @@ async fn health(State(st): St) -> Response {
         "consul_index": st.consul.index.current(),
         "faults": st.faults.list().len(),
         "requests": st.requests.entries().len(),
+        "scheduler_steps": st.nomad.steps.load(std::sync::atomic::Ordering::Relaxed),
     }))
     .into_response()
 }

@@ -2206,3 +2206,38 @@ async fn every_brmartin_jobspec_runs_to_healthy() {
     assert!(jobs.len() >= 25, "only {} jobspecs", jobs.len());
     api.ds.shutdown().await;
 }
+
+/// A settled cluster costs no scheduler passes until something is written (a thousand settled
+/// jobs used to cost a third of a core: every 5 ms pass walked every allocation to change
+/// nothing); a write wakes it at once.
+#[tokio::test]
+async fn a_settled_scheduler_rests_until_a_write() {
+    let api = Api::start().await;
+    api.register(web_job("rest")).await;
+    api.until("/v1/job/rest/deployment", "successful deployment", |d| {
+        d["Status"] == "successful"
+    })
+    .await;
+    let steps = || async {
+        let (status, health) = api.get("/_devstack/health").await;
+        assert_eq!(status, 200);
+        health["scheduler_steps"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("scheduler_steps in {health}"))
+    };
+    // Let the last writes of the deployment settle (Consul checks, job status).
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let before = steps().await;
+    // 400 ms is 80 ticks at this time scale; at most one safety pass a second may run.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let rested = steps().await - before;
+    assert!(rested <= 1, "{rested} scheduler passes in a quiet 400 ms");
+
+    api.register(web_job("woken")).await;
+    api.until("/v1/job/woken/deployment", "a deployment after rest", |d| {
+        d["Status"] == "successful"
+    })
+    .await;
+    assert!(steps().await > before + rested);
+    api.ds.shutdown().await;
+}

@@ -2,6 +2,7 @@
 //!
 //! Start reading at [`reconcile::reconcile`]: load → plan → apply → assess → publish.
 
+pub mod limit;
 pub mod probes;
 pub mod reconcile;
 pub mod removal;
@@ -13,7 +14,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 
 pub use status::{
     AppStatus, ChangeKind, Kept, Pending, Phase, ProbeKind, ProbeStatus, RepoStatus,
@@ -32,7 +33,8 @@ use crate::telemetry::metrics::ApiSystem;
 /// Controller tuning.
 #[derive(Debug, Clone)]
 pub struct ControllerSettings {
-    /// At most this many apps reconcile at once.
+    /// At most this many apps reconcile at once; the limit starts lower and adapts to the
+    /// servers' answers (see [`limit`]).
     pub concurrency: usize,
     /// Requeue of a settled app (correctness does not depend on triggers).
     pub resync_interval: Duration,
@@ -51,7 +53,7 @@ pub struct ControllerSettings {
 impl Default for ControllerSettings {
     fn default() -> Self {
         ControllerSettings {
-            concurrency: 4,
+            concurrency: 16,
             resync_interval: Duration::from_secs(180),
             progress_interval: Duration::from_secs(5),
             max_backoff: Duration::from_secs(300),
@@ -80,7 +82,7 @@ pub struct Context {
     /// Problems of the repository as a whole, derived with each head revision.
     pub repo: watch::Sender<RepoStatus>,
     /// Limits concurrent reconciles.
-    pub permits: Arc<Semaphore>,
+    pub permits: limit::ConcurrencyLimit,
     /// Vault, for the preflight of `vault_secret` requirements (`None`: no Vault configured).
     pub vault: Option<VaultClient>,
     /// S3, for buckets (`None`: buckets are shown as not managed).
@@ -103,9 +105,9 @@ impl Context {
         live: LiveStore,
         settings: ControllerSettings,
     ) -> Context {
-        let permits = Arc::new(Semaphore::new(settings.concurrency.max(1)));
         let statuses = watch::Sender::new(BTreeMap::new());
         let metrics = Metrics::new(statuses.subscribe());
+        let permits = limit::ConcurrencyLimit::new(settings.concurrency, metrics.clone());
         Context {
             nomad: nomad.counting_requests(metrics.requests(ApiSystem::Nomad)),
             consul: None,

@@ -235,6 +235,9 @@ async fn app_task(
     let mut last_status: Option<AppStatus> = None;
     // The app's pin, with the head revision and the role it was read at.
     let mut pin_read: Option<(String, bool, Option<String>)> = None;
+    // The app as the last reconcile ran it, and at which revision: a new commit that leaves the
+    // app's files as they were is the same facts under a new name (see [`unchanged_since`]).
+    let mut last_run: Option<(LoadedApp, String)> = None;
     loop {
         let timer = tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -264,7 +267,8 @@ async fn app_task(
                 continue;
             }
             last_seen = None;
-            let permit = ctx.permits.clone().acquire_owned().await;
+            let permit = ctx.permits.acquire().await;
+            ctx.metrics.reconcile_started(&name);
             let removal = reconcile_removed(&ctx, &name, &verdict, &pins, &mut memory).await;
             drop(permit);
             kept_at = (removal == Removal::Kept).then_some(kept);
@@ -325,18 +329,23 @@ async fn app_task(
                 .ensure(&name, &app.probes, ctx.s3.clone(), handle.wake.clone());
         }
         let manual = take_manual(&handle);
-        let seen = observed(&ctx, &loaded, &source.revision.id, pin.as_deref());
+        let facts_at = unchanged_since(last_run.as_ref(), last_status.as_ref(), &loaded)
+            .unwrap_or(&source.revision.id);
+        let seen = observed(&ctx, &loaded, facts_at, pin.as_deref());
         if !timer && !manual && last_seen.as_ref() == Some(&seen) {
+            restamp(&ctx, &name, &mut last_status, &source.revision.id, &desired);
             republish_probes(&ctx, &name, last_status.as_ref(), &desired);
             continue;
         }
         last_seen = Some(seen);
+        last_run = Some((loaded.clone(), source.revision.id.clone()));
         let mode = if manual { Mode::Manual } else { Mode::Auto };
         let edges = match &loaded.result {
             Ok(app) => desired::resource_dependencies(app),
             Err(_) => Vec::<(ResourceId, ResourceId)>::new(),
         };
-        let permit = ctx.permits.clone().acquire_owned().await;
+        let permit = ctx.permits.acquire().await;
+        ctx.metrics.reconcile_started(&name);
         let outcome = reconcile(
             &ctx,
             &loaded,
@@ -360,6 +369,42 @@ async fn app_task(
                 Action::AwaitChange => ctx.settings.resync_interval,
             };
     }
+}
+
+/// The revision the last reconcile ran at, when `loaded` is the app it ran on (same files, same
+/// warnings) and that run ended without an error: a new commit that did not touch the app then
+/// brings no new facts, and its 1,000 neighbours' cycles do not queue before the changed app's.
+/// An app that failed runs again on every commit (a push is how users ask for a retry).
+fn unchanged_since<'a>(
+    last_run: Option<&'a (LoadedApp, String)>,
+    last_status: Option<&AppStatus>,
+    loaded: &LoadedApp,
+) -> Option<&'a str> {
+    let (last, revision) = last_run?;
+    let clean = last_status.is_some_and(|s| s.errors.is_empty());
+    let same = last.result == loaded.result && last.warnings == loaded.warnings;
+    (clean && same).then_some(revision.as_str())
+}
+
+/// An app skipped at a new revision (its files unchanged) reports that revision, as a cycle
+/// would have: the status is the last one, at the new revision.
+fn restamp(
+    ctx: &Context,
+    name: &str,
+    last_status: &mut Option<AppStatus>,
+    revision: &str,
+    desired: &watch::Receiver<Option<DesiredRevision>>,
+) {
+    let Some(last) = last_status.as_mut() else {
+        return;
+    };
+    if last.revision == revision {
+        return;
+    }
+    last.revision = revision.to_string();
+    last.observed_at = std::time::SystemTime::now();
+    let status = with_probes(last.clone(), ctx.probes.results(name));
+    ctx.publish_unless(status, || left_git(desired, name));
 }
 
 /// A wake with no new facts for a reconcile: if the probes' results differ from the published
@@ -495,6 +540,28 @@ mod tests {
         let revision = crate::source::Revision::from_files("r", files);
         let mut loaded = crate::desired::load(&revision);
         loaded.apps.remove(0)
+    }
+
+    #[test]
+    fn a_commit_is_new_facts_only_for_an_app_whose_files_it_changed_or_that_failed() {
+        let yaml = "name: a\nresources:\n  - nomad_job: { file: web.nomad.hcl }\n";
+        let app = loaded(yaml, &["web"]);
+        let last = (app.clone(), "r1".to_string());
+        let mut status = AppStatus::unknown("a", "r1", Phase::Synced);
+        assert_eq!(
+            unchanged_since(Some(&last), Some(&status), &app),
+            Some("r1")
+        );
+        assert_eq!(unchanged_since(None, Some(&status), &app), None);
+        assert_eq!(unchanged_since(Some(&last), None, &app), None);
+        let other = loaded(&format!("{yaml}sync: {{ prune: true }}\n"), &["web"]);
+        assert_eq!(unchanged_since(Some(&last), Some(&status), &other), None);
+        status.errors.push("plan failed".into());
+        assert_eq!(
+            unchanged_since(Some(&last), Some(&status), &app),
+            None,
+            "a failed app runs again on a new commit"
+        );
     }
 
     #[test]

@@ -106,6 +106,11 @@ struct Inner {
     sync_duration: Family<AppLabels, Histogram>,
     drift_detected: Family<AppLabels, Counter>,
     drift_healed: Family<AppLabels, Counter>,
+    reconciles: Family<AppLabels, Counter>,
+    concurrency: Gauge,
+    /// Answers that say a server is overloaded or gone (429, 502–504, none): the adaptive
+    /// concurrency limit backs off on them.
+    overload: Arc<AtomicU64>,
     fetch_duration: Histogram,
     fetch_failures: Counter,
     last_fetch_success: Timestamp,
@@ -152,6 +157,20 @@ impl Metrics {
             "Drifted resources drover wrote back to what Git says (self-heal or a manual sync)",
             drift_healed.clone(),
         );
+        let reconciles = Family::<AppLabels, Counter>::default();
+        registry.register(
+            "reconciles",
+            "Reconcile cycles run, by app (a wake that brings no new facts, such as a commit \
+             that leaves the app's files as they were, runs none)",
+            reconciles.clone(),
+        );
+        let concurrency = Gauge::default();
+        registry.register(
+            "reconcile_concurrency",
+            "How many apps may reconcile at once now (adapts between 1 and `concurrency` to the \
+             servers' answers)",
+            concurrency.clone(),
+        );
         let fetch_duration = Histogram::new(FETCH_BUCKETS);
         registry.register_with_unit(
             "git_fetch_duration",
@@ -193,6 +212,9 @@ impl Metrics {
                 sync_duration,
                 drift_detected,
                 drift_healed,
+                reconciles,
+                concurrency,
+                overload: Arc::default(),
                 fetch_duration,
                 fetch_failures,
                 last_fetch_success,
@@ -248,6 +270,28 @@ impl Metrics {
         self.inner.drift_healed.get_or_create(&labels).inc();
     }
 
+    /// A reconcile cycle of `app` starts.
+    pub fn reconcile_started(&self, app: &str) {
+        let labels = AppLabels {
+            app: app.to_string(),
+        };
+        self.inner.reconciles.get_or_create(&labels).inc();
+    }
+
+    /// The adaptive concurrency limit is now `limit`.
+    pub fn concurrency_limit(&self, limit: usize) {
+        self.inner
+            .concurrency
+            .set(i64::try_from(limit).unwrap_or(i64::MAX));
+    }
+
+    /// Overload answers (429, 502–504, no answer) counted so far, from every system.
+    pub fn overload_answers(&self) -> u64 {
+        self.inner
+            .overload
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// A Git fetch ended after `duration`, successfully or not, at `now`.
     pub fn git_fetched(&self, duration: Duration, succeeded: bool, now: SystemTime) {
         let inner = &self.inner;
@@ -276,6 +320,7 @@ impl Metrics {
     pub fn requests(&self, system: ApiSystem) -> RequestCounter {
         RequestCounter {
             requests: self.inner.api_requests.clone(),
+            overload: self.inner.overload.clone(),
             system,
         }
     }
@@ -286,18 +331,28 @@ impl Metrics {
 #[derive(Debug, Clone)]
 pub struct RequestCounter {
     requests: Family<RequestLabels, Counter>,
+    overload: Arc<AtomicU64>,
     system: ApiSystem,
 }
 
 impl RequestCounter {
     /// A request got an HTTP answer with `status`.
     pub fn answered(&self, status: u16) {
+        if matches!(status, 429 | 502 | 503 | 504) {
+            self.overloaded();
+        }
         self.count(status.to_string());
     }
 
     /// A request got no answer (connection refused, timeout, TLS failure).
     pub fn unanswered(&self) {
+        self.overloaded();
         self.count("error".to_string());
+    }
+
+    fn overloaded(&self) {
+        self.overload
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
     fn count(&self, code: String) {
@@ -522,6 +577,7 @@ mod tests {
         metrics.drift_detected("web", 2);
         metrics.drift_detected("web", 0);
         metrics.drift_healed("web");
+        metrics.reconcile_started("web");
         let nomad = metrics.requests(ApiSystem::Nomad);
         nomad.answered(200);
         nomad.answered(200);
@@ -555,6 +611,7 @@ mod tests {
             Some(2.0)
         );
         assert_eq!(value(r#"drover_drift_healed_total{app="web"}"#), Some(1.0));
+        assert_eq!(value(r#"drover_reconciles_total{app="web"}"#), Some(1.0));
         assert_eq!(
             value(r#"drover_api_requests_total{system="nomad",code="200"}"#),
             Some(2.0)

@@ -43,6 +43,8 @@ pub struct NomadState {
     generation: std::sync::atomic::AtomicU64,
     /// Index batches the event buffer keeps.
     event_buffer: usize,
+    /// Scheduler passes run (a quiet cluster skips them; `/_devstack/health` shows the count).
+    pub(crate) steps: std::sync::atomic::AtomicU64,
 }
 
 /// The state lock's guard: when it is released after writes, the objects those writes touched
@@ -375,6 +377,7 @@ impl NomadState {
             inner: Mutex::new(Inner::default()),
             generation: std::sync::atomic::AtomicU64::new(0),
             event_buffer: config.event_buffer,
+            steps: std::sync::atomic::AtomicU64::new(0),
         }
     }
 

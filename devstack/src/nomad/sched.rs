@@ -42,6 +42,10 @@ pub(crate) fn spawn(state: Arc<DevState>) {
             .scaled(Duration::from_millis(250))
             .clamp(Duration::from_millis(5), Duration::from_millis(250));
         let mut generation = u64::MAX;
+        // The index at which the last step found nothing to advance with time: until another
+        // write, a step would walk every allocation to change nothing (at 1,000 settled jobs
+        // that was a third of a core), so the loop only re-checks once per [`QUIET_RECHECK`].
+        let mut quiet_at: Option<(u64, Instant)> = None;
         loop {
             tokio::select! {
                 _ = state.shutdown.cancelled() => break,
@@ -50,15 +54,31 @@ pub(crate) fn spawn(state: Arc<DevState>) {
             let g = state.nomad.generation();
             if g != generation {
                 generation = g;
+                quiet_at = None;
                 for (name, address, dc) in state.nomad.nodes_for_consul() {
                     state.consul.register_node(&name, &address, &dc);
                 }
             }
+            let index = state.nomad.clock.current();
+            if quiet_at.is_some_and(|(at, since)| at == index && since.elapsed() < QUIET_RECHECK) {
+                continue;
+            }
+            state
+                .nomad
+                .steps
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             // A bug must not silently stop the simulated cluster: log and keep ticking.
             let stepped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| step(&state)));
-            if stepped.is_err() {
-                tracing::error!("devstack nomad scheduler step panicked");
-            }
+            quiet_at = match stepped {
+                Ok(Pending::Nothing) if state.nomad.clock.current() == index => {
+                    Some((index, Instant::now()))
+                }
+                Ok(_) => None,
+                Err(_) => {
+                    tracing::error!("devstack nomad scheduler step panicked");
+                    None
+                }
+            };
         }
     });
 }
@@ -70,20 +90,43 @@ enum ConsulAction {
     Checks(String, &'static str),
 }
 
+/// How often a quiet scheduler (nothing left to advance with time, no write since) steps anyway:
+/// a safety net for state that changed without taking an index.
+const QUIET_RECHECK: Duration = Duration::from_secs(1);
+
+/// Whether the state holds work that time alone advances (a pending evaluation, an allocation
+/// on its way to running and healthy, an active deployment's deadline, a lock's TTL, a drain).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Pending {
+    Nothing,
+    TimedWork,
+}
+
 /// One scheduler pass.
-pub(crate) fn step(state: &Arc<DevState>) {
+pub(crate) fn step(state: &Arc<DevState>) -> Pending {
     let nomad = &state.nomad;
     let mut actions = Vec::new();
+    let pending;
     {
         let mut inner = nomad.lock();
         let now = Instant::now();
         super::vars::expire_locks(nomad, &mut inner, now);
-        process_evals(state, &mut inner, now);
-        advance_allocs(state, &mut inner, now, &mut actions);
-        update_deployments(state, &mut inner, now);
+        let evals = process_evals(state, &mut inner, now);
+        let allocs = advance_allocs(state, &mut inner, now, &mut actions);
+        let deployments = update_deployments(state, &mut inner, now);
         finish_drains(nomad, &mut inner);
         update_job_statuses(nomad, &mut inner);
         garbage_collect(nomad, &mut inner);
+        let timed = evals
+            || allocs
+            || deployments
+            || inner.vars.values().any(|v| v.lock.is_some())
+            || inner.nodes.iter().any(|n| n.drain);
+        pending = if timed {
+            Pending::TimedWork
+        } else {
+            Pending::Nothing
+        };
     }
     for a in actions {
         match a {
@@ -96,6 +139,7 @@ pub(crate) fn step(state: &Arc<DevState>) {
             ConsulAction::Checks(id, status) => state.consul.set_alloc_checks(&id, status),
         }
     }
+    pending
 }
 
 /// Terminal allocations and finished evaluations kept per job (Nomad GCs them over time).
@@ -913,7 +957,12 @@ pub(crate) fn dry_run(
     (desired, failed)
 }
 
-fn process_evals(state: &Arc<DevState>, inner: &mut Inner, now: Instant) {
+/// Process the evaluations that are due; true while any waits for its time (`not_before`).
+fn process_evals(state: &Arc<DevState>, inner: &mut Inner, now: Instant) -> bool {
+    let waiting = inner
+        .evals
+        .values()
+        .any(|e| e.status == "pending" && e.not_before.is_some_and(|t| t > now));
     let mut pending: Vec<(u64, String)> = inner
         .evals
         .values()
@@ -927,6 +976,7 @@ fn process_evals(state: &Arc<DevState>, inner: &mut Inner, now: Instant) {
     for (_, id) in pending {
         process_eval(state, inner, &id, now);
     }
+    waiting
 }
 
 fn stop_alloc(a: &mut Alloc, desc: &str, index: u64) {
@@ -1401,12 +1451,13 @@ fn alloc_at_rest(a: &Alloc) -> bool {
         && a.consul_passing
 }
 
+/// Move allocations along (template, start, checks, health); true while any is not at rest.
 fn advance_allocs(
     state: &Arc<DevState>,
     inner: &mut Inner,
     now: Instant,
     actions: &mut Vec<ConsulAction>,
-) {
+) -> bool {
     let cfg = &state.config;
     let nomad = &state.nomad;
     // Only allocations with something left to advance are written (and so become events).
@@ -1416,6 +1467,9 @@ fn advance_allocs(
         .filter(|a| !alloc_at_rest(a))
         .map(|a| a.id.clone())
         .collect();
+    if ids.is_empty() {
+        return false;
+    }
     let var_keys: BTreeSet<(String, String)> = inner.vars.keys().cloned().collect();
     let mut changed_any = false;
     let mut failure_evals: Vec<(String, String, Duration)> = Vec::new();
@@ -1588,6 +1642,7 @@ fn advance_allocs(
             schedule_failure_eval(state, inner, &ns, &job_id, delay, index, now);
         }
     }
+    true
 }
 
 fn reschedule_delay(group: &Value) -> Duration {
@@ -1822,7 +1877,8 @@ fn services_for(a: &Alloc, group: &Value, address: &str) -> Vec<ServiceInstance>
 // ---------------------------------------------------------------------------------------------
 // Deployments
 
-fn update_deployments(state: &Arc<DevState>, inner: &mut Inner, now: Instant) {
+/// Count deployments' allocations and end them; true while any deployment is active.
+fn update_deployments(state: &Arc<DevState>, inner: &mut Inner, now: Instant) -> bool {
     let nomad = &state.nomad;
     let active: Vec<String> = inner
         .deployments
@@ -1830,6 +1886,9 @@ fn update_deployments(state: &Arc<DevState>, inner: &mut Inner, now: Instant) {
         .filter(|d| d.active())
         .map(|d| d.id.clone())
         .collect();
+    if active.is_empty() {
+        return false;
+    }
     // Placed, healthy and unhealthy allocations per (deployment, group), in one pass over the
     // allocations (not one per deployment group: quadratic with a thousand jobs deploying).
     let active_ids: BTreeSet<&str> = active.iter().map(String::as_str).collect();
@@ -1915,6 +1974,7 @@ fn update_deployments(state: &Arc<DevState>, inner: &mut Inner, now: Instant) {
             jobs::set_stable(nomad, inner, &key, d.job_version, true);
         }
     }
+    true
 }
 
 /// Fail a deployment; with auto_revert, roll back to the latest stable version.
