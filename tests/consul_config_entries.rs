@@ -370,3 +370,63 @@ async fn an_owned_entry_whose_kind_left_git_is_pruned_after_a_restart() {
     assert!(entry(&env, "service-intentions", "web").await.is_some());
     env.shutdown().await;
 }
+
+/// An entry changed in Consul is drift to heal as soon as the held list shows it, not at the
+/// next resync: the app declaring it is woken and plans again.
+#[tokio::test]
+async fn an_entry_changed_in_consul_is_healed_at_once_not_at_the_resync() {
+    let mut env = TestEnv::new().await;
+    mesh_app(&env, "{ self_heal: true }", "http");
+    env.commit("mesh: config entries");
+    let mut settings = env.settings();
+    settings.controller.resync_interval = Duration::from_secs(3600);
+    env.start_drover_with(settings).await;
+    env.wait_synced_healthy(APP, None).await;
+    write_behind(
+        &env,
+        json!({"Kind": "service-defaults", "Name": "web", "Protocol": "grpc",
+               "Meta": {"drover.app": APP}}),
+    )
+    .await;
+    wait_entry(&env, "service-defaults", "web", "healed", |e| {
+        e.is_some_and(|e| e["Protocol"] == "http")
+    })
+    .await;
+    env.shutdown().await;
+}
+
+/// Read your writes: while the list of a kind lags drover's own write (here a proxy answers
+/// service-defaults lists at once, without blocking, so the watcher polls with a backoff), a
+/// cycle woken by the job's progress must not take the entry for missing and write it again.
+/// One write per entry.
+#[tokio::test]
+async fn a_list_that_lags_drovers_write_does_not_make_it_write_again() {
+    let mut env = TestEnv::new().await;
+    env.control(
+        "/faults",
+        json!({"system": "consul", "method": "GET", "path": "^/v1/config/service-defaults",
+               "kind": "no_block"}),
+    )
+    .await;
+    env.write(
+        "apps/web/app.yaml",
+        "name: web\nsync: { self_heal: true }\nresources:\n  \
+         - nomad_job: { file: job.nomad.hcl }\n  \
+         - consul_config_entry: { Kind: service-defaults, Name: web, Protocol: http }\n",
+    );
+    env.write(
+        "apps/web/job.nomad.hcl",
+        &common::web_jobspec("web", "nginx:1.27"),
+    );
+    let revision = env.commit("web with its service-defaults");
+    env.start_drover().await;
+    env.wait_synced_healthy("web", Some(&revision)).await;
+    // Progress cycles ran meanwhile (the job deploying); wait for two more.
+    env.wait_full_cycle("web").await;
+    let puts = writes(&env.consul_requests().await);
+    assert_eq!(
+        puts, 1,
+        "one write of service-defaults/web, however late the list"
+    );
+    env.shutdown().await;
+}

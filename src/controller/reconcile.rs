@@ -877,6 +877,16 @@ async fn run_apply(
             .map(|s| (s.id.scope.clone(), s.id.name.clone()))
             .collect();
         ctx.live.poke(written);
+        for step in &report.steps {
+            if let (ResourceKind::ConsulConfigEntry, StepResult::Applied { live_index }) =
+                (&step.id.kind, &step.result)
+            {
+                ctx.live.note_config_written(
+                    (step.id.scope.clone(), step.id.name.clone()),
+                    *live_index,
+                );
+            }
+        }
     }
     if writes {
         let result = sync_result(&report);

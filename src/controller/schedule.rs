@@ -32,7 +32,7 @@ struct AppHandle {
     manual: Arc<Mutex<bool>>,
     /// False while the app has left Git (its task prunes it): no manual sync then.
     in_git: Arc<AtomicBool>,
-    /// The jobs and volumes whose live changes can change this app's reconcile (see
+    /// The jobs, volumes and config entries whose live changes can change this app's reconcile (see
     /// [`interest`]); `None`: every change (not yet known, invalid, dependencies, removed).
     interest: Arc<Mutex<Option<HashSet<Key>>>>,
 }
@@ -429,8 +429,8 @@ fn republish_probes(
     ctx.publish_unless(status, || left_git(desired, name));
 }
 
-/// The jobs and volumes whose live changes can change a reconcile of `loaded` (what
-/// [`observed`] reads); `None` for every change: an invalid app shows what it last applied,
+/// The jobs, volumes and config entries whose live changes can change a reconcile of `loaded`
+/// (what [`observed`] reads); `None` for every change: an invalid app shows what it last applied,
 /// and an app with dependencies re-checks their health on any wake.
 fn interest(loaded: &LoadedApp) -> Option<HashSet<Key>> {
     let app = loaded.result.as_ref().ok()?;
@@ -445,6 +445,7 @@ fn interest(loaded: &LoadedApp) -> Option<HashSet<Key>> {
                     r.id.kind,
                     crate::desired::ResourceKind::NomadJob
                         | crate::desired::ResourceKind::CsiVolume
+                        | crate::desired::ResourceKind::ConsulConfigEntry
                 )
             })
             .map(|r| (r.id.scope.clone(), r.id.name.clone()))
@@ -494,6 +495,17 @@ fn observed(ctx: &Context, loaded: &LoadedApp, revision: &str, pin: Option<&str>
         }
         crate::desired::ResourceKind::CsiVolume => {
             let _ = write!(seen, "|{:?}", live.volume(&id.scope, &id.name));
+        }
+        // Watched too: an entry changed in Consul is drift to see now, not at the resync.
+        crate::desired::ResourceKind::ConsulConfigEntry => {
+            let _ = write!(
+                seen,
+                "|{}/{}@{:?}",
+                id.scope,
+                id.name,
+                live.config_entry(&id.scope, &id.name)
+                    .map(crate::providers::consul::ConfigEntry::modify_index)
+            );
         }
         _ => {}
     };

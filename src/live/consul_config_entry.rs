@@ -15,30 +15,48 @@ pub(super) async fn list(
     consul.list_config_entries(&kind, query).await
 }
 
-/// Fold one kind's list into the snapshot; whether any entry of that kind changed.
+/// What one kind's list changed.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(super) struct Folded {
+    /// The kind's first list: the snapshot may have become ready.
+    pub first: bool,
+    /// The entries added, changed or removed.
+    pub changed: Vec<Key>,
+}
+
+/// Fold one kind's list into the snapshot.
 pub(super) fn fold(
     snapshot: &mut LiveSnapshot,
     kind: &str,
     index: u64,
     entries: Vec<ConfigEntry>,
-) -> bool {
+) -> Folded {
     let listed: HashMap<Key, ConfigEntry> = entries
         .into_iter()
         .map(|e| ((kind.to_string(), e.name().to_string()), e))
         .collect();
-    let before: HashMap<&Key, &ConfigEntry> = snapshot
-        .config_entries
+    let mut changed: Vec<Key> = listed
         .iter()
-        .filter(|((k, _), _)| k == kind)
+        .filter(|(key, e)| snapshot.config_entries.get(*key) != Some(*e))
+        .map(|(key, _)| key.clone())
         .collect();
-    let changed = !snapshot.config_kinds_ready.contains(kind)
-        || before.len() != listed.len()
-        || listed.iter().any(|(key, e)| before.get(key) != Some(&e));
+    changed.extend(
+        snapshot
+            .config_entries
+            .keys()
+            .filter(|key| key.0 == kind && !listed.contains_key(*key))
+            .cloned(),
+    );
+    let first = snapshot.config_kinds_ready.insert(kind.to_string());
     snapshot.config_entries.retain(|(k, _), _| k != kind);
     snapshot.config_entries.extend(listed);
     snapshot.config_kinds_index.insert(kind.to_string(), index);
-    snapshot.config_kinds_ready.insert(kind.to_string());
-    changed
+    // Writes this list has seen are the list's to tell from now on.
+    snapshot
+        .config_written
+        .retain(|(k, _), (written, _)| k != kind || *written > index);
+    changed.sort();
+    Folded { first, changed }
 }
 
 #[cfg(test)]
@@ -47,28 +65,75 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn a_kinds_list_replaces_only_that_kind_and_is_news_only_when_an_entry_changed() {
+    fn a_kinds_list_replaces_only_that_kind_and_names_the_entries_that_changed() {
         let web = ConfigEntry(json!({"Kind": "service-defaults", "Name": "web", "ModifyIndex": 5}));
         let db = ConfigEntry(json!({"Kind": "service-intentions", "Name": "db", "ModifyIndex": 6}));
+        let key = |kind: &str, name: &str| (kind.to_string(), name.to_string());
         let mut snapshot = LiveSnapshot::default();
-        assert!(fold(&mut snapshot, "service-intentions", 6, vec![db]));
-        assert!(fold(
-            &mut snapshot,
-            "service-defaults",
-            5,
-            vec![web.clone()]
-        ));
+        let folded = fold(&mut snapshot, "service-intentions", 6, vec![db]);
+        assert!(folded.first);
+        assert_eq!(folded.changed, vec![key("service-intentions", "db")]);
+        let folded = fold(&mut snapshot, "service-defaults", 5, vec![web.clone()]);
+        assert_eq!(
+            folded,
+            Folded {
+                first: true,
+                changed: vec![key("service-defaults", "web")]
+            }
+        );
         assert!(snapshot.config_entry("service-defaults", "web").is_some());
-        assert!(!fold(&mut snapshot, "service-defaults", 7, vec![web]));
+        assert_eq!(
+            fold(&mut snapshot, "service-defaults", 7, vec![web.clone()]),
+            Folded::default(),
+            "the same list again is no news"
+        );
         assert_eq!(
             snapshot.config_kinds_index.get("service-defaults"),
             Some(&7)
         );
-        assert!(
-            fold(&mut snapshot, "service-defaults", 8, Vec::new()),
+        let edited = ConfigEntry(
+            json!({"Kind": "service-defaults", "Name": "web", "ModifyIndex": 8, "Protocol": "http"}),
+        );
+        assert_eq!(
+            fold(&mut snapshot, "service-defaults", 8, vec![edited]).changed,
+            vec![key("service-defaults", "web")]
+        );
+        assert_eq!(
+            fold(&mut snapshot, "service-defaults", 9, Vec::new()).changed,
+            vec![key("service-defaults", "web")],
             "web deleted"
         );
         assert!(snapshot.config_entry("service-defaults", "web").is_none());
         assert!(snapshot.config_entry("service-intentions", "db").is_some());
+    }
+
+    #[test]
+    fn a_list_forgets_the_writes_it_has_seen() {
+        let mut snapshot = LiveSnapshot::default();
+        let now = std::time::Instant::now();
+        snapshot
+            .config_written
+            .insert(("service-defaults".into(), "web".into()), (10, now));
+        snapshot
+            .config_written
+            .insert(("service-defaults".into(), "api".into()), (12, now));
+        snapshot
+            .config_written
+            .insert(("service-intentions".into(), "web".into()), (3, now));
+        fold(&mut snapshot, "service-defaults", 11, Vec::new());
+        let left: Vec<_> = snapshot
+            .config_written
+            .keys()
+            .cloned()
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        assert_eq!(
+            left,
+            vec![
+                ("service-defaults".to_string(), "api".to_string()),
+                ("service-intentions".to_string(), "web".to_string())
+            ]
+        );
     }
 }

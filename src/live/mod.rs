@@ -57,6 +57,9 @@ pub struct LiveSnapshot {
     pub config_kinds_ready: BTreeSet<String>,
     /// `X-Consul-Index` of each kind's last list.
     pub config_kinds_index: BTreeMap<String, u64>,
+    /// Config entries this process wrote, with the `ModifyIndex` the write made and when, until
+    /// a list of their kind has seen the write (see [`Self::config_unlisted_write`]).
+    pub config_written: PersistentMap<Key, (u64, std::time::Instant)>,
     /// A Consul client is configured (`CONSUL_HTTP_ADDR`, or the devstack's).
     pub consul_configured: bool,
     /// Buckets by name as last read: `None` inside when the bucket does not exist. A bucket not
@@ -83,6 +86,21 @@ impl LiveSnapshot {
             .get(&(kind.to_string(), name.to_string()))
     }
 
+    /// The Consul index of the last list of `kind` (0: never listed).
+    pub fn config_kind_index(&self, kind: &str) -> u64 {
+        self.config_kinds_index.get(kind).copied().unwrap_or(0)
+    }
+
+    /// The `ModifyIndex` of this process's write of the entry when the last list of its kind
+    /// was taken before that write, and the write is less than [`READ_YOUR_WRITES`] old (a
+    /// write no list ever shows, as after Consul's indexes restarted, is not believed forever).
+    pub fn config_unlisted_write(&self, kind: &str, name: &str) -> Option<u64> {
+        let (index, at) = self
+            .config_written
+            .get(&(kind.to_string(), name.to_string()))?;
+        (self.config_kind_index(kind) < *index && at.elapsed() < READ_YOUR_WRITES).then_some(*index)
+    }
+
     /// A bucket as last read: `Some(None)` when it does not exist, `None` when never read.
     pub fn bucket(&self, name: &str) -> Option<Option<&BucketSettings>> {
         self.buckets.get(name).map(Option::as_ref)
@@ -106,6 +124,9 @@ impl LiveSnapshot {
         self.volumes.get(&(namespace.to_string(), id.to_string()))
     }
 }
+
+/// How long drover trusts its own write of a config entry over lists that have not seen it.
+pub const READ_YOUR_WRITES: Duration = Duration::from_secs(60);
 
 /// The cache of live state, shared by every app's reconcile.
 #[derive(Clone)]
@@ -320,9 +341,7 @@ impl LiveStore {
                     let kind = kind.clone();
                     async move {
                         let answer = list.await;
-                        store.apply_list(answer.map(|l| (l.index, l.value)), |s, index, value| {
-                            consul_config_entry::fold(s, &kind, index, value)
-                        })
+                        store.apply_config_list(&kind, answer.map(|l| (l.index, l.value)))
                     }
                 })
                 .await;
@@ -415,6 +434,34 @@ impl LiveStore {
     }
 
     /// Fold one list result into the snapshot; returns the index to block on next.
+    /// [`apply_list`](Self::apply_list) for one config-entry kind: only the apps that declare
+    /// an entry that changed are woken (all of them on the kind's first list or after an error).
+    fn apply_config_list<E: std::fmt::Display>(
+        &self,
+        kind: &str,
+        result: Result<(u64, Vec<ConfigEntry>), E>,
+    ) -> Result<u64, E> {
+        let (index, entries) = match result {
+            Ok(listed) => listed,
+            Err(error) => {
+                let text = error.to_string();
+                self.update(|s| s.last_error = Some(text));
+                return Err(error);
+            }
+        };
+        let mut first = false;
+        self.update_keys(|s, keys| {
+            let folded = consul_config_entry::fold(s, kind, index, entries);
+            first = folded.first;
+            *keys = folded.changed;
+            !keys.is_empty()
+        });
+        if first {
+            self.notify(None);
+        }
+        Ok(index)
+    }
+
     fn apply_list<T, E: std::fmt::Display>(
         &self,
         result: Result<(u64, T), E>,
@@ -442,6 +489,15 @@ impl LiveStore {
                 Err(error)
             }
         }
+    }
+
+    /// Record that drover itself just wrote config entry `key` (`(kind, name)`), which now has
+    /// `modify_index`: until a list of its kind has seen it, plans trust the write.
+    pub fn note_config_written(&self, key: Key, modify_index: u64) {
+        self.update_quiet(|s| {
+            s.config_written
+                .insert(key, (modify_index, std::time::Instant::now()));
+        });
     }
 
     /// Record that drover itself just wrote these jobs and volumes `(namespace, id)` (so their

@@ -41,12 +41,25 @@ pub fn matches(desired: &Value, live: &ConfigEntry) -> bool {
 /// Triage from the watched list and the marker: absent → create; present and never applied →
 /// suspect (adoption); Git or the live `ModifyIndex` moved since the marker → suspect; else
 /// unchanged. The list holds whole entries, so a suspect that matches is confirmed, not written.
+///
+/// Read your writes: a list older than drover's own recent write of the entry (see
+/// [`LiveSnapshot::config_unlisted_write`]) cannot say the entry is missing or changed; it
+/// stands as written until a list that saw the write arrives (with a thousand entries written at
+/// once the list lags the writes, and each "missing" was healed by another write).
 pub fn triage(
     id: &ResourceId,
     spec_hash: &str,
     live: &LiveSnapshot,
     marker: Option<&AppliedMarker>,
 ) -> (Verdict, Reason) {
+    let listed_before_our_write =
+        live.config_unlisted_write(&id.scope, &id.name)
+            .is_some_and(|index| {
+                marker.is_some_and(|m| m.spec_hash == spec_hash && m.live_index == index)
+            });
+    if listed_before_our_write {
+        return (Verdict::Unchanged, Reason::InSync);
+    }
     match (live.config_entry(&id.scope, &id.name), marker) {
         (None, None) => (Verdict::Create, Reason::New),
         (None, Some(_)) => (Verdict::Create, Reason::Missing),
@@ -213,6 +226,8 @@ mod tests {
     #[test]
     fn triage_follows_presence_the_marker_and_the_modify_index() {
         let mut live = LiveSnapshot::default();
+        // A list that saw every write below.
+        live.config_kinds_index.insert("service-defaults".into(), 9);
         assert_eq!(
             triage(&id(), "h", &live, None),
             (Verdict::Create, Reason::New)
@@ -240,6 +255,60 @@ mod tests {
         assert_eq!(
             triage(&id(), "h", &live, Some(&marker("h", 5))),
             (Verdict::Unchanged, Reason::InSync)
+        );
+    }
+
+    #[test]
+    fn a_list_older_than_drovers_write_neither_misses_nor_changes_the_entry() {
+        let mut live = LiveSnapshot::default();
+        live.config_kinds_index
+            .insert("service-defaults".into(), 11);
+        let key = ("service-defaults".to_string(), "web".to_string());
+        // Before any write of this process, the list is believed.
+        assert_eq!(
+            triage(&id(), "h", &live, Some(&marker("h", 12))),
+            (Verdict::Create, Reason::Missing),
+            "a marker alone (another process's write, or Consul's indexes restarted) proves nothing"
+        );
+        // This process wrote it at ModifyIndex 12; the last list (index 11) was taken before.
+        live.config_written
+            .insert(key.clone(), (12, std::time::Instant::now()));
+        assert_eq!(
+            triage(&id(), "h", &live, Some(&marker("h", 12))),
+            (Verdict::Unchanged, Reason::InSync),
+            "not missing: the list has not seen the write"
+        );
+        live.config_entries.insert(
+            ("service-defaults".into(), "web".into()),
+            ConfigEntry(json!({"Kind": "service-defaults", "Name": "web", "ModifyIndex": 7})),
+        );
+        assert_eq!(
+            triage(&id(), "h", &live, Some(&marker("h", 12))),
+            (Verdict::Unchanged, Reason::InSync),
+            "not changed: the list holds the version before the write"
+        );
+        // Git changed since the write: planned as usual.
+        assert_eq!(
+            triage(&id(), "h2", &live, Some(&marker("h", 12))),
+            (Verdict::Suspect, Reason::GitChanged)
+        );
+        // A list that saw the write (index 12) and no entry: it was deleted since.
+        live.config_kinds_index
+            .insert("service-defaults".into(), 12);
+        live.config_entries.clear();
+        assert_eq!(
+            triage(&id(), "h", &live, Some(&marker("h", 12))),
+            (Verdict::Create, Reason::Missing)
+        );
+        // A write long ago that no list ever saw (Consul's indexes restarted): believed no more.
+        live.config_kinds_index.insert("service-defaults".into(), 3);
+        let long_ago = std::time::Instant::now()
+            .checked_sub(crate::live::READ_YOUR_WRITES * 2)
+            .unwrap_or_else(std::time::Instant::now);
+        live.config_written.insert(key, (12, long_ago));
+        assert_eq!(
+            triage(&id(), "h", &live, Some(&marker("h", 12))),
+            (Verdict::Create, Reason::Missing)
         );
     }
 
