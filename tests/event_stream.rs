@@ -190,3 +190,41 @@ async fn a_dropped_stream_is_resynced_and_followed_again() {
     shutdown.cancel();
     ds.shutdown().await;
 }
+
+/// Lists refused (403) through the first list and the whole fallback that follows it, while
+/// the stream itself opens: the cache must still list once the lists work again, not follow the
+/// stream from nothing and stay never ready.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cache_that_never_listed_lists_before_following_the_stream() {
+    let ds = common::fast_devstack().await;
+    register(&ds, "web").await;
+    let refused = ds
+        .state()
+        .faults
+        .add(FaultSpec {
+            system: Some(System::Nomad),
+            method: Some("GET".into()),
+            path: "^/v1/(jobs|volumes)$".into(),
+            kind: FaultKind::Forbidden,
+            status: None,
+            body: None,
+            latency_ms: None,
+            count: None,
+            probability: None,
+        })
+        .unwrap_or_else(|e| panic!("fault: {e}"));
+    let live = LiveStore::default();
+    let shutdown = CancellationToken::new();
+    live.spawn_watchers(nomad_client(&ds), shutdown.clone());
+    // Past the first list and its fallback (1 s of backoff, jittered up to 2 s): a drover that
+    // follows the stream without a list has opened it by now.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(!live.snapshot().ready());
+    ds.state().faults.remove(&refused);
+    until(&live, "the lists once they work again", |s| {
+        s.ready() && s.job("default", "web").is_some()
+    })
+    .await;
+    shutdown.cancel();
+    ds.shutdown().await;
+}

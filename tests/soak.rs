@@ -966,7 +966,24 @@ async fn soak_holds_its_invariants_under_random_commits_faults_drift_scales_and_
     soak.poll_log().await;
     soak.check_rss();
     if let Err(problems) = last {
-        panic!("INVARIANT converges to the last good revision (seed {seed}):\n{problems}");
+        let apps = soak
+            .http
+            .get(format!("http://127.0.0.1:{}/api/v1/apps", soak.web_port))
+            .send()
+            .await;
+        let apps = match apps {
+            Ok(r) => r.text().await.unwrap_or_default(),
+            Err(e) => e.to_string(),
+        };
+        // What drover said about it: its apps and its last log lines.
+        let log = std::fs::read_to_string(&soak.stderr_log).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(60).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        panic!(
+            "INVARIANT converges to the last good revision (seed {seed}):\n{problems}\n\
+             drover's apps: {apps}\ndrover's last log lines:\n{}",
+            tail.join("\n")
+        );
     }
     if let Err(problem) = soak.check_scaled_counts().await {
         panic!("{problem} (seed {seed})");

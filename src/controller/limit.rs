@@ -1,9 +1,11 @@
 //! How many apps reconcile at once: a limit that adapts to the servers' answers (additive
 //! increase while cycles queue and the servers answer well, multiplicative decrease when they
-//! answer 429, 502–504 or not at all), between 1 and the configured `concurrency`.
+//! answer 429, 502–504 or not at all), between [`FLOOR`] and the configured `concurrency`.
 //!
 //! A fixed limit is either too low for a thousand apps on a healthy cluster or too high for a
-//! struggling one; TCP's congestion control settled this trade long ago.
+//! struggling one. The floor is not 1: a cycle that meets a timeout holds its slot through the
+//! client's retries, and with one slot a few such cycles stalled every other app (the soak
+//! found it: apps added during faults were not created before its deadline).
 
 use std::sync::{Arc, Mutex};
 
@@ -11,8 +13,9 @@ use tokio::sync::Notify;
 
 use crate::telemetry::Metrics;
 
-/// The limit a controller starts at (or the configured maximum, if lower).
-pub const START: usize = 4;
+/// The limit a controller starts at and never goes below (or the configured maximum, if
+/// lower): what drover ran with before the limit adapted.
+pub const FLOOR: usize = 4;
 
 /// The shared limit; cheap to clone.
 #[derive(Clone)]
@@ -23,6 +26,7 @@ pub struct ConcurrencyLimit {
 struct Inner {
     state: Mutex<State>,
     freed: Notify,
+    floor: usize,
     max: usize,
     metrics: Metrics,
 }
@@ -49,10 +53,11 @@ pub struct Slot {
 }
 
 impl ConcurrencyLimit {
-    /// A limit between 1 and `max`, starting at [`START`] (or `max`, if lower).
+    /// A limit between [`FLOOR`] and `max`, starting at the floor (`max`, if lower).
     pub fn new(max: usize, metrics: Metrics) -> ConcurrencyLimit {
         let max = max.max(1);
-        let limit = START.min(max);
+        let floor = FLOOR.min(max);
+        let limit = floor;
         metrics.concurrency_limit(limit);
         ConcurrencyLimit {
             inner: Arc::new(Inner {
@@ -65,6 +70,7 @@ impl ConcurrencyLimit {
                     epoch: 0,
                 }),
                 freed: Notify::new(),
+                floor,
                 max,
                 metrics,
             }),
@@ -124,7 +130,7 @@ impl Drop for Slot {
         if pressure > state.pressure_seen {
             state.pressure_seen = pressure;
             if self.epoch == state.epoch {
-                state.limit = (state.limit / 2).max(1);
+                state.limit = (state.limit / 2).max(inner.floor);
                 state.epoch += 1;
                 state.good = 0;
             }
@@ -162,7 +168,7 @@ mod tests {
     #[tokio::test]
     async fn queued_cycles_that_end_well_raise_the_limit_up_to_the_maximum() {
         let (limit, _) = limit(6);
-        assert_eq!(limit.current(), START);
+        assert_eq!(limit.current(), FLOOR);
         for _ in 0..40 {
             let slots: Vec<Slot> = futures_join(&limit, limit.current()).await;
             // Somebody waits while every slot is taken.
@@ -183,21 +189,22 @@ mod tests {
         for _ in 0..100 {
             drop(limit.acquire().await);
         }
-        assert_eq!(limit.current(), START);
+        assert_eq!(limit.current(), FLOOR);
     }
 
     #[tokio::test]
-    async fn overload_answers_halve_the_limit_once_per_episode_down_to_one() {
+    async fn overload_answers_halve_the_limit_once_per_episode_down_to_the_floor() {
         let (limit, metrics) = limit(16);
-        let slots = futures_join(&limit, 4).await;
+        grow_to(&limit, 16).await;
+        let slots = futures_join(&limit, 10).await;
         let nomad = metrics.requests(ApiSystem::Nomad);
         nomad.answered(503);
         nomad.answered(429);
         drop(slots);
         assert_eq!(
             limit.current(),
-            2,
-            "four cycles in one episode halve it once"
+            8,
+            "ten cycles in one episode halve it once"
         );
         nomad.answered(200);
         nomad.answered(404);
@@ -205,14 +212,37 @@ mod tests {
         drop(limit.acquire().await);
         assert_eq!(
             limit.current(),
-            2,
+            8,
             "a 200, a 404 and a 500 are answers, not overload"
         );
-        for _ in 0..4 {
-            nomad.unanswered();
-            drop(limit.acquire().await);
+        nomad.unanswered();
+        drop(limit.acquire().await);
+        assert_eq!(limit.current(), 4, "no answer at all is overload too");
+        nomad.answered(502);
+        drop(limit.acquire().await);
+        assert_eq!(limit.current(), FLOOR, "never below the floor");
+        let (low, metrics) = self::limit(2);
+        metrics.requests(ApiSystem::Vault).answered(504);
+        drop(low.acquire().await);
+        assert_eq!(low.current(), 2, "a maximum below the floor is the floor");
+    }
+
+    /// Queue cycles until the limit is `target`.
+    async fn grow_to(limit: &ConcurrencyLimit, target: usize) {
+        for _ in 0..200 {
+            if limit.current() >= target {
+                return;
+            }
+            let slots: Vec<Slot> = futures_join(limit, limit.current()).await;
+            let waiter = tokio::spawn({
+                let limit = limit.clone();
+                async move { drop(limit.acquire().await) }
+            });
+            tokio::task::yield_now().await;
+            drop(slots);
+            let _ = waiter.await;
         }
-        assert_eq!(limit.current(), 1, "never below one");
+        panic!("the limit never grew to {target}: {}", limit.current());
     }
 
     #[tokio::test]

@@ -233,8 +233,8 @@ async fn app_task(
     // The last reconcile's status, before the probes' latest results are merged in: a probe's
     // change re-publishes it with them, without another cycle.
     let mut last_status: Option<AppStatus> = None;
-    // The app's pin, with the head revision and the role it was read at.
-    let mut pin_read: Option<(String, bool, Option<String>)> = None;
+    // The app's pin, with the role it was read at.
+    let mut pin_read: Option<(bool, Option<String>)> = None;
     // The app as the last reconcile ran it, and at which revision: a new commit that leaves the
     // app's files as they were is the same facts under a new name (see [`unchanged_since`]).
     let mut last_run: Option<(LoadedApp, String)> = None;
@@ -284,19 +284,16 @@ async fn app_task(
         }
         kept_at = None;
         // Pins change only through rollback and unpin, which ask for a (manual) sync, and an HA
-        // takeover, which restores them before the role flips: a wake from the cluster reuses
-        // the pin read at this revision in this role.
+        // takeover, which restores them before the role flips: a wake from the cluster or a new
+        // commit reuses the pin read in this role (a thousand apps reading their pin from the
+        // store on each commit queued the changed app's cycle behind them).
         let manual_pending = handle.manual.lock().map(|m| *m).unwrap_or(true);
         let leads = ctx.leads();
         let pin = match &pin_read {
-            Some((at, led, pin))
-                if !timer && !manual_pending && *at == head.revision.id && *led == leads =>
-            {
-                pin.clone()
-            }
+            Some((led, pin)) if !timer && !manual_pending && *led == leads => pin.clone(),
             _ => {
                 let pin = ctx.store.pinned(&name).await.ok().flatten();
-                pin_read = Some((head.revision.id.clone(), leads, pin.clone()));
+                pin_read = Some((leads, pin.clone()));
                 pin
             }
         };

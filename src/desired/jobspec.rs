@@ -108,12 +108,14 @@ fn lint_job(
 /// nothing here makes an app invalid.
 pub(crate) fn with_lint_warnings(mut loaded: Loaded) -> Loaded {
     let traefik = loaded.traefik.clone();
-    for app in &mut loaded.apps {
-        let Ok(valid) = &app.result else { continue };
-        let found: Vec<Diagnostic> = jobs(valid)
+    let found = super::on_all_cores(&loaded.apps, |app| match &app.result {
+        Ok(valid) => jobs(valid)
             .filter_map(|job| lint_job(job, &valid.dir, &traefik).ok())
             .flat_map(|lint| lint.warnings)
-            .collect();
+            .collect(),
+        Err(_) => Vec::<Diagnostic>::new(),
+    });
+    for (app, found) in loaded.apps.iter_mut().zip(found) {
         app.warnings.extend(found);
     }
     loaded

@@ -41,7 +41,11 @@ pub(super) async fn follow(store: LiveStore, nomad: NomadClient, shutdown: Cance
     let now = tokio::time::Instant::now();
     let mut pacers = (ListPacer::new(now), ListPacer::new(now));
     loop {
-        if need_list {
+        // The stream only brings changes: a cache that never completed a list (the first list
+        // and the fallback's all failed) must list before following it, or it never becomes
+        // ready (the soak found a drover restarted under a 403 that followed the stream from
+        // index 0 and stayed "waiting for live state").
+        if need_list || stream_index(&store.snapshot()) == 0 {
             let listed = tokio::select! {
                 _ = shutdown.cancelled() => return,
                 r = store.load_once(&nomad) => r,
