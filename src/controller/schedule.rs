@@ -479,6 +479,13 @@ fn observed(ctx: &Context, loaded: &LoadedApp, revision: &str, pin: Option<&str>
     use std::fmt::Write as _;
     // A follower that takes the lock must act on facts it only planned on before.
     let mut seen = format!("{revision}|{pin:?}|leads={}", ctx.leads());
+    // The kinds the cycle will ask the cache to watch, asked for before readiness is read: a
+    // kind first wanted inside the cycle made the cache not ready there, and when its list
+    // came, the wake saw the same facts as before and was skipped (the app waited for its
+    // progress timer).
+    if let Ok(app) = &loaded.result {
+        ctx.live.want_config_kinds(app.config_entry_kinds());
+    }
     let live = ctx.live.snapshot();
     let _ = write!(seen, "|ready={}", live.ready());
     let mut stub_of = |id: &ResourceId| match id.kind {
