@@ -58,6 +58,21 @@ async fn write_behind(env: &TestEnv, body: Value) {
     assert_eq!((status, answer), (200, json!(true)));
 }
 
+/// Change service-defaults/web's protocol behind drover's back, then wait until drover has
+/// written it back to Git's `http`.
+async fn change_behind_and_wait_healed(env: &TestEnv) {
+    write_behind(
+        env,
+        json!({"Kind": "service-defaults", "Name": "web", "Protocol": "grpc",
+               "Meta": {"drover.app": APP}}),
+    )
+    .await;
+    wait_entry(env, "service-defaults", "web", "healed", |e| {
+        e.is_some_and(|e| e["Protocol"] == "http")
+    })
+    .await;
+}
+
 /// Wait until the entry satisfies `ok`, observed through Consul's own API.
 async fn wait_entry(
     env: &TestEnv,
@@ -135,16 +150,7 @@ async fn config_entries_are_created_from_git_owned_in_meta_and_drift_is_healed()
     );
 
     // Changed behind drover's back: healed.
-    write_behind(
-        &env,
-        json!({"Kind": "service-defaults", "Name": "web", "Protocol": "grpc",
-               "Meta": {"drover.app": APP}}),
-    )
-    .await;
-    wait_entry(&env, "service-defaults", "web", "healed", |e| {
-        e.is_some_and(|e| e["Protocol"] == "http")
-    })
-    .await;
+    change_behind_and_wait_healed(&env).await;
     // Deleted behind drover's back: recreated.
     let (status, _) = consul(
         &env,
@@ -382,16 +388,7 @@ async fn an_entry_changed_in_consul_is_healed_at_once_not_at_the_resync() {
     settings.controller.resync_interval = Duration::from_secs(3600);
     env.start_drover_with(settings).await;
     env.wait_synced_healthy(APP, None).await;
-    write_behind(
-        &env,
-        json!({"Kind": "service-defaults", "Name": "web", "Protocol": "grpc",
-               "Meta": {"drover.app": APP}}),
-    )
-    .await;
-    wait_entry(&env, "service-defaults", "web", "healed", |e| {
-        e.is_some_and(|e| e["Protocol"] == "http")
-    })
-    .await;
+    change_behind_and_wait_healed(&env).await;
     env.shutdown().await;
 }
 

@@ -35,6 +35,30 @@ async fn register(ds: &drover_devstack::Devstack, id: &str) {
     assert_eq!(resp.status().as_u16(), 200, "register {id}");
 }
 
+/// Arm a fault on the devstack's Nomad (every matching request, until removed); its ID.
+fn nomad_fault(
+    ds: &drover_devstack::Devstack,
+    method: Option<&str>,
+    path: &str,
+    kind: FaultKind,
+    status: Option<u16>,
+) -> String {
+    ds.state()
+        .faults
+        .add(FaultSpec {
+            system: Some(System::Nomad),
+            method: method.map(str::to_string),
+            path: path.into(),
+            kind,
+            status,
+            body: None,
+            latency_ms: None,
+            count: None,
+            probability: None,
+        })
+        .unwrap_or_else(|e| panic!("fault: {e}"))
+}
+
 /// Wait (on the cache's change signal, at most 10 s) until `done` holds.
 async fn until(live: &LiveStore, what: &str, done: impl Fn(&drover::live::LiveSnapshot) -> bool) {
     let mut changed = live.subscribe();
@@ -99,20 +123,7 @@ async fn a_change_arrives_through_the_stream_without_listing_jobs() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stream_answering_5xx_falls_back_to_blocking_lists() {
     let ds = common::fast_devstack().await;
-    ds.state()
-        .faults
-        .add(FaultSpec {
-            system: Some(System::Nomad),
-            method: None,
-            path: "/v1/event/stream".into(),
-            kind: FaultKind::Error,
-            status: Some(503),
-            body: None,
-            latency_ms: None,
-            count: None,
-            probability: None,
-        })
-        .unwrap_or_else(|e| panic!("fault: {e}"));
+    nomad_fault(&ds, None, "/v1/event/stream", FaultKind::Error, Some(503));
     let live = LiveStore::default();
     let shutdown = CancellationToken::new();
     live.spawn_watchers(nomad_client(&ds), shutdown.clone());
@@ -198,21 +209,13 @@ async fn a_dropped_stream_is_resynced_and_followed_again() {
 async fn a_cache_that_never_listed_lists_before_following_the_stream() {
     let ds = common::fast_devstack().await;
     register(&ds, "web").await;
-    let refused = ds
-        .state()
-        .faults
-        .add(FaultSpec {
-            system: Some(System::Nomad),
-            method: Some("GET".into()),
-            path: "^/v1/(jobs|volumes)$".into(),
-            kind: FaultKind::Forbidden,
-            status: None,
-            body: None,
-            latency_ms: None,
-            count: None,
-            probability: None,
-        })
-        .unwrap_or_else(|e| panic!("fault: {e}"));
+    let refused = nomad_fault(
+        &ds,
+        Some("GET"),
+        "^/v1/(jobs|volumes)$",
+        FaultKind::Forbidden,
+        None,
+    );
     let live = LiveStore::default();
     let shutdown = CancellationToken::new();
     live.spawn_watchers(nomad_client(&ds), shutdown.clone());

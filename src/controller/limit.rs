@@ -170,15 +170,7 @@ mod tests {
         let (limit, _) = limit(6);
         assert_eq!(limit.current(), FLOOR);
         for _ in 0..40 {
-            let slots: Vec<Slot> = futures_join(&limit, limit.current()).await;
-            // Somebody waits while every slot is taken.
-            let waiter = tokio::spawn({
-                let limit = limit.clone();
-                async move { drop(limit.acquire().await) }
-            });
-            tokio::task::yield_now().await;
-            drop(slots);
-            let _ = waiter.await;
+            queued_round(&limit).await;
         }
         assert_eq!(limit.current(), 6, "grows to the maximum and no further");
     }
@@ -233,16 +225,22 @@ mod tests {
             if limit.current() >= target {
                 return;
             }
-            let slots: Vec<Slot> = futures_join(limit, limit.current()).await;
-            let waiter = tokio::spawn({
-                let limit = limit.clone();
-                async move { drop(limit.acquire().await) }
-            });
-            tokio::task::yield_now().await;
-            drop(slots);
-            let _ = waiter.await;
+            queued_round(limit).await;
         }
         panic!("the limit never grew to {target}: {}", limit.current());
+    }
+
+    /// Take every slot, queue one more cycle, then free them all: one round of good cycles
+    /// with a queue.
+    async fn queued_round(limit: &ConcurrencyLimit) {
+        let slots: Vec<Slot> = futures_join(limit, limit.current()).await;
+        let waiter = tokio::spawn({
+            let limit = limit.clone();
+            async move { drop(limit.acquire().await) }
+        });
+        tokio::task::yield_now().await;
+        drop(slots);
+        let _ = waiter.await;
     }
 
     #[tokio::test]
