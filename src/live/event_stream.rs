@@ -45,7 +45,11 @@ pub(super) async fn follow(store: LiveStore, nomad: NomadClient, shutdown: Cance
         // and the fallback's all failed) must list before following it, or it never becomes
         // ready (the soak found a drover restarted under a 403 that followed the stream from
         // index 0 and stayed "waiting for live state").
-        if need_list || stream_index(&store.snapshot()) == 0 {
+        let listed = {
+            let s = store.snapshot();
+            s.jobs_ready && s.volumes_ready
+        };
+        if need_list || !listed {
             let listed = tokio::select! {
                 _ = shutdown.cancelled() => return,
                 r = store.load_once(&nomad) => r,
