@@ -106,7 +106,7 @@ async fn a_change_arrives_through_the_stream_without_listing_jobs() {
     })
     .await;
     until(&live, "web's allocation activity", |s| {
-        s.job_activity("default", "web") > 0
+        s.job_activity("default", "web").allocations > 0
     })
     .await;
     let lists = job_lists_since(&ds, before);
@@ -148,6 +148,11 @@ async fn a_stream_answering_5xx_falls_back_to_blocking_lists() {
         .filter(|e| e.path == "/v1/event/stream")
         .all(|e| e.status == 503);
     assert!(refused, "the stream was tried and refused");
+    assert_eq!(
+        live.snapshot().stream_session,
+        0,
+        "no stream session while the lists feed the cache (health reads are not reused)"
+    );
     shutdown.cancel();
     ds.shutdown().await;
 }
@@ -228,6 +233,101 @@ async fn a_cache_that_never_listed_lists_before_following_the_stream() {
         s.ready() && s.job("default", "web").is_some()
     })
     .await;
+    shutdown.cancel();
+    ds.shutdown().await;
+}
+
+/// The Nomad requests since `seq`, as `METHOD path`.
+fn nomad_requests_since(ds: &drover_devstack::Devstack, seq: u64) -> Vec<String> {
+    ds.state()
+        .requests
+        .entries_since(Some(System::Nomad), seq)
+        .into_iter()
+        .filter(|e| e.path != "/v1/event/stream")
+        .map(|e| format!("{} {}", e.method, e.path))
+        .collect()
+}
+
+/// While a stream session lasts, a job's health reads are kept with the cache's marks and only
+/// the read whose mark moved is made again; without a session every assessment reads all three.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_health_check_reads_again_only_what_an_event_moved() {
+    let ds = common::fast_devstack().await;
+    let live = LiveStore::default();
+    let shutdown = CancellationToken::new();
+    let nomad = nomad_client(&ds);
+    live.spawn_watchers(nomad.clone(), shutdown.clone());
+    until(&live, "the first list", |s| s.ready()).await;
+    register(&ds, "web").await;
+    until(&live, "web followed by a stream session", |s| {
+        s.stream_session > 0 && s.job("default", "web").is_some()
+    })
+    .await;
+    let snapshot = live.snapshot();
+    let marks = drover::health::ReadMarks {
+        session: snapshot.stream_session,
+        job: snapshot.job("default", "web").map(|j| j.modify_index),
+        deployments: 7,
+        allocations: 9,
+    };
+    let mut reads = drover::health::JobReads::default();
+    let mut assess = async |marks: drover::health::ReadMarks| {
+        let before = last_seq(&ds);
+        reads
+            .assess(&nomad, "default", "web", marks)
+            .await
+            .unwrap_or_else(|e| panic!("assess: {e}"));
+        let mut made = nomad_requests_since(&ds, before);
+        made.sort();
+        made
+    };
+    let all = vec![
+        "GET /v1/job/web".to_string(),
+        "GET /v1/job/web/allocations".to_string(),
+        "GET /v1/job/web/deployment".to_string(),
+    ];
+    assert_eq!(assess(marks).await, all, "the first check reads all three");
+    assert!(assess(marks).await.is_empty(), "nothing moved: no read");
+    let allocations = drover::health::ReadMarks {
+        allocations: 10,
+        ..marks
+    };
+    assert_eq!(
+        assess(allocations).await,
+        ["GET /v1/job/web/allocations"],
+        "an allocation event"
+    );
+    let deployments = drover::health::ReadMarks {
+        deployments: 8,
+        ..allocations
+    };
+    assert_eq!(
+        assess(deployments).await,
+        ["GET /v1/job/web/deployment"],
+        "a deployment event"
+    );
+    let job = drover::health::ReadMarks {
+        job: marks.job.map(|i| i + 1),
+        ..deployments
+    };
+    assert_eq!(assess(job).await, ["GET /v1/job/web"], "the job changed");
+    let uncached = drover::health::ReadMarks { job: None, ..job };
+    assert_eq!(
+        assess(uncached).await,
+        ["GET /v1/job/web"],
+        "a job not in the cache is read each time"
+    );
+    let next_session = drover::health::ReadMarks {
+        session: marks.session + 1,
+        ..job
+    };
+    assert_eq!(assess(next_session).await, all, "a new session reads all");
+    let no_stream = drover::health::ReadMarks {
+        session: 0,
+        ..next_session
+    };
+    assert_eq!(assess(no_stream).await, all, "no stream: all three");
+    assert_eq!(assess(no_stream).await, all, "and again: nothing kept");
     shutdown.cancel();
     ds.shutdown().await;
 }

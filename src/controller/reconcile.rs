@@ -34,6 +34,8 @@ pub enum Mode {
 #[derive(Debug, Default)]
 pub struct AppMemory {
     health: HashMap<ResourceId, (String, Assessment)>,
+    /// Each job's last health reads, reused while the event stream says they have not moved.
+    job_reads: HashMap<ResourceId, health::JobReads>,
     /// How the last cycle failed, which decides when the next one runs.
     retry: Retry,
     last_sync: Option<SyncOutcome>,
@@ -1047,8 +1049,9 @@ async fn assess(
         let applied = report.and_then(|r| r.steps.get(i)).map(|s| &s.result);
         let just_wrote = applied.is_some_and(StepResult::wrote);
         if just_wrote {
-            // The cached verdict was about the previous version.
+            // The cached verdict and reads were about the previous version.
             memory.health.remove(&step.id);
+            memory.job_reads.remove(&step.id);
         }
         let kind = step.id.kind;
         let assessment = match kind {
@@ -1180,7 +1183,7 @@ async fn job_health(
         .job(&id.scope, &id.name)
         .map(|s| {
             format!(
-                "{}:{}:{}:{:?}:{}",
+                "{}:{}:{}:{:?}:{:?}",
                 s.modify_index,
                 s.job_modify_index,
                 s.stop,
@@ -1195,7 +1198,15 @@ async fn job_health(
     {
         return cached.clone();
     }
-    let assessment = match health::job(&ctx.nomad, &id.scope, &id.name).await {
+    let activity = live.job_activity(&id.scope, &id.name);
+    let marks = health::ReadMarks {
+        session: live.stream_session,
+        job: live.job(&id.scope, &id.name).map(|s| s.modify_index),
+        deployments: activity.deployments,
+        allocations: activity.allocations,
+    };
+    let reads = memory.job_reads.entry(id.clone()).or_default();
+    let assessment = match reads.assess(&ctx.nomad, &id.scope, &id.name, marks).await {
         Ok(a) => a,
         Err(e) => Assessment {
             health: Health::Unknown,

@@ -185,6 +185,8 @@ pub async fn start(settings: Settings, shutdown: CancellationToken) -> Result<Ru
         let mut current: Option<String> = None;
         // A manual refresh resolves the pack registries' tags and branches again.
         let mut resolve_packs = false;
+        // The last load: the next one reloads only the app folders a commit changed.
+        let mut last_loaded: Option<DesiredRevision> = None;
         loop {
             let revision = source_rx.borrow_and_update().revision.clone();
             if let Some(revision) = revision
@@ -198,13 +200,20 @@ pub async fn start(settings: Settings, shutdown: CancellationToken) -> Result<Ru
                 }
                 let owners = recorded_owners(&owner_store).await;
                 let packs = Arc::clone(&pack_fetcher);
+                let previous = last_loaded.take();
                 let loaded = tokio::task::spawn_blocking(move || {
                     let revision = Arc::new(packs.attach(Arc::unwrap_or_clone(revision)));
-                    DesiredRevision::load_with_owners(revision, &owners)
+                    DesiredRevision::load_after(revision, &owners, previous.as_ref())
                 })
                 .await;
                 if let Ok(loaded) = loaded {
-                    tracing::info!(revision = %loaded.revision.short_id(), apps = loaded.loaded.apps.len(), "new revision");
+                    last_loaded = Some(loaded.clone());
+                    tracing::info!(
+                        revision = %loaded.revision.short_id(),
+                        apps = loaded.loaded.apps.len(),
+                        reloaded = loaded.loaded.folders_reloaded().unwrap_or_default(),
+                        "new revision"
+                    );
                     desired_tx.send_replace(Some(loaded));
                 }
             }

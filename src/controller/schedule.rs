@@ -212,6 +212,9 @@ fn on_revision(
     }
 }
 
+/// How long a cycle woken by the cluster waits for the rest of the burst it belongs to.
+const CLUSTER_WAKE_GATHER: std::time::Duration = std::time::Duration::from_millis(100);
+
 async fn app_task(
     ctx: Context,
     name: String,
@@ -238,6 +241,8 @@ async fn app_task(
     // The app as the last reconcile ran it, and at which revision: a new commit that leaves the
     // app's files as they were is the same facts under a new name (see [`unchanged_since`]).
     let mut last_run: Option<(LoadedApp, String)> = None;
+    // The newest revision the last wake saw: a wake at the same one came from the cluster.
+    let mut last_head: Option<String> = None;
     loop {
         let timer = tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -248,6 +253,19 @@ async fn app_task(
             deadline = tokio::time::Instant::now() + ctx.settings.progress_interval;
             continue;
         };
+        // A wake from the cluster (same revision as the last cycle, no manual sync) waits a
+        // moment for the events that come with it: a deployment's allocation and deployment
+        // events arrive in bursts, and one cycle after the burst reads once what a cycle per
+        // event would read each time.
+        let same_head = last_head.as_deref() == Some(head.revision.id.as_str());
+        last_head = Some(head.revision.id.clone());
+        let manual_waiting = handle.manual.lock().map(|m| *m).unwrap_or(true);
+        if !timer && same_head && !manual_waiting {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(CLUSTER_WAKE_GATHER) => {}
+            }
+        }
         if head.app(&name).is_none() {
             set_interest(&handle, None);
             ctx.probes.stop(&name);
@@ -492,7 +510,7 @@ fn observed(ctx: &Context, loaded: &LoadedApp, revision: &str, pin: Option<&str>
         crate::desired::ResourceKind::NomadJob => {
             let _ = write!(
                 seen,
-                "|{:?}@{}",
+                "|{:?}@{:?}",
                 live.job(&id.scope, &id.name),
                 live.job_activity(&id.scope, &id.name)
             );

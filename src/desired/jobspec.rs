@@ -45,7 +45,7 @@ pub fn refused_jobspecs(
 /// `loaded` with every valid app's jobspecs checked offline, each HCL2 jobspec parsed once: an
 /// app whose jobspec Nomad would refuse becomes invalid, with those errors; the jobs that parse
 /// get the Traefik tags lint (`traefik.rs`), whose errors make the app invalid too (its warnings
-/// joined the app's at load: [`with_lint_warnings`]).
+/// joined the app's at load: [`super::load_after`]).
 pub fn check_jobspecs_offline(mut loaded: Loaded) -> Loaded {
     let mut errors: Vec<Vec<Diagnostic>> = vec![Vec::new(); loaded.apps.len()];
     let mut routers: Vec<(&str, Vec<RouterDeclaration>)> = Vec::new();
@@ -102,23 +102,15 @@ fn lint_job(
     Ok(traefik::lint_job(&job.file, source, &parsed, defaults))
 }
 
-/// `loaded` with the Traefik tags lint's warnings added to each valid app's, at every load (the
-/// controller's too): the status, the API and `validate` show them with the other warnings. A
-/// jobspec that does not parse is left to Nomad (DESIGN rule 1) and lint errors to `validate`:
-/// nothing here makes an app invalid.
-pub(crate) fn with_lint_warnings(mut loaded: Loaded) -> Loaded {
-    let traefik = loaded.traefik.clone();
-    let found = super::on_all_cores(&loaded.apps, |app| match &app.result {
-        Ok(valid) => jobs(valid)
-            .filter_map(|job| lint_job(job, &valid.dir, &traefik).ok())
-            .flat_map(|lint| lint.warnings)
-            .collect(),
-        Err(_) => Vec::<Diagnostic>::new(),
-    });
-    for (app, found) in loaded.apps.iter_mut().zip(found) {
-        app.warnings.extend(found);
-    }
-    loaded
+/// The Traefik tags lint's warnings for one valid app's jobs, joined to the app's warnings at
+/// every load (the controller's too): the status, the API and `validate` show them. A jobspec
+/// that does not parse is left to Nomad (DESIGN rule 1) and lint errors to `validate`: nothing
+/// here makes an app invalid.
+pub(crate) fn lint_warnings(app: &App, traefik: &TraefikDefaults) -> Vec<Diagnostic> {
+    jobs(app)
+        .filter_map(|job| lint_job(job, &app.dir, traefik).ok())
+        .flat_map(|lint| lint.warnings)
+        .collect()
 }
 
 /// A parser error as a diagnostic of the user's file: the jobspec, or for the variables drover

@@ -31,7 +31,7 @@ pub use yaml::{
 };
 
 use crate::source::Revision;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, OnceLock};
 
 /// The outcome of loading one app folder.
@@ -73,9 +73,36 @@ pub struct Loaded {
     pub repo_errors: Vec<Diagnostic>,
     /// The root `drover.yaml` `traefik:` defaults, for the Traefik tags lint.
     pub traefik: TraefikDefaults,
+    /// What each app folder's load read, for the next revision's load (see [`load_after`]).
+    memo: Option<Arc<LoadMemo>>,
+}
+
+/// What loading a revision's app folders read and made, so the next revision reloads only the
+/// folders whose reads it answers differently.
+#[derive(Debug)]
+struct LoadMemo {
+    defaults: manifest::RepoDefaults,
+    folders: HashMap<String, FolderMemo>,
+    /// How many folders this load read afresh (the others were reused).
+    reloaded: usize,
+}
+
+#[derive(Debug)]
+struct FolderMemo {
+    /// The folder's draft before the repo-wide checks.
+    draft: manifest::Draft,
+    reads: crate::source::Reads,
+    /// The jobspec lint of the draft's app.
+    lint: Vec<Diagnostic>,
 }
 
 impl Loaded {
+    /// How many app folders this load read afresh, the others being reused from the load it
+    /// followed (`None` for a load that keeps no record, such as one built by hand).
+    pub fn folders_reloaded(&self) -> Option<usize> {
+        self.memo.as_ref().map(|m| m.reloaded)
+    }
+
     /// The app called `name`, if any (the first of that name, as `apps` is sorted by name).
     /// Every app task looks itself up on each wake: a binary search keeps that O(log N) at
     /// 1,000 apps, where a scan made each wake of all apps O(N²).
@@ -99,6 +126,17 @@ pub fn load(revision: &Revision) -> Loaded {
 pub fn load_with_owners(
     revision: &Revision,
     recorded_owners: &BTreeMap<ResourceId, String>,
+) -> Loaded {
+    load_after(revision, recorded_owners, None)
+}
+
+/// [`load_with_owners`], reusing what `previous` (an earlier revision and its load) read for
+/// every app folder this revision answers the same: the same files, the same listings and the
+/// same repo defaults. A commit that changes one app of a thousand parses one app's files.
+pub fn load_after(
+    revision: &Revision,
+    recorded_owners: &BTreeMap<ResourceId, String>,
+    previous: Option<(&Revision, &Loaded)>,
 ) -> Loaded {
     let mut repo_errors = Vec::new();
     let defaults = manifest::repo_defaults(revision, &mut repo_errors);
@@ -125,28 +163,71 @@ pub fn load_with_owners(
         }
     }
     let folders: Vec<String> = folders.into_iter().collect();
-    let mut drafts: Vec<manifest::Draft> =
-        on_all_cores(&folders, |f| manifest::load_app(revision, f, &defaults));
+    let reusable = previous.and_then(|(rev, loaded)| {
+        let memo = loaded.memo.as_ref()?;
+        (memo.defaults == defaults).then_some((rev, memo))
+    });
+    let memos: Vec<(bool, FolderMemo)> = on_all_cores(&folders, |folder| {
+        if let Some((before, memo)) = reusable
+            && let Some(kept) = memo.folders.get(folder)
+            && before.reads_same(revision, &kept.reads)
+        {
+            return (
+                false,
+                FolderMemo {
+                    draft: kept.draft.clone(),
+                    reads: kept.reads.clone(),
+                    lint: kept.lint.clone(),
+                },
+            );
+        }
+        let recording = revision.recording();
+        let draft = manifest::load_app(&recording, folder, &defaults);
+        let lint = match (&draft.app, draft.diags.is_empty()) {
+            (Some(app), true) => jobspec::lint_warnings(app, &defaults.traefik),
+            _ => Vec::new(),
+        };
+        let reads = recording.reads().unwrap_or_default();
+        (true, FolderMemo { draft, reads, lint })
+    });
+    let reloaded = memos.iter().filter(|(fresh, _)| *fresh).count();
+    let memos: Vec<FolderMemo> = memos.into_iter().map(|(_, memo)| memo).collect();
+    let mut drafts: Vec<manifest::Draft> = memos.iter().map(|m| m.draft.clone()).collect();
     repo_checks(&mut drafts, recorded_owners);
     let mut apps: Vec<LoadedApp> = drafts
         .into_iter()
-        .map(|d| LoadedApp {
-            name: d.name,
-            dir: d.dir,
-            result: match (d.app, d.diags.is_empty()) {
+        .zip(&memos)
+        .map(|(d, memo)| {
+            let result = match (d.app, d.diags.is_empty()) {
                 (Some(app), true) => Ok(app),
                 (_, _) => Err(d.diags),
-            },
-            warnings: d.warnings,
-            secret_requirements: Arc::default(),
+            };
+            let mut warnings = d.warnings;
+            // The lint speaks of valid apps only (a repo-wide check may have refused this one).
+            if result.is_ok() {
+                warnings.extend(memo.lint.iter().cloned());
+            }
+            LoadedApp {
+                name: d.name,
+                dir: d.dir,
+                result,
+                warnings,
+                secret_requirements: Arc::default(),
+            }
         })
         .collect();
     apps.sort_by(|a, b| a.name.cmp(&b.name).then(a.dir.cmp(&b.dir)));
-    jobspec::with_lint_warnings(Loaded {
+    let memo = LoadMemo {
+        defaults: defaults.clone(),
+        folders: folders.into_iter().zip(memos).collect(),
+        reloaded,
+    };
+    Loaded {
         apps,
         repo_errors,
         traefik: defaults.traefik,
-    })
+        memo: Some(Arc::new(memo)),
+    }
 }
 
 /// `f` of each item, in order, the items split over the machine's cores: parsing a thousand
@@ -221,20 +302,25 @@ fn owner_among(
 /// Checks across apps: unique names, `depends_on` targets and cycles, resources claimed twice.
 fn repo_checks(drafts: &mut [manifest::Draft], recorded_owners: &BTreeMap<ResourceId, String>) {
     let names: Vec<String> = drafts.iter().map(|d| d.name.clone()).collect();
+    // By name, the drafts using it (a pairwise comparison was a million at 1,000 apps).
+    let mut by_name: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, d) in drafts.iter().enumerate() {
+        by_name.entry(d.name.as_str()).or_default().push(i);
+    }
     let mut extra: Vec<Vec<Diagnostic>> = vec![Vec::new(); drafts.len()];
     for (i, d) in drafts.iter().enumerate() {
-        for (j, other) in drafts.iter().enumerate() {
-            if i != j && d.name == other.name {
+        for &j in by_name.get(d.name.as_str()).map_or(&[][..], Vec::as_slice) {
+            if i != j {
                 extra[i].push(at(
                     &d.file,
                     d.name_pos,
                     "name",
-                    format!("app name \"{}\" is also used by {}", d.name, other.dir),
+                    format!("app name \"{}\" is also used by {}", d.name, drafts[j].dir),
                 ));
             }
         }
         for (dep, line, col) in &d.depends_on {
-            if !names.contains(dep) {
+            if !by_name.contains_key(dep.as_str()) {
                 let valid: Vec<&str> = names.iter().map(String::as_str).collect();
                 extra[i].push(Diagnostic {
                     hint: check::suggest(dep, &valid).map(|s| format!("did you mean \"{s}\"?")),
@@ -399,6 +485,117 @@ mod tests {
         assert!(first[0].keys.contains("PASSWORD"), "{first:?}");
         let again = app.clone();
         assert!(std::ptr::eq(first, again.secret_requirements()));
+    }
+
+    fn job_file(id: &str, image: &str) -> Vec<u8> {
+        format!(
+            "job \"{id}\" {{\n  group \"g\" {{\n    task \"t\" {{\n      driver = \"docker\"\n      config {{\n        image = \"{image}\"\n      }}\n    }}\n  }}\n}}\n"
+        )
+        .into_bytes()
+    }
+
+    /// Apps `a`, `b` and `c`; `c`'s jobspec is a shared file outside its folder.
+    fn three_apps() -> BTreeMap<String, Vec<u8>> {
+        let mut files = BTreeMap::new();
+        for app in ["a", "b"] {
+            files.insert(
+                format!("apps/{app}/app.yaml"),
+                format!("name: {app}\nresources:\n  - nomad_job: {{ file: job.nomad.hcl }}\n")
+                    .into_bytes(),
+            );
+            files.insert(
+                format!("apps/{app}/job.nomad.hcl"),
+                job_file(app, "nginx:1"),
+            );
+        }
+        files.insert(
+            "apps/c/app.yaml".into(),
+            b"name: c\nresources:\n  - nomad_job: { file: ../../shared/c.nomad.hcl }\n".to_vec(),
+        );
+        files.insert("shared/c.nomad.hcl".into(), job_file("c", "nginx:1"));
+        files
+    }
+
+    /// Load `after` following a load of `before`; returns the load and how many folders it read.
+    fn reload(
+        before: &BTreeMap<String, Vec<u8>>,
+        after: &BTreeMap<String, Vec<u8>>,
+    ) -> (Loaded, usize) {
+        let old = Revision::from_files("old", before.clone());
+        let first = load(&old);
+        assert_eq!(first.folders_reloaded(), Some(first.apps.len()));
+        let new = Revision::from_files("new", after.clone());
+        let loaded = load_after(&new, &BTreeMap::new(), Some((&old, &first)));
+        let reloaded = loaded.folders_reloaded().unwrap_or(usize::MAX);
+        // Whatever was reused, the result is what a full load of the new revision gives.
+        let full = load(&new);
+        assert_eq!(format!("{:?}", loaded.apps), format!("{:?}", full.apps));
+        assert_eq!(loaded.repo_errors, full.repo_errors);
+        (loaded, reloaded)
+    }
+
+    #[test]
+    fn a_load_reads_again_only_the_app_folders_whose_files_changed() {
+        let before = three_apps();
+        assert!(
+            load(&Revision::from_files("r", before.clone()))
+                .apps
+                .iter()
+                .all(|a| a.result.is_ok())
+        );
+        assert_eq!(reload(&before, &before).1, 0, "nothing changed");
+        let mut one = before.clone();
+        one.insert("apps/a/job.nomad.hcl".into(), job_file("a", "nginx:2"));
+        assert_eq!(reload(&before, &one).1, 1, "a's jobspec changed");
+        let mut listed = before.clone();
+        listed.insert("apps/b/README.md".into(), b"notes".to_vec());
+        // b's load lists its folder (var files beside the jobspec): a new file there is news.
+        assert_eq!(reload(&before, &listed).1, 1, "a new file in b's folder");
+        let mut shared = before.clone();
+        shared.insert("shared/c.nomad.hcl".into(), job_file("c", "nginx:2"));
+        assert_eq!(
+            reload(&before, &shared).1,
+            1,
+            "c's file outside its folder changed"
+        );
+        let mut added = before.clone();
+        added.insert(
+            "apps/d/app.yaml".into(),
+            b"name: d\nresources:\n  - nomad_job: { file: job.nomad.hcl }\n".to_vec(),
+        );
+        added.insert("apps/d/job.nomad.hcl".into(), job_file("d", "nginx:1"));
+        assert_eq!(reload(&before, &added).1, 1, "a new app");
+        let mut removed = before.clone();
+        removed.remove("apps/a/app.yaml");
+        removed.remove("apps/a/job.nomad.hcl");
+        assert_eq!(reload(&before, &removed).1, 0, "an app removed");
+        let mut defaults = before.clone();
+        defaults.insert("drover.yaml".into(), b"namespace: media\n".to_vec());
+        assert_eq!(
+            reload(&before, &defaults).1,
+            3,
+            "new repo defaults reload every app"
+        );
+    }
+
+    #[test]
+    fn a_reused_app_still_meets_the_repo_wide_checks() {
+        let before = three_apps();
+        let mut clash = before.clone();
+        // A new folder naming itself like an unchanged app: both are refused, the reused one too.
+        clash.insert(
+            "apps/e/app.yaml".into(),
+            b"name: a\nresources:\n  - nomad_job: { file: job.nomad.hcl }\n".to_vec(),
+        );
+        clash.insert("apps/e/job.nomad.hcl".into(), job_file("e", "nginx:1"));
+        let (loaded, n) = reload(&before, &clash);
+        assert_eq!(n, 1);
+        let refused = loaded
+            .apps
+            .iter()
+            .filter(|a| a.name == "a" && a.result.is_err())
+            .count();
+        assert_eq!(refused, 2, "{:?}", loaded.apps);
     }
 
     fn named(name: &str, dir: &str) -> LoadedApp {

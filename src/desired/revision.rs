@@ -27,7 +27,21 @@ impl DesiredRevision {
         revision: Arc<Revision>,
         recorded_owners: &BTreeMap<ResourceId, String>,
     ) -> DesiredRevision {
-        let loaded = Arc::new(super::load_with_owners(&revision, recorded_owners));
+        Self::load_after(revision, recorded_owners, None)
+    }
+
+    /// [`Self::load_with_owners`], reloading only the app folders that changed since `previous`
+    /// (see [`super::load_after`]).
+    pub fn load_after(
+        revision: Arc<Revision>,
+        recorded_owners: &BTreeMap<ResourceId, String>,
+        previous: Option<&DesiredRevision>,
+    ) -> DesiredRevision {
+        let loaded = Arc::new(super::load_after(
+            &revision,
+            recorded_owners,
+            previous.map(|p| (p.revision.as_ref(), p.loaded.as_ref())),
+        ));
         DesiredRevision { revision, loaded }
     }
 

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 pub use bucket::bucket;
 pub use consul_config_entry::consul_config_entry;
 pub use csi_volume::csi_volume;
-pub use nomad_job::{JobFacts, job, judge_job};
+pub use nomad_job::{JobFacts, JobReads, ReadMarks, judge_job};
 
 /// How a resource or app is doing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

@@ -34,26 +34,94 @@ impl JobFacts {
     }
 }
 
-/// Health of a job: from the job, its latest deployment and its allocations (three reads; only
-/// for jobs that have not settled, see the controller's cache).
-pub async fn job(nomad: &NomadClient, namespace: &str, id: &str) -> Result<Assessment, NomadError> {
-    let Some(job) = nomad.read_job(namespace, id).await? else {
-        return Ok(Assessment::new(Health::Missing, "job not found"));
-    };
-    let facts = JobFacts::from_job(&job);
-    if facts.stop {
-        return Ok(Assessment::new(Health::Suspended, "job is stopped"));
-    }
-    let deployment = if facts.job_type == "service" {
-        nomad.latest_deployment(namespace, id).await?
-    } else {
-        None
-    };
-    let allocations = nomad.job_allocations(namespace, id).await?;
-    Ok(judge_job(&facts, deployment.as_ref(), &allocations))
+/// What a job's health reads can be reused against: marks from the live cache, taken before the
+/// reads (a read is reused only while the mark it was taken at is still the latest, so a change
+/// that lands during a read is read again next time).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadMarks {
+    /// The event stream session the cache is fed by (0: none; nothing is reused).
+    pub session: u64,
+    /// The job's `ModifyIndex` in the cache (`None`: not in the cache; read each time).
+    pub job: Option<u64>,
+    /// The index of the job's last deployment event.
+    pub deployments: u64,
+    /// The index of the job's last allocation event.
+    pub allocations: u64,
 }
 
-/// The pure part of [`job`].
+/// A job's three health reads, each kept with the mark it was taken at: while the event stream
+/// runs, a progress cycle reads again only what an event says moved (an allocation event costs
+/// one allocations read, not the job, its deployment and its allocations).
+#[derive(Debug, Clone, Default)]
+pub struct JobReads {
+    session: u64,
+    job: Option<(u64, Option<JobFacts>)>,
+    deployment: Option<(u64, Option<Deployment>)>,
+    allocations: Option<(u64, Vec<AllocListStub>)>,
+}
+
+impl JobReads {
+    /// Health of the job, reading only what moved since the kept reads (all three without a
+    /// stream).
+    pub async fn assess(
+        &mut self,
+        nomad: &NomadClient,
+        namespace: &str,
+        id: &str,
+        marks: ReadMarks,
+    ) -> Result<Assessment, NomadError> {
+        if marks.session == 0 || marks.session != self.session {
+            *self = JobReads {
+                session: marks.session,
+                ..JobReads::default()
+            };
+        }
+        let job_mark = marks.job.unwrap_or(u64::MAX);
+        let facts = match &self.job {
+            Some((at, facts)) if marks.job.is_some() && *at == job_mark => facts.clone(),
+            _ => {
+                let facts = nomad
+                    .read_job(namespace, id)
+                    .await?
+                    .map(|job| JobFacts::from_job(&job));
+                self.job = marks.job.map(|at| (at, facts.clone()));
+                facts
+            }
+        };
+        let Some(facts) = facts else {
+            return Ok(Assessment::new(Health::Missing, "job not found"));
+        };
+        if facts.stop {
+            return Ok(Assessment::new(Health::Suspended, "job is stopped"));
+        }
+        let deployment = if facts.job_type != "service" {
+            None
+        } else {
+            match &self.deployment {
+                Some((at, deployment)) if *at == marks.deployments => deployment.clone(),
+                _ => {
+                    let deployment = nomad.latest_deployment(namespace, id).await?;
+                    self.deployment = Some((marks.deployments, deployment.clone()));
+                    deployment
+                }
+            }
+        };
+        let allocations = match &self.allocations {
+            Some((at, allocations)) if *at == marks.allocations => allocations.clone(),
+            _ => {
+                let allocations = nomad.job_allocations(namespace, id).await?;
+                self.allocations = Some((marks.allocations, allocations.clone()));
+                allocations
+            }
+        };
+        if marks.session == 0 {
+            *self = JobReads::default();
+        }
+        Ok(judge_job(&facts, deployment.as_ref(), &allocations))
+    }
+}
+
+/// The pure part of [`JobReads::assess`].
 pub fn judge_job(
     job: &JobFacts,
     deployment: Option<&Deployment>,

@@ -40,6 +40,7 @@ pub(super) async fn follow(store: LiveStore, nomad: NomadClient, shutdown: Cance
     // Kept across fallbacks, so their lists stay within one rate cap.
     let now = tokio::time::Instant::now();
     let mut pacers = (ListPacer::new(now), ListPacer::new(now));
+    let mut sessions = 0_u64;
     loop {
         // The stream only brings changes: a cache that never completed a list (the first list
         // and the fallback's all failed) must list before following it, or it never becomes
@@ -70,10 +71,19 @@ pub(super) async fn follow(store: LiveStore, nomad: NomadClient, shutdown: Cance
         };
         let started = tokio::time::Instant::now();
         let why = match opened {
-            Ok(stream) => match read_stream(&store, &nomad, stream, &shutdown).await {
-                None => return,
-                Some(why) => why,
-            },
+            Ok(stream) => {
+                // Health reads taken while this session lasts may be reused until one of its
+                // events says they moved (see `job_activity`); a new session voids them.
+                sessions += 1;
+                let session = sessions;
+                store.update_quiet(|s| s.stream_session = session);
+                let why = read_stream(&store, &nomad, stream, &shutdown).await;
+                store.update_quiet(|s| s.stream_session = 0);
+                match why {
+                    None => return,
+                    Some(why) => why,
+                }
+            }
             Err(error) => error.to_string(),
         };
         if started.elapsed() >= STREAM_HEALTHY_AFTER {
@@ -202,7 +212,13 @@ pub(super) fn fold_batch(
                 if let Some(owner) = owner {
                     let key = (namespace_or_default(&owner.namespace), owner.job_id.clone());
                     touched.push(key.clone());
-                    s.job_activity.insert(key, event.index);
+                    let mut activity = s.job_activity.get(&key).copied().unwrap_or_default();
+                    if event.topic == "Allocation" {
+                        activity.allocations = event.index;
+                    } else {
+                        activity.deployments = event.index;
+                    }
+                    s.job_activity.insert(key, activity);
                     changed = true;
                 }
             }
@@ -340,7 +356,8 @@ mod tests {
             "Payload": {"Allocation": {"ID": "a1", "JobID": "web", "Namespace": "default"}}}]}),
         );
         assert!(fold_batch(&mut s, &alloc, &mut to_read, &mut touched));
-        assert_eq!(s.job_activity("default", "web"), 14);
+        assert_eq!(s.job_activity("default", "web").allocations, 14);
+        assert_eq!(s.job_activity("default", "web").deployments, 0);
         assert_eq!(
             touched,
             vec![("default".to_string(), "web".to_string())],

@@ -46,9 +46,12 @@ pub struct LiveSnapshot {
     pub jobs_index: u64,
     /// The index volumes are known up to.
     pub volumes_index: u64,
-    /// Per job, the index of the last allocation or deployment event (the event stream carries
-    /// no job summary: this is what tells a reconcile that health may have moved).
-    pub job_activity: PersistentMap<Key, u64>,
+    /// Per job, the index of the last allocation and of the last deployment event (the event
+    /// stream carries no job summary: this tells a reconcile which of its health reads moved).
+    pub job_activity: PersistentMap<Key, JobActivity>,
+    /// The event stream being followed: a new number each time one opens, 0 while none is (the
+    /// cache is then fed by lists, and `job_activity` does not move).
+    pub stream_session: u64,
     /// Consul config entries by `(kind, name)`, for the kinds in use.
     pub config_entries: PersistentMap<Key, ConfigEntry>,
     /// Config-entry kinds some app declares (each gets a watcher when Consul is configured).
@@ -111,18 +114,27 @@ impl LiveSnapshot {
         self.jobs.get(&(namespace.to_string(), id.to_string()))
     }
 
-    /// The index of the job's last allocation or deployment event (0: none seen).
-    pub fn job_activity(&self, namespace: &str, id: &str) -> u64 {
+    /// The indexes of the job's last allocation and deployment events (0: none seen).
+    pub fn job_activity(&self, namespace: &str, id: &str) -> JobActivity {
         self.job_activity
             .get(&(namespace.to_string(), id.to_string()))
             .copied()
-            .unwrap_or(0)
+            .unwrap_or_default()
     }
 
     /// A volume's stub.
     pub fn volume(&self, namespace: &str, id: &str) -> Option<&CsiVolumeStub> {
         self.volumes.get(&(namespace.to_string(), id.to_string()))
     }
+}
+
+/// The index of a job's last event of each topic that moves its health.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct JobActivity {
+    /// The last `Allocation` event of one of the job's allocations.
+    pub allocations: u64,
+    /// The last `Deployment` event of one of the job's deployments.
+    pub deployments: u64,
 }
 
 /// How long drover trusts its own write of a config entry over lists that have not seen it.

@@ -14,5 +14,5 @@ mod watch;
 
 pub use git::{CommitInfo, GitAuth, GitSource, Movement, SourceConfig, SourceError, redact_url};
 pub use local::{SEED_BRANCH, commit_all, init_repo_from_dir};
-pub use revision::{FileError, MAX_FILE_BYTES, Revision, RevisionError};
+pub use revision::{FileError, MAX_FILE_BYTES, Reads, Revision, RevisionError};
 pub use watch::{SourceStatus, SourceWatcher};

@@ -90,6 +90,10 @@ pub fn scan(rev: &Revision) -> BTreeMap<(String, String), BTreeSet<String>> {
             continue;
         }
         let Ok(bytes) = rev.file(path) else { continue };
+        // Most apps name no pack: their file is not parsed (every commit scans every app).
+        if !bytes.windows(4).any(|w| w == b"pack") {
+            continue;
+        }
         let Ok(doc) = serde_yaml_ng::from_slice::<serde_yaml_ng::Value>(&bytes) else {
             continue;
         };

@@ -25,6 +25,29 @@ pub struct Revision {
     /// Packs from Git registries the apps name, fetched by the source stage (see
     /// [`super::packs`]) so desired loading stays pure over the revision.
     pack_sources: Arc<super::packs::PackSources>,
+    /// What was asked of this copy, when it records (see [`Revision::recording`]).
+    reads: Option<Arc<Mutex<Reads>>>,
+}
+
+/// What a load asked of a revision: with it, [`Revision::reads_same`] tells whether another
+/// revision would answer every question the same (an app whose files a commit did not touch is
+/// not loaded again).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reads {
+    /// Files read or looked up.
+    files: std::collections::BTreeSet<String>,
+    /// Folders listed.
+    dirs: std::collections::BTreeSet<String>,
+    /// The whole listing, or something outside the files (Git packs): never the same.
+    everything: bool,
+}
+
+impl Reads {
+    fn note_file(&mut self, path: &str) {
+        if !self.files.contains(path) {
+            self.files.insert(path.to_string());
+        }
+    }
 }
 
 /// Where a file's bytes are.
@@ -41,7 +64,9 @@ enum Content {
 /// The object database blobs are read from, opened once per revision.
 struct GitObjects {
     path: PathBuf,
-    repo: Mutex<Option<git2::Repository>>,
+    /// Opened handles not in use (a handle is not `Sync`): the loader reads blobs on every core,
+    /// each with a handle of its own, instead of taking turns on one.
+    idle: Mutex<Vec<git2::Repository>>,
 }
 
 impl fmt::Debug for Revision {
@@ -110,6 +135,7 @@ impl Revision {
             files: Arc::new(files),
             git: None,
             pack_sources: Arc::default(),
+            reads: None,
         }
     }
 
@@ -124,6 +150,7 @@ impl Revision {
             files: Arc::new(files),
             git: None,
             pack_sources: Arc::default(),
+            reads: None,
         })
     }
 
@@ -145,9 +172,10 @@ impl Revision {
             ),
             git: Some(Arc::new(GitObjects {
                 path: repo.to_path_buf(),
-                repo: Mutex::new(None),
+                idle: Mutex::new(Vec::new()),
             })),
             pack_sources: Arc::default(),
+            reads: None,
         }
     }
 
@@ -159,7 +187,79 @@ impl Revision {
 
     /// The Git pack sources attached by the source stage.
     pub fn pack_sources(&self) -> &super::packs::PackSources {
+        self.record(|r| r.everything = true);
         &self.pack_sources
+    }
+
+    /// A copy that records what is asked of it ([`Revision::reads`]).
+    pub fn recording(&self) -> Revision {
+        Revision {
+            reads: Some(Arc::default()),
+            ..self.clone()
+        }
+    }
+
+    /// What was asked of this copy so far (`None` unless it is [`recording`](Self::recording)).
+    pub fn reads(&self) -> Option<Reads> {
+        let reads = self.reads.as_ref()?;
+        Some(match reads.lock() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        })
+    }
+
+    fn record(&self, f: impl FnOnce(&mut Reads)) {
+        if let Some(reads) = &self.reads {
+            match reads.lock() {
+                Ok(mut guard) => f(&mut guard),
+                Err(poisoned) => f(&mut poisoned.into_inner()),
+            }
+        }
+    }
+
+    /// Whether `other` answers every question in `reads` as this revision does: the same files
+    /// (same Git blobs, or the same bytes held in memory) and the same listings. Files on disk
+    /// are never the same (they may have changed in place).
+    pub fn reads_same(&self, other: &Revision, reads: &Reads) -> bool {
+        if reads.everything {
+            return false;
+        }
+        let same = |a: Option<&Content>, b: Option<&Content>| match (a, b) {
+            (None, None) => true,
+            (Some(Content::Blob(a)), Some(Content::Blob(b))) => a == b,
+            (Some(Content::Bytes(a)), Some(Content::Bytes(b))) => a == b,
+            _ => false,
+        };
+        let files_same = reads
+            .files
+            .iter()
+            .all(|path| same(self.files.get(path), other.files.get(path)));
+        files_same
+            && reads.dirs.iter().all(|dir| {
+                let mine = self.entries_under(dir);
+                let theirs = other.entries_under(dir);
+                mine.len() == theirs.len()
+                    && mine
+                        .iter()
+                        .zip(&theirs)
+                        .all(|((p, a), (q, b))| p == q && same(Some(a), Some(b)))
+            })
+    }
+
+    fn entries_under(&self, dir: &str) -> Vec<(&str, &Content)> {
+        let prefix = if dir.is_empty() {
+            String::new()
+        } else {
+            format!("{dir}/")
+        };
+        self.files
+            .range::<str, _>((
+                std::ops::Bound::Included(prefix.as_str()),
+                std::ops::Bound::Unbounded,
+            ))
+            .take_while(|(path, _)| path.starts_with(&prefix))
+            .map(|(path, content)| (path.as_str(), content))
+            .collect()
     }
 
     /// The short form of the commit ID shown to people.
@@ -169,16 +269,19 @@ impl Revision {
 
     /// Whether the revision has a file at `path` (without reading it).
     pub fn contains(&self, path: &str) -> bool {
+        self.record(|r| r.note_file(path));
         self.files.contains_key(path)
     }
 
     /// Every file's path, sorted.
     pub fn paths(&self) -> impl Iterator<Item = &str> {
+        self.record(|r| r.everything = true);
         self.files.keys().map(String::as_str)
     }
 
     /// A file's bytes, read now; files over [`MAX_FILE_BYTES`] are refused unread.
     pub fn file(&self, path: &str) -> Result<Cow<'_, [u8]>, FileError> {
+        self.record(|r| r.note_file(path));
         let not_found = || FileError::NotFound {
             path: path.to_string(),
         };
@@ -233,14 +336,23 @@ impl Revision {
 
     /// Paths directly or indirectly under `dir` (`dir` without trailing slash).
     pub fn paths_under<'a>(&'a self, dir: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.record(|r| {
+            r.dirs.insert(dir.to_string());
+        });
         let prefix = if dir.is_empty() {
             String::new()
         } else {
             format!("{dir}/")
         };
+        // The paths are sorted: the ones under `dir` are one range (each app's lookups walked
+        // every path of the repository before).
         self.files
-            .keys()
-            .filter(move |p| p.starts_with(&prefix))
+            .range::<str, _>((
+                std::ops::Bound::Included(prefix.as_str()),
+                std::ops::Bound::Unbounded,
+            ))
+            .map(|(path, _)| path)
+            .take_while(move |p| p.starts_with(&prefix))
             .map(String::as_str)
     }
 }
@@ -254,11 +366,12 @@ impl GitObjects {
     /// A blob's bytes; its size is read from the object header first, so an oversized blob is
     /// never inflated.
     fn read(&self, oid: git2::Oid, limit: u64) -> Result<Vec<u8>, BlobError> {
-        let mut slot = match self.repo.lock() {
+        let idle = || match self.idle.lock() {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
         };
-        let repo = match slot.take() {
+        let taken = idle().pop();
+        let repo = match taken {
             Some(repo) => repo,
             None => git2::Repository::open(&self.path).map_err(BlobError::Git)?,
         };
@@ -272,7 +385,7 @@ impl GitObjects {
             let blob = repo.find_blob(oid).map_err(BlobError::Git)?;
             Ok(blob.content().to_vec())
         })();
-        *slot = Some(repo);
+        idle().push(repo);
         result
     }
 }
