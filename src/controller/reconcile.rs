@@ -91,12 +91,16 @@ enum Retry {
     /// delays, growing up to `max_backoff`.
     Transient(<ExponentialBuilder as BackoffBuilder>::Backoff),
     /// A permanent failure (400, 403, 404 on write, a jobspec Nomad refuses): not retried until
-    /// the facts it failed on (`facts_key`) change; the status it published is shown meanwhile.
+    /// the facts it failed on (`facts_key`) change or a resync interval has passed (an ACL
+    /// policy fixed in Nomad changes nothing drover watches); the status it published is shown
+    /// meanwhile.
     Permanent {
         /// The revision, triage and live stubs it failed on.
         facts: String,
         /// The status that said so.
         status: Box<AppStatus>,
+        /// When it failed.
+        since: tokio::time::Instant,
     },
 }
 
@@ -153,13 +157,18 @@ impl AppMemory {
         self.retry = Retry::Permanent {
             facts,
             status: Box::new(status.clone()),
+            since: tokio::time::Instant::now(),
         };
     }
 
-    /// The status of a permanent failure on exactly these facts, if any.
-    fn permanent_on(&self, facts: &str) -> Option<&AppStatus> {
+    /// The status of a permanent failure on exactly these facts less than `resync` ago, if any.
+    fn permanent_on(&self, facts: &str, resync: Duration) -> Option<&AppStatus> {
         match &self.retry {
-            Retry::Permanent { facts: f, status } if f == facts => Some(status),
+            Retry::Permanent {
+                facts: f,
+                status,
+                since,
+            } if f == facts && since.elapsed() < resync => Some(status),
             _ => None,
         }
     }
@@ -364,7 +373,9 @@ fn hold_back(
         ));
     }
     if mode == Mode::Auto {
-        return memory.permanent_on(facts).map(held_failure);
+        return memory
+            .permanent_on(facts, ctx.settings.resync_interval)
+            .map(held_failure);
     }
     None
 }
@@ -1764,7 +1775,7 @@ mod tests {
             failed.phase.to_string(),
             format!(
                 "sync failed {}",
-                "(permanent: retried when Git or the cluster changes)"
+                "(permanent: retried when Git or the cluster changes, or at the resync)"
             )
         );
         assert_eq!(
@@ -1877,11 +1888,15 @@ mod tests {
     fn a_permanent_failure_is_held_only_on_the_same_facts() {
         let mut memory = AppMemory::default();
         let status = AppStatus::unknown("a", "r", Phase::SyncFailed { permanent: true });
-        assert!(memory.permanent_on("r|x").is_none());
+        let hour = Duration::from_secs(3600);
+        assert!(memory.permanent_on("r|x", hour).is_none());
         memory.hold_permanent("r|x".into(), &status);
-        assert_eq!(memory.permanent_on("r|x"), Some(&status));
-        assert!(memory.permanent_on("r2|x").is_none());
-        assert!(memory.permanent_on("").is_none());
+        assert_eq!(memory.permanent_on("r|x", hour), Some(&status));
+        assert!(memory.permanent_on("r2|x", hour).is_none());
+        assert!(memory.permanent_on("", hour).is_none());
+        // A resync interval later it is tried again (the soak found a 403 held for good after
+        // the policy was fixed: nothing drover watches had changed).
+        assert!(memory.permanent_on("r|x", Duration::ZERO).is_none());
     }
 
     #[test]

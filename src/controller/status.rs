@@ -83,7 +83,7 @@ pub enum Kept {
 }
 
 /// The phase suffix of a permanent failure: it is not retried on the same facts.
-const PERMANENT: &str = "(permanent: retried when Git or the cluster changes)";
+const PERMANENT: &str = "(permanent: retried when Git or the cluster changes, or at the resync)";
 
 impl fmt::Display for Phase {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
