@@ -170,14 +170,25 @@ async fn run(
             // A clock step must not leave a decision waiting long.
             .min(Duration::from_secs(60))
             + Duration::from_millis(10);
-        tokio::select! {
+        let changed = tokio::select! {
             _ = shutdown.cancelled() => return,
-            changed = statuses_rx.changed() => if changed.is_err() { return },
-            changed = repo_rx.changed() => if changed.is_err() { return },
-            _ = tokio::time::sleep(sleep) => {}
+            changed = statuses_rx.changed() => if changed.is_err() { return } else { true },
+            changed = repo_rx.changed() => if changed.is_err() { return } else { true },
+            _ = tokio::time::sleep(sleep) => false,
+        };
+        if changed {
+            // Statuses change in bursts (a first sync publishes thousands): one evaluation of
+            // every app per burst, not one per publish. Hold-downs are seconds long.
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(EVALUATION_GATHER) => {}
+            }
         }
     }
 }
+
+/// How long the engine lets a burst of status changes gather before it evaluates them.
+const EVALUATION_GATHER: Duration = Duration::from_millis(50);
 
 /// Record `transition` as an alert and start its deliveries.
 fn dispatch(
