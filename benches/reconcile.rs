@@ -363,6 +363,65 @@ fn run_size(
     main_rt: &Runtime,
 ) -> SizeResult {
     let env = dev_rt.block_on(TestEnv::with_seed(roomy_cluster()));
+    let apps = write_apps(&env, n, dev_rt);
+    let first_rev = env.commit(&format!("{n} apps"));
+    let log = RequestLog::new(&env.devstack.nomad_url());
+    let (s3, s3_dir) = start_s3(dev_rt);
+    let _s3_dir = s3_dir;
+    let s3_config = drover::providers::s3::S3Config {
+        endpoint: Some(s3.url()),
+        credentials: Some(drover::providers::s3::StaticCredentials::new(
+            S3_KEY_ID,
+            S3_SECRET_KEY,
+        )),
+        ..drover::providers::s3::S3Config::default()
+    };
+    let bench_apps = apps.clone();
+    let mut bench = Bench {
+        env,
+        running: None,
+        log,
+        s3,
+        cycles: CycleCounter::default(),
+        apps: bench_apps,
+    };
+    let result = run_phases(
+        n,
+        window,
+        serve_defaults,
+        drover_rt,
+        main_rt,
+        &mut bench,
+        &apps,
+        &first_rev,
+        &s3_config,
+    );
+    dev_rt.block_on(bench.env.shutdown());
+    dev_rt.block_on(bench.s3.shutdown());
+    result
+}
+
+/// The S3 server's credentials in the bench.
+const S3_KEY_ID: &str = "bench";
+const S3_SECRET_KEY: &str = "bench-secret-key";
+
+/// The S3 server `drover demo` runs, on the devstack's runtime, and its folder.
+fn start_s3(dev_rt: &Runtime) -> (S3Server, tempfile::TempDir) {
+    let s3_dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let s3 = dev_rt
+        .block_on(S3Server::start(
+            "127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}")),
+            s3_dir.path(),
+            S3_KEY_ID,
+            S3_SECRET_KEY,
+        ))
+        .unwrap_or_else(|e| panic!("s3s-fs: {e}"));
+    (s3, s3_dir)
+}
+
+/// Write N apps (a job, a config entry, a Vault requirement and a bucket each) into the repo and
+/// their secrets into Vault; their names.
+fn write_apps(env: &TestEnv, n: usize, dev_rt: &Runtime) -> Vec<String> {
     let apps: Vec<String> = (0..n).map(|i| format!("app-{i:02}")).collect();
     for app in &apps {
         env.write(
@@ -384,36 +443,25 @@ fn run_size(
             &format!("apps/{app}/job.nomad.hcl"),
             &bench_jobspec(app, "nginx:1.27"),
         );
-        dev_rt.block_on(seed_secret(&env, app));
+        dev_rt.block_on(seed_secret(env, app));
     }
-    let first_rev = env.commit(&format!("{n} apps"));
-    let log = RequestLog::new(&env.devstack.nomad_url());
-    // The S3 server `drover demo` runs, on the devstack's runtime.
-    let s3_dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let s3 = dev_rt
-        .block_on(S3Server::start(
-            "127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}")),
-            s3_dir.path(),
-            "bench",
-            "bench-secret-key",
-        ))
-        .unwrap_or_else(|e| panic!("s3s-fs: {e}"));
-    let s3_config = drover::providers::s3::S3Config {
-        endpoint: Some(s3.url()),
-        credentials: Some(drover::providers::s3::StaticCredentials::new(
-            "bench",
-            "bench-secret-key",
-        )),
-        ..drover::providers::s3::S3Config::default()
-    };
-    let mut bench = Bench {
-        env,
-        running: None,
-        log,
-        s3,
-        cycles: CycleCounter::default(),
-        apps: apps.clone(),
-    };
+    apps
+}
+
+/// The four phases of one N, on a written repo.
+#[allow(clippy::too_many_arguments)]
+fn run_phases(
+    n: usize,
+    window: Duration,
+    serve_defaults: bool,
+    drover_rt: &Runtime,
+    main_rt: &Runtime,
+    bench: &mut Bench,
+    apps: &[String],
+    first_rev: &str,
+    s3_config: &drover::providers::s3::S3Config,
+) -> SizeResult {
+    let apps = apps.to_vec();
     let mut failures = Vec::new();
     let mut findings = Vec::new();
     let mut phases = Vec::new();
@@ -667,8 +715,6 @@ fn run_size(
     if let Some(running) = bench.running.take() {
         drover_rt.block_on(running.stop());
     }
-    dev_rt.block_on(bench.env.shutdown());
-    dev_rt.block_on(bench.s3.shutdown());
     SizeResult {
         n,
         tuning,
@@ -676,6 +722,169 @@ fn run_size(
         failures,
         findings,
     }
+}
+
+/// `drover serve` in a process of its own: what drover alone holds and spends (the phases above
+/// share one process with the devstack, whose 1,000 jobs are most of that RSS).
+struct OwnProcess {
+    n: usize,
+    /// Start → every app Synced and Healthy.
+    converged: Duration,
+    /// CPU time (user + system) until then.
+    cpu: Duration,
+    /// `VmRSS` then, and after a quiet minute; `VmHWM` (the peak) at the end.
+    rss_mib: u64,
+    idle_rss_mib: u64,
+    peak_mib: u64,
+}
+
+/// Run `drover serve` (the binary, `serve -c drover.yaml`) against a devstack, S3 server and repo
+/// of `n` apps like the phases', until every app is Synced and Healthy, then a quiet window.
+fn own_process(n: usize, idle: Duration, dev_rt: &Runtime, main_rt: &Runtime) -> OwnProcess {
+    let env = dev_rt.block_on(TestEnv::with_seed(roomy_cluster()));
+    let apps = write_apps(&env, n, dev_rt);
+    let revision = env.commit(&format!("{n} apps"));
+    let (s3, _s3_dir) = start_s3(dev_rt);
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("free port: {e}"));
+    let config = dir.path().join("drover.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "repo: {{ url: {repo}, ref: {branch} }}\ndata_dir: {data}\nlisten: 127.0.0.1:{port}\nnomad: {{ address: {nomad} }}\n",
+            repo = env.repo.display(),
+            branch = drover::source::SEED_BRANCH,
+            data = dir.path().join("data").display(),
+            nomad = env.devstack.nomad_url(),
+        ),
+    )
+    .unwrap_or_else(|e| panic!("config: {e}"));
+    let log =
+        std::fs::File::create(dir.path().join("drover.log")).unwrap_or_else(|e| panic!("log: {e}"));
+    let started = Instant::now();
+    // DROVER_BENCH_WRAP runs drover under a tool (`heaptrack -o /tmp/drover`); the RSS read is
+    // then the tool's process's.
+    let wrap: Vec<String> = std::env::var("DROVER_BENCH_WRAP")
+        .map(|w| w.split_whitespace().map(str::to_string).collect())
+        .unwrap_or_default();
+    let mut command = match wrap.split_first() {
+        Some((tool, args)) => {
+            let mut c = std::process::Command::new(tool);
+            c.args(args).arg(env!("CARGO_BIN_EXE_drover"));
+            c
+        }
+        None => std::process::Command::new(env!("CARGO_BIN_EXE_drover")),
+    };
+    let mut child = command
+        .args(["--log-format", "json", "serve", "-c"])
+        .arg(&config)
+        .env_remove("NOMAD_ADDR")
+        .env_remove("NOMAD_TOKEN")
+        .env("CONSUL_HTTP_ADDR", env.devstack.consul_url())
+        .env("VAULT_ADDR", env.devstack.vault_url())
+        .env("VAULT_TOKEN", env.devstack.root_token())
+        .env("AWS_ENDPOINT_URL", s3.url())
+        .env("AWS_ACCESS_KEY_ID", S3_KEY_ID)
+        .env("AWS_SECRET_ACCESS_KEY", S3_SECRET_KEY)
+        .env("AWS_REGION", "us-east-1")
+        .env("RUST_LOG", "warn")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .map(KillOnDrop)
+        .unwrap_or_else(|e| panic!("drover serve: {e}"));
+    let pid = child.0.id();
+    let url = format!("http://127.0.0.1:{port}/api/v1/apps");
+    let converged = main_rt.block_on(async {
+        let http = common::http_client();
+        let deadline = Instant::now() + PHASE_TIMEOUT * 2;
+        loop {
+            let done = match http.get(&url).send().await {
+                Ok(resp) => resp.json::<Vec<Value>>().await.is_ok_and(|statuses| {
+                    statuses.len() == apps.len()
+                        && statuses.iter().all(|s| {
+                            s["revision"] == revision.as_str()
+                                && s["sync"] == "Synced"
+                                && s["health"] == "Healthy"
+                        })
+                }),
+                Err(_) => false,
+            };
+            if done {
+                return started.elapsed();
+            }
+            if let Ok(Some(status)) = child.0.try_wait() {
+                panic!(
+                    "drover serve exited ({status}): see its log in {}",
+                    dir.path().display()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "drover serve did not converge on {n} apps"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    let cpu = process_cpu(pid);
+    let rss_mib = proc_status_mib(pid, "VmRSS:");
+    main_rt.block_on(tokio::time::sleep(idle));
+    let idle_rss_mib = proc_status_mib(pid, "VmRSS:");
+    let peak_mib = proc_status_mib(pid, "VmHWM:");
+    drop(child);
+    dev_rt.block_on(env.shutdown());
+    dev_rt.block_on(s3.shutdown());
+    OwnProcess {
+        n,
+        converged,
+        cpu,
+        rss_mib,
+        idle_rss_mib,
+        peak_mib,
+    }
+}
+
+/// A child process killed when dropped: a failed measurement does not leave drover running.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A `/proc/<pid>/status` line's value in MiB (0 where /proc is unavailable).
+fn proc_status_mib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(field))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or(0, |kib| kib / 1024)
+}
+
+/// `utime + stime` of process `pid`.
+fn process_cpu(pid: u32) -> Duration {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            // Fields after the command (which may hold spaces) are space-separated; utime and
+            // stime are the 14th and 15th fields, the 12th and 13th after the `)`.
+            let rest = s.rsplit_once(')')?.1;
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            let utime: u64 = fields.get(11)?.parse().ok()?;
+            let stime: u64 = fields.get(12)?.parse().ok()?;
+            Some(Duration::from_millis((utime + stime) * 10))
+        })
+        .unwrap_or_default()
 }
 
 struct SizeResult {
@@ -856,11 +1065,30 @@ fn main() -> ExitCode {
     } else {
         (&SMOKE_SIZES[..], SMOKE_WINDOW)
     };
-    for &n in sizes {
+    // DROVER_BENCH_ALONE_ONLY=1: only drover serve in its own process (memory work).
+    let alone_only = std::env::var_os("DROVER_BENCH_ALONE_ONLY").is_some();
+    for &n in sizes.iter().filter(|_| !alone_only) {
         eprintln!("reconcile bench: N={n} ...");
         results.push(run_size(n, window, full, &dev_rt, &drover_rt, &main_rt));
     }
     print_table(&results);
+    // drover alone, in its own process, at the largest N (full runs only).
+    let alone = sizes.iter().max().filter(|_| full).map(|&n| {
+        eprintln!("reconcile bench: drover serve in its own process, N={n} ...");
+        own_process(n, window, &dev_rt, &main_rt)
+    });
+    if let Some(p) = &alone {
+        println!(
+            "drover serve alone, N={}: Synced+Healthy {:.2}s from start, CPU {} ms, RSS {} MiB, after {} s idle {} MiB, peak {} MiB",
+            p.n,
+            p.converged.as_secs_f64(),
+            p.cpu.as_millis(),
+            p.rss_mib,
+            window.as_secs(),
+            p.idle_rss_mib,
+            p.peak_mib
+        );
+    }
     for finding in results.iter().flat_map(|r| &r.findings) {
         println!("FINDING: {finding}");
     }
@@ -876,6 +1104,14 @@ fn main() -> ExitCode {
             "failures": r.failures,
             "findings": r.findings,
         })).collect::<Vec<_>>(),
+        "drover_alone": alone.as_ref().map(|p| json!({
+            "apps": p.n,
+            "synced_healthy_ms": p.converged.as_millis() as u64,
+            "cpu_ms": p.cpu.as_millis() as u64,
+            "rss_mib": p.rss_mib,
+            "idle_rss_mib": p.idle_rss_mib,
+            "peak_rss_mib": p.peak_mib,
+        })),
     });
     if full {
         write_report(&report);
