@@ -985,3 +985,51 @@ async fn serve_trusts_only_hosts_in_the_users_known_hosts() {
         drop(child);
     }
 }
+
+/// Two commits read from Git: the second commit's load reuses every app folder whose blobs and
+/// listings did not change (one Git blob ID per file) and reads the changed one again.
+#[test]
+fn a_commit_read_from_git_reloads_only_the_app_it_changed() {
+    let up = Upstream::new();
+    let job = |id: &str, image: &str| {
+        format!(
+            "job \"{id}\" {{\n  group \"g\" {{\n    task \"t\" {{\n      driver = \"docker\"\n      config {{\n        image = \"{image}\"\n      }}\n    }}\n  }}\n}}\n"
+        )
+    };
+    let app =
+        |id: &str| format!("name: {id}\nresources:\n  - nomad_job: {{ file: job.nomad.hcl }}\n");
+    let (a, b, c) = (app("a"), app("b"), app("c"));
+    let (ja, jb, jc) = (
+        job("a", "nginx:1"),
+        job("b", "nginx:1"),
+        job("c", "nginx:1"),
+    );
+    let first = up.commit(
+        &[
+            ("apps/a/app.yaml", &a),
+            ("apps/a/job.nomad.hcl", &ja),
+            ("apps/b/app.yaml", &b),
+            ("apps/b/job.nomad.hcl", &jb),
+            ("apps/c/app.yaml", &c),
+            ("apps/c/job.nomad.hcl", &jc),
+        ],
+        "three apps",
+    );
+    let jb2 = job("b", "nginx:2");
+    let second = up.commit(&[("apps/b/job.nomad.hcl", &jb2)], "b: nginx 2");
+    let (source, _data) = up.source(up.bare.to_str().unwrap(), "HEAD");
+    source.fetch().unwrap();
+    let old = source.revision_at(&first).unwrap();
+    let new = source.revision_at(&second).unwrap();
+    let before = drover::desired::load(&old);
+    assert_eq!(before.folders_reloaded(), Some(3));
+    assert!(before.apps.iter().all(|a| a.result.is_ok()), "{before:?}");
+    let owners = std::collections::BTreeMap::new();
+    let after = drover::desired::load_after(&new, &owners, Some((&old, &before)));
+    assert_eq!(after.folders_reloaded(), Some(1), "only b changed");
+    let full = drover::desired::load(&new);
+    assert_eq!(format!("{:?}", after.apps), format!("{:?}", full.apps));
+    // The same commit again: nothing to read.
+    let again = drover::desired::load_after(&new, &owners, Some((&new, &after)));
+    assert_eq!(again.folders_reloaded(), Some(0));
+}

@@ -236,17 +236,22 @@ impl Revision {
             .all(|path| same(self.files.get(path), other.files.get(path)));
         files_same
             && reads.dirs.iter().all(|dir| {
-                let mine = self.entries_under(dir);
-                let theirs = other.entries_under(dir);
-                mine.len() == theirs.len()
-                    && mine
-                        .iter()
-                        .zip(&theirs)
-                        .all(|((p, a), (q, b))| p == q && same(Some(a), Some(b)))
+                let mut mine = self.entries_under(dir);
+                let mut theirs = other.entries_under(dir);
+                loop {
+                    match (mine.next(), theirs.next()) {
+                        (None, None) => return true,
+                        (Some((p, a)), Some((q, b))) if p == q && same(Some(a), Some(b)) => {}
+                        _ => return false,
+                    }
+                }
             })
     }
 
-    fn entries_under(&self, dir: &str) -> Vec<(&str, &Content)> {
+    /// The files directly or indirectly under `dir`, without recording the listing. The paths
+    /// are sorted: the ones under `dir` are one range (each app's lookups walked every path of
+    /// the repository before).
+    fn entries_under<'a>(&'a self, dir: &str) -> impl Iterator<Item = (&'a str, &'a Content)> + 'a {
         let prefix = if dir.is_empty() {
             String::new()
         } else {
@@ -257,9 +262,8 @@ impl Revision {
                 std::ops::Bound::Included(prefix.as_str()),
                 std::ops::Bound::Unbounded,
             ))
-            .take_while(|(path, _)| path.starts_with(&prefix))
+            .take_while(move |(path, _)| path.starts_with(&prefix))
             .map(|(path, content)| (path.as_str(), content))
-            .collect()
     }
 
     /// The short form of the commit ID shown to people.
@@ -339,21 +343,7 @@ impl Revision {
         self.record(|r| {
             r.dirs.insert(dir.to_string());
         });
-        let prefix = if dir.is_empty() {
-            String::new()
-        } else {
-            format!("{dir}/")
-        };
-        // The paths are sorted: the ones under `dir` are one range (each app's lookups walked
-        // every path of the repository before).
-        self.files
-            .range::<str, _>((
-                std::ops::Bound::Included(prefix.as_str()),
-                std::ops::Bound::Unbounded,
-            ))
-            .map(|(path, _)| path)
-            .take_while(move |p| p.starts_with(&prefix))
-            .map(String::as_str)
+        self.entries_under(dir).map(|(path, _)| path)
     }
 }
 
