@@ -832,7 +832,7 @@ fn own_process(n: usize, idle: Duration, dev_rt: &Runtime, main_rt: &Runtime) ->
     });
     let cpu = process_cpu(pid);
     let rss_mib = proc_status_mib(pid, "VmRSS:");
-    main_rt.block_on(tokio::time::sleep(idle));
+    main_rt.block_on(async { tokio::time::sleep(idle).await });
     let idle_rss_mib = proc_status_mib(pid, "VmRSS:");
     let peak_mib = proc_status_mib(pid, "VmHWM:");
     drop(child);

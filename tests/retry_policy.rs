@@ -55,7 +55,7 @@ async fn wait_registrations(env: &TestEnv, n: usize) -> Vec<SystemTime> {
 }
 
 #[tokio::test]
-async fn a_forbidden_register_is_tried_once_per_revision_and_says_it_is_permanent() {
+async fn a_forbidden_register_is_not_retried_before_the_resync_and_says_it_is_permanent() {
     let mut env = TestEnv::new().await;
     env.control(
         "/faults",
@@ -65,7 +65,12 @@ async fn a_forbidden_register_is_tried_once_per_revision_and_says_it_is_permanen
     env.write("apps/web/app.yaml", &app_yaml("web", ""));
     env.write("apps/web/job.nomad.hcl", &web_jobspec("web", "nginx:1.27"));
     let v1 = env.commit("web");
-    env.start_drover().await;
+    let mut settings = env.settings();
+    // Retries of a transient failure would come every 100 ms; the resync is far away.
+    settings.nomad.max_retries = 0;
+    settings.controller.progress_interval = Duration::from_millis(100);
+    settings.controller.resync_interval = Duration::from_secs(600);
+    env.start_drover_with(settings).await;
     let failed = env
         .wait_app("web", "permanently failed at v1", |s| {
             s.revision == v1 && s.phase == Phase::SyncFailed { permanent: true }
@@ -75,13 +80,8 @@ async fn a_forbidden_register_is_tried_once_per_revision_and_says_it_is_permanen
         failed.errors.iter().any(|e| e.contains("403")),
         "{failed:#?}"
     );
-    // Two more cycles (the resync timer runs them) at the same revision: no second attempt.
-    let again = env.wait_full_cycle("web").await;
-    let again = env.wait_cycle_since("web", again.observed_at).await;
-    assert!(
-        again.phase == Phase::SyncFailed { permanent: true },
-        "{again:#?}"
-    );
+    // Fifteen progress intervals later: still one attempt.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(registrations(&env).await.len(), 1);
 
     // A new revision is tried once more, and again only once.
@@ -91,8 +91,7 @@ async fn a_forbidden_register_is_tried_once_per_revision_and_says_it_is_permanen
         s.revision == v2 && s.phase == Phase::SyncFailed { permanent: true }
     })
     .await;
-    let again = env.wait_full_cycle("web").await;
-    env.wait_cycle_since("web", again.observed_at).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(registrations(&env).await.len(), 2);
 
     // Once the cause is fixed, the next change in Git lands.
@@ -100,6 +99,40 @@ async fn a_forbidden_register_is_tried_once_per_revision_and_says_it_is_permanen
     env.write("apps/web/job.nomad.hcl", &web_jobspec("web", "nginx:1.29"));
     let v3 = env.commit("nginx 1.29");
     env.wait_synced_healthy("web", Some(&v3)).await;
+    env.shutdown().await;
+}
+
+/// A 403 is "permanent" for the facts drover sees, but its cause (an ACL policy, a token) is
+/// fixed in Nomad, where nothing drover watches changes: the resync tries it again, and once the
+/// cause is gone the revision lands without a new commit.
+#[tokio::test]
+async fn a_permanent_failure_is_tried_again_at_the_resync_and_lands_once_the_cause_is_fixed() {
+    let mut env = TestEnv::new().await;
+    env.control(
+        "/faults",
+        json!({"system": "nomad", "method": "POST", "path": "^/v1/jobs$", "kind": "forbidden"}),
+    )
+    .await;
+    env.write("apps/web/app.yaml", &app_yaml("web", ""));
+    env.write("apps/web/job.nomad.hcl", &web_jobspec("web", "nginx:1.27"));
+    let v1 = env.commit("web");
+    let mut settings = env.settings();
+    settings.nomad.max_retries = 0;
+    settings.controller.progress_interval = Duration::from_millis(100);
+    settings.controller.resync_interval = Duration::from_secs(1);
+    env.start_drover_with(settings).await;
+    env.wait_app("web", "permanently failed at v1", |s| {
+        s.revision == v1 && s.phase == Phase::SyncFailed { permanent: true }
+    })
+    .await;
+    let tries = wait_registrations(&env, 2).await;
+    let gap = tries[1].duration_since(tries[0]).unwrap_or_default();
+    assert!(
+        gap >= Duration::from_millis(900),
+        "the second try waited for the resync, not the progress interval: {gap:?}"
+    );
+    env.devstack.state().faults.clear();
+    env.wait_synced_healthy("web", Some(&v1)).await;
     env.shutdown().await;
 }
 

@@ -109,6 +109,23 @@ pub(crate) struct Draft {
     pub claims: Vec<(super::ResourceId, Origin)>,
 }
 
+impl Draft {
+    /// A copy without the app (what a load keeps to reuse the folder next time).
+    pub(crate) fn without_app(&self) -> Draft {
+        Draft {
+            name: self.name.clone(),
+            dir: self.dir.clone(),
+            file: self.file.clone(),
+            app: None,
+            diags: self.diags.clone(),
+            warnings: self.warnings.clone(),
+            depends_on: self.depends_on.clone(),
+            name_pos: self.name_pos,
+            claims: self.claims.clone(),
+        }
+    }
+}
+
 fn yaml_error(file: &str, e: yaml::YamlError) -> Diagnostic {
     Diagnostic {
         file: file.to_string(),

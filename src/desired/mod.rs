@@ -89,8 +89,11 @@ struct LoadMemo {
 
 #[derive(Debug)]
 struct FolderMemo {
-    /// The folder's draft before the repo-wide checks.
+    /// The folder's draft before the repo-wide checks, without its app: the app is taken from
+    /// the load's `apps` when reused (one copy of each app, not two).
     draft: manifest::Draft,
+    /// The draft had an app.
+    had_app: bool,
     reads: crate::source::Reads,
     /// The jobspec lint of the draft's app.
     lint: Vec<Diagnostic>,
@@ -165,21 +168,31 @@ pub fn load_after(
     let folders: Vec<String> = folders.into_iter().collect();
     let reusable = previous.and_then(|(rev, loaded)| {
         let memo = loaded.memo.as_ref()?;
-        (memo.defaults == defaults).then_some((rev, memo))
+        let apps: HashMap<&str, &LoadedApp> =
+            loaded.apps.iter().map(|a| (a.dir.as_str(), a)).collect();
+        (memo.defaults == defaults).then_some((rev, memo, apps))
     });
-    let memos: Vec<(bool, FolderMemo)> = on_all_cores(&folders, |folder| {
-        if let Some((before, memo)) = reusable
+    let loads: Vec<(bool, manifest::Draft, FolderMemo)> = on_all_cores(&folders, |folder| {
+        if let Some((before, memo, apps)) = &reusable
             && let Some(kept) = memo.folders.get(folder)
             && before.reads_same(revision, &kept.reads)
         {
-            return (
-                false,
-                FolderMemo {
-                    draft: kept.draft.clone(),
+            let app = match apps.get(kept.draft.dir.as_str()).map(|a| &a.result) {
+                Some(Ok(app)) if kept.had_app => Some(app.clone()),
+                _ => None,
+            };
+            // An app refused by a repo-wide check last time is not in `apps`: read it again.
+            if app.is_some() == kept.had_app {
+                let mut draft = kept.draft.without_app();
+                draft.app = app;
+                let memo = FolderMemo {
+                    draft: kept.draft.without_app(),
+                    had_app: kept.had_app,
                     reads: kept.reads.clone(),
                     lint: kept.lint.clone(),
-                },
-            );
+                };
+                return (false, draft, memo);
+            }
         }
         let recording = revision.recording();
         let draft = manifest::load_app(&recording, folder, &defaults);
@@ -187,12 +200,19 @@ pub fn load_after(
             (Some(app), true) => jobspec::lint_warnings(app, &defaults.traefik),
             _ => Vec::new(),
         };
-        let reads = recording.reads().unwrap_or_default();
-        (true, FolderMemo { draft, reads, lint })
+        let memo = FolderMemo {
+            draft: draft.without_app(),
+            had_app: draft.app.is_some(),
+            reads: recording.reads().unwrap_or_default(),
+            lint,
+        };
+        (true, draft, memo)
     });
-    let reloaded = memos.iter().filter(|(fresh, _)| *fresh).count();
-    let memos: Vec<FolderMemo> = memos.into_iter().map(|(_, memo)| memo).collect();
-    let mut drafts: Vec<manifest::Draft> = memos.iter().map(|m| m.draft.clone()).collect();
+    let reloaded = loads.iter().filter(|(fresh, _, _)| *fresh).count();
+    let (mut drafts, memos): (Vec<manifest::Draft>, Vec<FolderMemo>) = loads
+        .into_iter()
+        .map(|(_, draft, memo)| (draft, memo))
+        .unzip();
     repo_checks(&mut drafts, recorded_owners);
     let mut apps: Vec<LoadedApp> = drafts
         .into_iter()
@@ -596,6 +616,14 @@ mod tests {
             .filter(|a| a.name == "a" && a.result.is_err())
             .count();
         assert_eq!(refused, 2, "{:?}", loaded.apps);
+        // The clash resolved: the app refused last time is read again (its app was not kept).
+        let (loaded, n) = reload(&clash, &before);
+        assert_eq!(n, 1, "a, whose last load was refused");
+        assert!(
+            loaded.apps.iter().all(|a| a.result.is_ok()),
+            "{:?}",
+            loaded.apps
+        );
     }
 
     fn named(name: &str, dir: &str) -> LoadedApp {

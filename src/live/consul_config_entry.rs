@@ -31,7 +31,7 @@ pub(super) fn fold(
     index: u64,
     entries: Vec<ConfigEntry>,
 ) -> Folded {
-    let listed: HashMap<Key, ConfigEntry> = entries
+    let mut listed: HashMap<Key, ConfigEntry> = entries
         .into_iter()
         .map(|e| ((kind.to_string(), e.name().to_string()), e))
         .collect();
@@ -48,8 +48,19 @@ pub(super) fn fold(
             .cloned(),
     );
     let first = snapshot.config_kinds_ready.insert(kind.to_string());
-    snapshot.config_entries.retain(|(k, _), _| k != kind);
-    snapshot.config_entries.extend(listed);
+    // Only what changed is replaced: an unchanged entry stays shared with the snapshots that
+    // cycles still hold, and the copy just parsed is dropped (a first sync of 1,000 apps lists
+    // its kind after each write: replacing all 1,000 each time kept several copies alive).
+    for key in &changed {
+        match listed.remove(key) {
+            Some(entry) => {
+                snapshot.config_entries.insert(key.clone(), entry);
+            }
+            None => {
+                snapshot.config_entries.remove(key);
+            }
+        }
+    }
     snapshot.config_kinds_index.insert(kind.to_string(), index);
     // Writes this list has seen are the list's to tell from now on.
     snapshot
