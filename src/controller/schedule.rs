@@ -28,7 +28,7 @@ pub struct ControllerHandle {
 }
 
 /// Which apps each live key concerns: a change wakes its apps by lookup (asking each of 1,000
-/// apps whether a change concerns it, on every event of a first sync, was a tenth of drover's
+/// apps whether a change concerns it, on every event of a first sync, was a quarter of drover's
 /// CPU there).
 #[derive(Debug, Default)]
 struct InterestIndex {
@@ -97,8 +97,8 @@ struct AppHandle {
     manual: Arc<Mutex<bool>>,
     /// False while the app has left Git (its task prunes it): no manual sync then.
     in_git: Arc<AtomicBool>,
-    /// The jobs, volumes and config entries whose live changes can change this app's reconcile (see
-    /// [`interest`]); `None`: every change (not yet known, invalid, dependencies, removed).
+    /// The controller's index of the jobs, volumes and config entries whose live changes can
+    /// change each app's reconcile (see [`interest`]), shared by every app's handle.
     interest: Arc<Mutex<InterestIndex>>,
 }
 
