@@ -6,7 +6,7 @@ mod common;
 use std::time::{Duration, SystemTime};
 
 use common::{TestEnv, WAIT, app_yaml, web_jobspec};
-use drover::controller::Phase;
+use drover::controller::{AppStatus, Phase};
 use serde_json::{Value, json};
 
 /// Registrations (`POST /v1/jobs`) Nomad served so far, with when they arrived.
@@ -54,8 +54,9 @@ async fn wait_registrations(env: &TestEnv, n: usize) -> Vec<SystemTime> {
     }
 }
 
-#[tokio::test]
-async fn a_forbidden_register_is_not_retried_before_the_resync_and_says_it_is_permanent() {
+/// One app whose register Nomad answers 403, drover started with `resync` (a progress interval
+/// of 100 ms, no client retries): the environment, the commit and its permanent failure.
+async fn forbidden_register(resync: Duration) -> (TestEnv, String, AppStatus) {
     let mut env = TestEnv::new().await;
     env.control(
         "/faults",
@@ -66,16 +67,23 @@ async fn a_forbidden_register_is_not_retried_before_the_resync_and_says_it_is_pe
     env.write("apps/web/job.nomad.hcl", &web_jobspec("web", "nginx:1.27"));
     let v1 = env.commit("web");
     let mut settings = env.settings();
-    // Retries of a transient failure would come every 100 ms; the resync is far away.
     settings.nomad.max_retries = 0;
     settings.controller.progress_interval = Duration::from_millis(100);
-    settings.controller.resync_interval = Duration::from_secs(600);
+    settings.controller.resync_interval = resync;
     env.start_drover_with(settings).await;
     let failed = env
         .wait_app("web", "permanently failed at v1", |s| {
             s.revision == v1 && s.phase == Phase::SyncFailed { permanent: true }
         })
         .await;
+    (env, v1, failed)
+}
+
+#[tokio::test]
+async fn a_forbidden_register_is_not_retried_before_the_resync_and_says_it_is_permanent() {
+    // Retries of a transient failure would come every 100 ms; the resync is far away.
+    let (env, v1, failed) = forbidden_register(Duration::from_secs(600)).await;
+    assert_eq!(failed.revision, v1);
     assert!(
         failed.errors.iter().any(|e| e.contains("403")),
         "{failed:#?}"
@@ -107,24 +115,7 @@ async fn a_forbidden_register_is_not_retried_before_the_resync_and_says_it_is_pe
 /// cause is gone the revision lands without a new commit.
 #[tokio::test]
 async fn a_permanent_failure_is_tried_again_at_the_resync_and_lands_once_the_cause_is_fixed() {
-    let mut env = TestEnv::new().await;
-    env.control(
-        "/faults",
-        json!({"system": "nomad", "method": "POST", "path": "^/v1/jobs$", "kind": "forbidden"}),
-    )
-    .await;
-    env.write("apps/web/app.yaml", &app_yaml("web", ""));
-    env.write("apps/web/job.nomad.hcl", &web_jobspec("web", "nginx:1.27"));
-    let v1 = env.commit("web");
-    let mut settings = env.settings();
-    settings.nomad.max_retries = 0;
-    settings.controller.progress_interval = Duration::from_millis(100);
-    settings.controller.resync_interval = Duration::from_secs(1);
-    env.start_drover_with(settings).await;
-    env.wait_app("web", "permanently failed at v1", |s| {
-        s.revision == v1 && s.phase == Phase::SyncFailed { permanent: true }
-    })
-    .await;
+    let (env, v1, _) = forbidden_register(Duration::from_secs(1)).await;
     let tries = wait_registrations(&env, 2).await;
     let gap = tries[1].duration_since(tries[0]).unwrap_or_default();
     assert!(
