@@ -797,7 +797,7 @@ fn own_process(n: usize, idle: Duration, dev_rt: &Runtime, main_rt: &Runtime) ->
         .spawn()
         .map(KillOnDrop)
         .unwrap_or_else(|e| panic!("drover serve: {e}"));
-    let pid = child.0.id();
+    let pid = child.0.id().to_string();
     let url = format!("http://127.0.0.1:{port}/api/v1/apps");
     let converged = main_rt.block_on(async {
         let http = common::http_client();
@@ -830,11 +830,11 @@ fn own_process(n: usize, idle: Duration, dev_rt: &Runtime, main_rt: &Runtime) ->
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     });
-    let cpu = process_cpu(pid);
-    let rss_mib = proc_status_mib(pid, "VmRSS:");
+    let cpu = Cpu::of_process(&pid);
+    let rss_mib = proc_status_mib(&pid, "VmRSS:");
     main_rt.block_on(async { tokio::time::sleep(idle).await });
-    let idle_rss_mib = proc_status_mib(pid, "VmRSS:");
-    let peak_mib = proc_status_mib(pid, "VmHWM:");
+    let idle_rss_mib = proc_status_mib(&pid, "VmRSS:");
+    let peak_mib = proc_status_mib(&pid, "VmHWM:");
     drop(child);
     dev_rt.block_on(env.shutdown());
     dev_rt.block_on(s3.shutdown());
@@ -859,7 +859,7 @@ impl Drop for KillOnDrop {
 }
 
 /// A `/proc/<pid>/status` line's value in MiB (0 where /proc is unavailable).
-fn proc_status_mib(pid: u32, field: &str) -> u64 {
+fn proc_status_mib(pid: &str, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|status| {
@@ -869,22 +869,6 @@ fn proc_status_mib(pid: u32, field: &str) -> u64 {
                 .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
         })
         .map_or(0, |kib| kib / 1024)
-}
-
-/// `utime + stime` of process `pid`.
-fn process_cpu(pid: u32) -> Duration {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            // Fields after the command (which may hold spaces) are space-separated; utime and
-            // stime are the 14th and 15th fields, the 12th and 13th after the `)`.
-            let rest = s.rsplit_once(')')?.1;
-            let fields: Vec<&str> = rest.split_whitespace().collect();
-            let utime: u64 = fields.get(11)?.parse().ok()?;
-            let stime: u64 = fields.get(12)?.parse().ok()?;
-            Some(Duration::from_millis((utime + stime) * 10))
-        })
-        .unwrap_or_default()
 }
 
 struct SizeResult {
@@ -1005,15 +989,7 @@ fn one_change_scaling_failures(results: &[SizeResult]) -> Vec<String> {
 
 /// `VmRSS` of this process in MiB (0 where /proc is unavailable).
 fn resident_mib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        })
-        .map_or(0, |kib| kib / 1024)
+    proc_status_mib("self", "VmRSS:")
 }
 
 fn write_report(report: &Value) {

@@ -326,7 +326,12 @@ const TICKS_PER_SECOND: u64 = 100;
 impl Cpu {
     /// `utime + stime` of the whole process (`/proc/self/stat`, clock ticks).
     pub fn process() -> Duration {
-        std::fs::read_to_string("/proc/self/stat")
+        Self::of_process("self")
+    }
+
+    /// `utime + stime` of process `pid` (`self`: this one).
+    pub fn of_process(pid: &str) -> Duration {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
             .ok()
             .and_then(|s| stat_ticks(&s))
             .map(ticks)

@@ -87,7 +87,7 @@ impl Default for RepoDefaults {
 }
 
 /// One app after its own files were read, before repo-wide checks.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct Draft {
     /// The app name (or the folder name when unreadable).
     pub name: String,

@@ -167,14 +167,6 @@ pub struct Touched {
 const TOUCHED_KEYS_MAX: usize = 10_000;
 
 impl Touched {
-    /// Whether an app interested in `keys` (or in every change, `None`) must look again.
-    pub fn concerns(&self, keys: Option<&HashSet<Key>>) -> bool {
-        match keys {
-            None => true,
-            Some(keys) => self.all || keys.iter().any(|k| self.keys.contains(k)),
-        }
-    }
-
     fn add(&mut self, keys: impl IntoIterator<Item = Key>) {
         if self.all {
             return;
@@ -527,24 +519,20 @@ mod tests {
         ("default".to_string(), id.to_string())
     }
 
-    /// A live change wakes the apps of the jobs it touched, not every app; a change of the
-    /// cache as a whole (a list, readiness, an error) wakes all of them.
+    /// A live change names the keys it touched (the controller wakes their apps, see its
+    /// interest index); a change of the cache as a whole (a list, readiness, an error) is `all`.
     #[test]
-    fn a_change_concerns_the_apps_of_the_keys_it_touched() {
+    fn a_change_names_the_keys_it_touched() {
         let live = LiveStore::default();
         live.poke(vec![key("web")]);
         live.poke(vec![key("api")]);
         let touched = live.take_touched();
         assert!(!touched.all);
-        let web = HashSet::from([key("web")]);
-        let db = HashSet::from([key("db"), key("db-backup")]);
-        assert!(touched.concerns(Some(&web)));
-        assert!(!touched.concerns(Some(&db)), "another app's job");
-        assert!(touched.concerns(None), "an app that follows every change");
+        assert_eq!(touched.keys, HashSet::from([key("web"), key("api")]));
         assert_eq!(live.take_touched(), Touched::default(), "taken once");
         live.use_s3();
         let touched = live.take_touched();
-        assert!(touched.all && touched.concerns(Some(&db)));
+        assert!(touched.all);
         live.poke(
             (0..=TOUCHED_KEYS_MAX)
                 .map(|i| key(&format!("j{i}")))
